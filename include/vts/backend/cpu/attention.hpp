@@ -1,0 +1,122 @@
+#pragma once
+// Fused scaled-dot-product attention on the CPU, FlashAttention-style: for each (batch, head) the
+// queries are processed in row blocks; a block's scores live only in a per-task scratch matrix,
+// never as a B×H×N×N tensor. Forward saves the row log-sum-exp; backward recomputes the
+// probabilities from it.
+#include <Eigen/Core>
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#include "vts/backend/cpu/parallel.hpp"
+#include "vts/core/device.hpp"
+
+namespace vts {
+
+// Where one [B, H, N, d] operand lives: element (b, h, n, i) at data[b*sb + h*sh + n*sn + i].
+template <class T>
+struct HeadLayout {
+  T* data;
+  int64_t sb, sh, sn;
+};
+
+}  // namespace vts
+
+namespace vts::cpu {
+
+namespace detail {
+template <class T>
+using RowMatrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <class T>
+using RowsMap = Eigen::Map<RowMatrix<T>, 0, Eigen::OuterStride<>>;
+template <class T>
+using ConstRowsMap = Eigen::Map<const RowMatrix<T>, 0, Eigen::OuterStride<>>;
+
+constexpr int64_t kAttentionRowBlock = 64;
+}  // namespace detail
+
+// o = softmax(scale · q kᵀ) v per (b, h); lse[b, h, n] = log Σ_j exp(scale · q_n·k_j).
+template <class T>
+void attention_forward(Device, int64_t B, int64_t H, int64_t N, int64_t d, T scale, HeadLayout<const T> q,
+                       HeadLayout<const T> k, HeadLayout<const T> v, HeadLayout<T> o, T* lse) {
+  using namespace detail;
+  const int64_t blocks = (N + kAttentionRowBlock - 1) / kAttentionRowBlock;
+  parallel_for(0, B * H * blocks, 1, [&](int64_t t0, int64_t t1) {
+    RowMatrix<T> s;
+    for (int64_t task = t0; task < t1; ++task) {
+      const int64_t bh = task / blocks, blk = task % blocks, b = bh / H, h = bh % H;
+      const int64_t r0 = blk * kAttentionRowBlock, rn = std::min(kAttentionRowBlock, N - r0);
+      ConstRowsMap<T> qm(q.data + b * q.sb + h * q.sh + r0 * q.sn, rn, d, Eigen::OuterStride<>(q.sn));
+      ConstRowsMap<T> km(k.data + b * k.sb + h * k.sh, N, d, Eigen::OuterStride<>(k.sn));
+      ConstRowsMap<T> vm(v.data + b * v.sb + h * v.sh, N, d, Eigen::OuterStride<>(v.sn));
+      RowsMap<T> om(o.data + b * o.sb + h * o.sh + r0 * o.sn, rn, d, Eigen::OuterStride<>(o.sn));
+      s.resize(rn, N);
+      s.noalias() = (qm * km.transpose()) * scale;
+      T* lse_rows = lse + bh * N + r0;
+      for (int64_t r = 0; r < rn; ++r) {
+        T* row = s.data() + r * N;
+        T m = row[0];
+        for (int64_t j = 1; j < N; ++j) m = std::max(m, row[j]);
+        T sum = 0;
+        for (int64_t j = 0; j < N; ++j) {
+          row[j] = std::exp(row[j] - m);
+          sum += row[j];
+        }
+        const T inv = T(1) / sum;
+        for (int64_t j = 0; j < N; ++j) row[j] *= inv;
+        lse_rows[r] = m + std::log(sum);
+      }
+      om.noalias() = s * vm;
+    }
+  });
+}
+
+// Gradients of the forward above. dq, dk, dv are written (not accumulated).
+template <class T>
+void attention_backward(Device, int64_t B, int64_t H, int64_t N, int64_t d, T scale, HeadLayout<const T> q,
+                        HeadLayout<const T> k, HeadLayout<const T> v, HeadLayout<const T> o, const T* lse,
+                        HeadLayout<const T> dout, HeadLayout<T> dq, HeadLayout<T> dk, HeadLayout<T> dv) {
+  using namespace detail;
+  parallel_for(0, B * H, 1, [&](int64_t t0, int64_t t1) {
+    RowMatrix<T> p, dp;
+    Eigen::Matrix<T, Eigen::Dynamic, 1> delta;
+    for (int64_t bh = t0; bh < t1; ++bh) {
+      const int64_t b = bh / H, h = bh % H;
+      ConstRowsMap<T> km(k.data + b * k.sb + h * k.sh, N, d, Eigen::OuterStride<>(k.sn));
+      ConstRowsMap<T> vm(v.data + b * v.sb + h * v.sh, N, d, Eigen::OuterStride<>(v.sn));
+      RowsMap<T> dkm(dk.data + b * dk.sb + h * dk.sh, N, d, Eigen::OuterStride<>(dk.sn));
+      RowsMap<T> dvm(dv.data + b * dv.sb + h * dv.sh, N, d, Eigen::OuterStride<>(dv.sn));
+      dkm.setZero();
+      dvm.setZero();
+      for (int64_t r0 = 0; r0 < N; r0 += kAttentionRowBlock) {
+        const int64_t rn = std::min(kAttentionRowBlock, N - r0);
+        ConstRowsMap<T> qm(q.data + b * q.sb + h * q.sh + r0 * q.sn, rn, d, Eigen::OuterStride<>(q.sn));
+        ConstRowsMap<T> om(o.data + b * o.sb + h * o.sh + r0 * o.sn, rn, d, Eigen::OuterStride<>(o.sn));
+        ConstRowsMap<T> gm(dout.data + b * dout.sb + h * dout.sh + r0 * dout.sn, rn, d,
+                           Eigen::OuterStride<>(dout.sn));
+        RowsMap<T> dqm(dq.data + b * dq.sb + h * dq.sh + r0 * dq.sn, rn, d, Eigen::OuterStride<>(dq.sn));
+        p.resize(rn, N);
+        p.noalias() = (qm * km.transpose()) * scale;
+        const T* lse_rows = lse + bh * N + r0;
+        for (int64_t r = 0; r < rn; ++r) {
+          T* row = p.data() + r * N;
+          for (int64_t j = 0; j < N; ++j) row[j] = std::exp(row[j] - lse_rows[r]);
+        }
+        dvm.noalias() += p.transpose() * gm;
+        dp.resize(rn, N);
+        dp.noalias() = gm * vm.transpose();
+        delta = (gm.cwiseProduct(om)).rowwise().sum();
+        // dS = P ∘ (dP − δ), stored over dp.
+        for (int64_t r = 0; r < rn; ++r) {
+          T* dr = dp.data() + r * N;
+          const T* pr = p.data() + r * N;
+          for (int64_t j = 0; j < N; ++j) dr[j] = pr[j] * (dr[j] - delta(r)) * scale;
+        }
+        dqm.noalias() = dp * km;
+        dkm.noalias() += dp.transpose() * qm;
+      }
+    }
+  });
+}
+
+}  // namespace vts::cpu

@@ -1,0 +1,140 @@
+#pragma once
+// Row-wise kernels over contiguous [rows, n] buffers: softmax, log-softmax and LayerNorm, forward
+// and backward. Each row is independent, so rows are split across threads.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "vts/backend/cpu/parallel.hpp"
+#include "vts/core/device.hpp"
+
+namespace vts::cpu {
+
+namespace detail {
+inline int64_t row_grain(int64_t n) { return std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(n, 1)); }
+}  // namespace detail
+
+// y = softmax(x) per row (log_y = true: y = log_softmax(x)).
+template <class T>
+void softmax_rows(Device, const T* x, T* y, int64_t rows, int64_t n, bool log_y) {
+  parallel_for(0, rows, detail::row_grain(n), [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      const T* xr = x + r * n;
+      T* yr = y + r * n;
+      T m = xr[0];
+      for (int64_t i = 1; i < n; ++i) m = std::max(m, xr[i]);
+      T s = 0;
+      if (log_y) {
+        for (int64_t i = 0; i < n; ++i) s += std::exp(xr[i] - m);
+        const T lse = m + std::log(s);
+#pragma omp simd
+        for (int64_t i = 0; i < n; ++i) yr[i] = xr[i] - lse;
+      } else {
+        for (int64_t i = 0; i < n; ++i) {
+          yr[i] = std::exp(xr[i] - m);
+          s += yr[i];
+        }
+        const T inv = T(1) / s;
+#pragma omp simd
+        for (int64_t i = 0; i < n; ++i) yr[i] *= inv;
+      }
+    }
+  });
+}
+
+// Softmax backward: dx = y ∘ (g − Σ g∘y). Log-softmax backward: dx = g − exp(y) · Σ g.
+template <class T>
+void softmax_rows_backward(Device, const T* y, const T* g, T* dx, int64_t rows, int64_t n, bool log_y) {
+  parallel_for(0, rows, detail::row_grain(n), [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      const T* yr = y + r * n;
+      const T* gr = g + r * n;
+      T* dr = dx + r * n;
+      T s = 0;
+      if (log_y) {
+        for (int64_t i = 0; i < n; ++i) s += gr[i];
+        for (int64_t i = 0; i < n; ++i) dr[i] = gr[i] - std::exp(yr[i]) * s;
+      } else {
+#pragma omp simd reduction(+ : s)
+        for (int64_t i = 0; i < n; ++i) s += gr[i] * yr[i];
+#pragma omp simd
+        for (int64_t i = 0; i < n; ++i) dr[i] = yr[i] * (gr[i] - s);
+      }
+    }
+  });
+}
+
+// LayerNorm over each row: y = (x − μ)·rstd·w + b, rstd = 1/√(var + eps) with the biased variance.
+// Saves μ and rstd per row for the backward pass.
+template <class T>
+void layer_norm_rows(Device, const T* x, const T* w, const T* bias, T* y, T* mean, T* rstd, int64_t rows,
+                     int64_t n, T eps) {
+  parallel_for(0, rows, detail::row_grain(n), [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      const T* xr = x + r * n;
+      T* yr = y + r * n;
+      T s = 0;
+#pragma omp simd reduction(+ : s)
+      for (int64_t i = 0; i < n; ++i) s += xr[i];
+      const T mu = s / T(n);
+      T v = 0;
+#pragma omp simd reduction(+ : v)
+      for (int64_t i = 0; i < n; ++i) v += (xr[i] - mu) * (xr[i] - mu);
+      const T rs = T(1) / std::sqrt(v / T(n) + eps);
+      mean[r] = mu;
+      rstd[r] = rs;
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) yr[i] = (xr[i] - mu) * rs * w[i] + bias[i];
+    }
+  });
+}
+
+// LayerNorm backward. With x̂ = (x − μ)·rstd and ĝ = g∘w:
+//   dx = rstd · (ĝ − mean(ĝ) − x̂ · mean(ĝ∘x̂)),  dw = Σ_rows g∘x̂,  db = Σ_rows g.
+// dw and db are summed per thread into private rows and combined in thread order (deterministic).
+template <class T>
+void layer_norm_rows_backward(Device, const T* x, const T* w, const T* mean, const T* rstd, const T* g, T* dx,
+                              T* dw, T* db, int64_t rows, int64_t n) {
+  const int threads = std::max(1, std::min<int>(max_threads(), static_cast<int>(rows)));
+  std::vector<T> partial(static_cast<size_t>(2 * threads * n), T(0));
+  parallel_for(0, threads, 1, [&](int64_t tb, int64_t te) {
+    for (int64_t t = tb; t < te; ++t) {
+      T* pdw = partial.data() + 2 * t * n;
+      T* pdb = pdw + n;
+      const int64_t r0 = rows * t / threads, r1 = rows * (t + 1) / threads;
+      for (int64_t r = r0; r < r1; ++r) {
+        const T* xr = x + r * n;
+        const T* gr = g + r * n;
+        const T mu = mean[r], rs = rstd[r];
+        T sum_g = 0, sum_gx = 0;
+#pragma omp simd reduction(+ : sum_g, sum_gx)
+        for (int64_t i = 0; i < n; ++i) {
+          const T xh = (xr[i] - mu) * rs;
+          const T gh = gr[i] * w[i];
+          sum_g += gh;
+          sum_gx += gh * xh;
+          pdw[i] += gr[i] * xh;
+          pdb[i] += gr[i];
+        }
+        if (dx) {
+          T* dr = dx + r * n;
+          const T mg = sum_g / T(n), mgx = sum_gx / T(n);
+#pragma omp simd
+          for (int64_t i = 0; i < n; ++i) dr[i] = rs * (gr[i] * w[i] - mg - (xr[i] - mu) * rs * mgx);
+        }
+      }
+    }
+  });
+  if (dw) std::fill(dw, dw + n, T(0));
+  if (db) std::fill(db, db + n, T(0));
+  for (int t = 0; t < threads; ++t) {
+    const T* pdw = partial.data() + 2 * t * n;
+    for (int64_t i = 0; i < n; ++i) {
+      if (dw) dw[i] += pdw[i];
+      if (db) db[i] += pdw[n + i];
+    }
+  }
+}
+
+}  // namespace vts::cpu

@@ -1,0 +1,91 @@
+#pragma once
+// Scaled-dot-product attention as one op.
+//   attention(q, k, v [B, H, N, d]) -> [B, H, N, d]; softmax(q kᵀ / √d) v. Any strides with a
+//     unit stride along d are read in place. Saves q, k, v, the output and the row log-sum-exp.
+//   self_attention_packed(qkv [B, N, 3·H·d], H) -> [B, N, H·d]: the ViT layout, where one linear
+//     layer produced q, k and v side by side. Heads are read from and gradients written into the
+//     packed layout directly, so neither direction splits, permutes or concatenates tensors.
+#include <cmath>
+#include <vector>
+
+#include "vts/backend/cpu/attention.hpp"
+#include "vts/core/tensor.hpp"
+
+namespace vts {
+
+namespace detail {
+template <class T, class D>
+HeadLayout<const T> heads_of(const Tensor<T, D>& t) {
+  return {t.data(), t.strides()[0], t.strides()[1], t.strides()[2]};
+}
+template <class T, class D>
+HeadLayout<T> heads_of_mut(const Tensor<T, D>& t) {
+  return {t.data(), t.strides()[0], t.strides()[1], t.strides()[2]};
+}
+template <class T, class D>
+Tensor<T, D> unit_inner_stride(const Tensor<T, D>& t) {
+  return t.strides().back() == 1 ? t.detach() : t.clone_nograd();
+}
+// An uninitialised [B, H, N, d] tensor stored as [B, N, H, d]: merging heads afterwards is free.
+template <class T, class D>
+Tensor<T, D> empty_heads(int64_t B, int64_t H, int64_t N, int64_t d) {
+  return Tensor<T, D>::empty(Shape{B, N, H, d}).permute({0, 2, 1, 3});
+}
+}  // namespace detail
+
+template <class T, class D>
+Tensor<T, D> attention(const Tensor<T, D>& q, const Tensor<T, D>& k, const Tensor<T, D>& v) {
+  VTS_CHECK_SHAPE(q.ndim() == 4 && k.shape() == q.shape() && v.shape() == q.shape(),
+                  "attention: q, k, v must share one [B, H, N, d] shape, found ", q.shape().str(), ", ",
+                  k.shape().str(), ", ", v.shape().str());
+  const int64_t B = q.size(0), H = q.size(1), N = q.size(2), d = q.size(3);
+  const T scale = T(1) / std::sqrt(T(d));
+  Tensor<T, D> qs = detail::unit_inner_stride(q), ks = detail::unit_inner_stride(k),
+               vs = detail::unit_inner_stride(v);
+  Tensor<T, D> out = detail::empty_heads<T, D>(B, H, N, d);
+  Tensor<T, D> lse = Tensor<T, D>::empty(Shape{B, H, N});
+  attention_forward(D{}, B, H, N, d, scale, detail::heads_of(qs), detail::heads_of(ks), detail::heads_of(vs),
+                    detail::heads_of_mut(out), lse.data());
+  return record(out, "attention", {&q, &k, &v},
+                [qs, ks, vs, od = out.detach(), lse, B, H, N, d, scale](const Tensor<T, D>& g) {
+                  Tensor<T, D> gs = detail::unit_inner_stride(g);
+                  Tensor<T, D> dq = Tensor<T, D>::empty(Shape{B, H, N, d}), dk = Tensor<T, D>::empty(Shape{B, H, N, d}),
+                               dv = Tensor<T, D>::empty(Shape{B, H, N, d});
+                  attention_backward(D{}, B, H, N, d, scale, detail::heads_of(qs), detail::heads_of(ks),
+                                     detail::heads_of(vs), detail::heads_of(od), lse.data(), detail::heads_of(gs),
+                                     detail::heads_of_mut(dq), detail::heads_of_mut(dk), detail::heads_of_mut(dv));
+                  return std::vector<Tensor<T, D>>{dq, dk, dv};
+                });
+}
+
+template <class T, class D>
+Tensor<T, D> self_attention_packed(const Tensor<T, D>& qkv, int64_t heads) {
+  VTS_CHECK_SHAPE(qkv.ndim() == 3 && qkv.size(2) % (3 * heads) == 0, "self_attention_packed: expected [B, N, 3·",
+                  heads, "·d], found ", qkv.shape().str());
+  const int64_t B = qkv.size(0), N = qkv.size(1), dim = qkv.size(2) / 3, d = dim / heads;
+  const T scale = T(1) / std::sqrt(T(d));
+  Tensor<T, D> x = qkv.contiguous_nograd();
+  const int64_t sb = N * 3 * dim, sn = 3 * dim;
+  auto part = [&](const Tensor<T, D>& t, int which) {
+    return HeadLayout<const T>{t.data() + which * dim, sb, d, sn};
+  };
+  Tensor<T, D> out = Tensor<T, D>::empty(Shape{B, N, dim});
+  const HeadLayout<T> out_heads{out.data(), N * dim, d, dim};
+  Tensor<T, D> lse = Tensor<T, D>::empty(Shape{B, heads, N});
+  attention_forward(D{}, B, heads, N, d, scale, part(x, 0), part(x, 1), part(x, 2), out_heads, lse.data());
+  return record(out, "self_attention_packed", {&qkv},
+                [x, od = out.detach(), lse, B, N, dim, d, heads, scale, sb, sn](const Tensor<T, D>& g) {
+                  Tensor<T, D> gc = g.contiguous_nograd();
+                  Tensor<T, D> dx = Tensor<T, D>::empty(x.shape());
+                  auto in = [&](const Tensor<T, D>& t, int which) {
+                    return HeadLayout<const T>{t.data() + which * dim, sb, d, sn};
+                  };
+                  auto grad = [&](int which) { return HeadLayout<T>{dx.data() + which * dim, sb, d, sn}; };
+                  const HeadLayout<const T> o_heads{od.data(), N * dim, d, dim}, g_heads{gc.data(), N * dim, d, dim};
+                  attention_backward(D{}, B, heads, N, d, scale, in(x, 0), in(x, 1), in(x, 2), o_heads, lse.data(),
+                                     g_heads, grad(0), grad(1), grad(2));
+                  return std::vector<Tensor<T, D>>{dx};
+                });
+}
+
+}  // namespace vts

@@ -1,0 +1,147 @@
+#pragma once
+// Matrix products.
+//   matmul(a [..., M, K], b [..., K, N]) -> [..., M, N]; batch axes broadcast. Saves a and b.
+//   linear(x [..., in], w [out, in], b [out] or undefined) -> [..., out] = x·wᵀ + b, the layer
+//   primitive: one GEMM forward, two GEMMs and a column sum backward. Saves x and w.
+// Transposed operands are passed to the GEMM as column-major views, never copied.
+#include <vector>
+
+#include "vts/backend/cpu/gemm.hpp"
+#include "vts/backend/cpu/parallel.hpp"
+#include "vts/core/tensor.hpp"
+#include "vts/ops/elementwise.hpp"
+#include "vts/ops/reduce.hpp"
+
+namespace vts {
+
+namespace detail {
+
+template <class T, class D>
+MatrixRef<T> matrix_ref(const Tensor<T, D>& t, int64_t batch_offset) {
+  const int n = t.ndim();
+  return {t.data() + batch_offset, t.shape()[n - 2], t.shape()[n - 1], t.strides()[static_cast<size_t>(n - 2)],
+          t.strides()[static_cast<size_t>(n - 1)]};
+}
+
+// A matrix view the GEMM can read directly (unit stride along rows or columns).
+template <class T, class D>
+Tensor<T, D> gemm_ready(const Tensor<T, D>& t) {
+  const int n = t.ndim();
+  const int64_t rs = t.strides()[static_cast<size_t>(n - 2)], cs = t.strides()[static_cast<size_t>(n - 1)];
+  if (cs == 1 || rs == 1 || t.shape()[n - 1] == 1 || t.shape()[n - 2] == 1) return t;
+  return t.clone_nograd();
+}
+
+// out[batch] = a[batch] · b[batch] with broadcast batch axes; no graph.
+template <class T, class D>
+Tensor<T, D> matmul_nograd(Tensor<T, D> a, Tensor<T, D> b) {
+  VTS_CHECK_SHAPE(a.ndim() >= 2 && b.ndim() >= 2, "matmul needs at least 2-D operands, found ", a.shape().str(),
+                  " and ", b.shape().str());
+  const int64_t M = a.size(-2), K = a.size(-1), N = b.size(-1);
+  VTS_CHECK_SHAPE(b.size(-2) == K, "matmul: inner dimensions differ: ", a.shape().str(), " times ", b.shape().str());
+  a = gemm_ready(a);
+  b = gemm_ready(b);
+  const Shape batch_a(std::vector<int64_t>(a.shape().begin(), a.shape().end() - 2));
+  const Shape batch_b(std::vector<int64_t>(b.shape().begin(), b.shape().end() - 2));
+  const Shape batch = broadcast_shapes(batch_a, batch_b);
+  Shape out_shape = batch;
+  out_shape.push_back(M);
+  out_shape.push_back(N);
+  Tensor<T, D> out = Tensor<T, D>::empty(out_shape);
+  const int64_t nb = batch.numel();
+  // Batch offsets of a and b under broadcasting.
+  auto batch_offsets = [&](const Tensor<T, D>& t, const Shape& tb) {
+    std::vector<int64_t> offs(static_cast<size_t>(nb));
+    const int lead = batch.ndim() - tb.ndim();
+    for (int64_t i = 0; i < nb; ++i) {
+      int64_t r = i, off = 0;
+      for (int d = batch.ndim() - 1; d >= 0; --d) {
+        const int64_t idx = r % batch[d];
+        r /= batch[d];
+        const int td = d - lead;
+        if (td >= 0 && tb[td] != 1) off += idx * t.strides()[static_cast<size_t>(td)];
+      }
+      offs[static_cast<size_t>(i)] = off;
+    }
+    return offs;
+  };
+  const auto offs_a = batch_offsets(a, batch_a), offs_b = batch_offsets(b, batch_b);
+  auto one = [&](int64_t i) {
+    gemm(D{}, matrix_ref(a, offs_a[static_cast<size_t>(i)]), matrix_ref(b, offs_b[static_cast<size_t>(i)]),
+              out.data() + i * M * N, N, T(1), T(0));
+  };
+  if (nb == 1) {
+    one(0);
+  } else {
+    // Many small products: one per thread, each GEMM single-threaded (Eigen does not nest).
+    cpu::parallel_for(0, nb, 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t i = b0; i < b1; ++i) one(i);
+    });
+  }
+  return out;
+}
+
+}  // namespace detail
+
+template <class T, class D>
+Tensor<T, D> matmul(const Tensor<T, D>& a, const Tensor<T, D>& b) {
+  Tensor<T, D> out = detail::matmul_nograd(a, b);
+  return record(out, "matmul", {&a, &b},
+                [ad = a.detach(), bd = b.detach(), ga = needs_grad(a), gb = needs_grad(b)](const Tensor<T, D>& g) {
+                  Tensor<T, D> da, db;
+                  if (ga) da = sum_to(detail::matmul_nograd(g, bd.transpose(-2, -1)), ad.shape());
+                  if (gb) db = sum_to(detail::matmul_nograd(ad.transpose(-2, -1), g), bd.shape());
+                  return std::vector<Tensor<T, D>>{da, db};
+                });
+}
+
+template <class T, class D>
+Tensor<T, D> linear(const Tensor<T, D>& x, const Tensor<T, D>& w, const Tensor<T, D>& bias = Tensor<T, D>()) {
+  VTS_CHECK_SHAPE(w.ndim() == 2, "linear: weight must be [out, in], found ", w.shape().str());
+  const int64_t in = w.size(1), out_features = w.size(0);
+  VTS_CHECK_SHAPE(x.ndim() >= 1 && x.size(-1) == in, "linear: input ", x.shape().str(), " does not end in ", in,
+                  " features (weight ", w.shape().str(), ")");
+  VTS_CHECK_SHAPE(!bias.defined() || bias.shape() == Shape{out_features}, "linear: bias shape ",
+                  bias.defined() ? bias.shape().str() : "", " does not match [", out_features, "]");
+  const int64_t M = x.numel() / in;
+  Tensor<T, D> x2 = x.contiguous_nograd().reshape(Shape{M, in}).detach();
+  Tensor<T, D> w2 = detail::gemm_ready(w.detach());
+  Shape out_shape = x.shape();
+  out_shape[out_shape.ndim() - 1] = out_features;
+  Tensor<T, D> out = Tensor<T, D>::empty(out_shape);
+  T beta = T(0);
+  if (bias.defined()) {
+    // Seed C with the bias rows so the GEMM adds into it (beta = 1): no extra pass over the output.
+    const Strides row_bcast{0, 1};
+    Tensor<T, D> bc = bias.contiguous_nograd();
+    copy_strided(D{}, Shape{M, out_features}, bc.data(), row_bcast.data(), out.data(),
+                 contiguous_strides(Shape{M, out_features}).data());
+    beta = T(1);
+  }
+  const auto wt = MatrixRef<T>{w2.data(), in, out_features, w2.strides()[1], w2.strides()[0]};
+  gemm(D{}, MatrixRef<T>{x2.data(), M, in, in, 1}, wt, out.data(), out_features, T(1), beta);
+  return record(out, "linear", {&x, &w, &bias},
+                [x2, w2, M, in, out_features, x_shape = x.shape(), gx = needs_grad(x), gw = needs_grad(w),
+                 gb = needs_grad(bias)](const Tensor<T, D>& g) {
+                  Tensor<T, D> g2 = g.contiguous_nograd();
+                  const MatrixRef<T> gref{g2.data(), M, out_features, out_features, 1};
+                  Tensor<T, D> dx, dw, db;
+                  if (gx) {
+                    dx = Tensor<T, D>::empty(x_shape);
+                    gemm(D{}, gref, MatrixRef<T>{w2.data(), out_features, in, w2.strides()[0], w2.strides()[1]},
+                              dx.data(), in, T(1), T(0));
+                  }
+                  if (gw) {
+                    dw = Tensor<T, D>::empty(Shape{out_features, in});
+                    gemm(D{}, MatrixRef<T>{g2.data(), out_features, M, 1, out_features},
+                              MatrixRef<T>{x2.data(), M, in, in, 1}, dw.data(), in, T(1), T(0));
+                  }
+                  if (gb) {
+                    db = Tensor<T, D>::empty(Shape{out_features});
+                    sum_middle(D{}, g2.data(), 1, M, out_features, db.data());
+                  }
+                  return std::vector<Tensor<T, D>>{dx, dw, db};
+                });
+}
+
+}  // namespace vts
