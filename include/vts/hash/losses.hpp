@@ -1,0 +1,352 @@
+#pragma once
+// The six hashing losses of hashing-spec §2, as policy types for the trainer.
+//
+// Every loss is called as loss(u, labels, indices, epoch) with u [B, K] the raw network outputs,
+// labels [B, C] multi-hot (constants), indices the batch items' positions in the training set
+// (for memory banks) and the 0-based epoch. It returns a scalar tensor. Memory banks are written
+// before the loss is computed and are constants in backprop. `state(f)` visits the tensors a
+// checkpoint must keep (banks, centers, classifier); `parameters()` lists the trainable tensors a
+// loss owns (GreedyHash's classifier).
+//
+// Defaults are the corrected semantics of DeepHash-pytorch HEAD. `reference_compat = true` gives
+// the behaviour of the VTS paper's own code where it differs (spec §7.3): DSH's zero-gradient
+// quantization term, HashNet's memory-bank loss with the scale fixed at 1, and GreedyHash's
+// classifier frozen at its random init.
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "vts/hash/centers.hpp"
+#include "vts/nn/init.hpp"
+#include "vts/ops/elementwise.hpp"
+#include "vts/ops/indexing.hpp"
+#include "vts/ops/matmul.hpp"
+#include "vts/ops/softmax.hpp"
+
+namespace vts::hash::loss {
+
+struct Config {
+  int64_t bits = 64;
+  int64_t classes = 10;
+  int64_t train_size = 0;      // N, rows of the memory banks
+  bool multi_label = false;    // CSQ/DPN label→center rule (nuswide_21, nuswide_21_m, coco)
+  bool reference_compat = false;
+  std::string dataset;         // informational; GreedyHash's imagenet α
+};
+
+namespace detail {
+template <class T, class D>
+Tensor<T, D> indicator(const Tensor<T, D>& x, bool (*pred)(T)) {
+  return map(x, [pred](T v) { return pred(v) ? T(1) : T(0); });
+}
+
+// Zero-initialised memory bank [rows, width].
+template <class T, class D>
+Tensor<T, D> bank(int64_t rows, int64_t width) {
+  return Tensor<T, D>::zeros(Shape{rows, width});
+}
+
+template <class T, class D>
+void check_batch(const char* loss, const Tensor<T, D>& u, const Tensor<T, D>& y, const std::vector<int64_t>& ind,
+                 int64_t K, int64_t C) {
+  VTS_CHECK_SHAPE(u.ndim() == 2 && u.size(1) == K, loss, ": outputs must be [batch, ", K, "], found ",
+                  u.shape().str());
+  VTS_CHECK_SHAPE(y.ndim() == 2 && y.size(0) == u.size(0) && y.size(1) == C, loss, ": labels must be [",
+                  u.size(0), ", ", C, "], found ", y.shape().str());
+  VTS_CHECK_SHAPE(static_cast<int64_t>(ind.size()) == u.size(0), loss, ": ", ind.size(), " indices for a batch of ",
+                  u.size(0));
+}
+
+template <class T, class D>
+Tensor<T, D> tensor_from_rows(const std::vector<float>& values, int64_t rows, int64_t cols) {
+  std::vector<T> v(values.begin(), values.end());
+  return Tensor<T, D>::from_vector(v, Shape{rows, cols});
+}
+}  // namespace detail
+
+// ---- DSH (§2.1) ---------------------------------------------------------------------------------
+template <class T = float, class D = Cpu>
+class Dsh {
+ public:
+  using tensor_type = Tensor<T, D>;
+  static constexpr const char* name = "dsh";
+  T alpha = T(0.1);
+
+  Dsh(const Config& cfg, Generator&)
+      : cfg_(cfg), margin_(T(2 * cfg.bits)), U_(detail::bank<T, D>(cfg.train_size, cfg.bits)),
+        Y_(detail::bank<T, D>(cfg.train_size, cfg.classes)) {}
+
+  tensor_type operator()(const tensor_type& u, const tensor_type& y, const std::vector<int64_t>& ind, int) {
+    detail::check_batch(name, u, y, ind, cfg_.bits, cfg_.classes);
+    index_copy_(U_, ind, u.detach());
+    index_copy_(Y_, ind, y);
+    const tensor_type similar = detail::indicator<T, D>(matmul(y, Y_.t()), [](T v) { return v > T(0); });
+    const tensor_type bank_sq = sum(U_ * U_, {1}).reshape(Shape{1, -1});
+    const tensor_type dist = sum(u * u, {1}, true) - T(2) * matmul(u, U_.t()) + bank_sq;
+    const tensor_type pair = T(0.5) * similar * dist + T(0.5) * (T(1) - similar) * clamp_min(margin_ - dist, T(0));
+    // Reference code: α·mean|1 − sign(u)|, whose gradient is zero.
+    const tensor_type quant = cfg_.reference_compat ? abs(T(1) - sign(u)) : abs(T(1) - abs(u));
+    return mean(pair) + alpha * mean(quant);
+  }
+  std::vector<tensor_type> parameters() { return {}; }
+  template <class F>
+  void state(F&& f) {
+    f("U", U_);
+    f("Y", Y_);
+  }
+
+ private:
+  Config cfg_;
+  T margin_;
+  tensor_type U_, Y_;
+};
+
+// ---- HashNet (§2.2) ---------------------------------------------------------------------------
+template <class T = float, class D = Cpu>
+class HashNet {
+ public:
+  using tensor_type = Tensor<T, D>;
+  static constexpr const char* name = "hashnet";
+  T alpha = T(0.1);
+  int step_continuation = 20;
+
+  HashNet(const Config& cfg, Generator&) : cfg_(cfg) {
+    if (cfg.reference_compat) {
+      U_ = detail::bank<T, D>(cfg.train_size, cfg.bits);
+      Y_ = detail::bank<T, D>(cfg.train_size, cfg.classes);
+    }
+  }
+
+  // tanh(scale·u) with scale = √(⌊epoch/20⌋ + 1); the reference code never updates it (scale 1).
+  T scale(int epoch) const {
+    return cfg_.reference_compat ? T(1) : std::sqrt(T(epoch / step_continuation + 1));
+  }
+
+  tensor_type operator()(const tensor_type& u, const tensor_type& y, const std::vector<int64_t>& ind, int epoch) {
+    detail::check_batch(name, u, y, ind, cfg_.bits, cfg_.classes);
+    const tensor_type h = tanh(u * scale(epoch));
+    tensor_type similar, theta;
+    if (cfg_.reference_compat) {
+      index_copy_(U_, ind, h.detach());
+      index_copy_(Y_, ind, y);
+      similar = detail::indicator<T, D>(matmul(y, Y_.t()), [](T v) { return v > T(0); });
+      theta = alpha * matmul(h, U_.t());
+    } else {
+      similar = detail::indicator<T, D>(matmul(y, y.t()), [](T v) { return v > T(0); });
+      theta = alpha * matmul(h, h.t());  // gradient through both factors
+    }
+    const tensor_type pair = softplus(theta) - similar * theta;
+    // mean over positive pairs + mean over negative pairs (the class-balance weighting).
+    const T positives = sum(similar).item(), negatives = T(similar.numel()) - positives;
+    tensor_type loss = sum(pair * similar) / positives;
+    if (negatives > T(0)) loss = loss + sum(pair * (T(1) - similar)) / negatives;
+    return loss;
+  }
+  std::vector<tensor_type> parameters() { return {}; }
+  template <class F>
+  void state(F&& f) {
+    if (U_.defined()) {
+      f("U", U_);
+      f("Y", Y_);
+    }
+  }
+
+ private:
+  Config cfg_;
+  tensor_type U_, Y_;
+};
+
+// ---- GreedyHash (§2.3) ------------------------------------------------------------------------
+template <class T = float, class D = Cpu>
+class GreedyHash {
+ public:
+  using tensor_type = Tensor<T, D>;
+  static constexpr const char* name = "greedyhash";
+  T alpha = T(0.1);
+
+  GreedyHash(const Config& cfg, Generator& gen)
+      : cfg_(cfg), W_(tensor_type::empty(Shape{cfg.classes, cfg.bits})) {
+    // PyTorch's default Linear init without bias: U(−1/√K, 1/√K).
+    nn::init::linear_(W_, tensor_type(), gen);
+    if (!cfg.reference_compat) W_.requires_grad_();
+  }
+
+  tensor_type operator()(const tensor_type& u, const tensor_type& y, const std::vector<int64_t>& ind, int) {
+    detail::check_batch(name, u, y, ind, cfg_.bits, cfg_.classes);
+    const tensor_type b = sign_ste(u);
+    const std::vector<T> labels = y.to_vector();
+    std::vector<int64_t> targets(static_cast<size_t>(u.size(0)));
+    std::vector<float> row(static_cast<size_t>(cfg_.classes));
+    for (int64_t i = 0; i < u.size(0); ++i) {
+      for (int64_t c = 0; c < cfg_.classes; ++c) row[static_cast<size_t>(c)] = float(labels[static_cast<size_t>(i * cfg_.classes + c)]);
+      targets[static_cast<size_t>(i)] = first_argmax(row.data(), cfg_.classes);
+    }
+    const tensor_type ce = cross_entropy(linear(b, W_), targets);
+    return ce + alpha * mean(pow(abs(abs(u) - T(1)), T(3)));
+  }
+  // The classifier trains with the network (HEAD); the reference code leaves it out (frozen).
+  std::vector<tensor_type> parameters() {
+    return cfg_.reference_compat ? std::vector<tensor_type>{} : std::vector<tensor_type>{W_};
+  }
+  template <class F>
+  void state(F&& f) {
+    f("W", W_);
+  }
+
+ private:
+  Config cfg_;
+  tensor_type W_;
+};
+
+// ---- IDHN (§2.4) ------------------------------------------------------------------------------
+template <class T = float, class D = Cpu>
+class Idhn {
+ public:
+  using tensor_type = Tensor<T, D>;
+  static constexpr const char* name = "idhn";
+  T alpha = T(0.5), gamma = T(0.1), lambda = T(0.1);
+
+  Idhn(const Config& cfg, Generator&)
+      : cfg_(cfg), U_(detail::bank<T, D>(cfg.train_size, cfg.bits)),
+        Y_(detail::bank<T, D>(cfg.train_size, cfg.classes)) {}
+
+  tensor_type operator()(const tensor_type& u, const tensor_type& y, const std::vector<int64_t>& ind, int) {
+    detail::check_batch(name, u, y, ind, cfg_.bits, cfg_.classes);
+    const T K = T(cfg_.bits);
+    const tensor_type v = softsign(u);
+    index_copy_(U_, ind, v.detach());
+    index_copy_(Y_, ind, y);
+    const tensor_type y_norm = sqrt(sum(y * y, {1}, true));
+    const tensor_type bank_norm = sqrt(sum(Y_ * Y_, {1})).reshape(Shape{1, -1});
+    const tensor_type s = matmul(y, Y_.t()) / (matmul(y_norm, bank_norm) + T(1e-5));
+    const tensor_type hard = detail::indicator<T, D>(s, [](T x) { return x > T(0.99) || x < T(0.01); });
+    const tensor_type theta = alpha * matmul(v, U_.t());
+    const tensor_type ce = softplus(theta) - s * theta;
+    const tensor_type mse = pow(theta + (K - T(2) * K * s), T(2));
+    const tensor_type pair = hard * ce + gamma * (T(1) - hard) * mse;
+    return mean(pair) + lambda * mean(abs(abs(v) - T(1)));
+  }
+  std::vector<tensor_type> parameters() { return {}; }
+  template <class F>
+  void state(F&& f) {
+    f("U", U_);
+    f("Y", Y_);
+  }
+
+ private:
+  Config cfg_;
+  tensor_type U_, Y_;
+};
+
+// ---- CSQ (§2.5) -------------------------------------------------------------------------------
+template <class T = float, class D = Cpu>
+class Csq {
+ public:
+  using tensor_type = Tensor<T, D>;
+  static constexpr const char* name = "csq";
+  T lambda = T(1e-4);
+
+  Csq(const Config& cfg, Generator& gen)
+      : cfg_(cfg), assigner_(csq_centers(cfg.classes, cfg.bits, gen), cfg.multi_label, gen) {}
+
+  tensor_type operator()(const tensor_type& u, const tensor_type& y, const std::vector<int64_t>& ind, int) {
+    detail::check_batch(name, u, y, ind, cfg_.bits, cfg_.classes);
+    const tensor_type h = tanh(u);
+    const tensor_type target = centers_for(y);
+    const tensor_type center_loss = binary_cross_entropy((h + T(1)) * T(0.5), (target + T(1)) * T(0.5));
+    const tensor_type quant = mean(pow(abs(h) - T(1), T(2)));
+    return center_loss + lambda * quant;
+  }
+  tensor_type centers_for(const tensor_type& y) const {
+    const std::vector<T> yv = y.to_vector();
+    return detail::tensor_from_rows<T, D>(assigner_.assign(std::vector<float>(yv.begin(), yv.end()), y.size(0)),
+                                          y.size(0), cfg_.bits);
+  }
+  const CenterAssigner& assigner() const { return assigner_; }
+  std::vector<tensor_type> parameters() { return {}; }
+  template <class F>
+  void state(F&& f) {
+    tensor_type centers = center_tensor();
+    f("centers", centers);
+  }
+
+ private:
+  tensor_type center_tensor() const {
+    std::vector<float> flat;
+    for (const auto& row : assigner_.centers()) flat.insert(flat.end(), row.begin(), row.end());
+    return detail::tensor_from_rows<T, D>(flat, assigner_.classes(), cfg_.bits);
+  }
+  Config cfg_;
+  CenterAssigner assigner_;
+};
+
+// ---- DPN (§2.6) -------------------------------------------------------------------------------
+template <class T = float, class D = Cpu>
+class Dpn {
+ public:
+  using tensor_type = Tensor<T, D>;
+  static constexpr const char* name = "dpn";
+  T margin = T(1);
+  double p = 0.5;
+  bool adaptive_targets = false;  // the "-A" variant: targets re-estimated from the bank each epoch
+
+  Dpn(const Config& cfg, Generator& gen)
+      : cfg_(cfg), assigner_(dpn_targets(cfg.classes, cfg.bits, 0.5, gen), cfg.multi_label, gen),
+        U_(detail::bank<T, D>(cfg.train_size, cfg.bits)), Y_(detail::bank<T, D>(cfg.train_size, cfg.classes)) {}
+
+  tensor_type operator()(const tensor_type& u, const tensor_type& y, const std::vector<int64_t>& ind, int) {
+    detail::check_batch(name, u, y, ind, cfg_.bits, cfg_.classes);
+    index_copy_(U_, ind, u.detach());
+    index_copy_(Y_, ind, y);
+    const std::vector<T> yv = y.to_vector();
+    const tensor_type t = detail::tensor_from_rows<T, D>(
+        assigner_.assign(std::vector<float>(yv.begin(), yv.end()), y.size(0)), y.size(0), cfg_.bits);
+    return mean(clamp_min(margin - u * t, T(0)));
+  }
+
+  // DPN-A: U ← sign(U)·1[|U| > m], then each class target ← sign(Σ of its images' ternary codes).
+  void end_epoch() {
+    if (!adaptive_targets) return;
+    NoGradGuard guard;
+    const T m = margin;
+    U_.copy_(map(U_, [m](T v) { return (v > m) ? T(1) : (v < -m ? T(-1) : T(0)); }));
+    const std::vector<T> sums = matmul(Y_.t(), U_).to_vector();
+    auto& centers = assigner_.centers();
+    for (int64_t c = 0; c < cfg_.classes; ++c)
+      for (int64_t k = 0; k < cfg_.bits; ++k) {
+        const T s = sums[static_cast<size_t>(c * cfg_.bits + k)];
+        centers[static_cast<size_t>(c)][static_cast<size_t>(k)] = static_cast<float>((s > 0) - (s < 0));
+      }
+  }
+  std::vector<tensor_type> parameters() { return {}; }
+  template <class F>
+  void state(F&& f) {
+    f("U", U_);
+    f("Y", Y_);
+  }
+
+ private:
+  Config cfg_;
+  CenterAssigner assigner_;
+  tensor_type U_, Y_;
+};
+
+// Calls f.template operator()<Loss>() with the loss type registered under `name`, so a name from
+// a command line becomes a type at compile time.
+template <class T, class D, class F>
+decltype(auto) dispatch(const std::string& name, F&& f) {
+  if (name == "dsh") return f.template operator()<Dsh<T, D>>();
+  if (name == "hashnet") return f.template operator()<HashNet<T, D>>();
+  if (name == "greedyhash") return f.template operator()<GreedyHash<T, D>>();
+  if (name == "idhn") return f.template operator()<Idhn<T, D>>();
+  if (name == "csq") return f.template operator()<Csq<T, D>>();
+  if (name == "dpn") return f.template operator()<Dpn<T, D>>();
+  throw Error("unknown loss '" + name + "'; expected one of dsh, hashnet, greedyhash, idhn, csq, dpn");
+}
+
+inline const std::vector<std::string>& names() {
+  static const std::vector<std::string> all{"dsh", "hashnet", "greedyhash", "idhn", "csq", "dpn"};
+  return all;
+}
+
+}  // namespace vts::hash::loss
