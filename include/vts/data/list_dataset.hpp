@@ -1,0 +1,127 @@
+#pragma once
+// Image-list datasets in the DeepHash format: one line per image, "relative/path.jpg 0 1 0 ...",
+// the path then num_classes labels of 0 or 1 separated by whitespace. Paths are relative to an
+// image root. Images are decoded on demand (stb_image, forced to RGB) and transformed.
+#include <cctype>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "vts/data/dataset.hpp"
+
+namespace vts::data {
+
+struct ListFile {
+  std::string path;  // the list file, for error messages
+  int num_classes = 0;
+  std::vector<std::string> images;  // paths as written in the file
+  std::vector<uint8_t> labels;      // size() x num_classes, each 0 or 1
+  std::vector<int64_t> lines;       // 1-based line number of each entry
+  int64_t size() const { return static_cast<int64_t>(images.size()); }
+};
+
+// Parses a list file. Blank lines are ignored; any other malformed line (a field count other than
+// 1 + num_classes, a label other than 0 or 1, a missing path) throws vts::IoError naming the file
+// and the line. An unreadable file or one without entries throws as well.
+inline ListFile read_list_file(const std::string& path, int num_classes) {
+  VTS_CHECK(num_classes > 0, "read_list_file: expected num_classes > 0, found ", num_classes);
+  std::ifstream in(path);
+  if (!in) throw IoError(vts::detail::concat("cannot open list file '", path, "' for reading"));
+  ListFile list;
+  list.path = path;
+  list.num_classes = num_classes;
+  std::string line;
+  std::vector<std::string_view> fields;
+  int64_t line_no = 0;
+  while (std::getline(in, line)) {
+    ++line_no;
+    fields.clear();
+    const size_t n = line.size();
+    for (size_t i = 0; i < n;) {
+      while (i < n && std::isspace(static_cast<unsigned char>(line[i]))) ++i;
+      const size_t b = i;
+      while (i < n && !std::isspace(static_cast<unsigned char>(line[i]))) ++i;
+      if (i > b) fields.emplace_back(line.data() + b, i - b);
+    }
+    if (fields.empty()) continue;
+    auto where = [&] { return vts::detail::concat(path, ":", line_no, ": "); };
+    auto is_label = [](std::string_view f) { return f == "0" || f == "1"; };
+    if (static_cast<int>(fields.size()) != num_classes + 1) {
+      // Name the likely cause: a line of num_classes labels alone has lost its path.
+      const bool path_missing = static_cast<int>(fields.size()) == num_classes && is_label(fields[0]);
+      throw IoError(vts::detail::concat(where(), "expected an image path and ", num_classes, " labels (",
+                                        num_classes + 1, " fields), found ", fields.size(), " fields",
+                                        path_missing ? " (the image path is missing)" : ""));
+    }
+    for (int c = 0; c < num_classes; ++c) {
+      const std::string_view f = fields[static_cast<size_t>(c) + 1];
+      if (!is_label(f))
+        throw IoError(vts::detail::concat(where(), "label ", c + 1, " of ", num_classes,
+                                          ": expected 0 or 1, found '", f, "'"));
+      list.labels.push_back(f[0] == '1' ? 1 : 0);
+    }
+    list.images.emplace_back(fields[0]);
+    list.lines.push_back(line_no);
+  }
+  if (in.bad()) throw IoError(vts::detail::concat("error while reading list file '", path, "'"));
+  if (list.images.empty())
+    throw IoError(vts::detail::concat("list file '", path, "': expected at least one entry, found none"));
+  return list;
+}
+
+class ListDataset final : public Dataset {
+ public:
+  // Item i is image_root / list.images[i]; the transform must have a fixed output size.
+  ListDataset(ListFile list, std::string image_root, ImageTransform transform)
+      : list_(std::move(list)), root_(std::move(image_root)), transform_(std::move(transform)) {
+    transform_.validate(3);
+    VTS_CHECK(transform_.fixed_output(), "ListDataset: expected a transform with a fixed output size (a crop "
+                                         "or an exact resize), found one whose output follows the image size");
+    const auto [h, w] = transform_.output_size(1, 1);
+    spec_ = ImageSpec{3, h, w};
+  }
+
+  int64_t size() const override { return list_.size(); }
+  int num_classes() const override { return list_.num_classes; }
+  ImageSpec spec() const override { return spec_; }
+  void get(int64_t i, float* image, float* label, Generator& aug_rng) const override {
+    check_index(i);
+    thread_local ImageU8 decoded;  // reused: a worker decodes many images of similar size
+    const std::string file = source(i);
+    try {
+      decode_image(file, 3, decoded);
+      transform_.apply(decoded.pixels.data(), decoded.height, decoded.width, 3, image, aug_rng);
+    } catch (const IoError& e) {
+      throw IoError(vts::detail::concat(e.what(), " (listed at ", list_.path, ":",
+                                        list_.lines[static_cast<size_t>(i)], ")"));
+    } catch (const Error& e) {
+      throw Error(vts::detail::concat("image '", file, "' (listed at ", list_.path, ":",
+                                      list_.lines[static_cast<size_t>(i)], "): ", e.what()));
+    }
+    get_label(i, label);
+  }
+  void get_label(int64_t i, float* label) const override {
+    check_index(i);
+    const uint8_t* row = list_.labels.data() + i * list_.num_classes;
+    for (int c = 0; c < list_.num_classes; ++c) label[c] = row[c];
+  }
+  std::string source(int64_t i) const override {
+    check_index(i);
+    const std::string& rel = list_.images[static_cast<size_t>(i)];
+    return root_.empty() ? rel : (std::filesystem::path(root_) / rel).string();
+  }
+
+  const ListFile& list() const { return list_; }
+  const ImageTransform& transform() const { return transform_; }
+
+ private:
+  ListFile list_;
+  std::string root_;
+  ImageTransform transform_;
+  ImageSpec spec_;
+};
+
+}  // namespace vts::data

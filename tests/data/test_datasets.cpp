@@ -1,0 +1,503 @@
+#include <stb_image_write.h>
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <set>
+
+#include "test_util.hpp"
+#include "vts/data/data.hpp"
+
+using Catch::Matchers::Contains;
+using vts::data::make_protocol;
+using vts::data::PoolDataset;
+using vts::data::ProtocolOptions;
+using vts_test::message_of;
+
+namespace {
+
+const vts::data::PoolDataset& pool_ds(const std::shared_ptr<vts::data::Dataset>& d) {
+  auto* p = dynamic_cast<const PoolDataset*>(d.get());
+  REQUIRE(p != nullptr);
+  return *p;
+}
+
+int class_of(const vts::data::Dataset& d, int64_t i) {
+  std::vector<float> row(size_t(d.num_classes()));
+  d.get_label(i, row.data());
+  REQUIRE(std::count(row.begin(), row.end(), 1.0f) == 1);
+  REQUIRE(std::count(row.begin(), row.end(), 0.0f) == long(row.size()) - 1);
+  return int(std::find(row.begin(), row.end(), 1.0f) - row.begin());
+}
+
+std::vector<int64_t> per_class_counts(const vts::data::Dataset& d) {
+  std::vector<int64_t> n(size_t(d.num_classes()), 0);
+  for (int64_t i = 0; i < d.size(); ++i) ++n[size_t(class_of(d, i))];
+  return n;
+}
+
+// Checks the three index sets of a pool protocol: sizes, no duplicates inside a set, and which
+// sets may overlap.
+void check_disjoint(const std::vector<int64_t>& a, const std::vector<int64_t>& b) {
+  std::set<int64_t> sa(a.begin(), a.end());
+  for (int64_t x : b) REQUIRE(sa.count(x) == 0);
+}
+void check_unique(const std::vector<int64_t>& a) { REQUIRE(std::set<int64_t>(a.begin(), a.end()).size() == a.size()); }
+
+// Fashion-MNIST-shaped IDX files: train n_train, test n_test images, label = pooled index % 10,
+// pixel p of pooled image k = (k * 7 + p) & 255, so an output identifies its image.
+void write_fashion(const vts_test::TempDir& dir, int n_train, int n_test) {
+  auto write = [&](const std::string& prefix, int first, int n) {
+    std::vector<uint8_t> px(size_t(n) * 784);
+    std::vector<uint8_t> lb(static_cast<size_t>(n));
+    for (int i = 0; i < n; ++i) {
+      lb[size_t(i)] = uint8_t((first + i) % 10);
+      for (int p = 0; p < 784; ++p) px[size_t(i) * 784 + p] = uint8_t(((first + i) * 7 + p) & 255);
+    }
+    vts_test::write_gz(dir / (prefix + "-images-idx3-ubyte.gz"),
+                       vts_test::idx_bytes({uint32_t(n), 28, 28}, px));
+    vts_test::write_gz(dir / (prefix + "-labels-idx1-ubyte.gz"), vts_test::idx_bytes({uint32_t(n)}, lb));
+  };
+  write("train", 0, n_train);
+  write("t10k", n_train, n_test);
+}
+
+// CIFAR-10 binary batches: `total` records over the six files, label = k % 10, plane value
+// (k + 50 c + p) & 255 for pooled record k, channel c, pixel p.
+void write_cifar(const std::string& folder, int total) {
+  std::filesystem::create_directories(folder);
+  const char* names[] = {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin",
+                         "data_batch_4.bin", "data_batch_5.bin", "test_batch.bin"};
+  int k = 0;
+  for (int f = 0; f < 6; ++f) {
+    const int n = total * (f + 1) / 6 - total * f / 6;
+    std::vector<uint8_t> bytes;
+    for (int r = 0; r < n; ++r, ++k) {
+      bytes.push_back(uint8_t(k % 10));
+      for (int c = 0; c < 3; ++c)
+        for (int p = 0; p < 1024; ++p) bytes.push_back(uint8_t((k + 50 * c + p) & 255));
+    }
+    vts_test::write_plain(folder + "/" + names[f], bytes);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("data: fashion-mnist protocol on synthetic IDX files", "[data][fashion]") {
+  vts_test::TempDir dir;
+  write_fashion(dir, 6000, 650);  // 665 per class
+  ProtocolOptions opt;
+  opt.data_dir = dir.path.string();
+  opt.seed = 7;
+  const auto split = make_protocol("fashion-mnist", opt);
+  CHECK(split.name == "fashion-mnist");
+  CHECK(split.topk == -1);
+  CHECK(split.num_classes == 10);
+  REQUIRE(split.query->size() == 1000);
+  REQUIRE(split.train->size() == 5000);
+  REQUIRE(split.database->size() == 650);
+  CHECK(per_class_counts(*split.query) == std::vector<int64_t>(10, 100));
+  CHECK(per_class_counts(*split.train) == std::vector<int64_t>(10, 500));
+  CHECK(per_class_counts(*split.database) == std::vector<int64_t>(10, 65));
+  const auto &q = pool_ds(split.query).indices(), &t = pool_ds(split.train).indices(),
+             &d = pool_ds(split.database).indices();
+  check_unique(q), check_unique(t), check_unique(d);
+  check_disjoint(q, t), check_disjoint(q, d), check_disjoint(t, d);
+  // Class-grouped: the first 100 queries are class 0, the last 100 class 9.
+  CHECK(class_of(*split.query, 0) == 0);
+  CHECK(class_of(*split.query, 999) == 9);
+  CHECK(!std::is_sorted(q.begin(), q.begin() + 100));  // permuted within the class
+
+  CHECK(split.query->spec() == vts::data::ImageSpec{1, 28, 28});
+  // Values: (v/255 - 0.2860)/0.3530 of the right pooled image, labels from the right file.
+  std::vector<float> img(784), lab(10);
+  vts::Generator g(3);
+  for (int64_t i : {int64_t(0), int64_t(517), int64_t(649)}) {
+    split.database->get(i, img.data(), lab.data(), g);
+    const int64_t k = d[size_t(i)];
+    CHECK(lab[size_t(k % 10)] == 1.0f);
+    for (int p : {0, 1, 300, 783}) {
+      const float v = float(((k * 7 + p) & 255));
+      CHECK(img[size_t(p)] == (v / 255.0f - 0.2860f) / 0.3530f);
+    }
+    const std::string src = split.database->source(i);
+    if (k < 6000) CHECK(src == (dir / "train-images-idx3-ubyte.gz") + "#" + std::to_string(k));
+    else CHECK(src == (dir / "t10k-images-idx3-ubyte.gz") + "#" + std::to_string(k - 6000));
+  }
+
+  SECTION("same seed, same split; other seed, other split") {
+    const auto again = make_protocol("fashion-mnist", opt);
+    CHECK(pool_ds(again.query).indices() == q);
+    CHECK(pool_ds(again.train).indices() == t);
+    CHECK(pool_ds(again.database).indices() == d);
+    opt.seed = 8;
+    const auto other = make_protocol("fashion-mnist", opt);
+    CHECK(pool_ds(other.query).indices() != q);
+    CHECK(pool_ds(other.train).indices() != t);
+  }
+  SECTION("training augmentation is off unless asked, and then shifts and flips the train split only") {
+    std::vector<float> a(784), b(784);
+    vts::Generator g1(1), g2(2);
+    split.train->get(0, a.data(), lab.data(), g1);
+    split.train->get(0, b.data(), lab.data(), g2);
+    CHECK(a == b);
+    opt.train_augment = true;
+    const auto aug = make_protocol("fashion-mnist", opt);
+    CHECK(pool_ds(aug.train).indices() == t);  // augmentation does not change the split
+    std::set<std::vector<float>> seen;
+    for (uint64_t s = 0; s < 16; ++s) {
+      vts::Generator gs(s);
+      aug.train->get(0, a.data(), lab.data(), gs);
+      seen.insert(a);
+    }
+    CHECK(seen.size() > 4);
+    // Translation brings in black (raw 0) borders.
+    const float black = (0.0f - 0.2860f) / 0.3530f;
+    bool saw_border = false;
+    for (const auto& s : seen) saw_border |= std::count(s.begin(), s.end(), black) >= 28;
+    CHECK(saw_border);
+    vts::Generator g3(5), g4(6);
+    aug.query->get(0, a.data(), lab.data(), g3);
+    aug.query->get(0, b.data(), lab.data(), g4);
+    CHECK(a == b);
+  }
+}
+
+TEST_CASE("data: fashion-mnist files are checked", "[data][fashion]") {
+  vts_test::TempDir dir;
+  write_fashion(dir, 20, 10);
+  ProtocolOptions opt;
+  opt.data_dir = dir.path.string();
+  SECTION("too few images per class for the protocol") {
+    CHECK_THAT(message_of<vts::Error>([&] { make_protocol("fashion-mnist", opt); }),
+               Contains("class 0 needs 100 query + 500 train images, found only 3"));
+  }
+  SECTION("labels disagree with images") {
+    vts_test::write_gz(dir / "t10k-labels-idx1-ubyte.gz", vts_test::idx_bytes({9}, std::vector<uint8_t>(9, 1)));
+    CHECK_THAT(message_of<vts::IoError>([&] { make_protocol("fashion-mnist", opt); }),
+               Contains(dir / "t10k-labels-idx1-ubyte.gz") && Contains("expected 10 labels") && Contains("found 9"));
+  }
+  SECTION("label out of range") {
+    std::vector<uint8_t> lb(10, 3);
+    lb[4] = 10;
+    vts_test::write_gz(dir / "t10k-labels-idx1-ubyte.gz", vts_test::idx_bytes({10}, lb));
+    CHECK_THAT(message_of<vts::IoError>([&] { make_protocol("fashion-mnist", opt); }),
+               Contains(dir / "t10k-labels-idx1-ubyte.gz") && Contains("item 4") && Contains("found 10"));
+  }
+  SECTION("wrong image size") {
+    vts_test::write_gz(dir / "t10k-images-idx3-ubyte.gz", vts_test::idx_bytes({10, 28, 27}, std::vector<uint8_t>(10 * 28 * 27)));
+    CHECK_THAT(message_of<vts::IoError>([&] { make_protocol("fashion-mnist", opt); }),
+               Contains(dir / "t10k-images-idx3-ubyte.gz") && Contains("N x 28 x 28") && Contains("28 x 27"));
+  }
+  SECTION("missing file names both spellings") {
+    std::filesystem::remove(dir / "train-images-idx3-ubyte.gz");
+    CHECK_THAT(message_of<vts::IoError>([&] { make_protocol("fashion-mnist", opt); }),
+               Contains(dir / "train-images-idx3-ubyte.gz") && Contains(dir / "train-images-idx3-ubyte'"));
+  }
+  SECTION("uncompressed files are read too") {
+    for (const char* base : {"train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                             "t10k-labels-idx1-ubyte"}) {
+      const auto arr = vts::data::read_idx(dir / (std::string(base) + ".gz"));
+      std::vector<uint32_t> dims(arr.dims.begin(), arr.dims.end());
+      vts_test::write_plain(dir / base, vts_test::idx_bytes(dims, arr.data));
+      std::filesystem::remove(dir / (std::string(base) + ".gz"));
+    }
+    const auto pool = vts::data::load_fashion_mnist(dir.path.string());
+    CHECK(pool->size() == 30);
+    CHECK(pool->labels[25] == 5);
+    CHECK(pool->image(25)[3] == uint8_t((25 * 7 + 3) & 255));
+  }
+}
+
+TEST_CASE("data: fashion-mnist protocol on the real files", "[data][fashion][real]") {
+  if (!std::filesystem::exists(std::string(vts::data::kFashionMnistDir) + "/train-images-idx3-ubyte.gz")) {
+    WARN("dataset-fashion-mnist is not installed (scripts/install-deps installs it); nothing checked");
+    return;
+  }
+  const auto split = make_protocol("fashion-mnist");
+  REQUIRE(split.query->size() == 1000);
+  REQUIRE(split.train->size() == 5000);
+  REQUIRE(split.database->size() == 64000);
+  CHECK(split.topk == -1);
+  CHECK(per_class_counts(*split.query) == std::vector<int64_t>(10, 100));
+  CHECK(per_class_counts(*split.train) == std::vector<int64_t>(10, 500));
+  CHECK(per_class_counts(*split.database) == std::vector<int64_t>(10, 6400));
+  const auto &q = pool_ds(split.query).indices(), &t = pool_ds(split.train).indices(),
+             &d = pool_ds(split.database).indices();
+  check_unique(q), check_unique(t), check_unique(d);
+  check_disjoint(q, t), check_disjoint(q, d), check_disjoint(t, d);
+  // The pixel statistics the normalisation constants come from.
+  const auto& pool = pool_ds(split.query).pool();
+  double sum = 0, sq = 0;
+  for (uint8_t v : pool.pixels) sum += v / 255.0, sq += (v / 255.0) * (v / 255.0);
+  const double n = double(pool.pixels.size()), mean = sum / n;
+  CHECK(mean == Approx(0.2860).margin(5e-4));
+  CHECK(std::sqrt(sq / n - mean * mean) == Approx(0.3530).margin(5e-4));
+}
+
+TEST_CASE("data: cifar10 protocols on synthetic binary batches", "[data][cifar]") {
+  vts_test::TempDir dir;
+  write_cifar(dir / "cifar-10-batches-bin", 6100);  // 610 per class; the parent folder works too
+  ProtocolOptions opt;
+  opt.data_dir = dir.path.string();
+  opt.seed = 11;
+  opt.image_size = 32;
+  const auto c10 = make_protocol("cifar10", opt);
+  const auto c11 = make_protocol("cifar10-1", opt);
+  CHECK(c10.topk == -1);
+  REQUIRE(c10.query->size() == 1000);
+  REQUIRE(c10.train->size() == 5000);
+  REQUIRE(c10.database->size() == 100);
+  CHECK(per_class_counts(*c10.database) == std::vector<int64_t>(10, 10));
+  const auto &q = pool_ds(c10.query).indices(), &t = pool_ds(c10.train).indices(),
+             &d = pool_ds(c10.database).indices();
+  check_disjoint(q, t), check_disjoint(q, d), check_disjoint(t, d);
+  // cifar10-1: same seed, same query/train; database = train then the rest.
+  CHECK(pool_ds(c11.query).indices() == q);
+  CHECK(pool_ds(c11.train).indices() == t);
+  const auto& d1 = pool_ds(c11.database).indices();
+  REQUIRE(d1.size() == 5100);
+  CHECK(std::equal(t.begin(), t.end(), d1.begin()));
+  CHECK(std::equal(d.begin(), d.end(), d1.begin() + 5000));
+
+  // Pixels: R, G, B planes of the record, normalised with ImageNet mean/std.
+  CHECK(c10.query->spec() == vts::data::ImageSpec{3, 32, 32});
+  std::vector<float> img(3 * 1024), lab(10);
+  vts::Generator g(0);
+  c10.query->get(123, img.data(), lab.data(), g);
+  const int64_t k = q[123];
+  CHECK(lab[size_t(k % 10)] == 1.0f);
+  const float mean[3] = {0.485f, 0.456f, 0.406f}, sd[3] = {0.229f, 0.224f, 0.225f};
+  int bad = 0;
+  for (int c = 0; c < 3; ++c)
+    for (int p = 0; p < 1024; ++p)
+      bad += img[size_t(c * 1024 + p)] != (float((k + 50 * c + p) & 255) / 255.0f - mean[c]) / sd[c];
+  CHECK(bad == 0);
+  // Records are numbered within their file (write_cifar's split of 6100 records over 6 files).
+  {
+    const char* names[] = {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin",
+                           "data_batch_4.bin", "data_batch_5.bin", "test_batch.bin"};
+    int f = 0;
+    while (k >= 6100 * (f + 1) / 6) ++f;
+    const auto file = dir.path / "cifar-10-batches-bin" / names[f];
+    CHECK(c10.query->source(123) == file.string() + "#" + std::to_string(k - 6100 * f / 6));
+  }
+
+  SECTION("default size: PIL-bilinear 32 -> 224, identical in train and eval") {
+    opt.image_size = 0;
+    const auto big = make_protocol("cifar10", opt);
+    REQUIRE(big.train->spec() == vts::data::ImageSpec{3, 224, 224});
+    const auto& pool = pool_ds(big.train).pool();
+    const int64_t kk = pool_ds(big.train).indices()[0];
+    std::vector<uint8_t> up(224 * 224 * 3);
+    vts::data::resize_bilinear(pool.image(kk), 32, 32, 3, 224, 224, up.data());
+    std::vector<float> a(3 * 224 * 224), b(a.size());
+    vts::Generator g1(1), g2(2);
+    big.train->get(0, a.data(), lab.data(), g1);
+    big.train->get(0, b.data(), lab.data(), g2);
+    CHECK(a == b);  // no augmentation, even in training
+    int wrong = 0;
+    for (int c = 0; c < 3; ++c)
+      for (int p = 0; p < 224 * 224; ++p)
+        wrong += a[size_t(c * 224 * 224 + p)] != (float(up[size_t(p) * 3 + c]) / 255.0f - mean[c]) / sd[c];
+    CHECK(wrong == 0);
+  }
+  SECTION("cifar10-2: database = train; defaults need 6000 images per class") {
+    CHECK_THAT(message_of<vts::Error>([&] { make_protocol("cifar10-2", opt); }),
+               Contains("cifar10-2") && Contains("1000 query + 5000 train") && Contains("found only 610"));
+    opt.query_per_class = 10;
+    opt.train_per_class = 50;
+    const auto c2 = make_protocol("cifar10-2", opt);
+    CHECK(c2.query->size() == 100);
+    CHECK(c2.train->size() == 500);
+    CHECK(pool_ds(c2.database).indices() == pool_ds(c2.train).indices());
+    check_disjoint(pool_ds(c2.query).indices(), pool_ds(c2.train).indices());
+  }
+  SECTION("other seed, other split") {
+    opt.seed = 12;
+    CHECK(pool_ds(make_protocol("cifar10", opt).query).indices() != q);
+  }
+  SECTION("no training augmentation exists for cifar") {
+    opt.train_augment = true;
+    CHECK_THAT(message_of<vts::Error>([&] { make_protocol("cifar10", opt); }), Contains("train_augment"));
+  }
+}
+
+TEST_CASE("data: cifar10 files are checked", "[data][cifar]") {
+  vts_test::TempDir dir;
+  write_cifar(dir.path.string(), 60);
+  ProtocolOptions opt;
+  opt.data_dir = dir.path.string();
+  SECTION("size not a whole number of records") {
+    std::filesystem::resize_file(dir / "data_batch_3.bin", 3073 * 10 - 1);
+    CHECK_THAT(message_of<vts::IoError>([&] { vts::data::load_cifar10(opt.data_dir); }),
+               Contains(dir / "data_batch_3.bin") && Contains("multiple of 3073") && Contains("found 30729 bytes"));
+  }
+  SECTION("label byte out of range") {
+    std::fstream f(dir / "test_batch.bin", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(2 * 3073);
+    f.put(char(10));
+    f.close();
+    CHECK_THAT(message_of<vts::IoError>([&] { vts::data::load_cifar10(opt.data_dir); }),
+               Contains(dir / "test_batch.bin") && Contains("record 2") && Contains("found 10"));
+  }
+  SECTION("missing batch file") {
+    std::filesystem::remove(dir / "data_batch_5.bin");
+    CHECK_THAT(message_of<vts::IoError>([&] { vts::data::load_cifar10(opt.data_dir); }),
+               Contains(dir / "data_batch_5.bin"));
+  }
+  SECTION("no folder given") {
+    CHECK_THAT(message_of<vts::Error>([&] { make_protocol("cifar10"); }), Contains("data_dir"));
+  }
+}
+
+namespace {
+
+// A folder of PNG images with list files in DeepHash format, 3 classes.
+struct ListFixture {
+  vts_test::TempDir dir;
+  std::vector<std::vector<uint8_t>> pixels;
+  std::vector<std::pair<int, int>> sizes = {{30, 40}, {41, 29}, {24, 24}, {50, 33}};  // h, w
+  ListFixture() {
+    std::filesystem::create_directories(dir.path / "img" / "sub");
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      const auto [h, w] = sizes[i];
+      std::vector<uint8_t> px(size_t(h) * w * 3);
+      for (size_t j = 0; j < px.size(); ++j) px[j] = uint8_t((j * 13 + i * 71) % 251);
+      REQUIRE(stbi_write_png(name(i).c_str(), w, h, 3, px.data(), w * 3) != 0);
+      pixels.push_back(px);
+    }
+  }
+  std::string rel(size_t i) const { return "sub/im" + std::to_string(i) + ".png"; }
+  std::string name(size_t i) const { return (dir.path / "img" / rel(i)).string(); }
+};
+
+}  // namespace
+
+TEST_CASE("data: list datasets decode, transform and label images", "[data][list]") {
+  ListFixture fx;
+  vts_test::write_text(fx.dir / "train.txt", fx.rel(0) + " 1 0 0\n" + fx.rel(1) + " 0 1 1\n\n" + fx.rel(2) +
+                                                 "\t0 0 1\r\n");
+  auto list = vts::data::read_list_file(fx.dir / "train.txt", 3);
+  REQUIRE(list.size() == 3);
+  CHECK(list.lines == std::vector<int64_t>{1, 2, 4});  // blank line 3 skipped, still counted
+  const auto t = vts::data::ImageTransform::imagenet_eval(24, 20);
+  vts::data::ListDataset ds(list, (fx.dir.path / "img").string(), t);
+  CHECK(ds.size() == 3);
+  CHECK(ds.spec() == vts::data::ImageSpec{3, 20, 20});
+  CHECK(ds.source(1) == fx.name(1));
+  std::vector<float> img(3 * 20 * 20), expect(img.size()), lab(3);
+  for (int64_t i = 0; i < 3; ++i) {
+    vts::Generator g(0), g2(0);
+    ds.get(i, img.data(), lab.data(), g);
+    const auto [h, w] = fx.sizes[size_t(i)];
+    t.apply(fx.pixels[size_t(i)].data(), h, w, 3, expect.data(), g2);
+    CHECK(img == expect);
+  }
+  ds.get_label(1, lab.data());
+  CHECK(lab == std::vector<float>{0, 1, 1});
+  CHECK(vts::data::all_labels(ds) == std::vector<float>{1, 0, 0, 0, 1, 1, 0, 0, 1});
+
+  SECTION("protocol: train random-crops and flips, query and database do not") {
+    std::string line21;
+    for (int c = 0; c < 21; ++c) line21 += c == 3 ? " 1" : " 0";
+    std::string all;
+    for (size_t i = 0; i < fx.sizes.size(); ++i) all += fx.rel(i) + line21 + "\n";
+    for (const char* f : {"train.txt", "test.txt", "database.txt"}) vts_test::write_text(fx.dir / f, all);
+    ProtocolOptions opt;
+    opt.data_dir = fx.dir.path.string();
+    opt.image_root = (fx.dir.path / "img").string();
+    opt.image_size = 16;
+    const auto split = make_protocol("nuswide_21", opt);
+    CHECK(split.topk == 5000);
+    CHECK(split.num_classes == 21);
+    CHECK(split.train->size() == 4);
+    CHECK(split.database->spec() == vts::data::ImageSpec{3, 16, 16});
+    auto* tr = dynamic_cast<const vts::data::ListDataset*>(split.train.get());
+    REQUIRE(tr != nullptr);
+    CHECK(tr->transform().resize_shorter == 18);  // 16 * 8 / 7 rounded
+    CHECK(tr->transform().crop == vts::data::ImageTransform::Crop::random);
+    std::vector<float> a(3 * 16 * 16), b(a.size()), l(21);
+    std::set<std::vector<float>> seen;
+    for (uint64_t s = 0; s < 12; ++s) {
+      vts::Generator g(s);
+      split.train->get(3, a.data(), l.data(), g);
+      seen.insert(a);
+    }
+    CHECK(seen.size() > 3);
+    vts::Generator g1(1), g2(2);
+    split.query->get(3, a.data(), l.data(), g1);
+    split.query->get(3, b.data(), l.data(), g2);
+    CHECK(a == b);
+    CHECK(l[3] == 1.0f);
+    opt.train_augment = false;
+    const auto plain = make_protocol("nuswide_21", opt);
+    vts::Generator g3(3);
+    plain.train->get(3, b.data(), l.data(), g3);
+    CHECK(a == b);  // train without augmentation = eval transform
+    std::string line100;
+    for (int c = 0; c < 100; ++c) line100 += c == 99 ? " 1" : " 0";
+    for (const char* f : {"train.txt", "test.txt", "database.txt"})
+      vts_test::write_text(fx.dir / f, fx.rel(0) + line100 + "\n");
+    const auto inet = make_protocol("imagenet", opt);
+    CHECK(inet.topk == 1000);
+    CHECK(inet.num_classes == 100);
+    CHECK(inet.database->size() == 1);
+  }
+}
+
+TEST_CASE("data: list file errors name the file and the line", "[data][list]") {
+  ListFixture fx;
+  const std::string list = fx.dir / "l.txt";
+  auto read = [&](const std::string& text) {
+    vts_test::write_text(list, text);
+    return message_of<vts::IoError>([&] { vts::data::read_list_file(list, 3); });
+  };
+  CHECK_THAT(read("a.png 1 0 0\nb.png 1 0\n"),
+             Contains(list + ":2:") && Contains("4 fields") && Contains("found 3 fields"));
+  CHECK_THAT(read("a.png 1 0 0\nb.png 1 0 0 1\n"), Contains(list + ":2:") && Contains("found 5 fields"));
+  CHECK_THAT(read("a.png 1 0 0\n\nb.png 1 2 0\n"),
+             Contains(list + ":3:") && Contains("label 2 of 3") && Contains("found '2'"));
+  CHECK_THAT(read("a.png 1 0 0\nb.png 1 -1 0\n"), Contains(list + ":2:") && Contains("found '-1'"));
+  CHECK_THAT(read("a.png 1 0 0\n0 1 0\n"), Contains(list + ":2:") && Contains("image path is missing"));
+  CHECK_THAT(read("\n\n"), Contains(list) && Contains("at least one entry"));
+  CHECK_THAT(message_of<vts::IoError>([&] { vts::data::read_list_file(fx.dir / "none.txt", 3); }),
+             Contains(fx.dir / "none.txt"));
+  ProtocolOptions opt;
+  opt.data_dir = fx.dir.path.string();
+  CHECK_THAT(message_of<vts::IoError>([&] { make_protocol("coco", opt); }), Contains(fx.dir / "train.txt"));
+}
+
+TEST_CASE("data: list images that are missing or undecodable fail loudly, also through the loader", "[data][list]") {
+  ListFixture fx;
+  vts_test::write_text((fx.dir.path / "img" / "sub" / "junk.jpg").string(), "not an image");
+  vts_test::write_text(fx.dir / "l.txt", fx.rel(0) + " 1 0 0\nsub/gone.png 0 1 0\nsub/junk.jpg 0 0 1\n");
+  auto ds = std::make_shared<vts::data::ListDataset>(vts::data::read_list_file(fx.dir / "l.txt", 3),
+                                                     (fx.dir.path / "img").string(),
+                                                     vts::data::ImageTransform::imagenet_eval(24, 20));
+  std::vector<float> img(3 * 20 * 20), lab(3);
+  vts::Generator g;
+  ds->get(0, img.data(), lab.data(), g);
+  CHECK_THAT(message_of<vts::IoError>([&] { ds->get(1, img.data(), lab.data(), g); }),
+             Contains((fx.dir.path / "img" / "sub" / "gone.png").string()) && Contains(fx.dir / "l.txt") &&
+                 Contains(":2)"));
+  CHECK_THAT(message_of<vts::IoError>([&] { ds->get(2, img.data(), lab.data(), g); }),
+             Contains((fx.dir.path / "img" / "sub" / "junk.jpg").string()) && Contains("cannot decode"));
+  for (int workers : {0, 2}) {
+    vts::data::LoaderOptions lo;
+    lo.batch_size = 1;
+    lo.num_workers = workers;
+    vts::data::Loader loader(ds, lo);
+    loader.start_epoch(0);
+    vts::data::Batch b;
+    REQUIRE(loader.next(b));
+    CHECK(b.indices == std::vector<int64_t>{0});
+    CHECK_THAT(message_of<vts::IoError>([&] { loader.next(b); }), Contains("gone.png"));
+    CHECK_THAT(message_of<vts::IoError>([&] { loader.next(b); }), Contains("gone.png"));  // stays failed
+  }
+}
+
+TEST_CASE("data: unknown protocol names list the known ones", "[data]") {
+  CHECK_THAT(message_of<vts::Error>([] { make_protocol("cifar100"); }),
+             Contains("cifar100") && Contains("fashion-mnist") && Contains("nuswide_21"));
+}

@@ -1,0 +1,272 @@
+#include <stb_image_write.h>
+
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <fstream>
+
+#include "test_util.hpp"
+#include "vts/data/image.hpp"
+
+using Catch::Matchers::Contains;
+using vts::data::ImageTransform;
+using vts_test::message_of;
+
+namespace {
+
+std::vector<uint8_t> random_bytes(size_t n, uint64_t seed) {
+  vts::Generator g(seed);
+  std::vector<uint8_t> v(n);
+  for (auto& b : v) b = static_cast<uint8_t>(g.next_u32() & 0xFF);
+  return v;
+}
+
+template <class T>
+std::vector<T> read_n(std::istream& in, size_t n) {
+  std::vector<T> v(n);
+  for (auto& x : v) {
+    double d;
+    in >> d;
+    x = static_cast<T>(d);
+  }
+  REQUIRE(in.good());
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("data: bilinear resize and the eval pipeline match PIL / torchvision exactly", "[data][image][golden]") {
+  std::ifstream in(std::string(VTS_TEST_DATA_DIR) + "/data_resize_pil.txt");
+  REQUIRE(in.good());
+  std::string magic, version, pillow, pillow_version;
+  in >> magic >> version >> pillow >> pillow_version;
+  REQUIRE(magic == "vts-resize-fixture");
+  int resize_cases = 0, pipeline_cases = 0;
+  std::string kind;
+  while (in >> kind) {
+    std::string name;
+    int c, h, w;
+    int a, b;  // resize: output height and width; pipeline: shorter side and crop
+    in >> name >> c >> h >> w >> a >> b;
+    INFO("case " << name);
+    const auto src = read_n<uint8_t>(in, size_t(h) * w * c);
+    if (kind == "resize") {
+      const int oh = a, ow = b;
+      int nr, nc;
+      in >> nr;
+      const auto rows = read_n<int>(in, size_t(nr));
+      in >> nc;
+      const auto cols = read_n<int>(in, size_t(nc));
+      const auto expect = read_n<int>(in, size_t(nr) * nc * c);
+      std::vector<uint8_t> out(size_t(oh) * ow * c);
+      vts::data::resize_bilinear(src.data(), h, w, c, oh, ow, out.data());
+      int mismatches = 0;
+      for (int i = 0; i < nr; ++i)
+        for (int j = 0; j < nc; ++j)
+          for (int k = 0; k < c; ++k)
+            mismatches += out[(size_t(rows[i]) * ow + cols[j]) * c + k] != expect[(size_t(i) * nc + j) * c + k];
+      CHECK(mismatches == 0);
+      ++resize_cases;
+    } else {
+      REQUIRE(kind == "pipeline");
+      const int shorter = a, crop = b;
+      const auto expect = read_n<float>(in, size_t(c) * crop * crop);
+      std::vector<float> out(expect.size(), -99.0f);
+      vts::Generator g(1);
+      ImageTransform::imagenet_eval(shorter, crop).apply(src.data(), h, w, c, out.data(), g);
+      float worst = 0;
+      for (size_t i = 0; i < out.size(); ++i) worst = std::max(worst, std::abs(out[i] - expect[i]));
+      CHECK(worst <= 1e-6f);
+      ++pipeline_cases;
+    }
+  }
+  CHECK(resize_cases == 5);
+  CHECK(pipeline_cases == 2);
+}
+
+TEST_CASE("data: torchvision size rules: Resize(int) and CenterCrop offsets", "[data][image]") {
+  using vts::data::center_crop_offset;
+  using vts::data::shorter_side_size;
+  CHECK(shorter_side_size(375, 500, 256) == std::pair{256, 341});
+  CHECK(shorter_side_size(500, 375, 256) == std::pair{341, 256});
+  CHECK(shorter_side_size(256, 300, 256) == std::pair{256, 300});  // already right: kept
+  CHECK(shorter_side_size(300, 256, 256) == std::pair{300, 256});
+  CHECK(shorter_side_size(100, 100, 256) == std::pair{256, 256});
+  CHECK(shorter_side_size(32, 32, 224) == std::pair{224, 224});
+  CHECK(shorter_side_size(333, 500, 256) == std::pair{256, 384});  // 384.38 truncated
+  CHECK(center_crop_offset(256, 224) == 16);
+  CHECK(center_crop_offset(257, 224) == 16);  // round(16.5) = 16
+  CHECK(center_crop_offset(259, 224) == 18);  // round(17.5) = 18
+  CHECK(center_crop_offset(225, 224) == 0);   // round(0.5) = 0
+  CHECK(center_crop_offset(227, 224) == 2);   // round(1.5) = 2
+  CHECK(center_crop_offset(224, 224) == 0);
+  CHECK_THROWS_AS(center_crop_offset(200, 224), vts::Error);
+}
+
+TEST_CASE("data: resize keeps constant images constant and same-size images unchanged", "[data][image]") {
+  const int h = 375, w = 500;
+  std::vector<uint8_t> flat(size_t(h) * w * 3, 200);
+  std::vector<uint8_t> out(size_t(256) * 341 * 3, 0);
+  vts::data::resize_bilinear(flat.data(), h, w, 3, 256, 341, out.data());
+  CHECK(std::count(out.begin(), out.end(), uint8_t(200)) == long(out.size()));
+  std::vector<uint8_t> up(size_t(224) * 224 * 3);
+  vts::data::resize_bilinear(flat.data(), 32, 32, 3, 224, 224, up.data());
+  CHECK(std::count(up.begin(), up.end(), uint8_t(200)) == long(up.size()));
+  const auto src = random_bytes(size_t(17) * 13 * 3, 5);
+  std::vector<uint8_t> same(src.size());
+  vts::data::resize_bilinear(src.data(), 17, 13, 3, 17, 13, same.data());
+  CHECK(same == src);
+}
+
+// The transform resizes only the window its crop keeps; it must equal "resize everything, pad,
+// flip, crop" done naively, for every mix of up/down scaling, crops, padding and flips.
+TEST_CASE("data: transform windows equal full resize + pad + flip + crop", "[data][image]") {
+  struct Config {
+    int h, w, c;
+    ImageTransform t;
+  };
+  std::vector<Config> configs;
+  configs.push_back({37, 53, 3, ImageTransform::imagenet_train(32, 28)});
+  configs.push_back({53, 37, 3, ImageTransform::imagenet_train(20, 20)});
+  configs.push_back({40, 40, 3, ImageTransform::imagenet_eval(30, 21)});
+  {
+    ImageTransform t;  // fashion-style: pad + random crop + flip, no resize, one channel
+    t.crop = ImageTransform::Crop::random;
+    t.crop_height = t.crop_width = 28;
+    t.pad = 2;
+    t.random_hflip = true;
+    t.mean = {0.5f};
+    t.stddev = {0.25f};
+    configs.push_back({28, 28, 1, t});
+    t.resize = ImageTransform::Resize::exact;  // upscale, then pad and crop
+    t.resize_height = 40;
+    t.resize_width = 36;
+    t.crop_height = 38;
+    t.crop_width = 30;
+    t.pad = 3;
+    configs.push_back({28, 28, 1, t});
+  }
+  {
+    ImageTransform t;  // exact resize without crop (CIFAR)
+    t.resize = ImageTransform::Resize::exact;
+    t.resize_height = t.resize_width = 50;
+    configs.push_back({32, 32, 3, t});
+  }
+  int flips = 0, runs = 0;
+  for (size_t ci = 0; ci < configs.size(); ++ci) {
+    const auto& [h, w, c, t] = configs[ci];
+    const auto src = random_bytes(size_t(h) * w * c, 100 + ci);
+    const auto [rh, rw] = t.resized_size(h, w);
+    std::vector<uint8_t> full(size_t(rh) * rw * c);
+    vts::data::resize_bilinear(src.data(), h, w, c, rh, rw, full.data());
+    const auto [oh, ow] = t.output_size(h, w);
+    for (uint64_t seed = 0; seed < 12; ++seed) {
+      INFO("config " << ci << " seed " << seed);
+      vts::Generator g(seed), replay(seed);
+      std::vector<float> out(size_t(c) * oh * ow, -99.0f);
+      t.apply(src.data(), h, w, c, out.data(), g);
+      // Replay the draws in the documented order: flip, then row offset, then column offset.
+      const bool flip = t.random_hflip && replay.next_double() < 0.5;
+      int top = 0, left = 0;
+      if (t.crop == ImageTransform::Crop::random) {
+        top = int(replay.next_below(uint64_t(rh + 2 * t.pad - oh + 1))) - t.pad;
+        left = int(replay.next_below(uint64_t(rw + 2 * t.pad - ow + 1))) - t.pad;
+      } else if (t.crop == ImageTransform::Crop::center) {
+        top = vts::data::center_crop_offset(rh, oh);
+        left = vts::data::center_crop_offset(rw, ow);
+      }
+      CHECK(g.offset() == replay.offset());
+      flips += flip;
+      ++runs;
+      int bad = 0;
+      for (int k = 0; k < c; ++k)
+        for (int y = 0; y < oh; ++y)
+          for (int x = 0; x < ow; ++x) {
+            const int r = top + y, q = left + x;  // in the padded-and-flipped frame
+            int v = 0;
+            if (r >= 0 && r < rh && q >= 0 && q < rw) v = full[(size_t(r) * rw + (flip ? rw - 1 - q : q)) * c + k];
+            const float m = t.mean.empty() ? 0.f : t.mean[size_t(k)], s = t.stddev.empty() ? 1.f : t.stddev[size_t(k)];
+            const float expect = (float(v) / 255.0f - m) / s;
+            bad += out[(size_t(k) * oh + y) * ow + x] != expect;
+          }
+      CHECK(bad == 0);
+    }
+  }
+  CHECK(flips > 5);  // both branches exercised
+  CHECK(flips < runs);
+}
+
+TEST_CASE("data: ImageNet normalisation follows ToTensor + Normalize in float32", "[data][image]") {
+  ImageTransform t = ImageTransform::imagenet_eval(2, 2);
+  const std::vector<uint8_t> px = {0, 128, 255, 10, 20, 30, 40, 50, 60, 70, 80, 90};  // 2x2 RGB
+  std::vector<float> out(12);
+  vts::Generator g(0);
+  t.apply(px.data(), 2, 2, 3, out.data(), g);
+  CHECK(out[0] == (0.0f / 255.0f - 0.485f) / 0.229f);   // R of pixel (0,0)
+  CHECK(out[4] == (128.0f / 255.0f - 0.456f) / 0.224f); // G of pixel (0,0)
+  CHECK(out[8] == (255.0f / 255.0f - 0.406f) / 0.225f); // B of pixel (0,0)
+  CHECK(out[3] == (70.0f / 255.0f - 0.485f) / 0.229f);  // R of pixel (1,1)
+  CHECK(out[8] == Approx(2.64f).margin(1e-2));
+}
+
+TEST_CASE("data: transform settings are validated", "[data][image]") {
+  ImageTransform t;
+  t.crop = ImageTransform::Crop::center;
+  CHECK_THROWS_AS(t.validate(3), vts::Error);  // crop without size
+  t.crop_height = t.crop_width = 4;
+  t.pad = 2;
+  CHECK_THROWS_AS(t.validate(3), vts::Error);  // padding needs a random crop
+  t.pad = 0;
+  t.mean = {0.5f};
+  t.stddev = {0.5f};
+  CHECK_THAT(message_of<vts::Error>([&] { t.validate(3); }), Contains("expected 3") && Contains("found 1"));
+  t.mean = t.stddev = {0.5f, 0.5f, 0.5f};
+  t.validate(3);
+  std::vector<uint8_t> small(3 * 3 * 3, 0);
+  std::vector<float> out(48);
+  vts::Generator g;
+  CHECK_THROWS_AS(t.apply(small.data(), 3, 3, 3, out.data(), g), vts::Error);  // 3x3 < 4x4 crop
+}
+
+TEST_CASE("data: decode_image reads PNG and JPEG, forces RGB, and names undecodable files", "[data][image]") {
+  vts_test::TempDir dir;
+  const int w = 7, h = 5;
+  const auto rgb = random_bytes(size_t(w) * h * 3, 9);
+  REQUIRE(stbi_write_png((dir / "a.png").c_str(), w, h, 3, rgb.data(), w * 3) != 0);
+  const auto img = vts::data::decode_image(dir / "a.png");
+  CHECK(img.height == h);
+  CHECK(img.width == w);
+  CHECK(img.channels == 3);
+  CHECK(img.pixels == rgb);
+
+  const auto grey = random_bytes(size_t(w) * h, 10);
+  REQUIRE(stbi_write_png((dir / "g.png").c_str(), w, h, 1, grey.data(), w) != 0);
+  const auto g3 = vts::data::decode_image(dir / "g.png", 3);
+  REQUIRE(g3.pixels.size() == size_t(w) * h * 3);
+  for (size_t i = 0; i < grey.size(); ++i) {
+    CHECK(g3.pixels[3 * i] == grey[i]);
+    CHECK(g3.pixels[3 * i + 2] == grey[i]);
+  }
+
+  // A smooth JPEG decodes close to its source (lossy, so within a few levels).
+  std::vector<uint8_t> smooth(size_t(32) * 24 * 3);
+  for (int y = 0; y < 24; ++y)
+    for (int x = 0; x < 32; ++x)
+      for (int k = 0; k < 3; ++k) smooth[(size_t(y) * 32 + x) * 3 + k] = uint8_t(40 + 4 * x + 3 * y + 20 * k);
+  REQUIRE(stbi_write_jpg((dir / "s.jpg").c_str(), 32, 24, 3, smooth.data(), 100) != 0);
+  const auto jpg = vts::data::decode_image(dir / "s.jpg");
+  REQUIRE(jpg.pixels.size() == smooth.size());
+  int worst = 0;
+  for (size_t i = 0; i < smooth.size(); ++i) worst = std::max(worst, std::abs(int(jpg.pixels[i]) - int(smooth[i])));
+  CHECK(worst <= 8);
+
+  vts_test::write_text(dir / "bad.jpg", "this is not a JPEG file at all");
+  CHECK_THAT(message_of<vts::IoError>([&] { vts::data::decode_image(dir / "bad.jpg"); }),
+             Contains(dir / "bad.jpg") && Contains("cannot decode"));
+  // A PNG cut in half is detected, not returned half-filled.
+  std::ifstream full(dir / "a.png", std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(full)), {});
+  vts_test::write_text(dir / "cut.png", bytes.substr(0, bytes.size() / 2));
+  CHECK_THAT(message_of<vts::IoError>([&] { vts::data::decode_image(dir / "cut.png"); }), Contains(dir / "cut.png"));
+  CHECK_THAT(message_of<vts::IoError>([&] { vts::data::decode_image(dir / "missing.png"); }),
+             Contains(dir / "missing.png") && Contains("cannot open"));
+}
