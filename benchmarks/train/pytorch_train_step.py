@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""PyTorch peer of vts_bench_train: the same ViT + all-token hash head + CSQ loss + Adam step on
+random input, timed the same way (median of --steps after --warmup). Prints one JSON line.
+
+    /usr/bin/python3 benchmarks/train/pytorch_train_step.py --config tiny --batch 64 --threads 2
+"""
+import argparse
+import json
+import math
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+CONFIGS = {  # image, channels, patch, dim, depth, heads, mlp
+    "tiny": (28, 1, 7, 64, 4, 4, 256),
+    "small": (32, 3, 4, 192, 6, 3, 768),
+    "b16": (224, 3, 16, 768, 12, 12, 3072),
+    "b32": (224, 3, 32, 768, 12, 12, 3072),
+}
+
+
+class Block(nn.Module):
+    def __init__(self, dim, heads, mlp):
+        super().__init__()
+        self.heads = heads
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.fc1 = nn.Linear(dim, mlp)
+        self.fc2 = nn.Linear(mlp, dim)
+        self.drop = nn.Dropout(0.1)
+
+    def attention(self, x):
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(d // self.heads))
+        out = att.softmax(dim=-1) @ v
+        return self.proj(out.transpose(1, 2).reshape(b, n, d))
+
+    def forward(self, x):
+        x = x + self.attention(self.norm1(x))
+        return x + self.drop(self.fc2(self.drop(F.gelu(self.fc1(self.norm2(x))))))
+
+
+class HashViT(nn.Module):
+    def __init__(self, image, channels, patch, dim, depth, heads, mlp, bits=64):
+        super().__init__()
+        grid = image // patch
+        self.embed = nn.Conv2d(channels, dim, patch, patch)
+        self.cls = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos = nn.Parameter(torch.randn(1, grid * grid + 1, dim) * 0.02)
+        self.drop = nn.Dropout(0.1)
+        self.blocks = nn.Sequential(*[Block(dim, heads, mlp) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.head = nn.Sequential(nn.Dropout(0.5), nn.Linear((grid * grid + 1) * dim, 1024), nn.ReLU(),
+                                  nn.Linear(1024, bits))
+
+    def forward(self, x):
+        x = self.embed(x).flatten(2).transpose(1, 2)
+        x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x], dim=1) + self.pos
+        x = self.norm(self.blocks(self.drop(x)))
+        return self.head(x.flatten(1))
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--config", default="tiny", choices=CONFIGS)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--threads", type=int, default=0)
+    a = p.parse_args()
+    if a.threads > 0:
+        torch.set_num_threads(a.threads)
+    torch.manual_seed(7)
+    image, channels, *_ = CONFIGS[a.config]
+    model = HashViT(*CONFIGS[a.config])
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    x = torch.randn(a.batch, channels, image, image)
+    centers = torch.randint(0, 2, (a.batch, 64)).float()
+    times = []
+    for s in range(a.warmup + a.steps):
+        t0 = time.perf_counter()
+        h = torch.tanh(model(x))
+        loss = F.binary_cross_entropy(0.5 * (h + 1), centers) + 1e-4 * ((h.abs() - 1) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        dt = (time.perf_counter() - t0) * 1000
+        if s >= a.warmup:
+            times.append(dt)
+    times.sort()
+    med = times[len(times) // 2]
+    print(json.dumps({"impl": "pytorch", "torch": torch.__version__, "config": a.config, "batch": a.batch,
+                      "threads": torch.get_num_threads(), "steps": a.steps, "step_ms_median": round(med, 3),
+                      "step_ms_min": round(times[0], 3), "imgs_per_s": round(1000 * a.batch / med, 2),
+                      "params": sum(p.numel() for p in model.parameters())}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+// Times full training steps of the hashing model on random input: forward in training mode
+// (dropout on), CSQ loss, backward, Adam — ViTTiny28 / ViTSmall32 / ViTB16 / ViTB32 with the
+// all-token hash head and 64 bits. Prints one JSON line. The PyTorch peer is pytorch_train_step.py
+// beside this file; run both with the same --batch, --steps and --threads.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "vts/hash/heads.hpp"
+#include "vts/hash/losses.hpp"
+#include "vts/nn/vit.hpp"
+#include "vts/optim/optim.hpp"
+#include "vts/vts.hpp"
+
+namespace {
+
+struct Args {
+  std::string config = "tiny";
+  int64_t batch = 64;
+  int steps = 10;
+  int warmup = 2;
+  int threads = 0;
+};
+
+Args parse(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    const std::string flag = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "vts_bench_train: %s expects a value\n", flag.c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (flag == "--config") a.config = value();
+    else if (flag == "--batch") a.batch = std::stoll(value());
+    else if (flag == "--steps") a.steps = std::stoi(value());
+    else if (flag == "--warmup") a.warmup = std::stoi(value());
+    else if (flag == "--threads") a.threads = std::stoi(value());
+    else {
+      std::fprintf(stderr,
+                   "usage: vts_bench_train [--config tiny|small|b16|b32] [--batch B] [--steps S] [--warmup W] "
+                   "[--threads T]\nunknown flag: %s\n",
+                   flag.c_str());
+      std::exit(2);
+    }
+  }
+  if (a.batch <= 0 || a.steps <= 0) {
+    std::fprintf(stderr, "vts_bench_train: --batch and --steps must be positive\n");
+    std::exit(2);
+  }
+  return a;
+}
+
+template <class Config>
+int run(const Args& a) {
+  using namespace vts;
+  Generator gen(7);
+  hash::HashNetwork<nn::ViT<Config>, hash::AllTokenHead<>> net(64, gen);
+  hash::loss::Config cfg{.bits = 64, .classes = 10, .train_size = a.batch};
+  hash::loss::Csq<> loss(cfg, gen);
+  optim::Adam<float> opt(nn::parameters(net), {.lr = 1e-4});
+  auto x = Tensor<float>::empty(Shape{a.batch, Config::channels, Config::image, Config::image});
+  nn::init::normal_(x, 0.0, 1.0, gen);
+  std::vector<float> labels(static_cast<size_t>(a.batch * 10), 0.0f);
+  std::vector<int64_t> indices(static_cast<size_t>(a.batch));
+  for (int64_t i = 0; i < a.batch; ++i) {
+    labels[static_cast<size_t>(i * 10 + i % 10)] = 1.0f;
+    indices[static_cast<size_t>(i)] = i;
+  }
+  const auto y = Tensor<float>::from_vector(labels, Shape{a.batch, 10});
+  nn::Context ctx{true, &gen};
+  std::vector<double> ms;
+  for (int s = 0; s < a.warmup + a.steps; ++s) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto l = loss(net.forward(x, ctx), y, indices, 0);
+    opt.zero_grad();
+    l.backward();
+    opt.step();
+    const double dt = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    if (s >= a.warmup) ms.push_back(dt);
+  }
+  std::sort(ms.begin(), ms.end());
+  const double median = ms[ms.size() / 2];
+  std::printf(
+      "{\"impl\": \"vts\", \"config\": \"%s\", \"batch\": %lld, \"threads\": %d, \"steps\": %d, \"step_ms_median\": %.3f, "
+      "\"step_ms_min\": %.3f, \"imgs_per_s\": %.2f, \"params\": %lld}\n",
+      a.config.c_str(), static_cast<long long>(a.batch), vts::cpu::max_threads(), a.steps, median, ms.front(),
+      1000.0 * static_cast<double>(a.batch) / median, static_cast<long long>(nn::parameter_count(net)));
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Args a = parse(argc, argv);
+  if (a.threads > 0) vts::cpu::set_num_threads(a.threads);
+  try {
+    if (a.config == "tiny") return run<vts::nn::ViTTiny28>(a);
+    if (a.config == "small") return run<vts::nn::ViTSmall32>(a);
+    if (a.config == "b16") return run<vts::nn::ViTB16>(a);
+    if (a.config == "b32") return run<vts::nn::ViTB32>(a);
+    std::fprintf(stderr, "vts_bench_train: --config must be tiny, small, b16 or b32, got '%s'\n", a.config.c_str());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "vts_bench_train: %s\n", e.what());
+    return 1;
+  }
+}

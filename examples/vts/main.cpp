@@ -1,0 +1,29 @@
+// `vts`: train, evaluate and search hashing models. With no subcommand it runs `vts train` on the
+// built-in default (ViTTiny28, CSQ, 64 bits, Fashion-MNIST).
+#include <cstdio>
+#include <exception>
+#include <map>
+#include <string>
+
+#include "commands.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"VTS: Vision Transformer Hashing — train, evaluate and search binary codes"};
+  app.require_subcommand(0, 1);
+  std::map<CLI::App*, vts::cli::Run> runs;
+  CLI::App* train = app.add_subcommand("train", "train a hashing model and evaluate it (the default command)");
+  runs[train] = vts::cli::add_train_command(*train);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    for (auto& [sub, run] : runs)
+      if (sub->parsed()) return run();
+    return runs[train]();  // no subcommand: the built-in default run
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "vts: error: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,191 @@
+#pragma once
+// Trainer<Network, Loss>: the training loop of the hashing model (hashing-spec §1.1) and the code
+// extraction used by evaluation (§4.1), for any backbone/head/loss combination known at compile
+// time. The program `vts train` (examples/vts) wraps it with flags, progress and outputs.
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "vts/data/loader.hpp"
+#include "vts/hash/heads.hpp"
+#include "vts/hash/losses.hpp"
+#include "vts/optim/optim.hpp"
+
+namespace vts::hash {
+
+struct OptimizerOptions {
+  std::string name = "adam";  // adam | adamw | rmsprop | sgd
+  double lr = 1e-3;
+  double weight_decay = 0.0;
+  double momentum = 0.9;       // sgd
+  std::string schedule = "constant";  // constant | step | cosine
+  int64_t step_size = 30;      // step schedule, in epochs
+  double gamma = 0.1;          // step schedule
+  double warmup_epochs = 0;    // cosine schedule
+  double final_lr = 0.0;       // cosine schedule
+};
+
+template <class T, class D>
+using AnyOptimizer = std::variant<optim::Adam<T, D>, optim::AdamW<T, D>, optim::Rmsprop<T, D>, optim::Sgd<T, D>>;
+
+template <class T, class D>
+AnyOptimizer<T, D> make_optimizer(const OptimizerOptions& o, std::vector<Tensor<T, D>> params) {
+  if (o.name == "adam") return optim::Adam<T, D>(params, {.lr = o.lr, .weight_decay = o.weight_decay});
+  if (o.name == "adamw") return optim::AdamW<T, D>(params, {.lr = o.lr, .weight_decay = o.weight_decay});
+  if (o.name == "rmsprop") return optim::Rmsprop<T, D>(params, {.lr = o.lr, .weight_decay = o.weight_decay});
+  if (o.name == "sgd")
+    return optim::Sgd<T, D>(params, {.lr = o.lr, .momentum = o.momentum, .weight_decay = o.weight_decay});
+  throw Error("unknown optimizer '" + o.name + "'; expected adam, adamw, rmsprop or sgd");
+}
+
+// The learning rate at step `step` of `steps_per_epoch`-long epochs.
+inline double scheduled_lr(const OptimizerOptions& o, int64_t step, int64_t steps_per_epoch, int64_t epochs) {
+  if (o.schedule == "constant") return o.lr;
+  if (o.schedule == "step") return optim::StepLR(o.lr, o.step_size, o.gamma)(step / steps_per_epoch);
+  if (o.schedule == "cosine") {
+    const auto warmup = static_cast<int64_t>(o.warmup_epochs * static_cast<double>(steps_per_epoch));
+    return optim::WarmupCosineLR(o.lr, warmup, std::max(warmup, epochs * steps_per_epoch), o.final_lr)(step);
+  }
+  throw Error("unknown learning-rate schedule '" + o.schedule + "'; expected constant, step or cosine");
+}
+
+struct StepReport {
+  int64_t epoch, step, steps_in_epoch;
+  double loss, images_per_s, lr;
+};
+
+template <class Network, class Loss>
+class Trainer {
+ public:
+  using tensor_type = typename Network::tensor_type;
+  using T = typename tensor_type::value_type;
+  using D = typename tensor_type::device_type;
+
+  Trainer(Network net, Loss loss, OptimizerOptions opt, uint64_t seed)
+      : net_(std::move(net)), loss_(std::move(loss)), opt_options_(std::move(opt)), dropout_rng_(seed ^ 0xD0D0ull) {
+    std::vector<tensor_type> params = nn::parameters(net_);
+    for (auto& p : loss_.parameters()) params.push_back(p);
+    optimizer_ = std::make_unique<AnyOptimizer<T, D>>(make_optimizer<T, D>(opt_options_, params));
+  }
+
+  Network& network() { return net_; }
+  Loss& loss() { return loss_; }
+  AnyOptimizer<T, D>& optimizer() { return *optimizer_; }
+  Generator& dropout_rng() { return dropout_rng_; }
+
+  // One epoch over the loader (already configured to shuffle); returns the mean batch loss.
+  double train_epoch(data::Loader& loader, int64_t epoch, int64_t total_epochs,
+                     const std::function<void(const StepReport&)>& report = {}) {
+    loader.start_epoch(epoch);
+    const int64_t steps = loader.num_batches();
+    data::Batch batch;
+    double sum = 0;
+    int64_t n = 0;
+    nn::Context ctx{true, &dropout_rng_};
+    while (loader.next(batch)) {
+      const auto t0 = std::chrono::steady_clock::now();
+      const double lr = scheduled_lr(opt_options_, epoch * steps + batch.number, steps, total_epochs);
+      std::visit([&](auto& o) { o.set_lr(lr); }, *optimizer_);
+      const tensor_type x = images_of(batch), y = labels_of(batch);
+      const tensor_type u = net_.forward(x, ctx);
+      const tensor_type l = loss_(u, y, batch.indices, static_cast<int>(epoch));
+      std::visit([](auto& o) { o.zero_grad(); }, *optimizer_);
+      l.backward();
+      std::visit([](auto& o) { o.step(); }, *optimizer_);
+      const double value = static_cast<double>(l.item());
+      VTS_CHECK(std::isfinite(value), "training diverged: loss is ", value, " at epoch ", epoch, " step ",
+                batch.number, "; lower the learning rate");
+      sum += value;
+      ++n;
+      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (report) report({epoch, batch.number, steps, value, static_cast<double>(batch.size) / secs, lr});
+    }
+    if constexpr (requires(Loss& lo) { lo.end_epoch(); }) loss_.end_epoch();
+    return n ? sum / static_cast<double>(n) : 0.0;
+  }
+
+  // Raw outputs u [n, bits] of a whole split in evaluation mode (dropout off), in dataset order.
+  std::vector<float> encode(std::shared_ptr<const data::Dataset> ds, int64_t batch_size, int workers,
+                            const std::function<void(int64_t done, int64_t total)>& progress = {}) {
+    data::Loader loader(std::move(ds), {.batch_size = batch_size, .shuffle = false, .num_workers = workers});
+    loader.start_epoch(0);
+    NoGradGuard no_grad;
+    nn::Context ctx{false, &dropout_rng_};
+    std::vector<float> out;
+    data::Batch batch;
+    int64_t done = 0;
+    const int64_t total = loader.dataset().size();
+    while (loader.next(batch)) {
+      const std::vector<T> u = net_.forward(images_of(batch), ctx).to_vector();
+      out.insert(out.end(), u.begin(), u.end());
+      done += batch.size;
+      if (progress) progress(done, total);
+    }
+    return out;
+  }
+
+  static tensor_type images_of(const data::Batch& b) {
+    std::vector<T> v(b.images.begin(), b.images.end());
+    return tensor_type::from_vector(v, Shape{b.size, b.spec.channels, b.spec.height, b.spec.width});
+  }
+  static tensor_type labels_of(const data::Batch& b) {
+    std::vector<T> v(b.labels.begin(), b.labels.end());
+    return tensor_type::from_vector(v, Shape{b.size, b.num_classes});
+  }
+
+ private:
+  Network net_;
+  Loss loss_;
+  OptimizerOptions opt_options_;
+  Generator dropout_rng_;
+  std::unique_ptr<AnyOptimizer<T, D>> optimizer_;
+};
+
+// Optional first stage (paper §2.3): train the backbone as a classifier on the training split with
+// cross-entropy on each item's first label, then hand it to the hash stage.
+template <class Backbone>
+double pretrain_classifier(Backbone& backbone, data::Loader& loader, int64_t epochs, const OptimizerOptions& opt,
+                           uint64_t seed, const std::function<void(const StepReport&)>& report = {}) {
+  using tensor_type = typename Backbone::tensor_type;
+  using T = typename tensor_type::value_type;
+  using D = typename tensor_type::device_type;
+  Generator gen(seed ^ 0xC1A55ull);
+  const int classes = loader.dataset().num_classes();
+  ClassifierHead<T, D> head(Backbone::dim, classes, gen);
+  std::vector<tensor_type> params = nn::parameters(backbone);
+  for (auto& p : nn::parameters(head)) params.push_back(p);
+  auto optimizer = make_optimizer<T, D>(opt, params);
+  nn::Context ctx{true, &gen};
+  double last = 0;
+  for (int64_t epoch = 0; epoch < epochs; ++epoch) {
+    loader.start_epoch(epoch);
+    const int64_t steps = loader.num_batches();
+    data::Batch batch;
+    double sum = 0;
+    int64_t n = 0;
+    while (loader.next(batch)) {
+      const auto t0 = std::chrono::steady_clock::now();
+      const double lr = scheduled_lr(opt, epoch * steps + batch.number, steps, epochs);
+      std::visit([&](auto& o) { o.set_lr(lr); }, optimizer);
+      std::vector<int64_t> targets(static_cast<size_t>(batch.size));
+      for (int64_t i = 0; i < batch.size; ++i) targets[static_cast<size_t>(i)] = first_argmax(batch.labels.data() + i * classes, classes);
+      std::vector<T> pixels(batch.images.begin(), batch.images.end());
+      const tensor_type x = tensor_type::from_vector(pixels, Shape{batch.size, batch.spec.channels, batch.spec.height, batch.spec.width});
+      const tensor_type l = cross_entropy(head.forward(backbone.forward(x, ctx)), targets);
+      std::visit([](auto& o) { o.zero_grad(); }, optimizer);
+      l.backward();
+      std::visit([](auto& o) { o.step(); }, optimizer);
+      sum += static_cast<double>(l.item());
+      ++n;
+      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (report) report({epoch, batch.number, steps, static_cast<double>(l.item()), static_cast<double>(batch.size) / secs, lr});
+    }
+    last = n ? sum / static_cast<double>(n) : 0.0;
+  }
+  return last;
+}
+
+}  // namespace vts::hash
