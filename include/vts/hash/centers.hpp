@@ -108,6 +108,28 @@ class CenterAssigner {
   bool multi_label() const { return multi_label_; }
   const std::vector<float>& tie_bits() const { return tie_bits_; }
 
+  // Replace the random parts with known values (tests against another implementation's draws,
+  // or restoring a run). Centers must keep the [C, K] shape and hold only −1, 0 or +1 (DPN-A
+  // targets can be 0); tie bits are K values in {0, 1}.
+  void set_centers(CenterMatrix centers) {
+    VTS_CHECK(static_cast<int64_t>(centers.size()) == classes(), "centers: expected ", classes(), " rows of ", bits(),
+              " values, got ", centers.size(), " rows");
+    for (size_t c = 0; c < centers.size(); ++c) {
+      VTS_CHECK(static_cast<int64_t>(centers[c].size()) == bits(), "centers: expected [", classes(), ", ", bits(),
+                "], row ", c, " has ", centers[c].size(), " values");
+      for (float v : centers[c])
+        VTS_CHECK(v == -1.0f || v == 0.0f || v == 1.0f, "centers: row ", c, " holds ", v,
+                  "; entries must be -1, 0 or 1");
+    }
+    centers_ = std::move(centers);
+  }
+  void set_tie_bits(std::vector<float> bits_01) {
+    VTS_CHECK(static_cast<int64_t>(bits_01.size()) == bits(), "tie bits: expected ", bits(), " values, got ",
+              bits_01.size());
+    for (float v : bits_01) VTS_CHECK(v == 0.0f || v == 1.0f, "tie bits must be 0 or 1, got ", v);
+    tie_bits_ = std::move(bits_01);
+  }
+
   std::vector<float> assign(const std::vector<float>& labels, int64_t B) const {
     const int64_t C = classes(), K = bits();
     VTS_CHECK(static_cast<int64_t>(labels.size()) == B * C, "centers: ", labels.size(), " label values for ", B,

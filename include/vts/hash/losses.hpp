@@ -11,7 +11,11 @@
 // Defaults are the corrected semantics of DeepHash-pytorch HEAD. `reference_compat = true` gives
 // the behaviour of the VTS paper's own code where it differs (spec §7.3): DSH's zero-gradient
 // quantization term, HashNet's memory-bank loss with the scale fixed at 1, and GreedyHash's
-// classifier frozen at its random init.
+// classifier frozen at its random init (and no imagenet α override).
+//
+// The random parts (CSQ rows beyond 2K, DPN targets, the multi-label tie bits, GreedyHash's W)
+// can be replaced with known values: Csq::set_centers, Dpn::set_targets, set_tie_bits and
+// GreedyHash::set_classifier (used by the golden tests to inject PyTorch's draws).
 #include <cmath>
 #include <string>
 #include <vector>
@@ -49,10 +53,10 @@ Tensor<T, D> bank(int64_t rows, int64_t width) {
 template <class T, class D>
 void check_batch(const char* loss, const Tensor<T, D>& u, const Tensor<T, D>& y, const std::vector<int64_t>& ind,
                  int64_t K, int64_t C) {
-  VTS_CHECK_SHAPE(u.ndim() == 2 && u.size(1) == K, loss, ": outputs must be [batch, ", K, "], found ",
-                  u.shape().str());
+  VTS_CHECK_SHAPE(u.ndim() == 2 && u.size(1) == K, loss, ": outputs must be [", u.ndim() >= 1 ? u.size(0) : 0, ", ", K,
+                  "] (batch, bits), found ", u.shape().str());
   VTS_CHECK_SHAPE(y.ndim() == 2 && y.size(0) == u.size(0) && y.size(1) == C, loss, ": labels must be [",
-                  u.size(0), ", ", C, "], found ", y.shape().str());
+                  u.size(0), ", ", C, "] (batch, classes) for outputs ", u.shape().str(), ", found ", y.shape().str());
   VTS_CHECK_SHAPE(static_cast<int64_t>(ind.size()) == u.size(0), loss, ": ", ind.size(), " indices for a batch of ",
                   u.size(0));
 }
@@ -136,9 +140,12 @@ class HashNet {
       theta = alpha * matmul(h, h.t());  // gradient through both factors
     }
     const tensor_type pair = softplus(theta) - similar * theta;
-    // mean over positive pairs + mean over negative pairs (the class-balance weighting).
+    // mean over positive pairs + mean over negative pairs (the class-balance weighting). A side
+    // with no pairs contributes nothing (the reference reweights an empty selection); a positive
+    // side can be empty when every label row of the batch is zero.
     const T positives = sum(similar).item(), negatives = T(similar.numel()) - positives;
-    tensor_type loss = sum(pair * similar) / positives;
+    tensor_type loss = tensor_type::scalar(T(0));
+    if (positives > T(0)) loss = loss + sum(pair * similar) / positives;
     if (negatives > T(0)) loss = loss + sum(pair * (T(1) - similar)) / negatives;
     return loss;
   }
@@ -169,7 +176,18 @@ class GreedyHash {
     // PyTorch's default Linear init without bias: U(−1/√K, 1/√K).
     nn::init::linear_(W_, tensor_type(), gen);
     if (!cfg.reference_compat) W_.requires_grad_();
+    // HEAD raises α to 1 for imagenet (§2.3); the VTS code has no such override (§7.3).
+    if (!cfg.reference_compat && cfg.dataset == "imagenet") alpha = T(1);
   }
+
+  // Overwrites the classifier's values in place (the tensor, and so any optimizer holding it,
+  // stays the same), e.g. with another implementation's random init.
+  void set_classifier(const tensor_type& w) {
+    VTS_CHECK_SHAPE(w.shape() == W_.shape(), name, ": classifier must be ", W_.shape().str(),
+                    " (classes, bits), found ", w.shape().str());
+    W_.detach().copy_(w);
+  }
+  const tensor_type& classifier() const { return W_; }
 
   tensor_type operator()(const tensor_type& u, const tensor_type& y, const std::vector<int64_t>& ind, int) {
     detail::check_batch(name, u, y, ind, cfg_.bits, cfg_.classes);
@@ -263,6 +281,9 @@ class Csq {
                                           y.size(0), cfg_.bits);
   }
   const CenterAssigner& assigner() const { return assigner_; }
+  // Replace the random parts (rows beyond 2K, the multi-label tie bits) with known values.
+  void set_centers(CenterMatrix centers) { assigner_.set_centers(std::move(centers)); }
+  void set_tie_bits(std::vector<float> bits_01) { assigner_.set_tie_bits(std::move(bits_01)); }
   std::vector<tensor_type> parameters() { return {}; }
   template <class F>
   void state(F&& f) {
@@ -287,11 +308,13 @@ class Dpn {
   using tensor_type = Tensor<T, D>;
   static constexpr const char* name = "dpn";
   T margin = T(1);
+  // Fraction of −1 entries per target row (spec: 0.5). The constructor draws the targets with it,
+  // so changing it afterwards has no effect.
   double p = 0.5;
   bool adaptive_targets = false;  // the "-A" variant: targets re-estimated from the bank each epoch
 
   Dpn(const Config& cfg, Generator& gen)
-      : cfg_(cfg), assigner_(dpn_targets(cfg.classes, cfg.bits, 0.5, gen), cfg.multi_label, gen),
+      : cfg_(cfg), assigner_(dpn_targets(cfg.classes, cfg.bits, p, gen), cfg.multi_label, gen),
         U_(detail::bank<T, D>(cfg.train_size, cfg.bits)), Y_(detail::bank<T, D>(cfg.train_size, cfg.classes)) {}
 
   tensor_type operator()(const tensor_type& u, const tensor_type& y, const std::vector<int64_t>& ind, int) {
@@ -318,6 +341,11 @@ class Dpn {
         centers[static_cast<size_t>(c)][static_cast<size_t>(k)] = static_cast<float>((s > 0) - (s < 0));
       }
   }
+  const CenterAssigner& assigner() const { return assigner_; }
+  const CenterMatrix& targets() const { return assigner_.centers(); }
+  // Replace the random targets and tie bits with known values.
+  void set_targets(CenterMatrix targets) { assigner_.set_centers(std::move(targets)); }
+  void set_tie_bits(std::vector<float> bits_01) { assigner_.set_tie_bits(std::move(bits_01)); }
   std::vector<tensor_type> parameters() { return {}; }
   template <class F>
   void state(F&& f) {
