@@ -6,6 +6,7 @@
 //   closed interval [lo, hi], sign has zero gradient, sign_ste passes it straight through.
 #include <vector>
 
+#include "vts/backend/cpu/activation.hpp"
 #include "vts/backend/cpu/elementwise.hpp"
 #include "vts/core/functors.hpp"
 #include "vts/core/tensor.hpp"
@@ -133,6 +134,8 @@ Tensor<T, D> pow(const Tensor<T, D>& x, T p) {
   return record(map(x, fn::PowScalar<T>{p}), "pow", {&x}, [xd = x.detach(), p](const Tensor<T, D>& g) {
     return std::vector<Tensor<T, D>>{map(g, xd, [p](T gv, T xv) {
       using std::pow;
+      // x^0 is constant: its gradient is 0 everywhere, including x = 0 where p·x^(p−1) is 0·inf.
+      if (p == T(0)) return T(0);
       return p == T(2) ? gv * T(2) * xv : gv * p * pow(xv, p - T(1));
     })};
   });
@@ -206,9 +209,23 @@ template <class T, class D>
 Tensor<T, D> relu(const Tensor<T, D>& x) {
   return detail::unary_with_input_grad(x, "relu", fn::Relu{}, [](T v) { return v > T(0) ? T(1) : T(0); });
 }
+// On the CPU, GELU runs its own vectorised kernels (backend/cpu/activation.hpp); the generic
+// functor path evaluated erf with a scalar libm call per element. Saves the input.
 template <class T, class D>
 Tensor<T, D> gelu(const Tensor<T, D>& x) {
-  return detail::unary_with_input_grad(x, "gelu", fn::Gelu{}, fn::GeluGrad{});
+  if constexpr (is_cpu_v<D>) {
+    Tensor<T, D> xc = x.contiguous_nograd();
+    Tensor<T, D> y = Tensor<T, D>::empty(x.shape());
+    gelu_forward(D{}, xc.data(), y.data(), xc.numel());
+    return record(y, "gelu", {&x}, [xc](const Tensor<T, D>& g) {
+      Tensor<T, D> gc = g.contiguous_nograd();
+      Tensor<T, D> dx = Tensor<T, D>::empty(xc.shape());
+      gelu_backward(D{}, xc.data(), gc.data(), dx.data(), xc.numel());
+      return std::vector<Tensor<T, D>>{dx};
+    });
+  } else {
+    return detail::unary_with_input_grad(x, "gelu", fn::Gelu{}, fn::GeluGrad{});
+  }
 }
 template <class T, class D>
 Tensor<T, D> softsign(const Tensor<T, D>& x) {

@@ -149,7 +149,12 @@ Tensor<T, D> Tensor<T, D>::expand(const Shape& to) const {
   Strides st(static_cast<size_t>(to.ndim()), 0);
   Shape out_shape = to;
   for (int i = 0; i < to.ndim(); ++i) {
-    if (i < lead) continue;
+    if (i < lead) {
+      // A new leading axis has no existing size for -1 to keep.
+      VTS_CHECK_SHAPE(to[i] >= 0, "expand: cannot expand shape ", shape().str(), " to ", to.str(),
+                      " (-1 in a new leading dimension)");
+      continue;
+    }
     const int64_t have = shape()[i - lead];
     if (to[i] == -1) out_shape[i] = have;
     VTS_CHECK_SHAPE(have == out_shape[i] || have == 1, "expand: cannot expand shape ", shape().str(), " to ",

@@ -1,0 +1,233 @@
+// Autograd semantics: accumulation, graph release, grad mode, seeds, detach, retain_grad, shared
+// subexpressions, and the error messages users see when shapes do not fit.
+#include "test_util.hpp"
+
+using namespace vts;
+using namespace vts_test;
+using Catch::Matchers::Contains;
+
+TEST_CASE("gradcheck itself rejects a wrong backward", "[autograd]") {
+  // An op whose recorded backward is off by a factor of two: the checker must notice, or every
+  // other gradient test here proves nothing.
+  auto wrong_backward = [](auto& in) {
+    const Td& x = in[0];
+    Td y = map(x, fn::MulScalar<double>{3.0});
+    return record(y, "wrong", {&x}, [](const Td& g) { return std::vector<Td>{map(g, fn::MulScalar<double>{6.0})}; });
+  };
+  const GradcheckResult r = gradcheck<Cpu>(wrong_backward, {uniform({2, 2}, 1)});
+  CHECK_FALSE(r.ok);
+  CHECK_THAT(r.message, Contains("analytic"));
+  CHECK(r.max_abs_error > 0.5);
+}
+
+TEST_CASE("gradients accumulate into leaves across backward calls", "[autograd]") {
+  Td x = Td::from_vector({1, 2, 3});
+  x.requires_grad_();
+  sum(mul(x, x)).backward();  // 2x
+  check_values(x.grad().to_vector(), {2, 4, 6});
+  sum(mul(x, 3.0)).backward();  // + 3
+  check_values(x.grad().to_vector(), {5, 7, 9});
+  x.zero_grad();
+  CHECK_FALSE(x.grad().defined());
+  sum(x).backward();
+  check_values(x.grad().to_vector(), {1, 1, 1});
+}
+
+TEST_CASE("a leaf's gradient never aliases the seed or another tensor's gradient", "[autograd]") {
+  SECTION("the seed passed to backward") {
+    Td x = Td::zeros({2, 3});
+    x.requires_grad_();
+    Td seed = Td::ones({6});
+    x.reshape({6}).backward(seed);
+    seed.fill_(5);  // the caller reuses its seed buffer
+    check_values(x.grad().to_vector(), {1, 1, 1, 1, 1, 1});
+    x.reshape({6}).backward(seed);
+    check_values(x.grad().to_vector(), {6, 6, 6, 6, 6, 6});
+    check_values(seed.to_vector(), {5, 5, 5, 5, 5, 5});
+  }
+  SECTION("a retained intermediate gradient") {
+    Td x = Td::zeros({2, 3});
+    x.requires_grad_();
+    const Td w = Td::from_vector({1, 2, 3, 4, 5, 6});
+    Td y = x.reshape({6});
+    y.retain_grad();
+    sum(mul(y, w)).backward();
+    sum(mul(x.reshape({6}), w)).backward();  // accumulates into x.grad only
+    check_values(y.grad().to_vector(), {1, 2, 3, 4, 5, 6});
+    check_values(x.grad().to_vector(), {2, 4, 6, 8, 10, 12});
+  }
+}
+
+TEST_CASE("backward frees the graph; a second pass through it throws", "[autograd]") {
+  Td x = Td::from_vector({1, 2});
+  x.requires_grad_();
+  Td y = sum(vts::exp(x));
+  y.backward();
+  CHECK_THROWS_WITH(y.backward(), Contains("already freed"));
+  // Also when the freed part is reached from a new op built on top of it.
+  Td z = mul(y, 2.0);
+  CHECK_THROWS_AS(z.backward(), Error);
+  // A fresh forward pass works again.
+  x.zero_grad();
+  sum(vts::exp(x)).backward();
+  check_values(x.grad().to_vector(), {std::exp(1.0), std::exp(2.0)});
+}
+
+TEST_CASE("NoGradGuard records nothing and restores the mode", "[autograd]") {
+  Td x = uniform({2, 3}, 2);
+  x.requires_grad_();
+  {
+    NoGradGuard guard;
+    CHECK_FALSE(grad_enabled());
+    CHECK_FALSE(mul(x, x).requires_grad());
+    CHECK_FALSE(matmul(x, x.t()).requires_grad());
+    CHECK_FALSE(softmax(x).requires_grad());
+    CHECK_FALSE(x.t().requires_grad());
+    CHECK_FALSE(x.reshape({6}).requires_grad());
+    CHECK_FALSE(concat<double, Cpu>({x, x}, 0).requires_grad());
+    Td y = sum(x);
+    CHECK(y.grad_fn() == nullptr);
+    CHECK_THROWS_WITH(y.backward(), Contains("does not require grad"));
+    {
+      NoGradGuard nested;
+    }
+    CHECK_FALSE(grad_enabled());  // the inner guard restored "off", not "on"
+  }
+  CHECK(grad_enabled());
+  CHECK(mul(x, x).requires_grad());
+  // Ops on tensors that do not require grad record nothing either.
+  Td c = uniform({2, 3}, 3);
+  CHECK_FALSE(add(c, c).requires_grad());
+  CHECK(add(c, x).requires_grad());
+}
+
+TEST_CASE("backward seeds", "[autograd]") {
+  Td x = uniform({2, 3}, 4);
+  x.requires_grad_();
+  SECTION("a non-scalar output needs a seed; the message names the shape") {
+    Td y = mul(x, 2.0);
+    CHECK_THROWS_WITH(y.backward(), Contains("[2, 3]") && Contains("seed"));
+  }
+  SECTION("a seed of the wrong shape names both shapes") {
+    Td y = mul(x, 2.0);
+    CHECK_THROWS_WITH(y.backward(Td::ones({3, 2})), Contains("[3, 2]") && Contains("[2, 3]"));
+  }
+  SECTION("an explicit seed weights the output") {
+    Td y = mul(x, 2.0);
+    y.backward(Td::from_vector({1, 2, 3, 4, 5, 6}, {2, 3}));
+    check_values(x.grad().to_vector(), {2, 4, 6, 8, 10, 12});
+  }
+  SECTION("a one-element non-scalar output needs no seed") {
+    Td y = sum(x, {0, 1}, true);
+    REQUIRE(y.shape() == Shape{1, 1});
+    y.backward();
+    check_values(x.grad().to_vector(), {1, 1, 1, 1, 1, 1});
+  }
+}
+
+TEST_CASE("detach cuts the graph", "[autograd]") {
+  Td x = Td::from_vector({1, 2, 3});
+  x.requires_grad_();
+  Td d = mul(x, 2.0).detach();
+  CHECK_FALSE(d.requires_grad());
+  CHECK(d.is_leaf());
+  // y = x * stopgrad(2x): dy/dx = 2x, not 4x.
+  sum(mul(x, d)).backward();
+  check_values(x.grad().to_vector(), {2, 4, 6});
+  // detach shares the data.
+  CHECK(x.detach().same_storage(x));
+}
+
+TEST_CASE("retain_grad keeps an intermediate gradient; others are not kept", "[autograd]") {
+  Td x = Td::from_vector({1, 2, 3});
+  x.requires_grad_();
+  Td h = mul(x, x);
+  Td k = mul(x, 3.0);
+  h.retain_grad();
+  sum(mul(add(h, k), Td::from_vector({1, 10, 100}))).backward();
+  check_values(h.grad().to_vector(), {1, 10, 100});
+  CHECK_FALSE(k.grad().defined());
+  check_values(x.grad().to_vector(), {1 * (2 + 3), 10 * (4 + 3), 100 * (6 + 3)});
+}
+
+TEST_CASE("a tensor used twice receives the sum of both gradients", "[autograd]") {
+  SECTION("diamond: y = a·b with a and b both computed from x") {
+    Td x = Td::from_vector({0.5, -1.0, 2.0});
+    x.requires_grad_();
+    Td a = vts::exp(x);
+    Td b = mul(x, 3.0);
+    sum(mul(a, b)).backward();  // d/dx (3x·eˣ) = 3eˣ(1 + x)
+    const auto xv = x.to_vector();
+    std::vector<double> want;
+    for (double v : xv) want.push_back(3 * std::exp(v) * (1 + v));
+    check_values(x.grad().to_vector(), want, 1e-12);
+  }
+  SECTION("the same intermediate feeding two consumers") {
+    Td x = Td::from_vector({1.0, 2.0});
+    x.requires_grad_();
+    Td h = mul(x, x);             // used twice below
+    Td y = add(mul(h, 2.0), h);   // 3x²
+    sum(y).backward();
+    check_values(x.grad().to_vector(), {6, 12});
+  }
+  SECTION("x + x") {
+    Td x = Td::from_vector({1.0, 2.0});
+    x.requires_grad_();
+    sum(add(x, x)).backward();
+    check_values(x.grad().to_vector(), {2, 2});
+  }
+}
+
+TEST_CASE("gradients reach only inputs that require them", "[autograd]") {
+  Td a = uniform({2, 3}, 5), b = uniform({3, 2}, 6);
+  a.requires_grad_();
+  sum(matmul(a, b)).backward();
+  CHECK(a.grad().defined());
+  CHECK_FALSE(b.grad().defined());
+  CHECK(a.is_leaf());
+  CHECK_THROWS_AS(mul(a, 2.0).requires_grad_(false), Error);
+}
+
+// ---- shape errors name both shapes ------------------------------------------------------------------
+
+TEST_CASE("shape mismatch errors name both shapes", "[autograd][errors]") {
+  const Td a = Td::zeros({2, 3}), b = Td::zeros({4}), m = Td::zeros({4, 5});
+  SECTION("add") { CHECK_THROWS_WITH(add(a, b), Contains("[2, 3]") && Contains("[4]")); }
+  SECTION("mul (broadcast)") { CHECK_THROWS_AS(mul(Td::zeros({2, 3}), Td::zeros({3, 2})), ShapeError); }
+  SECTION("matmul") { CHECK_THROWS_WITH(matmul(a, m), Contains("[2, 3]") && Contains("[4, 5]")); }
+  SECTION("linear input") {
+    CHECK_THROWS_WITH(linear(a, m), Contains("[2, 3]") && Contains("[4, 5]"));
+  }
+  SECTION("linear bias") {
+    CHECK_THROWS_WITH(linear(a, Td::zeros({4, 3}), Td::zeros({5})), Contains("[5]") && Contains("[4]"));
+  }
+  SECTION("layer_norm") {
+    CHECK_THROWS_WITH(layer_norm(a, Td::ones({4}), Td::zeros({3}), 1e-5),
+                      Contains("[2, 3]") && Contains("[4]") && Contains("[3]"));
+  }
+  SECTION("concat") {
+    CHECK_THROWS_WITH((concat<double, Cpu>({a, Td::zeros({2, 4})}, 0)), Contains("[2, 3]") && Contains("[2, 4]"));
+    CHECK_NOTHROW(concat<double, Cpu>({a, Td::zeros({2, 4})}, 1));
+  }
+  SECTION("reshape") { CHECK_THROWS_WITH(a.reshape({4}), Contains("[2, 3]") && Contains("[4]")); }
+  SECTION("attention") {
+    CHECK_THROWS_WITH(attention(Td::zeros({1, 1, 3, 2}), Td::zeros({1, 1, 4, 2}), Td::zeros({1, 1, 3, 2})),
+                      Contains("[1, 1, 3, 2]") && Contains("[1, 1, 4, 2]"));
+  }
+  SECTION("binary_cross_entropy") {
+    CHECK_THROWS_WITH(binary_cross_entropy(a, Td::zeros({3, 2})), Contains("[2, 3]") && Contains("[3, 2]"));
+  }
+  SECTION("errors are ShapeError, a vts::Error") {
+    CHECK_THROWS_AS(add(a, b), ShapeError);
+    CHECK_THROWS_AS(a.reshape({4}), Error);
+  }
+}
+
+TEST_CASE("index errors say which index and which range", "[autograd][errors]") {
+  const Td x = Td::zeros({3, 2});
+  CHECK_THROWS_WITH(index_select(x, std::vector<int64_t>{0, 3}), Contains("3") && Contains("[0, 3)"));
+  CHECK_THROWS_WITH(cross_entropy(x, std::vector<int64_t>{0, 5, 1}), Contains("5") && Contains("[0, 2)"));
+  CHECK_THROWS_WITH(x.select(0, 3), Contains("[3, 2]"));
+  CHECK_THROWS_WITH(x.permute({0, 0}), Contains("repeated"));
+  CHECK_THROWS_AS(dropout(x, 1.0, true), Error);
+}

@@ -1,0 +1,231 @@
+// Gradient checks for the layer-sized ops: softmax family and losses, matmul and linear,
+// layer_norm, attention (plain and packed), dropout, concat and index_select. Shapes are kept
+// small because gradcheck runs two forward passes per input element.
+#include "test_util.hpp"
+
+using namespace vts;
+using namespace vts_test;
+using Catch::Matchers::Contains;
+
+// ---- softmax family and losses --------------------------------------------------------------------
+
+TEST_CASE("grad: softmax and log_softmax on last and non-last axes", "[grad][softmax]") {
+  const Td x = uniform({2, 3, 5}, 1, -3.0, 3.0);
+  for (int axis : {-1, 0, 1}) {
+    INFO("axis " << axis);
+    check_grad([axis](auto& in) { return softmax(in[0], axis); }, {x});
+    check_grad([axis](auto& in) { return log_softmax(in[0], axis); }, {x});
+  }
+  // Non-contiguous input and a composition whose gradient does not vanish on the row sums.
+  check_grad([](auto& in) { return softmax(in[0].t(), -1); }, {uniform({5, 4}, 2)});
+  check_grad([](auto& in) { return log_softmax(in[0].slice(1, 0, 8, 2), 0); }, {uniform({3, 8}, 3)});
+  check_grad([](auto& in) { return mul(softmax(in[0]), log_softmax(in[0])); }, {uniform({3, 6}, 4)});
+}
+
+TEST_CASE("grad: cross_entropy", "[grad][loss]") {
+  const std::vector<int64_t> targets{0, 4, 2, 2};
+  check_grad([&](auto& in) { return cross_entropy(in[0], targets); }, {uniform({4, 5}, 11, -2, 2)});
+  // Transposed logits; the loss scaled so the incoming gradient is not 1.
+  check_grad([&](auto& in) { return mul(cross_entropy(in[0].t(), targets), 3.0); }, {uniform({5, 4}, 12, -2, 2)});
+  check_grad([](auto& in) { return cross_entropy(in[0], std::vector<int64_t>{1}); }, {uniform({1, 3}, 13)});
+}
+
+TEST_CASE("grad: binary_cross_entropy with respect to the probabilities", "[grad][loss]") {
+  // Targets are a captured constant: gradcheck perturbs every input it is given, and the op
+  // defines no gradient for its targets. Soft and hard labels both appear.
+  const Td targets = Td::from_vector({0, 1, 0.3, 1, 0, 0.8, 0.5, 1, 0, 0.1, 1, 0}, {3, 4});
+  check_grad([&](auto& in) { return binary_cross_entropy(in[0], targets); }, {uniform({3, 4}, 21, 0.05, 0.95)});
+  // Probabilities produced by a sigmoid of a transposed view: the usual way BCE is fed.
+  check_grad([&](auto& in) { return binary_cross_entropy(sigmoid(in[0].t()), targets); },
+             {uniform({4, 3}, 22, -3, 3)});
+  // The targets are never differentiated even when they require grad.
+  Td p = uniform({3, 4}, 23, 0.1, 0.9), t = targets.clone_nograd();
+  p.requires_grad_();
+  t.requires_grad_();
+  binary_cross_entropy(p, t).backward();
+  CHECK(p.grad().defined());
+  CHECK_FALSE(t.grad().defined());
+}
+
+// ---- matmul and linear -------------------------------------------------------------------------------
+
+TEST_CASE("grad: matmul", "[grad][matmul]") {
+  auto mm = [](auto& in) { return matmul(in[0], in[1]); };
+  SECTION("2-D") { check_grad(mm, {uniform({3, 4}, 31), uniform({4, 5}, 32)}); }
+  SECTION("batched") { check_grad(mm, {uniform({2, 3, 4}, 33), uniform({2, 4, 5}, 34)}); }
+  SECTION("broadcast batch") {
+    check_grad(mm, {uniform({2, 1, 3, 4}, 35), uniform({3, 4, 2}, 36)});
+    check_grad(mm, {uniform({3, 4}, 37), uniform({2, 4, 5}, 38)});
+    check_grad(mm, {uniform({2, 3, 4}, 39), uniform({4, 2}, 40)});
+  }
+  SECTION("transposed operands") {
+    check_grad([](auto& in) { return matmul(in[0].t(), in[1].t()); }, {uniform({4, 3}, 41), uniform({5, 4}, 42)});
+    check_grad([](auto& in) { return matmul(in[0].transpose(-2, -1), in[1]); },
+               {uniform({2, 4, 3}, 43), uniform({2, 4, 5}, 44)});
+    check_grad([](auto& in) { return matmul(in[0].permute({1, 0, 2}), in[1].transpose(1, 2)); },
+               {uniform({3, 2, 4}, 45), uniform({2, 5, 4}, 46)});
+  }
+  SECTION("strided and expanded operands") {
+    // A stepped column slice has no unit stride and must be copied before the GEMM; an expanded
+    // row has row stride 0.
+    check_grad([](auto& in) { return matmul(in[0].slice(1, 0, 8, 2), in[1]); }, {uniform({3, 8}, 47), uniform({4, 2}, 48)});
+    check_grad([](auto& in) { return matmul(in[0].expand({3, 4}), in[1]); }, {uniform({1, 4}, 49), uniform({4, 2}, 50)});
+    check_grad([](auto& in) { return matmul(in[0], in[1].expand({2, 4, 3})); }, {uniform({2, 3, 4}, 51), uniform({4, 3}, 52)});
+  }
+  SECTION("gradient arriving through a broadcast") {
+    // sum over rows hands matmul's backward a gradient with row stride 0.
+    check_grad([](auto& in) { return mul(sum(matmul(in[0], in[1]), {0}, true), 2.0); },
+               {uniform({3, 4}, 53), uniform({4, 5}, 54)});
+  }
+}
+
+TEST_CASE("grad: linear", "[grad][matmul]") {
+  const Td w = uniform({3, 4}, 61), b = uniform({3}, 62);
+  check_grad([](auto& in) { return linear(in[0], in[1], in[2]); }, {uniform({5, 4}, 63), w, b});
+  check_grad([](auto& in) { return linear(in[0], in[1]); }, {uniform({5, 4}, 64), w});
+  check_grad([](auto& in) { return linear(in[0], in[1], in[2]); }, {uniform({2, 3, 4}, 65), w, b});
+  check_grad([](auto& in) { return linear(in[0], in[1]); }, {uniform({2, 3, 4}, 66), w});
+  // Non-contiguous input and a transposed weight view.
+  check_grad([](auto& in) { return linear(in[0].transpose(0, 1), in[1].t(), in[2]); },
+             {uniform({3, 2, 4}, 67), uniform({4, 3}, 68), b});
+  // One element of x: [4] in, [3] out.
+  check_grad([](auto& in) { return linear(in[0], in[1], in[2]); }, {uniform({4}, 69), w, b});
+}
+
+// ---- layer_norm ------------------------------------------------------------------------------------
+
+TEST_CASE("grad: layer_norm", "[grad][layer_norm]") {
+  auto ln = [](auto& in) { return layer_norm(in[0], in[1], in[2], 1e-5); };
+  check_grad(ln, {uniform({3, 6}, 71, -2, 2), uniform({6}, 72, 0.5, 1.5), uniform({6}, 73)});
+  check_grad(ln, {uniform({2, 3, 5}, 74, -2, 2), uniform({5}, 75, 0.5, 1.5), uniform({5}, 76)});
+  check_grad([](auto& in) { return layer_norm(in[0].t(), in[1], in[2], 1e-5); },
+             {uniform({6, 3}, 77, -2, 2), uniform({6}, 78, 0.5, 1.5), uniform({6}, 79)});
+  // A larger eps matters for the gradient too, not only for the forward.
+  check_grad([](auto& in) { return layer_norm(in[0], in[1], in[2], 0.5); },
+             {uniform({4, 4}, 80, -1, 1), uniform({4}, 81, 0.5, 1.5), uniform({4}, 82)});
+  // More rows than threads: the per-thread partial sums of dweight and dbias are combined.
+  check_grad(ln, {uniform({17, 3}, 83, -2, 2), uniform({3}, 84, 0.5, 1.5), uniform({3}, 85)});
+}
+
+// ---- attention --------------------------------------------------------------------------------------
+
+TEST_CASE("grad: attention", "[grad][attention]") {
+  auto att = [](auto& in) { return attention(in[0], in[1], in[2]); };
+  SECTION("small") {
+    check_grad(att, {uniform({2, 2, 5, 3}, 91), uniform({2, 2, 5, 3}, 92), uniform({2, 2, 5, 3}, 93)});
+  }
+  SECTION("N = 70 spans a full and a partial 64-row block") {
+    const Shape s{1, 1, 70, 3};
+    check_grad(att, {uniform(s, 94, -2, 2), uniform(s, 95, -2, 2), uniform(s, 96)});
+  }
+  SECTION("non-contiguous q, k, v views") {
+    // q: heads interleaved per token ([B, N, H, d] permuted) — unit inner stride, read in place.
+    // k: d and N swapped — inner stride N, copied. v: every other token of a longer sequence.
+    check_grad(
+        [](auto& in) {
+          return attention(in[0].permute({0, 2, 1, 3}), in[1].transpose(2, 3), in[2].slice(2, 0, 13, 2));
+        },
+        {uniform({1, 7, 2, 4}, 97, -2, 2), uniform({1, 2, 4, 7}, 98, -2, 2), uniform({1, 2, 13, 4}, 99)});
+  }
+  SECTION("a gradient arriving with a non-unit inner stride") {
+    // The transpose after attention hands its backward a gradient whose last axis is strided.
+    check_grad([](auto& in) { return attention(in[0], in[1], in[2]).transpose(2, 3); },
+               {uniform({1, 2, 6, 3}, 103), uniform({1, 2, 6, 3}, 104), uniform({1, 2, 6, 3}, 105)});
+  }
+  SECTION("N = 70 through views") {
+    check_grad([](auto& in) { return attention(in[0].permute({0, 2, 1, 3}), in[1].permute({0, 2, 1, 3}), in[2]); },
+               {uniform({1, 70, 1, 2}, 100, -2, 2), uniform({1, 70, 1, 2}, 101, -2, 2), uniform({1, 1, 70, 2}, 102)});
+  }
+}
+
+TEST_CASE("self_attention_packed matches attention on split heads, and its gradient checks", "[grad][attention]") {
+  const int64_t B = 2, N = 5, H = 2, d = 3;
+  const Td qkv = uniform({B, N, 3 * H * d}, 111, -2, 2);
+  // Reference: split the packed features into q, k, v heads with views, run attention, merge.
+  auto split = [&](const Td& x, int which) {
+    return x.slice(2, which * H * d, (which + 1) * H * d).reshape({B, N, H, d}).permute({0, 2, 1, 3});
+  };
+  const Td ref = attention(split(qkv, 0), split(qkv, 1), split(qkv, 2)).permute({0, 2, 1, 3}).reshape({B, N, H * d});
+  const Td got = self_attention_packed(qkv, H);
+  REQUIRE(got.shape() == Shape{B, N, H * d});
+  check_values(got.to_vector(), ref.to_vector(), 1e-12);
+
+  check_grad([](auto& in) { return self_attention_packed(in[0], 2); }, {qkv});
+  check_grad([](auto& in) { return self_attention_packed(in[0], 1); }, {uniform({1, 70, 3 * 2}, 112, -2, 2)});
+  // A non-contiguous packed input (sequence and batch swapped).
+  check_grad([](auto& in) { return self_attention_packed(in[0].transpose(0, 1), 3); }, {uniform({4, 2, 3 * 3 * 2}, 113)});
+}
+
+// ---- dropout -----------------------------------------------------------------------------------------
+
+TEST_CASE("grad: dropout with a fixed mask", "[grad][dropout]") {
+  // A fresh generator with the same seed inside f gives the same mask in every evaluation.
+  auto drop = [](auto& in) {
+    Generator gen(77);
+    return dropout(in[0], 0.4, true, gen);
+  };
+  const Td x = uniform({6, 7}, 121, 0.5, 1.5);  // no zeros, so a zero output means a dropped element
+  const std::vector<Td> args{x};
+  const auto y = drop(args).to_vector();
+  int dropped = 0;
+  for (size_t i = 0; i < y.size(); ++i) {
+    if (y[i] == 0) {
+      ++dropped;
+    } else {
+      CHECK(y[i] == Approx(x.to_vector()[i] / 0.6));
+    }
+  }
+  CHECK(dropped > 0);
+  CHECK(dropped < static_cast<int>(y.size()));
+  check_grad(drop, {x});
+  check_grad([](auto& in) {
+    Generator gen(5);
+    return dropout(in[0].t(), 0.5, true, gen);
+  }, {uniform({5, 3}, 122)});
+  // Evaluation mode is the identity and records nothing new.
+  Td e = uniform({3, 3}, 123);
+  CHECK(dropout(e, 0.5, false).same_storage(e));
+}
+
+// ---- concat and index_select ------------------------------------------------------------------------
+
+TEST_CASE("grad: concat", "[grad][indexing]") {
+  check_grad([](auto& in) { return concat<double, Cpu>({in[0], in[1], in[2]}, 0); },
+             {uniform({2, 3}, 131), uniform({1, 3}, 132), uniform({4, 3}, 133)});
+  check_grad([](auto& in) { return concat<double, Cpu>({in[0], in[1].t()}, 1); },
+             {uniform({3, 2}, 134), uniform({4, 3}, 135)});
+  check_grad([](auto& in) { return concat<double, Cpu>({in[0], in[1], in[0]}, -1); },  // a part used twice
+             {uniform({2, 2, 1}, 136), uniform({2, 2, 3}, 137)});
+}
+
+TEST_CASE("concat with a constant part routes gradients only to the parts that need them", "[indexing]") {
+  Td x = Td::from_vector({1, 2, 3, 4}, {2, 2});
+  const Td c = Td::from_vector({5, 6}, {2, 1});
+  x.requires_grad_();
+  const Td y = concat<double, Cpu>({c, x}, 1);
+  check_values(y.to_vector(), {5, 1, 2, 6, 3, 4});
+  sum(mul(y, Td::from_vector({10, 20, 30, 40, 50, 60}, {2, 3}))).backward();
+  check_values(x.grad().to_vector(), {20, 30, 50, 60});
+  CHECK_FALSE(c.grad().defined());
+}
+
+TEST_CASE("index_copy_ writes rows in place, the last repeat winning", "[indexing]") {
+  Td bank = Td::zeros({4, 2});
+  const Td src = Td::from_vector({1, 1, 2, 2, 3, 3}, {3, 2});
+  index_copy_(bank, {3, 1, 3}, src);
+  check_values(bank.to_vector(), {0, 0, 2, 2, 0, 0, 3, 3});
+  CHECK_THROWS_WITH(index_copy_(bank, {4}, Td::zeros({1, 2})), Contains("[0, 4)"));
+  CHECK_THROWS_AS(index_copy_(bank, {0}, Td::zeros({1, 3})), ShapeError);
+}
+
+TEST_CASE("grad: index_select with repeated rows", "[grad][indexing]") {
+  const std::vector<int64_t> rows{4, 0, 4, 2, 4};
+  check_grad([&](auto& in) { return index_select(in[0], rows); }, {uniform({5, 3}, 141)});
+  check_grad([&](auto& in) { return index_select(in[0], rows); }, {uniform({5, 2, 2}, 142)});
+  check_grad([&](auto& in) { return index_select(in[0].t(), std::vector<int64_t>{1, 1}); }, {uniform({3, 2}, 143)});
+  // Repeated rows accumulate: row 4 appears three times.
+  Td x = uniform({5, 3}, 144);
+  x.requires_grad_();
+  sum(index_select(x, rows)).backward();
+  check_values(x.grad().to_vector(), {1, 1, 1, 0, 0, 0, 1, 1, 1, 0, 0, 0, 3, 3, 3});
+}
