@@ -1,0 +1,273 @@
+#pragma once
+// `vts train`: trains a ViT hashing model with one of the six losses, evaluates it every E epochs
+// (mAP over the query/database protocol of the dataset), keeps the best checkpoint and writes the
+// codes, labels, metrics and precision-recall curve into --out.
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "commands.hpp"
+#include "svg_plot.hpp"
+#include "vts/data/protocol.hpp"
+#include "evaluate.hpp"
+#include "vts/hash/trainer.hpp"
+#include "vts/io/atomic_file.hpp"
+#include "vts/io/checkpoint.hpp"
+#include "vts/io/npy.hpp"
+#include "vts/nn/vit.hpp"
+
+namespace vts::cli {
+namespace train_detail {
+
+struct TrainArgs {
+  std::string config = "tiny";
+  std::string head = "all";
+  std::string loss = "csq";
+  int64_t bits = 64;
+  std::string dataset = "fashion-mnist";
+  std::string data_dir, image_root;
+  int64_t epochs = 40;
+  int64_t batch = 64;
+  hash::OptimizerOptions opt{.name = "adamw", .lr = 1e-3, .weight_decay = 0.05, .schedule = "cosine",
+                             .warmup_epochs = 2, .final_lr = 1e-5};
+  int64_t eval_every = 20;
+  int64_t pretrain_epochs = 0;
+  double pretrain_lr = 1e-3;
+  bool augment = true;
+  bool reference_compat = false;
+  uint64_t seed = 1;
+  int threads = 0;
+  int workers = 1;
+  int64_t eval_batch = 256;
+  int64_t topk = 0;  // 0 = the protocol's
+  std::string out = "runs/default";
+  bool quiet = false;
+};
+
+inline double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+inline std::string format_duration(double s) {
+  char buf[32];
+  const int total = static_cast<int>(std::lround(std::max(0.0, s)));
+  if (total >= 3600) std::snprintf(buf, sizeof buf, "%dh%02dm", total / 3600, (total / 60) % 60);
+  else std::snprintf(buf, sizeof buf, "%dm%02ds", total / 60, total % 60);
+  return buf;
+}
+
+inline void write_text(const std::string& path, const std::string& text) {
+  io::AtomicFile f(path);
+  f.write(text.data(), text.size());
+  f.commit();
+}
+
+// ±1 int8 codes (sign(0) = 0 stays 0, as the reference's sign()).
+inline std::vector<int8_t> sign_codes(const std::vector<float>& u) {
+  std::vector<int8_t> c(u.size());
+  for (size_t i = 0; i < u.size(); ++i) c[i] = static_cast<int8_t>((u[i] > 0) - (u[i] < 0));
+  return c;
+}
+
+inline std::vector<uint8_t> label_bytes(const std::vector<float>& labels) {
+  std::vector<uint8_t> b(labels.size());
+  for (size_t i = 0; i < labels.size(); ++i) b[i] = labels[i] > 0.5f ? 1 : 0;
+  return b;
+}
+
+struct EvalResult {
+  int64_t epoch = 0;
+  eval::Report report;
+  std::vector<int8_t> query_codes, db_codes;
+};
+
+template <class Config, class Head, class Loss>
+int run(const TrainArgs& a) {
+  using Backbone = nn::ViT<Config>;
+  using Network = hash::HashNetwork<Backbone, Head>;
+  const auto t_start = std::chrono::steady_clock::now();
+  if (a.threads > 0) cpu::set_num_threads(a.threads);
+  const bool tty = isatty(fileno(stderr)) && !a.quiet;
+
+  data::ProtocolOptions popt;
+  popt.data_dir = a.data_dir;
+  popt.image_root = a.image_root;
+  popt.seed = a.seed;
+  popt.image_size = static_cast<int>(Config::image);
+  if (a.dataset == "fashion-mnist") popt.train_augment = a.augment;
+  data::Split split = data::make_protocol(a.dataset, popt);
+  const auto spec = split.train->spec();
+  VTS_CHECK(spec.channels == Config::channels, "model config '", a.config, "' expects ", Config::channels,
+            "-channel images but dataset '", a.dataset, "' has ", spec.channels, "; pick a matching --config");
+  const int64_t topk = a.topk != 0 ? a.topk : split.topk;
+  const int classes = split.num_classes;
+
+  std::filesystem::create_directories(a.out);
+  std::printf("vts train: %s (%s head), %s loss, %lld bits, %s: %lld train / %lld query / %lld database, %d threads\n",
+              Config::name, Head::name, Loss::name, static_cast<long long>(a.bits), a.dataset.c_str(),
+              static_cast<long long>(split.train->size()), static_cast<long long>(split.query->size()),
+              static_cast<long long>(split.database->size()), cpu::max_threads());
+  std::fflush(stdout);
+
+  Generator gen(a.seed);
+  Network net(a.bits, gen);
+  static const std::set<std::string> multi_label_sets{"nuswide_21", "nuswide_21_m", "coco"};
+  hash::loss::Config lcfg{.bits = a.bits, .classes = classes, .train_size = split.train->size(),
+                          .multi_label = multi_label_sets.count(a.dataset) > 0,
+                          .reference_compat = a.reference_compat, .dataset = a.dataset};
+  Loss loss(lcfg, gen);
+
+  data::Loader train_loader(split.train, {.batch_size = a.batch, .shuffle = true, .num_workers = a.workers,
+                                          .seed = a.seed});
+  const int64_t steps_per_epoch = train_loader.num_batches();
+  const int64_t total_steps = (a.epochs + a.pretrain_epochs) * steps_per_epoch;
+  int64_t steps_done = 0;
+  const auto t_train = std::chrono::steady_clock::now();
+  double training_seconds = 0;
+  auto progress = [&](const char* stage, const hash::StepReport& r) {
+    ++steps_done;
+    const double elapsed = seconds_since(t_train);
+    const double eta = elapsed / static_cast<double>(steps_done) * static_cast<double>(total_steps - steps_done);
+    const bool last = r.step + 1 == r.steps_in_epoch;
+    if (tty || (last && !a.quiet)) {
+      std::fprintf(stderr, "%s%s epoch %lld/%lld  step %lld/%lld  loss %.4f  lr %.2e  %.0f img/s  ETA %s%s", tty ? "\r" : "",
+                   stage, static_cast<long long>(r.epoch + 1),
+                   static_cast<long long>(std::string(stage) == "pretrain" ? a.pretrain_epochs : a.epochs),
+                   static_cast<long long>(r.step + 1), static_cast<long long>(r.steps_in_epoch), r.loss, r.lr,
+                   r.images_per_s, format_duration(eta).c_str(), tty ? "   " : "\n");
+      if (tty && last) std::fputc('\n', stderr);
+    }
+  };
+
+  if (a.pretrain_epochs > 0) {
+    hash::OptimizerOptions popts = a.opt;
+    popts.lr = a.pretrain_lr;
+    hash::pretrain_classifier(net.backbone, train_loader, a.pretrain_epochs, popts, a.seed,
+                              [&](const hash::StepReport& r) { progress("pretrain", r); });
+  }
+
+  hash::Trainer<Network, Loss> trainer(std::move(net), std::move(loss), a.opt, a.seed);
+  const std::vector<float> query_labels = data::all_labels(*split.query);
+  const std::vector<float> db_labels = data::all_labels(*split.database);
+
+  EvalResult best;
+  best.report.map = -1;
+  std::vector<std::pair<int64_t, double>> history;
+  nlohmann::json evaluations = nlohmann::json::array();
+  auto evaluate = [&](int64_t epoch) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto note = [&](int64_t done, int64_t total) {
+      if (tty) std::fprintf(stderr, "\r  encoding %lld/%lld", static_cast<long long>(done), static_cast<long long>(total));
+    };
+    const std::vector<float> uq = trainer.encode(split.query, a.eval_batch, a.workers, note);
+    const std::vector<float> udb = trainer.encode(split.database, a.eval_batch, a.workers, note);
+    if (tty) std::fputc('\n', stderr);
+    EvalResult r;
+    r.epoch = epoch;
+    r.query_codes = sign_codes(uq);
+    r.db_codes = sign_codes(udb);
+    r.report = eval::evaluate(r.query_codes, r.db_codes, query_labels, db_labels, a.bits, classes, topk);
+    const double secs = seconds_since(t0);
+    std::printf("eval after epoch %lld: mAP@%s = %.4f  P@100 = %.4f  P(r<=2) = %.4f  (%.1fs)\n",
+                static_cast<long long>(epoch), topk < 0 ? "all" : std::to_string(topk).c_str(), r.report.map,
+                r.report.precision_at_100, r.report.precision_radius2, secs);
+    std::fflush(stdout);
+    evaluations.push_back({{"epoch", epoch}, {"map", r.report.map}, {"precision_at_100", r.report.precision_at_100},
+                           {"precision_radius2", r.report.precision_radius2}, {"seconds", secs}});
+    if (r.report.map > best.report.map) {
+      best = std::move(r);
+      io::CheckpointWriter ckpt;
+      ckpt.add_layer("model", trainer.network());
+      trainer.loss().state([&](const std::string& name, auto& t) { ckpt.add("loss." + name, t); });
+      ckpt.metadata() = {{"config", Config::name}, {"head", Head::name}, {"loss", Loss::name}, {"bits", a.bits},
+                         {"epoch", epoch}, {"map", best.report.map}, {"dataset", a.dataset}, {"seed", a.seed}};
+      ckpt.write(a.out + "/best.safetensors");
+    }
+  };
+
+  for (int64_t epoch = 0; epoch < a.epochs; ++epoch) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const double mean_loss = trainer.train_epoch(train_loader, epoch, a.epochs,
+                                                 [&](const hash::StepReport& r) { progress("train", r); });
+    training_seconds += seconds_since(t0);
+    history.emplace_back(epoch + 1, mean_loss);
+    if ((epoch + 1) % a.eval_every == 0 || epoch + 1 == a.epochs) evaluate(epoch + 1);
+  }
+  if (a.epochs == 0) evaluate(0);
+
+  // Outputs of the best evaluation.
+  const int64_t nq = split.query->size(), ndb = split.database->size();
+  io::write_npy(a.out + "/query_codes.npy", io::make_array(best.query_codes, {nq, a.bits}));
+  io::write_npy(a.out + "/db_codes.npy", io::make_array(best.db_codes, {ndb, a.bits}));
+  io::write_npy(a.out + "/query_labels.npy", io::make_array(label_bytes(query_labels), {nq, classes}));
+  io::write_npy(a.out + "/db_labels.npy", io::make_array(label_bytes(db_labels), {ndb, classes}));
+  const auto& pr = best.report.pr;
+  write_text(a.out + "/pr_curve.json",
+             nlohmann::json{{"index", pr.retrieved}, {"P", pr.precision}, {"R", pr.recall}}.dump() + "\n");
+  write_text(a.out + "/pr_curve.svg",
+             svg_line_plot("Precision-recall, " + std::string(Loss::name) + ", " + std::to_string(a.bits) +
+                               " bits, " + a.dataset + " (mAP " + std::to_string(best.report.map).substr(0, 6) + ")",
+                           "recall", "precision", {{Loss::name, pr.recall, pr.precision}}));
+
+  nlohmann::json loss_history = nlohmann::json::array();
+  for (auto& [e, l] : history) loss_history.push_back({{"epoch", e}, {"loss", l}});
+  nlohmann::json metrics = {
+      {"map", best.report.map},
+      {"best_epoch", best.epoch},
+      {"last_map", evaluations.empty() ? 0.0 : evaluations.back()["map"].get<double>()},
+      {"topk", topk},
+      {"bits", a.bits},
+      {"precision_at_100", best.report.precision_at_100},
+      {"precision_at_1000", best.report.precision_at_1000},
+      {"precision_radius2", best.report.precision_radius2},
+      {"train_seconds", training_seconds},
+      {"total_seconds", seconds_since(t_start)},
+      {"evaluations", evaluations},
+      {"loss_history", loss_history},
+      {"config",
+       {{"model", Config::name}, {"head", Head::name}, {"loss", Loss::name}, {"bits", a.bits}, {"dataset", a.dataset},
+        {"data_dir", a.data_dir}, {"epochs", a.epochs}, {"batch", a.batch}, {"optimizer", a.opt.name},
+        {"lr", a.opt.lr}, {"weight_decay", a.opt.weight_decay}, {"schedule", a.opt.schedule},
+        {"warmup_epochs", a.opt.warmup_epochs}, {"final_lr", a.opt.final_lr}, {"eval_every", a.eval_every},
+        {"pretrain_epochs", a.pretrain_epochs}, {"pretrain_lr", a.pretrain_lr}, {"augment", a.augment},
+        {"reference_compat", a.reference_compat}, {"seed", a.seed}, {"threads", cpu::max_threads()},
+        {"workers", a.workers}, {"train_size", split.train->size()}, {"query_size", nq}, {"database_size", ndb}}}};
+  write_text(a.out + "/metrics.json", metrics.dump(2) + "\n");
+  std::printf("best mAP %.4f at epoch %lld; training %.1fs, total %.1fs; outputs in %s\n", best.report.map,
+              static_cast<long long>(best.epoch), training_seconds, seconds_since(t_start), a.out.c_str());
+  return 0;
+}
+
+template <class Config>
+int dispatch_head_and_loss(const TrainArgs& a) {
+  auto with_head = [&]<class Head>() {
+    return hash::loss::dispatch<float, Cpu>(a.loss, [&]<class Loss>() { return run<Config, Head, Loss>(a); });
+  };
+  if (a.head == "all") return with_head.template operator()<hash::AllTokenHead<>>();
+  if (a.head == "cls") return with_head.template operator()<hash::ClsTokenHead<>>();
+  throw Error("--head must be all or cls, got '" + a.head + "'");
+}
+
+}  // namespace train_detail
+
+// Explicitly instantiated once per model config (train_<config>.cpp), so the configs compile in
+// parallel and a change to one rebuilds only its file.
+template <class Config>
+int run_train(const train_detail::TrainArgs& a) {
+  return train_detail::dispatch_head_and_loss<Config>(a);
+}
+extern template int run_train<nn::ViTTiny28>(const train_detail::TrainArgs&);
+extern template int run_train<nn::ViTSmall32>(const train_detail::TrainArgs&);
+extern template int run_train<nn::ViTB16>(const train_detail::TrainArgs&);
+extern template int run_train<nn::ViTB32>(const train_detail::TrainArgs&);
+
+}  // namespace vts::cli
