@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Builds tests/downstream/project against VTS installed into a temporary prefix (find_package)
+# and with VTS as a subfolder (add_subdirectory), and runs it both ways.
+set -euo pipefail
+src=$1
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+gen=()
+command -v ninja >/dev/null && gen=(-G Ninja)
+cmake -S "$src" -B "$work/vts-build" "${gen[@]}" -DVTS_BUILD_TESTS=OFF -DVTS_BUILD_EXAMPLES=OFF \
+  -DVTS_BUILD_BENCHMARKS=OFF -DVTS_CUDA=OFF -DCMAKE_INSTALL_PREFIX="$work/prefix" >/dev/null
+cmake --install "$work/vts-build" >/dev/null
+cmake -S "$src/tests/downstream/project" -B "$work/pkg" "${gen[@]}" -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
+cmake --build "$work/pkg" >/dev/null
+"$work/pkg/downstream"
+cmake -S "$src/tests/downstream/project" -B "$work/sub" "${gen[@]}" -DVTS_USE=subdirectory \
+  -DVTS_SOURCE_DIR="$src" -DVTS_CUDA=OFF >/dev/null
+cmake --build "$work/sub" >/dev/null
+"$work/sub/downstream"
