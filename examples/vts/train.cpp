@@ -38,6 +38,12 @@ Run add_train_command(CLI::App& app) {
   app.add_option("--pretrain-lr", a->pretrain_lr, "learning rate of the classifier stage")->capture_default_str();
   app.add_flag("--augment,!--no-augment", a->augment, "training augmentation (fashion-mnist: shift and flip)")
       ->capture_default_str();
+  app.add_option("--erase", a->erase, "random-erasing probability of the training augmentation (fashion-mnist)")
+      ->check(CLI::Range(0.0, 1.0))->capture_default_str();
+  app.add_option("--ema", a->ema, "evaluate an exponential moving average of the weights with this decay (0: off)")
+      ->check(CLI::Range(0.0, 0.99999))->capture_default_str();
+  app.add_flag("--flip-average,!--no-flip-average", a->flip_average,
+               "encode each image and its mirror image and average the outputs")->capture_default_str();
   app.add_flag("--reference-compat", a->reference_compat,
                "reproduce the VTS paper code's loss behaviour where it differs from the corrected one");
   app.add_option("--seed", a->seed, "seed of the split, initialisation, shuffling and dropout")->capture_default_str();
@@ -48,6 +54,15 @@ Run add_train_command(CLI::App& app) {
   app.add_option("--topk", a->topk, "mAP@k (0 = the protocol's, -1 = the whole database)")->capture_default_str();
   app.add_option("--out", a->out, "output folder")->capture_default_str();
   app.add_flag("--quiet", a->quiet, "no progress lines");
+  auto* pretrained = app.add_option("--pretrained", a->pretrained,
+                                    "backbone weights to start from: Google .npz (ViT-B_16.npz, ViT-B_32.npz) or "
+                                    "timm / vts .safetensors; the format is read from the file")
+                         ->check(CLI::ExistingFile);
+  app.add_option("--resume", a->resume,
+                 "continue a run: its --out folder (uses last.safetensors) or a checkpoint file; same settings give "
+                 "the same result as an uninterrupted run")
+      ->check(CLI::ExistingPath)
+      ->excludes(pretrained);
   return [a]() -> int {
     if (a->config == "tiny") return run_train<nn::ViTTiny28>(*a);
     if (a->config == "small") return run_train<nn::ViTSmall32>(*a);

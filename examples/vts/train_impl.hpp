@@ -23,6 +23,7 @@
 #include "vts/io/atomic_file.hpp"
 #include "vts/io/checkpoint.hpp"
 #include "vts/io/npy.hpp"
+#include "vts/io/vit_weights.hpp"
 #include "vts/nn/vit.hpp"
 
 namespace vts::cli {
@@ -43,6 +44,9 @@ struct TrainArgs {
   int64_t pretrain_epochs = 0;
   double pretrain_lr = 1e-3;
   bool augment = true;
+  float erase = 0.0f;
+  double ema = 0.0;
+  bool flip_average = false;
   bool reference_compat = false;
   uint64_t seed = 1;
   int threads = 0;
@@ -51,7 +55,21 @@ struct TrainArgs {
   int64_t topk = 0;  // 0 = the protocol's
   std::string out = "runs/default";
   bool quiet = false;
+  // Pretrained weights and resuming (docs/weights.md).
+  std::string pretrained;  // backbone weights: Google .npz, timm or vts .safetensors
+  std::string resume;      // a run's --out folder (its last.safetensors) or a checkpoint file
 };
+
+// The settings that decide a run's numbers. A checkpoint keeps them; --resume names those that
+// differ, since then the result is no longer that of an uninterrupted run.
+inline nlohmann::json run_settings(const TrainArgs& a) {
+  return {{"dataset", a.dataset}, {"epochs", a.epochs}, {"batch", a.batch}, {"optimizer", a.opt.name},
+          {"lr", a.opt.lr}, {"weight_decay", a.opt.weight_decay}, {"momentum", a.opt.momentum},
+          {"schedule", a.opt.schedule}, {"step_size", a.opt.step_size}, {"gamma", a.opt.gamma},
+          {"warmup_epochs", a.opt.warmup_epochs}, {"final_lr", a.opt.final_lr}, {"augment", a.augment},
+          {"erase", a.erase}, {"ema", a.ema}, {"reference_compat", a.reference_compat}, {"seed", a.seed},
+          {"pretrain_epochs", a.pretrain_epochs}, {"pretrain_lr", a.pretrain_lr}};
+}
 
 inline double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -103,7 +121,10 @@ int run(const TrainArgs& a) {
   popt.image_root = a.image_root;
   popt.seed = a.seed;
   popt.image_size = static_cast<int>(Config::image);
-  if (a.dataset == "fashion-mnist") popt.train_augment = a.augment;
+  if (a.dataset == "fashion-mnist") {
+    popt.train_augment = a.augment;
+    popt.fashion_erase = a.erase;
+  }
   data::Split split = data::make_protocol(a.dataset, popt);
   const auto spec = split.train->spec();
   VTS_CHECK(spec.channels == Config::channels, "model config '", a.config, "' expects ", Config::channels,
@@ -120,6 +141,10 @@ int run(const TrainArgs& a) {
 
   Generator gen(a.seed);
   Network net(a.bits, gen);
+  if (!a.pretrained.empty()) {  // draws nothing from gen: the rest of the run is seeded as without
+    const io::WeightLoadReport w = io::load_pretrained(net.backbone, a.pretrained);
+    std::printf("pretrained backbone: %s\n", w.summary().c_str());
+  }
   static const std::set<std::string> multi_label_sets{"nuswide_21", "nuswide_21_m", "coco"};
   hash::loss::Config lcfg{.bits = a.bits, .classes = classes, .train_size = split.train->size(),
                           .multi_label = multi_label_sets.count(a.dataset) > 0,
@@ -148,7 +173,7 @@ int run(const TrainArgs& a) {
     }
   };
 
-  if (a.pretrain_epochs > 0) {
+  if (a.pretrain_epochs > 0 && a.resume.empty()) {  // a resumed run's checkpoint holds the result
     hash::OptimizerOptions popts = a.opt;
     popts.lr = a.pretrain_lr;
     hash::pretrain_classifier(net.backbone, train_loader, a.pretrain_epochs, popts, a.seed,
@@ -156,6 +181,8 @@ int run(const TrainArgs& a) {
   }
 
   hash::Trainer<Network, Loss> trainer(std::move(net), std::move(loss), a.opt, a.seed);
+  trainer.set_ema(a.ema);
+  trainer.set_flip_averaging(a.flip_average);
   const std::vector<float> query_labels = data::all_labels(*split.query);
   const std::vector<float> db_labels = data::all_labels(*split.database);
 
@@ -186,15 +213,59 @@ int run(const TrainArgs& a) {
     if (r.report.map > best.report.map) {
       best = std::move(r);
       io::CheckpointWriter ckpt;
-      ckpt.add_layer("model", trainer.network());
+      trainer.with_eval_weights([&] { ckpt.add_layer("model", trainer.network()); });
       trainer.loss().state([&](const std::string& name, auto& t) { ckpt.add("loss." + name, t); });
       ckpt.metadata() = {{"config", Config::name}, {"head", Head::name}, {"loss", Loss::name}, {"bits", a.bits},
                          {"epoch", epoch}, {"map", best.report.map}, {"dataset", a.dataset}, {"seed", a.seed}};
       ckpt.write(a.out + "/best.safetensors");
     }
+    // The whole training state (live weights, optimizer, loss, dropout generator) after every
+    // evaluation, for --resume.
+    io::CheckpointWriter last;
+    io::add_training_state(last, trainer);
+    nlohmann::json losses = nlohmann::json::array();
+    for (auto& [e, l] : history) losses.push_back({{"epoch", e}, {"loss", l}});
+    last.metadata() = {{"config", Config::name}, {"head", Head::name}, {"loss", Loss::name}, {"bits", a.bits},
+                       {"epoch", epoch}, {"dataset", a.dataset}, {"seed", a.seed}, {"best_map", best.report.map},
+                       {"best_epoch", best.epoch}, {"evaluations", evaluations}, {"loss_history", losses},
+                       {"train_seconds", training_seconds}, {"settings", run_settings(a)}};
+    last.write(a.out + "/last.safetensors");
   };
 
-  for (int64_t epoch = 0; epoch < a.epochs; ++epoch) {
+  // --resume: restore everything the last evaluation saved and continue with the next epoch. With
+  // the same settings the run ends with the same bytes as an uninterrupted one.
+  int64_t start_epoch = 0;
+  if (!a.resume.empty()) {
+    const std::string path = std::filesystem::is_directory(a.resume) ? a.resume + "/last.safetensors" : a.resume;
+    io::CheckpointReader ckpt(path);
+    ckpt.expect_metadata("config", Config::name);
+    ckpt.expect_metadata("head", Head::name);
+    ckpt.expect_metadata("loss", Loss::name);
+    ckpt.expect_metadata("bits", a.bits);
+    io::read_training_state(ckpt, trainer);
+    ckpt.commit();  // throws, listing every mismatch, before anything changed
+    const nlohmann::json& m = ckpt.metadata();
+    start_epoch = m.value("epoch", int64_t{0});
+    best.epoch = m.value("best_epoch", int64_t{0});
+    best.report.map = m.value("best_map", -1.0);
+    evaluations = m.value("evaluations", nlohmann::json::array());
+    for (const auto& h : m.value("loss_history", nlohmann::json::array()))
+      history.emplace_back(h.at("epoch").get<int64_t>(), h.at("loss").get<double>());
+    training_seconds = m.value("train_seconds", 0.0);
+    if (a.ema > 0) trainer.set_ema(a.ema);  // the average is not in the checkpoint; it restarts here
+    std::string changed;
+    const nlohmann::json now = run_settings(a), then = m.value("settings", nlohmann::json::object());
+    for (const auto& [k, v] : now.items())
+      if (then.contains(k) && then[k] != v) changed += " " + k + " " + then[k].dump() + "->" + v.dump();
+    std::printf("resumed from %s after epoch %lld (best mAP so far %.4f at epoch %lld)\n", path.c_str(),
+                static_cast<long long>(start_epoch), best.report.map, static_cast<long long>(best.epoch));
+    if (!changed.empty())
+      std::printf("note: settings differ from the checkpoint's run:%s; the result will not be that of an "
+                  "uninterrupted run\n", changed.c_str());
+    std::fflush(stdout);
+  }
+
+  for (int64_t epoch = start_epoch; epoch < a.epochs; ++epoch) {
     const auto t0 = std::chrono::steady_clock::now();
     const double mean_loss = trainer.train_epoch(train_loader, epoch, a.epochs,
                                                  [&](const hash::StepReport& r) { progress("train", r); });
@@ -202,21 +273,27 @@ int run(const TrainArgs& a) {
     history.emplace_back(epoch + 1, mean_loss);
     if ((epoch + 1) % a.eval_every == 0 || epoch + 1 == a.epochs) evaluate(epoch + 1);
   }
-  if (a.epochs == 0) evaluate(0);
+  if (start_epoch >= a.epochs) evaluate(a.epochs);  // nothing left to train (or --epochs 0)
 
-  // Outputs of the best evaluation.
+  // Outputs of the best evaluation. After --resume the best can be one from before the restart,
+  // whose codes this process never computed; the outputs that run wrote then stay as they are.
   const int64_t nq = split.query->size(), ndb = split.database->size();
-  io::write_npy(a.out + "/query_codes.npy", io::make_array(best.query_codes, {nq, a.bits}));
-  io::write_npy(a.out + "/db_codes.npy", io::make_array(best.db_codes, {ndb, a.bits}));
-  io::write_npy(a.out + "/query_labels.npy", io::make_array(label_bytes(query_labels), {nq, classes}));
-  io::write_npy(a.out + "/db_labels.npy", io::make_array(label_bytes(db_labels), {ndb, classes}));
-  const auto& pr = best.report.pr;
-  write_text(a.out + "/pr_curve.json",
-             nlohmann::json{{"index", pr.retrieved}, {"P", pr.precision}, {"R", pr.recall}}.dump() + "\n");
-  write_text(a.out + "/pr_curve.svg",
-             svg_line_plot("Precision-recall, " + std::string(Loss::name) + ", " + std::to_string(a.bits) +
-                               " bits, " + a.dataset + " (mAP " + std::to_string(best.report.map).substr(0, 6) + ")",
-                           "recall", "precision", {{Loss::name, pr.recall, pr.precision}}));
+  if (!best.query_codes.empty()) {
+    io::write_npy(a.out + "/query_codes.npy", io::make_array(best.query_codes, {nq, a.bits}));
+    io::write_npy(a.out + "/db_codes.npy", io::make_array(best.db_codes, {ndb, a.bits}));
+    io::write_npy(a.out + "/query_labels.npy", io::make_array(label_bytes(query_labels), {nq, classes}));
+    io::write_npy(a.out + "/db_labels.npy", io::make_array(label_bytes(db_labels), {ndb, classes}));
+    const auto& pr = best.report.pr;
+    write_text(a.out + "/pr_curve.json",
+               nlohmann::json{{"index", pr.retrieved}, {"P", pr.precision}, {"R", pr.recall}}.dump() + "\n");
+    write_text(a.out + "/pr_curve.svg",
+               svg_line_plot("Precision-recall, " + std::string(Loss::name) + ", " + std::to_string(a.bits) +
+                                 " bits, " + a.dataset + " (mAP " + std::to_string(best.report.map).substr(0, 6) + ")",
+                             "recall", "precision", {{Loss::name, pr.recall, pr.precision}}));
+  } else {
+    std::printf("the best evaluation (epoch %lld) predates the resume: its codes are those in that run's folder\n",
+                static_cast<long long>(best.epoch));
+  }
 
   nlohmann::json loss_history = nlohmann::json::array();
   for (auto& [e, l] : history) loss_history.push_back({{"epoch", e}, {"loss", l}});
@@ -238,7 +315,8 @@ int run(const TrainArgs& a) {
         {"data_dir", a.data_dir}, {"epochs", a.epochs}, {"batch", a.batch}, {"optimizer", a.opt.name},
         {"lr", a.opt.lr}, {"weight_decay", a.opt.weight_decay}, {"schedule", a.opt.schedule},
         {"warmup_epochs", a.opt.warmup_epochs}, {"final_lr", a.opt.final_lr}, {"eval_every", a.eval_every},
-        {"pretrain_epochs", a.pretrain_epochs}, {"pretrain_lr", a.pretrain_lr}, {"augment", a.augment},
+        {"pretrain_epochs", a.pretrain_epochs}, {"pretrain_lr", a.pretrain_lr}, {"augment", a.augment}, {"erase", a.erase}, {"ema", a.ema},
+        {"flip_average", a.flip_average},
         {"reference_compat", a.reference_compat}, {"seed", a.seed}, {"threads", cpu::max_threads()},
         {"workers", a.workers}, {"train_size", split.train->size()}, {"query_size", nq}, {"database_size", ndb}}}};
   write_text(a.out + "/metrics.json", metrics.dump(2) + "\n");

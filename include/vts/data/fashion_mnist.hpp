@@ -76,6 +76,7 @@ struct FashionAugment {
   bool enabled = false;
   int pad = 2;
   bool hflip = true;
+  float erase = 0.0f;  // random-erasing probability (see ImageTransform::erase_prob)
 };
 
 // Normalise (v/255 - 0.2860) / 0.3530; optionally resize to size x size (PIL bilinear) first.
@@ -90,6 +91,7 @@ inline ImageTransform fashion_mnist_transform(const FashionAugment& aug = {}, in
     t.crop_height = t.crop_width = size;
     t.pad = aug.pad;
     t.random_hflip = aug.hflip;
+    t.erase_prob = aug.erase;
   }
   t.mean = {kFashionMnistMean};
   t.stddev = {kFashionMnistStd};

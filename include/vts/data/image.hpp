@@ -349,6 +349,10 @@ struct ImageTransform {
   int crop_height = 0, crop_width = 0;
   int pad = 0;                 // Crop::random: border of raw value 0 around the image before cropping
   bool random_hflip = false;   // mirror with probability 1/2
+  // Random erasing: with this probability, one rectangle covering 2%..erase_max_area of the output
+  // (aspect ratio 0.3..3.3, log-uniform) is set to 0 after normalisation, i.e. to the mean.
+  float erase_prob = 0.0f;
+  float erase_max_area = 0.25f;
   std::vector<float> mean;     // per channel, or empty for none
   std::vector<float> stddev;   // per channel, or empty for none
 
@@ -404,6 +408,9 @@ struct ImageTransform {
     VTS_CHECK(mean.empty() || int(mean.size()) == channels, "ImageTransform: expected ", channels,
               " mean/std values (one per channel), found ", mean.size());
     for (float s : stddev) VTS_CHECK(s > 0.0f, "ImageTransform: expected std > 0, found ", s);
+    VTS_CHECK(erase_prob >= 0.0f && erase_prob <= 1.0f && erase_max_area > 0.02f && erase_max_area <= 1.0f,
+              "ImageTransform: expected erase_prob in [0, 1] and erase_max_area in (0.02, 1], found ", erase_prob,
+              " and ", erase_max_area);
   }
 
   // Transforms one HWC 8-bit image into float CHW at dst (size: channels x output_size).
@@ -464,6 +471,27 @@ struct ImageTransform {
           out[x] = lut[off < 0 ? 0 : row[off]];
         }
       }
+    }
+    if (erase_prob > 0.0f && rng.next_double() < erase_prob) erase_rectangle(dst, c, ch, cw, rng);
+  }
+
+ private:
+  void erase_rectangle(float* dst, int c, int h, int w, Generator& rng) const {
+    // A few tries to find a rectangle that fits, as torchvision's RandomErasing does.
+    for (int attempt = 0; attempt < 10; ++attempt) {
+      const double area = (0.02 + rng.next_double() * (erase_max_area - 0.02)) * h * w;
+      const double aspect = std::exp(std::log(0.3) + rng.next_double() * (std::log(3.3) - std::log(0.3)));
+      const int eh = static_cast<int>(std::lround(std::sqrt(area * aspect)));
+      const int ew = static_cast<int>(std::lround(std::sqrt(area / aspect)));
+      if (eh < 1 || ew < 1 || eh >= h || ew >= w) continue;
+      const int top = static_cast<int>(rng.next_below(static_cast<uint64_t>(h - eh + 1)));
+      const int left = static_cast<int>(rng.next_below(static_cast<uint64_t>(w - ew + 1)));
+      for (int ci = 0; ci < c; ++ci)
+        for (int y = top; y < top + eh; ++y) {
+          float* row = dst + (static_cast<ptrdiff_t>(ci) * h + y) * w;
+          std::fill(row + left, row + left + ew, 0.0f);
+        }
+      return;
     }
   }
 };

@@ -2,6 +2,7 @@
 // Trainer<Network, Loss>: the training loop of the hashing model (hashing-spec §1.1) and the code
 // extraction used by evaluation (§4.1), for any backbone/head/loss combination known at compile
 // time. The program `vts train` (examples/vts) wraps it with flags, progress and outputs.
+#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -71,6 +72,31 @@ class Trainer {
     optimizer_ = std::make_unique<AnyOptimizer<T, D>>(make_optimizer<T, D>(opt_options_, params));
   }
 
+  // Keeps an exponential moving average of the weights (decay per step, warmed up as
+  // min(decay, (1 + t)/(10 + t))); encode() then uses the averaged weights. 0 turns it off.
+  void set_ema(double decay) {
+    VTS_CHECK(decay >= 0.0 && decay < 1.0, "EMA decay must be in [0, 1), got ", decay);
+    ema_decay_ = decay;
+    ema_.clear();
+    if (decay > 0.0)
+      for (auto& p : nn::parameters(net_)) ema_.push_back(p.clone_nograd());
+  }
+  // Mirror each image horizontally as well and average the two outputs when encoding.
+  void set_flip_averaging(bool on) { flip_average_ = on; }
+
+  // Runs f with the weights evaluation uses (the averaged ones when EMA is on) in the network.
+  template <class F>
+  void with_eval_weights(F&& f) {
+    swap_ema();
+    try {
+      f();
+    } catch (...) {
+      swap_ema();
+      throw;
+    }
+    swap_ema();
+  }
+
   Network& network() { return net_; }
   Loss& loss() { return loss_; }
   AnyOptimizer<T, D>& optimizer() { return *optimizer_; }
@@ -95,6 +121,7 @@ class Trainer {
       std::visit([](auto& o) { o.zero_grad(); }, *optimizer_);
       l.backward();
       std::visit([](auto& o) { o.step(); }, *optimizer_);
+      update_ema();
       const double value = static_cast<double>(l.item());
       VTS_CHECK(std::isfinite(value), "training diverged: loss is ", value, " at epoch ", epoch, " step ",
                 batch.number, "; lower the learning rate");
@@ -113,17 +140,29 @@ class Trainer {
     data::Loader loader(std::move(ds), {.batch_size = batch_size, .shuffle = false, .num_workers = workers});
     loader.start_epoch(0);
     NoGradGuard no_grad;
+    swap_ema();  // evaluate the averaged weights, if any
     nn::Context ctx{false, &dropout_rng_};
     std::vector<float> out;
     data::Batch batch;
     int64_t done = 0;
     const int64_t total = loader.dataset().size();
-    while (loader.next(batch)) {
-      const std::vector<T> u = net_.forward(images_of(batch), ctx).to_vector();
-      out.insert(out.end(), u.begin(), u.end());
-      done += batch.size;
-      if (progress) progress(done, total);
+    try {
+      while (loader.next(batch)) {
+        std::vector<T> u = net_.forward(images_of(batch), ctx).to_vector();
+        if (flip_average_) {
+          mirror_images(batch);
+          const std::vector<T> v = net_.forward(images_of(batch), ctx).to_vector();
+          for (size_t i = 0; i < u.size(); ++i) u[i] = (u[i] + v[i]) * T(0.5);
+        }
+        out.insert(out.end(), u.begin(), u.end());
+        done += batch.size;
+        if (progress) progress(done, total);
+      }
+    } catch (...) {
+      swap_ema();
+      throw;
     }
+    swap_ema();
     return out;
   }
 
@@ -137,11 +176,47 @@ class Trainer {
   }
 
  private:
+  void update_ema() {
+    if (ema_.empty()) return;
+    ++ema_steps_;
+    const double t = static_cast<double>(ema_steps_);
+    const T decay = static_cast<T>(std::min(ema_decay_, (1.0 + t) / (10.0 + t)));
+    NoGradGuard no_grad;
+    auto params = nn::parameters(net_);
+    for (size_t i = 0; i < params.size(); ++i) {
+      T* e = ema_[i].data();
+      const T* p = params[i].data();
+      cpu::parallel_for(0, params[i].numel(), 1 << 15, [&](int64_t b, int64_t end) {
+#pragma omp simd
+        for (int64_t k = b; k < end; ++k) e[k] = decay * e[k] + (T(1) - decay) * p[k];
+      });
+    }
+  }
+  // Exchanges the live weights with the averaged ones (a second call restores them).
+  void swap_ema() {
+    if (ema_.empty()) return;
+    NoGradGuard no_grad;
+    auto params = nn::parameters(net_);
+    for (size_t i = 0; i < params.size(); ++i) {
+      T* e = ema_[i].data();
+      T* p = params[i].data();
+      std::swap_ranges(p, p + params[i].numel(), e);
+    }
+  }
+  static void mirror_images(data::Batch& b) {
+    const int64_t w = b.spec.width, rows = static_cast<int64_t>(b.images.size()) / w;
+    for (int64_t r = 0; r < rows; ++r) std::reverse(b.images.begin() + r * w, b.images.begin() + (r + 1) * w);
+  }
+
   Network net_;
   Loss loss_;
   OptimizerOptions opt_options_;
   Generator dropout_rng_;
   std::unique_ptr<AnyOptimizer<T, D>> optimizer_;
+  double ema_decay_ = 0.0;
+  int64_t ema_steps_ = 0;
+  std::vector<tensor_type> ema_;
+  bool flip_average_ = false;
 };
 
 // Optional first stage (paper §2.3): train the backbone as a classifier on the training split with
