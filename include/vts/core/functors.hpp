@@ -3,8 +3,6 @@
 // both sides). Each names the math once; backward functors take (x, y, grad_out) as documented.
 #include <cmath>
 
-#include "vts/core/fast_math.hpp"
-
 #if defined(__CUDACC__)
 #define VTS_HD __host__ __device__
 #else
@@ -21,7 +19,7 @@ struct Maximum { template <class T> VTS_HD T operator()(T a, T b) const { return
 struct Minimum { template <class T> VTS_HD T operator()(T a, T b) const { return a < b ? a : b; } };
 
 struct Neg { template <class T> VTS_HD T operator()(T x) const { return -x; } };
-struct Exp { template <class T> VTS_HD T operator()(T x) const { return fm::exp_of(x); } };
+struct Exp { template <class T> VTS_HD T operator()(T x) const { using std::exp; return exp(x); } };
 struct Log { template <class T> VTS_HD T operator()(T x) const { using std::log; return log(x); } };
 struct Sqrt { template <class T> VTS_HD T operator()(T x) const { using std::sqrt; return sqrt(x); } };
 struct Abs { template <class T> VTS_HD T operator()(T x) const { return x < T(0) ? -x : x; } };
@@ -49,13 +47,15 @@ struct Softsign { template <class T> VTS_HD T operator()(T x) const { return x /
 // Exact GELU: x · Φ(x) with the error function, as torch.nn.functional.gelu's default.
 struct Gelu {
   template <class T> VTS_HD T operator()(T x) const {
-    return T(0.5) * x * (T(1) + fm::erf_of(x * T(0.70710678118654752440)));
+    using std::erf;
+    return T(0.5) * x * (T(1) + erf(x * T(0.70710678118654752440)));
   }
 };
 struct GeluGrad {  // d/dx of Gelu
   template <class T> VTS_HD T operator()(T x) const {
-    const T cdf = T(0.5) * (T(1) + fm::erf_of(x * T(0.70710678118654752440)));
-    const T pdf = fm::exp_of(T(-0.5) * x * x) * T(0.39894228040143267794);
+    using std::erf; using std::exp;
+    const T cdf = T(0.5) * (T(1) + erf(x * T(0.70710678118654752440)));
+    const T pdf = exp(T(-0.5) * x * x) * T(0.39894228040143267794);
     return cdf + x * pdf;
   }
 };

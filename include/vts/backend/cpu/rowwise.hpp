@@ -1,6 +1,7 @@
 #pragma once
 // Row-wise kernels over contiguous [rows, n] buffers: softmax, log-softmax and LayerNorm, forward
 // and backward. Each row is independent, so rows are split across threads.
+#include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -12,6 +13,13 @@
 namespace vts::cpu {
 
 namespace detail {
+// A contiguous row as an Eigen array: Eigen's exp, max and sum are vectorised (std::exp in a loop
+// stays a scalar libm call, which made the exponentials ~6× slower than the rest of the row).
+template <class T>
+using RowArray = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
+template <class T>
+using ConstRowArray = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
+
 inline int64_t row_grain(int64_t n) { return std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(n, 1)); }
 }  // namespace detail
 
@@ -20,24 +28,17 @@ template <class T>
 void softmax_rows(Device, const T* x, T* y, int64_t rows, int64_t n, bool log_y) {
   parallel_for(0, rows, detail::row_grain(n), [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
-      const T* xr = x + r * n;
-      T* yr = y + r * n;
-      T m = xr[0];
-      for (int64_t i = 1; i < n; ++i) m = std::max(m, xr[i]);
-      T s = 0;
+      const detail::ConstRowArray<T> xv(x + r * n, n);
+      detail::RowArray<T> yv(y + r * n, n);
+      const T m = xv.maxCoeff();
       if (log_y) {
-        for (int64_t i = 0; i < n; ++i) s += std::exp(xr[i] - m);
-        const T lse = m + std::log(s);
-#pragma omp simd
-        for (int64_t i = 0; i < n; ++i) yr[i] = xr[i] - lse;
+        // (x − m) − log s, not x − (m + log s): with large logits m + log s rounds to the spacing
+        // of m (6e-5 at 1000 in float), while x − m is exact.
+        const T log_s = std::log((xv - m).exp().sum());
+        yv = (xv - m) - log_s;
       } else {
-        for (int64_t i = 0; i < n; ++i) {
-          yr[i] = std::exp(xr[i] - m);
-          s += yr[i];
-        }
-        const T inv = T(1) / s;
-#pragma omp simd
-        for (int64_t i = 0; i < n; ++i) yr[i] *= inv;
+        yv = (xv - m).exp();
+        yv *= T(1) / yv.sum();
       }
     }
   });
@@ -51,15 +52,14 @@ void softmax_rows_backward(Device, const T* y, const T* g, T* dx, int64_t rows, 
       const T* yr = y + r * n;
       const T* gr = g + r * n;
       T* dr = dx + r * n;
-      T s = 0;
       if (log_y) {
-        for (int64_t i = 0; i < n; ++i) s += gr[i];
-        for (int64_t i = 0; i < n; ++i) dr[i] = gr[i] - std::exp(yr[i]) * s;
+        const detail::ConstRowArray<T> gv(gr, n);
+        detail::RowArray<T>(dr, n) = gv - detail::ConstRowArray<T>(yr, n).exp() * gv.sum();
       } else {
-#pragma omp simd reduction(+ : s)
-        for (int64_t i = 0; i < n; ++i) s += gr[i] * yr[i];
-#pragma omp simd
-        for (int64_t i = 0; i < n; ++i) dr[i] = yr[i] * (gr[i] - s);
+        // Eigen, not an `omp simd reduction` loop: GCC 12 left that dot product scalar inside this
+        // lambda (3.7× slower at 9456 rows of 197).
+        const detail::ConstRowArray<T> yv(yr, n), gv(gr, n);
+        detail::RowArray<T>(dr, n) = yv * (gv - (gv * yv).sum());
       }
     }
   });

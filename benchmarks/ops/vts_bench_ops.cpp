@@ -1,0 +1,271 @@
+// CPU op benchmark: VTS ops at the shapes a ViT-B/16 (batch 4) and the tiny CPU config use, next
+// to the same GEMM in plain Eigen and in OpenBLAS (cblas_sgemm, called directly). The peer for the
+// fused ops (layer norm, softmax, attention, GELU) is PyTorch: benchmarks/ops/pytorch_ops.py runs
+// the same cases and prints the same JSON.
+//
+//   vts_bench_ops [--threads N] [--reps N] [--warmup N] [--filter SUBSTRING]
+//
+// One JSON line per (case, implementation):
+//   {"bench":"ops","case":...,"impl":"vts"|"eigen"|"openblas","shape":...,"threads":N,"reps":N,
+//    "median_ms":...,"min_ms":...,"metric":"gflop_s"|"gb_s","value":...}
+// Work per case is counted here, once, and the Python peer counts it the same way:
+//   GEMM M×K·K×N: 2MNK flops.
+//   attention (B,H,N,d): forward 4·BHN²d flops (QKᵀ and PV); forward+backward 12·BHN²d (backward
+//     = four more products of the same size; a recomputing kernel does a fifth, which is not
+//     counted, so both implementations are credited with the same work).
+//   layer norm, softmax, GELU: bytes of the tensors that must cross memory once, in fp32:
+//     forward reads x and writes y (2 tensors); backward reads x (or y) and dy and writes dx (3).
+//   Adam step on one n-element parameter: reads θ, g, m, v and writes θ, m, v (7 tensors).
+// The median over --reps timed runs (after --warmup untimed ones) is reported; min for reference.
+#include <Eigen/Core>
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#ifdef VTS_BENCH_HAVE_OPENBLAS
+#include <cblas.h>
+#endif
+
+#include "vts/backend/cpu/parallel.hpp"
+#include "vts/nn/init.hpp"
+#include "vts/optim/adam.hpp"
+#include "vts/vts.hpp"
+
+namespace {
+
+using Tensor = vts::Tensor<float>;
+using vts::Shape;
+
+struct Options {
+  int threads = 0;  // 0: all (OMP_NUM_THREADS or the core count)
+  int reps = 20;
+  int warmup = 3;
+  std::string filter;
+};
+
+struct Timing {
+  double median_ms, min_ms;
+};
+
+Timing time_it(const Options& o, const std::function<void()>& run) {
+  for (int i = 0; i < o.warmup; ++i) run();
+  std::vector<double> ms;
+  ms.reserve(static_cast<size_t>(o.reps));
+  for (int i = 0; i < o.reps; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    run();
+    const auto t1 = std::chrono::steady_clock::now();
+    ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  const size_t n = ms.size();
+  const double median = n % 2 ? ms[n / 2] : 0.5 * (ms[n / 2 - 1] + ms[n / 2]);
+  return {median, ms.front()};
+}
+
+// Work of one run: flops (reported as GFLOP/s) or bytes (GB/s).
+struct Work {
+  double amount;
+  bool flops;
+};
+
+void report(const Options& o, int threads, const std::string& name, const std::string& impl,
+            const std::string& shape, const Work& w, const Timing& t) {
+  const double per_s = w.amount / (t.median_ms * 1e-3) * 1e-9;
+  std::printf(
+      "{\"bench\":\"ops\",\"case\":\"%s\",\"impl\":\"%s\",\"shape\":\"%s\",\"threads\":%d,\"reps\":%d,"
+      "\"median_ms\":%.4f,\"min_ms\":%.4f,\"metric\":\"%s\",\"value\":%.3f}\n",
+      name.c_str(), impl.c_str(), shape.c_str(), threads, o.reps, t.median_ms, t.min_ms, w.flops ? "gflop_s" : "gb_s",
+      per_s);
+  std::fflush(stdout);
+}
+
+vts::Generator& gen() {
+  static vts::Generator g(20240601);
+  return g;
+}
+
+Tensor random(const Shape& s, bool requires_grad = false) {
+  Tensor t = vts::nn::init::uniform_(Tensor::empty(s), -1.0, 1.0, gen());
+  if (requires_grad) t.requires_grad_();
+  return t;
+}
+
+std::string dims(std::initializer_list<int64_t> d, const char* sep = "x") {
+  std::string s;
+  for (int64_t v : d) s += (s.empty() ? "" : sep) + std::to_string(v);
+  return s;
+}
+
+// --filter matches a substring of the full case name (e.g. "gemm", "attention_tiny_fwd_bwd").
+bool wanted(const Options& o, const std::string& name) {
+  return o.filter.empty() || name.find(o.filter) != std::string::npos;
+}
+
+// Keeps the optimizer from dropping a result that nothing reads.
+volatile float g_sink;
+void consume(const Tensor& t) { g_sink = t.data()[0]; }
+
+// ---- GEMM ----------------------------------------------------------------------------------------
+void bench_gemm(const Options& o, int threads, const std::string& name, int64_t M, int64_t K, int64_t N) {
+  if (!wanted(o, name)) return;
+  const Tensor a = random(Shape{M, K}), b = random(Shape{K, N});
+  const Tensor w = random(Shape{N, K}), bias = random(Shape{N});  // the layer form x·Wᵀ + b
+  const std::string shape = dims({M, K, N});
+  const Work work{2.0 * double(M) * double(N) * double(K), true};
+  vts::NoGradGuard no_grad;
+
+  report(o, threads, name, "vts", shape, work, time_it(o, [&] { consume(vts::matmul(a, b)); }));
+  report(o, threads, name, "vts_linear", shape, work, time_it(o, [&] { consume(vts::linear(a, w, bias)); }));
+
+  using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  Eigen::Map<const RowMajor> am(a.data(), M, K), bm(b.data(), K, N);
+  RowMajor cm(M, N);
+  report(o, threads, name, "eigen", shape, work, time_it(o, [&] {
+           cm.noalias() = am * bm;
+           g_sink = cm(0, 0);
+         }));
+
+#ifdef VTS_BENCH_HAVE_OPENBLAS
+  std::vector<float> c(static_cast<size_t>(M * N));
+  report(o, threads, name, "openblas", shape, work, time_it(o, [&] {
+           cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(M), static_cast<int>(N),
+                       static_cast<int>(K), 1.0f, a.data(), static_cast<int>(K), b.data(), static_cast<int>(N), 0.0f,
+                       c.data(), static_cast<int>(N));
+           g_sink = c[0];
+         }));
+#endif
+}
+
+// ---- fused ops: forward alone, and forward + backward through the autograd ----------------------
+// `forward(inputs)` builds the op; the backward run seeds it with a fixed random gradient and
+// drops the leaves' gradients before each repetition so every run allocates and writes them anew.
+void bench_fwd_bwd(const Options& o, int threads, const std::string& name, const std::string& shape,
+                   std::vector<Tensor> inputs, const std::function<Tensor(const std::vector<Tensor>&)>& forward,
+                   const Work& fwd_work, const Work& fwd_bwd_work) {
+  if (wanted(o, name + "_fwd")) {
+    vts::NoGradGuard no_grad;
+    report(o, threads, name + "_fwd", "vts", shape, fwd_work, time_it(o, [&] { consume(forward(inputs)); }));
+  }
+  if (!wanted(o, name + "_fwd_bwd")) return;
+  Tensor seed;
+  {
+    vts::NoGradGuard no_grad;
+    seed = random(forward(inputs).shape());
+  }
+  report(o, threads, name + "_fwd_bwd", "vts", shape, fwd_bwd_work, time_it(o, [&] {
+           for (Tensor& t : inputs) t.zero_grad();
+           forward(inputs).backward(seed);
+           consume(inputs[0].grad());
+         }));
+}
+
+void bench_layer_norm(const Options& o, int threads, int64_t rows, int64_t n) {
+  const double tensor_bytes = 4.0 * double(rows) * double(n);
+  bench_fwd_bwd(
+      o, threads, "layer_norm", dims({rows, n}),
+      {random(Shape{rows, n}, true), random(Shape{n}, true), random(Shape{n}, true)},
+      [](const std::vector<Tensor>& in) { return vts::layer_norm(in[0], in[1], in[2], 1e-6f); },
+      {2 * tensor_bytes, false}, {5 * tensor_bytes, false});
+}
+
+void bench_softmax(const Options& o, int threads, int64_t rows, int64_t n) {
+  const double tensor_bytes = 4.0 * double(rows) * double(n);
+  bench_fwd_bwd(
+      o, threads, "softmax", dims({rows, n}), {random(Shape{rows, n}, true)},
+      [](const std::vector<Tensor>& in) { return vts::softmax(in[0], -1); }, {2 * tensor_bytes, false},
+      {5 * tensor_bytes, false});
+}
+
+void bench_gelu(const Options& o, int threads, int64_t rows, int64_t n) {
+  const double tensor_bytes = 4.0 * double(rows) * double(n);
+  bench_fwd_bwd(
+      o, threads, "gelu", dims({rows, n}), {random(Shape{rows, n}, true)},
+      [](const std::vector<Tensor>& in) { return vts::gelu(in[0]); }, {2 * tensor_bytes, false},
+      {5 * tensor_bytes, false});
+}
+
+void bench_attention(const Options& o, int threads, const std::string& name, int64_t B, int64_t H, int64_t N,
+                     int64_t d) {
+  const double base = double(B) * double(H) * double(N) * double(N) * double(d);
+  bench_fwd_bwd(
+      o, threads, name, dims({B, H, N, d}),
+      {random(Shape{B, H, N, d}, true), random(Shape{B, H, N, d}, true), random(Shape{B, H, N, d}, true)},
+      [](const std::vector<Tensor>& in) { return vts::attention(in[0], in[1], in[2]); }, {4 * base, true},
+      {12 * base, true});
+}
+
+// One Adam step (PyTorch defaults, lr 1e-5 as the VTS scripts) on a 16M-element parameter: the
+// update is one fused pass, threaded over the parameter.
+void bench_adam(const Options& o, int threads, int64_t n) {
+  const std::string name = "adam_step";
+  if (!wanted(o, name)) return;
+  Tensor p = random(Shape{n}, true);
+  p.set_grad(random(Shape{n}));
+  vts::optim::Adam<float> opt({p}, {.lr = 1e-5});
+  report(o, threads, name, "vts", dims({n}), {7.0 * 4.0 * double(n), false}, time_it(o, [&] { opt.step(); }));
+}
+
+int parse(int argc, char** argv, Options& o) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> const char* {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "vts_bench_ops: %s expects a value\n", a.c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--threads") o.threads = std::atoi(value());
+    else if (a == "--reps") o.reps = std::atoi(value());
+    else if (a == "--warmup") o.warmup = std::atoi(value());
+    else if (a == "--filter") o.filter = value();
+    else {
+      std::fprintf(stderr, "usage: vts_bench_ops [--threads N] [--reps N] [--warmup N] [--filter SUBSTRING]\n");
+      return 2;
+    }
+  }
+  if (o.threads < 0 || o.reps < 1 || o.warmup < 0) {
+    std::fprintf(stderr, "vts_bench_ops: need --threads >= 0, --reps >= 1, --warmup >= 0\n");
+    return 2;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  if (const int rc = parse(argc, argv, o)) return rc;
+  if (o.threads > 0) vts::cpu::set_num_threads(o.threads);
+  const int threads = vts::cpu::max_threads();
+  Eigen::setNbThreads(threads);
+#ifdef VTS_BENCH_HAVE_OPENBLAS
+  openblas_set_num_threads(threads);
+#endif
+
+  const int64_t B = 4, tokens = 197, dim = 768, heads = 12, mlp = 3072;
+  const int64_t M = B * tokens;
+  try {
+    bench_gemm(o, threads, "gemm_qkv", M, dim, 3 * dim);
+    bench_gemm(o, threads, "gemm_fc1", M, dim, mlp);
+    bench_gemm(o, threads, "gemm_fc2", M, mlp, dim);
+    bench_gemm(o, threads, "gemm_tiny_qkv", 64 * 17, 64, 192);
+    bench_layer_norm(o, threads, M, dim);
+    bench_softmax(o, threads, B * heads * tokens, tokens);
+    bench_gelu(o, threads, M, mlp);
+    bench_attention(o, threads, "attention_b16", B, heads, tokens, 64);
+    bench_attention(o, threads, "attention_tiny", 64, 4, 17, 16);
+    bench_adam(o, threads, int64_t(1) << 24);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "vts_bench_ops: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

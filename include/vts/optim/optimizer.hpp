@@ -1,0 +1,178 @@
+#pragma once
+// What every optimizer shares: the parameter list, the learning rate, and per-parameter state
+// (a step count and named buffers the size of the parameter), with export and import of that
+// state as named tensors for checkpoints.
+//
+// State names follow PyTorch's optimizer state_dict: parameter i's buffers are "<i>.<buffer>"
+// (e.g. "3.exp_avg", "3.momentum_buffer") and its step count is "<i>.step", a one-element tensor
+// of T (PyTorch 1.13 also keeps it as a float tensor). "step" alone is the number of step()
+// calls, which a schedule driven by iterations needs after a restart. A parameter that never had
+// a gradient has no state, as in PyTorch.
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "vts/autograd/grad_mode.hpp"
+#include "vts/core/tensor.hpp"
+#include "vts/optim/param_list.hpp"
+
+namespace vts::optim {
+
+template <class T, class D = Cpu>
+using NamedTensors = std::vector<std::pair<std::string, Tensor<T, D>>>;
+
+template <class T, class D = Cpu>
+class Optimizer {
+ public:
+  using tensor_type = Tensor<T, D>;
+
+  const ParamList<T, D>& params() const { return params_; }
+  double lr() const { return lr_; }
+  void set_lr(double lr) {
+    VTS_CHECK(lr >= 0.0 && std::isfinite(lr), "optimizer: learning rate must be finite and >= 0, got ", lr);
+    lr_ = lr;
+  }
+  void zero_grad() const { params_.zero_grad(); }
+
+  // Number of step() calls so far.
+  int64_t steps() const { return steps_; }
+  // Number of updates parameter i has received (it skips steps where it had no gradient).
+  int64_t step_count(size_t i) const { return slot(i).step; }
+  // The buffer called `name` of parameter i; an undefined tensor until the first update creates it.
+  const tensor_type& buffer(size_t i, std::string_view name) const { return slot(i).buffers[buffer_index(name)]; }
+  const std::vector<std::string>& buffer_names() const { return names_; }
+
+  NamedTensors<T, D> state() const {
+    NamedTensors<T, D> out;
+    out.emplace_back("step", step_tensor(steps_, "step"));
+    for (size_t i = 0; i < slots_.size(); ++i) {
+      const Slot& s = slots_[i];
+      if (s.step == 0 && !has_buffers(s)) continue;
+      const std::string prefix = std::to_string(i) + ".";
+      out.emplace_back(prefix + "step", step_tensor(s.step, prefix + "step"));
+      for (size_t b = 0; b < names_.size(); ++b)
+        if (s.buffers[b].defined()) out.emplace_back(prefix + names_[b], s.buffers[b].clone_nograd());
+    }
+    return out;
+  }
+
+  // Replaces the whole state with `state` (entries absent from it start fresh). The tensors are
+  // copied, so the caller's tensors never alias the optimizer's buffers. Every name must be one
+  // this optimizer writes, with the owning parameter's shape: a state saved by a different
+  // optimizer, or with other options (e.g. RMSprop centered vs not), is rejected by name.
+  void load_state(const NamedTensors<T, D>& state) {
+    std::vector<Slot> fresh(params_.size(), Slot{0, std::vector<tensor_type>(names_.size())});
+    std::vector<bool> step_given(params_.size(), false);
+    int64_t steps = 0;
+    for (const auto& [name, t] : state) {
+      VTS_CHECK(t.defined(), "load_state: entry '", name, "' is an undefined tensor");
+      if (name == "step") {
+        steps = read_step(t, name);
+        continue;
+      }
+      const size_t dot = name.find('.');
+      size_t index = 0;
+      const char* first = name.data();
+      const auto parsed = std::from_chars(first, first + (dot == std::string::npos ? 0 : dot), index);
+      VTS_CHECK(dot != std::string::npos && parsed.ec == std::errc() && parsed.ptr == first + dot,
+                "load_state: entry '", name, "' is not 'step' nor '<parameter index>.<buffer>'");
+      VTS_CHECK(index < params_.size(), "load_state: entry '", name, "' refers to parameter ", index, " but the ",
+                "optimizer has ", params_.size(), " parameters");
+      const std::string_view field = std::string_view(name).substr(dot + 1);
+      if (field == "step") {
+        fresh[index].step = read_step(t, name);
+        step_given[index] = true;
+        continue;
+      }
+      const size_t b = find_buffer(field);
+      VTS_CHECK(b < names_.size(), "load_state: entry '", name, "' names buffer '", field,
+                "', which this optimizer does not keep (it keeps: ", joined_names(), ")");
+      VTS_CHECK_SHAPE(t.shape() == params_[index].shape(), "load_state: entry '", name, "' has shape ",
+                      t.shape().str(), " but parameter ", index, " has shape ", params_[index].shape().str());
+      fresh[index].buffers[b] = t.clone_nograd();
+    }
+    for (size_t i = 0; i < fresh.size(); ++i)
+      VTS_CHECK(!has_buffers(fresh[i]) || step_given[i], "load_state: parameter ", i,
+                " has buffers but no '", i, ".step' entry");
+    slots_ = std::move(fresh);
+    steps_ = steps;
+  }
+
+ protected:
+  struct Slot {
+    int64_t step = 0;
+    std::vector<tensor_type> buffers;  // indexed like names_
+  };
+
+  Optimizer(ParamList<T, D> params, double lr, std::vector<std::string> buffer_names)
+      : params_(std::move(params)), names_(std::move(buffer_names)) {
+    set_lr(lr);
+    slots_.assign(params_.size(), Slot{0, std::vector<tensor_type>(names_.size())});
+  }
+
+  // Buffer b of parameter i, created filled with zeros on first use. `created` tells the caller
+  // whether this call made it (SGD's momentum buffer is initialised from the gradient instead).
+  tensor_type& ensure_buffer(size_t i, size_t b, bool* created = nullptr) {
+    tensor_type& buf = slots_[i].buffers[b];
+    if (created) *created = !buf.defined();
+    if (!buf.defined()) buf = tensor_type::zeros(params_[i].shape());
+    return buf;
+  }
+  Slot& slot(size_t i) {
+    VTS_CHECK(i < slots_.size(), "optimizer: parameter index ", i, " out of range (", slots_.size(), " parameters)");
+    return slots_[i];
+  }
+  const Slot& slot(size_t i) const {
+    VTS_CHECK(i < slots_.size(), "optimizer: parameter index ", i, " out of range (", slots_.size(), " parameters)");
+    return slots_[i];
+  }
+
+  ParamList<T, D> params_;
+  double lr_ = 0.0;
+  std::vector<std::string> names_;
+  std::vector<Slot> slots_;
+  int64_t steps_ = 0;
+
+ private:
+  static bool has_buffers(const Slot& s) {
+    for (const auto& b : s.buffers)
+      if (b.defined()) return true;
+    return false;
+  }
+  size_t find_buffer(std::string_view name) const {
+    for (size_t b = 0; b < names_.size(); ++b)
+      if (names_[b] == name) return b;
+    return names_.size();
+  }
+  size_t buffer_index(std::string_view name) const {
+    const size_t b = find_buffer(name);
+    VTS_CHECK(b < names_.size(), "optimizer: no buffer named '", name, "' (this optimizer keeps: ", joined_names(),
+              ")");
+    return b;
+  }
+  std::string joined_names() const {
+    std::string s;
+    for (const auto& n : names_) s += (s.empty() ? "" : ", ") + n;
+    return s.empty() ? "none" : s;
+  }
+  // A count stored in T must come back exactly; float holds integers exactly only up to 2^24.
+  static tensor_type step_tensor(int64_t step, const std::string& name) {
+    VTS_CHECK(static_cast<int64_t>(static_cast<T>(step)) == step, "optimizer state: count ", step, " for '", name,
+              "' is not exactly representable in ", dtype_traits<T>::name);
+    return tensor_type::scalar(static_cast<T>(step));
+  }
+  static int64_t read_step(const tensor_type& t, const std::string& name) {
+    VTS_CHECK_SHAPE(t.numel() == 1, "load_state: entry '", name, "' must hold one value, found shape ",
+                    t.shape().str());
+    const double v = static_cast<double>(t.to_vector()[0]);
+    VTS_CHECK(v >= 0.0 && v == std::floor(v) && v < 9.0e15, "load_state: entry '", name,
+              "' must be a non-negative whole number, found ", v);
+    return static_cast<int64_t>(v);
+  }
+};
+
+}  // namespace vts::optim
