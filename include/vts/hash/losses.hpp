@@ -5,8 +5,9 @@
 // labels [B, C] multi-hot (constants), indices the batch items' positions in the training set
 // (for memory banks) and the 0-based epoch. It returns a scalar tensor. Memory banks are written
 // before the loss is computed and are constants in backprop. `state(f)` visits the tensors a
-// checkpoint must keep (banks, centers, classifier); `parameters()` lists the trainable tensors a
-// loss owns (GreedyHash's classifier).
+// checkpoint must keep (banks, centers or targets with their tie bits, classifier) and keeps what
+// f leaves in them, written in place or replaced, so the same visit saves and restores;
+// `parameters()` lists the trainable tensors a loss owns (GreedyHash's classifier).
 //
 // Defaults are the corrected semantics of DeepHash-pytorch HEAD. `reference_compat = true` gives
 // the behaviour of the VTS paper's own code where it differs (spec §7.3): DSH's zero-gradient
@@ -65,6 +66,31 @@ template <class T, class D>
 Tensor<T, D> tensor_from_rows(const std::vector<float>& values, int64_t rows, int64_t cols) {
   std::vector<T> v(values.begin(), values.end());
   return Tensor<T, D>::from_vector(v, Shape{rows, cols});
+}
+
+// state() of an assigner: its centers [C, K] and tie bits [K] live as float rows, not tensors, so
+// f sees tensor copies and the assigner adopts what f leaves in them (validated by set_centers /
+// set_tie_bits on a copy first, so a rejected value changes nothing).
+template <class T, class D, class F>
+void visit_assigner(CenterAssigner& assigner, const char* centers_name, F& f) {
+  const int64_t C = assigner.classes(), K = assigner.bits();
+  std::vector<float> flat;
+  for (const auto& row : assigner.centers()) flat.insert(flat.end(), row.begin(), row.end());
+  Tensor<T, D> centers = tensor_from_rows<T, D>(flat, C, K);
+  Tensor<T, D> ties = Tensor<T, D>::from_vector(std::vector<T>(assigner.tie_bits().begin(), assigner.tie_bits().end()),
+                                                Shape{K});
+  f(centers_name, centers);
+  f("tie_bits", ties);
+  VTS_CHECK_SHAPE((centers.shape() == Shape{C, K} && ties.shape() == Shape{K}), centers_name,
+                  " and tie_bits must stay [", C, ", ", K, "] and [", K, "], found ", centers.shape().str(),
+                  " and ", ties.shape().str());
+  const std::vector<T> c = centers.to_vector(), t = ties.to_vector();
+  CenterMatrix rows(static_cast<size_t>(C), std::vector<float>(static_cast<size_t>(K)));
+  for (int64_t i = 0; i < C * K; ++i) rows[static_cast<size_t>(i / K)][static_cast<size_t>(i % K)] = float(c[static_cast<size_t>(i)]);
+  CenterAssigner next = assigner;
+  next.set_centers(std::move(rows));
+  next.set_tie_bits(std::vector<float>(t.begin(), t.end()));
+  assigner = std::move(next);
 }
 }  // namespace detail
 
@@ -287,16 +313,10 @@ class Csq {
   std::vector<tensor_type> parameters() { return {}; }
   template <class F>
   void state(F&& f) {
-    tensor_type centers = center_tensor();
-    f("centers", centers);
+    detail::visit_assigner<T, D>(assigner_, "centers", f);
   }
 
  private:
-  tensor_type center_tensor() const {
-    std::vector<float> flat;
-    for (const auto& row : assigner_.centers()) flat.insert(flat.end(), row.begin(), row.end());
-    return detail::tensor_from_rows<T, D>(flat, assigner_.classes(), cfg_.bits);
-  }
   Config cfg_;
   CenterAssigner assigner_;
 };
@@ -351,6 +371,7 @@ class Dpn {
   void state(F&& f) {
     f("U", U_);
     f("Y", Y_);
+    detail::visit_assigner<T, D>(assigner_, "targets", f);  // DPN-A changes them every epoch
   }
 
  private:

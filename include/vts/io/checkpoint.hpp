@@ -1,21 +1,48 @@
 #pragma once
-// Our checkpoint: one safetensors file holding every tensor a run needs to continue — the model's
-// parameters ("model.<name>"), the optimizer's state ("optim.<name>"), the loss's banks and
-// centers ("loss.<name>") — and JSON metadata under the "vts" key of __metadata__ (config type,
-// loss, bits, epoch, metrics, RNG state, format version). Written to a temporary file and renamed,
-// so an interrupted save never destroys the previous checkpoint.
+// Our checkpoint: one safetensors file holding every tensor a run needs to continue, and JSON
+// metadata under the "vts" key of __metadata__.
+//
+//   model.<name>     the network's parameters, named as its visit() names them
+//   optim.<name>     the optimizer's state() ("step", "<i>.step", "<i>.exp_avg", ...)
+//   loss.<name>      the loss's state(): memory banks, centers / targets and tie bits, classifier
+//   rng.<name>       a Generator as uint64 [2] = (seed, offset)
+//   metadata "vts"   {"format_version", "config", "head", "loss", "bits", "epoch" (epochs done,
+//                    which is also the data loader's next epoch), metrics, ...}
+//
+// Writing goes through write_safetensors, i.e. a temporary file renamed over the destination, so
+// an interrupted save never destroys the previous checkpoint.
+//
+// Reading is all-or-nothing. A CheckpointReader is told what to fill (tensor(), layer(),
+// optimizer(), loss(), generator(), expect_metadata()); each registration checks its keys at once
+// (present, floating dtype, shape) and keeps the converted values, and commit() adds the keys
+// nobody claimed. If anything is wrong, commit() throws one vts::IoError that lists every problem
+// and nothing has been modified; otherwise it assigns everything, which can no longer fail.
+//
+// Tensors are assigned with copy_ into the existing storage, so anything holding a handle to a
+// parameter (an optimizer's ParamList) keeps seeing it.
+#include <algorithm>
+#include <cstdint>
+#include <functional>
 #include <map>
+#include <memory>
+#include <set>
 #include <string>
+#include <utility>
+#include <variant>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "vts/autograd/grad_mode.hpp"
+#include "vts/core/rng.hpp"
 #include "vts/core/tensor.hpp"
 #include "vts/io/safetensors.hpp"
 
 namespace vts::io {
 
-inline constexpr int kCheckpointVersion = 1;
+// 2: optimizer state, loss state with tie bits, generators and the training epoch (resumable).
+// 1: model and loss tensors only (best.safetensors before resuming existed); still readable.
+inline constexpr int kCheckpointVersion = 2;
 
 template <class T, class D>
 Array to_array(const Tensor<T, D>& t) {
@@ -33,19 +60,83 @@ void assign_from(Tensor<T, D>& dst, const Array& src, const std::string& key, co
   dst.copy_(tmp);
 }
 
+inline bool is_float_dtype(DType t) {
+  return t == DType::f32 || t == DType::f16 || t == DType::bf16 || t == DType::f64;
+}
+
+namespace detail {
+
+// Problems found while checking a file against what it should fill. Loaders collect them all and
+// raise one IoError, so a user fixing a file sees every mismatch in one go.
+class ProblemList {
+ public:
+  void add(std::string problem) { items_.push_back(std::move(problem)); }
+  template <class... Parts>
+  void addf(Parts&&... parts) {
+    items_.push_back(concat(std::forward<Parts>(parts)...));
+  }
+  bool empty() const { return items_.empty(); }
+  size_t size() const { return items_.size(); }
+  const std::vector<std::string>& items() const { return items_; }
+
+  // "<what>: 2 problems; nothing was changed:\n  - first\n  - second"
+  void throw_if_any(const std::string& what) const {
+    if (items_.empty()) return;
+    std::string msg = concat(what, ": ", items_.size(), items_.size() == 1 ? " problem" : " problems",
+                             "; nothing was changed:");
+    for (const auto& p : items_) msg += "\n  - " + p;
+    throw IoError(msg);
+  }
+
+ private:
+  std::vector<std::string> items_;
+};
+
+inline bool starts_with(const std::string& s, const std::string& prefix) {
+  return s.size() >= prefix.size() && s.compare(0, prefix.size(), prefix) == 0;
+}
+
+// Calls f(optimizer&) on a plain optimizer or on the alternative a std::variant holds.
+template <class Opt, class F>
+decltype(auto) with_optimizer(Opt& opt, F&& f) {
+  if constexpr (requires { opt.state(); }) return f(opt);
+  else return std::visit(std::forward<F>(f), opt);
+}
+
+}  // namespace detail
+
 class CheckpointWriter {
  public:
   template <class T, class D>
   void add(const std::string& name, const Tensor<T, D>& t) {
+    add_array(name, to_array(t));
+  }
+  void add_array(const std::string& name, Array a) {
     VTS_CHECK(!arrays_.count(name), "checkpoint: tensor '", name, "' added twice");
-    arrays_.emplace(name, to_array(t));
+    arrays_.emplace(name, std::move(a));
   }
   // Adds every tensor a layer visits, under prefix.
   template <class Layer>
   void add_layer(const std::string& prefix, Layer& layer) {
     layer.visit(prefix, [&](const std::string& name, auto& t) { add(name, t); });
   }
+  // An optimizer's state() (or that of the optimizer a std::variant holds), as prefix.<name>.
+  template <class Opt>
+  void add_optimizer(const std::string& prefix, Opt& opt) {
+    detail::with_optimizer(opt, [&](auto& o) {
+      for (const auto& [name, t] : o.state()) add(prefix + "." + name, t);
+    });
+  }
+  // Whatever a loss (or any object with state(f)) visits, as prefix.<name>.
+  template <class Stateful>
+  void add_state(const std::string& prefix, Stateful& s) {
+    s.state([&](const std::string& name, auto& t) { add(prefix + "." + name, t); });
+  }
+  void add_generator(const std::string& name, const Generator& g) {
+    add_array(name, make_array(std::vector<uint64_t>{g.seed(), g.offset()}, {2}));
+  }
   nlohmann::json& metadata() { return meta_; }
+  const std::map<std::string, Array>& arrays() const { return arrays_; }
   void write(const std::string& path) const {
     nlohmann::json meta = meta_;
     meta["format_version"] = kCheckpointVersion;
@@ -56,5 +147,227 @@ class CheckpointWriter {
   std::map<std::string, Array> arrays_;
   nlohmann::json meta_ = nlohmann::json::object();
 };
+
+class CheckpointReader {
+ public:
+  // Opens and validates the container and its metadata. A file that is not a readable vts
+  // checkpoint (truncated, corrupt header, newer format) throws IoError here.
+  explicit CheckpointReader(std::string path) : path_(std::move(path)), st_(Safetensors::open(path_)) {
+    const auto it = st_.metadata().find("vts");
+    if (it == st_.metadata().end())
+      throw IoError(detail::concat("checkpoint '", path_, "': no \"vts\" metadata; not a vts checkpoint (for "
+                                                          "pretrained weights use io::load_pretrained)"));
+    try {
+      meta_ = nlohmann::json::parse(it->second);
+    } catch (const nlohmann::json::exception& e) {
+      throw IoError(detail::concat("checkpoint '", path_, "': \"vts\" metadata is not valid JSON: ", e.what()));
+    }
+    if (!meta_.is_object())
+      throw IoError(detail::concat("checkpoint '", path_, "': \"vts\" metadata is not a JSON object"));
+    const auto v = meta_.find("format_version");
+    if (v == meta_.end() || !v->is_number_integer())
+      throw IoError(detail::concat("checkpoint '", path_, "': metadata has no integer format_version"));
+    version_ = v->get<int>();
+    if (version_ < 1 || version_ > kCheckpointVersion)
+      throw IoError(detail::concat("checkpoint '", path_, "': format_version ", version_,
+                                   " is not one this build reads (1..", kCheckpointVersion, ")"));
+  }
+
+  const std::string& path() const { return path_; }
+  const nlohmann::json& metadata() const { return meta_; }
+  int version() const { return version_; }
+  bool contains(const std::string& name) const { return st_.contains(name); }
+  const Safetensors& file() const { return st_; }
+
+  // ---- registrations: check now, assign at commit() ------------------------------------------
+  // The referenced objects must stay alive until commit().
+  template <class T, class D>
+  void tensor(const std::string& name, Tensor<T, D>& dst) {
+    auto values = take<T>(name, dst.shape());
+    if (!values) return;
+    Tensor<T, D>* target = &dst;
+    apply_.push_back([target, values] {
+      NoGradGuard guard;
+      target->copy_(Tensor<T, D>::from_vector(*values, target->shape()));
+    });
+  }
+
+  template <class Layer>
+  void layer(const std::string& prefix, Layer& layer) {
+    layer.visit(prefix, [&](const std::string& name, auto& t) { tensor(name, t); });
+  }
+
+  // Every key under prefix. goes to the optimizer's load_state(). It is first loaded into a copy
+  // of the optimizer, so a state that load_state rejects (another optimizer's buffers, shapes of
+  // other parameters) becomes a problem on the list, and the optimizer itself is only replaced at
+  // commit(). Works with a std::variant of optimizers too.
+  template <class Opt>
+  void optimizer(const std::string& prefix, Opt& opt) {
+    detail::with_optimizer(opt, [&](auto& o) {
+      using O = std::remove_reference_t<decltype(o)>;
+      using tensor_type = std::remove_cvref_t<decltype(o.params()[0])>;
+      using T = typename tensor_type::value_type;
+      const std::string head = prefix + ".";
+      std::vector<std::pair<std::string, tensor_type>> entries;
+      bool ok = true;
+      for (const auto& [key, t] : st_.tensors()) {
+        if (!detail::starts_with(key, head)) continue;
+        claimed_.insert(key);
+        if (!is_float_dtype(t.dtype)) {
+          problems_.addf("tensor '", key, "' is ", dtype_name(t.dtype), ", expected a floating type");
+          ok = false;
+          continue;
+        }
+        entries.emplace_back(key.substr(head.size()),
+                             tensor_type::from_vector(t.to_array().template as<T>(), Shape(t.shape)));
+      }
+      if (!st_.contains(head + "step")) {
+        problems_.addf("missing optimizer state (no '", head, "step')");
+        ok = false;
+      }
+      if (!ok) return;
+      auto probe = std::make_shared<O>(o);
+      try {
+        probe->load_state(entries);
+      } catch (const Error& e) {
+        problems_.addf("optimizer state under '", head, "': ", e.what());
+        return;
+      }
+      O* target = &o;
+      apply_.push_back([target, probe] { *target = std::move(*probe); });
+    });
+  }
+
+  // A loss's state(f) (or any object with one). The visit runs first on a copy, with f replacing
+  // each tensor by the loaded one, so the loss's own checks (CSQ/DPN centers must hold -1, 0, +1)
+  // run before anything changes; at commit() the real visit copies the values in place.
+  template <class Loss>
+  void loss(const std::string& prefix, Loss& l) {
+    using tensor_type = typename Loss::tensor_type;
+    using T = typename tensor_type::value_type;
+    auto values = std::make_shared<std::map<std::string, tensor_type>>();
+    Loss probe = l;
+    const size_t before = problems_.size();
+    try {
+      probe.state([&](const std::string& name, tensor_type& t) {
+        auto v = take<T>(prefix + "." + name, t.shape());
+        if (!v) return;
+        tensor_type loaded = tensor_type::from_vector(*v, t.shape());
+        (*values)[name] = loaded;
+        t = loaded.clone_nograd();  // rebinds the copy's handle; the live loss is untouched
+      });
+    } catch (const Error& e) {
+      problems_.addf("loss state under '", prefix, ".': ", e.what());
+    }
+    if (problems_.size() != before) return;
+    Loss* target = &l;
+    apply_.push_back([target, values] {
+      NoGradGuard guard;
+      target->state([&](const std::string& name, tensor_type& t) { t.copy_(values->at(name)); });
+    });
+  }
+
+  void generator(const std::string& name, Generator& g) {
+    claimed_.insert(name);
+    if (!st_.contains(name)) {
+      problems_.addf("missing generator state '", name, "' (expected uint64 (2,))");
+      return;
+    }
+    const SafetensorsTensor& t = st_.at(name);
+    if (t.dtype != DType::u64 || t.shape != std::vector<int64_t>{2}) {
+      problems_.addf("generator state '", name, "' is ", dtype_name(t.dtype), " ", detail::shape_str(t.shape),
+                     ", expected uint64 (2,)");
+      return;
+    }
+    const std::vector<uint64_t> v = t.to_array().as<uint64_t>();
+    Generator* target = &g;
+    apply_.push_back([target, v] { target->set_state(v[0], v[1]); });
+  }
+
+  // A metadata entry that must equal `value` (e.g. the model config a checkpoint was made for).
+  void expect_metadata(const std::string& key, const nlohmann::json& value) {
+    const auto it = meta_.find(key);
+    if (it == meta_.end())
+      problems_.addf("metadata has no '", key, "' (expected ", value.dump(), ")");
+    else if (*it != value)
+      problems_.addf("metadata '", key, "' is ", it->dump(), ", expected ", value.dump());
+  }
+
+  // Keys under prefix are neither loaded nor reported as unexpected (e.g. "optim." when only the
+  // model is wanted).
+  void ignore(const std::string& prefix) { ignored_.push_back(prefix); }
+
+  // Throws one IoError listing every problem (nothing assigned), or assigns everything.
+  void commit() {
+    VTS_CHECK(!committed_, "CheckpointReader::commit called twice for '", path_, "'");
+    for (const auto& [key, t] : st_.tensors()) {
+      if (claimed_.count(key)) continue;
+      if (std::any_of(ignored_.begin(), ignored_.end(), [&](const std::string& p) { return detail::starts_with(key, p); }))
+        continue;
+      problems_.addf("unexpected tensor '", key, "' (", dtype_name(t.dtype), " ", detail::shape_str(t.shape), ")");
+    }
+    problems_.throw_if_any(detail::concat("checkpoint '", path_, "'"));
+    for (auto& f : apply_) f();
+    committed_ = true;
+  }
+
+  const std::vector<std::string>& problems() const { return problems_.items(); }
+
+ private:
+  // Checks one key against the expected shape and returns its values as T, or null after
+  // recording a problem.
+  template <class T>
+  std::shared_ptr<std::vector<T>> take(const std::string& name, const Shape& shape) {
+    claimed_.insert(name);
+    if (!st_.contains(name)) {
+      problems_.addf("missing tensor '", name, "' (expected shape ", detail::shape_str(shape.dims()), ")");
+      return nullptr;
+    }
+    const SafetensorsTensor& t = st_.at(name);
+    bool ok = true;
+    if (!is_float_dtype(t.dtype)) {
+      problems_.addf("tensor '", name, "' is ", dtype_name(t.dtype), ", expected a floating type");
+      ok = false;
+    }
+    if (t.shape != shape.dims()) {
+      problems_.addf("tensor '", name, "' has shape ", detail::shape_str(t.shape), ", expected ",
+                     detail::shape_str(shape.dims()));
+      ok = false;
+    }
+    if (!ok) return nullptr;
+    return std::make_shared<std::vector<T>>(t.to_array().as<T>());
+  }
+
+  std::string path_;
+  Safetensors st_;
+  nlohmann::json meta_;
+  int version_ = 0;
+  std::set<std::string> claimed_;
+  std::vector<std::string> ignored_;
+  detail::ProblemList problems_;
+  std::vector<std::function<void()>> apply_;
+  bool committed_ = false;
+};
+
+// ---- a Trainer's whole state ---------------------------------------------------------------------
+// Duck-typed on hash::Trainer (network(), optimizer(), loss(), dropout_rng()) so vts::io does not
+// depend on vts::hash. The data loader needs no tensors: its order and augmentation are functions
+// of (seed, epoch), so the epoch number in the metadata is its whole state.
+
+template <class Trainer>
+void add_training_state(CheckpointWriter& w, Trainer& tr) {
+  w.add_layer("model", tr.network());
+  w.add_optimizer("optim", tr.optimizer());
+  w.add_state("loss", tr.loss());
+  w.add_generator("rng.dropout", tr.dropout_rng());
+}
+
+template <class Trainer>
+void read_training_state(CheckpointReader& r, Trainer& tr) {
+  r.layer("model", tr.network());
+  r.optimizer("optim", tr.optimizer());
+  r.loss("loss", tr.loss());
+  r.generator("rng.dropout", tr.dropout_rng());
+}
 
 }  // namespace vts::io

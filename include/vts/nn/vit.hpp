@@ -9,6 +9,7 @@
 #include <string>
 
 #include "vts/nn/layers.hpp"
+#include "vts/ops/indexing.hpp"  // concat
 
 namespace vts::nn {
 

@@ -1,0 +1,282 @@
+// Checkpoints (include/vts/io/checkpoint.hpp): what is written comes back exactly — parameters,
+// optimizer state, loss state (banks, CSQ centers, DPN targets, tie bits), generators — and a
+// checkpoint that does not fit is refused as a whole, with every mismatch in one message and the
+// objects untouched.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "vts/hash/heads.hpp"
+#include "vts/hash/losses.hpp"
+#include "vts/io/checkpoint.hpp"
+#include "vts/optim/optim.hpp"
+#include "weights_test_util.hpp"
+
+using namespace vts_weights_test;
+using Catch::Matchers::Contains;
+namespace io = vts::io;
+namespace hl = vts::hash::loss;
+using vts::Shape;
+using Tf = vts::Tensor<float>;
+
+namespace {
+
+struct Tiny8 {
+  static constexpr const char* name = "tiny8";
+  static constexpr int64_t image = 8, channels = 1, patch = 4, dim = 16, depth = 2, heads = 2, mlp = 32;
+};
+using Net = vts::hash::HashNetwork<vts::nn::ViT<Tiny8>, vts::hash::AllTokenHead<8>>;
+
+Tf batch_images(uint64_t seed) {
+  vts::Generator g(seed);
+  std::vector<float> v(4 * 64);
+  for (float& x : v) x = static_cast<float>(g.next_double() * 2 - 1);
+  return Tf::from_vector(v, Shape{4, 1, 8, 8});
+}
+Tf batch_labels() { return Tf::from_vector({1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 0, 0}, Shape{4, 3}); }
+
+hl::Config loss_config(int64_t bits = 8) {
+  hl::Config c;
+  c.bits = bits;
+  c.classes = 3;
+  c.train_size = 10;
+  return c;
+}
+
+// A few optimizer steps on the loss of one batch, so that parameters, Adam's moments, the banks
+// and the generator all hold non-initial values.
+template <class Loss, class Opt>
+void train_steps(Net& net, Loss& loss, Opt& opt, vts::Generator& rng, int steps) {
+  vts::nn::Context ctx{true, &rng};
+  for (int s = 0; s < steps; ++s) {
+    const Tf l = loss(net.forward(batch_images(100 + s), ctx), batch_labels(), {1, 4, 7, 9}, 0);
+    opt.zero_grad();
+    l.backward();
+    opt.step();
+  }
+}
+
+template <class Stateful>
+std::map<std::string, std::vector<float>> state_of(Stateful& s) {
+  std::map<std::string, std::vector<float>> out;
+  s.state([&](const std::string& name, Tf& t) { out[name] = t.to_vector(); });
+  return out;
+}
+template <class Opt>
+std::map<std::string, std::vector<float>> optim_state(const Opt& o) {
+  std::map<std::string, std::vector<float>> out;
+  for (const auto& [name, t] : o.state()) out[name] = t.to_vector();
+  return out;
+}
+
+void save(const std::string& path, Net& net, vts::optim::Adam<float>& opt, hl::Dsh<float>& loss, vts::Generator& g) {
+  io::CheckpointWriter w;
+  w.add_layer("model", net);
+  w.add_optimizer("optim", opt);
+  w.add_state("loss", loss);
+  w.add_generator("rng.dropout", g);
+  w.metadata() = {{"config", Tiny8::name}, {"loss", "dsh"}, {"bits", 8}, {"epoch", 3}};
+  w.write(path);
+}
+
+}  // namespace
+
+TEST_CASE("checkpoint: model, optimizer, loss banks and generator come back exactly", "[checkpoint]") {
+  TempDir dir;
+  vts::Generator gen(1), rng(77);
+  Net net(8, gen);
+  hl::Dsh<float> loss(loss_config(), gen);
+  vts::optim::Adam<float> opt(vts::nn::parameters(net), {.lr = 1e-2});
+  train_steps(net, loss, opt, rng, 3);
+  save(dir / "ckpt.safetensors", net, opt, loss, rng);
+
+  vts::Generator gen2(2), rng2(5);
+  Net net2(8, gen2);
+  hl::Dsh<float> loss2(loss_config(), gen2);
+  vts::optim::Adam<float> opt2(vts::nn::parameters(net2), {.lr = 1e-2});
+  REQUIRE(snapshot(net2) != snapshot(net));
+
+  io::CheckpointReader r(dir / "ckpt.safetensors");
+  CHECK(r.version() == io::kCheckpointVersion);
+  CHECK(r.metadata().at("epoch") == 3);
+  r.expect_metadata("config", Tiny8::name);
+  r.layer("model", net2);
+  r.optimizer("optim", opt2);
+  r.loss("loss", loss2);
+  r.generator("rng.dropout", rng2);
+  r.commit();
+
+  CHECK(snapshot(net2) == snapshot(net));
+  CHECK(optim_state(opt2) == optim_state(opt));
+  CHECK(opt2.steps() == 3);
+  CHECK(state_of(loss2) == state_of(loss));
+  CHECK(rng2.seed() == rng.seed());
+  CHECK(rng2.offset() == rng.offset());
+  // The optimizer still updates the model's own tensors (restored in place, not replaced), so the
+  // two runs stay identical when they continue.
+  train_steps(net, loss, opt, rng, 2);
+  train_steps(net2, loss2, opt2, rng2, 2);
+  CHECK(snapshot(net2) == snapshot(net));
+}
+
+TEST_CASE("checkpoint: CSQ centers, DPN targets and the tie bits are saved and restored", "[checkpoint][loss]") {
+  TempDir dir;
+  // 20 classes > 2K = 16 with K = 8: CSQ draws random rows beyond the Hadamard ones; multi-label
+  // turns on the (random) tie bits. Different seeds give different draws.
+  hl::Config c = loss_config();
+  c.classes = 20;
+  c.multi_label = true;
+  vts::Generator g1(1), g2(2);
+  hl::Csq<float> csq(c, g1), csq2(c, g2);
+  hl::Dpn<float> dpn(c, g1), dpn2(c, g2);
+  REQUIRE(csq.assigner().centers() != csq2.assigner().centers());
+  REQUIRE(dpn.targets() != dpn2.targets());
+  REQUIRE(csq.assigner().tie_bits() != csq2.assigner().tie_bits());
+  // DPN-A rewrites its targets from the bank at the end of an epoch; those must be kept too.
+  dpn.adaptive_targets = true;
+  const Tf u = Tf::from_vector(std::vector<float>(4 * 8, 2.0f), Shape{4, 8});
+  std::vector<float> onehot(4 * 20, 0.0f);
+  for (int i = 0; i < 4; ++i) onehot[static_cast<size_t>(i * 20 + i)] = 1.0f;  // classes 0..3
+  dpn(u, Tf::from_vector(onehot, Shape{4, 20}), {0, 1, 2, 3}, 0);
+  dpn.end_epoch();
+
+  io::CheckpointWriter w;
+  w.add_state("csq", csq);
+  w.add_state("dpn", dpn);
+  w.metadata() = {{"loss", "csq+dpn"}};
+  w.write(dir / "loss.safetensors");
+  CHECK(w.arrays().count("csq.centers"));
+  CHECK(w.arrays().count("csq.tie_bits"));
+  CHECK(w.arrays().count("dpn.targets"));
+
+  io::CheckpointReader r(dir / "loss.safetensors");
+  r.loss("csq", csq2);
+  r.loss("dpn", dpn2);
+  r.commit();
+  CHECK(csq2.assigner().centers() == csq.assigner().centers());
+  CHECK(csq2.assigner().tie_bits() == csq.assigner().tie_bits());
+  CHECK(dpn2.targets() == dpn.targets());
+  CHECK(dpn2.assigner().tie_bits() == dpn.assigner().tie_bits());
+  CHECK(state_of(dpn2) == state_of(dpn));
+}
+
+TEST_CASE("checkpoint: a checkpoint that does not fit is refused whole, listing every problem", "[checkpoint][errors]") {
+  TempDir dir;
+  vts::Generator gen(1), rng(77);
+  Net net(8, gen);
+  hl::Dsh<float> loss(loss_config(), gen);
+  vts::optim::Adam<float> opt(vts::nn::parameters(net), {.lr = 1e-2});
+  train_steps(net, loss, opt, rng, 2);
+  save(dir / "ckpt.safetensors", net, opt, loss, rng);
+
+  // A run set up differently: 16 bits (the head's last layer and the bank change shape), CSQ
+  // instead of DSH, SGD with momentum instead of Adam, and a generator it has to keep.
+  vts::Generator gen2(2), rng2(5);
+  Net net2(16, gen2);
+  hl::Csq<float> csq(loss_config(16), gen2);
+  vts::optim::Sgd<float> sgd(vts::nn::parameters(net2), {.lr = 1e-2, .momentum = 0.9});
+  train_steps(net2, csq, sgd, rng2, 1);
+  const auto net_before = snapshot(net2);
+  const auto csq_before = state_of(csq);
+  const auto sgd_before = optim_state(sgd);
+  const uint64_t offset_before = rng2.offset();
+
+  io::CheckpointReader r(dir / "ckpt.safetensors");
+  r.expect_metadata("config", Tiny8::name);  // fits
+  r.expect_metadata("bits", 16);
+  r.expect_metadata("loss", "csq");
+  r.layer("model", net2);
+  r.optimizer("optim", sgd);
+  r.loss("loss", csq);
+  r.generator("rng.dropout", rng2);
+  try {
+    r.commit();
+    FAIL("commit accepted a mismatched checkpoint");
+  } catch (const vts::IoError& e) {
+    const std::string msg = e.what();
+    INFO(msg);
+    CHECK_THAT(msg, Contains("9 problems; nothing was changed"));
+    CHECK_THAT(msg, Contains("metadata 'bits' is 8, expected 16"));
+    CHECK_THAT(msg, Contains("metadata 'loss' is \"dsh\", expected \"csq\""));
+    CHECK_THAT(msg, Contains("tensor 'model.hash_head.fc2.weight' has shape (8, 8), expected (16, 8)"));
+    CHECK_THAT(msg, Contains("tensor 'model.hash_head.fc2.bias' has shape (8,), expected (16,)"));
+    CHECK_THAT(msg, Contains("optimizer state under 'optim.'"));
+    CHECK_THAT(msg, Contains("missing tensor 'loss.centers'"));
+    CHECK_THAT(msg, Contains("missing tensor 'loss.tie_bits'"));
+    CHECK_THAT(msg, Contains("unexpected tensor 'loss.U' (float32 (10, 8))"));
+    CHECK_THAT(msg, Contains("unexpected tensor 'loss.Y'"));
+  }
+  CHECK(snapshot(net2) == net_before);
+  CHECK(state_of(csq) == csq_before);
+  CHECK(optim_state(sgd) == sgd_before);
+  CHECK(rng2.offset() == offset_before);
+}
+
+TEST_CASE("checkpoint: values a loss rejects are a problem, not a half-restored loss", "[checkpoint][errors]") {
+  TempDir dir;
+  vts::Generator g(1);
+  hl::Csq<float> csq(loss_config(), g);
+  vts::Generator rng(3);
+  io::CheckpointWriter w;
+  w.add_state("loss", csq);
+  // Tamper: a center entry of 0.5 is no center.
+  io::Array centers = w.arrays().at("loss.centers");
+  std::vector<float> v = centers.as<float>();
+  v[5] = 0.5f;
+  std::map<std::string, io::Array> arrays = w.arrays();
+  arrays["loss.centers"] = io::make_array(v, centers.shape);
+  arrays["rng"] = io::make_array(std::vector<uint32_t>{1, 2}, {2});  // wrong dtype for a generator
+  io::write_safetensors(dir / "bad.safetensors", arrays, {{"vts", R"({"format_version": 2})"}});
+
+  hl::Csq<float> target(loss_config(), g);
+  const auto before = target.assigner().centers();
+  const auto bits_before = target.assigner().tie_bits();
+  io::CheckpointReader r(dir / "bad.safetensors");
+  r.loss("loss", target);
+  r.generator("rng", rng);
+  CHECK_THROWS_WITH(r.commit(), Contains("entries must be -1, 0 or 1") && Contains("2 problems") &&
+                                    Contains("generator state 'rng' is uint32 (2,), expected uint64 (2,)"));
+  CHECK(target.assigner().centers() == before);
+  CHECK(target.assigner().tie_bits() == bits_before);
+}
+
+TEST_CASE("checkpoint: files that are not readable vts checkpoints are refused on open", "[checkpoint][errors]") {
+  TempDir dir;
+  CHECK_THROWS_WITH(io::CheckpointReader(golden("vit_golden32.safetensors")), Contains("no \"vts\" metadata"));
+  io::write_safetensors(dir / "future.safetensors", {}, {{"vts", R"({"format_version": 99})"}});
+  CHECK_THROWS_WITH(io::CheckpointReader(dir / "future.safetensors"), Contains("format_version 99"));
+  io::write_safetensors(dir / "junk.safetensors", {}, {{"vts", "not json"}});
+  CHECK_THROWS_WITH(io::CheckpointReader(dir / "junk.safetensors"), Contains("not valid JSON"));
+
+  vts::Generator gen(1), rng(2);
+  Net net(8, gen);
+  hl::Dsh<float> loss(loss_config(), gen);
+  vts::optim::Adam<float> opt(vts::nn::parameters(net), {.lr = 1e-2});
+  save(dir / "ok.safetensors", net, opt, loss, rng);
+  auto bytes = read_bytes(dir / "ok.safetensors");
+  bytes.resize(bytes.size() - 1);
+  write_bytes(dir / "cut.safetensors", bytes);
+  CHECK_THROWS_AS(io::CheckpointReader(dir / "cut.safetensors"), vts::IoError);
+}
+
+TEST_CASE("checkpoint: saving replaces the file whole and leaves no temporary behind", "[checkpoint]") {
+  TempDir dir;
+  vts::Generator gen(1), rng(2);
+  Net net(8, gen);
+  hl::Dsh<float> loss(loss_config(), gen);
+  vts::optim::Adam<float> opt(vts::nn::parameters(net), {.lr = 1e-2});
+  save(dir / "last.safetensors", net, opt, loss, rng);
+  train_steps(net, loss, opt, rng, 1);
+  save(dir / "last.safetensors", net, opt, loss, rng);
+  size_t files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path)) {
+    ++files;
+    CHECK(e.path().filename() == "last.safetensors");
+  }
+  CHECK(files == 1);
+  io::CheckpointReader r(dir / "last.safetensors");
+  CHECK(r.file().at("optim.step").to_array().as<float>() == std::vector<float>{1.0f});
+}

@@ -1,0 +1,181 @@
+// Resuming: a run trained for 2 epochs, saved with io::add_training_state, then restored into
+// freshly built objects with io::read_training_state and trained 2 more epochs, must end with the
+// same bytes — every parameter, the optimizer's moments, the loss's state, the dropout generator —
+// as one uninterrupted 4-epoch run with the same seed. This is what `vts train --resume` does.
+//
+// The run is chosen so that every piece of state matters: dropout is on (the generator), AdamW
+// with a warm-up + cosine schedule (moments, step counts and the epoch-dependent rate), a shuffled
+// loader with augmentation keyed by (seed, epoch, item), and losses with memory banks (DSH),
+// centers (CSQ), a trained classifier that lives in the loss (GreedyHash) and targets rewritten
+// every epoch (DPN-A). Two controls show the comparison can fail: resuming without the generator,
+// or without the optimizer state, ends elsewhere.
+#include <catch2/catch.hpp>
+
+#include <cstring>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "vts/hash/trainer.hpp"
+#include "vts/io/checkpoint.hpp"
+#include "weights_test_util.hpp"
+
+using namespace vts_weights_test;
+namespace io = vts::io;
+namespace hl = vts::hash::loss;
+
+namespace {
+
+struct Tiny8 {
+  static constexpr const char* name = "tiny8";
+  static constexpr int64_t image = 8, channels = 1, patch = 4, dim = 16, depth = 2, heads = 2, mlp = 32;
+};
+using Net = vts::hash::HashNetwork<vts::nn::ViT<Tiny8>, vts::hash::AllTokenHead<32>>;
+constexpr uint64_t kSeed = 42;
+constexpr int64_t kBits = 8, kEpochs = 4;
+
+// 48 8x8 images of 3 classes: a class-dependent stripe plus per-item noise, randomly flipped by
+// the augmentation generator the loader hands over.
+class Stripes final : public vts::data::Dataset {
+ public:
+  int64_t size() const override { return 48; }
+  int num_classes() const override { return 3; }
+  vts::data::ImageSpec spec() const override { return {1, 8, 8}; }
+  void get(int64_t i, float* image, float* label, vts::Generator& aug) const override {
+    check_index(i);
+    vts::Generator noise(1000 + static_cast<uint64_t>(i));
+    const int64_t c = i % 3;
+    const bool flip = aug.next_u32() & 1u;
+    for (int64_t y = 0; y < 8; ++y)
+      for (int64_t x = 0; x < 8; ++x) {
+        const int64_t xx = flip ? 7 - x : x;
+        image[y * 8 + x] = ((xx + c * 2) % 6 < 2 ? 1.0f : -0.5f) + 0.3f * static_cast<float>(noise.next_double());
+      }
+    get_label(i, label);
+  }
+  void get_label(int64_t i, float* label) const override {
+    for (int c = 0; c < 3; ++c) label[c] = (i % 3 == c) ? 1.0f : 0.0f;
+  }
+};
+
+template <class Loss>
+using TrainerOf = vts::hash::Trainer<Net, Loss>;
+
+template <class Loss>
+std::unique_ptr<TrainerOf<Loss>> make_trainer() {
+  vts::Generator gen(kSeed);
+  Net net(kBits, gen);
+  hl::Config cfg;
+  cfg.bits = kBits;
+  cfg.classes = 3;
+  cfg.train_size = 48;
+  Loss loss(cfg, gen);
+  if constexpr (requires { loss.adaptive_targets; }) loss.adaptive_targets = true;
+  vts::hash::OptimizerOptions opt{.name = "adamw", .lr = 3e-3, .weight_decay = 0.05, .schedule = "cosine",
+                                  .warmup_epochs = 1, .final_lr = 1e-5};
+  return std::make_unique<TrainerOf<Loss>>(std::move(net), std::move(loss), opt, kSeed);
+}
+
+vts::data::Loader make_loader() {
+  return vts::data::Loader(std::make_shared<Stripes>(),
+                           {.batch_size = 8, .shuffle = true, .num_workers = 0, .seed = kSeed});
+}
+
+// Every float the run owns, as raw bytes by name: parameters, optimizer state, loss state, the
+// dropout generator.
+template <class Loss>
+std::map<std::string, std::vector<uint8_t>> everything(TrainerOf<Loss>& t) {
+  std::map<std::string, std::vector<uint8_t>> out;
+  auto put = [&](const std::string& name, const vts::Tensor<float>& x) {
+    const std::vector<float> v = x.to_vector();
+    std::vector<uint8_t> b(v.size() * sizeof(float));
+    if (!v.empty()) std::memcpy(b.data(), v.data(), b.size());
+    out[name] = std::move(b);
+  };
+  t.network().visit("model", [&](const std::string& n, vts::Tensor<float>& x) { put(n, x); });
+  std::visit([&](auto& o) {
+    for (const auto& [n, x] : o.state()) put("optim." + n, x);
+  }, t.optimizer());
+  t.loss().state([&](const std::string& n, vts::Tensor<float>& x) { put("loss." + n, x); });
+  const uint64_t rng[2] = {t.dropout_rng().seed(), t.dropout_rng().offset()};
+  out["rng"] = std::vector<uint8_t>(reinterpret_cast<const uint8_t*>(rng), reinterpret_cast<const uint8_t*>(rng) + 16);
+  return out;
+}
+
+template <class Loss>
+std::vector<std::string> differing(const std::map<std::string, std::vector<uint8_t>>& a,
+                                   const std::map<std::string, std::vector<uint8_t>>& b) {
+  std::vector<std::string> names;
+  for (const auto& [n, bytes] : a)
+    if (!b.count(n) || b.at(n) != bytes) names.push_back(n);
+  for (const auto& [n, bytes] : b)
+    if (!a.count(n)) names.push_back(n);
+  return names;
+}
+
+enum class Skip { nothing, generator, optimizer };
+
+// Trains 2 epochs, saves, builds everything anew, restores (leaving out `skip`), trains to 4.
+template <class Loss>
+std::map<std::string, std::vector<uint8_t>> interrupted_run(const std::string& path, Skip skip) {
+  {
+    auto first = make_trainer<Loss>();
+    auto loader = make_loader();
+    for (int64_t e = 0; e < 2; ++e) first->train_epoch(loader, e, kEpochs);
+    io::CheckpointWriter w;
+    io::add_training_state(w, *first);
+    w.metadata() = {{"config", Tiny8::name}, {"loss", Loss::name}, {"bits", kBits}, {"epoch", 2}};
+    w.write(path);
+  }
+  auto resumed = make_trainer<Loss>();
+  io::CheckpointReader r(path);
+  r.expect_metadata("loss", Loss::name);
+  r.layer("model", resumed->network());
+  r.loss("loss", resumed->loss());
+  if (skip != Skip::optimizer) r.optimizer("optim", resumed->optimizer());
+  else r.ignore("optim.");
+  if (skip != Skip::generator) r.generator("rng.dropout", resumed->dropout_rng());
+  else r.ignore("rng.");
+  r.commit();
+  const int64_t start = r.metadata().at("epoch").get<int64_t>();
+  REQUIRE(start == 2);
+  auto loader = make_loader();
+  for (int64_t e = start; e < kEpochs; ++e) resumed->train_epoch(loader, e, kEpochs);
+  return everything<Loss>(*resumed);
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("resume: 2 + 2 epochs through a checkpoint equal 4 uninterrupted epochs, bit for bit",
+                   "[resume][checkpoint]", hl::Dsh<float>, hl::Csq<float>, hl::GreedyHash<float>, hl::Dpn<float>) {
+  using Loss = TestType;
+  TempDir dir;
+  auto straight = make_trainer<Loss>();
+  {
+    auto loader = make_loader();
+    for (int64_t e = 0; e < kEpochs; ++e) straight->train_epoch(loader, e, kEpochs);
+  }
+  const auto want = everything<Loss>(*straight);
+  const auto got = interrupted_run<Loss>(dir / "last.safetensors", Skip::nothing);
+  const auto diff = differing<Loss>(want, got);
+  INFO("differing: " << diff.size() << (diff.empty() ? "" : ", first " + diff.front()));
+  CHECK(diff.empty());
+  CHECK(want.size() == got.size());
+}
+
+TEST_CASE("resume: leaving out the generator or the optimizer state changes the result", "[resume][checkpoint]") {
+  using Loss = hl::Csq<float>;
+  TempDir dir;
+  auto straight = make_trainer<Loss>();
+  {
+    auto loader = make_loader();
+    for (int64_t e = 0; e < kEpochs; ++e) straight->train_epoch(loader, e, kEpochs);
+  }
+  const auto want = everything<Loss>(*straight);
+  const auto no_rng = interrupted_run<Loss>(dir / "a.safetensors", Skip::generator);
+  CHECK(differing<Loss>(want, no_rng).size() > 10);  // dropout masks differ → every weight moves
+  CHECK(no_rng.at("rng") != want.at("rng"));
+  const auto no_optim = interrupted_run<Loss>(dir / "b.safetensors", Skip::optimizer);
+  CHECK(differing<Loss>(want, no_optim).size() > 10);
+}

@@ -1,0 +1,83 @@
+#pragma once
+// Shared by the weight and checkpoint tests: a scratch directory, fixture access, the golden
+// model's config, and comparisons that report the worst element.
+#include <unistd.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "vts/io/npz.hpp"
+#include "vts/nn/vit.hpp"
+
+namespace vts_weights_test {
+
+// The model of tests/golden/make_vit_golden.py: a config is nothing but these constants.
+struct ViTGolden32 {
+  static constexpr const char* name = "golden32";
+  static constexpr int64_t image = 32, channels = 3, patch = 8, dim = 48, depth = 2, heads = 3, mlp = 96;
+};
+
+// A fresh directory, removed with its contents at scope exit.
+struct TempDir {
+  std::filesystem::path path;
+  TempDir() {
+    static std::atomic<int> counter{0};
+    path = std::filesystem::temp_directory_path() /
+           ("vts_weights_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+    std::filesystem::remove_all(path);
+    std::filesystem::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  std::string operator/(const std::string& name) const { return (path / name).string(); }
+};
+
+inline std::string golden(const std::string& name) { return std::string(VTS_TEST_DATA_DIR) + "/vit/" + name; }
+
+inline std::vector<uint8_t> read_bytes(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::vector<uint8_t>(std::istreambuf_iterator<char>(f), {});
+}
+inline void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes) {
+  std::ofstream f(path, std::ios::binary);
+  f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+}
+
+// Every parameter of a layer, by name, as double values (snapshots for "nothing changed" checks).
+template <class Layer>
+std::map<std::string, std::vector<double>> snapshot(Layer& layer) {
+  std::map<std::string, std::vector<double>> out;
+  layer.visit("", [&](const std::string& name, auto& t) {
+    const auto v = t.to_vector();
+    out[name] = std::vector<double>(v.begin(), v.end());
+  });
+  return out;
+}
+
+// max |a − e| / max |e|: the error measured against the scale of the expected tensor, so entries
+// that are near zero by cancellation do not dominate.
+inline double scaled_error(const std::vector<double>& actual, const std::vector<double>& expected) {
+  REQUIRE(actual.size() == expected.size());
+  double worst = 0, scale = 0;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    worst = std::max(worst, std::abs(actual[i] - expected[i]));
+    scale = std::max(scale, std::abs(expected[i]));
+  }
+  return scale > 0 ? worst / scale : worst;
+}
+
+template <class T>
+std::vector<double> as_double(const std::vector<T>& v) {
+  return std::vector<double>(v.begin(), v.end());
+}
+
+}  // namespace vts_weights_test
