@@ -1,7 +1,17 @@
-// Device discovery: the one CUDA entry point every program and test calls first, so that a
-// machine without a GPU is detected and reported instead of failing inside a kernel launch.
+// Runtime: device discovery, the vts::cuda stream, error reporting. Every program and test calls
+// available() first, so that a machine without a GPU is detected and reported instead of failing
+// inside a kernel launch.
+#include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <sstream>
+
+#include "common/check.cuh"
 #include "vts_cuda_api.hpp"
 
 namespace vts::cuda {
@@ -17,4 +27,109 @@ int device_count() noexcept {
 
 bool available() noexcept { return device_count() > 0; }
 
+const DeviceInfo& device_info() {
+  static DeviceInfo info = [] {
+    DeviceInfo d;
+    int dev = 0;
+    VTS_CUDA_CHECK(cudaGetDevice(&dev));
+    cudaDeviceProp p{};
+    VTS_CUDA_CHECK(cudaGetDeviceProperties(&p, dev));
+    d.name = p.name;
+    d.major = p.major;
+    d.minor = p.minor;
+    d.sm_count = p.multiProcessorCount;
+    d.total_memory = p.totalGlobalMem;
+    d.l2_bytes = static_cast<size_t>(p.l2CacheSize);
+    d.max_smem_per_block = p.sharedMemPerBlockOptin;
+    d.smem_per_sm = p.sharedMemPerMultiprocessor;
+    return d;
+  }();
+  return info;
+}
+
+namespace {
+struct StreamState {
+  std::mutex mutex;
+  Stream stream = nullptr;
+  bool created = false;
+};
+StreamState& stream_state() {
+  static StreamState* s = new StreamState();  // never destroyed: outlives static tensors
+  return *s;
+}
+std::atomic<bool>& sync_flag() {
+  static std::atomic<bool> flag{[] {
+    const char* e = std::getenv("VTS_CUDA_SYNC");
+    return e != nullptr && std::strcmp(e, "0") != 0 && e[0] != '\0';
+  }()};
+  return flag;
+}
+}  // namespace
+
+Stream current_stream() {
+  auto& s = stream_state();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  if (!s.created) {
+    cudaStream_t st = nullptr;
+    VTS_CUDA_CHECK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+    s.stream = st;
+    s.created = true;
+  }
+  return s.stream;
+}
+
+void set_current_stream(Stream st) {
+  auto& s = stream_state();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  s.stream = st;
+  s.created = true;
+}
+
+void synchronize() { VTS_CUDA_CHECK(cudaStreamSynchronize(current_stream())); }
+
+void set_sync_after_launch(bool on) { sync_flag().store(on); }
+bool sync_after_launch() { return sync_flag().load(); }
+
+namespace detail {
+
+namespace {
+std::string format_error(const char* library, int code, const char* error_string, const char* call,
+                         const char* file, int line) {
+  std::ostringstream os;
+  os << library << " error " << code << " (" << (error_string ? error_string : "unknown") << ") in `" << call
+     << "` at " << file << ":" << line;
+  return os.str();
+}
+}  // namespace
+
+void throw_cuda_error(const char* library, int code, const char* error_string, const char* call, const char* file,
+                      int line) {
+  throw CudaError(format_error(library, code, error_string, call, file, line), code);
+}
+
+void report_cuda_error(const char* library, int code, const char* error_string, const char* call, const char* file,
+                       int line) noexcept {
+  try {
+    std::fprintf(stderr, "vts::cuda: %s\n", format_error(library, code, error_string, call, file, line).c_str());
+  } catch (...) {
+  }
+}
+
+const char* cublas_error_string(int status) noexcept {
+  return cublasGetStatusString(static_cast<cublasStatus_t>(status));
+}
+
+void check_launch(const char* kernel, const char* file, int line) {
+  const cudaError_t e = cudaGetLastError();
+  if (e != cudaSuccess) throw_cuda_error("CUDA", static_cast<int>(e), cudaGetErrorString(e), kernel, file, line);
+  if (sync_after_launch()) {
+    const cudaError_t s = cudaStreamSynchronize(current_stream());
+    if (s != cudaSuccess) {
+      cudaGetLastError();
+      throw_cuda_error("CUDA", static_cast<int>(s), cudaGetErrorString(s), kernel, file, line);
+    }
+  }
+}
+
+}  // namespace detail
 }  // namespace vts::cuda

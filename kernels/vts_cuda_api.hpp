@@ -1,6 +1,4 @@
 #pragma once
-// Host-side entry points of vts::cuda that do not depend on a tensor type.
-namespace vts::cuda {
-int device_count() noexcept;
-bool available() noexcept;
-}  // namespace vts::cuda
+// Kept for code that included it before the backend headers existed: the host-side API of
+// vts::cuda now lives in include/vts/backend/cuda/ (cuda.hpp includes all of it).
+#include "vts/backend/cuda/runtime.hpp"

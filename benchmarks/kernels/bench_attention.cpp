@@ -1,0 +1,95 @@
+// Fused attention forward and backward at ViT shapes: B=32, H=12, d=64, N=197 (ViT-B/16) and
+// N=50 (ViT-B/32), fp32 (SIMT) and bf16 (tensor cores), layout [B, H, N, d].
+//
+// Work counted: forward 4·B·H·N²·d FLOPs (Q·Kᵀ and P·V); backward 10·B·H·N²·d (S recomputed,
+// dP, dV, dK, dQ: five products), the FlashAttention papers' convention — the fp32 backward
+// actually executes 14·B·H·N²·d (it recomputes S and dP in its second kernel), which the rate does
+// not credit. Baseline: benchmarks/kernels/pytorch_attention.py (PyTorch SDPA with each backend,
+// cuDNN's fused attention among them) on the same card, joined by compare.py.
+// Each measurement is checked against vts::cpu at the full shape first (rel_err in the JSON).
+#include <cmath>
+
+#include "bench_common.hpp"
+#include "vts/backend/cpu/attention.hpp"
+#include "vts/backend/cuda/attention.hpp"
+
+using namespace vts;
+using namespace vts::bench;
+
+namespace {
+
+template <class T>
+void run(const Options& o, Timer& timer, int64_t N) {
+  constexpr bool kBf16 = std::is_same_v<T, bf16>;
+  const char* dtype = kBf16 ? "bf16" : "fp32";
+  const int64_t B = 32, H = 12, d = 64;
+  const std::string shape = "B32xH12xN" + std::to_string(N) + "xd64";
+  const size_t n = static_cast<size_t>(B * H * N * d);
+  const float scale = 1.0f / std::sqrt(float(d));
+  auto rounded = [&](std::vector<float> v) { return kBf16 ? to_float(to_bf16(v)) : v; };
+  const auto q = rounded(random_normal(n, 1)), k = rounded(random_normal(n, 2)), v = rounded(random_normal(n, 3)),
+             g = rounded(random_normal(n, 4));
+  const int64_t sb = H * N * d, sh = N * d, sn = d;
+  auto lay = [&](auto* p) { return HeadLayout<std::remove_pointer_t<decltype(p)>>{p, sb, sh, sn}; };
+
+  // CPU reference (also provides o and lse for the backward benchmark).
+  std::vector<float> o_ref(n), lse_ref(static_cast<size_t>(B * H * N)), dq_ref(n), dk_ref(n), dv_ref(n);
+  cpu::attention_forward(Cpu{}, B, H, N, d, scale, lay(q.data()), lay(k.data()), lay(v.data()), lay(o_ref.data()),
+                         lse_ref.data());
+  const auto o_in = rounded(o_ref);
+  if (o.check)
+    cpu::attention_backward(Cpu{}, B, H, N, d, scale, lay(q.data()), lay(k.data()), lay(v.data()), lay(o_in.data()),
+                            lse_ref.data(), lay(g.data()), lay(dq_ref.data()), lay(dk_ref.data()), lay(dv_ref.data()));
+
+  auto dev = [&](const std::vector<float>& x) {
+    if constexpr (kBf16) return upload(to_bf16(x));
+    else return upload(x);
+  };
+  auto dq_ = dev(q), dk_ = dev(k), dv_ = dev(v), dg_ = dev(g), do_in = dev(o_in);
+  cuda::DeviceBuffer dout(n * sizeof(T)), dlse(lse_ref.size() * sizeof(float)), dlse_in = upload(lse_ref),
+      gq(n * sizeof(T)), gk(n * sizeof(T)), gv(n * sizeof(T));
+  const T *pq = dq_.template as<T>(), *pk = dk_.template as<T>(), *pv = dv_.template as<T>(), *pg = dg_.template as<T>(), *po_in = do_in.template as<T>();
+
+  auto fwd = [&] {
+    cuda::attention_forward(Cuda{}, B, H, N, d, scale, lay(pq), lay(pk), lay(pv), lay(dout.template as<T>()), dlse.template as<float>());
+  };
+  auto bwd = [&] {
+    cuda::attention_backward(Cuda{}, B, H, N, d, scale, lay(pq), lay(pk), lay(pv), lay(po_in), dlse_in.template as<float>(),
+                             lay(pg), lay(gq.template as<T>()), lay(gk.template as<T>()), lay(gv.template as<T>()));
+  };
+  auto as_float = [&](const cuda::DeviceBuffer& b) {
+    if constexpr (kBf16) return to_float(download<bf16>(b, n));
+    else return download<float>(b, n);
+  };
+
+  const double flops = double(B * H) * double(N * N) * double(d);
+  if (selected(o, "attention_fwd")) {
+    double err = -1;
+    if (o.check) {
+      fwd();
+      err = rel_err(as_float(dout), o_ref);
+    }
+    emit("attention", "attention_fwd", shape, dtype, "vts", timer.time(o, fwd), 4 * flops, "TFLOP/s", err);
+  }
+  if (selected(o, "attention_bwd")) {
+    double err = -1;
+    if (o.check) {
+      bwd();
+      err = std::max({rel_err(as_float(gq), dq_ref), rel_err(as_float(gk), dk_ref), rel_err(as_float(gv), dv_ref)});
+    }
+    emit("attention", "attention_bwd", shape, dtype, "vts", timer.time(o, bwd), 10 * flops, "TFLOP/s", err);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Options o = parse_options(argc, argv);
+  require_device();
+  Timer timer;
+  for (int64_t N : {197, 50}) {
+    run<bf16>(o, timer, N);
+    run<float>(o, timer, N);
+  }
+  return 0;
+}

@@ -1,0 +1,58 @@
+// GELU (erf) forward and backward on the ViT-B MLP activation: 32·197 tokens × 3072, fp32 and bf16.
+// Bytes counted: forward 2·n·sizeof(T), backward 3·n·sizeof(T).
+// Baseline: pytorch_rowwise.py (F.gelu, approximate='none').
+#include "bench_common.hpp"
+#include "vts/backend/cpu/activation.hpp"
+#include "vts/backend/cuda/activation.hpp"
+
+using namespace vts;
+using namespace vts::bench;
+
+namespace {
+
+template <class T>
+void run(const Options& o, Timer& timer, int64_t rows, int64_t width) {
+  constexpr bool kBf16 = std::is_same_v<T, bf16>;
+  const char* dtype = kBf16 ? "bf16" : "fp32";
+  const std::string shape = std::to_string(rows) + "x" + std::to_string(width);
+  const size_t n = static_cast<size_t>(rows * width);
+  auto rounded = [&](std::vector<float> v) { return kBf16 ? to_float(to_bf16(v)) : v; };
+  const auto x = rounded(random_normal(n, 9, 2.0f)), g = rounded(random_normal(n, 10));
+  std::vector<float> y(n), gx(n);
+  cpu::gelu_forward(Cpu{}, x.data(), y.data(), static_cast<int64_t>(n));
+  cpu::gelu_backward(Cpu{}, x.data(), g.data(), gx.data(), static_cast<int64_t>(n));
+  auto dev = [&](const std::vector<float>& v) {
+    if constexpr (kBf16) return upload(to_bf16(v));
+    else return upload(v);
+  };
+  auto dx = dev(x), dg = dev(g);
+  cuda::DeviceBuffer dy(n * sizeof(T)), dgx(n * sizeof(T));
+  auto as_float = [&](const cuda::DeviceBuffer& buf) {
+    if constexpr (kBf16) return to_float(download<bf16>(buf, n));
+    else return download<float>(buf, n);
+  };
+  auto fwd = [&] { cuda::gelu_forward(Cuda{}, dx.template as<T>(), dy.template as<T>(), static_cast<int64_t>(n)); };
+  auto bwd = [&] { cuda::gelu_backward(Cuda{}, dx.template as<T>(), dg.template as<T>(), dgx.template as<T>(), static_cast<int64_t>(n)); };
+  const double bytes = double(n) * sizeof(T);
+  if (selected(o, "gelu_fwd")) {
+    fwd();
+    emit("gelu", "gelu_fwd", shape, dtype, "vts", timer.time(o, fwd), 2 * bytes, "GB/s",
+         o.check ? rel_err(as_float(dy), y) : -1);
+  }
+  if (selected(o, "gelu_bwd")) {
+    bwd();
+    emit("gelu", "gelu_bwd", shape, dtype, "vts", timer.time(o, bwd), 3 * bytes, "GB/s",
+         o.check ? rel_err(as_float(dgx), gx) : -1);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Options o = parse_options(argc, argv);
+  require_device();
+  Timer timer;
+  run<bf16>(o, timer, 32 * 197, 3072);
+  run<float>(o, timer, 32 * 197, 3072);
+  return 0;
+}

@@ -1,0 +1,77 @@
+// LayerNorm forward and backward at ViT-B shapes: rows = B·N tokens (32·197 = 6304 and
+// 32·50 = 1600), width 768, fp32 and bf16.
+// Bytes counted (each tensor crossing DRAM once): forward x in, y out: 2·rows·n·sizeof(T);
+// backward x, g in, dx out: 3·rows·n·sizeof(T) (w, b, μ, rstd and the dw/db partials are < 1%).
+// Baseline: pytorch_rowwise.py (F.layer_norm). Reference: the D2D copy rate of bench_copy.
+#include "bench_common.hpp"
+#include "vts/backend/cpu/rowwise.hpp"
+#include "vts/backend/cuda/layer_norm.hpp"
+
+using namespace vts;
+using namespace vts::bench;
+
+namespace {
+
+template <class T>
+void run(const Options& o, Timer& timer, int64_t rows, int64_t n) {
+  constexpr bool kBf16 = std::is_same_v<T, bf16>;
+  const char* dtype = kBf16 ? "bf16" : "fp32";
+  const std::string shape = std::to_string(rows) + "x" + std::to_string(n);
+  const size_t total = static_cast<size_t>(rows * n);
+  auto rounded = [&](std::vector<float> v) { return kBf16 ? to_float(to_bf16(v)) : v; };
+  const auto x = rounded(random_normal(total, 5, 2.0f)), g = rounded(random_normal(total, 6));
+  const auto w = rounded(random_normal(static_cast<size_t>(n), 7)), b = rounded(random_normal(static_cast<size_t>(n), 8));
+  std::vector<float> y(total), mu(static_cast<size_t>(rows)), rs(static_cast<size_t>(rows)), gx(total),
+      gw(static_cast<size_t>(n)), gb(static_cast<size_t>(n));
+  cpu::layer_norm_rows(Cpu{}, x.data(), w.data(), b.data(), y.data(), mu.data(), rs.data(), rows, n, 1e-6f);
+  cpu::layer_norm_rows_backward(Cpu{}, x.data(), w.data(), mu.data(), rs.data(), g.data(), gx.data(), gw.data(),
+                                gb.data(), rows, n);
+  auto dev = [&](const std::vector<float>& v) {
+    if constexpr (kBf16) return upload(to_bf16(v));
+    else return upload(v);
+  };
+  auto dx = dev(x), dg = dev(g), dw = dev(w), db = dev(b);
+  cuda::DeviceBuffer dy(total * sizeof(T)), dmu(mu.size() * 4), drs(rs.size() * 4), dgx(total * sizeof(T)),
+      dgw(static_cast<size_t>(n) * 4), dgb(static_cast<size_t>(n) * 4);
+  auto as_float = [&](const cuda::DeviceBuffer& buf) {
+    if constexpr (kBf16) return to_float(download<bf16>(buf, total));
+    else return download<float>(buf, total);
+  };
+  auto fwd = [&] {
+    cuda::layer_norm_rows(Cuda{}, dx.template as<T>(), dw.template as<T>(), db.template as<T>(), dy.template as<T>(), dmu.template as<float>(), drs.template as<float>(),
+                          rows, n, 1e-6f);
+  };
+  auto bwd = [&] {
+    cuda::layer_norm_rows_backward(Cuda{}, dx.template as<T>(), dw.template as<T>(), dmu.template as<float>(),
+                                   drs.template as<float>(), dg.template as<T>(), dgx.template as<T>(),
+                                   dgw.template as<float>(), dgb.template as<float>(), rows, n);
+  };
+  const double elem = double(total) * sizeof(T);
+  if (selected(o, "layer_norm_fwd")) {
+    fwd();
+    const double err = o.check ? rel_err(as_float(dy), y) : -1;
+    emit("layer_norm", "layer_norm_fwd", shape, dtype, "vts", timer.time(o, fwd), 2 * elem + 8.0 * rows, "GB/s", err);
+  }
+  if (selected(o, "layer_norm_bwd")) {
+    fwd();  // μ and rstd
+    bwd();
+    const double err =
+        o.check ? std::max({rel_err(as_float(dgx), gx), rel_err(download<float>(dgw, gw.size()), gw),
+                            rel_err(download<float>(dgb, gb.size()), gb)})
+                : -1;
+    emit("layer_norm", "layer_norm_bwd", shape, dtype, "vts", timer.time(o, bwd), 3 * elem + 8.0 * rows, "GB/s", err);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Options o = parse_options(argc, argv);
+  require_device();
+  Timer timer;
+  for (int64_t rows : {32 * 197, 32 * 50}) {
+    run<bf16>(o, timer, rows, 768);
+    run<float>(o, timer, rows, 768);
+  }
+  return 0;
+}

@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""Joins the JSON lines of the kernel benchmarks (vts) and their PyTorch peers into one Markdown
+table: for each (kernel, shape, dtype), vts's median time next to the fastest peer's, the ratio
+peer ÷ vts (above 1: vts faster; the target is ≥ 1.0), vts's rate (TFLOP/s or GB/s) and its
+relative error against the CPU reference. The D2D copy lines give the memory roofline.
+Usage: compare.py FILE.jsonl [FILE.jsonl ...]"""
+import json
+import sys
+
+
+def main():
+    rows = []
+    for path in sys.argv[1:]:
+        with open(path) as f:
+            for line in f:
+                line = line.strip()
+                if line.startswith("{"):
+                    try:
+                        rows.append(json.loads(line))
+                    except json.JSONDecodeError:
+                        pass
+    if not rows:
+        print("no measurements")
+        return 1
+    devices = sorted({r.get("device", "?") for r in rows})
+    print(f"Device(s): {', '.join(devices)}\n")
+    copies = [r for r in rows if r["kernel"] == "d2d_copy"]
+    for c in copies:
+        print(f"- D2D copy {c['shape']}: {c['median_ms']:.4f} ms, {c['rate']:.0f} GB/s (read + write)")
+    if copies:
+        print()
+    print("| kernel | shape | dtype | vts ms | baseline ms | baseline | ratio (baseline ÷ vts) | vts rate | vts rel err |")
+    print("|---|---|---|---:|---:|---|---:|---:|---:|")
+    keys = []
+    for r in rows:
+        k = (r["kernel"], r["shape"], r["dtype"])
+        if r["kernel"] != "d2d_copy" and k not in keys:
+            keys.append(k)
+    for k in keys:
+        group = [r for r in rows if (r["kernel"], r["shape"], r["dtype"]) == k]
+        ours = [r for r in group if r["impl"] == "vts"]
+        peers = sorted((r for r in group if r["impl"] != "vts"), key=lambda r: r["median_ms"])
+        o = ours[0] if ours else None
+        p = peers[0] if peers else None
+        ratio = f"**{p['median_ms'] / o['median_ms']:.2f}**" if (o and p) else "–"
+        print(f"| {k[0]} | {k[1]} | {k[2]} | {o['median_ms']:.4f} | " if o else f"| {k[0]} | {k[1]} | {k[2]} | – | ",
+              end="")
+        print(f"{p['median_ms']:.4f} | {p['impl']} | " if p else "– | – | ", end="")
+        rate = f"{o['rate']:.1f} {o['unit']}" if o else "–"
+        err = f"{o['rel_err']:.2e}" if o and o.get("rel_err", -1) >= 0 else "–"
+        print(f"{ratio} | {rate} | {err} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+#pragma once
+// Fused scaled-dot-product attention, forward and backward, FlashAttention-style: no N×N matrix
+// ever reaches device memory; the forward pass saves the row log-sum-exp and the backward pass
+// recomputes the probabilities from it. The signatures are those of vts::cpu::attention_forward /
+// attention_backward (backend/cpu/attention.hpp), with the same HeadLayout addressing — element
+// (b, h, n, i) of an operand at data[b*sb + h*sh + n*sn + i] — so the packed ViT qkv layout
+// [B, N, 3·H·d] is read, and its gradient written, in place.
+//
+//   o = softmax(scale · q kᵀ) v per (b, h);  lse[(b·H + h)·N + n] = log Σ_j exp(scale · q_n·k_j)
+//   backward: dq, dk, dv are written (not accumulated).
+//
+// fp32: SIMT kernels (FFMA), full fp32 accuracy; float lse.
+// bf16: tensor-core kernels (mma.sync m16n8k16, fp32 accumulation); the scale and lse are fp32.
+//
+// Requirements (checked; a violation throws vts::Error saying which): head dim d ∈ {32, 64, 128}
+// (bf16 backward: d ∈ {32, 64}); every row 16-byte aligned (data pointers aligned, sn, sh, sb
+// multiples of 4 floats / 8 bf16); bf16 backward: N ≤ 256 (the whole K/V of a head stays in
+// shared memory — enough for ViT at 224 px: N = 197 for /16, 50 for /32). The fp32 kernels take
+// any N. attention_supported() answers before calling.
+#include <cstdint>
+
+#include "vts/backend/cpu/attention.hpp"  // HeadLayout
+#include "vts/backend/cuda/runtime.hpp"
+#include "vts/core/dtype.hpp"
+
+namespace vts::cuda {
+
+void attention_forward(Device, int64_t B, int64_t H, int64_t N, int64_t d, float scale, HeadLayout<const float> q,
+                       HeadLayout<const float> k, HeadLayout<const float> v, HeadLayout<float> o, float* lse);
+void attention_forward(Device, int64_t B, int64_t H, int64_t N, int64_t d, float scale, HeadLayout<const bf16> q,
+                       HeadLayout<const bf16> k, HeadLayout<const bf16> v, HeadLayout<bf16> o, float* lse);
+
+void attention_backward(Device, int64_t B, int64_t H, int64_t N, int64_t d, float scale, HeadLayout<const float> q,
+                        HeadLayout<const float> k, HeadLayout<const float> v, HeadLayout<const float> o,
+                        const float* lse, HeadLayout<const float> dout, HeadLayout<float> dq, HeadLayout<float> dk,
+                        HeadLayout<float> dv);
+void attention_backward(Device, int64_t B, int64_t H, int64_t N, int64_t d, float scale, HeadLayout<const bf16> q,
+                        HeadLayout<const bf16> k, HeadLayout<const bf16> v, HeadLayout<const bf16> o,
+                        const float* lse, HeadLayout<const bf16> dout, HeadLayout<bf16> dq, HeadLayout<bf16> dk,
+                        HeadLayout<bf16> dv);
+
+enum class AttentionDtype { f32, bf16 };
+// Whether the fused kernels take this problem (shape limits only; alignment is checked per call).
+bool attention_supported(AttentionDtype dtype, bool backward, int64_t N, int64_t d);
+
+}  // namespace vts::cuda

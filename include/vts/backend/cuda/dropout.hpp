@@ -1,0 +1,26 @@
+#pragma once
+// Dropout masks from the same Philox4x32-10 stream as vts::cpu::dropout_mask
+// (backend/cpu/dropout.hpp): element i takes lane i%4 of the block at counter (first_block + i/4)
+// under key `seed`, and is kept when the lane's top 24 bits are ≥ threshold. So for the same
+// (seed, first_block) the CPU and the GPU draw bit-identical masks, whatever the thread counts.
+#include <cstdint>
+
+#include "vts/backend/cuda/runtime.hpp"
+#include "vts/core/dtype.hpp"
+
+namespace vts::cuda {
+
+// mask[i] = keep_scale if kept, else 0 — the signature of vts::cpu::dropout_mask.
+void dropout_mask(Device, uint64_t seed, uint64_t first_block, int64_t n, uint32_t threshold, float keep_scale,
+                  float* mask);
+void dropout_mask(Device, uint64_t seed, uint64_t first_block, int64_t n, uint32_t threshold, bf16 keep_scale,
+                  bf16* mask);
+
+// Fused forward: y[i] = x[i]·keep_scale if kept, else 0; the mask is not stored — the backward
+// pass regenerates it from (seed, first_block) with the same call on (g → dx).
+void dropout_apply(Device, uint64_t seed, uint64_t first_block, int64_t n, uint32_t threshold, float keep_scale,
+                   const float* x, float* y);
+void dropout_apply(Device, uint64_t seed, uint64_t first_block, int64_t n, uint32_t threshold, float keep_scale,
+                   const bf16* x, bf16* y);
+
+}  // namespace vts::cuda

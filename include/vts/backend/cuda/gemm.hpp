@@ -1,0 +1,35 @@
+#pragma once
+// GEMM through cuBLASLt with the MatrixRef convention of vts::cpu::gemm (backend/cpu/gemm.hpp):
+//   C = alpha · A·B + beta · C,  C row-major (M × N, leading dimension ldc ≥ N);
+//   A (M × K) and B (K × N) are MatrixRefs, row- or column-major with any leading stride (a
+//   transpose is a free change of layout), element stride 1 inside a row or a column.
+// beta = 0 never reads C (it may hold NaN).
+//
+// Precision: fp32 operands use TF32 tensor cores by default (set_tf32(false) for full fp32, e.g.
+// for parity checks: TF32 rounds operands to 10 mantissa bits, ≈ 1e-3 relative error);
+// bf16 operands use bf16 tensor cores with fp32 accumulation; C may be bf16 or fp32 (the fp32
+// form is what weight gradients for fp32 master weights want).
+#include <cstdint>
+
+#include "vts/backend/cpu/gemm.hpp"  // MatrixRef
+#include "vts/backend/cuda/runtime.hpp"
+#include "vts/core/dtype.hpp"
+
+namespace vts::cuda {
+
+void gemm(Device, const MatrixRef<float>& a, const MatrixRef<float>& b, float* c, int64_t ldc, float alpha,
+          float beta);
+void gemm(Device, const MatrixRef<bf16>& a, const MatrixRef<bf16>& b, bf16* c, int64_t ldc, float alpha, float beta);
+void gemm(Device, const MatrixRef<bf16>& a, const MatrixRef<bf16>& b, float* c, int64_t ldc, float alpha, float beta);
+
+// The op layer writes gemm(D{}, ..., T(1), T(0)); with T = bf16 the scalars arrive as bf16.
+inline void gemm(Device d, const MatrixRef<bf16>& a, const MatrixRef<bf16>& b, bf16* c, int64_t ldc, bf16 alpha,
+                 bf16 beta) {
+  gemm(d, a, b, c, ldc, static_cast<float>(alpha), static_cast<float>(beta));
+}
+
+// TF32 for fp32 GEMMs (default on), like torch.backends.cuda.matmul.allow_tf32.
+void set_tf32(bool allow);
+bool tf32();
+
+}  // namespace vts::cuda

@@ -1,0 +1,39 @@
+#pragma once
+// LayerNorm over contiguous rows, forward and backward, with the signatures of
+// vts::cpu::layer_norm_rows / layer_norm_rows_backward (backend/cpu/rowwise.hpp), plus a fused
+// residual-add variant for the pre-norm transformer block.
+//
+//   y = (x − μ)·rstd·w + b,   rstd = 1/√(var + eps), biased variance; μ and rstd saved per row.
+//   backward, with x̂ = (x − μ)·rstd and ĝ = g∘w:
+//     dx = rstd·(ĝ − mean(ĝ) − x̂·mean(ĝ∘x̂)),  dw = Σ_rows g∘x̂,  db = Σ_rows g.
+//   dx, dw, db are written (not accumulated); any of them may be null to skip it.
+//
+// bf16: x, w, b, y, g, dx are bf16; μ, rstd, eps and the parameter gradients dw, db are fp32
+// (parameter gradients feed fp32 master weights); all arithmetic is fp32.
+#include <cstdint>
+
+#include "vts/backend/cuda/runtime.hpp"
+#include "vts/core/dtype.hpp"
+
+namespace vts::cuda {
+
+void layer_norm_rows(Device, const float* x, const float* w, const float* bias, float* y, float* mean, float* rstd,
+                     int64_t rows, int64_t n, float eps);
+void layer_norm_rows(Device, const bf16* x, const bf16* w, const bf16* bias, bf16* y, float* mean, float* rstd,
+                     int64_t rows, int64_t n, float eps);
+
+// s = x + residual (written to `sum`, the block's residual stream), then y = LayerNorm(s). The
+// statistics are those of s as stored (rounded to T), so the backward pass, which reads `sum`,
+// sees the same numbers.
+void layer_norm_residual_rows(Device, const float* x, const float* residual, float* sum, const float* w,
+                              const float* bias, float* y, float* mean, float* rstd, int64_t rows, int64_t n,
+                              float eps);
+void layer_norm_residual_rows(Device, const bf16* x, const bf16* residual, bf16* sum, const bf16* w, const bf16* bias,
+                              bf16* y, float* mean, float* rstd, int64_t rows, int64_t n, float eps);
+
+void layer_norm_rows_backward(Device, const float* x, const float* w, const float* mean, const float* rstd,
+                              const float* g, float* dx, float* dw, float* db, int64_t rows, int64_t n);
+void layer_norm_rows_backward(Device, const bf16* x, const bf16* w, const float* mean, const float* rstd,
+                              const bf16* g, bf16* dx, float* dw, float* db, int64_t rows, int64_t n);
+
+}  // namespace vts::cuda

@@ -1,0 +1,154 @@
+#pragma once
+// Device memory for Tensor<T, vts::Cuda>: the hooks Storage and Tensor find by argument-dependent
+// lookup (allocate, deallocate, fill, copy_strided, copy_to_host, copy_from_host), a caching
+// allocator behind them, and pinned host buffers for the data loader.
+//
+// Caching allocator. A training step asks for the same activation sizes every iteration;
+// cudaMalloc/cudaFree cost tens of microseconds each and cudaFree synchronises the device, so
+// freed blocks are kept in free lists by size class and handed out again:
+//   * sizes up to 1 MiB round up to a multiple of 512 B;
+//   * larger sizes round up to one of four classes per power of two (1, 1.25, 1.5, 1.75 · 2^k),
+//     and above 16 MiB also to a multiple of 2 MiB: at most 25% of a block is padding, and a
+//     request of a slightly different size still finds the block of its class.
+// Reuse is stream-ordered on the single vts::cuda stream: a block freed after queueing kernels
+// that use it can be handed to the next allocation at once, because everything that next
+// allocation's user queues runs after those kernels. When cudaMalloc fails, the cache is released
+// and the allocation retried once before a CudaError reports the request and the cache state.
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "vts/backend/cuda/runtime.hpp"
+#include "vts/core/shape.hpp"
+
+namespace vts::cuda {
+
+void* allocate(Device, size_t bytes);
+void deallocate(Device, void* p, size_t bytes);
+
+struct MemoryStats {
+  size_t allocated_bytes = 0;       // in blocks handed out now (class sizes)
+  size_t peak_allocated_bytes = 0;
+  size_t cached_bytes = 0;          // in free lists
+  size_t device_malloc_calls = 0;   // cudaMalloc calls so far (the cache avoids most)
+  size_t cache_hits = 0;            // allocations served from a free list
+};
+MemoryStats memory_stats();
+// Frees every cached block back to the driver (synchronises the stream first).
+void empty_cache();
+// The size class a request of `bytes` is rounded to (exposed for tests and for reasoning).
+size_t allocation_size_class(size_t bytes);
+
+// ---- bulk copies (all synchronous with respect to the host) ---------------------------------
+// Device → host: waits for the stream, so the host buffer holds the data on return.
+void copy_to_host(Device, void* dst, const void* src, size_t bytes);
+// Host → device: the source may be reused as soon as the call returns.
+void copy_from_host(Device, void* dst, const void* src, size_t bytes);
+// Device → device, queued on the stream.
+void copy_device(Device, void* dst, const void* src, size_t bytes);
+
+// ---- fill and strided copy (element size 1, 2, 4, 8 or 16 bytes) ------------------------------
+void fill_bytes(void* dst, int64_t n, const void* value, size_t elem_size);
+// dst[i] = src[i] over `dims`, element strides per operand; up to 8 dimensions after merging.
+void copy_strided_bytes(const std::vector<int64_t>& dims, const void* src, const int64_t* src_strides, void* dst,
+                        const int64_t* dst_strides, size_t elem_size);
+
+template <class T>
+void fill(Device, T* dst, int64_t n, T value) {
+  fill_bytes(dst, n, &value, sizeof(T));
+}
+
+template <class T>
+void copy_strided(Device, const Shape& shape, const T* src, const int64_t* src_strides, T* dst,
+                  const int64_t* dst_strides) {
+  copy_strided_bytes(shape.dims(), src, src_strides, dst, dst_strides, sizeof(T));
+}
+
+// ---- pinned (page-locked) host memory ---------------------------------------------------------
+// Host → device copies from pinned memory run at full PCIe/NVLink speed and can overlap kernels;
+// the loader fills pinned batches and hands them to copy_from_host_async. Cached by exact size.
+void* allocate_pinned(size_t bytes);
+void deallocate_pinned(void* p, size_t bytes);
+// Queues the copy and returns; `src` must be pinned and must stay untouched until the stream has
+// passed this point (synchronize(), or a later copy_to_host).
+void copy_from_host_async(Device, void* dst, const void* src, size_t bytes);
+
+// RAII owner of one pinned buffer.
+class PinnedBuffer {
+ public:
+  PinnedBuffer() = default;
+  explicit PinnedBuffer(size_t bytes) : bytes_(bytes), data_(allocate_pinned(bytes)) {}
+  ~PinnedBuffer() { reset(); }
+  PinnedBuffer(const PinnedBuffer&) = delete;
+  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
+  PinnedBuffer(PinnedBuffer&& o) noexcept : bytes_(o.bytes_), data_(o.data_) {
+    o.data_ = nullptr;
+    o.bytes_ = 0;
+  }
+  PinnedBuffer& operator=(PinnedBuffer&& o) noexcept {
+    if (this != &o) {
+      reset();
+      bytes_ = o.bytes_;
+      data_ = o.data_;
+      o.data_ = nullptr;
+      o.bytes_ = 0;
+    }
+    return *this;
+  }
+  void* data() const { return data_; }
+  size_t bytes() const { return bytes_; }
+  template <class T>
+  T* as() const {
+    return static_cast<T*>(data_);
+  }
+  void reset() {
+    if (data_) deallocate_pinned(data_, bytes_);
+    data_ = nullptr;
+    bytes_ = 0;
+  }
+
+ private:
+  size_t bytes_ = 0;
+  void* data_ = nullptr;
+};
+
+// RAII device buffer outside any tensor (scratch space, benchmark buffers), from the same cache.
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  explicit DeviceBuffer(size_t bytes) : bytes_(bytes), data_(allocate(Device{}, bytes)) {}
+  ~DeviceBuffer() { reset(); }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  DeviceBuffer(DeviceBuffer&& o) noexcept : bytes_(o.bytes_), data_(o.data_) {
+    o.data_ = nullptr;
+    o.bytes_ = 0;
+  }
+  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
+    if (this != &o) {
+      reset();
+      bytes_ = o.bytes_;
+      data_ = o.data_;
+      o.data_ = nullptr;
+      o.bytes_ = 0;
+    }
+    return *this;
+  }
+  void* data() const { return data_; }
+  size_t bytes() const { return bytes_; }
+  template <class T>
+  T* as() const {
+    return static_cast<T*>(data_);
+  }
+  void reset() {
+    if (data_) deallocate(Device{}, data_, bytes_);
+    data_ = nullptr;
+    bytes_ = 0;
+  }
+
+ private:
+  size_t bytes_ = 0;
+  void* data_ = nullptr;
+};
+
+}  // namespace vts::cuda

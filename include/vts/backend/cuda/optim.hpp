@@ -1,0 +1,61 @@
+#pragma once
+// Fused optimizer updates on the device: one kernel per parameter tensor applies the update rule of
+// include/vts/optim/update.hpp — the very functors the CPU loop runs (they are VTS_HD), so both
+// devices execute the same arithmetic in the same order. Same signature as vts::cpu::optim_update.
+//
+// Mixed precision: optim_update_bf16_copy updates the fp32 master weights and, in the same pass,
+// writes their bf16 rounding into the compute copy the bf16 forward pass reads — no second kernel
+// and no second read of the master weights.
+//
+// The kernels are compiled (kernels/optim.cu) for the functors the optimizers build, with float
+// parameters: Sgd, SgdMomentum<Nesterov>, Rmsprop<Centered, Momentum>, Adam<Decoupled, Amsgrad>.
+#include <cstdint>
+#include <type_traits>
+
+#include "vts/backend/cuda/runtime.hpp"
+#include "vts/core/dtype.hpp"
+#include "vts/optim/update.hpp"
+
+namespace vts::cuda {
+
+// Number of state buffers each functor takes (after param and grad); -1: not a CUDA functor.
+template <class F>
+inline constexpr int optim_buffers_v = -1;
+template <>
+inline constexpr int optim_buffers_v<optim::kernel::Sgd<float>> = 0;
+template <bool N>
+inline constexpr int optim_buffers_v<optim::kernel::SgdMomentum<float, N>> = 1;
+template <bool C, bool M>
+inline constexpr int optim_buffers_v<optim::kernel::Rmsprop<float, C, M>> = 1 + int(C) + int(M);
+template <bool D, bool A>
+inline constexpr int optim_buffers_v<optim::kernel::Adam<float, D, A>> = 2 + int(A);
+
+namespace detail {
+template <class F>
+void optim_update_impl(int64_t n, const F& f, float* param, const float* grad, float* const* buffers,
+                       bf16* param_bf16);
+}  // namespace detail
+
+template <class T, class F, class... Buffers>
+void optim_update(Device, int64_t n, const F& f, T* param, const T* grad, Buffers*... buffers) {
+  static_assert(std::is_same_v<T, float>, "vts::cuda::optim_update: parameters are fp32 (master weights)");
+  static_assert(optim_buffers_v<F> >= 0,
+                "vts::cuda::optim_update: no CUDA instantiation for this update functor (see kernels/optim.cu)");
+  static_assert(static_cast<int>(sizeof...(Buffers)) == optim_buffers_v<F>,
+                "vts::cuda::optim_update: wrong number of state buffers for this functor");
+  float* b[] = {static_cast<float*>(buffers)..., nullptr};
+  detail::optim_update_impl(n, f, param, grad, b, nullptr);
+}
+
+template <class F, class... Buffers>
+void optim_update_bf16_copy(Device, int64_t n, const F& f, float* param, const float* grad, bf16* param_bf16,
+                            Buffers*... buffers) {
+  static_assert(optim_buffers_v<F> >= 0,
+                "vts::cuda::optim_update_bf16_copy: no CUDA instantiation for this update functor");
+  static_assert(static_cast<int>(sizeof...(Buffers)) == optim_buffers_v<F>,
+                "vts::cuda::optim_update_bf16_copy: wrong number of state buffers for this functor");
+  float* b[] = {static_cast<float*>(buffers)..., nullptr};
+  detail::optim_update_impl(n, f, param, grad, b, param_bf16);
+}
+
+}  // namespace vts::cuda

@@ -1,0 +1,145 @@
+// Attention launchers: argument checks, then dispatch on dtype and head dim to the kernels in
+// attention_{fwd,bwd}_{f32,bf16}.cu (design notes at the top of each).
+#include "attention/attention.cuh"
+
+namespace vts::cuda {
+
+namespace {
+
+using attn::BwdArgs;
+using attn::FwdArgs;
+
+template <class T>
+constexpr int kRowAlign = 16 / static_cast<int>(sizeof(T));  // elements per 16 bytes
+
+template <class T>
+void check_layout(const HeadLayout<T>& l, const char* name, const char* fn) {
+  using E = std::remove_const_t<T>;
+  VTS_CHECK(l.data != nullptr, fn, ": ", name, " is null");
+  VTS_CHECK(detail::aligned16(l.data) && l.sb % kRowAlign<E> == 0 && l.sh % kRowAlign<E> == 0 &&
+                l.sn % kRowAlign<E> == 0,
+            fn, ": ", name, " rows must be 16-byte aligned (pointer and strides sb=", l.sb, ", sh=", l.sh,
+            ", sn=", l.sn, " multiples of ", kRowAlign<E>, " elements)");
+}
+
+void check_sizes(int64_t B, int64_t H, int64_t N, const char* fn) {
+  VTS_CHECK(B >= 0 && H >= 0 && N >= 0, fn, ": negative size B=", B, " H=", H, " N=", N);
+  VTS_CHECK(B <= 65535 && H <= 65535 && N < (int64_t(1) << 24), fn, ": sizes out of range B=", B, " H=", H,
+            " N=", N, " (at most 65535 batches and heads)");
+}
+
+template <class D>
+HeadLayout<const D> as_dev(HeadLayout<const bf16> l) {
+  return {reinterpret_cast<const D*>(l.data), l.sb, l.sh, l.sn};
+}
+template <class D>
+HeadLayout<D> as_dev(HeadLayout<bf16> l) {
+  return {reinterpret_cast<D*>(l.data), l.sb, l.sh, l.sn};
+}
+
+[[noreturn]] void unsupported_d(const char* fn, int64_t d, const char* supported) {
+  throw Error(::vts::detail::concat(fn, ": head dim ", d, " is not built; supported: ", supported));
+}
+
+}  // namespace
+
+bool attention_supported(AttentionDtype dtype, bool backward, int64_t N, int64_t d) {
+  if (N < 0) return false;
+  if (dtype == AttentionDtype::bf16 && backward) return (d == 32 || d == 64) && N <= attn::kBf16BwdMaxN;
+  return d == 32 || d == 64 || d == 128;
+}
+
+void attention_forward(Device, int64_t B, int64_t H, int64_t N, int64_t d, float scale, HeadLayout<const float> q,
+                       HeadLayout<const float> k, HeadLayout<const float> v, HeadLayout<float> o, float* lse) {
+  const char* fn = "vts::cuda::attention_forward (fp32)";
+  check_sizes(B, H, N, fn);
+  if (B == 0 || H == 0 || N == 0) return;
+  check_layout(q, "q", fn);
+  check_layout(k, "k", fn);
+  check_layout(v, "v", fn);
+  check_layout(o, "o", fn);
+  VTS_CHECK(lse != nullptr, fn, ": lse is null");
+  const FwdArgs<float> a{q, k, v, o, lse, int(B), int(H), int(N), scale};
+  switch (d) {
+    case 32: return attn::forward_f32<32>(a);
+    case 64: return attn::forward_f32<64>(a);
+    case 128: return attn::forward_f32<128>(a);
+    default: unsupported_d(fn, d, "32, 64, 128");
+  }
+}
+
+void attention_forward(Device, int64_t B, int64_t H, int64_t N, int64_t d, float scale, HeadLayout<const bf16> q,
+                       HeadLayout<const bf16> k, HeadLayout<const bf16> v, HeadLayout<bf16> o, float* lse) {
+  const char* fn = "vts::cuda::attention_forward (bf16)";
+  check_sizes(B, H, N, fn);
+  if (B == 0 || H == 0 || N == 0) return;
+  check_layout(q, "q", fn);
+  check_layout(k, "k", fn);
+  check_layout(v, "v", fn);
+  check_layout(o, "o", fn);
+  VTS_CHECK(lse != nullptr, fn, ": lse is null");
+  using D = __nv_bfloat16;
+  const FwdArgs<D> a{as_dev<D>(q), as_dev<D>(k), as_dev<D>(v), as_dev<D>(o), lse, int(B), int(H), int(N), scale};
+  switch (d) {
+    case 32: return attn::forward_bf16<32>(a);
+    case 64: return attn::forward_bf16<64>(a);
+    case 128: return attn::forward_bf16<128>(a);
+    default: unsupported_d(fn, d, "32, 64, 128");
+  }
+}
+
+void attention_backward(Device, int64_t B, int64_t H, int64_t N, int64_t d, float scale, HeadLayout<const float> q,
+                        HeadLayout<const float> k, HeadLayout<const float> v, HeadLayout<const float> o,
+                        const float* lse, HeadLayout<const float> dout, HeadLayout<float> dq, HeadLayout<float> dk,
+                        HeadLayout<float> dv) {
+  const char* fn = "vts::cuda::attention_backward (fp32)";
+  check_sizes(B, H, N, fn);
+  if (B == 0 || H == 0 || N == 0) return;
+  check_layout(q, "q", fn);
+  check_layout(k, "k", fn);
+  check_layout(v, "v", fn);
+  check_layout(o, "o", fn);
+  check_layout(dout, "dout", fn);
+  check_layout(dq, "dq", fn);
+  check_layout(dk, "dk", fn);
+  check_layout(dv, "dv", fn);
+  VTS_CHECK(lse != nullptr, fn, ": lse is null");
+  const BwdArgs<float> a{q, k, v, o, dout, dq, dk, dv, lse, int(B), int(H), int(N), scale};
+  switch (d) {
+    case 32: return attn::backward_f32<32>(a);
+    case 64: return attn::backward_f32<64>(a);
+    case 128: return attn::backward_f32<128>(a);
+    default: unsupported_d(fn, d, "32, 64, 128");
+  }
+}
+
+void attention_backward(Device, int64_t B, int64_t H, int64_t N, int64_t d, float scale, HeadLayout<const bf16> q,
+                        HeadLayout<const bf16> k, HeadLayout<const bf16> v, HeadLayout<const bf16> o,
+                        const float* lse, HeadLayout<const bf16> dout, HeadLayout<bf16> dq, HeadLayout<bf16> dk,
+                        HeadLayout<bf16> dv) {
+  const char* fn = "vts::cuda::attention_backward (bf16)";
+  check_sizes(B, H, N, fn);
+  if (B == 0 || H == 0 || N == 0) return;
+  VTS_CHECK(N <= attn::kBf16BwdMaxN, fn, ": N = ", N, " exceeds ", attn::kBf16BwdMaxN,
+            ", the most keys one CTA keeps in shared memory (the long-sequence backward is not written)");
+  check_layout(q, "q", fn);
+  check_layout(k, "k", fn);
+  check_layout(v, "v", fn);
+  check_layout(o, "o", fn);
+  check_layout(dout, "dout", fn);
+  check_layout(dq, "dq", fn);
+  check_layout(dk, "dk", fn);
+  check_layout(dv, "dv", fn);
+  VTS_CHECK(lse != nullptr, fn, ": lse is null");
+  using D = __nv_bfloat16;
+  const BwdArgs<D> a{as_dev<D>(q),    as_dev<D>(k),  as_dev<D>(v),  as_dev<D>(o), as_dev<D>(dout),
+                     as_dev<D>(dq),   as_dev<D>(dk), as_dev<D>(dv), lse,          int(B),
+                     int(H),          int(N),        scale};
+  switch (d) {
+    case 32: return attn::backward_bf16<32>(a);
+    case 64: return attn::backward_bf16<64>(a);
+    default: unsupported_d(fn, d, "32, 64 (bf16 backward)");
+  }
+}
+
+}  // namespace vts::cuda

@@ -1,0 +1,53 @@
+#pragma once
+// Internal interface between the attention launchers (attention.cu: checks and dispatch on head
+// dim) and the kernels (one translation unit per dtype and direction, so that they compile in
+// parallel). Dimension legend for all of them: B batch, H heads, N tokens, D head dim.
+#include <cuda_bf16.h>
+
+#include "common/check.cuh"
+#include "common/types.cuh"
+#include "vts/backend/cuda/attention.hpp"
+
+namespace vts::cuda::attn {
+
+template <class T>
+struct FwdArgs {
+  HeadLayout<const T> q, k, v;
+  HeadLayout<T> o;
+  float* lse;  // [B, H, N], natural log
+  int B, H, N;
+  float scale;
+};
+
+template <class T>
+struct BwdArgs {
+  HeadLayout<const T> q, k, v, o, dout;
+  HeadLayout<T> dq, dk, dv;
+  const float* lse;
+  int B, H, N;
+  float scale;
+};
+
+// The fp32 kernels: any N; D ∈ {32, 64, 128}.
+template <int D>
+void forward_f32(const FwdArgs<float>& a);
+template <int D>
+void backward_f32(const BwdArgs<float>& a);
+
+// The bf16 kernels: forward any N, D ∈ {32, 64, 128}; backward N ≤ kBf16BwdMaxN, D ∈ {32, 64}.
+inline constexpr int kBf16BwdMaxN = 256;
+template <int D>
+void forward_bf16(const FwdArgs<__nv_bfloat16>& a);
+template <int D>
+void backward_bf16(const BwdArgs<__nv_bfloat16>& a);
+
+// Element (b, h, n, 0) of a HeadLayout.
+template <class T>
+__device__ __forceinline__ T* row_ptr(const HeadLayout<T>& l, int b, int h, int n) {
+  return l.data + b * l.sb + h * l.sh + int64_t(n) * l.sn;
+}
+
+inline constexpr float kLog2e = 1.4426950408889634f;
+inline constexpr float kLn2 = 0.6931471805599453f;
+
+}  // namespace vts::cuda::attn

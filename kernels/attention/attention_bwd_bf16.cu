@@ -1,0 +1,250 @@
+// Fused attention backward, bf16 operands on tensor cores, ONE kernel for dQ, dK and dV.
+// With P recomputed from the saved lse, dP = dO·Vᵀ, δ_q = Σ_d dO[q,d]·O[q,d], dS = P ∘ (dP − δ):
+//   dV = Pᵀ·dO,   dK = scale · dSᵀ·Q,   dQ = scale · dS·K.
+//
+// The choice: one CTA per (b, h) that owns the head's whole K and V. ViT sequences are short
+// (N = 197 for B/16, 50 for B/32), so K and V of a head fit in shared memory (2 × 208 × 72 × 2 B
+// = 60 KB at N = 197, D = 64). The CTA has ⌈N/16⌉ warps (13 at N = 197, 4 at N = 50) and warp w
+// owns keys 16w..16w+15: its slices of dK and dV accumulate in its registers over all queries,
+// and because the CTA sees every key, it can also finish dQ of a query block itself:
+//   for each block of 32 queries (Q, dO double-buffered with cp.async):
+//     phase 1, per warp: Sᵀ = K_w·Qᵀ and dPᵀ = V_w·dOᵀ (keys × queries, 16 × 32), P and dS in
+//       registers, dV_w += Pᵀ·dO and dK_w += dSᵀ·Q with P/dS fed back as A fragments, and dSᵀ
+//       stored to shared memory;
+//     barrier;
+//     phase 2, all warps: dQ_block = dS·K over all keys (32 × D outputs split into 16×16 units
+//       across warps), written straight to global memory.
+// Compared with the FlashAttention-2 layout (CTAs over key blocks, dQ accumulated with fp32
+// atomics in a zeroed workspace, then converted): no atomics, so the result is deterministic; no
+// workspace, no zeroing and no conversion launch, so the strided bf16 dq (the packed qkv gradient)
+// is written directly; δ is computed in the prologue from O and dO instead of by a separate
+// preprocessing kernel. The price is a cap on N (256: 16 warps) and a grid of B·H CTAs — 384 for
+// B = 32, H = 12, ~3 waves on 132 SMs, one CTA of 13 warps per SM at N = 197 (shared memory
+// ≈ 97 KB and ~128 registers per thread allow no second one).
+//
+// FLOPs: 5 products of 2·N²·D per (b, h), plus the 32-row query padding: 10·B·H·N²·D = 9.5 GFLOP
+// for B=32, H=12, N=197, D=64, ~10 µs at the dense bf16 peak. Bytes: Q, K, V, O, dO read and dQ,
+// dK, dV written once: 8 × 9.7 MB = 77 MB, 26 µs at 3 TB/s — memory-bound like the forward pass,
+// if the ~3 waves of one 13-warp CTA per SM keep enough loads in flight (the first thing to
+// measure).
+#include "attention/attention.cuh"
+#include "attention/mma.cuh"
+
+namespace vts::cuda::attn {
+
+namespace {
+
+constexpr int BQ = 32;        // queries per iteration
+constexpr int PQ = BQ + 8;    // pitch of the dSᵀ tile (keys × queries)
+constexpr int kMaxWarps = kBf16BwdMaxN / 16;
+
+template <int D>
+struct BwdSmem {
+  static constexpr int P = D + 8;
+  static size_t bytes(int warps, int N) {
+    const size_t npad = size_t(warps) * 16, nq = size_t((N + BQ - 1) / BQ) * BQ;
+    return (2 * npad * P + 4 * size_t(BQ) * P + npad * PQ) * sizeof(__nv_bfloat16) + 2 * nq * sizeof(float);
+  }
+};
+
+template <int D, int P>
+__device__ __forceinline__ void load_rows(__nv_bfloat16* dst, int rows, int valid, const __nv_bfloat16* src,
+                                          int64_t stride) {
+  constexpr int kChunks = D / 8;
+  for (int c = threadIdx.x; c < rows * kChunks; c += blockDim.x) {
+    const int r = c / kChunks, col = (c % kChunks) * 8;
+    const bool ok = r < valid;
+    cp_async16(dst + r * P + col, src + (ok ? r : 0) * stride + col, ok);
+  }
+}
+
+template <int D>
+__global__ void __launch_bounds__(kMaxWarps * 32) attention_bwd_bf16_kernel(const BwdArgs<__nv_bfloat16> a) {
+  constexpr int P = BwdSmem<D>::P;
+  constexpr int KD = D / 16;  // k16 chunks over the head dim
+  constexpr int DT = D / 8;   // n8 tiles over the head dim
+  constexpr int QT = BQ / 8;  // n8 tiles over a query block
+  constexpr int QC = BQ / 16; // k16 chunks over a query block
+  const int nw = blockDim.x / 32, npad = nw * 16;
+  const int N = a.N, nblk = (N + BQ - 1) / BQ;
+  const int b = blockIdx.y, h = blockIdx.x;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  const int kw0 = warp * 16;
+  const float c = a.scale * kLog2e;
+
+  extern __shared__ uint4 smem_u4[];
+  __nv_bfloat16* Ks = reinterpret_cast<__nv_bfloat16*>(smem_u4);  // [npad][P]
+  __nv_bfloat16* Vs = Ks + npad * P;                               // [npad][P]
+  __nv_bfloat16* Qs = Vs + npad * P;                               // [2][BQ][P]
+  __nv_bfloat16* dOs = Qs + 2 * BQ * P;                            // [2][BQ][P]
+  __nv_bfloat16* dST = dOs + 2 * BQ * P;                           // [npad][PQ]: dSᵀ of a block
+  float* lse2_s = reinterpret_cast<float*>(dST + npad * PQ);      // [nblk·BQ], log2 units
+  float* delta_s = lse2_s + nblk * BQ;                             // [nblk·BQ]
+
+  // Prologue: K, V (group 0) and query block 0 (group 1) in flight while δ and lse are gathered.
+  load_rows<D, P>(Ks, npad, N, row_ptr(a.k, b, h, 0), a.k.sn);
+  load_rows<D, P>(Vs, npad, N, row_ptr(a.v, b, h, 0), a.v.sn);
+  cp_async_commit();
+  load_rows<D, P>(Qs, BQ, min(BQ, N), row_ptr(a.q, b, h, 0), a.q.sn);
+  load_rows<D, P>(dOs, BQ, min(BQ, N), row_ptr(a.dout, b, h, 0), a.dout.sn);
+  cp_async_commit();
+  for (int q = warp; q < nblk * BQ; q += nw) {
+    float d = 0.0f;
+    if (q < N) {
+      const __nv_bfloat16* o = row_ptr(a.o, b, h, q);
+      const __nv_bfloat16* go = row_ptr(a.dout, b, h, q);
+      for (int i = lane; i < D; i += 32) d += __bfloat162float(o[i]) * __bfloat162float(go[i]);
+    }
+    d = detail::warp_sum(d);
+    if (lane == 0) {
+      delta_s[q] = q < N ? d : 0.0f;
+      lse2_s[q] = q < N ? a.lse[(int64_t(b) * a.H + h) * N + q] * kLog2e : INFINITY;  // P = 0 past N
+    }
+  }
+
+  float dk[DT][4], dv[DT][4];
+#pragma unroll
+  for (int j = 0; j < DT; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) dk[j][e] = dv[j][e] = 0.0f;
+
+  for (int blk = 0; blk < nblk; ++blk) {
+    if (blk + 1 < nblk) {
+      // The other slot was last read in phase 1 of the previous iteration, before its barrier.
+      const int nq0 = (blk + 1) * BQ, slot_n = (blk + 1) & 1;
+      load_rows<D, P>(Qs + slot_n * BQ * P, BQ, min(BQ, N - nq0), row_ptr(a.q, b, h, nq0), a.q.sn);
+      load_rows<D, P>(dOs + slot_n * BQ * P, BQ, min(BQ, N - nq0), row_ptr(a.dout, b, h, nq0), a.dout.sn);
+      cp_async_commit();
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();  // this block's Q/dO (and K/V, δ, lse) visible; last dQ phase done with dST
+    const int q0 = blk * BQ;
+    const __nv_bfloat16* Qt = Qs + (blk & 1) * BQ * P;
+    const __nv_bfloat16* dOt = dOs + (blk & 1) * BQ * P;
+
+    // ---- phase 1: this warp's 16 keys against the block's 32 queries ----
+    float s[QT][4], dp[QT][4];
+#pragma unroll
+    for (int j = 0; j < QT; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) s[j][e] = dp[j][e] = 0.0f;
+#pragma unroll
+    for (int kk = 0; kk < KD; ++kk) {
+      uint32_t ka[4], va[4];
+      load_a(ka, Ks, P, kw0, kk * 16, lane);
+      load_a(va, Vs, P, kw0, kk * 16, lane);
+#pragma unroll
+      for (int j = 0; j < QT; j += 2) {
+        uint32_t qb[4], ob[4];
+        load_b_nk(qb, Qt, P, j * 8, kk * 16, lane);
+        mma_bf16(s[j], ka, qb[0], qb[1]);
+        mma_bf16(s[j + 1], ka, qb[2], qb[3]);
+        load_b_nk(ob, dOt, P, j * 8, kk * 16, lane);
+        mma_bf16(dp[j], va, ob[0], ob[1]);
+        mma_bf16(dp[j + 1], va, ob[2], ob[3]);
+      }
+    }
+    // Pᵀ and dSᵀ in place: element (key kw0 + g + 8·(e/2), query q0 + 8j + 2t + e%2).
+#pragma unroll
+    for (int j = 0; j < QT; ++j) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int qi = q0 + j * 8 + 2 * t + (e & 1);
+        const float p = kw0 + g + 8 * (e >> 1) < N ? exp2f(s[j][e] * c - lse2_s[qi]) : 0.0f;
+        s[j][e] = p;
+        dp[j][e] = p * (dp[j][e] - delta_s[qi]);
+      }
+    }
+    // dV_w += Pᵀ·dO and dK_w += dSᵀ·Q: k runs over the block's queries.
+#pragma unroll
+    for (int qc = 0; qc < QC; ++qc) {
+      uint32_t pa[4], sa[4];
+      pa[0] = pack_bf16(s[2 * qc][0], s[2 * qc][1]);
+      pa[1] = pack_bf16(s[2 * qc][2], s[2 * qc][3]);
+      pa[2] = pack_bf16(s[2 * qc + 1][0], s[2 * qc + 1][1]);
+      pa[3] = pack_bf16(s[2 * qc + 1][2], s[2 * qc + 1][3]);
+      sa[0] = pack_bf16(dp[2 * qc][0], dp[2 * qc][1]);
+      sa[1] = pack_bf16(dp[2 * qc][2], dp[2 * qc][3]);
+      sa[2] = pack_bf16(dp[2 * qc + 1][0], dp[2 * qc + 1][1]);
+      sa[3] = pack_bf16(dp[2 * qc + 1][2], dp[2 * qc + 1][3]);
+#pragma unroll
+      for (int j = 0; j < DT; j += 2) {
+        uint32_t ob[4], qb[4];
+        load_b_kn(ob, dOt, P, j * 8, qc * 16, lane);
+        mma_bf16(dv[j], pa, ob[0], ob[1]);
+        mma_bf16(dv[j + 1], pa, ob[2], ob[3]);
+        load_b_kn(qb, Qt, P, j * 8, qc * 16, lane);
+        mma_bf16(dk[j], sa, qb[0], qb[1]);
+        mma_bf16(dk[j + 1], sa, qb[2], qb[3]);
+      }
+    }
+    // dSᵀ (bf16) to shared memory for phase 2.
+#pragma unroll
+    for (int j = 0; j < QT; ++j) {
+      *reinterpret_cast<uint32_t*>(dST + (kw0 + g) * PQ + j * 8 + 2 * t) = pack_bf16(dp[j][0], dp[j][1]);
+      *reinterpret_cast<uint32_t*>(dST + (kw0 + g + 8) * PQ + j * 8 + 2 * t) = pack_bf16(dp[j][2], dp[j][3]);
+    }
+    __syncthreads();
+
+    // ---- phase 2: dQ of the block = scale · dS·K over all keys, 16×16 output units per warp ----
+    constexpr int kUnits = (BQ / 16) * (D / 16);
+    for (int u = warp; u < kUnits; u += nw) {
+      const int mt = u / (D / 16), np = u % (D / 16);
+      float acc[2][4] = {{0.0f, 0.0f, 0.0f, 0.0f}, {0.0f, 0.0f, 0.0f, 0.0f}};
+      for (int kc = 0; kc < nw; ++kc) {
+        uint32_t aa[4], bb[4];
+        load_a_trans(aa, dST, PQ, mt * 16, kc * 16, lane);
+        load_b_kn(bb, Ks, P, np * 16, kc * 16, lane);
+        mma_bf16(acc[0], aa, bb[0], bb[1]);
+        mma_bf16(acc[1], aa, bb[2], bb[3]);
+      }
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const int q = q0 + mt * 16 + g + 8 * r;
+        if (q < N) {
+          __nv_bfloat16* dqr = row_ptr(a.dq, b, h, q) + np * 16 + 2 * t;
+          *reinterpret_cast<uint32_t*>(dqr) = pack_bf16(acc[0][2 * r] * a.scale, acc[0][2 * r + 1] * a.scale);
+          *reinterpret_cast<uint32_t*>(dqr + 8) = pack_bf16(acc[1][2 * r] * a.scale, acc[1][2 * r + 1] * a.scale);
+        }
+      }
+    }
+  }
+
+  // dK (scaled) and dV of this warp's keys.
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int key = kw0 + g + 8 * r;
+    if (key >= N) continue;
+    __nv_bfloat16* dkr = row_ptr(a.dk, b, h, key) + 2 * t;
+    __nv_bfloat16* dvr = row_ptr(a.dv, b, h, key) + 2 * t;
+#pragma unroll
+    for (int j = 0; j < DT; ++j) {
+      *reinterpret_cast<uint32_t*>(dkr + j * 8) = pack_bf16(dk[j][2 * r] * a.scale, dk[j][2 * r + 1] * a.scale);
+      *reinterpret_cast<uint32_t*>(dvr + j * 8) = pack_bf16(dv[j][2 * r], dv[j][2 * r + 1]);
+    }
+  }
+}
+
+}  // namespace
+
+template <int D>
+void backward_bf16(const BwdArgs<__nv_bfloat16>& a) {
+  VTS_CHECK(a.N >= 1 && a.N <= kBf16BwdMaxN, "vts::cuda::attention_backward (bf16): N = ", a.N,
+            " is outside [1, ", kBf16BwdMaxN, "]");
+  const int warps = (a.N + 15) / 16;
+  const size_t smem = BwdSmem<D>::bytes(warps, a.N);
+  auto kernel = attention_bwd_bf16_kernel<D>;
+  VTS_CHECK(smem <= device_info().max_smem_per_block, "vts::cuda::attention_backward (bf16): needs ", smem,
+            " bytes of shared memory per block, the device allows ", device_info().max_smem_per_block);
+  VTS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  const dim3 grid(static_cast<unsigned>(a.H), static_cast<unsigned>(a.B));
+  kernel<<<grid, warps * 32, smem, current_stream()>>>(a);
+  VTS_CUDA_CHECK_LAUNCH("attention_bwd_bf16_kernel");
+}
+
+template void backward_bf16<32>(const BwdArgs<__nv_bfloat16>&);
+template void backward_bf16<64>(const BwdArgs<__nv_bfloat16>&);
+
+}  // namespace vts::cuda::attn

@@ -1,0 +1,213 @@
+// Fused attention forward, bf16 operands on tensor cores (mma.sync.m16n8k16, fp32 accumulation).
+//
+// Grid (⌈N/64⌉, H, B), 4 warps; warp w owns query rows 16w..16w+15 of the block's 64. Its Q
+// fragments are loaded once (ldmatrix) and stay in registers. Keys and values stream through
+// shared memory in tiles of 64 rows with cp.async into a two-slot ring, so tile t+1 (and t+2 once a
+// slot frees) is in flight while tile t is multiplied: for N ≤ 128 the whole K/V of the head is
+// resident after the prologue; for ViT-B/16 (N = 197) there are 4 tiles and at most 2 resident.
+// Per tile a warp computes S = Q·Kᵀ (16×64: 32 MMAs for D = 64), the online softmax on its
+// registers (a row's 64 scores live in the 4 lanes of a quad: max and sum take two shuffles), then
+// O += P·V (32 MMAs) with P converted in registers from the S accumulators into A fragments —
+// scores never touch shared memory. Masked keys (past N) get −inf before the max; rows past N
+// compute on zero-filled Q and are not stored.
+//
+// Shared memory: Q 64 rows + K, V 2 slots × 64 rows, pitch D + 8 bf16 (the 16-byte pad makes the
+// 8 row addresses of every ldmatrix fall in distinct bank groups): 46 KB for D = 64.
+// Bound (B=32, H=12, N=197, D=64): memory. Q, K, V read once and O written once are 4 × 9.7 MB =
+// 38.7 MB, 13 µs at 3 TB/s; the 3.8 GFLOP of MMA work (4·B·H·N²·D) is 4 µs at the dense bf16 peak
+// (~990 TFLOP/s; mma.sync reaches perhaps two thirds of it on Hopper, where wgmma gets the rest).
+// The re-reads of K/V by the ⌈N/64⌉ query blocks of a head come from L2 (a head's K/V is 50 KB).
+#include "attention/attention.cuh"
+#include "attention/mma.cuh"
+
+namespace vts::cuda::attn {
+
+namespace {
+
+constexpr int BM = 64, BN = 64, kWarps = 4, kThreads = kWarps * 32;
+
+template <int D>
+struct FwdSmem {
+  static constexpr int P = D + 8;  // pitch in bf16
+  static constexpr size_t elems = size_t(BM) * P + 2 * 2 * size_t(BN) * P;
+  static constexpr size_t bytes = elems * sizeof(__nv_bfloat16);
+};
+
+// Issues cp.async for `rows` rows of D bf16 (row r at src + r·stride; zero-fill past valid) into
+// dst with pitch P. All 128 threads take part; 16 bytes each per step.
+template <int D, int P>
+__device__ __forceinline__ void load_tile(__nv_bfloat16* dst, int rows, int valid, const __nv_bfloat16* src,
+                                          int64_t stride) {
+  constexpr int kChunks = D / 8;
+  for (int c = threadIdx.x; c < rows * kChunks; c += kThreads) {
+    const int r = c / kChunks, col = (c % kChunks) * 8;
+    const bool ok = r < valid;
+    cp_async16(dst + r * P + col, src + (ok ? r : 0) * stride + col, ok);
+  }
+}
+
+template <int D>
+__global__ void __launch_bounds__(kThreads) attention_fwd_bf16_kernel(const FwdArgs<__nv_bfloat16> a) {
+  using S = FwdSmem<D>;
+  constexpr int P = S::P;
+  constexpr int KD = D / 16;   // k16 chunks over the head dim
+  constexpr int NT = BN / 8;   // n8 tiles of scores per key tile
+  constexpr int DT = D / 8;    // n8 tiles of output
+  extern __shared__ uint4 smem_u4[];
+  __nv_bfloat16* Qs = reinterpret_cast<__nv_bfloat16*>(smem_u4);
+  __nv_bfloat16* Ks = Qs + BM * P;       // [2][BN][P]
+  __nv_bfloat16* Vs = Ks + 2 * BN * P;   // [2][BN][P]
+
+  const int b = blockIdx.z, h = blockIdx.y, q0 = blockIdx.x * BM;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  const int N = a.N;
+  const int ntiles = (N + BN - 1) / BN;
+  const float c = a.scale * kLog2e;
+  const bool active = q0 + warp * 16 < N;  // a warp whose 16 rows are all past N only loads
+
+  // Prologue: Q and key tile 0 in group 0, key tile 1 in group 1.
+  load_tile<D, P>(Qs, BM, min(BM, N - q0), row_ptr(a.q, b, h, q0), a.q.sn);
+  for (int tt = 0; tt < 2 && tt < ntiles; ++tt) {
+    const int k0 = tt * BN, valid = min(BN, N - k0);
+    load_tile<D, P>(Ks + tt * BN * P, BN, valid, row_ptr(a.k, b, h, k0), a.k.sn);
+    load_tile<D, P>(Vs + tt * BN * P, BN, valid, row_ptr(a.v, b, h, k0), a.v.sn);
+    cp_async_commit();
+  }
+
+  // Q (group 0) must be resident before its fragments are read.
+  if (ntiles > 1) cp_async_wait<1>();
+  else cp_async_wait<0>();
+  __syncthreads();
+  uint32_t qf[KD][4];
+  if (active) {
+#pragma unroll
+    for (int kk = 0; kk < KD; ++kk) load_a(qf[kk], Qs, P, warp * 16, kk * 16, lane);
+  }
+  float o[DT][4];
+#pragma unroll
+  for (int j = 0; j < DT; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // rows g and g+8 of the warp
+
+  for (int tile = 0; tile < ntiles; ++tile) {
+    // Tile `tile` is the oldest group in flight; at most the next one may stay pending.
+    if (tile + 1 < ntiles) cp_async_wait<1>();
+    else cp_async_wait<0>();
+    __syncthreads();
+    const int slot = tile & 1, k0 = tile * BN;
+    const __nv_bfloat16* Kt = Ks + slot * BN * P;
+    const __nv_bfloat16* Vt = Vs + slot * BN * P;
+    if (active) {
+      // S = Q·Kᵀ for this warp's 16 rows and the tile's 64 keys.
+      float s[NT][4];
+#pragma unroll
+      for (int j = 0; j < NT; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+#pragma unroll
+      for (int kk = 0; kk < KD; ++kk) {
+#pragma unroll
+        for (int j = 0; j < NT; j += 2) {
+          uint32_t bf[4];
+          load_b_nk(bf, Kt, P, j * 8, kk * 16, lane);
+          mma_bf16(s[j], qf[kk], bf[0], bf[1]);
+          mma_bf16(s[j + 1], qf[kk], bf[2], bf[3]);
+        }
+      }
+      // Online softmax in the log2 domain. Lane holds columns 8j + 2t, +1 of rows g (s[j][0..1])
+      // and g + 8 (s[j][2..3]).
+      const int valid_keys = N - k0;
+      float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+      for (int j = 0; j < NT; ++j) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int col = j * 8 + 2 * t + (e & 1);
+          s[j][e] = col < valid_keys ? s[j][e] * c : -INFINITY;
+          mx[e >> 1] = fmaxf(mx[e >> 1], s[j][e]);
+        }
+      }
+      float corr[2];
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+        const float m_new = fmaxf(m[r], mx[r]);  // finite: every tile has a valid key
+        corr[r] = exp2f(m[r] - m_new);
+        m[r] = m_new;
+        l[r] *= corr[r];
+      }
+#pragma unroll
+      for (int j = 0; j < NT; ++j) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          s[j][e] = exp2f(s[j][e] - m[e >> 1]);
+          l[e >> 1] += s[j][e];  // a per-lane partial row sum; the quad adds them at the end
+        }
+      }
+#pragma unroll
+      for (int j = 0; j < DT; ++j) {
+        o[j][0] *= corr[0];
+        o[j][1] *= corr[0];
+        o[j][2] *= corr[1];
+        o[j][3] *= corr[1];
+      }
+      // O += P·V: P's accumulators become A fragments (keys 16kc..16kc+15 = score tiles 2kc, 2kc+1).
+#pragma unroll
+      for (int kc = 0; kc < BN / 16; ++kc) {
+        uint32_t pa[4];
+        pa[0] = pack_bf16(s[2 * kc][0], s[2 * kc][1]);
+        pa[1] = pack_bf16(s[2 * kc][2], s[2 * kc][3]);
+        pa[2] = pack_bf16(s[2 * kc + 1][0], s[2 * kc + 1][1]);
+        pa[3] = pack_bf16(s[2 * kc + 1][2], s[2 * kc + 1][3]);
+#pragma unroll
+        for (int j = 0; j < DT; j += 2) {
+          uint32_t bf[4];
+          load_b_kn(bf, Vt, P, j * 8, kc * 16, lane);
+          mma_bf16(o[j], pa, bf[0], bf[1]);
+          mma_bf16(o[j + 1], pa, bf[2], bf[3]);
+        }
+      }
+    }
+    __syncthreads();  // every warp is done with this slot
+    if (tile + 2 < ntiles) {
+      const int kn = (tile + 2) * BN, valid = min(BN, N - kn);
+      load_tile<D, P>(Ks + slot * BN * P, BN, valid, row_ptr(a.k, b, h, kn), a.k.sn);
+      load_tile<D, P>(Vs + slot * BN * P, BN, valid, row_ptr(a.v, b, h, kn), a.v.sn);
+      cp_async_commit();
+    }
+  }
+  if (!active) return;
+
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+  }
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int q = q0 + warp * 16 + g + 8 * r;
+    if (q >= N) continue;
+    const float inv = 1.0f / l[r];
+    __nv_bfloat16* out = row_ptr(a.o, b, h, q);
+#pragma unroll
+    for (int j = 0; j < DT; ++j)
+      *reinterpret_cast<uint32_t*>(out + j * 8 + 2 * t) = pack_bf16(o[j][2 * r] * inv, o[j][2 * r + 1] * inv);
+    if (t == 0) a.lse[(int64_t(b) * a.H + h) * N + q] = m[r] * kLn2 + logf(l[r]);
+  }
+}
+
+}  // namespace
+
+template <int D>
+void forward_bf16(const FwdArgs<__nv_bfloat16>& a) {
+  const size_t smem = FwdSmem<D>::bytes;
+  auto kernel = attention_fwd_bf16_kernel<D>;
+  VTS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  const dim3 grid(static_cast<unsigned>((a.N + BM - 1) / BM), static_cast<unsigned>(a.H), static_cast<unsigned>(a.B));
+  kernel<<<grid, kThreads, smem, current_stream()>>>(a);
+  VTS_CUDA_CHECK_LAUNCH("attention_fwd_bf16_kernel");
+}
+
+template void forward_bf16<32>(const FwdArgs<__nv_bfloat16>&);
+template void forward_bf16<64>(const FwdArgs<__nv_bfloat16>&);
+template void forward_bf16<128>(const FwdArgs<__nv_bfloat16>&);
+
+}  // namespace vts::cuda::attn

@@ -1,0 +1,88 @@
+// Dropout masks from Philox4x32-10, the CPU's exact counter layout (see dropout.hpp): thread b
+// computes block (first_block + b) and so elements 4b..4b+3. Ten rounds are ~40 integer ops for 4
+// elements, well under the cost of writing them, so the kernel runs at store bandwidth.
+#include "common/check.cuh"
+#include "common/types.cuh"
+#include "vts/backend/cuda/dropout.hpp"
+
+namespace vts::cuda {
+
+namespace {
+
+using detail::DevT;
+using detail::from_f;
+using detail::to_f;
+
+// The same rounds as vts::Philox::generate (core/rng.hpp) with counter (lo = counter, hi = 0);
+// the 32×32→64-bit products are split into __umulhi and the low-half multiply.
+__device__ __forceinline__ uint4 philox_block(uint64_t seed, uint64_t counter) {
+  uint32_t c0 = static_cast<uint32_t>(counter), c1 = static_cast<uint32_t>(counter >> 32), c2 = 0, c3 = 0;
+  uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
+#pragma unroll
+  for (int round = 0; round < 10; ++round) {
+    const uint32_t hi0 = __umulhi(0xD2511F53u, c0), lo0 = 0xD2511F53u * c0;
+    const uint32_t hi1 = __umulhi(0xCD9E8D57u, c2), lo1 = 0xCD9E8D57u * c2;
+    const uint32_t n0 = hi1 ^ c1 ^ k0;
+    const uint32_t n2 = hi0 ^ c3 ^ k1;
+    c1 = lo1;
+    c3 = lo0;
+    c0 = n0;
+    c2 = n2;
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+  return make_uint4(c0, c1, c2, c3);
+}
+
+__device__ __forceinline__ bool keep(uint32_t bits, uint32_t threshold) { return (bits >> 8) >= threshold; }
+
+// APPLY = false: out = mask values; APPLY = true: out = x · mask.
+template <class T, bool APPLY>
+__global__ void dropout_kernel(uint64_t seed, uint64_t first_block, int64_t n, uint32_t threshold, float keep_scale,
+                               const T* __restrict__ x, T* __restrict__ out) {
+  const int64_t blocks = (n + 3) / 4;
+  for (int64_t b = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; b < blocks; b += int64_t(gridDim.x) * blockDim.x) {
+    const uint4 r = philox_block(seed, first_block + static_cast<uint64_t>(b));
+    const uint32_t lanes[4] = {r.x, r.y, r.z, r.w};
+    const int64_t i0 = 4 * b;
+#pragma unroll
+    for (int l = 0; l < 4; ++l) {
+      const int64_t i = i0 + l;
+      if (i < n) {
+        const float m = keep(lanes[l], threshold) ? keep_scale : 0.0f;
+        out[i] = from_f<T>(APPLY ? to_f(x[i]) * m : m);
+      }
+    }
+  }
+}
+
+template <class T, bool APPLY>
+void launch(uint64_t seed, uint64_t first_block, int64_t n, uint32_t threshold, float keep_scale, const T* x, T* out) {
+  if (n <= 0) return;
+  const int64_t blocks = (n + 3) / 4;
+  dropout_kernel<DevT<T>, APPLY><<<detail::grid_for(blocks, 256, int64_t(device_info().sm_count) * 8), 256, 0,
+                                   current_stream()>>>(seed, first_block, n, threshold, keep_scale,
+                                                       detail::dev_ptr(x), detail::dev_ptr(out));
+  VTS_CUDA_CHECK_LAUNCH("dropout_kernel");
+}
+
+}  // namespace
+
+void dropout_mask(Device, uint64_t seed, uint64_t first_block, int64_t n, uint32_t threshold, float keep_scale,
+                  float* mask) {
+  launch<float, false>(seed, first_block, n, threshold, keep_scale, nullptr, mask);
+}
+void dropout_mask(Device, uint64_t seed, uint64_t first_block, int64_t n, uint32_t threshold, bf16 keep_scale,
+                  bf16* mask) {
+  launch<bf16, false>(seed, first_block, n, threshold, static_cast<float>(keep_scale), nullptr, mask);
+}
+void dropout_apply(Device, uint64_t seed, uint64_t first_block, int64_t n, uint32_t threshold, float keep_scale,
+                   const float* x, float* y) {
+  launch<float, true>(seed, first_block, n, threshold, keep_scale, x, y);
+}
+void dropout_apply(Device, uint64_t seed, uint64_t first_block, int64_t n, uint32_t threshold, float keep_scale,
+                   const bf16* x, bf16* y) {
+  launch<bf16, true>(seed, first_block, n, threshold, keep_scale, x, y);
+}
+
+}  // namespace vts::cuda

@@ -1,0 +1,208 @@
+// GEMM through cuBLASLt (contract in include/vts/backend/cuda/gemm.hpp).
+//
+// Row-major C = A·B is computed as the column-major product Cᵀ = Bᵀ·Aᵀ: a row-major matrix with
+// leading dimension ld is, read column-major, its own transpose with the same ld, so no data moves
+// and each MatrixRef only picks cuBLAS's "N" or "T" for its operand. Per distinct problem (types,
+// transposes, sizes, leading dimensions, pointer alignment) the matmul descriptor, the layouts and
+// the algorithm from cublasLtMatmulAlgoGetHeuristic are built once and cached: the heuristic query
+// costs tens of microseconds, more than a small GEMM. A 32 MiB workspace is kept for the library.
+// If the heuristic offers nothing (unusual strides), cublasGemmEx is the fallback.
+#include <cublasLt.h>
+#include <cublas_v2.h>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <tuple>
+
+#include "common/check.cuh"
+#include "common/types.cuh"
+#include "vts/backend/cuda/gemm.hpp"
+#include "vts/backend/cuda/memory.hpp"
+
+namespace vts::cuda {
+
+namespace {
+
+std::atomic<bool>& tf32_flag() {
+  static std::atomic<bool> f{true};
+  return f;
+}
+
+constexpr size_t kWorkspaceBytes = size_t(32) << 20;
+
+// One operand as cuBLAS sees it (column-major storage of the matrix before op).
+struct Operand {
+  cublasOperation_t op;
+  int64_t rows, cols, ld;  // stored matrix
+};
+
+// The first cuBLAS operand is Bᵀ (N × K), the second Aᵀ (K × M). `m` is a MatrixRef of R × C that
+// must appear as its transpose (C × R) in the column-major product.
+template <class T>
+Operand transposed_operand(const MatrixRef<T>& m, const char* name) {
+  if (m.col_stride == 1 || m.cols == 1) {
+    // Row-major, leading dimension row_stride: read column-major it is mᵀ already.
+    int64_t ld = m.row_stride;
+    if (m.rows <= 1) ld = std::max<int64_t>(m.cols, 1);
+    VTS_CHECK(ld >= std::max<int64_t>(m.cols, 1), "vts::cuda::gemm: operand ", name, " has row stride ", ld,
+              " < its ", m.cols, " columns");
+    return {CUBLAS_OP_N, m.cols, m.rows, ld};
+  }
+  if (m.row_stride == 1 || m.rows == 1) {
+    // Column-major, leading dimension col_stride: read column-major it is m, so transpose it.
+    int64_t ld = m.col_stride;
+    if (m.cols <= 1) ld = std::max<int64_t>(m.rows, 1);
+    VTS_CHECK(ld >= std::max<int64_t>(m.rows, 1), "vts::cuda::gemm: operand ", name, " has column stride ", ld,
+              " < its ", m.rows, " rows");
+    return {CUBLAS_OP_T, m.rows, m.cols, ld};
+  }
+  throw Error(::vts::detail::concat("vts::cuda::gemm: operand ", name, " has no unit stride (row stride ",
+                                    m.row_stride, ", column stride ", m.col_stride, "); make it contiguous first"));
+}
+
+struct Plan {
+  cublasLtMatmulDesc_t op = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+  cublasLtMatmulAlgo_t algo{};
+  bool has_algo = false;
+};
+
+using Key = std::tuple<int, int, int, int, int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int>;
+
+class Lt {
+ public:
+  static Lt& instance() {
+    static Lt* lt = new Lt();  // never destroyed: handles outlive static objects that might use them
+    return *lt;
+  }
+  cublasLtHandle_t handle() const { return handle_; }
+  cublasHandle_t blas() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!blas_) VTS_CUBLAS_CHECK(cublasCreate(&blas_));
+    return blas_;
+  }
+  void* workspace() const { return workspace_.data(); }
+  std::mutex& mutex() { return mutex_; }
+  std::map<Key, Plan>& plans() { return plans_; }
+
+ private:
+  Lt() : workspace_(kWorkspaceBytes) { VTS_CUBLAS_CHECK(cublasLtCreate(&handle_)); }
+  cublasLtHandle_t handle_ = nullptr;
+  cublasHandle_t blas_ = nullptr;
+  DeviceBuffer workspace_;
+  std::mutex mutex_;
+  std::map<Key, Plan> plans_;
+};
+
+int alignment_class(const void* p) {
+  const auto v = reinterpret_cast<uintptr_t>(p);
+  return (v & 15u) == 0 ? 16 : ((v & 7u) == 0 ? 8 : ((v & 3u) == 0 ? 4 : 2));
+}
+
+__global__ void scale_rows_kernel(float* c, int64_t M, int64_t N, int64_t ldc, float beta) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < M * N; i += int64_t(gridDim.x) * blockDim.x) {
+    float& x = c[(i / N) * ldc + i % N];
+    x = beta == 0.0f ? 0.0f : beta * x;
+  }
+}
+__global__ void scale_rows_kernel(__nv_bfloat16* c, int64_t M, int64_t N, int64_t ldc, float beta) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < M * N; i += int64_t(gridDim.x) * blockDim.x) {
+    __nv_bfloat16& x = c[(i / N) * ldc + i % N];
+    x = __float2bfloat16_rn(beta == 0.0f ? 0.0f : beta * __bfloat162float(x));
+  }
+}
+
+template <class TA, class TC>
+void gemm_impl(const MatrixRef<TA>& a, const MatrixRef<TA>& b, TC* c_, int64_t ldc, float alpha, float beta) {
+  VTS_CHECK(a.cols == b.rows, "vts::cuda::gemm: inner dimensions differ (", a.rows, "x", a.cols, " times ", b.rows,
+            "x", b.cols, ")");
+  const int64_t M = a.rows, N = b.cols, K = a.cols;
+  if (M == 0 || N == 0) return;
+  VTS_CHECK(ldc >= N, "vts::cuda::gemm: ldc ", ldc, " < N ", N);
+  auto* c = detail::dev_ptr(c_);
+  const cudaStream_t stream = current_stream();
+  if (K == 0) {
+    scale_rows_kernel<<<detail::grid_for(M * N, 256, 4096), 256, 0, stream>>>(c, M, N, ldc, beta);
+    VTS_CUDA_CHECK_LAUNCH("scale_rows_kernel");
+    return;
+  }
+  constexpr bool kBf16In = std::is_same_v<TA, bf16>;
+  constexpr cudaDataType_t in_type = kBf16In ? CUDA_R_16BF : CUDA_R_32F;
+  constexpr cudaDataType_t out_type = std::is_same_v<TC, bf16> ? CUDA_R_16BF : CUDA_R_32F;
+  const cublasComputeType_t compute =
+      (!kBf16In && tf32()) ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  const Operand first = transposed_operand(b, "B");   // Bᵀ: N × K after op
+  const Operand second = transposed_operand(a, "A");  // Aᵀ: K × M after op
+
+  Lt& lt = Lt::instance();
+  const Key key{int(in_type), int(out_type), int(compute), int(first.op), int(second.op), M, N, K, first.ld,
+                second.ld, ldc,
+                alignment_class(a.data) * 1000 + alignment_class(b.data) * 10 + alignment_class(c_) / 2};
+  Plan plan;
+  {
+    std::lock_guard<std::mutex> lock(lt.mutex());
+    auto it = lt.plans().find(key);
+    if (it != lt.plans().end()) {
+      plan = it->second;
+    } else {
+      VTS_CUBLAS_CHECK(cublasLtMatmulDescCreate(&plan.op, compute, CUDA_R_32F));
+      VTS_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_TRANSA, &first.op,
+                                                      sizeof(first.op)));
+      VTS_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_TRANSB, &second.op,
+                                                      sizeof(second.op)));
+      VTS_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.a, in_type, static_cast<uint64_t>(first.rows),
+                                                  static_cast<uint64_t>(first.cols), first.ld));
+      VTS_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.b, in_type, static_cast<uint64_t>(second.rows),
+                                                  static_cast<uint64_t>(second.cols), second.ld));
+      VTS_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.c, out_type, static_cast<uint64_t>(N),
+                                                  static_cast<uint64_t>(M), ldc));
+      cublasLtMatmulPreference_t pref = nullptr;
+      VTS_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+      const size_t ws = kWorkspaceBytes;
+      VTS_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws,
+                                                            sizeof(ws)));
+      cublasLtMatmulHeuristicResult_t result{};
+      int found = 0;
+      const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(lt.handle(), plan.op, plan.a, plan.b, plan.c, plan.c,
+                                                               pref, 1, &result, &found);
+      VTS_CUBLAS_CHECK(cublasLtMatmulPreferenceDestroy(pref));
+      if (st == CUBLAS_STATUS_SUCCESS && found > 0) {
+        plan.algo = result.algo;
+        plan.has_algo = true;
+      }
+      lt.plans().emplace(key, plan);
+    }
+  }
+  if (plan.has_algo) {
+    VTS_CUBLAS_CHECK(cublasLtMatmul(lt.handle(), plan.op, &alpha, b.data, plan.a, a.data, plan.b, &beta, c, plan.c,
+                                    c, plan.c, &plan.algo, lt.workspace(), kWorkspaceBytes, stream));
+    return;
+  }
+  // Fallback: the classic API, which accepts every layout cuBLAS can express.
+  cublasHandle_t h = lt.blas();
+  VTS_CUBLAS_CHECK(cublasSetStream(h, stream));
+  VTS_CUBLAS_CHECK(cublasGemmEx(h, first.op, second.op, static_cast<int>(N), static_cast<int>(M),
+                                static_cast<int>(K), &alpha, b.data, in_type, static_cast<int>(first.ld), a.data,
+                                in_type, static_cast<int>(second.ld), &beta, c, out_type, static_cast<int>(ldc),
+                                compute, CUBLAS_GEMM_DEFAULT));
+}
+
+}  // namespace
+
+void gemm(Device, const MatrixRef<float>& a, const MatrixRef<float>& b, float* c, int64_t ldc, float alpha,
+          float beta) {
+  gemm_impl(a, b, c, ldc, alpha, beta);
+}
+void gemm(Device, const MatrixRef<bf16>& a, const MatrixRef<bf16>& b, bf16* c, int64_t ldc, float alpha, float beta) {
+  gemm_impl(a, b, c, ldc, alpha, beta);
+}
+void gemm(Device, const MatrixRef<bf16>& a, const MatrixRef<bf16>& b, float* c, int64_t ldc, float alpha,
+          float beta) {
+  gemm_impl(a, b, c, ldc, alpha, beta);
+}
+
+void set_tf32(bool allow) { tf32_flag().store(allow); }
+bool tf32() { return tf32_flag().load(); }
+
+}  // namespace vts::cuda

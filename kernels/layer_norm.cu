@@ -1,0 +1,429 @@
+// LayerNorm forward and backward (contract in include/vts/backend/cuda/layer_norm.hpp).
+//
+// Fast path (n a multiple of the 16-byte pack, rows 16-byte aligned, n ≤ 8 packs per lane):
+//   one warp per row, the row held in registers between passes, so x is read from memory once.
+//   Lane l owns packs l, l+32, l+64, ... (CHUNKS of them): a warp's loads of one chunk are 512
+//   consecutive bytes. Mean and variance are two warp reductions over the registers (two-pass
+//   variance, as the CPU computes it, not a one-pass E[x²] − μ² that cancels badly).
+//   Bytes: forward reads x, w, b and writes y (+ 8 B/row of statistics): ≈ 2·rows·n·sizeof(T);
+//   backward reads x, g and writes dx: ≈ 3·rows·n·sizeof(T), plus the small dw/db partials.
+//   Both are memory-bound by far (≈ 10 FLOP per element).
+// Backward dw/db: each warp keeps its columns' partial sums in registers over the rows it
+//   visits; a block then adds its warps' partials in warp order in shared memory and writes one
+//   partial row; a second kernel adds the blocks' rows in block order. Deterministic, no atomics.
+// Generic path (any n, any alignment): one block per row, three passes over global memory
+//   (mean, variance, output) in fp32, and dw/db by a column-reduction kernel that recomputes x̂.
+#include <algorithm>
+
+#include "common/check.cuh"
+#include "common/types.cuh"
+#include "vts/backend/cuda/layer_norm.hpp"
+#include "vts/backend/cuda/memory.hpp"
+
+namespace vts::cuda {
+
+namespace {
+
+using detail::DevT;
+using detail::from_f;
+using detail::Pack;
+using detail::to_f;
+
+constexpr int kWarps = 4;  // rows per block in the forward fast path
+constexpr int kMaxChunks = 8;
+
+// ---- fast path: forward ---------------------------------------------------------------------
+template <class T, int CHUNKS, bool RESIDUAL>
+__global__ void __launch_bounds__(kWarps * 32) layer_norm_fwd_warp_kernel(
+    const T* __restrict__ x, const T* __restrict__ res, T* __restrict__ sum_out, const T* __restrict__ w,
+    const T* __restrict__ b, T* __restrict__ y, float* __restrict__ mean, float* __restrict__ rstd, int64_t rows, int n,
+    float eps) {
+  constexpr int V = Pack<T>::N;
+  const int lane = threadIdx.x & 31;
+  const int64_t row = blockIdx.x * int64_t(kWarps) + threadIdx.x / 32;
+  if (row >= rows) return;
+  const int64_t base = row * n;
+  float v[CHUNKS][V];
+  float s = 0.0f;
+#pragma unroll
+  for (int c = 0; c < CHUNKS; ++c) {
+    const int col = (c * 32 + lane) * V;
+    if (col < n) {
+      Pack<T> px = detail::load_pack_ro(x + base + col);
+      if constexpr (RESIDUAL) {
+        const Pack<T> pr = detail::load_pack_ro(res + base + col);
+#pragma unroll
+        for (int j = 0; j < V; ++j) px.v[j] = from_f<T>(to_f(px.v[j]) + to_f(pr.v[j]));
+        detail::store_pack(sum_out + base + col, px);
+      }
+#pragma unroll
+      for (int j = 0; j < V; ++j) {
+        v[c][j] = to_f(px.v[j]);
+        s += v[c][j];
+      }
+    } else {
+#pragma unroll
+      for (int j = 0; j < V; ++j) v[c][j] = 0.0f;
+    }
+  }
+  const float mu = detail::warp_sum(s) / static_cast<float>(n);
+  float q = 0.0f;
+#pragma unroll
+  for (int c = 0; c < CHUNKS; ++c) {
+    const int col = (c * 32 + lane) * V;
+    if (col < n) {
+#pragma unroll
+      for (int j = 0; j < V; ++j) q += (v[c][j] - mu) * (v[c][j] - mu);
+    }
+  }
+  const float rs = 1.0f / sqrtf(detail::warp_sum(q) / static_cast<float>(n) + eps);
+  if (lane == 0) {
+    mean[row] = mu;
+    rstd[row] = rs;
+  }
+#pragma unroll
+  for (int c = 0; c < CHUNKS; ++c) {
+    const int col = (c * 32 + lane) * V;
+    if (col < n) {
+      const Pack<T> pw = detail::load_pack_ro(w + col), pb = detail::load_pack_ro(b + col);
+      Pack<T> out;
+#pragma unroll
+      for (int j = 0; j < V; ++j) out.v[j] = from_f<T>((v[c][j] - mu) * rs * to_f(pw.v[j]) + to_f(pb.v[j]));
+      detail::store_pack(y + base + col, out);
+    }
+  }
+}
+
+// ---- fast path: backward --------------------------------------------------------------------
+constexpr int kBwdWarps = 8;
+
+template <class T, int CHUNKS>
+__global__ void __launch_bounds__(kBwdWarps * 32) layer_norm_bwd_warp_kernel(
+    const T* __restrict__ x, const T* __restrict__ w, const float* __restrict__ mean, const float* __restrict__ rstd,
+    const T* __restrict__ g, T* __restrict__ dx, float* __restrict__ partial, int64_t rows, int n,
+    int64_t rows_per_block) {
+  constexpr int V = Pack<T>::N;
+  extern __shared__ float smem[];  // [2][n]: dw then db partials of this block
+  const int lane = threadIdx.x & 31, warp = threadIdx.x / 32;
+  const int64_t r0 = blockIdx.x * rows_per_block, r1 = min(rows, r0 + rows_per_block);
+  float dw_acc[CHUNKS][V], db_acc[CHUNKS][V];
+#pragma unroll
+  for (int c = 0; c < CHUNKS; ++c)
+#pragma unroll
+    for (int j = 0; j < V; ++j) dw_acc[c][j] = db_acc[c][j] = 0.0f;
+
+  for (int64_t row = r0 + warp; row < r1; row += kBwdWarps) {
+    const int64_t base = row * n;
+    const float mu = mean[row], rs = rstd[row];
+    float xh[CHUNKS][V], gh[CHUNKS][V];
+    float sum_g = 0.0f, sum_gx = 0.0f;
+#pragma unroll
+    for (int c = 0; c < CHUNKS; ++c) {
+      const int col = (c * 32 + lane) * V;
+      if (col < n) {
+        const Pack<T> px = detail::load_pack_ro(x + base + col), pg = detail::load_pack_ro(g + base + col),
+                      pw = detail::load_pack_ro(w + col);
+#pragma unroll
+        for (int j = 0; j < V; ++j) {
+          const float gv = to_f(pg.v[j]);
+          xh[c][j] = (to_f(px.v[j]) - mu) * rs;
+          gh[c][j] = gv * to_f(pw.v[j]);
+          sum_g += gh[c][j];
+          sum_gx += gh[c][j] * xh[c][j];
+          dw_acc[c][j] += gv * xh[c][j];
+          db_acc[c][j] += gv;
+        }
+      } else {
+#pragma unroll
+        for (int j = 0; j < V; ++j) xh[c][j] = gh[c][j] = 0.0f;
+      }
+    }
+    if (dx != nullptr) {
+      const float mg = detail::warp_sum(sum_g) / static_cast<float>(n);
+      const float mgx = detail::warp_sum(sum_gx) / static_cast<float>(n);
+#pragma unroll
+      for (int c = 0; c < CHUNKS; ++c) {
+        const int col = (c * 32 + lane) * V;
+        if (col < n) {
+          Pack<T> out;
+#pragma unroll
+          for (int j = 0; j < V; ++j) out.v[j] = from_f<T>(rs * (gh[c][j] - mg - xh[c][j] * mgx));
+          detail::store_pack(dx + base + col, out);
+        }
+      }
+    }
+  }
+  if (partial == nullptr) return;
+  // Warps add their partials into shared memory one after another (fixed order: deterministic).
+  for (int k = 0; k < kBwdWarps; ++k) {
+    if (warp == k) {
+#pragma unroll
+      for (int c = 0; c < CHUNKS; ++c) {
+        const int col = (c * 32 + lane) * V;
+        if (col < n) {
+#pragma unroll
+          for (int j = 0; j < V; ++j) {
+            smem[col + j] = (k == 0 ? 0.0f : smem[col + j]) + dw_acc[c][j];
+            smem[n + col + j] = (k == 0 ? 0.0f : smem[n + col + j]) + db_acc[c][j];
+          }
+        }
+      }
+    }
+    __syncthreads();
+  }
+  for (int i = threadIdx.x; i < 2 * n; i += blockDim.x) partial[blockIdx.x * int64_t(2 * n) + i] = smem[i];
+}
+
+// Adds the blocks' partial rows in block order: dw = Σ partial[k][0:n], db = Σ partial[k][n:2n].
+template <class G>
+__global__ void layer_norm_dwdb_final_kernel(const float* __restrict__ partial, int64_t blocks, int n,
+                                             G* __restrict__ dw, G* __restrict__ db) {
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < 2 * n; i += gridDim.x * blockDim.x) {
+    float s = 0.0f;
+    for (int64_t k = 0; k < blocks; ++k) s += partial[k * 2 * n + i];
+    if (i < n) {
+      if (dw) dw[i] = from_f<G>(s);
+    } else if (db) {
+      db[i - n] = from_f<G>(s);
+    }
+  }
+}
+
+// ---- generic path ---------------------------------------------------------------------------
+template <class T, bool RESIDUAL>
+__global__ void layer_norm_fwd_block_kernel(const T* __restrict__ x, const T* __restrict__ res, T* __restrict__ sum_out,
+                                            const T* __restrict__ w, const T* __restrict__ b, T* __restrict__ y,
+                                            float* __restrict__ mean, float* __restrict__ rstd, int64_t n, float eps) {
+  __shared__ float scratch[32];
+  const int64_t base = blockIdx.x * n;
+  const T* src = x + base;
+  if constexpr (RESIDUAL) {
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
+      sum_out[base + i] = from_f<T>(to_f(x[base + i]) + to_f(res[base + i]));
+    __syncthreads();  // make this block's writes of sum_out visible to its reads below
+    src = sum_out + base;
+  }
+  float s = 0.0f;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) s += to_f(src[i]);
+  const float mu = detail::block_sum(s, scratch) / static_cast<float>(n);
+  float q = 0.0f;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+    const float d = to_f(src[i]) - mu;
+    q += d * d;
+  }
+  const float rs = 1.0f / sqrtf(detail::block_sum(q, scratch) / static_cast<float>(n) + eps);
+  if (threadIdx.x == 0) {
+    mean[blockIdx.x] = mu;
+    rstd[blockIdx.x] = rs;
+  }
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
+    y[base + i] = from_f<T>((to_f(src[i]) - mu) * rs * to_f(w[i]) + to_f(b[i]));
+}
+
+template <class T>
+__global__ void layer_norm_bwd_block_kernel(const T* __restrict__ x, const T* __restrict__ w,
+                                            const float* __restrict__ mean, const float* __restrict__ rstd,
+                                            const T* __restrict__ g, T* __restrict__ dx, int64_t n) {
+  __shared__ float scratch[32];
+  const int64_t base = blockIdx.x * n;
+  const float mu = mean[blockIdx.x], rs = rstd[blockIdx.x];
+  float sg = 0.0f, sgx = 0.0f;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+    const float gh = to_f(g[base + i]) * to_f(w[i]);
+    sg += gh;
+    sgx += gh * (to_f(x[base + i]) - mu) * rs;
+  }
+  const float mg = detail::block_sum(sg, scratch) / static_cast<float>(n);
+  const float mgx = detail::block_sum(sgx, scratch) / static_cast<float>(n);
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+    const float xh = (to_f(x[base + i]) - mu) * rs;
+    dx[base + i] = from_f<T>(rs * (to_f(g[base + i]) * to_f(w[i]) - mg - xh * mgx));
+  }
+}
+
+// Column partial sums for dw/db over a chunk of rows: thread x = column, threads y share rows.
+template <class T>
+__global__ void layer_norm_dwdb_partial_kernel(const T* __restrict__ x, const float* __restrict__ mean,
+                                               const float* __restrict__ rstd, const T* __restrict__ g, int64_t rows,
+                                               int n, int64_t rows_per_chunk, float* __restrict__ partial) {
+  __shared__ float tile[2][8][33];
+  const int col = blockIdx.x * 32 + threadIdx.x;
+  const int64_t r0 = blockIdx.y * rows_per_chunk, r1 = min(rows, r0 + rows_per_chunk);
+  float sw = 0.0f, sb = 0.0f;
+  if (col < n)
+    for (int64_t r = r0 + threadIdx.y; r < r1; r += 8) {
+      const float gv = to_f(g[r * n + col]);
+      sw += gv * (to_f(x[r * n + col]) - mean[r]) * rstd[r];
+      sb += gv;
+    }
+  tile[0][threadIdx.y][threadIdx.x] = sw;
+  tile[1][threadIdx.y][threadIdx.x] = sb;
+  __syncthreads();
+  if (threadIdx.y == 0 && col < n) {
+    float tw = 0.0f, tb = 0.0f;
+#pragma unroll
+    for (int k = 0; k < 8; ++k) {
+      tw += tile[0][k][threadIdx.x];
+      tb += tile[1][k][threadIdx.x];
+    }
+    partial[blockIdx.y * int64_t(2 * n) + col] = tw;
+    partial[blockIdx.y * int64_t(2 * n) + n + col] = tb;
+  }
+}
+
+// ---- dispatch -------------------------------------------------------------------------------
+
+// Chunk counts the fast path is compiled for: 1, 2, 3, 4, 6, 8 (unused trailing chunks are masked
+// off). The backward kernel keeps four arrays per chunk in registers (x̂, ĝ and the dw/db partials):
+// past 4 bf16 chunks (8 values each) it would spill, so wider bf16 rows take the generic path.
+template <class T>
+int fast_chunks(const T* const* ptrs, int count, int64_t n, int max_chunks) {
+  constexpr int V = Pack<DevT<T>>::N;
+  if (n % V != 0) return 0;
+  for (int i = 0; i < count; ++i)
+    if (ptrs[i] != nullptr && !detail::aligned16(ptrs[i])) return 0;
+  const int64_t chunks = (n / V + 31) / 32;
+  if (chunks > max_chunks) return 0;
+  if (chunks <= 4) return static_cast<int>(chunks);
+  return chunks <= 6 ? 6 : 8;
+}
+
+template <int MaxChunks, class F>
+void with_chunks(int chunks, F&& f) {
+  switch (chunks) {
+    case 1: f(std::integral_constant<int, 1>{}); break;
+    case 2: f(std::integral_constant<int, 2>{}); break;
+    case 3: f(std::integral_constant<int, 3>{}); break;
+    case 4: f(std::integral_constant<int, 4>{}); break;
+    default:
+      if constexpr (MaxChunks >= 6) {
+        if (chunks == 6) f(std::integral_constant<int, 6>{});
+        else if constexpr (MaxChunks >= 8) f(std::integral_constant<int, 8>{});
+      }
+      break;
+  }
+}
+
+template <class T>
+constexpr int kBwdMaxChunks = std::is_same_v<T, bf16> ? 4 : 8;
+
+template <class T, bool RESIDUAL>
+void forward_impl(const T* x_, const T* res_, T* sum_, const T* w_, const T* b_, T* y_, float* mean, float* rstd,
+                  int64_t rows, int64_t n, float eps) {
+  if (rows == 0) return;
+  VTS_CHECK(n > 0 && n < (int64_t(1) << 31), "vts::cuda::layer_norm: row length ", n, " out of range");
+  using D = DevT<T>;
+  const D *x = detail::dev_ptr(x_), *res = detail::dev_ptr(res_), *w = detail::dev_ptr(w_), *b = detail::dev_ptr(b_);
+  D *sum = detail::dev_ptr(sum_), *y = detail::dev_ptr(y_);
+  const cudaStream_t s = current_stream();
+  const T* ptrs[] = {x_, res_, sum_, w_, b_, y_};
+  const int chunks = fast_chunks<T>(ptrs, 6, n, kMaxChunks);
+  if (chunks > 0) {
+    const unsigned grid = detail::grid_for(rows, kWarps, int64_t(1) << 31);
+    with_chunks<kMaxChunks>(chunks, [&](auto c) {
+      layer_norm_fwd_warp_kernel<D, decltype(c)::value, RESIDUAL>
+          <<<grid, kWarps * 32, 0, s>>>(x, res, sum, w, b, y, mean, rstd, rows, static_cast<int>(n), eps);
+    });
+    VTS_CUDA_CHECK_LAUNCH("layer_norm_fwd_warp_kernel");
+  } else {
+    VTS_CHECK(rows < (int64_t(1) << 31), "vts::cuda::layer_norm: too many rows (", rows, ")");
+    layer_norm_fwd_block_kernel<D, RESIDUAL>
+        <<<static_cast<unsigned>(rows), 256, 0, s>>>(x, res, sum, w, b, y, mean, rstd, n, eps);
+    VTS_CUDA_CHECK_LAUNCH("layer_norm_fwd_block_kernel");
+  }
+}
+
+template <class T, class G>
+void backward_impl(const T* x_, const T* w_, const float* mean, const float* rstd, const T* g_, T* dx_, G* dw_,
+                   G* db_, int64_t rows, int64_t n) {
+  if (n == 0) return;
+  VTS_CHECK(n < (int64_t(1) << 30), "vts::cuda::layer_norm_backward: row length ", n, " out of range");
+  using D = DevT<T>;
+  using DG = DevT<G>;
+  const D *x = detail::dev_ptr(x_), *w = detail::dev_ptr(w_), *g = detail::dev_ptr(g_);
+  D* dx = detail::dev_ptr(dx_);
+  DG *dw = detail::dev_ptr(dw_), *db = detail::dev_ptr(db_);
+  const cudaStream_t s = current_stream();
+  const bool want_params = dw != nullptr || db != nullptr;
+  if (rows == 0) {
+    const G zero{};
+    if (dw_) fill_bytes(dw_, n, &zero, sizeof(G));
+    if (db_) fill_bytes(db_, n, &zero, sizeof(G));
+    return;
+  }
+  const T* ptrs[] = {x_, w_, g_, dx_};
+  const int chunks = fast_chunks<T>(ptrs, 4, n, kBwdMaxChunks<T>);
+  if (chunks > 0) {
+    // Enough blocks to fill the device twice over; each block's partial row costs 8·n bytes.
+    const int64_t blocks = std::min<int64_t>((rows + kBwdWarps - 1) / kBwdWarps, int64_t(device_info().sm_count) * 2);
+    const int64_t rows_per_block = (rows + blocks - 1) / blocks;
+    const int64_t used_blocks = (rows + rows_per_block - 1) / rows_per_block;
+    DeviceBuffer partial(want_params ? static_cast<size_t>(used_blocks * 2 * n) * sizeof(float) : 0);
+    const size_t smem = want_params ? static_cast<size_t>(2 * n) * sizeof(float) : 0;
+    with_chunks<kBwdMaxChunks<T>>(chunks, [&](auto c) {
+      auto kernel = layer_norm_bwd_warp_kernel<D, decltype(c)::value>;
+      if (smem > 48 * 1024) VTS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                                static_cast<int>(smem)));
+      kernel<<<static_cast<unsigned>(used_blocks), kBwdWarps * 32, smem, s>>>(
+          x, w, mean, rstd, g, dx, want_params ? partial.as<float>() : nullptr, rows, static_cast<int>(n),
+          rows_per_block);
+    });
+    VTS_CUDA_CHECK_LAUNCH("layer_norm_bwd_warp_kernel");
+    if (want_params) {
+      layer_norm_dwdb_final_kernel<DG><<<detail::grid_for(2 * n, 256, 65535), 256, 0, s>>>(
+          partial.as<float>(), used_blocks, static_cast<int>(n), dw, db);
+      VTS_CUDA_CHECK_LAUNCH("layer_norm_dwdb_final_kernel");
+    }
+    return;
+  }
+  if (dx != nullptr) {
+    VTS_CHECK(rows < (int64_t(1) << 31), "vts::cuda::layer_norm_backward: too many rows (", rows, ")");
+    layer_norm_bwd_block_kernel<D><<<static_cast<unsigned>(rows), 256, 0, s>>>(x, w, mean, rstd, g, dx, n);
+    VTS_CUDA_CHECK_LAUNCH("layer_norm_bwd_block_kernel");
+  }
+  if (want_params) {
+    const int64_t col_tiles = (n + 31) / 32;
+    int64_t chunks_r = std::max<int64_t>(1, int64_t(device_info().sm_count) * 4 / col_tiles);
+    chunks_r = std::min<int64_t>({chunks_r, (rows + 63) / 64, 65535});
+    const int64_t rows_per_chunk = (rows + chunks_r - 1) / chunks_r;
+    chunks_r = (rows + rows_per_chunk - 1) / rows_per_chunk;
+    DeviceBuffer partial(static_cast<size_t>(chunks_r * 2 * n) * sizeof(float));
+    layer_norm_dwdb_partial_kernel<D><<<dim3(static_cast<unsigned>(col_tiles), static_cast<unsigned>(chunks_r)),
+                                        dim3(32, 8), 0, s>>>(x, mean, rstd, g, rows, static_cast<int>(n),
+                                                             rows_per_chunk, partial.as<float>());
+    VTS_CUDA_CHECK_LAUNCH("layer_norm_dwdb_partial_kernel");
+    layer_norm_dwdb_final_kernel<DG><<<detail::grid_for(2 * n, 256, 65535), 256, 0, s>>>(
+        partial.as<float>(), chunks_r, static_cast<int>(n), dw, db);
+    VTS_CUDA_CHECK_LAUNCH("layer_norm_dwdb_final_kernel");
+  }
+}
+
+}  // namespace
+
+void layer_norm_rows(Device, const float* x, const float* w, const float* bias, float* y, float* mean, float* rstd,
+                     int64_t rows, int64_t n, float eps) {
+  forward_impl<float, false>(x, nullptr, nullptr, w, bias, y, mean, rstd, rows, n, eps);
+}
+void layer_norm_rows(Device, const bf16* x, const bf16* w, const bf16* bias, bf16* y, float* mean, float* rstd,
+                     int64_t rows, int64_t n, float eps) {
+  forward_impl<bf16, false>(x, nullptr, nullptr, w, bias, y, mean, rstd, rows, n, eps);
+}
+void layer_norm_residual_rows(Device, const float* x, const float* residual, float* sum, const float* w,
+                              const float* bias, float* y, float* mean, float* rstd, int64_t rows, int64_t n,
+                              float eps) {
+  forward_impl<float, true>(x, residual, sum, w, bias, y, mean, rstd, rows, n, eps);
+}
+void layer_norm_residual_rows(Device, const bf16* x, const bf16* residual, bf16* sum, const bf16* w, const bf16* bias,
+                              bf16* y, float* mean, float* rstd, int64_t rows, int64_t n, float eps) {
+  forward_impl<bf16, true>(x, residual, sum, w, bias, y, mean, rstd, rows, n, eps);
+}
+void layer_norm_rows_backward(Device, const float* x, const float* w, const float* mean, const float* rstd,
+                              const float* g, float* dx, float* dw, float* db, int64_t rows, int64_t n) {
+  backward_impl<float, float>(x, w, mean, rstd, g, dx, dw, db, rows, n);
+}
+void layer_norm_rows_backward(Device, const bf16* x, const bf16* w, const float* mean, const float* rstd,
+                              const bf16* g, bf16* dx, float* dw, float* db, int64_t rows, int64_t n) {
+  backward_impl<bf16, float>(x, w, mean, rstd, g, dx, dw, db, rows, n);
+}
+
+}  // namespace vts::cuda

@@ -1,0 +1,116 @@
+#pragma once
+// Helpers shared by the CUDA parity tests: device buffers filled from host vectors, NaN poisoning,
+// fresh random inputs, bf16 rounding, and the relative error ‖out − ref‖ / ‖ref‖.
+//
+// Every test draws new inputs on every run (seed from std::random_device, printed on failure so a
+// failing case can be replayed with VTS_TEST_SEED=<seed>), poisons outputs with NaN before the
+// kernel runs (an element the kernel forgot to write stays NaN and fails the check), and compares
+// against the vts::cpu kernel on the same inputs.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "vts/backend/cuda/memory.hpp"
+#include "vts/core/dtype.hpp"
+
+namespace vts::cuda::test {
+
+inline uint64_t fresh_seed() {
+  if (const char* s = std::getenv("VTS_TEST_SEED")) return std::strtoull(s, nullptr, 10);
+  std::random_device rd;
+  return (static_cast<uint64_t>(rd()) << 32) ^ rd();
+}
+
+struct Rng {
+  explicit Rng(uint64_t seed) : gen(seed) {}
+  std::mt19937_64 gen;
+  std::vector<float> normal(size_t n, float scale = 1.0f) {
+    std::normal_distribution<float> d(0.0f, scale);
+    std::vector<float> v(n);
+    for (auto& x : v) x = d(gen);
+    return v;
+  }
+  std::vector<float> uniform(size_t n, float lo, float hi) {
+    std::uniform_real_distribution<float> d(lo, hi);
+    std::vector<float> v(n);
+    for (auto& x : v) x = d(gen);
+    return v;
+  }
+};
+
+inline std::vector<bf16> to_bf16(const std::vector<float>& v) {
+  std::vector<bf16> r(v.size());
+  for (size_t i = 0; i < v.size(); ++i) r[i] = bf16(v[i]);
+  return r;
+}
+inline std::vector<float> to_float(const std::vector<bf16>& v) {
+  std::vector<float> r(v.size());
+  for (size_t i = 0; i < v.size(); ++i) r[i] = static_cast<float>(v[i]);
+  return r;
+}
+// The value a float takes after a round trip through bf16 (what a bf16 kernel actually sees).
+inline std::vector<float> round_bf16(const std::vector<float>& v) { return to_float(to_bf16(v)); }
+
+template <class T>
+T quiet_nan() {
+  if constexpr (std::is_same_v<T, bf16>) {
+    bf16 b;
+    b.bits = 0x7fc0;
+    return b;
+  } else {
+    return std::numeric_limits<T>::quiet_NaN();
+  }
+}
+
+// A device buffer of n elements of T.
+template <class T>
+class Buf {
+ public:
+  explicit Buf(size_t n) : n_(n), mem_(std::max<size_t>(n, 1) * sizeof(T)) {}
+  explicit Buf(const std::vector<T>& host) : Buf(host.size()) { upload(host); }
+  T* data() const { return mem_.as<T>(); }
+  size_t size() const { return n_; }
+  void upload(const std::vector<T>& host) {
+    REQUIRE(host.size() == n_);
+    copy_from_host(Device{}, data(), host.data(), n_ * sizeof(T));
+  }
+  std::vector<T> download() const {
+    std::vector<T> host(n_);
+    copy_to_host(Device{}, host.data(), data(), n_ * sizeof(T));
+    return host;
+  }
+  void poison() { fill(Device{}, data(), static_cast<int64_t>(n_), quiet_nan<T>()); }
+
+ private:
+  size_t n_;
+  DeviceBuffer mem_;
+};
+
+inline Buf<bf16> bf16_buf(const std::vector<float>& v) { return Buf<bf16>(to_bf16(v)); }
+
+// ‖out − ref‖₂ / ‖ref‖₂ in double; +inf if any element of out is not finite while ref's is, or the
+// sizes differ. A zero reference compares ‖out‖₂ against 1 instead.
+inline double rel_err(const std::vector<float>& out, const std::vector<float>& ref) {
+  if (out.size() != ref.size()) return std::numeric_limits<double>::infinity();
+  double num = 0, den = 0;
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (!std::isfinite(out[i]) && std::isfinite(ref[i])) return std::numeric_limits<double>::infinity();
+    const double d = double(out[i]) - double(ref[i]);
+    num += d * d;
+    den += double(ref[i]) * double(ref[i]);
+  }
+  return den == 0 ? std::sqrt(num) : std::sqrt(num / den);
+}
+inline double rel_err(const std::vector<bf16>& out, const std::vector<float>& ref) { return rel_err(to_float(out), ref); }
+
+inline constexpr double kTolF32 = 1e-5;
+inline constexpr double kTolBf16 = 1e-2;
+
+}  // namespace vts::cuda::test

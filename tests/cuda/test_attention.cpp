@@ -1,0 +1,212 @@
+// Fused attention forward and backward against vts::cpu::attention_forward / attention_backward,
+// in the separate [B, H, N, d] layout and in the packed ViT layout qkv [B, N, 3·H·d] (read and
+// its gradient written in place), at N = 197 (ViT-B/16), N = 50 (ViT-B/32) and odd sizes.
+#include "cuda_test_util.hpp"
+#include "vts/backend/cpu/attention.hpp"
+#include "vts/backend/cuda/attention.hpp"
+
+using namespace vts;
+using namespace vts::cuda::test;
+
+namespace {
+
+struct AttnCase {
+  int64_t B, H, N, d;
+  bool packed;
+};
+
+// Offsets and strides of q, k, v (and o) in one flat buffer: packed = qkv [B, N, 3, H, d] and
+// o [B, N, H, d]; otherwise three [B, H, N, d] tensors one after another and o [B, H, N, d].
+struct Geometry {
+  int64_t in_elems, out_elems;
+  int64_t off[3];
+  int64_t sb, sh, sn;        // of q, k, v
+  int64_t osb, osh, osn;     // of o / dout
+  explicit Geometry(const AttnCase& c) {
+    const int64_t one = c.B * c.H * c.N * c.d;
+    if (c.packed) {
+      in_elems = 3 * one;
+      for (int i = 0; i < 3; ++i) off[i] = i * c.H * c.d;
+      sb = c.N * 3 * c.H * c.d;
+      sh = c.d;
+      sn = 3 * c.H * c.d;
+      osb = c.N * c.H * c.d;
+      osh = c.d;
+      osn = c.H * c.d;
+    } else {
+      in_elems = 3 * one;
+      for (int i = 0; i < 3; ++i) off[i] = i * one;
+      sb = c.H * c.N * c.d;
+      sh = c.N * c.d;
+      sn = c.d;
+      osb = sb;
+      osh = sh;
+      osn = sn;
+    }
+    out_elems = one;
+  }
+  template <class T>
+  HeadLayout<T> in(T* base, int i) const {
+    return {base + off[i], sb, sh, sn};
+  }
+  template <class T>
+  HeadLayout<T> out(T* base) const {
+    return {base, osb, osh, osn};
+  }
+};
+
+const AttnCase kCases[] = {{2, 3, 197, 64, false}, {2, 12, 50, 64, true}, {1, 2, 17, 32, false},
+                           {1, 2, 130, 128, true}, {3, 2, 1, 64, false},   {1, 4, 256, 64, true},
+                           {1, 2, 257, 32, false}};
+
+struct Reference {
+  std::vector<float> o, lse, dqkv;
+};
+
+Reference cpu_reference(const AttnCase& c, const Geometry& geo, const std::vector<float>& qkv,
+                        const std::vector<float>& dout, float scale, const std::vector<float>* o_override) {
+  Reference r;
+  r.o.assign(static_cast<size_t>(geo.out_elems), 0.0f);
+  r.lse.assign(static_cast<size_t>(c.B * c.H * c.N), 0.0f);
+  r.dqkv.assign(static_cast<size_t>(geo.in_elems), 0.0f);
+  const float* base = qkv.data();
+  cpu::attention_forward(Cpu{}, c.B, c.H, c.N, c.d, scale, geo.in(base, 0), geo.in(base, 1), geo.in(base, 2),
+                         geo.out(r.o.data()), r.lse.data());
+  const float* o = o_override ? o_override->data() : r.o.data();
+  cpu::attention_backward(Cpu{}, c.B, c.H, c.N, c.d, scale, geo.in(base, 0), geo.in(base, 1), geo.in(base, 2),
+                          geo.out(o), r.lse.data(), geo.out(dout.data()), geo.in(r.dqkv.data(), 0),
+                          geo.in(r.dqkv.data(), 1), geo.in(r.dqkv.data(), 2));
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("attention fp32: forward, lse and backward match the CPU", "[attention]") {
+  const uint64_t seed = fresh_seed();
+  INFO("seed " << seed);
+  Rng rng(seed);
+  for (const auto& c : kCases) {
+    INFO("B " << c.B << " H " << c.H << " N " << c.N << " d " << c.d << " packed " << c.packed);
+    const Geometry geo(c);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(c.d));
+    const auto qkv = rng.normal(static_cast<size_t>(geo.in_elems));
+    const auto dout = rng.normal(static_cast<size_t>(geo.out_elems));
+    const Reference ref = cpu_reference(c, geo, qkv, dout, scale, nullptr);
+
+    Buf<float> dqkv_in(qkv), dO(static_cast<size_t>(geo.out_elems)), dlse(ref.lse.size());
+    dO.poison();
+    dlse.poison();
+    const float* base = dqkv_in.data();
+    cuda::attention_forward(Cuda{}, c.B, c.H, c.N, c.d, scale, geo.in(base, 0), geo.in(base, 1), geo.in(base, 2),
+                            geo.out(dO.data()), dlse.data());
+    CHECK(rel_err(dO.download(), ref.o) < kTolF32);
+    CHECK(rel_err(dlse.download(), ref.lse) < kTolF32);
+
+    Buf<float> dgrad(dout), dgx(static_cast<size_t>(geo.in_elems));
+    dgx.poison();
+    const float* o = dO.data();
+    cuda::attention_backward(Cuda{}, c.B, c.H, c.N, c.d, scale, geo.in(base, 0), geo.in(base, 1), geo.in(base, 2),
+                             geo.out(o), dlse.data(), geo.out(static_cast<const float*>(dgrad.data())),
+                             geo.in(dgx.data(), 0), geo.in(dgx.data(), 1), geo.in(dgx.data(), 2));
+    const auto got = dgx.download();
+    // Per part, so a failure says which gradient is off.
+    const char* names[] = {"dq", "dk", "dv"};
+    for (int part = 0; part < 3; ++part) {
+      std::vector<float> g, r;
+      for (int64_t b = 0; b < c.B; ++b)
+        for (int64_t h = 0; h < c.H; ++h)
+          for (int64_t n = 0; n < c.N; ++n)
+            for (int64_t i = 0; i < c.d; ++i) {
+              const size_t at = static_cast<size_t>(geo.off[part] + b * geo.sb + h * geo.sh + n * geo.sn + i);
+              g.push_back(got[at]);
+              r.push_back(ref.dqkv[at]);
+            }
+      INFO(names[part]);
+      CHECK(rel_err(g, r) < kTolF32);
+    }
+  }
+}
+
+TEST_CASE("attention bf16 (tensor cores): forward and backward within bf16 tolerance", "[attention]") {
+  const uint64_t seed = fresh_seed();
+  INFO("seed " << seed);
+  Rng rng(seed);
+  for (const auto& c : kCases) {
+    INFO("B " << c.B << " H " << c.H << " N " << c.N << " d " << c.d << " packed " << c.packed);
+    const Geometry geo(c);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(c.d));
+    const auto qkv = round_bf16(rng.normal(static_cast<size_t>(geo.in_elems)));
+    const auto dout = round_bf16(rng.normal(static_cast<size_t>(geo.out_elems)));
+    Reference ref = cpu_reference(c, geo, qkv, dout, scale, nullptr);
+
+    auto dqkv_in = bf16_buf(qkv);
+    Buf<bf16> dO(static_cast<size_t>(geo.out_elems));
+    Buf<float> dlse(ref.lse.size());
+    dO.poison();
+    dlse.poison();
+    const bf16* base = dqkv_in.data();
+    cuda::attention_forward(Cuda{}, c.B, c.H, c.N, c.d, scale, geo.in(base, 0), geo.in(base, 1), geo.in(base, 2),
+                            geo.out(dO.data()), dlse.data());
+    CHECK(rel_err(dO.download(), ref.o) < kTolBf16);
+    CHECK(rel_err(dlse.download(), ref.lse) < 1e-4);
+
+    const bool bwd = cuda::attention_supported(cuda::AttentionDtype::bf16, true, c.N, c.d);
+    if (!bwd) {
+      // Outside the one-CTA-per-head limit the launcher refuses clearly.
+      Buf<bf16> dgx(static_cast<size_t>(geo.in_elems));
+      auto dg = bf16_buf(dout);
+      CHECK_THROWS_AS(cuda::attention_backward(Cuda{}, c.B, c.H, c.N, c.d, scale, geo.in(base, 0), geo.in(base, 1),
+                                               geo.in(base, 2), geo.out(static_cast<const bf16*>(dO.data())),
+                                               dlse.data(), geo.out(static_cast<const bf16*>(dg.data())),
+                                               geo.in(dgx.data(), 0), geo.in(dgx.data(), 1), geo.in(dgx.data(), 2)),
+                      vts::Error);
+      continue;
+    }
+    // The backward kernel gets the reference's o (rounded to bf16) and lse, and the CPU backward
+    // the same rounded o: the comparison then measures the backward kernel alone.
+    const auto o_bf = round_bf16(ref.o);
+    ref = cpu_reference(c, geo, qkv, dout, scale, &o_bf);
+    auto do_ref = bf16_buf(o_bf);
+    Buf<float> lse_ref(ref.lse);
+    auto dg = bf16_buf(dout);
+    Buf<bf16> dgx(static_cast<size_t>(geo.in_elems));
+    dgx.poison();
+    cuda::attention_backward(Cuda{}, c.B, c.H, c.N, c.d, scale, geo.in(base, 0), geo.in(base, 1), geo.in(base, 2),
+                             geo.out(static_cast<const bf16*>(do_ref.data())), lse_ref.data(),
+                             geo.out(static_cast<const bf16*>(dg.data())), geo.in(dgx.data(), 0),
+                             geo.in(dgx.data(), 1), geo.in(dgx.data(), 2));
+    const auto got = to_float(dgx.download());
+    const char* names[] = {"dq", "dk", "dv"};
+    for (int part = 0; part < 3; ++part) {
+      std::vector<float> g, r;
+      for (int64_t b = 0; b < c.B; ++b)
+        for (int64_t h = 0; h < c.H; ++h)
+          for (int64_t n = 0; n < c.N; ++n)
+            for (int64_t i = 0; i < c.d; ++i) {
+              const size_t at = static_cast<size_t>(geo.off[part] + b * geo.sb + h * geo.sh + n * geo.sn + i);
+              g.push_back(got[at]);
+              r.push_back(ref.dqkv[at]);
+            }
+      INFO(names[part]);
+      CHECK(rel_err(g, r) < kTolBf16);
+    }
+  }
+}
+
+TEST_CASE("attention launchers reject what the kernels do not support", "[attention]") {
+  Buf<float> buf(4 * 3 * 16 * 80);
+  float* p = buf.data();
+  const HeadLayout<const float> in{p, 3 * 16 * 80, 16 * 80, 80};
+  const HeadLayout<float> out{p, 3 * 16 * 80, 16 * 80, 80};
+  Buf<float> lse(4 * 3 * 16);
+  // head dim 80 is not built
+  CHECK_THROWS_AS(cuda::attention_forward(Cuda{}, 4, 3, 16, 80, 0.1f, in, in, in, out, lse.data()), vts::Error);
+  // rows not 16-byte aligned
+  const HeadLayout<const float> odd{p + 1, 3 * 16 * 64, 16 * 64, 64};
+  const HeadLayout<float> odd_out{p + 1, 3 * 16 * 64, 16 * 64, 64};
+  CHECK_THROWS_AS(cuda::attention_forward(Cuda{}, 1, 3, 16, 64, 0.1f, odd, odd, odd, odd_out, lse.data()), vts::Error);
+  CHECK(cuda::attention_supported(cuda::AttentionDtype::bf16, true, 197, 64));
+  CHECK(!cuda::attention_supported(cuda::AttentionDtype::bf16, true, 577, 64));
+  CHECK(cuda::attention_supported(cuda::AttentionDtype::f32, true, 577, 64));
+  CHECK(!cuda::attention_supported(cuda::AttentionDtype::bf16, true, 197, 128));
+}

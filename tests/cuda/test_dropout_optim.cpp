@@ -1,0 +1,120 @@
+// Dropout masks (bit-identical to the CPU's Philox stream) and fused optimizer updates (the same
+// update functors as the CPU loop).
+#include "cuda_test_util.hpp"
+#include "vts/backend/cpu/dropout.hpp"
+#include "vts/backend/cuda/dropout.hpp"
+#include "vts/backend/cuda/optim.hpp"
+#include "vts/core/rng.hpp"
+#include "vts/optim/update.hpp"
+
+using namespace vts;
+using namespace vts::cuda::test;
+
+TEST_CASE("dropout masks match the CPU bit for bit", "[dropout]") {
+  const uint64_t seed = fresh_seed();
+  INFO("seed " << seed);
+  Rng rng(seed);
+  for (int64_t n : {int64_t(1), int64_t(3), int64_t(4), int64_t(1001), int64_t(32) * 197 * 768}) {
+    for (double p : {0.1, 0.5}) {
+      const uint64_t key = rng.gen(), first = rng.gen() >> 8;  // any stream position
+      INFO("n " << n << " p " << p << " key " << key << " first block " << first);
+      const uint32_t threshold = static_cast<uint32_t>(p * 16777216.0);
+      const float keep = static_cast<float>(1.0 / (1.0 - p));
+      std::vector<float> ref(static_cast<size_t>(n));
+      cpu::dropout_mask(Cpu{}, key, first, n, threshold, keep, ref.data());
+      Buf<float> mask(static_cast<size_t>(n));
+      mask.poison();
+      cuda::dropout_mask(Cuda{}, key, first, n, threshold, keep, mask.data());
+      const auto got = mask.download();
+      REQUIRE(std::memcmp(got.data(), ref.data(), got.size() * sizeof(float)) == 0);
+
+      Buf<bf16> bmask(static_cast<size_t>(n));
+      bmask.poison();
+      cuda::dropout_mask(Cuda{}, key, first, n, threshold, bf16(keep), bmask.data());
+      const auto bgot = bmask.download();
+      for (size_t i = 0; i < bgot.size(); ++i) REQUIRE(bgot[i].bits == bf16(ref[i]).bits);
+
+      // The fused form applies the same mask: y = x · mask.
+      const auto x = rng.normal(static_cast<size_t>(n));
+      Buf<float> dx(x), dy(static_cast<size_t>(n));
+      dy.poison();
+      cuda::dropout_apply(Cuda{}, key, first, n, threshold, keep, dx.data(), dy.data());
+      const auto y = dy.download();
+      for (size_t i = 0; i < y.size(); ++i) REQUIRE(y[i] == x[i] * ref[i]);
+    }
+  }
+  // The op layer draws (seed, first) from a Generator: the mask of two consecutive draws differs.
+  Generator gen(1234);
+  const uint64_t a = gen.reserve(100), b = gen.reserve(100);
+  CHECK(a != b);
+}
+
+namespace {
+
+// Runs `steps` updates of f on the CPU and on the GPU from the same state, then compares.
+template <class F, size_t NB>
+void check_optim(const F& f, size_t n, int steps, uint64_t seed) {
+  Rng rng(seed);
+  auto p = rng.normal(n);
+  std::vector<std::vector<float>> bufs(NB);
+  for (auto& b : bufs) b.assign(n, 0.0f);  // as the optimizers start them; the steps fill them
+  Buf<float> dp(p);
+  std::vector<Buf<float>> dbufs;
+  for (auto& b : bufs) dbufs.emplace_back(b);
+  Buf<bf16> copy(n);
+  for (int s = 0; s < steps; ++s) {
+    const auto g = rng.normal(n);
+    Buf<float> dg(g);
+    copy.poison();
+    if constexpr (NB == 0) {
+      cpu::optim_update(Cpu{}, static_cast<int64_t>(n), f, p.data(), g.data());
+      cuda::optim_update_bf16_copy(Cuda{}, static_cast<int64_t>(n), f, dp.data(), dg.data(), copy.data());
+    } else if constexpr (NB == 1) {
+      cpu::optim_update(Cpu{}, static_cast<int64_t>(n), f, p.data(), g.data(), bufs[0].data());
+      cuda::optim_update_bf16_copy(Cuda{}, static_cast<int64_t>(n), f, dp.data(), dg.data(), copy.data(),
+                                   dbufs[0].data());
+    } else if constexpr (NB == 2) {
+      cpu::optim_update(Cpu{}, static_cast<int64_t>(n), f, p.data(), g.data(), bufs[0].data(), bufs[1].data());
+      cuda::optim_update(Cuda{}, static_cast<int64_t>(n), f, dp.data(), dg.data(), dbufs[0].data(), dbufs[1].data());
+    } else {
+      cpu::optim_update(Cpu{}, static_cast<int64_t>(n), f, p.data(), g.data(), bufs[0].data(), bufs[1].data(),
+                        bufs[2].data());
+      cuda::optim_update(Cuda{}, static_cast<int64_t>(n), f, dp.data(), dg.data(), dbufs[0].data(), dbufs[1].data(),
+                         dbufs[2].data());
+    }
+  }
+  const auto got = dp.download();
+  CHECK(rel_err(got, p) < kTolF32);
+  for (size_t k = 0; k < NB; ++k) CHECK(rel_err(dbufs[k].download(), bufs[k]) < kTolF32);
+  if (NB <= 1) {  // the bf16 copy is the rounding of the updated master weights
+    const auto c = copy.download();
+    for (size_t i = 0; i < n; ++i) REQUIRE(c[i].bits == bf16(got[i]).bits);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("fused optimizer updates match the CPU functors", "[optim]") {
+  const uint64_t seed = fresh_seed();
+  INFO("seed " << seed);
+  using namespace vts::optim::kernel;
+  for (size_t n : {size_t(1), size_t(1027), size_t(1) << 20}) {
+    INFO("n " << n);
+    const float lr = 1e-3f;
+    // Adam/AdamW at step 3: bias corrections as the optimizer computes them.
+    const double b1 = 0.9, b2 = 0.999;
+    const int t = 3;
+    const float neg_step = static_cast<float>(-lr / (1 - std::pow(b1, t)));
+    const float bc2 = static_cast<float>(std::sqrt(1 - std::pow(b2, t)));
+    check_optim<Adam<float, true, false>, 2>({neg_step, bc2, 0.9f, 0.1f, 0.999f, 0.001f, 1e-8f, 0.05f, 1 - lr * 0.05f, false},
+                                             n, 3, seed);
+    check_optim<Adam<float, false, false>, 2>({neg_step, bc2, 0.9f, 0.1f, 0.999f, 0.001f, 1e-8f, 0.01f, 1.0f, false},
+                                              n, 3, seed + 1);
+    check_optim<Adam<float, true, true>, 3>({neg_step, bc2, 0.9f, 0.1f, 0.999f, 0.001f, 1e-8f, 0.05f, 1 - lr * 0.05f, true},
+                                            n, 2, seed + 2);
+    check_optim<Rmsprop<float, true, true>, 3>({-lr, 0.99f, 0.01f, 1e-8f, 0.0f, 0.9f, false}, n, 3, seed + 3);
+    check_optim<Rmsprop<float, false, false>, 1>({-lr, 0.99f, 0.01f, 1e-8f, 1e-4f, 0.0f, false}, n, 3, seed + 4);
+    check_optim<SgdMomentum<float, true>, 1>({-lr, 1e-4f, 0.9f, 1.0f, false, false}, n, 3, seed + 5);
+    check_optim<Sgd<float>, 0>({-lr, 0.0f, true}, n, 2, seed + 6);
+  }
+}

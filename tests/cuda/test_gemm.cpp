@@ -1,0 +1,91 @@
+// cuBLASLt GEMM with the MatrixRef convention, against vts::cpu::gemm (Eigen).
+#include "cuda_test_util.hpp"
+#include "vts/backend/cpu/gemm.hpp"
+#include "vts/backend/cuda/gemm.hpp"
+
+using namespace vts;
+using namespace vts::cuda::test;
+
+namespace {
+struct Layout {
+  bool a_row_major, b_row_major;
+  int64_t pad;  // extra leading-dimension elements
+};
+
+// A MatrixRef of rows × cols at `data` in the given layout with leading-dimension padding.
+template <class T>
+MatrixRef<T> ref_of(const T* data, int64_t rows, int64_t cols, bool row_major, int64_t pad) {
+  return row_major ? MatrixRef<T>{data, rows, cols, cols + pad, 1} : MatrixRef<T>{data, rows, cols, 1, rows + pad};
+}
+}  // namespace
+
+TEST_CASE("gemm fp32 (strict and TF32), all operand layouts, alpha and beta", "[gemm]") {
+  const uint64_t seed = fresh_seed();
+  INFO("seed " << seed);
+  Rng rng(seed);
+  struct Shape3 {
+    int64_t M, K, N;
+  };
+  for (const Shape3& s : {Shape3{788, 768, 2304}, Shape3{197, 64, 197}, Shape3{33, 17, 5}, Shape3{1, 300, 7}}) {
+    for (const Layout& l : {Layout{true, true, 0}, Layout{false, true, 3}, Layout{true, false, 0}, Layout{false, false, 5}}) {
+      INFO("M " << s.M << " K " << s.K << " N " << s.N << " A row-major " << l.a_row_major << " B row-major "
+                << l.b_row_major << " pad " << l.pad);
+      const int64_t lda = (l.a_row_major ? s.K : s.M) + l.pad, ldb = (l.b_row_major ? s.N : s.K) + l.pad;
+      const auto a = rng.normal(static_cast<size_t>((l.a_row_major ? s.M : s.K) * lda));
+      const auto b = rng.normal(static_cast<size_t>((l.b_row_major ? s.K : s.N) * ldb));
+      const int64_t ldc = s.N + 2;
+      const auto c0 = rng.normal(static_cast<size_t>(s.M * ldc));
+      for (float beta : {0.0f, 0.5f}) {
+        for (bool tf32 : {false, true}) {
+          INFO("beta " << beta << " tf32 " << tf32);
+          std::vector<float> ref = c0;
+          cpu::gemm(Cpu{}, ref_of(a.data(), s.M, s.K, l.a_row_major, l.pad),
+                    ref_of(b.data(), s.K, s.N, l.b_row_major, l.pad), ref.data(), ldc, 1.25f, beta);
+          Buf<float> da(a), db(b), dc(c0);
+          if (beta == 0.0f) dc.poison();  // beta = 0 must not read C
+          cuda::set_tf32(tf32);
+          cuda::gemm(Cuda{}, ref_of<float>(da.data(), s.M, s.K, l.a_row_major, l.pad),
+                     ref_of<float>(db.data(), s.K, s.N, l.b_row_major, l.pad), dc.data(), ldc, 1.25f, beta);
+          auto got = dc.download();
+          // Compare the M × N region only (the padding columns keep their poison or old values).
+          std::vector<float> g2, r2;
+          for (int64_t i = 0; i < s.M; ++i)
+            for (int64_t j = 0; j < s.N; ++j) {
+              g2.push_back(got[static_cast<size_t>(i * ldc + j)]);
+              r2.push_back(ref[static_cast<size_t>(i * ldc + j)]);
+            }
+          // TF32 rounds operands to 10 mantissa bits: ≈ 1e-3 relative; fp32 strict: float rounding.
+          CHECK(rel_err(g2, r2) < (tf32 ? 5e-3 : kTolF32));
+        }
+      }
+    }
+  }
+  cuda::set_tf32(true);
+}
+
+TEST_CASE("gemm bf16 operands, bf16 and fp32 outputs", "[gemm]") {
+  const uint64_t seed = fresh_seed();
+  INFO("seed " << seed);
+  Rng rng(seed);
+  const int64_t M = 394, K = 768, N = 3072;
+  for (const Layout& l : {Layout{true, true, 0}, Layout{true, false, 0}, Layout{false, true, 8}}) {
+    INFO("A row-major " << l.a_row_major << " B row-major " << l.b_row_major);
+    const int64_t lda = (l.a_row_major ? K : M) + l.pad, ldb = (l.b_row_major ? N : K) + l.pad;
+    const auto a = round_bf16(rng.normal(static_cast<size_t>((l.a_row_major ? M : K) * lda)));
+    const auto b = round_bf16(rng.normal(static_cast<size_t>((l.b_row_major ? K : N) * ldb)));
+    std::vector<float> ref(static_cast<size_t>(M * N));
+    cpu::gemm(Cpu{}, ref_of(a.data(), M, K, l.a_row_major, l.pad), ref_of(b.data(), K, N, l.b_row_major, l.pad),
+              ref.data(), N, 1.0f, 0.0f);
+    auto da = bf16_buf(a), db = bf16_buf(b);
+    Buf<bf16> dc(ref.size());
+    Buf<float> dcf(ref.size());
+    dc.poison();
+    dcf.poison();
+    const auto ra = ref_of<bf16>(da.data(), M, K, l.a_row_major, l.pad);
+    const auto rb = ref_of<bf16>(db.data(), K, N, l.b_row_major, l.pad);
+    cuda::gemm(Cuda{}, ra, rb, dc.data(), N, 1.0f, 0.0f);
+    cuda::gemm(Cuda{}, ra, rb, dcf.data(), N, 1.0f, 0.0f);
+    CHECK(rel_err(dc.download(), ref) < kTolBf16);
+    CHECK(rel_err(dcf.download(), ref) < 1e-4);  // exact products, fp32 accumulation and output
+  }
+}
