@@ -13,10 +13,9 @@ namespace vts {
 
 struct Philox {
   using Block = std::array<uint32_t, 4>;
-  static Block generate(uint64_t seed, uint64_t counter_hi, uint64_t counter_lo) {
-    uint32_t c0 = static_cast<uint32_t>(counter_lo), c1 = static_cast<uint32_t>(counter_lo >> 32);
-    uint32_t c2 = static_cast<uint32_t>(counter_hi), c3 = static_cast<uint32_t>(counter_hi >> 32);
-    uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
+  // The ten rounds, in place on the counter words (c0..c3) with key (k0, k1). Shared by the scalar
+  // generator below and the vectorised mask kernels, which keep the words in registers.
+  static void rounds(uint32_t& c0, uint32_t& c1, uint32_t& c2, uint32_t& c3, uint32_t k0, uint32_t k1) {
     for (int round = 0; round < 10; ++round) {
       const uint64_t p0 = uint64_t(0xD2511F53u) * c0;
       const uint64_t p1 = uint64_t(0xCD9E8D57u) * c2;
@@ -29,6 +28,11 @@ struct Philox {
       k0 += 0x9E3779B9u;
       k1 += 0xBB67AE85u;
     }
+  }
+  static Block generate(uint64_t seed, uint64_t counter_hi, uint64_t counter_lo) {
+    uint32_t c0 = static_cast<uint32_t>(counter_lo), c1 = static_cast<uint32_t>(counter_lo >> 32);
+    uint32_t c2 = static_cast<uint32_t>(counter_hi), c3 = static_cast<uint32_t>(counter_hi >> 32);
+    rounds(c0, c1, c2, c3, static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
     return {c0, c1, c2, c3};
   }
   // 24 high bits → float in [0, 1).

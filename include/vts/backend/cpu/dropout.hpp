@@ -20,19 +20,7 @@ void dropout_mask(Device, uint64_t seed, uint64_t first_block, int64_t n, uint32
     for (int64_t blk = b; blk < e; ++blk) {
       const uint64_t counter = first_block + static_cast<uint64_t>(blk);
       uint32_t c0 = static_cast<uint32_t>(counter), c1 = static_cast<uint32_t>(counter >> 32), c2 = 0, c3 = 0;
-      uint32_t k0 = k0_init, k1 = k1_init;
-      for (int round = 0; round < 10; ++round) {
-        const uint64_t p0 = uint64_t(0xD2511F53u) * c0;
-        const uint64_t p1 = uint64_t(0xCD9E8D57u) * c2;
-        const uint32_t n0 = static_cast<uint32_t>(p1 >> 32) ^ c1 ^ k0;
-        const uint32_t n2 = static_cast<uint32_t>(p0 >> 32) ^ c3 ^ k1;
-        c1 = static_cast<uint32_t>(p1);
-        c3 = static_cast<uint32_t>(p0);
-        c0 = n0;
-        c2 = n2;
-        k0 += 0x9E3779B9u;
-        k1 += 0xBB67AE85u;
-      }
+      Philox::rounds(c0, c1, c2, c3, k0_init, k1_init);
       T* m = mask + 4 * blk;
       m[0] = (c0 >> 8) >= threshold ? keep_scale : T(0);
       m[1] = (c1 >> 8) >= threshold ? keep_scale : T(0);
