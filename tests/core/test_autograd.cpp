@@ -58,7 +58,7 @@ TEST_CASE("a leaf's gradient never aliases the seed or another tensor's gradient
   }
 }
 
-TEST_CASE("backward frees the graph; a second pass through it throws", "[autograd]") {
+TEST_CASE("backward frees the graph and a second pass through it throws", "[autograd]") {
   Td x = Td::from_vector({1, 2});
   x.requires_grad_();
   Td y = sum(vts::exp(x));
@@ -138,7 +138,7 @@ TEST_CASE("detach cuts the graph", "[autograd]") {
   CHECK(x.detach().same_storage(x));
 }
 
-TEST_CASE("retain_grad keeps an intermediate gradient; others are not kept", "[autograd]") {
+TEST_CASE("retain_grad keeps an intermediate gradient and others are not kept", "[autograd]") {
   Td x = Td::from_vector({1, 2, 3});
   x.requires_grad_();
   Td h = mul(x, x);

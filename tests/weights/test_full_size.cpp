@@ -67,7 +67,7 @@ std::map<std::string, io::Array> b16_keys() {
 
 }  // namespace
 
-TEST_CASE("weights: every ViT-B/16 key at its real shape loads; a broken copy names both faults",
+TEST_CASE("weights: every ViT-B/16 key at its real shape loads and a broken copy names both faults",
           "[weights][full-size]") {
   TempDir dir;
   auto arrays = b16_keys();

@@ -210,7 +210,7 @@ TEST_CASE("weights: resize_pos_embed on hand-checked values", "[weights][resize]
   CHECK_THROWS_AS(io::resize_pos_embed(src, 3, 2, 1), vts::ShapeError);
 }
 
-TEST_CASE("weights: float16, bfloat16 and float64 files load; integer tensors are refused", "[weights][dtype]") {
+TEST_CASE("weights: float16, bfloat16 and float64 files load and integer tensors are refused", "[weights][dtype]") {
   TempDir dir;
   const auto base = io::read_safetensors(golden("vit_golden32.safetensors"));
   vts::Generator gen(5);
