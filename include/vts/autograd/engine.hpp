@@ -25,7 +25,7 @@ Tensor<T, D> add_same_shape(const Tensor<T, D>& a, const Tensor<T, D>& b) {
 // another op's gradient (add passes its input gradient through) and must be copied first.
 template <class T, class D>
 bool exclusively_owned(const Tensor<T, D>& t) {
-  return t.impl_ptr().use_count() == 1 && t.is_contiguous();
+  return t.impl_ptr().use_count() == 1 && t.impl()->storage.use_count() == 1 && t.is_contiguous();
 }
 
 template <class T, class D>
@@ -78,8 +78,12 @@ void run_backward(const Tensor<T, D>& root, const Tensor<T, D>& seed) {
     Tensor<T, D> g = std::move(found->second);
     pending.erase(found);
     auto& fn = impl->grad_fn;
-    if (!fn || impl->retains_grad) accumulate_leaf(*impl, g);
-    if (!fn) continue;
+    if (!fn) {
+      // Moved, so a freshly computed gradient (a GEMM's dW) is adopted without a copy.
+      accumulate_leaf(*impl, std::move(g));
+      continue;
+    }
+    if (impl->retains_grad) accumulate_leaf(*impl, g);  // g still feeds fn below: it is copied
     std::vector<Tensor<T, D>> input_grads = fn->backward(g);
     VTS_CHECK(input_grads.size() == fn->inputs.size(), "backward of '", fn->name, "' returned ",
               input_grads.size(), " gradients for ", fn->inputs.size(), " inputs");
