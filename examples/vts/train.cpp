@@ -42,6 +42,8 @@ Run add_train_command(CLI::App& app) {
       ->check(CLI::Range(0.0, 1.0))->capture_default_str();
   app.add_option("--ema", a->ema, "evaluate an exponential moving average of the weights with this decay (0: off)")
       ->check(CLI::Range(0.0, 0.99999))->capture_default_str();
+  app.add_option("--mixup", a->mixup, "mixup: blend each batch with itself shuffled, weight ~ Beta(a, a) (0: off; csq only)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
   app.add_flag("--flip-average,!--no-flip-average", a->flip_average,
                "encode each image and its mirror image and average the outputs")->capture_default_str();
   app.add_flag("--reference-compat", a->reference_compat,

@@ -453,6 +453,28 @@ TEST_CASE("hash: CSQ keeps the BCE log clamp at -100 when tanh saturates", "[has
             .item() == Approx(expected).epsilon(1e-6));
 }
 
+TEST_CASE("hash: CSQ with a mixed label row targets the weighted mean of the two centers", "[hash][csq][mixup]") {
+  // 3 classes, K = 4: Hadamard rows 0..2. Row 0 is one-hot (its center exactly); row 1 is
+  // 0.25 class 0 + 0.75 class 2; row 2 carries weights that do not sum to 1 (normalised).
+  hl::Config cfg;
+  cfg.bits = 4;
+  cfg.classes = 3;
+  vts::Generator gen(1);
+  hl::Csq<double> csq(cfg, gen);
+  const auto& c = csq.assigner().centers();
+  const auto y = vts::Tensor<double>::from_vector({0, 1, 0, 0.25, 0, 0.75, 0.2, 0.2, 0}, Shape{3, 3});
+  const std::vector<double> t = csq.centers_for(y).to_vector();
+  for (size_t k = 0; k < 4; ++k) {
+    CHECK(t[k] == c[1][k]);
+    CHECK(t[4 + k] == Approx(0.25 * c[0][k] + 0.75 * c[2][k]).epsilon(1e-7));
+    CHECK(t[8 + k] == Approx(0.5 * c[0][k] + 0.5 * c[1][k]).epsilon(1e-7));
+  }
+  // Where the two centers agree the target stays ±1; where they differ it is 2λ − 1.
+  int agree = 0;
+  for (size_t k = 0; k < 4; ++k) agree += c[0][k] == c[2][k];
+  CHECK(agree == 2);
+}
+
 TEST_CASE("hash: HashNet with no positive pair is the mean over negatives and not NaN", "[hash][hashnet]") {
   // Two all-zero label rows: even the diagonal is negative (y·y = 0), so S1 = 0.
   hl::Config cfg;

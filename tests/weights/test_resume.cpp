@@ -63,7 +63,7 @@ template <class Loss>
 using TrainerOf = vts::hash::Trainer<Net, Loss>;
 
 template <class Loss>
-std::unique_ptr<TrainerOf<Loss>> make_trainer() {
+std::unique_ptr<TrainerOf<Loss>> make_trainer(double mixup = 0.0) {
   vts::Generator gen(kSeed);
   Net net(kBits, gen);
   hl::Config cfg;
@@ -74,7 +74,9 @@ std::unique_ptr<TrainerOf<Loss>> make_trainer() {
   if constexpr (requires { loss.adaptive_targets; }) loss.adaptive_targets = true;
   vts::hash::OptimizerOptions opt{.name = "adamw", .lr = 3e-3, .weight_decay = 0.05, .schedule = "cosine",
                                   .warmup_epochs = 1, .final_lr = 1e-5};
-  return std::make_unique<TrainerOf<Loss>>(std::move(net), std::move(loss), opt, kSeed);
+  auto t = std::make_unique<TrainerOf<Loss>>(std::move(net), std::move(loss), opt, kSeed);
+  t->set_mixup(mixup);
+  return t;
 }
 
 vts::data::Loader make_loader() {
@@ -118,9 +120,9 @@ enum class Skip { nothing, generator, optimizer };
 
 // Trains 2 epochs, saves, builds everything anew, restores (leaving out `skip`), trains to 4.
 template <class Loss>
-std::map<std::string, std::vector<uint8_t>> interrupted_run(const std::string& path, Skip skip) {
+std::map<std::string, std::vector<uint8_t>> interrupted_run(const std::string& path, Skip skip, double mixup = 0.0) {
   {
-    auto first = make_trainer<Loss>();
+    auto first = make_trainer<Loss>(mixup);
     auto loader = make_loader();
     for (int64_t e = 0; e < 2; ++e) first->train_epoch(loader, e, kEpochs);
     io::CheckpointWriter w;
@@ -128,7 +130,7 @@ std::map<std::string, std::vector<uint8_t>> interrupted_run(const std::string& p
     w.metadata() = {{"config", Tiny8::name}, {"loss", Loss::name}, {"bits", kBits}, {"epoch", 2}};
     w.write(path);
   }
-  auto resumed = make_trainer<Loss>();
+  auto resumed = make_trainer<Loss>(mixup);
   io::CheckpointReader r(path);
   r.expect_metadata("loss", Loss::name);
   r.layer("model", resumed->network());
@@ -178,4 +180,29 @@ TEST_CASE("resume: leaving out the generator or the optimizer state changes the 
   CHECK(no_rng.at("rng") != want.at("rng"));
   const auto no_optim = interrupted_run<Loss>(dir / "b.safetensors", Skip::optimizer);
   CHECK(differing<Loss>(want, no_optim).size() > 10);
+}
+
+TEST_CASE("resume: mixup draws from the saved generator, so a resumed CSQ run is exact too", "[resume][mixup]") {
+  using Loss = hl::Csq<float>;
+  TempDir dir;
+  auto straight = make_trainer<Loss>(0.4);
+  auto plain = make_trainer<Loss>();
+  {
+    auto loader = make_loader();
+    auto loader2 = make_loader();
+    for (int64_t e = 0; e < kEpochs; ++e) {
+      straight->train_epoch(loader, e, kEpochs);
+      plain->train_epoch(loader2, e, kEpochs);
+    }
+  }
+  const auto want = everything<Loss>(*straight);
+  CHECK_FALSE(differing<Loss>(want, everything<Loss>(*plain)).empty());  // mixup changed the run
+  const auto diff = differing<Loss>(want, interrupted_run<Loss>(dir / "last.safetensors", Skip::nothing, 0.4));
+  INFO("differing: " << diff.size() << (diff.empty() ? "" : ", first " + diff.front()));
+  CHECK(diff.empty());
+}
+
+TEST_CASE("resume: mixup is refused for losses that need hard labels", "[resume][mixup]") {
+  CHECK_THROWS_WITH(make_trainer<hl::Dsh<float>>(0.2), Catch::Contains("dsh does not"));
+  CHECK_NOTHROW(make_trainer<hl::Dsh<float>>(0.0));
 }

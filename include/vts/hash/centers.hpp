@@ -89,7 +89,8 @@ inline int64_t first_argmax(const float* label, int64_t C) {
 }
 
 // Maps label rows [B, C] to centers [B, K].
-//   single-label: the center of the row's argmax class;
+//   single-label: the center of the row's argmax class; a soft row (some value strictly between 0
+//   and 1, as mixup makes) gets the label-weighted mean of the centers instead, not a sign;
 //   multi-label: sign of the sum of the member classes' centers, where a zero sum at bit k is
 //   replaced by tie_bits[k] ∈ {0, 1} (one fixed random vector) and then c = +1 iff the sum > 0.
 class CenterAssigner {
@@ -139,6 +140,15 @@ class CenterAssigner {
       const float* y = labels.data() + i * C;
       float* dst = out.data() + i * K;
       if (!multi_label_) {
+        if (is_soft_row(y, C)) {  // a mixed row (mixup): the label-weighted mean of the centers
+          float total = 0;
+          for (int64_t c = 0; c < C; ++c) total += y[c];
+          std::fill(dst, dst + K, 0.0f);
+          for (int64_t c = 0; c < C; ++c)
+            if (y[c] != 0)
+              for (int64_t k = 0; k < K; ++k) dst[k] += y[c] / total * centers_[static_cast<size_t>(c)][static_cast<size_t>(k)];
+          continue;
+        }
         const auto& c = centers_[static_cast<size_t>(first_argmax(y, C))];
         std::copy(c.begin(), c.end(), dst);
         continue;
@@ -154,6 +164,13 @@ class CenterAssigner {
   }
 
  private:
+  // Single-label rows are one-hot; a row with a value strictly between 0 and 1 is a mixture.
+  static bool is_soft_row(const float* y, int64_t C) {
+    for (int64_t c = 0; c < C; ++c)
+      if (y[c] > 0.0f && y[c] < 1.0f) return true;
+    return false;
+  }
+
   CenterMatrix centers_;
   bool multi_label_ = false;
   std::vector<float> tie_bits_;

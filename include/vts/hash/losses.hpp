@@ -288,6 +288,7 @@ class Csq {
  public:
   using tensor_type = Tensor<T, D>;
   static constexpr const char* name = "csq";
+  static constexpr bool soft_labels = true;  // mixed label rows give mixed centers (CenterAssigner)
   T lambda = T(1e-4);
 
   Csq(const Config& cfg, Generator& gen)

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "vts/data/loader.hpp"
+#include "vts/hash/encode.hpp"
 #include "vts/hash/heads.hpp"
 #include "vts/hash/losses.hpp"
 #include "vts/optim/optim.hpp"
@@ -81,6 +82,21 @@ class Trainer {
     if (decay > 0.0)
       for (auto& p : nn::parameters(net_)) ema_.push_back(p.clone_nograd());
   }
+  // Mixup (Zhang et al., 2018): every training batch becomes λ·batch + (1 − λ)·(the same batch in a
+  // random order), images and label rows alike, with λ ~ Beta(α, α) drawn per batch. Only losses
+  // that read soft label rows take it (CSQ: the target is the label-weighted mean of the centers,
+  // so an image that is part shirt, part pullover is pulled between their codes). Draws come from
+  // the dropout generator, which checkpoints keep, so --resume stays exact. 0 turns it off.
+  void set_mixup(double alpha) {
+    VTS_CHECK(alpha >= 0.0, "mixup alpha must be >= 0, got ", alpha);
+    constexpr bool soft_labels = [] {
+      if constexpr (requires { Loss::soft_labels; }) return Loss::soft_labels;
+      else return false;
+    }();
+    VTS_CHECK(alpha == 0.0 || soft_labels, "mixup needs a loss that accepts soft label rows (csq); ",
+              Loss::name, " does not");
+    mixup_alpha_ = alpha;
+  }
   // Mirror each image horizontally as well and average the two outputs when encoding.
   void set_flip_averaging(bool on) { flip_average_ = on; }
 
@@ -115,6 +131,7 @@ class Trainer {
       const auto t0 = std::chrono::steady_clock::now();
       const double lr = scheduled_lr(opt_options_, epoch * steps + batch.number, steps, total_epochs);
       std::visit([&](auto& o) { o.set_lr(lr); }, *optimizer_);
+      if (mixup_alpha_ > 0) mix_batch(batch);
       const tensor_type x = images_of(batch), y = labels_of(batch);
       const tensor_type u = net_.forward(x, ctx);
       const tensor_type l = loss_(u, y, batch.indices, static_cast<int>(epoch));
@@ -134,42 +151,20 @@ class Trainer {
     return n ? sum / static_cast<double>(n) : 0.0;
   }
 
-  // Raw outputs u [n, bits] of a whole split in evaluation mode (dropout off), in dataset order.
+  // Raw outputs u [n, bits] of a whole split in evaluation mode (dropout off), in dataset order,
+  // with the averaged weights when EMA is on.
   std::vector<float> encode(std::shared_ptr<const data::Dataset> ds, int64_t batch_size, int workers,
                             const std::function<void(int64_t done, int64_t total)>& progress = {}) {
-    data::Loader loader(std::move(ds), {.batch_size = batch_size, .shuffle = false, .num_workers = workers});
-    loader.start_epoch(0);
-    NoGradGuard no_grad;
-    swap_ema();  // evaluate the averaged weights, if any
-    nn::Context ctx{false, &dropout_rng_};
-    std::vector<float> out;
-    data::Batch batch;
-    int64_t done = 0;
-    const int64_t total = loader.dataset().size();
-    try {
-      while (loader.next(batch)) {
-        std::vector<T> u = net_.forward(images_of(batch), ctx).to_vector();
-        if (flip_average_) {
-          mirror_images(batch);
-          const std::vector<T> v = net_.forward(images_of(batch), ctx).to_vector();
-          for (size_t i = 0; i < u.size(); ++i) u[i] = (u[i] + v[i]) * T(0.5);
-        }
-        out.insert(out.end(), u.begin(), u.end());
-        done += batch.size;
-        if (progress) progress(done, total);
-      }
-    } catch (...) {
-      swap_ema();
-      throw;
-    }
-    swap_ema();
-    return out;
+    std::vector<T> out;
+    with_eval_weights([&] {
+      out = hash::encode(net_, std::move(ds), {.batch_size = batch_size, .workers = workers, .flip_average = flip_average_},
+                         progress);
+    });
+    if constexpr (std::is_same_v<T, float>) return out;
+    else return std::vector<float>(out.begin(), out.end());
   }
 
-  static tensor_type images_of(const data::Batch& b) {
-    std::vector<T> v(b.images.begin(), b.images.end());
-    return tensor_type::from_vector(v, Shape{b.size, b.spec.channels, b.spec.height, b.spec.width});
-  }
+  static tensor_type images_of(const data::Batch& b) { return batch_images<tensor_type>(b); }
   static tensor_type labels_of(const data::Batch& b) {
     std::vector<T> v(b.labels.begin(), b.labels.end());
     return tensor_type::from_vector(v, Shape{b.size, b.num_classes});
@@ -203,9 +198,39 @@ class Trainer {
       std::swap_ranges(p, p + params[i].numel(), e);
     }
   }
-  static void mirror_images(data::Batch& b) {
-    const int64_t w = b.spec.width, rows = static_cast<int64_t>(b.images.size()) / w;
-    for (int64_t r = 0; r < rows; ++r) std::reverse(b.images.begin() + r * w, b.images.begin() + (r + 1) * w);
+  // A Beta(α, α) draw as X / (X + Y) with X, Y ~ Gamma(α) (Marsaglia and Tsang's method; for
+  // α < 1, Gamma(α) = Gamma(α + 1)·U^(1/α)).
+  double gamma_draw(double alpha) {
+    if (alpha < 1.0) return gamma_draw(alpha + 1.0) * std::pow(1.0 - dropout_rng_.next_double(), 1.0 / alpha);
+    const double d = alpha - 1.0 / 3.0, c = 1.0 / std::sqrt(9.0 * d);
+    for (;;) {
+      double x, v;
+      do {
+        x = dropout_rng_.next_normal();
+        v = 1.0 + c * x;
+      } while (v <= 0.0);
+      v = v * v * v;
+      const double u = 1.0 - dropout_rng_.next_double();  // (0, 1]
+      if (std::log(u) < 0.5 * x * x + d - d * v + d * std::log(v)) return d * v;
+    }
+  }
+  void mix_batch(data::Batch& b) {
+    const double ga = gamma_draw(mixup_alpha_), gb = gamma_draw(mixup_alpha_);
+    const float lam = static_cast<float>(ga / (ga + gb));
+    std::vector<int64_t> order(static_cast<size_t>(b.size));
+    for (int64_t i = 0; i < b.size; ++i) order[static_cast<size_t>(i)] = i;
+    for (int64_t i = b.size - 1; i > 0; --i)  // Fisher–Yates
+      std::swap(order[static_cast<size_t>(i)], order[dropout_rng_.next_below(static_cast<uint64_t>(i + 1))]);
+    auto mix = [&](std::vector<float>& rows, int64_t width) {
+      const std::vector<float> src = rows;
+      for (int64_t i = 0; i < b.size; ++i) {
+        const float* other = src.data() + order[static_cast<size_t>(i)] * width;
+        float* r = rows.data() + i * width;
+        for (int64_t k = 0; k < width; ++k) r[k] = lam * r[k] + (1.0f - lam) * other[k];
+      }
+    };
+    mix(b.images, b.spec.numel());
+    mix(b.labels, b.num_classes);
   }
 
   Network net_;
@@ -216,6 +241,7 @@ class Trainer {
   double ema_decay_ = 0.0;
   int64_t ema_steps_ = 0;
   std::vector<tensor_type> ema_;
+  double mixup_alpha_ = 0.0;
   bool flip_average_ = false;
 };
 
