@@ -48,6 +48,7 @@ struct TrainArgs {
   bool augment = true;
   float erase = 0.0f;
   double ema = 0.0;
+  double mixup = 0.0;
   bool flip_average = false;
   bool reference_compat = false;
   uint64_t seed = 1;
@@ -69,7 +70,7 @@ inline nlohmann::json run_settings(const TrainArgs& a) {
           {"lr", a.opt.lr}, {"weight_decay", a.opt.weight_decay}, {"momentum", a.opt.momentum},
           {"schedule", a.opt.schedule}, {"step_size", a.opt.step_size}, {"gamma", a.opt.gamma},
           {"warmup_epochs", a.opt.warmup_epochs}, {"final_lr", a.opt.final_lr}, {"augment", a.augment},
-          {"erase", a.erase}, {"ema", a.ema}, {"reference_compat", a.reference_compat}, {"seed", a.seed},
+          {"erase", a.erase}, {"ema", a.ema}, {"mixup", a.mixup}, {"reference_compat", a.reference_compat}, {"seed", a.seed},
           {"pretrain_epochs", a.pretrain_epochs}, {"pretrain_lr", a.pretrain_lr}};
 }
 
@@ -188,6 +189,7 @@ int run(const TrainArgs& a) {
   hash::Trainer<Network, Loss> trainer(std::move(net), std::move(loss), a.opt, a.seed);
   trainer.set_ema(a.ema);
   trainer.set_flip_averaging(a.flip_average);
+  trainer.set_mixup(a.mixup);
   const std::vector<float> query_labels = data::all_labels(*split.query);
   const std::vector<float> db_labels = data::all_labels(*split.database);
   const index::Labels query_labels_packed = index::Labels::from_multi_hot(query_labels, classes);
@@ -232,7 +234,8 @@ int run(const TrainArgs& a) {
       trainer.with_eval_weights([&] { ckpt.add_layer("model", trainer.network()); });
       trainer.loss().state([&](const std::string& name, auto& t) { ckpt.add("loss." + name, t); });
       ckpt.metadata() = {{"config", Config::name}, {"head", Head::name}, {"loss", Loss::name}, {"bits", a.bits},
-                         {"epoch", epoch}, {"map", best.report.map}, {"dataset", a.dataset}, {"seed", a.seed}};
+                         {"epoch", epoch}, {"map", best.report.map}, {"dataset", a.dataset}, {"seed", a.seed},
+                         {"flip_average", a.flip_average}};  // vts encode/search encode as the evaluation did
       ckpt.write(a.out + "/best.safetensors");
     }
     // The whole training state (live weights, optimizer, loss, dropout generator) after every
@@ -334,7 +337,7 @@ int run(const TrainArgs& a) {
         {"lr", a.opt.lr}, {"weight_decay", a.opt.weight_decay}, {"schedule", a.opt.schedule},
         {"warmup_epochs", a.opt.warmup_epochs}, {"final_lr", a.opt.final_lr}, {"eval_every", a.eval_every},
         {"pretrain_epochs", a.pretrain_epochs}, {"pretrain_lr", a.pretrain_lr}, {"augment", a.augment}, {"erase", a.erase}, {"ema", a.ema},
-        {"flip_average", a.flip_average},
+        {"mixup", a.mixup}, {"flip_average", a.flip_average},
         {"reference_compat", a.reference_compat}, {"seed", a.seed}, {"threads", cpu::max_threads()},
         {"workers", a.workers}, {"train_size", split.train->size()}, {"query_size", nq}, {"database_size", ndb}}}};
   write_text(a.out + "/metrics.json", metrics.dump(2) + "\n");
