@@ -1,7 +1,9 @@
 #pragma once
 // Image-list datasets in the DeepHash format: one line per image, "relative/path.jpg 0 1 0 ...",
 // the path then num_classes labels of 0 or 1 separated by whitespace. Paths are relative to an
-// image root. Images are decoded on demand (stb_image, forced to RGB) and transformed.
+// image root. Images are decoded on demand (stb_image, forced to RGB unless asked for another
+// channel count) and transformed. A folder of unlabelled images is a list too (list_image_folder).
+#include <algorithm>
 #include <cctype>
 #include <filesystem>
 #include <fstream>
@@ -16,7 +18,7 @@ namespace vts::data {
 
 struct ListFile {
   std::string path;  // the list file, for error messages
-  int num_classes = 0;
+  int num_classes = 0;               // 0: unlabelled (a folder of images)
   std::vector<std::string> images;  // paths as written in the file
   std::vector<uint8_t> labels;      // size() x num_classes, each 0 or 1
   std::vector<int64_t> lines;       // 1-based line number of each entry
@@ -72,16 +74,48 @@ inline ListFile read_list_file(const std::string& path, int num_classes) {
   return list;
 }
 
+// Every image file (by extension: jpg, jpeg, png, bmp, gif, tga, pnm, pgm, ppm) under `dir`,
+// recursively, as an unlabelled list with paths relative to `dir`, sorted so the order does not
+// depend on the file system. Throws vts::IoError when dir is not a folder or holds no image.
+inline ListFile list_image_folder(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec))
+    throw IoError(vts::detail::concat("image folder '", dir, "': expected a folder, found ",
+                                      fs::exists(dir, ec) ? "a file" : "nothing"));
+  static const char* const extensions[] = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tga", ".pnm", ".pgm", ".ppm"};
+  ListFile list;
+  list.path = dir;
+  for (fs::recursive_directory_iterator it(dir, fs::directory_options::follow_directory_symlink, ec), end;
+       !ec && it != end; it.increment(ec)) {
+    if (!it->is_regular_file(ec)) continue;
+    std::string ext = it->path().extension().string();
+    for (char& ch : ext) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if (std::find(std::begin(extensions), std::end(extensions), ext) == std::end(extensions)) continue;
+    list.images.push_back(fs::relative(it->path(), dir, ec).generic_string());
+  }
+  if (ec) throw IoError(vts::detail::concat("image folder '", dir, "': cannot list it: ", ec.message()));
+  if (list.images.empty())
+    throw IoError(vts::detail::concat("image folder '", dir,
+                                      "': expected at least one image (.jpg .jpeg .png .bmp .gif .tga .pnm "
+                                      ".pgm .ppm), found none"));
+  std::sort(list.images.begin(), list.images.end());
+  list.lines.assign(list.images.size(), 0);
+  return list;
+}
+
 class ListDataset final : public Dataset {
  public:
-  // Item i is image_root / list.images[i]; the transform must have a fixed output size.
-  ListDataset(ListFile list, std::string image_root, ImageTransform transform)
-      : list_(std::move(list)), root_(std::move(image_root)), transform_(std::move(transform)) {
-    transform_.validate(3);
+  // Item i is image_root / list.images[i], decoded to `channels` channels (3: RGB, 1: grey); the
+  // transform must have a fixed output size.
+  ListDataset(ListFile list, std::string image_root, ImageTransform transform, int channels = 3)
+      : list_(std::move(list)), root_(std::move(image_root)), transform_(std::move(transform)), channels_(channels) {
+    VTS_CHECK(channels_ >= 1 && channels_ <= 4, "ListDataset: expected 1..4 channels, found ", channels_);
+    transform_.validate(channels_);
     VTS_CHECK(transform_.fixed_output(), "ListDataset: expected a transform with a fixed output size (a crop "
                                          "or an exact resize), found one whose output follows the image size");
     const auto [h, w] = transform_.output_size(1, 1);
-    spec_ = ImageSpec{3, h, w};
+    spec_ = ImageSpec{channels_, h, w};
   }
 
   int64_t size() const override { return list_.size(); }
@@ -92,14 +126,12 @@ class ListDataset final : public Dataset {
     thread_local ImageU8 decoded;  // reused: a worker decodes many images of similar size
     const std::string file = source(i);
     try {
-      decode_image(file, 3, decoded);
-      transform_.apply(decoded.pixels.data(), decoded.height, decoded.width, 3, image, aug_rng);
+      decode_image(file, channels_, decoded);
+      transform_.apply(decoded.pixels.data(), decoded.height, decoded.width, channels_, image, aug_rng);
     } catch (const IoError& e) {
-      throw IoError(vts::detail::concat(e.what(), " (listed at ", list_.path, ":",
-                                        list_.lines[static_cast<size_t>(i)], ")"));
+      throw IoError(vts::detail::concat(e.what(), " (", where(i), ")"));
     } catch (const Error& e) {
-      throw Error(vts::detail::concat("image '", file, "' (listed at ", list_.path, ":",
-                                      list_.lines[static_cast<size_t>(i)], "): ", e.what()));
+      throw Error(vts::detail::concat("image '", file, "' (", where(i), "): ", e.what()));
     }
     get_label(i, label);
   }
@@ -118,9 +150,15 @@ class ListDataset final : public Dataset {
   const ImageTransform& transform() const { return transform_; }
 
  private:
+  std::string where(int64_t i) const {
+    const int64_t line = list_.lines[static_cast<size_t>(i)];
+    return line > 0 ? vts::detail::concat("listed at ", list_.path, ":", line) : "in " + list_.path;
+  }
+
   ListFile list_;
   std::string root_;
   ImageTransform transform_;
+  int channels_ = 3;
   ImageSpec spec_;
 };
 

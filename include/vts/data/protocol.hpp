@@ -127,6 +127,19 @@ inline Split pool_protocol(const std::string& name, std::shared_ptr<const ImageP
 
 }  // namespace detail
 
+// The transform a protocol applies to its query and database images, for an image of `image_size`
+// (0 = the protocol's own) — also what `vts encode` and `vts search` apply to images from files,
+// so a query image is seen exactly as the database was.
+inline ImageTransform eval_transform(const std::string& name, int image_size = 0, int resize_size = 0) {
+  if (name == "fashion-mnist") return fashion_mnist_transform({}, image_size ? image_size : 28);
+  if (name == "cifar10" || name == "cifar10-1" || name == "cifar10-2") return cifar10_transform(image_size ? image_size : 224);
+  const auto names = protocol_names();
+  VTS_CHECK(std::find(names.begin(), names.end(), name) != names.end(), "eval_transform: unknown protocol '",
+            name, "'");
+  const int size = image_size ? image_size : 224;
+  return ImageTransform::imagenet_eval(resize_size ? resize_size : (size * 8 + 3) / 7, size);
+}
+
 // Builds a protocol by name (see protocol_names()). Throws vts::Error for an unknown name or bad
 // options and vts::IoError for missing or malformed files.
 //   fashion-mnist  70,000 pooled; per class 100 query / 500 train / rest database
@@ -144,7 +157,7 @@ inline Split make_protocol(const std::string& name, const ProtocolOptions& opt =
     const FashionAugment aug{opt.train_augment.value_or(false), opt.fashion_pad, opt.fashion_hflip,
                              opt.fashion_erase};
     return detail::pool_protocol(name, pool, 100, 500, opt, fashion_mnist_transform(aug, size),
-                                 fashion_mnist_transform({}, size));
+                                 eval_transform(name, size));
   }
   if (name == "cifar10" || name == "cifar10-1" || name == "cifar10-2") {
     VTS_CHECK(!opt.train_augment.value_or(false), name,
@@ -153,7 +166,7 @@ inline Split make_protocol(const std::string& name, const ProtocolOptions& opt =
     const int size = opt.image_size ? opt.image_size : 224;
     auto pool = load_cifar10(opt.data_dir);
     const bool big = name == "cifar10-2";
-    const ImageTransform t = cifar10_transform(size);
+    const ImageTransform t = eval_transform(name, size);
     return detail::pool_protocol(name, pool, big ? 1000 : 100, big ? 5000 : 500, opt, t, t);
   }
   struct ListConfig {
@@ -176,7 +189,7 @@ inline Split make_protocol(const std::string& name, const ProtocolOptions& opt =
     auto load = [&](const char* file, const ImageTransform& t) {
       return std::make_shared<ListDataset>(read_list_file((dir / file).string(), cfg.classes), root, t);
     };
-    const ImageTransform eval_t = ImageTransform::imagenet_eval(resize, size);
+    const ImageTransform eval_t = eval_transform(name, size, resize);
     Split out;
     out.name = name;
     out.topk = cfg.topk;
