@@ -10,5 +10,8 @@ namespace vts::cli {
 using Run = std::function<int()>;
 
 Run add_train_command(CLI::App& app);
+Run add_encode_command(CLI::App& app);   // retrieval.cpp
+Run add_search_command(CLI::App& app);   // retrieval.cpp
+Run add_export_command(CLI::App& app);   // retrieval.cpp
 
 }  // namespace vts::cli

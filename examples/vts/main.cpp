@@ -13,6 +13,12 @@ int main(int argc, char** argv) {
   std::map<CLI::App*, vts::cli::Run> runs;
   CLI::App* train = app.add_subcommand("train", "train a hashing model and evaluate it (the default command)");
   runs[train] = vts::cli::add_train_command(*train);
+  CLI::App* encode = app.add_subcommand("encode", "encode a dataset split or a folder of images into an index file");
+  runs[encode] = vts::cli::add_encode_command(*encode);
+  CLI::App* search = app.add_subcommand("search", "find an image's nearest neighbours in an index; write a PNG gallery");
+  runs[search] = vts::cli::add_search_command(*search);
+  CLI::App* exp = app.add_subcommand("export", "export an index's codes for FAISS or Milvus");
+  runs[exp] = vts::cli::add_export_command(*exp);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,67 @@
+#pragma once
+// A trained hash model loaded back from a `vts train` checkpoint, with its config chosen at run
+// time: what `vts encode` and `vts search` use. The concrete network type (config × head) lives
+// in model.cpp; callers see only this interface.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "vts/data/dataset.hpp"
+#include "vts/data/image.hpp"
+#include "vts/hash/encode.hpp"
+
+namespace vts::cli {
+
+// What identifies a model's codes: two models with the same identity give the same codes for the
+// same image. `weights_crc32` covers every weight's bytes.
+struct ModelIdentity {
+  std::string config, head, loss, dataset;
+  int64_t bits = 0;
+  int64_t image = 0, channels = 0;
+  bool flip_average = false;
+  uint32_t weights_crc32 = 0;
+  nlohmann::json to_json() const;
+  friend bool operator==(const ModelIdentity&, const ModelIdentity&) = default;
+};
+
+class HashModel {
+ public:
+  virtual ~HashModel() = default;
+  // Outputs u [n, bits] (codes are their signs) of every item of ds, in order.
+  virtual std::vector<float> encode(std::shared_ptr<const data::Dataset> ds, const hash::EncodeOptions& opt,
+                                    const std::function<void(int64_t, int64_t)>& progress = {}) const = 0;
+
+  const ModelIdentity& identity() const { return id_; }
+  const std::string& checkpoint() const { return checkpoint_; }
+  uint64_t seed() const { return seed_; }  // the training run's seed (its protocol split)
+  // The evaluation transform of the dataset the model was trained on, ending at the model's image
+  // size whatever the input size (an exact resize is added where the protocol has none; at the
+  // model's size it changes no pixel).
+  data::ImageTransform transform() const;
+  // The fingerprint stored in index files: the identity, plus the checkpoint path as a hint for
+  // `vts search` (not part of the identity: a copied checkpoint is the same model).
+  std::string fingerprint() const;
+
+ protected:
+  ModelIdentity id_;
+  std::string checkpoint_;
+  uint64_t seed_ = 0;
+};
+
+// Loads a `vts train` checkpoint: a file, or a run folder (its best.safetensors). Throws
+// vts::IoError for an unreadable file or a checkpoint whose metadata or weights do not fit.
+std::unique_ptr<HashModel> load_hash_model(const std::string& path);
+
+// The identity and checkpoint hint stored in an index file's fingerprint. Throws vts::IoError
+// (naming `index_path`) when the fingerprint was not written by `vts encode`.
+struct IndexFingerprint {
+  ModelIdentity identity;
+  std::string checkpoint;
+};
+IndexFingerprint parse_index_fingerprint(std::string_view fingerprint, const std::string& index_path);
+
+}  // namespace vts::cli

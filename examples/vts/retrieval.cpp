@@ -1,0 +1,321 @@
+// `vts encode`, `vts search`, `vts export`: from a trained model to a searchable index of binary
+// codes, a query by image, and the files FAISS and Milvus load.
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "commands.hpp"
+#include "gallery.hpp"
+#include "model.hpp"
+#include "vts/data/list_dataset.hpp"
+#include "vts/data/protocol.hpp"
+#include "vts/data/source.hpp"
+#include "vts/index/codes.hpp"
+#include "vts/index/export.hpp"
+#include "vts/index/index_file.hpp"
+#include "vts/index/labels.hpp"
+#include "vts/index/search.hpp"
+
+namespace vts::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::string absolute_or_empty(const std::string& p) { return p.empty() ? p : fs::absolute(p).lexically_normal().string(); }
+
+// Images already decoded (from any source), seen through the model's evaluation transform.
+class DecodedImages final : public data::Dataset {
+ public:
+  DecodedImages(std::vector<data::ImageU8> images, std::vector<std::string> sources, data::ImageTransform t)
+      : images_(std::move(images)), sources_(std::move(sources)), transform_(std::move(t)) {
+    const auto [h, w] = transform_.output_size(images_.at(0).height, images_.at(0).width);
+    spec_ = {images_[0].channels, h, w};
+  }
+  int64_t size() const override { return static_cast<int64_t>(images_.size()); }
+  int num_classes() const override { return 0; }
+  data::ImageSpec spec() const override { return spec_; }
+  void get(int64_t i, float* image, float*, Generator& rng) const override {
+    check_index(i);
+    const data::ImageU8& im = images_[static_cast<size_t>(i)];
+    transform_.apply(im.pixels.data(), im.height, im.width, im.channels, image, rng);
+  }
+  void get_label(int64_t, float*) const override {}
+  std::string source(int64_t i) const override { return sources_.at(static_cast<size_t>(i)); }
+
+ private:
+  std::vector<data::ImageU8> images_;
+  std::vector<std::string> sources_;
+  data::ImageTransform transform_;
+  data::ImageSpec spec_;
+};
+
+index::PackedCodes sign_and_pack(const std::vector<float>& u, int64_t count, int64_t bits) {
+  std::vector<int8_t> c(u.size());
+  for (size_t i = 0; i < u.size(); ++i) c[i] = static_cast<int8_t>((u[i] > 0) - (u[i] < 0));
+  return index::pack_codes(c.data(), count, bits);
+}
+
+std::string label_text(const index::IndexFile& idx, int64_t i) {
+  if (!idx.has_labels()) return "-";
+  std::string s;
+  for (int64_t c = 0; c < idx.num_classes(); ++c)
+    if (idx.labels().has(i, c)) s += (s.empty() ? "" : ",") + std::to_string(c);
+  return s.empty() ? "none" : s;
+}
+
+// ---- vts encode ---------------------------------------------------------------------------------
+
+struct EncodeArgs {
+  std::string model, out;
+  std::string split = "database";
+  std::string images;  // a folder of images, or a DeepHash list file with --classes
+  int classes = 0;
+  std::string dataset, data_dir, image_root;
+  int64_t seed = -1;  // -1: the training run's
+  int64_t batch = 256;
+  int workers = 1;
+  int threads = 0;
+  bool quiet = false;
+};
+
+int run_encode(const EncodeArgs& a) {
+  const auto t0 = std::chrono::steady_clock::now();
+  if (a.threads > 0) cpu::set_num_threads(a.threads);
+  const std::unique_ptr<HashModel> model = load_hash_model(a.model);
+  const ModelIdentity& id = model->identity();
+
+  std::shared_ptr<const data::Dataset> ds;
+  std::string what;
+  if (!a.images.empty()) {
+    data::ListFile list;
+    std::string root;
+    if (fs::is_directory(a.images)) {
+      list = data::list_image_folder(a.images);
+      root = a.images;
+    } else {
+      VTS_CHECK(a.classes > 0, "--images '", a.images, "' is a file: expected --classes C for a DeepHash list "
+                               "(a path and C labels of 0/1 per line), or a folder of images");
+      list = data::read_list_file(a.images, a.classes);
+      root = a.image_root.empty() ? fs::path(a.images).parent_path().string() : a.image_root;
+    }
+    ds = std::make_shared<data::ListDataset>(std::move(list), absolute_or_empty(root.empty() ? "." : root),
+                                             model->transform(), static_cast<int>(id.channels));
+    what = a.images;
+  } else {
+    data::ProtocolOptions popt;
+    popt.data_dir = absolute_or_empty(a.data_dir);
+    popt.image_root = absolute_or_empty(a.image_root);
+    popt.seed = a.seed >= 0 ? static_cast<uint64_t>(a.seed) : model->seed();
+    popt.image_size = static_cast<int>(id.image);
+    popt.train_augment = false;  // every split through the evaluation transform
+    const std::string name = a.dataset.empty() ? id.dataset : a.dataset;
+    const data::Split split = data::make_protocol(name, popt);
+    ds = a.split == "query" ? split.query : a.split == "train" ? split.train : split.database;
+    what = name + " " + a.split + " split";
+  }
+  const int64_t n = ds->size();
+  std::printf("vts encode: %s (%s head, %s, %lld bits) on %s: %lld images\n", id.config.c_str(), id.head.c_str(),
+              id.loss.c_str(), static_cast<long long>(id.bits), what.c_str(), static_cast<long long>(n));
+  std::fflush(stdout);
+
+  const bool tty = isatty(fileno(stderr)) && !a.quiet;
+  const auto t_enc = std::chrono::steady_clock::now();
+  int64_t reported = 0;
+  auto progress = [&](int64_t done, int64_t total) {
+    const double s = seconds_since(t_enc);
+    const bool last = done == total;
+    if (!(tty || (last && !a.quiet)) || (!last && done - reported < 64 && done < total)) return;
+    reported = done;
+    const double rate = done / std::max(s, 1e-9);
+    std::fprintf(stderr, "%sencoding %lld/%lld  %.0f img/s  ETA %.0fs%s", tty ? "\r" : "", static_cast<long long>(done),
+                 static_cast<long long>(total), rate, (total - done) / std::max(rate, 1e-9), tty && !last ? "   " : "\n");
+  };
+  const std::vector<float> u =
+      model->encode(ds, {.batch_size = a.batch, .workers = a.workers, .flip_average = id.flip_average}, progress);
+  const index::PackedCodes codes = sign_and_pack(u, n, id.bits);
+
+  index::Labels labels;
+  if (ds->num_classes() > 0) labels = index::Labels::from_multi_hot(data::all_labels(*ds), ds->num_classes());
+  std::vector<std::string> paths(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) paths[static_cast<size_t>(i)] = ds->source(i);
+  if (fs::path(a.out).has_parent_path()) fs::create_directories(fs::path(a.out).parent_path());
+  index::write_index_file(a.out, {.codes = codes, .labels = labels, .paths = paths, .fingerprint = model->fingerprint()});
+  std::printf("wrote %lld codes of %lld bits%s to %s (%.1f MB) in %.1fs\n", static_cast<long long>(n),
+              static_cast<long long>(id.bits), ds->num_classes() > 0 ? " with labels" : "", a.out.c_str(),
+              static_cast<double>(fs::file_size(a.out)) / 1e6, seconds_since(t0));
+  return 0;
+}
+
+// ---- vts search ---------------------------------------------------------------------------------
+
+struct SearchArgs {
+  std::string index, image, model;
+  int64_t k = 10;
+  int64_t radius = -1;
+  std::string gallery = "gallery.png";
+  bool no_gallery = false;
+  int threads = 0;
+};
+
+std::string identity_difference(const ModelIdentity& want, const ModelIdentity& got) {
+  const nlohmann::json w = want.to_json(), g = got.to_json();
+  std::string diff;
+  for (const auto& [key, value] : w.items())
+    if (g[key] != value) diff += " " + key + ": index " + value.dump() + ", model " + g[key].dump() + ";";
+  return diff;
+}
+
+int run_search(const SearchArgs& a) {
+  if (a.threads > 0) cpu::set_num_threads(a.threads);
+  const index::IndexFile idx = index::open_index_file(a.index);
+  const IndexFingerprint fp = parse_index_fingerprint(idx.fingerprint(), a.index);
+  const std::string model_path = a.model.empty() ? fp.checkpoint : a.model;
+  VTS_CHECK(!model_path.empty(), "index '", a.index, "' names no model checkpoint; pass --model");
+  if (a.model.empty() && !fs::exists(model_path))
+    throw IoError("index '" + a.index + "' was built with the model '" + model_path +
+                  "', which no longer exists; pass --model with that checkpoint (or a copy of it)");
+  const std::unique_ptr<HashModel> model = load_hash_model(model_path);
+  if (!(model->identity() == fp.identity))
+    throw Error("model '" + model->checkpoint() + "' is not the one index '" + a.index +
+                "' was built with (its codes would not be comparable):" + identity_difference(fp.identity, model->identity()));
+
+  data::SourceImageReader reader;
+  const int channels = static_cast<int>(model->identity().channels);
+  std::vector<data::ImageU8> query_image{reader.read(a.image, channels)};
+  auto query_ds = std::make_shared<DecodedImages>(query_image, std::vector<std::string>{a.image}, model->transform());
+  const int64_t bits = model->identity().bits;
+  const std::vector<float> u =
+      model->encode(query_ds, {.batch_size = 1, .workers = 0, .flip_average = model->identity().flip_average});
+  const index::PackedCodes q = sign_and_pack(u, 1, bits);
+
+  std::vector<int64_t> hits;
+  std::vector<int32_t> dist;
+  const auto t0 = std::chrono::steady_clock::now();
+  if (a.radius >= 0) {
+    const index::RadiusResult r = index::radius_search(idx.codes(), q, a.radius);
+    hits = r.indices;
+    dist = r.distances;
+  } else {
+    const index::KnnResult r = index::knn_search(idx.codes(), q, a.k);
+    for (int64_t j = 0; j < r.k; ++j)
+      if (r.index(0, j) >= 0) {
+        hits.push_back(r.index(0, j));
+        dist.push_back(r.distance(0, j));
+      }
+  }
+  const double search_ms = seconds_since(t0) * 1e3;
+  std::printf("query %s: %zu %s among %lld codes of %lld bits (%.2f ms)\n", a.image.c_str(), hits.size(),
+              a.radius >= 0 ? ("within radius " + std::to_string(a.radius)).c_str() : "nearest",
+              static_cast<long long>(idx.size()), static_cast<long long>(bits), search_ms);
+  std::printf("%5s %9s  %-8s %s\n", "rank", "distance", "label", "path");
+  for (size_t j = 0; j < hits.size(); ++j)
+    std::printf("%5zu %9d  %-8s %.*s\n", j + 1, dist[j], label_text(idx, hits[j]).c_str(),
+                static_cast<int>(idx.path(hits[j]).size()), idx.path(hits[j]).data());
+
+  if (!a.no_gallery) {
+    std::vector<GalleryTile> tiles;
+    tiles.push_back({query_image[0], "query", true});
+    const size_t shown = std::min<size_t>(hits.size(), 50);  // a gallery, not the whole radius
+    for (size_t j = 0; j < shown; ++j) {
+      const std::string source(idx.path(hits[j]));
+      std::string caption = "d=" + std::to_string(dist[j]);
+      if (idx.has_labels()) caption += " c" + label_text(idx, hits[j]);
+      try {
+        tiles.push_back({reader.read(source, channels), caption, false});
+      } catch (const IoError& e) {
+        throw IoError("gallery: neighbour " + std::to_string(j + 1) + " (" + source + "): " + e.what() +
+                      "; pass --no-gallery to list the results without images");
+      }
+    }
+    write_gallery_png(a.gallery, tiles);
+    std::printf("gallery: %s\n", a.gallery.c_str());
+  }
+  return 0;
+}
+
+// ---- vts export ---------------------------------------------------------------------------------
+
+struct ExportArgs {
+  std::string index, format, out;
+};
+
+int run_export(const ExportArgs& a) {
+  const index::IndexFile idx = index::open_index_file(a.index);
+  if (a.format == "faiss") {
+    index::export_faiss_binary_flat(a.out, idx.codes());
+    std::printf("wrote FAISS IndexBinaryFlat (d = %lld, %lld codes) to %s; faiss.read_index_binary loads it and "
+                "search returns row numbers of %s\n",
+                static_cast<long long>(idx.bits()), static_cast<long long>(idx.size()), a.out.c_str(), a.index.c_str());
+    return 0;
+  }
+  fs::create_directories(a.out);
+  const std::string vectors = (fs::path(a.out) / "vectors.npy").string(), ids = (fs::path(a.out) / "ids.npy").string();
+  index::export_milvus(vectors, ids, idx.codes());
+  std::printf("wrote Milvus bulk-insert files %s (uint8 %lld x %lld, BINARY_VECTOR dim %lld) and %s (int64 row "
+              "numbers of %s)\n",
+              vectors.c_str(), static_cast<long long>(idx.size()), static_cast<long long>(idx.bits() / 8),
+              static_cast<long long>(idx.bits()), ids.c_str(), a.index.c_str());
+  return 0;
+}
+
+}  // namespace
+
+Run add_encode_command(CLI::App& app) {
+  auto a = std::make_shared<EncodeArgs>();
+  app.add_option("--model", a->model, "checkpoint written by vts train, or its --out folder (best.safetensors)")
+      ->required()->check(CLI::ExistingPath);
+  app.add_option("--out", a->out, "index file to write")->required();
+  auto* images = app.add_option("--images", a->images,
+                                "a folder of images (searched recursively), or a DeepHash list file with --classes")
+                     ->check(CLI::ExistingPath);
+  app.add_option("--classes", a->classes, "label count of a --images list file")->check(CLI::PositiveNumber);
+  app.add_option("--split", a->split, "which split of the dataset protocol to encode (without --images)")
+      ->check(CLI::IsMember({"database", "query", "train"}))->capture_default_str()->excludes(images);
+  app.add_option("--dataset", a->dataset, "dataset protocol (default: the one the model was trained on)")
+      ->excludes(images);
+  app.add_option("--data-dir", a->data_dir, "dataset folder (as for vts train)");
+  app.add_option("--image-root", a->image_root, "folder the list files' image paths are relative to");
+  app.add_option("--seed", a->seed, "seed of the protocol split (default: the training run's)");
+  app.add_option("--batch", a->batch, "images per forward pass")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--workers", a->workers, "image decoding threads")->check(CLI::NonNegativeNumber)->capture_default_str();
+  app.add_option("--threads", a->threads, "compute threads (default: OMP_NUM_THREADS or all cores)");
+  app.add_flag("--quiet", a->quiet, "no progress line");
+  return [a] { return run_encode(*a); };
+}
+
+Run add_search_command(CLI::App& app) {
+  auto a = std::make_shared<SearchArgs>();
+  app.add_option("--index", a->index, "index file written by vts encode")->required()->check(CLI::ExistingFile);
+  app.add_option("--image", a->image,
+                 "query image: an image file, or a dataset source as the index lists them (file#record)")
+      ->required();
+  auto* k = app.add_option("-k", a->k, "number of neighbours")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--radius", a->radius, "every item within this Hamming distance instead of the k nearest")
+      ->check(CLI::NonNegativeNumber)->excludes(k);
+  app.add_option("--model", a->model, "model checkpoint (default: the one the index was built with)");
+  auto* gallery = app.add_option("--gallery", a->gallery, "PNG of the query and its neighbours")->capture_default_str();
+  app.add_flag("--no-gallery", a->no_gallery, "do not write the PNG")->excludes(gallery);
+  app.add_option("--threads", a->threads, "compute threads (default: OMP_NUM_THREADS or all cores)");
+  return [a] { return run_search(*a); };
+}
+
+Run add_export_command(CLI::App& app) {
+  auto a = std::make_shared<ExportArgs>();
+  app.add_option("--index", a->index, "index file written by vts encode")->required()->check(CLI::ExistingFile);
+  app.add_option("--format", a->format, "faiss: an IndexBinaryFlat file; milvus: vectors.npy and ids.npy in a folder")
+      ->required()->check(CLI::IsMember({"faiss", "milvus"}));
+  app.add_option("--out", a->out, "faiss: the file; milvus: the folder")->required();
+  return [a] { return run_export(*a); };
+}
+
+}  // namespace vts::cli
