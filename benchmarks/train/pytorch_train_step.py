@@ -7,11 +7,27 @@ random input, timed the same way (median of --steps after --warmup). Prints one 
 import argparse
 import json
 import math
+import os
+import sys
 import time
 
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
+
+def _pin_blas_threads():
+    # torch.set_num_threads does not reach the OpenBLAS behind Debian's torch (BLAS_INFO=generic):
+    # without this, "--threads 1" ran every GEMM on both cores. OpenBLAS reads the variable when it
+    # is loaded, i.e. at `import torch`, so this runs first.
+    for i, arg in enumerate(sys.argv):
+        value = arg.split("=", 1)[1] if arg.startswith("--threads=") else (
+            sys.argv[i + 1] if arg == "--threads" and i + 1 < len(sys.argv) else None)
+        if value is not None and value.isdigit() and int(value) > 0:
+            os.environ["OPENBLAS_NUM_THREADS"] = value
+
+
+_pin_blas_threads()
+
+import torch  # noqa: E402  (after pinning the BLAS threads)
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 CONFIGS = {  # image, channels, patch, dim, depth, heads, mlp
     "tiny": (28, 1, 7, 64, 4, 4, 256),
@@ -95,7 +111,8 @@ def main():
             times.append(dt)
     times.sort()
     med = times[len(times) // 2]
-    print(json.dumps({"impl": "pytorch", "torch": torch.__version__, "config": a.config, "batch": a.batch,
+    print(json.dumps({"impl": "pytorch", "torch": torch.__version__,
+                      "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "all"), "config": a.config, "batch": a.batch,
                       "threads": torch.get_num_threads(), "steps": a.steps, "step_ms_median": round(med, 3),
                       "step_ms_min": round(times[0], 3), "imgs_per_s": round(1000 * a.batch / med, 2),
                       "params": sum(p.numel() for p in model.parameters())}))
