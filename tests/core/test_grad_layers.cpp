@@ -187,6 +187,29 @@ TEST_CASE("grad: dropout with a fixed mask", "[grad][dropout]") {
   CHECK(dropout(e, 0.5, false).same_storage(e));
 }
 
+TEST_CASE("dropout mask: element i is lane i % 4 of Philox block first + i / 4, for any length and thread count",
+          "[dropout][rng]") {
+  // The mask kernel runs 16 Philox counters at a time; lengths around that width and around the
+  // threads' chunk size (4,096 blocks) check the lane-parallel rounds and every tail against the
+  // scalar generator, which the CUDA kernel reproduces as well.
+  const uint64_t seed = 0x1234ABCD5678EF01ull;
+  const uint32_t threshold = static_cast<uint32_t>(0.3 * 16777216.0);
+  for (const int64_t n : {1, 3, 4, 63, 64, 65, 67, 4 * 4096 + 5, 3 * 4 * 4096 + 4 * 17 + 2}) {
+    for (const uint64_t first : {uint64_t{0}, uint64_t{0xFFFFFFF0ull}, uint64_t{123456789012345ull}}) {
+      std::vector<float> mask(static_cast<size_t>(n), -1.0f);
+      vts::cpu::dropout_mask(Cpu{}, seed, first, n, threshold, 2.5f, mask.data());
+      int64_t wrong = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        const auto block = vts::Philox::generate(seed, 0, first + static_cast<uint64_t>(i / 4));
+        const float want = (block[static_cast<size_t>(i % 4)] >> 8) >= threshold ? 2.5f : 0.0f;
+        wrong += mask[static_cast<size_t>(i)] != want;
+      }
+      INFO("n = " << n << ", first block = " << first);
+      CHECK(wrong == 0);
+    }
+  }
+}
+
 // ---- concat and index_select ------------------------------------------------------------------------
 
 TEST_CASE("grad: concat", "[grad][indexing]") {
