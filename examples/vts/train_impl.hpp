@@ -271,7 +271,8 @@ int run(const TrainArgs& a) {
     for (const auto& h : m.value("loss_history", nlohmann::json::array()))
       history.emplace_back(h.at("epoch").get<int64_t>(), h.at("loss").get<double>());
     training_seconds = m.value("train_seconds", 0.0);
-    if (a.ema > 0) trainer.set_ema(a.ema);  // the average is not in the checkpoint; it restarts here
+    // A checkpoint of a run without EMA has no average: start one from the loaded weights.
+    if (a.ema > 0 && !io::has_ema_state(ckpt)) trainer.set_ema(a.ema);
     std::string changed;
     const nlohmann::json now = run_settings(a), then = m.value("settings", nlohmann::json::object());
     for (const auto& [k, v] : now.items())

@@ -63,7 +63,7 @@ template <class Loss>
 using TrainerOf = vts::hash::Trainer<Net, Loss>;
 
 template <class Loss>
-std::unique_ptr<TrainerOf<Loss>> make_trainer(double mixup = 0.0) {
+std::unique_ptr<TrainerOf<Loss>> make_trainer(double mixup = 0.0, double ema = 0.0) {
   vts::Generator gen(kSeed);
   Net net(kBits, gen);
   hl::Config cfg;
@@ -76,6 +76,7 @@ std::unique_ptr<TrainerOf<Loss>> make_trainer(double mixup = 0.0) {
                                   .warmup_epochs = 1, .final_lr = 1e-5};
   auto t = std::make_unique<TrainerOf<Loss>>(std::move(net), std::move(loss), opt, kSeed);
   t->set_mixup(mixup);
+  t->set_ema(ema);
   return t;
 }
 
@@ -100,6 +101,13 @@ std::map<std::string, std::vector<uint8_t>> everything(TrainerOf<Loss>& t) {
     for (const auto& [n, x] : o.state()) put("optim." + n, x);
   }, t.optimizer());
   t.loss().state([&](const std::string& n, vts::Tensor<float>& x) { put("loss." + n, x); });
+  if (t.ema_enabled()) {
+    auto ema = t.ema_weights();
+    ema.visit("ema", [&](const std::string& n, vts::Tensor<float>& x) { put(n, x); });
+    const int64_t steps = t.ema_steps();
+    out["ema_steps"] = std::vector<uint8_t>(reinterpret_cast<const uint8_t*>(&steps),
+                                            reinterpret_cast<const uint8_t*>(&steps) + sizeof steps);
+  }
   const uint64_t rng[2] = {t.dropout_rng().seed(), t.dropout_rng().offset()};
   out["rng"] = std::vector<uint8_t>(reinterpret_cast<const uint8_t*>(rng), reinterpret_cast<const uint8_t*>(rng) + 16);
   return out;
@@ -120,9 +128,10 @@ enum class Skip { nothing, generator, optimizer };
 
 // Trains 2 epochs, saves, builds everything anew, restores (leaving out `skip`), trains to 4.
 template <class Loss>
-std::map<std::string, std::vector<uint8_t>> interrupted_run(const std::string& path, Skip skip, double mixup = 0.0) {
+std::map<std::string, std::vector<uint8_t>> interrupted_run(const std::string& path, Skip skip, double mixup = 0.0,
+                                                            double ema = 0.0) {
   {
-    auto first = make_trainer<Loss>(mixup);
+    auto first = make_trainer<Loss>(mixup, ema);
     auto loader = make_loader();
     for (int64_t e = 0; e < 2; ++e) first->train_epoch(loader, e, kEpochs);
     io::CheckpointWriter w;
@@ -130,7 +139,7 @@ std::map<std::string, std::vector<uint8_t>> interrupted_run(const std::string& p
     w.metadata() = {{"config", Tiny8::name}, {"loss", Loss::name}, {"bits", kBits}, {"epoch", 2}};
     w.write(path);
   }
-  auto resumed = make_trainer<Loss>(mixup);
+  auto resumed = make_trainer<Loss>(mixup, ema);
   io::CheckpointReader r(path);
   r.expect_metadata("loss", Loss::name);
   r.layer("model", resumed->network());
@@ -139,6 +148,11 @@ std::map<std::string, std::vector<uint8_t>> interrupted_run(const std::string& p
   else r.ignore("optim.");
   if (skip != Skip::generator) r.generator("rng.dropout", resumed->dropout_rng());
   else r.ignore("rng.");
+  if (resumed->ema_enabled()) {
+    auto ema = resumed->ema_weights();
+    r.layer("ema", ema);
+    r.counter("ema_steps", resumed->ema_steps());
+  }
   r.commit();
   const int64_t start = r.metadata().at("epoch").get<int64_t>();
   REQUIRE(start == 2);
@@ -205,4 +219,43 @@ TEST_CASE("resume: mixup draws from the saved generator, so a resumed CSQ run is
 TEST_CASE("resume: mixup is refused for losses that need hard labels", "[resume][mixup]") {
   CHECK_THROWS_WITH(make_trainer<hl::Dsh<float>>(0.2), Catch::Contains("dsh does not"));
   CHECK_NOTHROW(make_trainer<hl::Dsh<float>>(0.0));
+}
+
+TEST_CASE("resume: the weight average (EMA) and its warm-up step count come back exactly", "[resume][ema]") {
+  using Loss = hl::Csq<float>;
+  TempDir dir;
+  auto straight = make_trainer<Loss>(0.0, 0.9);
+  {
+    auto loader = make_loader();
+    for (int64_t e = 0; e < kEpochs; ++e) straight->train_epoch(loader, e, kEpochs);
+  }
+  const auto want = everything<Loss>(*straight);
+  REQUIRE(want.count("ema_steps") == 1);
+  const auto diff = differing<Loss>(want, interrupted_run<Loss>(dir / "last.safetensors", Skip::nothing, 0.0, 0.9));
+  INFO("differing: " << diff.size() << (diff.empty() ? "" : ", first " + diff.front()));
+  CHECK(diff.empty());
+}
+
+TEST_CASE("resume: io::read_training_state restores EMA when the checkpoint has it and leaves it otherwise",
+          "[resume][ema]") {
+  using Loss = hl::Csq<float>;
+  TempDir dir;
+  auto with_ema = make_trainer<Loss>(0.0, 0.9);
+  auto loader = make_loader();
+  with_ema->train_epoch(loader, 0, kEpochs);
+  io::CheckpointWriter w;
+  io::add_training_state(w, *with_ema);
+  w.metadata() = {{"epoch", 1}};
+  w.write(dir / "ema.safetensors");
+  auto plain = make_trainer<Loss>();  // EMA off: the average in the file is skipped, not an error
+  io::CheckpointReader r1(dir / "ema.safetensors");
+  io::read_training_state(r1, *plain);
+  CHECK(io::has_ema_state(r1));
+  CHECK_NOTHROW(r1.commit());
+  auto again = make_trainer<Loss>(0.0, 0.9);
+  io::CheckpointReader r2(dir / "ema.safetensors");
+  io::read_training_state(r2, *again);
+  r2.commit();
+  CHECK(again->ema_steps() == with_ema->ema_steps());
+  CHECK(everything<Loss>(*again) == everything<Loss>(*with_ema));
 }

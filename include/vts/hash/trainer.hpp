@@ -97,6 +97,20 @@ class Trainer {
               Loss::name, " does not");
     mixup_alpha_ = alpha;
   }
+  // The averaged weights as a layer (visit under the network's own names) and the step count
+  // that sets the warm-up of the decay: what a checkpoint must keep for --resume to be exact.
+  bool ema_enabled() const { return !ema_.empty(); }
+  int64_t& ema_steps() { return ema_steps_; }
+  struct EmaWeights {
+    Trainer* trainer;
+    template <class F>
+    void visit(const std::string& prefix, F&& f) {
+      size_t i = 0;
+      trainer->net_.visit(prefix, [&](const std::string& name, tensor_type&) { f(name, trainer->ema_.at(i++)); });
+    }
+  };
+  EmaWeights ema_weights() { return EmaWeights{this}; }
+
   // Mirror each image horizontally as well and average the two outputs when encoding.
   void set_flip_averaging(bool on) { flip_average_ = on; }
 

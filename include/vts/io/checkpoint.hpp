@@ -284,6 +284,24 @@ class CheckpointReader {
     apply_.push_back([target, v] { target->set_state(v[0], v[1]); });
   }
 
+  // A single int64 (a step count), shape (1,).
+  void counter(const std::string& name, int64_t& value) {
+    claimed_.insert(name);
+    if (!st_.contains(name)) {
+      problems_.addf("missing counter '", name, "' (expected int64 (1,))");
+      return;
+    }
+    const SafetensorsTensor& t = st_.at(name);
+    if (t.dtype != DType::i64 || t.shape != std::vector<int64_t>{1}) {
+      problems_.addf("counter '", name, "' is ", dtype_name(t.dtype), " ", detail::shape_str(t.shape),
+                     ", expected int64 (1,)");
+      return;
+    }
+    const int64_t v = t.to_array().as<int64_t>().at(0);
+    int64_t* target = &value;
+    apply_.push_back([target, v] { *target = v; });
+  }
+
   // A metadata entry that must equal `value` (e.g. the model config a checkpoint was made for).
   void expect_metadata(const std::string& key, const nlohmann::json& value) {
     const auto it = meta_.find(key);
@@ -360,7 +378,18 @@ void add_training_state(CheckpointWriter& w, Trainer& tr) {
   w.add_optimizer("optim", tr.optimizer());
   w.add_state("loss", tr.loss());
   w.add_generator("rng.dropout", tr.dropout_rng());
+  if constexpr (requires { tr.ema_enabled(); }) {
+    if (tr.ema_enabled()) {  // the weight average and its step count (the decay's warm-up)
+      auto ema = tr.ema_weights();
+      w.add_layer("ema", ema);
+      w.add_array("ema_steps", make_array(std::vector<int64_t>{tr.ema_steps()}, {1}));
+    }
+  }
 }
+
+// With EMA on, the average comes back too when the checkpoint has one; has_ema_state() tells the
+// caller whether it did (a checkpoint from a run without EMA leaves the trainer's fresh average).
+inline bool has_ema_state(const CheckpointReader& r) { return r.contains("ema_steps"); }
 
 template <class Trainer>
 void read_training_state(CheckpointReader& r, Trainer& tr) {
@@ -368,6 +397,16 @@ void read_training_state(CheckpointReader& r, Trainer& tr) {
   r.optimizer("optim", tr.optimizer());
   r.loss("loss", tr.loss());
   r.generator("rng.dropout", tr.dropout_rng());
+  if constexpr (requires { tr.ema_enabled(); }) {
+    if (tr.ema_enabled() && has_ema_state(r)) {
+      auto ema = tr.ema_weights();
+      r.layer("ema", ema);
+      r.counter("ema_steps", tr.ema_steps());
+    } else {
+      r.ignore("ema.");
+      r.ignore("ema_steps");
+    }
+  }
 }
 
 }  // namespace vts::io
