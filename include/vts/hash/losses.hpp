@@ -45,11 +45,28 @@ Tensor<T, D> indicator(const Tensor<T, D>& x, bool (*pred)(T)) {
   return map(x, [pred](T v) { return pred(v) ? T(1) : T(0); });
 }
 
-// Zero-initialised memory bank [rows, width].
+// The memory bank of DSH, HashNet (compat), IDHN and DPN: the latest output U and label row Y of
+// every training image, written by dataset index; zero rows are images not seen yet (and count as
+// dissimilar, spec §7). Checkpoints keep it as the loss state "U" and "Y".
 template <class T, class D>
-Tensor<T, D> bank(int64_t rows, int64_t width) {
-  return Tensor<T, D>::zeros(Shape{rows, width});
-}
+struct MemoryBank {
+  Tensor<T, D> U, Y;
+  MemoryBank() = default;
+  MemoryBank(int64_t items, int64_t bits, int64_t classes)
+      : U(Tensor<T, D>::zeros(Shape{items, bits})), Y(Tensor<T, D>::zeros(Shape{items, classes})) {}
+  bool enabled() const { return U.defined(); }
+  // Stores a batch at its dataset indices; the outputs are detached (the bank is a constant).
+  void store(const std::vector<int64_t>& ind, const Tensor<T, D>& outputs, const Tensor<T, D>& labels) {
+    index_copy_(U, ind, outputs.detach());
+    index_copy_(Y, ind, labels);
+  }
+  template <class F>
+  void state(F& f) {
+    if (!enabled()) return;
+    f("U", U);
+    f("Y", Y);
+  }
+};
 
 template <class T, class D>
 void check_batch(const char* loss, const Tensor<T, D>& u, const Tensor<T, D>& y, const std::vector<int64_t>& ind,
@@ -103,16 +120,14 @@ class Dsh {
   T alpha = T(0.1);
 
   Dsh(const Config& cfg, Generator&)
-      : cfg_(cfg), margin_(T(2 * cfg.bits)), U_(detail::bank<T, D>(cfg.train_size, cfg.bits)),
-        Y_(detail::bank<T, D>(cfg.train_size, cfg.classes)) {}
+      : cfg_(cfg), margin_(T(2 * cfg.bits)), bank_(cfg.train_size, cfg.bits, cfg.classes) {}
 
   tensor_type operator()(const tensor_type& u, const tensor_type& y, const std::vector<int64_t>& ind, int) {
     detail::check_batch(name, u, y, ind, cfg_.bits, cfg_.classes);
-    index_copy_(U_, ind, u.detach());
-    index_copy_(Y_, ind, y);
-    const tensor_type similar = detail::indicator<T, D>(matmul(y, Y_.t()), [](T v) { return v > T(0); });
-    const tensor_type bank_sq = sum(U_ * U_, {1}).reshape(Shape{1, -1});
-    const tensor_type dist = sum(u * u, {1}, true) - T(2) * matmul(u, U_.t()) + bank_sq;
+    bank_.store(ind, u, y);
+    const tensor_type similar = detail::indicator<T, D>(matmul(y, bank_.Y.t()), [](T v) { return v > T(0); });
+    const tensor_type bank_sq = sum(bank_.U * bank_.U, {1}).reshape(Shape{1, -1});
+    const tensor_type dist = sum(u * u, {1}, true) - T(2) * matmul(u, bank_.U.t()) + bank_sq;
     const tensor_type pair = T(0.5) * similar * dist + T(0.5) * (T(1) - similar) * clamp_min(margin_ - dist, T(0));
     // Reference code: α·mean|1 − sign(u)|, whose gradient is zero.
     const tensor_type quant = cfg_.reference_compat ? abs(T(1) - sign(u)) : abs(T(1) - abs(u));
@@ -121,14 +136,13 @@ class Dsh {
   std::vector<tensor_type> parameters() { return {}; }
   template <class F>
   void state(F&& f) {
-    f("U", U_);
-    f("Y", Y_);
+    bank_.state(f);
   }
 
  private:
   Config cfg_;
   T margin_;
-  tensor_type U_, Y_;
+  detail::MemoryBank<T, D> bank_;
 };
 
 // ---- HashNet (§2.2) ---------------------------------------------------------------------------
@@ -141,10 +155,7 @@ class HashNet {
   int step_continuation = 20;
 
   HashNet(const Config& cfg, Generator&) : cfg_(cfg) {
-    if (cfg.reference_compat) {
-      U_ = detail::bank<T, D>(cfg.train_size, cfg.bits);
-      Y_ = detail::bank<T, D>(cfg.train_size, cfg.classes);
-    }
+    if (cfg.reference_compat) bank_ = detail::MemoryBank<T, D>(cfg.train_size, cfg.bits, cfg.classes);
   }
 
   // tanh(scale·u) with scale = √(⌊epoch/20⌋ + 1); the reference code never updates it (scale 1).
@@ -157,10 +168,9 @@ class HashNet {
     const tensor_type h = tanh(u * scale(epoch));
     tensor_type similar, theta;
     if (cfg_.reference_compat) {
-      index_copy_(U_, ind, h.detach());
-      index_copy_(Y_, ind, y);
-      similar = detail::indicator<T, D>(matmul(y, Y_.t()), [](T v) { return v > T(0); });
-      theta = alpha * matmul(h, U_.t());
+      bank_.store(ind, h, y);
+      similar = detail::indicator<T, D>(matmul(y, bank_.Y.t()), [](T v) { return v > T(0); });
+      theta = alpha * matmul(h, bank_.U.t());
     } else {
       similar = detail::indicator<T, D>(matmul(y, y.t()), [](T v) { return v > T(0); });
       theta = alpha * matmul(h, h.t());  // gradient through both factors
@@ -178,15 +188,12 @@ class HashNet {
   std::vector<tensor_type> parameters() { return {}; }
   template <class F>
   void state(F&& f) {
-    if (U_.defined()) {
-      f("U", U_);
-      f("Y", Y_);
-    }
+    bank_.state(f);
   }
 
  private:
   Config cfg_;
-  tensor_type U_, Y_;
+  detail::MemoryBank<T, D> bank_;
 };
 
 // ---- GreedyHash (§2.3) ------------------------------------------------------------------------
@@ -251,20 +258,18 @@ class Idhn {
   T alpha = T(0.5), gamma = T(0.1), lambda = T(0.1);
 
   Idhn(const Config& cfg, Generator&)
-      : cfg_(cfg), U_(detail::bank<T, D>(cfg.train_size, cfg.bits)),
-        Y_(detail::bank<T, D>(cfg.train_size, cfg.classes)) {}
+      : cfg_(cfg), bank_(cfg.train_size, cfg.bits, cfg.classes) {}
 
   tensor_type operator()(const tensor_type& u, const tensor_type& y, const std::vector<int64_t>& ind, int) {
     detail::check_batch(name, u, y, ind, cfg_.bits, cfg_.classes);
     const T K = T(cfg_.bits);
     const tensor_type v = softsign(u);
-    index_copy_(U_, ind, v.detach());
-    index_copy_(Y_, ind, y);
+    bank_.store(ind, v, y);
     const tensor_type y_norm = sqrt(sum(y * y, {1}, true));
-    const tensor_type bank_norm = sqrt(sum(Y_ * Y_, {1})).reshape(Shape{1, -1});
-    const tensor_type s = matmul(y, Y_.t()) / (matmul(y_norm, bank_norm) + T(1e-5));
+    const tensor_type bank_norm = sqrt(sum(bank_.Y * bank_.Y, {1})).reshape(Shape{1, -1});
+    const tensor_type s = matmul(y, bank_.Y.t()) / (matmul(y_norm, bank_norm) + T(1e-5));
     const tensor_type hard = detail::indicator<T, D>(s, [](T x) { return x > T(0.99) || x < T(0.01); });
-    const tensor_type theta = alpha * matmul(v, U_.t());
+    const tensor_type theta = alpha * matmul(v, bank_.U.t());
     const tensor_type ce = softplus(theta) - s * theta;
     const tensor_type mse = pow(theta + (K - T(2) * K * s), T(2));
     const tensor_type pair = hard * ce + gamma * (T(1) - hard) * mse;
@@ -273,13 +278,12 @@ class Idhn {
   std::vector<tensor_type> parameters() { return {}; }
   template <class F>
   void state(F&& f) {
-    f("U", U_);
-    f("Y", Y_);
+    bank_.state(f);
   }
 
  private:
   Config cfg_;
-  tensor_type U_, Y_;
+  detail::MemoryBank<T, D> bank_;
 };
 
 // ---- CSQ (§2.5) -------------------------------------------------------------------------------
@@ -336,12 +340,11 @@ class Dpn {
 
   Dpn(const Config& cfg, Generator& gen)
       : cfg_(cfg), assigner_(dpn_targets(cfg.classes, cfg.bits, p, gen), cfg.multi_label, gen),
-        U_(detail::bank<T, D>(cfg.train_size, cfg.bits)), Y_(detail::bank<T, D>(cfg.train_size, cfg.classes)) {}
+        bank_(cfg.train_size, cfg.bits, cfg.classes) {}
 
   tensor_type operator()(const tensor_type& u, const tensor_type& y, const std::vector<int64_t>& ind, int) {
     detail::check_batch(name, u, y, ind, cfg_.bits, cfg_.classes);
-    index_copy_(U_, ind, u.detach());
-    index_copy_(Y_, ind, y);
+    bank_.store(ind, u, y);
     const std::vector<T> yv = y.to_vector();
     const tensor_type t = detail::tensor_from_rows<T, D>(
         assigner_.assign(std::vector<float>(yv.begin(), yv.end()), y.size(0)), y.size(0), cfg_.bits);
@@ -353,8 +356,8 @@ class Dpn {
     if (!adaptive_targets) return;
     NoGradGuard guard;
     const T m = margin;
-    U_.copy_(map(U_, [m](T v) { return (v > m) ? T(1) : (v < -m ? T(-1) : T(0)); }));
-    const std::vector<T> sums = matmul(Y_.t(), U_).to_vector();
+    bank_.U.copy_(map(bank_.U, [m](T v) { return (v > m) ? T(1) : (v < -m ? T(-1) : T(0)); }));
+    const std::vector<T> sums = matmul(bank_.Y.t(), bank_.U).to_vector();
     auto& centers = assigner_.centers();
     for (int64_t c = 0; c < cfg_.classes; ++c)
       for (int64_t k = 0; k < cfg_.bits; ++k) {
@@ -370,15 +373,14 @@ class Dpn {
   std::vector<tensor_type> parameters() { return {}; }
   template <class F>
   void state(F&& f) {
-    f("U", U_);
-    f("Y", Y_);
+    bank_.state(f);
     detail::visit_assigner<T, D>(assigner_, "targets", f);  // DPN-A changes them every epoch
   }
 
  private:
   Config cfg_;
   CenterAssigner assigner_;
-  tensor_type U_, Y_;
+  detail::MemoryBank<T, D> bank_;
 };
 
 // Calls f.template operator()<Loss>() with the loss type registered under `name`, so a name from
