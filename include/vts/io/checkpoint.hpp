@@ -268,38 +268,18 @@ class CheckpointReader {
   }
 
   void generator(const std::string& name, Generator& g) {
-    claimed_.insert(name);
-    if (!st_.contains(name)) {
-      problems_.addf("missing generator state '", name, "' (expected uint64 (2,))");
-      return;
-    }
-    const SafetensorsTensor& t = st_.at(name);
-    if (t.dtype != DType::u64 || t.shape != std::vector<int64_t>{2}) {
-      problems_.addf("generator state '", name, "' is ", dtype_name(t.dtype), " ", detail::shape_str(t.shape),
-                     ", expected uint64 (2,)");
-      return;
-    }
-    const std::vector<uint64_t> v = t.to_array().as<uint64_t>();
+    const auto v = take_integers<uint64_t>(name, "generator state", DType::u64, 2);
+    if (!v) return;
     Generator* target = &g;
-    apply_.push_back([target, v] { target->set_state(v[0], v[1]); });
+    apply_.push_back([target, v] { target->set_state((*v)[0], (*v)[1]); });
   }
 
   // A single int64 (a step count), shape (1,).
   void counter(const std::string& name, int64_t& value) {
-    claimed_.insert(name);
-    if (!st_.contains(name)) {
-      problems_.addf("missing counter '", name, "' (expected int64 (1,))");
-      return;
-    }
-    const SafetensorsTensor& t = st_.at(name);
-    if (t.dtype != DType::i64 || t.shape != std::vector<int64_t>{1}) {
-      problems_.addf("counter '", name, "' is ", dtype_name(t.dtype), " ", detail::shape_str(t.shape),
-                     ", expected int64 (1,)");
-      return;
-    }
-    const int64_t v = t.to_array().as<int64_t>().at(0);
+    const auto v = take_integers<int64_t>(name, "counter", DType::i64, 1);
+    if (!v) return;
     int64_t* target = &value;
-    apply_.push_back([target, v] { *target = v; });
+    apply_.push_back([target, v] { *target = (*v)[0]; });
   }
 
   // A metadata entry that must equal `value` (e.g. the model config a checkpoint was made for).
@@ -354,6 +334,25 @@ class CheckpointReader {
     }
     if (!ok) return nullptr;
     return std::make_shared<std::vector<T>>(t.to_array().as<T>());
+  }
+
+  // An integer vector of exactly `count` values of dtype `dtype`, or null after recording a
+  // problem that calls it `what`.
+  template <class I>
+  std::shared_ptr<std::vector<I>> take_integers(const std::string& name, const char* what, DType dtype, int64_t count) {
+    claimed_.insert(name);
+    const std::string expected = detail::concat(dtype_name(dtype), " (", count, ",)");
+    if (!st_.contains(name)) {
+      problems_.addf("missing ", what, " '", name, "' (expected ", expected, ")");
+      return nullptr;
+    }
+    const SafetensorsTensor& t = st_.at(name);
+    if (t.dtype != dtype || t.shape != std::vector<int64_t>{count}) {
+      problems_.addf(what, " '", name, "' is ", dtype_name(t.dtype), " ", detail::shape_str(t.shape), ", expected ",
+                     expected);
+      return nullptr;
+    }
+    return std::make_shared<std::vector<I>>(t.to_array().as<I>());
   }
 
   std::string path_;
