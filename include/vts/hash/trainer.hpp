@@ -230,7 +230,8 @@ class Trainer {
   }
   void mix_batch(data::Batch& b) {
     const double ga = gamma_draw(mixup_alpha_), gb = gamma_draw(mixup_alpha_);
-    const float lam = static_cast<float>(ga / (ga + gb));
+    // For a very small α both draws can underflow to 0; then the batch stays as it is.
+    const float lam = ga + gb > 0.0 ? static_cast<float>(ga / (ga + gb)) : 1.0f;
     std::vector<int64_t> order(static_cast<size_t>(b.size));
     for (int64_t i = 0; i < b.size; ++i) order[static_cast<size_t>(i)] = i;
     for (int64_t i = b.size - 1; i > 0; --i)  // Fisher–Yates
