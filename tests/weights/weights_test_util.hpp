@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/temp_dir.hpp"
 #include "vts/io/npz.hpp"
 #include "vts/nn/vit.hpp"
 
@@ -24,22 +25,7 @@ struct ViTGolden32 {
   static constexpr int64_t image = 32, channels = 3, patch = 8, dim = 48, depth = 2, heads = 3, mlp = 96;
 };
 
-// A fresh directory, removed with its contents at scope exit.
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path = std::filesystem::temp_directory_path() /
-           ("vts_weights_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    std::filesystem::remove_all(path);
-    std::filesystem::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
+using vts_test_common::TempDir;
 
 inline std::string golden(const std::string& name) { return std::string(VTS_TEST_DATA_DIR) + "/vit/" + name; }
 
