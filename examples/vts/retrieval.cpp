@@ -59,12 +59,6 @@ class DecodedImages final : public data::Dataset {
   data::ImageSpec spec_;
 };
 
-index::PackedCodes sign_and_pack(const std::vector<float>& u, int64_t count, int64_t bits) {
-  std::vector<int8_t> c(u.size());
-  for (size_t i = 0; i < u.size(); ++i) c[i] = static_cast<int8_t>((u[i] > 0) - (u[i] < 0));
-  return index::pack_codes(c.data(), count, bits);
-}
-
 std::string label_text(const index::IndexFile& idx, int64_t i) {
   if (!idx.has_labels()) return "-";
   std::string s;
@@ -142,7 +136,7 @@ int run_encode(const EncodeArgs& a) {
   };
   const std::vector<float> u =
       model->encode(ds, {.batch_size = a.batch, .workers = a.workers, .flip_average = id.flip_average}, progress);
-  const index::PackedCodes codes = sign_and_pack(u, n, id.bits);
+  const index::PackedCodes codes = index::pack_codes(u.data(), n, id.bits);  // bit = output > 0
 
   index::Labels labels;
   if (ds->num_classes() > 0) labels = index::Labels::from_multi_hot(data::all_labels(*ds), ds->num_classes());
@@ -196,7 +190,7 @@ int run_search(const SearchArgs& a) {
   const int64_t bits = model->identity().bits;
   const std::vector<float> u =
       model->encode(query_ds, {.batch_size = 1, .workers = 0, .flip_average = model->identity().flip_average});
-  const index::PackedCodes q = sign_and_pack(u, 1, bits);
+  const index::PackedCodes q = index::pack_codes(u.data(), 1, bits);
 
   std::vector<int64_t> hits;
   std::vector<int32_t> dist;
