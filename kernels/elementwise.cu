@@ -1,4 +1,4 @@
-// Elementwise maps (unary, binary with broadcasting), accumulate and dtype conversion.
+// Elementwise maps (unary, binary and ternary with broadcasting), accumulate and dtype conversion.
 //
 // Two kernels per map: a flat one when every operand is contiguous (16-byte vector loads and
 // stores, one Pack per thread per iteration), and a strided one for views and broadcasting (up to
@@ -36,7 +36,28 @@ VTS_FLOAT_SCALAR_FUNCTOR(RDivScalar, static_cast<float>(f.s))
 VTS_FLOAT_SCALAR_FUNCTOR(PowScalar, static_cast<float>(f.p))
 VTS_FLOAT_SCALAR_FUNCTOR(Clamp, static_cast<float>(f.lo), static_cast<float>(f.hi))
 VTS_FLOAT_SCALAR_FUNCTOR(MaximumScalar, static_cast<float>(f.s))
+VTS_FLOAT_SCALAR_FUNCTOR(GreaterScalar, static_cast<float>(f.s))
+VTS_FLOAT_SCALAR_FUNCTOR(Outside, static_cast<float>(f.lo), static_cast<float>(f.hi))
+VTS_FLOAT_SCALAR_FUNCTOR(Ternarize, static_cast<float>(f.m))
+VTS_FLOAT_SCALAR_FUNCTOR(PowGrad, static_cast<float>(f.p))
+VTS_FLOAT_SCALAR_FUNCTOR(BceGrad, static_cast<float>(f.scale))
 #undef VTS_FLOAT_SCALAR_FUNCTOR
+// The chain rule around a derivative that carries bf16 scalars.
+template <class Df>
+struct ComputeFunctor<fn::ChainGrad<Df>> {
+  using type = fn::ChainGrad<typename ComputeFunctor<Df>::type>;
+  static type make(const fn::ChainGrad<Df>& f) { return type{ComputeFunctor<Df>::make(f.df)}; }
+};
+template <>
+struct ComputeFunctor<fn::ClampGrad<bf16>> {
+  using type = fn::ClampGrad<float>;
+  static type make(const fn::ClampGrad<bf16>& f) { return type{static_cast<float>(f.lo), static_cast<float>(f.hi)}; }
+};
+template <>
+struct ComputeFunctor<fn::ClampMinGrad<bf16>> {
+  using type = fn::ClampMinGrad<float>;
+  static type make(const fn::ClampMinGrad<bf16>& f) { return type{static_cast<float>(f.s)}; }
+};
 
 constexpr int kMaxDims = 8;
 constexpr int kThreads = 256;
@@ -201,6 +222,8 @@ void binary_map_impl(const Shape& shape, const T* a, const int64_t* a_strides, c
                      T* out, const F& f) {
   const int64_t n = shape.numel();
   if (n == 0) return;
+  using CF = ComputeFunctor<F>;
+  const auto g = CF::make(f);
   using D = DevT<T>;
   const auto out_strides = contiguous_strides(shape);
   const int64_t* const st[3] = {out_strides.data(), a_strides, b_strides};
@@ -209,39 +232,109 @@ void binary_map_impl(const Shape& shape, const T* a, const int64_t* a_strides, c
   if (is_flat(p)) {
     const bool vec = aligned16(a) && aligned16(b) && aligned16(out);
     const unsigned grid = grid_for(vec ? n / Pack<D>::N + 1 : n, kThreads, grid_cap());
-    binary_flat_kernel<D, F><<<grid, kThreads, 0, s>>>(dev_ptr(a), dev_ptr(b), dev_ptr(out), n, f, vec);
+    binary_flat_kernel<D, typename CF::type><<<grid, kThreads, 0, s>>>(dev_ptr(a), dev_ptr(b), dev_ptr(out), n, g,
+                                                                       vec);
     VTS_CUDA_CHECK_LAUNCH("binary_flat_kernel");
   } else {
-    binary_strided_kernel<D, F>
-        <<<grid_for(n, kThreads, grid_cap()), kThreads, 0, s>>>(dev_ptr(a), dev_ptr(b), dev_ptr(out), n, p, f);
+    binary_strided_kernel<D, typename CF::type>
+        <<<grid_for(n, kThreads, grid_cap()), kThreads, 0, s>>>(dev_ptr(a), dev_ptr(b), dev_ptr(out), n, p, g);
     VTS_CUDA_CHECK_LAUNCH("binary_strided_kernel");
+  }
+}
+
+}  // namespace detail
+
+// ---- ternary --------------------------------------------------------------------------------
+// Backward formulas over (input, other input, gradient): usually all contiguous, so the flat kernel
+// is scalar (no 16-byte packs: three inputs and one output per element, the loads coalesce anyway).
+
+namespace {
+
+template <class T, class F>
+__global__ void ternary_flat_kernel(const T* __restrict__ a, const T* __restrict__ b, const T* __restrict__ c,
+                                    T* __restrict__ out, int64_t n, F f) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    out[i] = from_f<T>(f(to_f(a[i]), to_f(b[i]), to_f(c[i])));
+}
+
+template <class T, class F>
+__global__ void ternary_strided_kernel(const T* __restrict__ a, const T* __restrict__ b, const T* __restrict__ c,
+                                       T* __restrict__ out, int64_t n, Plan<4> p, F f) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    int64_t off[4];
+    offsets(p, i, off);
+    out[off[0]] = from_f<T>(f(to_f(a[off[1]]), to_f(b[off[2]]), to_f(c[off[3]])));
+  }
+}
+
+}  // namespace
+
+namespace detail {
+
+template <class T, class F>
+void ternary_map_impl(const Shape& shape, const T* a, const int64_t* a_strides, const T* b, const int64_t* b_strides,
+                      const T* c, const int64_t* c_strides, T* out, const F& f) {
+  const int64_t n = shape.numel();
+  if (n == 0) return;
+  using CF = ComputeFunctor<F>;
+  const auto g = CF::make(f);
+  using D = DevT<T>;
+  const auto out_strides = contiguous_strides(shape);
+  const int64_t* const st[4] = {out_strides.data(), a_strides, b_strides, c_strides};
+  const Plan<4> p = make_plan<4>(shape, st);
+  const cudaStream_t s = current_stream();
+  const unsigned grid = grid_for(n, kThreads, grid_cap());
+  if (is_flat(p)) {
+    ternary_flat_kernel<D, typename CF::type>
+        <<<grid, kThreads, 0, s>>>(dev_ptr(a), dev_ptr(b), dev_ptr(c), dev_ptr(out), n, g);
+    VTS_CUDA_CHECK_LAUNCH("ternary_flat_kernel");
+  } else {
+    ternary_strided_kernel<D, typename CF::type>
+        <<<grid, kThreads, 0, s>>>(dev_ptr(a), dev_ptr(b), dev_ptr(c), dev_ptr(out), n, p, g);
+    VTS_CUDA_CHECK_LAUNCH("ternary_strided_kernel");
   }
 }
 
 // ---- the closed instantiation set (see elementwise.hpp) --------------------------------------
 #define VTS_UNARY(T, F) template void unary_map_impl<T, F>(const Shape&, const T*, const int64_t*, T*, const F&);
-#define VTS_UNARY_ALL(T)                                                                                    \
-  VTS_UNARY(T, fn::Neg) VTS_UNARY(T, fn::Exp) VTS_UNARY(T, fn::Log) VTS_UNARY(T, fn::Sqrt)                  \
-  VTS_UNARY(T, fn::Abs) VTS_UNARY(T, fn::Sign) VTS_UNARY(T, fn::Tanh) VTS_UNARY(T, fn::Sigmoid)             \
-  VTS_UNARY(T, fn::Softplus) VTS_UNARY(T, fn::Relu) VTS_UNARY(T, fn::Softsign) VTS_UNARY(T, fn::Gelu)       \
-  VTS_UNARY(T, fn::GeluGrad) VTS_UNARY(T, fn::AddScalar<T>) VTS_UNARY(T, fn::MulScalar<T>)                  \
-  VTS_UNARY(T, fn::RSubScalar<T>) VTS_UNARY(T, fn::RDivScalar<T>) VTS_UNARY(T, fn::PowScalar<T>)            \
-  VTS_UNARY(T, fn::Clamp<T>) VTS_UNARY(T, fn::MaximumScalar<T>)
-#define VTS_BINARY(T, F)                                                                                   \
-  template void binary_map_impl<T, F>(const Shape&, const T*, const int64_t*, const T*, const int64_t*, T*, \
+#define VTS_UNARY_ALL(T)                                                                                     \
+  VTS_UNARY(T, fn::Neg) VTS_UNARY(T, fn::Exp) VTS_UNARY(T, fn::Log) VTS_UNARY(T, fn::Sqrt)                   \
+  VTS_UNARY(T, fn::Abs) VTS_UNARY(T, fn::Sign) VTS_UNARY(T, fn::Tanh) VTS_UNARY(T, fn::Sigmoid)              \
+  VTS_UNARY(T, fn::Softplus) VTS_UNARY(T, fn::Relu) VTS_UNARY(T, fn::Softsign) VTS_UNARY(T, fn::Gelu)        \
+  VTS_UNARY(T, fn::GeluGrad) VTS_UNARY(T, fn::AddScalar<T>) VTS_UNARY(T, fn::MulScalar<T>)                   \
+  VTS_UNARY(T, fn::RSubScalar<T>) VTS_UNARY(T, fn::RDivScalar<T>) VTS_UNARY(T, fn::PowScalar<T>)             \
+  VTS_UNARY(T, fn::Clamp<T>) VTS_UNARY(T, fn::MaximumScalar<T>) VTS_UNARY(T, fn::GreaterScalar<T>)           \
+  VTS_UNARY(T, fn::Outside<T>) VTS_UNARY(T, fn::Ternarize<T>)
+#define VTS_BINARY(T, F)                                                                                     \
+  template void binary_map_impl<T, F>(const Shape&, const T*, const int64_t*, const T*, const int64_t*, T*,  \
                                       const F&);
-#define VTS_BINARY_ALL(T)                                                                                   \
-  VTS_BINARY(T, fn::Add) VTS_BINARY(T, fn::Sub) VTS_BINARY(T, fn::Mul) VTS_BINARY(T, fn::Div)               \
-  VTS_BINARY(T, fn::Maximum) VTS_BINARY(T, fn::Minimum)
+#define VTS_BINARY_ALL(T)                                                                                    \
+  VTS_BINARY(T, fn::Add) VTS_BINARY(T, fn::Sub) VTS_BINARY(T, fn::Mul) VTS_BINARY(T, fn::Div)                \
+  VTS_BINARY(T, fn::Maximum) VTS_BINARY(T, fn::Minimum) VTS_BINARY(T, fn::NegMul) VTS_BINARY(T, fn::BceLoss) \
+  VTS_BINARY(T, fn::PowGrad<T>) VTS_BINARY(T, fn::BceGrad<T>)                                                \
+  VTS_BINARY(T, fn::ChainGrad<fn::ExpGrad>) VTS_BINARY(T, fn::ChainGrad<fn::LogGrad>)                        \
+  VTS_BINARY(T, fn::ChainGrad<fn::SqrtGrad>) VTS_BINARY(T, fn::ChainGrad<fn::Sign>)                          \
+  VTS_BINARY(T, fn::ChainGrad<fn::TanhGrad>) VTS_BINARY(T, fn::ChainGrad<fn::SigmoidGrad>)                   \
+  VTS_BINARY(T, fn::ChainGrad<fn::Sigmoid>) VTS_BINARY(T, fn::ChainGrad<fn::ReluGrad>)                       \
+  VTS_BINARY(T, fn::ChainGrad<fn::SoftsignGrad>) VTS_BINARY(T, fn::ChainGrad<fn::ClampGrad<T>>)              \
+  VTS_BINARY(T, fn::ChainGrad<fn::ClampMinGrad<T>>)
+#define VTS_TERNARY(T, F)                                                                                    \
+  template void ternary_map_impl<T, F>(const Shape&, const T*, const int64_t*, const T*, const int64_t*,     \
+                                       const T*, const int64_t*, T*, const F&);
+#define VTS_TERNARY_ALL(T) VTS_TERNARY(T, fn::MaximumGrad) VTS_TERNARY(T, fn::RDivGrad)
 
 VTS_UNARY_ALL(float)
 VTS_UNARY_ALL(bf16)
 VTS_BINARY_ALL(float)
 VTS_BINARY_ALL(bf16)
+VTS_TERNARY_ALL(float)
+VTS_TERNARY_ALL(bf16)
 #undef VTS_UNARY
 #undef VTS_UNARY_ALL
 #undef VTS_BINARY
 #undef VTS_BINARY_ALL
+#undef VTS_TERNARY
+#undef VTS_TERNARY_ALL
 
 }  // namespace detail
 

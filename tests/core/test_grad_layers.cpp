@@ -156,6 +156,18 @@ TEST_CASE("self_attention_packed matches attention on split heads, and its gradi
   check_grad([](auto& in) { return self_attention_packed(in[0].transpose(0, 1), 3); }, {uniform({4, 2, 3 * 3 * 2}, 113)});
 }
 
+// On CUDA, head dims the fused kernels lack (ViTTiny28's 16) take matmul → softmax → matmul; the
+// CPU can check that path against the fused op.
+TEST_CASE("unfused packed attention (the CUDA fallback) matches self_attention_packed, and its gradient checks",
+          "[grad][attention]") {
+  const int64_t B = 2, N = 5, H = 2, d = 3;
+  const Td qkv = uniform({B, N, 3 * H * d}, 114, -2, 2);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+  check_values(vts::detail::self_attention_packed_unfused(qkv, H, scale).to_vector(),
+               self_attention_packed(qkv, H).to_vector(), 1e-12);
+  check_grad([scale](auto& in) { return vts::detail::self_attention_packed_unfused(in[0], 2, scale); }, {qkv});
+}
+
 // ---- dropout -----------------------------------------------------------------------------------------
 
 TEST_CASE("grad: dropout with a fixed mask", "[grad][dropout]") {

@@ -7,6 +7,9 @@
 #include <vector>
 
 #include "vts/core/tensor.hpp"
+#if defined(VTS_WITH_CUDA)
+#include "vts/backend/cuda/elementwise.hpp"  // accumulate
+#endif
 
 namespace vts {
 

@@ -3,6 +3,7 @@
 // fp32 and stores bf16), defined here so tensors of it can exist everywhere.
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 namespace vts {
 
@@ -42,5 +43,10 @@ template <>
 struct dtype_traits<bf16> {
   static constexpr const char* name = "bfloat16";
 };
+
+// The type of what ops save and pass beside a tensor of T (LayerNorm's mean and 1/std, attention's
+// row log-sum-exp and scale): float for bf16, whose kernels compute in fp32; T otherwise.
+template <class T>
+using acc_t = std::conditional_t<std::is_same_v<T, bf16>, float, T>;
 
 }  // namespace vts

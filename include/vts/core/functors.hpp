@@ -79,4 +79,81 @@ template <class T> struct Clamp {
 };
 template <class T> struct MaximumScalar { T s; VTS_HD T operator()(T x) const { return x > s ? x : s; } };
 
+// 0/1 masks and thresholds (constants in the losses; no gradient flows through them).
+template <class T> struct GreaterScalar { T s; VTS_HD T operator()(T x) const { return x > s ? T(1) : T(0); } };
+// 1 outside the open interval (lo, hi), 0 inside.
+template <class T> struct Outside {
+  T lo, hi;
+  VTS_HD T operator()(T x) const { return x > hi || x < lo ? T(1) : T(0); }
+};
+// sign(x)·1[|x| > m]: −1, 0 or 1.
+template <class T> struct Ternarize {
+  T m;
+  VTS_HD T operator()(T x) const { return x > m ? T(1) : (x < -m ? T(-1) : T(0)); }
+};
+
+// ---- backward formulas ------------------------------------------------------------------------
+// Derivatives of the unary ops, each a function of what the op saves: the output y (exp, sqrt,
+// tanh, sigmoid) or the input x (the rest; abs uses Sign, softplus uses Sigmoid).
+struct ExpGrad { template <class T> VTS_HD T operator()(T y) const { return y; } };
+struct LogGrad { template <class T> VTS_HD T operator()(T x) const { return T(1) / x; } };
+struct SqrtGrad { template <class T> VTS_HD T operator()(T y) const { return T(0.5) / y; } };
+struct TanhGrad { template <class T> VTS_HD T operator()(T y) const { return T(1) - y * y; } };
+struct SigmoidGrad { template <class T> VTS_HD T operator()(T y) const { return y * (T(1) - y); } };
+struct ReluGrad { template <class T> VTS_HD T operator()(T x) const { return x > T(0) ? T(1) : T(0); } };
+struct SoftsignGrad {
+  template <class T> VTS_HD T operator()(T x) const {
+    const T d = T(1) + (x < T(0) ? -x : x);
+    return T(1) / (d * d);
+  }
+};
+// clamp passes the gradient on the closed interval [lo, hi]; clamp_min where x ≥ s.
+template <class T> struct ClampGrad {
+  T lo, hi;
+  VTS_HD T operator()(T x) const { return x >= lo && x <= hi ? T(1) : T(0); }
+};
+template <class T> struct ClampMinGrad { T s; VTS_HD T operator()(T x) const { return x >= s ? T(1) : T(0); } };
+
+// (g, v) → g · df(v): the chain rule of a unary op, df one of the derivatives above.
+template <class Df> struct ChainGrad {
+  Df df;
+  template <class T> VTS_HD T operator()(T g, T v) const { return g * df(v); }
+};
+// div's gradient for the divisor: (g/b, a/b) → −(g/b)·(a/b).
+struct NegMul { template <class T> VTS_HD T operator()(T u, T y) const { return -u * y; } };
+// pow's gradient (g, x) → g·p·x^(p−1). x^0 is constant: 0 everywhere, including x = 0 where
+// p·x^(p−1) would be 0·inf.
+template <class T> struct PowGrad {
+  T p;
+  VTS_HD T operator()(T g, T x) const {
+    using std::pow;
+    if (p == T(0)) return T(0);
+    return p == T(2) ? g * T(2) * x : g * p * pow(x, p - T(1));
+  }
+};
+// maximum's gradient for its first input (x, other, g): all of g where x wins, half at a tie.
+struct MaximumGrad {
+  template <class T> VTS_HD T operator()(T x, T y, T g) const { return x > y ? g : (x == y ? g / T(2) : T(0)); }
+};
+// s / x's gradient (g, y = s/x, x) → −g·y/x.
+struct RDivGrad { template <class T> VTS_HD T operator()(T g, T y, T x) const { return -g * y / x; } };
+
+// Binary cross-entropy on probabilities, PyTorch's: each log clamped at −100; gradient
+// (p − t)/max(p(1 − p), 1e-12), times `scale` (upstream gradient / count).
+struct BceLoss {
+  template <class T> VTS_HD T operator()(T p, T t) const {
+    using std::log;
+    const T lp = log(p), l1p = log(T(1) - p);
+    // (a < b ? b : a) is std::max(a, b), written out so the device can call it.
+    return -(t * (lp < T(-100) ? T(-100) : lp) + (T(1) - t) * (l1p < T(-100) ? T(-100) : l1p));
+  }
+};
+template <class T> struct BceGrad {
+  T scale;
+  VTS_HD T operator()(T p, T t) const {
+    const T d = (T(1) - p) * p;
+    return scale * (p - t) / (d < T(1e-12) ? T(1e-12) : d);
+  }
+};
+
 }  // namespace vts::fn

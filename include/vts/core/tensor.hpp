@@ -5,6 +5,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "vts/autograd/grad_mode.hpp"
@@ -14,6 +15,9 @@
 #include "vts/core/error.hpp"
 #include "vts/core/shape.hpp"
 #include "vts/core/storage.hpp"
+#if defined(VTS_WITH_CUDA)
+#include "vts/backend/cuda/memory.hpp"
+#endif
 
 namespace vts {
 
@@ -228,6 +232,18 @@ bool any_requires_grad(std::initializer_list<const Tensor<T, D>*> inputs) {
   for (const auto* t : inputs)
     if (t->defined() && t->requires_grad()) return true;
   return false;
+}
+
+// A tensor of acc_t<T> (an fp32 loss or parameter gradient of a bf16 op) as a Tensor<T, D>.
+template <class T, class D, class A>
+Tensor<T, D> to_element_type(const Tensor<A, D>& t) {
+  if constexpr (std::is_same_v<A, T>) {
+    return t;
+  } else {
+    Tensor<T, D> out = Tensor<T, D>::empty(t.shape());
+    convert(D{}, t.data(), out.data(), t.numel());
+    return out;
+  }
 }
 }  // namespace detail
 

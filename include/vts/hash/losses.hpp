@@ -40,9 +40,11 @@ struct Config {
 };
 
 namespace detail {
+// 1 where x > 0, else 0 (similarity from label products). A named functor, not a lambda, so the
+// map also runs on CUDA.
 template <class T, class D>
-Tensor<T, D> indicator(const Tensor<T, D>& x, bool (*pred)(T)) {
-  return map(x, [pred](T v) { return pred(v) ? T(1) : T(0); });
+Tensor<T, D> positive(const Tensor<T, D>& x) {
+  return map(x, fn::GreaterScalar<T>{T(0)});
 }
 
 // The memory bank of DSH, HashNet (compat), IDHN and DPN: the latest output U and label row Y of
@@ -125,7 +127,7 @@ class Dsh {
   tensor_type operator()(const tensor_type& u, const tensor_type& y, const std::vector<int64_t>& ind, int) {
     detail::check_batch(name, u, y, ind, cfg_.bits, cfg_.classes);
     bank_.store(ind, u, y);
-    const tensor_type similar = detail::indicator<T, D>(matmul(y, bank_.Y.t()), [](T v) { return v > T(0); });
+    const tensor_type similar = detail::positive(matmul(y, bank_.Y.t()));
     const tensor_type bank_sq = sum(bank_.U * bank_.U, {1}).reshape(Shape{1, -1});
     const tensor_type dist = sum(u * u, {1}, true) - T(2) * matmul(u, bank_.U.t()) + bank_sq;
     const tensor_type pair = T(0.5) * similar * dist + T(0.5) * (T(1) - similar) * clamp_min(margin_ - dist, T(0));
@@ -169,10 +171,10 @@ class HashNet {
     tensor_type similar, theta;
     if (cfg_.reference_compat) {
       bank_.store(ind, h, y);
-      similar = detail::indicator<T, D>(matmul(y, bank_.Y.t()), [](T v) { return v > T(0); });
+      similar = detail::positive(matmul(y, bank_.Y.t()));
       theta = alpha * matmul(h, bank_.U.t());
     } else {
-      similar = detail::indicator<T, D>(matmul(y, y.t()), [](T v) { return v > T(0); });
+      similar = detail::positive(matmul(y, y.t()));
       theta = alpha * matmul(h, h.t());  // gradient through both factors
     }
     const tensor_type pair = softplus(theta) - similar * theta;
@@ -268,7 +270,7 @@ class Idhn {
     const tensor_type y_norm = sqrt(sum(y * y, {1}, true));
     const tensor_type bank_norm = sqrt(sum(bank_.Y * bank_.Y, {1})).reshape(Shape{1, -1});
     const tensor_type s = matmul(y, bank_.Y.t()) / (matmul(y_norm, bank_norm) + T(1e-5));
-    const tensor_type hard = detail::indicator<T, D>(s, [](T x) { return x > T(0.99) || x < T(0.01); });
+    const tensor_type hard = map(s, fn::Outside<T>{T(0.01), T(0.99)});
     const tensor_type theta = alpha * matmul(v, bank_.U.t());
     const tensor_type ce = softplus(theta) - s * theta;
     const tensor_type mse = pow(theta + (K - T(2) * K * s), T(2));
@@ -356,7 +358,7 @@ class Dpn {
     if (!adaptive_targets) return;
     NoGradGuard guard;
     const T m = margin;
-    bank_.U.copy_(map(bank_.U, [m](T v) { return (v > m) ? T(1) : (v < -m ? T(-1) : T(0)); }));
+    bank_.U.copy_(map(bank_.U, fn::Ternarize<T>{m}));
     const std::vector<T> sums = matmul(bank_.Y.t(), bank_.U).to_vector();
     auto& centers = assigner_.centers();
     for (int64_t c = 0; c < cfg_.classes; ++c)

@@ -5,11 +5,21 @@
 //   self_attention_packed(qkv [B, N, 3·H·d], H) -> [B, N, H·d]: the ViT layout, where one linear
 //     layer produced q, k and v side by side. Heads are read from and gradients written into the
 //     packed layout directly, so neither direction splits, permutes or concatenates tensors.
+// The row log-sum-exp and the scale are acc_t<T> (fp32 for bf16). On CUDA, views whose rows are not
+// 16-byte aligned are copied first, and a shape the fused kernels do not take (head dim outside
+// {32, 64, 128}, e.g. ViTTiny28's 16) is computed by matmul → softmax → matmul instead.
 #include <cmath>
+#include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "vts/backend/cpu/attention.hpp"
 #include "vts/core/tensor.hpp"
+#include "vts/ops/matmul.hpp"
+#include "vts/ops/softmax.hpp"
+#if defined(VTS_WITH_CUDA)
+#include "vts/backend/cuda/attention.hpp"
+#endif
 
 namespace vts {
 
@@ -22,14 +32,69 @@ template <class T, class D>
 HeadLayout<T> heads_of_mut(const Tensor<T, D>& t) {
   return {t.data(), t.strides()[0], t.strides()[1], t.strides()[2]};
 }
+// Elements per 16 bytes: device kernels read rows with 16-byte accesses.
+template <class T>
+inline constexpr int64_t kPer16 = 16 / static_cast<int64_t>(sizeof(T));
+
+template <class T, class D>
+bool rows_aligned16(const Tensor<T, D>& t) {
+  if (reinterpret_cast<uintptr_t>(t.data()) % 16 != 0) return false;
+  for (int i = 0; i + 1 < t.ndim(); ++i)
+    if (t.strides()[static_cast<size_t>(i)] % kPer16<T> != 0) return false;
+  return true;
+}
+
+// A view the kernels can read: unit stride along d (and, on a device, 16-byte aligned rows; a fresh
+// copy has them whenever d is a multiple of 16 bytes, which the device kernels require anyway).
 template <class T, class D>
 Tensor<T, D> unit_inner_stride(const Tensor<T, D>& t) {
-  return t.strides().back() == 1 ? t.detach() : t.clone_nograd();
+  if constexpr (is_cpu_v<D>) {
+    return t.strides().back() == 1 ? t.detach() : t.clone_nograd();
+  } else {
+    return t.strides().back() == 1 && rows_aligned16(t) ? t.detach() : t.clone_nograd();
+  }
+}
+// Contiguous (and, on a device, 16-byte aligned).
+template <class T, class D>
+Tensor<T, D> packed_contiguous(const Tensor<T, D>& t) {
+  if constexpr (is_cpu_v<D>) {
+    return t.contiguous_nograd();
+  } else {
+    return t.is_contiguous() && rows_aligned16(t) ? t.detach() : t.clone_nograd();
+  }
 }
 // An uninitialised [B, H, N, d] tensor stored as [B, N, H, d]: merging heads afterwards is free.
 template <class T, class D>
 Tensor<T, D> empty_heads(int64_t B, int64_t H, int64_t N, int64_t d) {
   return Tensor<T, D>::empty(Shape{B, N, H, d}).permute({0, 2, 1, 3});
+}
+
+// Whether device D's fused kernels take this shape in both directions (the CPU's take any).
+template <class T, class D>
+bool fused_attention_supported([[maybe_unused]] int64_t N, [[maybe_unused]] int64_t d) {
+#if defined(VTS_WITH_CUDA)
+  if constexpr (std::is_same_v<D, Cuda>) {
+    constexpr auto dtype = std::is_same_v<T, bf16> ? cuda::AttentionDtype::bf16 : cuda::AttentionDtype::f32;
+    return d % kPer16<T> == 0 && cuda::attention_supported(dtype, false, N, d) &&
+           cuda::attention_supported(dtype, true, N, d);
+  }
+#endif
+  return true;
+}
+
+// softmax(scale · q kᵀ) v from differentiable ops, for problems the fused kernels do not take.
+template <class T, class D>
+Tensor<T, D> attention_unfused(const Tensor<T, D>& q, const Tensor<T, D>& k, const Tensor<T, D>& v, acc_t<T> scale) {
+  return matmul(softmax(mul(matmul(q, k.transpose(-2, -1)), static_cast<T>(scale)), -1), v);
+}
+// The same for the packed layout: [B, N, 3, H, d] → q, k, v as [B, H, N, d] views, and the heads
+// merged back to [B, N, H·d].
+template <class T, class D>
+Tensor<T, D> self_attention_packed_unfused(const Tensor<T, D>& qkv, int64_t heads, acc_t<T> scale) {
+  const int64_t B = qkv.size(0), N = qkv.size(1), dim = qkv.size(2) / 3, d = dim / heads;
+  const Tensor<T, D> parts = qkv.reshape(Shape{B, N, 3, heads, d});
+  auto part = [&](int64_t which) { return parts.select(2, which).permute({0, 2, 1, 3}); };
+  return attention_unfused(part(0), part(1), part(2), scale).permute({0, 2, 1, 3}).reshape(Shape{B, N, dim});
 }
 }  // namespace detail
 
@@ -38,12 +103,16 @@ Tensor<T, D> attention(const Tensor<T, D>& q, const Tensor<T, D>& k, const Tenso
   VTS_CHECK_SHAPE(q.ndim() == 4 && k.shape() == q.shape() && v.shape() == q.shape(),
                   "attention: q, k, v must share one [B, H, N, d] shape, found ", q.shape().str(), ", ",
                   k.shape().str(), ", ", v.shape().str());
+  using A = acc_t<T>;
   const int64_t B = q.size(0), H = q.size(1), N = q.size(2), d = q.size(3);
-  const T scale = T(1) / std::sqrt(T(d));
+  const A scale = A(1) / std::sqrt(A(d));
+  if constexpr (!is_cpu_v<D>) {
+    if (!detail::fused_attention_supported<T, D>(N, d)) return detail::attention_unfused(q, k, v, scale);
+  }
   Tensor<T, D> qs = detail::unit_inner_stride(q), ks = detail::unit_inner_stride(k),
                vs = detail::unit_inner_stride(v);
   Tensor<T, D> out = detail::empty_heads<T, D>(B, H, N, d);
-  Tensor<T, D> lse = Tensor<T, D>::empty(Shape{B, H, N});
+  Tensor<A, D> lse = Tensor<A, D>::empty(Shape{B, H, N});
   attention_forward(D{}, B, H, N, d, scale, detail::heads_of(qs), detail::heads_of(ks), detail::heads_of(vs),
                     detail::heads_of_mut(out), lse.data());
   return record(out, "attention", {&q, &k, &v},
@@ -62,20 +131,24 @@ template <class T, class D>
 Tensor<T, D> self_attention_packed(const Tensor<T, D>& qkv, int64_t heads) {
   VTS_CHECK_SHAPE(qkv.ndim() == 3 && qkv.size(2) % (3 * heads) == 0, "self_attention_packed: expected [B, N, 3·",
                   heads, "·d], found ", qkv.shape().str());
+  using A = acc_t<T>;
   const int64_t B = qkv.size(0), N = qkv.size(1), dim = qkv.size(2) / 3, d = dim / heads;
-  const T scale = T(1) / std::sqrt(T(d));
-  Tensor<T, D> x = qkv.contiguous_nograd();
+  const A scale = A(1) / std::sqrt(A(d));
+  if constexpr (!is_cpu_v<D>) {
+    if (!detail::fused_attention_supported<T, D>(N, d)) return detail::self_attention_packed_unfused(qkv, heads, scale);
+  }
+  Tensor<T, D> x = detail::packed_contiguous(qkv);
   const int64_t sb = N * 3 * dim, sn = 3 * dim;
   auto part = [&](const Tensor<T, D>& t, int which) {
     return HeadLayout<const T>{t.data() + which * dim, sb, d, sn};
   };
   Tensor<T, D> out = Tensor<T, D>::empty(Shape{B, N, dim});
   const HeadLayout<T> out_heads{out.data(), N * dim, d, dim};
-  Tensor<T, D> lse = Tensor<T, D>::empty(Shape{B, heads, N});
+  Tensor<A, D> lse = Tensor<A, D>::empty(Shape{B, heads, N});
   attention_forward(D{}, B, heads, N, d, scale, part(x, 0), part(x, 1), part(x, 2), out_heads, lse.data());
   return record(out, "self_attention_packed", {&qkv},
                 [x, od = out.detach(), lse, B, N, dim, d, heads, scale, sb, sn](const Tensor<T, D>& g) {
-                  Tensor<T, D> gc = g.contiguous_nograd();
+                  Tensor<T, D> gc = detail::packed_contiguous(g);
                   Tensor<T, D> dx = Tensor<T, D>::empty(x.shape());
                   auto in = [&](const Tensor<T, D>& t, int which) {
                     return HeadLayout<const T>{t.data() + which * dim, sb, d, sn};

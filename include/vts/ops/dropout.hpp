@@ -4,6 +4,9 @@
 // generator (element i uses counter offset + i/4, lane i%4), so it is the same for any thread
 // count. Saves the scaled mask.
 #include "vts/backend/cpu/dropout.hpp"
+#if defined(VTS_WITH_CUDA)
+#include "vts/backend/cuda/dropout.hpp"
+#endif
 #include "vts/core/rng.hpp"
 #include "vts/core/tensor.hpp"
 #include "vts/ops/elementwise.hpp"

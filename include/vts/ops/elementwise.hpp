@@ -4,6 +4,8 @@
 // input (exp, tanh, sigmoid, sqrt).
 //   Non-smooth points follow PyTorch: abs'(0) = 0, relu'(0) = 0, clamp passes the gradient on the
 //   closed interval [lo, hi], sign has zero gradient, sign_ste passes it straight through.
+// Backward formulas are named functors (core/functors.hpp), never lambdas: the same map then runs
+// the CPU loop or a CUDA kernel (which is compiled only for named functors).
 #include <vector>
 
 #include "vts/backend/cpu/activation.hpp"
@@ -11,6 +13,10 @@
 #include "vts/core/functors.hpp"
 #include "vts/core/tensor.hpp"
 #include "vts/ops/reduce.hpp"
+#if defined(VTS_WITH_CUDA)
+#include "vts/backend/cuda/activation.hpp"
+#include "vts/backend/cuda/elementwise.hpp"
+#endif
 
 namespace vts {
 
@@ -89,7 +95,7 @@ Tensor<T, D> div(const Tensor<T, D>& a, const Tensor<T, D>& b) {
                     const Tensor<T, D>& g) {
                   Tensor<T, D> g_over_b = map(g, bd, fn::Div{});
                   Tensor<T, D> db;
-                  if (need_b) db = sum_to(map(g_over_b, yd, [](T u, T y) { return -u * y; }), sb);
+                  if (need_b) db = sum_to(map(g_over_b, yd, fn::NegMul{}), sb);
                   return std::vector<Tensor<T, D>>{sum_to(g_over_b, sa), db};
                 });
 }
@@ -99,9 +105,8 @@ template <class T, class D>
 Tensor<T, D> maximum(const Tensor<T, D>& a, const Tensor<T, D>& b) {
   return record(map(a, b, fn::Maximum{}), "maximum", {&a, &b},
                 [ad = a.detach(), bd = b.detach()](const Tensor<T, D>& g) {
-                  auto share = [](T x, T y, T gv) { return x > y ? gv : (x == y ? gv / T(2) : T(0)); };
-                  return std::vector<Tensor<T, D>>{sum_to(map(ad, bd, g, share), ad.shape()),
-                                                   sum_to(map(bd, ad, g, share), bd.shape())};
+                  return std::vector<Tensor<T, D>>{sum_to(map(ad, bd, g, fn::MaximumGrad{}), ad.shape()),
+                                                   sum_to(map(bd, ad, g, fn::MaximumGrad{}), bd.shape())};
                 });
 }
 
@@ -125,19 +130,14 @@ template <class T, class D>
 Tensor<T, D> rdiv(const Tensor<T, D>& x, T s) {  // s / x
   Tensor<T, D> out = map(x, fn::RDivScalar<T>{s});
   return record(out, "rdiv_scalar", {&x}, [xd = x.detach(), yd = out.detach()](const Tensor<T, D>& g) {
-    return std::vector<Tensor<T, D>>{map(g, yd, xd, [](T gv, T y, T xv) { return -gv * y / xv; })};
+    return std::vector<Tensor<T, D>>{map(g, yd, xd, fn::RDivGrad{})};
   });
 }
 // x^p for a scalar exponent.
 template <class T, class D>
 Tensor<T, D> pow(const Tensor<T, D>& x, T p) {
   return record(map(x, fn::PowScalar<T>{p}), "pow", {&x}, [xd = x.detach(), p](const Tensor<T, D>& g) {
-    return std::vector<Tensor<T, D>>{map(g, xd, [p](T gv, T xv) {
-      using std::pow;
-      // x^0 is constant: its gradient is 0 everywhere, including x = 0 where p·x^(p−1) is 0·inf.
-      if (p == T(0)) return T(0);
-      return p == T(2) ? gv * T(2) * xv : gv * p * pow(xv, p - T(1));
-    })};
+    return std::vector<Tensor<T, D>>{map(g, xd, fn::PowGrad<T>{p})};
   });
 }
 
@@ -147,7 +147,7 @@ namespace detail {
 template <class T, class D, class F, class Df>
 Tensor<T, D> unary_with_input_grad(const Tensor<T, D>& x, const char* name, F f, Df dfdx) {
   return record(map(x, f), name, {&x}, [xd = x.detach(), dfdx](const Tensor<T, D>& g) {
-    return std::vector<Tensor<T, D>>{map(g, xd, [dfdx](T gv, T xv) { return gv * dfdx(xv); })};
+    return std::vector<Tensor<T, D>>{map(g, xd, fn::ChainGrad<Df>{dfdx})};
   });
 }
 // A unary op whose derivative is a function of the output: grad = g · dfdy(y).
@@ -155,7 +155,7 @@ template <class T, class D, class F, class Df>
 Tensor<T, D> unary_with_output_grad(const Tensor<T, D>& x, const char* name, F f, Df dfdy) {
   Tensor<T, D> out = map(x, f);
   return record(out, name, {&x}, [yd = out.detach(), dfdy](const Tensor<T, D>& g) {
-    return std::vector<Tensor<T, D>>{map(g, yd, [dfdy](T gv, T yv) { return gv * dfdy(yv); })};
+    return std::vector<Tensor<T, D>>{map(g, yd, fn::ChainGrad<Df>{dfdy})};
   });
 }
 }  // namespace detail
@@ -167,15 +167,15 @@ Tensor<T, D> neg(const Tensor<T, D>& x) {
 }
 template <class T, class D>
 Tensor<T, D> exp(const Tensor<T, D>& x) {
-  return detail::unary_with_output_grad(x, "exp", fn::Exp{}, [](T y) { return y; });
+  return detail::unary_with_output_grad(x, "exp", fn::Exp{}, fn::ExpGrad{});
 }
 template <class T, class D>
 Tensor<T, D> log(const Tensor<T, D>& x) {
-  return detail::unary_with_input_grad(x, "log", fn::Log{}, [](T v) { return T(1) / v; });
+  return detail::unary_with_input_grad(x, "log", fn::Log{}, fn::LogGrad{});
 }
 template <class T, class D>
 Tensor<T, D> sqrt(const Tensor<T, D>& x) {
-  return detail::unary_with_output_grad(x, "sqrt", fn::Sqrt{}, [](T y) { return T(0.5) / y; });
+  return detail::unary_with_output_grad(x, "sqrt", fn::Sqrt{}, fn::SqrtGrad{});
 }
 template <class T, class D>
 Tensor<T, D> abs(const Tensor<T, D>& x) {
@@ -195,11 +195,11 @@ Tensor<T, D> sign_ste(const Tensor<T, D>& x) {
 }
 template <class T, class D>
 Tensor<T, D> tanh(const Tensor<T, D>& x) {
-  return detail::unary_with_output_grad(x, "tanh", fn::Tanh{}, [](T y) { return T(1) - y * y; });
+  return detail::unary_with_output_grad(x, "tanh", fn::Tanh{}, fn::TanhGrad{});
 }
 template <class T, class D>
 Tensor<T, D> sigmoid(const Tensor<T, D>& x) {
-  return detail::unary_with_output_grad(x, "sigmoid", fn::Sigmoid{}, [](T y) { return y * (T(1) - y); });
+  return detail::unary_with_output_grad(x, "sigmoid", fn::Sigmoid{}, fn::SigmoidGrad{});
 }
 template <class T, class D>
 Tensor<T, D> softplus(const Tensor<T, D>& x) {
@@ -207,43 +207,35 @@ Tensor<T, D> softplus(const Tensor<T, D>& x) {
 }
 template <class T, class D>
 Tensor<T, D> relu(const Tensor<T, D>& x) {
-  return detail::unary_with_input_grad(x, "relu", fn::Relu{}, [](T v) { return v > T(0) ? T(1) : T(0); });
+  return detail::unary_with_input_grad(x, "relu", fn::Relu{}, fn::ReluGrad{});
 }
-// On the CPU, GELU runs its own vectorised kernels (backend/cpu/activation.hpp); the generic
-// functor path evaluated erf with a scalar libm call per element. Saves the input.
+// Every backend has its own GELU kernels (backend/{cpu,cuda}/activation.hpp, same signatures): on
+// the CPU the generic functor path evaluated erf with a scalar libm call per element, on CUDA they
+// are one fused pass each way. Saves the input.
 template <class T, class D>
 Tensor<T, D> gelu(const Tensor<T, D>& x) {
-  if constexpr (is_cpu_v<D>) {
-    Tensor<T, D> xc = x.contiguous_nograd();
-    Tensor<T, D> y = Tensor<T, D>::empty(x.shape());
-    gelu_forward(D{}, xc.data(), y.data(), xc.numel());
-    return record(y, "gelu", {&x}, [xc](const Tensor<T, D>& g) {
-      Tensor<T, D> gc = g.contiguous_nograd();
-      Tensor<T, D> dx = Tensor<T, D>::empty(xc.shape());
-      gelu_backward(D{}, xc.data(), gc.data(), dx.data(), xc.numel());
-      return std::vector<Tensor<T, D>>{dx};
-    });
-  } else {
-    return detail::unary_with_input_grad(x, "gelu", fn::Gelu{}, fn::GeluGrad{});
-  }
-}
-template <class T, class D>
-Tensor<T, D> softsign(const Tensor<T, D>& x) {
-  return detail::unary_with_input_grad(x, "softsign", fn::Softsign{}, [](T v) {
-    const T d = T(1) + (v < T(0) ? -v : v);
-    return T(1) / (d * d);
+  Tensor<T, D> xc = x.contiguous_nograd();
+  Tensor<T, D> y = Tensor<T, D>::empty(x.shape());
+  gelu_forward(D{}, xc.data(), y.data(), xc.numel());
+  return record(y, "gelu", {&x}, [xc](const Tensor<T, D>& g) {
+    Tensor<T, D> gc = g.contiguous_nograd();
+    Tensor<T, D> dx = Tensor<T, D>::empty(xc.shape());
+    gelu_backward(D{}, xc.data(), gc.data(), dx.data(), xc.numel());
+    return std::vector<Tensor<T, D>>{dx};
   });
 }
 template <class T, class D>
+Tensor<T, D> softsign(const Tensor<T, D>& x) {
+  return detail::unary_with_input_grad(x, "softsign", fn::Softsign{}, fn::SoftsignGrad{});
+}
+template <class T, class D>
 Tensor<T, D> clamp(const Tensor<T, D>& x, T lo, T hi) {
-  return detail::unary_with_input_grad(x, "clamp", fn::Clamp<T>{lo, hi},
-                                       [lo, hi](T v) { return v >= lo && v <= hi ? T(1) : T(0); });
+  return detail::unary_with_input_grad(x, "clamp", fn::Clamp<T>{lo, hi}, fn::ClampGrad<T>{lo, hi});
 }
 // max(x, s): the hinge of DSH and DPN. Gradient passes where x ≥ s (PyTorch's clamp_min rule).
 template <class T, class D>
 Tensor<T, D> clamp_min(const Tensor<T, D>& x, T s) {
-  return detail::unary_with_input_grad(x, "clamp_min", fn::MaximumScalar<T>{s},
-                                       [s](T v) { return v >= s ? T(1) : T(0); });
+  return detail::unary_with_input_grad(x, "clamp_min", fn::MaximumScalar<T>{s}, fn::ClampMinGrad<T>{s});
 }
 
 // ---- mean (needs mul by a scalar) ---------------------------------------------------------------

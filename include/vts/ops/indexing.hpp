@@ -102,9 +102,15 @@ void index_copy_(Tensor<T, D>& bank, const std::vector<int64_t>& rows, const Ten
   detail::check_rows(rows, bank.size(0), "index_copy_");
   const int64_t width = bank.numel() / std::max<int64_t>(bank.size(0), 1);
   Tensor<T, D> sc = src.contiguous_nograd();
-  for (size_t i = 0; i < rows.size(); ++i)
-    copy_from_host(D{}, bank.data() + rows[i] * width, sc.data() + static_cast<int64_t>(i) * width,
-                   sizeof(T) * static_cast<size_t>(width));
+  for (size_t i = 0; i < rows.size(); ++i) {
+    T* dst = bank.data() + rows[i] * width;
+    const T* from = sc.data() + static_cast<int64_t>(i) * width;
+    if constexpr (is_cpu_v<D>) {
+      copy_from_host(D{}, dst, from, sizeof(T) * static_cast<size_t>(width));
+    } else {
+      copy_device(D{}, dst, from, sizeof(T) * static_cast<size_t>(width));  // both on the device
+    }
+  }
 }
 
 }  // namespace vts

@@ -11,6 +11,9 @@
 #include "vts/core/tensor.hpp"
 #include "vts/ops/elementwise.hpp"
 #include "vts/ops/reduce.hpp"
+#if defined(VTS_WITH_CUDA)
+#include "vts/backend/cuda/gemm.hpp"
+#endif
 
 namespace vts {
 
@@ -70,13 +73,18 @@ Tensor<T, D> matmul_nograd(Tensor<T, D> a, Tensor<T, D> b) {
     gemm(D{}, matrix_ref(a, offs_a[static_cast<size_t>(i)]), matrix_ref(b, offs_b[static_cast<size_t>(i)]),
               out.data() + i * M * N, N, T(1), T(0));
   };
-  if (nb == 1) {
-    one(0);
+  if constexpr (is_cpu_v<D>) {
+    if (nb == 1) {
+      one(0);
+    } else {
+      // Many small products: one per thread, each GEMM single-threaded (Eigen does not nest).
+      cpu::parallel_for(0, nb, 1, [&](int64_t b0, int64_t b1) {
+        for (int64_t i = b0; i < b1; ++i) one(i);
+      });
+    }
   } else {
-    // Many small products: one per thread, each GEMM single-threaded (Eigen does not nest).
-    cpu::parallel_for(0, nb, 1, [&](int64_t b0, int64_t b1) {
-      for (int64_t i = b0; i < b1; ++i) one(i);
-    });
+    // Device GEMMs queue on the backend's one stream: issued from one host thread, in order.
+    for (int64_t i = 0; i < nb; ++i) one(i);
   }
   return out;
 }

@@ -10,6 +10,9 @@
 
 #include "vts/backend/cpu/reduce.hpp"
 #include "vts/core/tensor.hpp"
+#if defined(VTS_WITH_CUDA)
+#include "vts/backend/cuda/reduce.hpp"
+#endif
 
 namespace vts {
 

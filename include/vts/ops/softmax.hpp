@@ -5,12 +5,19 @@
 //     its own backward (softmax − one-hot)/B; saves the softmax.
 //   binary_cross_entropy(p, t) -> [] mean of −[t·log p + (1−t)·log(1−p)] with each log clamped at
 //     −100 and PyTorch's backward (p − t)/max(p(1−p), 1e-12); saves p and t.
+// On CUDA both losses run the fused kernels of backend/cuda/softmax.hpp, and their backward passes
+// take the upstream gradient as a device scalar instead of reading it on the host.
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "vts/backend/cpu/rowwise.hpp"
 #include "vts/core/tensor.hpp"
 #include "vts/ops/elementwise.hpp"
+#if defined(VTS_WITH_CUDA)
+#include "vts/backend/cuda/reduce.hpp"
+#include "vts/backend/cuda/softmax.hpp"
+#endif
 
 namespace vts {
 
@@ -46,31 +53,52 @@ Tensor<T, D> log_softmax(const Tensor<T, D>& x, int axis = -1) {
 
 template <class T, class D>
 Tensor<T, D> cross_entropy(const Tensor<T, D>& logits, const std::vector<int64_t>& targets) {
-  static_assert(is_cpu_v<D>, "cross_entropy: CUDA path lives in the CUDA backend");
   VTS_CHECK_SHAPE(logits.ndim() == 2, "cross_entropy: logits must be [batch, classes], found ",
                   logits.shape().str());
   const int64_t B = logits.size(0), C = logits.size(1);
   VTS_CHECK_SHAPE(static_cast<int64_t>(targets.size()) == B, "cross_entropy: ", targets.size(),
                   " targets for a batch of ", B);
-  Tensor<T, D> xc = logits.contiguous_nograd();
-  Tensor<T, D> p = Tensor<T, D>::empty(logits.shape());
-  softmax_rows(D{}, xc.data(), p.data(), B, C, true);  // log-probabilities
-  T loss = 0;
-  for (int64_t i = 0; i < B; ++i) {
-    const int64_t t = targets[static_cast<size_t>(i)];
-    VTS_CHECK(t >= 0 && t < C, "cross_entropy: target ", t, " at row ", i, " is outside [0, ", C, ")");
-    loss -= p.data()[i * C + t];
+  if constexpr (is_cpu_v<D>) {
+    Tensor<T, D> xc = logits.contiguous_nograd();
+    Tensor<T, D> p = Tensor<T, D>::empty(logits.shape());
+    softmax_rows(D{}, xc.data(), p.data(), B, C, true);  // log-probabilities
+    T loss = 0;
+    for (int64_t i = 0; i < B; ++i) {
+      const int64_t t = targets[static_cast<size_t>(i)];
+      VTS_CHECK(t >= 0 && t < C, "cross_entropy: target ", t, " at row ", i, " is outside [0, ", C, ")");
+      loss -= p.data()[i * C + t];
+    }
+    Tensor<T, D> out = Tensor<T, D>::scalar(loss / T(B));
+    return record(out, "cross_entropy", {&logits}, [p, targets, B, C](const Tensor<T, D>& g) {
+      const T scale = g.item() / T(B);
+      Tensor<T, D> dx = Tensor<T, D>::empty(Shape{B, C});
+      const T* lp = p.data();
+      T* d = dx.data();
+      for (int64_t i = 0; i < B * C; ++i) d[i] = std::exp(lp[i]) * scale;
+      for (int64_t i = 0; i < B; ++i) d[i * C + targets[static_cast<size_t>(i)]] -= scale;
+      return std::vector<Tensor<T, D>>{dx};
+    });
+  } else {
+    // One fused kernel: per-row losses and, when a gradient is wanted, (softmax − onehot)/B. The
+    // backward pass only scales that by the upstream gradient on the device: no host round-trip.
+    for (int64_t i = 0; i < B; ++i) {
+      const int64_t t = targets[static_cast<size_t>(i)];
+      VTS_CHECK(t >= 0 && t < C, "cross_entropy: target ", t, " at row ", i, " is outside [0, ", C, ")");
+    }
+    Tensor<T, D> xc = logits.contiguous_nograd();
+    Storage<D> device_targets(static_cast<size_t>(B) * sizeof(int64_t));
+    copy_from_host(D{}, device_targets.data(), targets.data(), static_cast<size_t>(B) * sizeof(int64_t));
+    const bool want_grad = detail::any_requires_grad<T, D>({&logits});
+    Tensor<T, D> dlogits = want_grad ? Tensor<T, D>::empty(Shape{B, C}) : Tensor<T, D>();
+    Tensor<float, D> row_loss = Tensor<float, D>::empty(Shape{B}), total = Tensor<float, D>::empty(Shape{});
+    cross_entropy_fused(D{}, xc.data(), static_cast<const int64_t*>(device_targets.data()), B, C, row_loss.data(),
+                        want_grad ? dlogits.data() : nullptr, 1.0f / static_cast<float>(B));
+    sum_all(D{}, row_loss.data(), B, total.data());
+    Tensor<T, D> out = detail::to_element_type<T>(map(total, fn::MulScalar<float>{1.0f / static_cast<float>(B)}));
+    return record(out, "cross_entropy", {&logits}, [dlogits](const Tensor<T, D>& g) {
+      return std::vector<Tensor<T, D>>{map(dlogits, g, fn::Mul{})};
+    });
   }
-  Tensor<T, D> out = Tensor<T, D>::scalar(loss / T(B));
-  return record(out, "cross_entropy", {&logits}, [p, targets, B, C](const Tensor<T, D>& g) {
-    const T scale = g.item() / T(B);
-    Tensor<T, D> dx = Tensor<T, D>::empty(Shape{B, C});
-    const T* lp = p.data();
-    T* d = dx.data();
-    for (int64_t i = 0; i < B * C; ++i) d[i] = std::exp(lp[i]) * scale;
-    for (int64_t i = 0; i < B; ++i) d[i * C + targets[static_cast<size_t>(i)]] -= scale;
-    return std::vector<Tensor<T, D>>{dx};
-  });
 }
 
 template <class T, class D>
@@ -78,21 +106,30 @@ Tensor<T, D> binary_cross_entropy(const Tensor<T, D>& p, const Tensor<T, D>& tar
   VTS_CHECK_SHAPE(p.shape() == target.shape(), "binary_cross_entropy: input shape ", p.shape().str(),
                   " differs from target shape ", target.shape().str());
   const int64_t n = p.numel();
-  auto elementwise = map(p, target, [](T pv, T tv) {
-    using std::log;
-    const T lp = std::max(log(pv), T(-100)), l1p = std::max(log(T(1) - pv), T(-100));
-    return -(tv * lp + (T(1) - tv) * l1p);
-  });
-  // `elementwise` is outside the graph, so this mean records nothing; the node below is the op.
-  Tensor<T, D> out = mean(elementwise);
-  return record(out, "binary_cross_entropy", {&p, &target},
-                [pd = p.detach(), td = target.detach(), n](const Tensor<T, D>& g) {
-                  const T scale = g.item() / T(n);
-                  Tensor<T, D> dp = map(pd, td, [scale](T pv, T tv) {
-                    return scale * (pv - tv) / std::max((T(1) - pv) * pv, T(1e-12));
+  if constexpr (is_cpu_v<D>) {
+    auto elementwise = map(p, target, fn::BceLoss{});
+    // `elementwise` is outside the graph, so this mean records nothing; the node below is the op.
+    Tensor<T, D> out = mean(elementwise);
+    return record(out, "binary_cross_entropy", {&p, &target},
+                  [pd = p.detach(), td = target.detach(), n](const Tensor<T, D>& g) {
+                    const T scale = g.item() / T(n);
+                    Tensor<T, D> dp = map(pd, td, fn::BceGrad<T>{scale});
+                    return std::vector<Tensor<T, D>>{dp, Tensor<T, D>()};  // targets are constants
                   });
-                  return std::vector<Tensor<T, D>>{dp, Tensor<T, D>()};  // targets are constants
-                });
+  } else {
+    static_assert(std::is_same_v<T, float>, "binary_cross_entropy on CUDA: the fused kernels take fp32");
+    // Fused kernels; the backward pass reads the upstream gradient on the device (no g.item()).
+    Tensor<T, D> pc = p.contiguous_nograd(), tc = target.contiguous_nograd();
+    Tensor<T, D> elementwise = Tensor<T, D>::empty(Shape{n}), total = Tensor<T, D>::empty(Shape{});
+    bce_forward(D{}, pc.data(), tc.data(), elementwise.data(), n);
+    sum_all(D{}, elementwise.data(), n, total.data());
+    Tensor<T, D> out = map(total, fn::MulScalar<T>{T(1) / static_cast<T>(n)});
+    return record(out, "binary_cross_entropy", {&p, &target}, [pc, tc, n, shape = p.shape()](const Tensor<T, D>& g) {
+      Tensor<T, D> dp = Tensor<T, D>::empty(shape);
+      bce_backward(D{}, pc.data(), tc.data(), g.data(), T(1) / static_cast<T>(n), dp.data(), n);
+      return std::vector<Tensor<T, D>>{dp, Tensor<T, D>()};  // targets are constants
+    });
+  }
 }
 
 }  // namespace vts

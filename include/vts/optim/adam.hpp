@@ -13,6 +13,9 @@
 
 #include "vts/optim/optimizer.hpp"
 #include "vts/optim/update.hpp"
+#if defined(VTS_WITH_CUDA)
+#include "vts/backend/cuda/optim.hpp"
+#endif
 
 namespace vts::optim {
 

@@ -8,6 +8,9 @@
 // State: "momentum_buffer" per parameter when momentum ≠ 0.
 #include "vts/optim/optimizer.hpp"
 #include "vts/optim/update.hpp"
+#if defined(VTS_WITH_CUDA)
+#include "vts/backend/cuda/optim.hpp"
+#endif
 
 namespace vts::optim {
 

@@ -10,17 +10,7 @@
 
 #include "vts/backend/cpu/parallel.hpp"
 #include "vts/core/device.hpp"
-
-namespace vts {
-
-// Where one [B, H, N, d] operand lives: element (b, h, n, i) at data[b*sb + h*sh + n*sn + i].
-template <class T>
-struct HeadLayout {
-  T* data;
-  int64_t sb, sh, sn;
-};
-
-}  // namespace vts
+#include "vts/core/layout.hpp"
 
 namespace vts::cpu {
 

@@ -7,17 +7,7 @@
 
 #include "vts/core/device.hpp"
 #include "vts/core/error.hpp"
-
-namespace vts {
-
-// A matrix operand: rows × cols with element (i, j) at data[i*row_stride + j*col_stride].
-template <class T>
-struct MatrixRef {
-  const T* data;
-  int64_t rows, cols, row_stride, col_stride;
-};
-
-}  // namespace vts
+#include "vts/core/layout.hpp"
 
 namespace vts::cpu {
 

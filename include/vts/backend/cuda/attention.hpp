@@ -2,7 +2,7 @@
 // Fused scaled-dot-product attention, forward and backward, FlashAttention-style: no N×N matrix
 // ever reaches device memory; the forward pass saves the row log-sum-exp and the backward pass
 // recomputes the probabilities from it. The signatures are those of vts::cpu::attention_forward /
-// attention_backward (backend/cpu/attention.hpp), with the same HeadLayout addressing — element
+// attention_backward (backend/cpu/attention.hpp), with the same HeadLayout (core/layout.hpp) — element
 // (b, h, n, i) of an operand at data[b*sb + h*sh + n*sn + i] — so the packed ViT qkv layout
 // [B, N, 3·H·d] is read, and its gradient written, in place.
 //
@@ -19,9 +19,9 @@
 // any N. attention_supported() answers before calling.
 #include <cstdint>
 
-#include "vts/backend/cpu/attention.hpp"  // HeadLayout
 #include "vts/backend/cuda/runtime.hpp"
 #include "vts/core/dtype.hpp"
+#include "vts/core/layout.hpp"
 
 namespace vts::cuda {
 

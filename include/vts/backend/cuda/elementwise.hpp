@@ -1,6 +1,7 @@
 #pragma once
 // Elementwise maps over strided, broadcast inputs into a contiguous output, with the functors of
-// core/functors.hpp — the same signatures as vts::cpu::unary_map / binary_map / accumulate.
+// core/functors.hpp — the same signatures as vts::cpu::unary_map / binary_map / ternary_map /
+// accumulate.
 //
 // The kernels are compiled once, in kernels/elementwise.cu, for a closed set of functors (the
 // named ones in core/functors.hpp) and element types (float; bf16 stored, computed in fp32).
@@ -29,12 +30,28 @@ inline constexpr bool is_cuda_scalar_unary_v =
     std::is_same_v<F, fn::AddScalar<T>> || std::is_same_v<F, fn::MulScalar<T>> ||
     std::is_same_v<F, fn::RSubScalar<T>> || std::is_same_v<F, fn::RDivScalar<T>> ||
     std::is_same_v<F, fn::PowScalar<T>> || std::is_same_v<F, fn::Clamp<T>> ||
-    std::is_same_v<F, fn::MaximumScalar<T>>;
+    std::is_same_v<F, fn::MaximumScalar<T>> || std::is_same_v<F, fn::GreaterScalar<T>> ||
+    std::is_same_v<F, fn::Outside<T>> || std::is_same_v<F, fn::Ternarize<T>>;
+
+// g · f'(v) for the derivatives the unary ops of ops/elementwise.hpp use.
+template <class F, class T>
+inline constexpr bool is_cuda_chain_grad_v =
+    std::is_same_v<F, fn::ChainGrad<fn::ExpGrad>> || std::is_same_v<F, fn::ChainGrad<fn::LogGrad>> ||
+    std::is_same_v<F, fn::ChainGrad<fn::SqrtGrad>> || std::is_same_v<F, fn::ChainGrad<fn::Sign>> ||
+    std::is_same_v<F, fn::ChainGrad<fn::TanhGrad>> || std::is_same_v<F, fn::ChainGrad<fn::SigmoidGrad>> ||
+    std::is_same_v<F, fn::ChainGrad<fn::Sigmoid>> || std::is_same_v<F, fn::ChainGrad<fn::ReluGrad>> ||
+    std::is_same_v<F, fn::ChainGrad<fn::SoftsignGrad>> || std::is_same_v<F, fn::ChainGrad<fn::ClampGrad<T>>> ||
+    std::is_same_v<F, fn::ChainGrad<fn::ClampMinGrad<T>>>;
+
+template <class F, class T>
+inline constexpr bool is_cuda_binary_v =
+    std::is_same_v<F, fn::Add> || std::is_same_v<F, fn::Sub> || std::is_same_v<F, fn::Mul> ||
+    std::is_same_v<F, fn::Div> || std::is_same_v<F, fn::Maximum> || std::is_same_v<F, fn::Minimum> ||
+    std::is_same_v<F, fn::NegMul> || std::is_same_v<F, fn::BceLoss> || std::is_same_v<F, fn::PowGrad<T>> ||
+    std::is_same_v<F, fn::BceGrad<T>> || is_cuda_chain_grad_v<F, T>;
 
 template <class F>
-inline constexpr bool is_cuda_binary_v = std::is_same_v<F, fn::Add> || std::is_same_v<F, fn::Sub> ||
-                                         std::is_same_v<F, fn::Mul> || std::is_same_v<F, fn::Div> ||
-                                         std::is_same_v<F, fn::Maximum> || std::is_same_v<F, fn::Minimum>;
+inline constexpr bool is_cuda_ternary_v = std::is_same_v<F, fn::MaximumGrad> || std::is_same_v<F, fn::RDivGrad>;
 
 template <class T>
 inline constexpr bool is_cuda_map_type_v = std::is_same_v<T, float> || std::is_same_v<T, bf16>;
@@ -45,6 +62,9 @@ void unary_map_impl(const Shape& shape, const T* x, const int64_t* x_strides, T*
 template <class T, class F>
 void binary_map_impl(const Shape& shape, const T* a, const int64_t* a_strides, const T* b, const int64_t* b_strides,
                      T* out, const F& f);
+template <class T, class F>
+void ternary_map_impl(const Shape& shape, const T* a, const int64_t* a_strides, const T* b, const int64_t* b_strides,
+                      const T* c, const int64_t* c_strides, T* out, const F& f);
 }  // namespace detail
 
 // out = f(x) elementwise; out is contiguous with x's shape, x has any strides (0 = broadcast).
@@ -62,10 +82,22 @@ template <class T, class F>
 void binary_map(Device, const Shape& shape, const T* a, const int64_t* a_strides, const T* b,
                 const int64_t* b_strides, T* out, F f) {
   static_assert(is_cuda_map_type_v<T>, "vts::cuda::binary_map: element type must be float or bf16");
-  static_assert(is_cuda_binary_v<F>,
+  static_assert(is_cuda_binary_v<F, T>,
                 "vts::cuda::binary_map: this functor has no CUDA instantiation. Use a named functor of "
                 "core/functors.hpp (a lambda cannot run on the GPU) or add it to kernels/elementwise.cu");
   detail::binary_map_impl(shape, a, a_strides, b, b_strides, out, f);
+}
+
+// out = f(a, b, c), three broadcast inputs (backward formulas such as maximum's) — the signature of
+// vts::cpu::ternary_map.
+template <class T, class F>
+void ternary_map(Device, const Shape& shape, const T* a, const int64_t* a_strides, const T* b,
+                 const int64_t* b_strides, const T* c, const int64_t* c_strides, T* out, F f) {
+  static_assert(is_cuda_map_type_v<T>, "vts::cuda::ternary_map: element type must be float or bf16");
+  static_assert(is_cuda_ternary_v<F>,
+                "vts::cuda::ternary_map: this functor has no CUDA instantiation. Use a named functor of "
+                "core/functors.hpp (a lambda cannot run on the GPU) or add it to kernels/elementwise.cu");
+  detail::ternary_map_impl(shape, a, a_strides, b, b_strides, c, c_strides, out, f);
 }
 
 // acc[i] += x[i] over contiguous buffers.

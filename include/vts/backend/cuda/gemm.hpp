@@ -1,5 +1,5 @@
 #pragma once
-// GEMM through cuBLASLt with the MatrixRef convention of vts::cpu::gemm (backend/cpu/gemm.hpp):
+// GEMM through cuBLASLt with the MatrixRef convention (core/layout.hpp) of vts::cpu::gemm:
 //   C = alpha · A·B + beta · C,  C row-major (M × N, leading dimension ldc ≥ N);
 //   A (M × K) and B (K × N) are MatrixRefs, row- or column-major with any leading stride (a
 //   transpose is a free change of layout), element stride 1 inside a row or a column.
@@ -11,9 +11,9 @@
 // form is what weight gradients for fp32 master weights want).
 #include <cstdint>
 
-#include "vts/backend/cpu/gemm.hpp"  // MatrixRef
 #include "vts/backend/cuda/runtime.hpp"
 #include "vts/core/dtype.hpp"
+#include "vts/core/layout.hpp"
 
 namespace vts::cuda {
 

@@ -1,0 +1,177 @@
+// One training step of the hashing model through the op layer on Tensor<float, Cuda>: the ViT
+// backbone with the all-token head, CSQ loss, backward and an AdamW step, run on the CPU and on
+// the device from identical weights, inputs and dropout streams, then compared tensor by tensor:
+// outputs, loss, every parameter gradient and every updated parameter.
+//
+// Tolerance 1e-4 (‖out − ref‖ / ‖ref‖ per tensor), looser than the 1e-5 of the single-kernel
+// tests: the step chains ~100 kernels whose float rounding differs from the CPU's in summation
+// order (cuBLAS vs Eigen GEMMs, warp vs SIMD reductions) and in erf (CUDA's erff vs Eigen's
+// rational approximation), and the errors add up through four blocks forward and back. GEMMs run
+// with TF32 off: TF32's ≈ 1e-3 would hide every other error.
+#include <cmath>
+#include <vector>
+
+#include "cuda_test_util.hpp"
+#include "vts/backend/cuda/gemm.hpp"
+#include "vts/hash/heads.hpp"
+#include "vts/hash/losses.hpp"
+#include "vts/nn/vit.hpp"
+#include "vts/optim/adam.hpp"
+#include "vts/ops/reduce.hpp"
+
+using namespace vts;
+using namespace vts::cuda::test;
+
+namespace {
+
+constexpr double kTolStep = 1e-4;
+
+// ViTTiny28 with 2 heads of 32: head dim 16 (ViTTiny28's own) takes the unfused attention path on
+// CUDA, 32 runs the fused attention kernels.
+struct ViTTiny28Heads32 {
+  static constexpr const char* name = "tiny-d32";
+  static constexpr int64_t image = 28, channels = 1, patch = 7, dim = 64, depth = 2, heads = 2, mlp = 256;
+};
+
+template <class Config, class D>
+using HashViT = hash::HashNetwork<nn::ViT<Config, float, D>, hash::AllTokenHead<1024, float, D>>;
+
+// Restores TF32 after the test, whatever it was.
+struct Tf32Off {
+  bool was = cuda::tf32();
+  Tf32Off() { cuda::set_tf32(false); }
+  ~Tf32Off() { cuda::set_tf32(was); }
+};
+
+template <class Config>
+void check_training_step(uint64_t seed) {
+  INFO("config " << Config::name << " seed " << seed);
+  Rng rng(seed);
+  constexpr int64_t B = 8, bits = 64, classes = 10;
+
+  Generator init_cpu(seed), init_gpu(seed ^ 0xABCDull);  // the device weights are overwritten below
+  HashViT<Config, Cpu> net_cpu(bits, init_cpu);
+  HashViT<Config, Cuda> net_gpu(bits, init_gpu);
+  auto params_cpu = nn::named_parameters(net_cpu);
+  auto params_gpu = nn::named_parameters(net_gpu);
+  REQUIRE(params_cpu.size() == params_gpu.size());
+  {
+    NoGradGuard no_grad;
+    for (size_t i = 0; i < params_cpu.size(); ++i) {
+      REQUIRE(params_cpu[i].first == params_gpu[i].first);
+      const auto& c = params_cpu[i].second;
+      params_gpu[i].second.detach().copy_(Tensor<float, Cuda>::from_vector(c.to_vector(), c.shape()));
+    }
+  }
+
+  const auto pixels = rng.normal(static_cast<size_t>(B * Config::channels * Config::image * Config::image));
+  const Shape image_shape{B, Config::channels, Config::image, Config::image};
+  std::vector<float> labels(static_cast<size_t>(B * classes), 0.0f);
+  for (int64_t i = 0; i < B; ++i) {
+    const auto c = static_cast<int64_t>(rng.gen() % static_cast<uint64_t>(classes));
+    labels[static_cast<size_t>(i * classes + c)] = 1.0f;
+  }
+  std::vector<int64_t> indices(static_cast<size_t>(B));
+  for (int64_t i = 0; i < B; ++i) indices[static_cast<size_t>(i)] = i;
+
+  hash::loss::Config cfg;
+  cfg.bits = bits;
+  cfg.classes = classes;
+  Generator loss_gen_cpu(seed + 1), loss_gen_gpu(seed + 1);
+  hash::loss::Csq<float, Cpu> csq_cpu(cfg, loss_gen_cpu);
+  hash::loss::Csq<float, Cuda> csq_gpu(cfg, loss_gen_gpu);
+
+  // Dropout draws (seed, first block) from these; cpu::dropout_mask and cuda::dropout_mask turn
+  // the same pair into the same mask (tested bit for bit in [dropout]).
+  Generator drop_cpu(seed + 2), drop_gpu(seed + 2);
+  nn::Context ctx_cpu{true, &drop_cpu}, ctx_gpu{true, &drop_gpu};
+
+  const optim::AdamWOptions adamw{.lr = 1e-3, .weight_decay = 0.05};
+  optim::AdamW<float, Cpu> opt_cpu(nn::parameters(net_cpu), adamw);
+  optim::AdamW<float, Cuda> opt_gpu(nn::parameters(net_gpu), adamw);
+
+  const auto x_cpu = Tensor<float, Cpu>::from_vector(pixels, image_shape);
+  const auto x_gpu = Tensor<float, Cuda>::from_vector(pixels, image_shape);
+  const auto u_cpu = net_cpu.forward(x_cpu, ctx_cpu);
+  const auto u_gpu = net_gpu.forward(x_gpu, ctx_gpu);
+  CHECK(drop_cpu.offset() == drop_gpu.offset());
+  REQUIRE(u_gpu.shape() == u_cpu.shape());
+  CHECK(rel_err(u_gpu.to_vector(), u_cpu.to_vector()) < kTolStep);
+
+  const auto l_cpu = csq_cpu(u_cpu, Tensor<float, Cpu>::from_vector(labels, Shape{B, classes}), indices, 0);
+  const auto l_gpu = csq_gpu(u_gpu, Tensor<float, Cuda>::from_vector(labels, Shape{B, classes}), indices, 0);
+  const float loss_cpu = l_cpu.item(), loss_gpu = l_gpu.item();
+  INFO("loss cpu " << loss_cpu << " cuda " << loss_gpu);
+  CHECK(std::isfinite(loss_gpu));
+  CHECK(rel_err(std::vector<float>{loss_gpu}, std::vector<float>{loss_cpu}) < kTolStep);
+
+  opt_cpu.zero_grad();
+  opt_gpu.zero_grad();
+  l_cpu.backward();
+  l_gpu.backward();
+  for (size_t i = 0; i < params_cpu.size(); ++i) {
+    INFO("gradient of " << params_cpu[i].first);
+    const auto g_cpu = params_cpu[i].second.grad();
+    const auto g_gpu = params_gpu[i].second.grad();
+    REQUIRE(g_cpu.defined());
+    REQUIRE(g_gpu.defined());
+    CHECK(rel_err(g_gpu.to_vector(), g_cpu.to_vector()) < kTolStep);
+  }
+
+  opt_cpu.step();
+  opt_gpu.step();
+  for (size_t i = 0; i < params_cpu.size(); ++i) {
+    INFO("updated " << params_cpu[i].first);
+    CHECK(rel_err(params_gpu[i].second.to_vector(), params_cpu[i].second.to_vector()) < kTolStep);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("training step: ViTTiny28 + all-token head + CSQ + AdamW matches the CPU", "[training]") {
+  Tf32Off strict;
+  const uint64_t seed = fresh_seed();
+  check_training_step<nn::ViTTiny28>(seed);           // head dim 16: unfused attention on CUDA
+  check_training_step<ViTTiny28Heads32>(seed + 100);  // head dim 32: the fused attention kernels
+}
+
+// bf16 through the op layer: attention and LayerNorm save fp32 state (lse, mean, 1/std) and
+// LayerNorm's parameter gradients come out of fp32 kernels. Compared with the fp32 CPU ops on the
+// bf16-rounded inputs, at the bf16 tolerance.
+TEST_CASE("bf16 attention + LayerNorm through the op layer match fp32 on the CPU", "[training]") {
+  const uint64_t seed = fresh_seed();
+  INFO("seed " << seed);
+  Rng rng(seed);
+  constexpr int64_t B = 4, N = 50, H = 2, d = 64, dim = H * d;
+  const auto qkv = round_bf16(rng.normal(static_cast<size_t>(B * N * 3 * dim)));
+  const auto w = round_bf16(rng.uniform(static_cast<size_t>(dim), 0.5f, 1.5f));
+  const auto b = round_bf16(rng.normal(static_cast<size_t>(dim), 0.1f));
+  const auto r = round_bf16(rng.normal(static_cast<size_t>(B * N * dim)));
+
+  auto run = [&](auto tag) {
+    using Tn = decltype(tag);
+    using T = typename Tn::value_type;
+    auto cast = [](const std::vector<float>& v) { return std::vector<T>(v.begin(), v.end()); };
+    Tn x = Tn::from_vector(cast(qkv), Shape{B, N, 3 * dim}), wt = Tn::from_vector(cast(w)),
+       bt = Tn::from_vector(cast(b)), rt = Tn::from_vector(cast(r), Shape{B, N, dim});
+    x.requires_grad_();
+    wt.requires_grad_();
+    bt.requires_grad_();
+    const Tn y = layer_norm(self_attention_packed(x, H), wt, bt, T(1e-6f));
+    sum(mul(y, rt)).backward();
+    std::vector<std::vector<float>> out;
+    for (const Tn& t : {y, x.grad(), wt.grad(), bt.grad()}) {
+      std::vector<float> v;
+      for (T e : t.to_vector()) v.push_back(static_cast<float>(e));
+      out.push_back(v);
+    }
+    return out;
+  };
+  const auto ref = run(Tensor<float, Cpu>());
+  const auto got = run(Tensor<bf16, Cuda>());
+  const char* names[] = {"output", "d qkv", "d weight", "d bias"};
+  for (size_t i = 0; i < ref.size(); ++i) {
+    INFO(names[i]);
+    CHECK(rel_err(got[i], ref[i]) < kTolBf16);
+  }
+}
