@@ -2,7 +2,9 @@
 """Joins the JSON lines of the kernel benchmarks (vts) and their PyTorch peers into one Markdown
 table: for each (kernel, shape, dtype), vts's median time next to the fastest peer's, the ratio
 peer ÷ vts (above 1: vts faster; the target is ≥ 1.0), vts's rate (TFLOP/s or GB/s) and its
-relative error against the CPU reference. The D2D copy lines give the memory roofline.
+relative error against the CPU reference. The D2D copy lines give the memory roofline. Lines of
+the training-step benchmarks (vts_bench_train, pytorch_train_step.py: they carry step_ms_median)
+go to a second table, images/s side by side.
 Usage: compare.py FILE.jsonl [FILE.jsonl ...]"""
 import json
 import sys
@@ -19,9 +21,29 @@ def main():
                         rows.append(json.loads(line))
                     except json.JSONDecodeError:
                         pass
-    if not rows:
+    steps = [r for r in rows if "step_ms_median" in r]
+    rows = [r for r in rows if "kernel" in r]
+    if not rows and not steps:
         print("no measurements")
         return 1
+    print_kernels(rows)
+    print_steps(steps)
+    return 0
+
+
+def print_steps(steps):
+    if not steps:
+        return
+    print("\n| training step | config | batch | impl | precision | attention | ms (median) | images/s |")
+    print("|---|---|---:|---|---|---|---:|---:|")
+    for r in steps:
+        print(f"| {r.get('device', 'cpu')} | {r['config']} | {r['batch']} | {r['impl']} | {r.get('precision', 'fp32')} | "
+              f"{r.get('attention', 'fused')} | {r['step_ms_median']:.2f} | {r['imgs_per_s']:.1f} |")
+
+
+def print_kernels(rows):
+    if not rows:
+        return
     devices = sorted({r.get("device", "?") for r in rows})
     print(f"Device(s): {', '.join(devices)}\n")
     copies = [r for r in rows if r["kernel"] == "d2d_copy"]
@@ -49,7 +71,6 @@ def main():
         rate = f"{o['rate']:.1f} {o['unit']}" if o else "–"
         err = f"{o['rel_err']:.2e}" if o and o.get("rel_err", -1) >= 0 else "–"
         print(f"{ratio} | {rate} | {err} |")
-    return 0
 
 
 if __name__ == "__main__":

@@ -3,6 +3,12 @@
 random input, timed the same way (median of --steps after --warmup). Prints one JSON line.
 
     /usr/bin/python3 benchmarks/train/pytorch_train_step.py --config tiny --batch 64 --threads 2
+    python3 benchmarks/train/pytorch_train_step.py --config b16 --batch 32 --device cuda --precision bf16
+
+On CUDA the step is timed between two synchronisations; --precision bf16 runs the model under
+torch.autocast(bfloat16) with fp32 weights and Adam state (the usual mixed-precision recipe), the
+loss in fp32. --attention sdpa uses F.scaled_dot_product_attention (PyTorch's fused kernels, the
+default on CUDA); manual is the explicit softmax(QK^T)V of eager code (the default on the CPU).
 """
 import argparse
 import json
@@ -38,9 +44,10 @@ CONFIGS = {  # image, channels, patch, dim, depth, heads, mlp
 
 
 class Block(nn.Module):
-    def __init__(self, dim, heads, mlp):
+    def __init__(self, dim, heads, mlp, sdpa=False):
         super().__init__()
         self.heads = heads
+        self.sdpa = sdpa
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
@@ -52,6 +59,9 @@ class Block(nn.Module):
     def attention(self, x):
         b, n, d = x.shape
         q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        if self.sdpa:
+            out = F.scaled_dot_product_attention(q, k, v)
+            return self.proj(out.transpose(1, 2).reshape(b, n, d))
         att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(d // self.heads))
         out = att.softmax(dim=-1) @ v
         return self.proj(out.transpose(1, 2).reshape(b, n, d))
@@ -62,14 +72,14 @@ class Block(nn.Module):
 
 
 class HashViT(nn.Module):
-    def __init__(self, image, channels, patch, dim, depth, heads, mlp, bits=64):
+    def __init__(self, image, channels, patch, dim, depth, heads, mlp, bits=64, sdpa=False):
         super().__init__()
         grid = image // patch
         self.embed = nn.Conv2d(channels, dim, patch, patch)
         self.cls = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos = nn.Parameter(torch.randn(1, grid * grid + 1, dim) * 0.02)
         self.drop = nn.Dropout(0.1)
-        self.blocks = nn.Sequential(*[Block(dim, heads, mlp) for _ in range(depth)])
+        self.blocks = nn.Sequential(*[Block(dim, heads, mlp, sdpa) for _ in range(depth)])
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.head = nn.Sequential(nn.Dropout(0.5), nn.Linear((grid * grid + 1) * dim, 1024), nn.ReLU(),
                                   nn.Linear(1024, bits))
@@ -88,31 +98,54 @@ def main():
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    p.add_argument("--attention", default=None, choices=["manual", "sdpa"])
     a = p.parse_args()
     if a.threads > 0:
         torch.set_num_threads(a.threads)
+    if a.device == "cuda" and not torch.cuda.is_available():
+        print("pytorch_train_step: --device cuda but torch sees no GPU", file=sys.stderr)
+        sys.exit(77)
+    attention = a.attention or ("sdpa" if a.device == "cuda" else "manual")
+    if attention == "sdpa" and not hasattr(F, "scaled_dot_product_attention"):
+        print(f"pytorch_train_step: --attention sdpa needs PyTorch >= 2.0, this is {torch.__version__}", file=sys.stderr)
+        sys.exit(2)
     torch.manual_seed(7)
+    dev = torch.device(a.device)
     image, channels, *_ = CONFIGS[a.config]
-    model = HashViT(*CONFIGS[a.config])
+    model = HashViT(*CONFIGS[a.config], sdpa=attention == "sdpa").to(dev)
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    x = torch.randn(a.batch, channels, image, image)
-    centers = torch.randint(0, 2, (a.batch, 64)).float()
+    x = torch.randn(a.batch, channels, image, image, device=dev)
+    centers = torch.randint(0, 2, (a.batch, 64), device=dev).float()
+    use_bf16 = a.precision == "bf16"
+
+    def sync():
+        if a.device == "cuda":
+            torch.cuda.synchronize()
+
     times = []
     for s in range(a.warmup + a.steps):
+        sync()
         t0 = time.perf_counter()
-        h = torch.tanh(model(x))
+        with torch.autocast(a.device, dtype=torch.bfloat16, enabled=use_bf16):
+            u = model(x)
+        h = torch.tanh(u.float())  # BCE is not autocast-safe: the loss runs in fp32
         loss = F.binary_cross_entropy(0.5 * (h + 1), centers) + 1e-4 * ((h.abs() - 1) ** 2).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
+        sync()
         dt = (time.perf_counter() - t0) * 1000
         if s >= a.warmup:
             times.append(dt)
     times.sort()
     med = times[len(times) // 2]
     print(json.dumps({"impl": "pytorch", "torch": torch.__version__,
-                      "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "all"), "config": a.config, "batch": a.batch,
+                      "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "all"), "device": a.device,
+                      "precision": a.precision, "attention": attention,
+                      "gpu": torch.cuda.get_device_name() if a.device == "cuda" else None, "config": a.config, "batch": a.batch,
                       "threads": torch.get_num_threads(), "steps": a.steps, "step_ms_median": round(med, 3),
                       "step_ms_min": round(times[0], 3), "imgs_per_s": round(1000 * a.batch / med, 2),
                       "params": sum(p.numel() for p in model.parameters())}))

@@ -1,13 +1,18 @@
 // Times full training steps of the hashing model on random input: forward in training mode
 // (dropout on), CSQ loss, backward, Adam — ViTTiny28 / ViTSmall32 / ViTB16 / ViTB32 with the
 // all-token hash head and 64 bits. Prints one JSON line. The PyTorch peer is pytorch_train_step.py
-// beside this file; run both with the same --batch, --steps and --threads.
+// beside this file; run both with the same --batch, --steps and --threads (and --device).
+//
+// --device cuda (a build with vts::cuda) runs the same step on the GPU in fp32 (cuBLAS GEMMs with
+// TF32 tensor cores, the fused attention, LayerNorm and GELU kernels); each step is timed between
+// two synchronisations of the stream, so the figure is the whole step, launch gaps included.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "vts/hash/heads.hpp"
@@ -15,6 +20,9 @@
 #include "vts/nn/vit.hpp"
 #include "vts/optim/optim.hpp"
 #include "vts/vts.hpp"
+#if defined(VTS_WITH_CUDA)
+#include "vts/backend/cuda/runtime.hpp"
+#endif
 
 namespace {
 
@@ -24,6 +32,7 @@ struct Args {
   int steps = 10;
   int warmup = 2;
   int threads = 0;
+  std::string device = "cpu";
 };
 
 Args parse(int argc, char** argv) {
@@ -42,10 +51,11 @@ Args parse(int argc, char** argv) {
     else if (flag == "--steps") a.steps = std::stoi(value());
     else if (flag == "--warmup") a.warmup = std::stoi(value());
     else if (flag == "--threads") a.threads = std::stoi(value());
+    else if (flag == "--device") a.device = value();
     else {
       std::fprintf(stderr,
                    "usage: vts_bench_train [--config tiny|small|b16|b32] [--batch B] [--steps S] [--warmup W] "
-                   "[--threads T]\nunknown flag: %s\n",
+                   "[--threads T] [--device cpu|cuda]\nunknown flag: %s\n",
                    flag.c_str());
       std::exit(2);
     }
@@ -57,15 +67,23 @@ Args parse(int argc, char** argv) {
   return a;
 }
 
-template <class Config>
+// Waits for the device's queued work, so a step's time is its whole execution.
+template <class D>
+void wait_for_device() {
+#if defined(VTS_WITH_CUDA)
+  if constexpr (std::is_same_v<D, vts::Cuda>) vts::cuda::synchronize();
+#endif
+}
+
+template <class Config, class D>
 int run(const Args& a) {
   using namespace vts;
   Generator gen(7);
-  hash::HashNetwork<nn::ViT<Config>, hash::AllTokenHead<>> net(64, gen);
+  hash::HashNetwork<nn::ViT<Config, float, D>, hash::AllTokenHead<1024, float, D>> net(64, gen);
   hash::loss::Config cfg{.bits = 64, .classes = 10, .train_size = a.batch};
-  hash::loss::Csq<> loss(cfg, gen);
-  optim::Adam<float> opt(nn::parameters(net), {.lr = 1e-4});
-  auto x = Tensor<float>::empty(Shape{a.batch, Config::channels, Config::image, Config::image});
+  hash::loss::Csq<float, D> loss(cfg, gen);
+  optim::Adam<float, D> opt(nn::parameters(net), {.lr = 1e-4});
+  auto x = Tensor<float, D>::empty(Shape{a.batch, Config::channels, Config::image, Config::image});
   nn::init::normal_(x, 0.0, 1.0, gen);
   std::vector<float> labels(static_cast<size_t>(a.batch * 10), 0.0f);
   std::vector<int64_t> indices(static_cast<size_t>(a.batch));
@@ -73,26 +91,38 @@ int run(const Args& a) {
     labels[static_cast<size_t>(i * 10 + i % 10)] = 1.0f;
     indices[static_cast<size_t>(i)] = i;
   }
-  const auto y = Tensor<float>::from_vector(labels, Shape{a.batch, 10});
+  const auto y = Tensor<float, D>::from_vector(labels, Shape{a.batch, 10});
   nn::Context ctx{true, &gen};
   std::vector<double> ms;
   for (int s = 0; s < a.warmup + a.steps; ++s) {
+    wait_for_device<D>();
     const auto t0 = std::chrono::steady_clock::now();
     const auto l = loss(net.forward(x, ctx), y, indices, 0);
     opt.zero_grad();
     l.backward();
     opt.step();
+    wait_for_device<D>();
     const double dt = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (s >= a.warmup) ms.push_back(dt);
   }
   std::sort(ms.begin(), ms.end());
   const double median = ms[ms.size() / 2];
   std::printf(
-      "{\"impl\": \"vts\", \"config\": \"%s\", \"batch\": %lld, \"threads\": %d, \"steps\": %d, \"step_ms_median\": %.3f, "
+      "{\"impl\": \"vts\", \"device\": \"%s\", \"precision\": \"fp32\", \"config\": \"%s\", \"batch\": %lld, \"threads\": %d, \"steps\": %d, \"step_ms_median\": %.3f, "
       "\"step_ms_min\": %.3f, \"imgs_per_s\": %.2f, \"params\": %lld}\n",
-      a.config.c_str(), static_cast<long long>(a.batch), vts::cpu::max_threads(), a.steps, median, ms.front(),
+      D::name, a.config.c_str(), static_cast<long long>(a.batch), vts::cpu::max_threads(), a.steps, median, ms.front(),
       1000.0 * static_cast<double>(a.batch) / median, static_cast<long long>(nn::parameter_count(net)));
   return 0;
+}
+
+template <class D>
+int run_config(const Args& a) {
+  if (a.config == "tiny") return run<vts::nn::ViTTiny28, D>(a);
+  if (a.config == "small") return run<vts::nn::ViTSmall32, D>(a);
+  if (a.config == "b16") return run<vts::nn::ViTB16, D>(a);
+  if (a.config == "b32") return run<vts::nn::ViTB32, D>(a);
+  std::fprintf(stderr, "vts_bench_train: --config must be tiny, small, b16 or b32, got '%s'\n", a.config.c_str());
+  return 2;
 }
 
 }  // namespace
@@ -101,11 +131,20 @@ int main(int argc, char** argv) {
   const Args a = parse(argc, argv);
   if (a.threads > 0) vts::cpu::set_num_threads(a.threads);
   try {
-    if (a.config == "tiny") return run<vts::nn::ViTTiny28>(a);
-    if (a.config == "small") return run<vts::nn::ViTSmall32>(a);
-    if (a.config == "b16") return run<vts::nn::ViTB16>(a);
-    if (a.config == "b32") return run<vts::nn::ViTB32>(a);
-    std::fprintf(stderr, "vts_bench_train: --config must be tiny, small, b16 or b32, got '%s'\n", a.config.c_str());
+    if (a.device == "cpu") return run_config<vts::Cpu>(a);
+    if (a.device == "cuda") {
+#if defined(VTS_WITH_CUDA)
+      if (!vts::cuda::available()) {
+        std::fprintf(stderr, "vts_bench_train: --device cuda, but no CUDA device is available\n");
+        return 77;
+      }
+      return run_config<vts::Cuda>(a);
+#else
+      std::fprintf(stderr, "vts_bench_train: --device cuda needs a build with vts::cuda (-DVTS_CUDA=ON)\n");
+      return 2;
+#endif
+    }
+    std::fprintf(stderr, "vts_bench_train: --device must be cpu or cuda, got '%s'\n", a.device.c_str());
     return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "vts_bench_train: %s\n", e.what());
