@@ -1,9 +1,22 @@
 // `vts train`: flags and dispatch to the per-config instantiations.
 #include "train_impl.hpp"
+#if defined(VTS_WITH_CUDA)
+#include "vts/backend/cuda/runtime.hpp"
+#endif
 
 namespace vts::cli {
 
 using train_detail::TrainArgs;
+
+namespace {
+template <class D>
+int run_config(const TrainArgs& a) {
+  if (a.config == "tiny") return run_train<nn::ViTTiny28, D>(a);
+  if (a.config == "small") return run_train<nn::ViTSmall32, D>(a);
+  if (a.config == "b16") return run_train<nn::ViTB16, D>(a);
+  return run_train<nn::ViTB32, D>(a);
+}
+}  // namespace
 
 Run add_train_command(CLI::App& app) {
   auto a = std::make_shared<TrainArgs>();
@@ -65,11 +78,20 @@ Run add_train_command(CLI::App& app) {
                  "the same result as an uninterrupted run")
       ->check(CLI::ExistingPath)
       ->excludes(pretrained);
+  app.add_option("--device", a->device, "cpu, or cuda (a build with the CUDA backend; fp32, TF32 GEMMs)")
+      ->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
   return [a]() -> int {
-    if (a->config == "tiny") return run_train<nn::ViTTiny28>(*a);
-    if (a->config == "small") return run_train<nn::ViTSmall32>(*a);
-    if (a->config == "b16") return run_train<nn::ViTB16>(*a);
-    return run_train<nn::ViTB32>(*a);
+    if (a->device == "cuda") {
+#if defined(VTS_WITH_CUDA)
+      if (!cuda::available())
+        throw Error("--device cuda: no CUDA device is available (" + std::to_string(cuda::device_count()) +
+                    " devices found); use --device cpu");
+      return run_config<Cuda>(*a);
+#else
+      throw Error("--device cuda: this vts was built without the CUDA backend; configure with -DVTS_CUDA=ON");
+#endif
+    }
+    return run_config<Cpu>(*a);
   };
 }
 

@@ -1,5 +1,5 @@
 #include "train_impl.hpp"
 
 namespace vts::cli {
-template int run_train<nn::ViTB16>(const train_detail::TrainArgs&);
+template int run_train<nn::ViTB16, Cpu>(const train_detail::TrainArgs&);
 }  // namespace vts::cli

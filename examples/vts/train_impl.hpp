@@ -33,6 +33,7 @@ namespace train_detail {
 
 struct TrainArgs {
   std::string config = "tiny";
+  std::string device = "cpu";  // cpu or cuda (a build with vts::cuda)
   std::string head = "all";
   std::string loss = "csq";
   int64_t bits = 64;
@@ -113,9 +114,9 @@ struct EvalResult {
   double precision_at_1000() const { return report.precision_at.size() < 2 ? 0.0 : report.precision_at[1]; }
 };
 
-template <class Config, class Head, class Loss>
+template <class Config, class D, class Head, class Loss>
 int run(const TrainArgs& a) {
-  using Backbone = nn::ViT<Config>;
+  using Backbone = nn::ViT<Config, float, D>;
   using Network = hash::HashNetwork<Backbone, Head>;
   const auto t_start = std::chrono::steady_clock::now();
   if (a.threads > 0) cpu::set_num_threads(a.threads);
@@ -138,10 +139,10 @@ int run(const TrainArgs& a) {
   const int classes = split.num_classes;
 
   std::filesystem::create_directories(a.out);
-  std::printf("vts train: %s (%s head), %s loss, %lld bits, %s: %lld train / %lld query / %lld database, %d threads\n",
+  std::printf("vts train: %s (%s head), %s loss, %lld bits, %s: %lld train / %lld query / %lld database, %s, %d threads\n",
               Config::name, Head::name, Loss::name, static_cast<long long>(a.bits), a.dataset.c_str(),
               static_cast<long long>(split.train->size()), static_cast<long long>(split.query->size()),
-              static_cast<long long>(split.database->size()), cpu::max_threads());
+              static_cast<long long>(split.database->size()), D::name, cpu::max_threads());
   std::fflush(stdout);
 
   Generator gen(a.seed);
@@ -334,6 +335,7 @@ int run(const TrainArgs& a) {
       {"loss_history", loss_history},
       {"config",
        {{"model", Config::name}, {"head", Head::name}, {"loss", Loss::name}, {"bits", a.bits}, {"dataset", a.dataset},
+        {"device", D::name},
         {"data_dir", a.data_dir}, {"epochs", a.epochs}, {"batch", a.batch}, {"optimizer", a.opt.name},
         {"lr", a.opt.lr}, {"weight_decay", a.opt.weight_decay}, {"schedule", a.opt.schedule},
         {"warmup_epochs", a.opt.warmup_epochs}, {"final_lr", a.opt.final_lr}, {"eval_every", a.eval_every},
@@ -347,27 +349,34 @@ int run(const TrainArgs& a) {
   return 0;
 }
 
-template <class Config>
+template <class Config, class D>
 int dispatch_head_and_loss(const TrainArgs& a) {
   auto with_head = [&]<class Head>() {
-    return hash::loss::dispatch<float, Cpu>(a.loss, [&]<class Loss>() { return run<Config, Head, Loss>(a); });
+    return hash::loss::dispatch<float, D>(a.loss, [&]<class Loss>() { return run<Config, D, Head, Loss>(a); });
   };
-  if (a.head == "all") return with_head.template operator()<hash::AllTokenHead<>>();
-  if (a.head == "cls") return with_head.template operator()<hash::ClsTokenHead<>>();
+  if (a.head == "all") return with_head.template operator()<hash::AllTokenHead<1024, float, D>>();
+  if (a.head == "cls") return with_head.template operator()<hash::ClsTokenHead<float, D>>();
   throw Error("--head must be all or cls, got '" + a.head + "'");
 }
 
 }  // namespace train_detail
 
-// Explicitly instantiated once per model config (train_<config>.cpp), so the configs compile in
-// parallel and a change to one rebuilds only its file.
-template <class Config>
+// Explicitly instantiated once per model config and device (train_<config>.cpp, and
+// train_cuda_<config>.cpp in a build with vts::cuda), so they compile in parallel and a change to
+// one rebuilds only its file.
+template <class Config, class D = Cpu>
 int run_train(const train_detail::TrainArgs& a) {
-  return train_detail::dispatch_head_and_loss<Config>(a);
+  return train_detail::dispatch_head_and_loss<Config, D>(a);
 }
-extern template int run_train<nn::ViTTiny28>(const train_detail::TrainArgs&);
-extern template int run_train<nn::ViTSmall32>(const train_detail::TrainArgs&);
-extern template int run_train<nn::ViTB16>(const train_detail::TrainArgs&);
-extern template int run_train<nn::ViTB32>(const train_detail::TrainArgs&);
+extern template int run_train<nn::ViTTiny28, Cpu>(const train_detail::TrainArgs&);
+extern template int run_train<nn::ViTSmall32, Cpu>(const train_detail::TrainArgs&);
+extern template int run_train<nn::ViTB16, Cpu>(const train_detail::TrainArgs&);
+extern template int run_train<nn::ViTB32, Cpu>(const train_detail::TrainArgs&);
+#if defined(VTS_WITH_CUDA)
+extern template int run_train<nn::ViTTiny28, Cuda>(const train_detail::TrainArgs&);
+extern template int run_train<nn::ViTSmall32, Cuda>(const train_detail::TrainArgs&);
+extern template int run_train<nn::ViTB16, Cuda>(const train_detail::TrainArgs&);
+extern template int run_train<nn::ViTB32, Cuda>(const train_detail::TrainArgs&);
+#endif
 
 }  // namespace vts::cli

@@ -193,12 +193,17 @@ class Trainer {
     NoGradGuard no_grad;
     auto params = nn::parameters(net_);
     for (size_t i = 0; i < params.size(); ++i) {
-      T* e = ema_[i].data();
-      const T* p = params[i].data();
-      cpu::parallel_for(0, params[i].numel(), 1 << 15, [&](int64_t b, int64_t end) {
+      if constexpr (is_cpu_v<D>) {
+        T* e = ema_[i].data();
+        const T* p = params[i].data();
+        cpu::parallel_for(0, params[i].numel(), 1 << 15, [&](int64_t b, int64_t end) {
 #pragma omp simd
-        for (int64_t k = b; k < end; ++k) e[k] = decay * e[k] + (T(1) - decay) * p[k];
-      });
+          for (int64_t k = b; k < end; ++k) e[k] = decay * e[k] + (T(1) - decay) * p[k];
+        });
+      } else {  // device memory: the same update from maps the backend has kernels for
+        ema_[i].copy_(map(map(ema_[i], fn::MulScalar<T>{decay}), map(params[i], fn::MulScalar<T>{T(1) - decay}),
+                          fn::Add{}));
+      }
     }
   }
   // Exchanges the live weights with the averaged ones (a second call restores them).
@@ -207,9 +212,15 @@ class Trainer {
     NoGradGuard no_grad;
     auto params = nn::parameters(net_);
     for (size_t i = 0; i < params.size(); ++i) {
-      T* e = ema_[i].data();
-      T* p = params[i].data();
-      std::swap_ranges(p, p + params[i].numel(), e);
+      if constexpr (is_cpu_v<D>) {
+        T* e = ema_[i].data();
+        T* p = params[i].data();
+        std::swap_ranges(p, p + params[i].numel(), e);
+      } else {
+        const tensor_type live = params[i].clone_nograd();
+        params[i].copy_(ema_[i]);
+        ema_[i].copy_(live);
+      }
     }
   }
   // A Beta(α, α) draw as X / (X + Y) with X, Y ~ Gamma(α) (Marsaglia and Tsang's method; for

@@ -1,0 +1,6 @@
+// Built only with vts::cuda (examples/vts/CMakeLists.txt).
+#include "train_impl.hpp"
+
+namespace vts::cli {
+template int run_train<nn::ViTTiny28, Cuda>(const train_detail::TrainArgs&);
+}  // namespace vts::cli
