@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Trains ViTTiny28 + CSQ, 64 bits, for 4 epochs on the 5,000 Fashion-MNIST training images and
 # evaluates on the full protocol (1,000 queries, 64,000 database items). Passes when mAP ≥ 0.55
-# and every output file is there. (Measured 2026-11-28 on the 2-core build machine: 0.651.)
+# and every output file is there. (Measured 2026-11-28 on the 2-core build machine: 0.651.) Then
+# checks that --device cuda without a GPU is a clear error.
 set -euo pipefail
 vts=$1
 out=$(mktemp -d)
@@ -14,3 +15,12 @@ done
 map=$(sed -n 's/^  "map": \([0-9.eE+-]*\),*$/\1/p' "$out/metrics.json")
 echo "mAP = $map"
 awk -v m="$map" 'BEGIN { exit !(m >= 0.55) }' || { echo "mAP $map is below the bar 0.55"; exit 1; }
+
+# --device cuda without a usable GPU (no device, or a build without vts::cuda) is a clear error
+# that names the flag and leaves no output folder; with a GPU it trains like the CPU run.
+if "$vts" train --device cuda --epochs 1 --out "$out/cuda" --quiet 2>"$out/cuda.err" >/dev/null; then
+  [[ -s "$out/cuda/metrics.json" ]] || { echo "--device cuda succeeded but wrote no metrics.json"; exit 1; }
+else
+  grep -q -- "--device cuda" "$out/cuda.err" || { echo "--device cuda failed without naming the flag:"; cat "$out/cuda.err"; exit 1; }
+  [[ ! -e "$out/cuda" ]] || { echo "--device cuda failed but created $out/cuda"; exit 1; }
+fi
