@@ -24,9 +24,17 @@ namespace vts::cuda {
 
 namespace {
 
-std::atomic<bool>& tf32_flag() {
-  static std::atomic<bool> f{true};
-  return f;
+std::atomic<Fp32Gemm>& fp32_gemm_mode() {
+  static std::atomic<Fp32Gemm> mode{Fp32Gemm::tf32};
+  return mode;
+}
+
+cublasComputeType_t fp32_compute_type() {
+  switch (fp32_gemm_mode().load()) {
+    case Fp32Gemm::tf32: return CUBLAS_COMPUTE_32F_FAST_TF32;
+    case Fp32Gemm::bf16: return CUBLAS_COMPUTE_32F_FAST_16BF;
+    default: return CUBLAS_COMPUTE_32F;
+  }
 }
 
 constexpr size_t kWorkspaceBytes = size_t(32) << 20;
@@ -130,8 +138,7 @@ void gemm_impl(const MatrixRef<TA>& a, const MatrixRef<TA>& b, TC* c_, int64_t l
   constexpr bool kBf16In = std::is_same_v<TA, bf16>;
   constexpr cudaDataType_t in_type = kBf16In ? CUDA_R_16BF : CUDA_R_32F;
   constexpr cudaDataType_t out_type = std::is_same_v<TC, bf16> ? CUDA_R_16BF : CUDA_R_32F;
-  const cublasComputeType_t compute =
-      (!kBf16In && tf32()) ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  const cublasComputeType_t compute = kBf16In ? CUBLAS_COMPUTE_32F : fp32_compute_type();
   const Operand first = transposed_operand(b, "B");   // Bᵀ: N × K after op
   const Operand second = transposed_operand(a, "A");  // Aᵀ: K × M after op
 
@@ -202,7 +209,16 @@ void gemm(Device, const MatrixRef<bf16>& a, const MatrixRef<bf16>& b, float* c, 
   gemm_impl(a, b, c, ldc, alpha, beta);
 }
 
-void set_tf32(bool allow) { tf32_flag().store(allow); }
-bool tf32() { return tf32_flag().load(); }
+void set_fp32_gemm(Fp32Gemm mode) { fp32_gemm_mode().store(mode); }
+Fp32Gemm fp32_gemm() { return fp32_gemm_mode().load(); }
+const char* to_string(Fp32Gemm mode) {
+  switch (mode) {
+    case Fp32Gemm::tf32: return "tf32";
+    case Fp32Gemm::bf16: return "bf16";
+    default: return "fp32";
+  }
+}
+void set_tf32(bool allow) { set_fp32_gemm(allow ? Fp32Gemm::tf32 : Fp32Gemm::full); }
+bool tf32() { return fp32_gemm() == Fp32Gemm::tf32; }
 
 }  // namespace vts::cuda

@@ -34,11 +34,11 @@ def main():
 def print_steps(steps):
     if not steps:
         return
-    print("\n| training step | config | batch | impl | precision | attention | ms (median) | images/s |")
-    print("|---|---|---:|---|---|---|---:|---:|")
+    print("\n| training step | config | batch | impl | precision | GEMMs | attention | ms (median) | images/s |")
+    print("|---|---|---:|---|---|---|---|---:|---:|")
     for r in steps:
         print(f"| {r.get('device', 'cpu')} | {r['config']} | {r['batch']} | {r['impl']} | {r.get('precision', 'fp32')} | "
-              f"{r.get('attention', 'fused')} | {r['step_ms_median']:.2f} | {r['imgs_per_s']:.1f} |")
+              f"{r.get('gemm', '–')} | {r.get('attention', 'fused')} | {r['step_ms_median']:.2f} | {r['imgs_per_s']:.1f} |")
 
 
 def print_kernels(rows):

@@ -6,6 +6,7 @@
 // --device cuda (a build with vts::cuda) runs the same step on the GPU in fp32 (cuBLAS GEMMs with
 // TF32 tensor cores, the fused attention, LayerNorm and GELU kernels); each step is timed between
 // two synchronisations of the stream, so the figure is the whole step, launch gaps included.
+// --gemm bf16 keeps the fp32 model but runs its GEMMs on bf16 tensor cores (cuBLAS FAST_16BF).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -21,6 +22,7 @@
 #include "vts/optim/optim.hpp"
 #include "vts/vts.hpp"
 #if defined(VTS_WITH_CUDA)
+#include "vts/backend/cuda/gemm.hpp"
 #include "vts/backend/cuda/runtime.hpp"
 #endif
 
@@ -33,6 +35,7 @@ struct Args {
   int warmup = 2;
   int threads = 0;
   std::string device = "cpu";
+  std::string gemm = "tf32";  // CUDA fp32 GEMMs: tf32, bf16 (tensor cores on fp32 data) or fp32
 };
 
 Args parse(int argc, char** argv) {
@@ -52,13 +55,18 @@ Args parse(int argc, char** argv) {
     else if (flag == "--warmup") a.warmup = std::stoi(value());
     else if (flag == "--threads") a.threads = std::stoi(value());
     else if (flag == "--device") a.device = value();
+    else if (flag == "--gemm") a.gemm = value();
     else {
       std::fprintf(stderr,
                    "usage: vts_bench_train [--config tiny|small|b16|b32] [--batch B] [--steps S] [--warmup W] "
-                   "[--threads T] [--device cpu|cuda]\nunknown flag: %s\n",
+                   "[--threads T] [--device cpu|cuda] [--gemm tf32|bf16|fp32]\nunknown flag: %s\n",
                    flag.c_str());
       std::exit(2);
     }
+  }
+  if (a.gemm != "tf32" && a.gemm != "bf16" && a.gemm != "fp32") {
+    std::fprintf(stderr, "vts_bench_train: --gemm must be tf32, bf16 or fp32, got '%s'\n", a.gemm.c_str());
+    std::exit(2);
   }
   if (a.batch <= 0 || a.steps <= 0) {
     std::fprintf(stderr, "vts_bench_train: --batch and --steps must be positive\n");
@@ -108,9 +116,9 @@ int run(const Args& a) {
   std::sort(ms.begin(), ms.end());
   const double median = ms[ms.size() / 2];
   std::printf(
-      "{\"impl\": \"vts\", \"device\": \"%s\", \"precision\": \"fp32\", \"config\": \"%s\", \"batch\": %lld, \"threads\": %d, \"steps\": %d, \"step_ms_median\": %.3f, "
+      "{\"impl\": \"vts\", \"device\": \"%s\", \"precision\": \"fp32\", \"gemm\": \"%s\", \"config\": \"%s\", \"batch\": %lld, \"threads\": %d, \"steps\": %d, \"step_ms_median\": %.3f, "
       "\"step_ms_min\": %.3f, \"imgs_per_s\": %.2f, \"params\": %lld}\n",
-      D::name, a.config.c_str(), static_cast<long long>(a.batch), vts::cpu::max_threads(), a.steps, median, ms.front(),
+      D::name, is_cpu_v<D> ? "eigen" : a.gemm.c_str(), a.config.c_str(), static_cast<long long>(a.batch), vts::cpu::max_threads(), a.steps, median, ms.front(),
       1000.0 * static_cast<double>(a.batch) / median, static_cast<long long>(nn::parameter_count(net)));
   return 0;
 }
@@ -138,6 +146,9 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "vts_bench_train: --device cuda, but no CUDA device is available\n");
         return 77;
       }
+      if (a.gemm == "tf32") vts::cuda::set_fp32_gemm(vts::cuda::Fp32Gemm::tf32);
+      else if (a.gemm == "bf16") vts::cuda::set_fp32_gemm(vts::cuda::Fp32Gemm::bf16);
+      else vts::cuda::set_fp32_gemm(vts::cuda::Fp32Gemm::full);
       return run_config<vts::Cuda>(a);
 #else
       std::fprintf(stderr, "vts_bench_train: --device cuda needs a build with vts::cuda (-DVTS_CUDA=ON)\n");

@@ -1,6 +1,7 @@
 // `vts train`: flags and dispatch to the per-config instantiations.
 #include "train_impl.hpp"
 #if defined(VTS_WITH_CUDA)
+#include "vts/backend/cuda/gemm.hpp"
 #include "vts/backend/cuda/runtime.hpp"
 #endif
 
@@ -80,12 +81,17 @@ Run add_train_command(CLI::App& app) {
       ->excludes(pretrained);
   app.add_option("--device", a->device, "cpu, or cuda (a build with the CUDA backend; fp32, TF32 GEMMs)")
       ->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
+  app.add_option("--gemm", a->gemm, "cuda: fp32 GEMMs on tf32 or bf16 tensor cores (fp32 storage), or full fp32")
+      ->check(CLI::IsMember({"tf32", "bf16", "fp32"}))->capture_default_str();
   return [a]() -> int {
     if (a->device == "cuda") {
 #if defined(VTS_WITH_CUDA)
       if (!cuda::available())
         throw Error("--device cuda: no CUDA device is available (" + std::to_string(cuda::device_count()) +
                     " devices found); use --device cpu");
+      cuda::set_fp32_gemm(a->gemm == "bf16"   ? cuda::Fp32Gemm::bf16
+                          : a->gemm == "fp32" ? cuda::Fp32Gemm::full
+                                              : cuda::Fp32Gemm::tf32);
       return run_config<Cuda>(*a);
 #else
       throw Error("--device cuda: this vts was built without the CUDA backend; configure with -DVTS_CUDA=ON");

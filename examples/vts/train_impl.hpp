@@ -34,6 +34,7 @@ namespace train_detail {
 struct TrainArgs {
   std::string config = "tiny";
   std::string device = "cpu";  // cpu or cuda (a build with vts::cuda)
+  std::string gemm = "tf32";   // CUDA: how fp32 GEMMs use the tensor cores (tf32, bf16, fp32)
   std::string head = "all";
   std::string loss = "csq";
   int64_t bits = 64;
@@ -335,7 +336,7 @@ int run(const TrainArgs& a) {
       {"loss_history", loss_history},
       {"config",
        {{"model", Config::name}, {"head", Head::name}, {"loss", Loss::name}, {"bits", a.bits}, {"dataset", a.dataset},
-        {"device", D::name},
+        {"device", D::name}, {"gemm", is_cpu_v<D> ? "eigen" : a.gemm},
         {"data_dir", a.data_dir}, {"epochs", a.epochs}, {"batch", a.batch}, {"optimizer", a.opt.name},
         {"lr", a.opt.lr}, {"weight_decay", a.opt.weight_decay}, {"schedule", a.opt.schedule},
         {"warmup_epochs", a.opt.warmup_epochs}, {"final_lr", a.opt.final_lr}, {"eval_every", a.eval_every},

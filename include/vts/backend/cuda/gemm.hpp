@@ -6,7 +6,8 @@
 // beta = 0 never reads C (it may hold NaN).
 //
 // Precision: fp32 operands use TF32 tensor cores by default (set_tf32(false) for full fp32, e.g.
-// for parity checks: TF32 rounds operands to 10 mantissa bits, ≈ 1e-3 relative error);
+// for parity checks: TF32 rounds operands to 10 mantissa bits, ≈ 1e-3 relative error;
+// set_fp32_gemm(Fp32Gemm::bf16) for bf16 tensor cores on fp32 data);
 // bf16 operands use bf16 tensor cores with fp32 accumulation; C may be bf16 or fp32 (the fp32
 // form is what weight gradients for fp32 master weights want).
 #include <cstdint>
@@ -28,7 +29,15 @@ inline void gemm(Device d, const MatrixRef<bf16>& a, const MatrixRef<bf16>& b, b
   gemm(d, a, b, c, ldc, static_cast<float>(alpha), static_cast<float>(beta));
 }
 
-// TF32 for fp32 GEMMs (default on), like torch.backends.cuda.matmul.allow_tf32.
+// How fp32 GEMMs use the tensor cores: full fp32 (no tensor cores), TF32 (the default, like
+// torch.backends.cuda.matmul.allow_tf32) or bf16 (cuBLAS's FAST_16BF: operands rounded to bf16
+// inside the kernel, fp32 accumulation and fp32 storage — bf16 tensor-core speed for an fp32 model,
+// ≈ 4e-3 relative error on random operands).
+enum class Fp32Gemm { full, tf32, bf16 };
+void set_fp32_gemm(Fp32Gemm mode);
+Fp32Gemm fp32_gemm();
+const char* to_string(Fp32Gemm mode);
+// Shorthands for TF32 on / full fp32 (the parity tests' switch).
 void set_tf32(bool allow);
 bool tf32();
 
