@@ -40,7 +40,7 @@ struct TrainArgs {
   int64_t bits = 64;
   std::string dataset = "fashion-mnist";
   std::string data_dir, image_root;
-  int64_t epochs = 200;
+  int64_t epochs = 300;
   int64_t batch = 64;
   hash::OptimizerOptions opt{.name = "adamw", .lr = 1e-3, .weight_decay = 0.05, .schedule = "cosine",
                              .warmup_epochs = 2, .final_lr = 1e-5};
