@@ -79,11 +79,14 @@ Run add_train_command(CLI::App& app) {
                  "the same result as an uninterrupted run")
       ->check(CLI::ExistingPath)
       ->excludes(pretrained);
-  app.add_option("--device", a->device, "cpu, or cuda (a build with the CUDA backend; fp32, TF32 GEMMs)")
+  app.add_option("--device", a->device, "cpu, or cuda (a build with the CUDA backend; fp32 model, see --gemm)")
       ->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
-  app.add_option("--gemm", a->gemm, "cuda: fp32 GEMMs on tf32 or bf16 tensor cores (fp32 storage), or full fp32")
-      ->check(CLI::IsMember({"tf32", "bf16", "fp32"}))->capture_default_str();
-  return [a]() -> int {
+  auto* gemm = app.add_option("--gemm", a->gemm,
+                              "cuda: fp32 GEMMs on tf32 or bf16 tensor cores (fp32 storage), or full fp32")
+                   ->check(CLI::IsMember({"tf32", "bf16", "fp32"}))->capture_default_str();
+  return [a, gemm]() -> int {
+    if (a->device != "cuda" && gemm->count() > 0)
+      throw Error("--gemm " + a->gemm + " applies to --device cuda; the CPU GEMMs are Eigen's fp32");
     if (a->device == "cuda") {
 #if defined(VTS_WITH_CUDA)
       if (!cuda::available())
