@@ -13,6 +13,7 @@
 #include "vts/nn/layers.hpp"
 #include "vts/nn/vit.hpp"
 #include "vts/ops/attention.hpp"
+#include "vts/ops/cast.hpp"
 #include "vts/ops/dropout.hpp"
 #include "vts/ops/elementwise.hpp"
 #include "vts/ops/indexing.hpp"

@@ -231,3 +231,54 @@ TEST_CASE("index errors say which index and which range", "[autograd][errors]") 
   CHECK_THROWS_WITH(x.permute({0, 0}), Contains("repeated"));
   CHECK_THROWS_AS(dropout(x, 1.0, true), Error);
 }
+
+TEST_CASE("cast converts element types and carries the gradient across the dtype boundary", "[autograd][cast]") {
+  SECTION("float -> double -> loss: the float leaf gets d(loss)/dx") {
+    Tf x = Tf::from_vector({0.5f, -1.25f, 3.0f});
+    x.requires_grad_();
+    const Td y = cast<double>(mul(x, 2.0f));
+    CHECK(y.requires_grad());
+    sum(mul(y, y)).backward();  // d/dx (2x)^2 = 8x
+    const auto g = x.grad().to_vector();
+    REQUIRE(g.size() == 3);
+    CHECK(g[0] == 4.0f);
+    CHECK(g[1] == -10.0f);
+    CHECK(g[2] == 24.0f);
+  }
+  SECTION("a leaf reached both directly and through a double -> float -> double round trip") {
+    // y = f(x)·x with f the float rounding. The direct edge brings g·f(x); the round trip brings
+    // g·x, itself rounded to float on the way back: both terms are float(x).
+    const Td x = uniform({3, 2}, 5);
+    Td leaf = x.detach();
+    leaf.requires_grad_();
+    sum(mul(cast<double>(cast<float>(leaf)), leaf)).backward();
+    const auto g = leaf.grad().to_vector(), v = x.to_vector();
+    for (size_t i = 0; i < v.size(); ++i) CHECK(g[i] == 2.0 * static_cast<double>(static_cast<float>(v[i])));
+  }
+  SECTION("bf16 rounds to nearest even and the gradient comes back as bf16") {
+    using Tb = Tensor<bf16>;
+    const std::vector<float> values{1.0f, 1.00390625f, 1.01171875f, -3.5f, 1e-3f};
+    const Tf xf = Tf::from_vector(values);
+    const Tb xb = cast<bf16>(xf);
+    const auto rounded = xb.to_vector();
+    for (size_t i = 0; i < values.size(); ++i) CHECK(rounded[i].bits == bf16(values[i]).bits);
+    // 1 + 2^-8 is halfway between 1 and 1 + 2^-7: ties to the even neighbour, 1.
+    CHECK(static_cast<float>(rounded[1]) == 1.0f);
+    Tb leaf = xb.detach();
+    leaf.requires_grad_();
+    const Tf up = cast<float>(leaf);
+    sum(mul(up, 3.0f)).backward();
+    for (const bf16 g : leaf.grad().to_vector()) CHECK(static_cast<float>(g) == 3.0f);
+  }
+  SECTION("same type: the tensor itself") {
+    Tf x = Tf::from_vector({1.0f});
+    CHECK(cast<float>(x).impl() == x.impl());
+  }
+  SECTION("a second backward through one cast source reports the freed graph") {
+    Tf x = Tf::from_vector({1.0f, 2.0f});
+    x.requires_grad_();
+    const Tf h = mul(x, 2.0f);
+    const Td a = cast<double>(h), b = cast<double>(h);
+    CHECK_THROWS_WITH(sum(add(a, b)).backward(), Contains("already freed"));
+  }
+}

@@ -2,8 +2,11 @@
 // Elementwise loops over strided, broadcast inputs into a contiguous output. The functor carries
 // the math; the contiguous case is a flat loop the compiler vectorises.
 #include <cstdint>
+#include <type_traits>
 
+#include "vts/backend/cpu/parallel.hpp"
 #include "vts/backend/cpu/strided.hpp"
+#include "vts/core/dtype.hpp"
 
 namespace vts::cpu {
 
@@ -70,12 +73,31 @@ void ternary_map(Device, const Shape& shape, const T* a, const int64_t* sa, cons
   });
 }
 
-// acc[i] += x[i] over contiguous buffers.
+// acc[i] += x[i] over contiguous buffers (bf16: summed in float, rounded once, as on CUDA).
 template <class T>
 void accumulate(Device, T* acc, const T* x, int64_t n) {
   parallel_for(0, n, 1 << 15, [&](int64_t b, int64_t e) {
+    if constexpr (std::is_same_v<T, bf16>) {
+      for (int64_t i = b; i < e; ++i) acc[i] = bf16(static_cast<float>(acc[i]) + static_cast<float>(x[i]));
+    } else {
 #pragma omp simd
-    for (int64_t i = b; i < e; ++i) acc[i] += x[i];
+      for (int64_t i = b; i < e; ++i) acc[i] += x[i];
+    }
+  });
+}
+
+// dst[i] = src[i] converted to T: the casts between element types (an fp32 loss on a bf16 model,
+// float <-> double). bf16 converts through float, so double -> bf16 rounds twice and can differ
+// from a single correctly rounded conversion in the last bf16 bit.
+template <class S, class T>
+void convert(Device, const S* src, T* dst, int64_t n) {
+  parallel_for(0, n, 1 << 15, [&](int64_t b, int64_t e) {
+    if constexpr (std::is_same_v<S, bf16> || std::is_same_v<T, bf16>) {
+      for (int64_t i = b; i < e; ++i) dst[i] = T(static_cast<float>(src[i]));
+    } else {
+#pragma omp simd
+      for (int64_t i = b; i < e; ++i) dst[i] = static_cast<T>(src[i]);
+    }
   });
 }
 
