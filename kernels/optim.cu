@@ -14,6 +14,11 @@ namespace vts::cuda {
 namespace {
 
 using namespace vts::optim::kernel;
+using detail::aligned16;
+using detail::dev_ptr;
+using detail::DevT;
+using detail::grid_for;
+using detail::to_f;
 
 struct Buffers {
   float* b[3];
@@ -27,18 +32,28 @@ __device__ __forceinline__ void apply(const F& f, float& p, float g, float (&s)[
   else f(p, g, s[0], s[1], s[2]);
 }
 
-template <class F, int NB>
-__global__ void optim_update_kernel(int64_t n, F f, float* __restrict__ param, const float* __restrict__ grad,
+// Four gradients through one 16-byte (fp32) or 8-byte (bf16) load.
+__device__ __forceinline__ float4 load_grad4(const float* g) { return __ldg(reinterpret_cast<const float4*>(g)); }
+__device__ __forceinline__ float4 load_grad4(const __nv_bfloat16* g) {
+  const uint2 raw = __ldg(reinterpret_cast<const uint2*>(g));
+  const float2 lo = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&raw.x));
+  const float2 hi = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&raw.y));
+  return make_float4(lo.x, lo.y, hi.x, hi.y);
+}
+
+// G is the gradient's type: float for fp32 parameters (copy null), __nv_bfloat16 for a bf16 model,
+// whose fp32 masters are `param` and whose bf16 parameters `copy` receives.
+template <class F, int NB, class G>
+__global__ void optim_update_kernel(int64_t n, F f, float* __restrict__ param, const G* __restrict__ grad,
                                     Buffers bufs, __nv_bfloat16* __restrict__ copy, bool vec) {
   const int64_t tid = blockIdx.x * int64_t(blockDim.x) + threadIdx.x, stride = int64_t(gridDim.x) * blockDim.x;
   int64_t done = 0;
   if (vec) {
-    // Four elements per thread through 16-byte accesses on every array.
     const int64_t packs = n / 4;
     for (int64_t q = tid; q < packs; q += stride) {
       const int64_t i = 4 * q;
       float4 p4 = *reinterpret_cast<const float4*>(param + i);
-      const float4 g4 = __ldg(reinterpret_cast<const float4*>(grad + i));
+      const float4 g4 = load_grad4(grad + i);
       float4 s4[3];
 #pragma unroll
       for (int k = 0; k < NB; ++k) s4[k] = *reinterpret_cast<const float4*>(bufs.b[k] + i);
@@ -71,7 +86,7 @@ __global__ void optim_update_kernel(int64_t n, F f, float* __restrict__ param, c
     float s[3];
 #pragma unroll
     for (int k = 0; k < NB; ++k) s[k] = bufs.b[k][i];
-    apply<NB>(f, p, grad[i], s);
+    apply<NB>(f, p, to_f(grad[i]), s);
     param[i] = p;
 #pragma unroll
     for (int k = 0; k < NB; ++k) bufs.b[k][i] = s[k];
@@ -79,29 +94,43 @@ __global__ void optim_update_kernel(int64_t n, F f, float* __restrict__ param, c
   }
 }
 
-}  // namespace
+bool aligned8(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 7u) == 0; }
 
-namespace detail {
-
-template <class F>
-void optim_update_impl(int64_t n, const F& f, float* param, const float* grad, float* const* buffers,
-                       bf16* param_bf16) {
+template <class F, class G>
+void launch(int64_t n, const F& f, float* param, const G* grad, float* const* buffers, bf16* copy) {
   if (n <= 0) return;
   constexpr int NB = optim_buffers_v<F>;
   Buffers b{};
-  bool vec = aligned16(param) && aligned16(grad) && (param_bf16 == nullptr || (reinterpret_cast<uintptr_t>(param_bf16) & 7u) == 0);
+  bool vec = aligned16(param) && (sizeof(G) == 4 ? aligned16(grad) : aligned8(grad)) &&
+             (copy == nullptr || aligned8(copy));
   for (int k = 0; k < NB; ++k) {
     VTS_CHECK(buffers[k] != nullptr, "vts::cuda::optim_update: state buffer ", k, " is null");
     b.b[k] = buffers[k];
     vec = vec && aligned16(buffers[k]);
   }
-  optim_update_kernel<F, NB><<<grid_for((n + 3) / 4, 256, int64_t(device_info().sm_count) * 8), 256, 0,
-                               current_stream()>>>(n, f, param, grad, b, dev_ptr(param_bf16), vec);
+  optim_update_kernel<F, NB, DevT<G>><<<grid_for((n + 3) / 4, 256, int64_t(device_info().sm_count) * 8), 256, 0,
+                                        current_stream()>>>(n, f, param, dev_ptr(grad), b, dev_ptr(copy), vec);
   VTS_CUDA_CHECK_LAUNCH("optim_update_kernel");
 }
 
-#define VTS_OPTIM(F) \
-  template void optim_update_impl<F>(int64_t, const F&, float*, const float*, float* const*, bf16*);
+}  // namespace
+
+namespace detail {
+
+template <class F>
+void optim_update_impl(int64_t n, const F& f, float* param, const float* grad, float* const* buffers) {
+  launch(n, f, param, grad, buffers, nullptr);
+}
+
+template <class F>
+void optim_update_master_impl(int64_t n, const F& f, float* master, const bf16* grad, bf16* param,
+                              float* const* buffers) {
+  launch(n, f, master, grad, buffers, param);
+}
+
+#define VTS_OPTIM(F)                                                                                  \
+  template void optim_update_impl<F>(int64_t, const F&, float*, const float*, float* const*);                \
+  template void optim_update_master_impl<F>(int64_t, const F&, float*, const bf16*, bf16*, float* const*);
 VTS_OPTIM(Sgd<float>)
 VTS_OPTIM(SgdMomentum<float VTS_COMMA false>)
 VTS_OPTIM(SgdMomentum<float VTS_COMMA true>)

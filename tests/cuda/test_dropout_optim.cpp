@@ -1,5 +1,7 @@
 // Dropout masks (bit-identical to the CPU's Philox stream) and fused optimizer updates (the same
 // update functors as the CPU loop).
+#include <utility>
+
 #include "cuda_test_util.hpp"
 #include "vts/backend/cpu/dropout.hpp"
 #include "vts/backend/cuda/dropout.hpp"
@@ -51,45 +53,65 @@ TEST_CASE("dropout masks match the CPU bit for bit", "[dropout]") {
 
 namespace {
 
-// Runs `steps` updates of f on the CPU and on the GPU from the same state, then compares.
+template <class F, size_t... I>
+void cpu_update(const F& f, std::vector<float>& p, const std::vector<float>& g,
+                std::vector<std::vector<float>>& b, std::index_sequence<I...>) {
+  cpu::optim_update(Cpu{}, static_cast<int64_t>(p.size()), f, p.data(), g.data(), b[I].data()...);
+}
+template <class F, size_t... I>
+void cuda_update(const F& f, Buf<float>& p, const Buf<float>& g, std::vector<Buf<float>>& b,
+                 std::index_sequence<I...>) {
+  cuda::optim_update(Cuda{}, static_cast<int64_t>(p.size()), f, p.data(), g.data(), b[I].data()...);
+}
+template <class F, size_t... I>
+void cpu_update_master(const F& f, std::vector<float>& m, const std::vector<bf16>& g, std::vector<bf16>& p,
+                       std::vector<std::vector<float>>& b, std::index_sequence<I...>) {
+  cpu::optim_update_master(Cpu{}, static_cast<int64_t>(m.size()), f, m.data(), g.data(), p.data(), b[I].data()...);
+}
+template <class F, size_t... I>
+void cuda_update_master(const F& f, Buf<float>& m, const Buf<bf16>& g, Buf<bf16>& p, std::vector<Buf<float>>& b,
+                        std::index_sequence<I...>) {
+  cuda::optim_update_master(Cuda{}, static_cast<int64_t>(m.size()), f, m.data(), g.data(), p.data(),
+                            b[I].data()...);
+}
+
+// Runs `steps` updates of f on the CPU and on the GPU from the same state, then compares: once on
+// fp32 parameters, once in the mixed-precision form (fp32 masters, bf16 gradients and parameters).
 template <class F, size_t NB>
 void check_optim(const F& f, size_t n, int steps, uint64_t seed) {
+  const auto seq = std::make_index_sequence<NB>{};
   Rng rng(seed);
-  auto p = rng.normal(n);
-  std::vector<std::vector<float>> bufs(NB);
-  for (auto& b : bufs) b.assign(n, 0.0f);  // as the optimizers start them; the steps fill them
-  Buf<float> dp(p);
-  std::vector<Buf<float>> dbufs;
-  for (auto& b : bufs) dbufs.emplace_back(b);
-  Buf<bf16> copy(n);
+  const auto p0 = rng.normal(n);
+  std::vector<float> p = p0, m = p0;
+  std::vector<bf16> pb(n);
+  const std::vector<std::vector<float>> zeros(NB, std::vector<float>(n, 0.0f));  // as the optimizers start them
+  std::vector<std::vector<float>> bufs = zeros, mbufs = zeros;
+  Buf<float> dp(p0), dm(p0);
+  Buf<bf16> dpb(n);
+  std::vector<Buf<float>> dbufs, dmbufs;
+  for (size_t k = 0; k < NB; ++k) {
+    dbufs.emplace_back(zeros[k]);
+    dmbufs.emplace_back(zeros[k]);
+  }
   for (int s = 0; s < steps; ++s) {
     const auto g = rng.normal(n);
-    Buf<float> dg(g);
-    copy.poison();
-    if constexpr (NB == 0) {
-      cpu::optim_update(Cpu{}, static_cast<int64_t>(n), f, p.data(), g.data());
-      cuda::optim_update_bf16_copy(Cuda{}, static_cast<int64_t>(n), f, dp.data(), dg.data(), copy.data());
-    } else if constexpr (NB == 1) {
-      cpu::optim_update(Cpu{}, static_cast<int64_t>(n), f, p.data(), g.data(), bufs[0].data());
-      cuda::optim_update_bf16_copy(Cuda{}, static_cast<int64_t>(n), f, dp.data(), dg.data(), copy.data(),
-                                   dbufs[0].data());
-    } else if constexpr (NB == 2) {
-      cpu::optim_update(Cpu{}, static_cast<int64_t>(n), f, p.data(), g.data(), bufs[0].data(), bufs[1].data());
-      cuda::optim_update(Cuda{}, static_cast<int64_t>(n), f, dp.data(), dg.data(), dbufs[0].data(), dbufs[1].data());
-    } else {
-      cpu::optim_update(Cpu{}, static_cast<int64_t>(n), f, p.data(), g.data(), bufs[0].data(), bufs[1].data(),
-                        bufs[2].data());
-      cuda::optim_update(Cuda{}, static_cast<int64_t>(n), f, dp.data(), dg.data(), dbufs[0].data(), dbufs[1].data(),
-                         dbufs[2].data());
-    }
+    const Buf<float> dg(g);
+    cpu_update(f, p, g, bufs, seq);
+    cuda_update(f, dp, dg, dbufs, seq);
+    const std::vector<bf16> gb = to_bf16(g);
+    const Buf<bf16> dgb(gb);
+    dpb.poison();
+    cpu_update_master(f, m, gb, pb, mbufs, seq);
+    cuda_update_master(f, dm, dgb, dpb, dmbufs, seq);
   }
-  const auto got = dp.download();
-  CHECK(rel_err(got, p) < kTolF32);
+  CHECK(rel_err(dp.download(), p) < kTolF32);
   for (size_t k = 0; k < NB; ++k) CHECK(rel_err(dbufs[k].download(), bufs[k]) < kTolF32);
-  if (NB <= 1) {  // the bf16 copy is the rounding of the updated master weights
-    const auto c = copy.download();
-    for (size_t i = 0; i < n; ++i) REQUIRE(c[i].bits == bf16(got[i]).bits);
-  }
+  const auto got_master = dm.download();
+  CHECK(rel_err(got_master, m) < kTolF32);
+  for (size_t k = 0; k < NB; ++k) CHECK(rel_err(dmbufs[k].download(), mbufs[k]) < kTolF32);
+  // The bf16 parameters are the rounding of the updated masters, element for element.
+  const auto got_param = dpb.download();
+  for (size_t i = 0; i < n; ++i) REQUIRE(got_param[i].bits == bf16(got_master[i]).bits);
 }
 
 }  // namespace

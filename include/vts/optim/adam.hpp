@@ -13,9 +13,6 @@
 
 #include "vts/optim/optimizer.hpp"
 #include "vts/optim/update.hpp"
-#if defined(VTS_WITH_CUDA)
-#include "vts/backend/cuda/optim.hpp"
-#endif
 
 namespace vts::optim {
 
@@ -67,28 +64,29 @@ class AdamImpl : public Optimizer<T, D> {
     const options_type& o = options_;
     const double lr = this->lr_;
     this->params_.for_each_with_grad([&](size_t i, const Tensor<T, D>& p, const Tensor<T, D>& g) {
+      using S = typename Base::state_type;
       const double t = static_cast<double>(++this->slots_[i].step);
       const double bias_correction1 = 1.0 - std::pow(o.beta1, t);
       const double bias_correction2 = 1.0 - std::pow(o.beta2, t);
       const double step_size = lr / bias_correction1;
-      T* m = this->ensure_buffer(i, 0).data();
-      T* v = this->ensure_buffer(i, 1).data();
+      S* m = this->ensure_buffer(i, 0).data();
+      S* v = this->ensure_buffer(i, 1).data();
       auto make = [&](auto amsgrad) {
-        return kernel::Adam<T, Decoupled, decltype(amsgrad)::value>{T(-step_size),
-                                                                    T(std::sqrt(bias_correction2)),
-                                                                    T(o.beta1),
-                                                                    T(1.0 - o.beta1),
-                                                                    T(o.beta2),
-                                                                    T(1.0 - o.beta2),
-                                                                    T(o.eps),
-                                                                    T(o.weight_decay),
-                                                                    T(1.0 - lr * o.weight_decay),
+        return kernel::Adam<S, Decoupled, decltype(amsgrad)::value>{S(-step_size),
+                                                                    S(std::sqrt(bias_correction2)),
+                                                                    S(o.beta1),
+                                                                    S(1.0 - o.beta1),
+                                                                    S(o.beta2),
+                                                                    S(1.0 - o.beta2),
+                                                                    S(o.eps),
+                                                                    S(o.weight_decay),
+                                                                    S(1.0 - lr * o.weight_decay),
                                                                     o.maximize};
       };
       if (o.amsgrad) {
-        optim_update(D{}, p.numel(), make(std::true_type{}), p.data(), g.data(), m, v, this->ensure_buffer(i, 2).data());
+        this->apply_update(i, make(std::true_type{}), p, g, m, v, this->ensure_buffer(i, 2).data());
       } else {
-        optim_update(D{}, p.numel(), make(std::false_type{}), p.data(), g.data(), m, v);
+        this->apply_update(i, make(std::false_type{}), p, g, m, v);
       }
     });
   }

@@ -8,6 +8,14 @@
 // of T (PyTorch 1.13 also keeps it as a float tensor). "step" alone is the number of step()
 // calls, which a schedule driven by iterations needs after a restart. A parameter that never had
 // a gradient has no state, as in PyTorch.
+//
+// Mixed precision: with bf16 parameters (T = bf16) the optimizer keeps an fp32 master copy of each
+// parameter and fp32 state buffers (state_type = acc_t<T>). An update reads the bf16 gradient,
+// applies the rule to the master in fp32, and writes the bf16 rounding of the result back into the
+// parameter the network computes with, so updates smaller than a bf16 ulp accumulate in the master
+// instead of being rounded away. Masters are made from the parameters at their first update and are
+// part of state() as "<i>.master"; after writing new values into the parameters of a model that has
+// already been trained a step, call reset_masters().
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -18,7 +26,12 @@
 
 #include "vts/autograd/grad_mode.hpp"
 #include "vts/core/tensor.hpp"
+#include "vts/ops/cast.hpp"
 #include "vts/optim/param_list.hpp"
+#include "vts/optim/update.hpp"
+#if defined(VTS_WITH_CUDA)
+#include "vts/backend/cuda/optim.hpp"
+#endif
 
 namespace vts::optim {
 
@@ -29,6 +42,10 @@ template <class T, class D = Cpu>
 class Optimizer {
  public:
   using tensor_type = Tensor<T, D>;
+  // The element type of the state buffers and of the master weights.
+  using state_type = acc_t<T>;
+  using state_tensor = Tensor<state_type, D>;
+  static constexpr bool has_masters = !std::is_same_v<T, state_type>;
 
   const ParamList<T, D>& params() const { return params_; }
   double lr() const { return lr_; }
@@ -43,11 +60,23 @@ class Optimizer {
   // Number of updates parameter i has received (it skips steps where it had no gradient).
   int64_t step_count(size_t i) const { return slot(i).step; }
   // The buffer called `name` of parameter i; an undefined tensor until the first update creates it.
-  const tensor_type& buffer(size_t i, std::string_view name) const { return slot(i).buffers[buffer_index(name)]; }
+  const state_tensor& buffer(size_t i, std::string_view name) const { return slot(i).buffers[buffer_index(name)]; }
+  // The fp32 master copy of parameter i (bf16 parameters only); undefined before its first update.
+  const state_tensor& master(size_t i) const
+    requires has_masters
+  {
+    return slot(i).master;
+  }
+  // Forgets the masters, so that the next update starts again from the parameters' current values.
+  void reset_masters()
+    requires has_masters
+  {
+    for (Slot& s : slots_) s.master = state_tensor();
+  }
   const std::vector<std::string>& buffer_names() const { return names_; }
 
-  NamedTensors<T, D> state() const {
-    NamedTensors<T, D> out;
+  NamedTensors<state_type, D> state() const {
+    NamedTensors<state_type, D> out;
     out.emplace_back("step", step_tensor(steps_, "step"));
     for (size_t i = 0; i < slots_.size(); ++i) {
       const Slot& s = slots_[i];
@@ -56,6 +85,7 @@ class Optimizer {
       out.emplace_back(prefix + "step", step_tensor(s.step, prefix + "step"));
       for (size_t b = 0; b < names_.size(); ++b)
         if (s.buffers[b].defined()) out.emplace_back(prefix + names_[b], s.buffers[b].clone_nograd());
+      if (s.master.defined()) out.emplace_back(prefix + "master", s.master.clone_nograd());
     }
     return out;
   }
@@ -64,8 +94,8 @@ class Optimizer {
   // copied, so the caller's tensors never alias the optimizer's buffers. Every name must be one
   // this optimizer writes, with the owning parameter's shape: a state saved by a different
   // optimizer, or with other options (e.g. RMSprop centered vs not), is rejected by name.
-  void load_state(const NamedTensors<T, D>& state) {
-    std::vector<Slot> fresh(params_.size(), Slot{0, std::vector<tensor_type>(names_.size())});
+  void load_state(const NamedTensors<state_type, D>& state) {
+    std::vector<Slot> fresh(params_.size(), Slot{0, std::vector<state_tensor>(names_.size()), {}});
     std::vector<bool> step_given(params_.size(), false);
     int64_t steps = 0;
     for (const auto& [name, t] : state) {
@@ -88,6 +118,12 @@ class Optimizer {
         step_given[index] = true;
         continue;
       }
+      if (has_masters && field == "master") {
+        VTS_CHECK_SHAPE(t.shape() == params_[index].shape(), "load_state: entry '", name, "' has shape ",
+                        t.shape().str(), " but parameter ", index, " has shape ", params_[index].shape().str());
+        fresh[index].master = t.clone_nograd();
+        continue;
+      }
       const size_t b = find_buffer(field);
       VTS_CHECK(b < names_.size(), "load_state: entry '", name, "' names buffer '", field,
                 "', which this optimizer does not keep (it keeps: ", joined_names(), ")");
@@ -105,21 +141,35 @@ class Optimizer {
  protected:
   struct Slot {
     int64_t step = 0;
-    std::vector<tensor_type> buffers;  // indexed like names_
+    std::vector<state_tensor> buffers;  // indexed like names_
+    state_tensor master;                // bf16 parameters only
   };
 
   Optimizer(ParamList<T, D> params, double lr, std::vector<std::string> buffer_names)
       : params_(std::move(params)), names_(std::move(buffer_names)) {
     set_lr(lr);
-    slots_.assign(params_.size(), Slot{0, std::vector<tensor_type>(names_.size())});
+    slots_.assign(params_.size(), Slot{0, std::vector<state_tensor>(names_.size()), {}});
+  }
+
+  // Applies the update rule f to parameter i (p, with gradient g) and its state buffers: in place
+  // for fp32/fp64 parameters; through the fp32 master, rounded back into p, for bf16 ones.
+  template <class F, class... Buffers>
+  void apply_update(size_t i, const F& f, const tensor_type& p, const tensor_type& g, Buffers*... buffers) {
+    if constexpr (has_masters) {
+      state_tensor& m = slots_[i].master;
+      if (!m.defined()) m = cast<state_type>(p.detach());
+      optim_update_master(D{}, p.numel(), f, m.data(), g.data(), p.data(), buffers...);
+    } else {
+      optim_update(D{}, p.numel(), f, p.data(), g.data(), buffers...);
+    }
   }
 
   // Buffer b of parameter i, created filled with zeros on first use. `created` tells the caller
   // whether this call made it (SGD's momentum buffer is initialised from the gradient instead).
-  tensor_type& ensure_buffer(size_t i, size_t b, bool* created = nullptr) {
-    tensor_type& buf = slots_[i].buffers[b];
+  state_tensor& ensure_buffer(size_t i, size_t b, bool* created = nullptr) {
+    state_tensor& buf = slots_[i].buffers[b];
     if (created) *created = !buf.defined();
-    if (!buf.defined()) buf = tensor_type::zeros(params_[i].shape());
+    if (!buf.defined()) buf = state_tensor::zeros(params_[i].shape());
     return buf;
   }
   Slot& slot(size_t i) {
@@ -141,7 +191,7 @@ class Optimizer {
   static bool has_buffers(const Slot& s) {
     for (const auto& b : s.buffers)
       if (b.defined()) return true;
-    return false;
+    return s.master.defined();
   }
   size_t find_buffer(std::string_view name) const {
     for (size_t b = 0; b < names_.size(); ++b)
@@ -159,13 +209,13 @@ class Optimizer {
     for (const auto& n : names_) s += (s.empty() ? "" : ", ") + n;
     return s.empty() ? "none" : s;
   }
-  // A count stored in T must come back exactly; float holds integers exactly only up to 2^24.
-  static tensor_type step_tensor(int64_t step, const std::string& name) {
-    VTS_CHECK(static_cast<int64_t>(static_cast<T>(step)) == step, "optimizer state: count ", step, " for '", name,
-              "' is not exactly representable in ", dtype_traits<T>::name);
-    return tensor_type::scalar(static_cast<T>(step));
+  // A count stored in state_type must come back exactly; float holds integers exactly only up to 2^24.
+  static state_tensor step_tensor(int64_t step, const std::string& name) {
+    VTS_CHECK(static_cast<int64_t>(static_cast<state_type>(step)) == step, "optimizer state: count ", step, " for '",
+              name, "' is not exactly representable in ", dtype_traits<state_type>::name);
+    return state_tensor::scalar(static_cast<state_type>(step));
   }
-  static int64_t read_step(const tensor_type& t, const std::string& name) {
+  static int64_t read_step(const state_tensor& t, const std::string& name) {
     VTS_CHECK_SHAPE(t.numel() == 1, "load_state: entry '", name, "' must hold one value, found shape ",
                     t.shape().str());
     const double v = static_cast<double>(t.to_vector()[0]);

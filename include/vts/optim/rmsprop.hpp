@@ -8,9 +8,6 @@
 // when momentum > 0 (all buffers start at zero).
 #include "vts/optim/optimizer.hpp"
 #include "vts/optim/update.hpp"
-#if defined(VTS_WITH_CUDA)
-#include "vts/backend/cuda/optim.hpp"
-#endif
 
 namespace vts::optim {
 
@@ -47,23 +44,23 @@ class Rmsprop : public Optimizer<T, D> {
     const RmspropOptions& o = options_;
     const bool with_momentum = o.momentum > 0.0;
     this->params_.for_each_with_grad([&](size_t i, const Tensor<T, D>& p, const Tensor<T, D>& g) {
+      using S = typename Base::state_type;
       ++this->slots_[i].step;
-      const int64_t n = p.numel();
-      T* sq = this->ensure_buffer(i, 0).data();
-      T* extra1 = this->slots_[i].buffers.size() > 1 ? this->ensure_buffer(i, 1).data() : nullptr;
-      T* extra2 = this->slots_[i].buffers.size() > 2 ? this->ensure_buffer(i, 2).data() : nullptr;
+      S* sq = this->ensure_buffer(i, 0).data();
+      S* extra1 = this->slots_[i].buffers.size() > 1 ? this->ensure_buffer(i, 1).data() : nullptr;
+      S* extra2 = this->slots_[i].buffers.size() > 2 ? this->ensure_buffer(i, 2).data() : nullptr;
       auto make = [&](auto centered, auto momentum) {
-        return kernel::Rmsprop<T, decltype(centered)::value, decltype(momentum)::value>{
-            T(-this->lr_), T(o.alpha), T(1.0 - o.alpha), T(o.eps), T(o.weight_decay), T(o.momentum), o.maximize};
+        return kernel::Rmsprop<S, decltype(centered)::value, decltype(momentum)::value>{
+            S(-this->lr_), S(o.alpha), S(1.0 - o.alpha), S(o.eps), S(o.weight_decay), S(o.momentum), o.maximize};
       };
       if (o.centered && with_momentum) {
-        optim_update(D{}, n, make(std::true_type{}, std::true_type{}), p.data(), g.data(), sq, extra1, extra2);
+        this->apply_update(i, make(std::true_type{}, std::true_type{}), p, g, sq, extra1, extra2);
       } else if (o.centered) {
-        optim_update(D{}, n, make(std::true_type{}, std::false_type{}), p.data(), g.data(), sq, extra1);
+        this->apply_update(i, make(std::true_type{}, std::false_type{}), p, g, sq, extra1);
       } else if (with_momentum) {
-        optim_update(D{}, n, make(std::false_type{}, std::true_type{}), p.data(), g.data(), sq, extra1);
+        this->apply_update(i, make(std::false_type{}, std::true_type{}), p, g, sq, extra1);
       } else {
-        optim_update(D{}, n, make(std::false_type{}, std::false_type{}), p.data(), g.data(), sq);
+        this->apply_update(i, make(std::false_type{}, std::false_type{}), p, g, sq);
       }
     });
   }

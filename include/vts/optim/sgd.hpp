@@ -8,9 +8,6 @@
 // State: "momentum_buffer" per parameter when momentum ≠ 0.
 #include "vts/optim/optimizer.hpp"
 #include "vts/optim/update.hpp"
-#if defined(VTS_WITH_CUDA)
-#include "vts/backend/cuda/optim.hpp"
-#endif
 
 namespace vts::optim {
 
@@ -48,19 +45,19 @@ class Sgd : public Optimizer<T, D> {
     ++this->steps_;
     const SgdOptions& o = options_;
     this->params_.for_each_with_grad([&](size_t i, const Tensor<T, D>& p, const Tensor<T, D>& g) {
+      using S = typename Base::state_type;
       ++this->slots_[i].step;
-      const int64_t n = p.numel();
       if (o.momentum == 0.0) {
-        const kernel::Sgd<T> f{T(-this->lr_), T(o.weight_decay), o.maximize};
-        optim_update(D{}, n, f, p.data(), g.data());
+        const kernel::Sgd<S> f{S(-this->lr_), S(o.weight_decay), o.maximize};
+        this->apply_update(i, f, p, g);
         return;
       }
       bool first = false;
-      Tensor<T, D>& buf = this->ensure_buffer(i, 0, &first);
+      Tensor<S, D>& buf = this->ensure_buffer(i, 0, &first);
       auto run = [&](auto nesterov) {
-        const kernel::SgdMomentum<T, decltype(nesterov)::value> f{
-            T(-this->lr_), T(o.weight_decay), T(o.momentum), T(1.0 - o.dampening), o.maximize, first};
-        optim_update(D{}, n, f, p.data(), g.data(), buf.data());
+        const kernel::SgdMomentum<S, decltype(nesterov)::value> f{
+            S(-this->lr_), S(o.weight_decay), S(o.momentum), S(1.0 - o.dampening), o.maximize, first};
+        this->apply_update(i, f, p, g, buf.data());
       };
       if (o.nesterov) run(std::true_type{});
       else run(std::false_type{});

@@ -23,6 +23,7 @@
 
 #include "vts/backend/cpu/parallel.hpp"
 #include "vts/core/device.hpp"
+#include "vts/core/dtype.hpp"
 #include "vts/core/functors.hpp"
 
 namespace vts::optim::kernel {
@@ -206,6 +207,23 @@ void optim_update(Device, int64_t n, const F& f, T* param, const T* grad, Buffer
     detail::optim_packs(b, e, f, param, grad, std::index_sequence_for<Buffers...>{}, buffers...);
   });
   for (int64_t i = packs * kLanes; i < n; ++i) f(param[i], grad[i], buffers[i]...);
+}
+
+// The mixed-precision form: f runs on the fp32 master weight with the bf16 gradient read as fp32,
+// and the bf16 parameter receives the rounding of the updated master. One element at a time (V =
+// float), the arithmetic of the CUDA kernel's tail; the CPU computes nothing in bf16 itself, so
+// this path exists for tests and for bf16 models moved between devices.
+template <class F, class... Buffers>
+void optim_update_master(Device, int64_t n, const F& f, float* master, const bf16* grad, bf16* param,
+                         Buffers*... buffers) {
+  parallel_for(0, n, kOptimGrain, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      float p = master[i];
+      f(p, static_cast<float>(grad[i]), buffers[i]...);
+      master[i] = p;
+      param[i] = bf16(p);
+    }
+  });
 }
 
 }  // namespace vts::cpu

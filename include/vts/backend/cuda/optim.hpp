@@ -3,9 +3,10 @@
 // include/vts/optim/update.hpp — the very functors the CPU loop runs (they are VTS_HD), so both
 // devices execute the same arithmetic in the same order. Same signature as vts::cpu::optim_update.
 //
-// Mixed precision: optim_update_bf16_copy updates the fp32 master weights and, in the same pass,
-// writes their bf16 rounding into the compute copy the bf16 forward pass reads — no second kernel
-// and no second read of the master weights.
+// Mixed precision: optim_update_master applies the rule to the fp32 master weights with the bf16
+// gradient of a bf16 model and, in the same pass, writes the bf16 rounding of the updated masters
+// into the parameters the bf16 forward pass reads — no conversion kernels before or after, and
+// one read of each array (same contract as vts::cpu::optim_update_master).
 //
 // The kernels are compiled (kernels/optim.cu) for the functors the optimizers build, with float
 // parameters: Sgd, SgdMomentum<Nesterov>, Rmsprop<Centered, Momentum>, Adam<Decoupled, Amsgrad>.
@@ -32,8 +33,10 @@ inline constexpr int optim_buffers_v<optim::kernel::Adam<float, D, A>> = 2 + int
 
 namespace detail {
 template <class F>
-void optim_update_impl(int64_t n, const F& f, float* param, const float* grad, float* const* buffers,
-                       bf16* param_bf16);
+void optim_update_impl(int64_t n, const F& f, float* param, const float* grad, float* const* buffers);
+template <class F>
+void optim_update_master_impl(int64_t n, const F& f, float* master, const bf16* grad, bf16* param,
+                              float* const* buffers);
 }  // namespace detail
 
 template <class T, class F, class... Buffers>
@@ -44,18 +47,18 @@ void optim_update(Device, int64_t n, const F& f, T* param, const T* grad, Buffer
   static_assert(static_cast<int>(sizeof...(Buffers)) == optim_buffers_v<F>,
                 "vts::cuda::optim_update: wrong number of state buffers for this functor");
   float* b[] = {static_cast<float*>(buffers)..., nullptr};
-  detail::optim_update_impl(n, f, param, grad, b, nullptr);
+  detail::optim_update_impl(n, f, param, grad, b);
 }
 
 template <class F, class... Buffers>
-void optim_update_bf16_copy(Device, int64_t n, const F& f, float* param, const float* grad, bf16* param_bf16,
-                            Buffers*... buffers) {
+void optim_update_master(Device, int64_t n, const F& f, float* master, const bf16* grad, bf16* param,
+                         Buffers*... buffers) {
   static_assert(optim_buffers_v<F> >= 0,
-                "vts::cuda::optim_update_bf16_copy: no CUDA instantiation for this update functor");
+                "vts::cuda::optim_update_master: no CUDA instantiation for this update functor");
   static_assert(static_cast<int>(sizeof...(Buffers)) == optim_buffers_v<F>,
-                "vts::cuda::optim_update_bf16_copy: wrong number of state buffers for this functor");
+                "vts::cuda::optim_update_master: wrong number of state buffers for this functor");
   float* b[] = {static_cast<float*>(buffers)..., nullptr};
-  detail::optim_update_impl(n, f, param, grad, b, param_bf16);
+  detail::optim_update_master_impl(n, f, master, grad, param, b);
 }
 
 }  // namespace vts::cuda
