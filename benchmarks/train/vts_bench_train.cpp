@@ -7,6 +7,9 @@
 // TF32 tensor cores, the fused attention, LayerNorm and GELU kernels); each step is timed between
 // two synchronisations of the stream, so the figure is the whole step, launch gaps included.
 // --gemm bf16 keeps the fp32 model but runs its GEMMs on bf16 tensor cores (cuBLAS FAST_16BF).
+// --precision bf16 (CUDA only) is bf16 training: the network's weights and activations are bf16,
+// its output is cast to fp32 for the loss, and Adam updates fp32 master weights (the recipe of
+// PyTorch's autocast, except that autocast keeps fp32 weights and casts them at every use).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -36,6 +39,7 @@ struct Args {
   int threads = 0;
   std::string device = "cpu";
   std::string gemm = "tf32";  // CUDA fp32 GEMMs: tf32, bf16 (tensor cores on fp32 data) or fp32
+  std::string precision = "fp32";  // fp32 | bf16 (CUDA)
 };
 
 Args parse(int argc, char** argv) {
@@ -56,16 +60,26 @@ Args parse(int argc, char** argv) {
     else if (flag == "--threads") a.threads = std::stoi(value());
     else if (flag == "--device") a.device = value();
     else if (flag == "--gemm") a.gemm = value();
+    else if (flag == "--precision") a.precision = value();
     else {
       std::fprintf(stderr,
                    "usage: vts_bench_train [--config tiny|small|b16|b32] [--batch B] [--steps S] [--warmup W] "
-                   "[--threads T] [--device cpu|cuda] [--gemm tf32|bf16|fp32]\nunknown flag: %s\n",
+                   "[--threads T] [--device cpu|cuda] [--gemm tf32|bf16|fp32] [--precision fp32|bf16]\n"
+                   "unknown flag: %s\n",
                    flag.c_str());
       std::exit(2);
     }
   }
   if (a.gemm != "tf32" && a.gemm != "bf16" && a.gemm != "fp32") {
     std::fprintf(stderr, "vts_bench_train: --gemm must be tf32, bf16 or fp32, got '%s'\n", a.gemm.c_str());
+    std::exit(2);
+  }
+  if (a.precision != "fp32" && a.precision != "bf16") {
+    std::fprintf(stderr, "vts_bench_train: --precision must be fp32 or bf16, got '%s'\n", a.precision.c_str());
+    std::exit(2);
+  }
+  if (a.precision == "bf16" && a.device != "cuda") {
+    std::fprintf(stderr, "vts_bench_train: --precision bf16 needs --device cuda (the CPU computes in fp32)\n");
     std::exit(2);
   }
   if (a.batch <= 0 || a.steps <= 0) {
@@ -83,15 +97,17 @@ void wait_for_device() {
 #endif
 }
 
-template <class Config, class D>
+// T: the network's element type (float, or bf16 with fp32 masters in the optimizer). The loss is
+// always computed in fp32.
+template <class Config, class T, class D>
 int run(const Args& a) {
   using namespace vts;
   Generator gen(7);
-  hash::HashNetwork<nn::ViT<Config, float, D>, hash::AllTokenHead<1024, float, D>> net(64, gen);
+  hash::HashNetwork<nn::ViT<Config, T, D>, hash::AllTokenHead<1024, T, D>> net(64, gen);
   hash::loss::Config cfg{.bits = 64, .classes = 10, .train_size = a.batch};
   hash::loss::Csq<float, D> loss(cfg, gen);
-  optim::Adam<float, D> opt(nn::parameters(net), {.lr = 1e-4});
-  auto x = Tensor<float, D>::empty(Shape{a.batch, Config::channels, Config::image, Config::image});
+  optim::Adam<T, D> opt(nn::parameters(net), {.lr = 1e-4});
+  auto x = Tensor<T, D>::empty(Shape{a.batch, Config::channels, Config::image, Config::image});
   nn::init::normal_(x, 0.0, 1.0, gen);
   std::vector<float> labels(static_cast<size_t>(a.batch * 10), 0.0f);
   std::vector<int64_t> indices(static_cast<size_t>(a.batch));
@@ -105,7 +121,7 @@ int run(const Args& a) {
   for (int s = 0; s < a.warmup + a.steps; ++s) {
     wait_for_device<D>();
     const auto t0 = std::chrono::steady_clock::now();
-    const auto l = loss(net.forward(x, ctx), y, indices, 0);
+    const auto l = loss(cast<float>(net.forward(x, ctx)), y, indices, 0);
     opt.zero_grad();
     l.backward();
     opt.step();
@@ -116,19 +132,20 @@ int run(const Args& a) {
   std::sort(ms.begin(), ms.end());
   const double median = ms[ms.size() / 2];
   std::printf(
-      "{\"impl\": \"vts\", \"device\": \"%s\", \"precision\": \"fp32\", \"gemm\": \"%s\", \"config\": \"%s\", \"batch\": %lld, \"threads\": %d, \"steps\": %d, \"step_ms_median\": %.3f, "
+      "{\"impl\": \"vts\", \"device\": \"%s\", \"precision\": \"%s\", \"gemm\": \"%s\", \"config\": \"%s\", \"batch\": %lld, \"threads\": %d, \"steps\": %d, \"step_ms_median\": %.3f, "
       "\"step_ms_min\": %.3f, \"imgs_per_s\": %.2f, \"params\": %lld}\n",
-      D::name, is_cpu_v<D> ? "eigen" : a.gemm.c_str(), a.config.c_str(), static_cast<long long>(a.batch), vts::cpu::max_threads(), a.steps, median, ms.front(),
+      D::name, std::is_same_v<T, bf16> ? "bf16" : "fp32",
+      is_cpu_v<D> ? "eigen" : (std::is_same_v<T, bf16> ? "bf16" : a.gemm.c_str()), a.config.c_str(), static_cast<long long>(a.batch), vts::cpu::max_threads(), a.steps, median, ms.front(),
       1000.0 * static_cast<double>(a.batch) / median, static_cast<long long>(nn::parameter_count(net)));
   return 0;
 }
 
-template <class D>
+template <class T, class D>
 int run_config(const Args& a) {
-  if (a.config == "tiny") return run<vts::nn::ViTTiny28, D>(a);
-  if (a.config == "small") return run<vts::nn::ViTSmall32, D>(a);
-  if (a.config == "b16") return run<vts::nn::ViTB16, D>(a);
-  if (a.config == "b32") return run<vts::nn::ViTB32, D>(a);
+  if (a.config == "tiny") return run<vts::nn::ViTTiny28, T, D>(a);
+  if (a.config == "small") return run<vts::nn::ViTSmall32, T, D>(a);
+  if (a.config == "b16") return run<vts::nn::ViTB16, T, D>(a);
+  if (a.config == "b32") return run<vts::nn::ViTB32, T, D>(a);
   std::fprintf(stderr, "vts_bench_train: --config must be tiny, small, b16 or b32, got '%s'\n", a.config.c_str());
   return 2;
 }
@@ -139,7 +156,7 @@ int main(int argc, char** argv) {
   const Args a = parse(argc, argv);
   if (a.threads > 0) vts::cpu::set_num_threads(a.threads);
   try {
-    if (a.device == "cpu") return run_config<vts::Cpu>(a);
+    if (a.device == "cpu") return run_config<float, vts::Cpu>(a);
     if (a.device == "cuda") {
 #if defined(VTS_WITH_CUDA)
       if (!vts::cuda::available()) {
@@ -149,7 +166,8 @@ int main(int argc, char** argv) {
       if (a.gemm == "tf32") vts::cuda::set_fp32_gemm(vts::cuda::Fp32Gemm::tf32);
       else if (a.gemm == "bf16") vts::cuda::set_fp32_gemm(vts::cuda::Fp32Gemm::bf16);
       else vts::cuda::set_fp32_gemm(vts::cuda::Fp32Gemm::full);
-      return run_config<vts::Cuda>(a);
+      if (a.precision == "bf16") return run_config<vts::bf16, vts::Cuda>(a);
+      return run_config<float, vts::Cuda>(a);
 #else
       std::fprintf(stderr, "vts_bench_train: --device cuda needs a build with vts::cuda (-DVTS_CUDA=ON)\n");
       return 2;

@@ -10,12 +10,12 @@ namespace vts::cli {
 using train_detail::TrainArgs;
 
 namespace {
-template <class D>
+template <class D, class T = float>
 int run_config(const TrainArgs& a) {
-  if (a.config == "tiny") return run_train<nn::ViTTiny28, D>(a);
-  if (a.config == "small") return run_train<nn::ViTSmall32, D>(a);
-  if (a.config == "b16") return run_train<nn::ViTB16, D>(a);
-  return run_train<nn::ViTB32, D>(a);
+  if (a.config == "tiny") return run_train<nn::ViTTiny28, D, T>(a);
+  if (a.config == "small") return run_train<nn::ViTSmall32, D, T>(a);
+  if (a.config == "b16") return run_train<nn::ViTB16, D, T>(a);
+  return run_train<nn::ViTB32, D, T>(a);
 }
 }  // namespace
 
@@ -79,14 +79,24 @@ Run add_train_command(CLI::App& app) {
                  "the same result as an uninterrupted run")
       ->check(CLI::ExistingPath)
       ->excludes(pretrained);
-  app.add_option("--device", a->device, "cpu, or cuda (a build with the CUDA backend; fp32 model, see --gemm)")
+  app.add_option("--device", a->device, "cpu, or cuda (a build with the CUDA backend; see --precision, --gemm)")
       ->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
+  app.add_option("--precision", a->precision,
+                 "fp32, or bf16 (cuda: bf16 weights and activations, fp32 loss and fp32 master weights)")
+      ->check(CLI::IsMember({"fp32", "bf16"}))->capture_default_str();
   auto* gemm = app.add_option("--gemm", a->gemm,
-                              "cuda: fp32 GEMMs on tf32 or bf16 tensor cores (fp32 storage), or full fp32")
+                              "cuda, fp32 model: GEMMs on tf32 or bf16 tensor cores (fp32 storage), or full fp32")
                    ->check(CLI::IsMember({"tf32", "bf16", "fp32"}))->capture_default_str();
   return [a, gemm]() -> int {
     if (a->device != "cuda" && gemm->count() > 0)
       throw Error("--gemm " + a->gemm + " applies to --device cuda; the CPU GEMMs are Eigen's fp32");
+    if (a->device != "cuda" && a->precision == "bf16")
+      throw Error("--precision bf16 needs --device cuda; the CPU computes in fp32");
+    if (a->precision == "bf16" && gemm->count() > 0)
+      throw Error("--gemm sets how an fp32 model's GEMMs run; with --precision bf16 every GEMM is bf16 already");
+    if (a->precision == "bf16" && a->ema > 0)
+      throw Error("--ema needs fp32 weights: an average kept in bf16 stops moving (each update is below a bf16 "
+                  "ulp); use --precision fp32 with --ema");
     if (a->device == "cuda") {
 #if defined(VTS_WITH_CUDA)
       if (!cuda::available())
@@ -95,6 +105,7 @@ Run add_train_command(CLI::App& app) {
       cuda::set_fp32_gemm(a->gemm == "bf16"   ? cuda::Fp32Gemm::bf16
                           : a->gemm == "fp32" ? cuda::Fp32Gemm::full
                                               : cuda::Fp32Gemm::tf32);
+      if (a->precision == "bf16") return run_config<Cuda, bf16>(*a);
       return run_config<Cuda>(*a);
 #else
       throw Error("--device cuda: this vts was built without the CUDA backend; configure with -DVTS_CUDA=ON");

@@ -35,6 +35,7 @@ struct TrainArgs {
   std::string config = "tiny";
   std::string device = "cpu";  // cpu or cuda (a build with vts::cuda)
   std::string gemm = "tf32";   // CUDA: how fp32 GEMMs use the tensor cores (tf32, bf16, fp32)
+  std::string precision = "fp32";  // fp32, or bf16 (CUDA: bf16 network, fp32 loss and masters)
   std::string head = "all";
   std::string loss = "csq";
   int64_t bits = 64;
@@ -115,9 +116,9 @@ struct EvalResult {
   double precision_at_1000() const { return report.precision_at.size() < 2 ? 0.0 : report.precision_at[1]; }
 };
 
-template <class Config, class D, class Head, class Loss>
+template <class Config, class T, class D, class Head, class Loss>
 int run(const TrainArgs& a) {
-  using Backbone = nn::ViT<Config, float, D>;
+  using Backbone = nn::ViT<Config, T, D>;
   using Network = hash::HashNetwork<Backbone, Head>;
   const auto t_start = std::chrono::steady_clock::now();
   if (a.threads > 0) cpu::set_num_threads(a.threads);
@@ -143,7 +144,8 @@ int run(const TrainArgs& a) {
   std::printf("vts train: %s (%s head), %s loss, %lld bits, %s: %lld train / %lld query / %lld database, %s, %d threads\n",
               Config::name, Head::name, Loss::name, static_cast<long long>(a.bits), a.dataset.c_str(),
               static_cast<long long>(split.train->size()), static_cast<long long>(split.query->size()),
-              static_cast<long long>(split.database->size()), D::name, cpu::max_threads());
+              static_cast<long long>(split.database->size()),
+              (std::string(D::name) + (std::is_same_v<T, bf16> ? " bf16" : "")).c_str(), cpu::max_threads());
   std::fflush(stdout);
 
   Generator gen(a.seed);
@@ -336,7 +338,8 @@ int run(const TrainArgs& a) {
       {"loss_history", loss_history},
       {"config",
        {{"model", Config::name}, {"head", Head::name}, {"loss", Loss::name}, {"bits", a.bits}, {"dataset", a.dataset},
-        {"device", D::name}, {"gemm", is_cpu_v<D> ? "eigen" : a.gemm},
+        {"device", D::name}, {"precision", a.precision},
+        {"gemm", is_cpu_v<D> ? "eigen" : (std::is_same_v<T, bf16> ? "bf16" : a.gemm)},
         {"data_dir", a.data_dir}, {"epochs", a.epochs}, {"batch", a.batch}, {"optimizer", a.opt.name},
         {"lr", a.opt.lr}, {"weight_decay", a.opt.weight_decay}, {"schedule", a.opt.schedule},
         {"warmup_epochs", a.opt.warmup_epochs}, {"final_lr", a.opt.final_lr}, {"eval_every", a.eval_every},
@@ -350,24 +353,25 @@ int run(const TrainArgs& a) {
   return 0;
 }
 
-template <class Config, class D>
+// T is the network's element type; the losses always compute in fp32 (for bf16, on the cast output).
+template <class Config, class T, class D>
 int dispatch_head_and_loss(const TrainArgs& a) {
   auto with_head = [&]<class Head>() {
-    return hash::loss::dispatch<float, D>(a.loss, [&]<class Loss>() { return run<Config, D, Head, Loss>(a); });
+    return hash::loss::dispatch<float, D>(a.loss, [&]<class Loss>() { return run<Config, T, D, Head, Loss>(a); });
   };
-  if (a.head == "all") return with_head.template operator()<hash::AllTokenHead<1024, float, D>>();
-  if (a.head == "cls") return with_head.template operator()<hash::ClsTokenHead<float, D>>();
+  if (a.head == "all") return with_head.template operator()<hash::AllTokenHead<1024, T, D>>();
+  if (a.head == "cls") return with_head.template operator()<hash::ClsTokenHead<T, D>>();
   throw Error("--head must be all or cls, got '" + a.head + "'");
 }
 
 }  // namespace train_detail
 
-// Explicitly instantiated once per model config and device (train_<config>.cpp, and
-// train_cuda_<config>.cpp in a build with vts::cuda), so they compile in parallel and a change to
-// one rebuilds only its file.
-template <class Config, class D = Cpu>
+// Explicitly instantiated once per model config, device and element type (train_<config>.cpp, and
+// train_cuda_<config>.cpp / train_cuda_bf16_<config>.cpp in a build with vts::cuda), so they
+// compile in parallel and a change to one rebuilds only its file.
+template <class Config, class D = Cpu, class T = float>
 int run_train(const train_detail::TrainArgs& a) {
-  return train_detail::dispatch_head_and_loss<Config, D>(a);
+  return train_detail::dispatch_head_and_loss<Config, T, D>(a);
 }
 extern template int run_train<nn::ViTTiny28, Cpu>(const train_detail::TrainArgs&);
 extern template int run_train<nn::ViTSmall32, Cpu>(const train_detail::TrainArgs&);
@@ -378,6 +382,10 @@ extern template int run_train<nn::ViTTiny28, Cuda>(const train_detail::TrainArgs
 extern template int run_train<nn::ViTSmall32, Cuda>(const train_detail::TrainArgs&);
 extern template int run_train<nn::ViTB16, Cuda>(const train_detail::TrainArgs&);
 extern template int run_train<nn::ViTB32, Cuda>(const train_detail::TrainArgs&);
+extern template int run_train<nn::ViTTiny28, Cuda, bf16>(const train_detail::TrainArgs&);
+extern template int run_train<nn::ViTSmall32, Cuda, bf16>(const train_detail::TrainArgs&);
+extern template int run_train<nn::ViTB16, Cuda, bf16>(const train_detail::TrainArgs&);
+extern template int run_train<nn::ViTB32, Cuda, bf16>(const train_detail::TrainArgs&);
 #endif
 
 }  // namespace vts::cli

@@ -2,7 +2,7 @@
 # Trains ViTTiny28 + CSQ, 64 bits, for 4 epochs on the 5,000 Fashion-MNIST training images and
 # evaluates on the full protocol (1,000 queries, 64,000 database items). Passes when mAP ≥ 0.55
 # and every output file is there. (Measured 2026-11-28 on the 2-core build machine: 0.651.) Then
-# checks that --device cuda without a GPU is a clear error.
+# checks that --device cuda without a GPU and --precision bf16 on the CPU are clear errors.
 set -euo pipefail
 vts=$1
 out=$(mktemp -d)
@@ -24,3 +24,10 @@ else
   grep -q -- "--device cuda" "$out/cuda.err" || { echo "--device cuda failed without naming the flag:"; cat "$out/cuda.err"; exit 1; }
   [[ ! -e "$out/cuda" ]] || { echo "--device cuda failed but created $out/cuda"; exit 1; }
 fi
+
+# --precision bf16 on the CPU is refused before anything runs, naming both flags.
+if "$vts" train --precision bf16 --epochs 1 --out "$out/bf16" --quiet 2>"$out/bf16.err" >/dev/null; then
+  echo "--precision bf16 without --device cuda should fail"; exit 1
+fi
+grep -q -- "--precision bf16 needs --device cuda" "$out/bf16.err" || { echo "unexpected error:"; cat "$out/bf16.err"; exit 1; }
+[[ ! -e "$out/bf16" ]] || { echo "--precision bf16 failed but created $out/bf16"; exit 1; }

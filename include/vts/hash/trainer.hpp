@@ -2,6 +2,11 @@
 // Trainer<Network, Loss>: the training loop of the hashing model (hashing-spec §1.1) and the code
 // extraction used by evaluation (§4.1), for any backbone/head/loss combination known at compile
 // time. The program `vts train` (examples/vts) wraps it with flags, progress and outputs.
+//
+// Mixed precision: a bf16 network (Tensor<bf16, D>) with an fp32 loss. The network's output is cast
+// to fp32 before the loss, whose memory banks, centers and reductions stay fp32; the network's
+// parameters are updated through the optimizer's fp32 masters, and a loss that owns parameters
+// (GreedyHash's classifier, fp32) gets an optimizer of its own with the same settings.
 #include <algorithm>
 #include <chrono>
 #include <functional>
@@ -14,6 +19,7 @@
 #include "vts/hash/encode.hpp"
 #include "vts/hash/heads.hpp"
 #include "vts/hash/losses.hpp"
+#include "vts/ops/cast.hpp"
 #include "vts/optim/optim.hpp"
 
 namespace vts::hash {
@@ -65,11 +71,24 @@ class Trainer {
   using tensor_type = typename Network::tensor_type;
   using T = typename tensor_type::value_type;
   using D = typename tensor_type::device_type;
+  using loss_tensor = typename Loss::tensor_type;
+  using LT = typename loss_tensor::value_type;
+  static_assert(std::is_same_v<typename loss_tensor::device_type, D>, "Trainer: the loss and the network must share a device");
+  static_assert(std::is_same_v<LT, T> || std::is_same_v<LT, acc_t<T>>,
+                "Trainer: the loss computes in the network's element type or, for bf16, in fp32");
+  // A bf16 network with an fp32 loss.
+  static constexpr bool mixed_precision = !std::is_same_v<LT, T>;
 
   Trainer(Network net, Loss loss, OptimizerOptions opt, uint64_t seed)
       : net_(std::move(net)), loss_(std::move(loss)), opt_options_(std::move(opt)), dropout_rng_(seed ^ 0xD0D0ull) {
     std::vector<tensor_type> params = nn::parameters(net_);
-    for (auto& p : loss_.parameters()) params.push_back(p);
+    if constexpr (mixed_precision) {
+      const std::vector<loss_tensor> loss_params = loss_.parameters();
+      if (!loss_params.empty())
+        loss_optimizer_ = std::make_unique<AnyOptimizer<LT, D>>(make_optimizer<LT, D>(opt_options_, loss_params));
+    } else {
+      for (auto& p : loss_.parameters()) params.push_back(p);
+    }
     optimizer_ = std::make_unique<AnyOptimizer<T, D>>(make_optimizer<T, D>(opt_options_, params));
   }
 
@@ -77,6 +96,9 @@ class Trainer {
   // min(decay, (1 + t)/(10 + t))); encode() then uses the averaged weights. 0 turns it off.
   void set_ema(double decay) {
     VTS_CHECK(decay >= 0.0 && decay < 1.0, "EMA decay must be in [0, 1), got ", decay);
+    // 0.999·e + 0.001·p moves e by less than a bf16 ulp for most weights: the average would freeze.
+    VTS_CHECK(decay == 0.0 || !mixed_precision, "EMA of the weights needs fp32 weights; it is not available with ",
+              "bf16 training (--precision bf16)");
     ema_decay_ = decay;
     ema_.clear();
     if (decay > 0.0)
@@ -130,6 +152,9 @@ class Trainer {
   Network& network() { return net_; }
   Loss& loss() { return loss_; }
   AnyOptimizer<T, D>& optimizer() { return *optimizer_; }
+  // The optimizer of the loss's own parameters when they cannot share the network's (a bf16 network
+  // with an fp32 loss that has parameters); null otherwise.
+  AnyOptimizer<LT, D>* loss_optimizer() { return loss_optimizer_.get(); }
   Generator& dropout_rng() { return dropout_rng_; }
 
   // One epoch over the loader (already configured to shuffle); returns the mean batch loss.
@@ -144,14 +169,15 @@ class Trainer {
     while (loader.next(batch)) {
       const auto t0 = std::chrono::steady_clock::now();
       const double lr = scheduled_lr(opt_options_, epoch * steps + batch.number, steps, total_epochs);
-      std::visit([&](auto& o) { o.set_lr(lr); }, *optimizer_);
+      for_each_optimizer([&](auto& o) { o.set_lr(lr); });
       if (mixup_alpha_ > 0) mix_batch(batch);
-      const tensor_type x = images_of(batch), y = labels_of(batch);
-      const tensor_type u = net_.forward(x, ctx);
-      const tensor_type l = loss_(u, y, batch.indices, static_cast<int>(epoch));
-      std::visit([](auto& o) { o.zero_grad(); }, *optimizer_);
+      const tensor_type x = images_of(batch);
+      const loss_tensor y = labels_of(batch);
+      const loss_tensor u = cast<LT>(net_.forward(x, ctx));
+      const loss_tensor l = loss_(u, y, batch.indices, static_cast<int>(epoch));
+      for_each_optimizer([](auto& o) { o.zero_grad(); });
       l.backward();
-      std::visit([](auto& o) { o.step(); }, *optimizer_);
+      for_each_optimizer([](auto& o) { o.step(); });
       update_ema();
       const double value = static_cast<double>(l.item());
       VTS_CHECK(std::isfinite(value), "training diverged: loss is ", value, " at epoch ", epoch, " step ",
@@ -174,52 +200,70 @@ class Trainer {
       out = hash::encode(net_, std::move(ds), {.batch_size = batch_size, .workers = workers, .flip_average = flip_average_},
                          progress);
     });
-    if constexpr (std::is_same_v<T, float>) return out;
-    else return std::vector<float>(out.begin(), out.end());
+    if constexpr (std::is_same_v<T, float>) {
+      return out;
+    } else {
+      std::vector<float> f(out.size());
+      for (size_t i = 0; i < out.size(); ++i) f[i] = static_cast<float>(out[i]);
+      return f;
+    }
   }
 
   static tensor_type images_of(const data::Batch& b) { return batch_images<tensor_type>(b); }
-  static tensor_type labels_of(const data::Batch& b) {
-    std::vector<T> v(b.labels.begin(), b.labels.end());
-    return tensor_type::from_vector(v, Shape{b.size, b.num_classes});
+  static loss_tensor labels_of(const data::Batch& b) {
+    std::vector<LT> v(b.labels.begin(), b.labels.end());
+    return loss_tensor::from_vector(v, Shape{b.size, b.num_classes});
   }
 
  private:
+  template <class F>
+  void for_each_optimizer(F&& f) {
+    std::visit(f, *optimizer_);
+    if (loss_optimizer_) std::visit(f, *loss_optimizer_);
+  }
   void update_ema() {
-    if (ema_.empty()) return;
-    ++ema_steps_;
-    const double t = static_cast<double>(ema_steps_);
-    const T decay = static_cast<T>(std::min(ema_decay_, (1.0 + t) / (10.0 + t)));
-    NoGradGuard no_grad;
-    auto params = nn::parameters(net_);
-    for (size_t i = 0; i < params.size(); ++i) {
-      if constexpr (is_cpu_v<D>) {
-        T* e = ema_[i].data();
-        const T* p = params[i].data();
-        cpu::parallel_for(0, params[i].numel(), 1 << 15, [&](int64_t b, int64_t end) {
+    if constexpr (mixed_precision) {
+      return;  // set_ema refuses bf16 weights
+    } else {
+      if (ema_.empty()) return;
+      ++ema_steps_;
+      const double t = static_cast<double>(ema_steps_);
+      const T decay = static_cast<T>(std::min(ema_decay_, (1.0 + t) / (10.0 + t)));
+      NoGradGuard no_grad;
+      auto params = nn::parameters(net_);
+      for (size_t i = 0; i < params.size(); ++i) {
+        if constexpr (is_cpu_v<D>) {
+          T* e = ema_[i].data();
+          const T* p = params[i].data();
+          cpu::parallel_for(0, params[i].numel(), 1 << 15, [&](int64_t b, int64_t end) {
 #pragma omp simd
-          for (int64_t k = b; k < end; ++k) e[k] = decay * e[k] + (T(1) - decay) * p[k];
-        });
-      } else {  // device memory: the same update from maps the backend has kernels for
-        ema_[i].copy_(map(map(ema_[i], fn::MulScalar<T>{decay}), map(params[i], fn::MulScalar<T>{T(1) - decay}),
-                          fn::Add{}));
+            for (int64_t k = b; k < end; ++k) e[k] = decay * e[k] + (T(1) - decay) * p[k];
+          });
+        } else {  // device memory: the same update from maps the backend has kernels for
+          ema_[i].copy_(map(map(ema_[i], fn::MulScalar<T>{decay}), map(params[i], fn::MulScalar<T>{T(1) - decay}),
+                            fn::Add{}));
+        }
       }
     }
   }
   // Exchanges the live weights with the averaged ones (a second call restores them).
   void swap_ema() {
-    if (ema_.empty()) return;
-    NoGradGuard no_grad;
-    auto params = nn::parameters(net_);
-    for (size_t i = 0; i < params.size(); ++i) {
-      if constexpr (is_cpu_v<D>) {
-        T* e = ema_[i].data();
-        T* p = params[i].data();
-        std::swap_ranges(p, p + params[i].numel(), e);
-      } else {
-        const tensor_type live = params[i].clone_nograd();
-        params[i].copy_(ema_[i]);
-        ema_[i].copy_(live);
+    if constexpr (mixed_precision) {
+      return;  // set_ema refuses bf16 weights
+    } else {
+      if (ema_.empty()) return;
+      NoGradGuard no_grad;
+      auto params = nn::parameters(net_);
+      for (size_t i = 0; i < params.size(); ++i) {
+        if constexpr (is_cpu_v<D>) {
+          T* e = ema_[i].data();
+          T* p = params[i].data();
+          std::swap_ranges(p, p + params[i].numel(), e);
+        } else {
+          const tensor_type live = params[i].clone_nograd();
+          params[i].copy_(ema_[i]);
+          ema_[i].copy_(live);
+        }
       }
     }
   }
@@ -264,6 +308,7 @@ class Trainer {
   OptimizerOptions opt_options_;
   Generator dropout_rng_;
   std::unique_ptr<AnyOptimizer<T, D>> optimizer_;
+  std::unique_ptr<AnyOptimizer<LT, D>> loss_optimizer_;
   double ema_decay_ = 0.0;
   int64_t ema_steps_ = 0;
   std::vector<tensor_type> ema_;
@@ -301,7 +346,8 @@ double pretrain_classifier(Backbone& backbone, data::Loader& loader, int64_t epo
       for (int64_t i = 0; i < batch.size; ++i) targets[static_cast<size_t>(i)] = first_argmax(batch.labels.data() + i * classes, classes);
       std::vector<T> pixels(batch.images.begin(), batch.images.end());
       const tensor_type x = tensor_type::from_vector(pixels, Shape{batch.size, batch.spec.channels, batch.spec.height, batch.spec.width});
-      const tensor_type l = cross_entropy(head.forward(backbone.forward(x, ctx)), targets);
+      // The loss in fp32 also for a bf16 backbone (cast is the identity otherwise).
+      const auto l = cross_entropy(cast<acc_t<T>>(head.forward(backbone.forward(x, ctx))), targets);
       std::visit([](auto& o) { o.zero_grad(); }, optimizer);
       l.backward();
       std::visit([](auto& o) { o.step(); }, optimizer);

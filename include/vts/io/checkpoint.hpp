@@ -205,7 +205,7 @@ class CheckpointReader {
   void optimizer(const std::string& prefix, Opt& opt) {
     detail::with_optimizer(opt, [&](auto& o) {
       using O = std::remove_reference_t<decltype(o)>;
-      using tensor_type = std::remove_cvref_t<decltype(o.params()[0])>;
+      using tensor_type = typename O::state_tensor;  // fp32 for a bf16 model's optimizer (masters)
       using T = typename tensor_type::value_type;
       const std::string head = prefix + ".";
       std::vector<std::pair<std::string, tensor_type>> entries;
@@ -375,6 +375,8 @@ template <class Trainer>
 void add_training_state(CheckpointWriter& w, Trainer& tr) {
   w.add_layer("model", tr.network());
   w.add_optimizer("optim", tr.optimizer());
+  if constexpr (requires { tr.loss_optimizer(); })
+    if (auto* lo = tr.loss_optimizer()) w.add_optimizer("optim_loss", *lo);
   w.add_state("loss", tr.loss());
   w.add_generator("rng.dropout", tr.dropout_rng());
   if constexpr (requires { tr.ema_enabled(); }) {
@@ -394,6 +396,8 @@ template <class Trainer>
 void read_training_state(CheckpointReader& r, Trainer& tr) {
   r.layer("model", tr.network());
   r.optimizer("optim", tr.optimizer());
+  if constexpr (requires { tr.loss_optimizer(); })
+    if (auto* lo = tr.loss_optimizer()) r.optimizer("optim_loss", *lo);
   r.loss("loss", tr.loss());
   r.generator("rng.dropout", tr.dropout_rng());
   if constexpr (requires { tr.ema_enabled(); }) {
