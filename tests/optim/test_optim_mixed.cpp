@@ -65,13 +65,15 @@ void check_against_fp32(MakeOpt make, int steps) {
     const auto live = pb[i].to_vector();
     for (size_t k = 0; k < want.size(); ++k) {
       // The CPU fp32 loop runs whole SIMD packs, the master loop one element at a time: the same
-      // operations, but the compiler may contract them into FMAs differently.
-      CHECK(std::abs(master[k] - want[k]) <= 1e-6f * (1.0f + std::abs(want[k])));
+      // operations, but the compiler may contract them into FMAs differently (at -O1 under the
+      // sanitizers a centered RMSprop buffer differed by just over 1e-6). A master that missed
+      // an update, or one rounded through bf16, would be off by ≥ 4e-3.
+      CHECK(std::abs(master[k] - want[k]) <= 1e-5f * (1.0f + std::abs(want[k])));
       REQUIRE(live[k].bits == bf16(master[k]).bits);
     }
     for (const auto& name : ob.buffer_names()) {
       const auto got = ob.buffer(i, name).to_vector(), ref = of.buffer(i, name).to_vector();
-      for (size_t k = 0; k < ref.size(); ++k) CHECK(std::abs(got[k] - ref[k]) <= 1e-6f * (1.0f + std::abs(ref[k])));
+      for (size_t k = 0; k < ref.size(); ++k) CHECK(std::abs(got[k] - ref[k]) <= 1e-5f * (1.0f + std::abs(ref[k])));
     }
   }
 }
