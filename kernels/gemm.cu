@@ -6,11 +6,15 @@
 // transposes, sizes, leading dimensions, pointer alignment) the matmul descriptor, the layouts and
 // the algorithm from cublasLtMatmulAlgoGetHeuristic are built once and cached: the heuristic query
 // costs tens of microseconds, more than a small GEMM. A 32 MiB workspace is kept for the library.
-// If the heuristic offers nothing (unusual strides), cublasGemmEx is the fallback.
+// If the heuristic offers nothing (unusual strides), cublasGemmEx (cublasGemmStridedBatchedEx for a
+// batch) is the fallback. A strided batch is one call: the batch count and the three per-batch
+// offsets are attributes of the layouts.
 #include <cublasLt.h>
 #include <cublas_v2.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <map>
 #include <mutex>
 #include <tuple>
@@ -76,7 +80,21 @@ struct Plan {
   bool has_algo = false;
 };
 
-using Key = std::tuple<int, int, int, int, int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int>;
+// Types, transposes, M N K, leading dimensions, alignment, then batch count and per-batch strides.
+using Key = std::tuple<int, int, int, int, int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, int64_t,
+                       int64_t, int64_t, int64_t>;
+
+// One strided batch as cuBLAS sees it: `count` products, operand i at data + i·stride elements.
+struct Batch {
+  int64_t count = 1, stride_a = 0, stride_b = 0, stride_c = 0;
+};
+
+void set_batch(cublasLtMatrixLayout_t layout, int64_t count, int64_t stride) {
+  const int32_t n = static_cast<int32_t>(count);
+  VTS_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(layout, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &n, sizeof(n)));
+  VTS_CUBLAS_CHECK(
+      cublasLtMatrixLayoutSetAttribute(layout, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof(stride)));
+}
 
 class Lt {
  public:
@@ -103,9 +121,13 @@ class Lt {
   std::map<Key, Plan> plans_;
 };
 
-int alignment_class(const void* p) {
-  const auto v = reinterpret_cast<uintptr_t>(p);
-  return (v & 15u) == 0 ? 16 : ((v & 7u) == 0 ? 8 : ((v & 3u) == 0 ? 4 : 2));
+int alignment_class(uintptr_t v) { return (v & 15u) == 0 ? 16 : ((v & 7u) == 0 ? 8 : ((v & 3u) == 0 ? 4 : 2)); }
+int alignment_class(const void* p) { return alignment_class(reinterpret_cast<uintptr_t>(p)); }
+// The alignment every operand of a strided batch keeps: that of the first, and of the stride.
+template <class T>
+int alignment_class(const T* p, int64_t count, int64_t stride) {
+  const int first = alignment_class(p);
+  return count > 1 && stride > 0 ? std::min(first, alignment_class(static_cast<uintptr_t>(stride) * sizeof(T))) : first;
 }
 
 __global__ void scale_rows_kernel(float* c, int64_t M, int64_t N, int64_t ldc, float beta) {
@@ -122,17 +144,26 @@ __global__ void scale_rows_kernel(__nv_bfloat16* c, int64_t M, int64_t N, int64_
 }
 
 template <class TA, class TC>
-void gemm_impl(const MatrixRef<TA>& a, const MatrixRef<TA>& b, TC* c_, int64_t ldc, float alpha, float beta) {
+void gemm_impl(const MatrixRef<TA>& a, const MatrixRef<TA>& b, TC* c_, int64_t ldc, float alpha, float beta,
+               const Batch& batch = {}) {
   VTS_CHECK(a.cols == b.rows, "vts::cuda::gemm: inner dimensions differ (", a.rows, "x", a.cols, " times ", b.rows,
             "x", b.cols, ")");
   const int64_t M = a.rows, N = b.cols, K = a.cols;
-  if (M == 0 || N == 0) return;
+  if (M == 0 || N == 0 || batch.count == 0) return;
   VTS_CHECK(ldc >= N, "vts::cuda::gemm: ldc ", ldc, " < N ", N);
+  VTS_CHECK(batch.count > 0 && batch.count <= INT32_MAX && batch.stride_a >= 0 && batch.stride_b >= 0 &&
+                batch.stride_c >= (batch.count > 1 ? (M - 1) * ldc + N : 0),
+            "vts::cuda::gemm_strided_batched: batch of ", batch.count, " with strides A ", batch.stride_a, ", B ",
+            batch.stride_b, ", C ", batch.stride_c, " (C's must be at least ", (M - 1) * ldc + N,
+            " so that the outputs do not overlap)");
   auto* c = detail::dev_ptr(c_);
   const cudaStream_t stream = current_stream();
   if (K == 0) {
-    scale_rows_kernel<<<detail::grid_for(M * N, 256, 4096), 256, 0, stream>>>(c, M, N, ldc, beta);
-    VTS_CUDA_CHECK_LAUNCH("scale_rows_kernel");
+    for (int64_t i = 0; i < batch.count; ++i) {
+      scale_rows_kernel<<<detail::grid_for(M * N, 256, 4096), 256, 0, stream>>>(c + i * batch.stride_c, M, N, ldc,
+                                                                                beta);
+      VTS_CUDA_CHECK_LAUNCH("scale_rows_kernel");
+    }
     return;
   }
   constexpr bool kBf16In = std::is_same_v<TA, bf16>;
@@ -143,9 +174,12 @@ void gemm_impl(const MatrixRef<TA>& a, const MatrixRef<TA>& b, TC* c_, int64_t l
   const Operand second = transposed_operand(a, "A");  // Aᵀ: K × M after op
 
   Lt& lt = Lt::instance();
+  const int align_a = alignment_class(a.data, batch.count, batch.stride_a);
+  const int align_b = alignment_class(b.data, batch.count, batch.stride_b);
+  const int align_c = alignment_class(c_, batch.count, batch.stride_c);
   const Key key{int(in_type), int(out_type), int(compute), int(first.op), int(second.op), M, N, K, first.ld,
-                second.ld, ldc,
-                alignment_class(a.data) * 1000 + alignment_class(b.data) * 10 + alignment_class(c_) / 2};
+                second.ld, ldc, align_a * 1000 + align_b * 10 + align_c / 2,
+                batch.count, batch.stride_a, batch.stride_b, batch.stride_c};
   Plan plan;
   {
     std::lock_guard<std::mutex> lock(lt.mutex());
@@ -164,11 +198,25 @@ void gemm_impl(const MatrixRef<TA>& a, const MatrixRef<TA>& b, TC* c_, int64_t l
                                                   static_cast<uint64_t>(second.cols), second.ld));
       VTS_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.c, out_type, static_cast<uint64_t>(N),
                                                   static_cast<uint64_t>(M), ldc));
+      if (batch.count > 1) {  // the first cuBLAS operand is B, the second A
+        set_batch(plan.a, batch.count, batch.stride_b);
+        set_batch(plan.b, batch.count, batch.stride_a);
+        set_batch(plan.c, batch.count, batch.stride_c);
+      }
       cublasLtMatmulPreference_t pref = nullptr;
       VTS_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
       const size_t ws = kWorkspaceBytes;
       VTS_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws,
                                                             sizeof(ws)));
+      // The heuristic assumes 256-byte-aligned operands unless told otherwise; views (a head of a
+      // packed QKV tensor, a batch member) are often only 4- or 16-byte aligned. cuBLAS's A is our B.
+      const uint32_t min_align[4] = {uint32_t(align_b), uint32_t(align_a), uint32_t(align_c), uint32_t(align_c)};
+      const cublasLtMatmulPreferenceAttributes_t align_attr[4] = {
+          CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+          CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+      for (int i = 0; i < 4; ++i)
+        VTS_CUBLAS_CHECK(
+            cublasLtMatmulPreferenceSetAttribute(pref, align_attr[i], &min_align[i], sizeof(min_align[i])));
       cublasLtMatmulHeuristicResult_t result{};
       int found = 0;
       const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(lt.handle(), plan.op, plan.a, plan.b, plan.c, plan.c,
@@ -189,10 +237,18 @@ void gemm_impl(const MatrixRef<TA>& a, const MatrixRef<TA>& b, TC* c_, int64_t l
   // Fallback: the classic API, which accepts every layout cuBLAS can express.
   cublasHandle_t h = lt.blas();
   VTS_CUBLAS_CHECK(cublasSetStream(h, stream));
-  VTS_CUBLAS_CHECK(cublasGemmEx(h, first.op, second.op, static_cast<int>(N), static_cast<int>(M),
-                                static_cast<int>(K), &alpha, b.data, in_type, static_cast<int>(first.ld), a.data,
-                                in_type, static_cast<int>(second.ld), &beta, c, out_type, static_cast<int>(ldc),
-                                compute, CUBLAS_GEMM_DEFAULT));
+  if (batch.count == 1) {
+    VTS_CUBLAS_CHECK(cublasGemmEx(h, first.op, second.op, static_cast<int>(N), static_cast<int>(M),
+                                  static_cast<int>(K), &alpha, b.data, in_type, static_cast<int>(first.ld), a.data,
+                                  in_type, static_cast<int>(second.ld), &beta, c, out_type, static_cast<int>(ldc),
+                                  compute, CUBLAS_GEMM_DEFAULT));
+    return;
+  }
+  VTS_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
+      h, first.op, second.op, static_cast<int>(N), static_cast<int>(M), static_cast<int>(K), &alpha, b.data, in_type,
+      static_cast<int>(first.ld), batch.stride_b, a.data, in_type, static_cast<int>(second.ld), batch.stride_a, &beta,
+      c, out_type, static_cast<int>(ldc), batch.stride_c, static_cast<int>(batch.count), compute,
+      CUBLAS_GEMM_DEFAULT));
 }
 
 }  // namespace
@@ -207,6 +263,17 @@ void gemm(Device, const MatrixRef<bf16>& a, const MatrixRef<bf16>& b, bf16* c, i
 void gemm(Device, const MatrixRef<bf16>& a, const MatrixRef<bf16>& b, float* c, int64_t ldc, float alpha,
           float beta) {
   gemm_impl(a, b, c, ldc, alpha, beta);
+}
+
+void gemm_strided_batched(Device, const MatrixRef<float>& a, int64_t stride_a, const MatrixRef<float>& b,
+                          int64_t stride_b, float* c, int64_t ldc, int64_t stride_c, int64_t batch, float alpha,
+                          float beta) {
+  gemm_impl(a, b, c, ldc, alpha, beta, Batch{batch, stride_a, stride_b, stride_c});
+}
+void gemm_strided_batched(Device, const MatrixRef<bf16>& a, int64_t stride_a, const MatrixRef<bf16>& b,
+                          int64_t stride_b, bf16* c, int64_t ldc, int64_t stride_c, int64_t batch, float alpha,
+                          float beta) {
+  gemm_impl(a, b, c, ldc, alpha, beta, Batch{batch, stride_a, stride_b, stride_c});
 }
 
 void set_fp32_gemm(Fp32Gemm mode) { fp32_gemm_mode().store(mode); }

@@ -2,6 +2,10 @@
 #include "cuda_test_util.hpp"
 #include "vts/backend/cpu/gemm.hpp"
 #include "vts/backend/cuda/gemm.hpp"
+#include "vts/ops/elementwise.hpp"
+#include "vts/ops/matmul.hpp"
+#include "vts/ops/reduce.hpp"
+#include "vts/ops/view.hpp"
 
 using namespace vts;
 using namespace vts::cuda::test;
@@ -90,4 +94,53 @@ TEST_CASE("gemm bf16 operands, bf16 and fp32 outputs", "[gemm]") {
     CHECK(rel_err(dc.download(), ref) < kTolBf16);
     CHECK(rel_err(dcf.download(), ref) < 1e-4);  // exact products, fp32 accumulation and output
   }
+}
+
+// matmul with batch axes on CUDA: evenly spaced batches (contiguous, transposed views, a broadcast
+// operand) go through one gemm_strided_batched call, a permuted view is copied to its contiguous
+// layout first, and a partial broadcast ([B, 1, M, K] against [B, H, K, N]) runs product by
+// product. Values and both gradients against the CPU op, TF32 off.
+TEST_CASE("batched matmul through the op layer: strided-batched and per-product paths", "[gemm]") {
+  const uint64_t seed = fresh_seed();
+  INFO("seed " << seed);
+  Rng rng(seed);
+  const bool tf32_was = cuda::tf32();
+  cuda::set_tf32(false);
+  constexpr int64_t B = 3, H = 4, M = 50, K = 16, N = 50;
+  auto both = [&](const std::vector<float>& v, const vts::Shape& s) {
+    Tensor<float, Cpu> c = Tensor<float, Cpu>::from_vector(v, s);
+    Tensor<float, Cuda> g = Tensor<float, Cuda>::from_vector(v, s);
+    c.requires_grad_();
+    g.requires_grad_();
+    return std::pair{c, g};
+  };
+  struct Case {
+    const char* name;
+    vts::Shape a, b;
+    bool transpose_b, permute_a;
+  };
+  for (const Case& c : {Case{"contiguous batch", {B, H, M, K}, {B, H, K, N}, false, false},
+                        Case{"transposed B view", {B, H, M, K}, {B, H, N, K}, true, false},
+                        Case{"broadcast B", {B, H, M, K}, {K, N}, false, false},
+                        Case{"permuted A view (uneven batch offsets)", {B, M, H, K}, {B, H, K, N}, false, true},
+                        Case{"partial broadcast of A", {B, 1, M, K}, {B, H, K, N}, false, false}}) {
+    INFO(c.name);
+    auto [a_cpu, a_gpu] = both(rng.normal(static_cast<size_t>(c.a.numel())), c.a);
+    auto [b_cpu, b_gpu] = both(rng.normal(static_cast<size_t>(c.b.numel())), c.b);
+    auto run = [&](auto a, auto b) {
+      if (c.permute_a) a = a.permute({0, 2, 1, 3});
+      if (c.transpose_b) b = b.transpose(-2, -1);
+      return matmul(a, b);
+    };
+    const auto y_cpu = run(a_cpu, b_cpu);
+    const auto y_gpu = run(a_gpu, b_gpu);
+    REQUIRE(y_gpu.shape() == y_cpu.shape());
+    CHECK(rel_err(y_gpu.to_vector(), y_cpu.to_vector()) < kTolF32);
+    const auto r = rng.normal(static_cast<size_t>(y_cpu.numel()));
+    sum(mul(y_cpu, Tensor<float, Cpu>::from_vector(r, y_cpu.shape()))).backward();
+    sum(mul(y_gpu, Tensor<float, Cuda>::from_vector(r, y_gpu.shape()))).backward();
+    CHECK(rel_err(a_gpu.grad().to_vector(), a_cpu.grad().to_vector()) < kTolF32);
+    CHECK(rel_err(b_gpu.grad().to_vector(), b_cpu.grad().to_vector()) < kTolF32);
+  }
+  cuda::set_tf32(tf32_was);
 }

@@ -4,6 +4,7 @@
 //   linear(x [..., in], w [out, in], b [out] or undefined) -> [..., out] = x·wᵀ + b, the layer
 //   primitive: one GEMM forward, two GEMMs and a column sum backward. Saves x and w.
 // Transposed operands are passed to the GEMM as column-major views, never copied.
+#include <optional>
 #include <vector>
 
 #include "vts/backend/cpu/gemm.hpp"
@@ -68,7 +69,7 @@ Tensor<T, D> matmul_nograd(Tensor<T, D> a, Tensor<T, D> b) {
     }
     return offs;
   };
-  const auto offs_a = batch_offsets(a, batch_a), offs_b = batch_offsets(b, batch_b);
+  auto offs_a = batch_offsets(a, batch_a), offs_b = batch_offsets(b, batch_b);
   auto one = [&](int64_t i) {
     gemm(D{}, matrix_ref(a, offs_a[static_cast<size_t>(i)]), matrix_ref(b, offs_b[static_cast<size_t>(i)]),
               out.data() + i * M * N, N, T(1), T(0));
@@ -83,8 +84,37 @@ Tensor<T, D> matmul_nograd(Tensor<T, D> a, Tensor<T, D> b) {
       });
     }
   } else {
-    // Device GEMMs queue on the backend's one stream: issued from one host thread, in order.
-    for (int64_t i = 0; i < nb; ++i) one(i);
+    if (nb == 1) {
+      one(0);
+      return out;
+    }
+    // One strided-batched call needs evenly spaced batch offsets (a broadcast operand has step 0).
+    // An operand without them (a permuted view such as attention's heads of a packed QKV tensor)
+    // is copied to its contiguous layout first: one copy instead of nb separate GEMM launches.
+    auto even_stride = [&](const std::vector<int64_t>& offs) -> std::optional<int64_t> {
+      const int64_t step = offs[1] - offs[0];
+      if (step < 0) return std::nullopt;
+      for (int64_t i = 2; i < nb; ++i)
+        if (offs[static_cast<size_t>(i)] != offs[0] + i * step) return std::nullopt;
+      return step;
+    };
+    auto sa = even_stride(offs_a), sb = even_stride(offs_b);
+    if (!sa) {
+      a = a.contiguous_nograd();
+      offs_a = batch_offsets(a, batch_a);
+      sa = even_stride(offs_a);
+    }
+    if (!sb) {
+      b = b.contiguous_nograd();
+      offs_b = batch_offsets(b, batch_b);
+      sb = even_stride(offs_b);
+    }
+    if (sa && sb) {
+      gemm_strided_batched(D{}, matrix_ref(a, offs_a[0]), *sa, matrix_ref(b, offs_b[0]), *sb, out.data(), N, M * N, nb,
+                           1.0f, 0.0f);
+    } else {  // a partial broadcast ([B, 1, M, K] against [B, H, K, N]): product by product, in order
+      for (int64_t i = 0; i < nb; ++i) one(i);
+    }
   }
   return out;
 }

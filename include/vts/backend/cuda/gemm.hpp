@@ -29,6 +29,16 @@ inline void gemm(Device d, const MatrixRef<bf16>& a, const MatrixRef<bf16>& b, b
   gemm(d, a, b, c, ldc, static_cast<float>(alpha), static_cast<float>(beta));
 }
 
+// `batch` products C_i = alpha·A_i·B_i + beta·C_i in one call, operand i starting stride_a,
+// stride_b, stride_c elements after operand i − 1 (a stride of 0 for A or B: the same matrix in
+// every product). Same precision rules as gemm.
+void gemm_strided_batched(Device, const MatrixRef<float>& a, int64_t stride_a, const MatrixRef<float>& b,
+                          int64_t stride_b, float* c, int64_t ldc, int64_t stride_c, int64_t batch, float alpha,
+                          float beta);
+void gemm_strided_batched(Device, const MatrixRef<bf16>& a, int64_t stride_a, const MatrixRef<bf16>& b,
+                          int64_t stride_b, bf16* c, int64_t ldc, int64_t stride_c, int64_t batch, float alpha,
+                          float beta);
+
 // How fp32 GEMMs use the tensor cores: full fp32 (no tensor cores), TF32 (the default, like
 // torch.backends.cuda.matmul.allow_tf32) or bf16 (cuBLAS's FAST_16BF: operands rounded to bf16
 // inside the kernel, fp32 accumulation and fp32 storage — bf16 tensor-core speed for an fp32 model,
