@@ -87,6 +87,23 @@ void set_current_stream(Stream st) {
 
 void synchronize() { VTS_CUDA_CHECK(cudaStreamSynchronize(current_stream())); }
 
+Event::Event() {
+  cudaEvent_t e = nullptr;
+  VTS_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  event_ = e;
+}
+Event::~Event() {
+  if (event_) VTS_CUDA_CHECK_NOTHROW(cudaEventDestroy(static_cast<cudaEvent_t>(event_)));
+}
+void Event::record() {
+  VTS_CHECK(event_ != nullptr, "vts::cuda::Event: record() on a moved-from event");
+  VTS_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(event_), current_stream()));
+  recorded_ = true;
+}
+void Event::wait() const {
+  if (recorded_ && event_) VTS_CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(event_)));
+}
+
 void set_sync_after_launch(bool on) { sync_flag().store(on); }
 bool sync_after_launch() { return sync_flag().load(); }
 

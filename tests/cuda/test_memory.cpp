@@ -3,6 +3,7 @@
 #include "cuda_test_util.hpp"
 #include "vts/backend/cpu/strided.hpp"
 #include "vts/backend/cuda/memory.hpp"
+#include "vts/backend/cuda/upload.hpp"
 #include "vts/core/tensor.hpp"
 
 using namespace vts;
@@ -123,4 +124,28 @@ TEST_CASE("errors name the call", "[memory]") {
   // The device is still usable afterwards.
   auto t = Tensor<float, Cuda>::full(Shape{8}, 1.0f);
   CHECK(t.to_vector() == std::vector<float>(8, 1.0f));
+}
+
+TEST_CASE("staged uploads: two pinned buffers, no synchronisation between batches", "[memory]") {
+  const uint64_t seed = fresh_seed();
+  INFO("seed " << seed);
+  Rng rng(seed);
+  cuda::StagedUpload upload;
+  // Five batches back to back, without a synchronisation: the third and later reuse a buffer, which
+  // must wait for the copy that read it. Sizes change, so a buffer also grows on the way.
+  std::vector<std::vector<float>> host;
+  std::vector<Tensor<float, Cuda>> f32;
+  std::vector<Tensor<bf16, Cuda>> b16;
+  for (int64_t rows : {64, 64, 200, 17, 200}) {
+    host.push_back(rng.normal(static_cast<size_t>(rows * 784)));
+    f32.push_back(upload.operator()<float>(host.back().data(), vts::Shape{rows, 1, 28, 28}));
+    b16.push_back(upload.operator()<bf16>(host.back().data(), vts::Shape{rows, 784}));
+  }
+  for (size_t i = 0; i < host.size(); ++i) {
+    INFO("batch " << i);
+    CHECK(f32[i].to_vector() == host[i]);
+    const auto got = b16[i].to_vector();
+    REQUIRE(got.size() == host[i].size());
+    for (size_t k = 0; k < got.size(); ++k) REQUIRE(got[k].bits == bf16(host[i][k]).bits);
+  }
 }

@@ -37,6 +37,57 @@ struct ViTTiny28Heads32 {
 template <class Config, class D, class T = float>
 using HashViT = hash::HashNetwork<nn::ViT<Config, T, D>, hash::AllTokenHead<1024, T, D>>;
 
+// One random class per image as multi-hot rows, the dataset indices 0..B−1, and the CSQ settings:
+// what both training-step checks feed the loss on each device.
+struct LossInputs {
+  std::vector<float> labels;
+  std::vector<int64_t> indices;
+  hash::loss::Config cfg;
+};
+LossInputs loss_inputs(Rng& rng, int64_t B, int64_t bits, int64_t classes) {
+  LossInputs in;
+  in.labels.assign(static_cast<size_t>(B * classes), 0.0f);
+  for (int64_t i = 0; i < B; ++i) {
+    const auto c = static_cast<int64_t>(rng.gen() % static_cast<uint64_t>(classes));
+    in.labels[static_cast<size_t>(i * classes + c)] = 1.0f;
+  }
+  for (int64_t i = 0; i < B; ++i) in.indices.push_back(i);
+  in.cfg.bits = bits;
+  in.cfg.classes = classes;
+  return in;
+}
+
+// The loss, dropout and optimizer side of one step on both devices, built from one seed: CSQ with
+// the same centers, dropout generators that draw the same (seed, block) pairs — cpu::dropout_mask
+// and cuda::dropout_mask turn them into the same masks, tested bit for bit in [dropout] — and
+// AdamW (lr 1e-3, weight decay 0.05) over each network. Built in place: the contexts point at the
+// generators.
+template <class Config, class T>
+struct StepParts {
+  LossInputs in;
+  Generator loss_gen_cpu, loss_gen_gpu, drop_cpu, drop_gpu;
+  hash::loss::Csq<float, Cpu> csq_cpu;
+  hash::loss::Csq<float, Cuda> csq_gpu;
+  nn::Context ctx_cpu, ctx_gpu;
+  optim::AdamW<float, Cpu> opt_cpu;
+  optim::AdamW<T, Cuda> opt_gpu;
+
+  StepParts(Rng& rng, uint64_t seed, int64_t B, int64_t bits, int64_t classes, HashViT<Config, Cpu>& net_cpu,
+            HashViT<Config, Cuda, T>& net_gpu)
+      : in(loss_inputs(rng, B, bits, classes)),
+        loss_gen_cpu(seed + 1),
+        loss_gen_gpu(seed + 1),
+        drop_cpu(seed + 2),
+        drop_gpu(seed + 2),
+        csq_cpu(in.cfg, loss_gen_cpu),
+        csq_gpu(in.cfg, loss_gen_gpu),
+        ctx_cpu{true, &drop_cpu},
+        ctx_gpu{true, &drop_gpu},
+        opt_cpu(nn::parameters(net_cpu), adamw()),
+        opt_gpu(nn::parameters(net_gpu), adamw()) {}
+  static optim::AdamWOptions adamw() { return {.lr = 1e-3, .weight_decay = 0.05}; }
+};
+
 std::vector<float> as_float(const std::vector<bf16>& v) {
   std::vector<float> out;
   out.reserve(v.size());
@@ -74,47 +125,26 @@ void check_training_step(uint64_t seed) {
 
   const auto pixels = rng.normal(static_cast<size_t>(B * Config::channels * Config::image * Config::image));
   const Shape image_shape{B, Config::channels, Config::image, Config::image};
-  std::vector<float> labels(static_cast<size_t>(B * classes), 0.0f);
-  for (int64_t i = 0; i < B; ++i) {
-    const auto c = static_cast<int64_t>(rng.gen() % static_cast<uint64_t>(classes));
-    labels[static_cast<size_t>(i * classes + c)] = 1.0f;
-  }
-  std::vector<int64_t> indices(static_cast<size_t>(B));
-  for (int64_t i = 0; i < B; ++i) indices[static_cast<size_t>(i)] = i;
-
-  hash::loss::Config cfg;
-  cfg.bits = bits;
-  cfg.classes = classes;
-  Generator loss_gen_cpu(seed + 1), loss_gen_gpu(seed + 1);
-  hash::loss::Csq<float, Cpu> csq_cpu(cfg, loss_gen_cpu);
-  hash::loss::Csq<float, Cuda> csq_gpu(cfg, loss_gen_gpu);
-
-  // Dropout draws (seed, first block) from these; cpu::dropout_mask and cuda::dropout_mask turn
-  // the same pair into the same mask (tested bit for bit in [dropout]).
-  Generator drop_cpu(seed + 2), drop_gpu(seed + 2);
-  nn::Context ctx_cpu{true, &drop_cpu}, ctx_gpu{true, &drop_gpu};
-
-  const optim::AdamWOptions adamw{.lr = 1e-3, .weight_decay = 0.05};
-  optim::AdamW<float, Cpu> opt_cpu(nn::parameters(net_cpu), adamw);
-  optim::AdamW<float, Cuda> opt_gpu(nn::parameters(net_gpu), adamw);
+  StepParts<Config, float> parts(rng, seed, B, bits, classes, net_cpu, net_gpu);
+  const auto& [labels, indices, cfg] = parts.in;
 
   const auto x_cpu = Tensor<float, Cpu>::from_vector(pixels, image_shape);
   const auto x_gpu = Tensor<float, Cuda>::from_vector(pixels, image_shape);
-  const auto u_cpu = net_cpu.forward(x_cpu, ctx_cpu);
-  const auto u_gpu = net_gpu.forward(x_gpu, ctx_gpu);
-  CHECK(drop_cpu.offset() == drop_gpu.offset());
+  const auto u_cpu = net_cpu.forward(x_cpu, parts.ctx_cpu);
+  const auto u_gpu = net_gpu.forward(x_gpu, parts.ctx_gpu);
+  CHECK(parts.drop_cpu.offset() == parts.drop_gpu.offset());
   REQUIRE(u_gpu.shape() == u_cpu.shape());
   CHECK(rel_err(u_gpu.to_vector(), u_cpu.to_vector()) < kTolStep);
 
-  const auto l_cpu = csq_cpu(u_cpu, Tensor<float, Cpu>::from_vector(labels, Shape{B, classes}), indices, 0);
-  const auto l_gpu = csq_gpu(u_gpu, Tensor<float, Cuda>::from_vector(labels, Shape{B, classes}), indices, 0);
+  const auto l_cpu = parts.csq_cpu(u_cpu, Tensor<float, Cpu>::from_vector(labels, Shape{B, classes}), indices, 0);
+  const auto l_gpu = parts.csq_gpu(u_gpu, Tensor<float, Cuda>::from_vector(labels, Shape{B, classes}), indices, 0);
   const float loss_cpu = l_cpu.item(), loss_gpu = l_gpu.item();
   INFO("loss cpu " << loss_cpu << " cuda " << loss_gpu);
   CHECK(std::isfinite(loss_gpu));
   CHECK(rel_err(std::vector<float>{loss_gpu}, std::vector<float>{loss_cpu}) < kTolStep);
 
-  opt_cpu.zero_grad();
-  opt_gpu.zero_grad();
+  parts.opt_cpu.zero_grad();
+  parts.opt_gpu.zero_grad();
   l_cpu.backward();
   l_gpu.backward();
   for (size_t i = 0; i < params_cpu.size(); ++i) {
@@ -126,8 +156,8 @@ void check_training_step(uint64_t seed) {
     CHECK(rel_err(g_gpu.to_vector(), g_cpu.to_vector()) < kTolStep);
   }
 
-  opt_cpu.step();
-  opt_gpu.step();
+  parts.opt_cpu.step();
+  parts.opt_gpu.step();
   for (size_t i = 0; i < params_cpu.size(); ++i) {
     INFO("updated " << params_cpu[i].first);
     CHECK(rel_err(params_gpu[i].second.to_vector(), params_cpu[i].second.to_vector()) < kTolStep);
@@ -168,36 +198,21 @@ void check_bf16_training_step(uint64_t seed) {
   }
   const auto pixels = round_bf16(rng.normal(static_cast<size_t>(B * Config::channels * Config::image * Config::image)));
   const Shape image_shape{B, Config::channels, Config::image, Config::image};
-  std::vector<float> labels(static_cast<size_t>(B * classes), 0.0f);
-  for (int64_t i = 0; i < B; ++i) labels[static_cast<size_t>(i * classes + static_cast<int64_t>(rng.gen() % 10))] = 1.0f;
-  std::vector<int64_t> indices(static_cast<size_t>(B));
-  for (int64_t i = 0; i < B; ++i) indices[static_cast<size_t>(i)] = i;
+  StepParts<Config, bf16> parts(rng, seed, B, bits, classes, net_cpu, net_gpu);
+  const auto& [labels, indices, cfg] = parts.in;
 
-  hash::loss::Config cfg;
-  cfg.bits = bits;
-  cfg.classes = classes;
-  Generator loss_gen_cpu(seed + 1), loss_gen_gpu(seed + 1);
-  hash::loss::Csq<float, Cpu> csq_cpu(cfg, loss_gen_cpu);
-  hash::loss::Csq<float, Cuda> csq_gpu(cfg, loss_gen_gpu);
-  Generator drop_cpu(seed + 2), drop_gpu(seed + 2);
-  nn::Context ctx_cpu{true, &drop_cpu}, ctx_gpu{true, &drop_gpu};
-
-  const optim::AdamWOptions adamw{.lr = 1e-3, .weight_decay = 0.05};
-  optim::AdamW<float, Cpu> opt_cpu(nn::parameters(net_cpu), adamw);
-  optim::AdamW<bf16, Cuda> opt_gpu(nn::parameters(net_gpu), adamw);
-
-  const auto u_cpu = net_cpu.forward(Tensor<float, Cpu>::from_vector(pixels, image_shape), ctx_cpu);
-  const auto u_gpu = cast<float>(net_gpu.forward(Tensor<bf16, Cuda>::from_vector(to_bf16(pixels), image_shape), ctx_gpu));
-  CHECK(drop_cpu.offset() == drop_gpu.offset());
+  const auto u_cpu = net_cpu.forward(Tensor<float, Cpu>::from_vector(pixels, image_shape), parts.ctx_cpu);
+  const auto u_gpu = cast<float>(net_gpu.forward(Tensor<bf16, Cuda>::from_vector(to_bf16(pixels), image_shape), parts.ctx_gpu));
+  CHECK(parts.drop_cpu.offset() == parts.drop_gpu.offset());
   REQUIRE(u_gpu.shape() == u_cpu.shape());
   CHECK(rel_err(u_gpu.to_vector(), u_cpu.to_vector()) < 2e-2);
-  const auto l_cpu = csq_cpu(u_cpu, Tensor<float, Cpu>::from_vector(labels, Shape{B, classes}), indices, 0);
-  const auto l_gpu = csq_gpu(u_gpu, Tensor<float, Cuda>::from_vector(labels, Shape{B, classes}), indices, 0);
+  const auto l_cpu = parts.csq_cpu(u_cpu, Tensor<float, Cpu>::from_vector(labels, Shape{B, classes}), indices, 0);
+  const auto l_gpu = parts.csq_gpu(u_gpu, Tensor<float, Cuda>::from_vector(labels, Shape{B, classes}), indices, 0);
   INFO("loss cpu " << l_cpu.item() << " cuda " << l_gpu.item());
   CHECK(rel_err(std::vector<float>{l_gpu.item()}, std::vector<float>{l_cpu.item()}) < 2e-2);
 
-  opt_cpu.zero_grad();
-  opt_gpu.zero_grad();
+  parts.opt_cpu.zero_grad();
+  parts.opt_gpu.zero_grad();
   l_cpu.backward();
   l_gpu.backward();  // through the cast into the bf16 graph
   for (size_t i = 0; i < params_cpu.size(); ++i) {
@@ -209,12 +224,12 @@ void check_bf16_training_step(uint64_t seed) {
     before[i].set_grad(Tensor<bf16, Cpu>::from_vector(g, g_gpu.shape()));
   }
 
-  optim::AdamW<bf16, Cpu> opt_ref(before, adamw);
-  opt_gpu.step();
+  optim::AdamW<bf16, Cpu> opt_ref(before, StepParts<Config, bf16>::adamw());
+  parts.opt_gpu.step();
   opt_ref.step();
   for (size_t i = 0; i < params_cpu.size(); ++i) {
     INFO("updated " << params_cpu[i].first);
-    const auto master = opt_gpu.master(i).to_vector();
+    const auto master = parts.opt_gpu.master(i).to_vector();
     CHECK(rel_err(master, opt_ref.master(i).to_vector()) < kTolF32);
     const auto live = params_gpu[i].second.to_vector();
     for (size_t k = 0; k < live.size(); ++k) REQUIRE(live[k].bits == bf16(master[k]).bits);

@@ -21,6 +21,9 @@
 #include "vts/hash/losses.hpp"
 #include "vts/ops/cast.hpp"
 #include "vts/optim/optim.hpp"
+#if defined(VTS_WITH_CUDA)
+#include "vts/backend/cuda/upload.hpp"
+#endif
 
 namespace vts::hash {
 
@@ -171,7 +174,7 @@ class Trainer {
       const double lr = scheduled_lr(opt_options_, epoch * steps + batch.number, steps, total_epochs);
       for_each_optimizer([&](auto& o) { o.set_lr(lr); });
       if (mixup_alpha_ > 0) mix_batch(batch);
-      const tensor_type x = images_of(batch);
+      const tensor_type x = upload_images(batch);
       const loss_tensor y = labels_of(batch);
       const loss_tensor u = cast<LT>(net_.forward(x, ctx));
       const loss_tensor l = loss_(u, y, batch.indices, static_cast<int>(epoch));
@@ -210,6 +213,15 @@ class Trainer {
   }
 
   static tensor_type images_of(const data::Batch& b) { return batch_images<tensor_type>(b); }
+  // images_of for the training loop: on CUDA through pinned staging buffers and an asynchronous
+  // copy (backend/cuda/upload.hpp), so the host does not wait for the batch to reach the device.
+  tensor_type upload_images(const data::Batch& b) {
+#if defined(VTS_WITH_CUDA)
+    if constexpr (std::is_same_v<D, Cuda>)
+      return upload_.template operator()<T>(b.images.data(), Shape{b.size, b.spec.channels, b.spec.height, b.spec.width});
+#endif
+    return images_of(b);
+  }
   static loss_tensor labels_of(const data::Batch& b) {
     std::vector<LT> v(b.labels.begin(), b.labels.end());
     return loss_tensor::from_vector(v, Shape{b.size, b.num_classes});
@@ -314,6 +326,9 @@ class Trainer {
   std::vector<tensor_type> ema_;
   double mixup_alpha_ = 0.0;
   bool flip_average_ = false;
+#if defined(VTS_WITH_CUDA)
+  cuda::StagedUpload upload_;  // used only when D is Cuda
+#endif
 };
 
 // Optional first stage (paper §2.3): train the backbone as a classifier on the training split with

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "vts/core/device.hpp"
 #include "vts/core/error.hpp"
@@ -64,6 +65,31 @@ void synchronize();
 // Debug switch: when on (or when the environment variable VTS_CUDA_SYNC=1 is set at start-up),
 // every launcher synchronises after its launch, so a faulting kernel is reported by the call
 // that launched it instead of by a later, unrelated call.
+// A point in the vts::cuda stream: record() marks where the stream has got to, wait() blocks the
+// host until the device has passed that mark (at once if never recorded).
+class Event {
+ public:
+  Event();
+  ~Event();
+  Event(const Event&) = delete;
+  Event& operator=(const Event&) = delete;
+  Event(Event&& o) noexcept : event_(o.event_), recorded_(o.recorded_) {
+    o.event_ = nullptr;
+    o.recorded_ = false;
+  }
+  Event& operator=(Event&& o) noexcept {
+    std::swap(event_, o.event_);
+    std::swap(recorded_, o.recorded_);
+    return *this;
+  }
+  void record();
+  void wait() const;
+
+ private:
+  void* event_ = nullptr;  // cudaEvent_t
+  bool recorded_ = false;
+};
+
 void set_sync_after_launch(bool on);
 bool sync_after_launch();
 
