@@ -143,6 +143,48 @@ __global__ void scatter_rows_at_kernel(const float* __restrict__ g, const int64_
   }
 }
 
+// ---- row gather and its backward --------------------------------------------------------------------
+template <class T>
+__global__ void gather_rows_kernel(const T* __restrict__ x, const int64_t* __restrict__ rows, int64_t n,
+                                   int64_t width, T* __restrict__ out) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n * width;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t k = i / width;
+    out[i] = x[rows[k] * width + (i - k * width)];
+  }
+}
+
+template <class T>
+__global__ void gather_rows_backward_kernel(const T* __restrict__ g, const int64_t* __restrict__ first,
+                                            const int64_t* __restrict__ order, int64_t n_in, int64_t width,
+                                            T* __restrict__ dx) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n_in * width;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t r = i / width, j = i - r * width;
+    float s = 0.0f;
+    for (int64_t p = first[r]; p < first[r + 1]; ++p) s += to_f(g[order[p] * width + j]);
+    dx[i] = from_f<T>(s);
+  }
+}
+
+template <class T>
+void gather_rows_impl(const T* x, const int64_t* rows, int64_t n, int64_t width, T* out) {
+  if (n * width == 0) return;
+  gather_rows_kernel<DevT<T>><<<detail::grid_for(n * width, 256, int64_t(device_info().sm_count) * 16), 256, 0,
+                                current_stream()>>>(detail::dev_ptr(x), rows, n, width, detail::dev_ptr(out));
+  VTS_CUDA_CHECK_LAUNCH("gather_rows_kernel");
+}
+
+template <class T>
+void gather_rows_backward_impl(const T* g, const int64_t* first, const int64_t* order, int64_t n_in, int64_t width,
+                               T* dx) {
+  if (n_in * width == 0) return;
+  gather_rows_backward_kernel<DevT<T>>
+      <<<detail::grid_for(n_in * width, 256, int64_t(device_info().sm_count) * 16), 256, 0, current_stream()>>>(
+          detail::dev_ptr(g), first, order, n_in, width, detail::dev_ptr(dx));
+  VTS_CUDA_CHECK_LAUNCH("gather_rows_backward_kernel");
+}
+
 // ---- whole-buffer sum -----------------------------------------------------------------------------
 // A fixed grid of 256 blocks (independent of the device, so the result is too): each block sums a
 // strided share, block 0..255 partials land in scratch, and one block adds them in order.
@@ -199,6 +241,21 @@ void scatter_rows_at(Device, const float* g, const int64_t* where, int64_t A, in
   scatter_rows_at_kernel<<<detail::grid_for(A * R, 256, int64_t(device_info().sm_count) * 16), 256, 0,
                            current_stream()>>>(g, where, A, R, dx);
   VTS_CUDA_CHECK_LAUNCH("scatter_rows_at_kernel");
+}
+
+void gather_rows(Device, const float* x, const int64_t* rows, int64_t n, int64_t width, float* out) {
+  gather_rows_impl(x, rows, n, width, out);
+}
+void gather_rows(Device, const bf16* x, const int64_t* rows, int64_t n, int64_t width, bf16* out) {
+  gather_rows_impl(x, rows, n, width, out);
+}
+void gather_rows_backward(Device, const float* g, const int64_t* first, const int64_t* order, int64_t n_in,
+                          int64_t width, float* dx) {
+  gather_rows_backward_impl(g, first, order, n_in, width, dx);
+}
+void gather_rows_backward(Device, const bf16* g, const int64_t* first, const int64_t* order, int64_t n_in,
+                          int64_t width, bf16* dx) {
+  gather_rows_backward_impl(g, first, order, n_in, width, dx);
 }
 
 void sum_all(Device, const float* x, int64_t n, float* out) { sum_all_impl(x, n, out); }

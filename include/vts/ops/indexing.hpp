@@ -2,13 +2,17 @@
 // Concatenation and row indexing.
 //   concat({a, b, ...}, axis): shapes equal except along axis. Backward slices the gradient.
 //   index_select(x [N, ...], rows): out[i] = x[rows[i]]. Backward scatter-adds into zeros
-//     (repeated rows accumulate).
+//     (repeated rows accumulate; on CUDA without atomics, each input row summing the rows that
+//     took it in order, so the result is deterministic).
 //   index_copy_(bank [N, ...], rows, src [len(rows), ...]): in-place row writes outside the
 //     graph, for memory banks. Later rows win when an index repeats.
 #include <cstring>
 #include <vector>
 
 #include "vts/core/tensor.hpp"
+#if defined(VTS_WITH_CUDA)
+#include "vts/backend/cuda/reduce.hpp"  // gather_rows
+#endif
 
 namespace vts {
 
@@ -68,7 +72,6 @@ inline void check_rows(const std::vector<int64_t>& rows, int64_t n, const char* 
 
 template <class T, class D>
 Tensor<T, D> index_select(const Tensor<T, D>& x, const std::vector<int64_t>& rows) {
-  static_assert(is_cpu_v<D>, "index_select: CUDA gather lives in the CUDA backend");
   VTS_CHECK_SHAPE(x.ndim() >= 1, "index_select needs at least 1-D input");
   detail::check_rows(rows, x.size(0), "index_select");
   Tensor<T, D> xc = x.contiguous_nograd();
@@ -76,18 +79,37 @@ Tensor<T, D> index_select(const Tensor<T, D>& x, const std::vector<int64_t>& row
   Shape out_shape = x.shape();
   out_shape[0] = static_cast<int64_t>(rows.size());
   Tensor<T, D> out = Tensor<T, D>::empty(out_shape);
-  for (size_t i = 0; i < rows.size(); ++i)
-    std::memcpy(out.data() + static_cast<int64_t>(i) * width, xc.data() + rows[i] * width, sizeof(T) * width);
-  return record(out, "index_select", {&x}, [rows, width, in_shape = x.shape()](const Tensor<T, D>& g) {
-    Tensor<T, D> gc = g.contiguous_nograd();
-    Tensor<T, D> dx = Tensor<T, D>::zeros(in_shape);
-    for (size_t i = 0; i < rows.size(); ++i) {
-      T* dst = dx.data() + rows[i] * width;
-      const T* src = gc.data() + static_cast<int64_t>(i) * width;
-      for (int64_t j = 0; j < width; ++j) dst[j] += src[j];
-    }
-    return std::vector<Tensor<T, D>>{dx};
-  });
+  if constexpr (is_cpu_v<D>) {
+    for (size_t i = 0; i < rows.size(); ++i)
+      std::memcpy(out.data() + static_cast<int64_t>(i) * width, xc.data() + rows[i] * width, sizeof(T) * width);
+    return record(out, "index_select", {&x}, [rows, width, in_shape = x.shape()](const Tensor<T, D>& g) {
+      Tensor<T, D> gc = g.contiguous_nograd();
+      Tensor<T, D> dx = Tensor<T, D>::zeros(in_shape);
+      for (size_t i = 0; i < rows.size(); ++i) {
+        T* dst = dx.data() + rows[i] * width;
+        const T* src = gc.data() + static_cast<int64_t>(i) * width;
+        for (int64_t j = 0; j < width; ++j) dst[j] += src[j];
+      }
+      return std::vector<Tensor<T, D>>{dx};
+    });
+  } else {
+    const auto dev_rows = Tensor<int64_t, D>::from_vector(rows);
+    gather_rows(D{}, xc.data(), dev_rows.data(), static_cast<int64_t>(rows.size()), width, out.data());
+    return record(out, "index_select", {&x}, [rows, width, in_shape = x.shape()](const Tensor<T, D>& g) {
+      // The row list as CSR, on the host: for input row r, the output rows that took it, in order.
+      const int64_t n_in = in_shape[0];
+      std::vector<int64_t> first(static_cast<size_t>(n_in + 1), 0), order(rows.size());
+      for (int64_t r : rows) ++first[static_cast<size_t>(r + 1)];
+      for (int64_t r = 0; r < n_in; ++r) first[static_cast<size_t>(r + 1)] += first[static_cast<size_t>(r)];
+      std::vector<int64_t> fill(first.begin(), first.end() - 1);
+      for (size_t k = 0; k < rows.size(); ++k) order[static_cast<size_t>(fill[static_cast<size_t>(rows[k])]++)] = static_cast<int64_t>(k);
+      const auto dev_first = Tensor<int64_t, D>::from_vector(first), dev_order = Tensor<int64_t, D>::from_vector(order);
+      Tensor<T, D> gc = g.contiguous_nograd();
+      Tensor<T, D> dx = Tensor<T, D>::empty(in_shape);
+      gather_rows_backward(D{}, gc.data(), dev_first.data(), dev_order.data(), n_in, width, dx.data());
+      return std::vector<Tensor<T, D>>{dx};
+    });
+  }
 }
 
 template <class T, class D>
