@@ -87,16 +87,18 @@ void set_current_stream(Stream st) {
 
 void synchronize() { VTS_CUDA_CHECK(cudaStreamSynchronize(current_stream())); }
 
-Event::Event() {
-  cudaEvent_t e = nullptr;
-  VTS_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
-  event_ = e;
-}
+// Created at the first record(), so that an object holding an Event (a Trainer's uploader) can be
+// built in a program that never touches the GPU, on a machine without one.
+Event::Event() = default;
 Event::~Event() {
   if (event_) VTS_CUDA_CHECK_NOTHROW(cudaEventDestroy(static_cast<cudaEvent_t>(event_)));
 }
 void Event::record() {
-  VTS_CHECK(event_ != nullptr, "vts::cuda::Event: record() on a moved-from event");
+  if (!event_) {
+    cudaEvent_t e = nullptr;
+    VTS_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    event_ = e;
+  }
   VTS_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(event_), current_stream()));
   recorded_ = true;
 }

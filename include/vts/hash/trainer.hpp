@@ -327,7 +327,8 @@ class Trainer {
   double mixup_alpha_ = 0.0;
   bool flip_average_ = false;
 #if defined(VTS_WITH_CUDA)
-  cuda::StagedUpload upload_;  // used only when D is Cuda
+  // Only a CUDA trainer has one: a CPU trainer in a CUDA-enabled program must not need a device.
+  std::conditional_t<std::is_same_v<D, Cuda>, cuda::StagedUpload, std::monostate> upload_;
 #endif
 };
 

@@ -66,7 +66,8 @@ void synchronize();
 // every launcher synchronises after its launch, so a faulting kernel is reported by the call
 // that launched it instead of by a later, unrelated call.
 // A point in the vts::cuda stream: record() marks where the stream has got to, wait() blocks the
-// host until the device has passed that mark (at once if never recorded).
+// host until the device has passed that mark (at once if never recorded). Constructing one does not
+// touch the device; the CUDA event is created at the first record().
 class Event {
  public:
   Event();
