@@ -285,6 +285,11 @@ const char* to_string(Fp32Gemm mode) {
     default: return "fp32";
   }
 }
+Fp32Gemm fp32_gemm_from_string(const std::string& name) {
+  for (Fp32Gemm mode : {Fp32Gemm::full, Fp32Gemm::tf32, Fp32Gemm::bf16})
+    if (name == to_string(mode)) return mode;
+  throw Error("fp32 GEMM mode must be tf32, bf16 or fp32, got '" + name + "'");
+}
 void set_tf32(bool allow) { set_fp32_gemm(allow ? Fp32Gemm::tf32 : Fp32Gemm::full); }
 bool tf32() { return fp32_gemm() == Fp32Gemm::tf32; }
 

@@ -163,9 +163,7 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "vts_bench_train: --device cuda, but no CUDA device is available\n");
         return 77;
       }
-      if (a.gemm == "tf32") vts::cuda::set_fp32_gemm(vts::cuda::Fp32Gemm::tf32);
-      else if (a.gemm == "bf16") vts::cuda::set_fp32_gemm(vts::cuda::Fp32Gemm::bf16);
-      else vts::cuda::set_fp32_gemm(vts::cuda::Fp32Gemm::full);
+      vts::cuda::set_fp32_gemm(vts::cuda::fp32_gemm_from_string(a.gemm));
       if (a.precision == "bf16") return run_config<vts::bf16, vts::Cuda>(a);
       return run_config<float, vts::Cuda>(a);
 #else

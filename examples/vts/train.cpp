@@ -102,9 +102,7 @@ Run add_train_command(CLI::App& app) {
       if (!cuda::available())
         throw Error("--device cuda: no CUDA device is available (" + std::to_string(cuda::device_count()) +
                     " devices found); use --device cpu");
-      cuda::set_fp32_gemm(a->gemm == "bf16"   ? cuda::Fp32Gemm::bf16
-                          : a->gemm == "fp32" ? cuda::Fp32Gemm::full
-                                              : cuda::Fp32Gemm::tf32);
+      cuda::set_fp32_gemm(cuda::fp32_gemm_from_string(a->gemm));
       if (a->precision == "bf16") return run_config<Cuda, bf16>(*a);
       return run_config<Cuda>(*a);
 #else

@@ -99,6 +99,7 @@ __device__ __forceinline__ float block_max(float v, float* scratch) {
 }
 
 inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+inline bool aligned8(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 7u) == 0; }
 
 inline unsigned grid_for(int64_t work_items, int threads, int64_t max_blocks = int64_t(1) << 20) {
   int64_t b = (work_items + threads - 1) / threads;

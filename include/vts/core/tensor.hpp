@@ -233,18 +233,6 @@ bool any_requires_grad(std::initializer_list<const Tensor<T, D>*> inputs) {
     if (t->defined() && t->requires_grad()) return true;
   return false;
 }
-
-// A tensor of acc_t<T> (an fp32 loss or parameter gradient of a bf16 op) as a Tensor<T, D>.
-template <class T, class D, class A>
-Tensor<T, D> to_element_type(const Tensor<A, D>& t) {
-  if constexpr (std::is_same_v<A, T>) {
-    return t;
-  } else {
-    Tensor<T, D> out = Tensor<T, D>::empty(t.shape());
-    convert(D{}, t.data(), out.data(), t.numel());
-    return out;
-  }
-}
 }  // namespace detail
 
 // Records `out` as produced by an op from `inputs` when grad mode is on and any input needs a

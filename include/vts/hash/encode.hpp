@@ -55,10 +55,9 @@ std::vector<typename Network::tensor_type::value_type> encode(
     if (opt.flip_average) {
       mirror_batch_images(batch);
       const std::vector<T> v = net.forward(batch_images<tensor_type>(batch), ctx).to_vector();
-      for (size_t i = 0; i < u.size(); ++i) {
-        if constexpr (std::is_same_v<T, bf16>) u[i] = bf16((static_cast<float>(u[i]) + static_cast<float>(v[i])) * 0.5f);
-        else u[i] = (u[i] + v[i]) * T(0.5);
-      }
+      using A = acc_t<T>;  // bf16 is averaged in fp32
+      for (size_t i = 0; i < u.size(); ++i)
+        u[i] = static_cast<T>((static_cast<A>(u[i]) + static_cast<A>(v[i])) * A(0.5));
     }
     out.insert(out.end(), u.begin(), u.end());
     done += batch.size;

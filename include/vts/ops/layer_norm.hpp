@@ -6,6 +6,7 @@
 
 #include "vts/backend/cpu/rowwise.hpp"
 #include "vts/core/tensor.hpp"
+#include "vts/ops/cast.hpp"
 #if defined(VTS_WITH_CUDA)
 #include "vts/backend/cuda/layer_norm.hpp"
 #endif
@@ -32,8 +33,8 @@ Tensor<T, D> layer_norm(const Tensor<T, D>& x, const Tensor<T, D>& weight, const
                   Tensor<A, D> dw = Tensor<A, D>::empty(Shape{n}), db = Tensor<A, D>::empty(Shape{n});
                   layer_norm_rows_backward(D{}, xc.data(), wc.data(), mu.data(), rstd.data(), gc.data(),
                                            gx ? dx.data() : nullptr, dw.data(), db.data(), rows, n);
-                  return std::vector<Tensor<T, D>>{dx, gw ? detail::to_element_type<T>(dw) : Tensor<T, D>(),
-                                                   gb ? detail::to_element_type<T>(db) : Tensor<T, D>()};
+                  return std::vector<Tensor<T, D>>{dx, gw ? cast<T>(dw) : Tensor<T, D>(),
+                                                   gb ? cast<T>(db) : Tensor<T, D>()};
                 });
 }
 

@@ -13,6 +13,7 @@
 
 #include "vts/backend/cpu/rowwise.hpp"
 #include "vts/core/tensor.hpp"
+#include "vts/ops/cast.hpp"
 #include "vts/ops/elementwise.hpp"
 #if defined(VTS_WITH_CUDA)
 #include "vts/backend/cuda/reduce.hpp"
@@ -94,7 +95,7 @@ Tensor<T, D> cross_entropy(const Tensor<T, D>& logits, const std::vector<int64_t
     cross_entropy_fused(D{}, xc.data(), static_cast<const int64_t*>(device_targets.data()), B, C, row_loss.data(),
                         want_grad ? dlogits.data() : nullptr, 1.0f / static_cast<float>(B));
     sum_all(D{}, row_loss.data(), B, total.data());
-    Tensor<T, D> out = detail::to_element_type<T>(map(total, fn::MulScalar<float>{1.0f / static_cast<float>(B)}));
+    Tensor<T, D> out = cast<T>(map(total, fn::MulScalar<float>{1.0f / static_cast<float>(B)}));
     return record(out, "cross_entropy", {&logits}, [dlogits](const Tensor<T, D>& g) {
       return std::vector<Tensor<T, D>>{map(dlogits, g, fn::Mul{})};
     });

@@ -11,6 +11,7 @@
 // bf16 operands use bf16 tensor cores with fp32 accumulation; C may be bf16 or fp32 (the fp32
 // form is what weight gradients for fp32 master weights want).
 #include <cstdint>
+#include <string>
 
 #include "vts/backend/cuda/runtime.hpp"
 #include "vts/core/dtype.hpp"
@@ -47,6 +48,8 @@ enum class Fp32Gemm { full, tf32, bf16 };
 void set_fp32_gemm(Fp32Gemm mode);
 Fp32Gemm fp32_gemm();
 const char* to_string(Fp32Gemm mode);
+// The inverse of to_string ("fp32", "tf32", "bf16": the --gemm flag's values); throws otherwise.
+Fp32Gemm fp32_gemm_from_string(const std::string& name);
 // Shorthands for TF32 on / full fp32 (the parity tests' switch).
 void set_tf32(bool allow);
 bool tf32();

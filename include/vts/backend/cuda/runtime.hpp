@@ -62,9 +62,6 @@ void set_current_stream(Stream s);
 // (a kernel fault) as CudaError.
 void synchronize();
 
-// Debug switch: when on (or when the environment variable VTS_CUDA_SYNC=1 is set at start-up),
-// every launcher synchronises after its launch, so a faulting kernel is reported by the call
-// that launched it instead of by a later, unrelated call.
 // A point in the vts::cuda stream: record() marks where the stream has got to, wait() blocks the
 // host until the device has passed that mark (at once if never recorded). Constructing one does not
 // touch the device; the CUDA event is created at the first record().
@@ -91,6 +88,9 @@ class Event {
   bool recorded_ = false;
 };
 
+// Debug switch: when on (or when the environment variable VTS_CUDA_SYNC=1 is set at start-up),
+// every launcher synchronises after its launch, so a faulting kernel is reported by the call
+// that launched it instead of by a later, unrelated call.
 void set_sync_after_launch(bool on);
 bool sync_after_launch();
 
