@@ -2,7 +2,9 @@
 """Joins the JSON lines of the kernel benchmarks (vts) and their PyTorch peers into one Markdown
 table: for each (kernel, shape, dtype), vts's median time next to the fastest peer's, the ratio
 peer ÷ vts (above 1: vts faster; the target is ≥ 1.0), vts's rate (TFLOP/s or GB/s) and its
-relative error against the CPU reference. The D2D copy lines give the memory roofline. Lines of
+relative error against the CPU reference. The D2D copy lines give the memory roofline: a kernel
+rated in GB/s is also shown as a fraction of the copy that moves the same number of bytes (the
+issue's ≥ 80 % target), when bench_copy timed that size. Lines of
 the training-step benchmarks (vts_bench_train, pytorch_train_step.py: they carry step_ms_median)
 go to a second table, images/s side by side.
 Usage: compare.py FILE.jsonl [FILE.jsonl ...]"""
@@ -51,8 +53,8 @@ def print_kernels(rows):
         print(f"- D2D copy {c['shape']}: {c['median_ms']:.4f} ms, {c['rate']:.0f} GB/s (read + write)")
     if copies:
         print()
-    print("| kernel | shape | dtype | vts ms | baseline ms | baseline | ratio (baseline ÷ vts) | vts rate | vts rel err |")
-    print("|---|---|---|---:|---:|---|---:|---:|---:|")
+    print("| kernel | shape | dtype | vts ms | baseline ms | baseline | ratio (baseline ÷ vts) | vts rate | of copy | vts rel err |")
+    print("|---|---|---|---:|---:|---|---:|---:|---:|---:|")
     keys = []
     for r in rows:
         k = (r["kernel"], r["shape"], r["dtype"])
@@ -70,7 +72,18 @@ def print_kernels(rows):
         print(f"{p['median_ms']:.4f} | {p['impl']} | " if p else "– | – | ", end="")
         rate = f"{o['rate']:.1f} {o['unit']}" if o else "–"
         err = f"{o['rel_err']:.2e}" if o and o.get("rel_err", -1) >= 0 else "–"
-        print(f"{ratio} | {rate} | {err} |")
+        print(f"{ratio} | {rate} | {of_copy(o, copies)} | {err} |")
+
+
+def of_copy(o, copies):
+    """The kernel's bandwidth over that of the copy with the same traffic (within 1 %), or '–'."""
+    if not o or o.get("unit") != "GB/s":
+        return "–"
+    traffic = o["rate"] * o["median_ms"]  # GB/s × ms = MB; a copy's traffic is twice its size
+    for c in copies:
+        if abs(c["rate"] * c["median_ms"] - traffic) <= 0.01 * traffic:
+            return f"{100 * o['rate'] / c['rate']:.0f} %"
+    return "–"
 
 
 if __name__ == "__main__":

@@ -46,8 +46,15 @@ __device__ __forceinline__ void load_tile(__nv_bfloat16* dst, int rows, int vali
   }
 }
 
+// Blocks per SM the register budget must allow. Shared memory (46 KB at D = 64) admits 4; left to
+// itself ptxas used 135 registers at D = 64, which admits 3 (H200, 2026-11-28: 44 µs at B = 32,
+// H = 12, N = 197, against cuDNN's 27 µs — a latency-bound kernel that gains from a fourth block).
+// D = 128 needs its ~230 registers.
 template <int D>
-__global__ void __launch_bounds__(kThreads) attention_fwd_bf16_kernel(const FwdArgs<__nv_bfloat16> a) {
+constexpr int kFwdMinBlocks = D <= 64 ? 4 : 1;
+
+template <int D>
+__global__ void __launch_bounds__(kThreads, kFwdMinBlocks<D>) attention_fwd_bf16_kernel(const FwdArgs<__nv_bfloat16> a) {
   using S = FwdSmem<D>;
   constexpr int P = S::P;
   constexpr int KD = D / 16;   // k16 chunks over the head dim

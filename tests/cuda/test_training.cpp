@@ -9,6 +9,8 @@
 // rational approximation), and the errors add up through four blocks forward and back. GEMMs run
 // with TF32 off: TF32's ≈ 1e-3 would hide every other error.
 #include <cmath>
+#include <cstdio>
+#include <string>
 #include <vector>
 
 #include "cuda_test_util.hpp"
@@ -156,22 +158,52 @@ void check_training_step(uint64_t seed) {
     CHECK(rel_err(g_gpu.to_vector(), g_cpu.to_vector()) < kTolStep);
   }
 
+  // The key bias gets no gradient in exact arithmetic: softmax ignores a constant added to every
+  // score of a row, and q·(k + b) adds q·b to the whole row. Its computed gradient is rounding
+  // noise on both devices, which AdamW's first step (g / (|g| + eps)) scales up to a visible update
+  // of either sign; H200, 2026-11-28: that slice alone put qkv.bias at 1.2e-4 after the step. So
+  // the slice is checked for being noise, and left out of the comparison of updates.
+  std::vector<int64_t> key_bias_dim(params_cpu.size(), 0);  // dim for a qkv bias, else 0
+  for (size_t i = 0; i < params_cpu.size(); ++i) {
+    if (!params_cpu[i].first.ends_with("attn.qkv.bias")) continue;
+    INFO("gradient of " << params_cpu[i].first);
+    const int64_t dim = params_cpu[i].second.numel() / 3;
+    for (const auto& g : {params_cpu[i].second.grad().to_vector(), params_gpu[i].second.grad().to_vector()}) {
+      double k_norm = 0.0, q_norm = 0.0;
+      for (int64_t j = 0; j < dim; ++j) {
+        q_norm += double(g[size_t(j)]) * g[size_t(j)];
+        k_norm += double(g[size_t(dim + j)]) * g[size_t(dim + j)];
+      }
+      CHECK(std::sqrt(k_norm) < 1e-3 * std::sqrt(q_norm));
+    }
+    key_bias_dim[i] = dim;
+  }
   parts.opt_cpu.step();
   parts.opt_gpu.step();
   for (size_t i = 0; i < params_cpu.size(); ++i) {
     INFO("updated " << params_cpu[i].first);
-    CHECK(rel_err(params_gpu[i].second.to_vector(), params_cpu[i].second.to_vector()) < kTolStep);
+    auto gpu = params_gpu[i].second.to_vector(), cpu = params_cpu[i].second.to_vector();
+    if (const auto dim = static_cast<ptrdiff_t>(key_bias_dim[i]); dim > 0) {
+      gpu.erase(gpu.begin() + dim, gpu.begin() + 2 * dim);
+      cpu.erase(cpu.begin() + dim, cpu.begin() + 2 * dim);
+    }
+    CHECK(rel_err(gpu, cpu) < kTolStep);
   }
 }
 
 // The bf16 training step: a bf16 network on the device (weights, activations and gradients in
 // bf16), its output cast to fp32 for the CSQ loss, AdamW on fp32 masters. Compared with the fp32
 // step on the CPU from the bf16-rounded weights: outputs and loss at 2e-2, parameter gradients at
-// 5e-2 — bf16 keeps 8 bits of mantissa (≈ 4e-3 relative per rounding) and a gradient passes
-// through some 60 roundings on its way back through four blocks; both bounds are estimates, not
-// measurements. The update is then checked exactly: a CPU AdamW<bf16> (the same master logic,
-// tested against fp32 in tests/optim) fed the device's own bf16 gradients must produce the same
-// masters (1e-5) and bit-identical bf16 parameters.
+// 0.15. bf16 keeps 8 bits of mantissa (≈ 4e-3 relative per rounding). Measured on an H200
+// (2026-11-28, one seed per config): most gradients' errors were above 0.05, up to 0.08, about as
+// large in the hash head as at the patch embedding. They do not come from the loss (CSQ's dL/du
+// moves 0.3× as much as u does, measured on the CPU); the likely source, not isolated, is the
+// backward passes' differences of nearly equal bf16-rounded terms: softmax's dP − rowsum(dP·P)
+// under near-uniform attention at initialisation, LayerNorm's g − mean(g) − x̂·mean(g·x̂). A wrong
+// index or a missing term shows as O(1). Each run prints its largest error. The update is then
+// checked exactly: a CPU AdamW<bf16> (the same master logic, tested against fp32 in tests/optim)
+// fed the device's own bf16 gradients must produce the same masters (1e-5) and bit-identical bf16
+// parameters.
 template <class Config>
 void check_bf16_training_step(uint64_t seed) {
   INFO("config " << Config::name << " seed " << seed);
@@ -215,14 +247,20 @@ void check_bf16_training_step(uint64_t seed) {
   parts.opt_gpu.zero_grad();
   l_cpu.backward();
   l_gpu.backward();  // through the cast into the bf16 graph
+  double worst = 0.0;
+  std::string worst_name;
   for (size_t i = 0; i < params_cpu.size(); ++i) {
     INFO("gradient of " << params_cpu[i].first);
     const auto g_gpu = params_gpu[i].second.grad();
     REQUIRE(g_gpu.defined());
     const auto g = g_gpu.to_vector();
-    CHECK(rel_err(as_float(g), params_cpu[i].second.grad().to_vector()) < 5e-2);
+    const double err = rel_err(as_float(g), params_cpu[i].second.grad().to_vector());
+    CHECK(err < 0.15);
+    if (err > worst) worst = err, worst_name = params_cpu[i].first;
     before[i].set_grad(Tensor<bf16, Cpu>::from_vector(g, g_gpu.shape()));
   }
+  std::printf("bf16 step %s: output %.2e, largest gradient error %.3f (%s)\n", Config::name,
+              rel_err(u_gpu.to_vector(), u_cpu.to_vector()), worst, worst_name.c_str());
 
   optim::AdamW<bf16, Cpu> opt_ref(before, StepParts<Config, bf16>::adamw());
   parts.opt_gpu.step();
