@@ -70,6 +70,23 @@ void run(const Options& o, Timer& timer, int64_t N) {
       err = rel_err(as_float(dout), o_ref);
     }
     emit("attention", "attention_fwd", shape, dtype, "vts", timer.time(o, fwd), 4 * flops, "TFLOP/s", err);
+    if constexpr (kBf16) {
+      // The bf16 forward's two block shapes (cuda::set_attention_bf16_forward_rows), each checked
+      // on a poisoned output; "vts" above is the default, one of them.
+      const int was = cuda::attention_bf16_forward_rows();
+      for (const int rows : {64, 128}) {
+        cuda::set_attention_bf16_forward_rows(rows);
+        double variant_err = -1;
+        if (o.check) {
+          VTS_BENCH_CUDA(cudaMemsetAsync(dout.data(), 0xFF, n * sizeof(T), cuda::current_stream()));
+          fwd();
+          variant_err = rel_err(as_float(dout), o_ref);
+        }
+        emit("attention", "attention_fwd", shape, dtype, ("vts_rows" + std::to_string(rows)).c_str(), timer.time(o, fwd),
+             4 * flops, "TFLOP/s", variant_err);
+      }
+      cuda::set_attention_bf16_forward_rows(was);
+    }
   }
   if (selected(o, "attention_bwd")) {
     double err = -1;

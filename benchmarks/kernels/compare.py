@@ -63,7 +63,7 @@ def print_kernels(rows):
     for k in keys:
         group = [r for r in rows if (r["kernel"], r["shape"], r["dtype"]) == k]
         ours = [r for r in group if r["impl"] == "vts"]
-        peers = sorted((r for r in group if r["impl"] != "vts"), key=lambda r: r["median_ms"])
+        peers = sorted((r for r in group if not r["impl"].startswith("vts")), key=lambda r: r["median_ms"])
         o = ours[0] if ours else None
         p = peers[0] if peers else None
         ratio = f"**{p['median_ms'] / o['median_ms']:.2f}**" if (o and p) else "–"
@@ -73,6 +73,14 @@ def print_kernels(rows):
         rate = f"{o['rate']:.1f} {o['unit']}" if o else "–"
         err = f"{o['rel_err']:.2e}" if o and o.get("rel_err", -1) >= 0 else "–"
         print(f"{ratio} | {rate} | {of_copy(o, copies)} | {err} |")
+    variants = [r for r in rows if r["impl"].startswith("vts_")]
+    if variants:
+        print("\n| vts variant | kernel | shape | dtype | ms | rate | rel err |")
+        print("|---|---|---|---|---:|---:|---:|")
+        for r in variants:
+            err = f"{r['rel_err']:.2e}" if r.get("rel_err", -1) >= 0 else "–"
+            print(f"| {r['impl']} | {r['kernel']} | {r['shape']} | {r['dtype']} | {r['median_ms']:.4f} | "
+                  f"{r['rate']:.1f} {r['unit']} | {err} |")
 
 
 def of_copy(o, copies):

@@ -6,6 +6,8 @@ an L2 flush (a write of 2× the L2 size) before each timed run, median over the 
 
 Forward is timed without autograd (inference inputs); backward is timed as
 torch.autograd.grad(out, (q, k, v), dout, retain_graph=True), i.e. the backward kernels alone.
+Each is timed eager (impl "torch_sdpa_<backend>_eager") and as a CUDA-graph replay (impl
+"torch_sdpa_<backend>": the kernels' own time); peer_timing.py says why both.
 Work counted as in bench_attention.cpp: forward 4·B·H·N²·d, backward 10·B·H·N²·d FLOPs.
 Prints one JSON line per measurement (impl "torch_sdpa_<backend>")."""
 import argparse
@@ -16,22 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-
-def timer(fn, warmup, reps, flush):
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    times = []
-    for _ in range(reps):
-        flush.zero_()
-        start.record()
-        fn()
-        stop.record()
-        stop.synchronize()
-        times.append(start.elapsed_time(stop))
-    times.sort()
-    return times[len(times) // 2], times[0], sum(times) / len(times)
+from peer_timing import eager_and_graph
 
 
 def emit(kernel, shape, dtype, impl, t, work, device):
@@ -66,19 +53,19 @@ def main():
             for label, backend in backends:
                 try:
                     with sdpa_kernel([backend]):
-                        with torch.inference_mode():
-                            F.scaled_dot_product_attention(q, k, v)
-                            tf = timer(lambda: F.scaled_dot_product_attention(q, k, v), args.warmup, args.reps, flush)
+                        fwd = lambda: F.scaled_dot_product_attention(q, k, v)
+                        tf = eager_and_graph(fwd, args.warmup, args.reps, flush, inference=True)
                         qg, kg, vg = (t.detach().requires_grad_() for t in (q, k, v))
                         out = F.scaled_dot_product_attention(qg, kg, vg)
-                        tb = timer(lambda: torch.autograd.grad(out, (qg, kg, vg), dout, retain_graph=True),
-                                   args.warmup, args.reps, flush)
+                        bwd = lambda: torch.autograd.grad(out, (qg, kg, vg), dout, retain_graph=True)
+                        tb = eager_and_graph(bwd, args.warmup, args.reps, flush)
                 except RuntimeError as e:  # the backend does not take this dtype/shape
                     print(f"{label} {name} N={N}: not available ({str(e).splitlines()[0][:120]})", file=sys.stderr)
                     continue
-                emit("attention_fwd", shape, name, f"torch_sdpa_{label}", tf, 4 * flops, device)
-                emit("attention_bwd", shape, name, f"torch_sdpa_{label}", tb, 10 * flops, device)
-
+                for kernel, (eager, graph), work in (("attention_fwd", tf, 4 * flops), ("attention_bwd", tb, 10 * flops)):
+                    emit(kernel, shape, name, f"torch_sdpa_{label}_eager", eager, work, device)
+                    if graph is not None:
+                        emit(kernel, shape, name, f"torch_sdpa_{label}", graph, work, device)
 
 if __name__ == "__main__":
     main()

@@ -4,7 +4,7 @@ at the same shapes and dtypes, forward and backward, with the method of bench_co
 events, an L2 flush before each timed run, median). Bytes counted as there: LayerNorm forward
 2·rows·n·s (+8 B/row), backward 3·rows·n·s (+8 B/row); GELU forward 2·n·s, backward 3·n·s.
 PyTorch's bf16 LayerNorm writes bf16 dw/db where vts writes fp32 (n = 768 values: no difference
-in bytes worth counting). One JSON line per measurement (impl "torch")."""
+in bytes worth counting). Each timed eager (impl "torch_eager") and as a CUDA-graph replay (impl "torch"); peer_timing.py says why both."""
 import argparse
 import json
 import sys
@@ -12,27 +12,20 @@ import sys
 import torch
 import torch.nn.functional as F
 
-
-def timer(fn, warmup, reps, flush):
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    times = []
-    for _ in range(reps):
-        flush.zero_()
-        start.record()
-        fn()
-        stop.record()
-        stop.synchronize()
-        times.append(start.elapsed_time(stop))
-    times.sort()
-    return times[len(times) // 2], times[0], sum(times) / len(times)
+from peer_timing import eager_and_graph
 
 
-def emit(bench, kernel, shape, dtype, t, work, device):
+def emit(bench, kernel, shape, dtype, timings, work, device):
+    """One line for the eager timing (impl "torch_eager") and one for the graph replay ("torch")."""
+    eager, graph = timings
+    emit_one(bench, kernel, shape, dtype, "torch_eager", eager, work, device)
+    if graph is not None:
+        emit_one(bench, kernel, shape, dtype, "torch", graph, work, device)
+
+
+def emit_one(bench, kernel, shape, dtype, impl, t, work, device):
     med, mn, mean = t
-    print(json.dumps({"bench": bench, "kernel": kernel, "shape": shape, "dtype": dtype, "impl": "torch",
+    print(json.dumps({"bench": bench, "kernel": kernel, "shape": shape, "dtype": dtype, "impl": impl,
                       "median_ms": med, "min_ms": mn, "mean_ms": mean, "rate": work / (med * 1e-3) / 1e9,
                       "unit": "GB/s", "rel_err": -1, "device": device}), flush=True)
 
@@ -55,22 +48,21 @@ def main():
             x = torch.randn(rows, n, device="cuda", dtype=dtype) * 2
             w, b = torch.randn(n, device="cuda", dtype=dtype), torch.randn(n, device="cuda", dtype=dtype)
             g = torch.randn(rows, n, device="cuda", dtype=dtype)
-            with torch.inference_mode():
-                tf = timer(lambda: F.layer_norm(x, (n,), w, b, 1e-6), args.warmup, args.reps, flush)
+            tf = eager_and_graph(lambda: F.layer_norm(x, (n,), w, b, 1e-6), args.warmup, args.reps, flush,
+                                 inference=True)
             xg, wg, bg = (t.detach().requires_grad_() for t in (x, w, b))
             y = F.layer_norm(xg, (n,), wg, bg, 1e-6)
-            tb = timer(lambda: torch.autograd.grad(y, (xg, wg, bg), g, retain_graph=True), args.warmup, args.reps,
-                       flush)
+            tb = eager_and_graph(lambda: torch.autograd.grad(y, (xg, wg, bg), g, retain_graph=True), args.warmup,
+                                 args.reps, flush)
             emit("layer_norm", "layer_norm_fwd", f"{rows}x{n}", name, tf, 2 * rows * n * s + 8 * rows, device)
             emit("layer_norm", "layer_norm_bwd", f"{rows}x{n}", name, tb, 3 * rows * n * s + 8 * rows, device)
         rows, width = 32 * 197, 3072
         x = torch.randn(rows, width, device="cuda", dtype=dtype) * 2
         g = torch.randn(rows, width, device="cuda", dtype=dtype)
-        with torch.inference_mode():
-            tf = timer(lambda: F.gelu(x), args.warmup, args.reps, flush)
+        tf = eager_and_graph(lambda: F.gelu(x), args.warmup, args.reps, flush, inference=True)
         xg = x.detach().requires_grad_()
         y = F.gelu(xg)
-        tb = timer(lambda: torch.autograd.grad(y, (xg,), g, retain_graph=True), args.warmup, args.reps, flush)
+        tb = eager_and_graph(lambda: torch.autograd.grad(y, (xg,), g, retain_graph=True), args.warmup, args.reps, flush)
         elems = rows * width
         emit("gelu", "gelu_fwd", f"{rows}x{width}", name, tf, 2 * elems * s, device)
         emit("gelu", "gelu_bwd", f"{rows}x{width}", name, tb, 3 * elems * s, device)

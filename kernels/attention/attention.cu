@@ -1,10 +1,14 @@
 // Attention launchers: argument checks, then dispatch on dtype and head dim to the kernels in
 // attention_{fwd,bwd}_{f32,bf16}.cu (design notes at the top of each).
+#include <atomic>
+
 #include "attention/attention.cuh"
 
 namespace vts::cuda {
 
 namespace {
+
+std::atomic<int> g_bf16_forward_rows{0};  // 0: the kernel's default
 
 using attn::BwdArgs;
 using attn::FwdArgs;
@@ -68,6 +72,13 @@ void attention_forward(Device, int64_t B, int64_t H, int64_t N, int64_t d, float
   }
 }
 
+void set_attention_bf16_forward_rows(int rows) {
+  VTS_CHECK(rows == 0 || rows == 64 || rows == 128,
+            "vts::cuda::set_attention_bf16_forward_rows: expected 0 (default), 64 or 128 rows, found ", rows);
+  g_bf16_forward_rows.store(rows, std::memory_order_relaxed);
+}
+int attention_bf16_forward_rows() { return g_bf16_forward_rows.load(std::memory_order_relaxed); }
+
 void attention_forward(Device, int64_t B, int64_t H, int64_t N, int64_t d, float scale, HeadLayout<const bf16> q,
                        HeadLayout<const bf16> k, HeadLayout<const bf16> v, HeadLayout<bf16> o, float* lse) {
   const char* fn = "vts::cuda::attention_forward (bf16)";
@@ -81,9 +92,9 @@ void attention_forward(Device, int64_t B, int64_t H, int64_t N, int64_t d, float
   using D = __nv_bfloat16;
   const FwdArgs<D> a{as_dev<D>(q), as_dev<D>(k), as_dev<D>(v), as_dev<D>(o), lse, int(B), int(H), int(N), scale};
   switch (d) {
-    case 32: return attn::forward_bf16<32>(a);
-    case 64: return attn::forward_bf16<64>(a);
-    case 128: return attn::forward_bf16<128>(a);
+    case 32: return attn::forward_bf16<32>(a, g_bf16_forward_rows.load(std::memory_order_relaxed));
+    case 64: return attn::forward_bf16<64>(a, g_bf16_forward_rows.load(std::memory_order_relaxed));
+    case 128: return attn::forward_bf16<128>(a, g_bf16_forward_rows.load(std::memory_order_relaxed));
     default: unsupported_d(fn, d, "32, 64, 128");
   }
 }

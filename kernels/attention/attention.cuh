@@ -37,7 +37,7 @@ void backward_f32(const BwdArgs<float>& a);
 // The bf16 kernels: forward any N, D ∈ {32, 64, 128}; backward N ≤ kBf16BwdMaxN, D ∈ {32, 64}.
 inline constexpr int kBf16BwdMaxN = 256;
 template <int D>
-void forward_bf16(const FwdArgs<__nv_bfloat16>& a);
+void forward_bf16(const FwdArgs<__nv_bfloat16>& a, int rows_per_block);  // 64, 128 (D ≤ 64), 0 = default
 template <int D>
 void backward_bf16(const BwdArgs<__nv_bfloat16>& a);
 

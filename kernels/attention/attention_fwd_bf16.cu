@@ -1,6 +1,7 @@
 // Fused attention forward, bf16 operands on tensor cores (mma.sync.m16n8k16, fp32 accumulation).
 //
-// Grid (⌈N/64⌉, H, B), 4 warps; warp w owns query rows 16w..16w+15 of the block's 64. Its Q
+// Grid (⌈N/BM⌉, H, B) with W warps and BM = 16·W query rows per block (W = 4 or 8; see
+// forward_bf16 for the choice); warp w owns query rows 16w..16w+15 of the block. Its Q
 // fragments are loaded once (ldmatrix) and stay in registers. Keys and values stream through
 // shared memory in tiles of 64 rows with cp.async into a two-slot ring, so tile t+1 (and t+2 once a
 // slot frees) is in flight while tile t is multiplied: for N ≤ 128 the whole K/V of the head is
@@ -11,8 +12,10 @@
 // scores never touch shared memory. Masked keys (past N) get −inf before the max; rows past N
 // compute on zero-filled Q and are not stored.
 //
-// Shared memory: Q 64 rows + K, V 2 slots × 64 rows, pitch D + 8 bf16 (the 16-byte pad makes the
-// 8 row addresses of every ldmatrix fall in distinct bank groups): 46 KB for D = 64.
+// Shared memory: Q BM rows + K, V 2 slots × 64 rows, pitch D + 8 bf16 (the 16-byte pad makes the
+// 8 row addresses of every ldmatrix fall in distinct bank groups): 46 KB for D = 64, W = 4; 55 KB
+// for W = 8. Each block reads all of its head's K/V (from L2 after the first): W = 8 halves those
+// re-reads at N = 197 (2 query blocks per head instead of 4).
 // Bound (B=32, H=12, N=197, D=64): memory. Q, K, V read once and O written once are 4 × 9.7 MB =
 // 38.7 MB, 13 µs at 3 TB/s; the 3.8 GFLOP of MMA work (4·B·H·N²·D) is 4 µs at the dense bf16 peak
 // (~990 TFLOP/s; mma.sync reaches perhaps two thirds of it on Hopper, where wgmma gets the rest).
@@ -24,39 +27,40 @@ namespace vts::cuda::attn {
 
 namespace {
 
-constexpr int BM = 64, BN = 64, kWarps = 4, kThreads = kWarps * 32;
+constexpr int BN = 64;
 
-template <int D>
+template <int D, int W>
 struct FwdSmem {
+  static constexpr int BM = 16 * W;
   static constexpr int P = D + 8;  // pitch in bf16
   static constexpr size_t elems = size_t(BM) * P + 2 * 2 * size_t(BN) * P;
   static constexpr size_t bytes = elems * sizeof(__nv_bfloat16);
 };
 
 // Issues cp.async for `rows` rows of D bf16 (row r at src + r·stride; zero-fill past valid) into
-// dst with pitch P. All 128 threads take part; 16 bytes each per step.
-template <int D, int P>
+// dst with pitch P. All THREADS threads take part; 16 bytes each per step.
+template <int D, int P, int THREADS>
 __device__ __forceinline__ void load_tile(__nv_bfloat16* dst, int rows, int valid, const __nv_bfloat16* src,
                                           int64_t stride) {
   constexpr int kChunks = D / 8;
-  for (int c = threadIdx.x; c < rows * kChunks; c += kThreads) {
+  for (int c = threadIdx.x; c < rows * kChunks; c += THREADS) {
     const int r = c / kChunks, col = (c % kChunks) * 8;
     const bool ok = r < valid;
     cp_async16(dst + r * P + col, src + (ok ? r : 0) * stride + col, ok);
   }
 }
 
-// Blocks per SM the register budget must allow. Shared memory (46 KB at D = 64) admits 4; left to
-// itself ptxas used 135 registers at D = 64, which admits 3 (H200, 2026-11-28: 44 µs at B = 32,
-// H = 12, N = 197, against cuDNN's 27 µs — a latency-bound kernel that gains from a fourth block).
-// D = 128 needs its ~230 registers.
-template <int D>
-constexpr int kFwdMinBlocks = D <= 64 ? 4 : 1;
+// Blocks per SM the register budget must allow: 16 warps per SM at D ≤ 64 (128 registers a
+// thread). Left to itself ptxas used 135 registers at D = 64, which admits 3 blocks of 4 warps
+// (H200, 2026-11-28: 44.4 µs at B = 32, H = 12, N = 197; capped at 128 with a 24-byte spill: 43.2
+// µs). D = 128 needs its ~230 registers.
+template <int D, int W>
+constexpr int kFwdMinBlocks = D <= 64 ? 16 / W : 1;
 
-template <int D>
-__global__ void __launch_bounds__(kThreads, kFwdMinBlocks<D>) attention_fwd_bf16_kernel(const FwdArgs<__nv_bfloat16> a) {
-  using S = FwdSmem<D>;
-  constexpr int P = S::P;
+template <int D, int W>
+__global__ void __launch_bounds__(W * 32, kFwdMinBlocks<D, W>) attention_fwd_bf16_kernel(const FwdArgs<__nv_bfloat16> a) {
+  using S = FwdSmem<D, W>;
+  constexpr int P = S::P, BM = S::BM, kThreads = W * 32;
   constexpr int KD = D / 16;   // k16 chunks over the head dim
   constexpr int NT = BN / 8;   // n8 tiles of scores per key tile
   constexpr int DT = D / 8;    // n8 tiles of output
@@ -73,11 +77,11 @@ __global__ void __launch_bounds__(kThreads, kFwdMinBlocks<D>) attention_fwd_bf16
   const bool active = q0 + warp * 16 < N;  // a warp whose 16 rows are all past N only loads
 
   // Prologue: Q and key tile 0 in group 0, key tile 1 in group 1.
-  load_tile<D, P>(Qs, BM, min(BM, N - q0), row_ptr(a.q, b, h, q0), a.q.sn);
+  load_tile<D, P, kThreads>(Qs, BM, min(BM, N - q0), row_ptr(a.q, b, h, q0), a.q.sn);
   for (int tt = 0; tt < 2 && tt < ntiles; ++tt) {
     const int k0 = tt * BN, valid = min(BN, N - k0);
-    load_tile<D, P>(Ks + tt * BN * P, BN, valid, row_ptr(a.k, b, h, k0), a.k.sn);
-    load_tile<D, P>(Vs + tt * BN * P, BN, valid, row_ptr(a.v, b, h, k0), a.v.sn);
+    load_tile<D, P, kThreads>(Ks + tt * BN * P, BN, valid, row_ptr(a.k, b, h, k0), a.k.sn);
+    load_tile<D, P, kThreads>(Vs + tt * BN * P, BN, valid, row_ptr(a.v, b, h, k0), a.v.sn);
     cp_async_commit();
   }
 
@@ -176,8 +180,8 @@ __global__ void __launch_bounds__(kThreads, kFwdMinBlocks<D>) attention_fwd_bf16
     __syncthreads();  // every warp is done with this slot
     if (tile + 2 < ntiles) {
       const int kn = (tile + 2) * BN, valid = min(BN, N - kn);
-      load_tile<D, P>(Ks + slot * BN * P, BN, valid, row_ptr(a.k, b, h, kn), a.k.sn);
-      load_tile<D, P>(Vs + slot * BN * P, BN, valid, row_ptr(a.v, b, h, kn), a.v.sn);
+      load_tile<D, P, kThreads>(Ks + slot * BN * P, BN, valid, row_ptr(a.k, b, h, kn), a.k.sn);
+      load_tile<D, P, kThreads>(Vs + slot * BN * P, BN, valid, row_ptr(a.v, b, h, kn), a.v.sn);
       cp_async_commit();
     }
   }
@@ -201,20 +205,29 @@ __global__ void __launch_bounds__(kThreads, kFwdMinBlocks<D>) attention_fwd_bf16
   }
 }
 
-}  // namespace
-
-template <int D>
-void forward_bf16(const FwdArgs<__nv_bfloat16>& a) {
-  const size_t smem = FwdSmem<D>::bytes;
-  auto kernel = attention_fwd_bf16_kernel<D>;
+template <int D, int W>
+void launch_forward_bf16(const FwdArgs<__nv_bfloat16>& a) {
+  const size_t smem = FwdSmem<D, W>::bytes;
+  auto kernel = attention_fwd_bf16_kernel<D, W>;
   VTS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  constexpr int BM = FwdSmem<D, W>::BM;
   const dim3 grid(static_cast<unsigned>((a.N + BM - 1) / BM), static_cast<unsigned>(a.H), static_cast<unsigned>(a.B));
-  kernel<<<grid, kThreads, smem, current_stream()>>>(a);
+  kernel<<<grid, W * 32, smem, current_stream()>>>(a);
   VTS_CUDA_CHECK_LAUNCH("attention_fwd_bf16_kernel");
 }
 
-template void forward_bf16<32>(const FwdArgs<__nv_bfloat16>&);
-template void forward_bf16<64>(const FwdArgs<__nv_bfloat16>&);
-template void forward_bf16<128>(const FwdArgs<__nv_bfloat16>&);
+}  // namespace
+
+template <int D>
+void forward_bf16(const FwdArgs<__nv_bfloat16>& a, int rows_per_block) {
+  if constexpr (D <= 64) {
+    if (rows_per_block == 128) return launch_forward_bf16<D, 8>(a);
+  }
+  launch_forward_bf16<D, 4>(a);
+}
+
+template void forward_bf16<32>(const FwdArgs<__nv_bfloat16>&, int);
+template void forward_bf16<64>(const FwdArgs<__nv_bfloat16>&, int);
+template void forward_bf16<128>(const FwdArgs<__nv_bfloat16>&, int);
 
 }  // namespace vts::cuda::attn

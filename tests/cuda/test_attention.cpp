@@ -59,6 +59,12 @@ const AttnCase kCases[] = {{2, 3, 197, 64, false}, {2, 12, 50, 64, true}, {1, 2,
                            {1, 2, 130, 128, true}, {3, 2, 1, 64, false},   {1, 4, 256, 64, true},
                            {1, 2, 257, 32, false}};
 
+// Puts the process-wide choice of the bf16 forward's block shape back as it was.
+struct RestoreForwardRows {
+  int was = cuda::attention_bf16_forward_rows();
+  ~RestoreForwardRows() { cuda::set_attention_bf16_forward_rows(was); }
+};
+
 struct Reference {
   std::vector<float> o, lse, dqkv;
 };
@@ -145,10 +151,19 @@ TEST_CASE("attention bf16 (tensor cores): forward and backward within bf16 toler
     dO.poison();
     dlse.poison();
     const bf16* base = dqkv_in.data();
-    cuda::attention_forward(Cuda{}, c.B, c.H, c.N, c.d, scale, geo.in(base, 0), geo.in(base, 1), geo.in(base, 2),
-                            geo.out(dO.data()), dlse.data());
-    CHECK(rel_err(dO.download(), ref.o) < kTolBf16);
-    CHECK(rel_err(dlse.download(), ref.lse) < 1e-4);
+    // Both block shapes of the forward kernel (64 and 128 query rows; 128 only for d ≤ 64, the
+    // others take 64), then the default, whose output the backward check below reuses.
+    for (const int rows : {64, 128, 0}) {
+      INFO("forward rows per block " << rows);
+      const RestoreForwardRows restore;
+      cuda::set_attention_bf16_forward_rows(rows);
+      dO.poison();
+      dlse.poison();
+      cuda::attention_forward(Cuda{}, c.B, c.H, c.N, c.d, scale, geo.in(base, 0), geo.in(base, 1), geo.in(base, 2),
+                              geo.out(dO.data()), dlse.data());
+      CHECK(rel_err(dO.download(), ref.o) < kTolBf16);
+      CHECK(rel_err(dlse.download(), ref.lse) < 1e-4);
+    }
 
     const bool bwd = cuda::attention_supported(cuda::AttentionDtype::bf16, true, c.N, c.d);
     if (!bwd) {
@@ -206,6 +221,7 @@ TEST_CASE("attention launchers reject what the kernels do not support", "[attent
   const HeadLayout<float> odd_out{p + 1, 3 * 16 * 64, 16 * 64, 64};
   CHECK_THROWS_AS(cuda::attention_forward(Cuda{}, 1, 3, 16, 64, 0.1f, odd, odd, odd, odd_out, lse.data()), vts::Error);
   CHECK(cuda::attention_supported(cuda::AttentionDtype::bf16, true, 197, 64));
+  CHECK_THROWS_AS(cuda::set_attention_bf16_forward_rows(96), vts::Error);
   CHECK(!cuda::attention_supported(cuda::AttentionDtype::bf16, true, 577, 64));
   CHECK(cuda::attention_supported(cuda::AttentionDtype::f32, true, 577, 64));
   CHECK(!cuda::attention_supported(cuda::AttentionDtype::bf16, true, 197, 128));

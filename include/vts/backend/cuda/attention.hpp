@@ -40,6 +40,12 @@ void attention_backward(Device, int64_t B, int64_t H, int64_t N, int64_t d, floa
                         HeadLayout<bf16> dv);
 
 enum class AttentionDtype { f32, bf16 };
+// Query rows per block of the bf16 forward kernel: 64 (4 warps) or 128 (8 warps; d ≤ 64 — each
+// block reads its head's whole K/V, so 128 halves those reads at N = 197), or 0 for the default.
+// Process-wide; for benchmarks and tests. Anything else throws vts::Error.
+void set_attention_bf16_forward_rows(int rows);
+int attention_bf16_forward_rows();
+
 // Whether the fused kernels take this problem (shape limits only; alignment is checked per call).
 bool attention_supported(AttentionDtype dtype, bool backward, int64_t N, int64_t d);
 

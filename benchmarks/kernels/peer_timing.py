@@ -1,0 +1,64 @@
+"""Timing shared by the PyTorch peer scripts, with the method of bench_common.hpp: CUDA events
+around each run, an L2 flush (a write of the flush buffer) before each, median over the runs.
+
+Each operation is timed twice. Eager: what a PyTorch user gets, Python and dispatch included — on
+an H200 (2026-11-28) that overhead made cuDNN attention's backward take as long at N = 50 as at
+N = 197, and LayerNorm's backward as long at 1,600 rows as at 6,304. Graph: the replay of the
+operation captured into a CUDA graph, i.e. the kernels' own time — the fair comparison for vts's
+kernels, which launch from C++ without that overhead."""
+import torch
+
+
+def timer(fn, warmup, reps, flush):
+    """(median, min, mean) milliseconds of fn over reps runs, after warmup runs."""
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    times = []
+    for _ in range(reps):
+        flush.zero_()
+        start.record()
+        fn()
+        stop.record()
+        stop.synchronize()
+        times.append(start.elapsed_time(stop))
+    times.sort()
+    return times[len(times) // 2], times[0], sum(times) / len(times)
+
+
+def graphed(fn):
+    """fn captured into a CUDA graph (after warm-up on a side stream, as capture requires); returns
+    the graph's replay."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    return graph.replay
+
+
+def eager_and_graph(fn, warmup, reps, flush, inference=False):
+    """Timings of fn eager and as a graph replay (None where capture fails), under
+    torch.inference_mode() when inference is set."""
+    def run(f):
+        if inference:
+            with torch.inference_mode():
+                return timer(f, warmup, reps, flush)
+        return timer(f, warmup, reps, flush)
+
+    eager = run(fn)
+    try:
+        if inference:
+            with torch.inference_mode():
+                replay = graphed(fn)
+        else:
+            replay = graphed(fn)
+        graph = run(replay)
+    except RuntimeError:
+        graph = None
+    return eager, graph
