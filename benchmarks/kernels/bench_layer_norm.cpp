@@ -60,6 +60,15 @@ void run(const Options& o, Timer& timer, int64_t rows, int64_t n) {
                             rel_err(download<float>(dgb, gb.size()), gb)})
                 : -1;
     emit("layer_norm", "layer_norm_bwd", shape, dtype, "vts", timer.time(o, bwd), 3 * elem + 8.0 * rows, "GB/s", err);
+    // dx alone (no dw/db: no partial rows, no second kernel), to see what the parameter
+    // gradients cost. Same bytes counted.
+    auto bwd_dx = [&] {
+      cuda::layer_norm_rows_backward(Cuda{}, dx.template as<T>(), dw.template as<T>(), dmu.template as<float>(),
+                                     drs.template as<float>(), dg.template as<T>(), dgx.template as<T>(),
+                                     static_cast<float*>(nullptr), static_cast<float*>(nullptr), rows, n);
+    };
+    emit("layer_norm", "layer_norm_bwd", shape, dtype, "vts_dx_only", timer.time(o, bwd_dx), 3 * elem + 8.0 * rows,
+         "GB/s", -1);
   }
 }
 

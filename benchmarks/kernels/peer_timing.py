@@ -6,6 +6,8 @@ an H200 (2026-11-28) that overhead made cuDNN attention's backward take as long 
 N = 197, and LayerNorm's backward as long at 1,600 rows as at 6,304. Graph: the replay of the
 operation captured into a CUDA graph, i.e. the kernels' own time — the fair comparison for vts's
 kernels, which launch from C++ without that overhead."""
+import sys
+
 import torch
 
 
@@ -59,6 +61,7 @@ def eager_and_graph(fn, warmup, reps, flush, inference=False):
         else:
             replay = graphed(fn)
         graph = run(replay)
-    except RuntimeError:
+    except RuntimeError as e:
+        print(f"graph capture failed: {str(e).splitlines()[0][:160]}", file=sys.stderr)
         graph = None
     return eager, graph

@@ -41,13 +41,17 @@ def main():
     props = torch.cuda.get_device_properties(0)
     device = props.name
     flush = torch.empty(max(2 * props.L2_cache_size, 8 << 20) // 4, dtype=torch.float32, device="cuda")
+    # Inputs from a generator of their own: a graph capture registers the default generator, and
+    # one capture that failed left it unusable for the next torch.randn (H200, 2026-11-28).
+    gen = torch.Generator(device="cuda").manual_seed(0)
     for dtype, name in ((torch.bfloat16, "bf16"), (torch.float32, "fp32")):
         s = 2 if dtype == torch.bfloat16 else 4
+        randn = lambda *shape: torch.randn(*shape, device="cuda", dtype=dtype, generator=gen)
         for rows in (32 * 197, 32 * 50):
             n = 768
-            x = torch.randn(rows, n, device="cuda", dtype=dtype) * 2
-            w, b = torch.randn(n, device="cuda", dtype=dtype), torch.randn(n, device="cuda", dtype=dtype)
-            g = torch.randn(rows, n, device="cuda", dtype=dtype)
+            x = randn(rows, n) * 2
+            w, b = randn(n), randn(n)
+            g = randn(rows, n)
             tf = eager_and_graph(lambda: F.layer_norm(x, (n,), w, b, 1e-6), args.warmup, args.reps, flush,
                                  inference=True)
             xg, wg, bg = (t.detach().requires_grad_() for t in (x, w, b))
@@ -57,8 +61,8 @@ def main():
             emit("layer_norm", "layer_norm_fwd", f"{rows}x{n}", name, tf, 2 * rows * n * s + 8 * rows, device)
             emit("layer_norm", "layer_norm_bwd", f"{rows}x{n}", name, tb, 3 * rows * n * s + 8 * rows, device)
         rows, width = 32 * 197, 3072
-        x = torch.randn(rows, width, device="cuda", dtype=dtype) * 2
-        g = torch.randn(rows, width, device="cuda", dtype=dtype)
+        x = randn(rows, width) * 2
+        g = randn(rows, width)
         tf = eager_and_graph(lambda: F.gelu(x), args.warmup, args.reps, flush, inference=True)
         xg = x.detach().requires_grad_()
         y = F.gelu(xg)
