@@ -10,7 +10,8 @@
 //   Both are memory-bound by far (≈ 10 FLOP per element).
 // Backward dw/db: each warp keeps its columns' partial sums in registers over the rows it
 //   visits; a block then adds its warps' partials (through shared memory, in warp order) and
-//   writes one partial row; a second kernel adds the blocks' rows in a fixed order. Deterministic, no atomics.
+//   writes one partial row; a second kernel adds the blocks' rows in a fixed order.
+//   Deterministic, no atomics.
 // Generic path (any n, any alignment): one block per row, three passes over global memory
 //   (mean, variance, output) in fp32, and dw/db by a column-reduction kernel that recomputes x̂.
 #include <algorithm>
@@ -183,7 +184,7 @@ __global__ void __launch_bounds__(kBwdWarps * 32) layer_norm_bwd_warp_kernel(
 // columns; its kFinalGroups thread rows each add every kFinalGroups-th partial row in order, then
 // the groups' sums are added in group order: deterministic, and with ~2 SMs' worth of partial rows
 // each thread has a dozen independent loads in flight instead of one thread walking all of them
-// (which cost ~30 µs of latency per backward at B/16 sizes, H200 2026-11-28).
+// (which cost ~13 µs per backward at 6304 × 768, H200 2026-11-28).
 constexpr int kFinalGroups = 16;
 
 template <class G>

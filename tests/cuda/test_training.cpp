@@ -8,6 +8,7 @@
 // order (cuBLAS vs Eigen GEMMs, warp vs SIMD reductions) and in erf (CUDA's erff vs Eigen's
 // rational approximation), and the errors add up through four blocks forward and back. GEMMs run
 // with TF32 off: TF32's ≈ 1e-3 would hide every other error.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -193,10 +194,11 @@ void check_training_step(uint64_t seed) {
 
 // The bf16 training step: a bf16 network on the device (weights, activations and gradients in
 // bf16), its output cast to fp32 for the CSQ loss, AdamW on fp32 masters. Compared with the fp32
-// step on the CPU from the bf16-rounded weights: outputs and loss at 2e-2, parameter gradients at
-// 0.15. bf16 keeps 8 bits of mantissa (≈ 4e-3 relative per rounding). Measured on an H200
-// (2026-11-28, one seed per config): most gradients' errors were above 0.05, up to 0.08, about as
-// large in the hash head as at the patch embedding. They do not come from the loss (CSQ's dL/du
+// step on the CPU from the bf16-rounded weights: outputs and loss at 2e-2; parameter gradients
+// each within 0.25 and their median within 0.12. bf16 keeps 8 bits of mantissa (≈ 4e-3 relative
+// per rounding). Measured on an H200 (2026-11-28, three runs, fresh seeds): most gradients' errors
+// were above 0.05, the largest 0.08, 0.079 and 0.105 (a LayerNorm bias: a small gradient), about
+// as large in the hash head as at the patch embedding. They do not come from the loss (CSQ's dL/du
 // moves 0.3× as much as u does, measured on the CPU); the likely source, not isolated, is the
 // backward passes' differences of nearly equal bf16-rounded terms: softmax's dP − rowsum(dP·P)
 // under near-uniform attention at initialisation, LayerNorm's g − mean(g) − x̂·mean(g·x̂). A wrong
@@ -247,7 +249,7 @@ void check_bf16_training_step(uint64_t seed) {
   parts.opt_gpu.zero_grad();
   l_cpu.backward();
   l_gpu.backward();  // through the cast into the bf16 graph
-  double worst = 0.0;
+  std::vector<double> errors;
   std::string worst_name;
   for (size_t i = 0; i < params_cpu.size(); ++i) {
     INFO("gradient of " << params_cpu[i].first);
@@ -255,12 +257,16 @@ void check_bf16_training_step(uint64_t seed) {
     REQUIRE(g_gpu.defined());
     const auto g = g_gpu.to_vector();
     const double err = rel_err(as_float(g), params_cpu[i].second.grad().to_vector());
-    CHECK(err < 0.15);
-    if (err > worst) worst = err, worst_name = params_cpu[i].first;
+    CHECK(err < 0.25);
+    if (errors.empty() || err > *std::max_element(errors.begin(), errors.end())) worst_name = params_cpu[i].first;
+    errors.push_back(err);
     before[i].set_grad(Tensor<bf16, Cpu>::from_vector(g, g_gpu.shape()));
   }
-  std::printf("bf16 step %s: output %.2e, largest gradient error %.3f (%s)\n", Config::name,
-              rel_err(u_gpu.to_vector(), u_cpu.to_vector()), worst, worst_name.c_str());
+  std::sort(errors.begin(), errors.end());
+  const double median = errors[errors.size() / 2];
+  CHECK(median < 0.12);
+  std::printf("bf16 step %s: output %.2e, gradient errors median %.3f, largest %.3f (%s)\n", Config::name,
+              rel_err(u_gpu.to_vector(), u_cpu.to_vector()), median, errors.back(), worst_name.c_str());
 
   optim::AdamW<bf16, Cpu> opt_ref(before, StepParts<Config, bf16>::adamw());
   parts.opt_gpu.step();
