@@ -1,9 +1,9 @@
 // Device-to-device copy bandwidth: the memory roofline the memory-bound kernels (LayerNorm, GELU)
 // are judged against. cudaMemcpyAsync of 1 GiB (the asymptotic rate), and of every size whose
-// traffic (bytes read plus bytes written) equals that of a LayerNorm or GELU case of bench_layer_norm /
-// bench_gelu: at these sizes (10–230 MB) launch and ramp-up still show, so a kernel is compared
-// with a copy that moves as many bytes (compare.py's "of copy" column). No correctness check
-// (rel_err −1).
+// traffic (bytes read plus bytes written) equals that of a LayerNorm or GELU case of
+// bench_layer_norm / bench_gelu: at these sizes (copies of 2.5–116 MB) launch and ramp-up still
+// show, so a kernel is compared with a copy that moves as many bytes (compare.py's "of copy"
+// column). No correctness check (rel_err −1).
 #include <vector>
 
 #include "bench_common.hpp"
