@@ -9,7 +9,7 @@ torch.autograd.grad(out, (q, k, v), dout, retain_graph=True), i.e. the backward 
 Each is timed eager (impl "torch_sdpa_<backend>_eager") and as a CUDA-graph replay (impl
 "torch_sdpa_<backend>": the kernels' own time); peer_timing.py says why both.
 Work counted as in bench_attention.cpp: forward 4·B·H·N²·d, backward 10·B·H·N²·d FLOPs.
-Prints one JSON line per measurement (impl "torch_sdpa_<backend>")."""
+Prints one JSON line per measurement."""
 import argparse
 import json
 import sys
@@ -66,6 +66,7 @@ def main():
                     emit(kernel, shape, name, f"torch_sdpa_{label}_eager", eager, work, device)
                     if graph is not None:
                         emit(kernel, shape, name, f"torch_sdpa_{label}", graph, work, device)
+
 
 if __name__ == "__main__":
     main()

@@ -4,7 +4,8 @@ at the same shapes and dtypes, forward and backward, with the method of bench_co
 events, an L2 flush before each timed run, median). Bytes counted as there: LayerNorm forward
 2·rows·n·s (+8 B/row), backward 3·rows·n·s (+8 B/row); GELU forward 2·n·s, backward 3·n·s.
 PyTorch's bf16 LayerNorm writes bf16 dw/db where vts writes fp32 (n = 768 values: no difference
-in bytes worth counting). Each timed eager (impl "torch_eager") and as a CUDA-graph replay (impl "torch"); peer_timing.py says why both."""
+in bytes worth counting). Each is timed eager (impl "torch_eager") and as a CUDA-graph replay
+(impl "torch"); peer_timing.py says why both."""
 import argparse
 import json
 import sys
