@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "vts/backend/cuda/gemm.hpp"
 #include "vts/backend/cuda/memory.hpp"
 #include "vts/core/dtype.hpp"
 
@@ -109,6 +110,14 @@ inline double rel_err(const std::vector<float>& out, const std::vector<float>& r
   return den == 0 ? std::sqrt(num) : std::sqrt(num / den);
 }
 inline double rel_err(const std::vector<bf16>& out, const std::vector<float>& ref) { return rel_err(to_float(out), ref); }
+
+// Turns TF32 off for a test's GEMMs (its ≈ 1e-3 would hide every other error) and restores the
+// setting afterwards, whatever it was.
+struct Tf32Off {
+  bool was = tf32();
+  Tf32Off() { set_tf32(false); }
+  ~Tf32Off() { set_tf32(was); }
+};
 
 inline constexpr double kTolF32 = 1e-5;
 inline constexpr double kTolBf16 = 1e-2;

@@ -130,13 +130,6 @@ void check_loss(const Cfg& cfg, uint64_t seed, bool dpn_adaptive = false) {
   }
 }
 
-// Restores TF32 after the test, whatever it was.
-struct Tf32Off {
-  bool was = cuda::tf32();
-  Tf32Off() { cuda::set_tf32(false); }
-  ~Tf32Off() { cuda::set_tf32(was); }
-};
-
 Cfg config(int64_t bits, int64_t classes, bool multi_label, bool reference_compat) {
   Cfg cfg;
   cfg.bits = bits;

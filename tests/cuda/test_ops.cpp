@@ -71,13 +71,6 @@ void check_op(const char* name, Rng& rng, const std::vector<Input>& specs, Op op
   }
 }
 
-// Restores TF32 after the test, whatever it was.
-struct Tf32Off {
-  bool was = cuda::tf32();
-  Tf32Off() { cuda::set_tf32(false); }
-  ~Tf32Off() { cuda::set_tf32(was); }
-};
-
 template <class G>
 void check_elementwise_ops(Rng& rng) {
   const Shape s{6, 5, 7};

@@ -98,13 +98,6 @@ std::vector<float> as_float(const std::vector<bf16>& v) {
   return out;
 }
 
-// Restores TF32 after the test, whatever it was.
-struct Tf32Off {
-  bool was = cuda::tf32();
-  Tf32Off() { cuda::set_tf32(false); }
-  ~Tf32Off() { cuda::set_tf32(was); }
-};
-
 template <class Config>
 void check_training_step(uint64_t seed) {
   INFO("config " << Config::name << " seed " << seed);
