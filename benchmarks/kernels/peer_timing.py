@@ -6,6 +6,7 @@ an H200 (2026-11-28) that overhead made cuDNN attention's backward take as long 
 N = 197, and LayerNorm's backward as long at 1,600 rows as at 6,304. Graph: the replay of the
 operation captured into a CUDA graph, i.e. the kernels' own time — the fair comparison for vts's
 kernels, which launch from C++ without that overhead."""
+import contextlib
 import sys
 
 import torch
@@ -47,20 +48,12 @@ def graphed(fn):
 def eager_and_graph(fn, warmup, reps, flush, inference=False):
     """Timings of fn eager and as a graph replay (None where capture fails), under
     torch.inference_mode() when inference is set."""
-    def run(f):
-        if inference:
-            with torch.inference_mode():
-                return timer(f, warmup, reps, flush)
-        return timer(f, warmup, reps, flush)
-
-    eager = run(fn)
+    mode = torch.inference_mode if inference else contextlib.nullcontext
+    with mode():
+        eager = timer(fn, warmup, reps, flush)
     try:
-        if inference:
-            with torch.inference_mode():
-                replay = graphed(fn)
-        else:
-            replay = graphed(fn)
-        graph = run(replay)
+        with mode():
+            graph = timer(graphed(fn), warmup, reps, flush)
     except RuntimeError as e:
         print(f"graph capture failed: {str(e).splitlines()[0][:160]}", file=sys.stderr)
         graph = None

@@ -91,10 +91,11 @@ void attention_forward(Device, int64_t B, int64_t H, int64_t N, int64_t d, float
   VTS_CHECK(lse != nullptr, fn, ": lse is null");
   using D = __nv_bfloat16;
   const FwdArgs<D> a{as_dev<D>(q), as_dev<D>(k), as_dev<D>(v), as_dev<D>(o), lse, int(B), int(H), int(N), scale};
+  const int rows = attention_bf16_forward_rows();
   switch (d) {
-    case 32: return attn::forward_bf16<32>(a, g_bf16_forward_rows.load(std::memory_order_relaxed));
-    case 64: return attn::forward_bf16<64>(a, g_bf16_forward_rows.load(std::memory_order_relaxed));
-    case 128: return attn::forward_bf16<128>(a, g_bf16_forward_rows.load(std::memory_order_relaxed));
+    case 32: return attn::forward_bf16<32>(a, rows);
+    case 64: return attn::forward_bf16<64>(a, rows);
+    case 128: return attn::forward_bf16<128>(a, rows);
     default: unsupported_d(fn, d, "32, 64, 128");
   }
 }
