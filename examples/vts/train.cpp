@@ -10,12 +10,25 @@ namespace vts::cli {
 using train_detail::TrainArgs;
 
 namespace {
+// The configs this vts was built for (VTS_TRAIN_CONFIGS, examples/vts/CMakeLists.txt) are defined
+// on this file only.
 template <class D, class T = float>
 int run_config(const TrainArgs& a) {
+#if defined(VTS_TRAIN_CONFIG_TINY)
   if (a.config == "tiny") return run_train<nn::ViTTiny28, D, T>(a);
+#endif
+#if defined(VTS_TRAIN_CONFIG_SMALL)
   if (a.config == "small") return run_train<nn::ViTSmall32, D, T>(a);
+#endif
+#if defined(VTS_TRAIN_CONFIG_B16)
   if (a.config == "b16") return run_train<nn::ViTB16, D, T>(a);
-  return run_train<nn::ViTB32, D, T>(a);
+#endif
+#if defined(VTS_TRAIN_CONFIG_B32)
+  if (a.config == "b32") return run_train<nn::ViTB32, D, T>(a);
+#endif
+  throw Error("--config " + a.config + ": this vts was built with VTS_TRAIN_CONFIGS=" VTS_TRAIN_CONFIGS_BUILT
+              " only; reconfigure with -DVTS_TRAIN_CONFIGS=\"tiny;small;b16;b32\", or use scripts/run-default --config " +
+              a.config + ", which builds what it runs");
 }
 }  // namespace
 
