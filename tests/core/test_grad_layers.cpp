@@ -222,6 +222,36 @@ TEST_CASE("dropout mask: element i is lane i % 4 of Philox block first + i / 4, 
   }
 }
 
+TEST_CASE("dropout: the fused CPU forward (mask and product in one pass) equals x times the mask, and a strided "
+          "input draws the mask in logical order", "[dropout][rng]") {
+  // Contiguous inputs take cpu::dropout_forward; a transposed view takes dropout_mask + map. Both
+  // must give out = x ∘ mask with mask[i] from Philox block (first + i / 4), i in logical order.
+  for (const int64_t n : {1, 5, 64, 67, 4 * 4096 + 5}) {
+    vts::Tensor<float> x = vts::Tensor<float>::empty({n});
+    vts::Generator init(11);
+    vts::nn::init::normal_(x, 0.0, 1.0, init);
+    vts::Generator a(99), b(99);
+    const vts::Tensor<float> fused = dropout(x, 0.3, true, a);
+    std::vector<float> mask(static_cast<size_t>(n));
+    const uint64_t first = b.reserve(static_cast<uint64_t>(n));
+    vts::cpu::dropout_mask(Cpu{}, b.seed(), first, n, static_cast<uint32_t>(0.3 * 16777216.0), float(1.0 / 0.7), mask.data());
+    int64_t wrong = 0;
+    for (int64_t i = 0; i < n; ++i) wrong += fused.data()[i] != x.data()[i] * mask[static_cast<size_t>(i)];
+    INFO("n = " << n);
+    CHECK(wrong == 0);
+    CHECK(a.offset() == b.offset());
+  }
+  vts::Tensor<float> m = vts::Tensor<float>::empty({37, 29});
+  vts::Generator init(12);
+  vts::nn::init::normal_(m, 0.0, 1.0, init);
+  const vts::Tensor<float> view = m.t();  // [29, 37], not contiguous
+  REQUIRE_FALSE(view.is_contiguous());
+  vts::Generator a(5), b(5);
+  const vts::Tensor<float> strided = dropout(view, 0.5, true, a);
+  const vts::Tensor<float> dense = dropout(view.contiguous(), 0.5, true, b);
+  CHECK(strided.to_vector() == dense.to_vector());
+}
+
 // ---- concat and index_select ------------------------------------------------------------------------
 
 TEST_CASE("grad: concat", "[grad][indexing]") {

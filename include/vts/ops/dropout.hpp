@@ -23,8 +23,18 @@ Tensor<T, D> dropout(const Tensor<T, D>& x, double p, bool training, Generator& 
   const uint32_t threshold = static_cast<uint32_t>(p * 16777216.0);
   const T keep_scale = T(1.0 / (1.0 - p));
   Tensor<T, D> mask = Tensor<T, D>::empty(x.shape());
-  dropout_mask(D{}, gen.seed(), first, n, threshold, keep_scale, mask.data());
-  return record(map(x, mask, fn::Mul{}), "dropout", {&x}, [mask](const Tensor<T, D>& g) {
+  Tensor<T, D> out;
+  if constexpr (is_cpu_v<D>) {
+    if (x.is_contiguous()) {  // mask and output in one pass
+      out = Tensor<T, D>::empty(x.shape());
+      cpu::dropout_forward(D{}, gen.seed(), first, n, threshold, keep_scale, x.data(), mask.data(), out.data());
+    }
+  }
+  if (!out.defined()) {
+    dropout_mask(D{}, gen.seed(), first, n, threshold, keep_scale, mask.data());
+    out = map(x, mask, fn::Mul{});
+  }
+  return record(out, "dropout", {&x}, [mask](const Tensor<T, D>& g) {
     return std::vector<Tensor<T, D>>{map(g, mask, fn::Mul{})};
   });
 }
