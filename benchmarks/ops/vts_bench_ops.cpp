@@ -99,7 +99,10 @@ Tensor random(const Shape& s, bool requires_grad = false) {
 
 std::string dims(std::initializer_list<int64_t> d, const char* sep = "x") {
   std::string s;
-  for (int64_t v : d) s += (s.empty() ? "" : sep) + std::to_string(v);
+  for (int64_t v : d) {
+    if (!s.empty()) s += sep;
+    s += std::to_string(v);
+  }
   return s;
 }
 

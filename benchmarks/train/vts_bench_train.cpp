@@ -104,7 +104,10 @@ int run(const Args& a) {
   using namespace vts;
   Generator gen(7);
   hash::HashNetwork<nn::ViT<Config, T, D>, hash::AllTokenHead<1024, T, D>> net(64, gen);
-  hash::loss::Config cfg{.bits = 64, .classes = 10, .train_size = a.batch};
+  hash::loss::Config cfg;
+  cfg.bits = 64;
+  cfg.classes = 10;
+  cfg.train_size = a.batch;
   hash::loss::Csq<float, D> loss(cfg, gen);
   optim::Adam<T, D> opt(nn::parameters(net), {.lr = 1e-4});
   auto x = Tensor<T, D>::empty(Shape{a.batch, Config::channels, Config::image, Config::image});
