@@ -9,6 +9,66 @@ namespace vts::cli {
 
 using train_detail::TrainArgs;
 
+namespace train_detail {
+
+void write_run_outputs(const RunSummary& r) {
+  const TrainArgs& a = r.args;
+  const EvalResult& best = *r.best;
+  const int64_t nq = r.query_size, ndb = r.database_size;
+  // Outputs of the best evaluation. After --resume the best can be one from before the restart,
+  // whose codes this process never computed; the outputs that run wrote then stay as they are.
+  if (!best.query_codes.empty()) {
+    io::write_npy(a.out + "/query_codes.npy", io::make_array(best.query_codes, {nq, a.bits}));
+    io::write_npy(a.out + "/db_codes.npy", io::make_array(best.db_codes, {ndb, a.bits}));
+    io::write_npy(a.out + "/query_labels.npy", io::make_array(label_bytes(*r.query_labels), {nq, int64_t{r.classes}}));
+    io::write_npy(a.out + "/db_labels.npy", io::make_array(label_bytes(*r.db_labels), {ndb, int64_t{r.classes}}));
+    // The reference's points (every 100th item retrieved, spec §4.4) for the JSON; fewer for the plot.
+    const eval::PrCurve pr = eval::pr_curve_reference_points(best.report.pr);
+    const eval::PrCurve plot = eval::subsample_pr_curve(best.report.pr, 400);
+    write_text(a.out + "/pr_curve.json",
+               nlohmann::json{{"index", pr.index}, {"P", pr.precision}, {"R", pr.recall}}.dump() + "\n");
+    write_text(a.out + "/pr_curve.svg",
+               svg_line_plot("Precision-recall, " + std::string(r.loss) + ", " + std::to_string(a.bits) + " bits, " +
+                                 a.dataset + " (mAP " + std::to_string(best.report.map).substr(0, 6) + ")",
+                             "recall", "precision", {{r.loss, plot.recall, plot.precision}}));
+  } else {
+    std::printf("the best evaluation (epoch %lld) predates the resume: its codes are those in that run's folder\n",
+                static_cast<long long>(best.epoch));
+  }
+
+  const nlohmann::json& evaluations = *r.evaluations;
+  nlohmann::json loss_history = nlohmann::json::array();
+  for (const auto& [e, l] : *r.history) loss_history.push_back({{"epoch", e}, {"loss", l}});
+  nlohmann::json metrics = {
+      {"map", best.report.map},
+      {"best_epoch", best.epoch},
+      {"last_map", evaluations.empty() ? 0.0 : evaluations.back()["map"].get<double>()},
+      {"topk", r.topk},
+      {"bits", a.bits},
+      {"precision_at_100", best.precision_at_100()},
+      {"precision_at_1000", best.precision_at_1000()},
+      {"precision_radius2", best.report.radius.precision},
+      {"train_seconds", r.train_seconds},
+      {"total_seconds", seconds_since(r.start)},
+      {"evaluations", evaluations},
+      {"loss_history", loss_history},
+      {"config",
+       {{"model", r.model}, {"head", r.head}, {"loss", r.loss}, {"bits", a.bits}, {"dataset", a.dataset},
+        {"device", r.device}, {"precision", a.precision}, {"gemm", r.gemm},
+        {"data_dir", a.data_dir}, {"epochs", a.epochs}, {"batch", a.batch}, {"optimizer", a.opt.name},
+        {"lr", a.opt.lr}, {"weight_decay", a.opt.weight_decay}, {"schedule", a.opt.schedule},
+        {"warmup_epochs", a.opt.warmup_epochs}, {"final_lr", a.opt.final_lr}, {"eval_every", a.eval_every},
+        {"pretrain_epochs", a.pretrain_epochs}, {"pretrain_lr", a.pretrain_lr}, {"augment", a.augment},
+        {"erase", a.erase}, {"ema", a.ema}, {"mixup", a.mixup}, {"flip_average", a.flip_average},
+        {"reference_compat", a.reference_compat}, {"seed", a.seed}, {"threads", cpu::max_threads()},
+        {"workers", a.workers}, {"train_size", r.train_size}, {"query_size", nq}, {"database_size", ndb}}}};
+  write_text(a.out + "/metrics.json", metrics.dump(2) + "\n");
+  std::printf("best mAP %.4f at epoch %lld; training %.1fs, total %.1fs; outputs in %s\n", best.report.map,
+              static_cast<long long>(best.epoch), r.train_seconds, seconds_since(r.start), a.out.c_str());
+}
+
+}  // namespace train_detail
+
 namespace {
 // The configs this vts was built for (VTS_TRAIN_CONFIGS, examples/vts/CMakeLists.txt) are defined
 // on this file only.

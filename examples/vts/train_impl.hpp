@@ -116,6 +116,31 @@ struct EvalResult {
   double precision_at_1000() const { return report.precision_at.size() < 2 ? 0.0 : report.precision_at[1]; }
 };
 
+// Everything `run` knows at the end that the output files need. The writing is not a template
+// (train.cpp): instantiated per config × head × loss it cost a tenth of each unit's compile time.
+struct RunSummary {
+  const TrainArgs& args;
+  const char* model;
+  const char* head;
+  const char* loss;
+  const char* device;
+  std::string gemm;
+  int64_t topk = 0;
+  int classes = 0;
+  int64_t train_size = 0, query_size = 0, database_size = 0;
+  const std::vector<float>* query_labels = nullptr;  // multi-hot, one row per item
+  const std::vector<float>* db_labels = nullptr;
+  const EvalResult* best = nullptr;
+  const std::vector<std::pair<int64_t, double>>* history = nullptr;  // (epoch, mean loss)
+  const nlohmann::json* evaluations = nullptr;
+  double train_seconds = 0;
+  std::chrono::steady_clock::time_point start;  // of the whole run, for total_seconds
+};
+
+// The codes and labels of the best evaluation (.npy), the precision-recall curve (JSON, SVG) and
+// metrics.json into args.out, then the closing line on stdout.
+void write_run_outputs(const RunSummary& r);
+
 template <class Config, class T, class D, class Head, class Loss>
 int run(const TrainArgs& a) {
   using Backbone = nn::ViT<Config, T, D>;
@@ -299,57 +324,13 @@ int run(const TrainArgs& a) {
   }
   if (start_epoch >= a.epochs) evaluate(a.epochs);  // nothing left to train (or --epochs 0)
 
-  // Outputs of the best evaluation. After --resume the best can be one from before the restart,
-  // whose codes this process never computed; the outputs that run wrote then stay as they are.
-  const int64_t nq = split.query->size(), ndb = split.database->size();
-  if (!best.query_codes.empty()) {
-    io::write_npy(a.out + "/query_codes.npy", io::make_array(best.query_codes, {nq, a.bits}));
-    io::write_npy(a.out + "/db_codes.npy", io::make_array(best.db_codes, {ndb, a.bits}));
-    io::write_npy(a.out + "/query_labels.npy", io::make_array(label_bytes(query_labels), {nq, classes}));
-    io::write_npy(a.out + "/db_labels.npy", io::make_array(label_bytes(db_labels), {ndb, classes}));
-    // The reference's points (every 100th item retrieved, spec §4.4) for the JSON; fewer for the plot.
-    const eval::PrCurve pr = eval::pr_curve_reference_points(best.report.pr);
-    const eval::PrCurve plot = eval::subsample_pr_curve(best.report.pr, 400);
-    write_text(a.out + "/pr_curve.json",
-               nlohmann::json{{"index", pr.index}, {"P", pr.precision}, {"R", pr.recall}}.dump() + "\n");
-    write_text(a.out + "/pr_curve.svg",
-               svg_line_plot("Precision-recall, " + std::string(Loss::name) + ", " + std::to_string(a.bits) +
-                                 " bits, " + a.dataset + " (mAP " + std::to_string(best.report.map).substr(0, 6) + ")",
-                             "recall", "precision", {{Loss::name, plot.recall, plot.precision}}));
-  } else {
-    std::printf("the best evaluation (epoch %lld) predates the resume: its codes are those in that run's folder\n",
-                static_cast<long long>(best.epoch));
-  }
-
-  nlohmann::json loss_history = nlohmann::json::array();
-  for (auto& [e, l] : history) loss_history.push_back({{"epoch", e}, {"loss", l}});
-  nlohmann::json metrics = {
-      {"map", best.report.map},
-      {"best_epoch", best.epoch},
-      {"last_map", evaluations.empty() ? 0.0 : evaluations.back()["map"].get<double>()},
-      {"topk", topk},
-      {"bits", a.bits},
-      {"precision_at_100", best.precision_at_100()},
-      {"precision_at_1000", best.precision_at_1000()},
-      {"precision_radius2", best.report.radius.precision},
-      {"train_seconds", training_seconds},
-      {"total_seconds", seconds_since(t_start)},
-      {"evaluations", evaluations},
-      {"loss_history", loss_history},
-      {"config",
-       {{"model", Config::name}, {"head", Head::name}, {"loss", Loss::name}, {"bits", a.bits}, {"dataset", a.dataset},
-        {"device", D::name}, {"precision", a.precision},
-        {"gemm", is_cpu_v<D> ? "eigen" : (std::is_same_v<T, bf16> ? "bf16" : a.gemm)},
-        {"data_dir", a.data_dir}, {"epochs", a.epochs}, {"batch", a.batch}, {"optimizer", a.opt.name},
-        {"lr", a.opt.lr}, {"weight_decay", a.opt.weight_decay}, {"schedule", a.opt.schedule},
-        {"warmup_epochs", a.opt.warmup_epochs}, {"final_lr", a.opt.final_lr}, {"eval_every", a.eval_every},
-        {"pretrain_epochs", a.pretrain_epochs}, {"pretrain_lr", a.pretrain_lr}, {"augment", a.augment}, {"erase", a.erase}, {"ema", a.ema},
-        {"mixup", a.mixup}, {"flip_average", a.flip_average},
-        {"reference_compat", a.reference_compat}, {"seed", a.seed}, {"threads", cpu::max_threads()},
-        {"workers", a.workers}, {"train_size", split.train->size()}, {"query_size", nq}, {"database_size", ndb}}}};
-  write_text(a.out + "/metrics.json", metrics.dump(2) + "\n");
-  std::printf("best mAP %.4f at epoch %lld; training %.1fs, total %.1fs; outputs in %s\n", best.report.map,
-              static_cast<long long>(best.epoch), training_seconds, seconds_since(t_start), a.out.c_str());
+  RunSummary summary{.args = a, .model = Config::name, .head = Head::name, .loss = Loss::name, .device = D::name,
+                     .gemm = is_cpu_v<D> ? "eigen" : (std::is_same_v<T, bf16> ? "bf16" : a.gemm),
+                     .topk = topk, .classes = classes, .train_size = split.train->size(),
+                     .query_size = split.query->size(), .database_size = split.database->size(),
+                     .query_labels = &query_labels, .db_labels = &db_labels, .best = &best, .history = &history,
+                     .evaluations = &evaluations, .train_seconds = training_seconds, .start = t_start};
+  write_run_outputs(summary);
   return 0;
 }
 
