@@ -11,60 +11,125 @@ using train_detail::TrainArgs;
 
 namespace train_detail {
 
-void write_run_outputs(const RunSummary& r) {
-  const TrainArgs& a = r.args;
-  const EvalResult& best = *r.best;
-  const int64_t nq = r.query_size, ndb = r.database_size;
+bool RunRecord::score(int64_t epoch, const std::vector<float>& query_outputs, const std::vector<float>& db_outputs,
+                      const index::Labels& query_labels, const index::Labels& db_labels, int64_t topk,
+                      std::chrono::steady_clock::time_point t0) {
+  EvalResult r;
+  r.epoch = epoch;
+  r.query_codes = sign_codes(query_outputs);
+  r.db_codes = sign_codes(db_outputs);
+  const int64_t nq = static_cast<int64_t>(r.query_codes.size()) / a_.bits;
+  const int64_t ndb = static_cast<int64_t>(r.db_codes.size()) / a_.bits;
+  eval::EvalOptions eo;
+  eo.topk = topk;
+  // "@All": our Fashion-MNIST protocol ranks the whole database; the reference protocols keep
+  // DeepHash's slice that leaves out the last-ranked item (hashing-spec §4.3).
+  eo.minus_one = a_.dataset == "fashion-mnist" ? eval::TopkAll::all : eval::TopkAll::all_but_last;
+  eo.pr_curve = true;
+  eo.precision_at = {100, 1000};
+  eo.radius = 2;
+  r.report = eval::evaluate(index::pack_codes(r.query_codes.data(), nq, a_.bits), query_labels,
+                            index::pack_codes(r.db_codes.data(), ndb, a_.bits), db_labels, eo);
+  const double secs = seconds_since(t0);
+  std::printf("eval after epoch %lld: mAP@%s = %.4f  P@100 = %.4f  P(r<=2) = %.4f  (%.1fs)\n",
+              static_cast<long long>(epoch), topk < 0 ? "all" : std::to_string(topk).c_str(), r.report.map,
+              r.precision_at_100(), r.report.radius.precision, secs);
+  std::fflush(stdout);
+  evaluations.push_back({{"epoch", epoch}, {"map", r.report.map}, {"precision_at_100", r.precision_at_100()},
+                         {"precision_radius2", r.report.radius.precision}, {"seconds", secs}});
+  if (r.report.map <= best.report.map) return false;
+  best = std::move(r);
+  return true;
+}
+
+nlohmann::json RunRecord::best_checkpoint_metadata() const {
+  return {{"config", model_}, {"head", head_}, {"loss", loss_}, {"bits", a_.bits},
+          {"epoch", best.epoch}, {"map", best.report.map}, {"dataset", a_.dataset}, {"seed", a_.seed},
+          {"flip_average", a_.flip_average}};  // vts encode/search encode as the evaluation did
+}
+
+nlohmann::json RunRecord::last_checkpoint_metadata(int64_t epoch) const {
+  nlohmann::json losses = nlohmann::json::array();
+  for (const auto& [e, l] : history) losses.push_back({{"epoch", e}, {"loss", l}});
+  return {{"config", model_}, {"head", head_}, {"loss", loss_}, {"bits", a_.bits},
+          {"epoch", epoch}, {"dataset", a_.dataset}, {"seed", a_.seed}, {"best_map", best.report.map},
+          {"best_epoch", best.epoch}, {"evaluations", evaluations}, {"loss_history", losses},
+          {"train_seconds", train_seconds}, {"settings", run_settings(a_)}};
+}
+
+int64_t RunRecord::restore(const nlohmann::json& m, const std::string& path) {
+  const int64_t start_epoch = m.value("epoch", int64_t{0});
+  best.epoch = m.value("best_epoch", int64_t{0});
+  best.report.map = m.value("best_map", -1.0);
+  evaluations = m.value("evaluations", nlohmann::json::array());
+  for (const auto& h : m.value("loss_history", nlohmann::json::array()))
+    history.emplace_back(h.at("epoch").get<int64_t>(), h.at("loss").get<double>());
+  train_seconds = m.value("train_seconds", 0.0);
+  std::string changed;
+  const nlohmann::json now = run_settings(a_), then = m.value("settings", nlohmann::json::object());
+  for (const auto& [k, v] : now.items())
+    if (then.contains(k) && then[k] != v) changed += " " + k + " " + then[k].dump() + "->" + v.dump();
+  std::printf("resumed from %s after epoch %lld (best mAP so far %.4f at epoch %lld)\n", path.c_str(),
+              static_cast<long long>(start_epoch), best.report.map, static_cast<long long>(best.epoch));
+  if (!changed.empty())
+    std::printf("note: settings differ from the checkpoint's run:%s; the result will not be that of an "
+                "uninterrupted run\n", changed.c_str());
+  std::fflush(stdout);
+  return start_epoch;
+}
+
+void RunRecord::write_outputs(const Outputs& o) const {
+  const TrainArgs& a = a_;
+  const int64_t nq = o.query_size, ndb = o.database_size;
   // Outputs of the best evaluation. After --resume the best can be one from before the restart,
   // whose codes this process never computed; the outputs that run wrote then stay as they are.
   if (!best.query_codes.empty()) {
     io::write_npy(a.out + "/query_codes.npy", io::make_array(best.query_codes, {nq, a.bits}));
     io::write_npy(a.out + "/db_codes.npy", io::make_array(best.db_codes, {ndb, a.bits}));
-    io::write_npy(a.out + "/query_labels.npy", io::make_array(label_bytes(*r.query_labels), {nq, int64_t{r.classes}}));
-    io::write_npy(a.out + "/db_labels.npy", io::make_array(label_bytes(*r.db_labels), {ndb, int64_t{r.classes}}));
+    io::write_npy(a.out + "/query_labels.npy", io::make_array(label_bytes(o.query_labels), {nq, int64_t{o.classes}}));
+    io::write_npy(a.out + "/db_labels.npy", io::make_array(label_bytes(o.db_labels), {ndb, int64_t{o.classes}}));
     // The reference's points (every 100th item retrieved, spec §4.4) for the JSON; fewer for the plot.
     const eval::PrCurve pr = eval::pr_curve_reference_points(best.report.pr);
     const eval::PrCurve plot = eval::subsample_pr_curve(best.report.pr, 400);
     write_text(a.out + "/pr_curve.json",
                nlohmann::json{{"index", pr.index}, {"P", pr.precision}, {"R", pr.recall}}.dump() + "\n");
     write_text(a.out + "/pr_curve.svg",
-               svg_line_plot("Precision-recall, " + std::string(r.loss) + ", " + std::to_string(a.bits) + " bits, " +
+               svg_line_plot("Precision-recall, " + std::string(loss_) + ", " + std::to_string(a.bits) + " bits, " +
                                  a.dataset + " (mAP " + std::to_string(best.report.map).substr(0, 6) + ")",
-                             "recall", "precision", {{r.loss, plot.recall, plot.precision}}));
+                             "recall", "precision", {{loss_, plot.recall, plot.precision}}));
   } else {
     std::printf("the best evaluation (epoch %lld) predates the resume: its codes are those in that run's folder\n",
                 static_cast<long long>(best.epoch));
   }
 
-  const nlohmann::json& evaluations = *r.evaluations;
   nlohmann::json loss_history = nlohmann::json::array();
-  for (const auto& [e, l] : *r.history) loss_history.push_back({{"epoch", e}, {"loss", l}});
+  for (const auto& [e, l] : history) loss_history.push_back({{"epoch", e}, {"loss", l}});
   nlohmann::json metrics = {
       {"map", best.report.map},
       {"best_epoch", best.epoch},
       {"last_map", evaluations.empty() ? 0.0 : evaluations.back()["map"].get<double>()},
-      {"topk", r.topk},
+      {"topk", o.topk},
       {"bits", a.bits},
       {"precision_at_100", best.precision_at_100()},
       {"precision_at_1000", best.precision_at_1000()},
       {"precision_radius2", best.report.radius.precision},
-      {"train_seconds", r.train_seconds},
-      {"total_seconds", seconds_since(r.start)},
+      {"train_seconds", train_seconds},
+      {"total_seconds", seconds_since(o.start)},
       {"evaluations", evaluations},
       {"loss_history", loss_history},
       {"config",
-       {{"model", r.model}, {"head", r.head}, {"loss", r.loss}, {"bits", a.bits}, {"dataset", a.dataset},
-        {"device", r.device}, {"precision", a.precision}, {"gemm", r.gemm},
+       {{"model", model_}, {"head", head_}, {"loss", loss_}, {"bits", a.bits}, {"dataset", a.dataset},
+        {"device", o.device}, {"precision", a.precision}, {"gemm", o.gemm},
         {"data_dir", a.data_dir}, {"epochs", a.epochs}, {"batch", a.batch}, {"optimizer", a.opt.name},
         {"lr", a.opt.lr}, {"weight_decay", a.opt.weight_decay}, {"schedule", a.opt.schedule},
         {"warmup_epochs", a.opt.warmup_epochs}, {"final_lr", a.opt.final_lr}, {"eval_every", a.eval_every},
         {"pretrain_epochs", a.pretrain_epochs}, {"pretrain_lr", a.pretrain_lr}, {"augment", a.augment},
         {"erase", a.erase}, {"ema", a.ema}, {"mixup", a.mixup}, {"flip_average", a.flip_average},
         {"reference_compat", a.reference_compat}, {"seed", a.seed}, {"threads", cpu::max_threads()},
-        {"workers", a.workers}, {"train_size", r.train_size}, {"query_size", nq}, {"database_size", ndb}}}};
+        {"workers", a.workers}, {"train_size", o.train_size}, {"query_size", nq}, {"database_size", ndb}}}};
   write_text(a.out + "/metrics.json", metrics.dump(2) + "\n");
   std::printf("best mAP %.4f at epoch %lld; training %.1fs, total %.1fs; outputs in %s\n", best.report.map,
-              static_cast<long long>(best.epoch), r.train_seconds, seconds_since(r.start), a.out.c_str());
+              static_cast<long long>(best.epoch), train_seconds, seconds_since(o.start), a.out.c_str());
 }
 
 }  // namespace train_detail

@@ -116,30 +116,54 @@ struct EvalResult {
   double precision_at_1000() const { return report.precision_at.size() < 2 ? 0.0 : report.precision_at[1]; }
 };
 
-// Everything `run` knows at the end that the output files need. The writing is not a template
-// (train.cpp): instantiated per config × head × loss it cost a tenth of each unit's compile time.
-struct RunSummary {
-  const TrainArgs& args;
-  const char* model;
-  const char* head;
-  const char* loss;
-  const char* device;
-  std::string gemm;
-  int64_t topk = 0;
-  int classes = 0;
-  int64_t train_size = 0, query_size = 0, database_size = 0;
-  const std::vector<float>* query_labels = nullptr;  // multi-hot, one row per item
-  const std::vector<float>* db_labels = nullptr;
-  const EvalResult* best = nullptr;
-  const std::vector<std::pair<int64_t, double>>* history = nullptr;  // (epoch, mean loss)
-  const nlohmann::json* evaluations = nullptr;
-  double train_seconds = 0;
-  std::chrono::steady_clock::time_point start;  // of the whole run, for total_seconds
-};
+// The run's record (every evaluation, the best one, the loss per epoch, the training time) and all
+// that is done with it without the model's type: scoring the codes, the checkpoints' metadata,
+// restoring it on --resume, writing the output files. Defined in train.cpp and compiled once:
+// instantiated per config × head × loss, this code was a sixth of each unit's compile time.
+class RunRecord {
+ public:
+  RunRecord(const TrainArgs& args, const char* model, const char* head, const char* loss)
+      : a_(args), model_(model), head_(head), loss_(loss) {
+    best.report.map = -1;
+  }
 
-// The codes and labels of the best evaluation (.npy), the precision-recall curve (JSON, SVG) and
-// metrics.json into args.out, then the closing line on stdout.
-void write_run_outputs(const RunSummary& r);
+  // Sign codes of the network's outputs, mAP and the rest over the protocol (spec §4.3), one line
+  // on stdout; true, with `best` replaced, when it beats every earlier evaluation. t0: when
+  // encoding started, for the evaluation's time.
+  bool score(int64_t epoch, const std::vector<float>& query_outputs, const std::vector<float>& db_outputs,
+             const index::Labels& query_labels, const index::Labels& db_labels, int64_t topk,
+             std::chrono::steady_clock::time_point t0);
+  nlohmann::json best_checkpoint_metadata() const;               // best.safetensors
+  nlohmann::json last_checkpoint_metadata(int64_t epoch) const;  // last.safetensors, for --resume
+  // The record of a checkpoint's run (its metadata); prints what was resumed and any settings that
+  // differ. Returns the epoch to continue after.
+  int64_t restore(const nlohmann::json& metadata, const std::string& path);
+
+  struct Outputs {
+    const char* device;
+    std::string gemm;
+    int64_t topk = 0;
+    int classes = 0;
+    int64_t train_size = 0, query_size = 0, database_size = 0;
+    const std::vector<float>& query_labels;  // multi-hot, one row per item
+    const std::vector<float>& db_labels;
+    std::chrono::steady_clock::time_point start;  // of the whole run, for total_seconds
+  };
+  // The codes and labels of the best evaluation (.npy), the precision-recall curve (JSON, SVG),
+  // metrics.json, and the closing line on stdout.
+  void write_outputs(const Outputs& o) const;
+
+  EvalResult best;
+  std::vector<std::pair<int64_t, double>> history;  // (epoch, mean training loss)
+  nlohmann::json evaluations = nlohmann::json::array();
+  double train_seconds = 0;
+
+ private:
+  const TrainArgs& a_;
+  const char* model_;
+  const char* head_;
+  const char* loss_;
+};
 
 template <class Config, class T, class D, class Head, class Loss>
 int run(const TrainArgs& a) {
@@ -192,7 +216,6 @@ int run(const TrainArgs& a) {
   const int64_t total_steps = (a.epochs + a.pretrain_epochs) * steps_per_epoch;
   int64_t steps_done = 0;
   const auto t_train = std::chrono::steady_clock::now();
-  double training_seconds = 0;
   auto progress = [&](const char* stage, const hash::StepReport& r) {
     ++steps_done;
     const double elapsed = seconds_since(t_train);
@@ -224,10 +247,7 @@ int run(const TrainArgs& a) {
   const index::Labels query_labels_packed = index::Labels::from_multi_hot(query_labels, classes);
   const index::Labels db_labels_packed = index::Labels::from_multi_hot(db_labels, classes);
 
-  EvalResult best;
-  best.report.map = -1;
-  std::vector<std::pair<int64_t, double>> history;
-  nlohmann::json evaluations = nlohmann::json::array();
+  RunRecord record(a, Config::name, Head::name, Loss::name);
   auto evaluate = [&](int64_t epoch) {
     const auto t0 = std::chrono::steady_clock::now();
     auto note = [&](int64_t done, int64_t total) {
@@ -236,47 +256,18 @@ int run(const TrainArgs& a) {
     const std::vector<float> uq = trainer.encode(split.query, a.eval_batch, a.workers, note);
     const std::vector<float> udb = trainer.encode(split.database, a.eval_batch, a.workers, note);
     if (tty) std::fputc('\n', stderr);
-    EvalResult r;
-    r.epoch = epoch;
-    r.query_codes = sign_codes(uq);
-    r.db_codes = sign_codes(udb);
-    eval::EvalOptions eo;
-    eo.topk = topk;
-    // "@All": our Fashion-MNIST protocol ranks the whole database; the reference protocols keep
-    // DeepHash's slice that leaves out the last-ranked item (hashing-spec §4.3).
-    eo.minus_one = a.dataset == "fashion-mnist" ? eval::TopkAll::all : eval::TopkAll::all_but_last;
-    eo.pr_curve = true;
-    eo.precision_at = {100, 1000};
-    eo.radius = 2;
-    r.report = eval::evaluate(index::pack_codes(r.query_codes.data(), split.query->size(), a.bits), query_labels_packed,
-                              index::pack_codes(r.db_codes.data(), split.database->size(), a.bits), db_labels_packed, eo);
-    const double secs = seconds_since(t0);
-    std::printf("eval after epoch %lld: mAP@%s = %.4f  P@100 = %.4f  P(r<=2) = %.4f  (%.1fs)\n",
-                static_cast<long long>(epoch), topk < 0 ? "all" : std::to_string(topk).c_str(), r.report.map,
-                r.precision_at_100(), r.report.radius.precision, secs);
-    std::fflush(stdout);
-    evaluations.push_back({{"epoch", epoch}, {"map", r.report.map}, {"precision_at_100", r.precision_at_100()},
-                           {"precision_radius2", r.report.radius.precision}, {"seconds", secs}});
-    if (r.report.map > best.report.map) {
-      best = std::move(r);
+    if (record.score(epoch, uq, udb, query_labels_packed, db_labels_packed, topk, t0)) {
       io::CheckpointWriter ckpt;
       trainer.with_eval_weights([&] { ckpt.add_layer("model", trainer.network()); });
       trainer.loss().state([&](const std::string& name, auto& t) { ckpt.add("loss." + name, t); });
-      ckpt.metadata() = {{"config", Config::name}, {"head", Head::name}, {"loss", Loss::name}, {"bits", a.bits},
-                         {"epoch", epoch}, {"map", best.report.map}, {"dataset", a.dataset}, {"seed", a.seed},
-                         {"flip_average", a.flip_average}};  // vts encode/search encode as the evaluation did
+      ckpt.metadata() = record.best_checkpoint_metadata();
       ckpt.write(a.out + "/best.safetensors");
     }
     // The whole training state (live weights, optimizer, loss, dropout generator) after every
     // evaluation, for --resume.
     io::CheckpointWriter last;
     io::add_training_state(last, trainer);
-    nlohmann::json losses = nlohmann::json::array();
-    for (auto& [e, l] : history) losses.push_back({{"epoch", e}, {"loss", l}});
-    last.metadata() = {{"config", Config::name}, {"head", Head::name}, {"loss", Loss::name}, {"bits", a.bits},
-                       {"epoch", epoch}, {"dataset", a.dataset}, {"seed", a.seed}, {"best_map", best.report.map},
-                       {"best_epoch", best.epoch}, {"evaluations", evaluations}, {"loss_history", losses},
-                       {"train_seconds", training_seconds}, {"settings", run_settings(a)}};
+    last.metadata() = record.last_checkpoint_metadata(epoch);
     last.write(a.out + "/last.safetensors");
   };
 
@@ -292,45 +283,25 @@ int run(const TrainArgs& a) {
     ckpt.expect_metadata("bits", a.bits);
     io::read_training_state(ckpt, trainer);
     ckpt.commit();  // throws, listing every mismatch, before anything changed
-    const nlohmann::json& m = ckpt.metadata();
-    start_epoch = m.value("epoch", int64_t{0});
-    best.epoch = m.value("best_epoch", int64_t{0});
-    best.report.map = m.value("best_map", -1.0);
-    evaluations = m.value("evaluations", nlohmann::json::array());
-    for (const auto& h : m.value("loss_history", nlohmann::json::array()))
-      history.emplace_back(h.at("epoch").get<int64_t>(), h.at("loss").get<double>());
-    training_seconds = m.value("train_seconds", 0.0);
     // A checkpoint of a run without EMA has no average: start one from the loaded weights.
     if (a.ema > 0 && !io::has_ema_state(ckpt)) trainer.set_ema(a.ema);
-    std::string changed;
-    const nlohmann::json now = run_settings(a), then = m.value("settings", nlohmann::json::object());
-    for (const auto& [k, v] : now.items())
-      if (then.contains(k) && then[k] != v) changed += " " + k + " " + then[k].dump() + "->" + v.dump();
-    std::printf("resumed from %s after epoch %lld (best mAP so far %.4f at epoch %lld)\n", path.c_str(),
-                static_cast<long long>(start_epoch), best.report.map, static_cast<long long>(best.epoch));
-    if (!changed.empty())
-      std::printf("note: settings differ from the checkpoint's run:%s; the result will not be that of an "
-                  "uninterrupted run\n", changed.c_str());
-    std::fflush(stdout);
+    start_epoch = record.restore(ckpt.metadata(), path);
   }
 
   for (int64_t epoch = start_epoch; epoch < a.epochs; ++epoch) {
     const auto t0 = std::chrono::steady_clock::now();
     const double mean_loss = trainer.train_epoch(train_loader, epoch, a.epochs,
                                                  [&](const hash::StepReport& r) { progress("train", r); });
-    training_seconds += seconds_since(t0);
-    history.emplace_back(epoch + 1, mean_loss);
+    record.train_seconds += seconds_since(t0);
+    record.history.emplace_back(epoch + 1, mean_loss);
     if ((epoch + 1) % a.eval_every == 0 || epoch + 1 == a.epochs) evaluate(epoch + 1);
   }
   if (start_epoch >= a.epochs) evaluate(a.epochs);  // nothing left to train (or --epochs 0)
 
-  RunSummary summary{.args = a, .model = Config::name, .head = Head::name, .loss = Loss::name, .device = D::name,
-                     .gemm = is_cpu_v<D> ? "eigen" : (std::is_same_v<T, bf16> ? "bf16" : a.gemm),
-                     .topk = topk, .classes = classes, .train_size = split.train->size(),
-                     .query_size = split.query->size(), .database_size = split.database->size(),
-                     .query_labels = &query_labels, .db_labels = &db_labels, .best = &best, .history = &history,
-                     .evaluations = &evaluations, .train_seconds = training_seconds, .start = t_start};
-  write_run_outputs(summary);
+  record.write_outputs({.device = D::name, .gemm = is_cpu_v<D> ? "eigen" : (std::is_same_v<T, bf16> ? "bf16" : a.gemm),
+                        .topk = topk, .classes = classes, .train_size = split.train->size(),
+                        .query_size = split.query->size(), .database_size = split.database->size(),
+                        .query_labels = query_labels, .db_labels = db_labels, .start = t_start});
   return 0;
 }
 
