@@ -42,6 +42,12 @@ bool RunRecord::score(int64_t epoch, const std::vector<float>& query_outputs, co
   return true;
 }
 
+nlohmann::json RunRecord::history_json() const {
+  nlohmann::json losses = nlohmann::json::array();
+  for (const auto& [e, l] : history) losses.push_back({{"epoch", e}, {"loss", l}});
+  return losses;
+}
+
 nlohmann::json RunRecord::best_checkpoint_metadata() const {
   return {{"config", model_}, {"head", head_}, {"loss", loss_}, {"bits", a_.bits},
           {"epoch", best.epoch}, {"map", best.report.map}, {"dataset", a_.dataset}, {"seed", a_.seed},
@@ -49,11 +55,9 @@ nlohmann::json RunRecord::best_checkpoint_metadata() const {
 }
 
 nlohmann::json RunRecord::last_checkpoint_metadata(int64_t epoch) const {
-  nlohmann::json losses = nlohmann::json::array();
-  for (const auto& [e, l] : history) losses.push_back({{"epoch", e}, {"loss", l}});
   return {{"config", model_}, {"head", head_}, {"loss", loss_}, {"bits", a_.bits},
           {"epoch", epoch}, {"dataset", a_.dataset}, {"seed", a_.seed}, {"best_map", best.report.map},
-          {"best_epoch", best.epoch}, {"evaluations", evaluations}, {"loss_history", losses},
+          {"best_epoch", best.epoch}, {"evaluations", evaluations}, {"loss_history", history_json()},
           {"train_seconds", train_seconds}, {"settings", run_settings(a_)}};
 }
 
@@ -102,8 +106,6 @@ void RunRecord::write_outputs(const Outputs& o) const {
                 static_cast<long long>(best.epoch));
   }
 
-  nlohmann::json loss_history = nlohmann::json::array();
-  for (const auto& [e, l] : history) loss_history.push_back({{"epoch", e}, {"loss", l}});
   nlohmann::json metrics = {
       {"map", best.report.map},
       {"best_epoch", best.epoch},
@@ -116,7 +118,7 @@ void RunRecord::write_outputs(const Outputs& o) const {
       {"train_seconds", train_seconds},
       {"total_seconds", seconds_since(o.start)},
       {"evaluations", evaluations},
-      {"loss_history", loss_history},
+      {"loss_history", history_json()},
       {"config",
        {{"model", model_}, {"head", head_}, {"loss", loss_}, {"bits", a.bits}, {"dataset", a.dataset},
         {"device", o.device}, {"precision", a.precision}, {"gemm", o.gemm},

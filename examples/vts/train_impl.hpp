@@ -159,6 +159,8 @@ class RunRecord {
   double train_seconds = 0;
 
  private:
+  nlohmann::json history_json() const;  // [{epoch, loss}], as checkpoints and metrics.json keep it
+
   const TrainArgs& a_;
   const char* model_;
   const char* head_;

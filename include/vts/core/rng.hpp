@@ -13,20 +13,24 @@ namespace vts {
 
 struct Philox {
   using Block = std::array<uint32_t, 4>;
+  // Philox4x32-10's constants: the two round multipliers and the key schedule's Weyl increments.
+  static constexpr uint32_t kMul0 = 0xD2511F53u, kMul1 = 0xCD9E8D57u;
+  static constexpr uint32_t kWeyl0 = 0x9E3779B9u, kWeyl1 = 0xBB67AE85u;
+  static constexpr int kRounds = 10;
   // The ten rounds, in place on the counter words (c0..c3) with key (k0, k1). Shared by the scalar
   // generator below and the vectorised mask kernels, which keep the words in registers.
   static void rounds(uint32_t& c0, uint32_t& c1, uint32_t& c2, uint32_t& c3, uint32_t k0, uint32_t k1) {
-    for (int round = 0; round < 10; ++round) {
-      const uint64_t p0 = uint64_t(0xD2511F53u) * c0;
-      const uint64_t p1 = uint64_t(0xCD9E8D57u) * c2;
+    for (int round = 0; round < kRounds; ++round) {
+      const uint64_t p0 = uint64_t(kMul0) * c0;
+      const uint64_t p1 = uint64_t(kMul1) * c2;
       const uint32_t n0 = static_cast<uint32_t>(p1 >> 32) ^ c1 ^ k0;
       const uint32_t n2 = static_cast<uint32_t>(p0 >> 32) ^ c3 ^ k1;
       c1 = static_cast<uint32_t>(p1);
       c3 = static_cast<uint32_t>(p0);
       c0 = n0;
       c2 = n2;
-      k0 += 0x9E3779B9u;
-      k1 += 0xBB67AE85u;
+      k0 += kWeyl0;
+      k1 += kWeyl1;
     }
   }
   static Block generate(uint64_t seed, uint64_t counter_hi, uint64_t counter_lo) {

@@ -20,11 +20,11 @@ inline void philox_rounds_x16(uint32_t* c0, uint32_t* c1, uint32_t* c2, uint32_t
   // here each 32×32→64-bit product is two vpmuludq (even lanes, then odd lanes shifted down) and
   // the high and low halves are picked out by blends. A ViTTiny28 step's masks (1.53 M elements,
   // one thread): 1.56 → 0.99 ms, bit for bit the same.
-  const __m512i m0 = _mm512_set1_epi64(0xD2511F53u), m1 = _mm512_set1_epi64(0xCD9E8D57u);
+  const __m512i m0 = _mm512_set1_epi64(Philox::kMul0), m1 = _mm512_set1_epi64(Philox::kMul1);
   constexpr __mmask16 odd = 0xAAAA;
   __m512i x0 = _mm512_loadu_si512(c0), x1 = _mm512_loadu_si512(c1);
   __m512i x2 = _mm512_loadu_si512(c2), x3 = _mm512_loadu_si512(c3);
-  for (int round = 0; round < 10; ++round) {
+  for (int round = 0; round < Philox::kRounds; ++round) {
     const __m512i p0_even = _mm512_mul_epu32(x0, m0), p0_odd = _mm512_mul_epu32(_mm512_srli_epi64(x0, 32), m0);
     const __m512i p1_even = _mm512_mul_epu32(x2, m1), p1_odd = _mm512_mul_epu32(_mm512_srli_epi64(x2, 32), m1);
     const __m512i hi0 = _mm512_mask_blend_epi32(odd, _mm512_srli_epi64(p0_even, 32), p0_odd);
@@ -35,8 +35,8 @@ inline void philox_rounds_x16(uint32_t* c0, uint32_t* c1, uint32_t* c2, uint32_t
     x2 = _mm512_xor_si512(_mm512_xor_si512(hi0, x3), _mm512_set1_epi32(static_cast<int>(k1)));
     x1 = lo1;
     x3 = lo0;
-    k0 += 0x9E3779B9u;
-    k1 += 0xBB67AE85u;
+    k0 += Philox::kWeyl0;
+    k1 += Philox::kWeyl1;
   }
   _mm512_storeu_si512(c0, x0);
   _mm512_storeu_si512(c1, x1);
@@ -45,11 +45,11 @@ inline void philox_rounds_x16(uint32_t* c0, uint32_t* c1, uint32_t* c2, uint32_t
 #else
   // One short loop per round over the 16 lanes: the shape compilers vectorise. (One loop over
   // blocks calling Philox::rounds stayed scalar and took a fifth of a ViTTiny28 training step.)
-  for (int round = 0; round < 10; ++round) {
+  for (int round = 0; round < Philox::kRounds; ++round) {
 #pragma omp simd
     for (int j = 0; j < 16; ++j) {
-      const uint64_t p0 = uint64_t(0xD2511F53u) * c0[j];
-      const uint64_t p1 = uint64_t(0xCD9E8D57u) * c2[j];
+      const uint64_t p0 = uint64_t(Philox::kMul0) * c0[j];
+      const uint64_t p1 = uint64_t(Philox::kMul1) * c2[j];
       const uint32_t n0 = static_cast<uint32_t>(p1 >> 32) ^ c1[j] ^ k0;
       const uint32_t n2 = static_cast<uint32_t>(p0 >> 32) ^ c3[j] ^ k1;
       c1[j] = static_cast<uint32_t>(p1);
@@ -57,14 +57,12 @@ inline void philox_rounds_x16(uint32_t* c0, uint32_t* c1, uint32_t* c2, uint32_t
       c0[j] = n0;
       c2[j] = n2;
     }
-    k0 += 0x9E3779B9u;
-    k1 += 0xBB67AE85u;
+    k0 += Philox::kWeyl0;
+    k1 += Philox::kWeyl1;
   }
 #endif
 }
-}  // namespace detail
 
-namespace detail {
 // The mask, and with kApply also y = x ∘ mask in the same pass (the forward of dropout, while the
 // mask's 64-element chunk is still in L1).
 template <bool kApply, class T>
