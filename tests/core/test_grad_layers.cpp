@@ -107,6 +107,54 @@ TEST_CASE("grad: layer_norm", "[grad][layer_norm]") {
   check_grad(ln, {uniform({17, 3}, 83, -2, 2), uniform({3}, 84, 0.5, 1.5), uniform({3}, 85)});
 }
 
+TEST_CASE("grad: add_layer_norm, through both of its outputs", "[grad][layer_norm]") {
+  // A loss that uses the normalised output and the sum (as the block's residual stream does), so the
+  // gradient reaching x and residual is the sum of both paths.
+  auto both = [](auto& in) {
+    const auto r = add_layer_norm(in[0], in[1], in[2], in[3], 1e-5);
+    return add(mul(r.normed, 2.0), mul(r.sum, r.sum));
+  };
+  check_grad(both, {uniform({3, 6}, 171, -2, 2), uniform({3, 6}, 172, -2, 2), uniform({6}, 173, 0.5, 1.5),
+                    uniform({6}, 174)});
+  // Non-contiguous x; residual without a gradient; only the normalised output used.
+  const Td fixed_residual = uniform({4, 5}, 175);
+  check_grad([&](auto& in) { return add_layer_norm(in[0].t(), fixed_residual, in[1], in[2], 1e-5).normed; },
+             {uniform({5, 4}, 176, -2, 2), uniform({5}, 177, 0.5, 1.5), uniform({5}, 178)});
+}
+
+TEST_CASE("add_layer_norm gives the bits of x + residual followed by layer_norm, values and gradients",
+          "[layer_norm]") {
+  const Shape shape{3, 17, 64};
+  uint64_t seed = 179;
+  auto make = [&](const Shape& s) { return to_float(uniform(s, seed++, -2, 2)).requires_grad_(); };
+  Tf x = make(shape), residual = make(shape), w = make(Shape{64}), b = make(Shape{64});
+  const Tf seed_sum = to_float(uniform(shape, seed++)), seed_normed = to_float(uniform(shape, seed++));
+  auto run = [&](bool fused) {
+    for (Tf* t : {&x, &residual, &w, &b}) t->zero_grad();
+    Tf sum, normed;
+    if (fused) {
+      auto r = add_layer_norm(x, residual, w, b, 1e-6f);
+      sum = r.sum;
+      normed = r.normed;
+    } else {
+      sum = x + residual;
+      normed = layer_norm(sum, w, b, 1e-6f);
+    }
+    vts::sum(add(mul(sum, seed_sum), mul(normed, seed_normed))).backward();
+    std::vector<std::vector<float>> out{sum.to_vector(), normed.to_vector()};
+    for (const Tf* t : {&x, &residual, &w, &b}) out.push_back(t->grad().to_vector());
+    return out;
+  };
+  const auto fused = run(true), separate = run(false);
+  REQUIRE(fused.size() == separate.size());
+  for (size_t i = 0; i < fused.size(); ++i) {
+    INFO("output " << i << " (sum, normed, dx, dresidual, dweight, dbias)");
+    CHECK(fused[i] == separate[i]);
+  }
+  CHECK_THROWS_WITH(add_layer_norm(x, Tf::zeros(Shape{3, 17, 32}), w, b, 1e-6f),
+                    Contains("residual [3, 17, 32]") && Contains("same shape"));
+}
+
 // ---- attention --------------------------------------------------------------------------------------
 
 TEST_CASE("grad: attention", "[grad][attention]") {

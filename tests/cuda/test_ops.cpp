@@ -153,6 +153,13 @@ void check_layer_ops(Rng& rng) {
               [](const auto& v) { return binary_cross_entropy(v[0], v[1]); });
   check_op<G>("layer_norm", rng, {Input{Shape{3, 7, 64}}, Input{Shape{64}}, Input{Shape{64}}},
               [](const auto& v) { return layer_norm(v[0], v[1], v[2], 1e-6f); });
+  // Both outputs feed the checked value, so the gradient through the sum and through the norm meet.
+  check_op<G>("add_layer_norm", rng,
+              {Input{Shape{3, 7, 64}}, Input{Shape{3, 7, 64}}, Input{Shape{64}}, Input{Shape{64}}},
+              [](const auto& v) {
+                const auto r = add_layer_norm(v[0], v[1], v[2], v[3], 1e-6f);
+                return r.normed * 2.0f + r.sum * r.sum;
+              });
   check_op<G>("attention d 32 (fused)", rng,
               {Input{Shape{2, 3, 17, 32}}, Input{Shape{2, 3, 17, 32}}, Input{Shape{2, 3, 17, 32}}},
               [](const auto& v) { return attention(v[0], v[1], v[2]); });

@@ -4,7 +4,7 @@
 //   LayerNorm     over the last axis, eps per layer      weight, bias [dim]
 //   Mlp           fc1 → erf-GELU → dropout → fc2 → dropout
 //   SelfAttention one packed q|k|v projection, fused attention, output projection
-//   EncoderBlock  pre-norm: x + attn(norm1(x)), then + mlp(norm2(x))
+//   EncoderBlock  pre-norm: h = x + attn(norm1(x)), then h + mlp(norm2(h))
 //   Repeat<N, B>  N blocks of the same type, applied in order
 #include <array>
 #include <string>
@@ -54,6 +54,10 @@ struct LayerNorm {
     bias.requires_grad_();
   }
   tensor_type forward(const tensor_type& x) const { return layer_norm(x, weight, bias, eps); }
+  // {x + residual, forward(x + residual)} in one pass (add_layer_norm).
+  AddLayerNorm<T, D> forward_after_add(const tensor_type& x, const tensor_type& residual) const {
+    return add_layer_norm(x, residual, weight, bias, eps);
+  }
   template <class F>
   void visit(const std::string& prefix, F&& f) {
     f(join(prefix, "weight"), weight);
@@ -114,8 +118,9 @@ struct EncoderBlock {
   EncoderBlock(int64_t dim, int64_t heads, int64_t mlp_dim, double dropout_p, Generator& gen)
       : norm1(dim), norm2(dim), attn(dim, heads, gen), mlp(dim, mlp_dim, dropout_p, gen) {}
   tensor_type forward(const tensor_type& x, Context& ctx) const {
-    tensor_type h = x + attn.forward(norm1.forward(x));
-    return h + mlp.forward(norm2.forward(h), ctx);
+    // h = x + attn(norm1(x)) and norm2(h) in one pass over the residual stream.
+    const auto [h, h_normed] = norm2.forward_after_add(x, attn.forward(norm1.forward(x)));
+    return h + mlp.forward(h_normed, ctx);
   }
   template <class F>
   void visit(const std::string& prefix, F&& f) {

@@ -1,7 +1,8 @@
 #pragma once
 // layer_norm(x [..., n], weight [n], bias [n], eps) over the last axis, fused: one pass forward
 // saving the per-row mean and 1/std, one pass backward producing dx, dweight and dbias. The saved
-// statistics are acc_t<T> (fp32 for bf16, as the CUDA kernels take them).
+// statistics are acc_t<T> (fp32 for bf16, as the CUDA kernels take them). add_layer_norm fuses the
+// residual add in front of it.
 #include <vector>
 
 #include "vts/backend/cpu/rowwise.hpp"
@@ -13,18 +14,21 @@
 
 namespace vts {
 
+namespace detail {
+
+inline void check_layer_norm_params(const Shape& x, const Shape& weight, const Shape& bias, int64_t n) {
+  VTS_CHECK_SHAPE(weight == Shape{n} && bias == Shape{n}, "layer_norm: weight ", weight.str(), " and bias ",
+                  bias.str(), " must both be [", n, "] for input ", x.str());
+}
+
+// Records y = layer_norm(x) whose forward is already computed: xc is x's contiguous data (x itself,
+// or the stored sum of the fused residual variant), mu and rstd its row statistics.
 template <class T, class D>
-Tensor<T, D> layer_norm(const Tensor<T, D>& x, const Tensor<T, D>& weight, const Tensor<T, D>& bias, T eps) {
+Tensor<T, D> record_layer_norm(Tensor<T, D> y, const Tensor<T, D>& x, const Tensor<T, D>& weight,
+                               const Tensor<T, D>& bias, Tensor<T, D> xc, Tensor<T, D> wc, Tensor<acc_t<T>, D> mu,
+                               Tensor<acc_t<T>, D> rstd) {
   using A = acc_t<T>;
-  const int64_t n = x.size(-1), rows = x.numel() / std::max<int64_t>(n, 1);
-  VTS_CHECK_SHAPE(weight.shape() == Shape{n} && bias.shape() == Shape{n}, "layer_norm: weight ",
-                  weight.shape().str(), " and bias ", bias.shape().str(), " must both be [", n,
-                  "] for input ", x.shape().str());
-  Tensor<T, D> xc = x.contiguous_nograd(), wc = weight.contiguous_nograd(), bc = bias.contiguous_nograd();
-  Tensor<T, D> y = Tensor<T, D>::empty(x.shape());
-  Tensor<A, D> mu = Tensor<A, D>::empty(Shape{rows}), rstd = Tensor<A, D>::empty(Shape{rows});
-  layer_norm_rows(D{}, xc.data(), wc.data(), bc.data(), y.data(), mu.data(), rstd.data(), rows, n,
-                  static_cast<A>(eps));
+  const int64_t n = xc.size(-1), rows = xc.numel() / std::max<int64_t>(n, 1);
   return record(y, "layer_norm", {&x, &weight, &bias},
                 [xc, wc, mu, rstd, rows, n, gx = needs_grad(x), gw = needs_grad(weight),
                  gb = needs_grad(bias)](const Tensor<T, D>& g) {
@@ -36,6 +40,55 @@ Tensor<T, D> layer_norm(const Tensor<T, D>& x, const Tensor<T, D>& weight, const
                   return std::vector<Tensor<T, D>>{dx, gw ? cast<T>(dw) : Tensor<T, D>(),
                                                    gb ? cast<T>(db) : Tensor<T, D>()};
                 });
+}
+
+}  // namespace detail
+
+template <class T, class D>
+Tensor<T, D> layer_norm(const Tensor<T, D>& x, const Tensor<T, D>& weight, const Tensor<T, D>& bias, T eps) {
+  using A = acc_t<T>;
+  const int64_t n = x.size(-1), rows = x.numel() / std::max<int64_t>(n, 1);
+  detail::check_layer_norm_params(x.shape(), weight.shape(), bias.shape(), n);
+  Tensor<T, D> xc = x.contiguous_nograd(), wc = weight.contiguous_nograd(), bc = bias.contiguous_nograd();
+  Tensor<T, D> y = Tensor<T, D>::empty(x.shape());
+  Tensor<A, D> mu = Tensor<A, D>::empty(Shape{rows}), rstd = Tensor<A, D>::empty(Shape{rows});
+  layer_norm_rows(D{}, xc.data(), wc.data(), bc.data(), y.data(), mu.data(), rstd.data(), rows, n,
+                  static_cast<A>(eps));
+  return detail::record_layer_norm(y, x, weight, bias, xc, wc, mu, rstd);
+}
+
+// The pre-norm transformer block's residual step: sum = x + residual, normed = layer_norm(sum).
+template <class T, class D>
+struct AddLayerNorm {
+  Tensor<T, D> sum, normed;
+};
+
+// add_layer_norm(x, residual, weight, bias, eps): the same values and gradients as
+//   sum = x + residual;  normed = layer_norm(sum, weight, bias, eps)
+// (bit for bit on the CPU), with one pass over the rows instead of two: the sum is normalised while
+// it is in registers or cache rather than written and read back. x and residual have equal shapes.
+// sum is recorded as an add and normed as a layer_norm of it, so gradients reaching either output
+// flow as they would through the separate ops.
+template <class T, class D>
+AddLayerNorm<T, D> add_layer_norm(const Tensor<T, D>& x, const Tensor<T, D>& residual, const Tensor<T, D>& weight,
+                                  const Tensor<T, D>& bias, T eps) {
+  using A = acc_t<T>;
+  VTS_CHECK_SHAPE(x.shape() == residual.shape(), "add_layer_norm: x ", x.shape().str(), " and residual ",
+                  residual.shape().str(), " must have the same shape");
+  const int64_t n = x.size(-1), rows = x.numel() / std::max<int64_t>(n, 1);
+  detail::check_layer_norm_params(x.shape(), weight.shape(), bias.shape(), n);
+  Tensor<T, D> xc = x.contiguous_nograd(), rc = residual.contiguous_nograd();
+  Tensor<T, D> wc = weight.contiguous_nograd(), bc = bias.contiguous_nograd();
+  Tensor<T, D> sum = Tensor<T, D>::empty(x.shape()), y = Tensor<T, D>::empty(x.shape());
+  Tensor<A, D> mu = Tensor<A, D>::empty(Shape{rows}), rstd = Tensor<A, D>::empty(Shape{rows});
+  layer_norm_residual_rows(D{}, xc.data(), rc.data(), sum.data(), wc.data(), bc.data(), y.data(), mu.data(),
+                           rstd.data(), rows, n, static_cast<A>(eps));
+  // The stored sum feeds the backward pass; sum_node is the same storage as a graph node.
+  Tensor<T, D> sum_node = record(sum, "add", {&x, &residual}, [](const Tensor<T, D>& g) {
+    return std::vector<Tensor<T, D>>{g, g};
+  });
+  Tensor<T, D> normed = detail::record_layer_norm(y, sum_node, weight, bias, sum, wc, mu, rstd);
+  return {sum_node, normed};
 }
 
 }  // namespace vts

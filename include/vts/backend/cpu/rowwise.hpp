@@ -21,6 +21,24 @@ template <class T>
 using ConstRowArray = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
 
 inline int64_t row_grain(int64_t n) { return std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(n, 1)); }
+
+// LayerNorm of one row (see layer_norm_rows); the fused residual variant calls it on the row it has
+// just summed, so both give the same bits as the separate add + layer_norm.
+template <class T>
+inline void layer_norm_row(const T* xr, const T* w, const T* bias, T* yr, T& mean, T& rstd, int64_t n, T eps) {
+  T s = 0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t i = 0; i < n; ++i) s += xr[i];
+  const T mu = s / T(n);
+  T v = 0;
+#pragma omp simd reduction(+ : v)
+  for (int64_t i = 0; i < n; ++i) v += (xr[i] - mu) * (xr[i] - mu);
+  const T rs = T(1) / std::sqrt(v / T(n) + eps);
+  mean = mu;
+  rstd = rs;
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) yr[i] = (xr[i] - mu) * rs * w[i] + bias[i];
+}
 }  // namespace detail
 
 // y = softmax(x) per row (log_y = true: y = log_softmax(x)).
@@ -71,21 +89,24 @@ template <class T>
 void layer_norm_rows(Device, const T* x, const T* w, const T* bias, T* y, T* mean, T* rstd, int64_t rows,
                      int64_t n, T eps) {
   parallel_for(0, rows, detail::row_grain(n), [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) detail::layer_norm_row(x + r * n, w, bias, y + r * n, mean[r], rstd[r], n, eps);
+  });
+}
+
+// The pre-norm block's `h = x + residual; y = LayerNorm(h)` in one pass over the rows: `sum`
+// receives h (the residual stream the block goes on with), y its LayerNorm, computed while the row
+// is still in cache instead of re-reading h from memory.
+template <class T>
+void layer_norm_residual_rows(Device, const T* x, const T* residual, T* sum, const T* w, const T* bias, T* y,
+                              T* mean, T* rstd, int64_t rows, int64_t n, T eps) {
+  parallel_for(0, rows, detail::row_grain(n), [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
       const T* xr = x + r * n;
-      T* yr = y + r * n;
-      T s = 0;
-#pragma omp simd reduction(+ : s)
-      for (int64_t i = 0; i < n; ++i) s += xr[i];
-      const T mu = s / T(n);
-      T v = 0;
-#pragma omp simd reduction(+ : v)
-      for (int64_t i = 0; i < n; ++i) v += (xr[i] - mu) * (xr[i] - mu);
-      const T rs = T(1) / std::sqrt(v / T(n) + eps);
-      mean[r] = mu;
-      rstd[r] = rs;
+      const T* rr = residual + r * n;
+      T* sr = sum + r * n;
 #pragma omp simd
-      for (int64_t i = 0; i < n; ++i) yr[i] = (xr[i] - mu) * rs * w[i] + bias[i];
+      for (int64_t i = 0; i < n; ++i) sr[i] = xr[i] + rr[i];
+      detail::layer_norm_row(sr, w, bias, y + r * n, mean[r], rstd[r], n, eps);
     }
   });
 }
