@@ -4,6 +4,7 @@
 #include "common/check.cuh"
 #include "common/types.cuh"
 #include "vts/backend/cuda/dropout.hpp"
+#include "vts/core/rng.hpp"
 
 namespace vts::cuda {
 
@@ -19,17 +20,17 @@ __device__ __forceinline__ uint4 philox_block(uint64_t seed, uint64_t counter) {
   uint32_t c0 = static_cast<uint32_t>(counter), c1 = static_cast<uint32_t>(counter >> 32), c2 = 0, c3 = 0;
   uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
 #pragma unroll
-  for (int round = 0; round < 10; ++round) {
-    const uint32_t hi0 = __umulhi(0xD2511F53u, c0), lo0 = 0xD2511F53u * c0;
-    const uint32_t hi1 = __umulhi(0xCD9E8D57u, c2), lo1 = 0xCD9E8D57u * c2;
+  for (int round = 0; round < Philox::kRounds; ++round) {
+    const uint32_t hi0 = __umulhi(Philox::kMul0, c0), lo0 = Philox::kMul0 * c0;
+    const uint32_t hi1 = __umulhi(Philox::kMul1, c2), lo1 = Philox::kMul1 * c2;
     const uint32_t n0 = hi1 ^ c1 ^ k0;
     const uint32_t n2 = hi0 ^ c3 ^ k1;
     c1 = lo1;
     c3 = lo0;
     c0 = n0;
     c2 = n2;
-    k0 += 0x9E3779B9u;
-    k1 += 0xBB67AE85u;
+    k0 += Philox::kWeyl0;
+    k1 += Philox::kWeyl1;
   }
   return make_uint4(c0, c1, c2, c3);
 }
