@@ -126,6 +126,11 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_bwd_bf16_kernel(cons
     const __nv_bfloat16* Qt = Qs + (blk & 1) * BQ * P;
     const __nv_bfloat16* dOt = dOs + (blk & 1) * BQ * P;
 
+    // Queries past N in the last block: 16-query groups with none valid skip their MMAs (uniform
+    // branches; their P and dS come out 0 from lse = +inf and δ = 0). At N = 197 the last block
+    // holds 5 queries, so half its work goes: 7 % of the kernel's MMAs.
+    const int valid_q = N - q0;
+
     // ---- phase 1: this warp's 16 keys against the block's 32 queries ----
     float s[QT][4], dp[QT][4];
 #pragma unroll
@@ -139,6 +144,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_bwd_bf16_kernel(cons
       load_a(va, Vs, P, kw0, kk * 16, lane);
 #pragma unroll
       for (int j = 0; j < QT; j += 2) {
+        if (j * 8 >= valid_q) continue;
         uint32_t qb[4], ob[4];
         load_b_nk(qb, Qt, P, j * 8, kk * 16, lane);
         mma_bf16(s[j], ka, qb[0], qb[1]);
@@ -162,6 +168,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_bwd_bf16_kernel(cons
     // dV_w += Pᵀ·dO and dK_w += dSᵀ·Q: k runs over the block's queries.
 #pragma unroll
     for (int qc = 0; qc < QC; ++qc) {
+      if (qc * 16 >= valid_q) continue;
       uint32_t pa[4], sa[4];
       pa[0] = pack_bf16(s[2 * qc][0], s[2 * qc][1]);
       pa[1] = pack_bf16(s[2 * qc][2], s[2 * qc][3]);
@@ -194,6 +201,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_bwd_bf16_kernel(cons
     constexpr int kUnits = (BQ / 16) * (D / 16);
     for (int u = warp; u < kUnits; u += nw) {
       const int mt = u / (D / 16), np = u % (D / 16);
+      if (mt * 16 >= valid_q) continue;
       float acc[2][4] = {{0.0f, 0.0f, 0.0f, 0.0f}, {0.0f, 0.0f, 0.0f, 0.0f}};
       for (int kc = 0; kc < nw; ++kc) {
         uint32_t aa[4], bb[4];

@@ -110,6 +110,10 @@ __global__ void __launch_bounds__(W * 32, kFwdMinBlocks<D, W>) attention_fwd_bf1
     const int slot = tile & 1, k0 = tile * BN;
     const __nv_bfloat16* Kt = Ks + slot * BN * P;
     const __nv_bfloat16* Vt = Vs + slot * BN * P;
+    // Keys past N in the last tile: 16-key groups with no valid key skip their MMAs and exponentials
+    // (a uniform branch per warp). At N = 197 the last tile holds 5 keys, so this drops 3 of its 4
+    // groups: 19 % of the head's MMA work.
+    const int valid_keys = N - k0;
     if (active) {
       // S = Q·Kᵀ for this warp's 16 rows and the tile's 64 keys.
       float s[NT][4];
@@ -119,6 +123,7 @@ __global__ void __launch_bounds__(W * 32, kFwdMinBlocks<D, W>) attention_fwd_bf1
       for (int kk = 0; kk < KD; ++kk) {
 #pragma unroll
         for (int j = 0; j < NT; j += 2) {
+          if (j * 8 >= valid_keys) continue;
           uint32_t bf[4];
           load_b_nk(bf, Kt, P, j * 8, kk * 16, lane);
           mma_bf16(s[j], qf[kk], bf[0], bf[1]);
@@ -127,7 +132,6 @@ __global__ void __launch_bounds__(W * 32, kFwdMinBlocks<D, W>) attention_fwd_bf1
       }
       // Online softmax in the log2 domain. Lane holds columns 8j + 2t, +1 of rows g (s[j][0..1])
       // and g + 8 (s[j][2..3]).
-      const int valid_keys = N - k0;
       float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
       for (int j = 0; j < NT; ++j) {
@@ -150,6 +154,10 @@ __global__ void __launch_bounds__(W * 32, kFwdMinBlocks<D, W>) attention_fwd_bf1
       }
 #pragma unroll
       for (int j = 0; j < NT; ++j) {
+        if (j * 8 >= valid_keys) {  // all masked: exp2(−inf) = 0 without the exponentials
+          s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+          continue;
+        }
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           s[j][e] = exp2f(s[j][e] - m[e >> 1]);
@@ -166,6 +174,7 @@ __global__ void __launch_bounds__(W * 32, kFwdMinBlocks<D, W>) attention_fwd_bf1
       // O += P·V: P's accumulators become A fragments (keys 16kc..16kc+15 = score tiles 2kc, 2kc+1).
 #pragma unroll
       for (int kc = 0; kc < BN / 16; ++kc) {
+        if (kc * 16 >= valid_keys) continue;  // P is zero there
         uint32_t pa[4];
         pa[0] = pack_bf16(s[2 * kc][0], s[2 * kc][1]);
         pa[1] = pack_bf16(s[2 * kc][2], s[2 * kc][3]);
