@@ -2,7 +2,7 @@
 // Dropout mask from Philox4x32-10: element i takes lane i%4 of block (first + i/4), so the mask
 // depends only on (seed, first) — not on threads — and the CUDA kernel can draw the same one.
 #include <cstdint>
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
 
@@ -42,6 +42,35 @@ inline void philox_rounds_x16(uint32_t* c0, uint32_t* c1, uint32_t* c2, uint32_t
   _mm512_storeu_si512(c1, x1);
   _mm512_storeu_si512(c2, x2);
   _mm512_storeu_si512(c3, x3);
+#elif defined(__AVX2__)
+  // The same with 256-bit vectors, two halves of 8 lanes (AVX2 machines: AMD Zen, Intel before
+  // AVX-512). On a Zen 3 the portable loop below took 6 % of a ViTTiny28 training step.
+  const __m256i m0 = _mm256_set1_epi64x(Philox::kMul0), m1 = _mm256_set1_epi64x(Philox::kMul1);
+  constexpr int odd = 0xAA;
+  for (int half = 0; half < 16; half += 8) {
+    auto load = [half](const uint32_t* c) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + half)); };
+    auto store = [half](uint32_t* c, __m256i v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + half), v); };
+    __m256i x0 = load(c0), x1 = load(c1), x2 = load(c2), x3 = load(c3);
+    uint32_t r0 = k0, r1 = k1;
+    for (int round = 0; round < Philox::kRounds; ++round) {
+      const __m256i p0_even = _mm256_mul_epu32(x0, m0), p0_odd = _mm256_mul_epu32(_mm256_srli_epi64(x0, 32), m0);
+      const __m256i p1_even = _mm256_mul_epu32(x2, m1), p1_odd = _mm256_mul_epu32(_mm256_srli_epi64(x2, 32), m1);
+      const __m256i hi0 = _mm256_blend_epi32(_mm256_srli_epi64(p0_even, 32), p0_odd, odd);
+      const __m256i lo0 = _mm256_blend_epi32(p0_even, _mm256_slli_epi64(p0_odd, 32), odd);
+      const __m256i hi1 = _mm256_blend_epi32(_mm256_srli_epi64(p1_even, 32), p1_odd, odd);
+      const __m256i lo1 = _mm256_blend_epi32(p1_even, _mm256_slli_epi64(p1_odd, 32), odd);
+      x0 = _mm256_xor_si256(_mm256_xor_si256(hi1, x1), _mm256_set1_epi32(static_cast<int>(r0)));
+      x2 = _mm256_xor_si256(_mm256_xor_si256(hi0, x3), _mm256_set1_epi32(static_cast<int>(r1)));
+      x1 = lo1;
+      x3 = lo0;
+      r0 += Philox::kWeyl0;
+      r1 += Philox::kWeyl1;
+    }
+    store(c0, x0);
+    store(c1, x1);
+    store(c2, x2);
+    store(c3, x3);
+  }
 #else
   // One short loop per round over the 16 lanes: the shape compilers vectorise. (One loop over
   // blocks calling Philox::rounds stayed scalar and took a fifth of a ViTTiny28 training step.)
