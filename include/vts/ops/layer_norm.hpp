@@ -83,11 +83,12 @@ AddLayerNorm<T, D> add_layer_norm(const Tensor<T, D>& x, const Tensor<T, D>& res
   Tensor<A, D> mu = Tensor<A, D>::empty(Shape{rows}), rstd = Tensor<A, D>::empty(Shape{rows});
   layer_norm_residual_rows(D{}, xc.data(), rc.data(), sum.data(), wc.data(), bc.data(), y.data(), mu.data(),
                            rstd.data(), rows, n, static_cast<A>(eps));
-  // The stored sum feeds the backward pass; sum_node is the same storage as a graph node.
+  // The LayerNorm's backward reads the stored sum through a detached handle (data, not the graph).
+  Tensor<T, D> sum_data = sum.detach();
   Tensor<T, D> sum_node = record(sum, "add", {&x, &residual}, [](const Tensor<T, D>& g) {
     return std::vector<Tensor<T, D>>{g, g};
   });
-  Tensor<T, D> normed = detail::record_layer_norm(y, sum_node, weight, bias, sum, wc, mu, rstd);
+  Tensor<T, D> normed = detail::record_layer_norm(y, sum_node, weight, bias, sum_data, wc, mu, rstd);
   return {sum_node, normed};
 }
 
