@@ -96,15 +96,15 @@ __global__ void __launch_bounds__(kWarps * 32) layer_norm_fwd_warp_kernel(
 }
 
 // ---- fast path: backward --------------------------------------------------------------------
-constexpr int kBwdWarps = 8;
-
-template <class T, int CHUNKS>
-__global__ void __launch_bounds__(kBwdWarps * 32) layer_norm_bwd_warp_kernel(
+// WARPS rows in flight per block; the library launches 8 (LayerNormBackwardLaunch's defaults),
+// the kernel benchmark also 4 and 16.
+template <class T, int CHUNKS, int WARPS>
+__global__ void __launch_bounds__(WARPS * 32) layer_norm_bwd_warp_kernel(
     const T* __restrict__ x, const T* __restrict__ w, const float* __restrict__ mean, const float* __restrict__ rstd,
     const T* __restrict__ g, T* __restrict__ dx, float* __restrict__ partial, int64_t rows, int n,
     int64_t rows_per_block) {
   constexpr int V = Pack<T>::N;
-  extern __shared__ float smem[];  // [kBwdWarps][2][n]: each warp's dw then db partials
+  extern __shared__ float smem[];  // [WARPS][2][n]: each warp's dw then db partials
   const int lane = threadIdx.x & 31, warp = threadIdx.x / 32;
   const int64_t r0 = blockIdx.x * rows_per_block, r1 = min(rows, r0 + rows_per_block);
   float dw_acc[CHUNKS][V], db_acc[CHUNKS][V];
@@ -113,7 +113,7 @@ __global__ void __launch_bounds__(kBwdWarps * 32) layer_norm_bwd_warp_kernel(
 #pragma unroll
     for (int j = 0; j < V; ++j) dw_acc[c][j] = db_acc[c][j] = 0.0f;
 
-  for (int64_t row = r0 + warp; row < r1; row += kBwdWarps) {
+  for (int64_t row = r0 + warp; row < r1; row += WARPS) {
     const int64_t base = row * n;
     const float mu = mean[row], rs = rstd[row];
     float xh[CHUNKS][V], gh[CHUNKS][V];
@@ -175,36 +175,34 @@ __global__ void __launch_bounds__(kBwdWarps * 32) layer_norm_bwd_warp_kernel(
   for (int i = threadIdx.x; i < 2 * n; i += blockDim.x) {
     float sum = 0.0f;
 #pragma unroll
-    for (int k = 0; k < kBwdWarps; ++k) sum += smem[k * 2 * n + i];
+    for (int k = 0; k < WARPS; ++k) sum += smem[k * 2 * n + i];
     partial[blockIdx.x * int64_t(2 * n) + i] = sum;
   }
 }
 
 // Adds the blocks' partial rows: dw = Σ partial[k][0:n], db = Σ partial[k][n:2n]. A block takes 32
-// columns; its kFinalGroups thread rows each add every kFinalGroups-th partial row in order, then
-// the groups' sums are added in group order: deterministic, and with ~2 SMs' worth of partial rows
-// each thread has a dozen independent loads in flight instead of one thread walking all of them
-// (which cost ~13 µs per backward at 6304 × 768, H200 2026-11-28).
-constexpr int kFinalGroups = 16;
-
-template <class G>
-__global__ void __launch_bounds__(32 * kFinalGroups) layer_norm_dwdb_final_kernel(
+// columns; its GROUPS thread rows each add every GROUPS-th partial row in order, then the groups'
+// sums are added in group order: deterministic, and with ~2 SMs' worth of partial rows each thread
+// has a dozen independent loads in flight instead of one thread walking all of them (which cost
+// ~13 µs per backward at 6304 × 768, H200 2026-11-28). The library uses 16 groups.
+template <class G, int GROUPS>
+__global__ void __launch_bounds__(32 * GROUPS) layer_norm_dwdb_final_kernel(
     const float* __restrict__ partial, int64_t blocks, int n, G* __restrict__ dw, G* __restrict__ db) {
-  __shared__ float sums[kFinalGroups][33];
+  __shared__ float sums[GROUPS][33];
   const int tx = threadIdx.x & 31, ty = threadIdx.x / 32;
   const int i = blockIdx.x * 32 + tx;
   float s = 0.0f;
   if (i < 2 * n) {
     int64_t k = ty;
 #pragma unroll 4
-    for (; k < blocks; k += kFinalGroups) s += partial[k * 2 * n + i];
+    for (; k < blocks; k += GROUPS) s += partial[k * 2 * n + i];
   }
   sums[ty][tx] = s;
   __syncthreads();
   if (ty != 0 || i >= 2 * n) return;
   float total = 0.0f;
 #pragma unroll
-  for (int g = 0; g < kFinalGroups; ++g) total += sums[g][tx];
+  for (int g = 0; g < GROUPS; ++g) total += sums[g][tx];
   if (i < n) {
     if (dw) dw[i] = from_f<G>(total);
   } else if (db) {
@@ -212,10 +210,29 @@ __global__ void __launch_bounds__(32 * kFinalGroups) layer_norm_dwdb_final_kerne
   }
 }
 
+// Calls f with std::integral_constant<int, v> for v, one of 4, 8, 16, 32 (what the fast backward's
+// launch shapes allow: warps per block 4/8/16, final row groups 8/16/32).
+template <class F>
+void with_pow2(int v, F&& f) {
+  switch (v) {
+    case 4: f(std::integral_constant<int, 4>{}); break;
+    case 8: f(std::integral_constant<int, 8>{}); break;
+    case 16: f(std::integral_constant<int, 16>{}); break;
+    case 32: f(std::integral_constant<int, 32>{}); break;
+    default: VTS_CHECK(false, "vts::cuda::layer_norm_backward: internal launch value ", v, " not compiled");
+  }
+}
+
 template <class G>
-void launch_dwdb_final(const float* partial, int64_t blocks, int64_t n, G* dw, G* db, cudaStream_t s) {
-  layer_norm_dwdb_final_kernel<G><<<static_cast<unsigned>((2 * n + 31) / 32), 32 * kFinalGroups, 0, s>>>(
-      partial, blocks, static_cast<int>(n), dw, db);
+void launch_dwdb_final(const float* partial, int64_t blocks, int64_t n, G* dw, G* db, cudaStream_t s,
+                       int groups = LayerNormBackwardLaunch{}.final_groups) {
+  with_pow2(groups, [&](auto gr) {
+    if constexpr (decltype(gr)::value >= 8) {
+      layer_norm_dwdb_final_kernel<G, decltype(gr)::value>
+          <<<static_cast<unsigned>((2 * n + 31) / 32), 32 * decltype(gr)::value, 0, s>>>(
+              partial, blocks, static_cast<int>(n), dw, db);
+    }
+  });
   VTS_CUDA_CHECK_LAUNCH("layer_norm_dwdb_final_kernel");
 }
 
@@ -365,7 +382,13 @@ void forward_impl(const T* x_, const T* res_, T* sum_, const T* w_, const T* b_,
 
 template <class T, class G>
 void backward_impl(const T* x_, const T* w_, const float* mean, const float* rstd, const T* g_, T* dx_, G* dw_,
-                   G* db_, int64_t rows, int64_t n) {
+                   G* db_, int64_t rows, int64_t n, const LayerNormBackwardLaunch& launch = {}) {
+  VTS_CHECK(launch.warps_per_block == 4 || launch.warps_per_block == 8 || launch.warps_per_block == 16,
+            "vts::cuda::layer_norm_backward: warps_per_block must be 4, 8 or 16, got ", launch.warps_per_block);
+  VTS_CHECK(launch.blocks_per_sm >= 1 && launch.blocks_per_sm <= 32,
+            "vts::cuda::layer_norm_backward: blocks_per_sm must be in [1, 32], got ", launch.blocks_per_sm);
+  VTS_CHECK(launch.final_groups == 8 || launch.final_groups == 16 || launch.final_groups == 32,
+            "vts::cuda::layer_norm_backward: final_groups must be 8, 16 or 32, got ", launch.final_groups);
   if (n == 0) return;
   VTS_CHECK(n < (int64_t(1) << 30), "vts::cuda::layer_norm_backward: row length ", n, " out of range");
   using D = DevT<T>;
@@ -384,23 +407,32 @@ void backward_impl(const T* x_, const T* w_, const float* mean, const float* rst
   const T* ptrs[] = {x_, w_, g_, dx_};
   const int chunks = fast_chunks<T>(ptrs, 4, n, kBwdMaxChunks<T>);
   if (chunks > 0) {
-    // Enough blocks to fill the device twice over; each block's partial row costs 8·n bytes.
-    const int64_t blocks = std::min<int64_t>((rows + kBwdWarps - 1) / kBwdWarps, int64_t(device_info().sm_count) * 2);
+    // By default enough blocks to fill the device twice over; each block's partial row costs 8·n
+    // bytes, which the final kernel reads back.
+    const int warps = launch.warps_per_block;
+    const int64_t blocks = std::min<int64_t>((rows + warps - 1) / warps,
+                                             int64_t(device_info().sm_count) * launch.blocks_per_sm);
     const int64_t rows_per_block = (rows + blocks - 1) / blocks;
     const int64_t used_blocks = (rows + rows_per_block - 1) / rows_per_block;
     DeviceBuffer partial(want_params ? static_cast<size_t>(used_blocks * 2 * n) * sizeof(float) : 0);
-    const size_t smem = want_params ? static_cast<size_t>(kBwdWarps * 2 * n) * sizeof(float) : 0;
+    const size_t smem = want_params ? static_cast<size_t>(warps * 2 * n) * sizeof(float) : 0;
     with_chunks<kBwdMaxChunks<T>>(chunks, [&](auto c) {
-      auto kernel = layer_norm_bwd_warp_kernel<D, decltype(c)::value>;
-      if (smem > 48 * 1024) VTS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                                static_cast<int>(smem)));
-      kernel<<<static_cast<unsigned>(used_blocks), kBwdWarps * 32, smem, s>>>(
-          x, w, mean, rstd, g, dx, want_params ? partial.as<float>() : nullptr, rows, static_cast<int>(n),
-          rows_per_block);
+      constexpr int kChunks = decltype(c)::value;
+      with_pow2(warps, [&](auto wp) {
+        if constexpr (decltype(wp)::value <= 16) {
+          auto kernel = layer_norm_bwd_warp_kernel<D, kChunks, decltype(wp)::value>;
+          if (smem > 48 * 1024)
+            VTS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                static_cast<int>(smem)));
+          kernel<<<static_cast<unsigned>(used_blocks), warps * 32, smem, s>>>(
+              x, w, mean, rstd, g, dx, want_params ? partial.as<float>() : nullptr, rows, static_cast<int>(n),
+              rows_per_block);
+        }
+      });
     });
     VTS_CUDA_CHECK_LAUNCH("layer_norm_bwd_warp_kernel");
     if (want_params) {
-      launch_dwdb_final(partial.as<float>(), used_blocks, n, dw, db, s);
+      launch_dwdb_final(partial.as<float>(), used_blocks, n, dw, db, s, launch.final_groups);
     }
     return;
   }
@@ -450,6 +482,16 @@ void layer_norm_rows_backward(Device, const float* x, const float* w, const floa
 void layer_norm_rows_backward(Device, const bf16* x, const bf16* w, const float* mean, const float* rstd,
                               const bf16* g, bf16* dx, float* dw, float* db, int64_t rows, int64_t n) {
   backward_impl<bf16, float>(x, w, mean, rstd, g, dx, dw, db, rows, n);
+}
+void layer_norm_rows_backward(Device, const float* x, const float* w, const float* mean, const float* rstd,
+                              const float* g, float* dx, float* dw, float* db, int64_t rows, int64_t n,
+                              const LayerNormBackwardLaunch& launch) {
+  backward_impl<float, float>(x, w, mean, rstd, g, dx, dw, db, rows, n, launch);
+}
+void layer_norm_rows_backward(Device, const bf16* x, const bf16* w, const float* mean, const float* rstd,
+                              const bf16* g, bf16* dx, float* dw, float* db, int64_t rows, int64_t n,
+                              const LayerNormBackwardLaunch& launch) {
+  backward_impl<bf16, float>(x, w, mean, rstd, g, dx, dw, db, rows, n, launch);
 }
 
 }  // namespace vts::cuda

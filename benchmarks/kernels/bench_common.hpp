@@ -117,6 +117,16 @@ class Timer {
   cudaEvent_t start_{}, stop_{};
 };
 
+// A wrong output (NaN from a poisoned buffer) must reach the table as NaN, not break the line:
+// printf's "nan" is not JSON, Python's json reads NaN and Infinity.
+inline std::string json_number(double v) {
+  if (std::isnan(v)) return "NaN";
+  if (std::isinf(v)) return v > 0 ? "Infinity" : "-Infinity";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3g", v);
+  return buf;
+}
+
 // One measurement as a JSON line. work: FLOPs (unit "TFLOP/s") or bytes (unit "GB/s").
 inline void emit(const char* bench, const std::string& kernel, const std::string& shape, const char* dtype,
                  const char* impl, const Timing& t, double work, const char* unit, double rel_err) {
@@ -124,9 +134,9 @@ inline void emit(const char* bench, const std::string& kernel, const std::string
   std::printf(
       "{\"bench\": \"%s\", \"kernel\": \"%s\", \"shape\": \"%s\", \"dtype\": \"%s\", \"impl\": \"%s\", "
       "\"median_ms\": %.5f, \"min_ms\": %.5f, \"mean_ms\": %.5f, \"rate\": %.2f, \"unit\": \"%s\", "
-      "\"rel_err\": %.3g, \"device\": \"%s\"}\n",
-      bench, kernel.c_str(), shape.c_str(), dtype, impl, t.median_ms, t.min_ms, t.mean_ms, rate, unit, rel_err,
-      cuda::device_info().name.c_str());
+      "\"rel_err\": %s, \"device\": \"%s\"}\n",
+      bench, kernel.c_str(), shape.c_str(), dtype, impl, t.median_ms, t.min_ms, t.mean_ms, rate, unit,
+      json_number(rel_err).c_str(), cuda::device_info().name.c_str());
   std::fflush(stdout);
 }
 
@@ -159,6 +169,12 @@ std::vector<T> download(const cuda::DeviceBuffer& b, size_t n) {
   std::vector<T> v(n);
   cuda::copy_to_host(cuda::Device{}, v.data(), b.data(), n * sizeof(T));
   return v;
+}
+
+// Fills a buffer with 0xFF bytes (NaN as fp32 and as bf16) on the vts stream, so a launch that
+// leaves part of its output unwritten fails the reference check instead of passing on old values.
+inline void poison(cuda::DeviceBuffer& b, size_t bytes) {
+  VTS_BENCH_CUDA(cudaMemsetAsync(b.data(), 0xff, bytes, cuda::current_stream()));
 }
 
 inline double rel_err(const std::vector<float>& out, const std::vector<float>& ref) {

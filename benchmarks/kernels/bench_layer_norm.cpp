@@ -69,6 +69,31 @@ void run(const Options& o, Timer& timer, int64_t rows, int64_t n) {
     };
     emit("layer_norm", "layer_norm_bwd", shape, dtype, "vts_dx_only", timer.time(o, bwd_dx), 3 * elem + 8.0 * rows,
          "GB/s", -1);
+    // Other launch shapes of the fast path than the library's (8 warps × 2 blocks per SM, 16 final
+    // row groups): fewer or more partial rows, a wider or narrower final sum (docs/cuda.md, "What is
+    // left"). Each is checked against the CPU reference like the default; "vts_w16x1_g16" is 16
+    // warps per block, 1 block per SM, 16 row groups in the final kernel.
+    const cuda::LayerNormBackwardLaunch launches[] = {{16, 1, 16}, {16, 1, 32}, {8, 1, 16}, {8, 2, 8},
+                                                      {8, 2, 32},  {4, 4, 16},  {4, 4, 32}};
+    for (const auto& launch : launches) {
+      auto bwd_launch = [&] {
+        cuda::layer_norm_rows_backward(Cuda{}, dx.template as<T>(), dw.template as<T>(), dmu.template as<float>(),
+                                       drs.template as<float>(), dg.template as<T>(), dgx.template as<T>(),
+                                       dgw.template as<float>(), dgb.template as<float>(), rows, n, launch);
+      };
+      poison(dgx, total * sizeof(T));
+      poison(dgw, gw.size() * 4);
+      poison(dgb, gb.size() * 4);
+      bwd_launch();
+      const double launch_err =
+          o.check ? std::max({rel_err(as_float(dgx), gx), rel_err(download<float>(dgw, gw.size()), gw),
+                              rel_err(download<float>(dgb, gb.size()), gb)})
+                  : -1;
+      const std::string impl = "vts_w" + std::to_string(launch.warps_per_block) + "x" +
+                               std::to_string(launch.blocks_per_sm) + "_g" + std::to_string(launch.final_groups);
+      emit("layer_norm", "layer_norm_bwd", shape, dtype, impl.c_str(), timer.time(o, bwd_launch),
+           3 * elem + 8.0 * rows, "GB/s", launch_err);
+    }
   }
 }
 

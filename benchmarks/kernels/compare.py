@@ -9,6 +9,7 @@ the training-step benchmarks (vts_bench_train, pytorch_train_step.py: they carry
 go to a second table, images/s side by side.
 Usage: compare.py FILE.jsonl [FILE.jsonl ...]"""
 import json
+import math
 import sys
 
 
@@ -71,16 +72,27 @@ def print_kernels(rows):
               end="")
         print(f"{p['median_ms']:.4f} | {p['impl']} | " if p else "– | – | ", end="")
         rate = f"{o['rate']:.1f} {o['unit']}" if o else "–"
-        err = f"{o['rel_err']:.2e}" if o and o.get("rel_err", -1) >= 0 else "–"
+        err = fmt_err(o)
         print(f"{ratio} | {rate} | {of_copy(o, copies)} | {err} |")
     variants = [r for r in rows if r["impl"].startswith("vts_")]
     if variants:
-        print("\n| vts variant | kernel | shape | dtype | ms | rate | rel err |")
-        print("|---|---|---|---|---:|---:|---:|")
+        print("\n| vts variant | kernel | shape | dtype | ms | rate | of copy | rel err |")
+        print("|---|---|---|---|---:|---:|---:|---:|")
         for r in variants:
-            err = f"{r['rel_err']:.2e}" if r.get("rel_err", -1) >= 0 else "–"
+            err = fmt_err(r)
             print(f"| {r['impl']} | {r['kernel']} | {r['shape']} | {r['dtype']} | {r['median_ms']:.4f} | "
-                  f"{r['rate']:.1f} {r['unit']} | {err} |")
+                  f"{r['rate']:.1f} {r['unit']} | {of_copy(r, copies)} | {err} |")
+
+
+def fmt_err(r):
+    """The relative error against the CPU reference; '–' when not checked (negative), and a NaN or
+    infinite error (an output left unwritten, a poisoned buffer) shown loudly, not as unchecked."""
+    if not r or "rel_err" not in r:
+        return "–"
+    e = r["rel_err"]
+    if math.isnan(e) or math.isinf(e):
+        return f"**{e}** (wrong)"
+    return f"{e:.2e}" if e >= 0 else "–"
 
 
 def of_copy(o, copies):

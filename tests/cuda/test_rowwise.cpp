@@ -102,6 +102,64 @@ TEST_CASE("layer_norm bf16 forward and backward", "[rowwise][layer_norm]") {
   }
 }
 
+// The launch shapes the kernel benchmark times against the library's default must compute the
+// same thing: dx row by row exactly as the default does, dw/db (summed in another grouping) within
+// the fp32 tolerance of the CPU. Values outside the compiled set are refused before any launch.
+TEST_CASE("layer_norm backward: every launch shape gives the default's answer", "[rowwise][layer_norm]") {
+  const uint64_t seed = fresh_seed();
+  INFO("seed " << seed);
+  Rng rng(seed);
+  const cuda::LayerNormBackwardLaunch launches[] = {{16, 1, 16}, {16, 1, 32}, {8, 1, 16}, {8, 2, 8},
+                                                    {8, 2, 32},  {4, 4, 16},  {4, 4, 32}, {4, 32, 8}};
+  for (const RowsCase c : {RowsCase{4 * 197, 768}, RowsCase{33, 384}, RowsCase{1, 64}}) {
+    INFO("rows " << c.rows << " n " << c.n);
+    const size_t total = static_cast<size_t>(c.rows * c.n), n = static_cast<size_t>(c.n);
+    const auto x = round_bf16(rng.normal(total, 2.0f)), w = round_bf16(rng.normal(n)), b = round_bf16(rng.normal(n)),
+               g = round_bf16(rng.normal(total));
+    std::vector<float> y(total), mu(static_cast<size_t>(c.rows)), rs(static_cast<size_t>(c.rows)), gx(total), gw(n),
+        gb(n);
+    cpu::layer_norm_rows(Cpu{}, x.data(), w.data(), b.data(), y.data(), mu.data(), rs.data(), c.rows, c.n, 1e-6f);
+    cpu::layer_norm_rows_backward(Cpu{}, x.data(), w.data(), mu.data(), rs.data(), g.data(), gx.data(), gw.data(),
+                                  gb.data(), c.rows, c.n);
+    Buf<float> fx(x), fw(w), fg(g), dmu(mu), drs(rs), fgx(total), fgw(n), fgb(n);
+    auto bx = bf16_buf(x), bw = bf16_buf(w), bg = bf16_buf(g);
+    Buf<bf16> bgx(total);
+    cuda::layer_norm_rows_backward(Cuda{}, fx.data(), fw.data(), dmu.data(), drs.data(), fg.data(), fgx.data(),
+                                   fgw.data(), fgb.data(), c.rows, c.n);
+    cuda::layer_norm_rows_backward(Cuda{}, bx.data(), bw.data(), dmu.data(), drs.data(), bg.data(), bgx.data(),
+                                   fgw.data(), fgb.data(), c.rows, c.n);
+    const auto default_f32_dx = fgx.download();
+    const auto default_bf16_dx = bgx.download();
+    for (const auto& l : launches) {
+      INFO("warps " << l.warps_per_block << " blocks/SM " << l.blocks_per_sm << " groups " << l.final_groups);
+      fgx.poison();
+      fgw.poison();
+      fgb.poison();
+      cuda::layer_norm_rows_backward(Cuda{}, fx.data(), fw.data(), dmu.data(), drs.data(), fg.data(), fgx.data(),
+                                     fgw.data(), fgb.data(), c.rows, c.n, l);
+      CHECK(fgx.download() == default_f32_dx);
+      CHECK(rel_err(fgw.download(), gw) < kTolF32);
+      CHECK(rel_err(fgb.download(), gb) < kTolF32);
+      bgx.poison();
+      fgw.poison();
+      fgb.poison();
+      cuda::layer_norm_rows_backward(Cuda{}, bx.data(), bw.data(), dmu.data(), drs.data(), bg.data(), bgx.data(),
+                                     fgw.data(), fgb.data(), c.rows, c.n, l);
+      CHECK(to_float(bgx.download()) == to_float(default_bf16_dx));
+      CHECK(rel_err(fgw.download(), gw) < 1e-4);
+      CHECK(rel_err(fgb.download(), gb) < 1e-4);
+    }
+  }
+  Buf<float> one(64), out(64), stat(1);
+  for (const cuda::LayerNormBackwardLaunch bad : {cuda::LayerNormBackwardLaunch{12, 2, 16},
+                                                  cuda::LayerNormBackwardLaunch{8, 0, 16},
+                                                  cuda::LayerNormBackwardLaunch{8, 2, 4}}) {
+    CHECK_THROWS_WITH(cuda::layer_norm_rows_backward(Cuda{}, one.data(), one.data(), stat.data(), stat.data(),
+                                                     one.data(), out.data(), out.data(), out.data(), 1, 64, bad),
+                      Catch::Matchers::Contains("layer_norm_backward") && Catch::Matchers::Contains("must be"));
+  }
+}
+
 TEST_CASE("layer_norm with fused residual add", "[rowwise][layer_norm]") {
   const uint64_t seed = fresh_seed();
   INFO("seed " << seed);

@@ -36,4 +36,20 @@ void layer_norm_rows_backward(Device, const float* x, const float* w, const floa
 void layer_norm_rows_backward(Device, const bf16* x, const bf16* w, const float* mean, const float* rstd,
                               const bf16* g, bf16* dx, float* dw, float* db, int64_t rows, int64_t n);
 
+// The launch shape of the backward's fast path (rows of n ≤ 256 packs of 16 bytes, aligned), for
+// the kernel benchmark, which times alternatives to the defaults (docs/cuda.md: the dw/db partial
+// rows are a fixed cost the backward has not yet paid down). The library always uses the defaults.
+// A value outside the listed ones is refused. Rows on the generic path ignore it.
+struct LayerNormBackwardLaunch {
+  int warps_per_block = 8;  // 4, 8 or 16: rows in flight per block, and warps adding into its partial row
+  int blocks_per_sm = 2;    // grid = min(row groups, blocks_per_sm × SMs) = the number of partial rows
+  int final_groups = 16;    // 8, 16 or 32: thread rows per block of the kernel that adds the partial rows
+};
+void layer_norm_rows_backward(Device, const float* x, const float* w, const float* mean, const float* rstd,
+                              const float* g, float* dx, float* dw, float* db, int64_t rows, int64_t n,
+                              const LayerNormBackwardLaunch& launch);
+void layer_norm_rows_backward(Device, const bf16* x, const bf16* w, const float* mean, const float* rstd,
+                              const bf16* g, bf16* dx, float* dw, float* db, int64_t rows, int64_t n,
+                              const LayerNormBackwardLaunch& launch);
+
 }  // namespace vts::cuda
