@@ -210,28 +210,20 @@ __global__ void __launch_bounds__(32 * GROUPS) layer_norm_dwdb_final_kernel(
   }
 }
 
-// Calls f with std::integral_constant<int, v> for v, one of 4, 8, 16, 32 (what the fast backward's
-// launch shapes allow: warps per block 4/8/16, final row groups 8/16/32).
-template <class F>
-void with_pow2(int v, F&& f) {
-  switch (v) {
-    case 4: f(std::integral_constant<int, 4>{}); break;
-    case 8: f(std::integral_constant<int, 8>{}); break;
-    case 16: f(std::integral_constant<int, 16>{}); break;
-    case 32: f(std::integral_constant<int, 32>{}); break;
-    default: VTS_CHECK(false, "vts::cuda::layer_norm_backward: internal launch value ", v, " not compiled");
-  }
+// Calls f with std::integral_constant<int, v> when v is one of Vs, the values a kernel template is
+// compiled for; false (f not called) otherwise.
+template <int... Vs, class F>
+bool dispatch_int(int v, F&& f) {
+  return ((v == Vs && (f(std::integral_constant<int, Vs>{}), true)) || ...);
 }
 
 template <class G>
 void launch_dwdb_final(const float* partial, int64_t blocks, int64_t n, G* dw, G* db, cudaStream_t s,
                        int groups = LayerNormBackwardLaunch{}.final_groups) {
-  with_pow2(groups, [&](auto gr) {
-    if constexpr (decltype(gr)::value >= 8) {
-      layer_norm_dwdb_final_kernel<G, decltype(gr)::value>
-          <<<static_cast<unsigned>((2 * n + 31) / 32), 32 * decltype(gr)::value, 0, s>>>(
-              partial, blocks, static_cast<int>(n), dw, db);
-    }
+  dispatch_int<8, 16, 32>(groups, [&](auto gr) {
+    layer_norm_dwdb_final_kernel<G, decltype(gr)::value>
+        <<<static_cast<unsigned>((2 * n + 31) / 32), 32 * decltype(gr)::value, 0, s>>>(
+            partial, blocks, static_cast<int>(n), dw, db);
   });
   VTS_CUDA_CHECK_LAUNCH("layer_norm_dwdb_final_kernel");
 }
@@ -337,18 +329,9 @@ int fast_chunks(const T* const* ptrs, int count, int64_t n, int max_chunks) {
 
 template <int MaxChunks, class F>
 void with_chunks(int chunks, F&& f) {
-  switch (chunks) {
-    case 1: f(std::integral_constant<int, 1>{}); break;
-    case 2: f(std::integral_constant<int, 2>{}); break;
-    case 3: f(std::integral_constant<int, 3>{}); break;
-    case 4: f(std::integral_constant<int, 4>{}); break;
-    default:
-      if constexpr (MaxChunks >= 6) {
-        if (chunks == 6) f(std::integral_constant<int, 6>{});
-        else if constexpr (MaxChunks >= 8) f(std::integral_constant<int, 8>{});
-      }
-      break;
-  }
+  static_assert(MaxChunks == 4 || MaxChunks == 8);
+  if constexpr (MaxChunks == 4) dispatch_int<1, 2, 3, 4>(chunks, f);
+  else dispatch_int<1, 2, 3, 4, 6, 8>(chunks, f);
 }
 
 template <class T>
@@ -418,16 +401,14 @@ void backward_impl(const T* x_, const T* w_, const float* mean, const float* rst
     const size_t smem = want_params ? static_cast<size_t>(warps * 2 * n) * sizeof(float) : 0;
     with_chunks<kBwdMaxChunks<T>>(chunks, [&](auto c) {
       constexpr int kChunks = decltype(c)::value;
-      with_pow2(warps, [&](auto wp) {
-        if constexpr (decltype(wp)::value <= 16) {
-          auto kernel = layer_norm_bwd_warp_kernel<D, kChunks, decltype(wp)::value>;
-          if (smem > 48 * 1024)
-            VTS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                static_cast<int>(smem)));
-          kernel<<<static_cast<unsigned>(used_blocks), warps * 32, smem, s>>>(
-              x, w, mean, rstd, g, dx, want_params ? partial.as<float>() : nullptr, rows, static_cast<int>(n),
-              rows_per_block);
-        }
+      dispatch_int<4, 8, 16>(warps, [&](auto wp) {
+        auto kernel = layer_norm_bwd_warp_kernel<D, kChunks, decltype(wp)::value>;
+        if (smem > 48 * 1024)
+          VTS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                              static_cast<int>(smem)));
+        kernel<<<static_cast<unsigned>(used_blocks), warps * 32, smem, s>>>(
+            x, w, mean, rstd, g, dx, want_params ? partial.as<float>() : nullptr, rows, static_cast<int>(n),
+            rows_per_block);
       });
     });
     VTS_CUDA_CHECK_LAUNCH("layer_norm_bwd_warp_kernel");

@@ -55,10 +55,13 @@ void run(const Options& o, Timer& timer, int64_t rows, int64_t n) {
   if (selected(o, "layer_norm_bwd")) {
     fwd();  // μ and rstd
     bwd();
-    const double err =
-        o.check ? std::max({rel_err(as_float(dgx), gx), rel_err(download<float>(dgw, gw.size()), gw),
-                            rel_err(download<float>(dgb, gb.size()), gb)})
-                : -1;
+    // The largest of dx's, dw's and db's errors against the CPU (-1: not checked).
+    auto bwd_err = [&] {
+      return o.check ? std::max({rel_err(as_float(dgx), gx), rel_err(download<float>(dgw, gw.size()), gw),
+                                 rel_err(download<float>(dgb, gb.size()), gb)})
+                     : -1;
+    };
+    const double err = bwd_err();
     emit("layer_norm", "layer_norm_bwd", shape, dtype, "vts", timer.time(o, bwd), 3 * elem + 8.0 * rows, "GB/s", err);
     // dx alone (no dw/db: no partial rows, no second kernel), to see what the parameter
     // gradients cost. Same bytes counted.
@@ -85,10 +88,7 @@ void run(const Options& o, Timer& timer, int64_t rows, int64_t n) {
       poison(dgw, gw.size() * 4);
       poison(dgb, gb.size() * 4);
       bwd_launch();
-      const double launch_err =
-          o.check ? std::max({rel_err(as_float(dgx), gx), rel_err(download<float>(dgw, gw.size()), gw),
-                              rel_err(download<float>(dgb, gb.size()), gb)})
-                  : -1;
+      const double launch_err = bwd_err();
       const std::string impl = "vts_w" + std::to_string(launch.warps_per_block) + "x" +
                                std::to_string(launch.blocks_per_sm) + "_g" + std::to_string(launch.final_groups);
       emit("layer_norm", "layer_norm_bwd", shape, dtype, impl.c_str(), timer.time(o, bwd_launch),
