@@ -89,12 +89,33 @@ void run(const Options& o, Timer& timer, int64_t N) {
     }
   }
   if (selected(o, "attention_bwd")) {
+    auto bwd_err = [&] {
+      return std::max({rel_err(as_float(gq), dq_ref), rel_err(as_float(gk), dk_ref), rel_err(as_float(gv), dv_ref)});
+    };
     double err = -1;
     if (o.check) {
       bwd();
-      err = std::max({rel_err(as_float(gq), dq_ref), rel_err(as_float(gk), dk_ref), rel_err(as_float(gv), dv_ref)});
+      err = bwd_err();
     }
     emit("attention", "attention_bwd", shape, dtype, "vts", timer.time(o, bwd), 10 * flops, "TFLOP/s", err);
+    if constexpr (kBf16) {
+      // The bf16 backward's two schedules (cuda::set_attention_bf16_backward_barriers: one or two
+      // barriers per query block), each checked on poisoned outputs; "vts" above is the default.
+      const int was = cuda::attention_bf16_backward_barriers();
+      for (const int barriers : {1, 2}) {
+        cuda::set_attention_bf16_backward_barriers(barriers);
+        double variant_err = -1;
+        if (o.check) {
+          for (auto* buf : {&gq, &gk, &gv})
+            VTS_BENCH_CUDA(cudaMemsetAsync(buf->data(), 0xFF, n * sizeof(T), cuda::current_stream()));
+          bwd();
+          variant_err = bwd_err();
+        }
+        emit("attention", "attention_bwd", shape, dtype, ("vts_" + std::to_string(barriers) + "barrier").c_str(),
+             timer.time(o, bwd), 10 * flops, "TFLOP/s", variant_err);
+      }
+      cuda::set_attention_bf16_backward_barriers(was);
+    }
   }
 }
 

@@ -9,6 +9,7 @@ namespace vts::cuda {
 namespace {
 
 std::atomic<int> g_bf16_forward_rows{0};  // 0: the kernel's default
+std::atomic<int> g_bf16_backward_barriers{0};
 
 using attn::BwdArgs;
 using attn::FwdArgs;
@@ -79,6 +80,15 @@ void set_attention_bf16_forward_rows(int rows) {
 }
 int attention_bf16_forward_rows() { return g_bf16_forward_rows.load(std::memory_order_relaxed); }
 
+void set_attention_bf16_backward_barriers(int barriers) {
+  VTS_CHECK(barriers == 0 || barriers == 1 || barriers == 2,
+            "vts::cuda::set_attention_bf16_backward_barriers: expected 0 (default), 1 or 2 barriers per query "
+            "block, found ",
+            barriers);
+  g_bf16_backward_barriers.store(barriers, std::memory_order_relaxed);
+}
+int attention_bf16_backward_barriers() { return g_bf16_backward_barriers.load(std::memory_order_relaxed); }
+
 void attention_forward(Device, int64_t B, int64_t H, int64_t N, int64_t d, float scale, HeadLayout<const bf16> q,
                        HeadLayout<const bf16> k, HeadLayout<const bf16> v, HeadLayout<bf16> o, float* lse) {
   const char* fn = "vts::cuda::attention_forward (bf16)";
@@ -147,9 +157,10 @@ void attention_backward(Device, int64_t B, int64_t H, int64_t N, int64_t d, floa
   const BwdArgs<D> a{as_dev<D>(q),    as_dev<D>(k),  as_dev<D>(v),  as_dev<D>(o), as_dev<D>(dout),
                      as_dev<D>(dq),   as_dev<D>(dk), as_dev<D>(dv), lse,          int(B),
                      int(H),          int(N),        scale};
+  const int barriers = attention_bf16_backward_barriers();
   switch (d) {
-    case 32: return attn::backward_bf16<32>(a);
-    case 64: return attn::backward_bf16<64>(a);
+    case 32: return attn::backward_bf16<32>(a, barriers);
+    case 64: return attn::backward_bf16<64>(a, barriers);
     default: unsupported_d(fn, d, "32, 64 (bf16 backward)");
   }
 }

@@ -39,7 +39,7 @@ inline constexpr int kBf16BwdMaxN = 256;
 template <int D>
 void forward_bf16(const FwdArgs<__nv_bfloat16>& a, int rows_per_block);  // 64, 128 (D ≤ 64), 0 = default
 template <int D>
-void backward_bf16(const BwdArgs<__nv_bfloat16>& a);
+void backward_bf16(const BwdArgs<__nv_bfloat16>& a, int barriers);  // per query block: 1, 2, 0 = default
 
 // Element (b, h, n, 0) of a HeadLayout.
 template <class T>

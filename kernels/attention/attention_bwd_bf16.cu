@@ -29,6 +29,13 @@
 // measure). Measured (H200, 2026-11-28): they do not — 130 µs, 1.5× cuDNN's 86 µs; ncu: DRAM
 // 10 %, L2 20 %, SM 28 % busy at 19 % occupancy. More CTAs per head (key blocks, with dQ summed
 // across them) is the way on.
+//
+// A cheaper step, selectable (set_attention_bf16_backward_barriers(1)) until a device has timed
+// it: one barrier per query block instead of two. Phase 2 of block i − 1 runs after phase 1 of
+// block i, behind the same barrier, from a second dSᵀ slot: the 5 warps with no phase-2 unit
+// (32×64 outputs are 8 units for 13 warps) go on to the next block's phase 1 instead of waiting,
+// and one barrier's drain goes. +npad·PQ·2 bytes of shared memory (17 KB at N = 197: 114 KB,
+// still one CTA per SM). At most ≈ 10–15 % by the MMA counts; not enough alone to reach cuDNN.
 #include "attention/attention.cuh"
 #include "attention/mma.cuh"
 
@@ -43,9 +50,11 @@ constexpr int kMaxWarps = kBf16BwdMaxN / 16;
 template <int D>
 struct BwdSmem {
   static constexpr int P = D + 8;
-  static size_t bytes(int warps, int N) {
+  // dst_slots: 1 (two barriers per query block) or 2 (one barrier).
+  static size_t bytes(int warps, int N, int dst_slots) {
     const size_t npad = size_t(warps) * 16, nq = size_t((N + BQ - 1) / BQ) * BQ;
-    return (2 * npad * P + 4 * size_t(BQ) * P + npad * PQ) * sizeof(__nv_bfloat16) + 2 * nq * sizeof(float);
+    return (2 * npad * P + 4 * size_t(BQ) * P + size_t(dst_slots) * npad * PQ) * sizeof(__nv_bfloat16) +
+           2 * nq * sizeof(float);
   }
 };
 
@@ -60,7 +69,7 @@ __device__ __forceinline__ void load_rows(__nv_bfloat16* dst, int rows, int vali
   }
 }
 
-template <int D>
+template <int D, bool kOneBarrier>
 __global__ void __launch_bounds__(kMaxWarps * 32) attention_bwd_bf16_kernel(const BwdArgs<__nv_bfloat16> a) {
   constexpr int P = BwdSmem<D>::P;
   constexpr int KD = D / 16;  // k16 chunks over the head dim
@@ -79,8 +88,9 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_bwd_bf16_kernel(cons
   __nv_bfloat16* Vs = Ks + npad * P;                               // [npad][P]
   __nv_bfloat16* Qs = Vs + npad * P;                               // [2][BQ][P]
   __nv_bfloat16* dOs = Qs + 2 * BQ * P;                            // [2][BQ][P]
-  __nv_bfloat16* dST = dOs + 2 * BQ * P;                           // [npad][PQ]: dSᵀ of a block
-  float* lse2_s = reinterpret_cast<float*>(dST + npad * PQ);      // [nblk·BQ], log2 units
+  constexpr int kSlots = kOneBarrier ? 2 : 1;
+  __nv_bfloat16* dST = dOs + 2 * BQ * P;                           // [kSlots][npad][PQ]: dSᵀ of a block
+  float* lse2_s = reinterpret_cast<float*>(dST + kSlots * npad * PQ);  // [nblk·BQ], log2 units
   float* delta_s = lse2_s + nblk * BQ;                             // [nblk·BQ]
 
   // Prologue: K, V (group 0) and query block 0 (group 1) in flight while δ and lse are gathered.
@@ -110,18 +120,8 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_bwd_bf16_kernel(cons
 #pragma unroll
     for (int e = 0; e < 4; ++e) dk[j][e] = dv[j][e] = 0.0f;
 
-  for (int blk = 0; blk < nblk; ++blk) {
-    if (blk + 1 < nblk) {
-      // The other slot was last read in phase 1 of the previous iteration, before its barrier.
-      const int nq0 = (blk + 1) * BQ, slot_n = (blk + 1) & 1;
-      load_rows<D, P>(Qs + slot_n * BQ * P, BQ, min(BQ, N - nq0), row_ptr(a.q, b, h, nq0), a.q.sn);
-      load_rows<D, P>(dOs + slot_n * BQ * P, BQ, min(BQ, N - nq0), row_ptr(a.dout, b, h, nq0), a.dout.sn);
-      cp_async_commit();
-      cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
-    }
-    __syncthreads();  // this block's Q/dO (and K/V, δ, lse) visible; last dQ phase done with dST
+  // ---- phase 1: this warp's 16 keys against query block blk (Q/dO in slot blk & 1); dSᵀ to dSTw ----
+  auto phase1 = [&](int blk, __nv_bfloat16* dSTw) {
     const int q0 = blk * BQ;
     const __nv_bfloat16* Qt = Qs + (blk & 1) * BQ * P;
     const __nv_bfloat16* dOt = dOs + (blk & 1) * BQ * P;
@@ -131,7 +131,6 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_bwd_bf16_kernel(cons
     // holds 5 queries, so half its work goes: 7 % of the kernel's MMAs.
     const int valid_q = N - q0;
 
-    // ---- phase 1: this warp's 16 keys against the block's 32 queries ----
     float s[QT][4], dp[QT][4];
 #pragma unroll
     for (int j = 0; j < QT; ++j)
@@ -192,12 +191,14 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_bwd_bf16_kernel(cons
     // dSᵀ (bf16) to shared memory for phase 2.
 #pragma unroll
     for (int j = 0; j < QT; ++j) {
-      *reinterpret_cast<uint32_t*>(dST + (kw0 + g) * PQ + j * 8 + 2 * t) = pack_bf16(dp[j][0], dp[j][1]);
-      *reinterpret_cast<uint32_t*>(dST + (kw0 + g + 8) * PQ + j * 8 + 2 * t) = pack_bf16(dp[j][2], dp[j][3]);
+      *reinterpret_cast<uint32_t*>(dSTw + (kw0 + g) * PQ + j * 8 + 2 * t) = pack_bf16(dp[j][0], dp[j][1]);
+      *reinterpret_cast<uint32_t*>(dSTw + (kw0 + g + 8) * PQ + j * 8 + 2 * t) = pack_bf16(dp[j][2], dp[j][3]);
     }
-    __syncthreads();
-
-    // ---- phase 2: dQ of the block = scale · dS·K over all keys, 16×16 output units per warp ----
+  };
+  // ---- phase 2: dQ of block blk = scale · dS·K over all keys (dSᵀ from dSTr), 16×16 output units
+  // per warp ----
+  auto phase2 = [&](int blk, const __nv_bfloat16* dSTr) {
+    const int q0 = blk * BQ, valid_q = N - q0;
     constexpr int kUnits = (BQ / 16) * (D / 16);
     for (int u = warp; u < kUnits; u += nw) {
       const int mt = u / (D / 16), np = u % (D / 16);
@@ -205,7 +206,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_bwd_bf16_kernel(cons
       float acc[2][4] = {{0.0f, 0.0f, 0.0f, 0.0f}, {0.0f, 0.0f, 0.0f, 0.0f}};
       for (int kc = 0; kc < nw; ++kc) {
         uint32_t aa[4], bb[4];
-        load_a_trans(aa, dST, PQ, mt * 16, kc * 16, lane);
+        load_a_trans(aa, dSTr, PQ, mt * 16, kc * 16, lane);
         load_b_kn(bb, Ks, P, np * 16, kc * 16, lane);
         mma_bf16(acc[0], aa, bb[0], bb[1]);
         mma_bf16(acc[1], aa, bb[2], bb[3]);
@@ -219,6 +220,41 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_bwd_bf16_kernel(cons
           *reinterpret_cast<uint32_t*>(dqr + 8) = pack_bf16(acc[1][2 * r] * a.scale, acc[1][2 * r + 1] * a.scale);
         }
       }
+    }
+  };
+  auto load_block = [&](int blk) {
+    const int q0 = blk * BQ, slot = blk & 1;
+    load_rows<D, P>(Qs + slot * BQ * P, BQ, min(BQ, N - q0), row_ptr(a.q, b, h, q0), a.q.sn);
+    load_rows<D, P>(dOs + slot * BQ * P, BQ, min(BQ, N - q0), row_ptr(a.dout, b, h, q0), a.dout.sn);
+    cp_async_commit();
+  };
+
+  if constexpr (!kOneBarrier) {
+    for (int blk = 0; blk < nblk; ++blk) {
+      if (blk + 1 < nblk) {
+        // The other slot was last read in phase 1 of the previous iteration, before its barrier.
+        load_block(blk + 1);
+        cp_async_wait<1>();
+      } else {
+        cp_async_wait<0>();
+      }
+      __syncthreads();  // this block's Q/dO (and K/V, δ, lse) visible; last dQ phase done with dST
+      phase1(blk, dST);
+      __syncthreads();
+      phase2(blk, dST);
+    }
+  } else {
+    // Iteration i: phase 1 of block i, then phase 2 of block i − 1; one extra iteration for the
+    // last phase 2. The single barrier orders everything that conflicts: block i's Q/dO (loaded in
+    // iteration i − 1) and block i − 1's dSᵀ become visible; slot (i + 1) & 1 of Q/dO, reloaded just
+    // after it, was last read by phase 1 of block i − 1; dSᵀ slot i & 1, which phase 1 of block i
+    // overwrites, was last read by phase 2 of block i − 2.
+    for (int i = 0; i <= nblk; ++i) {
+      if (i < nblk) cp_async_wait<0>();
+      __syncthreads();
+      if (i + 1 < nblk) load_block(i + 1);
+      if (i < nblk) phase1(i, dST + (i & 1) * npad * PQ);
+      if (i > 0) phase2(i - 1, dST + ((i - 1) & 1) * npad * PQ);
     }
   }
 
@@ -240,12 +276,13 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_bwd_bf16_kernel(cons
 }  // namespace
 
 template <int D>
-void backward_bf16(const BwdArgs<__nv_bfloat16>& a) {
+void backward_bf16(const BwdArgs<__nv_bfloat16>& a, int barriers) {
   VTS_CHECK(a.N >= 1 && a.N <= kBf16BwdMaxN, "vts::cuda::attention_backward (bf16): N = ", a.N,
             " is outside [1, ", kBf16BwdMaxN, "]");
+  const bool one_barrier = barriers == 1;  // 0 (the default) and 2: two barriers per query block
   const int warps = (a.N + 15) / 16;
-  const size_t smem = BwdSmem<D>::bytes(warps, a.N);
-  auto kernel = attention_bwd_bf16_kernel<D>;
+  const size_t smem = BwdSmem<D>::bytes(warps, a.N, one_barrier ? 2 : 1);
+  auto kernel = one_barrier ? attention_bwd_bf16_kernel<D, true> : attention_bwd_bf16_kernel<D, false>;
   VTS_CHECK(smem <= device_info().max_smem_per_block, "vts::cuda::attention_backward (bf16): needs ", smem,
             " bytes of shared memory per block, the device allows ", device_info().max_smem_per_block);
   VTS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
@@ -254,7 +291,7 @@ void backward_bf16(const BwdArgs<__nv_bfloat16>& a) {
   VTS_CUDA_CHECK_LAUNCH("attention_bwd_bf16_kernel");
 }
 
-template void backward_bf16<32>(const BwdArgs<__nv_bfloat16>&);
-template void backward_bf16<64>(const BwdArgs<__nv_bfloat16>&);
+template void backward_bf16<32>(const BwdArgs<__nv_bfloat16>&, int);
+template void backward_bf16<64>(const BwdArgs<__nv_bfloat16>&, int);
 
 }  // namespace vts::cuda::attn

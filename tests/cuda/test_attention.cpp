@@ -59,10 +59,14 @@ const AttnCase kCases[] = {{2, 3, 197, 64, false}, {2, 12, 50, 64, true}, {1, 2,
                            {1, 2, 130, 128, true}, {3, 2, 1, 64, false},   {1, 4, 256, 64, true},
                            {1, 2, 257, 32, false}};
 
-// Puts the process-wide choice of the bf16 forward's block shape back as it was.
+// Put the process-wide choices of the bf16 kernels' schedules back as they were.
 struct RestoreForwardRows {
   int was = cuda::attention_bf16_forward_rows();
   ~RestoreForwardRows() { cuda::set_attention_bf16_forward_rows(was); }
+};
+struct RestoreBackwardBarriers {
+  int was = cuda::attention_bf16_backward_barriers();
+  ~RestoreBackwardBarriers() { cuda::set_attention_bf16_backward_barriers(was); }
 };
 
 struct Reference {
@@ -185,25 +189,31 @@ TEST_CASE("attention bf16 (tensor cores): forward and backward within bf16 toler
     Buf<float> lse_ref(ref.lse);
     auto dg = bf16_buf(dout);
     Buf<bf16> dgx(static_cast<size_t>(geo.in_elems));
-    dgx.poison();
-    cuda::attention_backward(Cuda{}, c.B, c.H, c.N, c.d, scale, geo.in(base, 0), geo.in(base, 1), geo.in(base, 2),
-                             geo.out(static_cast<const bf16*>(do_ref.data())), lse_ref.data(),
-                             geo.out(static_cast<const bf16*>(dg.data())), geo.in(dgx.data(), 0),
-                             geo.in(dgx.data(), 1), geo.in(dgx.data(), 2));
-    const auto got = to_float(dgx.download());
-    const char* names[] = {"dq", "dk", "dv"};
-    for (int part = 0; part < 3; ++part) {
-      std::vector<float> g, r;
-      for (int64_t b = 0; b < c.B; ++b)
-        for (int64_t h = 0; h < c.H; ++h)
-          for (int64_t n = 0; n < c.N; ++n)
-            for (int64_t i = 0; i < c.d; ++i) {
-              const size_t at = static_cast<size_t>(geo.off[part] + b * geo.sb + h * geo.sh + n * geo.sn + i);
-              g.push_back(got[at]);
-              r.push_back(ref.dqkv[at]);
-            }
-      INFO(names[part]);
-      CHECK(rel_err(g, r) < kTolBf16);
+    // Both schedules of the backward kernel (one or two barriers per query block), then the default.
+    for (const int barriers : {1, 2, 0}) {
+      INFO("backward barriers per query block " << barriers);
+      const RestoreBackwardBarriers restore;
+      cuda::set_attention_bf16_backward_barriers(barriers);
+      dgx.poison();
+      cuda::attention_backward(Cuda{}, c.B, c.H, c.N, c.d, scale, geo.in(base, 0), geo.in(base, 1), geo.in(base, 2),
+                               geo.out(static_cast<const bf16*>(do_ref.data())), lse_ref.data(),
+                               geo.out(static_cast<const bf16*>(dg.data())), geo.in(dgx.data(), 0),
+                               geo.in(dgx.data(), 1), geo.in(dgx.data(), 2));
+      const auto got = to_float(dgx.download());
+      const char* names[] = {"dq", "dk", "dv"};
+      for (int part = 0; part < 3; ++part) {
+        std::vector<float> g, r;
+        for (int64_t b = 0; b < c.B; ++b)
+          for (int64_t h = 0; h < c.H; ++h)
+            for (int64_t n = 0; n < c.N; ++n)
+              for (int64_t i = 0; i < c.d; ++i) {
+                const size_t at = static_cast<size_t>(geo.off[part] + b * geo.sb + h * geo.sh + n * geo.sn + i);
+                g.push_back(got[at]);
+                r.push_back(ref.dqkv[at]);
+              }
+        INFO(names[part]);
+        CHECK(rel_err(g, r) < kTolBf16);
+      }
     }
   }
 }
@@ -222,6 +232,7 @@ TEST_CASE("attention launchers reject what the kernels do not support", "[attent
   CHECK_THROWS_AS(cuda::attention_forward(Cuda{}, 1, 3, 16, 64, 0.1f, odd, odd, odd, odd_out, lse.data()), vts::Error);
   CHECK(cuda::attention_supported(cuda::AttentionDtype::bf16, true, 197, 64));
   CHECK_THROWS_AS(cuda::set_attention_bf16_forward_rows(96), vts::Error);
+  CHECK_THROWS_AS(cuda::set_attention_bf16_backward_barriers(3), vts::Error);
   CHECK(!cuda::attention_supported(cuda::AttentionDtype::bf16, true, 577, 64));
   CHECK(cuda::attention_supported(cuda::AttentionDtype::f32, true, 577, 64));
   CHECK(!cuda::attention_supported(cuda::AttentionDtype::bf16, true, 197, 128));

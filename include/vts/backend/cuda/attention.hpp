@@ -45,6 +45,12 @@ enum class AttentionDtype { f32, bf16 };
 // Process-wide; for benchmarks and tests. Anything else throws vts::Error.
 void set_attention_bf16_forward_rows(int rows);
 int attention_bf16_forward_rows();
+// Barriers per query block of the bf16 backward kernel: 2 (phase 2 of a block waits for all warps'
+// phase 1), 1 (it runs behind the next block's phase 1, from a second dSᵀ buffer: 17 KB more shared
+// memory at N = 197), or 0 for the default (2). Process-wide; for benchmarks and tests. Anything
+// else throws vts::Error.
+void set_attention_bf16_backward_barriers(int barriers);
+int attention_bf16_backward_barriers();
 
 // Whether the fused kernels take this problem (shape limits only; alignment is checked per call).
 bool attention_supported(AttentionDtype dtype, bool backward, int64_t N, int64_t d);
