@@ -51,6 +51,17 @@ void run(const Options& o, Timer& timer, int64_t rows, int64_t n) {
     fwd();
     const double err = o.check ? rel_err(as_float(dy), y) : -1;
     emit("layer_norm", "layer_norm_fwd", shape, dtype, "vts", timer.time(o, fwd), 2 * elem + 8.0 * rows, "GB/s", err);
+    // w and b prefetched into L1 with x (cuda::LayerNormForwardLaunch), on a poisoned output.
+    auto fwd_prefetch = [&] {
+      cuda::layer_norm_rows(Cuda{}, dx.template as<T>(), dw.template as<T>(), db.template as<T>(), dy.template as<T>(),
+                            dmu.template as<float>(), drs.template as<float>(), rows, n, 1e-6f,
+                            cuda::LayerNormForwardLaunch{.prefetch_affine = true});
+    };
+    poison(dy, total * sizeof(T));
+    fwd_prefetch();
+    const double prefetch_err = o.check ? rel_err(as_float(dy), y) : -1;
+    emit("layer_norm", "layer_norm_fwd", shape, dtype, "vts_prefetch_wb", timer.time(o, fwd_prefetch),
+         2 * elem + 8.0 * rows, "GB/s", prefetch_err);
   }
   if (selected(o, "layer_norm_bwd")) {
     fwd();  // μ and rstd

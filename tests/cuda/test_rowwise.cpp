@@ -160,6 +160,45 @@ TEST_CASE("layer_norm backward: every launch shape gives the default's answer", 
   }
 }
 
+// The forward with w and b prefetched (the benchmark's alternative) runs the same arithmetic as the
+// default: the same bits out.
+TEST_CASE("layer_norm forward: prefetching w and b gives the default's answer", "[rowwise][layer_norm]") {
+  const uint64_t seed = fresh_seed();
+  INFO("seed " << seed);
+  Rng rng(seed);
+  const cuda::LayerNormForwardLaunch prefetch{.prefetch_affine = true};
+  for (const RowsCase c : {RowsCase{4 * 197, 768}, RowsCase{33, 384}, RowsCase{5, 1024}, RowsCase{3, 100}}) {
+    INFO("rows " << c.rows << " n " << c.n);
+    const size_t total = static_cast<size_t>(c.rows * c.n), n = static_cast<size_t>(c.n), rows = size_t(c.rows);
+    const auto x = round_bf16(rng.normal(total, 2.0f)), w = round_bf16(rng.normal(n)), b = round_bf16(rng.normal(n));
+    std::vector<float> y(total), mu(rows), rs(rows);
+    cpu::layer_norm_rows(Cpu{}, x.data(), w.data(), b.data(), y.data(), mu.data(), rs.data(), c.rows, c.n, 1e-6f);
+    Buf<float> fx(x), fw(w), fb(b), fy(total), dmu(rows), drs(rows);
+    auto bx = bf16_buf(x), bw = bf16_buf(w), bb = bf16_buf(b);
+    Buf<bf16> by(total);
+    cuda::layer_norm_rows(Cuda{}, fx.data(), fw.data(), fb.data(), fy.data(), dmu.data(), drs.data(), c.rows, c.n,
+                          1e-6f);
+    const auto default_f32 = fy.download(), default_mu = dmu.download(), default_rs = drs.download();
+    CHECK(rel_err(default_f32, y) < kTolF32);
+    fy.poison();
+    dmu.poison();
+    drs.poison();
+    cuda::layer_norm_rows(Cuda{}, fx.data(), fw.data(), fb.data(), fy.data(), dmu.data(), drs.data(), c.rows, c.n,
+                          1e-6f, prefetch);
+    CHECK(fy.download() == default_f32);
+    CHECK(dmu.download() == default_mu);
+    CHECK(drs.download() == default_rs);
+    cuda::layer_norm_rows(Cuda{}, bx.data(), bw.data(), bb.data(), by.data(), dmu.data(), drs.data(), c.rows, c.n,
+                          1e-6f);
+    const auto default_bf16 = to_float(by.download());
+    CHECK(rel_err(default_bf16, y) < kTolBf16);
+    by.poison();
+    cuda::layer_norm_rows(Cuda{}, bx.data(), bw.data(), bb.data(), by.data(), dmu.data(), drs.data(), c.rows, c.n,
+                          1e-6f, prefetch);
+    CHECK(to_float(by.download()) == default_bf16);
+  }
+}
+
 TEST_CASE("layer_norm with fused residual add", "[rowwise][layer_norm]") {
   const uint64_t seed = fresh_seed();
   INFO("seed " << seed);

@@ -36,6 +36,17 @@ void layer_norm_rows_backward(Device, const float* x, const float* w, const floa
 void layer_norm_rows_backward(Device, const bf16* x, const bf16* w, const float* mean, const float* rstd,
                               const bf16* g, bf16* dx, float* dw, float* db, int64_t rows, int64_t n);
 
+// How the forward's fast path (rows of n ≤ 256 packs of 16 bytes, aligned) fetches w and b, for the
+// kernel benchmark, which times the alternative to the default (docs/cuda.md: the forwards reach
+// 76–79 % of copy bandwidth at ViT-B shapes). The library always uses the default.
+struct LayerNormForwardLaunch {
+  bool prefetch_affine = false;  // prefetch w and b into L1 with x, before the mean and variance
+};
+void layer_norm_rows(Device, const float* x, const float* w, const float* bias, float* y, float* mean, float* rstd,
+                     int64_t rows, int64_t n, float eps, const LayerNormForwardLaunch& launch);
+void layer_norm_rows(Device, const bf16* x, const bf16* w, const bf16* bias, bf16* y, float* mean, float* rstd,
+                     int64_t rows, int64_t n, float eps, const LayerNormForwardLaunch& launch);
+
 // The launch shape of the backward's fast path (rows of n ≤ 256 packs of 16 bytes, aligned), for
 // the kernel benchmark, which times alternatives to the defaults (docs/cuda.md: the dw/db partial
 // rows are a fixed cost the backward has not yet paid down). The library always uses the defaults.
