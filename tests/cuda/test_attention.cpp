@@ -89,6 +89,26 @@ Reference cpu_reference(const AttnCase& c, const Geometry& geo, const std::vecto
   return r;
 }
 
+// dq, dk and dv (at their places in the gradient buffer) against the reference, one check each, so
+// that a failure says which gradient is off.
+void check_gradients(const AttnCase& c, const Geometry& geo, const std::vector<float>& got,
+                     const std::vector<float>& want, double tol) {
+  const char* names[] = {"dq", "dk", "dv"};
+  for (int part = 0; part < 3; ++part) {
+    std::vector<float> g, r;
+    for (int64_t b = 0; b < c.B; ++b)
+      for (int64_t h = 0; h < c.H; ++h)
+        for (int64_t n = 0; n < c.N; ++n)
+          for (int64_t i = 0; i < c.d; ++i) {
+            const size_t at = static_cast<size_t>(geo.off[part] + b * geo.sb + h * geo.sh + n * geo.sn + i);
+            g.push_back(got[at]);
+            r.push_back(want[at]);
+          }
+    INFO(names[part]);
+    CHECK(rel_err(g, r) < tol);
+  }
+}
+
 }  // namespace
 
 TEST_CASE("attention fp32: forward, lse and backward match the CPU", "[attention]") {
@@ -118,22 +138,7 @@ TEST_CASE("attention fp32: forward, lse and backward match the CPU", "[attention
     cuda::attention_backward(Cuda{}, c.B, c.H, c.N, c.d, scale, geo.in(base, 0), geo.in(base, 1), geo.in(base, 2),
                              geo.out(o), dlse.data(), geo.out(static_cast<const float*>(dgrad.data())),
                              geo.in(dgx.data(), 0), geo.in(dgx.data(), 1), geo.in(dgx.data(), 2));
-    const auto got = dgx.download();
-    // Per part, so a failure says which gradient is off.
-    const char* names[] = {"dq", "dk", "dv"};
-    for (int part = 0; part < 3; ++part) {
-      std::vector<float> g, r;
-      for (int64_t b = 0; b < c.B; ++b)
-        for (int64_t h = 0; h < c.H; ++h)
-          for (int64_t n = 0; n < c.N; ++n)
-            for (int64_t i = 0; i < c.d; ++i) {
-              const size_t at = static_cast<size_t>(geo.off[part] + b * geo.sb + h * geo.sh + n * geo.sn + i);
-              g.push_back(got[at]);
-              r.push_back(ref.dqkv[at]);
-            }
-      INFO(names[part]);
-      CHECK(rel_err(g, r) < kTolF32);
-    }
+    check_gradients(c, geo, dgx.download(), ref.dqkv, kTolF32);
   }
 }
 
@@ -199,21 +204,7 @@ TEST_CASE("attention bf16 (tensor cores): forward and backward within bf16 toler
                                geo.out(static_cast<const bf16*>(do_ref.data())), lse_ref.data(),
                                geo.out(static_cast<const bf16*>(dg.data())), geo.in(dgx.data(), 0),
                                geo.in(dgx.data(), 1), geo.in(dgx.data(), 2));
-      const auto got = to_float(dgx.download());
-      const char* names[] = {"dq", "dk", "dv"};
-      for (int part = 0; part < 3; ++part) {
-        std::vector<float> g, r;
-        for (int64_t b = 0; b < c.B; ++b)
-          for (int64_t h = 0; h < c.H; ++h)
-            for (int64_t n = 0; n < c.N; ++n)
-              for (int64_t i = 0; i < c.d; ++i) {
-                const size_t at = static_cast<size_t>(geo.off[part] + b * geo.sb + h * geo.sh + n * geo.sn + i);
-                g.push_back(got[at]);
-                r.push_back(ref.dqkv[at]);
-              }
-        INFO(names[part]);
-        CHECK(rel_err(g, r) < kTolBf16);
-      }
+      check_gradients(c, geo, to_float(dgx.download()), ref.dqkv, kTolBf16);
     }
   }
 }
