@@ -34,15 +34,36 @@ void run(const Options& o, Timer& timer, int64_t rows, int64_t width) {
   auto fwd = [&] { cuda::gelu_forward(Cuda{}, dx.template as<T>(), dy.template as<T>(), static_cast<int64_t>(n)); };
   auto bwd = [&] { cuda::gelu_backward(Cuda{}, dx.template as<T>(), dg.template as<T>(), dgx.template as<T>(), static_cast<int64_t>(n)); };
   const double bytes = double(n) * sizeof(T);
+  // bf16 only: Φ in the exp form (cuda::GeluLaunch) instead of erff, on poisoned outputs.
+  const cuda::GeluLaunch exp_form{.exp_form = true};
   if (selected(o, "gelu_fwd")) {
     fwd();
     emit("gelu", "gelu_fwd", shape, dtype, "vts", timer.time(o, fwd), 2 * bytes, "GB/s",
          o.check ? rel_err(as_float(dy), y) : -1);
+    if constexpr (kBf16) {
+      auto fwd_exp = [&] {
+        cuda::gelu_forward(Cuda{}, dx.template as<T>(), dy.template as<T>(), static_cast<int64_t>(n), exp_form);
+      };
+      poison(dy, n * sizeof(T));
+      fwd_exp();
+      emit("gelu", "gelu_fwd", shape, dtype, "vts_exp_form", timer.time(o, fwd_exp), 2 * bytes, "GB/s",
+           o.check ? rel_err(as_float(dy), y) : -1);
+    }
   }
   if (selected(o, "gelu_bwd")) {
     bwd();
     emit("gelu", "gelu_bwd", shape, dtype, "vts", timer.time(o, bwd), 3 * bytes, "GB/s",
          o.check ? rel_err(as_float(dgx), gx) : -1);
+    if constexpr (kBf16) {
+      auto bwd_exp = [&] {
+        cuda::gelu_backward(Cuda{}, dx.template as<T>(), dg.template as<T>(), dgx.template as<T>(),
+                            static_cast<int64_t>(n), exp_form);
+      };
+      poison(dgx, n * sizeof(T));
+      bwd_exp();
+      emit("gelu", "gelu_bwd", shape, dtype, "vts_exp_form", timer.time(o, bwd_exp), 3 * bytes, "GB/s",
+           o.check ? rel_err(as_float(dgx), gx) : -1);
+    }
   }
 }
 

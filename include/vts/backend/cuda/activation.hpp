@@ -16,4 +16,16 @@ void gelu_forward(Device, const bf16* x, bf16* y, int64_t n);
 void gelu_backward(Device, const float* x, const float* g, float* dx, int64_t n);
 void gelu_backward(Device, const bf16* x, const bf16* g, bf16* dx, int64_t n);
 
+// How the bf16 kernels compute Φ, for the kernel benchmark, which times the alternative to the
+// default (docs/cuda.md: the bf16 kernels are bound by instruction issue, at 77–79 % of copy
+// bandwidth). The library always uses the default.
+struct GeluLaunch {
+  // Φ(−|x|) = t · 2^(−x²/2 · log2 e + R(t)), t = 1/(1 + 0.4|x|) (core/gelu_exp_form.hpp) instead of erff:
+  // about 18 instructions per element instead of 30, the correctly rounded bf16 result at every
+  // bf16 input outside the denormal range, and no cancellation below x ≈ −5.5.
+  bool exp_form = false;
+};
+void gelu_forward(Device, const bf16* x, bf16* y, int64_t n, const GeluLaunch& launch);
+void gelu_backward(Device, const bf16* x, const bf16* g, bf16* dx, int64_t n, const GeluLaunch& launch);
+
 }  // namespace vts::cuda
