@@ -8,7 +8,7 @@
 // exp2 (about 25 instructions); with the lower tail of the normal distribution written as
 //   Φ(−|x|) = t · 2^(−x²/2 · log2 e + R(t)),   t = 1 / (1 + 0.4 |x|),
 // and R a degree-8 polynomial (fitted to the exact function for |x| ≤ 14, weighted minimax, max
-// error 8.7e-8 in R), GELU is
+// error 8.7e-8 in R: scripts/fit-gelu-exp-form.py prints these coefficients again), GELU is
 //   x ≥ 0: x − x·Φ(−|x|),   x < 0: x·Φ(−|x|)   =   fma(−|x|, tail, max(x, 0)),
 // about 18 instructions with one reciprocal and one exp2, and no cancellation in the lower tail
 // (1 + erf(x/√2) loses every digit there: erff's formula returns 0 below x ≈ −5.5).
