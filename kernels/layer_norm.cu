@@ -34,7 +34,7 @@ constexpr int kWarps = 4;  // rows per block in the forward fast path
 constexpr int kMaxChunks = 8;
 
 // ---- fast path: forward ---------------------------------------------------------------------
-// PREFETCH_AFFINE: each lane asks for its w and b packs (prefetch.global.L1) when it loads x, so
+// PREFETCH_AFFINE: each lane asks for its w and b packs (prefetch.L1, on the generic address) when it loads x, so
 // that after the two reductions they come from L1 rather than L2. At ViT shapes every warp does
 // one row and the kernel is little more than one wave of them, so the chain x → reductions →
 // w/b → store of a warp is the kernel's time. Loading w/b into registers up front instead costs
@@ -59,8 +59,8 @@ __global__ void __launch_bounds__(kWarps * 32) layer_norm_fwd_warp_kernel(
     if (col < n) {
       Pack<T> px = detail::load_pack_ro(x + base + col);
       if constexpr (PREFETCH_AFFINE) {
-        asm volatile("prefetch.global.L1 [%0];" ::"l"(w + col));
-        asm volatile("prefetch.global.L1 [%0];" ::"l"(b + col));
+        asm volatile("prefetch.L1 [%0];" ::"l"(w + col));
+        asm volatile("prefetch.L1 [%0];" ::"l"(b + col));
       }
       if constexpr (RESIDUAL) {
         const Pack<T> pr = detail::load_pack_ro(res + base + col);
