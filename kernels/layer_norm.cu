@@ -34,10 +34,10 @@ constexpr int kWarps = 4;  // rows per block in the forward fast path
 constexpr int kMaxChunks = 8;
 
 // ---- fast path: forward ---------------------------------------------------------------------
-// PREFETCH_AFFINE: each lane asks for its w and b packs (prefetch.L1, on the generic address) when it loads x, so
-// that after the two reductions they come from L1 rather than L2. At ViT shapes every warp does
-// one row and the kernel is little more than one wave of them, so the chain x → reductions →
-// w/b → store of a warp is the kernel's time. Loading w/b into registers up front instead costs
+// PREFETCH_AFFINE: each lane asks for its w and b packs (prefetch.L1, generic address) when it
+// loads x, so that after the two reductions they come from L1 rather than L2. At ViT shapes every
+// warp does one row and the kernel is little more than one wave of them, so the chain
+// x → reductions → w/b → store of a warp is the kernel's time. Loading w/b into registers up front instead costs
 // 2·CHUNKS packs of registers (ptxas, sm_90, bf16 at n = 768: 48 → 92), which halves the rows in
 // flight; a prefetch costs none. The library uses PREFETCH_AFFINE = false until the benchmark has
 // timed both (LayerNormForwardLaunch).

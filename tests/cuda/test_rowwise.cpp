@@ -300,7 +300,8 @@ TEST_CASE("gelu exp form (bf16): every bf16 input against the exact GELU and der
     for (const auto& [got, expect] : {std::pair{y[i], want}, std::pair{gx[i], want_grad}}) {
       if (got == expect) continue;
       INFO("x = " << xs[i] << ": got " << got << ", want " << expect);
-      const int apart = (std::signbit(got) == std::signbit(expect) || expect == 0.0f) ? ulps_apart(got, expect) : 1 << 16;
+      const bool same_sign = std::signbit(got) == std::signbit(expect) || expect == 0.0f;
+      const int apart = same_sign ? ulps_apart(got, expect) : 1 << 16;
       CHECK(apart <= 1);
       worst = std::max(worst, apart);
       if (std::fabs(xs[i]) >= 2.4e-38f) ++misses;
