@@ -1,10 +1,11 @@
 // GELU forward and backward, erf form (contract in include/vts/backend/cuda/activation.hpp).
 //
-// Memory-bound: forward moves 2·n·sizeof(T) bytes, backward 3·n·sizeof(T), for ~20 FLOP per
-// element (erff is ~10 FMAs plus a MUFU op). Each thread handles one 16-byte pack per iteration of
-// a grid-stride loop (4 floats or 8 bf16) — the 128-bit access that llm.c's Packed128 showed to
-// halve such kernels' time against scalar loads — and the grid is capped at a few waves so the
-// loop, not the launch, covers large tensors.
+// Forward moves 2·n·sizeof(T) bytes, backward 3·n·sizeof(T). fp32 is memory-bound; bf16, half the
+// bytes for the same arithmetic, is close to bound by instruction issue (erff alone is ~25
+// instructions an element: docs/cuda.md, "What is left"). Each thread handles one 16-byte pack per
+// iteration of a grid-stride loop (4 floats or 8 bf16) — the 128-bit access that llm.c's Packed128
+// showed to halve such kernels' time against scalar loads — and the grid is capped at a few waves
+// so the loop, not the launch, covers large tensors.
 #include "common/check.cuh"
 #include "common/types.cuh"
 #include "vts/backend/cuda/activation.hpp"
