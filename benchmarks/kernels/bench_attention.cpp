@@ -63,6 +63,26 @@ void run(const Options& o, Timer& timer, int64_t N) {
   };
 
   const double flops = double(B * H) * double(N * N) * double(d);
+  // Times `run` under each value of a process-wide kernel setting (the cuda:: setter and getter),
+  // as "<prefix><value><suffix>", each on poisoned outputs checked against the CPU; then puts the
+  // setting back.
+  auto time_setting = [&](const char* kernel, double work, std::initializer_list<int> values, void (*set)(int),
+                          int (*get)(), const char* prefix, const char* suffix, auto& run,
+                          std::initializer_list<cuda::DeviceBuffer*> outputs, auto&& error) {
+    const int was = get();
+    for (const int v : values) {
+      set(v);
+      double variant_err = -1;
+      if (o.check) {
+        for (auto* out : outputs) poison(*out, n * sizeof(T));
+        run();
+        variant_err = error();
+      }
+      emit("attention", kernel, shape, dtype, (prefix + std::to_string(v) + suffix).c_str(), timer.time(o, run), work,
+           "TFLOP/s", variant_err);
+    }
+    set(was);
+  };
   if (selected(o, "attention_fwd")) {
     double err = -1;
     if (o.check) {
@@ -70,23 +90,11 @@ void run(const Options& o, Timer& timer, int64_t N) {
       err = rel_err(as_float(dout), o_ref);
     }
     emit("attention", "attention_fwd", shape, dtype, "vts", timer.time(o, fwd), 4 * flops, "TFLOP/s", err);
-    if constexpr (kBf16) {
-      // The bf16 forward's two block shapes (cuda::set_attention_bf16_forward_rows), each checked
-      // on a poisoned output; "vts" above is the default, one of them.
-      const int was = cuda::attention_bf16_forward_rows();
-      for (const int rows : {64, 128}) {
-        cuda::set_attention_bf16_forward_rows(rows);
-        double variant_err = -1;
-        if (o.check) {
-          VTS_BENCH_CUDA(cudaMemsetAsync(dout.data(), 0xFF, n * sizeof(T), cuda::current_stream()));
-          fwd();
-          variant_err = rel_err(as_float(dout), o_ref);
-        }
-        emit("attention", "attention_fwd", shape, dtype, ("vts_rows" + std::to_string(rows)).c_str(), timer.time(o, fwd),
-             4 * flops, "TFLOP/s", variant_err);
-      }
-      cuda::set_attention_bf16_forward_rows(was);
-    }
+    // The bf16 forward's two block shapes; "vts" above is the default, one of them.
+    if constexpr (kBf16)
+      time_setting("attention_fwd", 4 * flops, {64, 128}, cuda::set_attention_bf16_forward_rows,
+                   cuda::attention_bf16_forward_rows, "vts_rows", "", fwd, {&dout},
+                   [&] { return rel_err(as_float(dout), o_ref); });
   }
   if (selected(o, "attention_bwd")) {
     auto bwd_err = [&] {
@@ -98,24 +106,10 @@ void run(const Options& o, Timer& timer, int64_t N) {
       err = bwd_err();
     }
     emit("attention", "attention_bwd", shape, dtype, "vts", timer.time(o, bwd), 10 * flops, "TFLOP/s", err);
-    if constexpr (kBf16) {
-      // The bf16 backward's two schedules (cuda::set_attention_bf16_backward_barriers: one or two
-      // barriers per query block), each checked on poisoned outputs; "vts" above is the default.
-      const int was = cuda::attention_bf16_backward_barriers();
-      for (const int barriers : {1, 2}) {
-        cuda::set_attention_bf16_backward_barriers(barriers);
-        double variant_err = -1;
-        if (o.check) {
-          for (auto* buf : {&gq, &gk, &gv})
-            VTS_BENCH_CUDA(cudaMemsetAsync(buf->data(), 0xFF, n * sizeof(T), cuda::current_stream()));
-          bwd();
-          variant_err = bwd_err();
-        }
-        emit("attention", "attention_bwd", shape, dtype, ("vts_" + std::to_string(barriers) + "barrier").c_str(),
-             timer.time(o, bwd), 10 * flops, "TFLOP/s", variant_err);
-      }
-      cuda::set_attention_bf16_backward_barriers(was);
-    }
+    // The bf16 backward's two schedules (one or two barriers per query block); "vts" is the default.
+    if constexpr (kBf16)
+      time_setting("attention_bwd", 10 * flops, {1, 2}, cuda::set_attention_bf16_backward_barriers,
+                   cuda::attention_bf16_backward_barriers, "vts_", "barrier", bwd, {&gq, &gk, &gv}, bwd_err);
   }
 }
 

@@ -93,13 +93,19 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_bwd_bf16_kernel(cons
   float* lse2_s = reinterpret_cast<float*>(dST + kSlots * npad * PQ);  // [nblk·BQ], log2 units
   float* delta_s = lse2_s + nblk * BQ;                             // [nblk·BQ]
 
+  // Query block blk's Q and dO into their slot blk & 1, as one cp.async group.
+  auto load_block = [&](int blk) {
+    const int q0 = blk * BQ, slot = blk & 1;
+    load_rows<D, P>(Qs + slot * BQ * P, BQ, min(BQ, N - q0), row_ptr(a.q, b, h, q0), a.q.sn);
+    load_rows<D, P>(dOs + slot * BQ * P, BQ, min(BQ, N - q0), row_ptr(a.dout, b, h, q0), a.dout.sn);
+    cp_async_commit();
+  };
+
   // Prologue: K, V (group 0) and query block 0 (group 1) in flight while δ and lse are gathered.
   load_rows<D, P>(Ks, npad, N, row_ptr(a.k, b, h, 0), a.k.sn);
   load_rows<D, P>(Vs, npad, N, row_ptr(a.v, b, h, 0), a.v.sn);
   cp_async_commit();
-  load_rows<D, P>(Qs, BQ, min(BQ, N), row_ptr(a.q, b, h, 0), a.q.sn);
-  load_rows<D, P>(dOs, BQ, min(BQ, N), row_ptr(a.dout, b, h, 0), a.dout.sn);
-  cp_async_commit();
+  load_block(0);
   for (int q = warp; q < nblk * BQ; q += nw) {
     float d = 0.0f;
     if (q < N) {
@@ -221,12 +227,6 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_bwd_bf16_kernel(cons
         }
       }
     }
-  };
-  auto load_block = [&](int blk) {
-    const int q0 = blk * BQ, slot = blk & 1;
-    load_rows<D, P>(Qs + slot * BQ * P, BQ, min(BQ, N - q0), row_ptr(a.q, b, h, q0), a.q.sn);
-    load_rows<D, P>(dOs + slot * BQ * P, BQ, min(BQ, N - q0), row_ptr(a.dout, b, h, q0), a.dout.sn);
-    cp_async_commit();
   };
 
   if constexpr (!kOneBarrier) {

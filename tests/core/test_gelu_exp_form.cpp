@@ -4,41 +4,26 @@
 // add 1–2 ulp, against the CPU.
 #include <catch2/catch.hpp>
 #include <cmath>
-#include <cstdint>
-#include <cstring>
 #include <limits>
 
+#include "../common/exact_gelu.hpp"
 #include "vts/core/dtype.hpp"
 #include "vts/core/gelu_exp_form.hpp"
 
 using namespace vts;
+using vts_test_common::exact_gelu;
+using vts_test_common::exact_gelu_grad;
 
 namespace {
-
-long double normal_cdf(long double x) { return 0.5L * std::erfc(-x / std::sqrt(2.0L)); }
-long double exact_gelu(float x) { return static_cast<long double>(x) * normal_cdf(x); }
-long double exact_gelu_grad(float x) {
-  const long double xl = x;
-  return normal_cdf(xl) + xl * std::exp(-0.5L * xl * xl) / std::sqrt(2.0L * 3.14159265358979323846264338327950288L);
-}
-
 float round_bf16(float v) { return static_cast<float>(bf16(v)); }
-
-float from_bf16_bits(uint16_t bits) {
-  bf16 b;
-  b.bits = bits;
-  return static_cast<float>(b);
-}
-
 }  // namespace
 
 TEST_CASE("gelu exp form: every finite bf16 input gives the correctly rounded bf16 GELU and derivative",
           "[gelu]") {
-  int inputs = 0, wrong = 0, wrong_grad = 0, wrong_erf_formula = 0;
-  for (uint32_t bits = 0; bits < 0x10000; ++bits) {
-    const float x = from_bf16_bits(static_cast<uint16_t>(bits));
-    if (!std::isfinite(x)) continue;
-    ++inputs;
+  const auto xs = vts_test_common::finite_bf16_values();
+  const int inputs = static_cast<int>(xs.size());
+  int wrong = 0, wrong_grad = 0, wrong_erf_formula = 0;
+  for (const float x : xs) {
     const float want = round_bf16(static_cast<float>(exact_gelu(x)));
     const float got = round_bf16(fn::gelu_exp_form(x));
     if (got != want) {

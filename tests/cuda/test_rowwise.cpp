@@ -1,5 +1,6 @@
 // LayerNorm, GELU, softmax, fused cross-entropy and BCE against vts::cpu (or, for the losses,
 // against the formulas of ops/softmax.hpp evaluated on the CPU) at ViT shapes and odd ones.
+#include "../common/exact_gelu.hpp"
 #include "cuda_test_util.hpp"
 #include "vts/backend/cpu/activation.hpp"
 #include "vts/backend/cpu/rowwise.hpp"
@@ -272,12 +273,7 @@ TEST_CASE("gelu forward and backward, fp32 and bf16", "[rowwise][gelu]") {
 // case showed to change the bf16 result only for inputs below 2.4e-38 (outputs in the denormal
 // range, by one bf16 ulp). Above that, at most a handful of misses are allowed, each of one ulp.
 TEST_CASE("gelu exp form (bf16): every bf16 input against the exact GELU and derivative", "[rowwise][gelu]") {
-  std::vector<float> xs;
-  for (uint32_t bits = 0; bits < 0x10000; ++bits) {
-    bf16 b;
-    b.bits = static_cast<uint16_t>(bits);
-    if (std::isfinite(static_cast<float>(b))) xs.push_back(static_cast<float>(b));
-  }
+  const auto xs = vts_test_common::finite_bf16_values();
   const size_t n = xs.size();
   auto bx = bf16_buf(xs), ones = bf16_buf(std::vector<float>(n, 1.0f));
   Buf<bf16> by(n), bgx(n);
@@ -287,16 +283,13 @@ TEST_CASE("gelu exp form (bf16): every bf16 input against the exact GELU and der
   cuda::gelu_forward(Cuda{}, bx.data(), by.data(), static_cast<int64_t>(n), exp_form);
   cuda::gelu_backward(Cuda{}, bx.data(), ones.data(), bgx.data(), static_cast<int64_t>(n), exp_form);
   const auto y = to_float(by.download()), gx = to_float(bgx.download());
-  auto cdf = [](long double v) { return 0.5L * std::erfc(-v / std::sqrt(2.0L)); };
   auto ulps_apart = [](float a, float b) {  // bf16 values of one sign or zero
     return std::abs(int(bf16(a).bits & 0x7fff) - int(bf16(b).bits & 0x7fff));
   };
   int misses = 0, worst = 0;
   for (size_t i = 0; i < n; ++i) {
-    const long double x = xs[i];
-    const float want = static_cast<float>(bf16(static_cast<float>(x * cdf(x))));
-    const float want_grad = static_cast<float>(bf16(static_cast<float>(
-        cdf(x) + x * std::exp(-0.5L * x * x) / std::sqrt(2.0L * 3.14159265358979323846264338327950288L))));
+    const float want = static_cast<float>(bf16(static_cast<float>(vts_test_common::exact_gelu(xs[i]))));
+    const float want_grad = static_cast<float>(bf16(static_cast<float>(vts_test_common::exact_gelu_grad(xs[i]))));
     for (const auto& [got, expect] : {std::pair{y[i], want}, std::pair{gx[i], want_grad}}) {
       if (got == expect) continue;
       INFO("x = " << xs[i] << ": got " << got << ", want " << expect);
