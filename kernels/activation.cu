@@ -20,17 +20,12 @@ using detail::from_f;
 using detail::Pack;
 using detail::to_f;
 
-// The two ways to the normal CDF: erff (the default), and the exp form of core/gelu_exp_form.hpp
-// (an alternative for bf16, about 18 instructions per element instead of 30; docs/cuda.md).
+// The two ways to the normal CDF: erff (the default: the CPU's functors, so both devices share one
+// formula), and the exp form of core/gelu_exp_form.hpp (an alternative for bf16, about 18
+// instructions per element instead of 30; docs/cuda.md).
 struct ErfMath {
-  static __device__ __forceinline__ float gelu(float x) {
-    return 0.5f * x * (1.0f + erff(x * 0.70710678118654752440f));
-  }
-  static __device__ __forceinline__ float gelu_grad(float x) {
-    const float cdf = 0.5f * (1.0f + erff(x * 0.70710678118654752440f));
-    const float pdf = expf(-0.5f * x * x) * 0.39894228040143267794f;
-    return cdf + x * pdf;
-  }
+  static __device__ __forceinline__ float gelu(float x) { return fn::Gelu{}(x); }
+  static __device__ __forceinline__ float gelu_grad(float x) { return fn::GeluGrad{}(x); }
 };
 struct ExpFormMath {
   static __device__ __forceinline__ float gelu(float x) { return fn::gelu_exp_form(x); }
