@@ -28,13 +28,8 @@ namespace vts::cuda {
 
 namespace {
 
-std::atomic<Fp32Gemm>& fp32_gemm_mode() {
-  static std::atomic<Fp32Gemm> mode{Fp32Gemm::tf32};
-  return mode;
-}
-
 cublasComputeType_t fp32_compute_type() {
-  switch (fp32_gemm_mode().load()) {
+  switch (fp32_gemm()) {
     case Fp32Gemm::tf32: return CUBLAS_COMPUTE_32F_FAST_TF32;
     case Fp32Gemm::bf16: return CUBLAS_COMPUTE_32F_FAST_16BF;
     default: return CUBLAS_COMPUTE_32F;
@@ -275,22 +270,5 @@ void gemm_strided_batched(Device, const MatrixRef<bf16>& a, int64_t stride_a, co
                           float beta) {
   gemm_impl(a, b, c, ldc, alpha, beta, Batch{batch, stride_a, stride_b, stride_c});
 }
-
-void set_fp32_gemm(Fp32Gemm mode) { fp32_gemm_mode().store(mode); }
-Fp32Gemm fp32_gemm() { return fp32_gemm_mode().load(); }
-const char* to_string(Fp32Gemm mode) {
-  switch (mode) {
-    case Fp32Gemm::tf32: return "tf32";
-    case Fp32Gemm::bf16: return "bf16";
-    default: return "fp32";
-  }
-}
-Fp32Gemm fp32_gemm_from_string(const std::string& name) {
-  for (Fp32Gemm mode : {Fp32Gemm::full, Fp32Gemm::tf32, Fp32Gemm::bf16})
-    if (name == to_string(mode)) return mode;
-  throw Error("fp32 GEMM mode must be tf32, bf16 or fp32, got '" + name + "'");
-}
-void set_tf32(bool allow) { set_fp32_gemm(allow ? Fp32Gemm::tf32 : Fp32Gemm::full); }
-bool tf32() { return fp32_gemm() == Fp32Gemm::tf32; }
 
 }  // namespace vts::cuda

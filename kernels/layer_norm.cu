@@ -17,6 +17,7 @@
 #include <algorithm>
 
 #include "common/check.cuh"
+#include "common/hw.cuh"
 #include "common/types.cuh"
 #include "vts/backend/cuda/layer_norm.hpp"
 #include "vts/backend/cuda/memory.hpp"
@@ -59,8 +60,8 @@ __global__ void __launch_bounds__(kWarps * 32) layer_norm_fwd_warp_kernel(
     if (col < n) {
       Pack<T> px = detail::load_pack_ro(x + base + col);
       if constexpr (PREFETCH_AFFINE) {
-        asm volatile("prefetch.L1 [%0];" ::"l"(w + col));
-        asm volatile("prefetch.L1 [%0];" ::"l"(b + col));
+        hw::prefetch_l1(w + col);
+        hw::prefetch_l1(b + col);
       }
       if constexpr (RESIDUAL) {
         const Pack<T> pr = detail::load_pack_ro(res + base + col);

@@ -5,6 +5,7 @@
 #include <cuda_bf16.h>
 
 #include "common/check.cuh"
+#include "common/hw.cuh"
 #include "common/types.cuh"
 #include "vts/backend/cuda/attention.hpp"
 
