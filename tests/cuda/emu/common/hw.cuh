@@ -1,0 +1,22 @@
+#pragma once
+// The emulator's version of kernels/common/hw.cuh (same names and semantics, see that file): the
+// inline PTX becomes calls into the emulator, which runs the warp-wide ones (ldmatrix, mma) once all
+// 32 lanes have arrived with their operands.
+#include <cstdint>
+
+namespace vts::cuda::hw {
+
+inline void cp_async16(void* smem, const void* gmem, bool valid) { vts_emu::cp_async(smem, gmem, 16, valid); }
+inline void cp_async_commit() { vts_emu::cp_async_commit(); }
+template <int N>
+inline void cp_async_wait() {
+  vts_emu::cp_async_wait(N);
+}
+inline void ldmatrix_x4(uint32_t (&r)[4], const void* p) { vts_emu::ldmatrix_x4(r, p, false); }
+inline void ldmatrix_x4_trans(uint32_t (&r)[4], const void* p) { vts_emu::ldmatrix_x4(r, p, true); }
+inline void mma_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  vts_emu::mma_m16n8k16_bf16(c, a, b0, b1);
+}
+inline void prefetch_l1(const void*) {}
+
+}  // namespace vts::cuda::hw

@@ -1,0 +1,113 @@
+#pragma once
+// vts-emu: runs the vts::cuda kernels on the CPU, to check their logic on a machine without a GPU.
+//
+// Each CUDA thread of a block is a fiber; the fibers of one block run on one host thread, switching
+// only where CUDA threads synchronise (__syncthreads, warp shuffles, ldmatrix, mma.sync), so a
+// block behaves as it does on a device wherever the kernel is correctly synchronised. What it
+// checks that a compile cannot: the arithmetic and indexing of every kernel (the parity tests of
+// tests/cuda run unchanged against it), fragment layouts of the tensor-core path, barriers reached
+// by only part of a block or warp (reported as a deadlock or a divergent collective), shared-memory
+// operands of ldmatrix/cp.async outside the dynamic shared memory or misaligned, cp.async data read
+// before its wait (VTS_EMU_CP_ASYNC=lazy lands copies at the wait, =eager at the issue), launches
+// asking for more shared memory than was opted into. Scheduling order between barriers is shuffled
+// (VTS_EMU_SEED) so races between warps can show. What it cannot tell: speed, registers, races
+// within a warp's lockstep, and global-memory faults beyond what the host's own protection sees.
+//
+// This header is the kernels' side: kernels/*.cu are compiled by the host compiler with prelude.hpp
+// forced in front and their <<<…>>> rewritten to `kernel | vts_emu::Launch(…)(args…)`.
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+namespace vts_emu {
+
+uint3 thread_idx();
+uint3 block_idx();
+dim3 block_dim();
+dim3 grid_dim();
+void* dynamic_shared();
+
+// Thrown inside a kernel for a fault the hardware would report (or silently misbehave on); the
+// launch then fails with cudaErrorLaunchFailure and the message goes to stderr.
+struct Fault {
+  const char* what;
+};
+[[noreturn]] void fault(const char* fmt, ...);
+
+void syncthreads();
+
+enum class Collective : uint8_t { none, shfl, ldmatrix, mma };
+// Deposits `bytes` of this lane's data and returns, once every lane of the warp has deposited at the
+// same kind of collective, the 32 lanes' deposits (slot stride kSlotBytes).
+inline constexpr size_t kSlotBytes = 48;
+const unsigned char* warp_collective(Collective kind, const void* data, size_t bytes);
+int lane_id();
+
+template <class T>
+T shfl_xor(unsigned mask, T v, int lane_mask, int width) {
+  static_assert(sizeof(T) <= 8 && std::is_trivially_copyable_v<T>);
+  if (mask != 0xffffffffu || width != 32) fault("__shfl_xor_sync: only the full-warp form is emulated");
+  const unsigned char* slots = warp_collective(Collective::shfl, &v, sizeof(T));
+  T r;
+  std::memcpy(&r, slots + kSlotBytes * ((lane_id() ^ lane_mask) & 31), sizeof(T));
+  return r;
+}
+template <class T>
+T shfl(unsigned mask, T v, int src_lane, int width) {
+  static_assert(sizeof(T) <= 8 && std::is_trivially_copyable_v<T>);
+  if (mask != 0xffffffffu || width != 32) fault("__shfl_sync: only the full-warp form is emulated");
+  const unsigned char* slots = warp_collective(Collective::shfl, &v, sizeof(T));
+  T r;
+  std::memcpy(&r, slots + kSlotBytes * (src_lane & 31), sizeof(T));
+  return r;
+}
+
+void cp_async(void* smem, const void* gmem, int bytes, bool valid);
+void cp_async_commit();
+void cp_async_wait(int pending_groups_allowed);
+void ldmatrix_x4(uint32_t (&r)[4], const void* p, bool trans);
+void mma_m16n8k16_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1);
+
+// --- launches ---------------------------------------------------------------------------------
+struct Config {
+  dim3 grid, block;
+  size_t smem;
+  cudaStream_t stream;
+};
+void run_kernel(const void* kernel, const Config& cfg, const std::function<void()>& thread_body);
+
+template <class... A>
+struct Pending {
+  Config cfg;
+  std::tuple<A...> args;
+};
+
+struct Launch {
+  Config cfg;
+  Launch(dim3 grid, dim3 block, size_t smem = 0, cudaStream_t stream = nullptr) : cfg{grid, block, smem, stream} {}
+  template <class... A>
+  Pending<std::decay_t<A>...> operator()(A&&... a) const {
+    return {cfg, std::tuple<std::decay_t<A>...>(std::forward<A>(a)...)};
+  }
+};
+
+// `kernel | Launch(grid, block, smem, stream)(args...)`: the kernel's parameters are built from the
+// arguments once, as the launch does; every thread gets its own copy, as each CUDA thread does.
+template <class... K, class... A>
+void operator|(void (*kernel)(K...), Pending<A...>&& p) {
+  static_assert(sizeof...(K) == sizeof...(A), "kernel launched with the wrong number of arguments");
+  const std::tuple<std::decay_t<K>...> params =
+      std::apply([](auto&... a) { return std::tuple<std::decay_t<K>...>(a...); }, p.args);
+  run_kernel(reinterpret_cast<const void*>(kernel), p.cfg, [&] {
+    auto copy = params;
+    std::apply(kernel, copy);
+  });
+}
+
+}  // namespace vts_emu

@@ -1,0 +1,100 @@
+// vts-emu's GEMM: the API of vts/backend/cuda/gemm.hpp as a plain loop on host memory, so the op
+// layer's device path (training step, ops, losses) runs under the emulator. It stands in for
+// cuBLASLt, which the emulator cannot run; it checks nothing about kernels/gemm.cu itself (only a
+// device can), so the [gemm] parity family is not part of the emulated run. Operands are rounded
+// the way the selected precision does on a device (TF32: 10 mantissa bits; bf16) and products
+// accumulate in fp32.
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "vts/backend/cuda/gemm.hpp"
+#include "vts/core/error.hpp"
+
+namespace vts::cuda {
+
+namespace {
+
+float round_mantissa(float x, int dropped_bits) {
+  if (!std::isfinite(x)) return x;
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  const uint32_t half = 1u << (dropped_bits - 1), keep_lsb = (u >> dropped_bits) & 1u;
+  u = (u + half - 1 + keep_lsb) & ~((1u << dropped_bits) - 1);  // round to nearest, ties to even
+  std::memcpy(&x, &u, 4);
+  return x;
+}
+
+float operand(float x) {
+  switch (fp32_gemm()) {
+    case Fp32Gemm::tf32: return round_mantissa(x, 13);
+    case Fp32Gemm::bf16: return round_mantissa(x, 16);
+    default: return x;
+  }
+}
+float operand(bf16 x) { return static_cast<float>(x); }
+
+float load(const float* p) { return *p; }
+float load(const bf16* p) { return static_cast<float>(*p); }
+void store(float* p, float v) { *p = v; }
+void store(bf16* p, float v) { *p = bf16(v); }
+
+template <class TA, class TC>
+void gemm_one(const MatrixRef<TA>& a, const MatrixRef<TA>& b, TC* c, int64_t ldc, float alpha, float beta) {
+  VTS_CHECK(a.cols == b.rows, "vts::cuda::gemm (emulated): A is ", a.rows, "x", a.cols, " but B is ", b.rows, "x",
+            b.cols);
+  VTS_CHECK(ldc >= b.cols, "vts::cuda::gemm (emulated): ldc ", ldc, " < N ", b.cols);
+  const int64_t M = a.rows, N = b.cols, K = a.cols;
+  std::vector<float> bt(static_cast<size_t>(K * N));  // B rounded once, k-major per column
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t j = 0; j < N; ++j) bt[size_t(j * K + k)] = operand(b.data[k * b.row_stride + j * b.col_stride]);
+  std::vector<float> arow(static_cast<size_t>(K));
+  for (int64_t i = 0; i < M; ++i) {
+    for (int64_t k = 0; k < K; ++k) arow[size_t(k)] = operand(a.data[i * a.row_stride + k * a.col_stride]);
+    for (int64_t j = 0; j < N; ++j) {
+      float acc = 0.0f;
+      const float* bj = &bt[size_t(j * K)];
+      for (int64_t k = 0; k < K; ++k) acc = std::fma(arow[size_t(k)], bj[k], acc);
+      TC* out = c + i * ldc + j;
+      store(out, beta == 0.0f ? alpha * acc : alpha * acc + beta * load(out));
+    }
+  }
+}
+
+template <class TA, class TC>
+void gemm_batched(const MatrixRef<TA>& a, int64_t stride_a, const MatrixRef<TA>& b, int64_t stride_b, TC* c,
+                  int64_t ldc, int64_t stride_c, int64_t batch, float alpha, float beta) {
+  VTS_CHECK(batch >= 0, "vts::cuda::gemm_strided_batched (emulated): batch ", batch);
+  for (int64_t i = 0; i < batch; ++i) {
+    MatrixRef<TA> ai = a, bi = b;
+    ai.data += i * stride_a;
+    bi.data += i * stride_b;
+    gemm_one(ai, bi, c + i * stride_c, ldc, alpha, beta);
+  }
+}
+
+}  // namespace
+
+void gemm(Device, const MatrixRef<float>& a, const MatrixRef<float>& b, float* c, int64_t ldc, float alpha,
+          float beta) {
+  gemm_one(a, b, c, ldc, alpha, beta);
+}
+void gemm(Device, const MatrixRef<bf16>& a, const MatrixRef<bf16>& b, bf16* c, int64_t ldc, float alpha, float beta) {
+  gemm_one(a, b, c, ldc, alpha, beta);
+}
+void gemm(Device, const MatrixRef<bf16>& a, const MatrixRef<bf16>& b, float* c, int64_t ldc, float alpha, float beta) {
+  gemm_one(a, b, c, ldc, alpha, beta);
+}
+void gemm_strided_batched(Device, const MatrixRef<float>& a, int64_t stride_a, const MatrixRef<float>& b,
+                          int64_t stride_b, float* c, int64_t ldc, int64_t stride_c, int64_t batch, float alpha,
+                          float beta) {
+  gemm_batched(a, stride_a, b, stride_b, c, ldc, stride_c, batch, alpha, beta);
+}
+void gemm_strided_batched(Device, const MatrixRef<bf16>& a, int64_t stride_a, const MatrixRef<bf16>& b,
+                          int64_t stride_b, bf16* c, int64_t ldc, int64_t stride_c, int64_t batch, float alpha,
+                          float beta) {
+  gemm_batched(a, stride_a, b, stride_b, c, ldc, stride_c, batch, alpha, beta);
+}
+
+}  // namespace vts::cuda

@@ -1,0 +1,694 @@
+// vts-emu's engine (see emu.hpp): blocks of fibers, the collectives, cp.async, the tensor-core
+// operations, and the part of the CUDA runtime API that kernels/ calls, on host memory.
+//
+// Fibers: each CUDA thread gets a stack; the first entry goes through makecontext/swapcontext,
+// every later switch through _setjmp/_longjmp, which does not save the signal mask (swapcontext
+// makes a system call for it each time: ≈ 0.7 µs a round trip on the build machine, against
+// tens of ns). A thread switches back to the block's scheduler only when it waits: at a barrier it
+// is not the last to reach, or at a warp collective.
+#include <cublas_api.h>
+#include <setjmp.h>
+#include <ucontext.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "emu.hpp"
+
+namespace vts_emu {
+
+namespace {
+
+constexpr size_t kStackBytes = 256 * 1024;
+constexpr size_t kDefaultDynamicSmem = 48 * 1024;  // without cudaFuncAttributeMaxDynamicSharedMemorySize
+constexpr int kMaxSmemOptin = 227 * 1024;           // H100 / H200
+constexpr size_t kOutBytes = 16;
+
+struct PendingCopy {
+  void* dst;
+  const void* src;
+  int bytes;
+  bool valid;
+  int group;
+};
+
+struct Thread {
+  uint3 tid{};
+  int lane = 0, warp = 0;
+  bool done = false, started = false;
+  ucontext_t uc{};
+  jmp_buf jb{};
+  char* stack = nullptr;
+  // Blocked while *wait_gen == wait_seen.
+  const uint64_t* wait_gen = nullptr;
+  uint64_t wait_seen = 0;
+  const char* waiting_at = nullptr;
+  std::vector<PendingCopy> copies;  // cp.async issued and not yet landed
+  int committed = 0;                // cp.async groups committed
+};
+
+struct Warp {
+  int size = 32, arrived = 0, exited = 0;
+  uint64_t gen = 0;
+  Collective kinds[32]{};
+  const char* waiting_at = nullptr;  // the collective the arrived lanes wait at
+  // Inputs and outputs of a collective, two generations deep: a lane released from generation g may
+  // deposit for g + 1 while slower lanes still read g's results.
+  alignas(16) unsigned char in[2][32][kSlotBytes];
+  alignas(16) unsigned char out[2][32][kOutBytes];
+};
+
+enum class CpAsyncMode { lazy, eager };
+
+struct Engine {
+  std::mutex launch_mutex;
+  Config cfg{};
+  uint3 block{};
+  int live = 0, arrived = 0;  // threads of the block not yet exited, and those waiting at __syncthreads
+  uint64_t block_gen = 0;
+  std::vector<Warp> warps;
+  std::vector<Thread> threads;
+  std::vector<std::unique_ptr<char[]>> stacks;
+  std::vector<unsigned char, std::allocator<unsigned char>> smem_storage;
+  unsigned char* smem = nullptr;
+  size_t smem_bytes = 0;
+  Thread* current = nullptr;
+  Thread direct_thread;  // the thread context when a block runs without fibers
+  bool fiber_mode = false;
+  bool synchronised = false;  // the block reached a barrier or collective
+  uint64_t events = 0;
+  jmp_buf scheduler{};
+  ucontext_t fiber_template{};
+  const std::function<void()>* body = nullptr;
+  bool faulted = false;
+  std::string fault_message;
+  CpAsyncMode cp_mode = CpAsyncMode::lazy;
+  uint64_t rng = 0x9e3779b97f4a7c15ull;
+  std::unordered_map<const void*, int> dynamic_smem_optin;
+  std::unordered_map<const void*, bool> kernel_synchronises;
+
+  Engine() {
+    const char* mode = std::getenv("VTS_EMU_CP_ASYNC");
+    if (mode && std::strcmp(mode, "eager") == 0) cp_mode = CpAsyncMode::eager;
+    if (const char* seed = std::getenv("VTS_EMU_SEED")) rng ^= std::strtoull(seed, nullptr, 10) * 0xbf58476d1ce4e5b9ull;
+    getcontext(&fiber_template);
+  }
+  uint64_t next_random() {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+  }
+};
+
+Engine& engine() {
+  static Engine* e = new Engine();  // never destroyed: kernels may run from static destructors' frees
+  return *e;
+}
+
+Thread& self() {
+  Engine& e = engine();
+  if (!e.current) fault("a device function was called outside a kernel");
+  return *e.current;
+}
+
+// --- fibers ---------------------------------------------------------------------------------
+
+void run_body_catching() {
+  Engine& e = engine();
+  try {
+    (*e.body)();
+  } catch (const Fault& f) {
+    e.faulted = true;
+    if (e.fault_message.empty()) e.fault_message = f.what;
+  } catch (const std::exception& x) {
+    e.faulted = true;
+    e.fault_message = std::string("exception in kernel code: ") + x.what();
+  }
+}
+
+void fiber_entry() {
+  run_body_catching();
+  Engine& e = engine();
+  e.current->done = true;
+  _longjmp(e.scheduler, 1);
+}
+
+void resume(Thread* t) {
+  Engine& e = engine();
+  e.current = t;
+  if (_setjmp(e.scheduler) == 0) {
+    if (!t->started) {
+      t->started = true;
+      ucontext_t from;
+      swapcontext(&from, &t->uc);  // never resumed: the fiber comes back through _longjmp
+    } else {
+      _longjmp(t->jb, 1);
+    }
+  }
+  e.current = nullptr;
+}
+
+// From a fiber: back to the scheduler until it resumes this thread.
+void wait_until_changed(const uint64_t* gen, uint64_t seen, const char* what) {
+  Engine& e = engine();
+  Thread* t = e.current;
+  t->wait_gen = gen;
+  t->wait_seen = seen;
+  t->waiting_at = what;
+  if (_setjmp(t->jb) == 0) _longjmp(e.scheduler, 1);
+}
+
+void require_fibers(const char* what) {
+  Engine& e = engine();
+  e.synchronised = true;
+  if (!e.fiber_mode)
+    fault("%s in block (%u, %u, %u), but the kernel's first block ran to the end without any barrier or warp "
+          "collective, so the emulator ran the rest without fibers",
+          what, e.block.x, e.block.y, e.block.z);
+}
+
+void thread_exited(Thread& t) {
+  Engine& e = engine();
+  ++e.events;
+  if (!t.copies.empty())
+    fault("thread (%u, %u, %u) of block (%u, %u, %u) exited with %zu cp.async copies never waited for", t.tid.x,
+          t.tid.y, t.tid.z, e.block.x, e.block.y, e.block.z, t.copies.size());
+  --e.live;
+  // Threads that have exited no longer hold a barrier back.
+  if (e.arrived > 0 && e.arrived == e.live) {
+    e.arrived = 0;
+    ++e.block_gen;
+  }
+  Warp& w = e.warps[t.warp];
+  ++w.exited;
+  if (w.arrived > 0)
+    fault("lane %d of warp %d in block (%u, %u, %u) exited while %d other lanes wait at %s (a full-warp collective)",
+          t.lane, t.warp, e.block.x, e.block.y, e.block.z, w.arrived, w.waiting_at);
+}
+
+// Where each warp's waiting threads are, e.g. "warp 1: 16 at __syncthreads, 16 at a warp shuffle".
+std::string describe_waits() {
+  Engine& e = engine();
+  std::string s;
+  for (size_t w = 0; w < e.warps.size(); ++w) {
+    std::vector<std::pair<const char*, int>> places;
+    for (size_t i = 32 * w; i < std::min(e.threads.size(), 32 * (w + 1)); ++i) {
+      const Thread& t = e.threads[i];
+      const char* at = t.done ? "exited" : t.waiting_at ? t.waiting_at : "?";
+      auto it = std::find_if(places.begin(), places.end(), [&](const auto& p) { return std::strcmp(p.first, at) == 0; });
+      if (it == places.end()) places.emplace_back(at, 1);
+      else ++it->second;
+    }
+    s += "\n  warp " + std::to_string(w) + ":";
+    for (size_t k = 0; k < places.size(); ++k)
+      s += (k ? ", " : " ") + std::to_string(places[k].second) + " at " + places[k].first;
+  }
+  return s;
+}
+
+void run_block_with_fibers() {
+  Engine& e = engine();
+  const size_t n = e.threads.size();
+  while (e.stacks.size() < n) e.stacks.push_back(std::make_unique<char[]>(kStackBytes));
+  for (size_t i = 0; i < n; ++i) {
+    Thread& t = e.threads[i];
+    t.stack = e.stacks[i].get();
+    t.uc = e.fiber_template;
+    t.uc.uc_stack.ss_sp = t.stack;
+    t.uc.uc_stack.ss_size = kStackBytes;
+    t.uc.uc_link = nullptr;
+    makecontext(&t.uc, fiber_entry, 0);
+  }
+  std::vector<Thread*> order(n);
+  for (size_t i = 0; i < n; ++i) order[i] = &e.threads[i];
+  size_t remaining = n;
+  while (remaining > 0) {
+    // A different order every round: which warp runs first between two barriers is not fixed on a
+    // device either, and a missing barrier then shows as a wrong result.
+    for (size_t i = n - 1; i > 0; --i) std::swap(order[i], order[e.next_random() % (i + 1)]);
+    const uint64_t events_before = e.events;
+    for (Thread* t : order) {
+      if (t->done) continue;
+      if (t->wait_gen && *t->wait_gen == t->wait_seen) continue;
+      t->wait_gen = nullptr;
+      resume(t);
+      if (e.faulted) return;
+      if (t->done) {
+        --remaining;
+        try {
+          thread_exited(*t);
+        } catch (const Fault& f) {
+          e.faulted = true;
+          e.fault_message = f.what;
+          return;
+        }
+      }
+    }
+    if (remaining > 0 && e.events == events_before) {
+      e.faulted = true;
+      e.fault_message = "deadlock: every remaining thread waits and none can proceed (a barrier or warp collective "
+                        "that part of the block never reaches)" +
+                        describe_waits();
+      return;
+    }
+  }
+}
+
+void run_block_directly() {
+  Engine& e = engine();
+  for (const Thread& proto : e.threads) {
+    e.direct_thread = proto;
+    e.current = &e.direct_thread;
+    run_body_catching();
+    e.current = nullptr;
+    if (e.faulted) return;
+  }
+}
+
+std::string g_last_message;
+cudaError_t g_last_error = cudaSuccess;
+
+void set_error(cudaError_t code, const std::string& message) {
+  g_last_error = code;
+  g_last_message = message;
+  std::fprintf(stderr, "vts-emu: %s\n", message.c_str());
+}
+
+}  // namespace
+
+// --- what kernels call ----------------------------------------------------------------------
+
+[[noreturn]] void fault(const char* fmt, ...) {
+  static thread_local char buffer[1024];
+  va_list args;
+  va_start(args, fmt);
+  std::vsnprintf(buffer, sizeof buffer, fmt, args);
+  va_end(args);
+  throw Fault{buffer};
+}
+
+uint3 thread_idx() { return self().tid; }
+uint3 block_idx() { return engine().block; }
+dim3 block_dim() { return engine().cfg.block; }
+dim3 grid_dim() { return engine().cfg.grid; }
+void* dynamic_shared() { return engine().smem; }
+int lane_id() { return self().lane; }
+
+void syncthreads() {
+  Engine& e = engine();
+  require_fibers("__syncthreads");
+  ++e.events;
+  const uint64_t gen = e.block_gen;
+  if (++e.arrived == e.live) {
+    e.arrived = 0;
+    ++e.block_gen;
+    return;
+  }
+  wait_until_changed(&e.block_gen, gen, "__syncthreads");
+}
+
+namespace {
+
+const char* collective_name(Collective k) {
+  switch (k) {
+    case Collective::shfl: return "a warp shuffle";
+    case Collective::ldmatrix: return "ldmatrix";
+    case Collective::mma: return "mma.sync";
+    default: return "?";
+  }
+}
+
+// Deposits this lane's input; the lane that completes the warp runs `complete` on all 32 inputs
+// (writing the outputs) before anyone continues, so a result that reads memory sees it as it was
+// when the whole warp arrived.
+template <class Complete>
+const unsigned char* collective(Collective kind, const void* data, size_t bytes, int* buffer, Complete&& complete) {
+  Engine& e = engine();
+  require_fibers(collective_name(kind));
+  Thread& t = *e.current;
+  Warp& w = e.warps[t.warp];
+  if (w.exited > 0 || w.size != 32)
+    fault("%s in warp %d of block (%u, %u, %u), which has %d of 32 lanes", collective_name(kind), t.warp, e.block.x,
+          e.block.y, e.block.z, w.size - w.exited);
+  const uint64_t gen = w.gen;
+  const int buf = static_cast<int>(gen & 1);
+  std::memcpy(w.in[buf][t.lane], data, bytes);
+  w.kinds[t.lane] = kind;
+  w.waiting_at = collective_name(kind);
+  ++e.events;
+  if (++w.arrived == w.size) {
+    for (int l = 0; l < w.size; ++l)
+      if (w.kinds[l] != kind)
+        fault("divergent warp %d in block (%u, %u, %u): lane %d is at %s while lane %d is at %s", t.warp, e.block.x,
+              e.block.y, e.block.z, l, collective_name(w.kinds[l]), t.lane, collective_name(kind));
+    complete(w.in[buf], w.out[buf]);
+    w.arrived = 0;
+    ++w.gen;
+  } else {
+    wait_until_changed(&w.gen, gen, collective_name(kind));
+  }
+  *buffer = buf;
+  return &w.in[buf][0][0];
+}
+
+bool in_shared(const void* p, size_t bytes) {
+  const Engine& e = engine();
+  const auto* c = static_cast<const unsigned char*>(p);
+  return c >= e.smem && c + bytes <= e.smem + e.smem_bytes;
+}
+
+float bf16_to_float(uint16_t h) {
+  const uint32_t u = uint32_t(h) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+}  // namespace
+
+const unsigned char* warp_collective(Collective kind, const void* data, size_t bytes) {
+  int buf = 0;
+  return collective(kind, data, bytes, &buf, [](auto&, auto&) {});
+}
+
+void cp_async(void* smem, const void* gmem, int bytes, bool valid) {
+  Engine& e = engine();
+  Thread& t = self();
+  if (!in_shared(smem, static_cast<size_t>(bytes)) || reinterpret_cast<uintptr_t>(smem) % bytes != 0)
+    fault("cp.async destination %p (%d bytes) is not aligned inside the block's %zu bytes of dynamic shared memory",
+          smem, bytes, e.smem_bytes);
+  if (valid && reinterpret_cast<uintptr_t>(gmem) % bytes != 0) fault("cp.async source %p is not %d-byte aligned", gmem, bytes);
+  if (e.cp_mode == CpAsyncMode::eager) {
+    if (valid) std::memcpy(smem, gmem, static_cast<size_t>(bytes));
+    else std::memset(smem, 0, static_cast<size_t>(bytes));
+    return;
+  }
+  t.copies.push_back({smem, gmem, bytes, valid, t.committed});
+}
+
+void cp_async_commit() { ++self().committed; }
+
+void cp_async_wait(int pending_groups_allowed) {
+  Thread& t = self();
+  const int landed_below = t.committed - pending_groups_allowed;
+  auto it = std::remove_if(t.copies.begin(), t.copies.end(), [&](const PendingCopy& c) {
+    if (c.group >= landed_below) return false;
+    if (c.valid) std::memcpy(c.dst, c.src, static_cast<size_t>(c.bytes));
+    else std::memset(c.dst, 0, static_cast<size_t>(c.bytes));
+    return true;
+  });
+  t.copies.erase(it, t.copies.end());
+}
+
+void ldmatrix_x4(uint32_t (&r)[4], const void* p, bool trans) {
+  if (!in_shared(p, 16) || reinterpret_cast<uintptr_t>(p) % 16 != 0)
+    fault("ldmatrix row address %p is not a 16-byte aligned row inside the block's dynamic shared memory", p);
+  int buf = 0;
+  collective(Collective::ldmatrix, &p, sizeof p, &buf,
+             [trans](unsigned char (&in)[32][kSlotBytes], unsigned char (&out)[32][kOutBytes]) {
+               auto row = [&](int lane) {
+                 const uint16_t* q;
+                 std::memcpy(&q, in[lane], sizeof q);
+                 return q;
+               };
+               for (int lane = 0; lane < 32; ++lane) {
+                 const int g = lane >> 2, t = lane & 3;
+                 uint32_t v[4];
+                 for (int i = 0; i < 4; ++i) {
+                   uint16_t lo, hi;
+                   if (!trans) {
+                     lo = row(8 * i + g)[2 * t];
+                     hi = row(8 * i + g)[2 * t + 1];
+                   } else {
+                     lo = row(8 * i + 2 * t)[g];
+                     hi = row(8 * i + 2 * t + 1)[g];
+                   }
+                   v[i] = uint32_t(lo) | (uint32_t(hi) << 16);
+                 }
+                 std::memcpy(out[lane], v, sizeof v);
+               }
+             });
+  std::memcpy(r, engine().warps[self().warp].out[buf][self().lane], sizeof r);
+}
+
+void mma_m16n8k16_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  const uint32_t mine[6] = {a[0], a[1], a[2], a[3], b0, b1};
+  int buf = 0;
+  const unsigned char* in = collective(Collective::mma, mine, sizeof mine, &buf, [](auto&, auto&) {});
+  auto reg = [&](int lane, int i) {
+    uint32_t v;
+    std::memcpy(&v, in + kSlotBytes * lane + 4 * i, 4);
+    return v;
+  };
+  auto half = [](uint32_t v, int k) { return bf16_to_float(static_cast<uint16_t>(k & 1 ? v >> 16 : v)); };
+  // Element (row, k) of A and (k, col) of B, from the lane and register the fragment layout puts it in.
+  auto A = [&](int row, int k) { return half(reg((row & 7) * 4 + ((k & 7) >> 1), (row >> 3) + ((k >> 3) << 1)), k); };
+  auto B = [&](int k, int col) { return half(reg(col * 4 + ((k & 7) >> 1), 4 + (k >> 3)), k); };
+  const int lane = lane_id(), g = lane >> 2, t = lane & 3;
+  for (int j = 0; j < 4; ++j) {
+    const int row = g + 8 * (j >> 1), col = 2 * t + (j & 1);
+    float acc = c[j];
+    for (int k = 0; k < 16; ++k) acc = std::fma(A(row, k), B(k, col), acc);  // bf16 products are exact in fp32
+    c[j] = acc;
+  }
+}
+
+void run_kernel(const void* kernel, const Config& cfg, const std::function<void()>& body) {
+  Engine& e = engine();
+  const std::lock_guard<std::mutex> lock(e.launch_mutex);
+  const uint64_t threads = uint64_t(cfg.block.x) * cfg.block.y * cfg.block.z;
+  if (threads == 0 || threads > 1024 || cfg.block.z > 64 || cfg.grid.x == 0 || cfg.grid.y == 0 || cfg.grid.z == 0 ||
+      cfg.grid.y > 65535 || cfg.grid.z > 65535) {
+    char m[200];
+    std::snprintf(m, sizeof m, "launch of grid (%u, %u, %u) × block (%u, %u, %u): invalid configuration", cfg.grid.x,
+                  cfg.grid.y, cfg.grid.z, cfg.block.x, cfg.block.y, cfg.block.z);
+    set_error(cudaErrorInvalidConfiguration, m);
+    return;
+  }
+  const auto optin = e.dynamic_smem_optin.find(kernel);
+  const size_t smem_limit = optin != e.dynamic_smem_optin.end() ? static_cast<size_t>(optin->second) : kDefaultDynamicSmem;
+  if (cfg.smem > smem_limit) {
+    set_error(cudaErrorInvalidValue, "launch asks for " + std::to_string(cfg.smem) +
+                                         " bytes of dynamic shared memory; the kernel allows " +
+                                         std::to_string(smem_limit) +
+                                         " (cudaFuncAttributeMaxDynamicSharedMemorySize opts into more)");
+    return;
+  }
+  e.cfg = cfg;
+  e.body = &body;
+  e.faulted = false;
+  e.fault_message.clear();
+  e.smem_storage.assign(cfg.smem + 16, 0);
+  e.smem = e.smem_storage.data() + (16 - reinterpret_cast<uintptr_t>(e.smem_storage.data()) % 16) % 16;
+  e.smem_bytes = cfg.smem;
+  e.threads.assign(threads, Thread{});
+  e.warps.assign((threads + 31) / 32, Warp{});
+  for (uint64_t i = 0; i < threads; ++i) {
+    Thread& t = e.threads[i];
+    t.tid = uint3{static_cast<unsigned>(i % cfg.block.x), static_cast<unsigned>(i / cfg.block.x % cfg.block.y),
+                  static_cast<unsigned>(i / (uint64_t(cfg.block.x) * cfg.block.y))};
+    t.warp = static_cast<int>(i / 32);
+    t.lane = static_cast<int>(i % 32);
+  }
+  for (size_t w = 0; w < e.warps.size(); ++w) e.warps[w].size = static_cast<int>(std::min<uint64_t>(32, threads - 32 * w));
+  auto known = e.kernel_synchronises.find(kernel);
+  for (unsigned z = 0; z < cfg.grid.z && !e.faulted; ++z)
+    for (unsigned y = 0; y < cfg.grid.y && !e.faulted; ++y)
+      for (unsigned x = 0; x < cfg.grid.x && !e.faulted; ++x) {
+        e.block = uint3{x, y, z};
+        // Uninitialised shared memory reads as NaN (0xff bytes), as the parity tests poison outputs.
+        std::memset(e.smem, 0xff, e.smem_bytes);
+        e.live = static_cast<int>(threads);
+        e.arrived = 0;
+        e.synchronised = false;
+        for (Thread& t : e.threads) {
+          t.done = t.started = false;
+          t.wait_gen = nullptr;
+          t.copies.clear();
+          t.committed = 0;
+        }
+        for (Warp& w : e.warps) w.arrived = w.exited = 0;
+        // A kernel whose first block meets no barrier runs its other blocks as plain calls.
+        e.fiber_mode = known == e.kernel_synchronises.end() || known->second;
+        if (e.fiber_mode) run_block_with_fibers();
+        else run_block_directly();
+        if (known == e.kernel_synchronises.end()) {
+          e.kernel_synchronises[kernel] = e.synchronised;
+          known = e.kernel_synchronises.find(kernel);
+        }
+        if (e.faulted) {
+          char where[120];
+          std::snprintf(where, sizeof where, "kernel fault in block (%u, %u, %u) of grid (%u, %u, %u): ", x, y, z,
+                        cfg.grid.x, cfg.grid.y, cfg.grid.z);
+          set_error(cudaErrorLaunchFailure, where + e.fault_message);
+        }
+      }
+  e.threads.clear();
+  e.current = nullptr;
+}
+
+// --- the CUDA runtime API, on host memory -----------------------------------------------------
+
+namespace {
+struct Allocations {
+  std::mutex mutex;
+  std::unordered_map<void*, size_t> live;
+  size_t bytes = 0;
+};
+Allocations& allocations() {
+  static Allocations* a = new Allocations();
+  return *a;
+}
+size_t memory_limit() {
+  const char* s = std::getenv("VTS_EMU_MEMORY_MB");
+  return (s ? std::strtoull(s, nullptr, 10) : 8192) << 20;
+}
+int sm_count() {
+  const char* s = std::getenv("VTS_EMU_SMS");
+  return s ? std::max(1, std::atoi(s)) : 132;
+}
+int g_stream_token = 0;
+}  // namespace
+
+}  // namespace vts_emu
+
+using vts_emu::g_last_error;
+
+extern "C" {
+
+cudaError_t cudaGetDeviceCount(int* count) {
+  *count = 1;
+  return cudaSuccess;
+}
+cudaError_t cudaGetDevice(int* device) {
+  *device = 0;
+  return cudaSuccess;
+}
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int device) {
+  if (device != 0) return g_last_error = cudaErrorInvalidDevice;
+  std::memset(p, 0, sizeof *p);
+  std::snprintf(p->name, sizeof p->name, "vts-emu (the kernels on the CPU, sm_90 limits)");
+  p->major = 9;
+  p->minor = 0;
+  p->multiProcessorCount = vts_emu::sm_count();
+  p->totalGlobalMem = vts_emu::memory_limit();
+  p->l2CacheSize = 50 << 20;
+  p->sharedMemPerBlock = vts_emu::kDefaultDynamicSmem;
+  p->sharedMemPerBlockOptin = vts_emu::kMaxSmemOptin;
+  p->sharedMemPerMultiprocessor = 228 * 1024;
+  p->warpSize = 32;
+  p->maxThreadsPerBlock = 1024;
+  p->regsPerBlock = 65536;
+  return cudaSuccess;
+}
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned int) {
+  *stream = reinterpret_cast<cudaStream_t>(&vts_emu::g_stream_token);
+  return cudaSuccess;
+}
+cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned int) {
+  *event = reinterpret_cast<cudaEvent_t>(new int(0));
+  return cudaSuccess;
+}
+cudaError_t cudaEventRecord(cudaEvent_t, cudaStream_t) { return cudaSuccess; }
+cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
+cudaError_t cudaEventDestroy(cudaEvent_t event) {
+  delete reinterpret_cast<int*>(event);
+  return cudaSuccess;
+}
+cudaError_t cudaGetLastError() {
+  const cudaError_t e = g_last_error;
+  g_last_error = cudaSuccess;
+  return e;
+}
+cudaError_t cudaPeekAtLastError() { return g_last_error; }
+const char* cudaGetErrorString(cudaError_t e) {
+  switch (e) {
+    case cudaSuccess: return "no error";
+    case cudaErrorMemoryAllocation: return "out of memory (vts-emu: VTS_EMU_MEMORY_MB)";
+    case cudaErrorInvalidValue: return "invalid argument (vts-emu: see the message above)";
+    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaErrorLaunchFailure: return "unspecified launch failure (vts-emu: see the kernel fault above)";
+    case cudaErrorInvalidDevice: return "invalid device ordinal";
+    default: return "vts-emu: an error the emulator does not name";
+  }
+}
+const char* cudaGetErrorName(cudaError_t e) { return cudaGetErrorString(e); }
+
+cudaError_t cudaMalloc(void** p, size_t bytes) {
+  auto& a = vts_emu::allocations();
+  const std::lock_guard<std::mutex> lock(a.mutex);
+  const size_t rounded = (std::max<size_t>(bytes, 1) + 255) / 256 * 256;
+  if (a.bytes + rounded > vts_emu::memory_limit()) return g_last_error = cudaErrorMemoryAllocation;
+  void* q = std::aligned_alloc(256, rounded);
+  if (!q) return g_last_error = cudaErrorMemoryAllocation;
+  std::memset(q, 0xff, rounded);  // fresh device memory is not zero; NaN makes unwritten reads show
+  a.live[q] = rounded;
+  a.bytes += rounded;
+  *p = q;
+  return cudaSuccess;
+}
+cudaError_t cudaFree(void* p) {
+  if (!p) return cudaSuccess;
+  auto& a = vts_emu::allocations();
+  const std::lock_guard<std::mutex> lock(a.mutex);
+  const auto it = a.live.find(p);
+  if (it == a.live.end()) {
+    vts_emu::set_error(cudaErrorInvalidValue, "cudaFree of a pointer cudaMalloc did not return");
+    return cudaErrorInvalidValue;
+  }
+  a.bytes -= it->second;
+  a.live.erase(it);
+  std::free(p);
+  return cudaSuccess;
+}
+cudaError_t cudaHostAlloc(void** p, size_t bytes, unsigned int) {
+  *p = std::aligned_alloc(256, (std::max<size_t>(bytes, 1) + 255) / 256 * 256);
+  return *p ? cudaSuccess : (g_last_error = cudaErrorMemoryAllocation);
+}
+cudaError_t cudaMallocHost(void** p, size_t bytes) { return cudaHostAlloc(p, bytes, 0); }
+cudaError_t cudaFreeHost(void* p) {
+  std::free(p);
+  return cudaSuccess;
+}
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind, cudaStream_t) {
+  if (bytes) std::memmove(dst, src, bytes);
+  return cudaSuccess;
+}
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+  return cudaMemcpyAsync(dst, src, bytes, kind, nullptr);
+}
+cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t) {
+  if (bytes) std::memset(dst, value, bytes);
+  return cudaSuccess;
+}
+cudaError_t cudaFuncSetAttribute(const void* kernel, cudaFuncAttribute attr, int value) {
+  if (attr == cudaFuncAttributeMaxDynamicSharedMemorySize) {
+    if (value < 0 || value > vts_emu::kMaxSmemOptin) {
+      vts_emu::set_error(cudaErrorInvalidValue, "cudaFuncSetAttribute: " + std::to_string(value) +
+                                                    " bytes of dynamic shared memory is more than the device's " +
+                                                    std::to_string(vts_emu::kMaxSmemOptin));
+      return cudaErrorInvalidValue;
+    }
+    vts_emu::engine().dynamic_smem_optin[kernel] = value;
+  }
+  return cudaSuccess;
+}
+
+// device_info.cu names cuBLAS statuses in its error messages; the emulator has no cuBLAS.
+const char* cublasGetStatusString(cublasStatus_t status) {
+  return status == CUBLAS_STATUS_SUCCESS ? "CUBLAS_STATUS_SUCCESS" : "a cuBLAS error (vts-emu has no cuBLAS)";
+}
+
+}  // extern "C"
