@@ -229,28 +229,39 @@ void run_block_with_fibers() {
     t.uc.uc_link = nullptr;
     makecontext(&t.uc, fiber_entry, 0);
   }
-  std::vector<Thread*> order(n);
-  for (size_t i = 0; i < n; ++i) order[i] = &e.threads[i];
+  // Warps in a random order, each run as far as it can go (to a block barrier, or to the end)
+  // before the next starts: between two barriers the warps are as far out of step as they can be,
+  // in an order that changes every round, so shared memory used without the barrier it needs shows
+  // as a wrong result. Lanes are shuffled too.
+  std::vector<int> warp_order(e.warps.size());
+  for (size_t w = 0; w < warp_order.size(); ++w) warp_order[w] = static_cast<int>(w);
+  std::vector<Thread*> lanes;
   size_t remaining = n;
   while (remaining > 0) {
-    // A different order every round: which warp runs first between two barriers is not fixed on a
-    // device either, and a missing barrier then shows as a wrong result.
-    for (size_t i = n - 1; i > 0; --i) std::swap(order[i], order[e.next_random() % (i + 1)]);
     const uint64_t events_before = e.events;
-    for (Thread* t : order) {
-      if (t->done) continue;
-      if (t->wait_gen && *t->wait_gen == t->wait_seen) continue;
-      t->wait_gen = nullptr;
-      resume(t);
-      if (e.faulted) return;
-      if (t->done) {
-        --remaining;
-        try {
-          thread_exited(*t);
-        } catch (const Fault& f) {
-          e.faulted = true;
-          e.fault_message = f.what;
-          return;
+    for (size_t i = warp_order.size() - 1; i > 0; --i) std::swap(warp_order[i], warp_order[e.next_random() % (i + 1)]);
+    for (const int w : warp_order) {
+      lanes.clear();
+      for (size_t i = 32 * size_t(w); i < std::min(n, 32 * size_t(w) + 32); ++i) lanes.push_back(&e.threads[i]);
+      for (size_t i = lanes.size() - 1; i > 0; --i) std::swap(lanes[i], lanes[e.next_random() % (i + 1)]);
+      for (bool progressed = true; progressed;) {
+        progressed = false;
+        for (Thread* t : lanes) {
+          if (t->done || (t->wait_gen && *t->wait_gen == t->wait_seen)) continue;
+          t->wait_gen = nullptr;
+          progressed = true;
+          resume(t);
+          if (e.faulted) return;
+          if (t->done) {
+            --remaining;
+            try {
+              thread_exited(*t);
+            } catch (const Fault& f) {
+              e.faulted = true;
+              e.fault_message = f.what;
+              return;
+            }
+          }
         }
       }
     }
