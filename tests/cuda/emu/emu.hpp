@@ -81,6 +81,8 @@ struct Config {
   cudaStream_t stream;
 };
 void run_kernel(const void* kernel, const Config& cfg, const std::function<void()>& thread_body);
+// For VTS_EMU_STATS: a GEMM, which on a device is a cuBLAS launch of its own.
+void count_gemm_call();
 
 template <class... A>
 struct Pending {

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <vector>
 
+#include "emu.hpp"
 #include "vts/backend/cuda/gemm.hpp"
 #include "vts/core/error.hpp"
 
@@ -66,6 +67,7 @@ template <class TA, class TC>
 void gemm_batched(const MatrixRef<TA>& a, int64_t stride_a, const MatrixRef<TA>& b, int64_t stride_b, TC* c,
                   int64_t ldc, int64_t stride_c, int64_t batch, float alpha, float beta) {
   VTS_CHECK(batch >= 0, "vts::cuda::gemm_strided_batched (emulated): batch ", batch);
+  vts_emu::count_gemm_call();
   for (int64_t i = 0; i < batch; ++i) {
     MatrixRef<TA> ai = a, bi = b;
     ai.data += i * stride_a;
@@ -78,12 +80,15 @@ void gemm_batched(const MatrixRef<TA>& a, int64_t stride_a, const MatrixRef<TA>&
 
 void gemm(Device, const MatrixRef<float>& a, const MatrixRef<float>& b, float* c, int64_t ldc, float alpha,
           float beta) {
+  vts_emu::count_gemm_call();
   gemm_one(a, b, c, ldc, alpha, beta);
 }
 void gemm(Device, const MatrixRef<bf16>& a, const MatrixRef<bf16>& b, bf16* c, int64_t ldc, float alpha, float beta) {
+  vts_emu::count_gemm_call();
   gemm_one(a, b, c, ldc, alpha, beta);
 }
 void gemm(Device, const MatrixRef<bf16>& a, const MatrixRef<bf16>& b, float* c, int64_t ldc, float alpha, float beta) {
+  vts_emu::count_gemm_call();
   gemm_one(a, b, c, ldc, alpha, beta);
 }
 void gemm_strided_batched(Device, const MatrixRef<float>& a, int64_t stride_a, const MatrixRef<float>& b,

@@ -69,6 +69,9 @@ struct Warp {
 
 enum class CpAsyncMode { lazy, eager };
 
+struct Engine;
+Engine& engine();
+
 struct Engine {
   std::mutex launch_mutex;
   Config cfg{};
@@ -95,12 +98,20 @@ struct Engine {
   uint64_t rng = 0x9e3779b97f4a7c15ull;
   std::unordered_map<const void*, int> dynamic_smem_optin;
   std::unordered_map<const void*, bool> kernel_synchronises;
+  uint64_t launches = 0, blocks = 0, gemms = 0;  // VTS_EMU_STATS=1 prints them at exit
 
   Engine() {
     const char* mode = std::getenv("VTS_EMU_CP_ASYNC");
     if (mode && std::strcmp(mode, "eager") == 0) cp_mode = CpAsyncMode::eager;
     if (const char* seed = std::getenv("VTS_EMU_SEED")) rng ^= std::strtoull(seed, nullptr, 10) * 0xbf58476d1ce4e5b9ull;
     getcontext(&fiber_template);
+    if (const char* stats = std::getenv("VTS_EMU_STATS"); stats && std::strcmp(stats, "0") != 0)
+      std::atexit([] {
+        const Engine& e = engine();
+        std::fprintf(stderr, "vts-emu: %llu kernel launches (%llu blocks) and %llu GEMM calls\n",
+                     static_cast<unsigned long long>(e.launches), static_cast<unsigned long long>(e.blocks),
+                     static_cast<unsigned long long>(e.gemms));
+      });
   }
   uint64_t next_random() {
     rng ^= rng << 13;
@@ -474,6 +485,8 @@ void mma_m16n8k16_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint3
   }
 }
 
+void count_gemm_call() { ++engine().gemms; }
+
 void run_kernel(const void* kernel, const Config& cfg, const std::function<void()>& body) {
   Engine& e = engine();
   const std::lock_guard<std::mutex> lock(e.launch_mutex);
@@ -495,6 +508,8 @@ void run_kernel(const void* kernel, const Config& cfg, const std::function<void(
                                          " (cudaFuncAttributeMaxDynamicSharedMemorySize opts into more)");
     return;
   }
+  ++e.launches;
+  e.blocks += uint64_t(cfg.grid.x) * cfg.grid.y * cfg.grid.z;
   e.cfg = cfg;
   e.body = &body;
   e.faulted = false;
