@@ -50,8 +50,8 @@ HeadLayout<D> as_dev(HeadLayout<bf16> l) {
 
 bool attention_supported(AttentionDtype dtype, bool backward, int64_t N, int64_t d) {
   if (N < 0) return false;
-  if (dtype == AttentionDtype::bf16 && backward) return (d == 32 || d == 64) && N <= attn::kBf16BwdMaxN;
-  return d == 32 || d == 64 || d == 128;
+  if (dtype == AttentionDtype::bf16 && backward) return (d == 16 || d == 32 || d == 64) && N <= attn::kBf16BwdMaxN;
+  return d == 16 || d == 32 || d == 64 || d == 128;
 }
 
 void attention_forward(Device, int64_t B, int64_t H, int64_t N, int64_t d, float scale, HeadLayout<const float> q,
@@ -66,10 +66,11 @@ void attention_forward(Device, int64_t B, int64_t H, int64_t N, int64_t d, float
   VTS_CHECK(lse != nullptr, fn, ": lse is null");
   const FwdArgs<float> a{q, k, v, o, lse, int(B), int(H), int(N), scale};
   switch (d) {
+    case 16: return attn::forward_f32<16>(a);
     case 32: return attn::forward_f32<32>(a);
     case 64: return attn::forward_f32<64>(a);
     case 128: return attn::forward_f32<128>(a);
-    default: unsupported_d(fn, d, "32, 64, 128");
+    default: unsupported_d(fn, d, "16, 32, 64, 128");
   }
 }
 
@@ -103,10 +104,11 @@ void attention_forward(Device, int64_t B, int64_t H, int64_t N, int64_t d, float
   const FwdArgs<D> a{as_dev<D>(q), as_dev<D>(k), as_dev<D>(v), as_dev<D>(o), lse, int(B), int(H), int(N), scale};
   const int rows = attention_bf16_forward_rows();
   switch (d) {
+    case 16: return attn::forward_bf16<16>(a, rows);
     case 32: return attn::forward_bf16<32>(a, rows);
     case 64: return attn::forward_bf16<64>(a, rows);
     case 128: return attn::forward_bf16<128>(a, rows);
-    default: unsupported_d(fn, d, "32, 64, 128");
+    default: unsupported_d(fn, d, "16, 32, 64, 128");
   }
 }
 
@@ -128,10 +130,11 @@ void attention_backward(Device, int64_t B, int64_t H, int64_t N, int64_t d, floa
   VTS_CHECK(lse != nullptr, fn, ": lse is null");
   const BwdArgs<float> a{q, k, v, o, dout, dq, dk, dv, lse, int(B), int(H), int(N), scale};
   switch (d) {
+    case 16: return attn::backward_f32<16>(a);
     case 32: return attn::backward_f32<32>(a);
     case 64: return attn::backward_f32<64>(a);
     case 128: return attn::backward_f32<128>(a);
-    default: unsupported_d(fn, d, "32, 64, 128");
+    default: unsupported_d(fn, d, "16, 32, 64, 128");
   }
 }
 
@@ -159,9 +162,10 @@ void attention_backward(Device, int64_t B, int64_t H, int64_t N, int64_t d, floa
                      int(H),          int(N),        scale};
   const int barriers = attention_bf16_backward_barriers();
   switch (d) {
+    case 16: return attn::backward_bf16<16>(a, barriers);
     case 32: return attn::backward_bf16<32>(a, barriers);
     case 64: return attn::backward_bf16<64>(a, barriers);
-    default: unsupported_d(fn, d, "32, 64 (bf16 backward)");
+    default: unsupported_d(fn, d, "16, 32, 64 (bf16 backward)");
   }
 }
 

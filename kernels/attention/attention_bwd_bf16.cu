@@ -291,6 +291,7 @@ void backward_bf16(const BwdArgs<__nv_bfloat16>& a, int barriers) {
   VTS_CUDA_CHECK_LAUNCH("attention_bwd_bf16_kernel");
 }
 
+template void backward_bf16<16>(const BwdArgs<__nv_bfloat16>&, int);
 template void backward_bf16<32>(const BwdArgs<__nv_bfloat16>&, int);
 template void backward_bf16<64>(const BwdArgs<__nv_bfloat16>&, int);
 

@@ -221,6 +221,7 @@ void backward_f32(const BwdArgs<float>& a) {
   VTS_CUDA_CHECK_LAUNCH("attention_bwd_dq_f32_kernel");
 }
 
+template void backward_f32<16>(const BwdArgs<float>&);
 template void backward_f32<32>(const BwdArgs<float>&);
 template void backward_f32<64>(const BwdArgs<float>&);
 template void backward_f32<128>(const BwdArgs<float>&);

@@ -238,6 +238,7 @@ void forward_bf16(const FwdArgs<__nv_bfloat16>& a, int rows_per_block) {
   launch_forward_bf16<D, 4>(a);
 }
 
+template void forward_bf16<16>(const FwdArgs<__nv_bfloat16>&, int);
 template void forward_bf16<32>(const FwdArgs<__nv_bfloat16>&, int);
 template void forward_bf16<64>(const FwdArgs<__nv_bfloat16>&, int);
 template void forward_bf16<128>(const FwdArgs<__nv_bfloat16>&, int);

@@ -128,6 +128,7 @@ void forward_f32(const FwdArgs<float>& a) {
   VTS_CUDA_CHECK_LAUNCH("attention_fwd_f32_kernel");
 }
 
+template void forward_f32<16>(const FwdArgs<float>&);
 template void forward_f32<32>(const FwdArgs<float>&);
 template void forward_f32<64>(const FwdArgs<float>&);
 template void forward_f32<128>(const FwdArgs<float>&);

@@ -57,7 +57,7 @@ struct Geometry {
 
 const AttnCase kCases[] = {{2, 3, 197, 64, false}, {2, 12, 50, 64, true}, {1, 2, 17, 32, false},
                            {1, 2, 130, 128, true}, {3, 2, 1, 64, false},   {1, 4, 256, 64, true},
-                           {1, 2, 257, 32, false}};
+                           {1, 2, 257, 32, false}, {3, 4, 17, 16, true},   {1, 3, 65, 16, false}};
 
 // Put the process-wide choices of the bf16 kernels' schedules back as they were.
 struct RestoreForwardRows {

@@ -12,8 +12,8 @@
 // fp32: SIMT kernels (FFMA), full fp32 accuracy; float lse.
 // bf16: tensor-core kernels (mma.sync m16n8k16, fp32 accumulation); the scale and lse are fp32.
 //
-// Requirements (checked; a violation throws vts::Error saying which): head dim d ∈ {32, 64, 128}
-// (bf16 backward: d ∈ {32, 64}); every row 16-byte aligned (data pointers aligned, sn, sh, sb
+// Requirements (checked; a violation throws vts::Error saying which): head dim d ∈ {16, 32, 64, 128}
+// (bf16 backward: d ∈ {16, 32, 64}); every row 16-byte aligned (data pointers aligned, sn, sh, sb
 // multiples of 4 floats / 8 bf16); bf16 backward: N ≤ 256 (the whole K/V of a head stays in
 // shared memory — enough for ViT at 224 px: N = 197 for /16, 50 for /32). The fp32 kernels take
 // any N. attention_supported() answers before calling.
