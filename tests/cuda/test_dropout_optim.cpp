@@ -140,3 +140,66 @@ TEST_CASE("fused optimizer updates match the CPU functors", "[optim]") {
     check_optim<Sgd<float>, 0>({-lr, 0.0f, true}, n, 2, seed + 6);
   }
 }
+
+TEST_CASE("many-tensor optimizer updates equal the per-tensor kernel, bit for bit", "[optim]") {
+  const uint64_t seed = fresh_seed();
+  INFO("seed " << seed);
+  Rng rng(seed);
+  using F = vts::optim::kernel::Adam<float, true, false>;
+  // 30 tensors (two launches of at most 24), from 1 element to 70,000, some starting off a 16-byte
+  // boundary (the element path) inside one allocation, each with its own step size.
+  std::vector<int64_t> sizes, offsets;
+  int64_t total = 0;
+  for (int i = 0; i < 30; ++i) {
+    const int64_t n = i % 5 == 0 ? 1 + 7 * i : i % 5 == 1 ? 64 * i : i % 5 == 2 ? 3 : i % 5 == 3 ? 70000 : 1027;
+    total += i % 4 == 1 ? 1 : 0;  // misalign the next tensor
+    offsets.push_back(total);
+    sizes.push_back(n);
+    total += n;
+  }
+  std::vector<F> fs;
+  for (int i = 0; i < 30; ++i)
+    fs.push_back({-1e-3f * (1 + i % 3), 0.9f + 0.001f * i, 0.9f, 0.1f, 0.999f, 0.001f, 1e-8f, 0.05f, 0.99995f, false});
+  const auto p0 = rng.normal(static_cast<size_t>(total)), g = rng.normal(static_cast<size_t>(total));
+  const std::vector<float> zeros(static_cast<size_t>(total), 0.0f);
+  for (const bool master : {false, true}) {
+    INFO((master ? "bf16 parameters with fp32 masters" : "fp32 parameters"));
+    Buf<float> p_one(p0), p_many(p0), m_one(zeros), m_many(zeros), v_one(zeros), v_many(zeros);
+    Buf<float> g32(g);
+    Buf<bf16> g16(to_bf16(g)), copy_one(static_cast<size_t>(total)), copy_many(static_cast<size_t>(total));
+    copy_one.poison();
+    copy_many.poison();
+    std::vector<vts::optim::UpdateTarget<F>> targets;
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      const int64_t o = offsets[i], n = sizes[i];
+      if (master) {
+        cuda::optim_update_master(Cuda{}, n, fs[i], p_one.data() + o, g16.data() + o, copy_one.data() + o,
+                                  m_one.data() + o, v_one.data() + o);
+        targets.push_back({fs[i], n, p_many.data() + o, g16.data() + o, {m_many.data() + o, v_many.data() + o, nullptr},
+                           copy_many.data() + o});
+      } else {
+        cuda::optim_update(Cuda{}, n, fs[i], p_one.data() + o, g32.data() + o, m_one.data() + o, v_one.data() + o);
+        targets.push_back({fs[i], n, p_many.data() + o, g32.data() + o, {m_many.data() + o, v_many.data() + o, nullptr},
+                           nullptr});
+      }
+    }
+    cuda::optim_update_many(Cuda{}, targets.data(), targets.size());
+    const auto a = p_one.download(), b = p_many.download();
+    const auto ma = m_one.download(), mb = m_many.download(), va = v_one.download(), vb = v_many.download();
+    for (size_t i = 0; i < a.size(); ++i) {
+      REQUIRE(a[i] == b[i]);
+      REQUIRE(ma[i] == mb[i]);
+      REQUIRE(va[i] == vb[i]);
+    }
+    if (master) {
+      const auto ca = copy_one.download(), cb = copy_many.download();
+      for (size_t i = 0; i < ca.size(); ++i) REQUIRE(ca[i].bits == cb[i].bits);
+    }
+  }
+  // A batch may not mix fp32 and bf16-with-master targets.
+  Buf<float> p(4), m(4), v(4), g32(4);
+  Buf<bf16> g16(4), copy(4);
+  const vts::optim::UpdateTarget<F> mixed[] = {{fs[0], 4, p.data(), g32.data(), {m.data(), v.data(), nullptr}, nullptr},
+                                              {fs[0], 4, p.data(), g16.data(), {m.data(), v.data(), nullptr}, copy.data()}};
+  CHECK_THROWS_AS(cuda::optim_update_many(Cuda{}, mixed, 2), vts::Error);
+}

@@ -63,6 +63,7 @@ class AdamImpl : public Optimizer<T, D> {
     ++this->steps_;
     const options_type& o = options_;
     const double lr = this->lr_;
+    typename Base::UpdateBatch updates(*this);
     this->params_.for_each_with_grad([&](size_t i, const Tensor<T, D>& p, const Tensor<T, D>& g) {
       using S = typename Base::state_type;
       const double t = static_cast<double>(++this->slots_[i].step);
@@ -89,6 +90,7 @@ class AdamImpl : public Optimizer<T, D> {
         this->apply_update(i, make(std::false_type{}), p, g, m, v);
       }
     });
+    updates.launch();
   }
 
  private:

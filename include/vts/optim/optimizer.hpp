@@ -16,9 +16,14 @@
 // instead of being rounded away. Masters are made from the parameters at their first update and are
 // part of state() as "<i>.master"; after writing new values into the parameters of a model that has
 // already been trained a step, call reset_masters().
+//
+// Launches: where the device can apply many parameters' updates in one launch
+// (vts::cuda::optim_update_many), step() collects them and launches at its end; elsewhere each
+// update runs when step() reaches its parameter.
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -151,14 +156,58 @@ class Optimizer {
     slots_.assign(params_.size(), Slot{0, std::vector<state_tensor>(names_.size()), {}});
   }
 
+  // Whether D applies many parameters' updates per launch.
+  template <class F>
+  static constexpr bool batches_updates = requires(const UpdateTarget<F>* targets) {
+    optim_update_many(D{}, targets, size_t{});
+  };
+
+  // The updates of one step(): `UpdateBatch updates(*this);` before the loop over parameters,
+  // `updates.launch();` after it. Updates collected by a step() that throws are dropped with it.
+  class UpdateBatch {
+   public:
+    explicit UpdateBatch(Optimizer& o) : o_(o) { o_.pending_.queue.reset(); }
+    ~UpdateBatch() { o_.pending_.queue.reset(); }
+    UpdateBatch(const UpdateBatch&) = delete;
+    UpdateBatch& operator=(const UpdateBatch&) = delete;
+    void launch() {
+      if (o_.pending_.queue) o_.pending_.queue->launch();
+      o_.pending_.queue.reset();
+    }
+
+   private:
+    Optimizer& o_;
+  };
+
   // Applies the update rule f to parameter i (p, with gradient g) and its state buffers: in place
-  // for fp32/fp64 parameters; through the fp32 master, rounded back into p, for bf16 ones.
+  // for fp32/fp64 parameters; through the fp32 master, rounded back into p, for bf16 ones. On a
+  // device that batches updates it is queued for UpdateBatch::launch (the tensors outlive it: the
+  // parameters, gradients and state belong to the optimizer until step() returns).
   template <class F, class... Buffers>
   void apply_update(size_t i, const F& f, const tensor_type& p, const tensor_type& g, Buffers*... buffers) {
+    state_type* master = nullptr;
     if constexpr (has_masters) {
       state_tensor& m = slots_[i].master;
       if (!m.defined()) m = cast<state_type>(p.detach());
-      optim_update_master(D{}, p.numel(), f, m.data(), g.data(), p.data(), buffers...);
+      master = m.data();
+    }
+    if constexpr (batches_updates<F>) {
+      auto* queue = dynamic_cast<PendingOf<F>*>(pending_.queue.get());
+      if (!queue) {
+        if (pending_.queue) pending_.queue->launch();  // a different rule's updates go first, in order
+        pending_.queue = std::make_unique<PendingOf<F>>();
+        queue = static_cast<PendingOf<F>*>(pending_.queue.get());
+      }
+      UpdateTarget<F> t{f, p.numel(), nullptr, g.data(), {static_cast<float*>(buffers)...}, nullptr};
+      if constexpr (has_masters) {
+        t.param = master;
+        t.copy = p.data();
+      } else {
+        t.param = p.data();
+      }
+      queue->targets.push_back(t);
+    } else if constexpr (has_masters) {
+      optim_update_master(D{}, p.numel(), f, master, g.data(), p.data(), buffers...);
     } else {
       optim_update(D{}, p.numel(), f, p.data(), g.data(), buffers...);
     }
@@ -181,7 +230,35 @@ class Optimizer {
     return slots_[i];
   }
 
+  struct Pending {
+    virtual ~Pending() = default;
+    virtual void launch() = 0;
+  };
+  template <class F>
+  struct PendingOf : Pending {
+    std::vector<UpdateTarget<F>> targets;
+    void launch() override {
+      optim_update_many(D{}, targets.data(), targets.size());
+      targets.clear();
+    }
+  };
+
+  // The updates of the running step() not yet launched; nothing outside step(), so a copy of the
+  // optimizer starts with none.
+  struct PendingSlot {
+    std::unique_ptr<Pending> queue;
+    PendingSlot() = default;
+    PendingSlot(const PendingSlot&) {}
+    PendingSlot(PendingSlot&&) noexcept = default;
+    PendingSlot& operator=(const PendingSlot&) {
+      queue.reset();
+      return *this;
+    }
+    PendingSlot& operator=(PendingSlot&&) noexcept = default;
+  };
+
   ParamList<T, D> params_;
+  PendingSlot pending_;
   double lr_ = 0.0;
   std::vector<std::string> names_;
   std::vector<Slot> slots_;

@@ -43,6 +43,7 @@ class Rmsprop : public Optimizer<T, D> {
     ++this->steps_;
     const RmspropOptions& o = options_;
     const bool with_momentum = o.momentum > 0.0;
+    typename Base::UpdateBatch updates(*this);
     this->params_.for_each_with_grad([&](size_t i, const Tensor<T, D>& p, const Tensor<T, D>& g) {
       using S = typename Base::state_type;
       ++this->slots_[i].step;
@@ -63,6 +64,7 @@ class Rmsprop : public Optimizer<T, D> {
         this->apply_update(i, make(std::false_type{}, std::false_type{}), p, g, sq);
       }
     });
+    updates.launch();
   }
 
  private:

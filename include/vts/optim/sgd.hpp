@@ -44,6 +44,7 @@ class Sgd : public Optimizer<T, D> {
     NoGradGuard no_grad;
     ++this->steps_;
     const SgdOptions& o = options_;
+    typename Base::UpdateBatch updates(*this);
     this->params_.for_each_with_grad([&](size_t i, const Tensor<T, D>& p, const Tensor<T, D>& g) {
       using S = typename Base::state_type;
       ++this->slots_[i].step;
@@ -62,6 +63,7 @@ class Sgd : public Optimizer<T, D> {
       if (o.nesterov) run(std::true_type{});
       else run(std::false_type{});
     });
+    updates.launch();
   }
 
  private:

@@ -174,6 +174,24 @@ struct Adam {
 
 }  // namespace vts::optim::kernel
 
+namespace vts::optim {
+
+// One parameter's update, for a device that applies the updates of many parameters in one launch
+// (vts::cuda::optim_update_many; on a GPU a small model's step is bound by launches, one per
+// parameter tensor otherwise). Each parameter keeps its own functor: step counts, and with them
+// Adam's bias corrections, can differ between parameters.
+template <class F>
+struct UpdateTarget {
+  F f;
+  int64_t n;
+  float* param;        // the fp32 parameter, or the fp32 master of a bf16 one
+  const void* grad;    // float*, or bf16* when copy is set
+  float* buffers[3];   // the functor's state buffers in order; the rest null
+  bf16* copy;          // the bf16 parameter that receives the updated master's rounding; null for fp32
+};
+
+}  // namespace vts::optim
+
 namespace vts::cpu {
 
 // Smallest slice of a parameter worth a thread: below this, forking costs more than the update.

@@ -1,5 +1,6 @@
 #pragma once
-// Fused optimizer updates on the device: one kernel per parameter tensor applies the update rule of
+// Fused optimizer updates on the device: one kernel per parameter tensor (optim_update), or per
+// batch of up to kOptimTargetsPerLaunch tensors (optim_update_many), applies the update rule of
 // include/vts/optim/update.hpp — the very functors the CPU loop runs (they are VTS_HD), so both
 // devices execute the same arithmetic in the same order. Same signature as vts::cpu::optim_update.
 //
@@ -33,6 +34,8 @@ inline constexpr int optim_buffers_v<optim::kernel::Adam<float, D, A>> = 2 + int
 
 namespace detail {
 template <class F>
+void optim_update_many_impl(const optim::UpdateTarget<F>* targets, size_t count);
+template <class F>
 void optim_update_impl(int64_t n, const F& f, float* param, const float* grad, float* const* buffers);
 template <class F>
 void optim_update_master_impl(int64_t n, const F& f, float* master, const bf16* grad, bf16* param,
@@ -59,6 +62,18 @@ void optim_update_master(Device, int64_t n, const F& f, float* master, const bf1
                 "vts::cuda::optim_update_master: wrong number of state buffers for this functor");
   float* b[] = {static_cast<float*>(buffers)..., nullptr};
   detail::optim_update_master_impl(n, f, master, grad, param, b);
+}
+
+// The updates of `count` parameters, with as few launches as the kernel's parameter space allows
+// (kOptimTargetsPerLaunch each): what the optimizers use on the device. All targets of a call are
+// fp32 (copy null) or all bf16-with-master (copy set). Same arithmetic, element by element, as
+// optim_update / optim_update_master on each target.
+inline constexpr size_t kOptimTargetsPerLaunch = 24;
+template <class F>
+void optim_update_many(Device, const optim::UpdateTarget<F>* targets, size_t count) {
+  static_assert(optim_buffers_v<F> >= 0,
+                "vts::cuda::optim_update_many: no CUDA instantiation for this update functor (see kernels/optim.cu)");
+  detail::optim_update_many_impl(targets, count);
 }
 
 }  // namespace vts::cuda
