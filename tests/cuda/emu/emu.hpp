@@ -49,23 +49,23 @@ inline constexpr size_t kSlotBytes = 48;
 const unsigned char* warp_collective(Collective kind, const void* data, size_t bytes);
 int lane_id();
 
-template <class T>
-T shfl_xor(unsigned mask, T v, int lane_mask, int width) {
+// A full-warp shuffle: lane l receives v of lane source(l).
+template <class T, class Source>
+T shuffle(const char* what, unsigned mask, T v, int width, Source source) {
   static_assert(sizeof(T) <= 8 && std::is_trivially_copyable_v<T>);
-  if (mask != 0xffffffffu || width != 32) fault("__shfl_xor_sync: only the full-warp form is emulated");
+  if (mask != 0xffffffffu || width != 32) fault("%s: only the full-warp form is emulated", what);
   const unsigned char* slots = warp_collective(Collective::shfl, &v, sizeof(T));
   T r;
-  std::memcpy(&r, slots + kSlotBytes * ((lane_id() ^ lane_mask) & 31), sizeof(T));
+  std::memcpy(&r, slots + kSlotBytes * (source(lane_id()) & 31), sizeof(T));
   return r;
 }
 template <class T>
+T shfl_xor(unsigned mask, T v, int lane_mask, int width) {
+  return shuffle("__shfl_xor_sync", mask, v, width, [lane_mask](int lane) { return lane ^ lane_mask; });
+}
+template <class T>
 T shfl(unsigned mask, T v, int src_lane, int width) {
-  static_assert(sizeof(T) <= 8 && std::is_trivially_copyable_v<T>);
-  if (mask != 0xffffffffu || width != 32) fault("__shfl_sync: only the full-warp form is emulated");
-  const unsigned char* slots = warp_collective(Collective::shfl, &v, sizeof(T));
-  T r;
-  std::memcpy(&r, slots + kSlotBytes * (src_lane & 31), sizeof(T));
-  return r;
+  return shuffle("__shfl_sync", mask, v, width, [src_lane](int) { return src_lane; });
 }
 
 void cp_async(void* smem, const void* gmem, int bytes, bool valid);
@@ -79,6 +79,8 @@ struct Config {
   dim3 grid, block;
   size_t smem;
   cudaStream_t stream;
+  const char* file;  // the launch site
+  int line;
 };
 void run_kernel(const void* kernel, const Config& cfg, const std::function<void()>& thread_body);
 // For VTS_EMU_STATS: a GEMM, which on a device is a cuBLAS launch of its own.
@@ -92,7 +94,8 @@ struct Pending {
 
 struct Launch {
   Config cfg;
-  Launch(dim3 grid, dim3 block, size_t smem = 0, cudaStream_t stream = nullptr) : cfg{grid, block, smem, stream} {}
+  Launch(const char* file, int line, dim3 grid, dim3 block, size_t smem = 0, cudaStream_t stream = nullptr)
+      : cfg{grid, block, smem, stream, file, line} {}
   template <class... A>
   Pending<std::decay_t<A>...> operator()(A&&... a) const {
     return {cfg, std::tuple<std::decay_t<A>...>(std::forward<A>(a)...)};

@@ -99,6 +99,7 @@ struct Engine {
   std::unordered_map<const void*, int> dynamic_smem_optin;
   std::unordered_map<const void*, bool> kernel_synchronises;
   uint64_t launches = 0, blocks = 0, gemms = 0;  // VTS_EMU_STATS=1 prints them at exit
+  std::unordered_map<std::string, uint64_t> launches_by_site;
 
   Engine() {
     const char* mode = std::getenv("VTS_EMU_CP_ASYNC");
@@ -111,6 +112,10 @@ struct Engine {
         std::fprintf(stderr, "vts-emu: %llu kernel launches (%llu blocks) and %llu GEMM calls\n",
                      static_cast<unsigned long long>(e.launches), static_cast<unsigned long long>(e.blocks),
                      static_cast<unsigned long long>(e.gemms));
+        std::vector<std::pair<std::string, uint64_t>> sites(e.launches_by_site.begin(), e.launches_by_site.end());
+        std::sort(sites.begin(), sites.end(), [](const auto& x, const auto& y) { return x.second > y.second; });
+        for (const auto& [site, count] : sites)
+          std::fprintf(stderr, "vts-emu: %8llu  %s\n", static_cast<unsigned long long>(count), site.c_str());
       });
   }
   uint64_t next_random() {
@@ -509,6 +514,7 @@ void run_kernel(const void* kernel, const Config& cfg, const std::function<void(
     return;
   }
   ++e.launches;
+  if (cfg.file) ++e.launches_by_site[std::string(cfg.file) + ":" + std::to_string(cfg.line)];
   e.blocks += uint64_t(cfg.grid.x) * cfg.grid.y * cfg.grid.z;
   e.cfg = cfg;
   e.body = &body;
