@@ -7,6 +7,7 @@
 #include "vts/backend/cuda/dropout.hpp"
 #include "vts/backend/cuda/optim.hpp"
 #include "vts/core/rng.hpp"
+#include "vts/optim/sgd.hpp"
 #include "vts/optim/update.hpp"
 
 using namespace vts;
@@ -202,4 +203,40 @@ TEST_CASE("many-tensor optimizer updates equal the per-tensor kernel, bit for bi
   const vts::optim::UpdateTarget<F> mixed[] = {{fs[0], 4, p.data(), g32.data(), {m.data(), v.data(), nullptr}, nullptr},
                                               {fs[0], 4, p.data(), g16.data(), {m.data(), v.data(), nullptr}, copy.data()}};
   CHECK_THROWS_AS(cuda::optim_update_many(Cuda{}, mixed, 2), vts::Error);
+}
+
+namespace {
+// An optimizer written outside vts: it calls apply_update without an UpdateBatch, so each update
+// must run at once on the device too (the built-in optimizers collect theirs and launch at the end).
+class PlainSgd : public vts::optim::Optimizer<float, Cuda> {
+ public:
+  PlainSgd(vts::optim::ParamList<float, Cuda> params, double lr)
+      : vts::optim::Optimizer<float, Cuda>(std::move(params), lr, {}) {}
+  void step() {
+    params_.for_each_with_grad([&](size_t i, const Tensor<float, Cuda>& p, const Tensor<float, Cuda>& g) {
+      apply_update(i, vts::optim::kernel::Sgd<float>{static_cast<float>(-lr_), 0.0f, false}, p, g);
+    });
+  }
+};
+}  // namespace
+
+TEST_CASE("an optimizer that applies updates without collecting them updates at once", "[optim]") {
+  std::vector<Tensor<float, Cuda>> params;
+  for (int64_t n : {3, 40, 5}) {
+    auto p = Tensor<float, Cuda>::from_vector(std::vector<float>(static_cast<size_t>(n), 1.0f), Shape{n});
+    p.requires_grad_();
+    p.set_grad(Tensor<float, Cuda>::from_vector(std::vector<float>(static_cast<size_t>(n), 2.0f), Shape{n}));
+    params.push_back(p);
+  }
+  PlainSgd opt(params, 0.25);
+  opt.step();
+  for (const auto& p : params)
+    for (float v : p.to_vector()) CHECK(v == 0.5f);  // 1 − 0.25 · 2
+  // The built-in one collects and launches at the end of step(): same result.
+  for (auto& p : params)
+    p.set_grad(Tensor<float, Cuda>::from_vector(std::vector<float>(static_cast<size_t>(p.numel()), 2.0f), p.shape()));
+  vts::optim::Sgd<float, Cuda> sgd(params, {.lr = 0.25});
+  sgd.step();
+  for (const auto& p : params)
+    for (float v : p.to_vector()) CHECK(v == 0.0f);
 }

@@ -164,10 +164,17 @@ class Optimizer {
 
   // The updates of one step(): `UpdateBatch updates(*this);` before the loop over parameters,
   // `updates.launch();` after it. Updates collected by a step() that throws are dropped with it.
+  // Without an UpdateBatch (an optimizer written elsewhere), apply_update launches at once.
   class UpdateBatch {
    public:
-    explicit UpdateBatch(Optimizer& o) : o_(o) { o_.pending_.queue.reset(); }
-    ~UpdateBatch() { o_.pending_.queue.reset(); }
+    explicit UpdateBatch(Optimizer& o) : o_(o) {
+      o_.pending_.queue.reset();
+      o_.pending_.collecting = true;
+    }
+    ~UpdateBatch() {
+      o_.pending_.queue.reset();
+      o_.pending_.collecting = false;
+    }
     UpdateBatch(const UpdateBatch&) = delete;
     UpdateBatch& operator=(const UpdateBatch&) = delete;
     void launch() {
@@ -181,8 +188,8 @@ class Optimizer {
 
   // Applies the update rule f to parameter i (p, with gradient g) and its state buffers: in place
   // for fp32/fp64 parameters; through the fp32 master, rounded back into p, for bf16 ones. On a
-  // device that batches updates it is queued for UpdateBatch::launch (the tensors outlive it: the
-  // parameters, gradients and state belong to the optimizer until step() returns).
+  // device that batches updates, inside an UpdateBatch, it is queued for UpdateBatch::launch (the
+  // tensors outlive it: parameters, gradients and state belong to the optimizer until step() returns).
   template <class F, class... Buffers>
   void apply_update(size_t i, const F& f, const tensor_type& p, const tensor_type& g, Buffers*... buffers) {
     state_type* master = nullptr;
@@ -192,25 +199,34 @@ class Optimizer {
       master = m.data();
     }
     if constexpr (batches_updates<F>) {
-      auto* queue = dynamic_cast<PendingOf<F>*>(pending_.queue.get());
-      if (!queue) {
-        if (pending_.queue) pending_.queue->launch();  // a different rule's updates go first, in order
-        pending_.queue = std::make_unique<PendingOf<F>>();
-        queue = static_cast<PendingOf<F>*>(pending_.queue.get());
+      if (pending_.collecting) {
+        enqueue(f, p, g, master, buffers...);
+        return;
       }
-      UpdateTarget<F> t{f, p.numel(), nullptr, g.data(), {static_cast<float*>(buffers)...}, nullptr};
-      if constexpr (has_masters) {
-        t.param = master;
-        t.copy = p.data();
-      } else {
-        t.param = p.data();
-      }
-      queue->targets.push_back(t);
-    } else if constexpr (has_masters) {
+    }
+    if constexpr (has_masters) {
       optim_update_master(D{}, p.numel(), f, master, g.data(), p.data(), buffers...);
     } else {
       optim_update(D{}, p.numel(), f, p.data(), g.data(), buffers...);
     }
+  }
+
+  template <class F, class... Buffers>
+  void enqueue(const F& f, const tensor_type& p, const tensor_type& g, state_type* master, Buffers*... buffers) {
+    auto* queue = dynamic_cast<PendingOf<F>*>(pending_.queue.get());
+    if (!queue) {
+      if (pending_.queue) pending_.queue->launch();  // a different rule's updates go first, in order
+      pending_.queue = std::make_unique<PendingOf<F>>();
+      queue = static_cast<PendingOf<F>*>(pending_.queue.get());
+    }
+    UpdateTarget<F> t{f, p.numel(), nullptr, g.data(), {static_cast<float*>(buffers)...}, nullptr};
+    if constexpr (has_masters) {
+      t.param = master;
+      t.copy = p.data();
+    } else {
+      t.param = p.data();
+    }
+    queue->targets.push_back(t);
   }
 
   // Buffer b of parameter i, created filled with zeros on first use. `created` tells the caller
@@ -247,8 +263,9 @@ class Optimizer {
   // optimizer starts with none.
   struct PendingSlot {
     std::unique_ptr<Pending> queue;
+    bool collecting = false;  // inside an UpdateBatch
     PendingSlot() = default;
-    PendingSlot(const PendingSlot&) {}
+    PendingSlot(const PendingSlot&) {}  // NOLINT: deliberately copies nothing
     PendingSlot(PendingSlot&&) noexcept = default;
     PendingSlot& operator=(const PendingSlot&) {
       queue.reset();
