@@ -81,7 +81,7 @@ struct Engine {
   std::vector<Warp> warps;
   std::vector<Thread> threads;
   std::vector<std::unique_ptr<char[]>> stacks;
-  std::vector<unsigned char, std::allocator<unsigned char>> smem_storage;
+  std::vector<unsigned char> smem_storage;
   unsigned char* smem = nullptr;
   size_t smem_bytes = 0;
   Thread* current = nullptr;
@@ -127,7 +127,7 @@ struct Engine {
 };
 
 Engine& engine() {
-  static Engine* e = new Engine();  // never destroyed: kernels may run from static destructors' frees
+  static Engine* e = new Engine();  // never destroyed: static destructors (the allocator's) still call in
   return *e;
 }
 
