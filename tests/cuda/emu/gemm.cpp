@@ -17,20 +17,20 @@ namespace vts::cuda {
 
 namespace {
 
-float round_mantissa(float x, int dropped_bits) {
+// TF32: fp32 with 10 mantissa bits, rounded to nearest, ties to even.
+float round_to_tf32(float x) {
   if (!std::isfinite(x)) return x;
   uint32_t u;
   std::memcpy(&u, &x, 4);
-  const uint32_t half = 1u << (dropped_bits - 1), keep_lsb = (u >> dropped_bits) & 1u;
-  u = (u + half - 1 + keep_lsb) & ~((1u << dropped_bits) - 1);  // round to nearest, ties to even
+  u = (u + 0xfffu + ((u >> 13) & 1u)) & ~0x1fffu;
   std::memcpy(&x, &u, 4);
   return x;
 }
 
 float operand(float x) {
   switch (fp32_gemm()) {
-    case Fp32Gemm::tf32: return round_mantissa(x, 13);
-    case Fp32Gemm::bf16: return round_mantissa(x, 16);
+    case Fp32Gemm::tf32: return round_to_tf32(x);
+    case Fp32Gemm::bf16: return static_cast<float>(bf16(x));
     default: return x;
   }
 }

@@ -47,7 +47,6 @@ struct Thread {
   bool done = false, started = false;
   ucontext_t uc{};
   jmp_buf jb{};
-  char* stack = nullptr;
   // Blocked while *wait_gen == wait_seen.
   const uint64_t* wait_gen = nullptr;
   uint64_t wait_seen = 0;
@@ -85,7 +84,6 @@ struct Engine {
   unsigned char* smem = nullptr;
   size_t smem_bytes = 0;
   Thread* current = nullptr;
-  Thread direct_thread;  // the thread context when a block runs without fibers
   bool fiber_mode = false;
   bool synchronised = false;  // the block reached a barrier or collective
   uint64_t events = 0;
@@ -98,7 +96,8 @@ struct Engine {
   uint64_t rng = 0x9e3779b97f4a7c15ull;
   std::unordered_map<const void*, int> dynamic_smem_optin;
   std::unordered_map<const void*, bool> kernel_synchronises;
-  uint64_t launches = 0, blocks = 0, gemms = 0;  // VTS_EMU_STATS=1 prints them at exit
+  bool stats = false;                           // VTS_EMU_STATS=1: count, and print at exit
+  uint64_t launches = 0, blocks = 0, gemms = 0;
   std::unordered_map<std::string, uint64_t> launches_by_site;
 
   Engine() {
@@ -106,7 +105,9 @@ struct Engine {
     if (mode && std::strcmp(mode, "eager") == 0) cp_mode = CpAsyncMode::eager;
     if (const char* seed = std::getenv("VTS_EMU_SEED")) rng ^= std::strtoull(seed, nullptr, 10) * 0xbf58476d1ce4e5b9ull;
     getcontext(&fiber_template);
-    if (const char* stats = std::getenv("VTS_EMU_STATS"); stats && std::strcmp(stats, "0") != 0)
+    const char* stats_env = std::getenv("VTS_EMU_STATS");
+    stats = stats_env && std::strcmp(stats_env, "0") != 0;
+    if (stats)
       std::atexit([] {
         const Engine& e = engine();
         std::fprintf(stderr, "vts-emu: %llu kernel launches (%llu blocks) and %llu GEMM calls\n",
@@ -238,9 +239,8 @@ void run_block_with_fibers() {
   while (e.stacks.size() < n) e.stacks.push_back(std::make_unique<char[]>(kStackBytes));
   for (size_t i = 0; i < n; ++i) {
     Thread& t = e.threads[i];
-    t.stack = e.stacks[i].get();
     t.uc = e.fiber_template;
-    t.uc.uc_stack.ss_sp = t.stack;
+    t.uc.uc_stack.ss_sp = e.stacks[i].get();
     t.uc.uc_stack.ss_size = kStackBytes;
     t.uc.uc_link = nullptr;
     makecontext(&t.uc, fiber_entry, 0);
@@ -293,21 +293,18 @@ void run_block_with_fibers() {
 
 void run_block_directly() {
   Engine& e = engine();
-  for (const Thread& proto : e.threads) {
-    e.direct_thread = proto;
-    e.current = &e.direct_thread;
+  for (Thread& t : e.threads) {
+    e.current = &t;
     run_body_catching();
     e.current = nullptr;
     if (e.faulted) return;
   }
 }
 
-std::string g_last_message;
 cudaError_t g_last_error = cudaSuccess;
 
 void set_error(cudaError_t code, const std::string& message) {
   g_last_error = code;
-  g_last_message = message;
   std::fprintf(stderr, "vts-emu: %s\n", message.c_str());
 }
 
@@ -514,7 +511,7 @@ void run_kernel(const void* kernel, const Config& cfg, const std::function<void(
     return;
   }
   ++e.launches;
-  if (cfg.file) ++e.launches_by_site[std::string(cfg.file) + ":" + std::to_string(cfg.line)];
+  if (e.stats && cfg.file) ++e.launches_by_site[std::string(cfg.file) + ":" + std::to_string(cfg.line)];
   e.blocks += uint64_t(cfg.grid.x) * cfg.grid.y * cfg.grid.z;
   e.cfg = cfg;
   e.body = &body;
