@@ -96,9 +96,11 @@ class Buf {
 
 inline Buf<bf16> bf16_buf(const std::vector<float>& v) { return Buf<bf16>(to_bf16(v)); }
 
-// ‖out − ref‖₂ / ‖ref‖₂ in double; +inf if any element of out is not finite while ref's is, or the
-// sizes differ. A zero reference compares ‖out‖₂ against 1 instead.
-inline double rel_err(const std::vector<float>& out, const std::vector<float>& ref) {
+// ‖out − ref‖₂ / max(‖ref‖₂, min_norm) in double; +inf if any element of out is not finite while
+// ref's is, or the sizes differ. A zero reference compares ‖out‖₂ against 1 instead. min_norm turns
+// the measure absolute for references near zero, where a few-element case would otherwise measure
+// the conditioning of the formula rather than the kernel.
+inline double rel_err(const std::vector<float>& out, const std::vector<float>& ref, double min_norm = 0) {
   if (out.size() != ref.size()) return std::numeric_limits<double>::infinity();
   double num = 0, den = 0;
   for (size_t i = 0; i < out.size(); ++i) {
@@ -107,9 +109,12 @@ inline double rel_err(const std::vector<float>& out, const std::vector<float>& r
     num += d * d;
     den += double(ref[i]) * double(ref[i]);
   }
+  den = std::max(den, min_norm * min_norm);
   return den == 0 ? std::sqrt(num) : std::sqrt(num / den);
 }
-inline double rel_err(const std::vector<bf16>& out, const std::vector<float>& ref) { return rel_err(to_float(out), ref); }
+inline double rel_err(const std::vector<bf16>& out, const std::vector<float>& ref, double min_norm = 0) {
+  return rel_err(to_float(out), ref, min_norm);
+}
 
 // Turns TF32 off for a test's GEMMs (its ≈ 1e-3 would hide every other error) and restores the
 // setting afterwards, whatever it was.

@@ -240,8 +240,15 @@ TEST_CASE("gelu forward and backward, fp32 and bf16", "[rowwise][gelu]") {
       dgx.poison();
       cuda::gelu_forward(Cuda{}, dx.data() + off, dy.data(), static_cast<int64_t>(n));
       cuda::gelu_backward(Cuda{}, dx.data() + off, dg.data() + off, dgx.data(), static_cast<int64_t>(n));
-      CHECK(rel_err(dy.download(), y) < kTolF32);
-      CHECK(rel_err(dgx.download(), gx) < kTolF32);
+      // For x < 0, Φ(x) = ½(1 + erf(x/√2)) cancels: each device's erf is within a few ulp of −1, so
+      // y and dx near 0 carry an absolute error of ~|x|·2⁻²⁴ that belongs to the erf form, not to
+      // the kernel (PyTorch's has it too). Norm-wise over many elements that is far below 1e-5; for
+      // n = 1 it decided the outcome (one run in ten failed, 1e-4 at x ≈ −4). Hence a floor of 1
+      // under the norm: the large case is unchanged (its norm is ~10³), and a small one must still
+      // be within 1e-5 absolute, which a wrong or unwritten element is not. The same for bf16 below
+      // (one run in thirty failed there, by 2–4 %, before the floor).
+      CHECK(rel_err(dy.download(), y, 1.0) < kTolF32);
+      CHECK(rel_err(dgx.download(), gx, 1.0) < kTolF32);
 
       const auto xb = round_bf16(x), gb = round_bf16(g);
       cpu::gelu_forward(Cpu{}, xb.data() + off, y.data(), static_cast<int64_t>(n));
@@ -252,8 +259,8 @@ TEST_CASE("gelu forward and backward, fp32 and bf16", "[rowwise][gelu]") {
       bgx.poison();
       cuda::gelu_forward(Cuda{}, bx.data() + off, by.data(), static_cast<int64_t>(n));
       cuda::gelu_backward(Cuda{}, bx.data() + off, bg.data() + off, bgx.data(), static_cast<int64_t>(n));
-      CHECK(rel_err(by.download(), y) < kTolBf16);
-      CHECK(rel_err(bgx.download(), gx) < kTolBf16);
+      CHECK(rel_err(by.download(), y, 1.0) < kTolBf16);
+      CHECK(rel_err(bgx.download(), gx, 1.0) < kTolBf16);
 
       // The benchmark's alternative for bf16: Φ in the exp form.
       const cuda::GeluLaunch exp_form{.exp_form = true};
@@ -261,8 +268,8 @@ TEST_CASE("gelu forward and backward, fp32 and bf16", "[rowwise][gelu]") {
       bgx.poison();
       cuda::gelu_forward(Cuda{}, bx.data() + off, by.data(), static_cast<int64_t>(n), exp_form);
       cuda::gelu_backward(Cuda{}, bx.data() + off, bg.data() + off, bgx.data(), static_cast<int64_t>(n), exp_form);
-      CHECK(rel_err(by.download(), y) < kTolBf16);
-      CHECK(rel_err(bgx.download(), gx) < kTolBf16);
+      CHECK(rel_err(by.download(), y, 1.0) < kTolBf16);
+      CHECK(rel_err(bgx.download(), gx, 1.0) < kTolBf16);
     }
   }
 }
