@@ -31,12 +31,13 @@ __global__ void row_sum_kernel(const T* __restrict__ in, int64_t R, T* __restric
 // ---- C > 1: column sums -------------------------------------------------------------------------
 // Block (32, 8) covers 32 columns and a chunk of rows; threads with the same threadIdx.x read one
 // column, consecutive threadIdx.x read consecutive columns (coalesced 128-byte rows). Stage 1
-// writes partial[chunk][a][c]; stage 2 adds the chunks in order. With few rows, one stage.
+// writes partial[chunk][a][c]; stage 2 adds the chunks in order. With one chunk (R ≤ 64, or
+// columns enough to fill the device), stage 1 writes the result and stage 2 is not launched.
 constexpr int kColTile = 32, kRowThreads = 8;
 
-template <class T>
+template <class T, class Out>
 __global__ void column_partial_kernel(const T* __restrict__ in, int64_t A, int64_t R, int64_t C, int64_t rows_per_chunk,
-                                      float* __restrict__ partial) {
+                                      Out* __restrict__ partial) {
   __shared__ float tile[kRowThreads][kColTile + 1];
   const int64_t c = blockIdx.x * int64_t(kColTile) + threadIdx.x;
   const int64_t a = blockIdx.z;
@@ -50,7 +51,7 @@ __global__ void column_partial_kernel(const T* __restrict__ in, int64_t A, int64
     float t = 0.0f;
 #pragma unroll
     for (int y = 0; y < kRowThreads; ++y) t += tile[y][threadIdx.x];
-    partial[(blockIdx.y * A + a) * C + c] = t;
+    partial[(blockIdx.y * A + a) * C + c] = from_f<Out>(t);
   }
 }
 
@@ -89,10 +90,15 @@ void sum_middle_impl(const T* in_, int64_t A, int64_t R, int64_t C, T* out_) {
   const int64_t rows_per_chunk = (R + chunks - 1) / chunks;
   chunks = (R + rows_per_chunk - 1) / rows_per_chunk;
   VTS_CHECK(A <= 65535 && chunks <= 65535, "vts::cuda::sum_middle: grid too large for A=", A, ", R=", R);
-  DeviceBuffer partial(static_cast<size_t>(chunks * A * C) * sizeof(float));
   const dim3 grid(static_cast<unsigned>(col_tiles), static_cast<unsigned>(chunks), static_cast<unsigned>(A));
-  column_partial_kernel<D><<<grid, dim3(kColTile, kRowThreads), 0, s>>>(in, A, R, C, rows_per_chunk,
-                                                                         partial.as<float>());
+  if (chunks == 1) {
+    column_partial_kernel<D, D><<<grid, dim3(kColTile, kRowThreads), 0, s>>>(in, A, R, C, rows_per_chunk, out);
+    VTS_CUDA_CHECK_LAUNCH("column_partial_kernel");
+    return;
+  }
+  DeviceBuffer partial(static_cast<size_t>(chunks * A * C) * sizeof(float));
+  column_partial_kernel<D, float><<<grid, dim3(kColTile, kRowThreads), 0, s>>>(in, A, R, C, rows_per_chunk,
+                                                                                partial.as<float>());
   VTS_CUDA_CHECK_LAUNCH("column_partial_kernel");
   column_final_kernel<D><<<detail::grid_for(A * C, 256, 65535), 256, 0, s>>>(partial.as<float>(), chunks, A * C, out);
   VTS_CUDA_CHECK_LAUNCH("column_final_kernel");

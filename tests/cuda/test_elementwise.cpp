@@ -134,8 +134,9 @@ TEST_CASE("sum_middle over [A, R, C] matches the CPU", "[elementwise][reduce]") 
   struct Case {
     int64_t A, R, C;
   };
-  for (const Case& c : {Case{1, 6304, 768}, Case{12, 197, 1}, Case{3, 5, 7}, Case{1, 100000, 1}, Case{4, 3000, 33},
-                        Case{2, 0, 5}}) {
+  // R ≤ 64 ({3, 5, 7}, {2, 64, 300}): one chunk, written by the first stage alone.
+  for (const Case& c : {Case{1, 6304, 768}, Case{12, 197, 1}, Case{3, 5, 7}, Case{2, 64, 300}, Case{1, 100000, 1},
+                        Case{4, 3000, 33}, Case{2, 0, 5}}) {
     INFO("A=" << c.A << " R=" << c.R << " C=" << c.C);
     // Positive values for the one long row: a sum of 10⁵ normals can land near 0, where a relative
     // error says nothing about the kernel.
@@ -147,6 +148,15 @@ TEST_CASE("sum_middle over [A, R, C] matches the CPU", "[elementwise][reduce]") 
     std::vector<float> ref(static_cast<size_t>(c.A * c.C));
     cpu::sum_middle(Cpu{}, x.data(), c.A, c.R, c.C, ref.data());
     CHECK(rel_err(dout.download(), ref) < 1e-5);
+
+    // bf16 in and out (fp32 accumulation): against the CPU's fp32 sum of the same rounded inputs.
+    const auto xb = round_bf16(x);
+    cpu::sum_middle(Cpu{}, xb.data(), c.A, c.R, c.C, ref.data());
+    auto dxb = bf16_buf(xb);
+    Buf<bf16> doutb(static_cast<size_t>(c.A * c.C));
+    doutb.poison();
+    cuda::sum_middle(Cuda{}, dxb.data(), c.A, c.R, c.C, doutb.data());
+    CHECK(rel_err(doutb.download(), ref) < kTolBf16);
   }
 }
 
