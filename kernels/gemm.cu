@@ -9,6 +9,13 @@
 // If the heuristic offers nothing (unusual strides), cublasGemmEx (cublasGemmStridedBatchedEx for a
 // batch) is the fallback. A strided batch is one call: the batch count and the three per-batch
 // offsets are attributes of the layouts.
+//
+// Two epilogues serve the linear layer: BIAS (the bias added to the accumulator: C written once)
+// and BGRADB (the bias gradient summed from cuBLAS's B operand, which is our A, over k). Their
+// plans are cached like the others, keyed also by the vector's alignment (the heuristic reads the
+// vector pointer for it); the pointer itself changes per call, so it is set on the cached
+// descriptor and the call enqueued under the cache's lock. Where cuBLASLt has no algorithm with
+// the epilogue, the caller falls back to the separate passes.
 #include <cublasLt.h>
 #include <cublas_v2.h>
 
@@ -23,6 +30,7 @@
 #include "common/types.cuh"
 #include "vts/backend/cuda/gemm.hpp"
 #include "vts/backend/cuda/memory.hpp"
+#include "vts/backend/cuda/reduce.hpp"
 
 namespace vts::cuda {
 
@@ -75,9 +83,16 @@ struct Plan {
   bool has_algo = false;
 };
 
-// Types, transposes, M N K, leading dimensions, alignment, then batch count and per-batch strides.
+// Types, transposes, M N K, leading dimensions, alignment, then batch count and per-batch strides,
+// then the epilogue and its vector's alignment.
 using Key = std::tuple<int, int, int, int, int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, int64_t,
-                       int64_t, int64_t, int64_t>;
+                       int64_t, int64_t, int64_t, int, int>;
+
+enum class Epilogue { none, bias, a_row_sums };
+struct EpilogueArg {
+  Epilogue kind = Epilogue::none;
+  const void* vector = nullptr;  // the bias (read) or the row sums (written)
+};
 
 // One strided batch as cuBLAS sees it: `count` products, operand i at data + i·stride elements.
 struct Batch {
@@ -138,13 +153,17 @@ __global__ void scale_rows_kernel(__nv_bfloat16* c, int64_t M, int64_t N, int64_
   }
 }
 
+// Returns false, having launched nothing, when an epilogue was asked for and cuBLASLt offers no
+// algorithm with it (or the problem is empty in some dimension, which the separate passes handle).
 template <class TA, class TC>
-void gemm_impl(const MatrixRef<TA>& a, const MatrixRef<TA>& b, TC* c_, int64_t ldc, float alpha, float beta,
-               const Batch& batch = {}) {
+bool gemm_impl(const MatrixRef<TA>& a, const MatrixRef<TA>& b, TC* c_, int64_t ldc, float alpha, float beta,
+               const Batch& batch = {}, const EpilogueArg& epilogue = {}) {
   VTS_CHECK(a.cols == b.rows, "vts::cuda::gemm: inner dimensions differ (", a.rows, "x", a.cols, " times ", b.rows,
             "x", b.cols, ")");
   const int64_t M = a.rows, N = b.cols, K = a.cols;
-  if (M == 0 || N == 0 || batch.count == 0) return;
+  const bool with_epilogue = epilogue.kind != Epilogue::none;
+  if (with_epilogue && (M == 0 || N == 0 || K == 0 || batch.count != 1)) return false;
+  if (M == 0 || N == 0 || batch.count == 0) return true;
   VTS_CHECK(ldc >= N, "vts::cuda::gemm: ldc ", ldc, " < N ", N);
   VTS_CHECK(batch.count > 0 && batch.count <= INT32_MAX && batch.stride_a >= 0 && batch.stride_b >= 0 &&
                 batch.stride_c >= (batch.count > 1 ? (M - 1) * ldc + N : 0),
@@ -159,7 +178,7 @@ void gemm_impl(const MatrixRef<TA>& a, const MatrixRef<TA>& b, TC* c_, int64_t l
                                                                                 beta);
       VTS_CUDA_CHECK_LAUNCH("scale_rows_kernel");
     }
-    return;
+    return true;
   }
   constexpr bool kBf16In = std::is_same_v<TA, bf16>;
   constexpr cudaDataType_t in_type = kBf16In ? CUDA_R_16BF : CUDA_R_32F;
@@ -174,7 +193,8 @@ void gemm_impl(const MatrixRef<TA>& a, const MatrixRef<TA>& b, TC* c_, int64_t l
   const int align_c = alignment_class(c_, batch.count, batch.stride_c);
   const Key key{int(in_type), int(out_type), int(compute), int(first.op), int(second.op), M, N, K, first.ld,
                 second.ld, ldc, align_a * 1000 + align_b * 10 + align_c / 2,
-                batch.count, batch.stride_a, batch.stride_b, batch.stride_c};
+                batch.count, batch.stride_a, batch.stride_b, batch.stride_c,
+                int(epilogue.kind), with_epilogue ? alignment_class(epilogue.vector) : 0};
   Plan plan;
   {
     std::lock_guard<std::mutex> lock(lt.mutex());
@@ -197,6 +217,14 @@ void gemm_impl(const MatrixRef<TA>& a, const MatrixRef<TA>& b, TC* c_, int64_t l
         set_batch(plan.a, batch.count, batch.stride_b);
         set_batch(plan.b, batch.count, batch.stride_a);
         set_batch(plan.c, batch.count, batch.stride_c);
+      }
+      if (with_epilogue) {
+        // In cuBLAS's column-major terms D = Cᵀ is N × M: the bias (length N) runs along D's rows,
+        // and our A is cuBLAS's B, whose sums over k (BGRADB) have D's column count, M.
+        const cublasLtEpilogue_t e = epilogue.kind == Epilogue::bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_BGRADB;
+        VTS_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &e, sizeof(e)));
+        VTS_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &epilogue.vector,
+                                                        sizeof(epilogue.vector)));
       }
       cublasLtMatmulPreference_t pref = nullptr;
       VTS_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
@@ -223,11 +251,27 @@ void gemm_impl(const MatrixRef<TA>& a, const MatrixRef<TA>& b, TC* c_, int64_t l
       }
       lt.plans().emplace(key, plan);
     }
+    if (with_epilogue) {
+      if (!plan.has_algo) return false;
+      // The descriptor is shared by every call of this shape: its vector pointer is set and the
+      // call enqueued before another thread can set its own.
+      VTS_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &epilogue.vector,
+                                                      sizeof(epilogue.vector)));
+      const cublasStatus_t run = cublasLtMatmul(lt.handle(), plan.op, &alpha, b.data, plan.a, a.data, plan.b, &beta,
+                                                c, plan.c, c, plan.c, &plan.algo, lt.workspace(), kWorkspaceBytes,
+                                                stream);
+      if (run == CUBLAS_STATUS_NOT_SUPPORTED) {  // offered but refused: use the separate passes from now on
+        lt.plans()[key].has_algo = false;
+        return false;
+      }
+      VTS_CUBLAS_CHECK(run);
+      return true;
+    }
   }
   if (plan.has_algo) {
     VTS_CUBLAS_CHECK(cublasLtMatmul(lt.handle(), plan.op, &alpha, b.data, plan.a, a.data, plan.b, &beta, c, plan.c,
                                     c, plan.c, &plan.algo, lt.workspace(), kWorkspaceBytes, stream));
-    return;
+    return true;
   }
   // Fallback: the classic API, which accepts every layout cuBLAS can express.
   cublasHandle_t h = lt.blas();
@@ -237,13 +281,36 @@ void gemm_impl(const MatrixRef<TA>& a, const MatrixRef<TA>& b, TC* c_, int64_t l
                                   static_cast<int>(K), &alpha, b.data, in_type, static_cast<int>(first.ld), a.data,
                                   in_type, static_cast<int>(second.ld), &beta, c, out_type, static_cast<int>(ldc),
                                   compute, CUBLAS_GEMM_DEFAULT));
-    return;
+    return true;
   }
   VTS_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
       h, first.op, second.op, static_cast<int>(N), static_cast<int>(M), static_cast<int>(K), &alpha, b.data, in_type,
       static_cast<int>(first.ld), batch.stride_b, a.data, in_type, static_cast<int>(second.ld), batch.stride_a, &beta,
       c, out_type, static_cast<int>(ldc), batch.stride_c, static_cast<int>(batch.count), compute,
       CUBLAS_GEMM_DEFAULT));
+  return true;
+}
+
+std::atomic<int64_t> epilogue_fallbacks{0};
+
+template <class T>
+void gemm_bias_impl(const MatrixRef<T>& a, const MatrixRef<T>& b, const T* bias, T* c, int64_t ldc) {
+  if (gemm_impl(a, b, c, ldc, 1.0f, 0.0f, {}, EpilogueArg{Epilogue::bias, bias})) return;
+  ++epilogue_fallbacks;
+  const int64_t bias_strides[2] = {0, 1}, c_strides[2] = {ldc, 1};
+  copy_strided(Device{}, Shape{a.rows, b.cols}, bias, bias_strides, c, c_strides);
+  gemm_impl(a, b, c, ldc, 1.0f, 1.0f);
+}
+
+template <class T>
+void gemm_row_sums_impl(const MatrixRef<T>& a, const MatrixRef<T>& b, T* c, int64_t ldc, T* a_row_sums) {
+  const RowSumShape rs = row_sum_shape(a);
+  VTS_CHECK(rs.dense, "vts::cuda::gemm_row_sums: A (", a.rows, "x", a.cols, ", strides ", a.row_stride, ", ",
+            a.col_stride, ") must be stored densely, row- or column-major");
+  if (gemm_impl(a, b, c, ldc, 1.0f, 0.0f, {}, EpilogueArg{Epilogue::a_row_sums, a_row_sums})) return;
+  ++epilogue_fallbacks;
+  gemm_impl(a, b, c, ldc, 1.0f, 0.0f);
+  sum_middle(Device{}, a.data, rs.outer, rs.middle, rs.inner, a_row_sums);
 }
 
 }  // namespace
@@ -258,6 +325,24 @@ void gemm(Device, const MatrixRef<bf16>& a, const MatrixRef<bf16>& b, bf16* c, i
 void gemm(Device, const MatrixRef<bf16>& a, const MatrixRef<bf16>& b, float* c, int64_t ldc, float alpha,
           float beta) {
   gemm_impl(a, b, c, ldc, alpha, beta);
+}
+
+int64_t gemm_epilogue_fallbacks() { return epilogue_fallbacks.load(); }
+
+void gemm_bias(Device, const MatrixRef<float>& a, const MatrixRef<float>& b, const float* bias, float* c,
+               int64_t ldc) {
+  gemm_bias_impl(a, b, bias, c, ldc);
+}
+void gemm_bias(Device, const MatrixRef<bf16>& a, const MatrixRef<bf16>& b, const bf16* bias, bf16* c, int64_t ldc) {
+  gemm_bias_impl(a, b, bias, c, ldc);
+}
+void gemm_row_sums(Device, const MatrixRef<float>& a, const MatrixRef<float>& b, float* c, int64_t ldc,
+                   float* a_row_sums) {
+  gemm_row_sums_impl(a, b, c, ldc, a_row_sums);
+}
+void gemm_row_sums(Device, const MatrixRef<bf16>& a, const MatrixRef<bf16>& b, bf16* c, int64_t ldc,
+                   bf16* a_row_sums) {
+  gemm_row_sums_impl(a, b, c, ldc, a_row_sums);
 }
 
 void gemm_strided_batched(Device, const MatrixRef<float>& a, int64_t stride_a, const MatrixRef<float>& b,

@@ -97,6 +97,17 @@ void wait_for_device() {
 #endif
 }
 
+// On CUDA, how many of the linear layers' GEMMs ran without cuBLASLt's bias epilogues (the
+// separate passes; 0 when the card's cuBLASLt takes them all), as a JSON field; nothing on the CPU.
+template <class D>
+std::string epilogue_fallbacks_field() {
+#if defined(VTS_WITH_CUDA)
+  if constexpr (std::is_same_v<D, vts::Cuda>)
+    return ", \"gemm_epilogue_fallbacks\": " + std::to_string(vts::cuda::gemm_epilogue_fallbacks());
+#endif
+  return "";
+}
+
 // T: the network's element type (float, or bf16 with fp32 masters in the optimizer). The loss is
 // always computed in fp32.
 template <class Config, class T, class D>
@@ -136,10 +147,11 @@ int run(const Args& a) {
   const double median = ms[ms.size() / 2];
   std::printf(
       "{\"impl\": \"vts\", \"device\": \"%s\", \"precision\": \"%s\", \"gemm\": \"%s\", \"config\": \"%s\", \"batch\": %lld, \"threads\": %d, \"steps\": %d, \"step_ms_median\": %.3f, "
-      "\"step_ms_min\": %.3f, \"imgs_per_s\": %.2f, \"params\": %lld}\n",
+      "\"step_ms_min\": %.3f, \"imgs_per_s\": %.2f, \"params\": %lld%s}\n",
       D::name, std::is_same_v<T, bf16> ? "bf16" : "fp32",
       is_cpu_v<D> ? "eigen" : (std::is_same_v<T, bf16> ? "bf16" : a.gemm.c_str()), a.config.c_str(), static_cast<long long>(a.batch), vts::cpu::max_threads(), a.steps, median, ms.front(),
-      1000.0 * static_cast<double>(a.batch) / median, static_cast<long long>(nn::parameter_count(net)));
+      1000.0 * static_cast<double>(a.batch) / median, static_cast<long long>(nn::parameter_count(net)),
+      epilogue_fallbacks_field<D>().c_str());
   return 0;
 }
 

@@ -90,6 +90,11 @@ TEST_CASE("grad: linear", "[grad][matmul]") {
              {uniform({3, 2, 4}, 67), uniform({4, 3}, 68), b});
   // One element of x: [4] in, [3] out.
   check_grad([](auto& in) { return linear(in[0], in[1], in[2]); }, {uniform({4}, 69), w, b});
+  // A frozen weight (a captured constant): the bias gradient without the weight gradient's GEMM
+  // that otherwise carries it; and a strided bias view.
+  check_grad([&](auto& in) { return linear(in[0], w, in[1]); }, {uniform({5, 4}, 70), b});
+  check_grad([](auto& in) { return linear(in[0], in[1], in[2].slice(0, 0, 6, 2)); },
+             {uniform({5, 4}, 160), w, uniform({6}, 161)});
 }
 
 // ---- layer_norm ------------------------------------------------------------------------------------

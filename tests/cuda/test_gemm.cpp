@@ -96,6 +96,76 @@ TEST_CASE("gemm bf16 operands, bf16 and fp32 outputs", "[gemm]") {
   }
 }
 
+// The linear layer's epilogue GEMMs against the CPU's separate passes (cpu::gemm_bias seeds C with
+// the bias; cpu::gemm_row_sums sums with sum_middle): C and the sums are poisoned first (neither is
+// read); bias and sums vectors both 16-byte aligned and one element off (cuBLASLt's heuristic keys
+// on the vector's alignment); A and B in both layouts. The count of calls that fell back to the
+// separate passes is printed: it tells whether cuBLASLt took the epilogues on this card.
+namespace {
+template <class T>
+void check_epilogues(Rng& rng, cuda::Fp32Gemm mode, double tol) {
+  struct Shape3 {
+    int64_t M, K, N;
+  };
+  cuda::set_fp32_gemm(mode);
+  for (const Shape3& s : {Shape3{394, 768, 2304}, Shape3{64, 1088, 1024}, Shape3{33, 17, 5}, Shape3{1, 300, 7}}) {
+    for (const Layout& l : {Layout{true, false, 0}, Layout{false, true, 0}, Layout{true, true, 0}}) {
+      for (int64_t offset : {0, 1}) {
+        INFO("dtype " << (std::is_same_v<T, bf16> ? "bf16" : cuda::to_string(mode)) << " M " << s.M << " K " << s.K
+                      << " N " << s.N << " A row-major " << l.a_row_major << " B row-major " << l.b_row_major
+                      << " vector offset " << offset);
+        auto a = rng.normal(static_cast<size_t>(s.M * s.K)), b = rng.normal(static_cast<size_t>(s.K * s.N));
+        auto bias = rng.normal(static_cast<size_t>(s.N + offset));
+        if constexpr (std::is_same_v<T, bf16>) {
+          a = round_bf16(a);
+          b = round_bf16(b);
+          bias = round_bf16(bias);
+        }
+        const auto ra = ref_of(a.data(), s.M, s.K, l.a_row_major, 0);
+        const auto rb = ref_of(b.data(), s.K, s.N, l.b_row_major, 0);
+        std::vector<float> ref_c(static_cast<size_t>(s.M * s.N)), ref_sums(static_cast<size_t>(s.M));
+        cpu::gemm_bias(Cpu{}, ra, rb, bias.data() + offset, ref_c.data(), s.N);
+        auto upload = [](const std::vector<float>& v) {
+          if constexpr (std::is_same_v<T, bf16>) return bf16_buf(v);
+          else return Buf<float>(v);
+        };
+        auto da = upload(a), db = upload(b), dbias = upload(bias);
+        Buf<T> dc(ref_c.size()), dsums(ref_sums.size() + offset);
+        dc.poison();
+        cuda::gemm_bias(Cuda{}, ref_of<T>(da.data(), s.M, s.K, l.a_row_major, 0),
+                        ref_of<T>(db.data(), s.K, s.N, l.b_row_major, 0), dbias.data() + offset, dc.data(), s.N);
+        CHECK(rel_err(dc.download(), ref_c) < tol);
+
+        cpu::gemm_row_sums(Cpu{}, ra, rb, ref_c.data(), s.N, ref_sums.data());
+        dc.poison();
+        dsums.poison();
+        cuda::gemm_row_sums(Cuda{}, ref_of<T>(da.data(), s.M, s.K, l.a_row_major, 0),
+                            ref_of<T>(db.data(), s.K, s.N, l.b_row_major, 0), dc.data(), s.N, dsums.data() + offset);
+        CHECK(rel_err(dc.download(), ref_c) < tol);
+        const auto sums = dsums.download();
+        const std::vector<T> got(sums.begin() + offset, sums.end());
+        CHECK(rel_err(got, ref_sums) < tol);
+        if (offset == 1) CHECK(std::isnan(static_cast<float>(sums[0])));  // nothing written before the vector
+      }
+    }
+  }
+}
+}  // namespace
+
+TEST_CASE("gemm_bias and gemm_row_sums: cuBLASLt's bias and bias-gradient epilogues", "[gemm]") {
+  const uint64_t seed = fresh_seed();
+  INFO("seed " << seed);
+  Rng rng(seed);
+  const int64_t fallbacks_before = cuda::gemm_epilogue_fallbacks();
+  check_epilogues<float>(rng, cuda::Fp32Gemm::full, kTolF32);
+  check_epilogues<float>(rng, cuda::Fp32Gemm::tf32, 5e-3);
+  check_epilogues<float>(rng, cuda::Fp32Gemm::bf16, 2e-2);
+  check_epilogues<bf16>(rng, cuda::Fp32Gemm::tf32, kTolBf16);
+  cuda::set_tf32(true);
+  WARN("gemm_bias / gemm_row_sums calls that fell back to separate passes: "
+       << cuda::gemm_epilogue_fallbacks() - fallbacks_before << " of " << 4 * 4 * 3 * 2 * 2);
+}
+
 // matmul with batch axes on CUDA: evenly spaced batches (contiguous, transposed views, a broadcast
 // operand) go through one gemm_strided_batched call, a permuted view is copied to its contiguous
 // layout first, and a partial broadcast ([B, 1, M, K] against [B, H, K, N]) runs product by

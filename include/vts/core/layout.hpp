@@ -20,4 +20,18 @@ struct MatrixRef {
   int64_t rows, cols, row_stride, col_stride;
 };
 
+// The row sums of a densely stored matrix as one reduction over a contiguous [outer, middle, inner]
+// block (the shape every backend's sum_middle takes): row-major gives [rows, cols, 1], column-major
+// [1, cols, rows]. `dense` is false when the matrix has gaps between its rows or columns.
+struct RowSumShape {
+  bool dense;
+  int64_t outer, middle, inner;
+};
+template <class T>
+RowSumShape row_sum_shape(const MatrixRef<T>& m) {
+  if (m.col_stride == 1 && (m.row_stride == m.cols || m.rows <= 1)) return {true, m.rows, m.cols, 1};
+  if (m.row_stride == 1 && (m.col_stride == m.rows || m.cols <= 1)) return {true, 1, m.cols, m.rows};
+  return {false, 0, 0, 0};
+}
+
 }  // namespace vts

@@ -147,17 +147,13 @@ Tensor<T, D> linear(const Tensor<T, D>& x, const Tensor<T, D>& w, const Tensor<T
   Shape out_shape = x.shape();
   out_shape[out_shape.ndim() - 1] = out_features;
   Tensor<T, D> out = Tensor<T, D>::empty(out_shape);
-  T beta = T(0);
-  if (bias.defined()) {
-    // Seed C with the bias rows so the GEMM adds into it (beta = 1): no extra pass over the output.
-    const Strides row_bcast{0, 1};
-    Tensor<T, D> bc = bias.contiguous_nograd();
-    copy_strided(D{}, Shape{M, out_features}, bc.data(), row_bcast.data(), out.data(),
-                 contiguous_strides(Shape{M, out_features}).data());
-    beta = T(1);
-  }
+  const auto xref = MatrixRef<T>{x2.data(), M, in, in, 1};
   const auto wt = MatrixRef<T>{w2.data(), in, out_features, w2.strides()[1], w2.strides()[0]};
-  gemm(D{}, MatrixRef<T>{x2.data(), M, in, in, 1}, wt, out.data(), out_features, T(1), beta);
+  if (bias.defined()) {
+    gemm_bias(D{}, xref, wt, bias.contiguous_nograd().data(), out.data(), out_features);
+  } else {
+    gemm(D{}, xref, wt, out.data(), out_features, T(1), T(0));
+  }
   return record(out, "linear", {&x, &w, &bias},
                 [x2, w2, M, in, out_features, x_shape = x.shape(), gx = needs_grad(x), gw = needs_grad(w),
                  gb = needs_grad(bias)](const Tensor<T, D>& g) {
@@ -169,13 +165,15 @@ Tensor<T, D> linear(const Tensor<T, D>& x, const Tensor<T, D>& w, const Tensor<T
                     gemm(D{}, gref, MatrixRef<T>{w2.data(), out_features, in, w2.strides()[0], w2.strides()[1]},
                               dx.data(), in, T(1), T(0));
                   }
+                  if (gb) db = Tensor<T, D>::empty(Shape{out_features});
                   if (gw) {
                     dw = Tensor<T, D>::empty(Shape{out_features, in});
-                    gemm(D{}, MatrixRef<T>{g2.data(), out_features, M, 1, out_features},
-                              MatrixRef<T>{x2.data(), M, in, in, 1}, dw.data(), in, T(1), T(0));
-                  }
-                  if (gb) {
-                    db = Tensor<T, D>::empty(Shape{out_features});
+                    const MatrixRef<T> gt{g2.data(), out_features, M, 1, out_features};  // gᵀ
+                    const MatrixRef<T> xref{x2.data(), M, in, in, 1};
+                    // The bias gradient (the row sums of gᵀ) comes with the weight gradient's GEMM.
+                    if (gb) gemm_row_sums(D{}, gt, xref, dw.data(), in, db.data());
+                    else gemm(D{}, gt, xref, dw.data(), in, T(1), T(0));
+                  } else if (gb) {
                     sum_middle(D{}, g2.data(), 1, M, out_features, db.data());
                   }
                   return std::vector<Tensor<T, D>>{dx, dw, db};

@@ -91,6 +91,53 @@ void gemm(Device, const MatrixRef<bf16>& a, const MatrixRef<bf16>& b, float* c, 
   vts_emu::count_gemm_call();
   gemm_one(a, b, c, ldc, alpha, beta);
 }
+// The epilogue forms as a device computes them: the bias joins the fp32 accumulator before C is
+// rounded; the row sums of A are taken from A as stored (whether cuBLASLt's bias-gradient epilogue
+// sums TF32-rounded operands is for the device's [gemm] test to show), in fp32.
+void gemm_bias(Device, const MatrixRef<float>& a, const MatrixRef<float>& b, const float* bias, float* c,
+               int64_t ldc) {
+  vts_emu::count_gemm_call();
+  for (int64_t i = 0; i < a.rows; ++i)
+    for (int64_t j = 0; j < b.cols; ++j) c[i * ldc + j] = bias[j];
+  gemm_one(a, b, c, ldc, 1.0f, 1.0f);
+}
+void gemm_bias(Device, const MatrixRef<bf16>& a, const MatrixRef<bf16>& b, const bf16* bias, bf16* c, int64_t ldc) {
+  vts_emu::count_gemm_call();
+  for (int64_t i = 0; i < a.rows; ++i)
+    for (int64_t j = 0; j < b.cols; ++j) c[i * ldc + j] = bias[j];
+  gemm_one(a, b, c, ldc, 1.0f, 1.0f);  // bias + product in fp32, rounded once: the bias is bf16 already
+}
+
+namespace {
+template <class T>
+void row_sums(const MatrixRef<T>& a, T* sums) {
+  const RowSumShape rs = row_sum_shape(a);
+  VTS_CHECK(rs.dense, "vts::cuda::gemm_row_sums (emulated): A (", a.rows, "x", a.cols, ", strides ", a.row_stride,
+            ", ", a.col_stride, ") must be stored densely, row- or column-major");
+  for (int64_t i = 0; i < a.rows; ++i) {
+    float s = 0.0f;
+    for (int64_t k = 0; k < a.cols; ++k) s += load(a.data + i * a.row_stride + k * a.col_stride);
+    store(sums + i, s);
+  }
+}
+}  // namespace
+
+void gemm_row_sums(Device, const MatrixRef<float>& a, const MatrixRef<float>& b, float* c, int64_t ldc,
+                   float* a_row_sums) {
+  vts_emu::count_gemm_call();
+  gemm_one(a, b, c, ldc, 1.0f, 0.0f);
+  row_sums(a, a_row_sums);
+}
+void gemm_row_sums(Device, const MatrixRef<bf16>& a, const MatrixRef<bf16>& b, bf16* c, int64_t ldc,
+                   bf16* a_row_sums) {
+  vts_emu::count_gemm_call();
+  gemm_one(a, b, c, ldc, 1.0f, 0.0f);
+  row_sums(a, a_row_sums);
+}
+
+// The emulator computes both epilogue forms directly: it never falls back.
+int64_t gemm_epilogue_fallbacks() { return 0; }
+
 void gemm_strided_batched(Device, const MatrixRef<float>& a, int64_t stride_a, const MatrixRef<float>& b,
                           int64_t stride_b, float* c, int64_t ldc, int64_t stride_c, int64_t batch, float alpha,
                           float beta) {

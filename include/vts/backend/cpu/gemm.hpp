@@ -5,6 +5,8 @@
 #include <Eigen/Core>
 #include <cstdint>
 
+#include "vts/backend/cpu/reduce.hpp"
+#include "vts/backend/cpu/strided.hpp"
 #include "vts/core/device.hpp"
 #include "vts/core/error.hpp"
 #include "vts/core/layout.hpp"
@@ -55,6 +57,29 @@ void gemm(Device, const MatrixRef<T>& a, const MatrixRef<T>& b, T* c, int64_t ld
       }
     });
   });
+}
+
+// C = A·B + bias in every row (bias[j] added to column j): the linear layer's x·Wᵀ + b. C is
+// written, never read. Here C is seeded with the bias rows and the product added into it (beta =
+// 1): the seeding is one pass over C, small next to the product on a CPU; the CUDA backend adds
+// the bias in cuBLASLt's epilogue instead.
+template <class T>
+void gemm_bias(Device d, const MatrixRef<T>& a, const MatrixRef<T>& b, const T* bias, T* c, int64_t ldc) {
+  const int64_t bias_strides[2] = {0, 1}, c_strides[2] = {ldc, 1};
+  copy_strided(d, Shape{a.rows, b.cols}, bias, bias_strides, c, c_strides);
+  gemm(d, a, b, c, ldc, T(1), T(1));
+}
+
+// C = A·B, and a_row_sums[i] = Σ_k A(i, k): a linear layer's weight gradient gᵀ·x together with
+// its bias gradient (the column sums of g, i.e. the row sums of gᵀ). A must be stored densely,
+// row- or column-major (row_sum_shape); C is written, never read.
+template <class T>
+void gemm_row_sums(Device d, const MatrixRef<T>& a, const MatrixRef<T>& b, T* c, int64_t ldc, T* a_row_sums) {
+  const RowSumShape rs = row_sum_shape(a);
+  VTS_CHECK(rs.dense, "gemm_row_sums: A (", a.rows, "x", a.cols, ", strides ", a.row_stride, ", ", a.col_stride,
+            ") must be stored densely, row- or column-major");
+  gemm(d, a, b, c, ldc, T(1), T(0));
+  sum_middle(d, a.data, rs.outer, rs.middle, rs.inner, a_row_sums);
 }
 
 }  // namespace vts::cpu

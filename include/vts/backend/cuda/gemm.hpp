@@ -30,6 +30,27 @@ inline void gemm(Device d, const MatrixRef<bf16>& a, const MatrixRef<bf16>& b, b
   gemm(d, a, b, c, ldc, static_cast<float>(alpha), static_cast<float>(beta));
 }
 
+// C = A·B + bias in every row (bias[j] added to column j; the linear layer's x·Wᵀ + b), the bias
+// added in cuBLASLt's epilogue to the fp32 accumulator, before C's rounding: C is written once and
+// never read (seeding C with the bias and using beta = 1 costs a launch, a write and a read of C).
+// Where cuBLASLt offers no algorithm with the epilogue, the seeded form is the fallback.
+void gemm_bias(Device, const MatrixRef<float>& a, const MatrixRef<float>& b, const float* bias, float* c,
+               int64_t ldc);
+void gemm_bias(Device, const MatrixRef<bf16>& a, const MatrixRef<bf16>& b, const bf16* bias, bf16* c, int64_t ldc);
+
+// C = A·B and a_row_sums[i] = Σ_k A(i, k) (a linear layer's weight gradient gᵀ·x and its bias
+// gradient, the row sums of gᵀ), the sums taken by cuBLASLt's bias-gradient epilogue from the
+// operand it already reads: no second pass over g and no reduction kernels. A must be stored
+// densely, row- or column-major (row_sum_shape in core/layout.hpp). Fallback where cuBLASLt has
+// no algorithm for it: the product, then sum_middle.
+void gemm_row_sums(Device, const MatrixRef<float>& a, const MatrixRef<float>& b, float* c, int64_t ldc,
+                   float* a_row_sums);
+void gemm_row_sums(Device, const MatrixRef<bf16>& a, const MatrixRef<bf16>& b, bf16* c, int64_t ldc,
+                   bf16* a_row_sums);
+// How many gemm_bias / gemm_row_sums calls so far took the separate passes because cuBLASLt offered
+// no algorithm with the epilogue (tests and benchmarks print it; the process's running total).
+int64_t gemm_epilogue_fallbacks();
+
 // `batch` products C_i = alpha·A_i·B_i + beta·C_i in one call, operand i starting stride_a,
 // stride_b, stride_c elements after operand i − 1 (a stride of 0 for A or B: the same matrix in
 // every product). Same precision rules as gemm.
