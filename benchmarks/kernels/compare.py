@@ -37,11 +37,13 @@ def main():
 def print_steps(steps):
     if not steps:
         return
-    print("\n| training step | config | batch | impl | precision | GEMMs | attention | ms (median) | images/s |")
-    print("|---|---|---:|---|---|---|---|---:|---:|")
+    # Epilogue fallbacks: vts on CUDA, linear layers whose bias epilogues cuBLASLt refused (0: all taken).
+    print("\n| training step | config | batch | impl | precision | GEMMs | attention | ms (median) | images/s | epilogue fallbacks |")
+    print("|---|---|---:|---|---|---|---|---:|---:|---:|")
     for r in steps:
         print(f"| {r.get('device', 'cpu')} | {r['config']} | {r['batch']} | {r['impl']} | {r.get('precision', 'fp32')} | "
-              f"{r.get('gemm', '–')} | {r.get('attention', 'fused')} | {r['step_ms_median']:.2f} | {r['imgs_per_s']:.1f} |")
+              f"{r.get('gemm', '–')} | {r.get('attention', 'fused')} | {r['step_ms_median']:.2f} | {r['imgs_per_s']:.1f} | "
+              f"{r.get('gemm_epilogue_fallbacks', '–')} |")
 
 
 def print_kernels(rows):
