@@ -83,8 +83,9 @@ struct Config {
   int line;
 };
 void run_kernel(const void* kernel, const Config& cfg, const std::function<void()>& thread_body);
-// For VTS_EMU_STATS: a GEMM, which on a device is a cuBLAS launch of its own.
-void count_gemm_call();
+// For VTS_EMU_STATS: a GEMM, which on a device is a cuBLAS launch of its own. Returns false when
+// VTS_EMU_SKIP_WORK=1 asks for launches to be counted but not run (the caller then returns).
+bool count_gemm_call();
 
 template <class... A>
 struct Pending {

@@ -97,6 +97,9 @@ struct Engine {
   std::unordered_map<const void*, int> dynamic_smem_optin;
   std::unordered_map<const void*, bool> kernel_synchronises;
   bool stats = false;                           // VTS_EMU_STATS=1: count, and print at exit
+  // VTS_EMU_SKIP_WORK=1: launches and GEMMs are checked and counted but not run, so a program's
+  // time is its host side alone (the op layer, autograd, the allocator); results are garbage.
+  bool skip_work = false;
   uint64_t launches = 0, blocks = 0, gemms = 0;
   std::unordered_map<std::string, uint64_t> launches_by_site;
 
@@ -107,6 +110,8 @@ struct Engine {
     getcontext(&fiber_template);
     const char* stats_env = std::getenv("VTS_EMU_STATS");
     stats = stats_env && std::strcmp(stats_env, "0") != 0;
+    const char* skip_env = std::getenv("VTS_EMU_SKIP_WORK");
+    skip_work = skip_env && std::strcmp(skip_env, "0") != 0;
     if (stats)
       std::atexit([] {
         const Engine& e = engine();
@@ -487,7 +492,11 @@ void mma_m16n8k16_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint3
   }
 }
 
-void count_gemm_call() { ++engine().gemms; }
+bool count_gemm_call() {
+  Engine& e = engine();
+  ++e.gemms;
+  return !e.skip_work;
+}
 
 void run_kernel(const void* kernel, const Config& cfg, const std::function<void()>& body) {
   Engine& e = engine();
@@ -513,6 +522,7 @@ void run_kernel(const void* kernel, const Config& cfg, const std::function<void(
   ++e.launches;
   if (e.stats && cfg.file) ++e.launches_by_site[std::string(cfg.file) + ":" + std::to_string(cfg.line)];
   e.blocks += uint64_t(cfg.grid.x) * cfg.grid.y * cfg.grid.z;
+  if (e.skip_work) return;
   e.cfg = cfg;
   e.body = &body;
   e.faulted = false;
