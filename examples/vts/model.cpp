@@ -1,14 +1,13 @@
 // Loading `vts train` checkpoints into the network type their metadata names.
 #include "model.hpp"
 
-#include <zlib.h>
-
 #include <filesystem>
 
+#include "model_impl.hpp"
 #include "vts/data/protocol.hpp"
-#include "vts/hash/heads.hpp"
-#include "vts/io/checkpoint.hpp"
-#include "vts/nn/vit.hpp"
+#if defined(VTS_WITH_CUDA)
+#include "vts/backend/cuda/runtime.hpp"
+#endif
 
 namespace vts::cli {
 
@@ -31,73 +30,60 @@ std::string HashModel::fingerprint() const {
   return nlohmann::json{{"vts_model", id_.to_json()}, {"checkpoint", checkpoint_}}.dump();
 }
 
+#if defined(VTS_WITH_CUDA)
+// The CUDA models are compiled in train_cuda_<config>.cpp, next to the same network's training
+// code; only the configs this vts was built for (VTS_TRAIN_CONFIGS) exist.
+#define VTS_EXTERN_CUDA_MODEL(Config)                                                                 \
+  extern template std::unique_ptr<HashModel> load_model_of<Config, Cuda>(io::CheckpointReader&, const std::string&, \
+                                                                        int64_t, const std::string&);
+#if defined(VTS_TRAIN_CONFIG_TINY)
+VTS_EXTERN_CUDA_MODEL(nn::ViTTiny28)
+#endif
+#if defined(VTS_TRAIN_CONFIG_SMALL)
+VTS_EXTERN_CUDA_MODEL(nn::ViTSmall32)
+#endif
+#if defined(VTS_TRAIN_CONFIG_B16)
+VTS_EXTERN_CUDA_MODEL(nn::ViTB16)
+#endif
+#if defined(VTS_TRAIN_CONFIG_B32)
+VTS_EXTERN_CUDA_MODEL(nn::ViTB32)
+#endif
+#undef VTS_EXTERN_CUDA_MODEL
+#endif
+
 namespace {
 
-template <class Config, class Head>
-class HashModelOf final : public HashModel {
-  using Network = hash::HashNetwork<nn::ViT<Config>, Head>;
-
- public:
-  HashModelOf(io::CheckpointReader& ckpt, int64_t bits) : net_(bits, init_gen_) {
-    ckpt.layer("model", net_);
-    for (const auto& [key, t] : ckpt.file().tensors())  // optimizer, loss and generator state of a last.safetensors
-      if (key.rfind("model.", 0) != 0) ckpt.ignore(key);
-    ckpt.commit();
-    uint32_t crc = static_cast<uint32_t>(crc32_z(0, nullptr, 0));
-    for (auto& p : nn::parameters(net_))
-      crc = static_cast<uint32_t>(crc32_z(crc, reinterpret_cast<const Bytef*>(p.data()),
-                                          static_cast<z_size_t>(p.numel()) * sizeof(*p.data())));
-    id_.weights_crc32 = crc;
-    id_.config = Config::name;
-    id_.head = Head::name;
-    id_.image = Config::image;
-    id_.channels = Config::channels;
-    id_.bits = bits;
-  }
-
-  std::vector<float> encode(std::shared_ptr<const data::Dataset> ds, const hash::EncodeOptions& opt,
-                            const std::function<void(int64_t, int64_t)>& progress) const override {
-    const data::ImageSpec spec = ds->spec();
-    VTS_CHECK(spec == (data::ImageSpec{int(Config::channels), int(Config::image), int(Config::image)}),
-              "model '", Config::name, "' expects ", Config::channels, "x", Config::image, "x", Config::image,
-              " images, found ", spec.channels, "x", spec.height, "x", spec.width);
-    return hash::encode(net_, std::move(ds), opt, progress);
-  }
-
-  void set_metadata(const nlohmann::json& m, std::string checkpoint) {
-    id_.loss = m.value("loss", "");
-    id_.dataset = m.value("dataset", "");
-    id_.flip_average = m.value("flip_average", false);
-    seed_ = m.value("seed", uint64_t{1});
-    checkpoint_ = std::move(checkpoint);
-  }
-
- private:
-  Generator init_gen_{0};  // initial values only; every weight is then loaded
-  Network net_;
-};
-
-template <class Config>
-std::unique_ptr<HashModel> with_head(const std::string& head, io::CheckpointReader& ckpt, int64_t bits,
-                                     const std::string& path) {
-  std::unique_ptr<HashModel> m;
-  if (head == "all") {
-    auto p = std::make_unique<HashModelOf<Config, hash::AllTokenHead<>>>(ckpt, bits);
-    p->set_metadata(ckpt.metadata(), path);
-    m = std::move(p);
-  } else if (head == "cls") {
-    auto p = std::make_unique<HashModelOf<Config, hash::ClsTokenHead<>>>(ckpt, bits);
-    p->set_metadata(ckpt.metadata(), path);
-    m = std::move(p);
-  } else {
-    throw IoError("checkpoint '" + path + "': metadata head '" + head + "' is not one of all, cls");
-  }
-  return m;
+std::unique_ptr<HashModel> load_cuda_model([[maybe_unused]] io::CheckpointReader& ckpt, const std::string& config,
+                                           [[maybe_unused]] const std::string& head, [[maybe_unused]] int64_t bits,
+                                           [[maybe_unused]] const std::string& path) {
+#if defined(VTS_WITH_CUDA)
+  if (!cuda::available())
+    throw Error("--device cuda: no CUDA device is available (" + std::to_string(cuda::device_count()) +
+                " devices found); use --device cpu");
+#if defined(VTS_TRAIN_CONFIG_TINY)
+  if (config == "tiny") return load_model_of<nn::ViTTiny28, Cuda>(ckpt, head, bits, path);
+#endif
+#if defined(VTS_TRAIN_CONFIG_SMALL)
+  if (config == "small") return load_model_of<nn::ViTSmall32, Cuda>(ckpt, head, bits, path);
+#endif
+#if defined(VTS_TRAIN_CONFIG_B16)
+  if (config == "b16") return load_model_of<nn::ViTB16, Cuda>(ckpt, head, bits, path);
+#endif
+#if defined(VTS_TRAIN_CONFIG_B32)
+  if (config == "b32") return load_model_of<nn::ViTB32, Cuda>(ckpt, head, bits, path);
+#endif
+  throw Error("--device cuda: checkpoint '" + path + "' is a '" + config + "' model, and this vts was built for " +
+              "VTS_TRAIN_CONFIGS=" VTS_TRAIN_CONFIGS_BUILT " only; reconfigure with -DVTS_TRAIN_CONFIGS=\"tiny;small;b16;b32\" " +
+              "or use --device cpu");
+#else
+  throw Error("--device cuda: this vts was built without the CUDA backend (checkpoint config '" + config +
+              "'); configure with -DVTS_CUDA=ON, or use --device cpu");
+#endif
 }
 
 }  // namespace
 
-std::unique_ptr<HashModel> load_hash_model(const std::string& path_in) {
+std::unique_ptr<HashModel> load_hash_model(const std::string& path_in, const std::string& device) {
   namespace fs = std::filesystem;
   std::string path = path_in;
   if (fs::is_directory(path)) {
@@ -122,10 +108,13 @@ std::unique_ptr<HashModel> load_hash_model(const std::string& path_in) {
   if (bits_it == m.end() || !bits_it->is_number_integer() || bits_it->get<int64_t>() < 8)
     throw IoError("checkpoint '" + path + "': metadata has no integer 'bits' >= 8");
   const int64_t bits = bits_it->get<int64_t>();
-  if (config == "tiny") return with_head<nn::ViTTiny28>(head, ckpt, bits, path);
-  if (config == "small") return with_head<nn::ViTSmall32>(head, ckpt, bits, path);
-  if (config == "b16") return with_head<nn::ViTB16>(head, ckpt, bits, path);
-  if (config == "b32") return with_head<nn::ViTB32>(head, ckpt, bits, path);
+  const bool known = config == "tiny" || config == "small" || config == "b16" || config == "b32";
+  if (known && device == "cuda") return load_cuda_model(ckpt, config, head, bits, path);
+  VTS_CHECK(device == "cpu", "load_hash_model: device '", device, "' is not one of cpu, cuda");
+  if (config == "tiny") return load_model_of<nn::ViTTiny28, Cpu>(ckpt, head, bits, path);
+  if (config == "small") return load_model_of<nn::ViTSmall32, Cpu>(ckpt, head, bits, path);
+  if (config == "b16") return load_model_of<nn::ViTB16, Cpu>(ckpt, head, bits, path);
+  if (config == "b32") return load_model_of<nn::ViTB32, Cpu>(ckpt, head, bits, path);
   throw IoError("checkpoint '" + path + "': metadata config '" + config + "' is not one of tiny, small, b16, b32");
 }
 

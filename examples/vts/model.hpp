@@ -52,9 +52,12 @@ class HashModel {
   uint64_t seed_ = 0;
 };
 
-// Loads a `vts train` checkpoint: a file, or a run folder (its best.safetensors). Throws
-// vts::IoError for an unreadable file or a checkpoint whose metadata or weights do not fit.
-std::unique_ptr<HashModel> load_hash_model(const std::string& path);
+// Loads a `vts train` checkpoint: a file, or a run folder (its best.safetensors), onto `device`
+// ("cpu", or "cuda": a build with vts::cuda, a device, and the checkpoint's config among the
+// VTS_TRAIN_CONFIGS it was built for). Throws vts::IoError for an unreadable file or a checkpoint
+// whose metadata or weights do not fit, vts::Error for a device it cannot use. The identity does
+// not depend on the device; the codes can differ where an output is within rounding of zero.
+std::unique_ptr<HashModel> load_hash_model(const std::string& path, const std::string& device = "cpu");
 
 // The identity and checkpoint hint stored in an index file's fingerprint. Throws vts::IoError
 // (naming `index_path`) when the fingerprint was not written by `vts encode`.

@@ -21,6 +21,9 @@
 #include "vts/index/index_file.hpp"
 #include "vts/index/labels.hpp"
 #include "vts/index/search.hpp"
+#if defined(VTS_WITH_CUDA)
+#include "vts/backend/cuda/gemm.hpp"
+#endif
 
 namespace vts::cli {
 namespace {
@@ -79,13 +82,18 @@ struct EncodeArgs {
   int64_t batch = 256;
   int workers = 1;
   int threads = 0;
+  std::string device = "cpu";
+  std::string gemm = "fp32";
   bool quiet = false;
 };
 
 int run_encode(const EncodeArgs& a) {
   const auto t0 = std::chrono::steady_clock::now();
   if (a.threads > 0) cpu::set_num_threads(a.threads);
-  const std::unique_ptr<HashModel> model = load_hash_model(a.model);
+#if defined(VTS_WITH_CUDA)
+  if (a.device == "cuda") cuda::set_fp32_gemm(cuda::fp32_gemm_from_string(a.gemm));
+#endif
+  const std::unique_ptr<HashModel> model = load_hash_model(a.model, a.device);
   const ModelIdentity& id = model->identity();
 
   std::shared_ptr<const data::Dataset> ds;
@@ -118,8 +126,9 @@ int run_encode(const EncodeArgs& a) {
     what = name + " " + a.split + " split";
   }
   const int64_t n = ds->size();
-  std::printf("vts encode: %s (%s head, %s, %lld bits) on %s: %lld images\n", id.config.c_str(), id.head.c_str(),
-              id.loss.c_str(), static_cast<long long>(id.bits), what.c_str(), static_cast<long long>(n));
+  std::printf("vts encode: %s (%s head, %s, %lld bits) on %s: %lld images, on the %s\n", id.config.c_str(),
+              id.head.c_str(), id.loss.c_str(), static_cast<long long>(id.bits), what.c_str(), static_cast<long long>(n),
+              a.device == "cuda" ? "GPU" : "CPU");
   std::fflush(stdout);
 
   const bool tty = isatty(fileno(stderr)) && !a.quiet;
@@ -283,8 +292,19 @@ Run add_encode_command(CLI::App& app) {
   app.add_option("--batch", a->batch, "images per forward pass")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--workers", a->workers, "image decoding threads")->check(CLI::NonNegativeNumber)->capture_default_str();
   app.add_option("--threads", a->threads, "compute threads (default: OMP_NUM_THREADS or all cores)");
+  app.add_option("--device", a->device,
+                 "cpu, or cuda (a build with the CUDA backend and the model's config; see --gemm)")
+      ->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
+  auto* gemm = app.add_option("--gemm", a->gemm,
+                              "cuda: the GEMMs in full fp32 (codes as the CPU's, up to rounding), or on tf32 / bf16 "
+                              "tensor cores (faster; outputs near zero may change sign)")
+                   ->check(CLI::IsMember({"fp32", "tf32", "bf16"}))->capture_default_str();
   app.add_flag("--quiet", a->quiet, "no progress line");
-  return [a] { return run_encode(*a); };
+  return [a, gemm] {
+    if (a->device != "cuda" && gemm->count() > 0)
+      throw Error("--gemm " + a->gemm + " applies to --device cuda; the CPU GEMMs are Eigen's fp32");
+    return run_encode(*a);
+  };
 }
 
 Run add_search_command(CLI::App& app) {

@@ -1,0 +1,76 @@
+#pragma once
+// The concrete network behind HashModel (model.hpp), for a model config and a device: included by
+// model.cpp, which instantiates it for the CPU, and by train_cuda_<config>.cpp, which instantiates
+// the CUDA form in the unit that already compiles that config's CUDA network.
+#include <zlib.h>
+
+#include "model.hpp"
+#include "vts/hash/heads.hpp"
+#include "vts/io/checkpoint.hpp"
+#include "vts/nn/vit.hpp"
+
+namespace vts::cli {
+
+template <class Config, class Head, class D>
+class HashModelOf final : public HashModel {
+  using Network = hash::HashNetwork<nn::ViT<Config, float, D>, Head>;
+
+ public:
+  HashModelOf(io::CheckpointReader& ckpt, int64_t bits) : net_(bits, init_gen_) {
+    ckpt.layer("model", net_);
+    for (const auto& [key, t] : ckpt.file().tensors())  // optimizer, loss and generator state of a last.safetensors
+      if (key.rfind("model.", 0) != 0) ckpt.ignore(key);
+    ckpt.commit();
+    // Over host copies, so a model loaded on either device has the same identity.
+    uint32_t crc = static_cast<uint32_t>(crc32_z(0, nullptr, 0));
+    for (auto& p : nn::parameters(net_)) {
+      const std::vector<float> values = p.to_vector();
+      crc = static_cast<uint32_t>(crc32_z(crc, reinterpret_cast<const Bytef*>(values.data()),
+                                          static_cast<z_size_t>(values.size()) * sizeof(float)));
+    }
+    id_.weights_crc32 = crc;
+    id_.config = Config::name;
+    id_.head = Head::name;
+    id_.image = Config::image;
+    id_.channels = Config::channels;
+    id_.bits = bits;
+  }
+
+  std::vector<float> encode(std::shared_ptr<const data::Dataset> ds, const hash::EncodeOptions& opt,
+                            const std::function<void(int64_t, int64_t)>& progress) const override {
+    const data::ImageSpec spec = ds->spec();
+    VTS_CHECK(spec == (data::ImageSpec{int(Config::channels), int(Config::image), int(Config::image)}),
+              "model '", Config::name, "' expects ", Config::channels, "x", Config::image, "x", Config::image,
+              " images, found ", spec.channels, "x", spec.height, "x", spec.width);
+    return hash::encode(net_, std::move(ds), opt, progress);
+  }
+
+  void set_metadata(const nlohmann::json& m, std::string checkpoint) {
+    id_.loss = m.value("loss", "");
+    id_.dataset = m.value("dataset", "");
+    id_.flip_average = m.value("flip_average", false);
+    seed_ = m.value("seed", uint64_t{1});
+    checkpoint_ = std::move(checkpoint);
+  }
+
+ private:
+  Generator init_gen_{0};  // initial values only; every weight is then loaded
+  Network net_;
+};
+
+// The model of a checkpoint whose metadata names Config, with its head, on device D.
+template <class Config, class D>
+std::unique_ptr<HashModel> load_model_of(io::CheckpointReader& ckpt, const std::string& head, int64_t bits,
+                                         const std::string& path) {
+  auto make = [&](auto* tag) -> std::unique_ptr<HashModel> {
+    using Model = std::remove_pointer_t<decltype(tag)>;
+    auto p = std::make_unique<Model>(ckpt, bits);
+    p->set_metadata(ckpt.metadata(), path);
+    return p;
+  };
+  if (head == "all") return make(static_cast<HashModelOf<Config, hash::AllTokenHead<1024, float, D>, D>*>(nullptr));
+  if (head == "cls") return make(static_cast<HashModelOf<Config, hash::ClsTokenHead<float, D>, D>*>(nullptr));
+  throw IoError("checkpoint '" + path + "': metadata head '" + head + "' is not one of all, cls");
+}
+
+}  // namespace vts::cli
