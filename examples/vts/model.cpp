@@ -33,9 +33,9 @@ std::string HashModel::fingerprint() const {
 #if defined(VTS_WITH_CUDA)
 // The CUDA models are compiled in train_cuda_<config>.cpp, next to the same network's training
 // code; only the configs this vts was built for (VTS_TRAIN_CONFIGS) exist.
-#define VTS_EXTERN_CUDA_MODEL(Config)                                                                 \
-  extern template std::unique_ptr<HashModel> load_model_of<Config, Cuda>(io::CheckpointReader&, const std::string&, \
-                                                                        int64_t, const std::string&);
+#define VTS_EXTERN_CUDA_MODEL(Config)                                     \
+  extern template std::unique_ptr<HashModel> load_model_of<Config, Cuda>( \
+      io::CheckpointReader&, const std::string&, int64_t, const std::string&);
 #if defined(VTS_TRAIN_CONFIG_TINY)
 VTS_EXTERN_CUDA_MODEL(nn::ViTTiny28)
 #endif
@@ -73,8 +73,8 @@ std::unique_ptr<HashModel> load_cuda_model([[maybe_unused]] io::CheckpointReader
   if (config == "b32") return load_model_of<nn::ViTB32, Cuda>(ckpt, head, bits, path);
 #endif
   throw Error("--device cuda: checkpoint '" + path + "' is a '" + config + "' model, and this vts was built for " +
-              "VTS_TRAIN_CONFIGS=" VTS_TRAIN_CONFIGS_BUILT " only; reconfigure with -DVTS_TRAIN_CONFIGS=\"tiny;small;b16;b32\" " +
-              "or use --device cpu");
+              "VTS_TRAIN_CONFIGS=" VTS_TRAIN_CONFIGS_BUILT " only; reconfigure with " +
+              "-DVTS_TRAIN_CONFIGS=\"tiny;small;b16;b32\" or use --device cpu");
 #else
   throw Error("--device cuda: this vts was built without the CUDA backend (checkpoint config '" + config +
               "'); configure with -DVTS_CUDA=ON, or use --device cpu");
