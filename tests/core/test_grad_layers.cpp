@@ -97,6 +97,46 @@ TEST_CASE("grad: linear", "[grad][matmul]") {
              {uniform({5, 4}, 160), w, uniform({6}, 161)});
 }
 
+// The backend calls linear makes: C = A·B + bias in every row, and C = A·B with A's row sums, for
+// A stored row- and column-major (row_sum_shape), against plain loops; a matrix with gaps
+// between its rows is refused with its strides named.
+TEST_CASE("cpu::gemm_bias and cpu::gemm_row_sums against loops", "[matmul]") {
+  constexpr int64_t M = 5, K = 7, N = 3;
+  std::vector<float> a(M * K), b(K * N), bias(N);
+  for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<float>(i % 11) - 4.5f;
+  for (size_t i = 0; i < b.size(); ++i) b[i] = 0.25f * static_cast<float>(i % 5) - 0.5f;
+  for (size_t i = 0; i < bias.size(); ++i) bias[i] = static_cast<float>(i) + 0.5f;
+  for (bool row_major : {true, false}) {
+    INFO("A row-major " << row_major);
+    // The same matrix A(i, k) = a[i*K + k] in either storage.
+    std::vector<float> stored(a.size());
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t k = 0; k < K; ++k) stored[size_t(row_major ? i * K + k : k * M + i)] = a[size_t(i * K + k)];
+    const MatrixRef<float> ar = row_major ? MatrixRef<float>{stored.data(), M, K, K, 1}
+                                          : MatrixRef<float>{stored.data(), M, K, 1, M};
+    const MatrixRef<float> br{b.data(), K, N, N, 1};
+    std::vector<float> c(M * N, NAN), c2(M * N, NAN), sums(M, NAN);
+    vts::cpu::gemm_bias(Cpu{}, ar, br, bias.data(), c.data(), N);
+    vts::cpu::gemm_row_sums(Cpu{}, ar, br, c2.data(), N, sums.data());
+    for (int64_t i = 0; i < M; ++i) {
+      double row = 0;
+      for (int64_t k = 0; k < K; ++k) row += a[size_t(i * K + k)];
+      CHECK(sums[size_t(i)] == Approx(row).epsilon(1e-6));
+      for (int64_t j = 0; j < N; ++j) {
+        double dot = 0;
+        for (int64_t k = 0; k < K; ++k) dot += double(a[size_t(i * K + k)]) * b[size_t(k * N + j)];
+        CHECK(c2[size_t(i * N + j)] == Approx(dot).margin(1e-5));
+        CHECK(c[size_t(i * N + j)] == Approx(dot + bias[size_t(j)]).margin(1e-5));
+      }
+    }
+  }
+  std::vector<float> c(M * N), sums(M);
+  const MatrixRef<float> gapped{a.data(), M, K - 2, K, 1};  // rows of K - 2 inside rows of K
+  CHECK_THROWS_WITH(vts::cpu::gemm_row_sums(Cpu{}, gapped, MatrixRef<float>{b.data(), K - 2, N, N, 1}, c.data(), N,
+                                            sums.data()),
+                    Contains("strides 7, 1") && Contains("densely"));
+}
+
 // ---- layer_norm ------------------------------------------------------------------------------------
 
 TEST_CASE("grad: layer_norm", "[grad][layer_norm]") {
