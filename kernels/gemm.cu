@@ -223,8 +223,13 @@ bool gemm_impl(const MatrixRef<TA>& a, const MatrixRef<TA>& b, TC* c_, int64_t l
         // and our A is cuBLAS's B, whose sums over k (BGRADB) have D's column count, M.
         const cublasLtEpilogue_t e = epilogue.kind == Epilogue::bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_BGRADB;
         VTS_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &e, sizeof(e)));
-        VTS_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &epilogue.vector,
-                                                        sizeof(epilogue.vector)));
+        // The heuristic infers the vector's alignment from the pointer's value without reading
+        // it. The plan serves every vector of the same alignment class, so it is shown an address
+        // aligned to exactly that class (16, 8, 4 or 2), not this call's pointer, which may be
+        // aligned to more and would let it pick a kernel a later call's vector cannot feed.
+        const void* class_address = reinterpret_cast<const void*>(uintptr_t(alignment_class(epilogue.vector)));
+        VTS_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &class_address,
+                                                        sizeof(class_address)));
       }
       cublasLtMatmulPreference_t pref = nullptr;
       VTS_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
