@@ -269,7 +269,9 @@ bool gemm_impl(const MatrixRef<TA>& a, const MatrixRef<TA>& b, TC* c_, int64_t l
         lt.plans()[key].has_algo = false;
         return false;
       }
-      VTS_CUBLAS_CHECK(run);
+      if (run != CUBLAS_STATUS_SUCCESS)
+        detail::throw_cuda_error("cuBLAS", int(run), detail::cublas_error_string(int(run)),
+                                 "cublasLtMatmul (with a bias epilogue)", __FILE__, __LINE__);
       return true;
     }
   }
