@@ -302,8 +302,10 @@ std::atomic<int64_t> epilogue_fallbacks{0};
 
 template <class T>
 void gemm_bias_impl(const MatrixRef<T>& a, const MatrixRef<T>& b, const T* bias, T* c, int64_t ldc) {
-  if (gemm_impl(a, b, c, ldc, 1.0f, 0.0f, {}, EpilogueArg{Epilogue::bias, bias})) return;
-  ++epilogue_fallbacks;
+  if (gemm_epilogues()) {
+    if (gemm_impl(a, b, c, ldc, 1.0f, 0.0f, {}, EpilogueArg{Epilogue::bias, bias})) return;
+    ++epilogue_fallbacks;
+  }
   const int64_t bias_strides[2] = {0, 1}, c_strides[2] = {ldc, 1};
   copy_strided(Device{}, Shape{a.rows, b.cols}, bias, bias_strides, c, c_strides);
   gemm_impl(a, b, c, ldc, 1.0f, 1.0f);
@@ -314,8 +316,10 @@ void gemm_row_sums_impl(const MatrixRef<T>& a, const MatrixRef<T>& b, T* c, int6
   const RowSumShape rs = row_sum_shape(a);
   VTS_CHECK(rs.dense, "vts::cuda::gemm_row_sums: A (", a.rows, "x", a.cols, ", strides ", a.row_stride, ", ",
             a.col_stride, ") must be stored densely, row- or column-major");
-  if (gemm_impl(a, b, c, ldc, 1.0f, 0.0f, {}, EpilogueArg{Epilogue::a_row_sums, a_row_sums})) return;
-  ++epilogue_fallbacks;
+  if (gemm_epilogues()) {
+    if (gemm_impl(a, b, c, ldc, 1.0f, 0.0f, {}, EpilogueArg{Epilogue::a_row_sums, a_row_sums})) return;
+    ++epilogue_fallbacks;
+  }
   gemm_impl(a, b, c, ldc, 1.0f, 0.0f);
   sum_middle(Device{}, a.data, rs.outer, rs.middle, rs.inner, a_row_sums);
 }

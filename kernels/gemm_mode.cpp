@@ -1,6 +1,9 @@
-// The process-wide choice of how fp32 GEMMs use the tensor cores (gemm.hpp). Host code only, apart
+// The process-wide choices of how fp32 GEMMs use the tensor cores and whether the linear layer's
+// GEMMs use epilogues (gemm.hpp). Host code only, apart
 // from gemm.cu so that the CPU emulator of tests/cuda/emu, which has its own GEMM, shares it.
 #include <atomic>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "vts/backend/cuda/gemm.hpp"
@@ -29,6 +32,18 @@ Fp32Gemm fp32_gemm_from_string(const std::string& name) {
     if (name == to_string(mode)) return mode;
   throw Error("fp32 GEMM mode must be tf32, bf16 or fp32, got '" + name + "'");
 }
+namespace {
+std::atomic<bool>& epilogues_allowed() {
+  static std::atomic<bool> allowed{[] {
+    const char* env = std::getenv("VTS_GEMM_EPILOGUES");
+    return !(env && std::strcmp(env, "0") == 0);
+  }()};
+  return allowed;
+}
+}  // namespace
+void set_gemm_epilogues(bool allow) { epilogues_allowed().store(allow); }
+bool gemm_epilogues() { return epilogues_allowed().load(); }
+
 void set_tf32(bool allow) { set_fp32_gemm(allow ? Fp32Gemm::tf32 : Fp32Gemm::full); }
 bool tf32() { return fp32_gemm() == Fp32Gemm::tf32; }
 

@@ -34,16 +34,24 @@ def main():
     return 0
 
 
+def epilogues(r):
+    """'off' when VTS_GEMM_EPILOGUES=0, else the number of calls that fell back ('–' without the field)."""
+    if r.get("gemm_epilogues") is False:
+        return "off"
+    return r.get("gemm_epilogue_fallbacks", "–")
+
+
 def print_steps(steps):
     if not steps:
         return
-    # Epilogue fallbacks: vts on CUDA, linear layers whose bias epilogues cuBLASLt refused (0: all taken).
+    # Epilogue fallbacks: vts on CUDA, linear-layer GEMM calls whose bias epilogues cuBLASLt refused
+    # (0: all taken; off: switched off with VTS_GEMM_EPILOGUES=0).
     print("\n| training step | config | batch | impl | precision | GEMMs | attention | ms (median) | images/s | epilogue fallbacks |")
     print("|---|---|---:|---|---|---|---|---:|---:|---:|")
     for r in steps:
         print(f"| {r.get('device', 'cpu')} | {r['config']} | {r['batch']} | {r['impl']} | {r.get('precision', 'fp32')} | "
               f"{r.get('gemm', '–')} | {r.get('attention', 'fused')} | {r['step_ms_median']:.2f} | {r['imgs_per_s']:.1f} | "
-              f"{r.get('gemm_epilogue_fallbacks', '–')} |")
+              f"{epilogues(r)} |")
 
 
 def print_kernels(rows):

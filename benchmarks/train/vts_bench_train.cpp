@@ -97,13 +97,15 @@ void wait_for_device() {
 #endif
 }
 
-// On CUDA, how many of the linear layers' GEMMs ran without cuBLASLt's bias epilogues (the
-// separate passes; 0 when the card's cuBLASLt takes them all), as a JSON field; nothing on the CPU.
+// On CUDA, whether the linear layers' GEMMs may use cuBLASLt's bias epilogues (VTS_GEMM_EPILOGUES)
+// and how many calls fell back to the separate passes (0 when the card's cuBLASLt takes them all),
+// as JSON fields; nothing on the CPU.
 template <class D>
 std::string epilogue_fallbacks_field() {
 #if defined(VTS_WITH_CUDA)
   if constexpr (std::is_same_v<D, vts::Cuda>)
-    return ", \"gemm_epilogue_fallbacks\": " + std::to_string(vts::cuda::gemm_epilogue_fallbacks());
+    return std::string(", \"gemm_epilogues\": ") + (vts::cuda::gemm_epilogues() ? "true" : "false") +
+           ", \"gemm_epilogue_fallbacks\": " + std::to_string(vts::cuda::gemm_epilogue_fallbacks());
 #endif
   return "";
 }

@@ -11,6 +11,8 @@
 
 #include "emu.hpp"
 #include "vts/backend/cuda/gemm.hpp"
+#include "vts/backend/cuda/memory.hpp"
+#include "vts/backend/cuda/reduce.hpp"
 #include "vts/core/error.hpp"
 
 namespace vts::cuda {
@@ -93,27 +95,36 @@ void gemm(Device, const MatrixRef<bf16>& a, const MatrixRef<bf16>& b, float* c, 
 }
 // The epilogue forms as a device computes them: the bias joins the fp32 accumulator before C is
 // rounded; the row sums of A are taken from A as stored (whether cuBLASLt's bias-gradient epilogue
-// sums TF32-rounded operands is for the device's [gemm] test to show), in fp32.
-void gemm_bias(Device, const MatrixRef<float>& a, const MatrixRef<float>& b, const float* bias, float* c,
-               int64_t ldc) {
-  if (!vts_emu::count_gemm_call()) return;
-  for (int64_t i = 0; i < a.rows; ++i)
-    for (int64_t j = 0; j < b.cols; ++j) c[i * ldc + j] = bias[j];
-  gemm_one(a, b, c, ldc, 1.0f, 1.0f);
-}
-void gemm_bias(Device, const MatrixRef<bf16>& a, const MatrixRef<bf16>& b, const bf16* bias, bf16* c, int64_t ldc) {
-  if (!vts_emu::count_gemm_call()) return;
-  for (int64_t i = 0; i < a.rows; ++i)
-    for (int64_t j = 0; j < b.cols; ++j) c[i * ldc + j] = bias[j];
-  gemm_one(a, b, c, ldc, 1.0f, 1.0f);  // bias + product in fp32, rounded once: the bias is bf16 already
-}
-
+// sums TF32-rounded operands is for the device's [gemm] test to show), in fp32. With the
+// epilogues switched off (VTS_GEMM_EPILOGUES=0), the device's separate passes instead: the
+// seeding copy and sum_middle are emulated kernels, so launch counts match a device's.
 namespace {
 template <class T>
-void row_sums(const MatrixRef<T>& a, T* sums) {
+void bias_product(const MatrixRef<T>& a, const MatrixRef<T>& b, const T* bias, T* c, int64_t ldc) {
+  if (!gemm_epilogues()) {
+    const int64_t bias_strides[2] = {0, 1}, c_strides[2] = {ldc, 1};
+    copy_strided(Device{}, Shape{a.rows, b.cols}, bias, bias_strides, c, c_strides);
+    if (vts_emu::count_gemm_call()) gemm_one(a, b, c, ldc, 1.0f, 1.0f);
+    return;
+  }
+  if (!vts_emu::count_gemm_call()) return;
+  for (int64_t i = 0; i < a.rows; ++i)
+    for (int64_t j = 0; j < b.cols; ++j) c[i * ldc + j] = bias[j];
+  gemm_one(a, b, c, ldc, 1.0f, 1.0f);  // bias + product in fp32, rounded once (a bf16 bias is exact)
+}
+
+template <class T>
+void product_row_sums(const MatrixRef<T>& a, const MatrixRef<T>& b, T* c, int64_t ldc, T* sums) {
   const RowSumShape rs = row_sum_shape(a);
   VTS_CHECK(rs.dense, "vts::cuda::gemm_row_sums (emulated): A (", a.rows, "x", a.cols, ", strides ", a.row_stride,
             ", ", a.col_stride, ") must be stored densely, row- or column-major");
+  if (!gemm_epilogues()) {
+    if (vts_emu::count_gemm_call()) gemm_one(a, b, c, ldc, 1.0f, 0.0f);
+    sum_middle(Device{}, a.data, rs.outer, rs.middle, rs.inner, sums);
+    return;
+  }
+  if (!vts_emu::count_gemm_call()) return;
+  gemm_one(a, b, c, ldc, 1.0f, 0.0f);
   for (int64_t i = 0; i < a.rows; ++i) {
     float s = 0.0f;
     for (int64_t k = 0; k < a.cols; ++k) s += load(a.data + i * a.row_stride + k * a.col_stride);
@@ -122,20 +133,23 @@ void row_sums(const MatrixRef<T>& a, T* sums) {
 }
 }  // namespace
 
+void gemm_bias(Device, const MatrixRef<float>& a, const MatrixRef<float>& b, const float* bias, float* c,
+               int64_t ldc) {
+  bias_product(a, b, bias, c, ldc);
+}
+void gemm_bias(Device, const MatrixRef<bf16>& a, const MatrixRef<bf16>& b, const bf16* bias, bf16* c, int64_t ldc) {
+  bias_product(a, b, bias, c, ldc);
+}
 void gemm_row_sums(Device, const MatrixRef<float>& a, const MatrixRef<float>& b, float* c, int64_t ldc,
                    float* a_row_sums) {
-  if (!vts_emu::count_gemm_call()) return;
-  gemm_one(a, b, c, ldc, 1.0f, 0.0f);
-  row_sums(a, a_row_sums);
+  product_row_sums(a, b, c, ldc, a_row_sums);
 }
 void gemm_row_sums(Device, const MatrixRef<bf16>& a, const MatrixRef<bf16>& b, bf16* c, int64_t ldc,
                    bf16* a_row_sums) {
-  if (!vts_emu::count_gemm_call()) return;
-  gemm_one(a, b, c, ldc, 1.0f, 0.0f);
-  row_sums(a, a_row_sums);
+  product_row_sums(a, b, c, ldc, a_row_sums);
 }
 
-// The emulator computes both epilogue forms directly: it never falls back.
+// The emulator computes both epilogue forms directly: it never falls back for want of an algorithm.
 int64_t gemm_epilogue_fallbacks() { return 0; }
 
 void gemm_strided_batched(Device, const MatrixRef<float>& a, int64_t stride_a, const MatrixRef<float>& b,

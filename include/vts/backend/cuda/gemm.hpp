@@ -50,6 +50,11 @@ void gemm_row_sums(Device, const MatrixRef<bf16>& a, const MatrixRef<bf16>& b, b
 // How many gemm_bias / gemm_row_sums calls so far took the separate passes because cuBLASLt offered
 // no algorithm with the epilogue (tests and benchmarks print it; the process's running total).
 int64_t gemm_epilogue_fallbacks();
+// Whether gemm_bias / gemm_row_sums may use the epilogues (default yes; VTS_GEMM_EPILOGUES=0 in the
+// environment switches them off at start-up). Off, they take the separate passes — the way to
+// compare the two on a device with the same programs. Refusals while on are what the count counts.
+void set_gemm_epilogues(bool allow);
+bool gemm_epilogues();
 
 // `batch` products C_i = alpha·A_i·B_i + beta·C_i in one call, operand i starting stride_a,
 // stride_b, stride_c elements after operand i − 1 (a stride of 0 for A or B: the same matrix in
