@@ -313,9 +313,7 @@ void gemm_bias_impl(const MatrixRef<T>& a, const MatrixRef<T>& b, const T* bias,
 
 template <class T>
 void gemm_row_sums_impl(const MatrixRef<T>& a, const MatrixRef<T>& b, T* c, int64_t ldc, T* a_row_sums) {
-  const RowSumShape rs = row_sum_shape(a);
-  VTS_CHECK(rs.dense, "vts::cuda::gemm_row_sums: A (", a.rows, "x", a.cols, ", strides ", a.row_stride, ", ",
-            a.col_stride, ") must be stored densely, row- or column-major");
+  const RowSumShape rs = row_sum_shape(a, "vts::cuda::gemm_row_sums");
   if (gemm_epilogues()) {
     if (gemm_impl(a, b, c, ldc, 1.0f, 0.0f, {}, EpilogueArg{Epilogue::a_row_sums, a_row_sums})) return;
     ++epilogue_fallbacks;

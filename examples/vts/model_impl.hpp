@@ -21,12 +21,15 @@ class HashModelOf final : public HashModel {
     for (const auto& [key, t] : ckpt.file().tensors())  // optimizer, loss and generator state of a last.safetensors
       if (key.rfind("model.", 0) != 0) ckpt.ignore(key);
     ckpt.commit();
-    // Over host copies, so a model loaded on either device has the same identity.
+    // Over the weights' host values, so a model loaded on either device has the same identity
+    // (a device's are copied to the host first; the CPU's are read in place).
     uint32_t crc = static_cast<uint32_t>(crc32_z(0, nullptr, 0));
     for (auto& p : nn::parameters(net_)) {
-      const std::vector<float> values = p.to_vector();
-      crc = static_cast<uint32_t>(crc32_z(crc, reinterpret_cast<const Bytef*>(values.data()),
-                                          static_cast<z_size_t>(values.size()) * sizeof(float)));
+      std::vector<float> copy;
+      const float* values = p.data();
+      if constexpr (!is_cpu_v<D>) values = (copy = p.to_vector()).data();
+      crc = static_cast<uint32_t>(crc32_z(crc, reinterpret_cast<const Bytef*>(values),
+                                          static_cast<z_size_t>(p.numel()) * sizeof(float)));
     }
     id_.weights_crc32 = crc;
     id_.config = Config::name;

@@ -1,8 +1,10 @@
 #pragma once
 // How the fused kernels address their operands, shared by every backend (CPU and CUDA kernels take
 // the same structs, so the op layer builds them once without knowing the device). Plain
-// aggregates: no Eigen, no CUDA headers, usable from nvcc translation units.
+// aggregates and one shape helper: no Eigen, no CUDA headers, usable from nvcc translation units.
 #include <cstdint>
+
+#include "vts/core/error.hpp"
 
 namespace vts {
 
@@ -22,16 +24,17 @@ struct MatrixRef {
 
 // The row sums of a densely stored matrix as one reduction over a contiguous [outer, middle, inner]
 // block (the shape every backend's sum_middle takes): row-major gives [rows, cols, 1], column-major
-// [1, cols, rows]. `dense` is false when the matrix has gaps between its rows or columns.
+// [1, cols, rows]. A matrix with gaps between its rows or columns is refused, `who` naming the
+// caller in the error.
 struct RowSumShape {
-  bool dense;
   int64_t outer, middle, inner;
 };
 template <class T>
-RowSumShape row_sum_shape(const MatrixRef<T>& m) {
-  if (m.col_stride == 1 && (m.row_stride == m.cols || m.rows <= 1)) return {true, m.rows, m.cols, 1};
-  if (m.row_stride == 1 && (m.col_stride == m.rows || m.cols <= 1)) return {true, 1, m.cols, m.rows};
-  return {false, 0, 0, 0};
+RowSumShape row_sum_shape(const MatrixRef<T>& m, const char* who) {
+  if (m.col_stride == 1 && (m.row_stride == m.cols || m.rows <= 1)) return {m.rows, m.cols, 1};
+  if (m.row_stride == 1 && (m.col_stride == m.rows || m.cols <= 1)) return {1, m.cols, m.rows};
+  throw Error(detail::concat(who, ": A (", m.rows, "x", m.cols, ", strides ", m.row_stride, ", ", m.col_stride,
+                             ") must be stored densely, row- or column-major"));
 }
 
 }  // namespace vts

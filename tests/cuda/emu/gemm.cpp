@@ -115,9 +115,7 @@ void bias_product(const MatrixRef<T>& a, const MatrixRef<T>& b, const T* bias, T
 
 template <class T>
 void product_row_sums(const MatrixRef<T>& a, const MatrixRef<T>& b, T* c, int64_t ldc, T* sums) {
-  const RowSumShape rs = row_sum_shape(a);
-  VTS_CHECK(rs.dense, "vts::cuda::gemm_row_sums (emulated): A (", a.rows, "x", a.cols, ", strides ", a.row_stride,
-            ", ", a.col_stride, ") must be stored densely, row- or column-major");
+  const RowSumShape rs = row_sum_shape(a, "vts::cuda::gemm_row_sums (emulated)");
   if (!gemm_epilogues()) {
     if (vts_emu::count_gemm_call()) gemm_one(a, b, c, ldc, 1.0f, 0.0f);
     sum_middle(Device{}, a.data, rs.outer, rs.middle, rs.inner, sums);

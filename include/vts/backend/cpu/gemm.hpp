@@ -75,9 +75,7 @@ void gemm_bias(Device d, const MatrixRef<T>& a, const MatrixRef<T>& b, const T* 
 // row- or column-major (row_sum_shape); C is written, never read.
 template <class T>
 void gemm_row_sums(Device d, const MatrixRef<T>& a, const MatrixRef<T>& b, T* c, int64_t ldc, T* a_row_sums) {
-  const RowSumShape rs = row_sum_shape(a);
-  VTS_CHECK(rs.dense, "gemm_row_sums: A (", a.rows, "x", a.cols, ", strides ", a.row_stride, ", ", a.col_stride,
-            ") must be stored densely, row- or column-major");
+  const RowSumShape rs = row_sum_shape(a, "gemm_row_sums");
   gemm(d, a, b, c, ldc, T(1), T(0));
   sum_middle(d, a.data, rs.outer, rs.middle, rs.inner, a_row_sums);
 }
