@@ -106,10 +106,16 @@ void run(const Options& o, Timer& timer, int64_t N) {
       err = bwd_err();
     }
     emit("attention", "attention_bwd", shape, dtype, "vts", timer.time(o, bwd), 10 * flops, "TFLOP/s", err);
-    // The bf16 backward's two schedules (one or two barriers per query block); "vts" is the default.
-    if constexpr (kBf16)
+    // The bf16 backward's other layouts; "vts" is the default: the one-CTA-per-head kernel with one
+    // or two barriers per query block ("vts_1barrier", "vts_2barrier"), and the split dQ + dK/dV
+    // kernels ("vts_split1"; the rate still credits 10·B·H·N²·d, it executes 14).
+    if constexpr (kBf16) {
       time_setting("attention_bwd", 10 * flops, {1, 2}, cuda::set_attention_bf16_backward_barriers,
                    cuda::attention_bf16_backward_barriers, "vts_", "barrier", bwd, {&gq, &gk, &gv}, bwd_err);
+      time_setting(
+          "attention_bwd", 10 * flops, {1}, [](int v) { cuda::set_attention_bf16_backward_split(v != 0); },
+          [] { return int(cuda::attention_bf16_backward_split()); }, "vts_split", "", bwd, {&gq, &gk, &gv}, bwd_err);
+    }
   }
 }
 

@@ -10,6 +10,7 @@ namespace {
 
 std::atomic<int> g_bf16_forward_rows{0};  // 0: the kernel's default
 std::atomic<int> g_bf16_backward_barriers{0};
+std::atomic<bool> g_bf16_backward_split{false};
 
 using attn::BwdArgs;
 using attn::FwdArgs;
@@ -50,7 +51,7 @@ HeadLayout<D> as_dev(HeadLayout<bf16> l) {
 
 bool attention_supported(AttentionDtype dtype, bool backward, int64_t N, int64_t d) {
   if (N < 0) return false;
-  if (dtype == AttentionDtype::bf16 && backward) return (d == 16 || d == 32 || d == 64) && N <= attn::kBf16BwdMaxN;
+  if (dtype == AttentionDtype::bf16 && backward) return d == 16 || d == 32 || d == 64;
   return d == 16 || d == 32 || d == 64 || d == 128;
 }
 
@@ -89,6 +90,9 @@ void set_attention_bf16_backward_barriers(int barriers) {
   g_bf16_backward_barriers.store(barriers, std::memory_order_relaxed);
 }
 int attention_bf16_backward_barriers() { return g_bf16_backward_barriers.load(std::memory_order_relaxed); }
+
+void set_attention_bf16_backward_split(bool always) { g_bf16_backward_split.store(always, std::memory_order_relaxed); }
+bool attention_bf16_backward_split() { return g_bf16_backward_split.load(std::memory_order_relaxed); }
 
 void attention_forward(Device, int64_t B, int64_t H, int64_t N, int64_t d, float scale, HeadLayout<const bf16> q,
                        HeadLayout<const bf16> k, HeadLayout<const bf16> v, HeadLayout<bf16> o, float* lse) {
@@ -145,8 +149,6 @@ void attention_backward(Device, int64_t B, int64_t H, int64_t N, int64_t d, floa
   const char* fn = "vts::cuda::attention_backward (bf16)";
   check_sizes(B, H, N, fn);
   if (B == 0 || H == 0 || N == 0) return;
-  VTS_CHECK(N <= attn::kBf16BwdMaxN, fn, ": N = ", N, " exceeds ", attn::kBf16BwdMaxN,
-            ", the most keys one CTA keeps in shared memory (the long-sequence backward is not written)");
   check_layout(q, "q", fn);
   check_layout(k, "k", fn);
   check_layout(v, "v", fn);
@@ -160,6 +162,14 @@ void attention_backward(Device, int64_t B, int64_t H, int64_t N, int64_t d, floa
   const BwdArgs<D> a{as_dev<D>(q),    as_dev<D>(k),  as_dev<D>(v),  as_dev<D>(o), as_dev<D>(dout),
                      as_dev<D>(dq),   as_dev<D>(dk), as_dev<D>(dv), lse,          int(B),
                      int(H),          int(N),        scale};
+  if (N > attn::kBf16BwdMaxN || attention_bf16_backward_split()) {
+    switch (d) {
+      case 16: return attn::backward_bf16_split<16>(a);
+      case 32: return attn::backward_bf16_split<32>(a);
+      case 64: return attn::backward_bf16_split<64>(a);
+      default: unsupported_d(fn, d, "16, 32, 64 (bf16 backward)");
+    }
+  }
   const int barriers = attention_bf16_backward_barriers();
   switch (d) {
     case 16: return attn::backward_bf16<16>(a, barriers);

@@ -35,12 +35,15 @@ void forward_f32(const FwdArgs<float>& a);
 template <int D>
 void backward_f32(const BwdArgs<float>& a);
 
-// The bf16 kernels: forward any N, D ∈ {32, 64, 128}; backward N ≤ kBf16BwdMaxN, D ∈ {32, 64}.
+// The bf16 kernels: forward any N, D ∈ {16, 32, 64, 128}; backward D ∈ {16, 32, 64}, one CTA per
+// head for N ≤ kBf16BwdMaxN, split into a dQ and a dK/dV kernel for any N.
 inline constexpr int kBf16BwdMaxN = 256;
 template <int D>
 void forward_bf16(const FwdArgs<__nv_bfloat16>& a, int rows_per_block);  // 64, 128 (D ≤ 64), 0 = default
 template <int D>
 void backward_bf16(const BwdArgs<__nv_bfloat16>& a, int barriers);  // per query block: 1, 2, 0 = default
+template <int D>
+void backward_bf16_split(const BwdArgs<__nv_bfloat16>& a);
 
 // Element (b, h, n, 0) of a HeadLayout.
 template <class T>

@@ -36,8 +36,7 @@
 // (32×64 outputs are 8 units for 13 warps) go on to the next block's phase 1 instead of waiting,
 // and one barrier's drain goes. +npad·PQ·2 bytes of shared memory (17 KB at N = 197: 114 KB,
 // still one CTA per SM). At most ≈ 10–15 % by the MMA counts; not enough alone to reach cuDNN.
-#include "attention/attention.cuh"
-#include "attention/mma.cuh"
+#include "attention/bwd_bf16_keys.cuh"
 
 namespace vts::cuda::attn {
 
@@ -58,24 +57,11 @@ struct BwdSmem {
   }
 };
 
-template <int D, int P>
-__device__ __forceinline__ void load_rows(__nv_bfloat16* dst, int rows, int valid, const __nv_bfloat16* src,
-                                          int64_t stride) {
-  constexpr int kChunks = D / 8;
-  for (int c = threadIdx.x; c < rows * kChunks; c += blockDim.x) {
-    const int r = c / kChunks, col = (c % kChunks) * 8;
-    const bool ok = r < valid;
-    cp_async16(dst + r * P + col, src + (ok ? r : 0) * stride + col, ok);
-  }
-}
-
 template <int D, bool kOneBarrier>
 __global__ void __launch_bounds__(kMaxWarps * 32) attention_bwd_bf16_kernel(const BwdArgs<__nv_bfloat16> a) {
   constexpr int P = BwdSmem<D>::P;
-  constexpr int KD = D / 16;  // k16 chunks over the head dim
   constexpr int DT = D / 8;   // n8 tiles over the head dim
   constexpr int QT = BQ / 8;  // n8 tiles over a query block
-  constexpr int QC = BQ / 16; // k16 chunks over a query block
   const int nw = blockDim.x / 32, npad = nw * 16;
   const int N = a.N, nblk = (N + BQ - 1) / BQ;
   const int b = blockIdx.y, h = blockIdx.x;
@@ -129,76 +115,16 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_bwd_bf16_kernel(cons
   // ---- phase 1: this warp's 16 keys against query block blk (Q/dO in slot blk & 1); dSᵀ to dSTw ----
   auto phase1 = [&](int blk, __nv_bfloat16* dSTw) {
     const int q0 = blk * BQ;
-    const __nv_bfloat16* Qt = Qs + (blk & 1) * BQ * P;
-    const __nv_bfloat16* dOt = dOs + (blk & 1) * BQ * P;
-
-    // Queries past N in the last block: 16-query groups with none valid skip their MMAs (uniform
-    // branches; their P and dS come out 0 from lse = +inf and δ = 0). At N = 197 the last block
-    // holds 5 queries, so half its work goes: 7 % of the kernel's MMAs.
-    const int valid_q = N - q0;
-
-    float s[QT][4], dp[QT][4];
-#pragma unroll
-    for (int j = 0; j < QT; ++j)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) s[j][e] = dp[j][e] = 0.0f;
-#pragma unroll
-    for (int kk = 0; kk < KD; ++kk) {
-      uint32_t ka[4], va[4];
-      load_a(ka, Ks, P, kw0, kk * 16, lane);
-      load_a(va, Vs, P, kw0, kk * 16, lane);
-#pragma unroll
-      for (int j = 0; j < QT; j += 2) {
-        if (j * 8 >= valid_q) continue;
-        uint32_t qb[4], ob[4];
-        load_b_nk(qb, Qt, P, j * 8, kk * 16, lane);
-        mma_bf16(s[j], ka, qb[0], qb[1]);
-        mma_bf16(s[j + 1], ka, qb[2], qb[3]);
-        load_b_nk(ob, dOt, P, j * 8, kk * 16, lane);
-        mma_bf16(dp[j], va, ob[0], ob[1]);
-        mma_bf16(dp[j + 1], va, ob[2], ob[3]);
-      }
-    }
-    // Pᵀ and dSᵀ in place: element (key kw0 + g + 8·(e/2), query q0 + 8j + 2t + e%2).
-#pragma unroll
-    for (int j = 0; j < QT; ++j) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int qi = q0 + j * 8 + 2 * t + (e & 1);
-        const float p = kw0 + g + 8 * (e >> 1) < N ? exp2f(s[j][e] * c - lse2_s[qi]) : 0.0f;
-        s[j][e] = p;
-        dp[j][e] = p * (dp[j][e] - delta_s[qi]);
-      }
-    }
-    // dV_w += Pᵀ·dO and dK_w += dSᵀ·Q: k runs over the block's queries.
-#pragma unroll
-    for (int qc = 0; qc < QC; ++qc) {
-      if (qc * 16 >= valid_q) continue;
-      uint32_t pa[4], sa[4];
-      pa[0] = pack_bf16(s[2 * qc][0], s[2 * qc][1]);
-      pa[1] = pack_bf16(s[2 * qc][2], s[2 * qc][3]);
-      pa[2] = pack_bf16(s[2 * qc + 1][0], s[2 * qc + 1][1]);
-      pa[3] = pack_bf16(s[2 * qc + 1][2], s[2 * qc + 1][3]);
-      sa[0] = pack_bf16(dp[2 * qc][0], dp[2 * qc][1]);
-      sa[1] = pack_bf16(dp[2 * qc][2], dp[2 * qc][3]);
-      sa[2] = pack_bf16(dp[2 * qc + 1][0], dp[2 * qc + 1][1]);
-      sa[3] = pack_bf16(dp[2 * qc + 1][2], dp[2 * qc + 1][3]);
-#pragma unroll
-      for (int j = 0; j < DT; j += 2) {
-        uint32_t ob[4], qb[4];
-        load_b_kn(ob, dOt, P, j * 8, qc * 16, lane);
-        mma_bf16(dv[j], pa, ob[0], ob[1]);
-        mma_bf16(dv[j + 1], pa, ob[2], ob[3]);
-        load_b_kn(qb, Qt, P, j * 8, qc * 16, lane);
-        mma_bf16(dk[j], sa, qb[0], qb[1]);
-        mma_bf16(dk[j + 1], sa, qb[2], qb[3]);
-      }
-    }
+    // Queries past N in the last block: at N = 197 it holds 5 queries, so half its work goes
+    // (7 % of the kernel's MMAs).
+    float ds[QT][4];
+    key_block_grads<D, BQ, P>(Ks, Vs, kw0, N, Qs + (blk & 1) * BQ * P, dOs + (blk & 1) * BQ * P, lse2_s, delta_s,
+                              q0, N - q0, c, dk, dv, ds, lane);
     // dSᵀ (bf16) to shared memory for phase 2.
 #pragma unroll
     for (int j = 0; j < QT; ++j) {
-      *reinterpret_cast<uint32_t*>(dSTw + (kw0 + g) * PQ + j * 8 + 2 * t) = pack_bf16(dp[j][0], dp[j][1]);
-      *reinterpret_cast<uint32_t*>(dSTw + (kw0 + g + 8) * PQ + j * 8 + 2 * t) = pack_bf16(dp[j][2], dp[j][3]);
+      *reinterpret_cast<uint32_t*>(dSTw + (kw0 + g) * PQ + j * 8 + 2 * t) = pack_bf16(ds[j][0], ds[j][1]);
+      *reinterpret_cast<uint32_t*>(dSTw + (kw0 + g + 8) * PQ + j * 8 + 2 * t) = pack_bf16(ds[j][2], ds[j][3]);
     }
   };
   // ---- phase 2: dQ of block blk = scale · dS·K over all keys (dSᵀ from dSTr), 16×16 output units
@@ -258,19 +184,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_bwd_bf16_kernel(cons
     }
   }
 
-  // dK (scaled) and dV of this warp's keys.
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const int key = kw0 + g + 8 * r;
-    if (key >= N) continue;
-    __nv_bfloat16* dkr = row_ptr(a.dk, b, h, key) + 2 * t;
-    __nv_bfloat16* dvr = row_ptr(a.dv, b, h, key) + 2 * t;
-#pragma unroll
-    for (int j = 0; j < DT; ++j) {
-      *reinterpret_cast<uint32_t*>(dkr + j * 8) = pack_bf16(dk[j][2 * r] * a.scale, dk[j][2 * r + 1] * a.scale);
-      *reinterpret_cast<uint32_t*>(dvr + j * 8) = pack_bf16(dv[j][2 * r], dv[j][2 * r + 1]);
-    }
-  }
+  store_key_grads<D>(a, b, h, kw0, dk, dv, lane);
 }
 
 }  // namespace

@@ -14,9 +14,7 @@
 //
 // Requirements (checked; a violation throws vts::Error saying which): head dim d ∈ {16, 32, 64, 128}
 // (bf16 backward: d ∈ {16, 32, 64}); every row 16-byte aligned (data pointers aligned, sn, sh, sb
-// multiples of 4 floats / 8 bf16); bf16 backward: N ≤ 256 (the whole K/V of a head stays in
-// shared memory — enough for ViT at 224 px: N = 197 for /16, 50 for /32). The fp32 kernels take
-// any N. attention_supported() answers before calling.
+// multiples of 4 floats / 8 bf16). Any N. attention_supported() answers before calling.
 #include <cstdint>
 
 #include "vts/backend/cuda/runtime.hpp"
@@ -51,6 +49,12 @@ int attention_bf16_forward_rows();
 // else throws vts::Error.
 void set_attention_bf16_backward_barriers(int barriers);
 int attention_bf16_backward_barriers();
+// The bf16 backward has two layouts: one CTA per (b, h) holding the head's whole K and V in shared
+// memory (N ≤ 256: ViT at 224 px, N = 197 for /16 and 50 for /32), and a split one — a dQ kernel
+// over query blocks, then a dK/dV kernel over key blocks — for any N. false (the default): the
+// split layout only where N > 256; true: at every N. Process-wide; for benchmarks and tests.
+void set_attention_bf16_backward_split(bool always);
+bool attention_bf16_backward_split();
 
 // Whether the fused kernels take this problem (shape limits only; alignment is checked per call).
 bool attention_supported(AttentionDtype dtype, bool backward, int64_t N, int64_t d);
