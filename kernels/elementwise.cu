@@ -41,6 +41,8 @@ VTS_FLOAT_SCALAR_FUNCTOR(Outside, static_cast<float>(f.lo), static_cast<float>(f
 VTS_FLOAT_SCALAR_FUNCTOR(Ternarize, static_cast<float>(f.m))
 VTS_FLOAT_SCALAR_FUNCTOR(PowGrad, static_cast<float>(f.p))
 VTS_FLOAT_SCALAR_FUNCTOR(BceGrad, static_cast<float>(f.scale))
+VTS_FLOAT_SCALAR_FUNCTOR(CsqTerm, static_cast<float>(f.lambda))
+VTS_FLOAT_SCALAR_FUNCTOR(CsqGrad, static_cast<float>(f.lambda), static_cast<float>(f.scale))
 #undef VTS_FLOAT_SCALAR_FUNCTOR
 // The chain rule around a derivative that carries bf16 scalars.
 template <class Df>
@@ -311,7 +313,8 @@ void ternary_map_impl(const Shape& shape, const T* a, const int64_t* a_strides, 
 #define VTS_BINARY_ALL(T)                                                                                    \
   VTS_BINARY(T, fn::Add) VTS_BINARY(T, fn::Sub) VTS_BINARY(T, fn::Mul) VTS_BINARY(T, fn::Div)                \
   VTS_BINARY(T, fn::Maximum) VTS_BINARY(T, fn::Minimum) VTS_BINARY(T, fn::NegMul) VTS_BINARY(T, fn::BceLoss) \
-  VTS_BINARY(T, fn::PowGrad<T>) VTS_BINARY(T, fn::BceGrad<T>)                                                \
+  VTS_BINARY(T, fn::PowGrad<T>) VTS_BINARY(T, fn::BceGrad<T>) VTS_BINARY(T, fn::CsqTerm<T>)                 \
+  VTS_BINARY(T, fn::CsqGrad<T>)                                                                              \
   VTS_BINARY(T, fn::ChainGrad<fn::ExpGrad>) VTS_BINARY(T, fn::ChainGrad<fn::LogGrad>)                        \
   VTS_BINARY(T, fn::ChainGrad<fn::SqrtGrad>) VTS_BINARY(T, fn::ChainGrad<fn::Sign>)                          \
   VTS_BINARY(T, fn::ChainGrad<fn::TanhGrad>) VTS_BINARY(T, fn::ChainGrad<fn::SigmoidGrad>)                   \

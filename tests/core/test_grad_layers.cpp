@@ -47,6 +47,18 @@ TEST_CASE("grad: binary_cross_entropy with respect to the probabilities", "[grad
   CHECK_FALSE(t.grad().defined());
 }
 
+TEST_CASE("grad: csq_loss with respect to the codes", "[grad][loss]") {
+  // Centers ±1 and mixed values (mixup rows); λ large so the quantization term's gradient shows.
+  // Codes kept within ±2.5: past that tanh saturates and gradcheck's differences vanish.
+  const Td centers = Td::from_vector({1, -1, 1, 1, -1, 0.5, -1, 1, 1, -0.2, -1, -1}, {3, 4});
+  for (const double lambda : {1e-4, 0.8}) {
+    INFO("lambda " << lambda);
+    check_grad([&](auto& in) { return csq_loss(in[0], centers, lambda); }, {uniform({3, 4}, 24, -2.5, 2.5)});
+    // A transposed view, and an upstream gradient other than 1.
+    check_grad([&](auto& in) { return mul(csq_loss(in[0].t(), centers, lambda), 3.0); }, {uniform({4, 3}, 25, -2.5, 2.5)});
+  }
+}
+
 // ---- matmul and linear -------------------------------------------------------------------------------
 
 TEST_CASE("grad: matmul", "[grad][matmul]") {

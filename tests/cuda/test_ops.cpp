@@ -154,6 +154,8 @@ void check_layer_ops(Rng& rng) {
               [](const auto& v) { return cross_entropy(v[0], std::vector<int64_t>{3, 0, 9, 3, 5, 1}); });
   check_op<G>("binary_cross_entropy", rng, {Input{Shape{6, 8}, 0.05f, 0.95f}, Input{Shape{6, 8}, 0.0f, 1.0f, false}},
               [](const auto& v) { return binary_cross_entropy(v[0], v[1]); });
+  check_op<G>("csq_loss", rng, {Input{Shape{6, 16}, -4.0f, 4.0f}, Input{Shape{6, 16}, -1.0f, 1.0f, false}},
+              [](const auto& v) { return csq_loss(v[0], v[1], 0.3f); });
   check_op<G>("layer_norm", rng, {Input{Shape{3, 7, 64}}, Input{Shape{64}}, Input{Shape{64}}},
               [](const auto& v) { return layer_norm(v[0], v[1], v[2], 1e-6f); });
   // Both outputs feed the checked value, so the gradient through the sum and through the norm meet.

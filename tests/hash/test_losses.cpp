@@ -453,6 +453,45 @@ TEST_CASE("hash: CSQ keeps the BCE log clamp at -100 when tanh saturates", "[has
             .item() == Approx(expected).epsilon(1e-6));
 }
 
+TEST_CASE("hash: CSQ's fused loss equals the spec's composite, value and d/du, saturated codes included",
+          "[hash][csq]") {
+  // The composite written as hashing-spec §2.5 states it (what Csq computed before csq_loss): codes
+  // spread over ±12 so some tanh values round to exactly ±1 (log clamped at −100), center values ±1
+  // and a mixed one (a mixup row), λ large enough that the quantization term matters.
+  auto composite = [](const auto& u, const auto& c, auto lambda) {
+    using T = decltype(lambda);
+    const auto h = tanh(u);
+    return binary_cross_entropy((h + T(1)) * T(0.5), (c + T(1)) * T(0.5)) + lambda * mean(pow(abs(h) - T(1), T(2)));
+  };
+  auto check = [&](auto zero, double tol) {
+    using T = decltype(zero);
+    using Tt = vts::Tensor<T>;
+    vts::Generator gen(5);
+    std::vector<T> uv(48), cv(48);
+    for (size_t i = 0; i < uv.size(); ++i) {
+      uv[i] = T(24.0 * gen.next_double() - 12.0);
+      cv[i] = i % 7 == 3 ? T(0.5) : (gen.next_u32() & 1u ? T(1) : T(-1));
+    }
+    uv[0] = T(0);  // sign(0) = 0 in the quantization gradient
+    const Tt c = Tt::from_vector(cv, Shape{6, 8});
+    for (const T lambda : {T(1e-4), T(0.7)}) {
+      INFO("lambda " << double(lambda));
+      Tt u1 = Tt::from_vector(uv, Shape{6, 8}).requires_grad_(), u2 = Tt::from_vector(uv, Shape{6, 8}).requires_grad_();
+      const Tt fused = csq_loss(u1, c, lambda), reference = composite(u2, c, lambda);
+      CHECK(double(fused.item()) == Approx(double(reference.item())).epsilon(tol));
+      (fused * T(3)).backward();
+      (reference * T(3)).backward();
+      const std::vector<T> g1 = u1.grad().to_vector(), g2 = u2.grad().to_vector();
+      for (size_t i = 0; i < g1.size(); ++i) {
+        INFO("element " << i << " u " << double(uv[i]));
+        CHECK(double(g1[i]) == Approx(double(g2[i])).epsilon(tol).margin(tol * 1e-3));
+      }
+    }
+  };
+  check(0.0, 1e-12);
+  check(0.0f, 2e-6);
+}
+
 TEST_CASE("hash: CSQ with a mixed label row targets the weighted mean of the two centers", "[hash][csq][mixup]") {
   // 3 classes, K = 4: Hadamard rows 0..2. Row 0 is one-hot (its center exactly); row 1 is
   // 0.25 class 0 + 0.75 class 2; row 2 carries weights that do not sum to 1 (normalised).

@@ -156,4 +156,28 @@ template <class T> struct BceGrad {
   }
 };
 
+// CSQ's objective for one element (hashing-spec §2.5): u the raw code, c its center value (±1; a
+// mixed value for mixup rows), λ the quantization weight:
+//   h = tanh u, p = (h + 1)/2, t = (c + 1)/2;   BceLoss(p, t) + λ·(|h| − 1)²
+// — the same float operations as the composite the spec writes, so the saturated case (tanh = ±1
+// exactly, a log clamped at −100) comes out the same.
+template <class T> struct CsqTerm {
+  T lambda;
+  VTS_HD T operator()(T u, T c) const {
+    const T h = Tanh{}(u), a = Abs{}(h) - T(1);
+    return BceLoss{}((h + T(1)) * T(0.5), (c + T(1)) * T(0.5)) + lambda * (a * a);
+  }
+};
+// Its derivative in u, times scale (the upstream gradient over the element count): the chain the
+// composite's backward takes, BceGrad·½ + 2λ(|h| − 1)·sign h, through tanh's 1 − h².
+template <class T> struct CsqGrad {
+  T lambda, scale;
+  VTS_HD T operator()(T u, T c) const {
+    const T h = Tanh{}(u);
+    const T bce = BceGrad<T>{scale}((h + T(1)) * T(0.5), (c + T(1)) * T(0.5)) * T(0.5);
+    const T quant = scale * lambda * (T(2) * (Abs{}(h) - T(1))) * Sign{}(h);
+    return (bce + quant) * TanhGrad{}(h);
+  }
+};
+
 }  // namespace vts::fn

@@ -302,11 +302,8 @@ class Csq {
 
   tensor_type operator()(const tensor_type& u, const tensor_type& y, const std::vector<int64_t>& ind, int) {
     detail::check_batch(name, u, y, ind, cfg_.bits, cfg_.classes);
-    const tensor_type h = tanh(u);
-    const tensor_type target = centers_for(y);
-    const tensor_type center_loss = binary_cross_entropy((h + T(1)) * T(0.5), (target + T(1)) * T(0.5));
-    const tensor_type quant = mean(pow(abs(h) - T(1), T(2)));
-    return center_loss + lambda * quant;
+    // BCE((tanh u + 1)/2, (c + 1)/2) + λ·mean((|tanh u| − 1)²), fused (ops/softmax.hpp).
+    return csq_loss(u, centers_for(y), lambda);
   }
   tensor_type centers_for(const tensor_type& y) const {
     const std::vector<T> yv = y.to_vector();

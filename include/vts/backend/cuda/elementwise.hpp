@@ -48,7 +48,8 @@ inline constexpr bool is_cuda_binary_v =
     std::is_same_v<F, fn::Add> || std::is_same_v<F, fn::Sub> || std::is_same_v<F, fn::Mul> ||
     std::is_same_v<F, fn::Div> || std::is_same_v<F, fn::Maximum> || std::is_same_v<F, fn::Minimum> ||
     std::is_same_v<F, fn::NegMul> || std::is_same_v<F, fn::BceLoss> || std::is_same_v<F, fn::PowGrad<T>> ||
-    std::is_same_v<F, fn::BceGrad<T>> || is_cuda_chain_grad_v<F, T>;
+    std::is_same_v<F, fn::BceGrad<T>> || std::is_same_v<F, fn::CsqTerm<T>> || std::is_same_v<F, fn::CsqGrad<T>> ||
+    is_cuda_chain_grad_v<F, T>;
 
 template <class F>
 inline constexpr bool is_cuda_ternary_v = std::is_same_v<F, fn::MaximumGrad> || std::is_same_v<F, fn::RDivGrad>;
