@@ -6,7 +6,14 @@
 // iteration of a grid-stride loop (4 floats or 8 bf16) — the 128-bit access that llm.c's Packed128
 // showed to halve such kernels' time against scalar loads — and the grid is capped at a few waves
 // so the loop, not the launch, covers large tensors.
+//
+// With DROP, the MLP's dropout after the GELU rides along (gelu_dropout_*): each pack draws its
+// mask — one Philox block per 4 elements, the dropout kernels' layout — where the separate dropout
+// would read and write the whole hidden activation again, forward and backward. Every rounding of
+// the two-launch form is kept (GELU's output, and the masked gradient, rounded to T), so the fused
+// result is the same bits.
 #include "common/check.cuh"
+#include "common/philox.cuh"
 #include "common/types.cuh"
 #include "vts/backend/cuda/activation.hpp"
 #include "vts/core/gelu_exp_form.hpp"
@@ -32,8 +39,32 @@ struct ExpFormMath {
   static __device__ __forceinline__ float gelu_grad(float x) { return fn::gelu_grad_exp_form(x); }
 };
 
-template <class T, class M>
-__global__ void gelu_forward_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t n, bool vec) {
+// Element i's dropout factors for a pack starting at element i0 (a multiple of 4): V/4 Philox blocks.
+template <int V>
+__device__ __forceinline__ void pack_factors(const DropoutDraw& d, int64_t i0, float (&f)[V]) {
+#pragma unroll
+  for (int q = 0; q < V / 4; ++q) {
+    const uint4 r = detail::philox_block(d.seed, d.first_block + static_cast<uint64_t>(i0 / 4 + q));
+    const uint32_t lanes[4] = {r.x, r.y, r.z, r.w};
+#pragma unroll
+    for (int l = 0; l < 4; ++l) f[4 * q + l] = detail::dropout_keep(lanes[l], d.threshold) ? d.keep_scale : 0.0f;
+  }
+}
+
+template <class T, class M, bool DROP>
+__device__ __forceinline__ T gelu_out(float x, float factor) {
+  const T y = from_f<T>(M::gelu(x));
+  if constexpr (DROP) return from_f<T>(to_f(y) * factor);
+  return y;
+}
+template <class T, class M, bool DROP>
+__device__ __forceinline__ T gelu_grad_out(float x, T g, float factor) {
+  if constexpr (DROP) g = from_f<T>(to_f(g) * factor);
+  return from_f<T>(to_f(g) * M::gelu_grad(x));
+}
+
+template <class T, class M, bool DROP>
+__global__ void gelu_forward_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t n, bool vec, DropoutDraw d) {
   constexpr int V = Pack<T>::N;
   const int64_t tid = blockIdx.x * int64_t(blockDim.x) + threadIdx.x, stride = int64_t(gridDim.x) * blockDim.x;
   int64_t done = 0;
@@ -41,18 +72,23 @@ __global__ void gelu_forward_kernel(const T* __restrict__ x, T* __restrict__ y, 
     const int64_t packs = n / V;
     for (int64_t p = tid; p < packs; p += stride) {
       Pack<T> v = detail::load_pack_ro(x + p * V);
+      float f[V] = {};
+      if constexpr (DROP) pack_factors<V>(d, p * V, f);
 #pragma unroll
-      for (int j = 0; j < V; ++j) v.v[j] = from_f<T>(M::gelu(to_f(v.v[j])));
+      for (int j = 0; j < V; ++j) v.v[j] = gelu_out<T, M, DROP>(to_f(v.v[j]), f[j]);
       detail::store_pack(y + p * V, v);
     }
     done = packs * V;
   }
-  for (int64_t i = done + tid; i < n; i += stride) y[i] = from_f<T>(M::gelu(to_f(x[i])));
+  for (int64_t i = done + tid; i < n; i += stride) {
+    const float f = DROP ? detail::dropout_factor(d.seed, d.first_block, i, d.threshold, d.keep_scale) : 0.0f;
+    y[i] = gelu_out<T, M, DROP>(to_f(x[i]), f);
+  }
 }
 
-template <class T, class M>
+template <class T, class M, bool DROP>
 __global__ void gelu_backward_kernel(const T* __restrict__ x, const T* __restrict__ g, T* __restrict__ dx, int64_t n,
-                                     bool vec) {
+                                     bool vec, DropoutDraw d) {
   constexpr int V = Pack<T>::N;
   const int64_t tid = blockIdx.x * int64_t(blockDim.x) + threadIdx.x, stride = int64_t(gridDim.x) * blockDim.x;
   int64_t done = 0;
@@ -60,14 +96,19 @@ __global__ void gelu_backward_kernel(const T* __restrict__ x, const T* __restric
     const int64_t packs = n / V;
     for (int64_t p = tid; p < packs; p += stride) {
       const Pack<T> vx = detail::load_pack_ro(x + p * V), vg = detail::load_pack_ro(g + p * V);
+      float f[V] = {};
+      if constexpr (DROP) pack_factors<V>(d, p * V, f);
       Pack<T> r;
 #pragma unroll
-      for (int j = 0; j < V; ++j) r.v[j] = from_f<T>(to_f(vg.v[j]) * M::gelu_grad(to_f(vx.v[j])));
+      for (int j = 0; j < V; ++j) r.v[j] = gelu_grad_out<T, M, DROP>(to_f(vx.v[j]), vg.v[j], f[j]);
       detail::store_pack(dx + p * V, r);
     }
     done = packs * V;
   }
-  for (int64_t i = done + tid; i < n; i += stride) dx[i] = from_f<T>(to_f(g[i]) * M::gelu_grad(to_f(x[i])));
+  for (int64_t i = done + tid; i < n; i += stride) {
+    const float f = DROP ? detail::dropout_factor(d.seed, d.first_block, i, d.threshold, d.keep_scale) : 0.0f;
+    dx[i] = gelu_grad_out<T, M, DROP>(to_f(x[i]), g[i], f);
+  }
 }
 
 constexpr int kThreads = 256;
@@ -77,23 +118,23 @@ unsigned grid_for_packs(int64_t n, int per_pack) {
   return detail::grid_for((n + per_pack - 1) / per_pack, kThreads, int64_t(device_info().sm_count) * 8);
 }
 
-template <class T, class M = ErfMath>
-void forward_impl(const T* x, T* y, int64_t n) {
+template <class T, class M = ErfMath, bool DROP = false>
+void forward_impl(const T* x, T* y, int64_t n, const DropoutDraw& d = {}) {
   if (n <= 0) return;
   using D = DevT<T>;
   const bool vec = detail::aligned16(x) && detail::aligned16(y);
-  gelu_forward_kernel<D, M><<<grid_for_packs(n, Pack<D>::N), kThreads, 0, current_stream()>>>(
-      detail::dev_ptr(x), detail::dev_ptr(y), n, vec);
+  gelu_forward_kernel<D, M, DROP><<<grid_for_packs(n, Pack<D>::N), kThreads, 0, current_stream()>>>(
+      detail::dev_ptr(x), detail::dev_ptr(y), n, vec, d);
   VTS_CUDA_CHECK_LAUNCH("gelu_forward_kernel");
 }
 
-template <class T, class M = ErfMath>
-void backward_impl(const T* x, const T* g, T* dx, int64_t n) {
+template <class T, class M = ErfMath, bool DROP = false>
+void backward_impl(const T* x, const T* g, T* dx, int64_t n, const DropoutDraw& d = {}) {
   if (n <= 0) return;
   using D = DevT<T>;
   const bool vec = detail::aligned16(x) && detail::aligned16(g) && detail::aligned16(dx);
-  gelu_backward_kernel<D, M><<<grid_for_packs(n, Pack<D>::N), kThreads, 0, current_stream()>>>(
-      detail::dev_ptr(x), detail::dev_ptr(g), detail::dev_ptr(dx), n, vec);
+  gelu_backward_kernel<D, M, DROP><<<grid_for_packs(n, Pack<D>::N), kThreads, 0, current_stream()>>>(
+      detail::dev_ptr(x), detail::dev_ptr(g), detail::dev_ptr(dx), n, vec, d);
   VTS_CUDA_CHECK_LAUNCH("gelu_backward_kernel");
 }
 
@@ -110,6 +151,19 @@ void gelu_forward(Device, const bf16* x, bf16* y, int64_t n, const GeluLaunch& l
 void gelu_backward(Device, const bf16* x, const bf16* g, bf16* dx, int64_t n, const GeluLaunch& launch) {
   if (launch.exp_form) backward_impl<bf16, ExpFormMath>(x, g, dx, n);
   else backward_impl(x, g, dx, n);
+}
+
+void gelu_dropout_forward(Device, const float* x, float* y, int64_t n, const DropoutDraw& d) {
+  forward_impl<float, ErfMath, true>(x, y, n, d);
+}
+void gelu_dropout_forward(Device, const bf16* x, bf16* y, int64_t n, const DropoutDraw& d) {
+  forward_impl<bf16, ErfMath, true>(x, y, n, d);
+}
+void gelu_dropout_backward(Device, const float* x, const float* g, float* dx, int64_t n, const DropoutDraw& d) {
+  backward_impl<float, ErfMath, true>(x, g, dx, n, d);
+}
+void gelu_dropout_backward(Device, const bf16* x, const bf16* g, bf16* dx, int64_t n, const DropoutDraw& d) {
+  backward_impl<bf16, ErfMath, true>(x, g, dx, n, d);
 }
 
 }  // namespace vts::cuda

@@ -1,10 +1,11 @@
-// Dropout masks from Philox4x32-10, the CPU's exact counter layout (see dropout.hpp): thread b
-// computes block (first_block + b) and so elements 4b..4b+3. Ten rounds are ~40 integer ops for 4
-// elements, well under the cost of writing them, so the kernel runs at store bandwidth.
+// Dropout masks from Philox4x32-10 (common/philox.cuh), the CPU's exact counter layout (see
+// dropout.hpp): thread b computes block (first_block + b) and so elements 4b..4b+3. Ten rounds are
+// ~40 integer ops for 4 elements, well under the cost of writing them, so the kernel runs at store
+// bandwidth.
 #include "common/check.cuh"
+#include "common/philox.cuh"
 #include "common/types.cuh"
 #include "vts/backend/cuda/dropout.hpp"
-#include "vts/core/rng.hpp"
 
 namespace vts::cuda {
 
@@ -14,43 +15,20 @@ using detail::DevT;
 using detail::from_f;
 using detail::to_f;
 
-// The same rounds as vts::Philox::generate (core/rng.hpp) with counter (lo = counter, hi = 0);
-// the 32×32→64-bit products are split into __umulhi and the low-half multiply.
-__device__ __forceinline__ uint4 philox_block(uint64_t seed, uint64_t counter) {
-  uint32_t c0 = static_cast<uint32_t>(counter), c1 = static_cast<uint32_t>(counter >> 32), c2 = 0, c3 = 0;
-  uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
-#pragma unroll
-  for (int round = 0; round < Philox::kRounds; ++round) {
-    const uint32_t hi0 = __umulhi(Philox::kMul0, c0), lo0 = Philox::kMul0 * c0;
-    const uint32_t hi1 = __umulhi(Philox::kMul1, c2), lo1 = Philox::kMul1 * c2;
-    const uint32_t n0 = hi1 ^ c1 ^ k0;
-    const uint32_t n2 = hi0 ^ c3 ^ k1;
-    c1 = lo1;
-    c3 = lo0;
-    c0 = n0;
-    c2 = n2;
-    k0 += Philox::kWeyl0;
-    k1 += Philox::kWeyl1;
-  }
-  return make_uint4(c0, c1, c2, c3);
-}
-
-__device__ __forceinline__ bool keep(uint32_t bits, uint32_t threshold) { return (bits >> 8) >= threshold; }
-
 // APPLY = false: out = mask values; APPLY = true: out = x · mask.
 template <class T, bool APPLY>
 __global__ void dropout_kernel(uint64_t seed, uint64_t first_block, int64_t n, uint32_t threshold, float keep_scale,
                                const T* __restrict__ x, T* __restrict__ out) {
   const int64_t blocks = (n + 3) / 4;
   for (int64_t b = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; b < blocks; b += int64_t(gridDim.x) * blockDim.x) {
-    const uint4 r = philox_block(seed, first_block + static_cast<uint64_t>(b));
+    const uint4 r = detail::philox_block(seed, first_block + static_cast<uint64_t>(b));
     const uint32_t lanes[4] = {r.x, r.y, r.z, r.w};
     const int64_t i0 = 4 * b;
 #pragma unroll
     for (int l = 0; l < 4; ++l) {
       const int64_t i = i0 + l;
       if (i < n) {
-        const float m = keep(lanes[l], threshold) ? keep_scale : 0.0f;
+        const float m = detail::dropout_keep(lanes[l], threshold) ? keep_scale : 0.0f;
         out[i] = from_f<T>(APPLY ? to_f(x[i]) * m : m);
       }
     }

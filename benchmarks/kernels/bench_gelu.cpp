@@ -1,9 +1,14 @@
 // GELU (erf) forward and backward on the ViT-B MLP activation: 32·197 tokens × 3072, fp32 and bf16.
 // Bytes counted: forward 2·n·sizeof(T), backward 3·n·sizeof(T).
 // Baseline: pytorch_rowwise.py (F.gelu, approximate='none').
+// Also GELU then dropout (p = 0.1), the MLP's middle: "vts" the fused kernels
+// (gelu_dropout_forward/backward), "vts_two_launches" GELU and dropout_apply one after the other;
+// counted as GELU's bytes, so the rates compare; peer F.dropout(F.gelu(x)).
 #include "bench_common.hpp"
 #include "vts/backend/cpu/activation.hpp"
+#include "vts/backend/cpu/dropout.hpp"
 #include "vts/backend/cuda/activation.hpp"
+#include "vts/backend/cuda/dropout.hpp"
 
 using namespace vts;
 using namespace vts::bench;
@@ -63,6 +68,50 @@ void run(const Options& o, Timer& timer, int64_t rows, int64_t width) {
       bwd_exp();
       emit("gelu", "gelu_bwd", shape, dtype, "vts_exp_form", timer.time(o, bwd_exp), 3 * bytes, "GB/s",
            o.check ? rel_err(as_float(dgx), gx) : -1);
+    }
+  }
+  // GELU + dropout: the CPU reference applies the CPU's mask (the same draw) to GELU's forward and
+  // backward results.
+  const double p = 0.1;
+  const cuda::DropoutDraw draw{0x5eedull, 1000, static_cast<uint32_t>(p * 16777216.0),
+                               static_cast<float>(T(1.0 / (1.0 - p)))};
+  std::vector<float> mask(n), y_drop(n), gx_drop(n);
+  cpu::dropout_mask(Cpu{}, draw.seed, draw.first_block, static_cast<int64_t>(n), draw.threshold, draw.keep_scale,
+                    mask.data());
+  for (size_t i = 0; i < n; ++i) {
+    y_drop[i] = y[i] * mask[i];
+    gx_drop[i] = gx[i] * mask[i];
+  }
+  cuda::DeviceBuffer dtmp(n * sizeof(T));
+  const int64_t ni = static_cast<int64_t>(n);
+  if (selected(o, "gelu_dropout_fwd")) {
+    auto fused = [&] { cuda::gelu_dropout_forward(Cuda{}, dx.template as<T>(), dy.template as<T>(), ni, draw); };
+    auto two = [&] {
+      cuda::gelu_forward(Cuda{}, dx.template as<T>(), dtmp.template as<T>(), ni);
+      cuda::dropout_apply(Cuda{}, draw.seed, draw.first_block, ni, draw.threshold, draw.keep_scale,
+                          dtmp.template as<T>(), dy.template as<T>());
+    };
+    for (auto [impl, run] : {std::pair<const char*, std::function<void()>>{"vts", fused}, {"vts_two_launches", two}}) {
+      poison(dy, n * sizeof(T));
+      run();
+      emit("gelu", "gelu_dropout_fwd", shape, dtype, impl, timer.time(o, run), 2 * bytes, "GB/s",
+           o.check ? rel_err(as_float(dy), y_drop) : -1);
+    }
+  }
+  if (selected(o, "gelu_dropout_bwd")) {
+    auto fused = [&] {
+      cuda::gelu_dropout_backward(Cuda{}, dx.template as<T>(), dg.template as<T>(), dgx.template as<T>(), ni, draw);
+    };
+    auto two = [&] {
+      cuda::dropout_apply(Cuda{}, draw.seed, draw.first_block, ni, draw.threshold, draw.keep_scale,
+                          dg.template as<T>(), dtmp.template as<T>());
+      cuda::gelu_backward(Cuda{}, dx.template as<T>(), dtmp.template as<T>(), dgx.template as<T>(), ni);
+    };
+    for (auto [impl, run] : {std::pair<const char*, std::function<void()>>{"vts", fused}, {"vts_two_launches", two}}) {
+      poison(dgx, n * sizeof(T));
+      run();
+      emit("gelu", "gelu_dropout_bwd", shape, dtype, impl, timer.time(o, run), 3 * bytes, "GB/s",
+           o.check ? rel_err(as_float(dgx), gx_drop) : -1);
     }
   }
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""PyTorch peer for bench_layer_norm and bench_gelu: F.layer_norm and F.gelu (approximate='none')
+"""PyTorch peer for bench_layer_norm and bench_gelu: F.layer_norm, F.gelu (approximate='none') and
+F.dropout(F.gelu(x)) (the MLP's middle, bench_gelu's gelu_dropout rows)
 at the same shapes and dtypes, forward and backward, with the method of bench_common.hpp (CUDA
 events, an L2 flush before each timed run, median). Bytes counted as there: LayerNorm forward
 2·rows·n·s (+8 B/row), backward 3·rows·n·s (+8 B/row); GELU forward 2·n·s, backward 3·n·s.
@@ -45,6 +46,7 @@ def main():
     # Inputs from a generator of their own: a graph capture registers the default generator, and
     # one capture that failed left it unusable for the next torch.randn (H200, 2026-11-28).
     gen = torch.Generator(device="cuda").manual_seed(0)
+    gelu_inputs = []
     for dtype, name in ((torch.bfloat16, "bf16"), (torch.float32, "fp32")):
         s = 2 if dtype == torch.bfloat16 else 4
         randn = lambda *shape: torch.randn(*shape, device="cuda", dtype=dtype, generator=gen)
@@ -71,6 +73,25 @@ def main():
         elems = rows * width
         emit("gelu", "gelu_fwd", f"{rows}x{width}", name, tf, 2 * elems * s, device)
         emit("gelu", "gelu_bwd", f"{rows}x{width}", name, tb, 3 * elems * s, device)
+        gelu_inputs.append((dtype, name, s, x, g))
+    # GELU then dropout (p = 0.1, training), bench_gelu's gelu_dropout rows, counted as GELU's bytes.
+    # Last: dropout draws from the default generator, which a failed graph capture can leave
+    # unusable (see above), so nothing else runs after it.
+    for dtype, name, s, x, g in gelu_inputs:
+        rows, width = x.shape
+        elems = rows * width
+        try:
+            tf = eager_and_graph(lambda: F.dropout(F.gelu(x), 0.1, training=True), args.warmup, args.reps, flush,
+                                 inference=True)
+            xg = x.detach().requires_grad_()
+            y = F.dropout(F.gelu(xg), 0.1, training=True)
+            tb = eager_and_graph(lambda: torch.autograd.grad(y, (xg,), g, retain_graph=True), args.warmup, args.reps,
+                                 flush)
+        except RuntimeError as e:
+            print(f"gelu + dropout not timed: {str(e).splitlines()[0][:160]}", file=sys.stderr)
+            continue
+        emit("gelu", "gelu_dropout_fwd", f"{rows}x{width}", name, tf, 2 * elems * s, device)
+        emit("gelu", "gelu_dropout_bwd", f"{rows}x{width}", name, tb, 3 * elems * s, device)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,16 @@
-// Dropout masks (bit-identical to the CPU's Philox stream) and fused optimizer updates (the same
-// update functors as the CPU loop).
+// Dropout masks (bit-identical to the CPU's Philox stream), GELU with dropout fused into its pass
+// (bit-identical to the two launches), and fused optimizer updates (the same update functors as
+// the CPU loop).
+#include <cstring>
 #include <utility>
 
 #include "cuda_test_util.hpp"
 #include "vts/backend/cpu/dropout.hpp"
+#include "vts/backend/cuda/activation.hpp"
 #include "vts/backend/cuda/dropout.hpp"
+#include "vts/ops/cast.hpp"
+#include "vts/ops/dropout.hpp"
+#include "vts/ops/reduce.hpp"
 #include "vts/backend/cuda/optim.hpp"
 #include "vts/core/rng.hpp"
 #include "vts/optim/sgd.hpp"
@@ -50,6 +56,94 @@ TEST_CASE("dropout masks match the CPU bit for bit", "[dropout]") {
   Generator gen(1234);
   const uint64_t a = gen.reserve(100), b = gen.reserve(100);
   CHECK(a != b);
+}
+
+namespace {
+
+// Bits of a downloaded buffer, for exact comparisons that also hold for NaN.
+template <class T>
+std::vector<uint16_t> bits_of(const std::vector<T>& v) {
+  static_assert(std::is_same_v<T, bf16>);
+  std::vector<uint16_t> out(v.size());
+  for (size_t i = 0; i < v.size(); ++i) out[i] = v[i].bits;
+  return out;
+}
+std::vector<uint32_t> bits_of(const std::vector<float>& v) {
+  std::vector<uint32_t> out(v.size());
+  std::memcpy(out.data(), v.data(), v.size() * sizeof(float));
+  return out;
+}
+
+// gelu_dropout_forward/backward against gelu + dropout_apply (and dropout_apply + gelu_backward),
+// element for element, at an aligned and a misaligned (scalar-path) start.
+template <class T>
+void check_gelu_dropout_kernels(Rng& rng) {
+  const auto to_t = [](const std::vector<float>& v) {
+    if constexpr (std::is_same_v<T, bf16>) return to_bf16(v);
+    else return v;
+  };
+  for (int64_t n : {int64_t(1), int64_t(3), int64_t(8), int64_t(1001), int64_t(8 * 1001 + 5), int64_t(1) << 16}) {
+    for (int64_t shift : {int64_t(0), int64_t(1)}) {
+      const double p = n % 2 ? 0.1 : 0.5;
+      const cuda::DropoutDraw d{rng.gen(), rng.gen() >> 8, static_cast<uint32_t>(p * 16777216.0),
+                                static_cast<float>(T(1.0 / (1.0 - p)))};
+      INFO("n " << n << " shift " << shift << " p " << p << " seed " << d.seed << " first " << d.first_block);
+      const size_t m = static_cast<size_t>(n + shift);
+      const Buf<T> x(to_t(rng.normal(m, 3.0))), g(to_t(rng.normal(m)));
+      Buf<T> two(m), fused(m), gm(m);
+      two.poison();
+      fused.poison();
+      cuda::gelu_forward(Cuda{}, x.data() + shift, gm.data() + shift, n);
+      cuda::dropout_apply(Cuda{}, d.seed, d.first_block, n, d.threshold, d.keep_scale, gm.data() + shift,
+                          two.data() + shift);
+      cuda::gelu_dropout_forward(Cuda{}, x.data() + shift, fused.data() + shift, n, d);
+      REQUIRE(bits_of(fused.download()) == bits_of(two.download()));
+
+      two.poison();
+      fused.poison();
+      cuda::dropout_apply(Cuda{}, d.seed, d.first_block, n, d.threshold, d.keep_scale, g.data() + shift,
+                          gm.data() + shift);
+      cuda::gelu_backward(Cuda{}, x.data() + shift, gm.data() + shift, two.data() + shift, n);
+      cuda::gelu_dropout_backward(Cuda{}, x.data() + shift, g.data() + shift, fused.data() + shift, n, d);
+      REQUIRE(bits_of(fused.download()) == bits_of(two.download()));
+    }
+  }
+}
+
+// The op: gelu_dropout(x) against dropout(gelu(x)) from generators in the same state — output,
+// gradient and the generator's position afterwards.
+template <class T>
+void check_gelu_dropout_op(Rng& rng) {
+  using Tc = Tensor<T, Cuda>;
+  const Shape shape{3, 7, 40};
+  const auto xs = rng.normal(static_cast<size_t>(shape.numel()), 2.0), gs = rng.normal(static_cast<size_t>(shape.numel()));
+  const Tc g = cast<T>(Tensor<float, Cuda>::from_vector(gs, shape));
+  const uint64_t key = rng.gen();
+  for (const bool training : {true, false}) {
+    INFO("training " << training);
+    Generator g1(key), g2(key);
+    Tc x1 = cast<T>(Tensor<float, Cuda>::from_vector(xs, shape)), x2 = x1.clone_nograd();
+    x1.requires_grad_();
+    x2.requires_grad_();
+    const Tc y1 = gelu_dropout(x1, 0.3, training, g1), y2 = dropout(gelu(x2), 0.3, training, g2);
+    CHECK(bits_of(y1.to_vector()) == bits_of(y2.to_vector()));
+    sum(y1 * g).backward();
+    sum(y2 * g).backward();
+    CHECK(bits_of(x1.grad().to_vector()) == bits_of(x2.grad().to_vector()));
+    CHECK(g1.reserve(1) == g2.reserve(1));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("GELU with dropout in one pass gives the two launches' bits", "[dropout]") {
+  const uint64_t seed = fresh_seed();
+  INFO("seed " << seed);
+  Rng rng(seed);
+  check_gelu_dropout_kernels<float>(rng);
+  check_gelu_dropout_kernels<bf16>(rng);
+  check_gelu_dropout_op<float>(rng);
+  check_gelu_dropout_op<bf16>(rng);
 }
 
 namespace {

@@ -28,4 +28,20 @@ struct GeluLaunch {
 void gelu_forward(Device, const bf16* x, bf16* y, int64_t n, const GeluLaunch& launch);
 void gelu_backward(Device, const bf16* x, const bf16* g, bf16* dx, int64_t n, const GeluLaunch& launch);
 
+// GELU, then dropout, in one pass each way (the ViT MLP's fc1 → GELU → dropout): the mask is the
+// one dropout_apply (dropout.hpp) draws for the same (seed, first_block, threshold, keep_scale),
+// drawn inside the GELU's pass instead of a second pass over the hidden activation, and every
+// rounding of the two-launch form is kept, so the results are those launches' bits.
+//   forward  y  = round(round(gelu(x)) · m)
+//   backward dx = round(round(g · m) · gelu'(x))      (m = keep_scale where kept, else 0)
+struct DropoutDraw {
+  uint64_t seed = 0, first_block = 0;
+  uint32_t threshold = 0;
+  float keep_scale = 1.0f;
+};
+void gelu_dropout_forward(Device, const float* x, float* y, int64_t n, const DropoutDraw& d);
+void gelu_dropout_forward(Device, const bf16* x, bf16* y, int64_t n, const DropoutDraw& d);
+void gelu_dropout_backward(Device, const float* x, const float* g, float* dx, int64_t n, const DropoutDraw& d);
+void gelu_dropout_backward(Device, const bf16* x, const bf16* g, bf16* dx, int64_t n, const DropoutDraw& d);
+
 }  // namespace vts::cuda

@@ -1,0 +1,44 @@
+#pragma once
+// Philox4x32-10 on the device, and the dropout draw built on it — shared by the dropout kernels
+// (dropout.cu) and the fused GELU + dropout (activation.cu), so both draw the CPU's exact masks:
+// element i of a draw at (seed, first_block) takes lane i % 4 of block first_block + i / 4 and is
+// kept when that lane's top 24 bits are ≥ threshold (backend/cpu/dropout.hpp).
+#include <cstdint>
+
+#include "vts/core/rng.hpp"
+
+namespace vts::cuda::detail {
+
+// The same rounds as vts::Philox::generate (core/rng.hpp) with counter (lo = counter, hi = 0);
+// the 32×32→64-bit products are split into __umulhi and the low-half multiply.
+__device__ __forceinline__ uint4 philox_block(uint64_t seed, uint64_t counter) {
+  uint32_t c0 = static_cast<uint32_t>(counter), c1 = static_cast<uint32_t>(counter >> 32), c2 = 0, c3 = 0;
+  uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
+#pragma unroll
+  for (int round = 0; round < Philox::kRounds; ++round) {
+    const uint32_t hi0 = __umulhi(Philox::kMul0, c0), lo0 = Philox::kMul0 * c0;
+    const uint32_t hi1 = __umulhi(Philox::kMul1, c2), lo1 = Philox::kMul1 * c2;
+    const uint32_t n0 = hi1 ^ c1 ^ k0;
+    const uint32_t n2 = hi0 ^ c3 ^ k1;
+    c1 = lo1;
+    c3 = lo0;
+    c0 = n0;
+    c2 = n2;
+    k0 += Philox::kWeyl0;
+    k1 += Philox::kWeyl1;
+  }
+  return make_uint4(c0, c1, c2, c3);
+}
+
+__device__ __forceinline__ bool dropout_keep(uint32_t bits, uint32_t threshold) { return (bits >> 8) >= threshold; }
+
+// Element i's factor of the draw: keep_scale if kept, else 0 (one Philox block for one element;
+// the pack loops below take a block per four elements).
+__device__ __forceinline__ float dropout_factor(uint64_t seed, uint64_t first_block, int64_t i, uint32_t threshold,
+                                                float keep_scale) {
+  const uint4 r = philox_block(seed, first_block + static_cast<uint64_t>(i / 4));
+  const uint32_t lanes[4] = {r.x, r.y, r.z, r.w};
+  return dropout_keep(lanes[i % 4], threshold) ? keep_scale : 0.0f;
+}
+
+}  // namespace vts::cuda::detail
