@@ -3,6 +3,8 @@
 // the device from identical weights, inputs and dropout streams, then compared tensor by tensor:
 // outputs, loss and every parameter gradient; the AdamW update is then checked against a CPU
 // AdamW fed the device's gradients (1e-5).
+// Then the training loop itself (Trainer::train_epoch, two epochs of a small striped dataset, with
+// and without mixup): each step's reported loss against the CPU trainer's (1e-3), in order.
 //
 // Tolerance 1e-4 (‖out − ref‖ / ‖ref‖ per tensor), looser than the 1e-5 of the single-kernel
 // tests: the step chains ~100 kernels whose float rounding differs from the CPU's in summation
@@ -12,6 +14,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -19,6 +22,10 @@
 #include "vts/backend/cuda/gemm.hpp"
 #include "vts/hash/heads.hpp"
 #include "vts/hash/losses.hpp"
+#if defined(VTS_TEST_WITH_DATA)
+#include "vts/data/loader.hpp"
+#include "vts/hash/trainer.hpp"
+#endif
 #include "vts/nn/vit.hpp"
 #include "vts/ops/cast.hpp"
 #include "vts/ops/reduce.hpp"
@@ -280,6 +287,88 @@ void check_bf16_training_step(uint64_t seed) {
   }
 }
 
+#if defined(VTS_TEST_WITH_DATA)
+// 24 images (1 × 28 × 28) of 3 classes for the training loop: a class-dependent stripe pattern
+// plus per-image noise, so batches differ and the loss moves from step to step.
+class Stripes28 final : public data::Dataset {
+ public:
+  int64_t size() const override { return 24; }
+  int num_classes() const override { return 3; }
+  data::ImageSpec spec() const override { return {1, 28, 28}; }
+  void get(int64_t i, float* image, float* label, Generator&) const override {
+    check_index(i);
+    Generator noise(500 + static_cast<uint64_t>(i));
+    const int64_t c = i % 3;
+    for (int64_t y = 0; y < 28; ++y)
+      for (int64_t x = 0; x < 28; ++x)
+        image[y * 28 + x] = ((x + 3 * c) % 9 < 3 ? 1.5f : -0.5f) + 0.5f * static_cast<float>(noise.next_double());
+    get_label(i, label);
+  }
+  void get_label(int64_t i, float* label) const override {
+    for (int c = 0; c < 3; ++c) label[c] = (i % 3 == c) ? 1.0f : 0.0f;
+  }
+};
+
+// Trainer::train_epoch on both devices from the same weights and seeds: every step's reported loss
+// (on CUDA read one step late, after the next step is queued; CSQ's centers from the batch's host
+// labels; labels staged like the images), in order, and each epoch's mean.
+void check_training_loop(uint64_t seed, double mixup) {
+  INFO("seed " << seed << " mixup " << mixup);
+  using Config = ViTTiny28Heads32;
+  constexpr int64_t bits = 16;
+  Generator init_cpu(seed), init_gpu(seed ^ 0xABCDull);
+  HashViT<Config, Cpu> net_cpu(bits, init_cpu);
+  HashViT<Config, Cuda> net_gpu(bits, init_gpu);
+  {
+    NoGradGuard no_grad;
+    auto params_cpu = nn::named_parameters(net_cpu);
+    auto params_gpu = nn::named_parameters(net_gpu);
+    REQUIRE(params_cpu.size() == params_gpu.size());
+    for (size_t i = 0; i < params_cpu.size(); ++i) {
+      const auto& c = params_cpu[i].second;
+      params_gpu[i].second.detach().copy_(Tensor<float, Cuda>::from_vector(c.to_vector(), c.shape()));
+    }
+  }
+  hash::loss::Config cfg;
+  cfg.bits = bits;
+  cfg.classes = 3;
+  cfg.train_size = 24;
+  Generator loss_cpu(seed + 1), loss_gpu(seed + 1);
+  const hash::OptimizerOptions opt{.name = "adamw", .lr = 3e-3, .weight_decay = 0.05};
+  hash::Trainer<HashViT<Config, Cpu>, hash::loss::Csq<float, Cpu>> cpu(
+      std::move(net_cpu), hash::loss::Csq<float, Cpu>(cfg, loss_cpu), opt, seed);
+  hash::Trainer<HashViT<Config, Cuda>, hash::loss::Csq<float, Cuda>> gpu(
+      std::move(net_gpu), hash::loss::Csq<float, Cuda>(cfg, loss_gpu), opt, seed);
+  cpu.set_mixup(mixup);
+  gpu.set_mixup(mixup);
+  const data::LoaderOptions lo{.batch_size = 8, .shuffle = true, .num_workers = 0, .seed = seed};
+  data::Loader loader_cpu(std::make_shared<Stripes28>(), lo), loader_gpu(std::make_shared<Stripes28>(), lo);
+  constexpr int64_t kEpochs = 2;
+  std::vector<hash::StepReport> reports_cpu, reports_gpu;
+  for (int64_t e = 0; e < kEpochs; ++e) {
+    const double mean_cpu = cpu.train_epoch(loader_cpu, e, kEpochs, [&](const auto& r) { reports_cpu.push_back(r); });
+    const double mean_gpu = gpu.train_epoch(loader_gpu, e, kEpochs, [&](const auto& r) { reports_gpu.push_back(r); });
+    CHECK(mean_gpu == Approx(mean_cpu).epsilon(1e-3));
+  }
+  REQUIRE(reports_gpu.size() == reports_cpu.size());
+  REQUIRE(reports_cpu.size() == 6);
+  for (size_t i = 0; i < reports_cpu.size(); ++i) {
+    INFO("report " << i << ": cpu step " << reports_cpu[i].step << " loss " << reports_cpu[i].loss << ", cuda step "
+                   << reports_gpu[i].step << " loss " << reports_gpu[i].loss);
+    CHECK(reports_gpu[i].epoch == reports_cpu[i].epoch);
+    CHECK(reports_gpu[i].step == reports_cpu[i].step);
+    CHECK(reports_gpu[i].lr == reports_cpu[i].lr);
+    CHECK(reports_gpu[i].loss == Approx(reports_cpu[i].loss).epsilon(1e-3));
+    CHECK(reports_gpu[i].images_per_s > 0);
+  }
+  // The steps must tell apart: a loop that reported another step's loss would fail above.
+  double spread = 0;
+  for (size_t i = 1; i < reports_cpu.size(); ++i)
+    spread = std::max(spread, std::abs(reports_cpu[i].loss - reports_cpu[0].loss) / reports_cpu[0].loss);
+  CHECK(spread > 1e-2);
+}
+#endif
+
 }  // namespace
 
 TEST_CASE("training step: ViTTiny28 + all-token head + CSQ + AdamW matches the CPU", "[training]") {
@@ -335,3 +424,12 @@ TEST_CASE("bf16 attention + LayerNorm through the op layer match fp32 on the CPU
     CHECK(rel_err(got[i], ref[i]) < kTolBf16);
   }
 }
+
+#if defined(VTS_TEST_WITH_DATA)
+TEST_CASE("the training loop on CUDA reports the CPU's losses step by step", "[training]") {
+  Tf32Off strict;
+  const uint64_t seed = fresh_seed();
+  check_training_loop(seed, 0.0);
+  check_training_loop(seed + 7, 0.4);  // mixed label rows: CSQ's centers from soft host labels
+}
+#endif

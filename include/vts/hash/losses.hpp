@@ -18,6 +18,8 @@
 // can be replaced with known values: Csq::set_centers, Dpn::set_targets, set_tie_bits and
 // GreedyHash::set_classifier (used by the golden tests to inject PyTorch's draws).
 #include <cmath>
+#include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -27,6 +29,9 @@
 #include "vts/ops/indexing.hpp"
 #include "vts/ops/matmul.hpp"
 #include "vts/ops/softmax.hpp"
+#if defined(VTS_WITH_CUDA)
+#include "vts/backend/cuda/upload.hpp"
+#endif
 
 namespace vts::hash::loss {
 
@@ -86,6 +91,42 @@ Tensor<T, D> tensor_from_rows(const std::vector<float>& values, int64_t rows, in
   std::vector<T> v(values.begin(), values.end());
   return Tensor<T, D>::from_vector(v, Shape{rows, cols});
 }
+
+// The labels of a batch as host values: `host` when the caller has them (the trainer passes its
+// batch's, so a CUDA step need not read y back: that read waits for the whole forward pass), else
+// read from y.
+template <class T, class D>
+std::vector<float> host_labels(const Tensor<T, D>& y, std::span<const float> host) {
+  if (host.empty()) {
+    const std::vector<T> v = y.to_vector();
+    return std::vector<float>(v.begin(), v.end());
+  }
+  VTS_CHECK(static_cast<int64_t>(host.size()) == y.numel(), "host labels: ", host.size(), " values for labels of shape ",
+            y.shape().str());
+  return std::vector<float>(host.begin(), host.end());
+}
+
+// Per-batch target rows to the device. On CUDA through pinned buffers and an asynchronous copy
+// (backend/cuda/upload.hpp; from_vector would wait for the stream); elsewhere from_vector. Copies
+// of a loss share the buffers.
+template <class T, class D>
+class RowUpload {
+ public:
+  Tensor<T, D> operator()(const std::vector<float>& values, int64_t rows, int64_t cols) const {
+#if defined(VTS_WITH_CUDA)
+    if constexpr (std::is_same_v<D, Cuda>) {
+      if (!staged_) staged_ = std::make_shared<cuda::StagedUpload>();
+      return staged_->template operator()<T>(values.data(), Shape{rows, cols});
+    }
+#endif
+    return tensor_from_rows<T, D>(values, rows, cols);
+  }
+
+ private:
+#if defined(VTS_WITH_CUDA)
+  mutable std::shared_ptr<cuda::StagedUpload> staged_;
+#endif
+};
 
 // state() of an assigner: its centers [C, K] and tie bits [K] live as float rows, not tensors, so
 // f sees tensor copies and the assigner adopts what f leaves in them (validated by set_centers /
@@ -224,10 +265,12 @@ class GreedyHash {
   }
   const tensor_type& classifier() const { return W_; }
 
-  tensor_type operator()(const tensor_type& u, const tensor_type& y, const std::vector<int64_t>& ind, int) {
+  // host_labels: y's values, when the caller has them on the host (see detail::host_labels).
+  tensor_type operator()(const tensor_type& u, const tensor_type& y, const std::vector<int64_t>& ind, int,
+                         std::span<const float> host_labels = {}) {
     detail::check_batch(name, u, y, ind, cfg_.bits, cfg_.classes);
     const tensor_type b = sign_ste(u);
-    const std::vector<T> labels = y.to_vector();
+    const std::vector<float> labels = detail::host_labels(y, host_labels);
     std::vector<int64_t> targets(static_cast<size_t>(u.size(0)));
     std::vector<float> row(static_cast<size_t>(cfg_.classes));
     for (int64_t i = 0; i < u.size(0); ++i) {
@@ -300,15 +343,16 @@ class Csq {
   Csq(const Config& cfg, Generator& gen)
       : cfg_(cfg), assigner_(csq_centers(cfg.classes, cfg.bits, gen), cfg.multi_label, gen) {}
 
-  tensor_type operator()(const tensor_type& u, const tensor_type& y, const std::vector<int64_t>& ind, int) {
+  // host_labels: y's values, when the caller has them on the host (see detail::host_labels).
+  tensor_type operator()(const tensor_type& u, const tensor_type& y, const std::vector<int64_t>& ind, int,
+                         std::span<const float> host_labels = {}) {
     detail::check_batch(name, u, y, ind, cfg_.bits, cfg_.classes);
     // BCE((tanh u + 1)/2, (c + 1)/2) + λ·mean((|tanh u| − 1)²), fused (ops/softmax.hpp).
-    return csq_loss(u, centers_for(y), lambda);
+    return csq_loss(u, centers_for(y, host_labels), lambda);
   }
-  tensor_type centers_for(const tensor_type& y) const {
-    const std::vector<T> yv = y.to_vector();
-    return detail::tensor_from_rows<T, D>(assigner_.assign(std::vector<float>(yv.begin(), yv.end()), y.size(0)),
-                                          y.size(0), cfg_.bits);
+  // Each label row's center (CenterAssigner), as a [B, K] tensor.
+  tensor_type centers_for(const tensor_type& y, std::span<const float> host_labels = {}) const {
+    return upload_(assigner_.assign(detail::host_labels(y, host_labels), y.size(0)), y.size(0), cfg_.bits);
   }
   const CenterAssigner& assigner() const { return assigner_; }
   // Replace the random parts (rows beyond 2K, the multi-label tie bits) with known values.
@@ -323,6 +367,7 @@ class Csq {
  private:
   Config cfg_;
   CenterAssigner assigner_;
+  detail::RowUpload<T, D> upload_;
 };
 
 // ---- DPN (§2.6) -------------------------------------------------------------------------------
@@ -341,12 +386,13 @@ class Dpn {
       : cfg_(cfg), assigner_(dpn_targets(cfg.classes, cfg.bits, p, gen), cfg.multi_label, gen),
         bank_(cfg.train_size, cfg.bits, cfg.classes) {}
 
-  tensor_type operator()(const tensor_type& u, const tensor_type& y, const std::vector<int64_t>& ind, int) {
+  // host_labels: y's values, when the caller has them on the host (see detail::host_labels).
+  tensor_type operator()(const tensor_type& u, const tensor_type& y, const std::vector<int64_t>& ind, int,
+                         std::span<const float> host_labels = {}) {
     detail::check_batch(name, u, y, ind, cfg_.bits, cfg_.classes);
     bank_.store(ind, u, y);
-    const std::vector<T> yv = y.to_vector();
-    const tensor_type t = detail::tensor_from_rows<T, D>(
-        assigner_.assign(std::vector<float>(yv.begin(), yv.end()), y.size(0)), y.size(0), cfg_.bits);
+    const tensor_type t =
+        upload_(assigner_.assign(detail::host_labels(y, host_labels), y.size(0)), y.size(0), cfg_.bits);
     return mean(clamp_min(margin - u * t, T(0)));
   }
 
@@ -380,6 +426,7 @@ class Dpn {
   Config cfg_;
   CenterAssigner assigner_;
   detail::MemoryBank<T, D> bank_;
+  detail::RowUpload<T, D> upload_;
 };
 
 // Calls f.template operator()<Loss>() with the loss type registered under `name`, so a name from

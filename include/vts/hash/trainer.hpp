@@ -11,6 +11,8 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
 #include <variant>
 #include <vector>
@@ -169,27 +171,51 @@ class Trainer {
     double sum = 0;
     int64_t n = 0;
     nn::Context ctx{true, &dropout_rng_};
+    // A step's loss is read (a wait for the device) when the step is done with: on the CPU at once;
+    // on CUDA one step late, after the next step is queued, so the device always has work and the
+    // host never waits for a step it could be queueing behind. Throughput is then measured from one
+    // finished step to the next.
+    struct Done {
+      loss_tensor loss;
+      int64_t number, size;
+      double lr;
+      std::chrono::steady_clock::time_point start;
+    };
+    std::optional<Done> pending;
+    auto last_finish = std::chrono::steady_clock::now();
+    auto finish = [&](const Done& d) {
+      const double value = static_cast<double>(d.loss.item());
+      VTS_CHECK(std::isfinite(value), "training diverged: loss is ", value, " at epoch ", epoch, " step ", d.number,
+                "; lower the learning rate");
+      sum += value;
+      ++n;
+      const auto now = std::chrono::steady_clock::now();
+      const double secs = std::chrono::duration<double>(now - (kDeferLossRead ? last_finish : d.start)).count();
+      last_finish = now;
+      if (report) report({epoch, d.number, steps, value, static_cast<double>(d.size) / secs, d.lr});
+    };
     while (loader.next(batch)) {
       const auto t0 = std::chrono::steady_clock::now();
       const double lr = scheduled_lr(opt_options_, epoch * steps + batch.number, steps, total_epochs);
       for_each_optimizer([&](auto& o) { o.set_lr(lr); });
       if (mixup_alpha_ > 0) mix_batch(batch);
       const tensor_type x = upload_images(batch);
-      const loss_tensor y = labels_of(batch);
+      const loss_tensor y = upload_labels(batch);
       const loss_tensor u = cast<LT>(net_.forward(x, ctx));
-      const loss_tensor l = loss_(u, y, batch.indices, static_cast<int>(epoch));
+      const loss_tensor l = call_loss(u, y, batch, epoch);
       for_each_optimizer([](auto& o) { o.zero_grad(); });
       l.backward();
       for_each_optimizer([](auto& o) { o.step(); });
       update_ema();
-      const double value = static_cast<double>(l.item());
-      VTS_CHECK(std::isfinite(value), "training diverged: loss is ", value, " at epoch ", epoch, " step ",
-                batch.number, "; lower the learning rate");
-      sum += value;
-      ++n;
-      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      if (report) report({epoch, batch.number, steps, value, static_cast<double>(batch.size) / secs, lr});
+      Done done{l.detach(), batch.number, batch.size, lr, t0};
+      if constexpr (kDeferLossRead) {
+        if (pending) finish(*pending);
+        pending = std::move(done);
+      } else {
+        finish(done);
+      }
     }
+    if (pending) finish(*pending);
     if constexpr (requires(Loss& lo) { lo.end_epoch(); }) loss_.end_epoch();
     return n ? sum / static_cast<double>(n) : 0.0;
   }
@@ -226,8 +252,27 @@ class Trainer {
     std::vector<LT> v(b.labels.begin(), b.labels.end());
     return loss_tensor::from_vector(v, Shape{b.size, b.num_classes});
   }
+  // labels_of for the training loop: on CUDA staged like the images.
+  loss_tensor upload_labels(const data::Batch& b) {
+#if defined(VTS_WITH_CUDA)
+    if constexpr (std::is_same_v<D, Cuda>)
+      return labels_upload_.template operator()<LT>(b.labels.data(), Shape{b.size, b.num_classes});
+#endif
+    return labels_of(b);
+  }
 
  private:
+  static constexpr bool kDeferLossRead = !is_cpu_v<D>;
+
+  // The loss, given the batch's labels on the host too where it takes them (CSQ, DPN and
+  // GreedyHash turn labels into targets on the host; without them they read y back from the device).
+  loss_tensor call_loss(const loss_tensor& u, const loss_tensor& y, const data::Batch& b, int64_t epoch) {
+    if constexpr (requires { loss_(u, y, b.indices, 0, std::span<const float>{}); })
+      return loss_(u, y, b.indices, static_cast<int>(epoch), std::span<const float>(b.labels));
+    else
+      return loss_(u, y, b.indices, static_cast<int>(epoch));
+  }
+
   template <class F>
   void for_each_optimizer(F&& f) {
     std::visit(f, *optimizer_);
@@ -328,7 +373,7 @@ class Trainer {
   bool flip_average_ = false;
 #if defined(VTS_WITH_CUDA)
   // Only a CUDA trainer has one: a CPU trainer in a CUDA-enabled program must not need a device.
-  std::conditional_t<std::is_same_v<D, Cuda>, cuda::StagedUpload, std::monostate> upload_;
+  std::conditional_t<std::is_same_v<D, Cuda>, cuda::StagedUpload, std::monostate> upload_, labels_upload_;
 #endif
 };
 

@@ -101,6 +101,10 @@ struct Engine {
   // time is its host side alone (the op layer, autograd, the allocator); results are garbage.
   bool skip_work = false;
   uint64_t launches = 0, blocks = 0, gemms = 0;
+  // Where the host waits for the device: stream and device synchronisations (what a real device
+  // makes the host sit through until the queue drains), and event waits (a staged upload's wait for
+  // an earlier copy; on a device usually long done).
+  uint64_t stream_syncs = 0, event_syncs = 0;
   std::unordered_map<std::string, uint64_t> launches_by_site;
 
   Engine() {
@@ -118,6 +122,8 @@ struct Engine {
         std::fprintf(stderr, "vts-emu: %llu kernel launches (%llu blocks) and %llu GEMM calls\n",
                      static_cast<unsigned long long>(e.launches), static_cast<unsigned long long>(e.blocks),
                      static_cast<unsigned long long>(e.gemms));
+        std::fprintf(stderr, "vts-emu: %llu stream synchronisations, %llu event waits\n",
+                     static_cast<unsigned long long>(e.stream_syncs), static_cast<unsigned long long>(e.event_syncs));
         std::vector<std::pair<std::string, uint64_t>> sites(e.launches_by_site.begin(), e.launches_by_site.end());
         std::sort(sites.begin(), sites.end(), [](const auto& x, const auto& y) { return x.second > y.second; });
         for (const auto& [site, count] : sites)
@@ -634,14 +640,23 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned int) {
   *stream = reinterpret_cast<cudaStream_t>(&vts_emu::g_stream_token);
   return cudaSuccess;
 }
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
-cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+cudaError_t cudaStreamSynchronize(cudaStream_t) {
+  ++vts_emu::engine().stream_syncs;
+  return cudaSuccess;
+}
+cudaError_t cudaDeviceSynchronize() {
+  ++vts_emu::engine().stream_syncs;
+  return cudaSuccess;
+}
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned int) {
   *event = reinterpret_cast<cudaEvent_t>(new int(0));
   return cudaSuccess;
 }
 cudaError_t cudaEventRecord(cudaEvent_t, cudaStream_t) { return cudaSuccess; }
-cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
+cudaError_t cudaEventSynchronize(cudaEvent_t) {
+  ++vts_emu::engine().event_syncs;
+  return cudaSuccess;
+}
 cudaError_t cudaEventDestroy(cudaEvent_t event) {
   delete reinterpret_cast<int*>(event);
   return cudaSuccess;
