@@ -15,10 +15,11 @@ using detail::DevT;
 using detail::from_f;
 using detail::to_f;
 
-// APPLY = false: out = mask values; APPLY = true: out = x · mask.
-template <class T, bool APPLY>
+// APPLY = false: out = mask values; APPLY = true: out = x · mask; ADD (with APPLY): out = residual +
+// x · mask, the product rounded to T first as the separate dropout would store it.
+template <class T, bool APPLY, bool ADD = false>
 __global__ void dropout_kernel(uint64_t seed, uint64_t first_block, int64_t n, uint32_t threshold, float keep_scale,
-                               const T* __restrict__ x, T* __restrict__ out) {
+                               const T* __restrict__ x, const T* __restrict__ residual, T* __restrict__ out) {
   const int64_t blocks = (n + 3) / 4;
   for (int64_t b = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; b < blocks; b += int64_t(gridDim.x) * blockDim.x) {
     const uint4 r = detail::philox_block(seed, first_block + static_cast<uint64_t>(b));
@@ -29,19 +30,24 @@ __global__ void dropout_kernel(uint64_t seed, uint64_t first_block, int64_t n, u
       const int64_t i = i0 + l;
       if (i < n) {
         const float m = detail::dropout_keep(lanes[l], threshold) ? keep_scale : 0.0f;
-        out[i] = from_f<T>(APPLY ? to_f(x[i]) * m : m);
+        // __fmul_rn: with ADD, the compiler must not fuse the product into the add (an FMA skips
+        // the rounding the separate dropout's store makes).
+        const T v = from_f<T>(APPLY ? __fmul_rn(to_f(x[i]), m) : m);
+        out[i] = ADD ? from_f<T>(to_f(residual[i]) + to_f(v)) : v;
       }
     }
   }
 }
 
-template <class T, bool APPLY>
-void launch(uint64_t seed, uint64_t first_block, int64_t n, uint32_t threshold, float keep_scale, const T* x, T* out) {
+template <class T, bool APPLY, bool ADD = false>
+void launch(uint64_t seed, uint64_t first_block, int64_t n, uint32_t threshold, float keep_scale, const T* x, T* out,
+            const T* residual = nullptr) {
   if (n <= 0) return;
   const int64_t blocks = (n + 3) / 4;
-  dropout_kernel<DevT<T>, APPLY><<<detail::grid_for(blocks, 256, int64_t(device_info().sm_count) * 8), 256, 0,
-                                   current_stream()>>>(seed, first_block, n, threshold, keep_scale,
-                                                       detail::dev_ptr(x), detail::dev_ptr(out));
+  dropout_kernel<DevT<T>, APPLY, ADD><<<detail::grid_for(blocks, 256, int64_t(device_info().sm_count) * 8), 256, 0,
+                                        current_stream()>>>(seed, first_block, n, threshold, keep_scale,
+                                                            detail::dev_ptr(x), detail::dev_ptr(residual),
+                                                            detail::dev_ptr(out));
   VTS_CUDA_CHECK_LAUNCH("dropout_kernel");
 }
 
@@ -62,6 +68,14 @@ void dropout_apply(Device, uint64_t seed, uint64_t first_block, int64_t n, uint3
 void dropout_apply(Device, uint64_t seed, uint64_t first_block, int64_t n, uint32_t threshold, float keep_scale,
                    const bf16* x, bf16* y) {
   launch<bf16, true>(seed, first_block, n, threshold, keep_scale, x, y);
+}
+void dropout_add(Device, uint64_t seed, uint64_t first_block, int64_t n, uint32_t threshold, float keep_scale,
+                 const float* x, const float* residual, float* y) {
+  launch<float, true, true>(seed, first_block, n, threshold, keep_scale, x, y, residual);
+}
+void dropout_add(Device, uint64_t seed, uint64_t first_block, int64_t n, uint32_t threshold, float keep_scale,
+                 const bf16* x, const bf16* residual, bf16* y) {
+  launch<bf16, true, true>(seed, first_block, n, threshold, keep_scale, x, y, residual);
 }
 
 }  // namespace vts::cuda

@@ -1,5 +1,6 @@
 // Dropout masks (bit-identical to the CPU's Philox stream), GELU with dropout fused into its pass
-// (bit-identical to the two launches), and fused optimizer updates (the same update functors as
+// and the residual add after a dropout (both bit-identical to the separate ops), and fused
+// optimizer updates (the same update functors as
 // the CPU loop).
 #include <cstring>
 #include <utility>
@@ -134,6 +135,35 @@ void check_gelu_dropout_op(Rng& rng) {
   }
 }
 
+// add_dropout(r, x) against r + dropout(x): output, both gradients, generator position; also
+// with a transposed x, which takes the two-op form.
+template <class T>
+void check_add_dropout_op(Rng& rng) {
+  using Tc = Tensor<T, Cuda>;
+  const Shape shape{6, 40};
+  const size_t n = static_cast<size_t>(shape.numel());
+  const auto rs = rng.normal(n), xs = rng.normal(n), gs = rng.normal(n);
+  const Tc g = cast<T>(Tensor<float, Cuda>::from_vector(gs, shape));
+  const uint64_t key = rng.gen();
+  for (const bool transposed : {false, true}) {
+    for (const bool training : {true, false}) {
+      INFO("training " << training << " transposed x " << transposed);
+      Generator g1(key), g2(key);
+      Tc r1 = cast<T>(Tensor<float, Cuda>::from_vector(rs, shape)), r2 = r1.clone_nograd();
+      Tc x1 = cast<T>(Tensor<float, Cuda>::from_vector(xs, transposed ? Shape{40, 6} : shape)), x2 = x1.clone_nograd();
+      for (Tc* t : {&r1, &r2, &x1, &x2}) t->requires_grad_();
+      const Tc y1 = add_dropout(r1, transposed ? x1.t() : x1, 0.3, training, g1);
+      const Tc y2 = r2 + dropout(transposed ? x2.t() : x2, 0.3, training, g2);
+      CHECK(bits_of(y1.to_vector()) == bits_of(y2.to_vector()));
+      sum(y1 * g).backward();
+      sum(y2 * g).backward();
+      CHECK(bits_of(r1.grad().to_vector()) == bits_of(r2.grad().to_vector()));
+      CHECK(bits_of(x1.grad().to_vector()) == bits_of(x2.grad().to_vector()));
+      CHECK(g1.reserve(1) == g2.reserve(1));
+    }
+  }
+}
+
 }  // namespace
 
 TEST_CASE("GELU with dropout in one pass gives the two launches' bits", "[dropout]") {
@@ -144,6 +174,14 @@ TEST_CASE("GELU with dropout in one pass gives the two launches' bits", "[dropou
   check_gelu_dropout_kernels<bf16>(rng);
   check_gelu_dropout_op<float>(rng);
   check_gelu_dropout_op<bf16>(rng);
+}
+
+TEST_CASE("a residual add after dropout in one pass gives the two ops' bits", "[dropout]") {
+  const uint64_t seed = fresh_seed();
+  INFO("seed " << seed);
+  Rng rng(seed);
+  check_add_dropout_op<float>(rng);
+  check_add_dropout_op<bf16>(rng);
 }
 
 namespace {

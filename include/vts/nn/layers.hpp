@@ -78,6 +78,11 @@ struct Mlp {
     tensor_type h = gelu_dropout(fc1.forward(x), dropout_p, ctx.training, *ctx.rng);  // one pass on CUDA
     return dropout(fc2.forward(h), dropout_p, ctx.training, *ctx.rng);
   }
+  // residual + forward(x), the closing dropout and the residual add in one pass on CUDA.
+  tensor_type forward_add(const tensor_type& residual, const tensor_type& x, Context& ctx) const {
+    tensor_type h = gelu_dropout(fc1.forward(x), dropout_p, ctx.training, *ctx.rng);
+    return add_dropout(residual, fc2.forward(h), dropout_p, ctx.training, *ctx.rng);
+  }
   template <class F>
   void visit(const std::string& prefix, F&& f) {
     fc1.visit(join(prefix, "fc1"), f);
@@ -120,7 +125,7 @@ struct EncoderBlock {
   tensor_type forward(const tensor_type& x, Context& ctx) const {
     // h = x + attn(norm1(x)) and norm2(h) in one pass over the residual stream.
     const auto [h, h_normed] = norm2.forward_after_add(x, attn.forward(norm1.forward(x)));
-    return h + mlp.forward(h_normed, ctx);
+    return mlp.forward_add(h, h_normed, ctx);
   }
   template <class F>
   void visit(const std::string& prefix, F&& f) {

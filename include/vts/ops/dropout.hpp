@@ -75,6 +75,34 @@ Tensor<T, D> dropout(const Tensor<T, D>& x, double p, bool training, Generator& 
   });
 }
 
+// add_dropout(residual, x, p, training, generator) = residual + dropout(x, p, training, generator),
+// a residual connection: the same draws and bits; on CUDA, for contiguous operands of one shape in
+// training, one kernel forward (cuda::dropout_add) instead of two. The backward is dropout's for x
+// and the identity for the residual.
+template <class T, class D>
+Tensor<T, D> add_dropout(const Tensor<T, D>& residual, const Tensor<T, D>& x, double p, bool training,
+                         Generator& gen = default_generator()) {
+#if defined(VTS_WITH_CUDA)
+  if constexpr (std::is_same_v<D, Cuda>) {
+    VTS_CHECK(p >= 0.0 && p < 1.0, "add_dropout: probability must be in [0, 1), got ", p);
+    if (training && p > 0.0 && x.is_contiguous() && residual.is_contiguous() && residual.shape() == x.shape()) {
+      const int64_t n = x.numel();
+      const auto draw = detail::draw_dropout<T>(p, n, gen);
+      const float scale = static_cast<float>(draw.keep_scale);
+      Tensor<T, D> y = Tensor<T, D>::empty(x.shape());
+      cuda::dropout_add(D{}, draw.seed, draw.first, n, draw.threshold, scale, x.data(), residual.data(), y.data());
+      return record(y, "add_dropout", {&residual, &x}, [draw, scale, n](const Tensor<T, D>& g) {
+        const Tensor<T, D> gc = g.contiguous_nograd();
+        Tensor<T, D> dx = Tensor<T, D>::empty(g.shape());
+        cuda::dropout_apply(D{}, draw.seed, draw.first, n, draw.threshold, scale, gc.data(), dx.data());
+        return std::vector<Tensor<T, D>>{g, dx};
+      });
+    }
+  }
+#endif
+  return residual + dropout(x, p, training, gen);
+}
+
 // gelu_dropout(x, p, training, generator) = dropout(gelu(x), p, training, generator): the same
 // draws from the generator and the same result bits. On CUDA, for a contiguous x in training, one
 // kernel each way (cuda::gelu_dropout_forward/backward) instead of two: the hidden activation of a

@@ -45,6 +45,12 @@ inline T __ldg(const T* p) {
 inline unsigned __umulhi(unsigned a, unsigned b) {
   return static_cast<unsigned>((static_cast<unsigned long long>(a) * b) >> 32);
 }
+// A product rounded on its own, never contracted into an FMA with a following add (what nvcc
+// promises for __fmul_rn; GCC contracts a·b + c across inlined calls unless the product is stored).
+inline float __fmul_rn(float a, float b) {
+  volatile float r = a * b;
+  return r;
+}
 
 // CUDA's integer and mixed-type min/max, which device code calls unqualified.
 template <class A, class B>

@@ -22,5 +22,12 @@ void dropout_apply(Device, uint64_t seed, uint64_t first_block, int64_t n, uint3
                    const float* x, float* y);
 void dropout_apply(Device, uint64_t seed, uint64_t first_block, int64_t n, uint32_t threshold, float keep_scale,
                    const bf16* x, bf16* y);
+// The residual connection after a dropout, in the same pass: y[i] = residual[i] + (x[i]·keep_scale if
+// kept, else 0), the product rounded to the element type first — the bits of dropout_apply then an
+// add, one read and one write of an activation fewer.
+void dropout_add(Device, uint64_t seed, uint64_t first_block, int64_t n, uint32_t threshold, float keep_scale,
+                 const float* x, const float* residual, float* y);
+void dropout_add(Device, uint64_t seed, uint64_t first_block, int64_t n, uint32_t threshold, float keep_scale,
+                 const bf16* x, const bf16* residual, bf16* y);
 
 }  // namespace vts::cuda
