@@ -165,10 +165,7 @@ __global__ void __launch_bounds__(kWarps * 32, 4)
         for (int kc = 0; kc < KH / 16; ++kc) {
           if (kh + kc * 16 >= valid_keys) continue;
           uint32_t sa[4];
-          sa[0] = pack_bf16(ds[2 * kc][0], ds[2 * kc][1]);
-          sa[1] = pack_bf16(ds[2 * kc][2], ds[2 * kc][3]);
-          sa[2] = pack_bf16(ds[2 * kc + 1][0], ds[2 * kc + 1][1]);
-          sa[3] = pack_bf16(ds[2 * kc + 1][2], ds[2 * kc + 1][3]);
+          acc_to_a(sa, ds[2 * kc], ds[2 * kc + 1]);
 #pragma unroll
           for (int j = 0; j < DT; j += 2) {
             uint32_t kb[4];

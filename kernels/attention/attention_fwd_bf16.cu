@@ -176,10 +176,7 @@ __global__ void __launch_bounds__(W * 32, kFwdMinBlocks<D, W>) attention_fwd_bf1
       for (int kc = 0; kc < BN / 16; ++kc) {
         if (kc * 16 >= valid_keys) continue;  // P is zero there
         uint32_t pa[4];
-        pa[0] = pack_bf16(s[2 * kc][0], s[2 * kc][1]);
-        pa[1] = pack_bf16(s[2 * kc][2], s[2 * kc][3]);
-        pa[2] = pack_bf16(s[2 * kc + 1][0], s[2 * kc + 1][1]);
-        pa[3] = pack_bf16(s[2 * kc + 1][2], s[2 * kc + 1][3]);
+        acc_to_a(pa, s[2 * kc], s[2 * kc + 1]);
 #pragma unroll
         for (int j = 0; j < DT; j += 2) {
           uint32_t bf[4];

@@ -80,14 +80,8 @@ __device__ __forceinline__ void key_block_grads(const __nv_bfloat16* Ks, const _
   for (int qc = 0; qc < QC; ++qc) {
     if (qc * 16 >= valid_q) continue;
     uint32_t pa[4], sa[4];
-    pa[0] = pack_bf16(s[2 * qc][0], s[2 * qc][1]);
-    pa[1] = pack_bf16(s[2 * qc][2], s[2 * qc][3]);
-    pa[2] = pack_bf16(s[2 * qc + 1][0], s[2 * qc + 1][1]);
-    pa[3] = pack_bf16(s[2 * qc + 1][2], s[2 * qc + 1][3]);
-    sa[0] = pack_bf16(ds[2 * qc][0], ds[2 * qc][1]);
-    sa[1] = pack_bf16(ds[2 * qc][2], ds[2 * qc][3]);
-    sa[2] = pack_bf16(ds[2 * qc + 1][0], ds[2 * qc + 1][1]);
-    sa[3] = pack_bf16(ds[2 * qc + 1][2], ds[2 * qc + 1][3]);
+    acc_to_a(pa, s[2 * qc], s[2 * qc + 1]);
+    acc_to_a(sa, ds[2 * qc], ds[2 * qc + 1]);
 #pragma unroll
     for (int j = 0; j < DT; j += 2) {
       uint32_t ob[4], qb[4];

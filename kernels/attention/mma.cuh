@@ -25,6 +25,15 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
   return *reinterpret_cast<const uint32_t*>(&v);
 }
 
+// Two neighbouring n8 accumulator tiles (columns 16c..16c+15 of a product's 16 rows) → the A
+// fragment of those 16 columns as the k16 chunk of the next product, rounded to bf16.
+__device__ __forceinline__ void acc_to_a(uint32_t (&a)[4], const float (&lo)[4], const float (&hi)[4]) {
+  a[0] = pack_bf16(lo[0], lo[1]);
+  a[1] = pack_bf16(lo[2], lo[3]);
+  a[2] = pack_bf16(hi[0], hi[1]);
+  a[3] = pack_bf16(hi[2], hi[3]);
+}
+
 // Row-major tile X[m][k] (pitch in elements) → A fragment of the 16×16 block at (m0, k0).
 __device__ __forceinline__ void load_a(uint32_t (&a)[4], const __nv_bfloat16* x, int pitch, int m0, int k0,
                                        int lane) {
