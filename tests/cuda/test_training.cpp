@@ -348,7 +348,7 @@ void check_training_loop(uint64_t seed, double mixup) {
   for (int64_t e = 0; e < kEpochs; ++e) {
     const double mean_cpu = cpu.train_epoch(loader_cpu, e, kEpochs, [&](const auto& r) { reports_cpu.push_back(r); });
     const double mean_gpu = gpu.train_epoch(loader_gpu, e, kEpochs, [&](const auto& r) { reports_gpu.push_back(r); });
-    CHECK(mean_gpu == Approx(mean_cpu).epsilon(1e-3));
+    CHECK(mean_gpu == Approx(mean_cpu).epsilon(1e-3).margin(1e-5));
   }
   REQUIRE(reports_gpu.size() == reports_cpu.size());
   REQUIRE(reports_cpu.size() == 6);
@@ -358,7 +358,8 @@ void check_training_loop(uint64_t seed, double mixup) {
     CHECK(reports_gpu[i].epoch == reports_cpu[i].epoch);
     CHECK(reports_gpu[i].step == reports_cpu[i].step);
     CHECK(reports_gpu[i].lr == reports_cpu[i].lr);
-    CHECK(reports_gpu[i].loss == Approx(reports_cpu[i].loss).epsilon(1e-3));
+    // Relative 1e-3, and 1e-5 absolute: some seeds drive the loss to ~1e-4 within the six steps.
+    CHECK(reports_gpu[i].loss == Approx(reports_cpu[i].loss).epsilon(1e-3).margin(1e-5));
     CHECK(reports_gpu[i].images_per_s > 0);
   }
   // The steps must tell apart: a loop that reported another step's loss would fail above.

@@ -97,7 +97,16 @@ void run_backward(const Tensor<T, D>& root, const Tensor<T, D>& seed) {
       VTS_CHECK_SHAPE(gi.shape() == input->shape, "backward of '", fn->name, "': gradient for input ", i,
                       " has shape ", gi.shape().str(), " but the input has shape ", input->shape.str());
       auto [slot, inserted] = pending.try_emplace(input.get(), gi);
-      if (!inserted) slot->second = add_same_shape(slot->second, gi);
+      if (inserted) continue;
+      // A second gradient for the same tensor (a residual stream: x feeds a block and the add after
+      // it). Summed into the pending buffer when nothing else holds it; `add` hands one g to both
+      // of its inputs, so the buffer is often shared, and then the sum goes to a fresh one.
+      if (exclusively_owned(slot->second)) {
+        const Tensor<T, D> gc = gi.contiguous_nograd();
+        accumulate(D{}, slot->second.data(), gc.data(), gc.numel());
+      } else {
+        slot->second = add_same_shape(slot->second, gi);
+      }
     }
   }
   // Free saved activations and the edges; the nodes stay as tombstones so a second backward
