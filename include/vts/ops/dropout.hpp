@@ -4,6 +4,8 @@
 // generator (element i uses counter offset + i/4, lane i%4), so it is the same for any thread
 // count. Saves the scaled mask (on CUDA, for a contiguous input, only the counter range that
 // regenerates it).
+// Two fusions with their neighbours, for the ViT MLP on CUDA (elsewhere the plain composites, with
+// the same draws and bits): gelu_dropout(x) = dropout(gelu(x)) and add_dropout(r, x) = r + dropout(x).
 #include "vts/backend/cpu/dropout.hpp"
 #if defined(VTS_WITH_CUDA)
 #include "vts/backend/cuda/activation.hpp"
