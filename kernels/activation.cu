@@ -43,12 +43,9 @@ struct ExpFormMath {
 template <int V>
 __device__ __forceinline__ void pack_factors(const DropoutDraw& d, int64_t i0, float (&f)[V]) {
 #pragma unroll
-  for (int q = 0; q < V / 4; ++q) {
-    const uint4 r = detail::philox_block(d.seed, d.first_block + static_cast<uint64_t>(i0 / 4 + q));
-    const uint32_t lanes[4] = {r.x, r.y, r.z, r.w};
-#pragma unroll
-    for (int l = 0; l < 4; ++l) f[4 * q + l] = detail::dropout_keep(lanes[l], d.threshold) ? d.keep_scale : 0.0f;
-  }
+  for (int q = 0; q < V / 4; ++q)
+    detail::dropout_block_factors(d.seed, d.first_block + static_cast<uint64_t>(i0 / 4 + q), d.threshold,
+                                  d.keep_scale, reinterpret_cast<float(&)[4]>(f[4 * q]));
 }
 
 template <class T, class M, bool DROP>

@@ -22,14 +22,14 @@ __global__ void dropout_kernel(uint64_t seed, uint64_t first_block, int64_t n, u
                                const T* __restrict__ x, const T* __restrict__ residual, T* __restrict__ out) {
   const int64_t blocks = (n + 3) / 4;
   for (int64_t b = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; b < blocks; b += int64_t(gridDim.x) * blockDim.x) {
-    const uint4 r = detail::philox_block(seed, first_block + static_cast<uint64_t>(b));
-    const uint32_t lanes[4] = {r.x, r.y, r.z, r.w};
+    float f[4];
+    detail::dropout_block_factors(seed, first_block + static_cast<uint64_t>(b), threshold, keep_scale, f);
     const int64_t i0 = 4 * b;
 #pragma unroll
     for (int l = 0; l < 4; ++l) {
       const int64_t i = i0 + l;
       if (i < n) {
-        const float m = detail::dropout_keep(lanes[l], threshold) ? keep_scale : 0.0f;
+        const float m = f[l];
         // __fmul_rn: with ADD, the compiler must not fuse the product into the add (an FMA skips
         // the rounding the separate dropout's store makes).
         const T v = from_f<T>(APPLY ? __fmul_rn(to_f(x[i]), m) : m);

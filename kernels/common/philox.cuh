@@ -32,13 +32,21 @@ __device__ __forceinline__ uint4 philox_block(uint64_t seed, uint64_t counter) {
 
 __device__ __forceinline__ bool dropout_keep(uint32_t bits, uint32_t threshold) { return (bits >> 8) >= threshold; }
 
-// Element i's factor of the draw: keep_scale if kept, else 0 (one Philox block for one element;
-// the pack loops below take a block per four elements).
+// The factors of the four elements of block `block` of a draw: keep_scale where kept, else 0.
+__device__ __forceinline__ void dropout_block_factors(uint64_t seed, uint64_t block, uint32_t threshold,
+                                                      float keep_scale, float (&f)[4]) {
+  const uint4 r = philox_block(seed, block);
+  const uint32_t lanes[4] = {r.x, r.y, r.z, r.w};
+#pragma unroll
+  for (int l = 0; l < 4; ++l) f[l] = dropout_keep(lanes[l], threshold) ? keep_scale : 0.0f;
+}
+
+// Element i's factor alone (a whole block for one element: for scalar tails).
 __device__ __forceinline__ float dropout_factor(uint64_t seed, uint64_t first_block, int64_t i, uint32_t threshold,
                                                 float keep_scale) {
-  const uint4 r = philox_block(seed, first_block + static_cast<uint64_t>(i / 4));
-  const uint32_t lanes[4] = {r.x, r.y, r.z, r.w};
-  return dropout_keep(lanes[i % 4], threshold) ? keep_scale : 0.0f;
+  float f[4];
+  dropout_block_factors(seed, first_block + static_cast<uint64_t>(i / 4), threshold, keep_scale, f);
+  return f[i % 4];
 }
 
 }  // namespace vts::cuda::detail

@@ -40,22 +40,18 @@ Tensor<T, D> dropout(const Tensor<T, D>& x, double p, bool training, Generator& 
   if (!training || p == 0.0) return x;
   const int64_t n = x.numel();
   const auto draw = detail::draw_dropout<T>(p, n, gen);
-  const uint64_t first = draw.first;
-  const uint32_t threshold = draw.threshold;
-  const T keep_scale = draw.keep_scale;
   if constexpr (!is_cpu_v<D>) {
     if (x.is_contiguous()) {
       // One launch, and no mask tensor: the backward draws the same mask again from (seed, first),
       // which costs a few integer rounds per element where storing the mask costs a write and a
       // read of an activation-sized tensor. (On the CPU the rounds cost more than the bytes.)
       Tensor<T, D> out = Tensor<T, D>::empty(x.shape());
-      const uint64_t seed = draw.seed;
-      const float scale = static_cast<float>(keep_scale);
-      dropout_apply(D{}, seed, first, n, threshold, scale, x.data(), out.data());
-      return record(out, "dropout", {&x}, [seed, first, n, threshold, scale](const Tensor<T, D>& g) {
+      const float scale = static_cast<float>(draw.keep_scale);
+      dropout_apply(D{}, draw.seed, draw.first, n, draw.threshold, scale, x.data(), out.data());
+      return record(out, "dropout", {&x}, [draw, n, scale](const Tensor<T, D>& g) {
         const Tensor<T, D> gc = g.contiguous_nograd();
         Tensor<T, D> dx = Tensor<T, D>::empty(g.shape());
-        dropout_apply(D{}, seed, first, n, threshold, scale, gc.data(), dx.data());
+        dropout_apply(D{}, draw.seed, draw.first, n, draw.threshold, scale, gc.data(), dx.data());
         return std::vector<Tensor<T, D>>{dx};
       });
     }
@@ -65,11 +61,12 @@ Tensor<T, D> dropout(const Tensor<T, D>& x, double p, bool training, Generator& 
   if constexpr (is_cpu_v<D>) {
     if (x.is_contiguous()) {  // mask and output in one pass
       out = Tensor<T, D>::empty(x.shape());
-      cpu::dropout_forward(D{}, draw.seed, first, n, threshold, keep_scale, x.data(), mask.data(), out.data());
+      cpu::dropout_forward(D{}, draw.seed, draw.first, n, draw.threshold, draw.keep_scale, x.data(), mask.data(),
+                           out.data());
     }
   }
   if (!out.defined()) {
-    dropout_mask(D{}, draw.seed, first, n, threshold, keep_scale, mask.data());
+    dropout_mask(D{}, draw.seed, draw.first, n, draw.threshold, draw.keep_scale, mask.data());
     out = map(x, mask, fn::Mul{});
   }
   return record(out, "dropout", {&x}, [mask](const Tensor<T, D>& g) {
