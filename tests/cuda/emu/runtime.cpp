@@ -11,6 +11,7 @@
 #include <ucontext.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdarg>
 #include <cstdio>
@@ -648,17 +649,30 @@ cudaError_t cudaDeviceSynchronize() {
   ++vts_emu::engine().stream_syncs;
   return cudaSuccess;
 }
+// An event holds the host time it was recorded at: the emulator runs each launch to completion
+// before returning, so that is when the work before it finished (benchmarks then time the CPU).
+using EmuEvent = std::chrono::steady_clock::time_point;
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned int) {
-  *event = reinterpret_cast<cudaEvent_t>(new int(0));
+  *event = reinterpret_cast<cudaEvent_t>(new EmuEvent());
   return cudaSuccess;
 }
-cudaError_t cudaEventRecord(cudaEvent_t, cudaStream_t) { return cudaSuccess; }
+cudaError_t cudaEventCreate(cudaEvent_t* event) { return cudaEventCreateWithFlags(event, 0); }
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t) {
+  *reinterpret_cast<EmuEvent*>(event) = std::chrono::steady_clock::now();
+  return cudaSuccess;
+}
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
+  *ms = std::chrono::duration<float, std::milli>(*reinterpret_cast<EmuEvent*>(end) -
+                                                 *reinterpret_cast<EmuEvent*>(start))
+            .count();
+  return cudaSuccess;
+}
 cudaError_t cudaEventSynchronize(cudaEvent_t) {
   ++vts_emu::engine().event_syncs;
   return cudaSuccess;
 }
 cudaError_t cudaEventDestroy(cudaEvent_t event) {
-  delete reinterpret_cast<int*>(event);
+  delete reinterpret_cast<EmuEvent*>(event);
   return cudaSuccess;
 }
 cudaError_t cudaGetLastError() {
