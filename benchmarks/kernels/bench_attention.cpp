@@ -90,11 +90,18 @@ void run(const Options& o, Timer& timer, int64_t N) {
       err = rel_err(as_float(dout), o_ref);
     }
     emit("attention", "attention_fwd", shape, dtype, "vts", timer.time(o, fwd), 4 * flops, "TFLOP/s", err);
-    // The bf16 forward's two block shapes; "vts" above is the default, one of them.
-    if constexpr (kBf16)
+    // The bf16 forward's block shapes; "vts" above is the default (64 rows a block, 16 a warp).
+    // "vts_rows<r>": r rows a block, 16 a warp; "vts_rows<r>_warp32": two m16 tiles a warp.
+    if constexpr (kBf16) {
+      auto fwd_err = [&] { return rel_err(as_float(dout), o_ref); };
       time_setting("attention_fwd", 4 * flops, {64, 128}, cuda::set_attention_bf16_forward_rows,
-                   cuda::attention_bf16_forward_rows, "vts_rows", "", fwd, {&dout},
-                   [&] { return rel_err(as_float(dout), o_ref); });
+                   cuda::attention_bf16_forward_rows, "vts_rows", "", fwd, {&dout}, fwd_err);
+      const int warp_rows_was = cuda::attention_bf16_forward_warp_rows();
+      cuda::set_attention_bf16_forward_warp_rows(32);
+      time_setting("attention_fwd", 4 * flops, {64, 128}, cuda::set_attention_bf16_forward_rows,
+                   cuda::attention_bf16_forward_rows, "vts_rows", "_warp32", fwd, {&dout}, fwd_err);
+      cuda::set_attention_bf16_forward_warp_rows(warp_rows_was);
+    }
   }
   if (selected(o, "attention_bwd")) {
     auto bwd_err = [&] {

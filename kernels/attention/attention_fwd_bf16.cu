@@ -1,8 +1,9 @@
 // Fused attention forward, bf16 operands on tensor cores (mma.sync.m16n8k16, fp32 accumulation).
 //
-// Grid (⌈N/BM⌉, H, B) with W warps and BM = 16·W query rows per block (W = 4 or 8; see
-// forward_bf16 for the choice); warp w owns query rows 16w..16w+15 of the block. Its Q
-// fragments are loaded once (ldmatrix) and stay in registers. Keys and values stream through
+// Grid (⌈N/BM⌉, H, B) with W warps of MT m16 tiles, BM = 16·W·MT query rows per block (the
+// default W = 4, MT = 1; see forward_bf16 for the others); warp w owns query rows
+// 16·MT·w .. 16·MT·(w+1) − 1 of the block. Its Q fragments are loaded once (ldmatrix) and stay in
+// registers (but see kFwdMinBlocks for MT = 2 at W = 4). Keys and values stream through
 // shared memory in tiles of 64 rows with cp.async into a two-slot ring, so tile t+1 (and t+2 once a
 // slot frees) is in flight while tile t is multiplied: for N ≤ 128 the whole K/V of the head is
 // resident after the prologue; for ViT-B/16 (N = 197) there are 4 tiles and at most 2 resident.
@@ -23,6 +24,12 @@
 // The re-reads of K/V by the ⌈N/64⌉ query blocks of a head come from L2 (a head's K/V is 50 KB).
 // Measured (H200, 2026-11-28): 42.8 µs, 3.3× that floor and 1.5× cuDNN's 27.7 µs; ncu finds it
 // latency-bound — DRAM 16 %, L2 38 %, SM 50 % busy at 23 % occupancy (16 warps per SM).
+// Two m-tiles a warp (MT = 2; 2026-12-04, not yet run on a device) is the layout FlashAttention-2
+// uses at this head dim: each K or V fragment a warp reads from shared memory with ldmatrix feeds
+// 4 MMAs instead of 2. At MT = 1 those reads are 16 KB per warp and key tile — ≈ 1 MB per SM per
+// wave of 16 warps at N = 197, ≈ 8,000 cycles of the SM's 128 bytes a cycle, more than the
+// ≈ 4,000-6,000 its tensor cores need for the same wave's MMAs — and each warp's chain (S, softmax,
+// P·V) has half the independent MMAs.
 #include "attention/attention.cuh"
 #include "attention/mma.cuh"
 
@@ -32,9 +39,10 @@ namespace {
 
 constexpr int BN = 64;
 
-template <int D, int W>
+// A block is W warps of MT m16 tiles each: BM = 16·W·MT query rows.
+template <int D, int W, int MT>
 struct FwdSmem {
-  static constexpr int BM = 16 * W;
+  static constexpr int BM = 16 * W * MT;
   static constexpr int P = D + 8;  // pitch in bf16
   static constexpr size_t elems = size_t(BM) * P + 2 * 2 * size_t(BN) * P;
   static constexpr size_t bytes = elems * sizeof(__nv_bfloat16);
@@ -53,16 +61,22 @@ __device__ __forceinline__ void load_tile(__nv_bfloat16* dst, int rows, int vali
   }
 }
 
-// Blocks per SM the register budget must allow: 16 warps per SM at D ≤ 64 (128 registers a
-// thread). Left to itself ptxas used 135 registers at D = 64, which admits 3 blocks of 4 warps
-// (H200, 2026-11-28: 44.4 µs at B = 32, H = 12, N = 197; capped at 128 with a 24-byte spill: 43.2
-// µs). D = 128 needs its ~230 registers.
-template <int D, int W>
-constexpr int kFwdMinBlocks = D <= 64 ? 16 / W : 1;
+// Blocks per SM the register budget must allow. One m-tile a warp: 16 warps per SM at D ≤ 64 (128
+// registers a thread). Left to itself ptxas used 135 registers at D = 64, which admits 3 blocks of 4
+// warps (H200, 2026-11-28: 44.4 µs at B = 32, H = 12, N = 197; capped at 128 with a 24-byte spill:
+// 43.2 µs). D = 128 needs its ~230 registers. Two m-tiles a warp (D ≤ 64) hold twice the
+// accumulators. With Q's fragments in registers that is 225 registers at D = 64 (ptxas, sm_90):
+// 8 warps per SM. Reading Q's fragments from shared memory once per key tile instead (4 KB a warp
+// next to the tile's 16 KB of K and V) fits 12 warps per SM at 168 registers (a 24-byte spill at
+// D = 64, none below). 2-warp blocks are held to 4 per SM by their 46 KB of shared memory, so they
+// keep Q in registers; 4-warp blocks of two m-tiles read it from shared memory.
+template <int D, int W, int MT, bool kQInRegs>
+constexpr int kFwdMinBlocks = D > 64 ? 1 : MT == 1 ? 16 / W : kQInRegs ? 8 / W : 12 / W;
 
-template <int D, int W>
-__global__ void __launch_bounds__(W * 32, kFwdMinBlocks<D, W>) attention_fwd_bf16_kernel(const FwdArgs<__nv_bfloat16> a) {
-  using S = FwdSmem<D, W>;
+template <int D, int W, int MT, bool kQInRegs>
+__global__ void __launch_bounds__(W * 32, kFwdMinBlocks<D, W, MT, kQInRegs>)
+    attention_fwd_bf16_kernel(const FwdArgs<__nv_bfloat16> a) {
+  using S = FwdSmem<D, W, MT>;
   constexpr int P = S::P, BM = S::BM, kThreads = W * 32;
   constexpr int KD = D / 16;   // k16 chunks over the head dim
   constexpr int NT = BN / 8;   // n8 tiles of scores per key tile
@@ -77,7 +91,13 @@ __global__ void __launch_bounds__(W * 32, kFwdMinBlocks<D, W>) attention_fwd_bf1
   const int N = a.N;
   const int ntiles = (N + BN - 1) / BN;
   const float c = a.scale * kLog2e;
-  const bool active = q0 + warp * 16 < N;  // a warp whose 16 rows are all past N only loads
+  // Warp w owns m-tiles MT·w .. MT·w + MT − 1 of the block (16 rows each). An m-tile whose rows are
+  // all past N skips its work (a uniform branch); a warp with none only helps load.
+  const int row0 = q0 + warp * MT * 16;
+  bool live[MT];
+#pragma unroll
+  for (int i = 0; i < MT; ++i) live[i] = row0 + 16 * i < N;
+  const bool active = live[0];
 
   // Prologue: Q and key tile 0 in group 0, key tile 1 in group 1.
   load_tile<D, P, kThreads>(Qs, BM, min(BM, N - q0), row_ptr(a.q, b, h, q0), a.q.sn);
@@ -92,15 +112,23 @@ __global__ void __launch_bounds__(W * 32, kFwdMinBlocks<D, W>) attention_fwd_bf1
   if (ntiles > 1) cp_async_wait<1>();
   else cp_async_wait<0>();
   __syncthreads();
-  uint32_t qf[KD][4];
-  if (active) {
+  uint32_t qf[MT][kQInRegs ? KD : 1][4];
+  if constexpr (kQInRegs) {
 #pragma unroll
-    for (int kk = 0; kk < KD; ++kk) load_a(qf[kk], Qs, P, warp * 16, kk * 16, lane);
+    for (int i = 0; i < MT; ++i) {
+      if (!live[i]) continue;
+#pragma unroll
+      for (int kk = 0; kk < KD; ++kk) load_a(qf[i][kk], Qs, P, (warp * MT + i) * 16, kk * 16, lane);
+    }
   }
-  float o[DT][4];
+  float o[MT][DT][4];
 #pragma unroll
-  for (int j = 0; j < DT; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
-  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // rows g and g+8 of the warp
+  for (int i = 0; i < MT; ++i)
+#pragma unroll
+    for (int j = 0; j < DT; ++j) o[i][j][0] = o[i][j][1] = o[i][j][2] = o[i][j][3] = 0.0f;
+  float m[MT][2], l[MT][2];  // rows g and g+8 of each m-tile
+#pragma unroll
+  for (int i = 0; i < MT; ++i) m[i][0] = m[i][1] = -INFINITY, l[i][0] = l[i][1] = 0.0f;
 
   for (int tile = 0; tile < ntiles; ++tile) {
     // Tile `tile` is the oldest group in flight; at most the next one may stay pending.
@@ -115,74 +143,96 @@ __global__ void __launch_bounds__(W * 32, kFwdMinBlocks<D, W>) attention_fwd_bf1
     // groups: 19 % of the head's MMA work.
     const int valid_keys = N - k0;
     if (active) {
-      // S = Q·Kᵀ for this warp's 16 rows and the tile's 64 keys.
-      float s[NT][4];
+      // S = Q·Kᵀ for this warp's rows and the tile's 64 keys; each K fragment serves every m-tile.
+      float s[MT][NT][4];
 #pragma unroll
-      for (int j = 0; j < NT; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+      for (int i = 0; i < MT; ++i)
+#pragma unroll
+        for (int j = 0; j < NT; ++j) s[i][j][0] = s[i][j][1] = s[i][j][2] = s[i][j][3] = 0.0f;
 #pragma unroll
       for (int kk = 0; kk < KD; ++kk) {
+        if constexpr (!kQInRegs) {
+#pragma unroll
+          for (int i = 0; i < MT; ++i)
+            if (live[i]) load_a(qf[i][0], Qs, P, (warp * MT + i) * 16, kk * 16, lane);
+        }
+        const int qk = kQInRegs ? kk : 0;
 #pragma unroll
         for (int j = 0; j < NT; j += 2) {
           if (j * 8 >= valid_keys) continue;
           uint32_t bf[4];
           load_b_nk(bf, Kt, P, j * 8, kk * 16, lane);
-          mma_bf16(s[j], qf[kk], bf[0], bf[1]);
-          mma_bf16(s[j + 1], qf[kk], bf[2], bf[3]);
-        }
-      }
-      // Online softmax in the log2 domain. Lane holds columns 8j + 2t, +1 of rows g (s[j][0..1])
-      // and g + 8 (s[j][2..3]).
-      float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-      for (int j = 0; j < NT; ++j) {
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int col = j * 8 + 2 * t + (e & 1);
-          s[j][e] = col < valid_keys ? s[j][e] * c : -INFINITY;
-          mx[e >> 1] = fmaxf(mx[e >> 1], s[j][e]);
-        }
-      }
-      float corr[2];
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
-        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-        const float m_new = fmaxf(m[r], mx[r]);  // finite: every tile has a valid key
-        corr[r] = exp2f(m[r] - m_new);
-        m[r] = m_new;
-        l[r] *= corr[r];
-      }
-#pragma unroll
-      for (int j = 0; j < NT; ++j) {
-        if (j * 8 >= valid_keys) {  // all masked: exp2(−inf) = 0 without the exponentials
-          s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
-          continue;
-        }
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          s[j][e] = exp2f(s[j][e] - m[e >> 1]);
-          l[e >> 1] += s[j][e];  // a per-lane partial row sum; the quad adds them at the end
+          for (int i = 0; i < MT; ++i) {
+            if (!live[i]) continue;
+            mma_bf16(s[i][j], qf[i][qk], bf[0], bf[1]);
+            mma_bf16(s[i][j + 1], qf[i][qk], bf[2], bf[3]);
+          }
         }
       }
 #pragma unroll
-      for (int j = 0; j < DT; ++j) {
-        o[j][0] *= corr[0];
-        o[j][1] *= corr[0];
-        o[j][2] *= corr[1];
-        o[j][3] *= corr[1];
+      for (int i = 0; i < MT; ++i) {
+        if (!live[i]) continue;
+        // Online softmax in the log2 domain. Lane holds columns 8j + 2t, +1 of rows g (s[i][j][0..1])
+        // and g + 8 (s[i][j][2..3]).
+        float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+        for (int j = 0; j < NT; ++j) {
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int col = j * 8 + 2 * t + (e & 1);
+            s[i][j][e] = col < valid_keys ? s[i][j][e] * c : -INFINITY;
+            mx[e >> 1] = fmaxf(mx[e >> 1], s[i][j][e]);
+          }
+        }
+        float corr[2];
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+          mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+          const float m_new = fmaxf(m[i][r], mx[r]);  // finite: every tile has a valid key
+          corr[r] = exp2f(m[i][r] - m_new);
+          m[i][r] = m_new;
+          l[i][r] *= corr[r];
+        }
+#pragma unroll
+        for (int j = 0; j < NT; ++j) {
+          if (j * 8 >= valid_keys) {  // all masked: exp2(−inf) = 0 without the exponentials
+            s[i][j][0] = s[i][j][1] = s[i][j][2] = s[i][j][3] = 0.0f;
+            continue;
+          }
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            s[i][j][e] = exp2f(s[i][j][e] - m[i][e >> 1]);
+            l[i][e >> 1] += s[i][j][e];  // a per-lane partial row sum; the quad adds them at the end
+          }
+        }
+#pragma unroll
+        for (int j = 0; j < DT; ++j) {
+          o[i][j][0] *= corr[0];
+          o[i][j][1] *= corr[0];
+          o[i][j][2] *= corr[1];
+          o[i][j][3] *= corr[1];
+        }
       }
-      // O += P·V: P's accumulators become A fragments (keys 16kc..16kc+15 = score tiles 2kc, 2kc+1).
+      // O += P·V: P's accumulators become A fragments (keys 16kc..16kc+15 = score tiles 2kc, 2kc+1);
+      // each V fragment serves every m-tile.
 #pragma unroll
       for (int kc = 0; kc < BN / 16; ++kc) {
         if (kc * 16 >= valid_keys) continue;  // P is zero there
-        uint32_t pa[4];
-        acc_to_a(pa, s[2 * kc], s[2 * kc + 1]);
+        uint32_t pa[MT][4];
+#pragma unroll
+        for (int i = 0; i < MT; ++i) acc_to_a(pa[i], s[i][2 * kc], s[i][2 * kc + 1]);
 #pragma unroll
         for (int j = 0; j < DT; j += 2) {
           uint32_t bf[4];
           load_b_kn(bf, Vt, P, j * 8, kc * 16, lane);
-          mma_bf16(o[j], pa, bf[0], bf[1]);
-          mma_bf16(o[j + 1], pa, bf[2], bf[3]);
+#pragma unroll
+          for (int i = 0; i < MT; ++i) {
+            if (!live[i]) continue;
+            mma_bf16(o[i][j], pa[i], bf[0], bf[1]);
+            mma_bf16(o[i][j + 1], pa[i], bf[2], bf[3]);
+          }
         }
       }
     }
@@ -194,32 +244,35 @@ __global__ void __launch_bounds__(W * 32, kFwdMinBlocks<D, W>) attention_fwd_bf1
       cp_async_commit();
     }
   }
-  if (!active) return;
 
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
-    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
-  }
+  for (int i = 0; i < MT; ++i) {
+    if (!live[i]) continue;
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const int q = q0 + warp * 16 + g + 8 * r;
-    if (q >= N) continue;
-    const float inv = 1.0f / l[r];
-    __nv_bfloat16* out = row_ptr(a.o, b, h, q);
+    for (int r = 0; r < 2; ++r) {
+      l[i][r] += __shfl_xor_sync(0xffffffffu, l[i][r], 1);
+      l[i][r] += __shfl_xor_sync(0xffffffffu, l[i][r], 2);
+    }
 #pragma unroll
-    for (int j = 0; j < DT; ++j)
-      *reinterpret_cast<uint32_t*>(out + j * 8 + 2 * t) = pack_bf16(o[j][2 * r] * inv, o[j][2 * r + 1] * inv);
-    if (t == 0) a.lse[(int64_t(b) * a.H + h) * N + q] = m[r] * kLn2 + logf(l[r]);
+    for (int r = 0; r < 2; ++r) {
+      const int q = row0 + 16 * i + g + 8 * r;
+      if (q >= N) continue;
+      const float inv = 1.0f / l[i][r];
+      __nv_bfloat16* out = row_ptr(a.o, b, h, q);
+#pragma unroll
+      for (int j = 0; j < DT; ++j)
+        *reinterpret_cast<uint32_t*>(out + j * 8 + 2 * t) = pack_bf16(o[i][j][2 * r] * inv, o[i][j][2 * r + 1] * inv);
+      if (t == 0) a.lse[(int64_t(b) * a.H + h) * N + q] = m[i][r] * kLn2 + logf(l[i][r]);
+    }
   }
 }
 
-template <int D, int W>
+template <int D, int W, int MT, bool kQInRegs = true>
 void launch_forward_bf16(const FwdArgs<__nv_bfloat16>& a) {
-  const size_t smem = FwdSmem<D, W>::bytes;
-  auto kernel = attention_fwd_bf16_kernel<D, W>;
+  const size_t smem = FwdSmem<D, W, MT>::bytes;
+  auto kernel = attention_fwd_bf16_kernel<D, W, MT, kQInRegs>;
   VTS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-  constexpr int BM = FwdSmem<D, W>::BM;
+  constexpr int BM = FwdSmem<D, W, MT>::BM;
   const dim3 grid(static_cast<unsigned>((a.N + BM - 1) / BM), static_cast<unsigned>(a.H), static_cast<unsigned>(a.B));
   kernel<<<grid, W * 32, smem, current_stream()>>>(a);
   VTS_CUDA_CHECK_LAUNCH("attention_fwd_bf16_kernel");
@@ -228,16 +281,19 @@ void launch_forward_bf16(const FwdArgs<__nv_bfloat16>& a) {
 }  // namespace
 
 template <int D>
-void forward_bf16(const FwdArgs<__nv_bfloat16>& a, int rows_per_block) {
+void forward_bf16(const FwdArgs<__nv_bfloat16>& a, int rows_per_block, int rows_per_warp) {
   if constexpr (D <= 64) {
-    if (rows_per_block == 128) return launch_forward_bf16<D, 8>(a);
+    const bool wide = rows_per_block == 128, two_tiles = rows_per_warp == 32;
+    if (wide && two_tiles) return launch_forward_bf16<D, 4, 2, false>(a);
+    if (wide) return launch_forward_bf16<D, 8, 1>(a);
+    if (two_tiles) return launch_forward_bf16<D, 2, 2>(a);
   }
-  launch_forward_bf16<D, 4>(a);
+  launch_forward_bf16<D, 4, 1>(a);
 }
 
-template void forward_bf16<16>(const FwdArgs<__nv_bfloat16>&, int);
-template void forward_bf16<32>(const FwdArgs<__nv_bfloat16>&, int);
-template void forward_bf16<64>(const FwdArgs<__nv_bfloat16>&, int);
-template void forward_bf16<128>(const FwdArgs<__nv_bfloat16>&, int);
+template void forward_bf16<16>(const FwdArgs<__nv_bfloat16>&, int, int);
+template void forward_bf16<32>(const FwdArgs<__nv_bfloat16>&, int, int);
+template void forward_bf16<64>(const FwdArgs<__nv_bfloat16>&, int, int);
+template void forward_bf16<128>(const FwdArgs<__nv_bfloat16>&, int, int);
 
 }  // namespace vts::cuda::attn

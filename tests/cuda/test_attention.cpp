@@ -62,8 +62,12 @@ const AttnCase kCases[] = {{2, 3, 197, 64, false}, {2, 12, 50, 64, true}, {1, 2,
 
 // Put the process-wide choices of the bf16 kernels' schedules back as they were.
 struct RestoreForwardRows {
-  int was = cuda::attention_bf16_forward_rows();
-  ~RestoreForwardRows() { cuda::set_attention_bf16_forward_rows(was); }
+  int rows = cuda::attention_bf16_forward_rows();
+  int warp_rows = cuda::attention_bf16_forward_warp_rows();
+  ~RestoreForwardRows() {
+    cuda::set_attention_bf16_forward_rows(rows);
+    cuda::set_attention_bf16_forward_warp_rows(warp_rows);
+  }
 };
 struct RestoreBackwardSchedule {
   int barriers = cuda::attention_bf16_backward_barriers();
@@ -165,12 +169,17 @@ TEST_CASE("attention bf16 (tensor cores): forward and backward within bf16 toler
     dO.poison();
     dlse.poison();
     const bf16* base = dqkv_in.data();
-    // Both block shapes of the forward kernel (64 and 128 query rows; 128 only for d ≤ 64, the
-    // others take 64), then the default, whose output the backward check below reuses.
-    for (const int rows : {64, 128, 0}) {
-      INFO("forward rows per block " << rows);
+    // Every layout of the forward kernel — 64 or 128 query rows a block, 16 or 32 a warp (the
+    // wider ones only for d ≤ 64; d = 128 takes the default) — then the default, whose output the
+    // backward check below reuses.
+    struct ForwardLayout {
+      int rows, warp_rows;
+    };
+    for (const ForwardLayout layout : {ForwardLayout{64, 16}, {128, 16}, {64, 32}, {128, 32}, {0, 0}}) {
+      INFO("forward rows per block " << layout.rows << ", per warp " << layout.warp_rows);
       const RestoreForwardRows restore;
-      cuda::set_attention_bf16_forward_rows(rows);
+      cuda::set_attention_bf16_forward_rows(layout.rows);
+      cuda::set_attention_bf16_forward_warp_rows(layout.warp_rows);
       dO.poison();
       dlse.poison();
       cuda::attention_forward(Cuda{}, c.B, c.H, c.N, c.d, scale, geo.in(base, 0), geo.in(base, 1), geo.in(base, 2),
@@ -236,6 +245,7 @@ TEST_CASE("attention launchers reject what the kernels do not support", "[attent
   CHECK_THROWS_AS(cuda::attention_forward(Cuda{}, 1, 3, 16, 64, 0.1f, odd, odd, odd, odd_out, lse.data()), vts::Error);
   CHECK(cuda::attention_supported(cuda::AttentionDtype::bf16, true, 197, 64));
   CHECK_THROWS_AS(cuda::set_attention_bf16_forward_rows(96), vts::Error);
+  CHECK_THROWS_AS(cuda::set_attention_bf16_forward_warp_rows(64), vts::Error);
   CHECK_THROWS_AS(cuda::set_attention_bf16_backward_barriers(3), vts::Error);
   CHECK(cuda::attention_supported(cuda::AttentionDtype::bf16, true, 577, 64));  // the split kernels
   CHECK(cuda::attention_supported(cuda::AttentionDtype::f32, true, 577, 64));
