@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "common/check.cuh"
+#include "vts/backend/cuda/profile.hpp"
 #include "vts_cuda_api.hpp"
 
 namespace vts::cuda {
@@ -138,7 +139,7 @@ const char* cublas_error_string(int status) noexcept {
   return cublasGetStatusString(static_cast<cublasStatus_t>(status));
 }
 
-void check_launch(const char* kernel, const char* file, int line) {
+void check_launch(const char* kernel, const char* file, int line, const char* detail) {
   const cudaError_t e = cudaGetLastError();
   if (e != cudaSuccess) throw_cuda_error("CUDA", static_cast<int>(e), cudaGetErrorString(e), kernel, file, line);
   if (sync_after_launch()) {
@@ -148,6 +149,7 @@ void check_launch(const char* kernel, const char* file, int line) {
       throw_cuda_error("CUDA", static_cast<int>(s), cudaGetErrorString(s), kernel, file, line);
     }
   }
+  profile_mark(kernel, detail);
 }
 
 }  // namespace detail

@@ -171,11 +171,11 @@ void unary_map_impl(const Shape& shape, const T* x, const int64_t* x_strides, T*
     const bool vec = aligned16(x) && aligned16(out);
     const unsigned grid = grid_for(vec ? n / Pack<D>::N + 1 : n, kThreads, grid_cap());
     unary_flat_kernel<D, typename CF::type><<<grid, kThreads, 0, s>>>(dev_ptr(x), dev_ptr(out), n, g, vec);
-    VTS_CUDA_CHECK_LAUNCH("unary_flat_kernel");
+    VTS_CUDA_CHECK_LAUNCH_OF("unary_flat_kernel", type_label<F>());
   } else {
     unary_strided_kernel<D, typename CF::type>
         <<<grid_for(n, kThreads, grid_cap()), kThreads, 0, s>>>(dev_ptr(x), dev_ptr(out), n, p, g);
-    VTS_CUDA_CHECK_LAUNCH("unary_strided_kernel");
+    VTS_CUDA_CHECK_LAUNCH_OF("unary_strided_kernel", type_label<F>());
   }
 }
 
@@ -236,11 +236,11 @@ void binary_map_impl(const Shape& shape, const T* a, const int64_t* a_strides, c
     const unsigned grid = grid_for(vec ? n / Pack<D>::N + 1 : n, kThreads, grid_cap());
     binary_flat_kernel<D, typename CF::type><<<grid, kThreads, 0, s>>>(dev_ptr(a), dev_ptr(b), dev_ptr(out), n, g,
                                                                        vec);
-    VTS_CUDA_CHECK_LAUNCH("binary_flat_kernel");
+    VTS_CUDA_CHECK_LAUNCH_OF("binary_flat_kernel", type_label<F>());
   } else {
     binary_strided_kernel<D, typename CF::type>
         <<<grid_for(n, kThreads, grid_cap()), kThreads, 0, s>>>(dev_ptr(a), dev_ptr(b), dev_ptr(out), n, p, g);
-    VTS_CUDA_CHECK_LAUNCH("binary_strided_kernel");
+    VTS_CUDA_CHECK_LAUNCH_OF("binary_strided_kernel", type_label<F>());
   }
 }
 
@@ -289,11 +289,11 @@ void ternary_map_impl(const Shape& shape, const T* a, const int64_t* a_strides, 
   if (is_flat(p)) {
     ternary_flat_kernel<D, typename CF::type>
         <<<grid, kThreads, 0, s>>>(dev_ptr(a), dev_ptr(b), dev_ptr(c), dev_ptr(out), n, g);
-    VTS_CUDA_CHECK_LAUNCH("ternary_flat_kernel");
+    VTS_CUDA_CHECK_LAUNCH_OF("ternary_flat_kernel", type_label<F>());
   } else {
     ternary_strided_kernel<D, typename CF::type>
         <<<grid, kThreads, 0, s>>>(dev_ptr(a), dev_ptr(b), dev_ptr(c), dev_ptr(out), n, p, g);
-    VTS_CUDA_CHECK_LAUNCH("ternary_strided_kernel");
+    VTS_CUDA_CHECK_LAUNCH_OF("ternary_strided_kernel", type_label<F>());
   }
 }
 

@@ -30,6 +30,7 @@
 #include "common/types.cuh"
 #include "vts/backend/cuda/gemm.hpp"
 #include "vts/backend/cuda/memory.hpp"
+#include "vts/backend/cuda/profile.hpp"
 #include "vts/backend/cuda/reduce.hpp"
 
 namespace vts::cuda {
@@ -98,6 +99,15 @@ struct EpilogueArg {
 struct Batch {
   int64_t count = 1, stride_a = 0, stride_b = 0, stride_c = 0;
 };
+
+// Names the GEMM just queued in a profile (profile.hpp); builds the name only while profiling.
+template <class TA, class TC>
+void mark_gemm(int64_t M, int64_t N, int64_t K, const Batch& batch, Epilogue epilogue, const char* api) {
+  if (!profiling()) return;
+  const char* e = epilogue == Epilogue::bias ? "bias" : epilogue == Epilogue::a_row_sums ? "bgradb" : nullptr;
+  detail::profile_mark(detail::gemm_profile_name(std::is_same_v<TA, bf16>, std::is_same_v<TC, bf16>, M, N, K,
+                                                 batch.count, e, api));
+}
 
 void set_batch(cublasLtMatrixLayout_t layout, int64_t count, int64_t stride) {
   const int32_t n = static_cast<int32_t>(count);
@@ -272,12 +282,14 @@ bool gemm_impl(const MatrixRef<TA>& a, const MatrixRef<TA>& b, TC* c_, int64_t l
       if (run != CUBLAS_STATUS_SUCCESS)
         detail::throw_cuda_error("cuBLAS", int(run), detail::cublas_error_string(int(run)),
                                  "cublasLtMatmul (with a bias epilogue)", __FILE__, __LINE__);
+      mark_gemm<TA, TC>(M, N, K, batch, epilogue.kind, nullptr);
       return true;
     }
   }
   if (plan.has_algo) {
     VTS_CUBLAS_CHECK(cublasLtMatmul(lt.handle(), plan.op, &alpha, b.data, plan.a, a.data, plan.b, &beta, c, plan.c,
                                     c, plan.c, &plan.algo, lt.workspace(), kWorkspaceBytes, stream));
+    mark_gemm<TA, TC>(M, N, K, batch, Epilogue::none, nullptr);
     return true;
   }
   // Fallback: the classic API, which accepts every layout cuBLAS can express.
@@ -288,6 +300,7 @@ bool gemm_impl(const MatrixRef<TA>& a, const MatrixRef<TA>& b, TC* c_, int64_t l
                                   static_cast<int>(K), &alpha, b.data, in_type, static_cast<int>(first.ld), a.data,
                                   in_type, static_cast<int>(second.ld), &beta, c, out_type, static_cast<int>(ldc),
                                   compute, CUBLAS_GEMM_DEFAULT));
+    mark_gemm<TA, TC>(M, N, K, batch, Epilogue::none, "cublasGemmEx");
     return true;
   }
   VTS_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
@@ -295,6 +308,7 @@ bool gemm_impl(const MatrixRef<TA>& a, const MatrixRef<TA>& b, TC* c_, int64_t l
       static_cast<int>(first.ld), batch.stride_b, a.data, in_type, static_cast<int>(second.ld), batch.stride_a, &beta,
       c, out_type, static_cast<int>(ldc), batch.stride_c, static_cast<int>(batch.count), compute,
       CUBLAS_GEMM_DEFAULT));
+  mark_gemm<TA, TC>(M, N, K, batch, Epilogue::none, "cublasGemmStridedBatchedEx");
   return true;
 }
 

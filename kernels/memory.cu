@@ -12,6 +12,7 @@
 #include "common/check.cuh"
 #include "common/types.cuh"
 #include "vts/backend/cuda/memory.hpp"
+#include "vts/backend/cuda/profile.hpp"
 
 namespace vts::cuda {
 
@@ -184,11 +185,13 @@ void copy_from_host(Device, void* dst, const void* src, size_t bytes) {
 void copy_from_host_async(Device, void* dst, const void* src, size_t bytes) {
   if (bytes == 0) return;
   VTS_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, current_stream()));
+  detail::profile_mark("memcpy H2D");
 }
 
 void copy_device(Device, void* dst, const void* src, size_t bytes) {
   if (bytes == 0 || dst == src) return;
   VTS_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, current_stream()));
+  detail::profile_mark("memcpy D2D");
 }
 
 // ---- fill -------------------------------------------------------------------------------------
@@ -249,6 +252,7 @@ void fill_bytes(void* dst, int64_t n, const void* value, size_t elem_size) {
   for (size_t i = 0; i < elem_size; ++i) zero = zero && static_cast<const unsigned char*>(value)[i] == 0;
   if (zero) {
     VTS_CUDA_CHECK(cudaMemsetAsync(dst, 0, static_cast<size_t>(n) * elem_size, current_stream()));
+    detail::profile_mark("memset");
     return;
   }
   switch (elem_size) {
@@ -333,6 +337,7 @@ void copy_strided_bytes(const std::vector<int64_t>& dims, const void* src, const
   if (sz.size() == 1 && ss[0] == 1 && ds[0] == 1) {
     VTS_CUDA_CHECK(cudaMemcpyAsync(dst, src, static_cast<size_t>(n) * elem_size, cudaMemcpyDeviceToDevice,
                                    current_stream()));
+    detail::profile_mark("memcpy D2D");
     return;
   }
   VTS_CHECK(sz.size() <= static_cast<size_t>(kMaxDims), "vts::cuda::copy_strided: ", sz.size(),

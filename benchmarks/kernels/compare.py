@@ -6,7 +6,8 @@ relative error against the CPU reference. The D2D copy lines give the memory roo
 rated in GB/s is also shown as a fraction of the copy that moves the same number of bytes (the
 issue's ≥ 80 % target), when bench_copy timed that size. Lines of
 the training-step benchmarks (vts_bench_train, pytorch_train_step.py: they carry step_ms_median)
-go to a second table, images/s side by side.
+go to a second table, images/s side by side; their op profiles (vts_bench_train --profile-steps:
+lines with "profile") to a third, the ops that take most of each step.
 Usage: compare.py FILE.jsonl [FILE.jsonl ...]"""
 import json
 import math
@@ -25,13 +26,40 @@ def main():
                     except json.JSONDecodeError:
                         pass
     steps = [r for r in rows if "step_ms_median" in r]
+    profiles = [r for r in rows if "profile" in r]
     rows = [r for r in rows if "kernel" in r]
-    if not rows and not steps:
+    if not rows and not steps and not profiles:
         print("no measurements")
         return 1
     print_kernels(rows)
     print_steps(steps)
+    print_profiles(profiles)
     return 0
+
+
+def print_profiles(profiles, top=15):
+    """Per profiled run (config, batch, precision): its ops, most device time first, the first `top`
+    of them and the rest summed."""
+    runs = []
+    for r in profiles:
+        k = (r["config"], r["batch"], r["precision"])
+        if k not in runs:
+            runs.append(k)
+    for k in runs:
+        ops = sorted((r for r in profiles if (r["config"], r["batch"], r["precision"]) == k),
+                     key=lambda r: -r["ms_per_step"])
+        total = ops[0]["profiled_ms_per_step"]
+        launches = sum(r["calls_per_step"] for r in ops)
+        print(f"\n**Op profile, {k[0]} batch {k[1]} {k[2]}**: {total:.2f} ms and {launches:.0f} ops per step "
+              f"(profiled steps; each op charged the time since the one before it)\n")
+        print("| op | calls / step | ms / step | share |")
+        print("|---|---:|---:|---:|")
+        for r in ops[:top]:
+            print(f"| {r['profile']} | {r['calls_per_step']:g} | {r['ms_per_step']:.3f} | {100 * r['share']:.1f} % |")
+        rest = ops[top:]
+        if rest:
+            print(f"| {len(rest)} others | {sum(r['calls_per_step'] for r in rest):g} | "
+                  f"{sum(r['ms_per_step'] for r in rest):.3f} | {100 * sum(r['share'] for r in rest):.1f} % |")
 
 
 def epilogues(r):

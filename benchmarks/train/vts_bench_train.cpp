@@ -10,8 +10,14 @@
 // --precision bf16 (CUDA only) is bf16 training: the network's weights and activations are bf16,
 // its output is cast to fp32 for the loss, and Adam updates fp32 master weights (the recipe of
 // PyTorch's autocast, except that autocast keeps fp32 weights and casts them at every use).
+// --profile-steps K (CUDA) runs K more steps after the timed ones under the op profiler
+// (vts/backend/cuda/profile.hpp) and prints one JSON line per op name: its calls and device time
+// per step and its share of the profiled time — where the step's time goes. The timed steps are
+// not profiled (the profiler's events cost the host about a microsecond per op).
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -27,6 +33,7 @@
 #include "vts/vts.hpp"
 #if defined(VTS_WITH_CUDA)
 #include "vts/backend/cuda/gemm.hpp"
+#include "vts/backend/cuda/profile.hpp"
 #include "vts/backend/cuda/runtime.hpp"
 #endif
 
@@ -37,6 +44,7 @@ struct Args {
   int64_t batch = 64;
   int steps = 10;
   int warmup = 2;
+  int profile_steps = 0;
   int threads = 0;
   std::string device = "cpu";
   std::string gemm = "tf32";  // CUDA fp32 GEMMs: tf32, bf16 (tensor cores on fp32 data) or fp32
@@ -54,18 +62,32 @@ Args parse(int argc, char** argv) {
       }
       return argv[++i];
     };
+    // A whole decimal number or a clear error (std::stoi would throw past main's handler).
+    auto number = [&]() -> int64_t {
+      const std::string v = value();
+      char* end = nullptr;
+      errno = 0;
+      const long long n = std::strtoll(v.c_str(), &end, 10);
+      if (v.empty() || *end != '\0' || errno != 0 || n < INT32_MIN || n > INT32_MAX) {
+        std::fprintf(stderr, "vts_bench_train: %s expects a whole number, got '%s'\n", flag.c_str(), v.c_str());
+        std::exit(2);
+      }
+      return n;
+    };
     if (flag == "--config") a.config = value();
-    else if (flag == "--batch") a.batch = std::stoll(value());
-    else if (flag == "--steps") a.steps = std::stoi(value());
-    else if (flag == "--warmup") a.warmup = std::stoi(value());
-    else if (flag == "--threads") a.threads = std::stoi(value());
+    else if (flag == "--batch") a.batch = number();
+    else if (flag == "--steps") a.steps = static_cast<int>(number());
+    else if (flag == "--warmup") a.warmup = static_cast<int>(number());
+    else if (flag == "--profile-steps") a.profile_steps = static_cast<int>(number());
+    else if (flag == "--threads") a.threads = static_cast<int>(number());
     else if (flag == "--device") a.device = value();
     else if (flag == "--gemm") a.gemm = value();
     else if (flag == "--precision") a.precision = value();
     else {
       std::fprintf(stderr,
                    "usage: vts_bench_train [--config tiny|small|b16|b32] [--batch B] [--steps S] [--warmup W] "
-                   "[--threads T] [--device cpu|cuda] [--gemm tf32|bf16|fp32] [--precision fp32|bf16]\n"
+                   "[--threads T] [--device cpu|cuda] [--gemm tf32|bf16|fp32] [--precision fp32|bf16] "
+                   "[--profile-steps K]\n"
                    "unknown flag: %s\n",
                    flag.c_str());
       std::exit(2);
@@ -85,6 +107,14 @@ Args parse(int argc, char** argv) {
   }
   if (a.batch <= 0 || a.steps <= 0) {
     std::fprintf(stderr, "vts_bench_train: --batch and --steps must be positive\n");
+    std::exit(2);
+  }
+  if (a.warmup < 0 || a.profile_steps < 0) {
+    std::fprintf(stderr, "vts_bench_train: --warmup and --profile-steps must not be negative\n");
+    std::exit(2);
+  }
+  if (a.profile_steps > 0 && a.device != "cuda") {
+    std::fprintf(stderr, "vts_bench_train: --profile-steps profiles the CUDA stream; it needs --device cuda\n");
     std::exit(2);
   }
   return a;
@@ -111,6 +141,36 @@ std::string epilogue_fallbacks_field() {
   return "";
 }
 
+// Runs `step` a.profile_steps times under the op profiler (CUDA only) and prints one JSON line per
+// op name, most time first: calls and milliseconds per step, share of the profiled time.
+template <class D, class Step>
+void print_profile([[maybe_unused]] const Args& a, [[maybe_unused]] const char* precision,
+                   [[maybe_unused]] Step& step) {
+#if defined(VTS_WITH_CUDA)
+  if constexpr (std::is_same_v<D, vts::Cuda>) {
+    vts::cuda::synchronize();
+    vts::cuda::profile_start();
+    for (int s = 0; s < a.profile_steps; ++s) step();
+    const auto entries = vts::cuda::profile_stop();
+    double total = 0;
+    for (const auto& e : entries) total += e.ms;
+    const double k = a.profile_steps;
+    for (const auto& e : entries) {
+      std::string name;  // JSON-escaped: names hold only printable characters, '"' and '\\' aside
+      for (const char c : e.name) {
+        if (c == '"' || c == '\\') name += '\\';
+        name += c;
+      }
+      std::printf(
+          "{\"profile\": \"%s\", \"config\": \"%s\", \"batch\": %lld, \"precision\": \"%s\", \"calls_per_step\": %.2f, "
+          "\"ms_per_step\": %.4f, \"share\": %.4f, \"profiled_ms_per_step\": %.3f}\n",
+          name.c_str(), a.config.c_str(), static_cast<long long>(a.batch), precision, static_cast<double>(e.calls) / k,
+          e.ms / k, total > 0 ? e.ms / total : 0.0, total / k);
+    }
+  }
+#endif
+}
+
 // T: the network's element type (float, or bf16 with fp32 masters in the optimizer). The loss is
 // always computed in fp32.
 template <class Config, class T, class D>
@@ -134,15 +194,18 @@ int run(const Args& a) {
   }
   const auto y = Tensor<float, D>::from_vector(labels, Shape{a.batch, 10});
   nn::Context ctx{true, &gen};
-  std::vector<double> ms;
-  for (int s = 0; s < a.warmup + a.steps; ++s) {
-    wait_for_device<D>();
-    const auto t0 = std::chrono::steady_clock::now();
+  auto step = [&] {
     // The labels on the host too, as the trainer passes them: CSQ's centers need no read-back.
     const auto l = loss(cast<float>(net.forward(x, ctx)), y, indices, 0, std::span<const float>(labels));
     opt.zero_grad();
     l.backward();
     opt.step();
+  };
+  std::vector<double> ms;
+  for (int s = 0; s < a.warmup + a.steps; ++s) {
+    wait_for_device<D>();
+    const auto t0 = std::chrono::steady_clock::now();
+    step();
     wait_for_device<D>();
     const double dt = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (s >= a.warmup) ms.push_back(dt);
@@ -156,6 +219,7 @@ int run(const Args& a) {
       is_cpu_v<D> ? "eigen" : (std::is_same_v<T, bf16> ? "bf16" : a.gemm.c_str()), a.config.c_str(), static_cast<long long>(a.batch), vts::cpu::max_threads(), a.steps, median, ms.front(),
       1000.0 * static_cast<double>(a.batch) / median, static_cast<long long>(nn::parameter_count(net)),
       epilogue_fallbacks_field<D>().c_str());
+  if (a.profile_steps > 0) print_profile<D>(a, std::is_same_v<T, bf16> ? "bf16" : "fp32", step);
   return 0;
 }
 

@@ -5,6 +5,7 @@
 // stderr instead (an exception escaping a destructor would terminate the program).
 #include <cuda_runtime.h>
 
+#include <cctype>
 #include <cstdio>
 #include <string>
 
@@ -19,7 +20,35 @@ void report_cuda_error(const char* library, int code, const char* error_string, 
 const char* cublas_error_string(int status) noexcept;
 // After a launch: checks the launch error and, in debug mode (set_sync_after_launch / VTS_CUDA_SYNC),
 // synchronises so an execution fault is attributed to this kernel.
-void check_launch(const char* kernel, const char* file, int line);
+// While profiling (profile.hpp) it also marks the op, named `kernel` (and `detail`: see type_label).
+void check_launch(const char* kernel, const char* file, int line, const char* detail = nullptr);
+
+// The name of a type without its namespaces ("Mul", "Scale<float>"), from the compiler's
+// signature of this function; static storage, made on first use. For profile names.
+template <class T>
+const char* type_label() {
+  // Read here, not inside the lambda, whose own signature would name no T.
+  static const std::string label = [](std::string s) {  // "... type_label() [with T = vts::fn::Mul]"
+    const auto eq = s.find("T = ");
+    if (eq == std::string::npos) return std::string("?");
+    s = s.substr(eq + 4);
+    const auto end = s.find_first_of(";]");
+    if (end != std::string::npos) s.resize(end);
+    std::string out;  // drop every "ns::" qualifier, inside template arguments too
+    size_t word = 0;
+    for (size_t i = 0; i < s.size(); ++i) {
+      if (s[i] == ':' && i + 1 < s.size() && s[i + 1] == ':') {
+        out.resize(word);
+        ++i;
+        continue;
+      }
+      out += s[i];
+      if (!(std::isalnum(static_cast<unsigned char>(s[i])) || s[i] == '_')) word = out.size();
+    }
+    return out;
+  }(__PRETTY_FUNCTION__);
+  return label.c_str();
+}
 
 }  // namespace vts::cuda::detail
 
@@ -51,3 +80,5 @@ void check_launch(const char* kernel, const char* file, int line);
 
 // Place right after a <<<...>>> launch; `name` is the kernel's name for the message.
 #define VTS_CUDA_CHECK_LAUNCH(name) ::vts::cuda::detail::check_launch(name, __FILE__, __LINE__)
+// The same for a kernel instantiated per functor: `label` names it in profiles (type_label).
+#define VTS_CUDA_CHECK_LAUNCH_OF(name, label) ::vts::cuda::detail::check_launch(name, __FILE__, __LINE__, label)

@@ -1,10 +1,17 @@
 // Device memory: Tensor<T, vts::Cuda> creation, fill, host copies, strided copies through views,
-// the caching allocator (no cudaMalloc per op once warm) and pinned buffers.
+// the caching allocator (no cudaMalloc per op once warm), pinned buffers, and the op profiler.
+#include <chrono>
+#include <string>
+
 #include "cuda_test_util.hpp"
 #include "vts/backend/cpu/strided.hpp"
 #include "vts/backend/cuda/memory.hpp"
+#include "vts/backend/cuda/profile.hpp"
+#include "vts/backend/cuda/runtime.hpp"
 #include "vts/backend/cuda/upload.hpp"
 #include "vts/core/tensor.hpp"
+#include "vts/ops/elementwise.hpp"
+#include "vts/ops/matmul.hpp"
 
 using namespace vts;
 using namespace vts::cuda::test;
@@ -148,4 +155,74 @@ TEST_CASE("staged uploads: two pinned buffers, no synchronisation between batche
     REQUIRE(got.size() == host[i].size());
     for (size_t k = 0; k < got.size(); ++k) REQUIRE(got[k].bits == bf16(host[i][k]).bits);
   }
+}
+
+TEST_CASE("the op profiler names and times what the stream ran", "[memory]") {
+  const uint64_t seed = fresh_seed();
+  INFO("seed " << seed);
+  Rng rng(seed);
+  const bool emulated = cuda::device_info().name.find("vts-emu") != std::string::npos;
+  // A product big enough to stand out from the small ops around it, on either kind of device.
+  const int64_t n = emulated ? 96 : 2048;
+  auto a = Tensor<float, Cuda>::from_vector(rng.normal(static_cast<size_t>(n * n)), Shape{n, n});
+  auto b = Tensor<float, Cuda>::from_vector(rng.normal(static_cast<size_t>(n * n)), Shape{n, n});
+  auto small = Tensor<float, Cuda>::from_vector(rng.normal(8), Shape{8});
+  cuda::synchronize();
+
+  auto before = add(small, small);  // not profiled
+  cuda::profile_start();
+  CHECK(cuda::profiling());
+  const auto t0 = std::chrono::steady_clock::now();
+  auto s = add(small, small);
+  s = mul(s, small);
+  auto z = Tensor<float, Cuda>::zeros(Shape{16});  // a memset
+  auto p = matmul(a, b);
+  // More ops than the profiler keeps events for (4,096) before it reads them back.
+  for (int i = 0; i < 5000; ++i) z.fill_(0.0f);
+  const auto entries = cuda::profile_stop();
+  const double wall_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  CHECK_FALSE(cuda::profiling());
+  auto after = add(small, small);  // not profiled either
+
+  auto find = [&](const std::string& name) -> const cuda::ProfileEntry* {
+    for (const auto& e : entries)
+      if (e.name == name) return &e;
+    return nullptr;
+  };
+  std::string names;
+  double total = 0;
+  for (const auto& e : entries) {
+    names += e.name + " (" + std::to_string(e.calls) + "); ";
+    CHECK(e.ms >= 0.0);
+    total += e.ms;
+  }
+  INFO("entries: " << names);
+  const auto* add_e = find("binary_flat_kernel<Add>");
+  const auto* mul_e = find("binary_flat_kernel<Mul>");
+  const auto* memset_e = find("memset");
+  const std::string gemm_name = "gemm fp32→fp32 " + std::to_string(n) + "×" + std::to_string(n) + "×" + std::to_string(n);
+  const cuda::ProfileEntry* gemm_e = nullptr;
+  for (const auto& e : entries)
+    if (e.name.rfind(gemm_name, 0) == 0) gemm_e = &e;  // may carry the API it fell back to
+  REQUIRE(add_e != nullptr);
+  REQUIRE(mul_e != nullptr);
+  REQUIRE(memset_e != nullptr);
+  REQUIRE(gemm_e != nullptr);
+  CHECK(add_e->calls == 1);  // the adds before and after the profile are not counted
+  CHECK(mul_e->calls == 1);
+  CHECK(memset_e->calls == 5001);
+  CHECK(gemm_e->calls == 1);
+  // The product (n³ multiply-adds) takes longer than any one fill of 16 floats.
+  CHECK(gemm_e->ms > memset_e->ms / static_cast<double>(memset_e->calls));
+  // The charged times tile the profiled span of the stream, which the host's span contains.
+  CHECK(total <= wall_ms * 1.05 + 0.1);
+  // Entries come most time first.
+  for (size_t i = 1; i < entries.size(); ++i) CHECK(entries[i - 1].ms >= entries[i].ms);
+
+  // A new profile starts empty; stopping one that is not running gives nothing.
+  cuda::profile_start();
+  CHECK(cuda::profile_stop().empty());
+  CHECK(cuda::profile_stop().empty());
+  CHECK(p.shape() == Shape{n, n});
+  CHECK(before.to_vector() == after.to_vector());
 }

@@ -7,11 +7,13 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "emu.hpp"
 #include "vts/backend/cuda/gemm.hpp"
 #include "vts/backend/cuda/memory.hpp"
+#include "vts/backend/cuda/profile.hpp"
 #include "vts/backend/cuda/reduce.hpp"
 #include "vts/core/error.hpp"
 
@@ -65,6 +67,14 @@ void gemm_one(const MatrixRef<TA>& a, const MatrixRef<TA>& b, TC* c, int64_t ldc
   }
 }
 
+// Names the product in a profile as gemm.cu does (the emulator's events hold host times).
+template <class TA, class TC>
+void mark_gemm(const MatrixRef<TA>& a, const MatrixRef<TA>& b, int64_t batch, const char* epilogue) {
+  if (!profiling()) return;
+  detail::profile_mark(detail::gemm_profile_name(std::is_same_v<TA, bf16>, std::is_same_v<TC, bf16>, a.rows, b.cols,
+                                                 a.cols, batch, epilogue, nullptr));
+}
+
 template <class TA, class TC>
 void gemm_batched(const MatrixRef<TA>& a, int64_t stride_a, const MatrixRef<TA>& b, int64_t stride_b, TC* c,
                   int64_t ldc, int64_t stride_c, int64_t batch, float alpha, float beta) {
@@ -76,6 +86,7 @@ void gemm_batched(const MatrixRef<TA>& a, int64_t stride_a, const MatrixRef<TA>&
     bi.data += i * stride_b;
     gemm_one(ai, bi, c + i * stride_c, ldc, alpha, beta);
   }
+  mark_gemm<TA, TC>(a, b, batch, nullptr);
 }
 
 }  // namespace
@@ -84,14 +95,17 @@ void gemm(Device, const MatrixRef<float>& a, const MatrixRef<float>& b, float* c
           float beta) {
   if (!vts_emu::count_gemm_call()) return;
   gemm_one(a, b, c, ldc, alpha, beta);
+  mark_gemm<float, float>(a, b, 1, nullptr);
 }
 void gemm(Device, const MatrixRef<bf16>& a, const MatrixRef<bf16>& b, bf16* c, int64_t ldc, float alpha, float beta) {
   if (!vts_emu::count_gemm_call()) return;
   gemm_one(a, b, c, ldc, alpha, beta);
+  mark_gemm<bf16, bf16>(a, b, 1, nullptr);
 }
 void gemm(Device, const MatrixRef<bf16>& a, const MatrixRef<bf16>& b, float* c, int64_t ldc, float alpha, float beta) {
   if (!vts_emu::count_gemm_call()) return;
   gemm_one(a, b, c, ldc, alpha, beta);
+  mark_gemm<bf16, float>(a, b, 1, nullptr);
 }
 // The epilogue forms as a device computes them: the bias joins the fp32 accumulator before C is
 // rounded; the row sums of A are taken from A as stored (whether cuBLASLt's bias-gradient epilogue
@@ -105,12 +119,14 @@ void bias_product(const MatrixRef<T>& a, const MatrixRef<T>& b, const T* bias, T
     const int64_t bias_strides[2] = {0, 1}, c_strides[2] = {ldc, 1};
     copy_strided(Device{}, Shape{a.rows, b.cols}, bias, bias_strides, c, c_strides);
     if (vts_emu::count_gemm_call()) gemm_one(a, b, c, ldc, 1.0f, 1.0f);
+    mark_gemm<T, T>(a, b, 1, nullptr);
     return;
   }
   if (!vts_emu::count_gemm_call()) return;
   for (int64_t i = 0; i < a.rows; ++i)
     for (int64_t j = 0; j < b.cols; ++j) c[i * ldc + j] = bias[j];
   gemm_one(a, b, c, ldc, 1.0f, 1.0f);  // bias + product in fp32, rounded once (a bf16 bias is exact)
+  mark_gemm<T, T>(a, b, 1, "bias");
 }
 
 template <class T>
@@ -118,6 +134,7 @@ void product_row_sums(const MatrixRef<T>& a, const MatrixRef<T>& b, T* c, int64_
   const RowSumShape rs = row_sum_shape(a, "vts::cuda::gemm_row_sums (emulated)");
   if (!gemm_epilogues()) {
     if (vts_emu::count_gemm_call()) gemm_one(a, b, c, ldc, 1.0f, 0.0f);
+    mark_gemm<T, T>(a, b, 1, nullptr);
     sum_middle(Device{}, a.data, rs.outer, rs.middle, rs.inner, sums);
     return;
   }
@@ -128,6 +145,7 @@ void product_row_sums(const MatrixRef<T>& a, const MatrixRef<T>& b, T* c, int64_
     for (int64_t k = 0; k < a.cols; ++k) s += load(a.data + i * a.row_stride + k * a.col_stride);
     store(sums + i, s);
   }
+  mark_gemm<T, T>(a, b, 1, "bgradb");
 }
 }  // namespace
 

@@ -11,6 +11,7 @@
 #include "vts/backend/cuda/layer_norm.hpp"
 #include "vts/backend/cuda/memory.hpp"
 #include "vts/backend/cuda/optim.hpp"
+#include "vts/backend/cuda/profile.hpp"
 #include "vts/backend/cuda/reduce.hpp"
 #include "vts/backend/cuda/runtime.hpp"
 #include "vts/backend/cuda/softmax.hpp"
