@@ -489,6 +489,10 @@ void layer_norm_rows_backward(Device, const bf16* x, const bf16* w, const float*
                               const bf16* g, bf16* dx, float* dw, float* db, int64_t rows, int64_t n) {
   backward_impl<bf16, float>(x, w, mean, rstd, g, dx, dw, db, rows, n);
 }
+void layer_norm_rows_backward(Device, const bf16* x, const bf16* w, const float* mean, const float* rstd,
+                              const bf16* g, bf16* dx, bf16* dw, bf16* db, int64_t rows, int64_t n) {
+  backward_impl<bf16, bf16>(x, w, mean, rstd, g, dx, dw, db, rows, n);
+}
 void layer_norm_rows_backward(Device, const float* x, const float* w, const float* mean, const float* rstd,
                               const float* g, float* dx, float* dw, float* db, int64_t rows, int64_t n,
                               const LayerNormBackwardLaunch& launch) {

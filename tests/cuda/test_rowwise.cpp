@@ -100,6 +100,20 @@ TEST_CASE("layer_norm bf16 forward and backward", "[rowwise][layer_norm]") {
     CHECK(rel_err(dgx.download(), gx) < kTolBf16);
     CHECK(rel_err(dgw.download(), gw) < 1e-4);  // fp32 outputs from bf16 inputs
     CHECK(rel_err(dgb.download(), gb) < 1e-4);
+    // bf16 parameter gradients: the fp32 sums above, each rounded once (dx unchanged).
+    Buf<bf16> dgx16(total), dgw16(n), dgb16(n);
+    dgx16.poison();
+    dgw16.poison();
+    dgb16.poison();
+    cuda::layer_norm_rows_backward(Cuda{}, dx.data(), dw.data(), dmu.data(), drs.data(), dg.data(), dgx16.data(),
+                                   dgw16.data(), dgb16.data(), c.rows, c.n);
+    const auto gx16 = dgx16.download(), gx32 = dgx.download(), gw16 = dgw16.download(), gb16 = dgb16.download();
+    const auto gw32 = dgw.download(), gb32 = dgb.download();
+    for (size_t i = 0; i < total; ++i) REQUIRE(gx16[i].bits == gx32[i].bits);
+    for (size_t i = 0; i < n; ++i) {
+      REQUIRE(gw16[i].bits == bf16(gw32[i]).bits);
+      REQUIRE(gb16[i].bits == bf16(gb32[i]).bits);
+    }
   }
 }
 

@@ -34,11 +34,25 @@ Tensor<T, D> record_layer_norm(Tensor<T, D> y, const Tensor<T, D>& x, const Tens
                  gb = needs_grad(bias)](const Tensor<T, D>& g) {
                   Tensor<T, D> gc = g.contiguous_nograd();
                   Tensor<T, D> dx = gx ? Tensor<T, D>::empty(xc.shape()) : Tensor<T, D>();
-                  Tensor<A, D> dw = Tensor<A, D>::empty(Shape{n}), db = Tensor<A, D>::empty(Shape{n});
-                  layer_norm_rows_backward(D{}, xc.data(), wc.data(), mu.data(), rstd.data(), gc.data(),
-                                           gx ? dx.data() : nullptr, dw.data(), db.data(), rows, n);
-                  return std::vector<Tensor<T, D>>{dx, gw ? cast<T>(dw) : Tensor<T, D>(),
-                                                   gb ? cast<T>(db) : Tensor<T, D>()};
+                  T* const dx_out = gx ? dx.data() : nullptr;
+                  // A backend that rounds dw, db to T itself (CUDA's bf16) saves two conversions.
+                  constexpr bool kTypedParamGrads = requires(T* p) {
+                    layer_norm_rows_backward(D{}, xc.data(), wc.data(), mu.data(), rstd.data(), gc.data(), p, p, p,
+                                             rows, n);
+                  };
+                  if constexpr (std::is_same_v<A, T> || kTypedParamGrads) {
+                    Tensor<T, D> dw = gw ? Tensor<T, D>::empty(Shape{n}) : Tensor<T, D>();
+                    Tensor<T, D> db = gb ? Tensor<T, D>::empty(Shape{n}) : Tensor<T, D>();
+                    layer_norm_rows_backward(D{}, xc.data(), wc.data(), mu.data(), rstd.data(), gc.data(), dx_out,
+                                             gw ? dw.data() : nullptr, gb ? db.data() : nullptr, rows, n);
+                    return std::vector<Tensor<T, D>>{dx, dw, db};
+                  } else {
+                    Tensor<A, D> dw = Tensor<A, D>::empty(Shape{n}), db = Tensor<A, D>::empty(Shape{n});
+                    layer_norm_rows_backward(D{}, xc.data(), wc.data(), mu.data(), rstd.data(), gc.data(), dx_out,
+                                             dw.data(), db.data(), rows, n);
+                    return std::vector<Tensor<T, D>>{dx, gw ? cast<T>(dw) : Tensor<T, D>(),
+                                                     gb ? cast<T>(db) : Tensor<T, D>()};
+                  }
                 });
 }
 

@@ -8,8 +8,8 @@
 //     dx = rstd·(ĝ − mean(ĝ) − x̂·mean(ĝ∘x̂)),  dw = Σ_rows g∘x̂,  db = Σ_rows g.
 //   dx, dw, db are written (not accumulated); any of them may be null to skip it.
 //
-// bf16: x, w, b, y, g, dx are bf16; μ, rstd, eps and the parameter gradients dw, db are fp32
-// (parameter gradients feed fp32 master weights); all arithmetic is fp32.
+// bf16: x, w, b, y, g, dx are bf16; μ, rstd, eps are fp32, and the parameter gradients dw, db
+// fp32 or bf16 (overloads); all arithmetic is fp32.
 #include <cstdint>
 
 #include "vts/backend/cuda/runtime.hpp"
@@ -35,6 +35,10 @@ void layer_norm_rows_backward(Device, const float* x, const float* w, const floa
                               const float* g, float* dx, float* dw, float* db, int64_t rows, int64_t n);
 void layer_norm_rows_backward(Device, const bf16* x, const bf16* w, const float* mean, const float* rstd,
                               const bf16* g, bf16* dx, float* dw, float* db, int64_t rows, int64_t n);
+// The same with dw and db rounded to bf16 once, from the same fp32 sums: what a bf16 network's
+// parameter gradients are, without a conversion launch for each (2 per LayerNorm and step).
+void layer_norm_rows_backward(Device, const bf16* x, const bf16* w, const float* mean, const float* rstd,
+                              const bf16* g, bf16* dx, bf16* dw, bf16* db, int64_t rows, int64_t n);
 
 // How the forward's fast path (rows of n ≤ 256 packs of 16 bytes, aligned) fetches w and b, for the
 // kernel benchmark, which times the alternative to the default (docs/cuda.md: the forwards reach
