@@ -113,7 +113,7 @@ __global__ void __launch_bounds__(kWarps * 32) layer_norm_fwd_warp_kernel(
 template <class T, int CHUNKS, int WARPS>
 __global__ void __launch_bounds__(WARPS * 32) layer_norm_bwd_warp_kernel(
     const T* __restrict__ x, const T* __restrict__ w, const float* __restrict__ mean, const float* __restrict__ rstd,
-    const T* __restrict__ g, T* __restrict__ dx, float* __restrict__ partial, int64_t rows, int n,
+    const T* __restrict__ g, const T* dx_add, T* dx, float* __restrict__ partial, int64_t rows, int n,
     int64_t rows_per_block) {
   constexpr int V = Pack<T>::N;
   extern __shared__ float smem[];  // [WARPS][2][n]: each warp's dw then db partials
@@ -161,6 +161,11 @@ __global__ void __launch_bounds__(WARPS * 32) layer_norm_bwd_warp_kernel(
           Pack<T> out;
 #pragma unroll
           for (int j = 0; j < V; ++j) out.v[j] = from_f<T>(rs * (gh[c][j] - mg - xh[c][j] * mgx));
+          if (dx_add != nullptr) {  // the pending gradient + dx, rounded as the separate sum rounds
+            const Pack<T> pa = detail::load_pack(dx_add + base + col);
+#pragma unroll
+            for (int j = 0; j < V; ++j) out.v[j] = from_f<T>(to_f(pa.v[j]) + to_f(out.v[j]));
+          }
           detail::store_pack(dx + base + col, out);
         }
       }
@@ -274,7 +279,7 @@ __global__ void layer_norm_fwd_block_kernel(const T* __restrict__ x, const T* __
 template <class T>
 __global__ void layer_norm_bwd_block_kernel(const T* __restrict__ x, const T* __restrict__ w,
                                             const float* __restrict__ mean, const float* __restrict__ rstd,
-                                            const T* __restrict__ g, T* __restrict__ dx, int64_t n) {
+                                            const T* __restrict__ g, const T* dx_add, T* dx, int64_t n) {
   __shared__ float scratch[32];
   const int64_t base = blockIdx.x * n;
   const float mu = mean[blockIdx.x], rs = rstd[blockIdx.x];
@@ -288,7 +293,8 @@ __global__ void layer_norm_bwd_block_kernel(const T* __restrict__ x, const T* __
   const float mgx = detail::block_sum(sgx, scratch) / static_cast<float>(n);
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
     const float xh = (to_f(x[base + i]) - mu) * rs;
-    dx[base + i] = from_f<T>(rs * (to_f(g[base + i]) * to_f(w[i]) - mg - xh * mgx));
+    const T d = from_f<T>(rs * (to_f(g[base + i]) * to_f(w[i]) - mg - xh * mgx));
+    dx[base + i] = dx_add != nullptr ? from_f<T>(to_f(dx_add[base + i]) + to_f(d)) : d;
   }
 }
 
@@ -380,9 +386,11 @@ void forward_impl(const T* x_, const T* res_, T* sum_, const T* w_, const T* b_,
   }
 }
 
+// dx_add (optional): dx = dx_add + the LayerNorm gradient (dx_add may be dx itself).
 template <class T, class G>
 void backward_impl(const T* x_, const T* w_, const float* mean, const float* rstd, const T* g_, T* dx_, G* dw_,
-                   G* db_, int64_t rows, int64_t n, const LayerNormBackwardLaunch& launch = {}) {
+                   G* db_, int64_t rows, int64_t n, const LayerNormBackwardLaunch& launch = {},
+                   const T* dx_add_ = nullptr) {
   VTS_CHECK(launch.warps_per_block == 4 || launch.warps_per_block == 8 || launch.warps_per_block == 16,
             "vts::cuda::layer_norm_backward: warps_per_block must be 4, 8 or 16, got ", launch.warps_per_block);
   VTS_CHECK(launch.blocks_per_sm >= 1 && launch.blocks_per_sm <= 32,
@@ -395,6 +403,8 @@ void backward_impl(const T* x_, const T* w_, const float* mean, const float* rst
   using DG = DevT<G>;
   const D *x = detail::dev_ptr(x_), *w = detail::dev_ptr(w_), *g = detail::dev_ptr(g_);
   D* dx = detail::dev_ptr(dx_);
+  const D* dx_add = detail::dev_ptr(dx_add_);
+  VTS_CHECK(dx_add == nullptr || dx != nullptr, "vts::cuda::layer_norm_backward: a gradient to add to dx needs dx");
   DG *dw = detail::dev_ptr(dw_), *db = detail::dev_ptr(db_);
   const cudaStream_t s = current_stream();
   const bool want_params = dw != nullptr || db != nullptr;
@@ -404,8 +414,8 @@ void backward_impl(const T* x_, const T* w_, const float* mean, const float* rst
     if (db_) fill_bytes(db_, n, &zero, sizeof(G));
     return;
   }
-  const T* ptrs[] = {x_, w_, g_, dx_};
-  const int chunks = fast_chunks<T>(ptrs, 4, n, kBwdMaxChunks<T>);
+  const T* ptrs[] = {x_, w_, g_, dx_, dx_add_};
+  const int chunks = fast_chunks<T>(ptrs, 5, n, kBwdMaxChunks<T>);
   if (chunks > 0) {
     // By default enough blocks to fill the device twice over; each block's partial row costs 8·n
     // bytes, which the final kernel reads back.
@@ -424,7 +434,7 @@ void backward_impl(const T* x_, const T* w_, const float* mean, const float* rst
           VTS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                               static_cast<int>(smem)));
         kernel<<<static_cast<unsigned>(used_blocks), warps * 32, smem, s>>>(
-            x, w, mean, rstd, g, dx, want_params ? partial.as<float>() : nullptr, rows, static_cast<int>(n),
+            x, w, mean, rstd, g, dx_add, dx, want_params ? partial.as<float>() : nullptr, rows, static_cast<int>(n),
             rows_per_block);
       });
     });
@@ -436,7 +446,7 @@ void backward_impl(const T* x_, const T* w_, const float* mean, const float* rst
   }
   if (dx != nullptr) {
     VTS_CHECK(rows < (int64_t(1) << 31), "vts::cuda::layer_norm_backward: too many rows (", rows, ")");
-    layer_norm_bwd_block_kernel<D><<<static_cast<unsigned>(rows), 256, 0, s>>>(x, w, mean, rstd, g, dx, n);
+    layer_norm_bwd_block_kernel<D><<<static_cast<unsigned>(rows), 256, 0, s>>>(x, w, mean, rstd, g, dx_add, dx, n);
     VTS_CUDA_CHECK_LAUNCH("layer_norm_bwd_block_kernel");
   }
   if (want_params) {
@@ -492,6 +502,18 @@ void layer_norm_rows_backward(Device, const bf16* x, const bf16* w, const float*
 void layer_norm_rows_backward(Device, const bf16* x, const bf16* w, const float* mean, const float* rstd,
                               const bf16* g, bf16* dx, bf16* dw, bf16* db, int64_t rows, int64_t n) {
   backward_impl<bf16, bf16>(x, w, mean, rstd, g, dx, dw, db, rows, n);
+}
+void layer_norm_rows_backward_add(Device, const float* x, const float* w, const float* mean, const float* rstd,
+                                  const float* g, const float* dx_add, float* dx, float* dw, float* db, int64_t rows,
+                                  int64_t n) {
+  VTS_CHECK(dx_add != nullptr, "vts::cuda::layer_norm_rows_backward_add: dx_add is null");
+  backward_impl<float, float>(x, w, mean, rstd, g, dx, dw, db, rows, n, {}, dx_add);
+}
+void layer_norm_rows_backward_add(Device, const bf16* x, const bf16* w, const float* mean, const float* rstd,
+                                  const bf16* g, const bf16* dx_add, bf16* dx, bf16* dw, bf16* db, int64_t rows,
+                                  int64_t n) {
+  VTS_CHECK(dx_add != nullptr, "vts::cuda::layer_norm_rows_backward_add: dx_add is null");
+  backward_impl<bf16, bf16>(x, w, mean, rstd, g, dx, dw, db, rows, n, {}, dx_add);
 }
 void layer_norm_rows_backward(Device, const float* x, const float* w, const float* mean, const float* rstd,
                               const float* g, float* dx, float* dw, float* db, int64_t rows, int64_t n,

@@ -178,6 +178,47 @@ TEST_CASE("a tensor used twice receives the sum of both gradients", "[autograd]"
   }
 }
 
+TEST_CASE("a backward function may absorb the gradient already waiting for its input", "[autograd]") {
+  // h = x·3 feeds two consumers: y = h + f(h). add's backward runs first and leaves g_y waiting
+  // for h; then f's backward sees it (pending_grad), returns its own gradient plus it, and says so
+  // (absorb_pending_grad): the engine must keep that as h's gradient, not add g_y a second time.
+  int saw_pending = 0, absorbed = 0;
+  auto f = [&](const Td& in, bool absorb) {
+    Td y = map(in, fn::MulScalar<double>{2.0});
+    return record(y, "twice", {&in}, [&, absorb](const Td& g) {
+      Td own = map(g, fn::MulScalar<double>{2.0});
+      Td* waiting = detail::pending_grad<double, Cpu>(0);
+      if (waiting != nullptr) ++saw_pending;
+      if (absorb && waiting != nullptr) {
+        ++absorbed;
+        detail::absorb_pending_grad<double, Cpu>(0);
+        return std::vector<Td>{add(*waiting, own)};
+      }
+      return std::vector<Td>{own};
+    });
+  };
+  for (const bool absorb : {false, true}) {
+    INFO("absorb " << absorb);
+    Td x = Td::from_vector({1.0, -2.0, 0.5});
+    x.requires_grad_();
+    Td h = mul(x, 3.0);
+    Td y = add(h, f(h, absorb));
+    sum(mul(y, Td::from_vector({1.0, 10.0, 100.0}))).backward();
+    check_values(x.grad().to_vector(), {9.0, 90.0, 900.0}, 1e-12);  // dy/dx = 3 · (1 + 2)
+  }
+  CHECK(saw_pending == 2);
+  CHECK(absorbed == 1);
+  // Outside the engine, or where no gradient waits, there is nothing to absorb.
+  CHECK((detail::pending_grad<double, Cpu>(0) == nullptr));
+  CHECK_THROWS_AS((detail::absorb_pending_grad<double, Cpu>(0)), vts::Error);
+  Td x = Td::from_vector({1.0, 2.0});
+  x.requires_grad_();
+  saw_pending = 0;
+  sum(f(x, true)).backward();
+  CHECK(saw_pending == 0);
+  check_values(x.grad().to_vector(), {2.0, 2.0});
+}
+
 TEST_CASE("gradients reach only inputs that require them", "[autograd]") {
   Td a = uniform({2, 3}, 5), b = uniform({3, 2}, 6);
   a.requires_grad_();

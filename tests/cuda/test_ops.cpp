@@ -16,6 +16,8 @@
 #include "vts/ops/elementwise.hpp"
 #include "vts/ops/indexing.hpp"
 #include "vts/ops/layer_norm.hpp"
+#include "vts/backend/cuda/profile.hpp"
+#include "vts/backend/cuda/runtime.hpp"
 #include "vts/ops/matmul.hpp"
 #include "vts/ops/reduce.hpp"
 #include "vts/ops/softmax.hpp"
@@ -165,6 +167,17 @@ void check_layer_ops(Rng& rng) {
                 const auto r = add_layer_norm(v[0], v[1], v[2], v[3], 1e-6f);
                 return r.normed * 2.0f + r.sum * r.sum;
               });
+  // x used twice, the residual stream: LayerNorm's backward adds the gradient waiting for x into
+  // its dx (autograd/pending.hpp) — out of place when the waiting buffer is the one it was handed
+  // (add passes g through), in place behind a linear layer, whose backward has let go of it.
+  check_op<G>("x + layer_norm(x)", rng, {Input{Shape{3, 7, 64}}, Input{Shape{64}}, Input{Shape{64}}},
+              [](const auto& v) { return v[0] + layer_norm(v[0], v[1], v[2], 1e-6f); });
+  check_op<G>("x + linear(layer_norm(x)), twice", rng,
+              {Input{Shape{3, 7, 64}}, Input{Shape{64}}, Input{Shape{64}}, Input{Shape{64, 64}}, Input{Shape{64}}},
+              [](const auto& v) {
+                auto h = v[0] + linear(layer_norm(v[0], v[1], v[2], 1e-6f), v[3], v[4]);
+                return h + linear(layer_norm(h, v[1], v[2], 1e-6f), v[3], v[4]);
+              });
   check_op<G>("attention d 32 (fused)", rng,
               {Input{Shape{2, 3, 17, 32}}, Input{Shape{2, 3, 17, 32}}, Input{Shape{2, 3, 17, 32}}},
               [](const auto& v) { return attention(v[0], v[1], v[2]); });
@@ -202,6 +215,39 @@ void check_layer_ops(Rng& rng) {
 }
 
 }  // namespace
+
+TEST_CASE("the residual stream's gradients are summed inside LayerNorm's backward", "[ops]") {
+  const uint64_t seed = fresh_seed();
+  INFO("seed " << seed);
+  Rng rng(seed);
+  auto param = [&](Shape s) {
+    auto t = Tensor<float, Cuda>::from_vector(rng.normal(static_cast<size_t>(s.numel()), 0.2f), s);
+    t.requires_grad_();
+    return t;
+  };
+  // Parameters of their own per block, as in the model (a shared one would collect a gradient from
+  // each block, summed into the leaf: that is accumulation, not the residual stream).
+  auto x = param(Shape{4, 9, 32});
+  Tensor<float, Cuda> h = x;
+  for (int block = 0; block < 3; ++block)
+    h = h + linear(layer_norm(h, param(Shape{32}), param(Shape{32}), 1e-6f), param(Shape{32, 32}), param(Shape{32}));
+  const auto r = Tensor<float, Cuda>::from_vector(rng.normal(static_cast<size_t>(h.numel())), h.shape());
+  const auto loss = sum(h * r);
+  cuda::synchronize();
+  cuda::profile_start();
+  loss.backward();
+  const auto ops = cuda::profile_stop();
+  std::string names;
+  for (const auto& e : ops) names += e.name + " ×" + std::to_string(e.calls) + "; ";
+  INFO("backward ops: " << names);
+  // Three blocks: x and each block's output reach a LayerNorm and an add. Not one separate sum, and
+  // no copy (the sums go in place, and x's gradient is adopted as its .grad).
+  for (const auto& e : ops) {
+    CHECK(e.name != "accumulate_kernel");
+    CHECK(e.name != "memcpy D2D");
+  }
+  REQUIRE(x.grad().defined());
+}
 
 TEST_CASE("every op of docs/ops.md: values and gradients match the CPU", "[ops]") {
   Tf32Off strict;

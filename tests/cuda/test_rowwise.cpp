@@ -1,5 +1,7 @@
 // LayerNorm, GELU, softmax, fused cross-entropy and BCE against vts::cpu (or, for the losses,
 // against the formulas of ops/softmax.hpp evaluated on the CPU) at ViT shapes and odd ones.
+#include <cstring>
+
 #include "../common/exact_gelu.hpp"
 #include "cuda_test_util.hpp"
 #include "vts/backend/cpu/activation.hpp"
@@ -212,6 +214,69 @@ TEST_CASE("layer_norm forward: prefetching w and b gives the default's answer", 
                           1e-6f, prefetch);
     CHECK(to_float(by.download()) == default_bf16);
   }
+}
+
+namespace {
+// layer_norm_rows_backward_add against the plain backward followed by the sum, bit for bit: into a
+// fresh buffer and in place (dx_add == dx). T: float, or bf16 (with bf16 dw, db).
+template <class T>
+void check_backward_add(Rng& rng, const RowsCase& c) {
+  const size_t total = static_cast<size_t>(c.rows * c.n), n = static_cast<size_t>(c.n);
+  auto as_t = [](const std::vector<float>& v) {
+    if constexpr (std::is_same_v<T, bf16>) return to_bf16(v);
+    else return v;
+  };
+  auto bits = [](const std::vector<T>& v) {
+    std::vector<uint32_t> out(v.size());
+    for (size_t i = 0; i < v.size(); ++i) {
+      if constexpr (std::is_same_v<T, bf16>) out[i] = v[i].bits;
+      else std::memcpy(&out[i], &v[i], sizeof(float));
+    }
+    return out;
+  };
+  const Buf<T> x(as_t(rng.normal(total, 2.0f))), w(as_t(rng.normal(n))), b(as_t(rng.normal(n))),
+      g(as_t(rng.normal(total)));
+  const auto waiting_host = as_t(rng.normal(total));
+  Buf<T> y(total);
+  Buf<float> mu(static_cast<size_t>(c.rows)), rs(static_cast<size_t>(c.rows));
+  cuda::layer_norm_rows(Cuda{}, x.data(), w.data(), b.data(), y.data(), mu.data(), rs.data(), c.rows, c.n, 1e-6f);
+  Buf<T> dx(total), dw(n), db(n);
+  cuda::layer_norm_rows_backward(Cuda{}, x.data(), w.data(), mu.data(), rs.data(), g.data(), dx.data(), dw.data(),
+                                 db.data(), c.rows, c.n);
+  const auto dx_host = dx.download();
+  std::vector<T> want(total);
+  for (size_t i = 0; i < total; ++i)  // the engine's sum: pending + dx, rounded to T
+    want[i] = T(static_cast<float>(waiting_host[i]) + static_cast<float>(dx_host[i]));
+  const Buf<T> waiting(waiting_host);
+  Buf<T> out(total), dw2(n), db2(n);
+  out.poison();
+  dw2.poison();
+  db2.poison();
+  cuda::layer_norm_rows_backward_add(Cuda{}, x.data(), w.data(), mu.data(), rs.data(), g.data(), waiting.data(),
+                                     out.data(), dw2.data(), db2.data(), c.rows, c.n);
+  CHECK(bits(out.download()) == bits(want));
+  CHECK(bits(dw2.download()) == bits(dw.download()));
+  CHECK(bits(db2.download()) == bits(db.download()));
+  Buf<T> in_place(waiting_host);
+  cuda::layer_norm_rows_backward_add(Cuda{}, x.data(), w.data(), mu.data(), rs.data(), g.data(), in_place.data(),
+                                     in_place.data(), nullptr, nullptr, c.rows, c.n);
+  CHECK(bits(in_place.download()) == bits(want));
+}
+}  // namespace
+
+TEST_CASE("layer_norm backward adding a waiting gradient equals the backward then the sum", "[rowwise][layer_norm]") {
+  const uint64_t seed = fresh_seed();
+  INFO("seed " << seed);
+  Rng rng(seed);
+  for (const auto& c : kLnCases) {
+    INFO("rows " << c.rows << " n " << c.n);
+    check_backward_add<float>(rng, c);
+    check_backward_add<bf16>(rng, c);
+  }
+  Buf<float> one(4);
+  CHECK_THROWS_AS(cuda::layer_norm_rows_backward_add(Cuda{}, one.data(), one.data(), one.data(), one.data(),
+                                                     one.data(), one.data(), nullptr, nullptr, nullptr, 1, 4),
+                  vts::Error);
 }
 
 TEST_CASE("layer_norm with fused residual add", "[rowwise][layer_norm]") {

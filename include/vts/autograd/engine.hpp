@@ -6,6 +6,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "vts/autograd/pending.hpp"
 #include "vts/core/tensor.hpp"
 #if defined(VTS_WITH_CUDA)
 #include "vts/backend/cuda/elementwise.hpp"  // accumulate
@@ -22,13 +23,6 @@ Tensor<T, D> add_same_shape(const Tensor<T, D>& a, const Tensor<T, D>& b) {
   Tensor<T, D> bc = b.contiguous_nograd();
   accumulate(D{}, out.data(), bc.data(), out.numel());
   return out;
-}
-
-// A gradient tensor nobody else holds can become the leaf's .grad as is; otherwise it may alias
-// another op's gradient (add passes its input gradient through) and must be copied first.
-template <class T, class D>
-bool exclusively_owned(const Tensor<T, D>& t) {
-  return t.impl_ptr().use_count() == 1 && t.impl()->storage.use_count() == 1 && t.is_contiguous();
 }
 
 template <class T, class D>
@@ -87,7 +81,20 @@ void run_backward(const Tensor<T, D>& root, const Tensor<T, D>& seed) {
       continue;
     }
     if (impl->retains_grad) accumulate_leaf(*impl, g);  // g still feeds fn below: it is copied
-    std::vector<Tensor<T, D>> input_grads = fn->backward(g);
+    // The gradients already waiting for fn's inputs, which fn may add into its own (pending.hpp).
+    PendingInputGrads<T, D> waiting;
+    waiting.grads.assign(fn->inputs.size(), nullptr);
+    waiting.absorbed.assign(fn->inputs.size(), 0);
+    for (size_t i = 0; i < fn->inputs.size(); ++i) {
+      if (!fn->inputs[i]) continue;
+      auto w = pending.find(fn->inputs[i].get());
+      if (w != pending.end()) waiting.grads[i] = &w->second;
+    }
+    std::vector<Tensor<T, D>> input_grads;
+    {
+      const PendingInputGradsScope<T, D> scope(&waiting);
+      input_grads = fn->backward(g);
+    }
     VTS_CHECK(input_grads.size() == fn->inputs.size(), "backward of '", fn->name, "' returned ",
               input_grads.size(), " gradients for ", fn->inputs.size(), " inputs");
     for (size_t i = 0; i < input_grads.size(); ++i) {
@@ -96,6 +103,10 @@ void run_backward(const Tensor<T, D>& root, const Tensor<T, D>& seed) {
       if (!input || !gi.defined()) continue;
       VTS_CHECK_SHAPE(gi.shape() == input->shape, "backward of '", fn->name, "': gradient for input ", i,
                       " has shape ", gi.shape().str(), " but the input has shape ", input->shape.str());
+      if (waiting.absorbed[i]) {  // gi is already the sum
+        pending.at(input.get()) = gi;
+        continue;
+      }
       auto [slot, inserted] = pending.try_emplace(input.get(), gi);
       if (inserted) continue;
       // A second gradient for the same tensor (a residual stream: x feeds a block and the add after

@@ -5,6 +5,7 @@
 // residual add in front of it.
 #include <vector>
 
+#include "vts/autograd/pending.hpp"
 #include "vts/backend/cpu/rowwise.hpp"
 #include "vts/core/tensor.hpp"
 #include "vts/ops/cast.hpp"
@@ -33,8 +34,6 @@ Tensor<T, D> record_layer_norm(Tensor<T, D> y, const Tensor<T, D>& x, const Tens
                 [xc, wc, mu, rstd, rows, n, gx = needs_grad(x), gw = needs_grad(weight),
                  gb = needs_grad(bias)](const Tensor<T, D>& g) {
                   Tensor<T, D> gc = g.contiguous_nograd();
-                  Tensor<T, D> dx = gx ? Tensor<T, D>::empty(xc.shape()) : Tensor<T, D>();
-                  T* const dx_out = gx ? dx.data() : nullptr;
                   // A backend that rounds dw, db to T itself (CUDA's bf16) saves two conversions.
                   constexpr bool kTypedParamGrads = requires(T* p) {
                     layer_norm_rows_backward(D{}, xc.data(), wc.data(), mu.data(), rstd.data(), gc.data(), p, p, p,
@@ -43,13 +42,34 @@ Tensor<T, D> record_layer_norm(Tensor<T, D> y, const Tensor<T, D>& x, const Tens
                   if constexpr (std::is_same_v<A, T> || kTypedParamGrads) {
                     Tensor<T, D> dw = gw ? Tensor<T, D>::empty(Shape{n}) : Tensor<T, D>();
                     Tensor<T, D> db = gb ? Tensor<T, D>::empty(Shape{n}) : Tensor<T, D>();
-                    layer_norm_rows_backward(D{}, xc.data(), wc.data(), mu.data(), rstd.data(), gc.data(), dx_out,
-                                             gw ? dw.data() : nullptr, gb ? db.data() : nullptr, rows, n);
+                    T* const dw_out = gw ? dw.data() : nullptr;
+                    T* const db_out = gb ? db.data() : nullptr;
+                    // x used again downstream (the residual stream) already has a gradient waiting:
+                    // a backend that can (CUDA) adds it in the dx pass, in place when nobody else
+                    // holds it, instead of the engine summing the two afterwards (autograd/pending.hpp).
+                    constexpr bool kAddsPending = requires(const T* in, T* out) {
+                      layer_norm_rows_backward_add(D{}, xc.data(), wc.data(), mu.data(), rstd.data(), gc.data(), in,
+                                                   out, out, out, rows, n);
+                    };
+                    if constexpr (kAddsPending) {
+                      Tensor<T, D>* waiting = gx ? pending_grad<T, D>(0) : nullptr;
+                      if (waiting != nullptr && waiting->is_contiguous() && waiting->shape() == xc.shape()) {
+                        Tensor<T, D> sum = exclusively_owned(*waiting) ? *waiting : Tensor<T, D>::empty(xc.shape());
+                        layer_norm_rows_backward_add(D{}, xc.data(), wc.data(), mu.data(), rstd.data(), gc.data(),
+                                                     waiting->data(), sum.data(), dw_out, db_out, rows, n);
+                        absorb_pending_grad<T, D>(0);
+                        return std::vector<Tensor<T, D>>{sum, dw, db};
+                      }
+                    }
+                    Tensor<T, D> dx = gx ? Tensor<T, D>::empty(xc.shape()) : Tensor<T, D>();
+                    layer_norm_rows_backward(D{}, xc.data(), wc.data(), mu.data(), rstd.data(), gc.data(),
+                                             gx ? dx.data() : nullptr, dw_out, db_out, rows, n);
                     return std::vector<Tensor<T, D>>{dx, dw, db};
                   } else {
+                    Tensor<T, D> dx = gx ? Tensor<T, D>::empty(xc.shape()) : Tensor<T, D>();
                     Tensor<A, D> dw = Tensor<A, D>::empty(Shape{n}), db = Tensor<A, D>::empty(Shape{n});
-                    layer_norm_rows_backward(D{}, xc.data(), wc.data(), mu.data(), rstd.data(), gc.data(), dx_out,
-                                             dw.data(), db.data(), rows, n);
+                    layer_norm_rows_backward(D{}, xc.data(), wc.data(), mu.data(), rstd.data(), gc.data(),
+                                             gx ? dx.data() : nullptr, dw.data(), db.data(), rows, n);
                     return std::vector<Tensor<T, D>>{dx, gw ? cast<T>(dw) : Tensor<T, D>(),
                                                      gb ? cast<T>(db) : Tensor<T, D>()};
                   }

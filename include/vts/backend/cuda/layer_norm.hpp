@@ -39,6 +39,15 @@ void layer_norm_rows_backward(Device, const bf16* x, const bf16* w, const float*
 // parameter gradients are, without a conversion launch for each (2 per LayerNorm and step).
 void layer_norm_rows_backward(Device, const bf16* x, const bf16* w, const float* mean, const float* rstd,
                               const bf16* g, bf16* dx, bf16* dw, bf16* db, int64_t rows, int64_t n);
+// The backward for an input that already has a gradient (the residual stream's): dx = dx_add + the
+// LayerNorm gradient, each element rounded as the separate add would round it (the LayerNorm
+// gradient to T first). dx_add may be dx (in place). One pass instead of the backward plus a sum.
+void layer_norm_rows_backward_add(Device, const float* x, const float* w, const float* mean, const float* rstd,
+                                  const float* g, const float* dx_add, float* dx, float* dw, float* db, int64_t rows,
+                                  int64_t n);
+void layer_norm_rows_backward_add(Device, const bf16* x, const bf16* w, const float* mean, const float* rstd,
+                                  const bf16* g, const bf16* dx_add, bf16* dx, bf16* dw, bf16* db, int64_t rows,
+                                  int64_t n);
 
 // How the forward's fast path (rows of n ≤ 256 packs of 16 bytes, aligned) fetches w and b, for the
 // kernel benchmark, which times the alternative to the default (docs/cuda.md: the forwards reach

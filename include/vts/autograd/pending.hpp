@@ -1,0 +1,66 @@
+#pragma once
+// What a backward function may know about its inputs' other gradients. A tensor used twice (the
+// residual stream: x feeds a block and the add after it) gets a gradient from each consumer, and
+// the engine sums them — one more pass over the tensor, and on a GPU one more launch. While the
+// engine runs a node's backward function, pending_grad(i) shows the gradient already waiting for
+// input i. A function that can add it into the gradient it computes for that input in the same
+// pass (LayerNorm's dx kernel does) calls absorb_pending_grad(i), and the engine then keeps the
+// returned gradient as the sum instead of adding the two. The values are those of the separate sum.
+#include <vector>
+
+#include "vts/core/tensor.hpp"
+
+namespace vts::detail {
+
+// A gradient tensor nobody else holds may be written in place (or become a leaf's .grad as is);
+// otherwise it may alias another op's gradient (add passes its input gradient through).
+template <class T, class D>
+bool exclusively_owned(const Tensor<T, D>& t) {
+  return t.impl_ptr().use_count() == 1 && t.impl()->storage.use_count() == 1 && t.is_contiguous();
+}
+
+template <class T, class D>
+struct PendingInputGrads {
+  std::vector<Tensor<T, D>*> grads;  // per input of the running node: the gradient so far, or nullptr
+  std::vector<char> absorbed;        // per input: the backward function's gradient already includes it
+};
+
+template <class T, class D>
+PendingInputGrads<T, D>*& current_pending_input_grads() {
+  thread_local PendingInputGrads<T, D>* current = nullptr;
+  return current;
+}
+
+// Set by the engine around one backward function call (restores what was there before).
+template <class T, class D>
+class PendingInputGradsScope {
+ public:
+  explicit PendingInputGradsScope(PendingInputGrads<T, D>* p) : previous_(current_pending_input_grads<T, D>()) {
+    current_pending_input_grads<T, D>() = p;
+  }
+  ~PendingInputGradsScope() { current_pending_input_grads<T, D>() = previous_; }
+  PendingInputGradsScope(const PendingInputGradsScope&) = delete;
+  PendingInputGradsScope& operator=(const PendingInputGradsScope&) = delete;
+
+ private:
+  PendingInputGrads<T, D>* previous_;
+};
+
+// Inside a backward function: the gradient already waiting for input i, or nullptr (none, or not
+// called by the engine). It belongs to the engine; write into it only if exclusively_owned.
+template <class T, class D>
+Tensor<T, D>* pending_grad(size_t i) {
+  const PendingInputGrads<T, D>* p = current_pending_input_grads<T, D>();
+  return p != nullptr && i < p->grads.size() ? p->grads[i] : nullptr;
+}
+
+// Inside a backward function: the gradient it returns for input i includes pending_grad(i).
+template <class T, class D>
+void absorb_pending_grad(size_t i) {
+  PendingInputGrads<T, D>* p = current_pending_input_grads<T, D>();
+  VTS_CHECK(p != nullptr && i < p->grads.size() && p->grads[i] != nullptr,
+            "absorb_pending_grad: input ", i, " has no pending gradient to absorb");
+  p->absorbed[i] = 1;
+}
+
+}  // namespace vts::detail
