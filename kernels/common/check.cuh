@@ -34,6 +34,8 @@ const char* type_label() {
     s = s.substr(eq + 4);
     const auto end = s.find_first_of(";]");
     if (end != std::string::npos) s.resize(end);
+    for (auto a = s.find("(anonymous namespace)::"); a != std::string::npos; a = s.find("(anonymous namespace)::"))
+      s.erase(a, 23);
     std::string out;  // drop every "ns::" qualifier, inside template arguments too
     size_t word = 0;
     for (size_t i = 0; i < s.size(); ++i) {

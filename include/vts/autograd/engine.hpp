@@ -68,6 +68,7 @@ void run_backward(const Tensor<T, D>& root, const Tensor<T, D>& seed) {
   NoGradGuard no_grad;
   std::unordered_map<ImplPtr, Tensor<T, D>> pending;
   pending.emplace(root.impl(), seed);
+  PendingInputGrads<T, D> waiting;
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     ImplPtr impl = *it;
     auto found = pending.find(impl);
@@ -82,7 +83,7 @@ void run_backward(const Tensor<T, D>& root, const Tensor<T, D>& seed) {
     }
     if (impl->retains_grad) accumulate_leaf(*impl, g);  // g still feeds fn below: it is copied
     // The gradients already waiting for fn's inputs, which fn may add into its own (pending.hpp).
-    PendingInputGrads<T, D> waiting;
+    // One object for the whole pass, so its vectors keep their capacity from node to node.
     waiting.grads.assign(fn->inputs.size(), nullptr);
     waiting.absorbed.assign(fn->inputs.size(), 0);
     for (size_t i = 0; i < fn->inputs.size(); ++i) {
