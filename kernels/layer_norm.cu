@@ -15,6 +15,8 @@
 // Generic path (any n, any alignment): one block per row, three passes over global memory
 //   (mean, variance, output) in fp32, and dw/db by a column-reduction kernel that recomputes x̂.
 #include <algorithm>
+#include <map>
+#include <mutex>
 
 #include "common/check.cuh"
 #include "common/hw.cuh"
@@ -108,13 +110,69 @@ __global__ void __launch_bounds__(kWarps * 32) layer_norm_fwd_warp_kernel(
 }
 
 // ---- fast path: backward --------------------------------------------------------------------
+
+// Small problems fold the final sum of the partial rows into the backward kernel: the block that
+// finishes last (a counter) adds them, and the second launch goes away. Worth it where the partial
+// rows are few and short — ViTTiny28: 136 rows of 128 floats (70 KB), 9 launches a step — and not
+// where one block would read megabytes (ViT-B/16: 264 rows of 1,536 floats, 1.6 MB ≈ 15 µs).
+struct DwDbFold {
+  unsigned* counter = nullptr;  // null: no fold (the final kernel adds the partial rows)
+  void* dw = nullptr;           // float or bf16 (params_bf16), either may be null
+  void* db = nullptr;
+  bool params_bf16 = false;
+};
+constexpr int64_t kFoldMaxPartialFloats = 32 * 1024;  // 128 KB for the last block to read
+
+// Called by every thread of every block after the block's partial row is written. The last block
+// to arrive adds all partial rows in block order — the same sums whichever block that is — with
+// `groups` thread rows taking interleaved partial rows (in order), then combined in group order.
+__device__ __forceinline__ void fold_partials(const DwDbFold& fold, const float* partial, int n, float* scratch,
+                                              int scratch_floats) {
+  __shared__ bool last;
+  __threadfence();  // this thread's part of the partial row is visible device-wide before the count
+  __syncthreads();
+  if (threadIdx.x == 0) last = atomicAdd(fold.counter, 1u) == gridDim.x - 1;
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  const int cols = 2 * n, blocks = static_cast<int>(gridDim.x);
+  const int groups = max(1, min(static_cast<int>(blockDim.x) / cols, scratch_floats / cols));
+  auto store = [&](int i, float total) {
+    void* out = i < n ? fold.dw : fold.db;
+    const int j = i < n ? i : i - n;
+    if (out == nullptr) return;
+    if (fold.params_bf16) static_cast<__nv_bfloat16*>(out)[j] = __float2bfloat16_rn(total);
+    else static_cast<float*>(out)[j] = total;
+  };
+  if (groups == 1) {
+    for (int i = threadIdx.x; i < cols; i += blockDim.x) {
+      float sum = 0.0f;
+      for (int k = 0; k < blocks; ++k) sum += __ldcg(partial + int64_t(k) * cols + i);  // from L2: other SMs wrote it
+      store(i, sum);
+    }
+  } else {
+    const int i = threadIdx.x % cols, grp = threadIdx.x / cols;
+    if (grp < groups) {
+      float sum = 0.0f;
+      for (int k = grp; k < blocks; k += groups) sum += __ldcg(partial + int64_t(k) * cols + i);
+      scratch[grp * cols + i] = sum;
+    }
+    __syncthreads();
+    if (threadIdx.x < cols) {
+      float total = 0.0f;
+      for (int gr = 0; gr < groups; ++gr) total += scratch[gr * cols + threadIdx.x];
+      store(threadIdx.x, total);
+    }
+  }
+  if (threadIdx.x == 0) *fold.counter = 0;  // ready for the next launch on this stream
+}
 // WARPS rows in flight per block; the library launches 8 (LayerNormBackwardLaunch's defaults),
 // the kernel benchmark also 4 and 16.
 template <class T, int CHUNKS, int WARPS>
 __global__ void __launch_bounds__(WARPS * 32) layer_norm_bwd_warp_kernel(
     const T* __restrict__ x, const T* __restrict__ w, const float* __restrict__ mean, const float* __restrict__ rstd,
     const T* __restrict__ g, const T* dx_add, T* dx, float* __restrict__ partial, int64_t rows, int n,
-    int64_t rows_per_block) {
+    int64_t rows_per_block, const DwDbFold fold) {
   constexpr int V = Pack<T>::N;
   extern __shared__ float smem[];  // [WARPS][2][n]: each warp's dw then db partials
   const int lane = threadIdx.x & 31, warp = threadIdx.x / 32;
@@ -195,6 +253,7 @@ __global__ void __launch_bounds__(WARPS * 32) layer_norm_bwd_warp_kernel(
     for (int k = 0; k < WARPS; ++k) sum += smem[k * 2 * n + i];
     partial[blockIdx.x * int64_t(2 * n) + i] = sum;
   }
+  if (fold.counter != nullptr) fold_partials(fold, partial, n, smem, WARPS * 2 * n);
 }
 
 // Adds the blocks' partial rows: dw = Σ partial[k][0:n], db = Σ partial[k][n:2n]. A block takes 32
@@ -386,6 +445,23 @@ void forward_impl(const T* x_, const T* res_, T* sum_, const T* w_, const T* b_,
   }
 }
 
+// The fold's arrival counter for a stream: one per stream, zero between launches (each fold resets
+// it), allocated once and kept for the process (freeing it at exit could follow the driver's own
+// teardown). Launches on one stream run in order, so they may share it.
+unsigned* fold_counter(cudaStream_t s) {
+  static std::mutex mutex;
+  static auto* counters = new std::map<cudaStream_t, unsigned*>();
+  std::lock_guard<std::mutex> lock(mutex);
+  unsigned*& c = (*counters)[s];
+  if (c == nullptr) {
+    void* p = nullptr;
+    VTS_CUDA_CHECK(cudaMalloc(&p, sizeof(unsigned)));
+    VTS_CUDA_CHECK(cudaMemsetAsync(p, 0, sizeof(unsigned), s));
+    c = static_cast<unsigned*>(p);
+  }
+  return c;
+}
+
 // dx_add (optional): dx = dx_add + the LayerNorm gradient (dx_add may be dx itself).
 template <class T, class G>
 void backward_impl(const T* x_, const T* w_, const float* mean, const float* rstd, const T* g_, T* dx_, G* dw_,
@@ -426,6 +502,13 @@ void backward_impl(const T* x_, const T* w_, const float* mean, const float* rst
     const int64_t used_blocks = (rows + rows_per_block - 1) / rows_per_block;
     DeviceBuffer partial(want_params ? static_cast<size_t>(used_blocks * 2 * n) * sizeof(float) : 0);
     const size_t smem = want_params ? static_cast<size_t>(warps * 2 * n) * sizeof(float) : 0;
+    DwDbFold fold;
+    if (want_params && used_blocks * 2 * n <= kFoldMaxPartialFloats) {
+      fold.counter = fold_counter(s);
+      fold.dw = dw;
+      fold.db = db;
+      fold.params_bf16 = std::is_same_v<G, bf16>;
+    }
     with_chunks<kBwdMaxChunks<T>>(chunks, [&](auto c) {
       constexpr int kChunks = decltype(c)::value;
       dispatch_int<4, 8, 16>(warps, [&](auto wp) {
@@ -435,11 +518,11 @@ void backward_impl(const T* x_, const T* w_, const float* mean, const float* rst
                                               static_cast<int>(smem)));
         kernel<<<static_cast<unsigned>(used_blocks), warps * 32, smem, s>>>(
             x, w, mean, rstd, g, dx_add, dx, want_params ? partial.as<float>() : nullptr, rows, static_cast<int>(n),
-            rows_per_block);
+            rows_per_block, fold);
       });
     });
     VTS_CUDA_CHECK_LAUNCH("layer_norm_bwd_warp_kernel");
-    if (want_params) {
+    if (want_params && fold.counter == nullptr) {
       launch_dwdb_final(partial.as<float>(), used_blocks, n, dw, db, s, launch.final_groups);
     }
     return;

@@ -45,6 +45,18 @@ inline T __ldg(const T* p) {
 inline unsigned __umulhi(unsigned a, unsigned b) {
   return static_cast<unsigned>((static_cast<unsigned long long>(a) * b) >> 32);
 }
+// Blocks run one at a time and a thread gives way only at barriers and collectives, so a plain
+// read-modify-write is atomic here and every store is already visible to the next block.
+inline unsigned atomicAdd(unsigned* p, unsigned v) {
+  const unsigned old = *p;
+  *p = old + v;
+  return old;
+}
+inline void __threadfence() {}
+template <class T>
+inline T __ldcg(const T* p) {
+  return *p;
+}
 // A product rounded on its own, never contracted into an FMA with a following add (what nvcc
 // promises for __fmul_rn; GCC contracts a·b + c across inlined calls unless the product is stored).
 inline float __fmul_rn(float a, float b) {
