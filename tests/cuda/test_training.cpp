@@ -358,8 +358,12 @@ void check_training_loop(uint64_t seed, double mixup) {
     CHECK(reports_gpu[i].epoch == reports_cpu[i].epoch);
     CHECK(reports_gpu[i].step == reports_cpu[i].step);
     CHECK(reports_gpu[i].lr == reports_cpu[i].lr);
-    // Relative 1e-3, and 1e-5 absolute: some seeds drive the loss to ~1e-4 within the six steps.
-    CHECK(reports_gpu[i].loss == Approx(reports_cpu[i].loss).epsilon(1e-3).margin(1e-5));
+    // Relative 1e-3, and 1e-3 of the first loss absolute: some seeds drive the loss two or three
+    // orders down within the six steps, where the devices' drift (TF32 GEMMs, through AdamW) is
+    // larger than 1e-3 of the small value (seed 15208427275796464350: 0.003791 against 0.003813
+    // at step 2). A report of another step's loss still fails: the early steps change the loss by
+    // far more than that (the spread check below asks for over 1 %).
+    CHECK(reports_gpu[i].loss == Approx(reports_cpu[i].loss).epsilon(1e-3).margin(1e-3 * reports_cpu[0].loss));
     CHECK(reports_gpu[i].images_per_s > 0);
   }
   // The steps must tell apart: a loop that reported another step's loss would fail above.
