@@ -348,7 +348,10 @@ void check_training_loop(uint64_t seed, double mixup) {
   for (int64_t e = 0; e < kEpochs; ++e) {
     const double mean_cpu = cpu.train_epoch(loader_cpu, e, kEpochs, [&](const auto& r) { reports_cpu.push_back(r); });
     const double mean_gpu = gpu.train_epoch(loader_gpu, e, kEpochs, [&](const auto& r) { reports_gpu.push_back(r); });
-    CHECK(mean_gpu == Approx(mean_cpu).epsilon(1e-3).margin(1e-5));
+    // The bar of the step losses below (relative 1e-3, absolute 1e-3 of the first loss): seed
+    // 18045466059756028565 with mixup drifted 0.10485 against 0.10510 by the second epoch.
+    REQUIRE_FALSE(reports_cpu.empty());
+    CHECK(mean_gpu == Approx(mean_cpu).epsilon(1e-3).margin(1e-3 * reports_cpu.front().loss));
   }
   REQUIRE(reports_gpu.size() == reports_cpu.size());
   REQUIRE(reports_cpu.size() == 6);
@@ -359,9 +362,9 @@ void check_training_loop(uint64_t seed, double mixup) {
     CHECK(reports_gpu[i].step == reports_cpu[i].step);
     CHECK(reports_gpu[i].lr == reports_cpu[i].lr);
     // Relative 1e-3, and 1e-3 of the first loss absolute: some seeds drive the loss two or three
-    // orders down within the six steps, where the devices' drift (TF32 GEMMs, through AdamW) is
-    // larger than 1e-3 of the small value (seed 15208427275796464350: 0.003791 against 0.003813
-    // at step 2). A report of another step's loss still fails: the early steps change the loss by
+    // orders down within the six steps, where the devices' drift is larger than 1e-3 of the small
+    // value (seed 15208427275796464350: 0.003791 against 0.003813 at step 2): the devices' rounding
+    // differences (summation orders; TF32 is off here) grow over the AdamW steps. A report of another step's loss still fails: the early steps change the loss by
     // far more than that (the spread check below asks for over 1 %).
     CHECK(reports_gpu[i].loss == Approx(reports_cpu[i].loss).epsilon(1e-3).margin(1e-3 * reports_cpu[0].loss));
     CHECK(reports_gpu[i].images_per_s > 0);
