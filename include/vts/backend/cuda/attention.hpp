@@ -44,8 +44,8 @@ enum class AttentionDtype { f32, bf16 };
 void set_attention_bf16_forward_rows(int rows);
 int attention_bf16_forward_rows();
 // Query rows per warp of the bf16 forward kernel: 16 (one m16 tile) or 32 (two, d ≤ 64: every K and
-// V fragment a warp loads from shared memory feeds twice the MMAs, at about 1.3× the registers), or
-// 0 for the default (16). With 32, a block of 64 rows has 2 warps and one of 128 has 4.
+// V fragment a warp loads from shared memory feeds twice the MMAs, for more registers: fewer warps
+// per SM), or 0 for the default (16). With 32, a block of 64 rows has 2 warps and one of 128 has 4.
 // Process-wide; for benchmarks and tests. Anything else throws vts::Error.
 void set_attention_bf16_forward_warp_rows(int rows);
 int attention_bf16_forward_warp_rows();
