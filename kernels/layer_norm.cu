@@ -151,21 +151,22 @@ __device__ __forceinline__ void fold_partials(const DwDbFold& fold, const float*
       store(i, sum);
     }
   } else {
-    const int i = threadIdx.x % cols, grp = threadIdx.x / cols;
+    const int tid = static_cast<int>(threadIdx.x), i = tid % cols, grp = tid / cols;
     if (grp < groups) {
       float sum = 0.0f;
       for (int k = grp; k < blocks; k += groups) sum += __ldcg(partial + int64_t(k) * cols + i);
       scratch[grp * cols + i] = sum;
     }
     __syncthreads();
-    if (threadIdx.x < cols) {
+    if (tid < cols) {
       float total = 0.0f;
-      for (int gr = 0; gr < groups; ++gr) total += scratch[gr * cols + threadIdx.x];
-      store(threadIdx.x, total);
+      for (int gr = 0; gr < groups; ++gr) total += scratch[gr * cols + tid];
+      store(tid, total);
     }
   }
   if (threadIdx.x == 0) *fold.counter = 0;  // ready for the next launch on this stream
 }
+
 // WARPS rows in flight per block; the library launches 8 (LayerNormBackwardLaunch's defaults),
 // the kernel benchmark also 4 and 16.
 template <class T, int CHUNKS, int WARPS>
