@@ -1,5 +1,6 @@
 // Device memory: Tensor<T, vts::Cuda> creation, fill, host copies, strided copies through views,
 // the caching allocator (no cudaMalloc per op once warm), pinned buffers, and the op profiler.
+#include <algorithm>
 #include <chrono>
 #include <string>
 
@@ -154,6 +155,28 @@ TEST_CASE("staged uploads: two pinned buffers, no synchronisation between batche
     const auto got = b16[i].to_vector();
     REQUIRE(got.size() == host[i].size());
     for (size_t k = 0; k < got.size(); ++k) REQUIRE(got[k].bits == bf16(host[i][k]).bits);
+  }
+}
+
+TEST_CASE("staged host copies: the source is free on return, the device gets every byte", "[memory]") {
+  // More copies than staging buffers, of growing and shrinking sizes, each source overwritten as
+  // soon as the call returns; the device sees what the source held at the call.
+  std::vector<cuda::DeviceBuffer> dsts;
+  std::vector<std::vector<int64_t>> want;
+  std::vector<int64_t> src;
+  for (int i = 0; i < 11; ++i) {
+    const size_t n = static_cast<size_t>(1 + (i * 37) % 300);
+    src.assign(n, 0);
+    for (size_t k = 0; k < n; ++k) src[k] = int64_t(i) * 1000003 + int64_t(k) - (int64_t(1) << 40);
+    dsts.emplace_back(n * sizeof(int64_t));
+    cuda::copy_from_host_staged(Cuda{}, dsts.back().data(), src.data(), n * sizeof(int64_t));
+    want.push_back(src);
+    std::fill(src.begin(), src.end(), -1);
+  }
+  for (size_t i = 0; i < dsts.size(); ++i) {
+    std::vector<int64_t> got(want[i].size());
+    cuda::copy_to_host(Cuda{}, got.data(), dsts[i].data(), got.size() * sizeof(int64_t));
+    CHECK(got == want[i]);
   }
 }
 

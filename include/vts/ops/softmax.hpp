@@ -92,7 +92,12 @@ Tensor<T, D> cross_entropy(const Tensor<T, D>& logits, const std::vector<int64_t
     }
     Tensor<T, D> xc = logits.contiguous_nograd();
     Storage<D> device_targets(static_cast<size_t>(B) * sizeof(int64_t));
-    copy_from_host(D{}, device_targets.data(), targets.data(), static_cast<size_t>(B) * sizeof(int64_t));
+    const size_t target_bytes = static_cast<size_t>(B) * sizeof(int64_t);
+    // Staged where the backend can (CUDA): the host need not wait for the queued forward pass.
+    if constexpr (requires { copy_from_host_staged(D{}, device_targets.data(), targets.data(), target_bytes); })
+      copy_from_host_staged(D{}, device_targets.data(), targets.data(), target_bytes);
+    else
+      copy_from_host(D{}, device_targets.data(), targets.data(), target_bytes);
     const bool want_grad = detail::any_requires_grad<T, D>({&logits});
     Tensor<T, D> dlogits = want_grad ? Tensor<T, D>::empty(Shape{B, C}) : Tensor<T, D>();
     Tensor<float, D> row_loss = Tensor<float, D>::empty(Shape{B}), total = Tensor<float, D>::empty(Shape{});
