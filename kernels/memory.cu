@@ -188,53 +188,6 @@ void copy_from_host_async(Device, void* dst, const void* src, size_t bytes) {
   detail::profile_mark("memcpy H2D");
 }
 
-namespace {
-// The staging ring of copy_from_host_staged: pinned buffers with the event of the copy that last
-// read each. Kept for the process (freeing pinned memory and events at exit could follow the
-// driver's own teardown).
-class StagingRing {
- public:
-  static StagingRing& instance() {
-    static auto* ring = new StagingRing();
-    return *ring;
-  }
-  void copy(void* dst, const void* src, size_t bytes) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    Slot& slot = slots_[next_];
-    next_ = (next_ + 1) % kSlots;
-    if (slot.event == nullptr) VTS_CUDA_CHECK(cudaEventCreateWithFlags(&slot.event, cudaEventDisableTiming));
-    else VTS_CUDA_CHECK(cudaEventSynchronize(slot.event));  // the copy that last read this buffer
-    if (slot.bytes < bytes) {
-      if (slot.data != nullptr) VTS_CUDA_CHECK(cudaFreeHost(slot.data));
-      slot.data = nullptr;
-      slot.bytes = 0;
-      VTS_CUDA_CHECK(cudaMallocHost(&slot.data, bytes));
-      slot.bytes = bytes;
-    }
-    std::memcpy(slot.data, src, bytes);
-    VTS_CUDA_CHECK(cudaMemcpyAsync(dst, slot.data, bytes, cudaMemcpyHostToDevice, current_stream()));
-    VTS_CUDA_CHECK(cudaEventRecord(slot.event, current_stream()));
-  }
-
- private:
-  static constexpr int kSlots = 4;
-  struct Slot {
-    void* data = nullptr;
-    size_t bytes = 0;
-    cudaEvent_t event = nullptr;
-  };
-  std::mutex mutex_;
-  Slot slots_[kSlots];
-  int next_ = 0;
-};
-}  // namespace
-
-void copy_from_host_staged(Device, void* dst, const void* src, size_t bytes) {
-  if (bytes == 0) return;
-  StagingRing::instance().copy(dst, src, bytes);
-  detail::profile_mark("memcpy H2D");
-}
-
 void copy_device(Device, void* dst, const void* src, size_t bytes) {
   if (bytes == 0 || dst == src) return;
   VTS_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, current_stream()));

@@ -2,6 +2,7 @@
 // The reverse pass: order the recorded graph topologically from the root, push gradients from
 // each node to its inputs (consumers before producers), accumulate into leaves, then free the
 // graph's saved state so a finished step holds no activations.
+#include <algorithm>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -69,6 +70,7 @@ void run_backward(const Tensor<T, D>& root, const Tensor<T, D>& seed) {
   std::unordered_map<ImplPtr, Tensor<T, D>> pending;
   pending.emplace(root.impl(), seed);
   PendingInputGrads<T, D> waiting;
+  waiting.pending = &pending;
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     ImplPtr impl = *it;
     auto found = pending.find(impl);
@@ -82,15 +84,10 @@ void run_backward(const Tensor<T, D>& root, const Tensor<T, D>& seed) {
       continue;
     }
     if (impl->retains_grad) accumulate_leaf(*impl, g);  // g still feeds fn below: it is copied
-    // The gradients already waiting for fn's inputs, which fn may add into its own (pending.hpp).
-    // One object for the whole pass, so its vectors keep their capacity from node to node.
-    waiting.grads.assign(fn->inputs.size(), nullptr);
-    waiting.absorbed.assign(fn->inputs.size(), 0);
-    for (size_t i = 0; i < fn->inputs.size(); ++i) {
-      if (!fn->inputs[i]) continue;
-      auto w = pending.find(fn->inputs[i].get());
-      if (w != pending.end()) waiting.grads[i] = &w->second;
-    }
+    // fn may add the gradients already waiting for its inputs into its own (pending.hpp); they are
+    // looked up only if it asks.
+    waiting.inputs = &fn->inputs;
+    waiting.absorbed.clear();
     std::vector<Tensor<T, D>> input_grads;
     {
       const PendingInputGradsScope<T, D> scope(&waiting);
@@ -104,7 +101,7 @@ void run_backward(const Tensor<T, D>& root, const Tensor<T, D>& seed) {
       if (!input || !gi.defined()) continue;
       VTS_CHECK_SHAPE(gi.shape() == input->shape, "backward of '", fn->name, "': gradient for input ", i,
                       " has shape ", gi.shape().str(), " but the input has shape ", input->shape.str());
-      if (waiting.absorbed[i]) {  // gi is already the sum
+      if (std::find(waiting.absorbed.begin(), waiting.absorbed.end(), i) != waiting.absorbed.end()) {  // the sum
         pending.at(input.get()) = gi;
         continue;
       }

@@ -6,6 +6,9 @@
 // input i. A function that can add it into the gradient it computes for that input in the same
 // pass (LayerNorm's dx kernel does) calls absorb_pending_grad(i), and the engine then keeps the
 // returned gradient as the sum instead of adding the two. The values are those of the separate sum.
+#include <algorithm>
+#include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "vts/core/tensor.hpp"
@@ -19,10 +22,13 @@ bool exclusively_owned(const Tensor<T, D>& t) {
   return t.impl_ptr().use_count() == 1 && t.impl()->storage.use_count() == 1 && t.is_contiguous();
 }
 
+// The engine's view for the node being run: its inputs and the engine's pending gradients, looked
+// up only when a backward function asks; `absorbed` lists the inputs whose gradient it absorbed.
 template <class T, class D>
 struct PendingInputGrads {
-  std::vector<Tensor<T, D>*> grads;  // per input of the running node: the gradient so far, or nullptr
-  std::vector<char> absorbed;        // per input: the backward function's gradient already includes it
+  const std::vector<std::shared_ptr<TensorImpl<T, D>>>* inputs = nullptr;
+  std::unordered_map<TensorImpl<T, D>*, Tensor<T, D>>* pending = nullptr;
+  std::vector<size_t> absorbed;
 };
 
 template <class T, class D>
@@ -51,16 +57,17 @@ class PendingInputGradsScope {
 template <class T, class D>
 Tensor<T, D>* pending_grad(size_t i) {
   const PendingInputGrads<T, D>* p = current_pending_input_grads<T, D>();
-  return p != nullptr && i < p->grads.size() ? p->grads[i] : nullptr;
+  if (p == nullptr || i >= p->inputs->size() || !(*p->inputs)[i]) return nullptr;
+  const auto it = p->pending->find((*p->inputs)[i].get());
+  return it == p->pending->end() ? nullptr : &it->second;
 }
 
 // Inside a backward function: the gradient it returns for input i includes pending_grad(i).
 template <class T, class D>
 void absorb_pending_grad(size_t i) {
-  PendingInputGrads<T, D>* p = current_pending_input_grads<T, D>();
-  VTS_CHECK(p != nullptr && i < p->grads.size() && p->grads[i] != nullptr,
-            "absorb_pending_grad: input ", i, " has no pending gradient to absorb");
-  p->absorbed[i] = 1;
+  const bool waiting = pending_grad<T, D>(i) != nullptr;
+  VTS_CHECK(waiting, "absorb_pending_grad: input ", i, " has no pending gradient to absorb");
+  current_pending_input_grads<T, D>()->absorbed.push_back(i);
 }
 
 }  // namespace vts::detail

@@ -22,6 +22,7 @@
 #if defined(VTS_WITH_CUDA)
 #include "vts/backend/cuda/reduce.hpp"
 #include "vts/backend/cuda/softmax.hpp"
+#include "vts/backend/cuda/upload.hpp"  // copy_from_host_staged
 #endif
 
 namespace vts {

@@ -72,11 +72,6 @@ void deallocate_pinned(void* p, size_t bytes);
 // Queues the copy and returns; `src` must be pinned and must stay untouched until the stream has
 // passed this point (synchronize(), or a later copy_to_host).
 void copy_from_host_async(Device, void* dst, const void* src, size_t bytes);
-// Copies `bytes` from ordinary host memory to the device without waiting for the stream: they go
-// through one of a few process-wide pinned staging buffers, each refilled only once its last copy
-// has finished, so `src` may be reused on return. For small per-step uploads (a batch's class
-// targets), where copy_from_host would make the host wait for all queued work.
-void copy_from_host_staged(Device, void* dst, const void* src, size_t bytes);
 
 // RAII owner of one pinned buffer.
 class PinnedBuffer {

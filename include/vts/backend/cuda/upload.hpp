@@ -9,6 +9,7 @@
 // the copy of batch n.
 #include <cstddef>
 #include <cstring>
+#include <mutex>
 #include <type_traits>
 
 #include "vts/backend/cuda/memory.hpp"
@@ -23,10 +24,7 @@ class StagedUpload {
   Tensor<T, Device> operator()(const float* host, const Shape& shape) {
     const int64_t n = shape.numel();
     const size_t bytes = static_cast<size_t>(n) * sizeof(T);
-    Slot& slot = slots_[next_];
-    next_ ^= 1;
-    slot.done.wait();  // the copy that last read this buffer
-    if (slot.buffer.bytes() < bytes) slot.buffer = PinnedBuffer(bytes);
+    Slot& slot = free_slot(bytes);
     T* staged = slot.buffer.as<T>();
     if constexpr (std::is_same_v<T, float>) {
       std::memcpy(staged, host, bytes);
@@ -38,8 +36,25 @@ class StagedUpload {
     slot.done.record();
     return out;
   }
+  // Raw bytes to device memory, the same way; `host` may be reused on return.
+  void copy(void* dst, const void* host, size_t bytes) {
+    if (bytes == 0) return;
+    Slot& slot = free_slot(bytes);
+    std::memcpy(slot.buffer.data(), host, bytes);
+    copy_from_host_async(Device{}, dst, slot.buffer.data(), bytes);
+    slot.done.record();
+  }
 
  private:
+  struct Slot;
+  // The next buffer, once the copy that last read it has finished, at least `bytes` long.
+  Slot& free_slot(size_t bytes) {
+    Slot& slot = slots_[next_];
+    next_ ^= 1;
+    slot.done.wait();
+    if (slot.buffer.bytes() < bytes) slot.buffer = PinnedBuffer(bytes);
+    return slot;
+  }
   struct Slot {
     PinnedBuffer buffer;
     Event done;
@@ -47,5 +62,15 @@ class StagedUpload {
   Slot slots_[2];
   int next_ = 0;
 };
+
+// StagedUpload::copy through one process-wide uploader: for small per-step uploads (a batch's
+// class targets), where copy_from_host would make the host wait for all queued work. Kept for the
+// process (freeing pinned memory and events at exit could follow the driver's own teardown).
+inline void copy_from_host_staged(Device, void* dst, const void* host, size_t bytes) {
+  static std::mutex mutex;
+  static auto* upload = new StagedUpload();
+  const std::lock_guard<std::mutex> lock(mutex);
+  upload->copy(dst, host, bytes);
+}
 
 }  // namespace vts::cuda
