@@ -63,6 +63,7 @@ __device__ __forceinline__ T gelu_grad_out(float x, T g, float factor) {
 template <class T, class M, bool DROP>
 __global__ void gelu_forward_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t n, bool vec, DropoutDraw d) {
   constexpr int V = Pack<T>::N;
+  if (DROP && d.first_offset != nullptr) d.first_block += *d.first_offset;
   const int64_t tid = blockIdx.x * int64_t(blockDim.x) + threadIdx.x, stride = int64_t(gridDim.x) * blockDim.x;
   int64_t done = 0;
   if (vec) {
@@ -87,6 +88,7 @@ template <class T, class M, bool DROP>
 __global__ void gelu_backward_kernel(const T* __restrict__ x, const T* __restrict__ g, T* __restrict__ dx, int64_t n,
                                      bool vec, DropoutDraw d) {
   constexpr int V = Pack<T>::N;
+  if (DROP && d.first_offset != nullptr) d.first_block += *d.first_offset;
   const int64_t tid = blockIdx.x * int64_t(blockDim.x) + threadIdx.x, stride = int64_t(gridDim.x) * blockDim.x;
   int64_t done = 0;
   if (vec) {

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "common/check.cuh"
+#include "vts/backend/cuda/graph.hpp"
 #include "vts/backend/cuda/profile.hpp"
 #include "vts_cuda_api.hpp"
 
@@ -142,7 +143,7 @@ const char* cublas_error_string(int status) noexcept {
 void check_launch(const char* kernel, const char* file, int line, const char* detail) {
   const cudaError_t e = cudaGetLastError();
   if (e != cudaSuccess) throw_cuda_error("CUDA", static_cast<int>(e), cudaGetErrorString(e), kernel, file, line);
-  if (sync_after_launch()) {
+  if (sync_after_launch() && !capturing()) {  // a capture runs nothing; Graph::replay synchronises
     const cudaError_t s = cudaStreamSynchronize(current_stream());
     if (s != cudaSuccess) {
       cudaGetLastError();

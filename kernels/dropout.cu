@@ -18,8 +18,10 @@ using detail::to_f;
 // APPLY = false: out = mask values; APPLY = true: out = x · mask; ADD (with APPLY): out = residual +
 // x · mask, the product rounded to T first as the separate dropout would store it.
 template <class T, bool APPLY, bool ADD = false>
-__global__ void dropout_kernel(uint64_t seed, uint64_t first_block, int64_t n, uint32_t threshold, float keep_scale,
-                               const T* __restrict__ x, const T* __restrict__ residual, T* __restrict__ out) {
+__global__ void dropout_kernel(uint64_t seed, uint64_t first_block, const uint64_t* first_offset, int64_t n,
+                               uint32_t threshold, float keep_scale, const T* __restrict__ x,
+                               const T* __restrict__ residual, T* __restrict__ out) {
+  if (first_offset != nullptr) first_block += *first_offset;
   const int64_t blocks = (n + 3) / 4;
   for (int64_t b = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; b < blocks; b += int64_t(gridDim.x) * blockDim.x) {
     float f[4];
@@ -40,12 +42,12 @@ __global__ void dropout_kernel(uint64_t seed, uint64_t first_block, int64_t n, u
 }
 
 template <class T, bool APPLY, bool ADD = false>
-void launch(uint64_t seed, uint64_t first_block, int64_t n, uint32_t threshold, float keep_scale, const T* x, T* out,
-            const T* residual = nullptr) {
+void launch(uint64_t seed, uint64_t first_block, const uint64_t* first_offset, int64_t n, uint32_t threshold,
+            float keep_scale, const T* x, T* out, const T* residual = nullptr) {
   if (n <= 0) return;
   const int64_t blocks = (n + 3) / 4;
   dropout_kernel<DevT<T>, APPLY, ADD><<<detail::grid_for(blocks, 256, int64_t(device_info().sm_count) * 8), 256, 0,
-                                        current_stream()>>>(seed, first_block, n, threshold, keep_scale,
+                                        current_stream()>>>(seed, first_block, first_offset, n, threshold, keep_scale,
                                                             detail::dev_ptr(x), detail::dev_ptr(residual),
                                                             detail::dev_ptr(out));
   VTS_CUDA_CHECK_LAUNCH("dropout_kernel");
@@ -54,28 +56,34 @@ void launch(uint64_t seed, uint64_t first_block, int64_t n, uint32_t threshold, 
 }  // namespace
 
 void dropout_mask(Device, uint64_t seed, uint64_t first_block, int64_t n, uint32_t threshold, float keep_scale,
-                  float* mask) {
-  launch<float, false>(seed, first_block, n, threshold, keep_scale, nullptr, mask);
+                  float* mask,
+                 const uint64_t* first_offset) {
+  launch<float, false>(seed, first_block, first_offset, n, threshold, keep_scale, nullptr, mask);
 }
 void dropout_mask(Device, uint64_t seed, uint64_t first_block, int64_t n, uint32_t threshold, bf16 keep_scale,
-                  bf16* mask) {
-  launch<bf16, false>(seed, first_block, n, threshold, static_cast<float>(keep_scale), nullptr, mask);
+                  bf16* mask,
+                 const uint64_t* first_offset) {
+  launch<bf16, false>(seed, first_block, first_offset, n, threshold, static_cast<float>(keep_scale), nullptr, mask);
 }
 void dropout_apply(Device, uint64_t seed, uint64_t first_block, int64_t n, uint32_t threshold, float keep_scale,
-                   const float* x, float* y) {
-  launch<float, true>(seed, first_block, n, threshold, keep_scale, x, y);
+                   const float* x, float* y,
+                 const uint64_t* first_offset) {
+  launch<float, true>(seed, first_block, first_offset, n, threshold, keep_scale, x, y);
 }
 void dropout_apply(Device, uint64_t seed, uint64_t first_block, int64_t n, uint32_t threshold, float keep_scale,
-                   const bf16* x, bf16* y) {
-  launch<bf16, true>(seed, first_block, n, threshold, keep_scale, x, y);
+                   const bf16* x, bf16* y,
+                 const uint64_t* first_offset) {
+  launch<bf16, true>(seed, first_block, first_offset, n, threshold, keep_scale, x, y);
 }
 void dropout_add(Device, uint64_t seed, uint64_t first_block, int64_t n, uint32_t threshold, float keep_scale,
-                 const float* x, const float* residual, float* y) {
-  launch<float, true, true>(seed, first_block, n, threshold, keep_scale, x, y, residual);
+                 const float* x, const float* residual, float* y,
+                 const uint64_t* first_offset) {
+  launch<float, true, true>(seed, first_block, first_offset, n, threshold, keep_scale, x, y, residual);
 }
 void dropout_add(Device, uint64_t seed, uint64_t first_block, int64_t n, uint32_t threshold, float keep_scale,
-                 const bf16* x, const bf16* residual, bf16* y) {
-  launch<bf16, true, true>(seed, first_block, n, threshold, keep_scale, x, y, residual);
+                 const bf16* x, const bf16* residual, bf16* y,
+                 const uint64_t* first_offset) {
+  launch<bf16, true, true>(seed, first_block, first_offset, n, threshold, keep_scale, x, y, residual);
 }
 
 }  // namespace vts::cuda

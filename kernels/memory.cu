@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <unordered_map>
 #include <sstream>
 #include <vector>
 
@@ -29,13 +31,22 @@ class DeviceCache {
 
   void* allocate(size_t bytes) {
     const size_t cls = allocation_size_class(bytes);
+    std::shared_ptr<detail::PoolBlocks> pool;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      auto it = free_.find(cls);
-      if (it != free_.end() && !it->second.empty()) {
+      pool = capture_pool_;
+      auto& lists = pool ? pool->free : free_;
+      auto it = lists.find(cls);
+      if (it != lists.end() && !it->second.empty()) {
         void* p = it->second.back();
         it->second.pop_back();
-        stats_.cached_bytes -= cls;
+        if (pool) {
+          pool->free_bytes -= cls;
+          stats_.graph_pool_bytes -= cls;
+          owner_[p] = pool;
+        } else {
+          stats_.cached_bytes -= cls;
+        }
         stats_.cache_hits++;
         note_allocated(cls);
         return p;
@@ -43,8 +54,9 @@ class DeviceCache {
     }
     void* p = nullptr;
     cudaError_t e = cudaMalloc(&p, cls);
-    if (e == cudaErrorMemoryAllocation) {
-      // Out of memory: give the cache back to the driver and try once more.
+    if (e == cudaErrorMemoryAllocation && !pool) {
+      // Out of memory: give the cache back to the driver and try once more. (Not while a graph is
+      // being captured: releasing synchronises the stream, which a capture forbids.)
       cudaGetLastError();
       release_cached();
       e = cudaMalloc(&p, cls);
@@ -52,10 +64,12 @@ class DeviceCache {
     if (e != cudaSuccess) {
       cudaGetLastError();
       std::ostringstream what;
-      what << "cudaMalloc(" << cls << " bytes for a request of " << bytes << ")";
+      what << "cudaMalloc(" << cls << " bytes for a request of " << bytes
+           << (pool ? ", for a graph being captured" : "") << ")";
       {
         std::lock_guard<std::mutex> lock(mutex_);
-        what << " [allocated " << stats_.allocated_bytes << " B, cached " << stats_.cached_bytes << " B]";
+        what << " [allocated " << stats_.allocated_bytes << " B, cached " << stats_.cached_bytes
+             << " B, in graph pools " << stats_.graph_pool_bytes << " B]";
       }
       detail::throw_cuda_error("CUDA", static_cast<int>(e), cudaGetErrorString(e), what.str().c_str(), __FILE__,
                                __LINE__);
@@ -63,6 +77,15 @@ class DeviceCache {
     std::lock_guard<std::mutex> lock(mutex_);
     stats_.device_malloc_calls++;
     note_allocated(cls);
+    if (pool) {
+      try {
+        owner_[p] = pool;
+      } catch (...) {
+        stats_.allocated_bytes -= cls;
+        VTS_CUDA_CHECK_NOTHROW(cudaFree(p));
+        throw;
+      }
+    }
     return p;
   }
 
@@ -70,17 +93,36 @@ class DeviceCache {
     if (!p) return;
     const size_t cls = allocation_size_class(bytes);
     std::lock_guard<std::mutex> lock(mutex_);
+    stats_.allocated_bytes -= cls;
+    // A block a graph's capture handed out goes back to that graph's pool: the graph's replays still
+    // write it, so nothing outside the graph may be given it while the graph lives.
+    if (!owner_.empty()) {
+      const auto it = owner_.find(p);
+      if (it != owner_.end()) {
+        const std::shared_ptr<detail::PoolBlocks> pool = std::move(it->second);
+        owner_.erase(it);
+        if (!pool->retired) {
+          try {
+            pool->free[cls].push_back(p);
+            pool->free_bytes += cls;
+            stats_.graph_pool_bytes += cls;
+            return;
+          } catch (...) {
+            VTS_CUDA_CHECK_NOTHROW(cudaFree(p));
+            return;
+          }
+        }
+      }
+    }
     // Stream-ordered reuse: every user of p queued its work on the one vts::cuda stream, so the
     // next user (also on that stream) runs after it. No event or synchronisation is needed.
     try {
       free_[cls].push_back(p);
     } catch (...) {
       VTS_CUDA_CHECK_NOTHROW(cudaFree(p));  // the free list could not grow: return the block
-      stats_.allocated_bytes -= cls;
       return;
     }
     stats_.cached_bytes += cls;
-    stats_.allocated_bytes -= cls;
   }
 
   void release_cached() {
@@ -91,6 +133,31 @@ class DeviceCache {
       for (void* p : blocks) VTS_CUDA_CHECK_NOTHROW(cudaFree(p));
     free_.clear();
     stats_.cached_bytes = 0;
+  }
+
+  // Graph pools (graph.hpp). Only one capture at a time: vts::cuda has one stream.
+  void set_capture_pool(std::shared_ptr<detail::PoolBlocks> pool) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    capture_pool_ = std::move(pool);
+  }
+  // The graph is gone: its pool's free blocks join the ordinary cache, and blocks still held by
+  // tensors go there when freed. Stream order keeps this safe with a replay still queued.
+  void retire(detail::PoolBlocks& pool) noexcept {
+    std::lock_guard<std::mutex> lock(mutex_);
+    pool.retired = true;
+    for (auto& [cls, blocks] : pool.free) {
+      for (void* p : blocks) {
+        try {
+          free_[cls].push_back(p);
+          stats_.cached_bytes += cls;
+        } catch (...) {
+          VTS_CUDA_CHECK_NOTHROW(cudaFree(p));
+        }
+      }
+    }
+    stats_.graph_pool_bytes -= pool.free_bytes;
+    pool.free.clear();
+    pool.free_bytes = 0;
   }
 
   MemoryStats stats() {
@@ -106,6 +173,8 @@ class DeviceCache {
   std::mutex mutex_;
   std::map<size_t, std::vector<void*>> free_;
   MemoryStats stats_;
+  std::shared_ptr<detail::PoolBlocks> capture_pool_;  // set while a graph is being captured
+  std::unordered_map<void*, std::shared_ptr<detail::PoolBlocks>> owner_;  // blocks out of graph pools
 };
 
 class PinnedCache {
@@ -159,6 +228,14 @@ size_t allocation_size_class(size_t bytes) {
 }
 
 void* allocate(Device, size_t bytes) { return DeviceCache::instance().allocate(bytes); }
+
+namespace detail {
+GraphPool::GraphPool() : blocks_(std::make_shared<PoolBlocks>()) {}
+GraphPool::~GraphPool() { DeviceCache::instance().retire(*blocks_); }
+void set_capture_pool(const GraphPool* pool) {
+  DeviceCache::instance().set_capture_pool(pool ? pool->blocks_ : nullptr);
+}
+}  // namespace detail
 void deallocate(Device, void* p, size_t bytes) { DeviceCache::instance().deallocate(p, bytes); }
 MemoryStats memory_stats() { return DeviceCache::instance().stats(); }
 void empty_cache() { DeviceCache::instance().release_cached(); }

@@ -25,6 +25,7 @@
 #include "vts/optim/optim.hpp"
 #if defined(VTS_WITH_CUDA)
 #include "vts/backend/cuda/upload.hpp"
+#include "vts/nn/captured.hpp"
 #endif
 
 namespace vts::hash {
@@ -138,6 +139,26 @@ class Trainer {
   };
   EmaWeights ema_weights() { return EmaWeights{this}; }
 
+  // CUDA: run the network's forward and backward passes as replays of captured CUDA graphs
+  // (nn/captured.hpp) — the loss and the optimizer stay op by op between them — with the same
+  // results, bit for bit. Batches of the first full size take the graphs from their second step on
+  // (the first runs op by op and sets up the libraries); batches of another size (an epoch's last,
+  // partial one) run op by op. Not with a loss that has parameters of its own (GreedyHash), whose
+  // gradients the graphs would not carry.
+  void set_cuda_graphs(bool on) {
+    VTS_CHECK(!on || (std::is_same_v<D, Cuda>), "CUDA graphs need the CUDA device (--device cuda)");
+    VTS_CHECK(!on || loss_.parameters().empty(), "CUDA graphs: the ", Loss::name,
+              " loss has parameters of its own, which the captured step does not train; run it without graphs");
+    cuda_graphs_ = on;
+#if defined(VTS_WITH_CUDA)
+    if constexpr (std::is_same_v<D, Cuda>)
+      if (!on) captured_.reset();
+#endif
+  }
+  bool cuda_graphs() const { return cuda_graphs_; }
+  // Steps so far whose forward and backward were graph replays.
+  int64_t graph_steps() const { return graph_steps_; }
+
   // Mirror each image horizontally as well and average the two outputs when encoding.
   void set_flip_averaging(bool on) { flip_average_ = on; }
 
@@ -201,10 +222,13 @@ class Trainer {
       if (mixup_alpha_ > 0) mix_batch(batch);
       const tensor_type x = upload_images(batch);
       const loss_tensor y = upload_labels(batch);
-      const loss_tensor u = cast<LT>(net_.forward(x, ctx));
-      const loss_tensor l = call_loss(u, y, batch, epoch);
-      for_each_optimizer([](auto& o) { o.zero_grad(); });
-      l.backward();
+      loss_tensor l;
+      if (!graph_step(x, y, batch, epoch, ctx, l)) {
+        const loss_tensor u = cast<LT>(net_.forward(x, ctx));
+        l = call_loss(u, y, batch, epoch);
+        for_each_optimizer([](auto& o) { o.zero_grad(); });
+        l.backward();
+      }
       for_each_optimizer([](auto& o) { o.step(); });
       update_ema();
       Done done{l.detach(), batch.number, batch.size, lr, t0};
@@ -271,6 +295,35 @@ class Trainer {
       return loss_(u, y, b.indices, static_cast<int>(epoch), std::span<const float>(b.labels));
     else
       return loss_(u, y, b.indices, static_cast<int>(epoch));
+  }
+
+  // The forward, loss and backward of one step through the captured graphs, when they take this
+  // batch (see set_cuda_graphs); false: the caller runs the step op by op.
+  bool graph_step([[maybe_unused]] const tensor_type& x, [[maybe_unused]] const loss_tensor& y,
+                  [[maybe_unused]] const data::Batch& b, [[maybe_unused]] int64_t epoch,
+                  [[maybe_unused]] nn::Context& ctx, [[maybe_unused]] loss_tensor& l) {
+#if defined(VTS_WITH_CUDA)
+    if constexpr (std::is_same_v<D, Cuda>) {
+      if (!cuda_graphs_) return false;
+      if (!captured_) {
+        // The first batch of a shape runs op by op; the second of that shape is captured.
+        if (!graph_shape_ || *graph_shape_ != x.shape()) {
+          if (!graph_shape_) graph_shape_ = x.shape();
+          return false;
+        }
+        captured_ = std::make_unique<nn::CapturedNetwork<Network, loss_tensor>>(net_);
+      }
+      if (!captured_->accepts(x)) return false;
+      const loss_tensor u = captured_->forward(x, ctx);
+      l = call_loss(u, y, b, epoch);
+      for_each_optimizer([](auto& o) { o.zero_grad(); });
+      l.backward();
+      captured_->backward(u);
+      ++graph_steps_;
+      return true;
+    }
+#endif
+    return false;
   }
 
   template <class F>
@@ -371,9 +424,17 @@ class Trainer {
   std::vector<tensor_type> ema_;
   double mixup_alpha_ = 0.0;
   bool flip_average_ = false;
+  bool cuda_graphs_ = false;
+  int64_t graph_steps_ = 0;
 #if defined(VTS_WITH_CUDA)
   // Only a CUDA trainer has one: a CPU trainer in a CUDA-enabled program must not need a device.
   std::conditional_t<std::is_same_v<D, Cuda>, cuda::StagedUpload, std::monostate> upload_, labels_upload_;
+  struct NoCapture {
+    void reset() {}
+  };
+  std::conditional_t<std::is_same_v<D, Cuda>, std::unique_ptr<nn::CapturedNetwork<Network, loss_tensor>>, NoCapture>
+      captured_;
+  std::optional<Shape> graph_shape_;  // the shape the graphs are (to be) captured for
 #endif
 };
 

@@ -10,6 +10,7 @@
 #if defined(VTS_WITH_CUDA)
 #include "vts/backend/cuda/activation.hpp"
 #include "vts/backend/cuda/dropout.hpp"
+#include "vts/backend/cuda/graph.hpp"
 #endif
 #include "vts/core/rng.hpp"
 #include "vts/core/tensor.hpp"
@@ -19,18 +20,24 @@ namespace vts {
 
 namespace detail {
 // What one dropout call draws: n counters reserved from the generator, the keep threshold and the
-// scale of kept elements (in T, as the mask holds it).
+// scale of kept elements (in T, as the mask holds it). Inside a CUDA graph capture also the device
+// offset each replay adds to the counters (backend/cuda/graph.hpp); null otherwise.
 template <class T>
 struct DropoutDrawOf {
   uint64_t seed, first;
   uint32_t threshold;
   T keep_scale;
+  const uint64_t* first_offset;
 };
-template <class T>
+template <class T, class D>
 DropoutDrawOf<T> draw_dropout(double p, int64_t n, Generator& gen) {
+  const uint64_t* offset = nullptr;
+#if defined(VTS_WITH_CUDA)
+  if constexpr (std::is_same_v<D, Cuda>) offset = cuda::philox_offset_for(gen);
+#endif
   const uint64_t first = gen.reserve(static_cast<uint64_t>(n));
   // Keep an element when its 24-bit uniform is ≥ p·2^24 (probability 1 − p up to 2^-24).
-  return {gen.seed(), first, static_cast<uint32_t>(p * 16777216.0), T(1.0 / (1.0 - p))};
+  return {gen.seed(), first, static_cast<uint32_t>(p * 16777216.0), T(1.0 / (1.0 - p)), offset};
 }
 }  // namespace detail
 
@@ -39,7 +46,7 @@ Tensor<T, D> dropout(const Tensor<T, D>& x, double p, bool training, Generator& 
   VTS_CHECK(p >= 0.0 && p < 1.0, "dropout: probability must be in [0, 1), got ", p);
   if (!training || p == 0.0) return x;
   const int64_t n = x.numel();
-  const auto draw = detail::draw_dropout<T>(p, n, gen);
+  const auto draw = detail::draw_dropout<T, D>(p, n, gen);
   if constexpr (!is_cpu_v<D>) {
     if (x.is_contiguous()) {
       // One launch, and no mask tensor: the backward draws the same mask again from (seed, first),
@@ -47,11 +54,11 @@ Tensor<T, D> dropout(const Tensor<T, D>& x, double p, bool training, Generator& 
       // read of an activation-sized tensor. (On the CPU the rounds cost more than the bytes.)
       Tensor<T, D> out = Tensor<T, D>::empty(x.shape());
       const float scale = static_cast<float>(draw.keep_scale);
-      dropout_apply(D{}, draw.seed, draw.first, n, draw.threshold, scale, x.data(), out.data());
+      dropout_apply(D{}, draw.seed, draw.first, n, draw.threshold, scale, x.data(), out.data(), draw.first_offset);
       return record(out, "dropout", {&x}, [draw, n, scale](const Tensor<T, D>& g) {
         const Tensor<T, D> gc = g.contiguous_nograd();
         Tensor<T, D> dx = Tensor<T, D>::empty(g.shape());
-        dropout_apply(D{}, draw.seed, draw.first, n, draw.threshold, scale, gc.data(), dx.data());
+        dropout_apply(D{}, draw.seed, draw.first, n, draw.threshold, scale, gc.data(), dx.data(), draw.first_offset);
         return std::vector<Tensor<T, D>>{dx};
       });
     }
@@ -66,7 +73,10 @@ Tensor<T, D> dropout(const Tensor<T, D>& x, double p, bool training, Generator& 
     }
   }
   if (!out.defined()) {
-    dropout_mask(D{}, draw.seed, draw.first, n, draw.threshold, draw.keep_scale, mask.data());
+    if constexpr (is_cpu_v<D>)
+      dropout_mask(D{}, draw.seed, draw.first, n, draw.threshold, draw.keep_scale, mask.data());
+    else
+      dropout_mask(D{}, draw.seed, draw.first, n, draw.threshold, draw.keep_scale, mask.data(), draw.first_offset);
     out = map(x, mask, fn::Mul{});
   }
   return record(out, "dropout", {&x}, [mask](const Tensor<T, D>& g) {
@@ -86,14 +96,16 @@ Tensor<T, D> add_dropout(const Tensor<T, D>& residual, const Tensor<T, D>& x, do
     VTS_CHECK(p >= 0.0 && p < 1.0, "add_dropout: probability must be in [0, 1), got ", p);
     if (training && p > 0.0 && x.is_contiguous() && residual.is_contiguous() && residual.shape() == x.shape()) {
       const int64_t n = x.numel();
-      const auto draw = detail::draw_dropout<T>(p, n, gen);
+      const auto draw = detail::draw_dropout<T, D>(p, n, gen);
       const float scale = static_cast<float>(draw.keep_scale);
       Tensor<T, D> y = Tensor<T, D>::empty(x.shape());
-      cuda::dropout_add(D{}, draw.seed, draw.first, n, draw.threshold, scale, x.data(), residual.data(), y.data());
+      cuda::dropout_add(D{}, draw.seed, draw.first, n, draw.threshold, scale, x.data(), residual.data(), y.data(),
+                        draw.first_offset);
       return record(y, "add_dropout", {&residual, &x}, [draw, scale, n](const Tensor<T, D>& g) {
         const Tensor<T, D> gc = g.contiguous_nograd();
         Tensor<T, D> dx = Tensor<T, D>::empty(g.shape());
-        cuda::dropout_apply(D{}, draw.seed, draw.first, n, draw.threshold, scale, gc.data(), dx.data());
+        cuda::dropout_apply(D{}, draw.seed, draw.first, n, draw.threshold, scale, gc.data(), dx.data(),
+                            draw.first_offset);
         return std::vector<Tensor<T, D>>{g, dx};
       });
     }
@@ -113,8 +125,9 @@ Tensor<T, D> gelu_dropout(const Tensor<T, D>& x, double p, bool training, Genera
     VTS_CHECK(p >= 0.0 && p < 1.0, "gelu_dropout: probability must be in [0, 1), got ", p);
     if (training && p > 0.0 && x.is_contiguous()) {
       const int64_t n = x.numel();
-      const auto draw = detail::draw_dropout<T>(p, n, gen);
-      const cuda::DropoutDraw d{draw.seed, draw.first, draw.threshold, static_cast<float>(draw.keep_scale)};
+      const auto draw = detail::draw_dropout<T, D>(p, n, gen);
+      const cuda::DropoutDraw d{draw.seed, draw.first, draw.threshold, static_cast<float>(draw.keep_scale),
+                                draw.first_offset};
       Tensor<T, D> y = Tensor<T, D>::empty(x.shape());
       cuda::gelu_dropout_forward(D{}, x.data(), y.data(), n, d);
       return record(y, "gelu_dropout", {&x}, [xd = x.detach(), d, n](const Tensor<T, D>& g) {

@@ -103,17 +103,35 @@ struct Launch {
   }
 };
 
+// Stream capture (cudaStreamBeginCapture … cudaStreamEndCapture): launches, GEMMs, copies and
+// fills are then recorded, not run, and run in order at each cudaGraphLaunch of the graph. Records
+// `op` and returns true while a capture is in progress; false (the caller runs it) otherwise.
+bool capturing_now();
+bool replaying_graph();  // inside cudaGraphLaunch: a device's profile sees one operation, the launch
+void record_captured(std::function<void()> op);
+template <class Op>
+bool defer_if_capturing(Op&& op) {
+  if (!capturing_now()) return false;
+  record_captured(std::forward<Op>(op));
+  return true;
+}
+
 // `kernel | Launch(grid, block, smem, stream)(args...)`: the kernel's parameters are built from the
-// arguments once, as the launch does; every thread gets its own copy, as each CUDA thread does.
+// arguments once, as the launch does; every thread gets its own copy, as each CUDA thread does. In
+// a capture the parameters are kept, by value, for the replays (as a graph's kernel node keeps them).
 template <class... K, class... A>
 void operator|(void (*kernel)(K...), Pending<A...>&& p) {
   static_assert(sizeof...(K) == sizeof...(A), "kernel launched with the wrong number of arguments");
-  const std::tuple<std::decay_t<K>...> params =
-      std::apply([](auto&... a) { return std::tuple<std::decay_t<K>...>(a...); }, p.args);
-  run_kernel(reinterpret_cast<const void*>(kernel), p.cfg, [&] {
-    auto copy = params;
-    std::apply(kernel, copy);
-  });
+  using Params = std::tuple<std::decay_t<K>...>;
+  Params params = std::apply([](auto&... a) { return Params(a...); }, p.args);
+  auto launch = [kernel, cfg = p.cfg](const Params& kept) {
+    run_kernel(reinterpret_cast<const void*>(kernel), cfg, [&] {
+      auto copy = kept;
+      std::apply(kernel, copy);
+    });
+  };
+  if (defer_if_capturing([launch, params] { launch(params); })) return;
+  launch(params);
 }
 
 }  // namespace vts_emu

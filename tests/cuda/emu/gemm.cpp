@@ -3,7 +3,8 @@
 // cuBLASLt, which the emulator cannot run; it checks nothing about kernels/gemm.cu itself (only a
 // device can), so the [gemm] parity family is not part of the emulated run. Operands are rounded
 // the way the selected precision does on a device (TF32: 10 mantissa bits; bf16) and products
-// accumulate in fp32.
+// accumulate in fp32. Inside a stream capture each call is recorded and computed at the replays
+// (reading the precision and epilogue switches then, where a device fixes them at the capture).
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -70,7 +71,7 @@ void gemm_one(const MatrixRef<TA>& a, const MatrixRef<TA>& b, TC* c, int64_t ldc
 // Names the product in a profile as gemm.cu does (the emulator's events hold host times).
 template <class TA, class TC>
 void mark_gemm(const MatrixRef<TA>& a, const MatrixRef<TA>& b, int64_t batch, const char* epilogue) {
-  if (!profiling()) return;
+  if (!profiling() || vts_emu::replaying_graph()) return;
   detail::profile_mark(detail::gemm_profile_name(std::is_same_v<TA, bf16>, std::is_same_v<TC, bf16>, a.rows, b.cols,
                                                  a.cols, batch, epilogue, nullptr));
 }
@@ -93,16 +94,19 @@ void gemm_batched(const MatrixRef<TA>& a, int64_t stride_a, const MatrixRef<TA>&
 
 void gemm(Device, const MatrixRef<float>& a, const MatrixRef<float>& b, float* c, int64_t ldc, float alpha,
           float beta) {
+  if (vts_emu::defer_if_capturing([=] { gemm(Device{}, a, b, c, ldc, alpha, beta); })) return;
   if (!vts_emu::count_gemm_call()) return;
   gemm_one(a, b, c, ldc, alpha, beta);
   mark_gemm<float, float>(a, b, 1, nullptr);
 }
 void gemm(Device, const MatrixRef<bf16>& a, const MatrixRef<bf16>& b, bf16* c, int64_t ldc, float alpha, float beta) {
+  if (vts_emu::defer_if_capturing([=] { gemm(Device{}, a, b, c, ldc, alpha, beta); })) return;
   if (!vts_emu::count_gemm_call()) return;
   gemm_one(a, b, c, ldc, alpha, beta);
   mark_gemm<bf16, bf16>(a, b, 1, nullptr);
 }
 void gemm(Device, const MatrixRef<bf16>& a, const MatrixRef<bf16>& b, float* c, int64_t ldc, float alpha, float beta) {
+  if (vts_emu::defer_if_capturing([=] { gemm(Device{}, a, b, c, ldc, alpha, beta); })) return;
   if (!vts_emu::count_gemm_call()) return;
   gemm_one(a, b, c, ldc, alpha, beta);
   mark_gemm<bf16, float>(a, b, 1, nullptr);
@@ -151,17 +155,21 @@ void product_row_sums(const MatrixRef<T>& a, const MatrixRef<T>& b, T* c, int64_
 
 void gemm_bias(Device, const MatrixRef<float>& a, const MatrixRef<float>& b, const float* bias, float* c,
                int64_t ldc) {
+  if (vts_emu::defer_if_capturing([=] { gemm_bias(Device{}, a, b, bias, c, ldc); })) return;
   bias_product(a, b, bias, c, ldc);
 }
 void gemm_bias(Device, const MatrixRef<bf16>& a, const MatrixRef<bf16>& b, const bf16* bias, bf16* c, int64_t ldc) {
+  if (vts_emu::defer_if_capturing([=] { gemm_bias(Device{}, a, b, bias, c, ldc); })) return;
   bias_product(a, b, bias, c, ldc);
 }
 void gemm_row_sums(Device, const MatrixRef<float>& a, const MatrixRef<float>& b, float* c, int64_t ldc,
                    float* a_row_sums) {
+  if (vts_emu::defer_if_capturing([=] { gemm_row_sums(Device{}, a, b, c, ldc, a_row_sums); })) return;
   product_row_sums(a, b, c, ldc, a_row_sums);
 }
 void gemm_row_sums(Device, const MatrixRef<bf16>& a, const MatrixRef<bf16>& b, bf16* c, int64_t ldc,
                    bf16* a_row_sums) {
+  if (vts_emu::defer_if_capturing([=] { gemm_row_sums(Device{}, a, b, c, ldc, a_row_sums); })) return;
   product_row_sums(a, b, c, ldc, a_row_sums);
 }
 
@@ -171,11 +179,17 @@ int64_t gemm_epilogue_fallbacks() { return 0; }
 void gemm_strided_batched(Device, const MatrixRef<float>& a, int64_t stride_a, const MatrixRef<float>& b,
                           int64_t stride_b, float* c, int64_t ldc, int64_t stride_c, int64_t batch, float alpha,
                           float beta) {
+  if (vts_emu::defer_if_capturing(
+          [=] { gemm_strided_batched(Device{}, a, stride_a, b, stride_b, c, ldc, stride_c, batch, alpha, beta); }))
+    return;
   gemm_batched(a, stride_a, b, stride_b, c, ldc, stride_c, batch, alpha, beta);
 }
 void gemm_strided_batched(Device, const MatrixRef<bf16>& a, int64_t stride_a, const MatrixRef<bf16>& b,
                           int64_t stride_b, bf16* c, int64_t ldc, int64_t stride_c, int64_t batch, float alpha,
                           float beta) {
+  if (vts_emu::defer_if_capturing(
+          [=] { gemm_strided_batched(Device{}, a, stride_a, b, stride_b, c, ldc, stride_c, batch, alpha, beta); }))
+    return;
   gemm_batched(a, stride_a, b, stride_b, c, ldc, stride_c, batch, alpha, beta);
 }
 

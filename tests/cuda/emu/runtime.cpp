@@ -21,6 +21,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "emu.hpp"
@@ -101,7 +102,7 @@ struct Engine {
   // VTS_EMU_SKIP_WORK=1: launches and GEMMs are checked and counted but not run, so a program's
   // time is its host side alone (the op layer, autograd, the allocator); results are garbage.
   bool skip_work = false;
-  uint64_t launches = 0, blocks = 0, gemms = 0;
+  uint64_t launches = 0, blocks = 0, gemms = 0, graph_launches = 0;
   // Where the host waits for the device: stream and device synchronisations (what a real device
   // makes the host sit through until the queue drains), and event waits (a staged upload's wait for
   // an earlier copy; on a device usually long done).
@@ -123,8 +124,9 @@ struct Engine {
         std::fprintf(stderr, "vts-emu: %llu kernel launches (%llu blocks) and %llu GEMM calls\n",
                      static_cast<unsigned long long>(e.launches), static_cast<unsigned long long>(e.blocks),
                      static_cast<unsigned long long>(e.gemms));
-        std::fprintf(stderr, "vts-emu: %llu stream synchronisations, %llu event waits\n",
-                     static_cast<unsigned long long>(e.stream_syncs), static_cast<unsigned long long>(e.event_syncs));
+        std::fprintf(stderr, "vts-emu: %llu stream synchronisations, %llu event waits, %llu graph launches\n",
+                     static_cast<unsigned long long>(e.stream_syncs), static_cast<unsigned long long>(e.event_syncs),
+                     static_cast<unsigned long long>(e.graph_launches));
         std::vector<std::pair<std::string, uint64_t>> sites(e.launches_by_site.begin(), e.launches_by_site.end());
         std::sort(sites.begin(), sites.end(), [](const auto& x, const auto& y) { return x.second > y.second; });
         for (const auto& [site, count] : sites)
@@ -320,6 +322,38 @@ void set_error(cudaError_t code, const std::string& message) {
   std::fprintf(stderr, "vts-emu: %s\n", message.c_str());
 }
 
+// The stream capture in progress (vts::cuda has one stream, so one at most) and the graphs made.
+struct Capture {
+  bool active = false;
+  bool invalidated = false;
+  cudaStreamCaptureMode mode = cudaStreamCaptureModeGlobal;
+  std::vector<std::function<void()>> ops;
+  std::unordered_set<const void*> events;  // recorded during this capture
+};
+Capture& capture() {
+  static Capture* c = new Capture();
+  return *c;
+}
+struct Graph {
+  std::vector<std::function<void()>> ops;
+};
+// Events last recorded inside a capture: waiting on one is an error on a device.
+std::unordered_set<const void*>& captured_events() {
+  static auto* s = new std::unordered_set<const void*>();
+  return *s;
+}
+// A call a capture forbids: on a device it fails with cudaErrorStreamCaptureUnsupported and
+// invalidates the capture, so cudaStreamEndCapture then fails too.
+bool refuse_in_capture(const char* call) {
+  Capture& c = capture();
+  if (!c.active) return false;
+  c.invalidated = true;
+  set_error(cudaErrorStreamCaptureUnsupported,
+            std::string(call) + " during a stream capture: a device refuses it (cudaErrorStreamCaptureUnsupported) "
+                                "and invalidates the capture");
+  return true;
+}
+
 }  // namespace
 
 // --- what kernels call ----------------------------------------------------------------------
@@ -499,6 +533,13 @@ void mma_m16n8k16_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint3
   }
 }
 
+bool capturing_now() { return capture().active; }
+namespace {
+bool g_replaying = false;
+}
+bool replaying_graph() { return g_replaying; }
+void record_captured(std::function<void()> op) { capture().ops.push_back(std::move(op)); }
+
 bool count_gemm_call() {
   Engine& e = engine();
   ++e.gemms;
@@ -642,10 +683,12 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned int) {
   return cudaSuccess;
 }
 cudaError_t cudaStreamSynchronize(cudaStream_t) {
+  if (vts_emu::refuse_in_capture("cudaStreamSynchronize")) return cudaErrorStreamCaptureUnsupported;
   ++vts_emu::engine().stream_syncs;
   return cudaSuccess;
 }
 cudaError_t cudaDeviceSynchronize() {
+  if (vts_emu::refuse_in_capture("cudaDeviceSynchronize")) return cudaErrorStreamCaptureUnsupported;
   ++vts_emu::engine().stream_syncs;
   return cudaSuccess;
 }
@@ -658,16 +701,32 @@ cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned int) {
 }
 cudaError_t cudaEventCreate(cudaEvent_t* event) { return cudaEventCreateWithFlags(event, 0); }
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t) {
+  if (vts_emu::capturing_now()) {  // an event-record node: the time is taken at the replay
+    vts_emu::captured_events().insert(event);
+    vts_emu::record_captured([event] { *reinterpret_cast<EmuEvent*>(event) = std::chrono::steady_clock::now(); });
+    return cudaSuccess;
+  }
+  vts_emu::captured_events().erase(event);
   *reinterpret_cast<EmuEvent*>(event) = std::chrono::steady_clock::now();
   return cudaSuccess;
 }
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
+  if (vts_emu::captured_events().count(start) || vts_emu::captured_events().count(end)) {
+    vts_emu::set_error(cudaErrorStreamCaptureUnsupported,
+                       "cudaEventElapsedTime on an event last recorded inside a stream capture");
+    return cudaErrorStreamCaptureUnsupported;
+  }
   *ms = std::chrono::duration<float, std::milli>(*reinterpret_cast<EmuEvent*>(end) -
                                                  *reinterpret_cast<EmuEvent*>(start))
             .count();
   return cudaSuccess;
 }
-cudaError_t cudaEventSynchronize(cudaEvent_t) {
+cudaError_t cudaEventSynchronize(cudaEvent_t event) {
+  if (vts_emu::captured_events().count(event)) {
+    vts_emu::set_error(cudaErrorStreamCaptureUnsupported,
+                       "cudaEventSynchronize on an event last recorded inside a stream capture");
+    return cudaErrorStreamCaptureUnsupported;
+  }
   ++vts_emu::engine().event_syncs;
   return cudaSuccess;
 }
@@ -689,12 +748,18 @@ const char* cudaGetErrorString(cudaError_t e) {
     case cudaErrorInvalidConfiguration: return "invalid configuration argument";
     case cudaErrorLaunchFailure: return "unspecified launch failure (vts-emu: see the kernel fault above)";
     case cudaErrorInvalidDevice: return "invalid device ordinal";
+    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
+    case cudaErrorIllegalState: return "the operation is not valid in the current state (vts-emu: see above)";
     default: return "vts-emu: an error the emulator does not name";
   }
 }
 const char* cudaGetErrorName(cudaError_t e) { return cudaGetErrorString(e); }
 
 cudaError_t cudaMalloc(void** p, size_t bytes) {
+  if (vts_emu::capture().active && vts_emu::capture().mode != cudaStreamCaptureModeRelaxed &&
+      vts_emu::refuse_in_capture("cudaMalloc (allowed only in cudaStreamCaptureModeRelaxed)"))
+    return cudaErrorStreamCaptureUnsupported;
   auto& a = vts_emu::allocations();
   const std::lock_guard<std::mutex> lock(a.mutex);
   const size_t rounded = (std::max<size_t>(bytes, 1) + 255) / 256 * 256;
@@ -709,6 +774,7 @@ cudaError_t cudaMalloc(void** p, size_t bytes) {
 }
 cudaError_t cudaFree(void* p) {
   if (!p) return cudaSuccess;
+  if (vts_emu::refuse_in_capture("cudaFree")) return cudaErrorStreamCaptureUnsupported;
   auto& a = vts_emu::allocations();
   const std::lock_guard<std::mutex> lock(a.mutex);
   const auto it = a.live.find(p);
@@ -731,14 +797,89 @@ cudaError_t cudaFreeHost(void* p) {
   return cudaSuccess;
 }
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind, cudaStream_t) {
+  // In a capture: a copy node, reading the source when the graph runs (as a device's does).
+  if (vts_emu::defer_if_capturing([=] {
+        if (bytes) std::memmove(dst, src, bytes);
+      }))
+    return cudaSuccess;
   if (bytes) std::memmove(dst, src, bytes);
   return cudaSuccess;
 }
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+  if (vts_emu::refuse_in_capture("cudaMemcpy (synchronous)")) return cudaErrorStreamCaptureUnsupported;
   return cudaMemcpyAsync(dst, src, bytes, kind, nullptr);
 }
 cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t) {
+  if (vts_emu::defer_if_capturing([=] {
+        if (bytes) std::memset(dst, value, bytes);
+      }))
+    return cudaSuccess;
   if (bytes) std::memset(dst, value, bytes);
+  return cudaSuccess;
+}
+
+// Stream capture and graphs: a graph is the list of recorded operations, run in order.
+cudaError_t cudaStreamBeginCapture(cudaStream_t, cudaStreamCaptureMode mode) {
+  vts_emu::Capture& c = vts_emu::capture();
+  if (c.active) {
+    vts_emu::set_error(cudaErrorIllegalState, "cudaStreamBeginCapture: the stream is already capturing");
+    return cudaErrorIllegalState;
+  }
+  c = vts_emu::Capture{};
+  c.active = true;
+  c.mode = mode;
+  return cudaSuccess;
+}
+cudaError_t cudaStreamEndCapture(cudaStream_t, cudaGraph_t* graph) {
+  vts_emu::Capture& c = vts_emu::capture();
+  *graph = nullptr;
+  if (!c.active) {
+    vts_emu::set_error(cudaErrorIllegalState, "cudaStreamEndCapture: the stream is not capturing");
+    return cudaErrorIllegalState;
+  }
+  c.active = false;
+  if (c.invalidated) return g_last_error = cudaErrorStreamCaptureInvalidated;
+  *graph = reinterpret_cast<cudaGraph_t>(new vts_emu::Graph{std::move(c.ops)});
+  c.ops.clear();
+  return cudaSuccess;
+}
+cudaError_t cudaStreamIsCapturing(cudaStream_t, cudaStreamCaptureStatus* status) {
+  *status = vts_emu::capture().active ? (vts_emu::capture().invalidated ? cudaStreamCaptureStatusInvalidated
+                                                                          : cudaStreamCaptureStatusActive)
+                                      : cudaStreamCaptureStatusNone;
+  return cudaSuccess;
+}
+cudaError_t cudaGraphGetNodes(cudaGraph_t graph, cudaGraphNode_t* nodes, size_t* count) {
+  if (nodes != nullptr) return g_last_error = cudaErrorInvalidValue;  // only the count is emulated
+  *count = reinterpret_cast<vts_emu::Graph*>(graph)->ops.size();
+  return cudaSuccess;
+}
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph, unsigned long long) {
+  *exec = reinterpret_cast<cudaGraphExec_t>(new vts_emu::Graph(*reinterpret_cast<vts_emu::Graph*>(graph)));
+  return cudaSuccess;
+}
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t) {
+  if (vts_emu::capturing_now()) {
+    vts_emu::set_error(cudaErrorIllegalState, "cudaGraphLaunch inside a capture is not emulated");
+    return cudaErrorIllegalState;
+  }
+  ++vts_emu::engine().graph_launches;
+  vts_emu::g_replaying = true;
+  try {
+    for (const auto& op : reinterpret_cast<vts_emu::Graph*>(exec)->ops) op();
+  } catch (...) {
+    vts_emu::g_replaying = false;
+    throw;
+  }
+  vts_emu::g_replaying = false;
+  return cudaSuccess;
+}
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
+  delete reinterpret_cast<vts_emu::Graph*>(exec);
+  return cudaSuccess;
+}
+cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
+  delete reinterpret_cast<vts_emu::Graph*>(graph);
   return cudaSuccess;
 }
 cudaError_t cudaFuncSetAttribute(const void* kernel, cudaFuncAttribute attr, int value) {

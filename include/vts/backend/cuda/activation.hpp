@@ -38,6 +38,7 @@ struct DropoutDraw {
   uint64_t seed = 0, first_block = 0;
   uint32_t threshold = 0;
   float keep_scale = 1.0f;
+  const uint64_t* first_offset = nullptr;  // device memory, added to first_block (dropout.hpp)
 };
 void gelu_dropout_forward(Device, const float* x, float* y, int64_t n, const DropoutDraw& d);
 void gelu_dropout_forward(Device, const bf16* x, bf16* y, int64_t n, const DropoutDraw& d);

@@ -14,8 +14,11 @@
 // that use it can be handed to the next allocation at once, because everything that next
 // allocation's user queues runs after those kernels. When cudaMalloc fails, the cache is released
 // and the allocation retried once before a CudaError reports the request and the cache state.
+// While a CUDA graph is captured (graph.hpp), allocations come from that graph's pool instead.
 #include <cstddef>
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <vector>
 
 #include "vts/backend/cuda/runtime.hpp"
@@ -32,8 +35,34 @@ struct MemoryStats {
   size_t cached_bytes = 0;          // in free lists
   size_t device_malloc_calls = 0;   // cudaMalloc calls so far (the cache avoids most)
   size_t cache_hits = 0;            // allocations served from a free list
+  size_t graph_pool_bytes = 0;      // in free lists of live graphs' pools (graph.hpp), not given out elsewhere
 };
 MemoryStats memory_stats();
+namespace detail {
+// The memory of captured CUDA graphs (graph.hpp). While a pool is set (during a capture), every
+// allocation comes from it, and a block it handed out returns to it when freed — even after the
+// capture — because the graph's replays keep writing it: nothing else may be given the block while
+// the graph lives. When the last GraphPool handle goes, its blocks join the ordinary cache.
+struct PoolBlocks {
+  std::map<size_t, std::vector<void*>> free;
+  size_t free_bytes = 0;
+  bool retired = false;
+};
+class GraphPool {
+ public:
+  GraphPool();
+  ~GraphPool();
+  GraphPool(const GraphPool&) = delete;
+  GraphPool& operator=(const GraphPool&) = delete;
+
+ private:
+  friend void set_capture_pool(const GraphPool*);
+  std::shared_ptr<PoolBlocks> blocks_;
+};
+// Allocations come from `pool` until this is called with null.
+void set_capture_pool(const GraphPool* pool);
+}  // namespace detail
+
 // Frees every cached block back to the driver (synchronises the stream first).
 void empty_cache();
 // The size class a request of `bytes` is rounded to (exposed for tests and for reasoning).

@@ -1,0 +1,97 @@
+#pragma once
+// CapturedNetwork: a network's forward and backward pass on CUDA, each replayed from a captured
+// CUDA graph (backend/cuda/graph.hpp), with the loss and the optimizer left as ordinary code.
+//
+// Why split there: the network is the same device work every step (a few hundred kernels for a
+// ViT), while the losses turn labels into targets on the host and the optimizers compute their
+// step sizes on the host, both of which a graph would freeze. So one training step becomes
+//
+//   optimizer.zero_grad();
+//   Out u = captured.forward(x, ctx);   // copy x in, replay the forward graph; u: a leaf for the loss
+//   loss(u, ...).backward();             // eager: fills u.grad()
+//   captured.backward(u);                // copy u.grad() in, replay the backward graph
+//   optimizer.step();                    // the parameters' .grad are the graph's gradient buffers
+//
+// with the same results, bit for bit, as the same step run op by op (tests/cuda: [graph]):
+// dropout draws from ctx.rng through the graph's counter offset, and the generator moves on as the
+// eager step would move it. The first forward() with a shape captures both graphs (nothing runs
+// during a capture, then the step replays them); run one step of that shape eagerly before, so
+// that the libraries' lazy set-up (cuBLAS handles, kernel attributes) is not recorded. One input
+// shape per object: accepts() tells whether a batch can take the captured path.
+//
+// Memory: the forward's activations and the backward's temporaries live in one pool of the
+// graphs' own (memory.hpp), kept while this object lives; the output u and the parameter
+// gradients hold the addresses the next replay overwrites.
+#include <vector>
+
+#include "vts/backend/cuda/graph.hpp"
+#include "vts/core/tensor.hpp"
+#include "vts/nn/module.hpp"
+#include "vts/ops/cast.hpp"
+
+namespace vts::nn {
+
+template <class Network, class Out = typename Network::tensor_type>
+class CapturedNetwork {
+ public:
+  using tensor_type = typename Network::tensor_type;
+  static_assert(std::is_same_v<typename tensor_type::device_type, Cuda>, "CapturedNetwork: CUDA graphs need Cuda");
+  static_assert(std::is_same_v<typename Out::device_type, Cuda>, "CapturedNetwork: the output must stay on Cuda");
+
+  explicit CapturedNetwork(Network& net) : net_(&net) {}
+
+  bool captured() const { return !forward_.empty(); }
+  // Whether x can take the captured graphs (nothing captured yet, or the shape they were captured for).
+  bool accepts(const tensor_type& x) const { return !captured() || x.shape() == input_.shape(); }
+  size_t nodes() const { return forward_.nodes() + backward_.nodes(); }
+
+  // The network's output for x, as a leaf that requires a gradient (the loss's input).
+  Out forward(const tensor_type& x, Context& ctx) {
+    VTS_CHECK(accepts(x), "CapturedNetwork::forward: input ", x.shape().str(), " but the graphs were captured for ",
+              input_.shape().str(), " (one shape per CapturedNetwork)");
+    VTS_CHECK(ctx.training, "CapturedNetwork::forward: captures the training step; evaluate with the network itself");
+    if (!captured()) capture(x, ctx);
+    input_.copy_(x);
+    forward_.replay();
+    Out leaf = output_.detach();
+    leaf.requires_grad_(true);
+    return leaf;
+  }
+
+  // After the loss's backward: the network's backward from leaf.grad(). Leaves every parameter's
+  // .grad set to the gradient the replay wrote.
+  void backward(const Out& leaf) {
+    VTS_CHECK(captured(), "CapturedNetwork::backward: forward() first");
+    const Out g = leaf.grad();
+    VTS_CHECK(g.defined(), "CapturedNetwork::backward: the output has no gradient; call the loss's backward() first");
+    VTS_CHECK_SHAPE(g.shape() == seed_.shape(), "CapturedNetwork::backward: gradient ", g.shape().str(),
+                    ", output ", seed_.shape().str());
+    seed_.copy_(g);
+    backward_.replay();
+    std::vector<tensor_type> params = parameters(*net_);
+    for (size_t i = 0; i < params.size(); ++i) params[i].set_grad(grads_[i]);
+  }
+
+ private:
+  void capture(const tensor_type& x, Context& ctx) {
+    input_ = tensor_type::empty(x.shape());
+    std::vector<tensor_type> params = parameters(*net_);
+    // The backward graph must create the gradients (the engine then writes, not adds, them).
+    for (auto& p : params) p.zero_grad();
+    forward_.capture([&] { output_ = cast<typename Out::value_type>(net_->forward(input_, ctx)); }, ctx.rng);
+    seed_ = Out::empty(output_.shape());
+    backward_.share_pool(forward_);
+    backward_.capture([&] { output_.backward(seed_); });
+    output_ = output_.detach();
+    grads_.clear();
+    for (auto& p : params) grads_.push_back(p.grad());
+  }
+
+  Network* net_;
+  cuda::Graph forward_, backward_;
+  tensor_type input_;
+  Out output_, seed_;
+  std::vector<tensor_type> grads_;
+};
+
+}  // namespace vts::nn

@@ -1,0 +1,334 @@
+// CUDA graphs (vts/backend/cuda/graph.hpp) and the captured training step (vts/nn/captured.hpp):
+// a replay computes what running the same code again computes, bit for bit — with the inputs
+// present at the replay, with new dropout masks every replay, and through a whole ViT training step
+// with the loss and Adam run eagerly between the forward and backward graphs; a capture that waits
+// for the device fails with an error and leaves the stream usable; memory a capture allocated is
+// not handed out elsewhere while its graph lives.
+#include <cstring>
+#include <span>
+#include <vector>
+
+#include "cuda_test_util.hpp"
+#include "vts/backend/cuda/graph.hpp"
+#include "vts/backend/cuda/memory.hpp"
+#include "vts/hash/heads.hpp"
+#include "vts/hash/losses.hpp"
+#include "vts/nn/captured.hpp"
+#include "vts/nn/vit.hpp"
+#include "vts/ops/cast.hpp"
+#include "vts/ops/dropout.hpp"
+#include "vts/ops/elementwise.hpp"
+#include "vts/ops/matmul.hpp"
+#include "vts/optim/adam.hpp"
+#if defined(VTS_TEST_WITH_DATA)
+#include "stripes28.hpp"
+#include "vts/data/loader.hpp"
+#include "vts/hash/trainer.hpp"
+#endif
+
+using namespace vts;
+using namespace vts::cuda::test;
+
+namespace {
+
+template <class T>
+bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
+}
+
+using FTensor = Tensor<float, Cuda>;
+
+}  // namespace
+
+TEST_CASE("a replay computes with the inputs present at the replay", "[graph]") {
+  if (!cuda::available()) return;
+  const uint64_t seed = fresh_seed();
+  INFO("seed " << seed);
+  Rng rng(seed);
+  constexpr int64_t M = 37, K = 48, N = 20;
+  FTensor x = FTensor::from_vector(rng.normal(M * K), Shape{M, K});
+  const FTensor w = FTensor::from_vector(rng.normal(K * N), Shape{K, N});
+  FTensor y;
+  auto body = [&](const FTensor& in) {
+    return map(matmul(in, w), fn::MulScalar<float>{0.5f}) + sum(in, {1}, true);
+  };
+  cuda::Graph g;
+  REQUIRE(g.empty());
+  {
+    NoGradGuard no_grad;
+    g.capture([&] { y = body(x); });
+  }
+  CHECK(!cuda::capturing());
+  CHECK(!g.empty());
+  CHECK(g.nodes() >= 3);  // the GEMM, the scale, the row sums and the add
+  for (int r = 0; r < 3; ++r) {
+    x.copy_(FTensor::from_vector(rng.normal(M * K), Shape{M, K}));
+    g.replay();
+    NoGradGuard no_grad;
+    CHECK(same_bits(y.to_vector(), body(x).to_vector()));
+  }
+  CHECK(g.replays() == 3);
+}
+
+TEST_CASE("a capture that waits for the device fails and leaves the stream usable", "[graph]") {
+  if (!cuda::available()) return;
+  const FTensor x = FTensor::from_vector(std::vector<float>{1, 2, 3, 4}, Shape{4});
+  cuda::Graph g;
+  NoGradGuard no_grad;
+  CHECK_THROWS_AS(g.capture([&] {
+    const FTensor y = x + x;
+    (void)y.to_vector();  // a read-back: the host would wait for work that is only being recorded
+  }),
+                  cuda::CudaError);
+  CHECK(g.empty());
+  CHECK(!cuda::capturing());
+  CHECK_THROWS_WITH(g.replay(), Catch::Contains("nothing was captured"));
+  CHECK((x + x).to_vector() == std::vector<float>{2, 4, 6, 8});
+  // A capture that throws from the host side ends the capture too.
+  CHECK_THROWS_WITH(g.capture([&] { throw Error("boom"); }), Catch::Contains("boom"));
+  CHECK(!cuda::capturing());
+  CHECK((x * x).to_vector() == std::vector<float>{1, 4, 9, 16});
+}
+
+TEST_CASE("memory a capture allocated stays the graph's while the graph lives", "[graph][memory]") {
+  if (!cuda::available()) return;
+  const size_t bytes = (size_t(3) << 20) + 12345;  // a size class no other test here uses
+  const size_t cls = cuda::allocation_size_class(bytes);
+  const size_t pooled_before = cuda::memory_stats().graph_pool_bytes;
+  void* inside = nullptr;
+  {
+    cuda::Graph g;
+    g.capture([&] {
+      cuda::DeviceBuffer scratch(bytes);  // freed before the capture ends: back to the graph's pool
+      inside = scratch.data();
+      const uint32_t ones = 0x01010101u;
+      cuda::fill_bytes(scratch.data(), static_cast<int64_t>(bytes / 4), &ones, 4);
+    });
+    CHECK(cuda::memory_stats().graph_pool_bytes == pooled_before + cls);
+    cuda::DeviceBuffer outside(bytes);
+    CHECK(outside.data() != inside);  // the replays still write `inside`
+    g.replay();
+    cuda::synchronize();
+  }
+  CHECK(cuda::memory_stats().graph_pool_bytes == pooled_before);
+  cuda::DeviceBuffer again(bytes);  // the retired pool's block is now ordinary cache
+  CHECK(again.data() == inside);
+}
+
+TEST_CASE("dropout in a graph draws new masks every replay, as the eager calls do", "[graph][dropout]") {
+  if (!cuda::available()) return;
+  const uint64_t seed = fresh_seed();
+  INFO("seed " << seed);
+  Rng rng(seed);
+  constexpr int64_t n = 4099;  // not a multiple of 4 or of a pack
+  const FTensor x = FTensor::from_vector(rng.normal(n), Shape{n});
+  const FTensor r = FTensor::from_vector(rng.normal(n), Shape{n});
+  const auto xb = cast<bf16>(x);
+  Generator captured(seed, 17), eager(seed, 17);
+  NoGradGuard no_grad;
+  FTensor y1, y2, y3;
+  Tensor<bf16, Cuda> y4;
+  cuda::Graph g;
+  g.capture(
+      [&] {
+        y1 = dropout(x, 0.3, true, captured);
+        y2 = gelu_dropout(x, 0.1, true, captured);
+        y3 = add_dropout(r, x, 0.5, true, captured);
+        y4 = dropout(xb, 0.2, true, captured);
+      },
+      &captured);
+  CHECK(captured.offset() == 17);  // nothing ran: the generator stands where it stood
+  for (int rep = 0; rep < 3; ++rep) {
+    INFO("replay " << rep);
+    g.replay();
+    CHECK(same_bits(y1.to_vector(), dropout(x, 0.3, true, eager).to_vector()));
+    CHECK(same_bits(y2.to_vector(), gelu_dropout(x, 0.1, true, eager).to_vector()));
+    CHECK(same_bits(y3.to_vector(), add_dropout(r, x, 0.5, true, eager).to_vector()));
+    CHECK(same_bits(y4.to_vector(), dropout(xb, 0.2, true, eager).to_vector()));
+    CHECK(captured.offset() == eager.offset());
+  }
+  // Host draws between replays move both generators alike; the replay follows.
+  (void)captured.next_double();
+  (void)eager.next_double();
+  g.replay();
+  CHECK(same_bits(y1.to_vector(), dropout(x, 0.3, true, eager).to_vector()));
+  CHECK(same_bits(y2.to_vector(), gelu_dropout(x, 0.1, true, eager).to_vector()));
+  CHECK(same_bits(y3.to_vector(), add_dropout(r, x, 0.5, true, eager).to_vector()));
+  CHECK(same_bits(y4.to_vector(), dropout(xb, 0.2, true, eager).to_vector()));
+
+  cuda::Graph other;
+  Generator stranger(1);
+  CHECK_THROWS_WITH(other.capture([&] { (void)dropout(x, 0.3, true, stranger); }, &captured),
+                    Catch::Contains("generator the capture was not"));
+  CHECK(!cuda::capturing());
+  CHECK(captured.offset() == eager.offset());
+  captured.set_state(seed + 1, captured.offset());
+  CHECK_THROWS_WITH(g.replay(), Catch::Contains("reseeded"));
+}
+
+namespace {
+
+struct TinyD32 {  // fused attention (head dim 32)
+  static constexpr const char* name = "tiny-d32";
+  static constexpr int64_t image = 28, channels = 1, patch = 7, dim = 64, depth = 2, heads = 2, mlp = 256;
+};
+struct TinyD16 {  // ViTTiny28's head dim: the d = 16 attention kernels
+  static constexpr const char* name = "tiny-d16";
+  static constexpr int64_t image = 28, channels = 1, patch = 7, dim = 64, depth = 2, heads = 4, mlp = 128;
+};
+
+template <class Config, class T>
+using Net = hash::HashNetwork<nn::ViT<Config, T, Cuda>, hash::AllTokenHead<1024, T, Cuda>>;
+
+// Trains two copies of one network for `steps` steps on the same batches: op by op, and through
+// CapturedNetwork (the first step eager, as the trainer warms up). Losses and every parameter must
+// agree bit for bit after every step.
+template <class Config, class T>
+void check_captured_training(uint64_t seed) {
+  INFO("config " << Config::name << (std::is_same_v<T, bf16> ? " bf16" : " fp32") << " seed " << seed);
+  Rng rng(seed);
+  constexpr int64_t B = 6, bits = 32, classes = 5;
+  constexpr int steps = 4;
+  Generator init_a(seed), init_b(seed);
+  Net<Config, T> eager_net(bits, init_a), graph_net(bits, init_b);
+  hash::loss::Config cfg;
+  cfg.bits = bits;
+  cfg.classes = classes;
+  cfg.train_size = B;
+  Generator centers_a(seed + 1), centers_b(seed + 1);
+  hash::loss::Csq<float, Cuda> loss_a(cfg, centers_a), loss_b(cfg, centers_b);
+  Generator drop_a(seed + 2), drop_b(seed + 2);
+  nn::Context ctx_a{true, &drop_a}, ctx_b{true, &drop_b};
+  optim::Adam<T, Cuda> opt_a(nn::parameters(eager_net), {.lr = 1e-3, .weight_decay = 1e-4});
+  optim::Adam<T, Cuda> opt_b(nn::parameters(graph_net), {.lr = 1e-3, .weight_decay = 1e-4});
+  nn::CapturedNetwork<Net<Config, T>, FTensor> captured(graph_net);
+  const Shape image_shape{B, Config::channels, Config::image, Config::image};
+  std::vector<int64_t> indices;
+  for (int64_t i = 0; i < B; ++i) indices.push_back(i);
+
+  for (int s = 0; s < steps; ++s) {
+    INFO("step " << s);
+    std::vector<float> labels(static_cast<size_t>(B * classes), 0.0f);
+    for (int64_t i = 0; i < B; ++i) labels[static_cast<size_t>(i * classes) + rng.gen() % classes] = 1.0f;
+    const FTensor y = FTensor::from_vector(labels, Shape{B, classes});
+    const auto x = cast<T>(FTensor::from_vector(rng.normal(static_cast<size_t>(image_shape.numel())), image_shape));
+
+    opt_a.zero_grad();
+    const FTensor la =
+        loss_a(cast<float>(eager_net.forward(x, ctx_a)), y, indices, 0, std::span<const float>(labels));
+    la.backward();
+    opt_a.step();
+
+    opt_b.zero_grad();
+    FTensor lb;
+    if (s == 0) {
+      lb = loss_b(cast<float>(graph_net.forward(x, ctx_b)), y, indices, 0, std::span<const float>(labels));
+      lb.backward();
+    } else {
+      const FTensor u = captured.forward(x, ctx_b);
+      lb = loss_b(u, y, indices, 0, std::span<const float>(labels));
+      lb.backward();
+      captured.backward(u);
+    }
+    opt_b.step();
+
+    CHECK(same_bits(la.to_vector(), lb.to_vector()));
+    CHECK(drop_a.offset() == drop_b.offset());
+    const auto pa = nn::named_parameters(eager_net), pb = nn::named_parameters(graph_net);
+    REQUIRE(pa.size() == pb.size());
+    size_t differing = 0;
+    for (size_t i = 0; i < pa.size(); ++i)
+      if (!same_bits(pa[i].second.to_vector(), pb[i].second.to_vector())) {
+        UNSCOPED_INFO("parameter " << pa[i].first << " differs");
+        ++differing;
+      }
+    CHECK(differing == 0);
+  }
+  CHECK(captured.captured());
+  CHECK(captured.nodes() > 20);
+  const FTensor wrong = FTensor::empty(Shape{B + 1, Config::channels, Config::image, Config::image});
+  CHECK(!captured.accepts(cast<T>(wrong)));
+}
+
+}  // namespace
+
+TEST_CASE("a training step through CapturedNetwork matches the eager step bit for bit", "[graph][training]") {
+  if (!cuda::available()) return;
+  const uint64_t seed = fresh_seed();
+  check_captured_training<TinyD32, float>(seed);
+  check_captured_training<TinyD32, bf16>(seed + 1);
+  check_captured_training<TinyD16, float>(seed + 2);
+}
+
+#if defined(VTS_TEST_WITH_DATA)
+namespace {
+
+// Trainer::train_epoch with and without set_cuda_graphs, from the same seeds: batches of 10 from 24
+// images, so each epoch has two full batches (the first one of all op by op, then captured, then
+// replayed) and a partial one (always op by op, between replays). Every reported loss, the
+// dropout generator and every weight must agree bit for bit.
+template <class T>
+void check_graph_trainer(uint64_t seed, double mixup) {
+  INFO("seed " << seed << " mixup " << mixup << (std::is_same_v<T, bf16> ? " bf16" : " fp32"));
+  using Network = Net<TinyD32, T>;
+  using Loss = hash::loss::Csq<float, Cuda>;
+  constexpr int64_t bits = 16;
+  hash::loss::Config cfg;
+  cfg.bits = bits;
+  cfg.classes = 3;
+  cfg.train_size = 24;
+  const hash::OptimizerOptions opt{.name = "adamw", .lr = 3e-3, .weight_decay = 0.05, .schedule = "cosine"};
+  Generator init_a(seed), init_b(seed), loss_a(seed + 1), loss_b(seed + 1);
+  hash::Trainer<Network, Loss> eager(Network(bits, init_a), Loss(cfg, loss_a), opt, seed);
+  hash::Trainer<Network, Loss> graphed(Network(bits, init_b), Loss(cfg, loss_b), opt, seed);
+  graphed.set_cuda_graphs(true);
+  eager.set_mixup(mixup);
+  graphed.set_mixup(mixup);
+  const data::LoaderOptions lo{.batch_size = 10, .shuffle = true, .num_workers = 0, .seed = seed};
+  data::Loader loader_a(std::make_shared<Stripes28>(), lo), loader_b(std::make_shared<Stripes28>(), lo);
+  constexpr int64_t kEpochs = 3;
+  std::vector<double> losses_a, losses_b;
+  for (int64_t e = 0; e < kEpochs; ++e) {
+    const double mean_a = eager.train_epoch(loader_a, e, kEpochs, [&](const auto& r) { losses_a.push_back(r.loss); });
+    const double mean_b = graphed.train_epoch(loader_b, e, kEpochs, [&](const auto& r) { losses_b.push_back(r.loss); });
+    CHECK(mean_a == mean_b);
+  }
+  REQUIRE(losses_a.size() == 9);
+  CHECK(graphed.graph_steps() == 5);  // all full batches but the first
+  CHECK(eager.graph_steps() == 0);
+  CHECK(losses_a == losses_b);
+  CHECK(eager.dropout_rng().offset() == graphed.dropout_rng().offset());
+  const auto pa = nn::named_parameters(eager.network()), pb = nn::named_parameters(graphed.network());
+  size_t differing = 0;
+  for (size_t i = 0; i < pa.size(); ++i)
+    if (!same_bits(pa[i].second.to_vector(), pb[i].second.to_vector())) {
+      UNSCOPED_INFO("parameter " << pa[i].first << " differs");
+      ++differing;
+    }
+  CHECK(differing == 0);
+}
+
+}  // namespace
+
+TEST_CASE("the training loop with CUDA graphs trains as the loop without", "[graph][training]") {
+  if (!cuda::available()) return;
+  const uint64_t seed = fresh_seed();
+  check_graph_trainer<float>(seed, 0.0);
+  check_graph_trainer<float>(seed + 1, 0.4);
+  check_graph_trainer<bf16>(seed + 2, 0.0);
+}
+
+TEST_CASE("CUDA graphs refuse a loss with parameters of its own", "[graph]") {
+  if (!cuda::available()) return;
+  hash::loss::Config cfg;
+  cfg.bits = 16;
+  cfg.classes = 3;
+  cfg.train_size = 24;
+  Generator init(1), lg(2);
+  using Network = Net<TinyD32, float>;
+  using Loss = hash::loss::GreedyHash<float, Cuda>;
+  hash::Trainer<Network, Loss> t(Network(16, init), Loss(cfg, lg), {}, 1);
+  CHECK_THROWS_WITH(t.set_cuda_graphs(true), Catch::Contains("parameters of its own"));
+  CHECK(!t.cuda_graphs());
+}
+#endif
