@@ -40,17 +40,19 @@ def main():
 def print_profiles(profiles, top=15):
     """Per profiled run (config, batch, precision): its ops, most device time first, the first `top`
     of them and the rest summed."""
+    def key(r):
+        return (r["config"], r["batch"], r["precision"], r.get("cuda_graphs", False))
+
     runs = []
     for r in profiles:
-        k = (r["config"], r["batch"], r["precision"])
-        if k not in runs:
-            runs.append(k)
+        if key(r) not in runs:
+            runs.append(key(r))
     for k in runs:
-        ops = sorted((r for r in profiles if (r["config"], r["batch"], r["precision"]) == k),
-                     key=lambda r: -r["ms_per_step"])
+        ops = sorted((r for r in profiles if key(r) == k), key=lambda r: -r["ms_per_step"])
         total = ops[0]["profiled_ms_per_step"]
         launches = sum(r["calls_per_step"] for r in ops)
-        print(f"\n**Op profile, {k[0]} batch {k[1]} {k[2]}**: {total:.2f} ms and {launches:.0f} ops per step "
+        graphs = ", CUDA graphs" if k[3] else ""
+        print(f"\n**Op profile, {k[0]} batch {k[1]} {k[2]}{graphs}**: {total:.2f} ms and {launches:.0f} ops per step "
               f"(profiled steps; each op charged the time since the one before it)\n")
         print("| op | calls / step | ms / step | share |")
         print("|---|---:|---:|---:|")
@@ -74,12 +76,15 @@ def print_steps(steps):
         return
     # Epilogue fallbacks: vts on CUDA, linear-layer GEMM calls whose bias epilogues cuBLASLt refused
     # (0: all taken; off: switched off with VTS_GEMM_EPILOGUES=0).
-    print("\n| training step | config | batch | impl | precision | GEMMs | attention | ms (median) | images/s | epilogue fallbacks |")
-    print("|---|---|---:|---|---|---|---|---:|---:|---:|")
+    # Graphs: vts with --cuda-graphs, the network's forward and backward replayed (graph_nodes of them).
+    print("\n| training step | config | batch | impl | precision | GEMMs | attention | graphs | ms (median) | images/s "
+          "| epilogue fallbacks |")
+    print("|---|---|---:|---|---|---|---|---|---:|---:|---:|")
     for r in steps:
+        graphs = f"{r['graph_nodes']} nodes" if r.get("cuda_graphs") else "–"
         print(f"| {r.get('device', 'cpu')} | {r['config']} | {r['batch']} | {r['impl']} | {r.get('precision', 'fp32')} | "
-              f"{r.get('gemm', '–')} | {r.get('attention', 'fused')} | {r['step_ms_median']:.2f} | {r['imgs_per_s']:.1f} | "
-              f"{epilogues(r)} |")
+              f"{r.get('gemm', '–')} | {r.get('attention', 'fused')} | {graphs} | {r['step_ms_median']:.2f} | "
+              f"{r['imgs_per_s']:.1f} | {epilogues(r)} |")
 
 
 def print_kernels(rows):

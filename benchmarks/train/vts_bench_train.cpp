@@ -14,6 +14,9 @@
 // (vts/backend/cuda/profile.hpp) and prints one JSON line per op name: its calls and device time
 // per step and its share of the profiled time — where the step's time goes. The timed steps are
 // not profiled (the profiler's events cost the host about a microsecond per op).
+// --cuda-graphs (CUDA) replays the network's forward and backward from captured CUDA graphs
+// (vts/nn/captured.hpp; the loss and Adam stay op by op): the first step runs op by op, the second
+// captures. The JSON then gives the graphs' recorded operations ("graph_nodes").
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -21,6 +24,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <span>
 #include <string>
 #include <type_traits>
@@ -35,6 +39,7 @@
 #include "vts/backend/cuda/gemm.hpp"
 #include "vts/backend/cuda/profile.hpp"
 #include "vts/backend/cuda/runtime.hpp"
+#include "vts/nn/captured.hpp"
 #endif
 
 namespace {
@@ -49,6 +54,7 @@ struct Args {
   std::string device = "cpu";
   std::string gemm = "tf32";  // CUDA fp32 GEMMs: tf32, bf16 (tensor cores on fp32 data) or fp32
   std::string precision = "fp32";  // fp32 | bf16 (CUDA)
+  bool cuda_graphs = false;
 };
 
 Args parse(int argc, char** argv) {
@@ -83,11 +89,12 @@ Args parse(int argc, char** argv) {
     else if (flag == "--device") a.device = value();
     else if (flag == "--gemm") a.gemm = value();
     else if (flag == "--precision") a.precision = value();
+    else if (flag == "--cuda-graphs") a.cuda_graphs = true;
     else {
       std::fprintf(stderr,
                    "usage: vts_bench_train [--config tiny|small|b16|b32] [--batch B] [--steps S] [--warmup W] "
                    "[--threads T] [--device cpu|cuda] [--gemm tf32|bf16|fp32] [--precision fp32|bf16] "
-                   "[--profile-steps K]\n"
+                   "[--profile-steps K] [--cuda-graphs]\n"
                    "unknown flag: %s\n",
                    flag.c_str());
       std::exit(2);
@@ -111,6 +118,10 @@ Args parse(int argc, char** argv) {
   }
   if (a.warmup < 0 || a.profile_steps < 0) {
     std::fprintf(stderr, "vts_bench_train: --warmup and --profile-steps must not be negative\n");
+    std::exit(2);
+  }
+  if (a.cuda_graphs && a.device != "cuda") {
+    std::fprintf(stderr, "vts_bench_train: --cuda-graphs needs --device cuda\n");
     std::exit(2);
   }
   if (a.profile_steps > 0 && a.device != "cuda") {
@@ -162,14 +173,60 @@ void print_profile([[maybe_unused]] const Args& a, [[maybe_unused]] const char* 
         name += c;
       }
       std::printf(
-          "{\"profile\": \"%s\", \"config\": \"%s\", \"batch\": %lld, \"precision\": \"%s\", \"calls_per_step\": %.2f, "
-          "\"ms_per_step\": %.4f, \"share\": %.4f, \"profiled_ms_per_step\": %.3f}\n",
-          name.c_str(), a.config.c_str(), static_cast<long long>(a.batch), precision, static_cast<double>(e.calls) / k,
+          "{\"profile\": \"%s\", \"config\": \"%s\", \"batch\": %lld, \"precision\": \"%s\", \"cuda_graphs\": %s, "
+          "\"calls_per_step\": %.2f, \"ms_per_step\": %.4f, \"share\": %.4f, \"profiled_ms_per_step\": %.3f}\n",
+          name.c_str(), a.config.c_str(), static_cast<long long>(a.batch), precision,
+          a.cuda_graphs ? "true" : "false", static_cast<double>(e.calls) / k,
           e.ms / k, total > 0 ? e.ms / total : 0.0, total / k);
     }
   }
 #endif
 }
+
+// --cuda-graphs: the step's forward and backward through nn::CapturedNetwork once one step has run
+// op by op (its lazy set-up is not to be captured). Does nothing on the CPU or without the flag.
+template <class Net, class D>
+class GraphedStep {
+ public:
+  GraphedStep(Net& net, bool on) : net_(net), on_(on) {}
+  // One step's forward, loss and backward through the graphs; false: run it op by op.
+  template <class LossOf, class ZeroGrad>
+  bool step([[maybe_unused]] const typename Net::tensor_type& x, [[maybe_unused]] vts::nn::Context& ctx,
+            [[maybe_unused]] LossOf&& loss_of, [[maybe_unused]] ZeroGrad&& zero_grad) {
+#if defined(VTS_WITH_CUDA)
+    if constexpr (std::is_same_v<D, vts::Cuda>) {
+      if (!on_ || eager_steps_++ == 0) return false;
+      if (!captured_) captured_ = std::make_unique<vts::nn::CapturedNetwork<Net, vts::Tensor<float, D>>>(net_);
+      const auto u = captured_->forward(x, ctx);
+      const auto l = loss_of(u);
+      zero_grad();
+      l.backward();
+      captured_->backward(u);
+      return true;
+    }
+#endif
+    return false;
+  }
+  std::string json_field() const {
+#if defined(VTS_WITH_CUDA)
+    if constexpr (std::is_same_v<D, vts::Cuda>)
+      return std::string(", \"cuda_graphs\": ") + (on_ ? "true" : "false") +
+             ", \"graph_nodes\": " + std::to_string(captured_ ? captured_->nodes() : 0);
+#endif
+    return "";
+  }
+
+ private:
+  [[maybe_unused]] Net& net_;
+  bool on_;
+  int eager_steps_ = 0;
+#if defined(VTS_WITH_CUDA)
+  struct None {};
+  std::conditional_t<std::is_same_v<D, vts::Cuda>,
+                     std::unique_ptr<vts::nn::CapturedNetwork<Net, vts::Tensor<float, D>>>, None>
+      captured_;
+#endif
+};
 
 // T: the network's element type (float, or bf16 with fp32 masters in the optimizer). The loss is
 // always computed in fp32.
@@ -194,11 +251,15 @@ int run(const Args& a) {
   }
   const auto y = Tensor<float, D>::from_vector(labels, Shape{a.batch, 10});
   nn::Context ctx{true, &gen};
+  GraphedStep<decltype(net), D> graphed(net, a.cuda_graphs);
   auto step = [&] {
     // The labels on the host too, as the trainer passes them: CSQ's centers need no read-back.
-    const auto l = loss(cast<float>(net.forward(x, ctx)), y, indices, 0, std::span<const float>(labels));
-    opt.zero_grad();
-    l.backward();
+    auto loss_of = [&](const Tensor<float, D>& u) { return loss(u, y, indices, 0, std::span<const float>(labels)); };
+    if (!graphed.step(x, ctx, loss_of, [&] { opt.zero_grad(); })) {
+      const auto l = loss_of(cast<float>(net.forward(x, ctx)));
+      opt.zero_grad();
+      l.backward();
+    }
     opt.step();
   };
   std::vector<double> ms;
@@ -214,11 +275,11 @@ int run(const Args& a) {
   const double median = ms[ms.size() / 2];
   std::printf(
       "{\"impl\": \"vts\", \"device\": \"%s\", \"precision\": \"%s\", \"gemm\": \"%s\", \"config\": \"%s\", \"batch\": %lld, \"threads\": %d, \"steps\": %d, \"step_ms_median\": %.3f, "
-      "\"step_ms_min\": %.3f, \"imgs_per_s\": %.2f, \"params\": %lld%s}\n",
+      "\"step_ms_min\": %.3f, \"imgs_per_s\": %.2f, \"params\": %lld%s%s}\n",
       D::name, std::is_same_v<T, bf16> ? "bf16" : "fp32",
       is_cpu_v<D> ? "eigen" : (std::is_same_v<T, bf16> ? "bf16" : a.gemm.c_str()), a.config.c_str(), static_cast<long long>(a.batch), vts::cpu::max_threads(), a.steps, median, ms.front(),
       1000.0 * static_cast<double>(a.batch) / median, static_cast<long long>(nn::parameter_count(net)),
-      epilogue_fallbacks_field<D>().c_str());
+      epilogue_fallbacks_field<D>().c_str(), graphed.json_field().c_str());
   if (a.profile_steps > 0) print_profile<D>(a, std::is_same_v<T, bf16> ? "bf16" : "fp32", step);
   return 0;
 }

@@ -121,7 +121,7 @@ void RunRecord::write_outputs(const Outputs& o) const {
       {"loss_history", history_json()},
       {"config",
        {{"model", model_}, {"head", head_}, {"loss", loss_}, {"bits", a.bits}, {"dataset", a.dataset},
-        {"device", o.device}, {"precision", a.precision}, {"gemm", o.gemm},
+        {"device", o.device}, {"precision", a.precision}, {"gemm", o.gemm}, {"cuda_graphs", a.cuda_graphs},
         {"data_dir", a.data_dir}, {"epochs", a.epochs}, {"batch", a.batch}, {"optimizer", a.opt.name},
         {"lr", a.opt.lr}, {"weight_decay", a.opt.weight_decay}, {"schedule", a.opt.schedule},
         {"warmup_epochs", a.opt.warmup_epochs}, {"final_lr", a.opt.final_lr}, {"eval_every", a.eval_every},
@@ -227,7 +227,11 @@ Run add_train_command(CLI::App& app) {
   auto* gemm = app.add_option("--gemm", a->gemm,
                               "cuda, fp32 model: GEMMs on tf32 or bf16 tensor cores (fp32 storage), or full fp32")
                    ->check(CLI::IsMember({"tf32", "bf16", "fp32"}))->capture_default_str();
+  app.add_flag("--cuda-graphs", a->cuda_graphs,
+               "cuda: replay each step's forward and backward from captured CUDA graphs (the same results, fewer "
+               "launches; not with --loss greedyhash)");
   return [a, gemm]() -> int {
+    if (a->device != "cuda" && a->cuda_graphs) throw Error("--cuda-graphs applies to --device cuda");
     if (a->device != "cuda" && gemm->count() > 0)
       throw Error("--gemm " + a->gemm + " applies to --device cuda; the CPU GEMMs are Eigen's fp32");
     if (a->device != "cuda" && a->precision == "bf16")

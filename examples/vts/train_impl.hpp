@@ -35,6 +35,7 @@ struct TrainArgs {
   std::string config = "tiny";
   std::string device = "cpu";  // cpu or cuda (a build with vts::cuda)
   std::string gemm = "tf32";   // CUDA: how fp32 GEMMs use the tensor cores (tf32, bf16, fp32)
+  bool cuda_graphs = false;    // CUDA: forward and backward as replays of captured graphs (same results)
   std::string precision = "fp32";  // fp32, or bf16 (CUDA: bf16 network, fp32 loss and masters)
   std::string head = "all";
   std::string loss = "csq";
@@ -244,6 +245,7 @@ int run(const TrainArgs& a) {
   trainer.set_ema(a.ema);
   trainer.set_flip_averaging(a.flip_average);
   trainer.set_mixup(a.mixup);
+  trainer.set_cuda_graphs(a.cuda_graphs);
   const std::vector<float> query_labels = data::all_labels(*split.query);
   const std::vector<float> db_labels = data::all_labels(*split.database);
   const index::Labels query_labels_packed = index::Labels::from_multi_hot(query_labels, classes);
