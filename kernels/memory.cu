@@ -7,8 +7,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <unordered_map>
 #include <sstream>
+#include <unordered_map>
 #include <vector>
 
 #include "common/check.cuh"
@@ -39,11 +39,11 @@ class DeviceCache {
       auto it = lists.find(cls);
       if (it != lists.end() && !it->second.empty()) {
         void* p = it->second.back();
+        if (pool) owner_[p] = pool;  // first: if the map cannot grow, the block stays in the list
         it->second.pop_back();
         if (pool) {
           pool->free_bytes -= cls;
           stats_.graph_pool_bytes -= cls;
-          owner_[p] = pool;
         } else {
           stats_.cached_bytes -= cls;
         }

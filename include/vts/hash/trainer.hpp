@@ -311,7 +311,7 @@ class Trainer {
           if (!graph_shape_) graph_shape_ = x.shape();
           return false;
         }
-        captured_ = std::make_unique<nn::CapturedNetwork<Network, loss_tensor>>(net_);
+        captured_.reset(new nn::CapturedNetwork<Network, loss_tensor>(net_));
       }
       if (!captured_->accepts(x)) return false;
       const loss_tensor u = captured_->forward(x, ctx);
@@ -432,7 +432,19 @@ class Trainer {
   struct NoCapture {
     void reset() {}
   };
-  std::conditional_t<std::is_same_v<D, Cuda>, std::unique_ptr<nn::CapturedNetwork<Network, loss_tensor>>, NoCapture>
+  // The graphs point at this trainer's network: a moved trainer starts without them and captures
+  // again at its next full batch.
+  template <class P>
+  struct EmptiedOnMove : P {
+    EmptiedOnMove() = default;
+    EmptiedOnMove(EmptiedOnMove&&) noexcept {}
+    EmptiedOnMove& operator=(EmptiedOnMove&&) noexcept {
+      this->reset();
+      return *this;
+    }
+  };
+  EmptiedOnMove<std::conditional_t<std::is_same_v<D, Cuda>, std::unique_ptr<nn::CapturedNetwork<Network, loss_tensor>>,
+                                   NoCapture>>
       captured_;
   std::optional<Shape> graph_shape_;  // the shape the graphs are (to be) captured for
 #endif

@@ -79,9 +79,15 @@ class CapturedNetwork {
     // The backward graph must create the gradients (the engine then writes, not adds, them).
     for (auto& p : params) p.zero_grad();
     forward_.capture([&] { output_ = cast<typename Out::value_type>(net_->forward(input_, ctx)); }, ctx.rng);
-    seed_ = Out::empty(output_.shape());
-    backward_.share_pool(forward_);
-    backward_.capture([&] { output_.backward(seed_); });
+    try {
+      seed_ = Out::empty(output_.shape());
+      backward_.share_pool(forward_);
+      backward_.capture([&] { output_.backward(seed_); });
+    } catch (...) {
+      output_ = Out();
+      forward_ = cuda::Graph();  // both graphs or neither
+      throw;
+    }
     output_ = output_.detach();
     grads_.clear();
     for (auto& p : params) grads_.push_back(p.grad());

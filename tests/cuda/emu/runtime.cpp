@@ -328,7 +328,6 @@ struct Capture {
   bool invalidated = false;
   cudaStreamCaptureMode mode = cudaStreamCaptureModeGlobal;
   std::vector<std::function<void()>> ops;
-  std::unordered_set<const void*> events;  // recorded during this capture
 };
 Capture& capture() {
   static Capture* c = new Capture();
