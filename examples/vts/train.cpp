@@ -116,6 +116,7 @@ void RunRecord::write_outputs(const Outputs& o) const {
       {"precision_at_1000", best.precision_at_1000()},
       {"precision_radius2", best.report.radius.precision},
       {"train_seconds", train_seconds},
+      {"graph_steps", graph_steps},
       {"total_seconds", seconds_since(o.start)},
       {"evaluations", evaluations},
       {"loss_history", history_json()},

@@ -158,6 +158,7 @@ class RunRecord {
   std::vector<std::pair<int64_t, double>> history;  // (epoch, mean training loss)
   nlohmann::json evaluations = nlohmann::json::array();
   double train_seconds = 0;
+  int64_t graph_steps = 0;  // steps whose forward and backward were CUDA graph replays (this process)
 
  private:
   nlohmann::json history_json() const;  // [{epoch, loss}], as checkpoints and metrics.json keep it
@@ -297,6 +298,7 @@ int run(const TrainArgs& a) {
     const double mean_loss = trainer.train_epoch(train_loader, epoch, a.epochs,
                                                  [&](const hash::StepReport& r) { progress("train", r); });
     record.train_seconds += seconds_since(t0);
+    record.graph_steps = trainer.graph_steps();
     record.history.emplace_back(epoch + 1, mean_loss);
     if ((epoch + 1) % a.eval_every == 0 || epoch + 1 == a.epochs) evaluate(epoch + 1);
   }
