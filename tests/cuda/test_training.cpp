@@ -355,6 +355,44 @@ void check_training_loop(uint64_t seed, double mixup) {
     spread = std::max(spread, std::abs(reports_cpu[i].loss - reports_cpu[0].loss) / reports_cpu[0].loss);
   CHECK(spread > 1e-2);
 }
+
+// hash::pretrain_classifier (the classifier stage, paper §2.3) on both devices from the same
+// backbone weights and seeds (the classifier head is drawn on the host from the seed, so it starts
+// equal too): every step's reported loss in order — on CUDA read one step late — and the result.
+void check_pretraining(uint64_t seed) {
+  INFO("seed " << seed);
+  using Config = ViTTiny28Heads32;
+  Generator init_cpu(seed), init_gpu(seed ^ 0xABCDull);
+  nn::ViT<Config, float, Cpu> cpu(init_cpu);
+  nn::ViT<Config, float, Cuda> gpu(init_gpu);
+  {
+    NoGradGuard no_grad;
+    auto pc = nn::parameters(cpu);
+    auto pg = nn::parameters(gpu);
+    REQUIRE(pc.size() == pg.size());
+    for (size_t i = 0; i < pc.size(); ++i)
+      pg[i].detach().copy_(Tensor<float, Cuda>::from_vector(pc[i].to_vector(), pc[i].shape()));
+  }
+  const hash::OptimizerOptions opt{.name = "adamw", .lr = 3e-3, .weight_decay = 0.05};
+  const data::LoaderOptions lo{.batch_size = 8, .shuffle = true, .num_workers = 0, .seed = seed};
+  data::Loader loader_cpu(std::make_shared<Stripes28>(), lo), loader_gpu(std::make_shared<Stripes28>(), lo);
+  std::vector<hash::StepReport> rc, rg;
+  const double mean_cpu =
+      hash::pretrain_classifier(cpu, loader_cpu, 2, opt, seed, [&](const auto& r) { rc.push_back(r); });
+  const double mean_gpu =
+      hash::pretrain_classifier(gpu, loader_gpu, 2, opt, seed, [&](const auto& r) { rg.push_back(r); });
+  REQUIRE(rc.size() == 6);
+  REQUIRE(rg.size() == rc.size());
+  const double margin = 1e-3 * rc.front().loss;  // as the training loop's bar, above
+  for (size_t i = 0; i < rc.size(); ++i) {
+    INFO("report " << i << ": cpu " << rc[i].loss << ", cuda " << rg[i].loss);
+    CHECK(rg[i].epoch == rc[i].epoch);
+    CHECK(rg[i].step == rc[i].step);
+    CHECK(rg[i].lr == rc[i].lr);
+    CHECK(rg[i].loss == Approx(rc[i].loss).epsilon(1e-3).margin(margin));
+  }
+  CHECK(mean_gpu == Approx(mean_cpu).epsilon(1e-3).margin(margin));
+}
 #endif
 
 }  // namespace
@@ -419,5 +457,10 @@ TEST_CASE("the training loop on CUDA reports the CPU's losses step by step", "[t
   const uint64_t seed = fresh_seed();
   check_training_loop(seed, 0.0);
   check_training_loop(seed + 7, 0.4);  // mixed label rows: CSQ's centers from soft host labels
+}
+
+TEST_CASE("classifier pretraining on CUDA reports the CPU's losses step by step", "[training]") {
+  Tf32Off strict;
+  check_pretraining(fresh_seed());
 }
 #endif

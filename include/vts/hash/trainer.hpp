@@ -9,6 +9,7 @@
 // (GreedyHash's classifier, fp32) gets an optimizer of its own with the same settings.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -451,13 +452,17 @@ class Trainer {
 };
 
 // Optional first stage (paper §2.3): train the backbone as a classifier on the training split with
-// cross-entropy on each item's first label, then hand it to the hash stage.
+// cross-entropy on each item's first label, then hand it to the hash stage. Returns the last epoch's
+// mean loss. On CUDA it runs as train_epoch does: batches staged through pinned buffers, targets
+// uploaded without a wait (cross_entropy), and each step's loss read one step late, so the host
+// never stops the device's queue.
 template <class Backbone>
 double pretrain_classifier(Backbone& backbone, data::Loader& loader, int64_t epochs, const OptimizerOptions& opt,
                            uint64_t seed, const std::function<void(const StepReport&)>& report = {}) {
   using tensor_type = typename Backbone::tensor_type;
   using T = typename tensor_type::value_type;
   using D = typename tensor_type::device_type;
+  using LT = acc_t<T>;  // the loss in fp32 also for a bf16 backbone
   Generator gen(seed ^ 0xC1A55ull);
   const int classes = loader.dataset().num_classes();
   ClassifierHead<T, D> head(Backbone::dim, classes, gen);
@@ -465,6 +470,17 @@ double pretrain_classifier(Backbone& backbone, data::Loader& loader, int64_t epo
   for (auto& p : nn::parameters(head)) params.push_back(p);
   auto optimizer = make_optimizer<T, D>(opt, params);
   nn::Context ctx{true, &gen};
+#if defined(VTS_WITH_CUDA)
+  std::conditional_t<std::is_same_v<D, Cuda>, cuda::StagedUpload, std::monostate> upload;
+#endif
+  auto images = [&](const data::Batch& b) {
+    const Shape shape{b.size, b.spec.channels, b.spec.height, b.spec.width};
+#if defined(VTS_WITH_CUDA)
+    if constexpr (std::is_same_v<D, Cuda>) return upload.template operator()<T>(b.images.data(), shape);
+#endif
+    return tensor_type::from_vector(std::vector<T>(b.images.begin(), b.images.end()), shape);
+  };
+  constexpr bool defer_loss_read = !is_cpu_v<D>;
   double last = 0;
   for (int64_t epoch = 0; epoch < epochs; ++epoch) {
     loader.start_epoch(epoch);
@@ -472,24 +488,46 @@ double pretrain_classifier(Backbone& backbone, data::Loader& loader, int64_t epo
     data::Batch batch;
     double sum = 0;
     int64_t n = 0;
+    struct Done {
+      Tensor<LT, D> loss;
+      int64_t number, size;
+      double lr;
+      std::chrono::steady_clock::time_point start;
+    };
+    std::optional<Done> pending;
+    auto last_finish = std::chrono::steady_clock::now();
+    auto finish = [&](const Done& d) {
+      const double value = static_cast<double>(d.loss.item());
+      VTS_CHECK(std::isfinite(value), "classifier pretraining diverged: loss is ", value, " at epoch ", epoch,
+                " step ", d.number, "; lower --pretrain-lr");
+      sum += value;
+      ++n;
+      const auto now = std::chrono::steady_clock::now();
+      const double secs = std::chrono::duration<double>(now - (defer_loss_read ? last_finish : d.start)).count();
+      last_finish = now;
+      if (report) report({epoch, d.number, steps, value, static_cast<double>(d.size) / secs, d.lr});
+    };
     while (loader.next(batch)) {
       const auto t0 = std::chrono::steady_clock::now();
       const double lr = scheduled_lr(opt, epoch * steps + batch.number, steps, epochs);
       std::visit([&](auto& o) { o.set_lr(lr); }, optimizer);
       std::vector<int64_t> targets(static_cast<size_t>(batch.size));
-      for (int64_t i = 0; i < batch.size; ++i) targets[static_cast<size_t>(i)] = first_argmax(batch.labels.data() + i * classes, classes);
-      std::vector<T> pixels(batch.images.begin(), batch.images.end());
-      const tensor_type x = tensor_type::from_vector(pixels, Shape{batch.size, batch.spec.channels, batch.spec.height, batch.spec.width});
-      // The loss in fp32 also for a bf16 backbone (cast is the identity otherwise).
-      const auto l = cross_entropy(cast<acc_t<T>>(head.forward(backbone.forward(x, ctx))), targets);
+      for (int64_t i = 0; i < batch.size; ++i)
+        targets[static_cast<size_t>(i)] = first_argmax(batch.labels.data() + i * classes, classes);
+      const tensor_type x = images(batch);
+      const Tensor<LT, D> l = cross_entropy(cast<LT>(head.forward(backbone.forward(x, ctx))), targets);
       std::visit([](auto& o) { o.zero_grad(); }, optimizer);
       l.backward();
       std::visit([](auto& o) { o.step(); }, optimizer);
-      sum += static_cast<double>(l.item());
-      ++n;
-      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      if (report) report({epoch, batch.number, steps, static_cast<double>(l.item()), static_cast<double>(batch.size) / secs, lr});
+      Done done{l.detach(), batch.number, batch.size, lr, t0};
+      if constexpr (defer_loss_read) {
+        if (pending) finish(*pending);
+        pending = std::move(done);
+      } else {
+        finish(done);
+      }
     }
+    if (pending) finish(*pending);
     last = n ? sum / static_cast<double>(n) : 0.0;
   }
   return last;
