@@ -39,6 +39,20 @@ bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
 
 using FTensor = Tensor<float, Cuda>;
 
+// How many of two networks' parameters differ in any bit (each one named in the report).
+template <class A, class B>
+size_t differing_parameters(A& a, B& b) {
+  const auto pa = nn::named_parameters(a), pb = nn::named_parameters(b);
+  REQUIRE(pa.size() == pb.size());
+  size_t differing = 0;
+  for (size_t i = 0; i < pa.size(); ++i)
+    if (!same_bits(pa[i].second.to_vector(), pb[i].second.to_vector())) {
+      UNSCOPED_INFO("parameter " << pa[i].first << " differs");
+      ++differing;
+    }
+  return differing;
+}
+
 }  // namespace
 
 TEST_CASE("a replay computes with the inputs present at the replay", "[graph]") {
@@ -235,15 +249,7 @@ void check_captured_training(uint64_t seed) {
 
     CHECK(same_bits(la.to_vector(), lb.to_vector()));
     CHECK(drop_a.offset() == drop_b.offset());
-    const auto pa = nn::named_parameters(eager_net), pb = nn::named_parameters(graph_net);
-    REQUIRE(pa.size() == pb.size());
-    size_t differing = 0;
-    for (size_t i = 0; i < pa.size(); ++i)
-      if (!same_bits(pa[i].second.to_vector(), pb[i].second.to_vector())) {
-        UNSCOPED_INFO("parameter " << pa[i].first << " differs");
-        ++differing;
-      }
-    CHECK(differing == 0);
+    CHECK(differing_parameters(eager_net, graph_net) == 0);
   }
   CHECK(captured.captured());
   CHECK(captured.nodes() > 20);
@@ -304,14 +310,7 @@ void check_graph_trainer(uint64_t seed, double mixup) {
   CHECK(eager.graph_steps() == 0);
   CHECK(losses_a == losses_b);
   CHECK(eager.dropout_rng().offset() == b->dropout_rng().offset());
-  const auto pa = nn::named_parameters(eager.network()), pb = nn::named_parameters(b->network());
-  size_t differing = 0;
-  for (size_t i = 0; i < pa.size(); ++i)
-    if (!same_bits(pa[i].second.to_vector(), pb[i].second.to_vector())) {
-      UNSCOPED_INFO("parameter " << pa[i].first << " differs");
-      ++differing;
-    }
-  CHECK(differing == 0);
+  CHECK(differing_parameters(eager.network(), b->network()) == 0);
 }
 
 }  // namespace

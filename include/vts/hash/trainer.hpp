@@ -72,6 +72,64 @@ struct StepReport {
   double loss, images_per_s, lr;
 };
 
+namespace detail {
+// The step reports of one epoch. A step's loss is read (a wait for the device) when the step is done
+// with: on the CPU at once; on another device one step late, after the next step is queued, so the
+// device always has work and the host never waits for a step it could be queueing behind.
+// Throughput is then measured from one finished step to the next.
+template <class LossTensor>
+class EpochReports {
+ public:
+  EpochReports(int64_t epoch, int64_t steps, const char* what, const char* remedy,
+               const std::function<void(const StepReport&)>& report)
+      : epoch_(epoch), steps_(steps), what_(what), remedy_(remedy), report_(report) {}
+  // A step queued: its loss, batch number and size, rate, and when it started.
+  void step_done(const LossTensor& loss, int64_t number, int64_t size, double lr,
+                 std::chrono::steady_clock::time_point start) {
+    Done d{loss.detach(), number, size, lr, start};
+    if constexpr (kDefer) {
+      if (pending_) finish(*pending_);
+      pending_ = std::move(d);
+    } else {
+      finish(d);
+    }
+  }
+  // Reads the last step's loss; returns the epoch's mean (0 without steps).
+  double mean() {
+    if (pending_) finish(*pending_);
+    pending_.reset();
+    return n_ ? sum_ / static_cast<double>(n_) : 0.0;
+  }
+
+ private:
+  static constexpr bool kDefer = !is_cpu_v<typename LossTensor::device_type>;
+  struct Done {
+    LossTensor loss;
+    int64_t number, size;
+    double lr;
+    std::chrono::steady_clock::time_point start;
+  };
+  void finish(const Done& d) {
+    const double value = static_cast<double>(d.loss.item());
+    VTS_CHECK(std::isfinite(value), what_, " diverged: loss is ", value, " at epoch ", epoch_, " step ", d.number,
+              "; ", remedy_);
+    sum_ += value;
+    ++n_;
+    const auto now = std::chrono::steady_clock::now();
+    const double secs = std::chrono::duration<double>(now - (kDefer ? last_finish_ : d.start)).count();
+    last_finish_ = now;
+    if (report_) report_({epoch_, d.number, steps_, value, static_cast<double>(d.size) / secs, d.lr});
+  }
+  int64_t epoch_, steps_;
+  const char *what_, *remedy_;
+  const std::function<void(const StepReport&)>& report_;
+  std::optional<Done> pending_;
+  std::chrono::steady_clock::time_point last_finish_ = std::chrono::steady_clock::now();
+  double sum_ = 0;
+  int64_t n_ = 0;
+};
+}  // namespace detail
+
 template <class Network, class Loss>
 class Trainer {
  public:
@@ -190,32 +248,8 @@ class Trainer {
     loader.start_epoch(epoch);
     const int64_t steps = loader.num_batches();
     data::Batch batch;
-    double sum = 0;
-    int64_t n = 0;
     nn::Context ctx{true, &dropout_rng_};
-    // A step's loss is read (a wait for the device) when the step is done with: on the CPU at once;
-    // on CUDA one step late, after the next step is queued, so the device always has work and the
-    // host never waits for a step it could be queueing behind. Throughput is then measured from one
-    // finished step to the next.
-    struct Done {
-      loss_tensor loss;
-      int64_t number, size;
-      double lr;
-      std::chrono::steady_clock::time_point start;
-    };
-    std::optional<Done> pending;
-    auto last_finish = std::chrono::steady_clock::now();
-    auto finish = [&](const Done& d) {
-      const double value = static_cast<double>(d.loss.item());
-      VTS_CHECK(std::isfinite(value), "training diverged: loss is ", value, " at epoch ", epoch, " step ", d.number,
-                "; lower the learning rate");
-      sum += value;
-      ++n;
-      const auto now = std::chrono::steady_clock::now();
-      const double secs = std::chrono::duration<double>(now - (kDeferLossRead ? last_finish : d.start)).count();
-      last_finish = now;
-      if (report) report({epoch, d.number, steps, value, static_cast<double>(d.size) / secs, d.lr});
-    };
+    detail::EpochReports<loss_tensor> reports(epoch, steps, "training", "lower the learning rate", report);
     while (loader.next(batch)) {
       const auto t0 = std::chrono::steady_clock::now();
       const double lr = scheduled_lr(opt_options_, epoch * steps + batch.number, steps, total_epochs);
@@ -232,17 +266,11 @@ class Trainer {
       }
       for_each_optimizer([](auto& o) { o.step(); });
       update_ema();
-      Done done{l.detach(), batch.number, batch.size, lr, t0};
-      if constexpr (kDeferLossRead) {
-        if (pending) finish(*pending);
-        pending = std::move(done);
-      } else {
-        finish(done);
-      }
+      reports.step_done(l, batch.number, batch.size, lr, t0);
     }
-    if (pending) finish(*pending);
+    const double mean_loss = reports.mean();
     if constexpr (requires(Loss& lo) { lo.end_epoch(); }) loss_.end_epoch();
-    return n ? sum / static_cast<double>(n) : 0.0;
+    return mean_loss;
   }
 
   // Raw outputs u [n, bits] of a whole split in evaluation mode (dropout off), in dataset order,
@@ -287,7 +315,6 @@ class Trainer {
   }
 
  private:
-  static constexpr bool kDeferLossRead = !is_cpu_v<D>;
 
   // The loss, given the batch's labels on the host too where it takes them (CSQ, DPN and
   // GreedyHash turn labels into targets on the host; without them they read y back from the device).
@@ -480,33 +507,13 @@ double pretrain_classifier(Backbone& backbone, data::Loader& loader, int64_t epo
 #endif
     return tensor_type::from_vector(std::vector<T>(b.images.begin(), b.images.end()), shape);
   };
-  constexpr bool defer_loss_read = !is_cpu_v<D>;
   double last = 0;
   for (int64_t epoch = 0; epoch < epochs; ++epoch) {
     loader.start_epoch(epoch);
     const int64_t steps = loader.num_batches();
     data::Batch batch;
-    double sum = 0;
-    int64_t n = 0;
-    struct Done {
-      Tensor<LT, D> loss;
-      int64_t number, size;
-      double lr;
-      std::chrono::steady_clock::time_point start;
-    };
-    std::optional<Done> pending;
-    auto last_finish = std::chrono::steady_clock::now();
-    auto finish = [&](const Done& d) {
-      const double value = static_cast<double>(d.loss.item());
-      VTS_CHECK(std::isfinite(value), "classifier pretraining diverged: loss is ", value, " at epoch ", epoch,
-                " step ", d.number, "; lower --pretrain-lr");
-      sum += value;
-      ++n;
-      const auto now = std::chrono::steady_clock::now();
-      const double secs = std::chrono::duration<double>(now - (defer_loss_read ? last_finish : d.start)).count();
-      last_finish = now;
-      if (report) report({epoch, d.number, steps, value, static_cast<double>(d.size) / secs, d.lr});
-    };
+    detail::EpochReports<Tensor<LT, D>> reports(epoch, steps, "classifier pretraining", "lower --pretrain-lr",
+                                                report);
     while (loader.next(batch)) {
       const auto t0 = std::chrono::steady_clock::now();
       const double lr = scheduled_lr(opt, epoch * steps + batch.number, steps, epochs);
@@ -519,16 +526,9 @@ double pretrain_classifier(Backbone& backbone, data::Loader& loader, int64_t epo
       std::visit([](auto& o) { o.zero_grad(); }, optimizer);
       l.backward();
       std::visit([](auto& o) { o.step(); }, optimizer);
-      Done done{l.detach(), batch.number, batch.size, lr, t0};
-      if constexpr (defer_loss_read) {
-        if (pending) finish(*pending);
-        pending = std::move(done);
-      } else {
-        finish(done);
-      }
+      reports.step_done(l, batch.number, batch.size, lr, t0);
     }
-    if (pending) finish(*pending);
-    last = n ? sum / static_cast<double>(n) : 0.0;
+    last = reports.mean();
   }
   return last;
 }
