@@ -68,16 +68,15 @@ class CapturedNetwork {
                     ", output ", seed_.shape().str());
     seed_.copy_(g);
     backward_.replay();
-    std::vector<tensor_type> params = parameters(*net_);
-    for (size_t i = 0; i < params.size(); ++i) params[i].set_grad(grads_[i]);
+    for (size_t i = 0; i < params_.size(); ++i) params_[i].set_grad(grads_[i]);
   }
 
  private:
   void capture(const tensor_type& x, Context& ctx) {
     input_ = tensor_type::empty(x.shape());
-    std::vector<tensor_type> params = parameters(*net_);
+    params_ = parameters(*net_);  // kept: backward() restores their .grad every step
     // The backward graph must create the gradients (the engine then writes, not adds, them).
-    for (auto& p : params) p.zero_grad();
+    for (auto& p : params_) p.zero_grad();
     forward_.capture([&] { output_ = cast<typename Out::value_type>(net_->forward(input_, ctx)); }, ctx.rng);
     try {
       seed_ = Out::empty(output_.shape());
@@ -90,14 +89,14 @@ class CapturedNetwork {
     }
     output_ = output_.detach();
     grads_.clear();
-    for (auto& p : params) grads_.push_back(p.grad());
+    for (auto& p : params_) grads_.push_back(p.grad());
   }
 
   Network* net_;
   cuda::Graph forward_, backward_;
   tensor_type input_;
   Out output_, seed_;
-  std::vector<tensor_type> grads_;
+  std::vector<tensor_type> params_, grads_;  // the network's parameters, and the gradients the backward writes
 };
 
 }  // namespace vts::nn
