@@ -18,7 +18,7 @@ nlohmann::json ModelIdentity::to_json() const {
 }
 
 data::ImageTransform HashModel::transform() const {
-  data::ImageTransform t = data::eval_transform(id_.dataset, static_cast<int>(id_.image));
+  data::ImageTransform t = data::eval_transform(id_.dataset, static_cast<int>(id_.image), 0, static_cast<int>(id_.channels));
   if (!t.fixed_output()) {  // the protocol's images are already the model's size; others need not be
     t.resize = data::ImageTransform::Resize::exact;
     t.resize_height = t.resize_width = static_cast<int>(id_.image);

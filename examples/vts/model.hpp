@@ -38,6 +38,8 @@ class HashModel {
   const ModelIdentity& identity() const { return id_; }
   const std::string& checkpoint() const { return checkpoint_; }
   uint64_t seed() const { return seed_; }  // the training run's seed (its protocol split)
+  int64_t query_per_class() const { return query_per_class_; }  // the run's split counts (0: the protocol's)
+  int64_t train_per_class() const { return train_per_class_; }
   // The evaluation transform of the dataset the model was trained on, ending at the model's image
   // size whatever the input size (an exact resize is added where the protocol has none; at the
   // model's size it changes no pixel).
@@ -50,6 +52,7 @@ class HashModel {
   ModelIdentity id_;
   std::string checkpoint_;
   uint64_t seed_ = 0;
+  int64_t query_per_class_ = 0, train_per_class_ = 0;
 };
 
 // Loads a `vts train` checkpoint: a file, or a run folder (its best.safetensors), onto `device`

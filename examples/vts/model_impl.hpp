@@ -53,6 +53,8 @@ class HashModelOf final : public HashModel {
     id_.dataset = m.value("dataset", "");
     id_.flip_average = m.value("flip_average", false);
     seed_ = m.value("seed", uint64_t{1});
+    query_per_class_ = m.value("query_per_class", int64_t{0});
+    train_per_class_ = m.value("train_per_class", int64_t{0});
     checkpoint_ = std::move(checkpoint);
   }
 

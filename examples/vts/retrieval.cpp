@@ -119,8 +119,13 @@ int run_encode(const EncodeArgs& a) {
     popt.image_root = absolute_or_empty(a.image_root);
     popt.seed = a.seed >= 0 ? static_cast<uint64_t>(a.seed) : model->seed();
     popt.image_size = static_cast<int>(id.image);
+    popt.channels = static_cast<int>(id.channels);
     popt.train_augment = false;  // every split through the evaluation transform
     const std::string name = a.dataset.empty() ? id.dataset : a.dataset;
+    if (name == id.dataset) {  // the training run's split, as its evaluation saw it
+      popt.query_per_class = model->query_per_class();
+      popt.train_per_class = model->train_per_class();
+    }
     const data::Split split = data::make_protocol(name, popt);
     ds = a.split == "query" ? split.query : a.split == "train" ? split.train : split.database;
     what = name + " " + a.split + " split";

@@ -51,7 +51,8 @@ nlohmann::json RunRecord::history_json() const {
 nlohmann::json RunRecord::best_checkpoint_metadata() const {
   return {{"config", model_}, {"head", head_}, {"loss", loss_}, {"bits", a_.bits},
           {"epoch", best.epoch}, {"map", best.report.map}, {"dataset", a_.dataset}, {"seed", a_.seed},
-          {"flip_average", a_.flip_average}};  // vts encode/search encode as the evaluation did
+          {"flip_average", a_.flip_average},  // vts encode/search encode as the evaluation did
+          {"query_per_class", a_.query_per_class}, {"train_per_class", a_.train_per_class}};  // and split so
 }
 
 nlohmann::json RunRecord::last_checkpoint_metadata(int64_t epoch) const {
@@ -129,7 +130,9 @@ void RunRecord::write_outputs(const Outputs& o) const {
         {"pretrain_epochs", a.pretrain_epochs}, {"pretrain_lr", a.pretrain_lr}, {"augment", a.augment},
         {"erase", a.erase}, {"ema", a.ema}, {"mixup", a.mixup}, {"flip_average", a.flip_average},
         {"reference_compat", a.reference_compat}, {"seed", a.seed}, {"threads", cpu::max_threads()},
-        {"workers", a.workers}, {"train_size", o.train_size}, {"query_size", nq}, {"database_size", ndb}}}};
+        {"workers", a.workers}, {"train_size", o.train_size}, {"query_size", nq}, {"database_size", ndb},
+        {"query_per_class", a.query_per_class}, {"train_per_class", a.train_per_class}}}};
+  if (!o.class_names.empty()) metrics["classes"] = o.class_names;  // label column c is class_names[c]
   write_text(a.out + "/metrics.json", metrics.dump(2) + "\n");
   std::printf("best mAP %.4f at epoch %lld; training %.1fs, total %.1fs; outputs in %s\n", best.report.map,
               static_cast<long long>(best.epoch), train_seconds, seconds_since(o.start), a.out.c_str());
@@ -169,9 +172,18 @@ Run add_train_command(CLI::App& app) {
   app.add_option("--loss", a->loss, "dsh, hashnet, greedyhash, idhn, csq, dpn")
       ->check(CLI::IsMember(hash::loss::names()))->capture_default_str();
   app.add_option("--bits", a->bits, "code length K")->check(CLI::Range(8, 4096))->capture_default_str();
-  app.add_option("--dataset", a->dataset, "fashion-mnist, cifar10, cifar10-1, cifar10-2, imagenet, nuswide_21, coco")
-      ->capture_default_str();
+  app.add_option("--dataset", a->dataset,
+                 "fashion-mnist, cifar10, cifar10-1, cifar10-2, imagenet, nuswide_21, nuswide_21_m, nuswide_81_m, "
+                 "coco, mirflickr, voc2012, or folder (your own images: --data-dir DIR holding DIR/<class>/<image>)")
+      ->check(CLI::IsMember(data::protocol_names()))->capture_default_str();
   app.add_option("--data-dir", a->data_dir, "dataset folder (default for fashion-mnist: the Debian package's)");
+  app.add_option("--query-per-class", a->query_per_class,
+                 "queries per class (fashion-mnist, cifar10*, folder; 0: the protocol's, folder 10 %)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  app.add_option("--train-per-class", a->train_per_class,
+                 "training images per class (fashion-mnist, cifar10*, folder; 0: the protocol's, folder all "
+                 "but the queries)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
   app.add_option("--image-root", a->image_root, "folder the list files' image paths are relative to");
   app.add_option("--epochs", a->epochs, "training epochs of the hash stage")->check(CLI::NonNegativeNumber)
       ->capture_default_str();
@@ -191,7 +203,7 @@ Run add_train_command(CLI::App& app) {
   app.add_option("--pretrain-epochs", a->pretrain_epochs, "classifier pretraining epochs before hashing")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
   app.add_option("--pretrain-lr", a->pretrain_lr, "learning rate of the classifier stage")->capture_default_str();
-  app.add_flag("--augment,!--no-augment", a->augment, "training augmentation (fashion-mnist: shift and flip)")
+  app.add_flag("--augment,!--no-augment", a->augment, "training augmentation (fashion-mnist: shift and flip; list datasets and folder: flip and random crop)")
       ->capture_default_str();
   app.add_option("--erase", a->erase, "random-erasing probability of the training augmentation (fashion-mnist)")
       ->check(CLI::Range(0.0, 1.0))->capture_default_str();

@@ -42,6 +42,7 @@ struct TrainArgs {
   int64_t bits = 64;
   std::string dataset = "fashion-mnist";
   std::string data_dir, image_root;
+  int64_t query_per_class = 0, train_per_class = 0;  // 0 = the protocol's (fashion-mnist, cifar10*, folder)
   int64_t epochs = 300;
   int64_t batch = 64;
   hash::OptimizerOptions opt{.name = "adamw", .lr = 1e-3, .weight_decay = 0.05, .schedule = "cosine",
@@ -70,7 +71,8 @@ struct TrainArgs {
 // The settings that decide a run's numbers. A checkpoint keeps them; --resume names those that
 // differ, since then the result is no longer that of an uninterrupted run.
 inline nlohmann::json run_settings(const TrainArgs& a) {
-  return {{"dataset", a.dataset}, {"epochs", a.epochs}, {"batch", a.batch}, {"optimizer", a.opt.name},
+  return {{"dataset", a.dataset}, {"query_per_class", a.query_per_class}, {"train_per_class", a.train_per_class},
+          {"epochs", a.epochs}, {"batch", a.batch}, {"optimizer", a.opt.name},
           {"lr", a.opt.lr}, {"weight_decay", a.opt.weight_decay}, {"momentum", a.opt.momentum},
           {"schedule", a.opt.schedule}, {"step_size", a.opt.step_size}, {"gamma", a.opt.gamma},
           {"warmup_epochs", a.opt.warmup_epochs}, {"final_lr", a.opt.final_lr}, {"augment", a.augment},
@@ -145,6 +147,7 @@ class RunRecord {
     std::string gemm;
     int64_t topk = 0;
     int classes = 0;
+    std::vector<std::string> class_names;  // folder: the class folders, in label order
     int64_t train_size = 0, query_size = 0, database_size = 0;
     const std::vector<float>& query_labels;  // multi-hot, one row per item
     const std::vector<float>& db_labels;
@@ -182,10 +185,11 @@ int run(const TrainArgs& a) {
   popt.image_root = a.image_root;
   popt.seed = a.seed;
   popt.image_size = static_cast<int>(Config::image);
-  if (a.dataset == "fashion-mnist") {
-    popt.train_augment = a.augment;
-    popt.fashion_erase = a.erase;
-  }
+  popt.channels = static_cast<int>(Config::channels);  // folder: grey images for the 1-channel configs
+  popt.query_per_class = a.query_per_class;
+  popt.train_per_class = a.train_per_class;
+  if (!a.dataset.starts_with("cifar10")) popt.train_augment = a.augment;  // cifar10* has none to switch
+  if (a.dataset == "fashion-mnist") popt.fashion_erase = a.erase;
   data::Split split = data::make_protocol(a.dataset, popt);
   const auto spec = split.train->spec();
   VTS_CHECK(spec.channels == Config::channels, "model config '", a.config, "' expects ", Config::channels,
@@ -305,7 +309,7 @@ int run(const TrainArgs& a) {
   if (start_epoch >= a.epochs) evaluate(a.epochs);  // nothing left to train (or --epochs 0)
 
   record.write_outputs({.device = D::name, .gemm = is_cpu_v<D> ? "eigen" : (std::is_same_v<T, bf16> ? "bf16" : a.gemm),
-                        .topk = topk, .classes = classes, .train_size = split.train->size(),
+                        .topk = topk, .classes = classes, .class_names = split.class_names, .train_size = split.train->size(),
                         .query_size = split.query->size(), .database_size = split.database->size(),
                         .query_labels = query_labels, .db_labels = db_labels, .start = t_start});
   return 0;

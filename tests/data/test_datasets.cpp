@@ -444,6 +444,10 @@ TEST_CASE("data: list datasets decode, transform and label images", "[data][list
       vts_test::write_text(fx.dir / f, fx.rel(0) + line100 + "\n");
     const auto inet = make_protocol("imagenet", opt);
     CHECK(inet.topk == 1000);
+    opt.query_per_class = 5;
+    CHECK_THAT(message_of<vts::Error>([&] { make_protocol("imagenet", opt); }),
+               Contains("no per-class counts") && Contains("found 5 query"));
+    opt.query_per_class = 0;
     CHECK(inet.num_classes == 100);
     CHECK(inet.database->size() == 1);
   }
@@ -498,6 +502,156 @@ TEST_CASE("data: list images that are missing or undecodable fail loudly, also t
     CHECK_THAT(message_of<vts::IoError>([&] { loader.next(b); }), Contains("gone.png"));
     CHECK_THAT(message_of<vts::IoError>([&] { loader.next(b); }), Contains("gone.png"));  // stays failed
   }
+}
+
+namespace {
+
+// Your own images in class folders: 25 "cats" (some one folder deeper), 7 "dogs", and what must not
+// count — a hidden folder's image, a text file at the top, a non-image in a class folder.
+struct ClassFolderFixture {
+  vts_test::TempDir dir;
+  std::filesystem::path root = dir.path / "photos";
+  explicit ClassFolderFixture(int cats = 25, int dogs = 7) {
+    for (const char* sub : {"cats/indoor", "dogs", ".thumbnails"}) std::filesystem::create_directories(root / sub);
+    for (int i = 0; i < cats; ++i) png(std::string(i % 3 == 0 ? "cats/indoor/c" : "cats/c") + std::to_string(i) + ".png", i);
+    for (int i = 0; i < dogs; ++i) png("dogs/d" + std::to_string(i) + ".PNG", 100 + i);
+    png(".thumbnails/t.png", 200);
+    vts_test::write_text((root / "README.txt").string(), "my photos\n");
+    vts_test::write_text((root / "dogs" / "notes.txt").string(), "good dogs\n");
+  }
+  // A 20x24 image whose pixels name it (seed).
+  void png(const std::string& rel, int seed) const {
+    std::vector<uint8_t> px(20 * 24 * 3);
+    for (size_t j = 0; j < px.size(); ++j) px[j] = uint8_t((j * 7 + size_t(seed) * 31) % 253);
+    REQUIRE(stbi_write_png((root / rel).c_str(), 24, 20, 3, px.data(), 24 * 3) != 0);
+  }
+  ProtocolOptions options(uint64_t seed = 3) const {
+    ProtocolOptions opt;
+    opt.data_dir = root.string();
+    opt.image_size = 16;
+    opt.seed = seed;
+    return opt;
+  }
+};
+
+std::vector<std::string> sources(const vts::data::Dataset& d) {
+  std::vector<std::string> out;
+  for (int64_t i = 0; i < d.size(); ++i) out.push_back(d.source(i));
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("data: folder protocol: your own images in class folders, split per class by seed", "[data][folder]") {
+  ClassFolderFixture fx;
+  const vts::data::ListFile all = vts::data::list_class_folders(fx.root.string());
+  CHECK(all.class_names == std::vector<std::string>{"cats", "dogs"});
+  REQUIRE(all.size() == 32);
+  CHECK(all.images[0] == "cats/c1.png");  // byte order: "c1.png" < "c10.png" < ... < "indoor/..."
+  CHECK(all.images[24] == "cats/indoor/c9.png");
+  CHECK(all.images[25] == "dogs/d0.PNG");
+  CHECK(std::vector<uint8_t>(all.labels.begin(), all.labels.begin() + 2) == std::vector<uint8_t>{1, 0});
+  CHECK(std::vector<uint8_t>(all.labels.end() - 2, all.labels.end()) == std::vector<uint8_t>{0, 1});
+
+  const auto split = make_protocol("folder", fx.options());
+  CHECK(split.name == "folder");
+  CHECK(split.num_classes == 2);
+  CHECK(split.class_names == all.class_names);
+  CHECK(split.topk == -1);
+  // 10 % of each class rounded, at least one: 3 cats and 1 dog; everything else trains and is searched.
+  CHECK(per_class_counts(*split.query) == std::vector<int64_t>{3, 1});
+  CHECK(per_class_counts(*split.train) == std::vector<int64_t>{22, 6});
+  const auto q = sources(*split.query), tr = sources(*split.train), db = sources(*split.database);
+  CHECK(std::set<std::string>(tr.begin(), tr.end()) == std::set<std::string>(db.begin(), db.end()));
+  std::set<std::string> everything(q.begin(), q.end());
+  for (const auto& d : db) CHECK(everything.insert(d).second);  // query and database disjoint
+  CHECK(everything.size() == 32);
+  CHECK(everything.begin()->starts_with(fx.root.string() + "/cats/"));
+  // Not class-grouped (mAP breaks distance ties by database position): the 6 dogs are spread out.
+  std::vector<size_t> dog_positions;
+  for (size_t i = 0; i < db.size(); ++i)
+    if (db[i].find("/dogs/") != std::string::npos) dog_positions.push_back(i);
+  REQUIRE(dog_positions.size() == 6);
+  CHECK(dog_positions.back() - dog_positions.front() > 6);
+
+  SECTION("a seed names the split") {
+    CHECK(sources(*make_protocol("folder", fx.options()).query) == q);
+    CHECK(sources(*make_protocol("folder", fx.options(4)).query) != q);
+  }
+  SECTION("per-class counts; the database stays every non-query image") {
+    ProtocolOptions opt = fx.options();
+    opt.query_per_class = 2;
+    opt.train_per_class = 3;
+    const auto s = make_protocol("folder", opt);
+    CHECK(per_class_counts(*s.query) == std::vector<int64_t>{2, 2});
+    CHECK(per_class_counts(*s.train) == std::vector<int64_t>{3, 3});
+    CHECK(per_class_counts(*s.database) == std::vector<int64_t>{23, 5});
+    opt.query_per_class = 5;
+    CHECK_THAT(message_of<vts::Error>([&] { make_protocol("folder", opt); }),
+               Contains("class 'dogs'") && Contains("5 query + 3 train") && Contains("found only 7"));
+  }
+  SECTION("images as the model sees them: RGB or grey, train augmented unless asked not to") {
+    std::vector<float> a(3 * 16 * 16), b(a.size()), lab(2);
+    vts::Generator g1(1), g2(1);
+    split.query->get(0, a.data(), lab.data(), g1);
+    const auto px = vts::data::decode_image(split.query->source(0));
+    vts::data::ImageTransform::imagenet_eval(18, 16).apply(px.pixels.data(), px.height, px.width, 3, b.data(), g2);
+    CHECK(a == b);
+    ProtocolOptions opt = fx.options();
+    opt.channels = 1;
+    const auto grey = make_protocol("folder", opt);
+    CHECK(grey.database->spec() == vts::data::ImageSpec{1, 16, 16});
+    const auto t1 = vts::data::eval_transform("folder", 16, 0, 1);
+    REQUIRE(t1.mean.size() == 1);
+    CHECK(t1.mean[0] == Approx((0.485 + 0.456 + 0.406) / 3));
+    std::vector<float> c(16 * 16), d(c.size());
+    grey.query->get(0, c.data(), lab.data(), g1);
+    const auto gpx = vts::data::decode_image(grey.query->source(0), 1);
+    t1.apply(gpx.pixels.data(), gpx.height, gpx.width, 1, d.data(), g2);
+    CHECK(c == d);
+    std::set<std::vector<float>> seen;
+    for (uint64_t s = 0; s < 8; ++s) {
+      vts::Generator g(s);
+      split.train->get(0, a.data(), lab.data(), g);
+      seen.insert(a);
+    }
+    CHECK(seen.size() > 2);
+    opt.channels = 3;
+    opt.train_augment = false;
+    vts::Generator g3(5), g4(5);
+    const auto plain = make_protocol("folder", opt);
+    const auto db_sources = sources(*plain.database);
+    const auto at = std::find(db_sources.begin(), db_sources.end(), plain.train->source(0));
+    REQUIRE(at != db_sources.end());
+    plain.train->get(0, a.data(), lab.data(), g3);
+    plain.database->get(at - db_sources.begin(), b.data(), lab.data(), g4);
+    CHECK(a == b);
+  }
+}
+
+TEST_CASE("data: folder protocol errors say what layout was expected", "[data][folder]") {
+  ClassFolderFixture fx(25, 1);
+  CHECK_THAT(message_of<vts::Error>([&] { make_protocol("folder", fx.options()); }),
+             Contains("class 'dogs'") && Contains("1 query + 1 train") && Contains("found only 1"));
+  fx.png("stray.png", 1);
+  CHECK_THAT(message_of<vts::IoError>([&] { make_protocol("folder", fx.options()); }),
+             Contains("stray.png") && Contains("inside a class folder"));
+  std::filesystem::remove(fx.root / "stray.png");
+  std::filesystem::remove_all(fx.root / "dogs");
+  CHECK_THAT(message_of<vts::IoError>([&] { make_protocol("folder", fx.options()); }),
+             Contains("at least two class folders") && Contains("found 1 ('cats')"));
+  std::filesystem::create_directories(fx.root / "empty");
+  CHECK_THAT(message_of<vts::IoError>([&] { make_protocol("folder", fx.options()); }),
+             Contains((fx.root / "empty").string()) && Contains("at least one image"));
+  ProtocolOptions opt = fx.options();
+  opt.data_dir = (fx.root / "nope").string();
+  CHECK_THAT(message_of<vts::IoError>([&] { make_protocol("folder", opt); }),
+             Contains("nope") && Contains("expected a folder, found nothing"));
+  opt.data_dir.clear();
+  CHECK_THAT(message_of<vts::Error>([&] { make_protocol("folder", opt); }), Contains("data_dir"));
+  opt = fx.options();
+  opt.channels = 2;
+  CHECK_THAT(message_of<vts::Error>([&] { make_protocol("folder", opt); }), Contains("1 (grey) or 3 (RGB)"));
 }
 
 TEST_CASE("data: unknown protocol names list the known ones", "[data]") {

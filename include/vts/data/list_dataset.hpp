@@ -21,7 +21,8 @@ struct ListFile {
   int num_classes = 0;               // 0: unlabelled (a folder of images)
   std::vector<std::string> images;  // paths as written in the file
   std::vector<uint8_t> labels;      // size() x num_classes, each 0 or 1
-  std::vector<int64_t> lines;       // 1-based line number of each entry
+  std::vector<int64_t> lines;       // 1-based line number of each entry (0: not from a list file)
+  std::vector<std::string> class_names;  // the label columns' names where known (class folders)
   int64_t size() const { return static_cast<int64_t>(images.size()); }
 };
 
@@ -74,6 +75,16 @@ inline ListFile read_list_file(const std::string& path, int num_classes) {
   return list;
 }
 
+namespace detail {
+// By extension, as stb_image decodes them: jpg, jpeg, png, bmp, gif, tga, pnm, pgm, ppm (any case).
+inline bool is_image_file_name(const std::string& name) {
+  static const char* const extensions[] = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tga", ".pnm", ".pgm", ".ppm"};
+  std::string ext = std::filesystem::path(name).extension().string();
+  for (char& ch : ext) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return std::find(std::begin(extensions), std::end(extensions), ext) != std::end(extensions);
+}
+}  // namespace detail
+
 // Every image file (by extension: jpg, jpeg, png, bmp, gif, tga, pnm, pgm, ppm) under `dir`,
 // recursively, as an unlabelled list with paths relative to `dir`, sorted so the order does not
 // depend on the file system. Throws vts::IoError when dir is not a folder or holds no image.
@@ -83,15 +94,11 @@ inline ListFile list_image_folder(const std::string& dir) {
   if (!fs::is_directory(dir, ec))
     throw IoError(vts::detail::concat("image folder '", dir, "': expected a folder, found ",
                                       fs::exists(dir, ec) ? "a file" : "nothing"));
-  static const char* const extensions[] = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tga", ".pnm", ".pgm", ".ppm"};
   ListFile list;
   list.path = dir;
   for (fs::recursive_directory_iterator it(dir, fs::directory_options::follow_directory_symlink, ec), end;
        !ec && it != end; it.increment(ec)) {
-    if (!it->is_regular_file(ec)) continue;
-    std::string ext = it->path().extension().string();
-    for (char& ch : ext) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    if (std::find(std::begin(extensions), std::end(extensions), ext) == std::end(extensions)) continue;
+    if (!it->is_regular_file(ec) || !detail::is_image_file_name(it->path().filename().string())) continue;
     list.images.push_back(fs::relative(it->path(), dir, ec).generic_string());
   }
   if (ec) throw IoError(vts::detail::concat("image folder '", dir, "': cannot list it: ", ec.message()));
@@ -102,6 +109,67 @@ inline ListFile list_image_folder(const std::string& dir) {
   std::sort(list.images.begin(), list.images.end());
   list.lines.assign(list.images.size(), 0);
   return list;
+}
+
+// A folder of class folders, torchvision's ImageFolder layout: each folder directly under `dir` is a
+// class (its name is the class name; classes numbered in byte order of the names), holding its
+// images at any depth. Returns every image, single-labelled, with paths relative to `dir`, in order
+// of class then path. Folders whose name starts with '.' are not classes (.git, .ipynb_checkpoints).
+// Throws vts::IoError when dir is not a folder, an image lies directly in dir (it would belong to
+// no class), a class folder holds no image, or there are fewer than two classes.
+inline ListFile list_class_folders(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec))
+    throw IoError(vts::detail::concat("class folders '", dir, "': expected a folder, found ",
+                                      fs::exists(dir, ec) ? "a file" : "nothing"));
+  std::vector<std::string> classes;
+  for (fs::directory_iterator it(dir, fs::directory_options::follow_directory_symlink, ec), end; !ec && it != end;
+       it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (it->is_directory(ec)) {
+      if (!name.empty() && name[0] != '.') classes.push_back(name);
+    } else if (it->is_regular_file(ec) && detail::is_image_file_name(name)) {
+      throw IoError(vts::detail::concat("class folders '", dir, "': expected every image inside a class folder (",
+                                        dir, "/<class>/...), found '", name, "' directly in it"));
+    }
+  }
+  if (ec) throw IoError(vts::detail::concat("class folders '", dir, "': cannot list it: ", ec.message()));
+  std::sort(classes.begin(), classes.end());
+  if (classes.size() < 2)
+    throw IoError(vts::detail::concat("class folders '", dir, "': expected at least two class folders (",
+                                      dir, "/<class>/<image>), found ", classes.size(),
+                                      classes.empty() ? "" : vts::detail::concat(" ('", classes[0], "')")));
+  ListFile out;
+  out.path = dir;
+  out.num_classes = static_cast<int>(classes.size());
+  out.class_names = classes;
+  for (size_t c = 0; c < classes.size(); ++c) {
+    const ListFile one = list_image_folder((fs::path(dir) / classes[c]).string());
+    for (const std::string& rel : one.images) {
+      out.images.push_back(classes[c] + "/" + rel);
+      for (size_t k = 0; k < classes.size(); ++k) out.labels.push_back(k == c ? 1 : 0);
+    }
+  }
+  out.lines.assign(out.images.size(), 0);
+  return out;
+}
+
+// The entries `ids` of `list`, in that order.
+inline ListFile select_entries(const ListFile& list, const std::vector<int64_t>& ids) {
+  ListFile out;
+  out.path = list.path;
+  out.num_classes = list.num_classes;
+  out.class_names = list.class_names;
+  const auto c = static_cast<size_t>(list.num_classes);
+  for (const int64_t i : ids) {
+    const auto u = static_cast<size_t>(i);
+    out.images.push_back(list.images[u]);
+    out.labels.insert(out.labels.end(), list.labels.begin() + static_cast<ptrdiff_t>(u * c),
+                      list.labels.begin() + static_cast<ptrdiff_t>((u + 1) * c));
+    out.lines.push_back(list.lines[u]);
+  }
+  return out;
 }
 
 class ListDataset final : public Dataset {

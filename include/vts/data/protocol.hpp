@@ -19,27 +19,33 @@ struct ProtocolOptions {
   // fashion-mnist: folder of the four IDX files ("" = kFashionMnistDir).
   // cifar10*: folder of data_batch_1.bin .. test_batch.bin (required).
   // list datasets: folder holding train.txt, test.txt and database.txt (required).
+  // folder: the folder of class folders, <data_dir>/<class>/<image> (required).
   std::string data_dir;
   // List datasets: the folder the image paths in the lists are relative to ("" = data_dir).
   std::string image_root;
-  // Seed of the per-class split (fashion-mnist, cifar10*). List datasets have fixed splits.
+  // Seed of the per-class split (fashion-mnist, cifar10*, folder). List datasets have fixed splits.
   uint64_t seed = 0;
-  // Side of the output images; 0 = the protocol's own (fashion-mnist 28, cifar10* 224, lists 224).
+  // Side of the output images; 0 = the protocol's own (fashion-mnist 28, cifar10* 224, lists and
+  // folder 224).
   // cifar10* with 32 skips the resize.
   int image_size = 0;
-  // List datasets: shorter side after the first resize; 0 = image_size * 8 / 7 rounded (256 for 224).
+  // List datasets and folder: shorter side after the first resize; 0 = image_size * 8 / 7 rounded
+  // (256 for 224).
   int resize_size = 0;
-  // Augmentation of the train split. Unset = the reference behaviour: list datasets flip and
-  // random-crop (spec §5.3), fashion-mnist and cifar10* do not augment. true on fashion-mnist turns
+  // Augmentation of the train split. Unset = the reference behaviour: list datasets (and folder)
+  // flip and random-crop (spec §5.3), fashion-mnist and cifar10* do not augment. true on fashion-mnist turns
   // on random translation (fashion_pad) and flips (fashion_hflip); cifar10* has none to turn on.
   std::optional<bool> train_augment;
   int fashion_pad = 2;
   bool fashion_hflip = true;
   float fashion_erase = 0.0f;  // random-erasing probability of the augmented train split
-  // Per-class query / train counts of fashion-mnist and cifar10*; 0 = the protocol's numbers.
-  // Only for small experiments: results with other counts are not comparable to the references.
+  // Per-class query / train counts of fashion-mnist, cifar10* and folder; 0 = the protocol's
+  // numbers. On the reference datasets only for small experiments: results with other counts are
+  // not comparable to the references.
   int64_t query_per_class = 0;
   int64_t train_per_class = 0;
+  // folder: channels the images are decoded to (3 RGB, 1 grey); 0 = 3.
+  int channels = 0;
 };
 
 struct Split {
@@ -49,6 +55,7 @@ struct Split {
   int64_t topk = -1;
   std::string name;
   int num_classes = 0;
+  std::vector<std::string> class_names;  // folder: the class folders' names; empty for the others
 };
 
 // Query, train and remaining pool positions after a per-class split: for each class in order,
@@ -86,10 +93,18 @@ inline ClassSplit split_per_class(const std::vector<int32_t>& labels, int num_cl
 
 inline std::vector<std::string> protocol_names() {
   return {"fashion-mnist", "cifar10",      "cifar10-1",    "cifar10-2", "imagenet", "nuswide_21",
-          "nuswide_21_m",  "nuswide_81_m", "coco",         "mirflickr", "voc2012"};
+          "nuswide_21_m",  "nuswide_81_m", "coco",         "mirflickr", "voc2012",   "folder"};
 }
 
 namespace detail {
+
+inline void set_folder_channels(ImageTransform& t, int channels) {
+  VTS_CHECK(channels == 0 || channels == 1 || channels == 3, "folder: expected 1 (grey) or 3 (RGB) channels, found ",
+            channels);
+  if (channels != 1) return;
+  t.mean = {(t.mean[0] + t.mean[1] + t.mean[2]) / 3.0f};
+  t.stddev = {(t.stddev[0] + t.stddev[1] + t.stddev[2]) / 3.0f};
+}
 
 inline Split pool_protocol(const std::string& name, std::shared_ptr<const ImagePool> pool, int64_t query_pc,
                            int64_t train_pc, const ProtocolOptions& opt, const ImageTransform& train_t,
@@ -129,16 +144,89 @@ inline Split pool_protocol(const std::string& name, std::shared_ptr<const ImageP
 
 // The transform a protocol applies to its query and database images, for an image of `image_size`
 // (0 = the protocol's own) — also what `vts encode` and `vts search` apply to images from files,
-// so a query image is seen exactly as the database was.
-inline ImageTransform eval_transform(const std::string& name, int image_size = 0, int resize_size = 0) {
+// so a query image is seen exactly as the database was. `channels` matters to folder only (1: grey,
+// normalised with the mean and std of ImageNet's three channels averaged; 0 or 3: RGB).
+inline ImageTransform eval_transform(const std::string& name, int image_size = 0, int resize_size = 0,
+                                     int channels = 0) {
   if (name == "fashion-mnist") return fashion_mnist_transform({}, image_size ? image_size : 28);
   if (name == "cifar10" || name == "cifar10-1" || name == "cifar10-2") return cifar10_transform(image_size ? image_size : 224);
   const auto names = protocol_names();
   VTS_CHECK(std::find(names.begin(), names.end(), name) != names.end(), "eval_transform: unknown protocol '",
             name, "'");
   const int size = image_size ? image_size : 224;
-  return ImageTransform::imagenet_eval(resize_size ? resize_size : (size * 8 + 3) / 7, size);
+  ImageTransform t = ImageTransform::imagenet_eval(resize_size ? resize_size : (size * 8 + 3) / 7, size);
+  if (name == "folder") detail::set_folder_channels(t, channels);
+  return t;
 }
+
+namespace detail {
+
+// The folder protocol's split: per class (images in path order, then a seeded permutation as
+// split_per_class draws it) the first `query` images are queries — 10 % of the class rounded, at
+// least one, unless opt.query_per_class says — and of the others the first `train` train the model
+// (all of them unless opt.train_per_class says); the database is every image that is not a query,
+// the training images included, as in the DeepHash list protocols.
+inline Split folder_protocol(const ProtocolOptions& opt) {
+  VTS_CHECK(!opt.data_dir.empty(), "folder: expected ProtocolOptions::data_dir to name the folder of class "
+                                   "folders (<dir>/<class>/<image>), found an empty path");
+  VTS_CHECK(opt.query_per_class >= 0 && opt.train_per_class >= 0, "folder: expected per-class counts >= 0, found ",
+            opt.query_per_class, " query and ", opt.train_per_class, " train");
+  VTS_CHECK(opt.channels == 0 || opt.channels == 1 || opt.channels == 3,
+            "folder: expected 1 (grey) or 3 (RGB) channels, found ", opt.channels);
+  const ListFile all = list_class_folders(opt.data_dir);
+  const auto classes = static_cast<size_t>(all.num_classes);
+  std::vector<std::vector<int64_t>> by_class(classes);
+  for (int64_t i = 0; i < all.size(); ++i)
+    for (size_t c = 0; c < classes; ++c)
+      if (all.labels[static_cast<size_t>(i) * classes + c]) by_class[c].push_back(i);
+  Generator gen(derive_seed(opt.seed, Stream::split, 0));
+  std::vector<int64_t> query, train, database;
+  for (size_t c = 0; c < classes; ++c) {
+    const auto n = static_cast<int64_t>(by_class[c].size());
+    const int64_t q = opt.query_per_class ? opt.query_per_class : std::max<int64_t>(1, (n + 5) / 10);
+    const int64_t t = opt.train_per_class ? opt.train_per_class : n - q;
+    if (n < q + std::max<int64_t>(t, 1))
+      throw Error(vts::detail::concat("folder '", opt.data_dir, "': class '", all.class_names[c], "' needs ", q,
+                                      " query + ", std::max<int64_t>(t, 1), " train images, found only ", n));
+    const std::vector<int64_t> perm = gen.permutation(n);
+    for (int64_t k = 0; k < n; ++k) {
+      const int64_t id = by_class[c][static_cast<size_t>(perm[static_cast<size_t>(k)])];
+      (k < q ? query : database).push_back(id);
+      if (k >= q && k < q + t) train.push_back(id);
+    }
+  }
+  // Class folders make the listing class-grouped, and mAP breaks Hamming-distance ties by database
+  // position: a class-grouped database would rank lower-numbered classes first in every tie. So
+  // each split comes in an order drawn from the seed (fashion-mnist keeps its interleaved file order
+  // for the same reason).
+  for (auto* ids : {&query, &train, &database}) {
+    std::sort(ids->begin(), ids->end());
+    const std::vector<int64_t> order = gen.permutation(static_cast<int64_t>(ids->size()));
+    std::vector<int64_t> shuffled(ids->size());
+    for (size_t k = 0; k < ids->size(); ++k) shuffled[k] = (*ids)[static_cast<size_t>(order[k])];
+    *ids = std::move(shuffled);
+  }
+  const int size = opt.image_size ? opt.image_size : 224;
+  const int resize = opt.resize_size ? opt.resize_size : (size * 8 + 3) / 7;
+  const int channels = opt.channels ? opt.channels : 3;
+  const ImageTransform eval_t = eval_transform("folder", size, resize, channels);
+  ImageTransform train_t = ImageTransform::imagenet_train(resize, size);
+  set_folder_channels(train_t, channels);
+  auto make = [&](const std::vector<int64_t>& ids, const ImageTransform& t) {
+    return std::make_shared<ListDataset>(select_entries(all, ids), opt.data_dir, t, channels);
+  };
+  Split out;
+  out.name = "folder";
+  out.topk = -1;
+  out.num_classes = all.num_classes;
+  out.class_names = all.class_names;
+  out.train = make(train, opt.train_augment.value_or(true) ? train_t : eval_t);
+  out.query = make(query, eval_t);
+  out.database = make(database, eval_t);
+  return out;
+}
+
+}  // namespace detail
 
 // Builds a protocol by name (see protocol_names()). Throws vts::Error for an unknown name or bad
 // options and vts::IoError for missing or malformed files.
@@ -148,9 +236,12 @@ inline ImageTransform eval_transform(const std::string& name, int image_size = 0
 //   cifar10-1      as cifar10, database = train then rest → 59,000.
 //   cifar10-2      per class 1,000 / 5,000 → 10,000 / 50,000 / 50,000 (database = train).
 //   list datasets  train.txt / test.txt (query) / database.txt; C and topk per spec §1.4.
+//   folder         your own images, <data_dir>/<class>/<image>: per class 10 % query (at least
+//                  one), the rest train; database = all but the queries; topk = -1.
 inline Split make_protocol(const std::string& name, const ProtocolOptions& opt = {}) {
   VTS_CHECK(opt.image_size >= 0 && opt.resize_size >= 0, "make_protocol: expected sizes >= 0, found image_size ",
             opt.image_size, " and resize_size ", opt.resize_size);
+  if (name == "folder") return detail::folder_protocol(opt);
   if (name == "fashion-mnist") {
     const int size = opt.image_size ? opt.image_size : 28;
     auto pool = load_fashion_mnist(opt.data_dir.empty() ? std::string(kFashionMnistDir) : opt.data_dir);
@@ -182,6 +273,9 @@ inline Split make_protocol(const std::string& name, const ProtocolOptions& opt =
     if (name != cfg.name) continue;
     VTS_CHECK(!opt.data_dir.empty(), name, ": expected ProtocolOptions::data_dir to name the folder holding "
                                            "train.txt, test.txt and database.txt, found an empty path");
+    VTS_CHECK(opt.query_per_class == 0 && opt.train_per_class == 0, name,
+              ": the split is the one train.txt, test.txt and database.txt list; expected no per-class counts, "
+              "found ", opt.query_per_class, " query and ", opt.train_per_class, " train");
     const int size = opt.image_size ? opt.image_size : 224;
     const int resize = opt.resize_size ? opt.resize_size : (size * 8 + 3) / 7;
     const std::string root = opt.image_root.empty() ? opt.data_dir : opt.image_root;
