@@ -26,8 +26,10 @@ data::ImageTransform HashModel::transform() const {
   return t;
 }
 
-std::string HashModel::fingerprint() const {
-  return nlohmann::json{{"vts_model", id_.to_json()}, {"checkpoint", checkpoint_}}.dump();
+std::string HashModel::fingerprint(const std::vector<std::string>& class_names) const {
+  nlohmann::json j{{"vts_model", id_.to_json()}, {"checkpoint", checkpoint_}};
+  if (!class_names.empty()) j["classes"] = class_names;
+  return j.dump();
 }
 
 #if defined(VTS_WITH_CUDA)
@@ -139,6 +141,7 @@ IndexFingerprint parse_index_fingerprint(std::string_view fingerprint, const std
     id.flip_average = v.at("flip_average").get<bool>();
     id.weights_crc32 = v.at("weights_crc32").get<uint32_t>();
     out.checkpoint = j.value("checkpoint", "");
+    if (j.contains("classes")) out.class_names = j["classes"].get<std::vector<std::string>>();
   } catch (const nlohmann::json::exception& e) {
     throw fail(std::string("its model fingerprint is incomplete (") + e.what() + ")");
   }

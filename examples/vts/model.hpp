@@ -45,8 +45,9 @@ class HashModel {
   // model's size it changes no pixel).
   data::ImageTransform transform() const;
   // The fingerprint stored in index files: the identity, plus the checkpoint path as a hint for
-  // `vts search` (not part of the identity: a copied checkpoint is the same model).
-  std::string fingerprint() const;
+  // `vts search` (not part of the identity: a copied checkpoint is the same model), and the names of
+  // the index's label columns where known (a folder dataset's classes), for `vts search` to print.
+  std::string fingerprint(const std::vector<std::string>& class_names = {}) const;
 
  protected:
   ModelIdentity id_;
@@ -67,6 +68,7 @@ std::unique_ptr<HashModel> load_hash_model(const std::string& path, const std::s
 struct IndexFingerprint {
   ModelIdentity identity;
   std::string checkpoint;
+  std::vector<std::string> class_names;  // empty when the writer knew none
 };
 IndexFingerprint parse_index_fingerprint(std::string_view fingerprint, const std::string& index_path);
 

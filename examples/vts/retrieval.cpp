@@ -62,11 +62,13 @@ class DecodedImages final : public data::Dataset {
   data::ImageSpec spec_;
 };
 
-std::string label_text(const index::IndexFile& idx, int64_t i) {
+// Item i's labels: class names where the index has them (a folder dataset's), else numbers.
+std::string label_text(const index::IndexFile& idx, const std::vector<std::string>& names, int64_t i) {
   if (!idx.has_labels()) return "-";
   std::string s;
   for (int64_t c = 0; c < idx.num_classes(); ++c)
-    if (idx.labels().has(i, c)) s += (s.empty() ? "" : ",") + std::to_string(c);
+    if (idx.labels().has(i, c))
+      s += (s.empty() ? "" : ",") + (names.empty() ? std::to_string(c) : names[static_cast<size_t>(c)]);
   return s.empty() ? "none" : s;
 }
 
@@ -97,6 +99,7 @@ int run_encode(const EncodeArgs& a) {
   const ModelIdentity& id = model->identity();
 
   std::shared_ptr<const data::Dataset> ds;
+  std::vector<std::string> class_names;  // of the label columns, where the dataset names them
   std::string what;
   if (!a.images.empty()) {
     data::ListFile list;
@@ -128,6 +131,7 @@ int run_encode(const EncodeArgs& a) {
     }
     const data::Split split = data::make_protocol(name, popt);
     ds = a.split == "query" ? split.query : a.split == "train" ? split.train : split.database;
+    class_names = split.class_names;
     what = name + " " + a.split + " split";
   }
   const int64_t n = ds->size();
@@ -157,7 +161,7 @@ int run_encode(const EncodeArgs& a) {
   std::vector<std::string> paths(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) paths[static_cast<size_t>(i)] = ds->source(i);
   if (fs::path(a.out).has_parent_path()) fs::create_directories(fs::path(a.out).parent_path());
-  index::write_index_file(a.out, {.codes = codes, .labels = labels, .paths = paths, .fingerprint = model->fingerprint()});
+  index::write_index_file(a.out, {.codes = codes, .labels = labels, .paths = paths, .fingerprint = model->fingerprint(class_names)});
   std::printf("wrote %lld codes of %lld bits%s to %s (%.1f MB) in %.1fs\n", static_cast<long long>(n),
               static_cast<long long>(id.bits), ds->num_classes() > 0 ? " with labels" : "", a.out.c_str(),
               static_cast<double>(fs::file_size(a.out)) / 1e6, seconds_since(t0));
@@ -187,6 +191,9 @@ int run_search(const SearchArgs& a) {
   if (a.threads > 0) cpu::set_num_threads(a.threads);
   const index::IndexFile idx = index::open_index_file(a.index);
   const IndexFingerprint fp = parse_index_fingerprint(idx.fingerprint(), a.index);
+  if (!fp.class_names.empty() && static_cast<int64_t>(fp.class_names.size()) != idx.num_classes())
+    throw IoError("index '" + a.index + "': expected " + std::to_string(idx.num_classes()) +
+                  " class names (one per label column), found " + std::to_string(fp.class_names.size()));
   const std::string model_path = a.model.empty() ? fp.checkpoint : a.model;
   VTS_CHECK(!model_path.empty(), "index '", a.index, "' names no model checkpoint; pass --model");
   if (a.model.empty() && !fs::exists(model_path))
@@ -227,7 +234,7 @@ int run_search(const SearchArgs& a) {
               static_cast<long long>(idx.size()), static_cast<long long>(bits), search_ms);
   std::printf("%5s %9s  %-8s %s\n", "rank", "distance", "label", "path");
   for (size_t j = 0; j < hits.size(); ++j)
-    std::printf("%5zu %9d  %-8s %.*s\n", j + 1, dist[j], label_text(idx, hits[j]).c_str(),
+    std::printf("%5zu %9d  %-8s %.*s\n", j + 1, dist[j], label_text(idx, fp.class_names, hits[j]).c_str(),
                 static_cast<int>(idx.path(hits[j]).size()), idx.path(hits[j]).data());
 
   if (!a.no_gallery) {
@@ -237,7 +244,7 @@ int run_search(const SearchArgs& a) {
     for (size_t j = 0; j < shown; ++j) {
       const std::string source(idx.path(hits[j]));
       std::string caption = "d=" + std::to_string(dist[j]);
-      if (idx.has_labels()) caption += " c" + label_text(idx, hits[j]);
+      if (idx.has_labels()) caption += (fp.class_names.empty() ? " c" : " ") + label_text(idx, fp.class_names, hits[j]);
       try {
         tiles.push_back({reader.read(source, channels), caption, false});
       } catch (const IoError& e) {

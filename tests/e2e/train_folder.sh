@@ -6,7 +6,8 @@
 # about 0.1; measured 2026-12-04 on the 2-core build machine: 0.703), metrics.json names the
 # classes in label order, and --query-per-class / --train-per-class reach the split. Then
 # `vts encode` of the run's own database split and `vts search` by one of the image files: the file
-# finds itself at distance 0 and most of its 10 neighbours share its class folder. --no-augment
+# finds itself at distance 0, most of its 10 neighbours share its class folder, and the results'
+# labels are the class names. --no-augment
 # changes the training.
 # Usage: train_folder.sh VTS
 set -euo pipefail
@@ -68,6 +69,9 @@ fi
 same=$(grep -c "/photos/sandal/" <<<"$hits" || true)
 echo "neighbours in the query's class folder: $same of 10"
 [[ $same -ge 6 ]] || { cat "$out/search.txt"; fail "only $same of 10 neighbours are sandals"; }
+# The label column names the class folders (the index keeps the run's class names).
+named=$(awk '{ split($4, p, "/"); if ($3 == p[length(p) - 1]) n++ } END { print n + 0 }' <<<"$hits")
+[[ $named == 10 ]] || { cat "$out/search.txt"; fail "labels do not name the class folders ($named of 10)"; }
 
 # A bad layout is a clear error that names it, and writes nothing.
 cp "$out/photos/bag/$(ls "$out/photos/bag" | head -1)" "$out/photos/stray.pgm"
