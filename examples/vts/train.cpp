@@ -131,7 +131,8 @@ void RunRecord::write_outputs(const Outputs& o) const {
         {"erase", a.erase}, {"ema", a.ema}, {"mixup", a.mixup}, {"flip_average", a.flip_average},
         {"reference_compat", a.reference_compat}, {"seed", a.seed}, {"threads", cpu::max_threads()},
         {"workers", a.workers}, {"train_size", o.train_size}, {"query_size", nq}, {"database_size", ndb},
-        {"query_per_class", a.query_per_class}, {"train_per_class", a.train_per_class}}}};
+        {"query_per_class", a.query_per_class}, {"train_per_class", a.train_per_class},
+        {"image_cache_mb", a.image_cache_mb}}}};
   if (!o.class_names.empty()) metrics["classes"] = o.class_names;  // label column c is class_names[c]
   write_text(a.out + "/metrics.json", metrics.dump(2) + "\n");
   std::printf("best mAP %.4f at epoch %lld; training %.1fs, total %.1fs; outputs in %s\n", best.report.map,
@@ -185,6 +186,10 @@ Run add_train_command(CLI::App& app) {
                  "but the queries)")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
   app.add_option("--image-root", a->image_root, "folder the list files' image paths are relative to");
+  app.add_option("--image-cache-mb", a->image_cache_mb,
+                 "list datasets and folder: MB of resized images kept in memory after their first decode (0: "
+                 "decode every image every epoch)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 30))->capture_default_str();
   app.add_option("--epochs", a->epochs, "training epochs of the hash stage")->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   app.add_option("--batch", a->batch, "batch size")->check(CLI::PositiveNumber)->capture_default_str();

@@ -43,6 +43,7 @@ struct TrainArgs {
   std::string dataset = "fashion-mnist";
   std::string data_dir, image_root;
   int64_t query_per_class = 0, train_per_class = 0;  // 0 = the protocol's (fashion-mnist, cifar10*, folder)
+  int64_t image_cache_mb = 2048;  // list datasets and folder: resized images kept in memory
   int64_t epochs = 300;
   int64_t batch = 64;
   hash::OptimizerOptions opt{.name = "adamw", .lr = 1e-3, .weight_decay = 0.05, .schedule = "cosine",
@@ -172,6 +173,20 @@ class RunRecord {
   const char* loss_;
 };
 
+// After the first epoch: says when the resized-image cache could not hold the training images (the
+// rest are decoded again every epoch), and how much would.
+inline void report_image_cache(const data::Dataset& train, const TrainArgs& a) {
+  const auto* list = dynamic_cast<const data::ListDataset*>(&train);
+  if (list == nullptr || !list->cache() || !list->cache()->full() || a.quiet) return;
+  const auto& cache = *list->cache();
+  const double per_image = static_cast<double>(cache.bytes()) / static_cast<double>(std::max<size_t>(cache.size(), 1));
+  std::fprintf(stderr,
+               "note: the image cache (--image-cache-mb %lld) holds %zu of %lld training images; the others are "
+               "decoded again every epoch. About %.0f MB would hold them all.\n",
+               static_cast<long long>(a.image_cache_mb), cache.size(), static_cast<long long>(train.size()),
+               per_image * static_cast<double>(train.size()) / (1 << 20) + 1);
+}
+
 template <class Config, class T, class D, class Head, class Loss>
 int run(const TrainArgs& a) {
   using Backbone = nn::ViT<Config, T, D>;
@@ -188,6 +203,7 @@ int run(const TrainArgs& a) {
   popt.channels = static_cast<int>(Config::channels);  // folder: grey images for the 1-channel configs
   popt.query_per_class = a.query_per_class;
   popt.train_per_class = a.train_per_class;
+  popt.image_cache_bytes = a.image_cache_mb << 20;
   if (!a.dataset.starts_with("cifar10")) popt.train_augment = a.augment;  // cifar10* has none to switch
   if (a.dataset == "fashion-mnist") popt.fashion_erase = a.erase;
   data::Split split = data::make_protocol(a.dataset, popt);
@@ -304,6 +320,7 @@ int run(const TrainArgs& a) {
     record.train_seconds += seconds_since(t0);
     record.graph_steps = trainer.graph_steps();
     record.history.emplace_back(epoch + 1, mean_loss);
+    if (epoch == start_epoch) report_image_cache(*split.train, a);
     if ((epoch + 1) % a.eval_every == 0 || epoch + 1 == a.epochs) evaluate(epoch + 1);
   }
   if (start_epoch >= a.epochs) evaluate(a.epochs);  // nothing left to train (or --epochs 0)

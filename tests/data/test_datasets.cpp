@@ -629,6 +629,72 @@ TEST_CASE("data: folder protocol: your own images in class folders, split per cl
   }
 }
 
+TEST_CASE("data: the resized-image cache gives the uncached bits and keeps to its budget", "[data][folder][cache]") {
+  ClassFolderFixture fx(9, 4);
+  ProtocolOptions opt = fx.options();
+  const auto plain = make_protocol("folder", opt);
+  opt.image_cache_bytes = 1 << 20;
+  const auto cached = make_protocol("folder", opt);
+  auto* tr = dynamic_cast<const vts::data::ListDataset*>(cached.train.get());
+  auto* db = dynamic_cast<const vts::data::ListDataset*>(cached.database.get());
+  REQUIRE((tr != nullptr && db != nullptr));
+  const auto cache = tr->cache();
+  REQUIRE(cache != nullptr);
+  CHECK(db->cache() == cache);  // one cache for the splits of a protocol
+  std::vector<float> a(3 * 16 * 16), b(a.size()), lab(2);
+  for (int epoch = 0; epoch < 3; ++epoch)  // the first epoch fills the cache, the others read it
+    for (int64_t i = 0; i < cached.train->size(); ++i) {
+      vts::Generator g1(uint64_t(epoch * 100 + i)), g2(uint64_t(epoch * 100 + i));  // random crops and flips
+      plain.train->get(i, a.data(), lab.data(), g1);
+      cached.train->get(i, b.data(), lab.data(), g2);
+      REQUIRE(a == b);
+      CHECK(g1.next_u64() == g2.next_u64());  // the same draws
+    }
+  CHECK(cache->size() == size_t(cached.train->size()));
+  // The database's images are the train split's (same resize): read from the cache; the queries are new.
+  for (int64_t i = 0; i < cached.database->size(); ++i) {
+    vts::Generator g1(0), g2(0);
+    plain.database->get(i, a.data(), lab.data(), g1);
+    cached.database->get(i, b.data(), lab.data(), g2);
+    REQUIRE(a == b);
+  }
+  CHECK(cache->size() == size_t(cached.train->size()));
+  for (int64_t i = 0; i < cached.query->size(); ++i) {
+    vts::Generator g(0);
+    cached.query->get(i, b.data(), lab.data(), g);
+  }
+  CHECK(cache->size() == 13);
+  CHECK(!cache->full());
+  // 18x21 RGB after the resize (the shorter side to 16 * 8 / 7): 1,134 bytes of pixels an image,
+  // plus the key and bookkeeping; a 5,000-byte budget holds a few, the others are decoded each time.
+  ProtocolOptions small = fx.options();
+  small.image_cache_bytes = 5000;
+  const auto tight = make_protocol("folder", small);
+  for (int64_t i = 0; i < tight.database->size(); ++i) {
+    vts::Generator g1(0), g2(0);
+    plain.database->get(i, a.data(), lab.data(), g1);
+    tight.database->get(i, b.data(), lab.data(), g2);
+    REQUIRE(a == b);
+  }
+  const auto& tc = dynamic_cast<const vts::data::ListDataset&>(*tight.database).cache();
+  CHECK(tc->full());
+  CHECK(tc->bytes() <= 5000);
+  CHECK(tc->bytes() > 5000 - 1500);  // filled to within one image
+  CHECK((tc->size() >= 3 && tc->size() < size_t(tight.database->size())));
+  // Grey and RGB decodes of the same files do not share entries.
+  vts::data::ListDataset grey(vts::data::list_class_folders(fx.root.string()), fx.root.string(),
+                              vts::data::eval_transform("folder", 16, 0, 1), 1);
+  grey.set_cache(cache);
+  std::vector<float> g(16 * 16), gp(g.size());
+  vts::data::ListDataset grey_plain(vts::data::list_class_folders(fx.root.string()), fx.root.string(),
+                                    vts::data::eval_transform("folder", 16, 0, 1), 1);
+  vts::Generator r1(0), r2(0);
+  grey.get(0, g.data(), lab.data(), r1);
+  grey_plain.get(0, gp.data(), lab.data(), r2);
+  CHECK(g == gp);
+  CHECK(cache->size() == 14);
+}
+
 TEST_CASE("data: folder protocol errors say what layout was expected", "[data][folder]") {
   ClassFolderFixture fx(25, 1);
   CHECK_THAT(message_of<vts::Error>([&] { make_protocol("folder", fx.options()); }),

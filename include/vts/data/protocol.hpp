@@ -46,6 +46,9 @@ struct ProtocolOptions {
   int64_t train_per_class = 0;
   // folder: channels the images are decoded to (3 RGB, 1 grey); 0 = 3.
   int channels = 0;
+  // List datasets and folder: bytes of resized images to keep in memory, one ResizedImageCache
+  // shared by the three splits (0: decode every image on every visit).
+  int64_t image_cache_bytes = 0;
 };
 
 struct Split {
@@ -212,8 +215,11 @@ inline Split folder_protocol(const ProtocolOptions& opt) {
   const ImageTransform eval_t = eval_transform("folder", size, resize, channels);
   ImageTransform train_t = ImageTransform::imagenet_train(resize, size);
   set_folder_channels(train_t, channels);
+  const auto cache = opt.image_cache_bytes > 0 ? std::make_shared<ResizedImageCache>(opt.image_cache_bytes) : nullptr;
   auto make = [&](const std::vector<int64_t>& ids, const ImageTransform& t) {
-    return std::make_shared<ListDataset>(select_entries(all, ids), opt.data_dir, t, channels);
+    auto ds = std::make_shared<ListDataset>(select_entries(all, ids), opt.data_dir, t, channels);
+    ds->set_cache(cache);
+    return ds;
   };
   Split out;
   out.name = "folder";
@@ -280,8 +286,12 @@ inline Split make_protocol(const std::string& name, const ProtocolOptions& opt =
     const int resize = opt.resize_size ? opt.resize_size : (size * 8 + 3) / 7;
     const std::string root = opt.image_root.empty() ? opt.data_dir : opt.image_root;
     const std::filesystem::path dir(opt.data_dir);
+    const auto cache =
+        opt.image_cache_bytes > 0 ? std::make_shared<ResizedImageCache>(opt.image_cache_bytes) : nullptr;
     auto load = [&](const char* file, const ImageTransform& t) {
-      return std::make_shared<ListDataset>(read_list_file((dir / file).string(), cfg.classes), root, t);
+      auto ds = std::make_shared<ListDataset>(read_list_file((dir / file).string(), cfg.classes), root, t);
+      ds->set_cache(cache);
+      return ds;
     };
     const ImageTransform eval_t = eval_transform(name, size, resize);
     Split out;
