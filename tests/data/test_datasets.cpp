@@ -651,6 +651,25 @@ TEST_CASE("data: the resized-image cache gives the uncached bits and keeps to it
       CHECK(g1.next_u64() == g2.next_u64());  // the same draws
     }
   CHECK(cache->size() == size_t(cached.train->size()));
+  // Loader workers share the cache: two workers, a fresh cache, the same batches as without one.
+  {
+    ProtocolOptions o = fx.options();
+    o.image_cache_bytes = 1 << 20;
+    const auto fresh = make_protocol("folder", o);
+    for (int epoch = 0; epoch < 2; ++epoch) {
+      vts::data::Loader with(fresh.train, {.batch_size = 4, .shuffle = true, .num_workers = 2, .seed = 9});
+      vts::data::Loader without(plain.train, {.batch_size = 4, .shuffle = true, .num_workers = 0, .seed = 9});
+      with.start_epoch(epoch);
+      without.start_epoch(epoch);
+      vts::data::Batch b1, b2;
+      while (without.next(b1)) {
+        REQUIRE(with.next(b2));
+        REQUIRE(b1.images == b2.images);
+      }
+      CHECK(!with.next(b2));
+    }
+    CHECK(dynamic_cast<const vts::data::ListDataset&>(*fresh.train).cache()->size() == size_t(fresh.train->size()));
+  }
   // The database's images are the train split's (same resize): read from the cache; the queries are new.
   for (int64_t i = 0; i < cached.database->size(); ++i) {
     vts::Generator g1(0), g2(0);
