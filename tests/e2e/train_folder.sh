@@ -80,4 +80,13 @@ if "$vts" train --dataset folder --data-dir "$out/photos" --epochs 1 --out "$out
 fi
 grep -q "stray.pgm" "$out/bad.err" || { cat "$out/bad.err"; fail "the error does not name the stray image"; }
 [[ ! -e "$out/bad" ]] || fail "a refused run created its output folder"
+if "$vts" train --dataset folder --epochs 1 --out "$out/bad" --quiet 2>"$out/bad.err" >/dev/null; then
+  fail "--dataset folder without --data-dir was accepted"
+fi
+grep -q -- "--dataset folder needs --data-dir: the folder of class folders" "$out/bad.err" || { cat "$out/bad.err"; fail "unclear error"; }
+if "$vts" train --dataset coco --data-dir "$out" --query-per-class 5 --out "$out/bad" --quiet 2>"$out/bad.err" >/dev/null; then
+  fail "--query-per-class with a list dataset was accepted"
+fi
+grep -q -- "--query-per-class and --train-per-class apply to" "$out/bad.err" || { cat "$out/bad.err"; fail "unclear error"; }
+[[ ! -e "$out/bad" ]] || fail "a refused run created its output folder"
 echo "ok"
