@@ -195,8 +195,9 @@ class GraphedStep {
             [[maybe_unused]] LossOf&& loss_of, [[maybe_unused]] ZeroGrad&& zero_grad) {
 #if defined(VTS_WITH_CUDA)
     if constexpr (std::is_same_v<D, vts::Cuda>) {
-      if (!on_ || eager_steps_++ == 0) return false;
+      if (!on_) return false;
       if (!captured_) captured_ = std::make_unique<vts::nn::CapturedNetwork<Net, vts::Tensor<float, D>>>(net_);
+      if (!captured_->use_for(x)) return false;
       const auto u = captured_->forward(x, ctx);
       const auto l = loss_of(u);
       zero_grad();
@@ -219,7 +220,6 @@ class GraphedStep {
  private:
   [[maybe_unused]] Net& net_;
   bool on_;
-  int eager_steps_ = 0;
 #if defined(VTS_WITH_CUDA)
   struct None {};
   std::conditional_t<std::is_same_v<D, vts::Cuda>,

@@ -333,15 +333,8 @@ class Trainer {
 #if defined(VTS_WITH_CUDA)
     if constexpr (std::is_same_v<D, Cuda>) {
       if (!cuda_graphs_) return false;
-      if (!captured_) {
-        // The first batch of a shape runs op by op; the second of that shape is captured.
-        if (!graph_shape_ || *graph_shape_ != x.shape()) {
-          if (!graph_shape_) graph_shape_ = x.shape();
-          return false;
-        }
-        captured_.reset(new nn::CapturedNetwork<Network, loss_tensor>(net_));
-      }
-      if (!captured_->accepts(x)) return false;
+      if (!captured_) captured_.reset(new nn::CapturedNetwork<Network, loss_tensor>(net_));
+      if (!captured_->use_for(x)) return false;
       const loss_tensor u = captured_->forward(x, ctx);
       l = call_loss(u, y, b, epoch);
       for_each_optimizer([](auto& o) { o.zero_grad(); });
@@ -461,7 +454,7 @@ class Trainer {
     void reset() {}
   };
   // The graphs point at this trainer's network: a moved trainer starts without them and captures
-  // again at its next full batch.
+  // again (its next full batch op by op, the one after captured).
   template <class P>
   struct EmptiedOnMove : P {
     EmptiedOnMove() = default;
@@ -474,7 +467,6 @@ class Trainer {
   EmptiedOnMove<std::conditional_t<std::is_same_v<D, Cuda>, std::unique_ptr<nn::CapturedNetwork<Network, loss_tensor>>,
                                    NoCapture>>
       captured_;
-  std::optional<Shape> graph_shape_;  // the shape the graphs are (to be) captured for
 #endif
 };
 

@@ -17,11 +17,13 @@
 // eager step would move it. The first forward() with a shape captures both graphs (nothing runs
 // during a capture, then the step replays them); run one step of that shape eagerly before, so
 // that the libraries' lazy set-up (cuBLAS handles, kernel attributes) is not recorded. One input
-// shape per object: accepts() tells whether a batch can take the captured path.
+// shape per object: accepts() tells whether a batch can take the captured path, and use_for()
+// applies the policy the trainer and the benchmark share (first step eager, then the graphs).
 //
 // Memory: the forward's activations and the backward's temporaries live in one pool of the
 // graphs' own (memory.hpp), kept while this object lives; the output u and the parameter
 // gradients hold the addresses the next replay overwrites.
+#include <optional>
 #include <vector>
 
 #include "vts/backend/cuda/graph.hpp"
@@ -43,6 +45,17 @@ class CapturedNetwork {
   bool captured() const { return !forward_.empty(); }
   // Whether x can take the captured graphs (nothing captured yet, or the shape they were captured for).
   bool accepts(const tensor_type& x) const { return !captured() || x.shape() == input_.shape(); }
+  // Whether this step goes through the graphs (false: run it op by op). The first input's shape is
+  // the one captured; its first step runs op by op, so the libraries' lazy set-up happens outside
+  // the capture, and the graphs take it from its second step on. Other shapes — a last partial
+  // batch — always run op by op.
+  bool use_for(const tensor_type& x) {
+    if (!first_shape_) {
+      first_shape_ = x.shape();
+      return false;
+    }
+    return x.shape() == *first_shape_;
+  }
   size_t nodes() const { return forward_.nodes() + backward_.nodes(); }
 
   // The network's output for x, as a leaf that requires a gradient (the loss's input).
@@ -97,6 +110,7 @@ class CapturedNetwork {
   tensor_type input_;
   Out output_, seed_;
   std::vector<tensor_type> params_, grads_;  // the network's parameters, and the gradients the backward writes
+  std::optional<Shape> first_shape_;          // use_for(): the shape to capture
 };
 
 }  // namespace vts::nn
