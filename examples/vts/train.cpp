@@ -59,7 +59,7 @@ nlohmann::json RunRecord::last_checkpoint_metadata(int64_t epoch) const {
   return {{"config", model_}, {"head", head_}, {"loss", loss_}, {"bits", a_.bits},
           {"epoch", epoch}, {"dataset", a_.dataset}, {"seed", a_.seed}, {"best_map", best.report.map},
           {"best_epoch", best.epoch}, {"evaluations", evaluations}, {"loss_history", history_json()},
-          {"train_seconds", train_seconds}, {"settings", run_settings(a_)}};
+          {"train_seconds", train_seconds}, {"settings", run_settings(a_)}, {"split", split}};
 }
 
 int64_t RunRecord::restore(const nlohmann::json& m, const std::string& path) {
@@ -74,10 +74,18 @@ int64_t RunRecord::restore(const nlohmann::json& m, const std::string& path) {
   const nlohmann::json now = run_settings(a_), then = m.value("settings", nlohmann::json::object());
   for (const auto& [k, v] : now.items())
     if (then.contains(k) && then[k] != v) changed += " " + k + " " + then[k].dump() + "->" + v.dump();
+  if (m.contains("split") && m["split"].is_object()) {  // checkpoints before 2026-12-04 have none
+    std::string what;
+    for (const char* k : {"train", "query", "database", "classes", "class_names"}) {
+      const nlohmann::json was = m["split"].value(k, nlohmann::json()), is = split.value(k, nlohmann::json());
+      if (was != is) what += std::string(what.empty() ? "" : " ") + k + " " + was.dump() + "->" + is.dump();
+    }
+    if (!what.empty()) changed += " dataset split (" + what + ")";
+  }
   std::printf("resumed from %s after epoch %lld (best mAP so far %.4f at epoch %lld)\n", path.c_str(),
               static_cast<long long>(start_epoch), best.report.map, static_cast<long long>(best.epoch));
   if (!changed.empty())
-    std::printf("note: settings differ from the checkpoint's run:%s; the result will not be that of an "
+    std::printf("note: this run differs from the checkpoint's:%s; the result will not be that of an "
                 "uninterrupted run\n", changed.c_str());
   std::fflush(stdout);
   return start_epoch;

@@ -163,6 +163,9 @@ class RunRecord {
   nlohmann::json evaluations = nlohmann::json::array();
   double train_seconds = 0;
   int64_t graph_steps = 0;  // steps whose forward and backward were CUDA graph replays (this process)
+  // The split's sizes and classes ({train, query, database, classes[, class_names]}): kept in
+  // last.safetensors, so that --resume can say when the data changed (images added to a folder).
+  nlohmann::json split;
 
  private:
   nlohmann::json history_json() const;  // [{epoch, loss}], as checkpoints and metrics.json keep it
@@ -273,6 +276,9 @@ int run(const TrainArgs& a) {
   const index::Labels db_labels_packed = index::Labels::from_multi_hot(db_labels, classes);
 
   RunRecord record(a, Config::name, Head::name, Loss::name);
+  record.split = {{"train", split.train->size()}, {"query", split.query->size()},
+                  {"database", split.database->size()}, {"classes", classes}};
+  if (!split.class_names.empty()) record.split["class_names"] = split.class_names;
   auto evaluate = [&](int64_t epoch) {
     const auto t0 = std::chrono::steady_clock::now();
     auto note = [&](int64_t done, int64_t total) {

@@ -7,8 +7,7 @@
 # classes in label order, and --query-per-class / --train-per-class reach the split. Then
 # `vts encode` of the run's own database split and `vts search` by one of the image files: the file
 # finds itself at distance 0, most of its 10 neighbours share its class folder, and the results'
-# labels are the class names. --no-augment
-# changes the training.
+# labels are the class names. --no-augment changes the training; --resume notices a changed folder.
 # Usage: train_folder.sh VTS
 set -euo pipefail
 vts=$1
@@ -72,6 +71,14 @@ echo "neighbours in the query's class folder: $same of 10"
 # The label column names the class folders (the index keeps the run's class names).
 named=$(awk '{ split($4, p, "/"); if ($3 == p[length(p) - 1]) n++ } END { print n + 0 }' <<<"$hits")
 [[ $named == 10 ]] || { cat "$out/search.txt"; fail "labels do not name the class folders ($named of 10)"; }
+
+# --resume says when the folder changed since the checkpoint (an image added), and is quiet otherwise.
+"$vts" train --dataset folder --data-dir "$out/photos" --epochs 2 --resume "$out/again" --out "$out/again" >"$out/resume.txt" 2>/dev/null
+! grep -q "differs" "$out/resume.txt" || { cat "$out/resume.txt"; fail "an unchanged resume reported a difference"; }
+cp "$out/photos/bag/$(ls "$out/photos/bag" | head -1)" "$out/photos/bag/added.pgm"
+"$vts" train --dataset folder --data-dir "$out/photos" --epochs 2 --resume "$out/again" --out "$out/again" >"$out/resume.txt" 2>/dev/null
+grep -q "dataset split (train 540->541 database 540->541)" "$out/resume.txt" || { cat "$out/resume.txt"; fail "the changed folder went unnoticed"; }
+rm "$out/photos/bag/added.pgm"
 
 # A bad layout is a clear error that names it, and writes nothing.
 cp "$out/photos/bag/$(ls "$out/photos/bag" | head -1)" "$out/photos/stray.pgm"
