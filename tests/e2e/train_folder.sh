@@ -18,7 +18,10 @@ fail() { echo "FAIL: $*"; exit 1; }
 
 names=(tshirt trouser pullover dress coat sandal shirt sneaker bag boot)
 gzip -dc "$data/t10k-images-idx3-ubyte.gz" | tail -c +17 >"$out/images.raw"
-labels=($(gzip -dc "$data/t10k-labels-idx1-ubyte.gz" | tail -c +9 | head -c 2000 | od -An -v -tu1))
+# (Through a file: `head` closing a pipe early would kill the writer with SIGPIPE, which pipefail
+# turns into a failure of the whole script whenever the writer had not finished first.)
+gzip -dc "$data/t10k-labels-idx1-ubyte.gz" >"$out/labels.raw"
+labels=($(od -An -v -tu1 -j 8 -N 2000 "$out/labels.raw"))
 declare -A count
 for i in "${!labels[@]}"; do
   class=${names[${labels[$i]}]}
@@ -58,7 +61,8 @@ done
 
 # The run's database split again (its seed and counts come from the checkpoint), then a search by file.
 "$vts" encode --model "$out/run" --data-dir "$out/photos" --out "$out/db.vtsidx" --quiet >/dev/null
-query=$(ls "$out/photos/sandal" | head -1)
+sandals=("$out/photos/sandal"/*)
+query=$(basename "${sandals[0]}")
 "$vts" search --index "$out/db.vtsidx" --image "$out/photos/sandal/$query" -k 10 --no-gallery >"$out/search.txt"
 hits=$(awk 'NR > 2 && $1 ~ /^[0-9]+$/' "$out/search.txt")
 [[ $(wc -l <<<"$hits") == 10 ]] || { cat "$out/search.txt"; fail "expected 10 results"; }
@@ -75,13 +79,14 @@ named=$(awk '{ split($4, p, "/"); if ($3 == p[length(p) - 1]) n++ } END { print 
 # --resume says when the folder changed since the checkpoint (an image added), and is quiet otherwise.
 "$vts" train --dataset folder --data-dir "$out/photos" --epochs 2 --resume "$out/again" --out "$out/again" >"$out/resume.txt" 2>/dev/null
 ! grep -q "differs" "$out/resume.txt" || { cat "$out/resume.txt"; fail "an unchanged resume reported a difference"; }
-cp "$out/photos/bag/$(ls "$out/photos/bag" | head -1)" "$out/photos/bag/added.pgm"
+bags=("$out/photos/bag"/*)
+cp "${bags[0]}" "$out/photos/bag/added.pgm"
 "$vts" train --dataset folder --data-dir "$out/photos" --epochs 2 --resume "$out/again" --out "$out/again" >"$out/resume.txt" 2>/dev/null
 grep -q "dataset split (train 540->541 database 540->541)" "$out/resume.txt" || { cat "$out/resume.txt"; fail "the changed folder went unnoticed"; }
 rm "$out/photos/bag/added.pgm"
 
 # A bad layout is a clear error that names it, and writes nothing.
-cp "$out/photos/bag/$(ls "$out/photos/bag" | head -1)" "$out/photos/stray.pgm"
+cp "${bags[0]}" "$out/photos/stray.pgm"
 if "$vts" train --dataset folder --data-dir "$out/photos" --epochs 1 --out "$out/bad" --quiet 2>"$out/bad.err" >/dev/null; then
   fail "an image outside the class folders was accepted"
 fi
