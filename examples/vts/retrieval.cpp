@@ -302,7 +302,9 @@ Run add_encode_command(CLI::App& app) {
   app.add_option("--image-root", a->image_root, "folder the list files' image paths are relative to");
   app.add_option("--seed", a->seed, "seed of the protocol split (default: the training run's)");
   app.add_option("--batch", a->batch, "images per forward pass")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--workers", a->workers, "image decoding threads")->check(CLI::NonNegativeNumber)->capture_default_str();
+  auto* workers = app.add_option("--workers", a->workers,
+                                 "image decoding threads (default: 1 on the CPU, up to 8 with --device cuda)")
+                      ->check(CLI::NonNegativeNumber);
   app.add_option("--threads", a->threads, "compute threads (default: OMP_NUM_THREADS or all cores)");
   app.add_option("--device", a->device,
                  "cpu, or cuda (a build with the CUDA backend and the model's config; see --gemm)")
@@ -312,7 +314,8 @@ Run add_encode_command(CLI::App& app) {
                               "tensor cores (faster; outputs near zero may change sign)")
                    ->check(CLI::IsMember({"fp32", "tf32", "bf16"}))->capture_default_str();
   app.add_flag("--quiet", a->quiet, "no progress line");
-  return [a, gemm] {
+  return [a, gemm, workers] {
+    if (workers->count() == 0) a->workers = default_workers(a->device);
     if (a->device != "cuda" && gemm->count() > 0)
       throw Error("--gemm " + a->gemm + " applies to --device cuda; the CPU GEMMs are Eigen's fp32");
     return run_encode(*a);

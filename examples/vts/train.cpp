@@ -230,7 +230,9 @@ Run add_train_command(CLI::App& app) {
                "reproduce the VTS paper code's loss behaviour where it differs from the corrected one");
   app.add_option("--seed", a->seed, "seed of the split, initialisation, shuffling and dropout")->capture_default_str();
   app.add_option("--threads", a->threads, "compute threads (default: OMP_NUM_THREADS or all cores)");
-  app.add_option("--workers", a->workers, "data loader threads")->check(CLI::NonNegativeNumber)->capture_default_str();
+  auto* workers = app.add_option("--workers", a->workers,
+                                 "data loader threads (default: 1 on the CPU, up to 8 with --device cuda)")
+                      ->check(CLI::NonNegativeNumber);
   app.add_option("--eval-batch", a->eval_batch, "batch size when encoding")->check(CLI::PositiveNumber)
       ->capture_default_str();
   app.add_option("--topk", a->topk, "mAP@k (0 = the protocol's, -1 = the whole database)")->capture_default_str();
@@ -256,7 +258,8 @@ Run add_train_command(CLI::App& app) {
   app.add_flag("--cuda-graphs", a->cuda_graphs,
                "cuda: replay each step's forward and backward from captured CUDA graphs (the same results, fewer "
                "launches; not with --loss greedyhash)");
-  return [a, gemm]() -> int {
+  return [a, gemm, workers]() -> int {
+    if (workers->count() == 0) a->workers = default_workers(a->device);
     if (a->device != "cuda" && a->cuda_graphs) throw Error("--cuda-graphs applies to --device cuda");
     if (a->data_dir.empty() && a->dataset != "fashion-mnist")
       throw Error("--dataset " + a->dataset + " needs --data-dir: " +
