@@ -22,9 +22,10 @@ bool RunRecord::score(int64_t epoch, const std::vector<float>& query_outputs, co
   const int64_t ndb = static_cast<int64_t>(r.db_codes.size()) / a_.bits;
   eval::EvalOptions eo;
   eo.topk = topk;
-  // "@All": our Fashion-MNIST protocol ranks the whole database; the reference protocols keep
-  // DeepHash's slice that leaves out the last-ranked item (hashing-spec §4.3).
-  eo.minus_one = a_.dataset == "fashion-mnist" ? eval::TopkAll::all : eval::TopkAll::all_but_last;
+  // "@All": our own protocols (Fashion-MNIST, folder) rank the whole database; the reference
+  // protocols keep DeepHash's slice that leaves out the last-ranked item (hashing-spec §4.3).
+  eo.minus_one = a_.dataset == "fashion-mnist" || a_.dataset == "folder" ? eval::TopkAll::all
+                                                                         : eval::TopkAll::all_but_last;
   eo.pr_curve = true;
   eo.precision_at = {100, 1000};
   eo.radius = 2;
