@@ -85,6 +85,14 @@ inline bool is_image_file_name(const std::string& name) {
   for (char& ch : ext) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   return std::find(std::begin(extensions), std::end(extensions), ext) != std::end(extensions);
 }
+
+// Throws vts::IoError "<what> '<dir>': expected a folder, found a file / nothing" unless dir is one.
+inline void require_folder(const std::string& dir, const char* what) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec))
+    throw IoError(vts::detail::concat(what, " '", dir, "': expected a folder, found ",
+                                      std::filesystem::exists(dir, ec) ? "a file" : "nothing"));
+}
 }  // namespace detail
 
 // Every image file (by extension: jpg, jpeg, png, bmp, gif, tga, pnm, pgm, ppm) under `dir`,
@@ -92,10 +100,8 @@ inline bool is_image_file_name(const std::string& name) {
 // depend on the file system. Throws vts::IoError when dir is not a folder or holds no image.
 inline ListFile list_image_folder(const std::string& dir) {
   namespace fs = std::filesystem;
+  detail::require_folder(dir, "image folder");
   std::error_code ec;
-  if (!fs::is_directory(dir, ec))
-    throw IoError(vts::detail::concat("image folder '", dir, "': expected a folder, found ",
-                                      fs::exists(dir, ec) ? "a file" : "nothing"));
   ListFile list;
   list.path = dir;
   for (fs::recursive_directory_iterator it(dir, fs::directory_options::follow_directory_symlink, ec), end;
@@ -121,10 +127,8 @@ inline ListFile list_image_folder(const std::string& dir) {
 // no class), a class folder holds no image, or there are fewer than two classes.
 inline ListFile list_class_folders(const std::string& dir) {
   namespace fs = std::filesystem;
+  detail::require_folder(dir, "class folders");
   std::error_code ec;
-  if (!fs::is_directory(dir, ec))
-    throw IoError(vts::detail::concat("class folders '", dir, "': expected a folder, found ",
-                                      fs::exists(dir, ec) ? "a file" : "nothing"));
   std::vector<std::string> classes;
   for (fs::directory_iterator it(dir, fs::directory_options::follow_directory_symlink, ec), end; !ec && it != end;
        it.increment(ec)) {
