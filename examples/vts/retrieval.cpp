@@ -303,7 +303,7 @@ Run add_encode_command(CLI::App& app) {
   app.add_option("--seed", a->seed, "seed of the protocol split (default: the training run's)");
   app.add_option("--batch", a->batch, "images per forward pass")->check(CLI::PositiveNumber)->capture_default_str();
   auto* workers = app.add_option("--workers", a->workers,
-                                 "image decoding threads (default: 1 on the CPU, up to 8 with --device cuda)")
+                                 "image decoding threads (default: up to 4 on the CPU, up to 8 with --device cuda)")
                       ->check(CLI::NonNegativeNumber);
   app.add_option("--threads", a->threads, "compute threads (default: OMP_NUM_THREADS or all cores)");
   app.add_option("--device", a->device,

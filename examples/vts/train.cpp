@@ -232,7 +232,7 @@ Run add_train_command(CLI::App& app) {
   app.add_option("--seed", a->seed, "seed of the split, initialisation, shuffling and dropout")->capture_default_str();
   app.add_option("--threads", a->threads, "compute threads (default: OMP_NUM_THREADS or all cores)");
   auto* workers = app.add_option("--workers", a->workers,
-                                 "data loader threads (default: 1 on the CPU, up to 8 with --device cuda)")
+                                 "data loader threads (default: up to 4 on the CPU, up to 8 with --device cuda)")
                       ->check(CLI::NonNegativeNumber);
   app.add_option("--eval-batch", a->eval_batch, "batch size when encoding")->check(CLI::PositiveNumber)
       ->capture_default_str();
