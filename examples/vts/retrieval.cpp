@@ -79,6 +79,7 @@ struct EncodeArgs {
   std::string split = "database";
   std::string images;  // a folder of images, or a DeepHash list file with --classes
   int classes = 0;
+  bool class_folders = false;  // --images DIR holds DIR/<class>/<image>: labels from the folders
   std::string dataset, data_dir, image_root;
   int64_t seed = -1;  // -1: the training run's
   int64_t batch = 256;
@@ -105,9 +106,12 @@ int run_encode(const EncodeArgs& a) {
     data::ListFile list;
     std::string root;
     if (fs::is_directory(a.images)) {
-      list = data::list_image_folder(a.images);
+      list = a.class_folders ? data::list_class_folders(a.images) : data::list_image_folder(a.images);
+      class_names = list.class_names;
       root = a.images;
     } else {
+      VTS_CHECK(!a.class_folders, "--class-folders needs --images to be a folder (DIR/<class>/<image>), found the "
+                                  "file '", a.images, "'");
       VTS_CHECK(a.classes > 0, "--images '", a.images, "' is a file: expected --classes C for a DeepHash list "
                                "(a path and C labels of 0/1 per line), or a folder of images");
       list = data::read_list_file(a.images, a.classes);
@@ -294,6 +298,10 @@ Run add_encode_command(CLI::App& app) {
                                 "a folder of images (searched recursively), or a DeepHash list file with --classes")
                      ->check(CLI::ExistingPath);
   app.add_option("--classes", a->classes, "label count of a --images list file")->check(CLI::PositiveNumber);
+  app.add_flag("--class-folders", a->class_folders,
+               "--images DIR holds DIR/<class>/<image>: every image, labelled by its folder (names kept for vts "
+               "search)")
+      ->needs(images);
   app.add_option("--split", a->split, "which split of the dataset protocol to encode (without --images)")
       ->check(CLI::IsMember({"database", "query", "train"}))->capture_default_str()->excludes(images);
   app.add_option("--dataset", a->dataset, "dataset protocol (default: the one the model was trained on)")

@@ -7,7 +7,8 @@
 # classes in label order, and --query-per-class / --train-per-class reach the split. Then
 # `vts encode` of the run's own database split and `vts search` by one of the image files: the file
 # finds itself at distance 0, most of its 10 neighbours share its class folder, and the results'
-# labels are the class names. --no-augment changes the training; --resume notices a changed folder.
+# labels are the class names; `vts encode --images DIR --class-folders` labels a whole folder the same
+# way. --no-augment changes the training; --resume notices a changed folder.
 # Usage: train_folder.sh VTS
 set -euo pipefail
 vts=$1
@@ -75,6 +76,12 @@ echo "neighbours in the query's class folder: $same of 10"
 # The label column names the class folders (the index keeps the run's class names).
 named=$(awk '{ split($4, p, "/"); if ($3 == p[length(p) - 1]) n++ } END { print n + 0 }' <<<"$hits")
 [[ $named == 10 ]] || { cat "$out/search.txt"; fail "labels do not name the class folders ($named of 10)"; }
+
+# A whole labelled folder (not a split): --images DIR --class-folders, the labels named the same way.
+"$vts" encode --model "$out/run" --images "$out/photos" --class-folders --out "$out/all.vtsidx" --quiet >"$out/all.txt"
+grep -q "wrote 600 codes of 64 bits with labels" "$out/all.txt" || { cat "$out/all.txt"; fail "--class-folders"; }
+"$vts" search --index "$out/all.vtsidx" --image "$out/photos/sandal/$query" -k 1 --no-gallery >"$out/one.txt"
+awk 'NR == 3' "$out/one.txt" | grep -q " 0  sandal " || { cat "$out/one.txt"; fail "the image is not its own nearest, labelled sandal"; }
 
 # --resume says when the folder changed since the checkpoint (an image added), and is quiet otherwise.
 "$vts" train --dataset folder --data-dir "$out/photos" --epochs 2 --resume "$out/again" --out "$out/again" >"$out/resume.txt" 2>/dev/null
