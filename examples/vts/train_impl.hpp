@@ -217,11 +217,17 @@ int run(const TrainArgs& a) {
   const int classes = split.num_classes;
 
   std::filesystem::create_directories(a.out);
-  std::printf("vts train: %s (%s head), %s loss, %lld bits, %s: %lld train / %lld query / %lld database, %s, %d threads\n",
+  std::printf("vts train: %s (%s head), %s loss, %lld bits, %s: %lld train / %lld query / %lld database, %d classes, "
+              "%s, %d threads\n",
               Config::name, Head::name, Loss::name, static_cast<long long>(a.bits), a.dataset.c_str(),
               static_cast<long long>(split.train->size()), static_cast<long long>(split.query->size()),
-              static_cast<long long>(split.database->size()),
+              static_cast<long long>(split.database->size()), classes,
               (std::string(D::name) + (std::is_same_v<T, bf16> ? " bf16" : "")).c_str(), cpu::max_threads());
+  if (!split.class_names.empty()) {
+    std::string names;
+    for (const auto& n : split.class_names) names += (names.empty() ? "" : ", ") + n;
+    std::printf("classes: %s\n", names.c_str());
+  }
   std::fflush(stdout);
 
   Generator gen(a.seed);
