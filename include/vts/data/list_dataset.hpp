@@ -180,8 +180,9 @@ inline ListFile select_entries(const ListFile& list, const std::vector<int64_t>&
 
 // Decoded images after a transform's resize step, kept in memory up to a byte budget and shared
 // by the datasets of one protocol (train, query, database: same files, same resize). A photo costs
-// ~100 ms to decode at 12 megapixels and a few microseconds to crop once resized to 32 or 256
-// pixels, so from the second epoch on training reads memory instead. Entries are never evicted:
+// ~100 ms to decode at 12 megapixels; once resized (shorter side 32 for the tiny config, 256 for
+// B/16) its crop and normalisation take microseconds to a fraction of a millisecond, so from the
+// second epoch on training reads memory instead. Entries are never evicted:
 // every epoch visits every image, so "the first images that fit" is as good as any policy and
 // never thrashes. The outputs are the same bits as without the cache (the resize of a whole image
 // computes each pixel as the cropped-region resize does). Thread-safe.
