@@ -714,6 +714,32 @@ TEST_CASE("data: the resized-image cache gives the uncached bits and keeps to it
   CHECK(cache->size() == 14);
 }
 
+TEST_CASE("data: image folders list each image once, whatever the symlinked folders", "[data][folder]") {
+  ClassFolderFixture fx(4, 2);
+  namespace fs = std::filesystem;
+  const fs::path outside = fx.dir.path / "elsewhere";
+  fs::create_directories(outside);
+  fx.png("../elsewhere/e.png", 7);
+  fs::create_directory_symlink("..", fx.root / "cats" / "up");          // a loop: cats/up/cats/up/...
+  fs::create_directory_symlink(fx.root / "dogs", fx.root / "cats" / "d");  // back into the folder
+  fs::create_directory_symlink(outside, fx.root / "cats" / "out1");      // outside, linked twice
+  fs::create_directory_symlink(outside, fx.root / "cats" / "out2");
+  fs::create_directory_symlink(fx.dir.path / "gone", fx.root / "cats" / "dangling");
+  // Alone, cats lists its 4 images, the dogs through cats/d (outside cats), and the outside folder
+  // once, under whichever of its two links the listing met first; the loop adds nothing.
+  const vts::data::ListFile cats = vts::data::list_image_folder((fx.root / "cats").string());
+  REQUIRE(cats.size() == 4 + 2 + 1);
+  CHECK(std::vector<std::string>(cats.images.begin(), cats.images.begin() + 6) ==
+        std::vector<std::string>{"c1.png", "c2.png", "d/d0.PNG", "d/d1.PNG", "indoor/c0.png", "indoor/c3.png"});
+  CHECK((cats.images[6] == "out1/e.png" || cats.images[6] == "out2/e.png"));
+  // As a class folder, cats/d leads back into the folder of classes: the dogs are only dogs.
+  const auto all = vts::data::list_class_folders(fx.root.string());
+  CHECK(all.size() == 4 + 1 + 2);
+  CHECK(std::count_if(all.images.begin(), all.images.end(), [](const std::string& p) {
+          return p.find("d0.PNG") != std::string::npos;
+        }) == 1);
+}
+
 TEST_CASE("data: folder protocol errors say what layout was expected", "[data][folder]") {
   ClassFolderFixture fx(25, 1);
   CHECK_THAT(message_of<vts::Error>([&] { make_protocol("folder", fx.options()); }),

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -97,17 +98,39 @@ inline void require_folder(const std::string& dir, const char* what) {
 
 // Every image file (by extension: jpg, jpeg, png, bmp, gif, tga, pnm, pgm, ppm) under `dir`,
 // recursively, as an unlabelled list with paths relative to `dir`, sorted so the order does not
-// depend on the file system. Throws vts::IoError when dir is not a folder or holds no image.
-inline ListFile list_image_folder(const std::string& dir) {
+// depend on the file system. Symlinked folders are followed once each, not back into the listing
+// (a loop, or an image reached twice). Throws vts::IoError when dir is not a folder or holds no image.
+inline ListFile list_image_folder(const std::string& dir, const std::string& listed_elsewhere = {}) {
   namespace fs = std::filesystem;
   detail::require_folder(dir, "image folder");
   std::error_code ec;
   ListFile list;
   list.path = dir;
+  // Symlinked folders are followed, except those that lead back into `dir` (or `listed_elsewhere`,
+  // a folder whose images the caller lists anyway) or above it: their images are listed once,
+  // under their own path, and a link to a parent (a loop) would otherwise list the same images
+  // again at every level until the system's symlink limit.
+  const fs::path root = fs::canonical(listed_elsewhere.empty() ? dir : listed_elsewhere, ec);
+  auto leads_back = [&](const fs::path& link) {
+    std::error_code e;
+    const fs::path target = fs::canonical(link, e);
+    if (e) return true;  // dangling: nothing to list
+    const auto inside = [](const fs::path& p, const fs::path& base) {
+      const auto [b, _] = std::mismatch(base.begin(), base.end(), p.begin(), p.end());
+      return b == base.end();
+    };
+    return inside(target, root) || inside(root, target);
+  };
+  std::set<fs::path> entered;  // folders outside `dir` reached through links, each listed once
   for (fs::recursive_directory_iterator it(dir, fs::directory_options::follow_directory_symlink, ec), end;
        !ec && it != end; it.increment(ec)) {
+    if (it->is_symlink(ec) && it->is_directory(ec)) {
+      if (leads_back(it->path()) || !entered.insert(fs::canonical(it->path(), ec)).second)
+        it.disable_recursion_pending();
+      continue;
+    }
     if (!it->is_regular_file(ec) || !detail::is_image_file_name(it->path().filename().string())) continue;
-    list.images.push_back(fs::relative(it->path(), dir, ec).generic_string());
+    list.images.push_back(it->path().lexically_relative(dir).generic_string());  // as reached, links kept
   }
   if (ec) throw IoError(vts::detail::concat("image folder '", dir, "': cannot list it: ", ec.message()));
   if (list.images.empty())
@@ -151,7 +174,7 @@ inline ListFile list_class_folders(const std::string& dir) {
   out.num_classes = static_cast<int>(classes.size());
   out.class_names = classes;
   for (size_t c = 0; c < classes.size(); ++c) {
-    const ListFile one = list_image_folder((fs::path(dir) / classes[c]).string());
+    const ListFile one = list_image_folder((fs::path(dir) / classes[c]).string(), dir);
     for (const std::string& rel : one.images) {
       out.images.push_back(classes[c] + "/" + rel);
       for (size_t k = 0; k < classes.size(); ++k) out.labels.push_back(k == c ? 1 : 0);
