@@ -267,10 +267,6 @@ Run add_train_command(CLI::App& app) {
                   (a->dataset == "folder"              ? "the folder of class folders, DIR/<class>/<image>"
                    : a->dataset.starts_with("cifar10") ? "the folder of data_batch_1.bin ... test_batch.bin"
                                                        : "the folder holding train.txt, test.txt and database.txt"));
-    if ((a->query_per_class > 0 || a->train_per_class > 0) && a->dataset != "fashion-mnist" &&
-        a->dataset != "folder" && !a->dataset.starts_with("cifar10"))
-      throw Error("--query-per-class and --train-per-class apply to fashion-mnist, cifar10* and folder; " +
-                  a->dataset + "'s split is the one its list files give");
     if (a->device != "cuda" && gemm->count() > 0)
       throw Error("--gemm " + a->gemm + " applies to --device cuda; the CPU GEMMs are Eigen's fp32");
     if (a->device != "cuda" && a->precision == "bf16")

@@ -106,6 +106,6 @@ grep -q -- "--dataset folder needs --data-dir: the folder of class folders" "$ou
 if "$vts" train --dataset coco --data-dir "$out" --query-per-class 5 --out "$out/bad" --quiet 2>"$out/bad.err" >/dev/null; then
   fail "--query-per-class with a list dataset was accepted"
 fi
-grep -q -- "--query-per-class and --train-per-class apply to" "$out/bad.err" || { cat "$out/bad.err"; fail "unclear error"; }
+grep -q -- "coco: the split is the one train.txt, test.txt and database.txt list; expected no per-class counts" "$out/bad.err" || { cat "$out/bad.err"; fail "unclear error"; }
 [[ ! -e "$out/bad" ]] || fail "a refused run created its output folder"
 echo "ok"

@@ -101,12 +101,22 @@ inline std::vector<std::string> protocol_names() {
 
 namespace detail {
 
-inline void set_folder_channels(ImageTransform& t, int channels) {
+// The folder protocol's transforms: the list datasets' (train: random crop and flip), for grey
+// images (channels 1) normalised with ImageNet's three means and stds averaged.
+inline ImageTransform folder_transform(bool train, int resize, int size, int channels) {
   VTS_CHECK(channels == 0 || channels == 1 || channels == 3, "folder: expected 1 (grey) or 3 (RGB) channels, found ",
             channels);
-  if (channels != 1) return;
-  t.mean = {(t.mean[0] + t.mean[1] + t.mean[2]) / 3.0f};
-  t.stddev = {(t.stddev[0] + t.stddev[1] + t.stddev[2]) / 3.0f};
+  ImageTransform t = train ? ImageTransform::imagenet_train(resize, size) : ImageTransform::imagenet_eval(resize, size);
+  if (channels == 1) {
+    t.mean = {(t.mean[0] + t.mean[1] + t.mean[2]) / 3.0f};
+    t.stddev = {(t.stddev[0] + t.stddev[1] + t.stddev[2]) / 3.0f};
+  }
+  return t;
+}
+
+// One cache of resized images for the splits of a protocol, or none.
+inline std::shared_ptr<ResizedImageCache> protocol_cache(const ProtocolOptions& opt) {
+  return opt.image_cache_bytes > 0 ? std::make_shared<ResizedImageCache>(opt.image_cache_bytes) : nullptr;
 }
 
 inline Split pool_protocol(const std::string& name, std::shared_ptr<const ImagePool> pool, int64_t query_pc,
@@ -157,9 +167,9 @@ inline ImageTransform eval_transform(const std::string& name, int image_size = 0
   VTS_CHECK(std::find(names.begin(), names.end(), name) != names.end(), "eval_transform: unknown protocol '",
             name, "'");
   const int size = image_size ? image_size : 224;
-  ImageTransform t = ImageTransform::imagenet_eval(resize_size ? resize_size : (size * 8 + 3) / 7, size);
-  if (name == "folder") detail::set_folder_channels(t, channels);
-  return t;
+  const int resize = resize_size ? resize_size : (size * 8 + 3) / 7;
+  if (name == "folder") return detail::folder_transform(false, resize, size, channels);
+  return ImageTransform::imagenet_eval(resize, size);
 }
 
 namespace detail {
@@ -174,8 +184,11 @@ inline Split folder_protocol(const ProtocolOptions& opt) {
                                    "folders (<dir>/<class>/<image>), found an empty path");
   VTS_CHECK(opt.query_per_class >= 0 && opt.train_per_class >= 0, "folder: expected per-class counts >= 0, found ",
             opt.query_per_class, " query and ", opt.train_per_class, " train");
-  VTS_CHECK(opt.channels == 0 || opt.channels == 1 || opt.channels == 3,
-            "folder: expected 1 (grey) or 3 (RGB) channels, found ", opt.channels);
+  const int size = opt.image_size ? opt.image_size : 224;
+  const int resize = opt.resize_size ? opt.resize_size : (size * 8 + 3) / 7;
+  const int channels = opt.channels ? opt.channels : 3;
+  const ImageTransform eval_t = folder_transform(false, resize, size, opt.channels);  // checks channels first
+  const ImageTransform train_t = folder_transform(true, resize, size, opt.channels);
   const ListFile all = list_class_folders(opt.data_dir);
   const auto classes = static_cast<size_t>(all.num_classes);
   std::vector<std::vector<int64_t>> by_class(classes);
@@ -209,13 +222,7 @@ inline Split folder_protocol(const ProtocolOptions& opt) {
     for (size_t k = 0; k < ids->size(); ++k) shuffled[k] = (*ids)[static_cast<size_t>(order[k])];
     *ids = std::move(shuffled);
   }
-  const int size = opt.image_size ? opt.image_size : 224;
-  const int resize = opt.resize_size ? opt.resize_size : (size * 8 + 3) / 7;
-  const int channels = opt.channels ? opt.channels : 3;
-  const ImageTransform eval_t = eval_transform("folder", size, resize, channels);
-  ImageTransform train_t = ImageTransform::imagenet_train(resize, size);
-  set_folder_channels(train_t, channels);
-  const auto cache = opt.image_cache_bytes > 0 ? std::make_shared<ResizedImageCache>(opt.image_cache_bytes) : nullptr;
+  const auto cache = protocol_cache(opt);
   auto make = [&](const std::vector<int64_t>& ids, const ImageTransform& t) {
     auto ds = std::make_shared<ListDataset>(select_entries(all, ids), opt.data_dir, t, channels);
     ds->set_cache(cache);
@@ -286,8 +293,7 @@ inline Split make_protocol(const std::string& name, const ProtocolOptions& opt =
     const int resize = opt.resize_size ? opt.resize_size : (size * 8 + 3) / 7;
     const std::string root = opt.image_root.empty() ? opt.data_dir : opt.image_root;
     const std::filesystem::path dir(opt.data_dir);
-    const auto cache =
-        opt.image_cache_bytes > 0 ? std::make_shared<ResizedImageCache>(opt.image_cache_bytes) : nullptr;
+    const auto cache = detail::protocol_cache(opt);
     auto load = [&](const char* file, const ImageTransform& t) {
       auto ds = std::make_shared<ListDataset>(read_list_file((dir / file).string(), cfg.classes), root, t);
       ds->set_cache(cache);
