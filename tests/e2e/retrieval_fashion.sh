@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End to end on the real Fashion-MNIST files: train a model briefly, `vts encode` the database and
 # the query split and a folder of PGM files cut from the test set, `vts search` by image file and
-# by dataset source, `vts export` to FAISS and Milvus, and check that bad input is refused.
+# by dataset source, several queries at once (--queries, --json), `vts export` to FAISS and Milvus,
+# and check that bad input is refused.
 #   - a query item searched by its own source is found at distance 0 (same transform, same codes);
 #   - a PGM file and the IDX record it was cut from give the same code;
 #   - the neighbours of 10 test images share their class in at least 60 % of the top 10
@@ -62,6 +63,27 @@ echo "top-10 neighbours sharing the query's class: $agree of 100"
 ((agree >= 60)) || fail "only $agree of 100 neighbours share the query's class (bar: 60)"
 [[ $(head -c 8 "$out/gallery.png" | od -An -tx1 | tr -d ' \n') == 89504e470d0a1a0a ]] || fail "gallery is not a PNG"
 
+# The same ten queries at once, as a folder and as a list of the IDX records they were cut from:
+# each query's table is the one its own search printed, the JSON lists 10 × 10 results, and the
+# galleries folder holds one PNG per query.
+for i in 0 1 2 3 4 5 6 7 8 9; do echo "$test_images#$i"; done >"$out/queries.txt"
+"$vts" search --index "$out/db.vtsidx" --queries "$out/pgm" -k 10 --json "$out/batch/results.json" \
+  --gallery "$out/galleries" >"$out/batch.txt"
+"$vts" search --index "$out/db.vtsidx" --queries "$out/queries.txt" -k 10 >"$out/batch_idx.txt"
+table_of() {  # table_of FILE QUERY: the result rows printed under "query QUERY:"
+  awk -v q="query $2:" 'index($0, q) == 1 { on = 1; next } on && !NF { exit } on && $1 ~ /^[0-9]+$/' "$1"
+}
+for i in 0 1 2 3 4 5 6 7 8 9; do
+  single=$(awk 'NR > 2 && $1 ~ /^[0-9]+$/' "$out/s$i.txt")
+  [[ $(table_of "$out/batch.txt" "$out/pgm/img$i.pgm") == "$single" ]] ||
+    { cat "$out/batch.txt"; fail "--queries folder: img$i.pgm's table differs from its own search's"; }
+  [[ $(table_of "$out/batch_idx.txt" "$test_images#$i") == "$single" ]] ||
+    { cat "$out/batch_idx.txt"; fail "--queries list: record $i's table differs from img$i.pgm's search"; }
+done
+[[ $(grep -c '"rank":' "$out/batch/results.json") == 100 ]] || fail "results.json does not hold 10 x 10 results"
+grep -qF "\"query\": \"$out/pgm/img9.pgm\"" "$out/batch/results.json" || fail "results.json does not name img9.pgm"
+[[ $(ls "$out/galleries" | grep -c '\.png$') == 10 ]] || { ls "$out/galleries"; fail "expected 10 galleries"; }
+
 # Exports.
 "$vts" export --index "$out/db.vtsidx" --format faiss --out "$out/db.faiss" >/dev/null
 # IBxF fourcc, then d = 64 as int32 little-endian.
@@ -85,6 +107,14 @@ expect_error "holds 10000 images" "$vts" search --index "$out/db.vtsidx" --image
 printf 'not an image' >"$out/pgm/broken.png"
 expect_error "broken.png" "$vts" encode --model "$run" --images "$out/pgm" --out "$out/broken.vtsidx" --quiet
 [[ ! -e "$out/broken.vtsidx" ]] || fail "a failed encode left an index file behind"
+expect_error "expected a query" "$vts" search --index "$out/db.vtsidx" --no-gallery
+expect_error "use --image" "$vts" search --index "$out/db.vtsidx" --queries "$out/pgm/img0.pgm" --no-gallery
+printf '%s\n' "$out/pgm/img0.pgm" "$out/nothere.png" >"$out/bad_queries.txt"
+expect_error "nothere.png" "$vts" search --index "$out/db.vtsidx" --queries "$out/bad_queries.txt" --no-gallery
+printf '\n  \n' >"$out/empty_queries.txt"
+expect_error "found none" "$vts" search --index "$out/db.vtsidx" --queries "$out/empty_queries.txt" --no-gallery
+expect_error "expected a folder for one PNG" "$vts" search --index "$out/db.vtsidx" --queries "$out/queries.txt" \
+  --gallery "$out/gallery.png"
 # Another model: the same checkpoint with one byte of the class token changed (safetensors: u64
 # header length, the JSON header with each tensor's data_offsets, then the data).
 cp "$run/best.safetensors" "$out/other.safetensors"

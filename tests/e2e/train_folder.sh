@@ -82,6 +82,10 @@ named=$(awk '{ split($4, p, "/"); if ($3 == p[length(p) - 1]) n++ } END { print 
 grep -q "wrote 600 codes of 64 bits with labels" "$out/all.txt" || { cat "$out/all.txt"; fail "--class-folders"; }
 "$vts" search --index "$out/all.vtsidx" --image "$out/photos/sandal/$query" -k 1 --no-gallery >"$out/one.txt"
 awk 'NR == 3' "$out/one.txt" | grep -q " 0  sandal " || { cat "$out/one.txt"; fail "the image is not its own nearest, labelled sandal"; }
+# The JSON form names the classes too: the index's class list, and each result's labels by name.
+"$vts" search --index "$out/all.vtsidx" --image "$out/photos/sandal/$query" -k 1 --json - >"$out/one.json"
+tr -d ' \n' <"$out/one.json" | grep -q '"classes":\["bag","boot",' || { cat "$out/one.json"; fail "JSON class list"; }
+tr -d ' \n' <"$out/one.json" | grep -q '"distance":0,.*"labels":\["sandal"\]' || { cat "$out/one.json"; fail "JSON labels"; }
 
 # --resume says when the folder changed since the checkpoint (an image added), and is quiet otherwise.
 "$vts" train --dataset folder --data-dir "$out/photos" --epochs 2 --resume "$out/again" --out "$out/again" >"$out/resume.txt" 2>/dev/null
