@@ -26,9 +26,10 @@ data::ImageTransform HashModel::transform() const {
   return t;
 }
 
-std::string HashModel::fingerprint(const std::vector<std::string>& class_names) const {
+std::string HashModel::fingerprint(const std::vector<std::string>& class_names, int64_t encode_started_ns) const {
   nlohmann::json j{{"vts_model", id_.to_json()}, {"checkpoint", checkpoint_}};
   if (!class_names.empty()) j["classes"] = class_names;
+  if (encode_started_ns >= 0) j["encode_started_ns"] = encode_started_ns;
   return j.dump();
 }
 
@@ -142,6 +143,7 @@ IndexFingerprint parse_index_fingerprint(std::string_view fingerprint, const std
     id.weights_crc32 = v.at("weights_crc32").get<uint32_t>();
     out.checkpoint = j.value("checkpoint", "");
     if (j.contains("classes")) out.class_names = j["classes"].get<std::vector<std::string>>();
+    out.encode_started_ns = j.value("encode_started_ns", int64_t{-1});
   } catch (const nlohmann::json::exception& e) {
     throw fail(std::string("its model fingerprint is incomplete (") + e.what() + ")");
   }

@@ -46,8 +46,10 @@ class HashModel {
   data::ImageTransform transform() const;
   // The fingerprint stored in index files: the identity, plus the checkpoint path as a hint for
   // `vts search` (not part of the identity: a copied checkpoint is the same model), and the names of
-  // the index's label columns where known (a folder dataset's classes), for `vts search` to print.
-  std::string fingerprint(const std::vector<std::string>& class_names = {}) const;
+  // the index's label columns where known (a folder dataset's classes), for `vts search` to print,
+  // and for an index of image files when its encode started (`vts encode --update` re-encodes the
+  // files changed since).
+  std::string fingerprint(const std::vector<std::string>& class_names = {}, int64_t encode_started_ns = -1) const;
 
  protected:
   ModelIdentity id_;
@@ -69,6 +71,7 @@ struct IndexFingerprint {
   ModelIdentity identity;
   std::string checkpoint;
   std::vector<std::string> class_names;  // empty when the writer knew none
+  int64_t encode_started_ns = -1;         // an index of image files: when its encode started; else -1
 };
 IndexFingerprint parse_index_fingerprint(std::string_view fingerprint, const std::string& index_path);
 

@@ -1,9 +1,11 @@
 // `vts encode`, `vts search`, `vts export`: from a trained model to a searchable index of binary
 // codes, queries by image (one, or a folder or list of them, with JSON results), and the files
 // FAISS and Milvus load.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <climits>
 #include <cctype>
 #include <cerrno>
 #include <chrono>
@@ -14,6 +16,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "commands.hpp"
@@ -53,6 +57,15 @@ std::string label_text(const index::IndexFile& idx, const std::vector<std::strin
   return s.empty() ? "none" : s;
 }
 
+// The fields in which a model's identity differs from the one an index was encoded with.
+std::string identity_difference(const ModelIdentity& want, const ModelIdentity& got) {
+  const nlohmann::json w = want.to_json(), g = got.to_json();
+  std::string diff;
+  for (const auto& [key, value] : w.items())
+    if (g[key] != value) diff += " " + key + ": index " + value.dump() + ", model " + g[key].dump() + ";";
+  return diff;
+}
+
 // ---- vts encode ---------------------------------------------------------------------------------
 
 struct EncodeArgs {
@@ -68,11 +81,72 @@ struct EncodeArgs {
   int threads = 0;
   std::string device = "cpu";
   std::string gemm = "fp32";
+  bool update = false;  // keep the codes of --out's images unchanged since it was encoded
   bool quiet = false;
 };
 
+// The later of a file's modification and status-change times, in ns since the epoch, of the file
+// and of a link to it; the maximum when it cannot be read (then it counts as changed). A file
+// replaced by one with an older modification time (mv, cp -p, tar) still has a new status-change
+// time, which no program can set.
+int64_t change_time_ns(const std::string& path) {
+  const auto ns = [](const timespec& t) { return static_cast<int64_t>(t.tv_sec) * 1000000000 + t.tv_nsec; };
+  struct stat target {}, link {};
+  if (::stat(path.c_str(), &target) != 0 || ::lstat(path.c_str(), &link) != 0) return INT64_MAX;
+  return std::max({ns(target.st_mtim), ns(target.st_ctim), ns(link.st_mtim), ns(link.st_ctim)});
+}
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// `vts encode --update`: which images of the listing keep their code from the previous index.
+struct UpdatePlan {
+  std::vector<int64_t> previous_row;  // per image: its row in the previous index, or -1 to encode it
+  std::vector<int64_t> to_encode;     // the images with -1, in listing order
+  int64_t kept = 0, added = 0, changed = 0, removed = 0;
+};
+
+// An image keeps its code when the previous index lists the same source and the file has not
+// changed since 2 s before that encode started (the margin covers file systems whose timestamps
+// are whole seconds or two). Refuses an index of another model, or one that does not record when
+// it was encoded (a dataset split, or one written before --update existed).
+UpdatePlan plan_update(const index::IndexFile& previous, const std::string& path, const HashModel& model,
+                       const data::Dataset& ds) {
+  const IndexFingerprint fp = parse_index_fingerprint(previous.fingerprint(), path);
+  if (!(fp.identity == model.identity()))
+    throw Error("--update: index '" + path + "' was encoded by another model (its codes would not be comparable):" +
+                identity_difference(fp.identity, model.identity()) + " encode afresh without --update");
+  if (fp.encode_started_ns < 0)
+    throw Error("--update: index '" + path + "' does not record when its images were encoded (it holds a dataset "
+                "split, or was written before vts encode --update existed); encode afresh without --update");
+  std::unordered_map<std::string_view, int64_t> row_of;
+  for (int64_t r = 0; r < previous.size(); ++r) row_of.emplace(previous.path(r), r);
+  constexpr int64_t margin_ns = 2'000'000'000;
+  UpdatePlan plan;
+  plan.previous_row.assign(static_cast<size_t>(ds.size()), -1);
+  for (int64_t i = 0; i < ds.size(); ++i) {
+    const std::string source = ds.source(i);
+    const auto it = row_of.find(source);
+    if (it == row_of.end()) {
+      ++plan.added;
+    } else if (change_time_ns(source) >= fp.encode_started_ns - margin_ns) {
+      ++plan.changed;
+    } else {
+      plan.previous_row[static_cast<size_t>(i)] = it->second;
+      ++plan.kept;
+      continue;
+    }
+    plan.to_encode.push_back(i);
+  }
+  plan.removed = previous.size() - plan.kept - plan.changed;
+  return plan;
+}
+
 int run_encode(const EncodeArgs& a) {
   const auto t0 = std::chrono::steady_clock::now();
+  const int64_t started_ns = now_ns();  // before any image is listed or read: see plan_update
   if (a.threads > 0) cpu::set_num_threads(a.threads);
 #if defined(VTS_WITH_CUDA)
   if (a.device == "cuda") cuda::set_fp32_gemm(cuda::fp32_gemm_from_string(a.gemm));
@@ -83,9 +157,9 @@ int run_encode(const EncodeArgs& a) {
   std::shared_ptr<const data::Dataset> ds;
   std::vector<std::string> class_names;  // of the label columns, where the dataset names them
   std::string what;
+  data::ListFile list;  // --images: the listing, and the folder its paths are relative to
+  std::string root;
   if (!a.images.empty()) {
-    data::ListFile list;
-    std::string root;
     if (fs::is_directory(a.images)) {
       list = a.class_folders ? data::list_class_folders(a.images) : data::list_image_folder(a.images);
       class_names = list.class_names;
@@ -98,8 +172,8 @@ int run_encode(const EncodeArgs& a) {
       list = data::read_list_file(a.images, a.classes);
       root = a.image_root.empty() ? fs::path(a.images).parent_path().string() : a.image_root;
     }
-    ds = std::make_shared<data::ListDataset>(std::move(list), absolute_or_empty(root.empty() ? "." : root),
-                                             model->transform(), static_cast<int>(id.channels));
+    root = absolute_or_empty(root.empty() ? "." : root);
+    ds = std::make_shared<data::ListDataset>(list, root, model->transform(), static_cast<int>(id.channels));
     what = a.images;
   } else {
     data::ProtocolOptions popt;
@@ -137,16 +211,42 @@ int run_encode(const EncodeArgs& a) {
     std::fprintf(stderr, "%sencoding %lld/%lld  %.0f img/s  ETA %.0fs%s", tty ? "\r" : "", static_cast<long long>(done),
                  static_cast<long long>(total), rate, (total - done) / std::max(rate, 1e-9), tty && !last ? "   " : "\n");
   };
-  const std::vector<float> u =
-      model->encode(ds, {.batch_size = a.batch, .workers = a.workers, .flip_average = id.flip_average}, progress);
-  const index::PackedCodes codes = index::pack_codes(u.data(), n, id.bits);  // bit = output > 0
+  index::PackedCodes codes;
+  std::optional<index::IndexFile> previous;
+  if (a.update && fs::exists(a.out)) {
+    previous.emplace(index::open_index_file(a.out));
+    const UpdatePlan plan = plan_update(*previous, a.out, *model, *ds);
+    std::printf("update of %s: %lld unchanged (codes kept), %lld new, %lld changed, %lld removed\n", a.out.c_str(),
+                static_cast<long long>(plan.kept), static_cast<long long>(plan.added),
+                static_cast<long long>(plan.changed), static_cast<long long>(plan.removed));
+    std::fflush(stdout);
+    codes = index::PackedCodes(n, id.bits);
+    const auto bytes = static_cast<size_t>(codes.code_bytes());
+    for (int64_t i = 0; i < n; ++i)
+      if (const int64_t r = plan.previous_row[static_cast<size_t>(i)]; r >= 0)
+        std::memcpy(codes.data() + static_cast<size_t>(i) * bytes, previous->codes().code(r), bytes);
+    if (!plan.to_encode.empty()) {
+      auto fresh = std::make_shared<data::ListDataset>(data::select_entries(list, plan.to_encode), root,
+                                                       model->transform(), static_cast<int>(id.channels));
+      const std::vector<float> u = model->encode(
+          fresh, {.batch_size = a.batch, .workers = a.workers, .flip_average = id.flip_average}, progress);
+      const index::PackedCodes encoded = index::pack_codes(u.data(), fresh->size(), id.bits);
+      for (size_t j = 0; j < plan.to_encode.size(); ++j)
+        std::memcpy(codes.data() + static_cast<size_t>(plan.to_encode[j]) * bytes, encoded.data() + j * bytes, bytes);
+    }
+  } else {
+    if (a.update) std::printf("update of %s: no index there yet, every image is new\n", a.out.c_str());
+    const std::vector<float> u =
+        model->encode(ds, {.batch_size = a.batch, .workers = a.workers, .flip_average = id.flip_average}, progress);
+    codes = index::pack_codes(u.data(), n, id.bits);  // bit = output > 0
+  }
 
   index::Labels labels;
   if (ds->num_classes() > 0) labels = index::Labels::from_multi_hot(data::all_labels(*ds), ds->num_classes());
   std::vector<std::string> paths(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) paths[static_cast<size_t>(i)] = ds->source(i);
   if (fs::path(a.out).has_parent_path()) fs::create_directories(fs::path(a.out).parent_path());
-  index::write_index_file(a.out, {.codes = codes, .labels = labels, .paths = paths, .fingerprint = model->fingerprint(class_names)});
+  index::write_index_file(a.out, {.codes = codes, .labels = labels, .paths = paths, .fingerprint = model->fingerprint(class_names, a.images.empty() ? -1 : started_ns)});
   std::printf("wrote %lld codes of %lld bits%s to %s (%.1f MB) in %.1fs\n", static_cast<long long>(n),
               static_cast<long long>(id.bits), ds->num_classes() > 0 ? " with labels" : "", a.out.c_str(),
               static_cast<double>(fs::file_size(a.out)) / 1e6, seconds_since(t0));
@@ -168,14 +268,6 @@ struct SearchArgs {
   int workers = 1;
   int threads = 0;
 };
-
-std::string identity_difference(const ModelIdentity& want, const ModelIdentity& got) {
-  const nlohmann::json w = want.to_json(), g = got.to_json();
-  std::string diff;
-  for (const auto& [key, value] : w.items())
-    if (g[key] != value) diff += " " + key + ": index " + value.dump() + ", model " + g[key].dump() + ";";
-  return diff;
-}
 
 std::string trimmed(const std::string& s) {
   const size_t b = s.find_first_not_of(" \t\r\n");
@@ -479,6 +571,10 @@ Run add_encode_command(CLI::App& app) {
                               "cuda: the GEMMs in full fp32 (codes as the CPU's, up to rounding), or on tf32 / bf16 "
                               "tensor cores (faster; outputs near zero may change sign)")
                    ->check(CLI::IsMember({"fp32", "tf32", "bf16"}))->capture_default_str();
+  app.add_flag("--update", a->update,
+               "--out is an index of the same model and --images: keep the codes of images unchanged since it was "
+               "encoded, encode the new and changed ones, drop the removed ones")
+      ->needs(images);
   app.add_flag("--quiet", a->quiet, "no progress line");
   return [a, gemm, workers] {
     if (workers->count() == 0) a->workers = default_workers(a->device);

@@ -2,7 +2,7 @@
 # End to end on the real Fashion-MNIST files: train a model briefly, `vts encode` the database and
 # the query split and a folder of PGM files cut from the test set, `vts search` by image file and
 # by dataset source, several queries at once (--queries, --json), `vts export` to FAISS and Milvus,
-# and check that bad input is refused.
+# `vts encode --update` of a changed folder, and check that bad input is refused.
 #   - a query item searched by its own source is found at distance 0 (same transform, same codes);
 #   - a PGM file and the IDX record it was cut from give the same code;
 #   - the neighbours of 10 test images share their class in at least 60 % of the top 10
@@ -37,6 +37,8 @@ for i in 0 1 2 3 4 5 6 7 8 9; do
   { printf 'P5\n28 28\n255\n'; cut_bytes "$out/t10k-images.raw" $((16 + 784 * i)) 784; } >"$out/pgm/img$i.pgm"
 done
 "$vts" encode --model "$run" --images "$out/pgm" --out "$out/pgm.vtsidx" --quiet
+cp -r "$out/pgm" "$out/library"  # for `vts encode --update` at the end
+library_made=$(date +%s.%N)
 
 # The PGM file and its IDX record must land on the same code (distance 0).
 "$vts" search --index "$out/pgm.vtsidx" --image "$test_images#3" --radius 0 --no-gallery >"$out/same.txt"
@@ -125,4 +127,25 @@ cls_offset=$(head -c $((8 + header_len)) "$out/other.safetensors" |
 printf '\x55' | dd of="$out/other.safetensors" bs=1 seek=$((8 + header_len + cls_offset + 1)) conv=notrunc 2>/dev/null
 expect_error "not the one" "$vts" search --index "$out/db.vtsidx" --model "$out/other.safetensors" \
   --image "$out/pgm/img0.pgm" --no-gallery
+
+# `vts encode --update`: a first update encodes everything; after an image is added, one removed
+# and one overwritten, the next keeps the other 8 codes and gives the index a fresh encode gives.
+# (Files changed within 2 s of an encode's start count as changed: let the copies age first.)
+sleep "$(awk -v t0="$library_made" -v now="$(date +%s.%N)" 'BEGIN { w = t0 + 2.5 - now; print (w > 0 ? w : 0) }')"
+"$vts" encode --model "$run" --images "$out/library" --out "$out/library.vtsidx" --update --quiet >"$out/u1.txt"
+grep -q "no index there yet" "$out/u1.txt" || { cat "$out/u1.txt"; fail "first --update"; }
+cp "$out/pgm/img0.pgm" "$out/library/added.pgm"
+rm "$out/library/img9.pgm"
+cp "$out/pgm/img6.pgm" "$out/library/img5.pgm"
+"$vts" encode --model "$run" --images "$out/library" --out "$out/library.vtsidx" --update --quiet >"$out/u2.txt"
+grep -q "8 unchanged (codes kept), 1 new, 1 changed, 1 removed" "$out/u2.txt" || { cat "$out/u2.txt"; fail "--update counts"; }
+"$vts" encode --model "$run" --images "$out/library" --out "$out/fresh.vtsidx" --quiet >/dev/null
+for index in library fresh; do "$vts" export --index "$out/$index.vtsidx" --format milvus --out "$out/m_$index" >/dev/null; done
+cmp -s "$out/m_library/vectors.npy" "$out/m_fresh/vectors.npy" || fail "--update's codes differ from a fresh encode's"
+"$vts" search --index "$out/library.vtsidx" --image "$out/pgm/img6.pgm" --radius 0 --no-gallery >"$out/u3.txt"
+grep -q "/library/img5.pgm" "$out/u3.txt" || { cat "$out/u3.txt"; fail "the overwritten img5.pgm kept its old code"; }
+expect_error "another model" "$vts" encode --model "$out/other.safetensors" --images "$out/library" \
+  --out "$out/library.vtsidx" --update --quiet
+expect_error "does not record when" "$vts" encode --model "$run" --images "$out/library" --out "$out/db.vtsidx" \
+  --update --quiet
 echo "retrieval end to end: ok"

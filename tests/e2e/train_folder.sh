@@ -86,6 +86,16 @@ awk 'NR == 3' "$out/one.txt" | grep -q " 0  sandal " || { cat "$out/one.txt"; fa
 "$vts" search --index "$out/all.vtsidx" --image "$out/photos/sandal/$query" -k 1 --json - >"$out/one.json"
 tr -d ' \n' <"$out/one.json" | grep -q '"classes":\["bag","boot",' || { cat "$out/one.json"; fail "JSON class list"; }
 tr -d ' \n' <"$out/one.json" | grep -q '"distance":0,.*"labels":\["sandal"\]' || { cat "$out/one.json"; fail "JSON labels"; }
+# --update after a class folder is added: the 600 codes are kept, the labels follow the new classes.
+mkdir "$out/photos/aaa_new"
+cp "$out/photos/sandal/$query" "$out/photos/aaa_new/copy.pgm"
+"$vts" encode --model "$out/run" --images "$out/photos" --class-folders --out "$out/all.vtsidx" --update --quiet \
+  >"$out/update.txt"
+grep -q "600 unchanged (codes kept), 1 new, 0 changed, 0 removed" "$out/update.txt" || { cat "$out/update.txt"; fail "--update"; }
+"$vts" search --index "$out/all.vtsidx" --image "$out/photos/sandal/$query" --radius 0 --no-gallery >"$out/two.txt"
+grep -q " 0  aaa_new .*/aaa_new/copy.pgm" "$out/two.txt" && grep -q " 0  sandal .*/sandal/$query" "$out/two.txt" ||
+  { cat "$out/two.txt"; fail "after --update, the copy and the original are not both at distance 0 with their classes"; }
+rm -r "$out/photos/aaa_new"
 
 # --resume says when the folder changed since the checkpoint (an image added), and is quiet otherwise.
 "$vts" train --dataset folder --data-dir "$out/photos" --epochs 2 --resume "$out/again" --out "$out/again" >"$out/resume.txt" 2>/dev/null
