@@ -8,6 +8,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "vts/io/atomic_file.hpp"
+
 namespace vts::cli {
 
 using Run = std::function<int()>;
@@ -16,6 +18,14 @@ Run add_train_command(CLI::App& app);
 Run add_encode_command(CLI::App& app);   // retrieval.cpp
 Run add_search_command(CLI::App& app);   // retrieval.cpp
 Run add_export_command(CLI::App& app);   // retrieval.cpp
+Run add_evaluate_command(CLI::App& app); // retrieval.cpp
+
+// Writes a text file whole or not at all (temporary file, then rename).
+inline void write_text(const std::string& path, const std::string& text) {
+  io::AtomicFile f(path);
+  f.write(text.data(), text.size());
+  f.commit();
+}
 
 // Data loader threads when --workers is not given. Workers that have built their batches ahead
 // wait without using a core, so they cost nothing while the model is the bottleneck, and they

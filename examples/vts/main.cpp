@@ -17,6 +17,9 @@ int main(int argc, char** argv) {
   runs[encode] = vts::cli::add_encode_command(*encode);
   CLI::App* search = app.add_subcommand("search", "find an image's nearest neighbours in an index; write a PNG gallery");
   runs[search] = vts::cli::add_search_command(*search);
+  CLI::App* evaluate = app.add_subcommand("evaluate", "mAP, P@k and precision-recall of a query index against a "
+                                                     "database index (both labelled)");
+  runs[evaluate] = vts::cli::add_evaluate_command(*evaluate);
   CLI::App* exp = app.add_subcommand("export", "export an index's codes for FAISS or Milvus");
   runs[exp] = vts::cli::add_export_command(*exp);
   try {

@@ -26,10 +26,11 @@ data::ImageTransform HashModel::transform() const {
   return t;
 }
 
-std::string HashModel::fingerprint(const std::vector<std::string>& class_names, int64_t encode_started_ns) const {
+std::string HashModel::fingerprint(const IndexContents& c) const {
   nlohmann::json j{{"vts_model", id_.to_json()}, {"checkpoint", checkpoint_}};
-  if (!class_names.empty()) j["classes"] = class_names;
-  if (encode_started_ns >= 0) j["encode_started_ns"] = encode_started_ns;
+  if (!c.class_names.empty()) j["classes"] = c.class_names;
+  if (c.encode_started_ns >= 0) j["encode_started_ns"] = c.encode_started_ns;
+  if (!c.dataset.empty()) j["split"] = {{"dataset", c.dataset}, {"split", c.split}};
   return j.dump();
 }
 
@@ -142,8 +143,12 @@ IndexFingerprint parse_index_fingerprint(std::string_view fingerprint, const std
     id.flip_average = v.at("flip_average").get<bool>();
     id.weights_crc32 = v.at("weights_crc32").get<uint32_t>();
     out.checkpoint = j.value("checkpoint", "");
-    if (j.contains("classes")) out.class_names = j["classes"].get<std::vector<std::string>>();
-    out.encode_started_ns = j.value("encode_started_ns", int64_t{-1});
+    if (j.contains("classes")) out.contents.class_names = j["classes"].get<std::vector<std::string>>();
+    out.contents.encode_started_ns = j.value("encode_started_ns", int64_t{-1});
+    if (j.contains("split")) {
+      out.contents.dataset = j["split"].at("dataset").get<std::string>();
+      out.contents.split = j["split"].at("split").get<std::string>();
+    }
   } catch (const nlohmann::json::exception& e) {
     throw fail(std::string("its model fingerprint is incomplete (") + e.what() + ")");
   }

@@ -28,6 +28,13 @@ struct ModelIdentity {
   friend bool operator==(const ModelIdentity&, const ModelIdentity&) = default;
 };
 
+// What an index file holds, beyond the model's codes: kept in its fingerprint.
+struct IndexContents {
+  std::vector<std::string> class_names;  // the label columns' names where known (a folder's classes)
+  int64_t encode_started_ns = -1;         // image files: when the encode started (for --update); else -1
+  std::string dataset, split;             // a dataset split: its protocol and which split; else empty
+};
+
 class HashModel {
  public:
   virtual ~HashModel() = default;
@@ -45,11 +52,9 @@ class HashModel {
   // model's size it changes no pixel).
   data::ImageTransform transform() const;
   // The fingerprint stored in index files: the identity, plus the checkpoint path as a hint for
-  // `vts search` (not part of the identity: a copied checkpoint is the same model), and the names of
-  // the index's label columns where known (a folder dataset's classes), for `vts search` to print,
-  // and for an index of image files when its encode started (`vts encode --update` re-encodes the
-  // files changed since).
-  std::string fingerprint(const std::vector<std::string>& class_names = {}, int64_t encode_started_ns = -1) const;
+  // `vts search` (not part of the identity: a copied checkpoint is the same model), and what the
+  // index holds (IndexContents).
+  std::string fingerprint(const IndexContents& contents = {}) const;
 
  protected:
   ModelIdentity id_;
@@ -65,13 +70,12 @@ class HashModel {
 // not depend on the device; the codes can differ where an output is within rounding of zero.
 std::unique_ptr<HashModel> load_hash_model(const std::string& path, const std::string& device = "cpu");
 
-// The identity and checkpoint hint stored in an index file's fingerprint. Throws vts::IoError
-// (naming `index_path`) when the fingerprint was not written by `vts encode`.
+// The identity, checkpoint hint and contents stored in an index file's fingerprint. Throws
+// vts::IoError (naming `index_path`) when the fingerprint was not written by `vts encode`.
 struct IndexFingerprint {
   ModelIdentity identity;
   std::string checkpoint;
-  std::vector<std::string> class_names;  // empty when the writer knew none
-  int64_t encode_started_ns = -1;         // an index of image files: when its encode started; else -1
+  IndexContents contents;
 };
 IndexFingerprint parse_index_fingerprint(std::string_view fingerprint, const std::string& index_path);
 

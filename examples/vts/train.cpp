@@ -24,8 +24,7 @@ bool RunRecord::score(int64_t epoch, const std::vector<float>& query_outputs, co
   eo.topk = topk;
   // "@All": our own protocols (Fashion-MNIST, folder) rank the whole database; the reference
   // protocols keep DeepHash's slice that leaves out the last-ranked item (hashing-spec §4.3).
-  eo.minus_one = a_.dataset == "fashion-mnist" || a_.dataset == "folder" ? eval::TopkAll::all
-                                                                         : eval::TopkAll::all_but_last;
+  eo.minus_one = data::map_settings(a_.dataset).all_but_last ? eval::TopkAll::all_but_last : eval::TopkAll::all;
   eo.pr_curve = true;
   eo.precision_at = {100, 1000};
   eo.radius = 2;

@@ -93,12 +93,6 @@ inline std::string format_duration(double s) {
   return buf;
 }
 
-inline void write_text(const std::string& path, const std::string& text) {
-  io::AtomicFile f(path);
-  f.write(text.data(), text.size());
-  f.commit();
-}
-
 // ±1 int8 codes (sign(0) = 0 stays 0, as the reference's sign()).
 inline std::vector<int8_t> sign_codes(const std::vector<float>& u) {
   std::vector<int8_t> c(u.size());

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # End to end on the real Fashion-MNIST files: train a model briefly, `vts encode` the database and
 # the query split and a folder of PGM files cut from the test set, `vts search` by image file and
-# by dataset source, several queries at once (--queries, --json), `vts export` to FAISS and Milvus,
-# `vts encode --update` of a changed folder, and check that bad input is refused.
+# by dataset source, several queries at once (--queries, --json), `vts evaluate` (it must give the
+# training run's mAP), `vts export` to FAISS and Milvus, `vts encode --update` of a changed folder,
+# and check that bad input is refused.
 #   - a query item searched by its own source is found at distance 0 (same transform, same codes);
 #   - a PGM file and the IDX record it was cut from give the same code;
 #   - the neighbours of 10 test images share their class in at least 60 % of the top 10
@@ -25,6 +26,16 @@ fi
 [[ -s $run/best.safetensors ]] || fail "$run holds no best.safetensors (a finished vts train run was expected)"
 "$vts" encode --model "$run" --out "$out/db.vtsidx" --quiet
 "$vts" encode --model "$run/best.safetensors" --split query --out "$out/query.vtsidx" --quiet
+
+# `vts evaluate` of the query split against the database split scores them as `vts train` did:
+# the same mAP to the last digit (same codes, same ranking, the protocol's cut-off).
+"$vts" evaluate --queries "$out/query.vtsidx" --database "$out/db.vtsidx" --out "$out/eval" >"$out/eval.txt"
+train_map=$(grep '^  "map"' "$run/metrics.json")
+[[ -n $train_map && $(grep '^  "map"' "$out/eval/metrics.json") == "$train_map" ]] ||
+  { cat "$out/eval.txt"; fail "vts evaluate's mAP differs from the training run's ($train_map)"; }
+grep -q "fashion-mnist's query and database splits" "$out/eval.txt" || { cat "$out/eval.txt"; fail "protocol not seen"; }
+for f in per_query.json pr_curve.json pr_curve.svg; do [[ -s $out/eval/$f ]] || fail "vts evaluate wrote no $f"; done
+[[ $(grep -c '"ap":' "$out/eval/per_query.json") == 1000 ]] || fail "per_query.json does not hold 1,000 queries"
 
 # Ten test images as binary PGM files (header, then the 784 bytes of record i).
 test_images=$data/t10k-images-idx3-ubyte.gz
@@ -109,6 +120,10 @@ expect_error "holds 10000 images" "$vts" search --index "$out/db.vtsidx" --image
 printf 'not an image' >"$out/pgm/broken.png"
 expect_error "broken.png" "$vts" encode --model "$run" --images "$out/pgm" --out "$out/broken.vtsidx" --quiet
 [[ ! -e "$out/broken.vtsidx" ]] || fail "a failed encode left an index file behind"
+expect_error "holds no labels" "$vts" evaluate --queries "$out/pgm.vtsidx" --database "$out/db.vtsidx"
+expect_error "expected r >= 0" "$vts" evaluate --queries "$out/query.vtsidx" --database "$out/db.vtsidx" --radius -2
+"$vts" evaluate --queries "$out/query.vtsidx" --database "$out/query.vtsidx" >"$out/self_eval.txt"
+grep -q "1000 of 1000 queries are also in the database" "$out/self_eval.txt" || { cat "$out/self_eval.txt"; fail "no overlap note"; }
 expect_error "expected a query" "$vts" search --index "$out/db.vtsidx" --no-gallery
 expect_error "use --image" "$vts" search --index "$out/db.vtsidx" --queries "$out/pgm/img0.pgm" --no-gallery
 printf '%s\n' "$out/pgm/img0.pgm" "$out/nothere.png" >"$out/bad_queries.txt"
@@ -144,6 +159,8 @@ for index in library fresh; do "$vts" export --index "$out/$index.vtsidx" --form
 cmp -s "$out/m_library/vectors.npy" "$out/m_fresh/vectors.npy" || fail "--update's codes differ from a fresh encode's"
 "$vts" search --index "$out/library.vtsidx" --image "$out/pgm/img6.pgm" --radius 0 --no-gallery >"$out/u3.txt"
 grep -q "/library/img5.pgm" "$out/u3.txt" || { cat "$out/u3.txt"; fail "the overwritten img5.pgm kept its old code"; }
+"$vts" encode --model "$out/other.safetensors" --split query --out "$out/other_query.vtsidx" --quiet >/dev/null
+expect_error "different models" "$vts" evaluate --queries "$out/other_query.vtsidx" --database "$out/db.vtsidx"
 expect_error "another model" "$vts" encode --model "$out/other.safetensors" --images "$out/library" \
   --out "$out/library.vtsidx" --update --quiet
 expect_error "does not record when" "$vts" encode --model "$run" --images "$out/library" --out "$out/db.vtsidx" \

@@ -97,6 +97,26 @@ grep -q " 0  aaa_new .*/aaa_new/copy.pgm" "$out/two.txt" && grep -q " 0  sandal 
   { cat "$out/two.txt"; fail "after --update, the copy and the original are not both at distance 0 with their classes"; }
 rm -r "$out/photos/aaa_new"
 
+# `vts evaluate`: the run's query split against its database split gives the run's mAP; a held-out
+# folder with one of the run's classes and one it never saw is matched to the classes by name.
+"$vts" encode --model "$out/run" --data-dir "$out/photos" --split query --out "$out/query.vtsidx" --quiet >/dev/null
+"$vts" evaluate --queries "$out/query.vtsidx" --database "$out/db.vtsidx" --out "$out/eval" >"$out/eval.txt"
+[[ $(grep '^  "map"' "$out/eval/metrics.json") == "$(grep '^  "map"' "$out/run/metrics.json")" ]] ||
+  { cat "$out/eval.txt"; fail "vts evaluate's mAP differs from the run's"; }
+mkdir -p "$out/held/sandal" "$out/held/unseen"
+cp "$out/photos/sandal/$query" "$out/held/sandal/"
+cp "$out/photos/bag/$(ls "$out/photos/bag" | head -1)" "$out/held/unseen/"
+"$vts" encode --model "$out/run" --images "$out/held" --class-folders --out "$out/held.vtsidx" --quiet >/dev/null
+"$vts" evaluate --queries "$out/held.vtsidx" --database "$out/db.vtsidx" --out "$out/held_eval" >"$out/held.txt"
+grep -q "the database has no class 'unseen'" "$out/held.txt" || { cat "$out/held.txt"; fail "unseen class not noted"; }
+tr -d ' \n' <"$out/held_eval/metrics.json" | grep -q '"classes":\["bag",.*"tshirt","unseen"\]' ||
+  { cat "$out/held_eval/metrics.json"; fail "classes not matched by name"; }
+# The sandal query's AP is what the run's own ranking gives it (> 0); the unseen class's is 0.
+tr -d ' \n' <"$out/held_eval/per_query.json" | grep -Eq '/sandal/[^"]*","ap":(0\.[0-9]*[1-9]|1\.0)' ||
+  { cat "$out/held_eval/per_query.json"; fail "the held-out sandal has no relevant neighbour"; }
+tr -d ' \n' <"$out/held_eval/per_query.json" | grep -q '/unseen/[^"]*","ap":0\.0}' ||
+  { cat "$out/held_eval/per_query.json"; fail "the unseen class's AP is not 0"; }
+
 # --resume says when the folder changed since the checkpoint (an image added), and is quiet otherwise.
 "$vts" train --dataset folder --data-dir "$out/photos" --epochs 2 --resume "$out/again" --out "$out/again" >"$out/resume.txt" 2>/dev/null
 ! grep -q "differs" "$out/resume.txt" || { cat "$out/resume.txt"; fail "an unchanged resume reported a difference"; }

@@ -99,6 +99,23 @@ inline std::vector<std::string> protocol_names() {
           "nuswide_21_m",  "nuswide_81_m", "coco",         "mirflickr", "voc2012",   "folder"};
 }
 
+// How a protocol's mAP is taken (hashing-spec §1.4 and §4.3): the cut-off (−1: the whole database)
+// and whether "the whole database" means the reference's slice without the last-ranked item. The
+// slice is kept where reference logs exist to compare with; our own protocols (fashion-mnist,
+// folder) rank every item.
+struct MapSettings {
+  int64_t topk = -1;
+  bool all_but_last = false;
+};
+inline MapSettings map_settings(const std::string& protocol) {
+  const bool ours = protocol == "fashion-mnist" || protocol == "folder";
+  int64_t topk = -1;
+  if (protocol == "imagenet") topk = 1000;
+  if (protocol == "nuswide_21" || protocol == "nuswide_21_m" || protocol == "nuswide_81_m" || protocol == "coco")
+    topk = 5000;
+  return {topk, !ours};
+}
+
 namespace detail {
 
 // The folder protocol's transforms: the list datasets' (train: random crop and flip), for grey
@@ -276,12 +293,10 @@ inline Split make_protocol(const std::string& name, const ProtocolOptions& opt =
   struct ListConfig {
     const char* name;
     int classes;
-    int64_t topk;
   };
-  static const ListConfig lists[] = {{"imagenet", 100, 1000},   {"nuswide_21", 21, 5000},
-                                     {"nuswide_21_m", 21, 5000}, {"nuswide_81_m", 81, 5000},
-                                     {"coco", 80, 5000},         {"mirflickr", 38, -1},
-                                     {"voc2012", 20, -1}};
+  static const ListConfig lists[] = {{"imagenet", 100},    {"nuswide_21", 21}, {"nuswide_21_m", 21},
+                                     {"nuswide_81_m", 81}, {"coco", 80},       {"mirflickr", 38},
+                                     {"voc2012", 20}};
   for (const ListConfig& cfg : lists) {
     if (name != cfg.name) continue;
     VTS_CHECK(!opt.data_dir.empty(), name, ": expected ProtocolOptions::data_dir to name the folder holding "
@@ -302,7 +317,7 @@ inline Split make_protocol(const std::string& name, const ProtocolOptions& opt =
     const ImageTransform eval_t = eval_transform(name, size, resize);
     Split out;
     out.name = name;
-    out.topk = cfg.topk;
+    out.topk = map_settings(name).topk;
     out.num_classes = cfg.classes;
     out.train = load("train.txt", opt.train_augment.value_or(true) ? ImageTransform::imagenet_train(resize, size)
                                                                     : eval_t);
