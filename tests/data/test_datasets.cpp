@@ -769,3 +769,16 @@ TEST_CASE("data: unknown protocol names list the known ones", "[data]") {
   CHECK_THAT(message_of<vts::Error>([] { make_protocol("cifar100"); }),
              Contains("cifar100") && Contains("fashion-mnist") && Contains("nuswide_21"));
 }
+
+TEST_CASE("data: each protocol's mAP cut-off and slice (hashing-spec §1.4, §4.3)", "[data]") {
+  for (const std::string& name : vts::data::protocol_names()) {
+    INFO(name);
+    const vts::data::MapSettings m = vts::data::map_settings(name);
+    const int64_t topk = name == "imagenet" ? 1000
+                         : name == "coco" || name.rfind("nuswide", 0) == 0 ? 5000
+                                                                           : -1;
+    CHECK(m.topk == topk);
+    // Our own protocols have no reference logs to match, so they rank the whole database.
+    CHECK(m.all_but_last == (name != "fashion-mnist" && name != "folder"));
+  }
+}
