@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <numeric>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -84,6 +85,7 @@ struct EncodeArgs {
   std::string device = "cpu";
   std::string gemm = "fp32";
   bool update = false;  // keep the codes of --out's images unchanged since it was encoded
+  double save_every_minutes = 5;  // --update: save the codes so far this often
   bool quiet = false;
 };
 
@@ -216,42 +218,96 @@ int run_encode(const EncodeArgs& a) {
     std::fprintf(stderr, "%sencoding %lld/%lld  %.0f img/s  ETA %.0fs%s", tty ? "\r" : "", static_cast<long long>(done),
                  static_cast<long long>(total), rate, (total - done) / std::max(rate, 1e-9), tty && !last ? "   " : "\n");
   };
-  index::PackedCodes codes;
+  // The index's rows in listing order: codes kept from the previous index (--update) and codes
+  // encoded now; has_code[i] once row i has one.
+  index::PackedCodes codes(n, id.bits);
+  const auto bytes = static_cast<size_t>(codes.code_bytes());
+  std::vector<uint8_t> has_code(static_cast<size_t>(n), 0);
+  std::vector<int64_t> to_encode;
   std::optional<index::IndexFile> previous;
   if (a.update && fs::exists(a.out)) {
     previous.emplace(index::open_index_file(a.out));
-    const UpdatePlan plan = plan_update(*previous, a.out, *model, *ds);
+    UpdatePlan plan = plan_update(*previous, a.out, *model, *ds);
     std::printf("update of %s: %lld unchanged (codes kept), %lld new, %lld changed, %lld removed\n", a.out.c_str(),
                 static_cast<long long>(plan.kept), static_cast<long long>(plan.added),
                 static_cast<long long>(plan.changed), static_cast<long long>(plan.removed));
-    std::fflush(stdout);
-    codes = index::PackedCodes(n, id.bits);
-    const auto bytes = static_cast<size_t>(codes.code_bytes());
     for (int64_t i = 0; i < n; ++i)
-      if (const int64_t r = plan.previous_row[static_cast<size_t>(i)]; r >= 0)
+      if (const int64_t r = plan.previous_row[static_cast<size_t>(i)]; r >= 0) {
         std::memcpy(codes.data() + static_cast<size_t>(i) * bytes, previous->codes().code(r), bytes);
-    if (!plan.to_encode.empty()) {
-      auto fresh = std::make_shared<data::ListDataset>(data::select_entries(list, plan.to_encode), root,
-                                                       model->transform(), static_cast<int>(id.channels));
-      const std::vector<float> u = model->encode(
-          fresh, {.batch_size = a.batch, .workers = a.workers, .flip_average = id.flip_average}, progress);
-      const index::PackedCodes encoded = index::pack_codes(u.data(), fresh->size(), id.bits);
-      for (size_t j = 0; j < plan.to_encode.size(); ++j)
-        std::memcpy(codes.data() + static_cast<size_t>(plan.to_encode[j]) * bytes, encoded.data() + j * bytes, bytes);
-    }
+        has_code[static_cast<size_t>(i)] = 1;
+      }
+    to_encode = std::move(plan.to_encode);
   } else {
     if (a.update) std::printf("update of %s: no index there yet, every image is new\n", a.out.c_str());
-    const std::vector<float> u =
-        model->encode(ds, {.batch_size = a.batch, .workers = a.workers, .flip_average = id.flip_average}, progress);
-    codes = index::pack_codes(u.data(), n, id.bits);  // bit = output > 0
+    to_encode.resize(static_cast<size_t>(n));
+    std::iota(to_encode.begin(), to_encode.end(), int64_t{0});
   }
+  std::fflush(stdout);
 
-  index::Labels labels;
-  if (ds->num_classes() > 0) labels = index::Labels::from_multi_hot(data::all_labels(*ds), ds->num_classes());
-  std::vector<std::string> paths(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) paths[static_cast<size_t>(i)] = ds->source(i);
-  if (fs::path(a.out).has_parent_path()) fs::create_directories(fs::path(a.out).parent_path());
-  index::write_index_file(a.out, {.codes = codes, .labels = labels, .paths = paths, .fingerprint = model->fingerprint(contents)});
+  const std::vector<float> all_labels = ds->num_classes() > 0 ? data::all_labels(*ds) : std::vector<float>{};
+  const auto classes = static_cast<size_t>(ds->num_classes());
+  // Writes the rows that have their code: all of them at the end, the ones so far when --update saves.
+  auto write = [&](bool complete) {
+    std::vector<int64_t> rows;
+    for (int64_t i = 0; i < n; ++i)
+      if (complete || has_code[static_cast<size_t>(i)]) rows.push_back(i);
+    index::PackedCodes part(static_cast<int64_t>(rows.size()), id.bits);
+    std::vector<float> part_labels(rows.size() * classes);
+    std::vector<std::string> paths(rows.size());
+    for (size_t j = 0; j < rows.size(); ++j) {
+      const auto i = static_cast<size_t>(rows[j]);
+      std::memcpy(part.data() + j * bytes, codes.data() + i * bytes, bytes);
+      std::copy_n(all_labels.begin() + static_cast<ptrdiff_t>(i * classes), classes,
+                  part_labels.begin() + static_cast<ptrdiff_t>(j * classes));
+      paths[j] = ds->source(rows[j]);
+    }
+    index::Labels labels;
+    if (classes > 0) labels = index::Labels::from_multi_hot(part_labels, static_cast<int64_t>(classes));
+    if (fs::path(a.out).has_parent_path()) fs::create_directories(fs::path(a.out).parent_path());
+    index::write_index_file(a.out, {.codes = part, .labels = labels, .paths = paths, .fingerprint = model->fingerprint(contents)});
+    return rows.size();
+  };
+
+  const hash::EncodeOptions encode_options{.batch_size = a.batch, .workers = a.workers, .flip_average = id.flip_average};
+  if (!a.update) {
+    const std::vector<float> u = model->encode(ds, encode_options, progress);
+    codes = index::pack_codes(u.data(), n, id.bits);  // bit = output > 0
+  } else {
+    // An update is saved every --save-every minutes and when an image fails, so that an encode that
+    // stops (an undecodable image, a killed process) continues from there when run again.
+    const auto chunk = static_cast<size_t>(4 * a.batch);
+    auto last_save = std::chrono::steady_clock::now();
+    size_t saved = 0;
+    for (size_t begin = 0; begin < to_encode.size(); begin += chunk) {
+      const std::vector<int64_t> ids(to_encode.begin() + static_cast<ptrdiff_t>(begin),
+                                     to_encode.begin() + static_cast<ptrdiff_t>(std::min(begin + chunk, to_encode.size())));
+      auto part = std::make_shared<data::ListDataset>(data::select_entries(list, ids), root, model->transform(),
+                                                      static_cast<int>(id.channels));
+      std::vector<float> u;
+      try {
+        u = model->encode(part, encode_options, [&](int64_t done, int64_t) {
+          progress(static_cast<int64_t>(begin) + done, static_cast<int64_t>(to_encode.size()));
+        });
+      } catch (const std::exception& e) {
+        if (begin == 0 && previous == std::nullopt) throw;  // nothing to save
+        const size_t rows = write(false);
+        throw Error(std::string(e.what()) + "\nprogress saved: " + a.out + " holds the " + std::to_string(rows) +
+                    " images encoded so far; remove or replace the image and run the same command to continue");
+      }
+      const index::PackedCodes encoded = index::pack_codes(u.data(), part->size(), id.bits);
+      for (size_t j = 0; j < ids.size(); ++j) {
+        std::memcpy(codes.data() + static_cast<size_t>(ids[j]) * bytes, encoded.data() + j * bytes, bytes);
+        has_code[static_cast<size_t>(ids[j])] = 1;
+      }
+      if (a.save_every_minutes > 0 && begin + chunk < to_encode.size() &&
+          seconds_since(last_save) >= 60 * a.save_every_minutes) {
+        saved = write(false);
+        last_save = std::chrono::steady_clock::now();
+        if (!a.quiet) std::fprintf(stderr, "%ssaved %zu codes to %s\n", tty ? "\n" : "", saved, a.out.c_str());
+      }
+    }
+  }
+  write(true);
   std::printf("wrote %lld codes of %lld bits%s to %s (%.1f MB) in %.1fs\n", static_cast<long long>(n),
               static_cast<long long>(id.bits), ds->num_classes() > 0 ? " with labels" : "", a.out.c_str(),
               static_cast<double>(fs::file_size(a.out)) / 1e6, seconds_since(t0));
@@ -753,10 +809,14 @@ Run add_encode_command(CLI::App& app) {
                               "cuda: the GEMMs in full fp32 (codes as the CPU's, up to rounding), or on tf32 / bf16 "
                               "tensor cores (faster; outputs near zero may change sign)")
                    ->check(CLI::IsMember({"fp32", "tf32", "bf16"}))->capture_default_str();
-  app.add_flag("--update", a->update,
+  auto* update = app.add_flag("--update", a->update,
                "--out is an index of the same model and --images: keep the codes of images unchanged since it was "
                "encoded, encode the new and changed ones, drop the removed ones")
       ->needs(images);
+  app.add_option("--save-every", a->save_every_minutes,
+                 "--update: save the codes so far every this many minutes (0: only at the end), so that an "
+                 "encode that stops continues from there")
+      ->check(CLI::NonNegativeNumber)->capture_default_str()->needs(update);
   app.add_flag("--quiet", a->quiet, "no progress line");
   return [a, gemm, workers] {
     if (workers->count() == 0) a->workers = default_workers(a->device);

@@ -49,6 +49,7 @@ for i in 0 1 2 3 4 5 6 7 8 9; do
 done
 "$vts" encode --model "$run" --images "$out/pgm" --out "$out/pgm.vtsidx" --quiet
 cp -r "$out/pgm" "$out/library"  # for `vts encode --update` at the end
+cp -r "$out/pgm" "$out/library2"
 library_made=$(date +%s.%N)
 
 # The PGM file and its IDX record must land on the same code (distance 0).
@@ -161,6 +162,22 @@ cmp -s "$out/m_library/vectors.npy" "$out/m_fresh/vectors.npy" || fail "--update
 grep -q "/library/img5.pgm" "$out/u3.txt" || { cat "$out/u3.txt"; fail "the overwritten img5.pgm kept its old code"; }
 "$vts" encode --model "$out/other.safetensors" --split query --out "$out/other_query.vtsidx" --quiet >/dev/null
 expect_error "different models" "$vts" evaluate --queries "$out/other_query.vtsidx" --database "$out/db.vtsidx"
+# An update saves its codes as it goes (--save-every, here every chunk of 4 images) and when an
+# image cannot be decoded; run again, it continues from there.
+printf 'not an image' >"$out/library2/zz_broken.png"
+rc=0
+"$vts" encode --model "$run" --images "$out/library2" --out "$out/library2.vtsidx" --update --batch 1 \
+  --save-every 0.000001 >"$out/u4.txt" 2>&1 || rc=$?
+((rc == 1)) && grep -q "saved 4 codes" "$out/u4.txt" && grep -q "saved 8 codes" "$out/u4.txt" &&
+  grep -q "zz_broken.png" "$out/u4.txt" && grep -q "holds the 8 images encoded so far" "$out/u4.txt" ||
+  { cat "$out/u4.txt"; fail "an update stopped by an undecodable image (rc $rc)"; }
+rm "$out/library2/zz_broken.png"
+"$vts" encode --model "$run" --images "$out/library2" --out "$out/library2.vtsidx" --update --quiet >"$out/u5.txt"
+grep -q "8 unchanged (codes kept), 2 new, 0 changed, 0 removed" "$out/u5.txt" || { cat "$out/u5.txt"; fail "continued update"; }
+"$vts" export --index "$out/library2.vtsidx" --format milvus --out "$out/m_library2" >/dev/null
+"$vts" encode --model "$run" --images "$out/library2" --out "$out/fresh2.vtsidx" --quiet >/dev/null
+"$vts" export --index "$out/fresh2.vtsidx" --format milvus --out "$out/m_fresh2" >/dev/null
+cmp -s "$out/m_library2/vectors.npy" "$out/m_fresh2/vectors.npy" || fail "the continued update differs from a fresh encode"
 expect_error "another model" "$vts" encode --model "$out/other.safetensors" --images "$out/library" \
   --out "$out/library.vtsidx" --update --quiet
 expect_error "does not record when" "$vts" encode --model "$run" --images "$out/library" --out "$out/db.vtsidx" \
