@@ -13,7 +13,10 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <numeric>
 #include <optional>
 #include <string>
@@ -71,6 +74,38 @@ std::string identity_difference(const ModelIdentity& want, const ModelIdentity& 
 
 // ---- vts encode ---------------------------------------------------------------------------------
 
+// --skip-unreadable: an image that cannot be read or decoded goes through the model as a blank and
+// is remembered, so that its row can be left out of the index, instead of stopping the encode.
+class SkipUnreadable final : public data::Dataset {
+ public:
+  explicit SkipUnreadable(std::shared_ptr<const data::Dataset> inner) : inner_(std::move(inner)) {}
+  int64_t size() const override { return inner_->size(); }
+  int num_classes() const override { return inner_->num_classes(); }
+  data::ImageSpec spec() const override { return inner_->spec(); }
+  void get(int64_t i, float* image, float* label, Generator& rng) const override {
+    try {
+      inner_->get(i, image, label, rng);
+    } catch (const IoError& e) {
+      std::fill_n(image, spec().numel(), 0.0f);
+      inner_->get_label(i, label);
+      const std::lock_guard lock(mutex_);
+      failures_.emplace(i, e.what());
+    }
+  }
+  void get_label(int64_t i, float* label) const override { inner_->get_label(i, label); }
+  std::string source(int64_t i) const override { return inner_->source(i); }
+  // The images that failed, by index, with the reason.
+  std::map<int64_t, std::string> failures() const {
+    const std::lock_guard lock(mutex_);
+    return failures_;
+  }
+
+ private:
+  std::shared_ptr<const data::Dataset> inner_;
+  mutable std::mutex mutex_;
+  mutable std::map<int64_t, std::string> failures_;
+};
+
 struct EncodeArgs {
   std::string model, out;
   std::string split = "database";
@@ -86,6 +121,7 @@ struct EncodeArgs {
   std::string gemm = "fp32";
   bool update = false;  // keep the codes of --out's images unchanged since it was encoded
   double save_every_minutes = 5;  // --update: save the codes so far this often
+  bool skip_unreadable = false;   // leave undecodable images out instead of stopping
   bool quiet = false;
 };
 
@@ -223,6 +259,7 @@ int run_encode(const EncodeArgs& a) {
   index::PackedCodes codes(n, id.bits);
   const auto bytes = static_cast<size_t>(codes.code_bytes());
   std::vector<uint8_t> has_code(static_cast<size_t>(n), 0);
+  std::map<int64_t, std::string> unreadable;  // --skip-unreadable: rows left out, with the reason
   std::vector<int64_t> to_encode;
   std::optional<index::IndexFile> previous;
   if (a.update && fs::exists(a.out)) {
@@ -250,7 +287,7 @@ int run_encode(const EncodeArgs& a) {
   auto write = [&](bool complete) {
     std::vector<int64_t> rows;
     for (int64_t i = 0; i < n; ++i)
-      if (complete || has_code[static_cast<size_t>(i)]) rows.push_back(i);
+      if ((complete || has_code[static_cast<size_t>(i)]) && !unreadable.contains(i)) rows.push_back(i);
     index::PackedCodes part(static_cast<int64_t>(rows.size()), id.bits);
     std::vector<float> part_labels(rows.size() * classes);
     std::vector<std::string> paths(rows.size());
@@ -269,9 +306,18 @@ int run_encode(const EncodeArgs& a) {
   };
 
   const hash::EncodeOptions encode_options{.batch_size = a.batch, .workers = a.workers, .flip_average = id.flip_average};
+  // Encodes `part` (rows `ids` of the listing, or all of it); undecodable images are left out or stop it.
+  auto encode = [&](std::shared_ptr<const data::Dataset> part, const std::vector<int64_t>* ids,
+                    const std::function<void(int64_t, int64_t)>& report) {
+    std::shared_ptr<const SkipUnreadable> skipping;
+    if (a.skip_unreadable) part = skipping = std::make_shared<SkipUnreadable>(std::move(part));
+    const std::vector<float> u = model->encode(part, encode_options, report);
+    if (skipping)
+      for (auto& [j, why] : skipping->failures()) unreadable.emplace(ids ? (*ids)[static_cast<size_t>(j)] : j, why);
+    return index::pack_codes(u.data(), part->size(), id.bits);  // bit = output > 0
+  };
   if (!a.update) {
-    const std::vector<float> u = model->encode(ds, encode_options, progress);
-    codes = index::pack_codes(u.data(), n, id.bits);  // bit = output > 0
+    codes = encode(ds, nullptr, progress);
   } else {
     // An update is saved every --save-every minutes and when an image fails, so that an encode that
     // stops (an undecodable image, a killed process) continues from there when run again.
@@ -283,9 +329,9 @@ int run_encode(const EncodeArgs& a) {
                                      to_encode.begin() + static_cast<ptrdiff_t>(std::min(begin + chunk, to_encode.size())));
       auto part = std::make_shared<data::ListDataset>(data::select_entries(list, ids), root, model->transform(),
                                                       static_cast<int>(id.channels));
-      std::vector<float> u;
+      index::PackedCodes encoded;
       try {
-        u = model->encode(part, encode_options, [&](int64_t done, int64_t) {
+        encoded = encode(part, &ids, [&](int64_t done, int64_t) {
           progress(static_cast<int64_t>(begin) + done, static_cast<int64_t>(to_encode.size()));
         });
       } catch (const std::exception& e) {
@@ -294,7 +340,6 @@ int run_encode(const EncodeArgs& a) {
         throw Error(std::string(e.what()) + "\nprogress saved: " + a.out + " holds the " + std::to_string(rows) +
                     " images encoded so far; remove or replace the image and run the same command to continue");
       }
-      const index::PackedCodes encoded = index::pack_codes(u.data(), part->size(), id.bits);
       for (size_t j = 0; j < ids.size(); ++j) {
         std::memcpy(codes.data() + static_cast<size_t>(ids[j]) * bytes, encoded.data() + j * bytes, bytes);
         has_code[static_cast<size_t>(ids[j])] = 1;
@@ -307,8 +352,16 @@ int run_encode(const EncodeArgs& a) {
       }
     }
   }
-  write(true);
-  std::printf("wrote %lld codes of %lld bits%s to %s (%.1f MB) in %.1fs\n", static_cast<long long>(n),
+  if (!unreadable.empty()) {
+    std::fprintf(stderr, "left out %zu image%s that could not be read (--skip-unreadable):\n", unreadable.size(),
+                 unreadable.size() == 1 ? "" : "s");
+    int shown = 0;
+    for (const auto& [i, why] : unreadable)
+      if (++shown <= 20) std::fprintf(stderr, "  %s\n", why.c_str());
+    if (shown > 20) std::fprintf(stderr, "  ... and %d more\n", shown - 20);
+  }
+  const size_t rows = write(true);
+  std::printf("wrote %zu codes of %lld bits%s to %s (%.1f MB) in %.1fs\n", rows,
               static_cast<long long>(id.bits), ds->num_classes() > 0 ? " with labels" : "", a.out.c_str(),
               static_cast<double>(fs::file_size(a.out)) / 1e6, seconds_since(t0));
   return 0;
@@ -817,6 +870,10 @@ Run add_encode_command(CLI::App& app) {
                  "--update: save the codes so far every this many minutes (0: only at the end), so that an "
                  "encode that stops continues from there")
       ->check(CLI::NonNegativeNumber)->capture_default_str()->needs(update);
+  app.add_flag("--skip-unreadable", a->skip_unreadable,
+               "leave out images that cannot be read or decoded (listed at the end) instead of stopping; "
+               "with --update they are tried again next time")
+      ->needs(images);
   app.add_flag("--quiet", a->quiet, "no progress line");
   return [a, gemm, workers] {
     if (workers->count() == 0) a->workers = default_workers(a->device);

@@ -121,6 +121,12 @@ expect_error "holds 10000 images" "$vts" search --index "$out/db.vtsidx" --image
 printf 'not an image' >"$out/pgm/broken.png"
 expect_error "broken.png" "$vts" encode --model "$run" --images "$out/pgm" --out "$out/broken.vtsidx" --quiet
 [[ ! -e "$out/broken.vtsidx" ]] || fail "a failed encode left an index file behind"
+# --skip-unreadable leaves it out, names it, and gives the other ten their codes.
+"$vts" encode --model "$run" --images "$out/pgm" --out "$out/skipped.vtsidx" --skip-unreadable --quiet >"$out/skip.txt" 2>&1
+grep -q "left out 1 image that could not be read" "$out/skip.txt" && grep -q "broken.png" "$out/skip.txt" &&
+  grep -q "wrote 10 codes" "$out/skip.txt" || { cat "$out/skip.txt"; fail "--skip-unreadable"; }
+for index in pgm skipped; do "$vts" export --index "$out/$index.vtsidx" --format milvus --out "$out/m_$index" >/dev/null; done
+cmp -s "$out/m_pgm/vectors.npy" "$out/m_skipped/vectors.npy" || fail "--skip-unreadable changed the other codes"
 expect_error "holds no labels" "$vts" evaluate --queries "$out/pgm.vtsidx" --database "$out/db.vtsidx"
 expect_error "expected r >= 0" "$vts" evaluate --queries "$out/query.vtsidx" --database "$out/db.vtsidx" --radius -2
 "$vts" evaluate --queries "$out/query.vtsidx" --database "$out/query.vtsidx" >"$out/self_eval.txt"
