@@ -184,21 +184,20 @@ UpdatePlan plan_update(const index::IndexFile& previous, const std::string& path
   return plan;
 }
 
-int run_encode(const EncodeArgs& a) {
-  const auto t0 = std::chrono::steady_clock::now();
-  const int64_t started_ns = now_ns();  // before any image is listed or read: see plan_update
-  if (a.threads > 0) cpu::set_num_threads(a.threads);
-#if defined(VTS_WITH_CUDA)
-  if (a.device == "cuda") cuda::set_fp32_gemm(cuda::fp32_gemm_from_string(a.gemm));
-#endif
-  const std::unique_ptr<HashModel> model = load_hash_model(a.model, a.device);
-  const ModelIdentity& id = model->identity();
-
+// What `vts encode` encodes: image files (--images, a folder or a list file) or a split of a
+// dataset protocol, with what the index's fingerprint says about them.
+struct EncodeSource {
   std::shared_ptr<const data::Dataset> ds;
-  IndexContents contents;  // for the fingerprint
-  std::string what;
+  IndexContents contents;
+  std::string what;     // for the first line of output
   data::ListFile list;  // --images: the listing, and the folder its paths are relative to
   std::string root;
+};
+
+EncodeSource encode_source(const EncodeArgs& a, const HashModel& model, int64_t started_ns) {
+  const ModelIdentity& id = model.identity();
+  EncodeSource out;
+  auto& [ds, contents, what, list, root] = out;
   if (!a.images.empty()) {
     if (fs::is_directory(a.images)) {
       list = a.class_folders ? data::list_class_folders(a.images) : data::list_image_folder(a.images);
@@ -213,20 +212,21 @@ int run_encode(const EncodeArgs& a) {
       root = a.image_root.empty() ? fs::path(a.images).parent_path().string() : a.image_root;
     }
     root = absolute_or_empty(root.empty() ? "." : root);
-    ds = std::make_shared<data::ListDataset>(list, root, model->transform(), static_cast<int>(id.channels));
+    ds = std::make_shared<data::ListDataset>(list, root, model.transform(), static_cast<int>(id.channels));
+    contents.encode_started_ns = started_ns;
     what = a.images;
   } else {
     data::ProtocolOptions popt;
     popt.data_dir = absolute_or_empty(a.data_dir);
     popt.image_root = absolute_or_empty(a.image_root);
-    popt.seed = a.seed >= 0 ? static_cast<uint64_t>(a.seed) : model->seed();
+    popt.seed = a.seed >= 0 ? static_cast<uint64_t>(a.seed) : model.seed();
     popt.image_size = static_cast<int>(id.image);
     popt.channels = static_cast<int>(id.channels);
     popt.train_augment = false;  // every split through the evaluation transform
     const std::string name = a.dataset.empty() ? id.dataset : a.dataset;
     if (name == id.dataset) {  // the training run's split, as its evaluation saw it
-      popt.query_per_class = model->query_per_class();
-      popt.train_per_class = model->train_per_class();
+      popt.query_per_class = model.query_per_class();
+      popt.train_per_class = model.train_per_class();
     }
     const data::Split split = data::make_protocol(name, popt);
     ds = a.split == "query" ? split.query : a.split == "train" ? split.train : split.database;
@@ -235,10 +235,25 @@ int run_encode(const EncodeArgs& a) {
     contents.split = a.split;
     what = name + " " + a.split + " split";
   }
-  if (!a.images.empty()) contents.encode_started_ns = started_ns;
+  return out;
+}
+
+int run_encode(const EncodeArgs& a) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const int64_t started_ns = now_ns();  // before any image is listed or read: see plan_update
+  if (a.threads > 0) cpu::set_num_threads(a.threads);
+#if defined(VTS_WITH_CUDA)
+  if (a.device == "cuda") cuda::set_fp32_gemm(cuda::fp32_gemm_from_string(a.gemm));
+#endif
+  const std::unique_ptr<HashModel> model = load_hash_model(a.model, a.device);
+  const ModelIdentity& id = model->identity();
+
+  EncodeSource source = encode_source(a, *model, started_ns);
+  const std::shared_ptr<const data::Dataset>& ds = source.ds;
+  const IndexContents& contents = source.contents;
   const int64_t n = ds->size();
   std::printf("vts encode: %s (%s head, %s, %lld bits) on %s: %lld images, on the %s\n", id.config.c_str(),
-              id.head.c_str(), id.loss.c_str(), static_cast<long long>(id.bits), what.c_str(), static_cast<long long>(n),
+              id.head.c_str(), id.loss.c_str(), static_cast<long long>(id.bits), source.what.c_str(), static_cast<long long>(n),
               a.device == "cuda" ? "GPU" : "CPU");
   std::fflush(stdout);
 
@@ -327,8 +342,8 @@ int run_encode(const EncodeArgs& a) {
     for (size_t begin = 0; begin < to_encode.size(); begin += chunk) {
       const std::vector<int64_t> ids(to_encode.begin() + static_cast<ptrdiff_t>(begin),
                                      to_encode.begin() + static_cast<ptrdiff_t>(std::min(begin + chunk, to_encode.size())));
-      auto part = std::make_shared<data::ListDataset>(data::select_entries(list, ids), root, model->transform(),
-                                                      static_cast<int>(id.channels));
+      auto part = std::make_shared<data::ListDataset>(data::select_entries(source.list, ids), source.root,
+                                                      model->transform(), static_cast<int>(id.channels));
       index::PackedCodes encoded;
       try {
         encoded = encode(part, &ids, [&](int64_t done, int64_t) {
