@@ -2,6 +2,7 @@
 // The subcommands of the `vts` program; each registers its flags on the parent app and returns
 // the function that runs it once the command line has been parsed.
 #include <algorithm>
+#include <chrono>
 #include <functional>
 #include <string>
 #include <thread>
@@ -15,10 +16,14 @@ namespace vts::cli {
 using Run = std::function<int()>;
 
 Run add_train_command(CLI::App& app);
-Run add_encode_command(CLI::App& app);   // retrieval.cpp
-Run add_search_command(CLI::App& app);   // retrieval.cpp
-Run add_export_command(CLI::App& app);   // retrieval.cpp
-Run add_evaluate_command(CLI::App& app); // retrieval.cpp
+Run add_encode_command(CLI::App& app);    // encode.cpp
+Run add_search_command(CLI::App& app);    // search.cpp
+Run add_export_command(CLI::App& app);    // search.cpp
+Run add_evaluate_command(CLI::App& app);  // evaluate.cpp
+
+inline double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
 
 // Writes a text file whole or not at all (temporary file, then rename).
 inline void write_text(const std::string& path, const std::string& text) {

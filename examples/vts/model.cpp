@@ -155,4 +155,12 @@ IndexFingerprint parse_index_fingerprint(std::string_view fingerprint, const std
   return out;
 }
 
+std::string identity_difference(const ModelIdentity& index_model, const ModelIdentity& model) {
+  const nlohmann::json w = index_model.to_json(), g = model.to_json();
+  std::string diff;
+  for (const auto& [key, value] : w.items())
+    if (g[key] != value) diff += " " + key + ": index " + value.dump() + ", model " + g[key].dump() + ";";
+  return diff;
+}
+
 }  // namespace vts::cli

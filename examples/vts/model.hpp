@@ -79,4 +79,8 @@ struct IndexFingerprint {
 };
 IndexFingerprint parse_index_fingerprint(std::string_view fingerprint, const std::string& index_path);
 
+// The fields in which a model's identity differs from the one an index was encoded with, as
+// " field: index <value>, model <value>;" for each.
+std::string identity_difference(const ModelIdentity& index_model, const ModelIdentity& model);
+
 }  // namespace vts::cli

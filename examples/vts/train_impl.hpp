@@ -81,10 +81,6 @@ inline nlohmann::json run_settings(const TrainArgs& a) {
           {"pretrain_epochs", a.pretrain_epochs}, {"pretrain_lr", a.pretrain_lr}};
 }
 
-inline double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
 inline std::string format_duration(double s) {
   char buf[32];
   const int total = static_cast<int>(std::lround(std::max(0.0, s)));
