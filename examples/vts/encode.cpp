@@ -217,7 +217,8 @@ int run_encode(const EncodeArgs& a) {
   const IndexContents& contents = source.contents;
   const int64_t n = ds->size();
   std::printf("vts encode: %s (%s head, %s, %lld bits) on %s: %lld images, on the %s\n", id.config.c_str(),
-              id.head.c_str(), id.loss.c_str(), static_cast<long long>(id.bits), source.what.c_str(), static_cast<long long>(n),
+              id.head.c_str(), id.loss.c_str(), static_cast<long long>(id.bits), source.what.c_str(),
+              static_cast<long long>(n),
               a.device == "cuda" ? "GPU" : "CPU");
   std::fflush(stdout);
 
@@ -280,11 +281,13 @@ int run_encode(const EncodeArgs& a) {
     index::Labels labels;
     if (classes > 0) labels = index::Labels::from_multi_hot(part_labels, static_cast<int64_t>(classes));
     if (fs::path(a.out).has_parent_path()) fs::create_directories(fs::path(a.out).parent_path());
-    index::write_index_file(a.out, {.codes = part, .labels = labels, .paths = paths, .fingerprint = model->fingerprint(contents)});
+    const std::string fingerprint = model->fingerprint(contents);
+    index::write_index_file(a.out, {.codes = part, .labels = labels, .paths = paths, .fingerprint = fingerprint});
     return rows.size();
   };
 
-  const hash::EncodeOptions encode_options{.batch_size = a.batch, .workers = a.workers, .flip_average = id.flip_average};
+  const hash::EncodeOptions encode_options{
+      .batch_size = a.batch, .workers = a.workers, .flip_average = id.flip_average};
   // Encodes `part` (rows `ids` of the listing, or all of it); undecodable images are left out or stop it.
   auto encode = [&](std::shared_ptr<const data::Dataset> part, const std::vector<int64_t>* ids,
                     const std::function<void(int64_t, int64_t)>& report) {
@@ -304,8 +307,9 @@ int run_encode(const EncodeArgs& a) {
     auto last_save = std::chrono::steady_clock::now();
     size_t saved = 0;
     for (size_t begin = 0; begin < to_encode.size(); begin += chunk) {
+      const size_t end = std::min(begin + chunk, to_encode.size());
       const std::vector<int64_t> ids(to_encode.begin() + static_cast<ptrdiff_t>(begin),
-                                     to_encode.begin() + static_cast<ptrdiff_t>(std::min(begin + chunk, to_encode.size())));
+                                     to_encode.begin() + static_cast<ptrdiff_t>(end));
       auto part = std::make_shared<data::ListDataset>(data::select_entries(source.list, ids), source.root,
                                                       model->transform(), static_cast<int>(id.channels));
       index::PackedCodes encoded;

@@ -186,7 +186,8 @@ int run_evaluate(const EvaluateArgs& a) {
     write_text((fs::path(a.out) / "metrics.json").string(), m.dump(2) + "\n");
     nlohmann::ordered_json per_query = nlohmann::ordered_json::array();
     for (int64_t i = 0; i < q.file.size(); ++i)
-      per_query.push_back({{"query", std::string(q.file.path(i))}, {"ap", r.average_precision[static_cast<size_t>(i)]}});
+      per_query.push_back(
+          {{"query", std::string(q.file.path(i))}, {"ap", r.average_precision[static_cast<size_t>(i)]}});
     write_text((fs::path(a.out) / "per_query.json").string(), per_query.dump(1) + "\n");
     const eval::PrCurve pr = eval::pr_curve_reference_points(r.pr);
     const eval::PrCurve plot = eval::subsample_pr_curve(r.pr, 400);
@@ -222,7 +223,8 @@ Run add_evaluate_command(CLI::App& app) {
   app.add_option("--out", a->out, "folder for metrics.json, per_query.json, pr_curve.json and pr_curve.svg");
   app.add_option("--threads", a->threads, "compute threads (default: OMP_NUM_THREADS or all cores)");
   return [a] {
-    if (a->topk < -1) throw Error("--topk: expected k > 0, 0 (the protocol's) or -1 (all), found " + std::to_string(a->topk));
+    if (a->topk < -1)
+      throw Error("--topk: expected k > 0, 0 (the protocol's) or -1 (all), found " + std::to_string(a->topk));
     if (a->radius < -1) throw Error("--radius: expected r >= 0 or -1 (none), found " + std::to_string(a->radius));
     return run_evaluate(*a);
   };

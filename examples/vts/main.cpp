@@ -15,7 +15,8 @@ int main(int argc, char** argv) {
   runs[train] = vts::cli::add_train_command(*train);
   CLI::App* encode = app.add_subcommand("encode", "encode a dataset split or a folder of images into an index file");
   runs[encode] = vts::cli::add_encode_command(*encode);
-  CLI::App* search = app.add_subcommand("search", "find the nearest neighbours of query images in an index: tables, JSON, PNG galleries");
+  CLI::App* search = app.add_subcommand(
+      "search", "find the nearest neighbours of query images in an index: tables, JSON, PNG galleries");
   runs[search] = vts::cli::add_search_command(*search);
   CLI::App* evaluate = app.add_subcommand("evaluate", "mAP, P@k and precision-recall of a query index against a "
                                                      "database index (both labelled)");

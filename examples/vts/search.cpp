@@ -113,7 +113,8 @@ class QueryImages final : public data::Dataset {
     check_index(i);
     const auto& record = records_[static_cast<size_t>(i)];
     data::ImageU8 decoded;
-    const data::ImageU8& im = record ? *record : (decoded = data::decode_image(sources_[static_cast<size_t>(i)], channels_));
+    if (!record) decoded = data::decode_image(sources_[static_cast<size_t>(i)], channels_);
+    const data::ImageU8& im = record ? *record : decoded;
     transform_.apply(im.pixels.data(), im.height, im.width, im.channels, image, rng);
   }
   void get_label(int64_t, float*) const override {}
@@ -231,7 +232,8 @@ int run_search(const SearchArgs& a) {
   const int64_t bits = model->identity().bits, n = query_ds->size();
   const int workers = one_query ? 0 : a.workers;
   const std::vector<float> u = model->encode(
-      query_ds, {.batch_size = std::min<int64_t>(n, 64), .workers = workers, .flip_average = model->identity().flip_average});
+      query_ds,
+      {.batch_size = std::min<int64_t>(n, 64), .workers = workers, .flip_average = model->identity().flip_average});
   const index::PackedCodes q = index::pack_codes(u.data(), n, bits);
 
   std::vector<Neighbours> results(static_cast<size_t>(n));
@@ -259,13 +261,15 @@ int run_search(const SearchArgs& a) {
   if (!json_stdout) {
     for (size_t i = 0; i < queries.size(); ++i) {
       const Neighbours& nb = results[i];
-      std::printf("%squery %s: %zu %s among %lld codes of %lld bits", i ? "\n" : "", queries[i].c_str(), nb.items.size(),
+      std::printf("%squery %s: %zu %s among %lld codes of %lld bits", i ? "\n" : "", queries[i].c_str(),
+                  nb.items.size(),
                   a.radius >= 0 ? ("within radius " + std::to_string(a.radius)).c_str() : "nearest",
                   static_cast<long long>(idx.size()), static_cast<long long>(bits));
       if (one_query) std::printf(" (%.2f ms)", search_ms);
       std::printf("\n%5s %9s  %-8s %s\n", "rank", "distance", "label", "path");
       for (size_t j = 0; j < nb.items.size(); ++j)
-        std::printf("%5zu %9d  %-8s %.*s\n", j + 1, nb.distances[j], label_text(idx, fp.contents.class_names, nb.items[j]).c_str(),
+        std::printf("%5zu %9d  %-8s %.*s\n", j + 1, nb.distances[j],
+                    label_text(idx, fp.contents.class_names, nb.items[j]).c_str(),
                     static_cast<int>(idx.path(nb.items[j]).size()), idx.path(nb.items[j]).data());
     }
     if (!one_query)
