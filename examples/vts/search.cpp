@@ -24,6 +24,9 @@
 #include "vts/index/export.hpp"
 #include "vts/index/index_file.hpp"
 #include "vts/index/search.hpp"
+#if defined(VTS_WITH_CUDA)
+#include "vts/backend/cuda/gemm.hpp"
+#endif
 
 namespace vts::cli {
 namespace {
@@ -52,6 +55,8 @@ struct SearchArgs {
   std::string json;  // "-": JSON on stdout instead of the tables
   int workers = 1;
   int threads = 0;
+  std::string device = "cpu";  // where the queries are encoded
+  std::string gemm = "fp32";
 };
 
 std::string trimmed(const std::string& s) {
@@ -201,6 +206,9 @@ nlohmann::ordered_json results_json(const SearchArgs& a, const index::IndexFile&
 
 int run_search(const SearchArgs& a) {
   if (a.threads > 0) cpu::set_num_threads(a.threads);
+#if defined(VTS_WITH_CUDA)
+  if (a.device == "cuda") cuda::set_fp32_gemm(cuda::fp32_gemm_from_string(a.gemm));
+#endif
   const index::IndexFile idx = index::open_index_file(a.index);
   const IndexFingerprint fp = parse_index_fingerprint(idx.fingerprint(), a.index);
   if (!fp.contents.class_names.empty() && static_cast<int64_t>(fp.contents.class_names.size()) != idx.num_classes())
@@ -222,7 +230,7 @@ int run_search(const SearchArgs& a) {
               "': with several queries, expected a folder for one PNG per query, found a file");
     fs::create_directories(a.gallery);
   }
-  const std::unique_ptr<HashModel> model = load_hash_model(model_path);
+  const std::unique_ptr<HashModel> model = load_hash_model(model_path, a.device);
   if (!(model->identity() == fp.identity))
     throw Error("model '" + model->checkpoint() + "' is not the one index '" + a.index +
                 "' was built with (its codes would not be comparable):" + identity_difference(fp.identity, model->identity()));
@@ -273,8 +281,8 @@ int run_search(const SearchArgs& a) {
                     static_cast<int>(idx.path(nb.items[j]).size()), idx.path(nb.items[j]).data());
     }
     if (!one_query)
-      std::printf("\n%zu queries searched among %lld codes in %.2f ms\n", queries.size(),
-                  static_cast<long long>(idx.size()), search_ms);
+      std::printf("\n%zu queries, encoded on the %s, searched among %lld codes in %.2f ms\n", queries.size(),
+                  a.device == "cuda" ? "GPU" : "CPU", static_cast<long long>(idx.size()), search_ms);
   }
   if (!a.json.empty()) {
     const std::string text = results_json(a, idx, fp, model->checkpoint(), queries, results).dump(1) + "\n";
@@ -350,7 +358,14 @@ Run add_search_command(CLI::App& app) {
                                                           "to 4)")
                       ->check(CLI::NonNegativeNumber);
   app.add_option("--threads", a->threads, "compute threads (default: OMP_NUM_THREADS or all cores)");
-  return [a, image, queries, gallery, workers] {
+  app.add_option("--device", a->device,
+                 "where the queries are encoded: cpu, or cuda (a build with the CUDA backend and the model's config)")
+      ->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
+  auto* gemm = app.add_option("--gemm", a->gemm, "cuda: the GEMMs in fp32 (default), or on tf32 / bf16 tensor cores")
+                   ->check(CLI::IsMember({"fp32", "tf32", "bf16"}))->capture_default_str();
+  return [a, image, queries, gallery, workers, gemm] {
+    if (a->device != "cuda" && gemm->count() > 0)
+      throw Error("--gemm " + a->gemm + " applies to --device cuda; the CPU GEMMs are Eigen's fp32");
     if (image->count() == 0 && queries->count() == 0)
       throw Error("vts search: expected a query: --image FILE (repeatable) or --queries DIR|LIST, found neither");
     a->gallery_given = gallery->count() > 0;

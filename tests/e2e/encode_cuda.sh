@@ -5,6 +5,7 @@
 #   - every image's GPU code is within 2 bits of its CPU code (fp32 GEMMs on both: only an output
 #     within rounding of zero can change sign), checked by a radius-2 search of the GPU index with
 #     `vts search`, which encodes the query on the CPU;
+#   - `vts search --device cuda` encodes queries on the GPU: each within 2 bits of its CPU code;
 #   - --gemm tf32 runs too; --gemm without --device cuda is refused.
 # Without a usable device the script checks the error and exits 77 (ctest: Skipped). Run with
 # vts_cli_emu (the program linked with vts-emu) it runs the device path on the CPU.
@@ -41,6 +42,17 @@ for i in $(seq 0 15); do
   "$vts" search --index "$out/gpu.vtsidx" --image "$out/pgm/img$i.pgm" --radius 2 --no-gallery >"$out/s$i.txt"
   awk 'NR > 2 && $1 ~ /^[0-9]+$/ { print $4 }' "$out/s$i.txt" | grep -q "/img$i.pgm$" ||
     { cat "$out/s$i.txt"; fail "img$i.pgm: its GPU code is more than 2 bits from its CPU code"; }
+done
+
+# The other way round: the 16 queries encoded on the GPU by `vts search --device cuda`, searched in
+# an index of their CPU codes; each must again find itself within 2 bits.
+"$vts" encode --model "$run" --images "$out/pgm" --out "$out/cpu.vtsidx" --quiet >/dev/null
+"$vts" search --index "$out/cpu.vtsidx" --queries "$out/pgm" --radius 2 --device cuda >"$out/gpu_queries.txt"
+grep -q "16 queries, encoded on the GPU" "$out/gpu_queries.txt" || { cat "$out/gpu_queries.txt"; fail "search --device cuda"; }
+for i in $(seq 0 15); do
+  awk -v q="query $out/pgm/img$i.pgm:" 'index($0, q) == 1 { on = 1; next } on && !NF { exit } on { print $4 }' \
+    "$out/gpu_queries.txt" | grep -q "/img$i.pgm$" ||
+    { cat "$out/gpu_queries.txt"; fail "img$i.pgm: encoded by vts search --device cuda, not within 2 bits of its CPU code"; }
 done
 
 "$vts" encode --model "$run" --images "$out/pgm" --out "$out/tf32.vtsidx" --device cuda --gemm tf32 --quiet >/dev/null
