@@ -247,6 +247,30 @@ TEST_CASE("data: decode_image reads PNG and JPEG, forces RGB, and names undecoda
     CHECK(g3.pixels[3 * i + 2] == grey[i]);
   }
 
+  // Colour to grey is PIL's convert("L") (L = R·299/1000 + G·587/1000 + B·114/1000, rounded), not
+  // stb's (77 R + 150 G + 29 B) >> 8: pure green is 150 in PIL, 149 in stb. Alpha is ignored.
+  const std::vector<uint8_t> primaries = {255, 0, 0, 0, 255, 0, 0, 0, 255, 255, 255, 255, 1, 2, 3, 200, 100, 50};
+  REQUIRE(stbi_write_png((dir / "p.png").c_str(), 6, 1, 3, primaries.data(), 18) != 0);
+  CHECK(vts::data::decode_image(dir / "p.png", 1).pixels == std::vector<uint8_t>{76, 150, 29, 255, 2, 124});
+  REQUIRE(stbi_write_png((dir / "c.png").c_str(), w, h, 3, rgb.data(), w * 3) != 0);
+  std::vector<uint8_t> rgba(size_t(w) * h * 4);
+  for (size_t i = 0; i < size_t(w) * h; ++i) {
+    std::copy_n(rgb.begin() + std::ptrdiff_t(3 * i), 3, rgba.begin() + std::ptrdiff_t(4 * i));
+    rgba[4 * i + 3] = uint8_t(i * 37);
+  }
+  REQUIRE(stbi_write_png((dir / "ca.png").c_str(), w, h, 4, rgba.data(), w * 4) != 0);
+  for (const char* name : {"c.png", "ca.png"}) {
+    INFO(name);
+    const auto g1 = vts::data::decode_image(dir / name, 1);
+    REQUIRE(g1.channels == 1);
+    REQUIRE(g1.pixels.size() == size_t(w) * h);
+    for (size_t i = 0; i < g1.pixels.size(); ++i) {
+      const int want = (rgb[3 * i] * 19595 + rgb[3 * i + 1] * 38470 + rgb[3 * i + 2] * 7471 + 0x8000) >> 16;
+      CHECK(int(g1.pixels[i]) == want);
+    }
+  }
+  CHECK(vts::data::decode_image(dir / "g.png", 1).pixels == grey);  // grey files stay as they are
+
   // A smooth JPEG decodes close to its source (lossy, so within a few levels).
   std::vector<uint8_t> smooth(size_t(32) * 24 * 3);
   for (int y = 0; y < 24; ++y)

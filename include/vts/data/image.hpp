@@ -45,16 +45,26 @@ struct ImageU8 {
 
 // ---- decoding -----------------------------------------------------------------------------------
 
+// PIL's grey level of an RGB pixel (convert("L"): L = R·299/1000 + G·587/1000 + B·114/1000 in
+// 16-bit fixed point, rounded).
+inline uint8_t pil_luma(const uint8_t* rgb) {
+  return static_cast<uint8_t>((rgb[0] * 19595 + rgb[1] * 38470 + rgb[2] * 7471 + 0x8000) >> 16);
+}
+
 // Decodes a JPEG/PNG/BMP/GIF/TGA/PNM file into `channels` channels (3 = RGB, as PIL's
-// convert("RGB"): grey is replicated, alpha dropped). Throws vts::IoError naming the file when it
-// cannot be opened or decoded; never returns a partial image.
+// convert("RGB"): grey is replicated, alpha dropped; 1 = grey, as PIL's convert("L"), colour
+// weighted by pil_luma). Throws vts::IoError naming the file when it cannot be opened or decoded;
+// never returns a partial image.
 inline void decode_image(const std::string& path, int channels, ImageU8& out) {
   VTS_CHECK(channels >= 1 && channels <= 4, "decode_image: expected 1..4 channels, found ", channels);
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (!f)
     throw IoError(vts::detail::concat("cannot open image file '", path, "': ", std::strerror(errno)));
   int w = 0, h = 0, file_channels = 0;
-  stbi_uc* px = stbi_load_from_file(f, &w, &h, &file_channels, channels);
+  // For grey, colour files are decoded as they are and weighted here: stb's own conversion,
+  // (77 R + 150 G + 29 B) >> 8, is up to one level off PIL's, which the reference pipelines use.
+  const int decoded_channels = channels == 1 ? 0 : channels;
+  stbi_uc* px = stbi_load_from_file(f, &w, &h, &file_channels, decoded_channels);
   std::fclose(f);
   if (!px) {
     const char* why = stbi_failure_reason();
@@ -65,7 +75,14 @@ inline void decode_image(const std::string& path, int channels, ImageU8& out) {
   out.height = h;
   out.width = w;
   out.channels = channels;
-  out.pixels.assign(px, px + size_t(w) * size_t(h) * size_t(channels));
+  const size_t n = size_t(w) * size_t(h);
+  if (decoded_channels == 0) {  // grey from the file's own channels: grey (+ alpha), or colour (+ alpha)
+    out.pixels.resize(n);
+    const auto step = static_cast<size_t>(file_channels);
+    for (size_t i = 0; i < n; ++i) out.pixels[i] = file_channels >= 3 ? pil_luma(px + i * step) : px[i * step];
+  } else {
+    out.pixels.assign(px, px + n * size_t(channels));
+  }
   stbi_image_free(px);
 }
 

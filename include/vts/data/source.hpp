@@ -102,9 +102,7 @@ class SourceImageReader {
     out.pixels.resize(n * static_cast<size_t>(channels));
     for (size_t k = 0; k < n; ++k) {
       const uint8_t* p = in.pixels.data() + k * static_cast<size_t>(in.channels);
-      uint8_t grey = p[0];
-      if (in.channels >= 3)  // PIL's L = R*299/1000 + G*587/1000 + B*114/1000, rounded
-        grey = static_cast<uint8_t>((p[0] * 19595 + p[1] * 38470 + p[2] * 7471 + 0x8000) >> 16);
+      const uint8_t grey = in.channels >= 3 ? pil_luma(p) : p[0];
       for (int c = 0; c < channels; ++c) {
         uint8_t v = grey;
         if (c < 3 && in.channels >= 3 && channels >= 3) v = p[c];
