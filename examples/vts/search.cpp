@@ -1,6 +1,7 @@
 // `vts search`: the nearest codes of one or many query images in an index file, as tables, JSON and
 // PNG galleries; `vts export`: an index's codes as the files FAISS and Milvus load.
 #include <algorithm>
+#include <cstdint>
 #include <cctype>
 #include <cerrno>
 #include <chrono>
@@ -53,6 +54,7 @@ struct SearchArgs {
   bool gallery_given = false;
   bool no_gallery = false;
   std::string json;  // "-": JSON on stdout instead of the tables
+  bool exclude_query = false;
   int workers = 1;
   int threads = 0;
   std::string device = "cpu";  // where the queries are encoded
@@ -94,6 +96,13 @@ std::vector<std::string> query_sources(const SearchArgs& a) {
   if (sources.size() == before)
     throw IoError("query list '" + a.queries + "': expected one image file or file#record per line, found none");
   return sources;
+}
+
+// A query as the index spells its sources: an absolute, normalised path, with its #record.
+std::string comparable_source(const std::string& query) {
+  const data::SourceRef ref = data::parse_source(query);
+  const std::string file = fs::absolute(ref.file).lexically_normal().string();
+  return ref.record >= 0 ? file + "#" + std::to_string(ref.record) : file;
 }
 
 // The queries seen through the model's evaluation transform. Records of IDX and CIFAR containers
@@ -244,24 +253,32 @@ int run_search(const SearchArgs& a) {
       {.batch_size = std::min<int64_t>(n, 64), .workers = workers, .flip_average = model->identity().flip_average});
   const index::PackedCodes q = index::pack_codes(u.data(), n, bits);
 
+  // --exclude-query: the item that is the query itself (the same file or record, as the index
+  // spells it: absolute and normalised) is not its own neighbour.
+  std::vector<std::string> own_source(static_cast<size_t>(n));
+  if (a.exclude_query)
+    for (size_t i = 0; i < own_source.size(); ++i) own_source[i] = comparable_source(queries[i]);
   std::vector<Neighbours> results(static_cast<size_t>(n));
+  auto add = [&](int64_t i, int64_t item, int32_t distance, size_t limit) {
+    Neighbours& nb = results[static_cast<size_t>(i)];
+    if (item < 0 || nb.items.size() >= limit) return;  // an empty slot (k > the index's size), or enough
+    if (a.exclude_query && idx.path(item) == own_source[static_cast<size_t>(i)]) return;
+    nb.items.push_back(item);
+    nb.distances.push_back(distance);
+  };
   const auto t0 = std::chrono::steady_clock::now();
   if (a.radius >= 0) {
     const index::RadiusResult r = index::radius_search(idx.codes(), q, a.radius);
     for (int64_t i = 0; i < n; ++i) {
-      const auto b = static_cast<size_t>(r.offsets[static_cast<size_t>(i)]);
-      const auto e = static_cast<size_t>(r.offsets[static_cast<size_t>(i) + 1]);
-      results[static_cast<size_t>(i)].items.assign(r.indices.begin() + b, r.indices.begin() + e);
-      results[static_cast<size_t>(i)].distances.assign(r.distances.begin() + b, r.distances.begin() + e);
+      const auto begin = static_cast<size_t>(r.offsets[static_cast<size_t>(i)]);
+      const auto end = static_cast<size_t>(r.offsets[static_cast<size_t>(i) + 1]);
+      for (size_t j = begin; j < end; ++j) add(i, r.indices[j], r.distances[j], SIZE_MAX);
     }
   } else {
-    const index::KnnResult r = index::knn_search(idx.codes(), q, a.k);
+    // One more than asked, in case the query itself is among them.
+    const index::KnnResult r = index::knn_search(idx.codes(), q, a.k + (a.exclude_query ? 1 : 0));
     for (int64_t i = 0; i < n; ++i)
-      for (int64_t j = 0; j < r.k; ++j)
-        if (r.index(i, j) >= 0) {
-          results[static_cast<size_t>(i)].items.push_back(r.index(i, j));
-          results[static_cast<size_t>(i)].distances.push_back(r.distance(i, j));
-        }
+      for (int64_t j = 0; j < r.k; ++j) add(i, r.index(i, j), r.distance(i, j), static_cast<size_t>(a.k));
   }
   const double search_ms = seconds_since(t0) * 1e3;
 
@@ -353,6 +370,8 @@ Run add_search_command(CLI::App& app) {
                                  "given, and for several a folder of one PNG each")
                       ->capture_default_str();
   app.add_flag("--no-gallery", a->no_gallery, "do not write the PNG")->excludes(gallery);
+  app.add_flag("--exclude-query", a->exclude_query,
+               "an index item that is the query itself (the same file or record) is not listed as a neighbour");
   app.add_option("--json", a->json, "also write the results as JSON to this file ('-': JSON on stdout, no tables)");
   auto* workers = app.add_option("--workers", a->workers, "image decoding threads for several queries (default: up "
                                                           "to 4)")

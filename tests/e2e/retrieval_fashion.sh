@@ -12,7 +12,7 @@
 # Usage: retrieval_fashion.sh VTS [RUN_DIR]: RUN_DIR is a finished `vts train` run to use (ctest
 # passes the one the training test keeps); without it a model is trained here for 2 epochs.
 set -euo pipefail
-vts=$1
+vts=$(realpath "$1")  # absolute: some steps run in other folders
 data=${VTS_FASHION_DIR:-/usr/share/datasets/fashion-mnist}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
@@ -61,6 +61,12 @@ first_query_source=$("$vts" search --index "$out/query.vtsidx" --image "$out/pgm
                      awk 'NR == 3 { print $4 }')
 "$vts" search --index "$out/query.vtsidx" --image "$first_query_source" --radius 0 --no-gallery >"$out/self.txt"
 grep -qF "$first_query_source" "$out/self.txt" || { cat "$out/self.txt"; fail "query item not found at distance 0"; }
+# --exclude-query leaves it out (the query given by a relative path: compared as the index spells it).
+(cd "$(dirname "$first_query_source")" &&
+  "$vts" search --index "$out/query.vtsidx" --image "$(basename "$first_query_source")" -k 5 --exclude-query \
+    --no-gallery) >"$out/others.txt"
+[[ $(awk 'NR > 2 && $1 ~ /^[0-9]+$/' "$out/others.txt" | wc -l) == 5 ]] && ! grep -qF "$first_query_source" "$out/others.txt" ||
+  { cat "$out/others.txt"; fail "--exclude-query: expected 5 neighbours without the query itself"; }
 
 # Ten queries by file: top-10 labels against the true labels; a gallery for the first.
 labels=($(cut_bytes "$out/t10k-labels.raw" 8 10 | od -An -tu1))
