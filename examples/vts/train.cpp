@@ -183,7 +183,9 @@ Run add_train_command(CLI::App& app) {
   app.add_option("--bits", a->bits, "code length K")->check(CLI::Range(8, 4096))->capture_default_str();
   app.add_option("--dataset", a->dataset,
                  "fashion-mnist, cifar10, cifar10-1, cifar10-2, imagenet, nuswide_21, nuswide_21_m, nuswide_81_m, "
-                 "coco, mirflickr, voc2012, or folder (your own images: --data-dir DIR holding DIR/<class>/<image>)")
+                 "coco, mirflickr, voc2012; your own images: folder (--data-dir DIR holding DIR/<class>/<image>) or "
+                 "list (DIR holding train.txt, test.txt, database.txt: a path and 0/1 labels per line, any number "
+                 "of classes; optional classes.txt)")
       ->check(CLI::IsMember(data::protocol_names()))->capture_default_str();
   app.add_option("--data-dir", a->data_dir, "dataset folder (default for fashion-mnist: the Debian package's)");
   app.add_option("--query-per-class", a->query_per_class,

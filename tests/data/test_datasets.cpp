@@ -770,6 +770,73 @@ TEST_CASE("data: unknown protocol names list the known ones", "[data]") {
              Contains("cifar100") && Contains("fashion-mnist") && Contains("nuswide_21"));
 }
 
+TEST_CASE("data: the list protocol reads your own lists, any number of classes, names from classes.txt",
+          "[data][list]") {
+  ListFixture fx;
+  // Five classes, multi-label; test.txt and database.txt list other subsets.
+  const std::vector<std::string> labels = {" 1 0 0 1 0", " 0 1 0 0 0", " 0 0 1 1 1", " 1 1 0 0 0"};
+  std::string train, test, database;
+  for (size_t i = 0; i < 4; ++i) train += fx.rel(i) + labels[i] + "\n";
+  test = fx.rel(2) + labels[2] + "\n";
+  for (size_t i : {0, 1, 3}) database += fx.rel(i) + labels[i] + "\n";
+  vts_test::write_text(fx.dir / "train.txt", "\n" + train);  // a blank first line is skipped
+  vts_test::write_text(fx.dir / "test.txt", test);
+  vts_test::write_text(fx.dir / "database.txt", database);
+  ProtocolOptions opt;
+  opt.data_dir = fx.dir.path.string();
+  opt.image_root = (fx.dir.path / "img").string();
+  opt.image_size = 16;
+  const auto split = make_protocol("list", opt);
+  CHECK(split.name == "list");
+  CHECK(split.num_classes == 5);
+  CHECK(split.topk == -1);
+  CHECK(split.class_names.empty());
+  CHECK(split.train->size() == 4);
+  CHECK(split.query->size() == 1);
+  CHECK(split.database->size() == 3);
+  CHECK(vts::data::all_labels(*split.query) == std::vector<float>{0, 0, 1, 1, 1});
+  CHECK(split.database->source(2) == fx.name(3));
+  CHECK(split.database->spec() == vts::data::ImageSpec{3, 16, 16});
+  // Query and database through the folder protocol's evaluation transform; grey for channels 1.
+  std::vector<float> a(3 * 16 * 16), b(a.size()), lab(5);
+  vts::Generator g1(1), g2(1);
+  split.query->get(0, a.data(), lab.data(), g1);
+  vts::data::eval_transform("list", 16).apply(fx.pixels[2].data(), fx.sizes[2].first, fx.sizes[2].second, 3, b.data(),
+                                              g2);
+  CHECK(a == b);
+  opt.channels = 1;
+  CHECK(make_protocol("list", opt).database->spec() == vts::data::ImageSpec{1, 16, 16});
+  opt.channels = 0;
+
+  vts_test::write_text(fx.dir / "classes.txt", "cat\ndog\n\nbird \nfish\r\nhorse\n");
+  CHECK(make_protocol("list", opt).class_names == std::vector<std::string>{"cat", "dog", "bird", "fish", "horse"});
+
+  SECTION("classes.txt with another count, or a name twice") {
+    vts_test::write_text(fx.dir / "classes.txt", "cat\ndog\n");
+    CHECK_THAT(message_of<vts::IoError>([&] { make_protocol("list", opt); }),
+               Contains("classes.txt") && Contains("expected 5 names") && Contains("found 2"));
+    vts_test::write_text(fx.dir / "classes.txt", "a\nb\nc\nb\ne\n");
+    CHECK_THAT(message_of<vts::IoError>([&] { make_protocol("list", opt); }), Contains("'b' appears twice"));
+  }
+  SECTION("a list with another label count names the file and line") {
+    vts_test::write_text(fx.dir / "database.txt", database + fx.rel(2) + " 0 1 0\n");
+    CHECK_THAT(message_of<vts::IoError>([&] { make_protocol("list", opt); }),
+               Contains("database.txt:4") && Contains("5 labels") && Contains("found 4 fields"));
+  }
+  SECTION("an empty train.txt, a path without labels, a missing file, per-class counts") {
+    vts_test::write_text(fx.dir / "train.txt", "\n\n");
+    CHECK_THAT(message_of<vts::IoError>([&] { make_protocol("list", opt); }),
+               Contains("train.txt") && Contains("at least one entry"));
+    vts_test::write_text(fx.dir / "train.txt", fx.rel(0) + "\n");
+    CHECK_THAT(message_of<vts::IoError>([&] { make_protocol("list", opt); }),
+               Contains("train.txt:1") && Contains("found 1 field"));
+    std::filesystem::remove(fx.dir / "train.txt");
+    CHECK_THAT(message_of<vts::IoError>([&] { make_protocol("list", opt); }), Contains("train.txt"));
+    opt.query_per_class = 2;
+    CHECK_THAT(message_of<vts::Error>([&] { make_protocol("list", opt); }), Contains("no per-class counts"));
+  }
+}
+
 TEST_CASE("data: each protocol's mAP cut-off and slice (hashing-spec §1.4, §4.3)", "[data]") {
   for (const std::string& name : vts::data::protocol_names()) {
     INFO(name);
@@ -779,6 +846,6 @@ TEST_CASE("data: each protocol's mAP cut-off and slice (hashing-spec §1.4, §4.
                                                                            : -1;
     CHECK(m.topk == topk);
     // Our own protocols have no reference logs to match, so they rank the whole database.
-    CHECK(m.all_but_last == (name != "fashion-mnist" && name != "folder"));
+    CHECK(m.all_but_last == (name != "fashion-mnist" && name != "folder" && name != "list"));
   }
 }

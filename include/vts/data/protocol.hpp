@@ -3,8 +3,11 @@
 // searched, and how many results mAP looks at (hashing-spec §1.4, §5). Every random choice comes
 // from ProtocolOptions::seed, so a seed names a split.
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -18,10 +21,10 @@ namespace vts::data {
 struct ProtocolOptions {
   // fashion-mnist: folder of the four IDX files ("" = kFashionMnistDir).
   // cifar10*: folder of data_batch_1.bin .. test_batch.bin (required).
-  // list datasets: folder holding train.txt, test.txt and database.txt (required).
+  // list datasets and list: folder holding train.txt, test.txt and database.txt (required).
   // folder: the folder of class folders, <data_dir>/<class>/<image> (required).
   std::string data_dir;
-  // List datasets: the folder the image paths in the lists are relative to ("" = data_dir).
+  // List datasets and list: the folder the lists' image paths are relative to ("" = data_dir).
   std::string image_root;
   // Seed of the per-class split (fashion-mnist, cifar10*, folder). List datasets have fixed splits.
   uint64_t seed = 0;
@@ -44,7 +47,7 @@ struct ProtocolOptions {
   // not comparable to the references.
   int64_t query_per_class = 0;
   int64_t train_per_class = 0;
-  // folder: channels the images are decoded to (3 RGB, 1 grey); 0 = 3.
+  // folder and list: channels the images are decoded to (3 RGB, 1 grey); 0 = 3.
   int channels = 0;
   // List datasets and folder: bytes of resized images to keep in memory, one ResizedImageCache
   // shared by the three splits (0: decode every image on every visit).
@@ -58,7 +61,8 @@ struct Split {
   int64_t topk = -1;
   std::string name;
   int num_classes = 0;
-  std::vector<std::string> class_names;  // folder: the class folders' names; empty for the others
+  // folder: the class folders' names; list: classes.txt's, where given; empty for the others.
+  std::vector<std::string> class_names;
 };
 
 // Query, train and remaining pool positions after a per-class split: for each class in order,
@@ -96,19 +100,20 @@ inline ClassSplit split_per_class(const std::vector<int32_t>& labels, int num_cl
 
 inline std::vector<std::string> protocol_names() {
   return {"fashion-mnist", "cifar10",      "cifar10-1",    "cifar10-2", "imagenet", "nuswide_21",
-          "nuswide_21_m",  "nuswide_81_m", "coco",         "mirflickr", "voc2012",   "folder"};
+          "nuswide_21_m",  "nuswide_81_m", "coco",         "mirflickr", "voc2012",   "folder",
+          "list"};
 }
 
 // How a protocol's mAP is taken (hashing-spec §1.4 and §4.3): the cut-off (−1: the whole database)
 // and whether "the whole database" means the reference's slice without the last-ranked item. The
 // slice is kept where reference logs exist to compare with; our own protocols (fashion-mnist,
-// folder) rank every item.
+// folder, list) rank every item.
 struct MapSettings {
   int64_t topk = -1;
   bool all_but_last = false;
 };
 inline MapSettings map_settings(const std::string& protocol) {
-  const bool ours = protocol == "fashion-mnist" || protocol == "folder";
+  const bool ours = protocol == "fashion-mnist" || protocol == "folder" || protocol == "list";
   int64_t topk = -1;
   if (protocol == "imagenet") topk = 1000;
   if (protocol == "nuswide_21" || protocol == "nuswide_21_m" || protocol == "nuswide_81_m" || protocol == "coco")
@@ -185,7 +190,7 @@ inline ImageTransform eval_transform(const std::string& name, int image_size = 0
             name, "'");
   const int size = image_size ? image_size : 224;
   const int resize = resize_size ? resize_size : (size * 8 + 3) / 7;
-  if (name == "folder") return detail::folder_transform(false, resize, size, channels);
+  if (name == "folder" || name == "list") return detail::folder_transform(false, resize, size, channels);
   return ImageTransform::imagenet_eval(resize, size);
 }
 
@@ -256,6 +261,79 @@ inline Split folder_protocol(const ProtocolOptions& opt) {
   return out;
 }
 
+// The label count of a DeepHash list: the fields of its first entry, less the path.
+inline int list_label_count(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw IoError(vts::detail::concat("cannot open list file '", path, "' for reading"));
+  std::string line;
+  for (int64_t line_no = 1; std::getline(in, line); ++line_no) {
+    std::istringstream fields(line);
+    int count = 0;
+    for (std::string field; fields >> field;) ++count;
+    if (count == 0) continue;
+    if (count < 2)
+      throw IoError(vts::detail::concat(path, ":", line_no, ": expected an image path and its labels (0 or 1, one ",
+                                        "per class), found 1 field"));
+    return count - 1;
+  }
+  throw IoError(vts::detail::concat("list file '", path, "': expected at least one entry, found none"));
+}
+
+// One class name per line (blank lines ignored), exactly `classes` of them, each once.
+inline std::vector<std::string> read_class_names(const std::string& path, int classes) {
+  std::ifstream in(path);
+  if (!in) throw IoError(vts::detail::concat("cannot open class names file '", path, "' for reading"));
+  std::vector<std::string> names;
+  for (std::string line; std::getline(in, line);) {
+    const size_t b = line.find_first_not_of(" \t\r");
+    if (b == std::string::npos) continue;
+    std::string name = line.substr(b, line.find_last_not_of(" \t\r") - b + 1);
+    if (std::find(names.begin(), names.end(), name) != names.end())
+      throw IoError(vts::detail::concat("class names file '", path, "': '", name, "' appears twice"));
+    names.push_back(std::move(name));
+  }
+  if (static_cast<int>(names.size()) != classes)
+    throw IoError(vts::detail::concat("class names file '", path, "': expected ", classes,
+                                      " names (one per label column of the lists), found ", names.size()));
+  return names;
+}
+
+// The list protocol: your own DeepHash lists, any number of classes, an image may have several.
+// data_dir holds train.txt, test.txt (the queries) and database.txt, a path and C labels of 0/1 per
+// line; C is train.txt's first entry's label count, and every line of the three files must have as
+// many. An optional classes.txt names the label columns, one per line. The images go through the
+// folder protocol's transforms (grey for channels 1); mAP ranks the whole database.
+inline Split list_protocol(const ProtocolOptions& opt) {
+  VTS_CHECK(!opt.data_dir.empty(), "list: expected ProtocolOptions::data_dir to name the folder holding train.txt, "
+                                   "test.txt and database.txt, found an empty path");
+  VTS_CHECK(opt.query_per_class == 0 && opt.train_per_class == 0,
+            "list: the split is the one train.txt, test.txt and database.txt list; expected no per-class counts, "
+            "found ", opt.query_per_class, " query and ", opt.train_per_class, " train");
+  const int size = opt.image_size ? opt.image_size : 224;
+  const int resize = opt.resize_size ? opt.resize_size : (size * 8 + 3) / 7;
+  const int channels = opt.channels ? opt.channels : 3;
+  const ImageTransform eval_t = folder_transform(false, resize, size, opt.channels);  // checks channels first
+  const ImageTransform train_t = folder_transform(true, resize, size, opt.channels);
+  const std::filesystem::path dir(opt.data_dir);
+  const int classes = list_label_count((dir / "train.txt").string());
+  const std::string root = opt.image_root.empty() ? opt.data_dir : opt.image_root;
+  const auto cache = protocol_cache(opt);
+  auto load = [&](const char* file, const ImageTransform& t) {
+    auto ds = std::make_shared<ListDataset>(read_list_file((dir / file).string(), classes), root, t, channels);
+    ds->set_cache(cache);
+    return ds;
+  };
+  Split out;
+  out.name = "list";
+  out.topk = -1;
+  out.num_classes = classes;
+  if (std::filesystem::exists(dir / "classes.txt")) out.class_names = read_class_names((dir / "classes.txt").string(), classes);
+  out.train = load("train.txt", opt.train_augment.value_or(true) ? train_t : eval_t);
+  out.query = load("test.txt", eval_t);
+  out.database = load("database.txt", eval_t);
+  return out;
+}
+
 }  // namespace detail
 
 // Builds a protocol by name (see protocol_names()). Throws vts::Error for an unknown name or bad
@@ -268,10 +346,13 @@ inline Split folder_protocol(const ProtocolOptions& opt) {
 //   list datasets  train.txt / test.txt (query) / database.txt; C and topk per spec §1.4.
 //   folder         your own images, <data_dir>/<class>/<image>: per class 10 % query (at least
 //                  one), the rest train; database = all but the queries; topk = -1.
+//   list           your own lists: train.txt / test.txt (query) / database.txt with any number
+//                  of classes (multi-label allowed), optional classes.txt; topk = -1.
 inline Split make_protocol(const std::string& name, const ProtocolOptions& opt = {}) {
   VTS_CHECK(opt.image_size >= 0 && opt.resize_size >= 0, "make_protocol: expected sizes >= 0, found image_size ",
             opt.image_size, " and resize_size ", opt.resize_size);
   if (name == "folder") return detail::folder_protocol(opt);
+  if (name == "list") return detail::list_protocol(opt);
   if (name == "fashion-mnist") {
     const int size = opt.image_size ? opt.image_size : 28;
     auto pool = load_fashion_mnist(opt.data_dir.empty() ? std::string(kFashionMnistDir) : opt.data_dir);
