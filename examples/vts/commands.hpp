@@ -20,6 +20,7 @@ Run add_encode_command(CLI::App& app);    // encode.cpp
 Run add_search_command(CLI::App& app);    // search.cpp
 Run add_export_command(CLI::App& app);    // search.cpp
 Run add_evaluate_command(CLI::App& app);  // evaluate.cpp
+Run add_info_command(CLI::App& app);      // info.cpp
 
 inline double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -21,6 +21,8 @@ int main(int argc, char** argv) {
   CLI::App* evaluate = app.add_subcommand("evaluate", "mAP, P@k and precision-recall of a query index against a "
                                                      "database index (both labelled)");
   runs[evaluate] = vts::cli::add_evaluate_command(*evaluate);
+  CLI::App* info = app.add_subcommand("info", "what an index file or a checkpoint holds: model, codes, classes");
+  runs[info] = vts::cli::add_info_command(*info);
   CLI::App* exp = app.add_subcommand("export", "export an index's codes for FAISS or Milvus");
   runs[exp] = vts::cli::add_export_command(*exp);
   try {

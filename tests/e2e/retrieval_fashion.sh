@@ -3,7 +3,7 @@
 # the query split and a folder of PGM files cut from the test set, `vts search` by image file and
 # by dataset source, several queries at once (--queries, --json), `vts evaluate` (it must give the
 # training run's mAP), `vts export` to FAISS and Milvus, `vts encode --update` of a changed folder,
-# and check that bad input is refused.
+# `vts info`, and check that bad input is refused.
 #   - a query item searched by its own source is found at distance 0 (same transform, same codes);
 #   - a PGM file and the IDX record it was cut from give the same code;
 #   - the neighbours of 10 test images share their class in at least 60 % of the top 10
@@ -190,6 +190,12 @@ grep -q "8 unchanged (codes kept), 2 new, 0 changed, 0 removed" "$out/u5.txt" ||
 "$vts" encode --model "$run" --images "$out/library2" --out "$out/fresh2.vtsidx" --quiet >/dev/null
 "$vts" export --index "$out/fresh2.vtsidx" --format milvus --out "$out/m_fresh2" >/dev/null
 cmp -s "$out/m_library2/vectors.npy" "$out/m_fresh2/vectors.npy" || fail "the continued update differs from a fresh encode"
+# `vts info` says what an index and a checkpoint hold.
+"$vts" info "$out/db.vtsidx" "$out/library.vtsidx" "$run" >"$out/info.txt"
+grep -q "holds: the database split of fashion-mnist" "$out/info.txt" && grep -q "labels: 10 classes" "$out/info.txt" &&
+  grep -q "holds: image files, encoded" "$out/info.txt" && grep -q "^  epoch [0-9]*, mAP 0\." "$out/info.txt" ||
+  { cat "$out/info.txt"; fail "vts info"; }
+expect_error "expected a vts index file" "$vts" info "$out/t10k-labels.raw"
 expect_error "another model" "$vts" encode --model "$out/other.safetensors" --images "$out/library" \
   --out "$out/library.vtsidx" --update --quiet
 expect_error "does not record when" "$vts" encode --model "$run" --images "$out/library" --out "$out/db.vtsidx" \

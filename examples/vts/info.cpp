@@ -1,0 +1,152 @@
+// `vts info`: what an index file or a checkpoint holds — the model that made it, the codes, the
+// classes, where the images came from — without loading a model or searching anything.
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "commands.hpp"
+#include "model.hpp"
+#include "vts/index/index_file.hpp"
+#include "vts/io/checkpoint.hpp"
+
+namespace vts::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct InfoArgs {
+  std::vector<std::string> paths;
+  bool json = false;  // the fingerprint or metadata as stored, instead of the summary
+};
+
+bool is_index_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  char magic[8] = {};
+  return in.read(magic, sizeof magic) && std::string(magic, sizeof magic) == "VTSINDEX";
+}
+
+std::string utc_time(int64_t ns) {
+  const std::time_t t = static_cast<std::time_t>(ns / 1000000000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return buf;
+}
+
+std::string joined(const std::vector<std::string>& names) {
+  std::string s;
+  for (const std::string& n : names) s += (s.empty() ? "" : ", ") + n;
+  return s;
+}
+
+std::string describe(const ModelIdentity& id) {
+  char crc[16];
+  std::snprintf(crc, sizeof crc, "%08x", id.weights_crc32);
+  return id.config + ", " + id.head + " head, " + id.loss + ", " + std::to_string(id.bits) + " bits, trained on " +
+         id.dataset + " (" + std::to_string(id.image) + " px, " + std::to_string(id.channels) + " channel" +
+         (id.channels == 1 ? "" : "s") + (id.flip_average ? ", flip-averaged codes" : "") + "), weights CRC-32 " + crc;
+}
+
+void index_info(const std::string& path, bool json) {
+  const index::IndexFile idx = index::open_index_file(path);  // checks the layout and the CRC
+  if (json) {
+    std::printf("%s\n", nlohmann::json::parse(idx.fingerprint()).dump(2).c_str());
+    return;
+  }
+  const IndexFingerprint fp = parse_index_fingerprint(idx.fingerprint(), path);
+  const IndexContents& c = fp.contents;
+  std::printf("index %s: %lld codes of %lld bits, %.1f MB, checksums valid\n", path.c_str(),
+              static_cast<long long>(idx.size()), static_cast<long long>(idx.bits()),
+              static_cast<double>(fs::file_size(path)) / 1e6);
+  std::printf("  model: %s\n", describe(fp.identity).c_str());
+  if (!fp.checkpoint.empty())
+    std::printf("  checkpoint: %s%s\n", fp.checkpoint.c_str(), fs::exists(fp.checkpoint) ? "" : " (no longer there)");
+  if (!c.dataset.empty())
+    std::printf("  holds: the %s split of %s\n", c.split.c_str(), c.dataset.c_str());
+  else if (c.encode_started_ns >= 0)
+    std::printf("  holds: image files, encoded %s (vts encode --update keeps the codes of files unchanged since)\n",
+                utc_time(c.encode_started_ns).c_str());
+  if (!idx.has_labels())
+    std::printf("  labels: none\n");
+  else if (c.class_names.empty())
+    std::printf("  labels: %lld classes (numbered)\n", static_cast<long long>(idx.num_classes()));
+  else
+    std::printf("  labels: %lld classes: %s\n", static_cast<long long>(idx.num_classes()),
+                joined(c.class_names).c_str());
+  if (idx.size() > 0)
+    std::printf("  sources: %.*s ... %.*s\n", static_cast<int>(idx.path(0).size()), idx.path(0).data(),
+                static_cast<int>(idx.path(idx.size() - 1).size()), idx.path(idx.size() - 1).data());
+}
+
+void checkpoint_info(const std::string& path, bool json) {
+  const io::CheckpointReader ckpt(path);
+  const nlohmann::json& m = ckpt.metadata();
+  if (json) {
+    std::printf("%s\n", m.dump(2).c_str());
+    return;
+  }
+  int64_t parameters = 0;
+  for (const auto& [name, t] : ckpt.file().tensors())
+    if (name.starts_with("model.")) parameters += t.numel();
+  std::printf("checkpoint %s: %zu tensors, %lld model parameters, %.1f MB\n", path.c_str(), ckpt.file().size(),
+              static_cast<long long>(parameters), static_cast<double>(fs::file_size(path)) / 1e6);
+  auto text = [&](const char* key) -> std::string {
+    if (!m.contains(key)) return "?";
+    return m[key].is_string() ? m[key].get<std::string>() : m[key].dump();
+  };
+  std::printf("  model: %s, %s head, %s, %s bits, trained on %s (seed %s)\n", text("config").c_str(),
+              text("head").c_str(), text("loss").c_str(), text("bits").c_str(), text("dataset").c_str(),
+              text("seed").c_str());
+  if (m.contains("map") && m["map"].is_number())  // best.safetensors: the evaluation it is the best of
+    std::printf("  epoch %s, mAP %.4f\n", text("epoch").c_str(), m["map"].get<double>());
+  else if (m.contains("best_map") && m["best_map"].is_number())  // last.safetensors: the state to resume
+    std::printf("  epoch %s (the run's best: mAP %.4f at epoch %s)\n", text("epoch").c_str(),
+                m["best_map"].get<double>(), text("best_epoch").c_str());
+  if (m.contains("split") && m["split"].is_object()) {
+    const nlohmann::json& s = m["split"];
+    auto count = [&](const char* key) { return s.contains(key) ? s[key].dump() : std::string("?"); };
+    std::printf("  split: %s train / %s query / %s database, %s classes\n", count("train").c_str(),
+                count("query").c_str(), count("database").c_str(), count("classes").c_str());
+    if (s.contains("class_names"))
+      std::printf("  classes: %s\n", joined(s["class_names"].get<std::vector<std::string>>()).c_str());
+  }
+}
+
+int run_info(const InfoArgs& a) {
+  for (size_t i = 0; i < a.paths.size(); ++i) {
+    std::string path = a.paths[i];
+    if (fs::is_directory(path)) path = (fs::path(path) / "best.safetensors").string();  // a vts train folder
+    if (i > 0 && !a.json) std::printf("\n");
+    if (is_index_file(path)) {
+      index_info(path, a.json);
+      continue;
+    }
+    try {
+      checkpoint_info(path, a.json);
+    } catch (const IoError& e) {
+      throw IoError(std::string(e.what()) + "; expected a vts index file (it would start with VTSINDEX), a vts " +
+                    "checkpoint, or a vts train output folder");
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+Run add_info_command(CLI::App& app) {
+  auto a = std::make_shared<InfoArgs>();
+  app.add_option("paths", a->paths, "index files (vts encode), checkpoints or vts train output folders")
+      ->required()->check(CLI::ExistingPath);
+  app.add_flag("--json", a->json, "print the index's fingerprint or the checkpoint's metadata as stored");
+  return [a] { return run_info(*a); };
+}
+
+}  // namespace vts::cli
