@@ -9,12 +9,14 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <numeric>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -73,7 +75,7 @@ class SkipUnreadable final : public data::Dataset {
 struct EncodeArgs {
   std::string model, out;
   std::string split = "database";
-  std::string images;  // a folder of images, or a DeepHash list file with --classes
+  std::string images;  // a folder of images, a DeepHash list file, or a list of image paths
   int classes = 0;
   bool class_folders = false;  // --images DIR holds DIR/<class>/<image>: labels from the folders
   std::string dataset, data_dir, image_root;
@@ -148,6 +150,40 @@ UpdatePlan plan_update(const index::IndexFile& previous, const std::string& path
   return plan;
 }
 
+// The label count of a list file's first entry: the 0/1 fields after its path; 0 when any field
+// after the first is not 0 or 1 (a list of paths, which may hold blanks) or there is none.
+int list_entry_labels(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw IoError("cannot open the list file '" + path + "' for reading");
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream fields(line);
+    std::vector<std::string> f;
+    for (std::string field; fields >> field;) f.push_back(field);
+    if (f.empty()) continue;
+    const bool labels = std::all_of(f.begin() + 1, f.end(), [](const std::string& x) { return x == "0" || x == "1"; });
+    return labels ? static_cast<int>(f.size()) - 1 : 0;
+  }
+  throw IoError("list file '" + path + "': expected at least one entry (an image path, and its labels if any), "
+                "found none");
+}
+
+// A list of image paths, one per line (surrounding blanks trimmed; blank lines skipped).
+data::ListFile read_path_list(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw IoError("cannot open the list file '" + path + "' for reading");
+  data::ListFile list;
+  list.path = path;
+  int64_t line_no = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++line_no;
+    const size_t b = line.find_first_not_of(" \t\r");
+    if (b == std::string::npos) continue;
+    list.images.push_back(line.substr(b, line.find_last_not_of(" \t\r") - b + 1));
+    list.lines.push_back(line_no);
+  }
+  return list;
+}
+
 // What `vts encode` encodes: image files (--images, a folder or a list file) or a split of a
 // dataset protocol, with what the index's fingerprint says about them.
 struct EncodeSource {
@@ -170,9 +206,13 @@ EncodeSource encode_source(const EncodeArgs& a, const HashModel& model, int64_t 
     } else {
       VTS_CHECK(!a.class_folders, "--class-folders needs --images to be a folder (DIR/<class>/<image>), found the "
                                   "file '", a.images, "'");
-      VTS_CHECK(a.classes > 0, "--images '", a.images, "' is a file: expected --classes C for a DeepHash list "
-                               "(a path and C labels of 0/1 per line), or a folder of images");
-      list = data::read_list_file(a.images, a.classes);
+      // A DeepHash list (a path and C labels of 0/1 per line; C from --classes or from the first
+      // entry), or a plain list of image paths, one per line.
+      const int classes = a.classes > 0 ? a.classes : list_entry_labels(a.images);
+      list = classes > 0 ? data::read_list_file(a.images, classes) : read_path_list(a.images);
+      if (const fs::path names = fs::path(a.images).parent_path() / "classes.txt"; classes > 0 && fs::exists(names))
+        list.class_names = data::detail::read_class_names(names.string(), classes);  // as --dataset list does
+      contents.class_names = list.class_names;
       root = a.image_root.empty() ? fs::path(a.images).parent_path().string() : a.image_root;
     }
     root = absolute_or_empty(root.empty() ? "." : root);
@@ -358,9 +398,11 @@ Run add_encode_command(CLI::App& app) {
       ->required()->check(CLI::ExistingPath);
   app.add_option("--out", a->out, "index file to write")->required();
   auto* images = app.add_option("--images", a->images,
-                                "a folder of images (searched recursively), or a DeepHash list file with --classes")
+                                "a folder of images (searched recursively), a DeepHash list file (a path and 0/1 "
+                                "labels per line; names from classes.txt beside it), or a file of image paths")
                      ->check(CLI::ExistingPath);
-  app.add_option("--classes", a->classes, "label count of a --images list file")->check(CLI::PositiveNumber);
+  app.add_option("--classes", a->classes, "label count of a --images list file (default: its first entry's)")
+      ->check(CLI::PositiveNumber);
   app.add_flag("--class-folders", a->class_folders,
                "--images DIR holds DIR/<class>/<image>: every image, labelled by its folder (names kept for vts "
                "search)")

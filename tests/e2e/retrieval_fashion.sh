@@ -48,6 +48,17 @@ for i in 0 1 2 3 4 5 6 7 8 9; do
   { printf 'P5\n28 28\n255\n'; cut_bytes "$out/t10k-images.raw" $((16 + 784 * i)) 784; } >"$out/pgm/img$i.pgm"
 done
 "$vts" encode --model "$run" --images "$out/pgm" --out "$out/pgm.vtsidx" --quiet
+# Lists: plain paths (one with a blank in its name), and a DeepHash list whose label count is read
+# from its first entry, with classes.txt beside it naming the columns.
+cp "$out/pgm/img1.pgm" "$out/my photo.pgm"
+printf '%s\n' "$out/pgm/img0.pgm" "  $out/my photo.pgm  " "" >"$out/paths.txt"
+"$vts" encode --model "$run" --images "$out/paths.txt" --out "$out/paths.vtsidx" --quiet >"$out/paths_enc.txt"
+grep -q "wrote 2 codes of 64 bits to" "$out/paths_enc.txt" || { cat "$out/paths_enc.txt"; fail "list of paths"; }
+printf 'img0.pgm 1 0\nimg1.pgm 0 1\nimg2.pgm 1 1\n' >"$out/pgm/labelled.txt"
+printf 'top\nbottom\n' >"$out/pgm/classes.txt"
+"$vts" encode --model "$run" --images "$out/pgm/labelled.txt" --out "$out/labelled.vtsidx" --quiet >/dev/null
+"$vts" info "$out/labelled.vtsidx" | grep -q "labels: 2 classes: top, bottom" || fail "list labels or class names"
+rm "$out/pgm/labelled.txt" "$out/pgm/classes.txt"
 cp -r "$out/pgm" "$out/library"  # for `vts encode --update` at the end
 cp -r "$out/pgm" "$out/library2"
 library_made=$(date +%s.%N)
