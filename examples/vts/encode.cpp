@@ -283,7 +283,12 @@ int run_encode(const EncodeArgs& a) {
   std::vector<int64_t> to_encode;
   std::optional<index::IndexFile> previous;
   if (a.update && fs::exists(a.out)) {
-    previous.emplace(index::open_index_file(a.out));
+    try {
+      previous.emplace(index::open_index_file(a.out));
+    } catch (const IoError& e) {
+      throw IoError(std::string(e.what()) + "; --update starts from the index at --out: remove or move it to "
+                    "encode every image afresh");
+    }
     UpdatePlan plan = plan_update(*previous, a.out, *model, *ds);
     std::printf("update of %s: %lld unchanged (codes kept), %lld new, %lld changed, %lld removed\n", a.out.c_str(),
                 static_cast<long long>(plan.kept), static_cast<long long>(plan.added),

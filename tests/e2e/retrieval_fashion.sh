@@ -209,6 +209,9 @@ grep -q "holds: the database split of fashion-mnist" "$out/info.txt" && grep -q 
 expect_error "expected a vts index file" "$vts" info "$out/t10k-labels.raw"
 expect_error "another model" "$vts" encode --model "$out/other.safetensors" --images "$out/library" \
   --out "$out/library.vtsidx" --update --quiet
+head -c 500 "$out/library.vtsidx" >"$out/cut_library.vtsidx"
+expect_error "remove or move it to encode every image afresh" "$vts" encode --model "$run" --images "$out/library" \
+  --out "$out/cut_library.vtsidx" --update --quiet
 expect_error "does not record when" "$vts" encode --model "$run" --images "$out/library" --out "$out/db.vtsidx" \
   --update --quiet
 echo "retrieval end to end: ok"
