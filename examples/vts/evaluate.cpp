@@ -110,7 +110,7 @@ int run_evaluate(const EvaluateArgs& a) {
   if (!(q.fp.identity == db.fp.identity))
     throw Error("the query index '" + a.queries + "' and the database index '" + a.database +
                 "' were encoded by different models (their codes are not comparable):" +
-                identity_difference(q.fp.identity, db.fp.identity));
+                identity_difference(q.fp.identity, db.fp.identity, "queries", "database"));
   const AlignedLabels labels = align_labels(q, db);
 
   // A protocol's own query and database splits are scored as `vts train` scores them.

@@ -155,11 +155,13 @@ IndexFingerprint parse_index_fingerprint(std::string_view fingerprint, const std
   return out;
 }
 
-std::string identity_difference(const ModelIdentity& index_model, const ModelIdentity& model) {
-  const nlohmann::json w = index_model.to_json(), g = model.to_json();
+std::string identity_difference(const ModelIdentity& first, const ModelIdentity& second,
+                                const std::string& first_name, const std::string& second_name) {
+  const nlohmann::json w = first.to_json(), g = second.to_json();
   std::string diff;
   for (const auto& [key, value] : w.items())
-    if (g[key] != value) diff += " " + key + ": index " + value.dump() + ", model " + g[key].dump() + ";";
+    if (g[key] != value)
+      diff += " " + key + ": " + first_name + " " + value.dump() + ", " + second_name + " " + g[key].dump() + ";";
   return diff;
 }
 

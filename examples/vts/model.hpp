@@ -79,8 +79,9 @@ struct IndexFingerprint {
 };
 IndexFingerprint parse_index_fingerprint(std::string_view fingerprint, const std::string& index_path);
 
-// The fields in which a model's identity differs from the one an index was encoded with, as
-// " field: index <value>, model <value>;" for each.
-std::string identity_difference(const ModelIdentity& index_model, const ModelIdentity& model);
+// The fields in which two identities differ, as " field: <first_name> <value>, <second_name> <value>;"
+// for each (by default the model an index was encoded with, then a model offered for it).
+std::string identity_difference(const ModelIdentity& first, const ModelIdentity& second,
+                                const std::string& first_name = "index", const std::string& second_name = "model");
 
 }  // namespace vts::cli
