@@ -3,12 +3,14 @@
 // the function that runs it once the command line has been parsed.
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <thread>
 
 #include <CLI/CLI.hpp>
 
+#include "vts/core/error.hpp"
 #include "vts/io/atomic_file.hpp"
 
 namespace vts::cli {
@@ -24,6 +26,17 @@ Run add_info_command(CLI::App& app);      // info.cpp
 
 inline double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// `p` absolute and lexically normal, the way indexes and checkpoints record paths ("" stays "").
+inline std::string absolute_path(const std::string& p) {
+  return p.empty() ? p : std::filesystem::absolute(p).lexically_normal().string();
+}
+
+// --gemm chooses how CUDA GEMMs run; given without --device cuda it would silently do nothing.
+inline void check_gemm_needs_cuda(const std::string& device, const std::string& gemm, bool gemm_given) {
+  if (device != "cuda" && gemm_given)
+    throw Error("--gemm " + gemm + " applies to --device cuda; the CPU GEMMs are Eigen's fp32");
 }
 
 // Writes a text file whole or not at all (temporary file, then rename).

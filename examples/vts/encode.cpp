@@ -9,14 +9,12 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <numeric>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -37,8 +35,6 @@ namespace vts::cli {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string absolute_or_empty(const std::string& p) { return p.empty() ? p : fs::absolute(p).lexically_normal().string(); }
 
 // --skip-unreadable: an image that cannot be read or decoded goes through the model as a blank and
 // is remembered, so that its row can be left out of the index, instead of stopping the encode.
@@ -119,7 +115,7 @@ struct UpdatePlan {
 // are whole seconds or two). Refuses an index of another model, or one that does not record when
 // it was encoded (a dataset split, or one written before --update existed).
 UpdatePlan plan_update(const index::IndexFile& previous, const std::string& path, const HashModel& model,
-                       const data::Dataset& ds) {
+                       const std::vector<std::string>& sources) {
   const IndexFingerprint fp = parse_index_fingerprint(previous.fingerprint(), path);
   if (!(fp.identity == model.identity()))
     throw Error("--update: index '" + path + "' was encoded by another model (its codes would not be comparable):" +
@@ -131,57 +127,23 @@ UpdatePlan plan_update(const index::IndexFile& previous, const std::string& path
   for (int64_t r = 0; r < previous.size(); ++r) row_of.emplace(previous.path(r), r);
   constexpr int64_t margin_ns = 2'000'000'000;
   UpdatePlan plan;
-  plan.previous_row.assign(static_cast<size_t>(ds.size()), -1);
-  for (int64_t i = 0; i < ds.size(); ++i) {
-    const std::string source = ds.source(i);
+  plan.previous_row.assign(sources.size(), -1);
+  for (size_t i = 0; i < sources.size(); ++i) {
+    const std::string& source = sources[i];
     const auto it = row_of.find(source);
     if (it == row_of.end()) {
       ++plan.added;
     } else if (change_time_ns(source) >= fp.contents.encode_started_ns - margin_ns) {
       ++plan.changed;
     } else {
-      plan.previous_row[static_cast<size_t>(i)] = it->second;
+      plan.previous_row[i] = it->second;
       ++plan.kept;
       continue;
     }
-    plan.to_encode.push_back(i);
+    plan.to_encode.push_back(static_cast<int64_t>(i));
   }
   plan.removed = previous.size() - plan.kept - plan.changed;
   return plan;
-}
-
-// The label count of a list file's first entry: the 0/1 fields after its path; 0 when any field
-// after the first is not 0 or 1 (a list of paths, which may hold blanks) or there is none.
-int list_entry_labels(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw IoError("cannot open the list file '" + path + "' for reading");
-  for (std::string line; std::getline(in, line);) {
-    std::istringstream fields(line);
-    std::vector<std::string> f;
-    for (std::string field; fields >> field;) f.push_back(field);
-    if (f.empty()) continue;
-    const bool labels = std::all_of(f.begin() + 1, f.end(), [](const std::string& x) { return x == "0" || x == "1"; });
-    return labels ? static_cast<int>(f.size()) - 1 : 0;
-  }
-  throw IoError("list file '" + path + "': expected at least one entry (an image path, and its labels if any), "
-                "found none");
-}
-
-// A list of image paths, one per line (surrounding blanks trimmed; blank lines skipped).
-data::ListFile read_path_list(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw IoError("cannot open the list file '" + path + "' for reading");
-  data::ListFile list;
-  list.path = path;
-  int64_t line_no = 0;
-  for (std::string line; std::getline(in, line);) {
-    ++line_no;
-    const size_t b = line.find_first_not_of(" \t\r");
-    if (b == std::string::npos) continue;
-    list.images.push_back(line.substr(b, line.find_last_not_of(" \t\r") - b + 1));
-    list.lines.push_back(line_no);
-  }
-  return list;
 }
 
 // What `vts encode` encodes: image files (--images, a folder or a list file) or a split of a
@@ -208,21 +170,21 @@ EncodeSource encode_source(const EncodeArgs& a, const HashModel& model, int64_t 
                                   "file '", a.images, "'");
       // A DeepHash list (a path and C labels of 0/1 per line; C from --classes or from the first
       // entry), or a plain list of image paths, one per line.
-      const int classes = a.classes > 0 ? a.classes : list_entry_labels(a.images);
-      list = classes > 0 ? data::read_list_file(a.images, classes) : read_path_list(a.images);
+      const int classes = a.classes > 0 ? a.classes : data::list_first_entry(a.images).labels;
+      list = classes > 0 ? data::read_list_file(a.images, classes) : data::read_path_list(a.images);
       if (const fs::path names = fs::path(a.images).parent_path() / "classes.txt"; classes > 0 && fs::exists(names))
-        list.class_names = data::detail::read_class_names(names.string(), classes);  // as --dataset list does
+        list.class_names = data::read_class_names(names.string(), classes);  // as --dataset list does
       contents.class_names = list.class_names;
       root = a.image_root.empty() ? fs::path(a.images).parent_path().string() : a.image_root;
     }
-    root = absolute_or_empty(root.empty() ? "." : root);
+    root = absolute_path(root.empty() ? "." : root);
     ds = std::make_shared<data::ListDataset>(list, root, model.transform(), static_cast<int>(id.channels));
     contents.encode_started_ns = started_ns;
     what = a.images;
   } else {
     data::ProtocolOptions popt;
-    popt.data_dir = absolute_or_empty(a.data_dir);
-    popt.image_root = absolute_or_empty(a.image_root);
+    popt.data_dir = absolute_path(a.data_dir);
+    popt.image_root = absolute_path(a.image_root);
     popt.seed = a.seed >= 0 ? static_cast<uint64_t>(a.seed) : model.seed();
     popt.image_size = static_cast<int>(id.image);
     popt.channels = static_cast<int>(id.channels);
@@ -277,6 +239,8 @@ int run_encode(const EncodeArgs& a) {
   // The index's rows in listing order: codes kept from the previous index (--update) and codes
   // encoded now; has_code[i] once row i has one.
   index::PackedCodes codes(n, id.bits);
+  std::vector<std::string> sources(static_cast<size_t>(n));  // of every row: for --update, and the index
+  for (int64_t i = 0; i < n; ++i) sources[static_cast<size_t>(i)] = ds->source(i);
   const auto bytes = static_cast<size_t>(codes.code_bytes());
   std::vector<uint8_t> has_code(static_cast<size_t>(n), 0);
   std::map<int64_t, std::string> unreadable;  // --skip-unreadable: rows left out, with the reason
@@ -289,7 +253,7 @@ int run_encode(const EncodeArgs& a) {
       throw IoError(std::string(e.what()) + "; --update starts from the index at --out: remove or move it to "
                     "encode every image afresh");
     }
-    UpdatePlan plan = plan_update(*previous, a.out, *model, *ds);
+    UpdatePlan plan = plan_update(*previous, a.out, *model, sources);
     std::printf("update of %s: %lld unchanged (codes kept), %lld new, %lld changed, %lld removed\n", a.out.c_str(),
                 static_cast<long long>(plan.kept), static_cast<long long>(plan.added),
                 static_cast<long long>(plan.changed), static_cast<long long>(plan.removed));
@@ -321,7 +285,7 @@ int run_encode(const EncodeArgs& a) {
       std::memcpy(part.data() + j * bytes, codes.data() + i * bytes, bytes);
       std::copy_n(all_labels.begin() + static_cast<ptrdiff_t>(i * classes), classes,
                   part_labels.begin() + static_cast<ptrdiff_t>(j * classes));
-      paths[j] = ds->source(rows[j]);
+      paths[j] = sources[i];
     }
     index::Labels labels;
     if (classes > 0) labels = index::Labels::from_multi_hot(part_labels, static_cast<int64_t>(classes));
@@ -446,8 +410,7 @@ Run add_encode_command(CLI::App& app) {
   app.add_flag("--quiet", a->quiet, "no progress line");
   return [a, gemm, workers] {
     if (workers->count() == 0) a->workers = default_workers(a->device);
-    if (a->device != "cuda" && gemm->count() > 0)
-      throw Error("--gemm " + a->gemm + " applies to --device cuda; the CPU GEMMs are Eigen's fp32");
+    check_gemm_needs_cuda(a->device, a->gemm, gemm->count() > 0);
     return run_encode(*a);
   };
 }

@@ -179,8 +179,8 @@ int run_evaluate(const EvaluateArgs& a) {
     m["database"] = db.file.size();
     m["queries_in_database"] = shared;
     if (!labels.names.empty()) m["classes"] = labels.names;
-    m["query_index"] = fs::absolute(a.queries).lexically_normal().string();
-    m["database_index"] = fs::absolute(a.database).lexically_normal().string();
+    m["query_index"] = absolute_path(a.queries);
+    m["database_index"] = absolute_path(a.database);
     m["model"] = q.fp.identity.to_json();
     m["seconds"] = seconds_since(t0);
     write_text((fs::path(a.out) / "metrics.json").string(), m.dump(2) + "\n");

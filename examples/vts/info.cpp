@@ -2,6 +2,7 @@
 // classes, where the images came from — without loading a model or searching anything.
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -28,8 +29,8 @@ struct InfoArgs {
 
 bool is_index_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  char magic[8] = {};
-  return in.read(magic, sizeof magic) && std::string(magic, sizeof magic) == "VTSINDEX";
+  char magic[sizeof index::kIndexMagic] = {};
+  return in.read(magic, sizeof magic) && std::memcmp(magic, index::kIndexMagic, sizeof magic) == 0;
 }
 
 std::string utc_time(int64_t ns) {

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 
+#include "commands.hpp"
 #include "model_impl.hpp"
 #include "vts/data/protocol.hpp"
 #if defined(VTS_WITH_CUDA)
@@ -96,7 +97,7 @@ std::unique_ptr<HashModel> load_hash_model(const std::string& path_in, const std
       throw IoError("model folder '" + path_in + "': expected a vts train output folder holding best.safetensors, "
                     "found none");
   }
-  path = fs::absolute(path).lexically_normal().string();
+  path = absolute_path(path);
   io::CheckpointReader ckpt(path);
   const nlohmann::json& m = ckpt.metadata();
   auto field = [&](const char* key) -> std::string {

@@ -61,11 +61,6 @@ struct SearchArgs {
   std::string gemm = "fp32";
 };
 
-std::string trimmed(const std::string& s) {
-  const size_t b = s.find_first_not_of(" \t\r\n");
-  return b == std::string::npos ? std::string() : s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1);
-}
-
 // The queries: every --image in order, then what --queries names — each image below a folder
 // (sorted, as `vts encode --images` lists them), or the lines of a text file, one image file or
 // dataset source (file#record) per line, blank lines skipped.
@@ -90,7 +85,7 @@ std::vector<std::string> query_sources(const SearchArgs& a) {
     if (line.find('\0') != std::string::npos)
       throw IoError("query list '" + a.queries + "', line " + std::to_string(line_number) +
                     ": expected text (one image file or file#record per line), found a NUL byte");
-    if (std::string q = trimmed(line); !q.empty()) sources.push_back(std::move(q));
+    if (std::string q = data::detail::trim_blanks(line); !q.empty()) sources.push_back(std::move(q));
   }
   if (in.bad()) throw IoError("reading the query list '" + a.queries + "' failed");
   if (sources.size() == before)
@@ -101,7 +96,7 @@ std::vector<std::string> query_sources(const SearchArgs& a) {
 // A query as the index spells its sources: an absolute, normalised path, with its #record.
 std::string comparable_source(const std::string& query) {
   const data::SourceRef ref = data::parse_source(query);
-  const std::string file = fs::absolute(ref.file).lexically_normal().string();
+  const std::string file = absolute_path(ref.file);
   return ref.record >= 0 ? file + "#" + std::to_string(ref.record) : file;
 }
 
@@ -383,8 +378,7 @@ Run add_search_command(CLI::App& app) {
   auto* gemm = app.add_option("--gemm", a->gemm, "cuda: the GEMMs in fp32 (default), or on tf32 / bf16 tensor cores")
                    ->check(CLI::IsMember({"fp32", "tf32", "bf16"}))->capture_default_str();
   return [a, image, queries, gallery, workers, gemm] {
-    if (a->device != "cuda" && gemm->count() > 0)
-      throw Error("--gemm " + a->gemm + " applies to --device cuda; the CPU GEMMs are Eigen's fp32");
+    check_gemm_needs_cuda(a->device, a->gemm, gemm->count() > 0);
     if (image->count() == 0 && queries->count() == 0)
       throw Error("vts search: expected a query: --image FILE (repeatable) or --queries DIR|LIST, found neither");
     a->gallery_given = gallery->count() > 0;

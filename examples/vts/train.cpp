@@ -268,8 +268,7 @@ Run add_train_command(CLI::App& app) {
                   (a->dataset == "folder"              ? "the folder of class folders, DIR/<class>/<image>"
                    : a->dataset.starts_with("cifar10") ? "the folder of data_batch_1.bin ... test_batch.bin"
                                                        : "the folder holding train.txt, test.txt and database.txt"));
-    if (a->device != "cuda" && gemm->count() > 0)
-      throw Error("--gemm " + a->gemm + " applies to --device cuda; the CPU GEMMs are Eigen's fp32");
+    check_gemm_needs_cuda(a->device, a->gemm, gemm->count() > 0);
     if (a->device != "cuda" && a->precision == "bf16")
       throw Error("--precision bf16 needs --device cuda; the CPU computes in fp32");
     if (a->precision == "bf16" && gemm->count() > 0)

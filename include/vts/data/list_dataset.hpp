@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -76,6 +77,76 @@ inline ListFile read_list_file(const std::string& path, int num_classes) {
   if (list.images.empty())
     throw IoError(vts::detail::concat("list file '", path, "': expected at least one entry, found none"));
   return list;
+}
+
+namespace detail {
+// `s` without the blanks (spaces, tabs, CR, LF) around it.
+inline std::string trim_blanks(std::string_view s) {
+  const size_t b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string_view::npos) return {};
+  return std::string(s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1));
+}
+}  // namespace detail
+
+// A list file's first entry (blank lines skipped): its line, its field count, and its labels — the
+// fields after the path when they are all 0 or 1, else 0 (a path alone, or a list of paths that
+// hold blanks). Throws vts::IoError when the file cannot be read or holds no entry.
+struct ListFirstEntry {
+  int64_t line = 0;
+  int fields = 0;
+  int labels = 0;
+};
+inline ListFirstEntry list_first_entry(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw IoError(vts::detail::concat("cannot open list file '", path, "' for reading"));
+  std::string line;
+  for (int64_t line_no = 1; std::getline(in, line); ++line_no) {
+    std::istringstream split(line);
+    std::vector<std::string> f;
+    for (std::string field; split >> field;) f.push_back(field);
+    if (f.empty()) continue;
+    const bool labels = std::all_of(f.begin() + 1, f.end(), [](const std::string& x) { return x == "0" || x == "1"; });
+    return {line_no, static_cast<int>(f.size()), labels ? static_cast<int>(f.size()) - 1 : 0};
+  }
+  throw IoError(vts::detail::concat("list file '", path, "': expected at least one entry, found none"));
+}
+
+// A list of image paths, one per line (blanks around a path trimmed, blank lines skipped), as an
+// unlabelled ListFile. Throws vts::IoError when the file cannot be read or lists nothing.
+inline ListFile read_path_list(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw IoError(vts::detail::concat("cannot open list file '", path, "' for reading"));
+  ListFile list;
+  list.path = path;
+  int64_t line_no = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++line_no;
+    if (std::string p = detail::trim_blanks(line); !p.empty()) {
+      list.images.push_back(std::move(p));
+      list.lines.push_back(line_no);
+    }
+  }
+  if (list.images.empty())
+    throw IoError(vts::detail::concat("list file '", path, "': expected at least one image path, found none"));
+  return list;
+}
+
+// Class names, one per line (blank lines ignored): exactly `classes` of them, each once.
+inline std::vector<std::string> read_class_names(const std::string& path, int classes) {
+  std::ifstream in(path);
+  if (!in) throw IoError(vts::detail::concat("cannot open class names file '", path, "' for reading"));
+  std::vector<std::string> names;
+  for (std::string line; std::getline(in, line);) {
+    std::string name = detail::trim_blanks(line);
+    if (name.empty()) continue;
+    if (std::find(names.begin(), names.end(), name) != names.end())
+      throw IoError(vts::detail::concat("class names file '", path, "': '", name, "' appears twice"));
+    names.push_back(std::move(name));
+  }
+  if (static_cast<int>(names.size()) != classes)
+    throw IoError(vts::detail::concat("class names file '", path, "': expected ", classes,
+                                      " names (one per label column of the lists), found ", names.size()));
+  return names;
 }
 
 namespace detail {

@@ -4,10 +4,8 @@
 // from ProtocolOptions::seed, so a seed names a split.
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -261,43 +259,6 @@ inline Split folder_protocol(const ProtocolOptions& opt) {
   return out;
 }
 
-// The label count of a DeepHash list: the fields of its first entry, less the path.
-inline int list_label_count(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw IoError(vts::detail::concat("cannot open list file '", path, "' for reading"));
-  std::string line;
-  for (int64_t line_no = 1; std::getline(in, line); ++line_no) {
-    std::istringstream fields(line);
-    int count = 0;
-    for (std::string field; fields >> field;) ++count;
-    if (count == 0) continue;
-    if (count < 2)
-      throw IoError(vts::detail::concat(path, ":", line_no, ": expected an image path and its labels (0 or 1, one ",
-                                        "per class), found 1 field"));
-    return count - 1;
-  }
-  throw IoError(vts::detail::concat("list file '", path, "': expected at least one entry, found none"));
-}
-
-// One class name per line (blank lines ignored), exactly `classes` of them, each once.
-inline std::vector<std::string> read_class_names(const std::string& path, int classes) {
-  std::ifstream in(path);
-  if (!in) throw IoError(vts::detail::concat("cannot open class names file '", path, "' for reading"));
-  std::vector<std::string> names;
-  for (std::string line; std::getline(in, line);) {
-    const size_t b = line.find_first_not_of(" \t\r");
-    if (b == std::string::npos) continue;
-    std::string name = line.substr(b, line.find_last_not_of(" \t\r") - b + 1);
-    if (std::find(names.begin(), names.end(), name) != names.end())
-      throw IoError(vts::detail::concat("class names file '", path, "': '", name, "' appears twice"));
-    names.push_back(std::move(name));
-  }
-  if (static_cast<int>(names.size()) != classes)
-    throw IoError(vts::detail::concat("class names file '", path, "': expected ", classes,
-                                      " names (one per label column of the lists), found ", names.size()));
-  return names;
-}
-
 // The list protocol: your own DeepHash lists, any number of classes, an image may have several.
 // data_dir holds train.txt, test.txt (the queries) and database.txt, a path and C labels of 0/1 per
 // line; C is train.txt's first entry's label count, and every line of the three files must have as
@@ -315,7 +276,13 @@ inline Split list_protocol(const ProtocolOptions& opt) {
   const ImageTransform eval_t = folder_transform(false, resize, size, opt.channels);  // checks channels first
   const ImageTransform train_t = folder_transform(true, resize, size, opt.channels);
   const std::filesystem::path dir(opt.data_dir);
-  const int classes = list_label_count((dir / "train.txt").string());
+  const std::string train_list = (dir / "train.txt").string();
+  const ListFirstEntry first = list_first_entry(train_list);
+  if (first.labels == 0)
+    throw IoError(vts::detail::concat(train_list, ":", first.line, ": expected an image path and its labels (0 or 1, ",
+                                      "one per class), found ", first.fields, first.fields == 1 ? " field" : " fields",
+                                      first.fields == 1 ? "" : " that are not all 0 or 1 after the path"));
+  const int classes = first.labels;
   const std::string root = opt.image_root.empty() ? opt.data_dir : opt.image_root;
   const auto cache = protocol_cache(opt);
   auto load = [&](const char* file, const ImageTransform& t) {
@@ -327,7 +294,8 @@ inline Split list_protocol(const ProtocolOptions& opt) {
   out.name = "list";
   out.topk = -1;
   out.num_classes = classes;
-  if (std::filesystem::exists(dir / "classes.txt")) out.class_names = read_class_names((dir / "classes.txt").string(), classes);
+  if (std::filesystem::exists(dir / "classes.txt"))
+    out.class_names = read_class_names((dir / "classes.txt").string(), classes);
   out.train = load("train.txt", opt.train_augment.value_or(true) ? train_t : eval_t);
   out.query = load("test.txt", eval_t);
   out.database = load("database.txt", eval_t);
