@@ -2,8 +2,22 @@
 // GEMM on the CPU through Eigen: C = alpha · A·B + beta · C for row-major C. A and B may be
 // row-major or column-major views (a transpose is a free change of layout), with any leading
 // stride; the element stride inside a row or column must be 1.
+//
+// Built with VTS_WITH_OPENBLAS (the vts::blas CMake target, -DVTS_BLAS=ON), float and double
+// GEMMs go to OpenBLAS's cblas_?gemm instead: 1.3-1.5x Eigen 3.4's speed at the ViT shapes on
+// AVX-512 (docs/perf.md, "CPU GEMM: Eigen or OpenBLAS"). It must be OpenBLAS's OpenMP build:
+// that one shares the OpenMP threads of everything else here and runs single-threaded when
+// called inside a parallel region; the pthread build's own thread pool fights OpenMP's spinning
+// workers (a 2-thread training step ran 2-7x slower). Operands OpenBLAS cannot take (a dimension
+// past 32-bit BLAS integers, a leading stride shorter than a row) still go through Eigen.
 #include <Eigen/Core>
+#include <algorithm>
+#include <climits>
 #include <cstdint>
+#include <type_traits>
+#if defined(VTS_WITH_OPENBLAS)
+#include <cblas.h>
+#endif
 
 #include "vts/backend/cpu/reduce.hpp"
 #include "vts/backend/cpu/strided.hpp"
@@ -32,7 +46,68 @@ void with_eigen(const MatrixRef<T>& m, F&& f) {
                 ", cols stride " + std::to_string(m.col_stride) + "); make it contiguous first");
   }
 }
+#if defined(VTS_WITH_OPENBLAS)
+// An operand as CBLAS sees it in row-major order: element (i, j) at data[i·ld + j] (NoTrans) or
+// at data[j·ld + i] (Trans, a column-major view). ld must be at least the row (column) length.
+struct BlasOperand {
+  CBLAS_TRANSPOSE trans;
+  int ld;
+};
+
+inline bool fits_blas_int(int64_t x) { return 0 <= x && x <= INT_MAX; }
+
+template <class T>
+bool blas_operand(const MatrixRef<T>& m, BlasOperand& out) {
+  if (m.col_stride == 1 || m.cols == 1) {  // rows of unit stride
+    const int64_t ld = m.rows == 1 ? std::max<int64_t>(m.cols, 1) : m.row_stride;
+    if (ld >= std::max<int64_t>(m.cols, 1) && fits_blas_int(ld)) {
+      out = {CblasNoTrans, static_cast<int>(ld)};
+      return true;
+    }
+  }
+  if (m.row_stride == 1 || m.rows == 1) {  // columns of unit stride
+    const int64_t ld = m.cols == 1 ? std::max<int64_t>(m.rows, 1) : m.col_stride;
+    if (ld >= std::max<int64_t>(m.rows, 1) && fits_blas_int(ld)) {
+      out = {CblasTrans, static_cast<int>(ld)};
+      return true;
+    }
+  }
+  return false;
+}
+
+// C = alpha·A·B + beta·C through cblas_sgemm / cblas_dgemm; false when the operands do not fit
+// CBLAS (the caller then uses Eigen). Needs a.rows, b.cols, a.cols > 0. With beta = 0, C is
+// written without being read, as Eigen's noalias assignment does.
+template <class T>
+bool blas_gemm(const MatrixRef<T>& a, const MatrixRef<T>& b, T* c, int64_t ldc, T alpha, T beta) {
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+    BlasOperand ab{}, bb{};
+    if (!fits_blas_int(a.rows) || !fits_blas_int(b.cols) || !fits_blas_int(a.cols) ||
+        !fits_blas_int(ldc) || ldc < b.cols || !blas_operand(a, ab) || !blas_operand(b, bb))
+      return false;
+    const int m = static_cast<int>(a.rows), n = static_cast<int>(b.cols), k = static_cast<int>(a.cols);
+    if constexpr (std::is_same_v<T, float>)
+      cblas_sgemm(CblasRowMajor, ab.trans, bb.trans, m, n, k, alpha, a.data, ab.ld, b.data, bb.ld, beta, c,
+                  static_cast<int>(ldc));
+    else
+      cblas_dgemm(CblasRowMajor, ab.trans, bb.trans, m, n, k, alpha, a.data, ab.ld, b.data, bb.ld, beta, c,
+                  static_cast<int>(ldc));
+    return true;
+  } else {
+    return false;
+  }
+}
+#endif
 }  // namespace detail
+
+// Whether float and double GEMMs go to OpenBLAS (a build with vts::blas) rather than Eigen.
+inline constexpr bool gemm_uses_openblas() {
+#if defined(VTS_WITH_OPENBLAS)
+  return true;
+#else
+  return false;
+#endif
+}
 
 template <class T>
 void gemm(Device, const MatrixRef<T>& a, const MatrixRef<T>& b, T* c, int64_t ldc, T alpha, T beta) {
@@ -45,6 +120,9 @@ void gemm(Device, const MatrixRef<T>& a, const MatrixRef<T>& b, T* c, int64_t ld
     if (beta == T(0)) cm.setZero(); else cm *= beta;
     return;
   }
+#if defined(VTS_WITH_OPENBLAS)
+  if (detail::blas_gemm(a, b, c, ldc, alpha, beta)) return;
+#endif
   detail::with_eigen(a, [&](const auto& am) {
     detail::with_eigen(b, [&](const auto& bm) {
       if (beta == T(0)) {
