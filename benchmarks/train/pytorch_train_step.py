@@ -7,8 +7,12 @@ random input, timed the same way (median of --steps after --warmup). Prints one 
 
 On CUDA the step is timed between two synchronisations; --precision bf16 runs the model under
 torch.autocast(bfloat16) with fp32 weights and Adam state (the usual mixed-precision recipe), the
-loss in fp32. --attention sdpa uses F.scaled_dot_product_attention (PyTorch's fused kernels, the
-default on CUDA); manual is the explicit softmax(QK^T)V of eager code (the default on the CPU).
+loss in fp32. --attention sdpa uses F.scaled_dot_product_attention (PyTorch's fused kernels; the
+default wherever it exists, PyTorch >= 2.0); manual is the explicit softmax(QK^T)V of eager code
+(the default on older PyTorch, such as Debian's 1.13).
+
+--mode encode times what vts_bench_train --mode encode does: the forward alone, model.eval()
+(dropout off) under torch.inference_mode(), the outputs copied to the host (autocast as above).
 """
 import argparse
 import json
@@ -91,6 +95,33 @@ class HashViT(nn.Module):
         return self.head(x.flatten(1))
 
 
+def report(a, model, attention, times, extra):
+    times.sort()
+    med = times[len(times) // 2]
+    print(json.dumps({"impl": "pytorch", **extra, "torch": torch.__version__,
+                      "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "all"), "device": a.device,
+                      "precision": a.precision, "attention": attention,
+                      "gpu": torch.cuda.get_device_name() if a.device == "cuda" else None, "config": a.config, "batch": a.batch,
+                      "threads": torch.get_num_threads(), "steps": a.steps, "step_ms_median": round(med, 3),
+                      "step_ms_min": round(times[0], 3), "imgs_per_s": round(1000 * a.batch / med, 2),
+                      "params": sum(p.numel() for p in model.parameters())}))
+
+
+def encode(a, model, x, attention):
+    model.eval()
+    times = []
+    with torch.inference_mode():
+        for s in range(a.warmup + a.steps):
+            t0 = time.perf_counter()
+            with torch.autocast(a.device, dtype=torch.bfloat16, enabled=a.precision == "bf16"):
+                u = model(x)
+            u.cpu()  # waits for the device, as the codes are read back
+            dt = (time.perf_counter() - t0) * 1000
+            if s >= a.warmup:
+                times.append(dt)
+    report(a, model, attention, times, {"mode": "encode"})
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--config", default="tiny", choices=CONFIGS)
@@ -101,13 +132,14 @@ def main():
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     p.add_argument("--attention", default=None, choices=["manual", "sdpa"])
+    p.add_argument("--mode", default="train", choices=["train", "encode"])
     a = p.parse_args()
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     if a.device == "cuda" and not torch.cuda.is_available():
         print("pytorch_train_step: --device cuda but torch sees no GPU", file=sys.stderr)
         sys.exit(77)
-    attention = a.attention or ("sdpa" if a.device == "cuda" else "manual")
+    attention = a.attention or ("sdpa" if hasattr(F, "scaled_dot_product_attention") else "manual")
     if attention == "sdpa" and not hasattr(F, "scaled_dot_product_attention"):
         print(f"pytorch_train_step: --attention sdpa needs PyTorch >= 2.0, this is {torch.__version__}", file=sys.stderr)
         sys.exit(2)
@@ -115,9 +147,12 @@ def main():
     dev = torch.device(a.device)
     image, channels, *_ = CONFIGS[a.config]
     model = HashViT(*CONFIGS[a.config], sdpa=attention == "sdpa").to(dev)
+    x = torch.randn(a.batch, channels, image, image, device=dev)
+    if a.mode == "encode":
+        encode(a, model, x, attention)
+        return
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    x = torch.randn(a.batch, channels, image, image, device=dev)
     centers = torch.randint(0, 2, (a.batch, 64), device=dev).float()
     use_bf16 = a.precision == "bf16"
 
@@ -140,15 +175,7 @@ def main():
         dt = (time.perf_counter() - t0) * 1000
         if s >= a.warmup:
             times.append(dt)
-    times.sort()
-    med = times[len(times) // 2]
-    print(json.dumps({"impl": "pytorch", "torch": torch.__version__,
-                      "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "all"), "device": a.device,
-                      "precision": a.precision, "attention": attention,
-                      "gpu": torch.cuda.get_device_name() if a.device == "cuda" else None, "config": a.config, "batch": a.batch,
-                      "threads": torch.get_num_threads(), "steps": a.steps, "step_ms_median": round(med, 3),
-                      "step_ms_min": round(times[0], 3), "imgs_per_s": round(1000 * a.batch / med, 2),
-                      "params": sum(p.numel() for p in model.parameters())}))
+    report(a, model, attention, times, {"mode": "train"})
 
 
 if __name__ == "__main__":

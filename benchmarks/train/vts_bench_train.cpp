@@ -17,6 +17,9 @@
 // --cuda-graphs (CUDA) replays the network's forward and backward from captured CUDA graphs
 // (vts/nn/captured.hpp; the loss and Adam stay op by op): the first step runs op by op, the second
 // captures. The JSON then gives the graphs' recorded operations ("graph_nodes").
+// --mode encode times what `vts encode` does per batch instead of a training step: the network's
+// forward in evaluation mode (dropout off) with no graph recorded, and its outputs copied to the
+// host. The peer script's --mode encode does the same under torch.inference_mode().
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -55,6 +58,7 @@ struct Args {
   std::string gemm = "tf32";  // CUDA fp32 GEMMs: tf32, bf16 (tensor cores on fp32 data) or fp32
   std::string precision = "fp32";  // fp32 | bf16 (CUDA)
   bool cuda_graphs = false;
+  std::string mode = "train";  // train | encode
 };
 
 Args parse(int argc, char** argv) {
@@ -90,11 +94,12 @@ Args parse(int argc, char** argv) {
     else if (flag == "--gemm") a.gemm = value();
     else if (flag == "--precision") a.precision = value();
     else if (flag == "--cuda-graphs") a.cuda_graphs = true;
+    else if (flag == "--mode") a.mode = value();
     else {
       std::fprintf(stderr,
                    "usage: vts_bench_train [--config tiny|small|b16|b32] [--batch B] [--steps S] [--warmup W] "
                    "[--threads T] [--device cpu|cuda] [--gemm tf32|bf16|fp32] [--precision fp32|bf16] "
-                   "[--profile-steps K] [--cuda-graphs]\n"
+                   "[--profile-steps K] [--cuda-graphs] [--mode train|encode]\n"
                    "unknown flag: %s\n",
                    flag.c_str());
       std::exit(2);
@@ -102,6 +107,14 @@ Args parse(int argc, char** argv) {
   }
   if (a.gemm != "tf32" && a.gemm != "bf16" && a.gemm != "fp32") {
     std::fprintf(stderr, "vts_bench_train: --gemm must be tf32, bf16 or fp32, got '%s'\n", a.gemm.c_str());
+    std::exit(2);
+  }
+  if (a.mode != "train" && a.mode != "encode") {
+    std::fprintf(stderr, "vts_bench_train: --mode must be train or encode, got '%s'\n", a.mode.c_str());
+    std::exit(2);
+  }
+  if (a.mode == "encode" && a.cuda_graphs) {
+    std::fprintf(stderr, "vts_bench_train: --cuda-graphs captures training steps; it does not apply to --mode encode\n");
     std::exit(2);
   }
   if (a.precision != "fp32" && a.precision != "bf16") {
@@ -228,6 +241,52 @@ class GraphedStep {
 #endif
 };
 
+// The "gemm" field of the JSON: which library multiplies matrices (CPU) or the CUDA GEMM mode.
+template <class T, class D>
+const char* gemm_name(const Args& a) {
+  if constexpr (vts::is_cpu_v<D>) return vts::cpu::gemm_uses_openblas() ? "openblas" : "eigen";
+  else return std::is_same_v<T, vts::bf16> ? "bf16" : a.gemm.c_str();
+}
+
+// Times for one batch of --mode encode as ms, sorted: --warmup untimed batches, then --steps timed.
+template <class Batch>
+std::vector<double> time_batches(const Args& a, Batch&& batch) {
+  std::vector<double> ms;
+  for (int s = 0; s < a.warmup + a.steps; ++s) {
+    const auto t0 = std::chrono::steady_clock::now();
+    batch();
+    const double dt = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    if (s >= a.warmup) ms.push_back(dt);
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms;
+}
+
+// --mode encode: hash::encode's work for one batch (evaluation mode, no graph, outputs to the
+// host, which also waits for the device).
+template <class Config, class T, class D, class Net>
+int run_encode(const Args& a, Net& net, vts::Generator& gen) {
+  using namespace vts;
+  auto x = Tensor<T, D>::empty(Shape{a.batch, Config::channels, Config::image, Config::image});
+  nn::init::normal_(x, 0.0, 1.0, gen);
+  NoGradGuard no_grad;
+  nn::Context ctx{false, &gen};
+  double checksum = 0;  // of the outputs, so that no part of the work can be skipped
+  const std::vector<double> ms = time_batches(a, [&] {
+    const std::vector<T> u = net.forward(x, ctx).to_vector();
+    checksum += static_cast<double>(static_cast<float>(u.front()));
+  });
+  const double median = ms[ms.size() / 2];
+  std::printf(
+      "{\"impl\": \"vts\", \"mode\": \"encode\", \"device\": \"%s\", \"precision\": \"%s\", \"gemm\": \"%s\", \"config\": \"%s\", "
+      "\"batch\": %lld, \"threads\": %d, \"steps\": %d, \"step_ms_median\": %.3f, \"step_ms_min\": %.3f, "
+      "\"imgs_per_s\": %.2f, \"params\": %lld, \"checksum\": %.6g}\n",
+      D::name, std::is_same_v<T, bf16> ? "bf16" : "fp32", gemm_name<T, D>(a), a.config.c_str(),
+      static_cast<long long>(a.batch), vts::cpu::max_threads(), a.steps, median, ms.front(), 1000.0 * static_cast<double>(a.batch) / median,
+      static_cast<long long>(nn::parameter_count(net)), checksum);
+  return 0;
+}
+
 // T: the network's element type (float, or bf16 with fp32 masters in the optimizer). The loss is
 // always computed in fp32.
 template <class Config, class T, class D>
@@ -235,6 +294,7 @@ int run(const Args& a) {
   using namespace vts;
   Generator gen(7);
   hash::HashNetwork<nn::ViT<Config, T, D>, hash::AllTokenHead<1024, T, D>> net(64, gen);
+  if (a.mode == "encode") return run_encode<Config, T, D>(a, net, gen);
   hash::loss::Config cfg;
   cfg.bits = 64;
   cfg.classes = 10;
@@ -274,10 +334,10 @@ int run(const Args& a) {
   std::sort(ms.begin(), ms.end());
   const double median = ms[ms.size() / 2];
   std::printf(
-      "{\"impl\": \"vts\", \"device\": \"%s\", \"precision\": \"%s\", \"gemm\": \"%s\", \"config\": \"%s\", \"batch\": %lld, \"threads\": %d, \"steps\": %d, \"step_ms_median\": %.3f, "
+      "{\"impl\": \"vts\", \"mode\": \"train\", \"device\": \"%s\", \"precision\": \"%s\", \"gemm\": \"%s\", \"config\": \"%s\", \"batch\": %lld, \"threads\": %d, \"steps\": %d, \"step_ms_median\": %.3f, "
       "\"step_ms_min\": %.3f, \"imgs_per_s\": %.2f, \"params\": %lld%s%s}\n",
       D::name, std::is_same_v<T, bf16> ? "bf16" : "fp32",
-      is_cpu_v<D> ? "eigen" : (std::is_same_v<T, bf16> ? "bf16" : a.gemm.c_str()), a.config.c_str(), static_cast<long long>(a.batch), vts::cpu::max_threads(), a.steps, median, ms.front(),
+      gemm_name<T, D>(a), a.config.c_str(), static_cast<long long>(a.batch), vts::cpu::max_threads(), a.steps, median, ms.front(),
       1000.0 * static_cast<double>(a.batch) / median, static_cast<long long>(nn::parameter_count(net)),
       epilogue_fallbacks_field<D>().c_str(), graphed.json_field().c_str());
   if (a.profile_steps > 0) print_profile<D>(a, std::is_same_v<T, bf16> ? "bf16" : "fp32", step);

@@ -1,0 +1,48 @@
+#!/usr/bin/env python3
+"""Markdown table of compare_cpu.sh's JSON lines: per mode, config, batch and threads, the median
+step time of each VTS build (named by its GEMM library) and of the PyTorch peer (its faster run,
+with or without OMP_WAIT_POLICY=PASSIVE), and VTS ÷ peer for each build.
+
+    benchmarks/train/compare_cpu.sh build build-blas > cpu.jsonl
+    python3 benchmarks/train/summarize_cpu.py cpu.jsonl
+"""
+import json
+import sys
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit("usage: summarize_cpu.py FILE.jsonl")
+    groups, builds = {}, []
+    with open(sys.argv[1]) as f:
+        for number, line in enumerate(f, 1):
+            line = line.strip()
+            if not line.startswith("{"):
+                continue
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError as e:
+                sys.exit(f"summarize_cpu.py: {sys.argv[1]}:{number}: not JSON ({e})")
+            key = (r.get("mode", "train"), r["config"], r["batch"], r["threads"])
+            g = groups.setdefault(key, {"peer": None})
+            ms = r["step_ms_median"]
+            if r["impl"] == "pytorch":
+                g["peer"] = ms if g["peer"] is None else min(g["peer"], ms)
+            else:
+                name = r.get("gemm", "vts")
+                builds += [name] if name not in builds else []
+                g[name] = ms
+    head = ["mode", "config", "batch", "threads"] + [f"VTS ({b}) ms" for b in builds] + ["PyTorch ms"]
+    head += [f"VTS ({b}) ÷ PyTorch" for b in builds]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * 4 + "---:|" * (len(head) - 4))
+    for (mode, config, batch, threads), g in groups.items():
+        cells = [mode, config, str(batch), str(threads)]
+        cells += [f"{g[b]:,.1f}" if b in g else "–" for b in builds]
+        cells.append(f"{g['peer']:,.1f}" if g["peer"] else "–")
+        cells += [f"**{g[b] / g['peer']:.2f}**" if b in g and g["peer"] else "–" for b in builds]
+        print("| " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
