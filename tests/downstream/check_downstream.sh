@@ -13,7 +13,9 @@ cmake --install "$work/vts-build" >/dev/null
 cmake -S "$src/tests/downstream/project" -B "$work/pkg" "${gen[@]}" -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
 cmake --build "$work/pkg" >/dev/null
 "$work/pkg/downstream"
+if [[ -x $work/pkg/downstream_blas ]]; then "$work/pkg/downstream_blas"; fi
 cmake -S "$src/tests/downstream/project" -B "$work/sub" "${gen[@]}" -DVTS_USE=subdirectory \
   -DVTS_SOURCE_DIR="$src" -DVTS_CUDA=OFF >/dev/null
 cmake --build "$work/sub" >/dev/null
 "$work/sub/downstream"
+if [[ -x $work/sub/downstream_blas ]]; then "$work/sub/downstream_blas"; fi

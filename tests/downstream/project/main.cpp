@@ -20,6 +20,6 @@ int main() {
     b.copy_(b.detach() - 0.1f * b.grad());
   }
   const float wv = w.item(), bv = b.item();
-  std::printf("w = %.4f, b = %.4f\n", wv, bv);
+  std::printf("w = %.4f, b = %.4f (GEMMs: %s)\n", wv, bv, vts::cpu::gemm_uses_openblas() ? "OpenBLAS" : "Eigen");
   return std::fabs(wv - 3) < 1e-3 && std::fabs(bv + 1) < 1e-3 ? 0 : 1;
 }
