@@ -208,8 +208,20 @@ void cuda_update_master(const F& f, Buf<float>& m, const Buf<bf16>& g, Buf<bf16>
                             b[I].data()...);
 }
 
+// ‖v‖₂ in double.
+inline double norm2(const std::vector<float>& v) {
+  double s = 0;
+  for (const float x : v) s += double(x) * double(x);
+  return std::sqrt(s);
+}
+
 // Runs `steps` updates of f on the CPU and on the GPU from the same state, then compares: once on
 // fp32 parameters, once in the mixed-precision form (fp32 masters, bf16 gradients and parameters).
+// A state buffer that sums gradients of both signs (Adam's m, centred RMSprop's mean) can cancel to
+// a small fraction of its terms, and then the two devices' different roundings (FMA contraction)
+// are large relative to it: at n = 1, m = -3.14444e-4 on the CPU against -3.14437e-4 on vts-emu
+// failed the 1e-5 bound once in CI. So each buffer's error is measured against the larger of its
+// norm and the norm the same updates give with |g|, the size of its terms before cancelling.
 template <class F, size_t NB>
 void check_optim(const F& f, size_t n, int steps, uint64_t seed) {
   const auto seq = std::make_index_sequence<NB>{};
@@ -219,6 +231,9 @@ void check_optim(const F& f, size_t n, int steps, uint64_t seed) {
   std::vector<bf16> pb(n);
   const std::vector<std::vector<float>> zeros(NB, std::vector<float>(n, 0.0f));  // as the optimizers start them
   std::vector<std::vector<float>> bufs = zeros, mbufs = zeros;
+  std::vector<float> p_abs = p0, m_abs = p0;  // the same updates on |g|: the buffers' term sizes
+  std::vector<bf16> pb_abs(n);
+  std::vector<std::vector<float>> bufs_abs = zeros, mbufs_abs = zeros;
   Buf<float> dp(p0), dm(p0);
   Buf<bf16> dpb(n);
   std::vector<Buf<float>> dbufs, dmbufs;
@@ -236,12 +251,16 @@ void check_optim(const F& f, size_t n, int steps, uint64_t seed) {
     dpb.poison();
     cpu_update_master(f, m, gb, pb, mbufs, seq);
     cuda_update_master(f, dm, dgb, dpb, dmbufs, seq);
+    std::vector<float> g_abs = g;
+    for (float& x : g_abs) x = std::abs(x);
+    cpu_update(f, p_abs, g_abs, bufs_abs, seq);
+    cpu_update_master(f, m_abs, to_bf16(g_abs), pb_abs, mbufs_abs, seq);
   }
   CHECK(rel_err(dp.download(), p) < kTolF32);
-  for (size_t k = 0; k < NB; ++k) CHECK(rel_err(dbufs[k].download(), bufs[k]) < kTolF32);
+  for (size_t k = 0; k < NB; ++k) CHECK(rel_err(dbufs[k].download(), bufs[k], norm2(bufs_abs[k])) < kTolF32);
   const auto got_master = dm.download();
   CHECK(rel_err(got_master, m) < kTolF32);
-  for (size_t k = 0; k < NB; ++k) CHECK(rel_err(dmbufs[k].download(), mbufs[k]) < kTolF32);
+  for (size_t k = 0; k < NB; ++k) CHECK(rel_err(dmbufs[k].download(), mbufs[k], norm2(mbufs_abs[k])) < kTolF32);
   // The bf16 parameters are the rounding of the updated masters, element for element.
   const auto got_param = dpb.download();
   for (size_t i = 0; i < n; ++i) REQUIRE(got_param[i].bits == bf16(got_master[i]).bits);
