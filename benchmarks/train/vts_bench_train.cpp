@@ -248,6 +248,14 @@ const char* gemm_name(const Args& a) {
   else return std::is_same_v<T, vts::bf16> ? "bf16" : a.gemm.c_str();
 }
 
+// On the CPU, the GEMM library with its version and kernels (cpu::gemm_library()) as a JSON field:
+// an OpenBLAS build's speed depends on which kernels it picked; nothing on CUDA.
+template <class D>
+std::string gemm_library_field() {
+  if constexpr (vts::is_cpu_v<D>) return ", \"gemm_library\": \"" + vts::cpu::gemm_library() + "\"";
+  else return "";
+}
+
 // Times for one batch of --mode encode as ms, sorted: --warmup untimed batches, then --steps timed.
 template <class Batch>
 std::vector<double> time_batches(const Args& a, Batch&& batch) {
@@ -280,10 +288,10 @@ int run_encode(const Args& a, Net& net, vts::Generator& gen) {
   std::printf(
       "{\"impl\": \"vts\", \"mode\": \"encode\", \"device\": \"%s\", \"precision\": \"%s\", \"gemm\": \"%s\", \"config\": \"%s\", "
       "\"batch\": %lld, \"threads\": %d, \"steps\": %d, \"step_ms_median\": %.3f, \"step_ms_min\": %.3f, "
-      "\"imgs_per_s\": %.2f, \"params\": %lld, \"checksum\": %.6g}\n",
+      "\"imgs_per_s\": %.2f, \"params\": %lld, \"checksum\": %.6g%s}\n",
       D::name, std::is_same_v<T, bf16> ? "bf16" : "fp32", gemm_name<T, D>(a), a.config.c_str(),
       static_cast<long long>(a.batch), vts::cpu::max_threads(), a.steps, median, ms.front(), 1000.0 * static_cast<double>(a.batch) / median,
-      static_cast<long long>(nn::parameter_count(net)), checksum);
+      static_cast<long long>(nn::parameter_count(net)), checksum, gemm_library_field<D>().c_str());
   return 0;
 }
 
@@ -335,11 +343,11 @@ int run(const Args& a) {
   const double median = ms[ms.size() / 2];
   std::printf(
       "{\"impl\": \"vts\", \"mode\": \"train\", \"device\": \"%s\", \"precision\": \"%s\", \"gemm\": \"%s\", \"config\": \"%s\", \"batch\": %lld, \"threads\": %d, \"steps\": %d, \"step_ms_median\": %.3f, "
-      "\"step_ms_min\": %.3f, \"imgs_per_s\": %.2f, \"params\": %lld%s%s}\n",
+      "\"step_ms_min\": %.3f, \"imgs_per_s\": %.2f, \"params\": %lld%s%s%s}\n",
       D::name, std::is_same_v<T, bf16> ? "bf16" : "fp32",
       gemm_name<T, D>(a), a.config.c_str(), static_cast<long long>(a.batch), vts::cpu::max_threads(), a.steps, median, ms.front(),
       1000.0 * static_cast<double>(a.batch) / median, static_cast<long long>(nn::parameter_count(net)),
-      epilogue_fallbacks_field<D>().c_str(), graphed.json_field().c_str());
+      epilogue_fallbacks_field<D>().c_str(), graphed.json_field().c_str(), gemm_library_field<D>().c_str());
   if (a.profile_steps > 0) print_profile<D>(a, std::is_same_v<T, bf16> ? "bf16" : "fp32", step);
   return 0;
 }

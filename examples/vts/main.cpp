@@ -6,9 +6,36 @@
 #include <string>
 
 #include "commands.hpp"
+#include "vts/backend/cpu/gemm.hpp"
+#if defined(VTS_WITH_CUDA)
+#include "vts/backend/cuda/runtime.hpp"
+#endif
+
+namespace {
+
+// `vts --version`: what this build is, which is what a timing or a bug report needs to name.
+std::string version_text() {
+  std::string s = std::string("vts ") + VTS_PROGRAM_VERSION + "\nCPU GEMMs: " + vts::cpu::gemm_library() +
+                  "\nmodel configs built: " + VTS_TRAIN_CONFIGS_BUILT + "\nCUDA backend: ";
+#if defined(VTS_WITH_CUDA)
+  s += "built in; device: ";
+  if (vts::cuda::available()) {
+    const auto& d = vts::cuda::device_info();
+    s += d.name + " (sm_" + std::to_string(d.major) + std::to_string(d.minor) + ")";
+  } else {
+    s += "none found";
+  }
+#else
+  s += "not built (no nvcc at configure time, or -DVTS_CUDA=OFF)";
+#endif
+  return s;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"VTS: Vision Transformer Hashing — train, evaluate and search binary codes"};
+  app.set_version_flag("--version", version_text, "print the version, the CPU GEMM library and the CUDA device, and exit");
   app.require_subcommand(0, 1);
   std::map<CLI::App*, vts::cli::Run> runs;
   CLI::App* train = app.add_subcommand("train", "train a hashing model and evaluate it (the default command)");

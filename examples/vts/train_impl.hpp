@@ -208,11 +208,12 @@ int run(const TrainArgs& a) {
 
   std::filesystem::create_directories(a.out);
   std::printf("vts train: %s (%s head), %s loss, %lld bits, %s: %lld train / %lld query / %lld database, %d classes, "
-              "%s, %d threads\n",
+              "%s, %d threads%s\n",
               Config::name, Head::name, Loss::name, static_cast<long long>(a.bits), a.dataset.c_str(),
               static_cast<long long>(split.train->size()), static_cast<long long>(split.query->size()),
               static_cast<long long>(split.database->size()), classes,
-              (std::string(D::name) + (std::is_same_v<T, bf16> ? " bf16" : "")).c_str(), cpu::max_threads());
+              (std::string(D::name) + (std::is_same_v<T, bf16> ? " bf16" : "")).c_str(), cpu::max_threads(),
+              is_cpu_v<D> ? (", GEMMs: " + cpu::gemm_library()).c_str() : "");
   if (!split.class_names.empty()) {
     std::string names;
     for (const auto& n : split.class_names) names += (names.empty() ? "" : ", ") + n;
@@ -327,7 +328,8 @@ int run(const TrainArgs& a) {
   }
   if (start_epoch >= a.epochs) evaluate(a.epochs);  // nothing left to train (or --epochs 0)
 
-  record.write_outputs({.device = D::name, .gemm = is_cpu_v<D> ? "eigen" : (std::is_same_v<T, bf16> ? "bf16" : a.gemm),
+  record.write_outputs({.device = D::name, .gemm = is_cpu_v<D> ? (cpu::gemm_uses_openblas() ? "openblas" : "eigen")
+                                                                    : (std::is_same_v<T, bf16> ? "bf16" : a.gemm),
                         .topk = topk, .classes = classes, .class_names = split.class_names, .train_size = split.train->size(),
                         .query_size = split.query->size(), .database_size = split.database->size(),
                         .query_labels = query_labels, .db_labels = db_labels, .start = t_start});

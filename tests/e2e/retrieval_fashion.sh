@@ -3,7 +3,7 @@
 # the query split and a folder of PGM files cut from the test set, `vts search` by image file and
 # by dataset source, several queries at once (--queries, --json), `vts evaluate` (it must give the
 # training run's mAP), `vts export` to FAISS and Milvus, `vts encode --update` of a changed folder,
-# `vts info`, and check that bad input is refused.
+# `vts info`, `vts --version`, and check that bad input is refused.
 #   - a query item searched by its own source is found at distance 0 (same transform, same codes);
 #   - a PGM file and the IDX record it was cut from give the same code;
 #   - the neighbours of 10 test images share their class in at least 60 % of the top 10
@@ -17,6 +17,11 @@ data=${VTS_FASHION_DIR:-/usr/share/datasets/fashion-mnist}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
+
+# `vts --version` names the build's GEMM library (and exits 0 without running anything).
+"$vts" --version >"$out/version.txt" || fail "vts --version exited $?"
+grep -q '^vts [0-9]' "$out/version.txt" && grep -Eq '^CPU GEMMs: (Eigen|OpenBLAS) ' "$out/version.txt" ||
+  { cat "$out/version.txt"; fail "vts --version does not name the version and the CPU GEMM library"; }
 
 run=${2:-}
 if [[ -z $run ]]; then

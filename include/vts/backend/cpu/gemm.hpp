@@ -14,6 +14,8 @@
 #include <algorithm>
 #include <climits>
 #include <cstdint>
+#include <cstdlib>
+#include <string>
 #include <type_traits>
 #if defined(VTS_WITH_OPENBLAS)
 #include <cblas.h>
@@ -106,6 +108,25 @@ inline constexpr bool gemm_uses_openblas() {
   return true;
 #else
   return false;
+#endif
+}
+
+// The CPU GEMM in words, for a program's banner: "Eigen 3.4.0", or OpenBLAS's version, threading
+// and the kernels it picked, naming OPENBLAS_CORETYPE when that variable chose them (this build
+// machine sets Haswell, whose AVX2 kernels ran 1.04-1.35x slower than Eigen: docs/perf.md).
+inline std::string gemm_library() {
+#if defined(VTS_WITH_OPENBLAS)
+  std::string version = OPENBLAS_VERSION;  // " OpenBLAS 0.3.21 "
+  version.erase(0, version.find_first_not_of(' '));
+  version.erase(version.find_last_not_of(' ') + 1);
+  const int parallel = openblas_get_parallel();
+  std::string s = version + " (" + (parallel == 2 ? "OpenMP" : parallel == 1 ? "pthreads: slow next to OpenMP" : "sequential") +
+                  ", " + openblas_get_corename() + " kernels";
+  if (const char* forced = std::getenv("OPENBLAS_CORETYPE")) s += std::string(" from OPENBLAS_CORETYPE=") + forced;
+  return s + ")";
+#else
+  return "Eigen " + std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) + "." +
+         std::to_string(EIGEN_MINOR_VERSION);
 #endif
 }
 
