@@ -35,7 +35,8 @@ std::string version_text() {
 
 int main(int argc, char** argv) {
   CLI::App app{"VTS: Vision Transformer Hashing — train, evaluate and search binary codes"};
-  app.set_version_flag("--version", version_text, "print the version, the CPU GEMM library and the CUDA device, and exit");
+  app.set_version_flag("--version", version_text,
+                       "print the version, the CPU GEMM library and the CUDA device, and exit");
   app.require_subcommand(0, 1);
   std::map<CLI::App*, vts::cli::Run> runs;
   CLI::App* train = app.add_subcommand("train", "train a hashing model and evaluate it (the default command)");

@@ -5,11 +5,12 @@
 //
 // Built with VTS_WITH_OPENBLAS (the vts::blas CMake target, -DVTS_BLAS=ON), float and double
 // GEMMs go to OpenBLAS's cblas_?gemm instead: 1.3-1.5x Eigen 3.4's speed at the ViT shapes on
-// AVX-512 (docs/perf.md, "CPU GEMM: Eigen or OpenBLAS"). It must be OpenBLAS's OpenMP build:
+// AVX-512 (docs/perf.md, "Encoding, and the GEMM library"). It must be OpenBLAS's OpenMP build:
 // that one shares the OpenMP threads of everything else here and runs single-threaded when
 // called inside a parallel region; the pthread build's own thread pool fights OpenMP's spinning
-// workers (a 2-thread training step ran 2-7x slower). Operands OpenBLAS cannot take (a dimension
-// past 32-bit BLAS integers, a leading stride shorter than a row) still go through Eigen.
+// workers (at 2 threads the steps and batches ran 1.3-6.9x slower than with Eigen). Operands
+// CBLAS cannot take (a dimension past 32-bit BLAS integers, a leading stride shorter than a row,
+// such as an expanded row's 0) still go through Eigen.
 #include <Eigen/Core>
 #include <algorithm>
 #include <climits>
@@ -120,8 +121,8 @@ inline std::string gemm_library() {
   version.erase(0, version.find_first_not_of(' '));
   version.erase(version.find_last_not_of(' ') + 1);
   const int parallel = openblas_get_parallel();
-  std::string s = version + " (" + (parallel == 2 ? "OpenMP" : parallel == 1 ? "pthreads: slow next to OpenMP" : "sequential") +
-                  ", " + openblas_get_corename() + " kernels";
+  const char* threading = parallel == 2 ? "OpenMP" : parallel == 1 ? "pthreads: slow next to OpenMP" : "sequential";
+  std::string s = version + " (" + threading + ", " + openblas_get_corename() + " kernels";
   if (const char* forced = std::getenv("OPENBLAS_CORETYPE")) s += std::string(" from OPENBLAS_CORETYPE=") + forced;
   return s + ")";
 #else
