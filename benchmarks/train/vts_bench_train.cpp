@@ -244,7 +244,7 @@ class GraphedStep {
 // The "gemm" field of the JSON: which library multiplies matrices (CPU) or the CUDA GEMM mode.
 template <class T, class D>
 const char* gemm_name(const Args& a) {
-  if constexpr (vts::is_cpu_v<D>) return vts::cpu::gemm_uses_openblas() ? "openblas" : "eigen";
+  if constexpr (vts::is_cpu_v<D>) return vts::cpu::gemm_name();
   else return std::is_same_v<T, vts::bf16> ? "bf16" : a.gemm.c_str();
 }
 
@@ -256,13 +256,16 @@ std::string gemm_library_field() {
   else return "";
 }
 
-// Times for one batch of --mode encode as ms, sorted: --warmup untimed batches, then --steps timed.
-template <class Batch>
-std::vector<double> time_batches(const Args& a, Batch&& batch) {
+// Milliseconds of `body` (a training step or an encode batch), sorted: --warmup untimed runs, then
+// --steps timed ones, each between two waits for the device so that its whole execution counts.
+template <class D, class Body>
+std::vector<double> time_steps(const Args& a, Body&& body) {
   std::vector<double> ms;
   for (int s = 0; s < a.warmup + a.steps; ++s) {
+    wait_for_device<D>();
     const auto t0 = std::chrono::steady_clock::now();
-    batch();
+    body();
+    wait_for_device<D>();
     const double dt = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (s >= a.warmup) ms.push_back(dt);
   }
@@ -280,7 +283,7 @@ int run_encode(const Args& a, Net& net, vts::Generator& gen) {
   NoGradGuard no_grad;
   nn::Context ctx{false, &gen};
   double checksum = 0;  // of the outputs, so that no part of the work can be skipped
-  const std::vector<double> ms = time_batches(a, [&] {
+  const std::vector<double> ms = time_steps<D>(a, [&] {
     const std::vector<T> u = net.forward(x, ctx).to_vector();
     checksum += static_cast<double>(static_cast<float>(u.front()));
   });
@@ -330,16 +333,7 @@ int run(const Args& a) {
     }
     opt.step();
   };
-  std::vector<double> ms;
-  for (int s = 0; s < a.warmup + a.steps; ++s) {
-    wait_for_device<D>();
-    const auto t0 = std::chrono::steady_clock::now();
-    step();
-    wait_for_device<D>();
-    const double dt = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    if (s >= a.warmup) ms.push_back(dt);
-  }
-  std::sort(ms.begin(), ms.end());
+  const std::vector<double> ms = time_steps<D>(a, step);
   const double median = ms[ms.size() / 2];
   std::printf(
       "{\"impl\": \"vts\", \"mode\": \"train\", \"device\": \"%s\", \"precision\": \"%s\", \"gemm\": \"%s\", \"config\": \"%s\", \"batch\": %lld, \"threads\": %d, \"steps\": %d, \"step_ms_median\": %.3f, "

@@ -36,7 +36,7 @@ inline std::string absolute_path(const std::string& p) {
 // --gemm chooses how CUDA GEMMs run; given without --device cuda it would silently do nothing.
 inline void check_gemm_needs_cuda(const std::string& device, const std::string& gemm, bool gemm_given) {
   if (device != "cuda" && gemm_given)
-    throw Error("--gemm " + gemm + " applies to --device cuda; the CPU GEMMs are Eigen's fp32");
+    throw Error("--gemm " + gemm + " applies to --device cuda; the CPU computes its GEMMs in fp32");
 }
 
 // Writes a text file whole or not at all (temporary file, then rename).

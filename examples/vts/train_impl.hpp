@@ -328,8 +328,8 @@ int run(const TrainArgs& a) {
   }
   if (start_epoch >= a.epochs) evaluate(a.epochs);  // nothing left to train (or --epochs 0)
 
-  record.write_outputs({.device = D::name, .gemm = is_cpu_v<D> ? (cpu::gemm_uses_openblas() ? "openblas" : "eigen")
-                                                                    : (std::is_same_v<T, bf16> ? "bf16" : a.gemm),
+  record.write_outputs({.device = D::name,
+                        .gemm = is_cpu_v<D> ? cpu::gemm_name() : (std::is_same_v<T, bf16> ? "bf16" : a.gemm),
                         .topk = topk, .classes = classes, .class_names = split.class_names, .train_size = split.train->size(),
                         .query_size = split.query->size(), .database_size = split.database->size(),
                         .query_labels = query_labels, .db_labels = db_labels, .start = t_start});

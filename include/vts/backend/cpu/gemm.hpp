@@ -112,6 +112,9 @@ inline constexpr bool gemm_uses_openblas() {
 #endif
 }
 
+// The CPU GEMM library as a lower-case word, for machine-readable records (metrics.json, JSON lines).
+inline constexpr const char* gemm_name() { return gemm_uses_openblas() ? "openblas" : "eigen"; }
+
 // The CPU GEMM in words, for a program's banner: "Eigen 3.4.0", or OpenBLAS's version, threading
 // and the kernels it picked, naming OPENBLAS_CORETYPE when that variable chose them (this build
 // machine sets Haswell, whose AVX2 kernels ran 1.04-1.35x slower than Eigen: docs/perf.md).
