@@ -1,11 +1,11 @@
-// GELU forward and backward, erf form (contract in include/vts/backend/cuda/activation.hpp).
+// GELU forward and backward (contract in include/vts/backend/cuda/activation.hpp).
 //
 // Forward moves 2·n·sizeof(T) bytes, backward 3·n·sizeof(T). fp32 is memory-bound; bf16, half the
-// bytes for the same arithmetic, is close to bound by instruction issue (erff alone is ~25
-// instructions an element: docs/cuda.md, "What is left"). Each thread handles one 16-byte pack per
-// iteration of a grid-stride loop (4 floats or 8 bf16) — the 128-bit access that llm.c's Packed128
-// showed to halve such kernels' time against scalar loads — and the grid is capped at a few waves
-// so the loop, not the launch, covers large tensors.
+// bytes for the same arithmetic, was bound by instruction issue with erff (~25 instructions an
+// element: docs/cuda.md) and takes Φ in the exp form instead (~18 for the whole GELU). Each
+// thread handles one 16-byte pack per iteration of a grid-stride loop (4 floats or 8 bf16) — the
+// 128-bit access that llm.c's Packed128 showed to halve such kernels' time against scalar loads —
+// and the grid is capped at a few waves so the loop, not the launch, covers large tensors.
 //
 // With DROP, the MLP's dropout after the GELU rides along (gelu_dropout_*): each pack draws its
 // mask — one Philox block per 4 elements, the dropout kernels' layout — where the separate dropout
@@ -27,9 +27,9 @@ using detail::from_f;
 using detail::Pack;
 using detail::to_f;
 
-// The two ways to the normal CDF: erff (the default: the CPU's functors, so both devices share one
-// formula), and the exp form of core/gelu_exp_form.hpp (an alternative for bf16, about 18
-// instructions per element instead of 30; docs/cuda.md).
+// The two ways to the normal CDF: erff (fp32, the CPU's functors, so both devices share one formula
+// where the parity bar is 1e-5), and the exp form of core/gelu_exp_form.hpp (bf16's default: about
+// 18 instructions per element instead of 30, and closer to the exact bf16 values; docs/cuda.md).
 struct ErfMath {
   static __device__ __forceinline__ float gelu(float x) { return fn::Gelu{}(x); }
   static __device__ __forceinline__ float gelu_grad(float x) { return fn::GeluGrad{}(x); }
@@ -140,29 +140,34 @@ void backward_impl(const T* x, const T* g, T* dx, int64_t n, const DropoutDraw& 
 }  // namespace
 
 void gelu_forward(Device, const float* x, float* y, int64_t n) { forward_impl(x, y, n); }
-void gelu_forward(Device, const bf16* x, bf16* y, int64_t n) { forward_impl(x, y, n); }
+void gelu_forward(Device, const bf16* x, bf16* y, int64_t n) { gelu_forward(Device{}, x, y, n, GeluLaunch{}); }
 void gelu_backward(Device, const float* x, const float* g, float* dx, int64_t n) { backward_impl(x, g, dx, n); }
-void gelu_backward(Device, const bf16* x, const bf16* g, bf16* dx, int64_t n) { backward_impl(x, g, dx, n); }
+void gelu_backward(Device, const bf16* x, const bf16* g, bf16* dx, int64_t n) {
+  gelu_backward(Device{}, x, g, dx, n, GeluLaunch{});
+}
 void gelu_forward(Device, const bf16* x, bf16* y, int64_t n, const GeluLaunch& launch) {
-  if (launch.exp_form) forward_impl<bf16, ExpFormMath>(x, y, n);
-  else forward_impl(x, y, n);
+  if (launch.erf_form) forward_impl<bf16, ErfMath>(x, y, n);
+  else forward_impl<bf16, ExpFormMath>(x, y, n);
 }
 void gelu_backward(Device, const bf16* x, const bf16* g, bf16* dx, int64_t n, const GeluLaunch& launch) {
-  if (launch.exp_form) backward_impl<bf16, ExpFormMath>(x, g, dx, n);
-  else backward_impl(x, g, dx, n);
+  if (launch.erf_form) backward_impl<bf16, ErfMath>(x, g, dx, n);
+  else backward_impl<bf16, ExpFormMath>(x, g, dx, n);
 }
 
 void gelu_dropout_forward(Device, const float* x, float* y, int64_t n, const DropoutDraw& d) {
   forward_impl<float, ErfMath, true>(x, y, n, d);
 }
-void gelu_dropout_forward(Device, const bf16* x, bf16* y, int64_t n, const DropoutDraw& d) {
-  forward_impl<bf16, ErfMath, true>(x, y, n, d);
+void gelu_dropout_forward(Device, const bf16* x, bf16* y, int64_t n, const DropoutDraw& d, const GeluLaunch& launch) {
+  if (launch.erf_form) forward_impl<bf16, ErfMath, true>(x, y, n, d);
+  else forward_impl<bf16, ExpFormMath, true>(x, y, n, d);
 }
 void gelu_dropout_backward(Device, const float* x, const float* g, float* dx, int64_t n, const DropoutDraw& d) {
   backward_impl<float, ErfMath, true>(x, g, dx, n, d);
 }
-void gelu_dropout_backward(Device, const bf16* x, const bf16* g, bf16* dx, int64_t n, const DropoutDraw& d) {
-  backward_impl<bf16, ErfMath, true>(x, g, dx, n, d);
+void gelu_dropout_backward(Device, const bf16* x, const bf16* g, bf16* dx, int64_t n, const DropoutDraw& d,
+                           const GeluLaunch& launch) {
+  if (launch.erf_form) backward_impl<bf16, ErfMath, true>(x, g, dx, n, d);
+  else backward_impl<bf16, ExpFormMath, true>(x, g, dx, n, d);
 }
 
 }  // namespace vts::cuda

@@ -25,7 +25,8 @@ namespace vts::fn {
 namespace gelu_exp_form_detail {
 
 // 1/y and 2^y: one MUFU instruction each on the device (≤ 1 and 2 ulp; 2^y flushes results below
-// 2^−126 to zero); correctly rounded library calls on the host.
+// 2^−126 to zero); correctly rounded library calls on the host, with 2^y flushed as the device
+// flushes it, so that the host test of every bf16 input sees the device's zeros.
 VTS_HD inline float rcp(float y) {
 #if defined(__CUDA_ARCH__)
   float r;
@@ -41,8 +42,19 @@ VTS_HD inline float exp2(float y) {
   asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(y));
   return r;
 #else
-  return std::exp2(y);
+  const float r = std::exp2(y);
+  return r < 0x1p-126f ? 0.0f : r;
 #endif
+}
+
+// 2^y for exponents down to −190: below −64, 2^(y + 64) · 2^−64, so that results under 2^−126 reach
+// the denormal range through an ordinary multiply instead of exp2's flush. The tail and density
+// of x ≈ −13.1 … −14 are such results (Φ(−13.125) ≈ 1.2e−39): flushed, GELU and its derivative
+// there were 0 instead of the bf16 denormals down to 9e−41 (H200, 2026-12-04). y + 64 is exact
+// for y in [−128, −64); the select and multiply are three instructions of the ≈ 20.
+VTS_HD inline float exp2_deep(float y, float factor) {
+  const bool deep = y < -64.0f;
+  return (factor * exp2(deep ? y + 64.0f : y)) * (deep ? 0x1p-64f : 1.0f);
 }
 
 inline constexpr float kNegHalfLog2e = -0.72134752044448170f;  // −½ · log2 e
@@ -63,7 +75,7 @@ VTS_HD inline float lower_tail(float a, float& q) {
   r = std::fma(r, t, 1.438610792e+00f);
   r = std::fma(r, t, -2.647522926e+00f);
   q = kNegHalfLog2e * a;
-  return t * exp2(std::fma(q, a, r));
+  return exp2_deep(std::fma(q, a, r), t);
 }
 
 // Past |x| = 14 the tail is below 1e-44: zero in fp32 once flushed. The forward clamps |x| there
@@ -90,7 +102,7 @@ VTS_HD inline float gelu_grad_exp_form(float x) {
   float q;
   const float tail = d::lower_tail(a, q);
   const float cdf = x < 0.0f ? tail : 1.0f - tail;  // not 0.5 ± (0.5 − tail): that cancels below 0
-  const float pdf = d::exp2(std::fma(q, a, d::kLog2InvSqrt2Pi));
+  const float pdf = d::exp2_deep(std::fma(q, a, d::kLog2InvSqrt2Pi), 1.0f);
   return std::fma(x, pdf, cdf);
 }
 

@@ -1,9 +1,10 @@
 #pragma once
-// GELU (exact, erf form) over contiguous buffers — the signatures of vts::cpu::gelu_forward /
+// GELU (exact) over contiguous buffers — the signatures of vts::cpu::gelu_forward /
 // gelu_backward (backend/cpu/activation.hpp).
 //   y  = x·Φ(x),             Φ(x) = ½(1 + erf(x/√2))
 //   dx = g·(Φ(x) + x·φ(x)),  φ(x) = e^{−x²/2}/√(2π)
-// bf16 buffers are computed in fp32 and rounded once on store.
+// bf16 buffers are computed in fp32 and rounded once on store. fp32 evaluates Φ with erff, as the
+// CPU does; bf16 with the exp form of core/gelu_exp_form.hpp (GeluLaunch below).
 #include <cstdint>
 
 #include "vts/backend/cuda/runtime.hpp"
@@ -16,14 +17,15 @@ void gelu_forward(Device, const bf16* x, bf16* y, int64_t n);
 void gelu_backward(Device, const float* x, const float* g, float* dx, int64_t n);
 void gelu_backward(Device, const bf16* x, const bf16* g, bf16* dx, int64_t n);
 
-// How the bf16 kernels compute Φ, for the kernel benchmark, which times the alternative to the
-// default (docs/cuda.md: the bf16 kernels are bound by instruction issue, at 77–79 % of copy
-// bandwidth). The library always uses the default.
+// How the bf16 kernels compute Φ. The default, the exp form Φ(−|x|) = t · 2^(−x²/2 · log2 e + R(t)),
+// t = 1/(1 + 0.4|x|) (core/gelu_exp_form.hpp): about 18 instructions per element instead of erff's
+// 30, which moved these kernels from issue-bound to near the copy bandwidth (H200, 2026-12-04:
+// forward 29.3 → 25.9 µs, backward 40.5 → 34.6 µs at 6304 × 3072, 87 / 91 % of copy; docs/perf.md),
+// the correctly rounded bf16 result at every bf16 input outside the denormal range (erff's formula
+// misses 197, where 1 + erf cancels), and no cancellation below x ≈ −5.5. erf_form selects erff,
+// the CPU's formula, for the kernel benchmark.
 struct GeluLaunch {
-  // Φ(−|x|) = t · 2^(−x²/2 · log2 e + R(t)), t = 1/(1 + 0.4|x|) (core/gelu_exp_form.hpp) instead of erff:
-  // about 18 instructions per element instead of 30, the correctly rounded bf16 result at every
-  // bf16 input outside the denormal range, and no cancellation below x ≈ −5.5.
-  bool exp_form = false;
+  bool erf_form = false;
 };
 void gelu_forward(Device, const bf16* x, bf16* y, int64_t n, const GeluLaunch& launch);
 void gelu_backward(Device, const bf16* x, const bf16* g, bf16* dx, int64_t n, const GeluLaunch& launch);
@@ -41,8 +43,10 @@ struct DropoutDraw {
   const uint64_t* first_offset = nullptr;  // device memory, added to first_block (dropout.hpp)
 };
 void gelu_dropout_forward(Device, const float* x, float* y, int64_t n, const DropoutDraw& d);
-void gelu_dropout_forward(Device, const bf16* x, bf16* y, int64_t n, const DropoutDraw& d);
+void gelu_dropout_forward(Device, const bf16* x, bf16* y, int64_t n, const DropoutDraw& d,
+                          const GeluLaunch& launch = {});
 void gelu_dropout_backward(Device, const float* x, const float* g, float* dx, int64_t n, const DropoutDraw& d);
-void gelu_dropout_backward(Device, const bf16* x, const bf16* g, bf16* dx, int64_t n, const DropoutDraw& d);
+void gelu_dropout_backward(Device, const bf16* x, const bf16* g, bf16* dx, int64_t n, const DropoutDraw& d,
+                           const GeluLaunch& launch = {});
 
 }  // namespace vts::cuda
