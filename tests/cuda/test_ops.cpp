@@ -181,8 +181,12 @@ void check_layer_ops(Rng& rng) {
   check_op<G>("attention d 32 (fused)", rng,
               {Input{Shape{2, 3, 17, 32}}, Input{Shape{2, 3, 17, 32}}, Input{Shape{2, 3, 17, 32}}},
               [](const auto& v) { return attention(v[0], v[1], v[2]); });
-  check_op<G>("attention d 16 (unfused)", rng,
+  check_op<G>("attention d 16 (fused)", rng,
               {Input{Shape{2, 3, 17, 16}}, Input{Shape{2, 3, 17, 16}}, Input{Shape{2, 3, 17, 16}}},
+              [](const auto& v) { return attention(v[0], v[1], v[2]); });
+  // No fused kernel has head dim 8: matmul → softmax → matmul, the fallback path.
+  check_op<G>("attention d 8 (unfused)", rng,
+              {Input{Shape{2, 3, 17, 8}}, Input{Shape{2, 3, 17, 8}}, Input{Shape{2, 3, 17, 8}}},
               [](const auto& v) { return attention(v[0], v[1], v[2]); });
   check_op<G>("self_attention_packed", rng, {Input{Shape{2, 17, 3 * 64}}},
               [](const auto& v) { return self_attention_packed(v[0], 2); });

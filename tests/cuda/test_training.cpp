@@ -39,8 +39,8 @@ namespace {
 
 constexpr double kTolStep = 1e-4;
 
-// ViTTiny28 with 2 heads of 32: head dim 16 (ViTTiny28's own) takes the unfused attention path on
-// CUDA, 32 runs the fused attention kernels.
+// ViTTiny28 with 2 heads of 32: the step at head dim 32 next to ViTTiny28's own 16 (both take the
+// fused attention kernels on CUDA since 2026-12-03; `cuda_ops` checks the unfused fallback).
 struct ViTTiny28Heads32 {
   static constexpr const char* name = "tiny-d32";
   static constexpr int64_t image = 28, channels = 1, patch = 7, dim = 64, depth = 2, heads = 2, mlp = 256;
@@ -400,14 +400,14 @@ void check_pretraining(uint64_t seed) {
 TEST_CASE("training step: ViTTiny28 + all-token head + CSQ + AdamW matches the CPU", "[training]") {
   Tf32Off strict;
   const uint64_t seed = fresh_seed();
-  check_training_step<nn::ViTTiny28>(seed);           // head dim 16: unfused attention on CUDA
-  check_training_step<ViTTiny28Heads32>(seed + 100);  // head dim 32: the fused attention kernels
+  check_training_step<nn::ViTTiny28>(seed);           // head dim 16
+  check_training_step<ViTTiny28Heads32>(seed + 100);  // head dim 32
 }
 
 TEST_CASE("bf16 training step: bf16 network, fp32 loss, AdamW on fp32 masters", "[training]") {
   const uint64_t seed = fresh_seed();
-  check_bf16_training_step<nn::ViTTiny28>(seed);           // unfused attention in bf16
-  check_bf16_training_step<ViTTiny28Heads32>(seed + 100);  // fused bf16 attention kernels
+  check_bf16_training_step<nn::ViTTiny28>(seed);           // head dim 16
+  check_bf16_training_step<ViTTiny28Heads32>(seed + 100);  // head dim 32
 }
 
 // bf16 through the op layer: attention and LayerNorm save fp32 state (lse, mean, 1/std) and

@@ -7,7 +7,8 @@
 //     packed layout directly, so neither direction splits, permutes or concatenates tensors.
 // The row log-sum-exp and the scale are acc_t<T> (fp32 for bf16). On CUDA, views whose rows are not
 // 16-byte aligned are copied first, and a shape the fused kernels do not take (head dim outside
-// {32, 64, 128}, e.g. ViTTiny28's 16) is computed by matmul → softmax → matmul instead.
+// {16, 32, 64, 128}, or 128 in bf16, whose backward has no fused kernel) is computed by
+// matmul → softmax → matmul instead.
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
