@@ -14,6 +14,7 @@
 #include <cstring>
 #include <limits>
 #include <random>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -114,6 +115,32 @@ inline double rel_err(const std::vector<float>& out, const std::vector<float>& r
 }
 inline double rel_err(const std::vector<bf16>& out, const std::vector<float>& ref, double min_norm = 0) {
   return rel_err(to_float(out), ref, min_norm);
+}
+
+// "" when got and want hold the same bits; else how many elements differ and the first of them —
+// what CHECK(bit_differences(a, b) == "") prints on a failure, where comparing the vectors
+// themselves printed every element (600,000 of them once, which outlasted the test's timeout).
+template <class T>
+std::string bit_differences(const std::vector<T>& got, const std::vector<T>& want) {
+  static_assert(sizeof(T) == 2 || sizeof(T) == 4, "float or bf16");
+  auto bits = [](const T& v) {
+    uint32_t b = 0;
+    std::memcpy(&b, &v, sizeof(T));
+    return b;
+  };
+  if (got.size() != want.size()) return "sizes " + std::to_string(got.size()) + " and " + std::to_string(want.size());
+  size_t count = 0, first = 0;
+  for (size_t i = got.size(); i-- > 0;) {
+    if (bits(got[i]) != bits(want[i])) {
+      ++count;
+      first = i;
+    }
+  }
+  if (count == 0) return "";
+  std::ostringstream m;
+  m << count << " of " << got.size() << " differ; first at " << first << ": " << static_cast<float>(got[first])
+    << " against " << static_cast<float>(want[first]);
+  return m.str();
 }
 
 // Turns TF32 off for a test's GEMMs (its ≈ 1e-3 would hide every other error) and restores the
