@@ -37,74 +37,82 @@ constexpr int kWarps = 4;  // rows per block in the forward fast path
 constexpr int kMaxChunks = 8;
 
 // ---- fast path: forward ---------------------------------------------------------------------
-// PREFETCH_AFFINE: each lane asks for its w and b packs (prefetch.L1, generic address) when it
-// loads x, so that after the two reductions they come from L1 rather than L2. At ViT shapes every
-// warp does one row and the kernel is little more than one wave of them, so the chain
-// x → reductions → w/b → store of a warp is the kernel's time. Loading w/b into registers up front instead costs
-// 2·CHUNKS packs of registers (ptxas, sm_90, bf16 at n = 768: 48 → 92), which halves the rows in
-// flight; a prefetch costs none. The library uses PREFETCH_AFFINE = false until the benchmark has
-// timed both (LayerNormForwardLaunch).
-template <class T, int CHUNKS, bool RESIDUAL, bool PREFETCH_AFFINE = false>
+// One warp per row: x is read once into registers, then the mean, the two-pass variance and the
+// output. ROWS > 1 gives each warp that many rows (warp w of a block takes rows w, w + kWarps, ...),
+// all of their x loads issued before the first reduction: the block count falls by ROWS, so at
+// ViT-B/16's 6,304 rows the grid is one wave instead of 1.2 (bf16 n = 768: 10 blocks of 4 warps an
+// SM at 48 registers), and each warp has ROWS rows of loads in flight. The benchmark times ROWS = 2
+// against the default (LayerNormForwardLaunch); the rows' arithmetic is the default's.
+// (Prefetching w and b into L1 with x was tried here and measured 0.35-0.70x the default on the
+// H200, 2026-12-04: docs/perf.md.)
+template <class T, int CHUNKS, bool RESIDUAL, int ROWS = 1>
 __global__ void __launch_bounds__(kWarps * 32) layer_norm_fwd_warp_kernel(
     const T* __restrict__ x, const T* __restrict__ res, T* __restrict__ sum_out, const T* __restrict__ w,
     const T* __restrict__ b, T* __restrict__ y, float* __restrict__ mean, float* __restrict__ rstd, int64_t rows, int n,
     float eps) {
   constexpr int V = Pack<T>::N;
   const int lane = threadIdx.x & 31;
-  const int64_t row = blockIdx.x * int64_t(kWarps) + threadIdx.x / 32;
-  if (row >= rows) return;
-  const int64_t base = row * n;
-  float v[CHUNKS][V];
-  float s = 0.0f;
+  const int64_t first = blockIdx.x * int64_t(kWarps * ROWS) + threadIdx.x / 32;
+  if (first >= rows) return;
+  float v[ROWS][CHUNKS][V];
+  float s[ROWS];
 #pragma unroll
-  for (int c = 0; c < CHUNKS; ++c) {
-    const int col = (c * 32 + lane) * V;
-    if (col < n) {
-      Pack<T> px = detail::load_pack_ro(x + base + col);
-      if constexpr (PREFETCH_AFFINE) {
-        hw::prefetch_l1(w + col);
-        hw::prefetch_l1(b + col);
+  for (int r = 0; r < ROWS; ++r) {
+    const int64_t row = first + r * kWarps;
+    const int64_t base = row * n;
+    s[r] = 0.0f;
+#pragma unroll
+    for (int c = 0; c < CHUNKS; ++c) {
+      const int col = (c * 32 + lane) * V;
+      if (row < rows && col < n) {
+        Pack<T> px = detail::load_pack_ro(x + base + col);
+        if constexpr (RESIDUAL) {
+          const Pack<T> pr = detail::load_pack_ro(res + base + col);
+#pragma unroll
+          for (int j = 0; j < V; ++j) px.v[j] = from_f<T>(to_f(px.v[j]) + to_f(pr.v[j]));
+          detail::store_pack(sum_out + base + col, px);
+        }
+#pragma unroll
+        for (int j = 0; j < V; ++j) {
+          v[r][c][j] = to_f(px.v[j]);
+          s[r] += v[r][c][j];
+        }
+      } else {
+#pragma unroll
+        for (int j = 0; j < V; ++j) v[r][c][j] = 0.0f;
       }
-      if constexpr (RESIDUAL) {
-        const Pack<T> pr = detail::load_pack_ro(res + base + col);
-#pragma unroll
-        for (int j = 0; j < V; ++j) px.v[j] = from_f<T>(to_f(px.v[j]) + to_f(pr.v[j]));
-        detail::store_pack(sum_out + base + col, px);
-      }
-#pragma unroll
-      for (int j = 0; j < V; ++j) {
-        v[c][j] = to_f(px.v[j]);
-        s += v[c][j];
-      }
-    } else {
-#pragma unroll
-      for (int j = 0; j < V; ++j) v[c][j] = 0.0f;
     }
   }
-  const float mu = detail::warp_sum(s) / static_cast<float>(n);
-  float q = 0.0f;
 #pragma unroll
-  for (int c = 0; c < CHUNKS; ++c) {
-    const int col = (c * 32 + lane) * V;
-    if (col < n) {
+  for (int r = 0; r < ROWS; ++r) {
+    const int64_t row = first + r * kWarps;
+    if (row >= rows) break;  // uniform: the rows past the end are the warp's last ones
+    const int64_t base = row * n;
+    const float mu = detail::warp_sum(s[r]) / static_cast<float>(n);
+    float q = 0.0f;
 #pragma unroll
-      for (int j = 0; j < V; ++j) q += (v[c][j] - mu) * (v[c][j] - mu);
+    for (int c = 0; c < CHUNKS; ++c) {
+      const int col = (c * 32 + lane) * V;
+      if (col < n) {
+#pragma unroll
+        for (int j = 0; j < V; ++j) q += (v[r][c][j] - mu) * (v[r][c][j] - mu);
+      }
     }
-  }
-  const float rs = 1.0f / sqrtf(detail::warp_sum(q) / static_cast<float>(n) + eps);
-  if (lane == 0) {
-    mean[row] = mu;
-    rstd[row] = rs;
-  }
+    const float rs = 1.0f / sqrtf(detail::warp_sum(q) / static_cast<float>(n) + eps);
+    if (lane == 0) {
+      mean[row] = mu;
+      rstd[row] = rs;
+    }
 #pragma unroll
-  for (int c = 0; c < CHUNKS; ++c) {
-    const int col = (c * 32 + lane) * V;
-    if (col < n) {
-      const Pack<T> pw = detail::load_pack_ro(w + col), pb = detail::load_pack_ro(b + col);
-      Pack<T> out;
+    for (int c = 0; c < CHUNKS; ++c) {
+      const int col = (c * 32 + lane) * V;
+      if (col < n) {
+        const Pack<T> pw = detail::load_pack_ro(w + col), pb = detail::load_pack_ro(b + col);
+        Pack<T> out;
 #pragma unroll
-      for (int j = 0; j < V; ++j) out.v[j] = from_f<T>((v[c][j] - mu) * rs * to_f(pw.v[j]) + to_f(pb.v[j]));
-      detail::store_pack(y + base + col, out);
+        for (int j = 0; j < V; ++j) out.v[j] = from_f<T>((v[r][c][j] - mu) * rs * to_f(pw.v[j]) + to_f(pb.v[j]));
+        detail::store_pack(y + base + col, out);
+      }
     }
   }
 }
@@ -445,13 +453,15 @@ void forward_impl(const T* x_, const T* res_, T* sum_, const T* w_, const T* b_,
   const T* ptrs[] = {x_, res_, sum_, w_, b_, y_};
   const int chunks = fast_chunks<T>(ptrs, 6, n, kMaxChunks);
   if (chunks > 0) {
-    const unsigned grid = detail::grid_for(rows, kWarps, int64_t(1) << 31);
+    VTS_CHECK(launch.rows_per_warp == 1 || launch.rows_per_warp == 2,
+              "vts::cuda::layer_norm: rows_per_warp must be 1 or 2, got ", launch.rows_per_warp);
+    const unsigned grid = detail::grid_for(rows, kWarps * launch.rows_per_warp, int64_t(1) << 31);
     with_chunks<kMaxChunks>(chunks, [&](auto c) {
       constexpr int C = decltype(c)::value;
-      auto kernel = layer_norm_fwd_warp_kernel<D, C, RESIDUAL, false>;
+      auto kernel = layer_norm_fwd_warp_kernel<D, C, RESIDUAL>;
       // The alternative is built for the plain forward only: the benchmark times that one.
       if constexpr (!RESIDUAL) {
-        if (launch.prefetch_affine) kernel = layer_norm_fwd_warp_kernel<D, C, false, true>;
+        if (launch.rows_per_warp == 2) kernel = layer_norm_fwd_warp_kernel<D, C, false, 2>;
       }
       kernel<<<grid, kWarps * 32, 0, s>>>(x, res, sum, w, b, y, mean, rstd, rows, static_cast<int>(n), eps);
     });

@@ -51,17 +51,18 @@ void run(const Options& o, Timer& timer, int64_t rows, int64_t n) {
     fwd();
     const double err = o.check ? rel_err(as_float(dy), y) : -1;
     emit("layer_norm", "layer_norm_fwd", shape, dtype, "vts", timer.time(o, fwd), 2 * elem + 8.0 * rows, "GB/s", err);
-    // w and b prefetched into L1 with x (cuda::LayerNormForwardLaunch), on a poisoned output.
-    auto fwd_prefetch = [&] {
+    // Two rows a warp (cuda::LayerNormForwardLaunch), on a poisoned output. (w and b prefetched
+    // into L1 with x, timed here as vts_prefetch_wb until 2026-12-04, ran 0.35-0.70x the default.)
+    auto fwd_rows2 = [&] {
       cuda::layer_norm_rows(Cuda{}, dx.template as<T>(), dw.template as<T>(), db.template as<T>(), dy.template as<T>(),
                             dmu.template as<float>(), drs.template as<float>(), rows, n, 1e-6f,
-                            cuda::LayerNormForwardLaunch{.prefetch_affine = true});
+                            cuda::LayerNormForwardLaunch{.rows_per_warp = 2});
     };
     poison(dy, total * sizeof(T));
-    fwd_prefetch();
-    const double prefetch_err = o.check ? rel_err(as_float(dy), y) : -1;
-    emit("layer_norm", "layer_norm_fwd", shape, dtype, "vts_prefetch_wb", timer.time(o, fwd_prefetch),
-         2 * elem + 8.0 * rows, "GB/s", prefetch_err);
+    fwd_rows2();
+    const double rows2_err = o.check ? rel_err(as_float(dy), y) : -1;
+    emit("layer_norm", "layer_norm_fwd", shape, dtype, "vts_rows2", timer.time(o, fwd_rows2), 2 * elem + 8.0 * rows,
+         "GB/s", rows2_err);
   }
   if (selected(o, "layer_norm_bwd")) {
     fwd();  // μ and rstd

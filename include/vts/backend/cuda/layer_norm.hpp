@@ -49,11 +49,12 @@ void layer_norm_rows_backward_add(Device, const bf16* x, const bf16* w, const fl
                                   const bf16* g, const bf16* dx_add, bf16* dx, bf16* dw, bf16* db, int64_t rows,
                                   int64_t n);
 
-// How the forward's fast path (rows of n ≤ 256 packs of 16 bytes, aligned) fetches w and b, for the
-// kernel benchmark, which times the alternative to the default (docs/cuda.md: the forwards reach
-// 76–79 % of copy bandwidth at ViT-B shapes). The library always uses the default.
+// How many rows each warp of the forward's fast path (rows of n ≤ 256 packs of 16 bytes, aligned)
+// normalises, for the kernel benchmark, which times the alternative to the default (docs/cuda.md:
+// the bf16 forward reaches 77 % of copy bandwidth at 6,304 × 768, a grid of 1.2 waves, and 80 % at
+// 1,600 rows, one wave). The library always uses the default. Other values are refused.
 struct LayerNormForwardLaunch {
-  bool prefetch_affine = false;  // prefetch w and b into L1 with x, before the mean and variance
+  int rows_per_warp = 1;  // 1 or 2: 2 halves the grid and puts two rows' loads in flight per warp
 };
 void layer_norm_rows(Device, const float* x, const float* w, const float* bias, float* y, float* mean, float* rstd,
                      int64_t rows, int64_t n, float eps, const LayerNormForwardLaunch& launch);

@@ -17,6 +17,5 @@ inline void ldmatrix_x4_trans(uint32_t (&r)[4], const void* p) { vts_emu::ldmatr
 inline void mma_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
   vts_emu::mma_m16n8k16_bf16(c, a, b0, b1);
 }
-inline void prefetch_l1(const void*) {}
 
 }  // namespace vts::cuda::hw
