@@ -17,6 +17,9 @@
 // --cuda-graphs (CUDA) replays the network's forward and backward from captured CUDA graphs
 // (vts/nn/captured.hpp; the loss and Adam stay op by op): the first step runs op by op, the second
 // captures. The JSON then gives the graphs' recorded operations ("graph_nodes").
+// --attention-bwd split (CUDA, bf16) runs the attention backward as the split pair of kernels (dQ,
+// then dK/dV; cuda::set_attention_bf16_backward_split) instead of the one-CTA-per-head kernel, the
+// default at N <= 256: the candidate default, faster in the kernel benchmark (H200, 2026-12-04).
 // --mode encode times what `vts encode` does per batch instead of a training step: the network's
 // forward in evaluation mode (dropout off) with no graph recorded, and its outputs copied to the
 // host. The peer script's --mode encode does the same under torch.inference_mode().
@@ -39,6 +42,7 @@
 #include "vts/optim/optim.hpp"
 #include "vts/vts.hpp"
 #if defined(VTS_WITH_CUDA)
+#include "vts/backend/cuda/attention.hpp"
 #include "vts/backend/cuda/gemm.hpp"
 #include "vts/backend/cuda/profile.hpp"
 #include "vts/backend/cuda/runtime.hpp"
@@ -58,6 +62,7 @@ struct Args {
   std::string gemm = "tf32";  // CUDA fp32 GEMMs: tf32, bf16 (tensor cores on fp32 data) or fp32
   std::string precision = "fp32";  // fp32 | bf16 (CUDA)
   bool cuda_graphs = false;
+  std::string attention_bwd = "default";  // default | split (CUDA bf16 attention backward)
   std::string mode = "train";  // train | encode
 };
 
@@ -94,12 +99,13 @@ Args parse(int argc, char** argv) {
     else if (flag == "--gemm") a.gemm = value();
     else if (flag == "--precision") a.precision = value();
     else if (flag == "--cuda-graphs") a.cuda_graphs = true;
+    else if (flag == "--attention-bwd") a.attention_bwd = value();
     else if (flag == "--mode") a.mode = value();
     else {
       std::fprintf(stderr,
                    "usage: vts_bench_train [--config tiny|small|b16|b32] [--batch B] [--steps S] [--warmup W] "
                    "[--threads T] [--device cpu|cuda] [--gemm tf32|bf16|fp32] [--precision fp32|bf16] "
-                   "[--profile-steps K] [--cuda-graphs] [--mode train|encode]\n"
+                   "[--profile-steps K] [--cuda-graphs] [--attention-bwd default|split] [--mode train|encode]\n"
                    "unknown flag: %s\n",
                    flag.c_str());
       std::exit(2);
@@ -107,6 +113,15 @@ Args parse(int argc, char** argv) {
   }
   if (a.gemm != "tf32" && a.gemm != "bf16" && a.gemm != "fp32") {
     std::fprintf(stderr, "vts_bench_train: --gemm must be tf32, bf16 or fp32, got '%s'\n", a.gemm.c_str());
+    std::exit(2);
+  }
+  if (a.attention_bwd != "default" && a.attention_bwd != "split") {
+    std::fprintf(stderr, "vts_bench_train: --attention-bwd must be default or split, got '%s'\n", a.attention_bwd.c_str());
+    std::exit(2);
+  }
+  if (a.attention_bwd == "split" && (a.device != "cuda" || a.precision != "bf16")) {
+    std::fprintf(stderr, "vts_bench_train: --attention-bwd split picks a kernel of the CUDA bf16 attention; it needs "
+                         "--device cuda --precision bf16\n");
     std::exit(2);
   }
   if (a.mode != "train" && a.mode != "encode") {
@@ -337,11 +352,12 @@ int run(const Args& a) {
   const double median = ms[ms.size() / 2];
   std::printf(
       "{\"impl\": \"vts\", \"mode\": \"train\", \"device\": \"%s\", \"precision\": \"%s\", \"gemm\": \"%s\", \"config\": \"%s\", \"batch\": %lld, \"threads\": %d, \"steps\": %d, \"step_ms_median\": %.3f, "
-      "\"step_ms_min\": %.3f, \"imgs_per_s\": %.2f, \"params\": %lld%s%s%s}\n",
+      "\"step_ms_min\": %.3f, \"imgs_per_s\": %.2f, \"params\": %lld%s%s%s%s}\n",
       D::name, std::is_same_v<T, bf16> ? "bf16" : "fp32",
       gemm_name<T, D>(a), a.config.c_str(), static_cast<long long>(a.batch), vts::cpu::max_threads(), a.steps, median, ms.front(),
       1000.0 * static_cast<double>(a.batch) / median, static_cast<long long>(nn::parameter_count(net)),
-      epilogue_fallbacks_field<D>().c_str(), graphed.json_field().c_str(), gemm_library_field<D>().c_str());
+      epilogue_fallbacks_field<D>().c_str(), graphed.json_field().c_str(), gemm_library_field<D>().c_str(),
+      a.attention_bwd == "split" ? ", \"attention\": \"fused, split backward\"" : "");
   if (a.profile_steps > 0) print_profile<D>(a, std::is_same_v<T, bf16> ? "bf16" : "fp32", step);
   return 0;
 }
@@ -370,6 +386,7 @@ int main(int argc, char** argv) {
         return 77;
       }
       vts::cuda::set_fp32_gemm(vts::cuda::fp32_gemm_from_string(a.gemm));
+      vts::cuda::set_attention_bf16_backward_split(a.attention_bwd == "split");
       if (a.precision == "bf16") return run_config<vts::bf16, vts::Cuda>(a);
       return run_config<float, vts::Cuda>(a);
 #else

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cuda_test_util.hpp"
+#include "vts/backend/cuda/attention.hpp"
 #include "vts/backend/cuda/graph.hpp"
 #include "vts/backend/cuda/memory.hpp"
 #include "vts/hash/heads.hpp"
@@ -265,6 +266,14 @@ TEST_CASE("a training step through CapturedNetwork matches the eager step bit fo
   check_captured_training<TinyD32, float>(seed);
   check_captured_training<TinyD32, bf16>(seed + 1);
   check_captured_training<TinyD16, float>(seed + 2);
+  // The split bf16 attention backward allocates its dQ workspace from the caching allocator, so in
+  // a capture from the graph's pool: the candidate default (docs/cuda.md), checked the same way.
+  struct SplitBackward {
+    bool was = cuda::attention_bf16_backward_split();
+    SplitBackward() { cuda::set_attention_bf16_backward_split(true); }
+    ~SplitBackward() { cuda::set_attention_bf16_backward_split(was); }
+  } split;
+  check_captured_training<TinyD32, bf16>(seed + 3);
 }
 
 #if defined(VTS_TEST_WITH_DATA)
