@@ -60,8 +60,31 @@ __device__ __forceinline__ T gelu_grad_out(float x, T g, float factor) {
   return from_f<T>(to_f(g) * M::gelu_grad(x));
 }
 
-template <class T, class M, bool DROP>
-__global__ void gelu_forward_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t n, bool vec, DropoutDraw d) {
+// The kept elements as bits, for the backward to read instead of drawing the mask again: one byte
+// per Philox block of 4 elements, bit q set when element 4b + q is kept (the block's factor is
+// keep_scale, not 0). A pack of V elements owns V/4 whole bytes.
+__device__ __forceinline__ uint32_t keep_bits4(const float* f) {
+  return uint32_t(f[0] != 0.0f) | uint32_t(f[1] != 0.0f) << 1 | uint32_t(f[2] != 0.0f) << 2 |
+         uint32_t(f[3] != 0.0f) << 3;
+}
+template <int V>
+__device__ __forceinline__ void store_keep(uint8_t* keep, int64_t pack, const float (&f)[V]) {
+  if constexpr (V == 4) keep[pack] = static_cast<uint8_t>(keep_bits4(f));
+  else reinterpret_cast<uint16_t*>(keep)[pack] = static_cast<uint16_t>(keep_bits4(f) | keep_bits4(f + 4) << 8);
+}
+template <int V>
+__device__ __forceinline__ void load_keep(const uint8_t* keep, int64_t pack, float keep_scale, float (&f)[V]) {
+  const uint32_t bits = V == 4 ? keep[pack] : reinterpret_cast<const uint16_t*>(keep)[pack];
+  const uint32_t expanded = V == 4 ? bits : (bits & 0xfu) | (bits >> 4 & 0xf0u);  // 4 bits a byte → 8 in a row
+#pragma unroll
+  for (int j = 0; j < V; ++j) f[j] = (expanded >> j & 1u) ? keep_scale : 0.0f;
+}
+
+// KEEP_OUT (with DROP): the forward also writes the kept elements' bits to keep.
+template <class T, class M, bool DROP, bool KEEP_OUT = false>
+__global__ void gelu_forward_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t n, bool vec, DropoutDraw d,
+                                    uint8_t* __restrict__ keep) {
+  static_assert(DROP || !KEEP_OUT);
   constexpr int V = Pack<T>::N;
   if (DROP && d.first_offset != nullptr) d.first_block += *d.first_offset;
   const int64_t tid = blockIdx.x * int64_t(blockDim.x) + threadIdx.x, stride = int64_t(gridDim.x) * blockDim.x;
@@ -72,23 +95,41 @@ __global__ void gelu_forward_kernel(const T* __restrict__ x, T* __restrict__ y, 
       Pack<T> v = detail::load_pack_ro(x + p * V);
       float f[V] = {};
       if constexpr (DROP) pack_factors<V>(d, p * V, f);
+      if constexpr (KEEP_OUT) store_keep<V>(keep, p, f);
 #pragma unroll
       for (int j = 0; j < V; ++j) v.v[j] = gelu_out<T, M, DROP>(to_f(v.v[j]), f[j]);
       detail::store_pack(y + p * V, v);
     }
     done = packs * V;
   }
-  for (int64_t i = done + tid; i < n; i += stride) {
-    const float f = DROP ? detail::dropout_factor(d.seed, d.first_block, i, d.threshold, d.keep_scale) : 0.0f;
-    y[i] = gelu_out<T, M, DROP>(to_f(x[i]), f);
+  if constexpr (KEEP_OUT) {
+    // By Philox block, so that one thread writes each byte (done is a multiple of 4).
+    for (int64_t q = done / 4 + tid; q * 4 < n; q += stride) {
+      float f[4];
+      detail::dropout_block_factors(d.seed, d.first_block + static_cast<uint64_t>(q), d.threshold, d.keep_scale, f);
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int64_t i = 4 * q + e;
+        if (i < n) y[i] = gelu_out<T, M, true>(to_f(x[i]), f[e]);
+        else f[e] = 0.0f;
+      }
+      keep[q] = static_cast<uint8_t>(keep_bits4(f));
+    }
+  } else {
+    for (int64_t i = done + tid; i < n; i += stride) {
+      const float f = DROP ? detail::dropout_factor(d.seed, d.first_block, i, d.threshold, d.keep_scale) : 0.0f;
+      y[i] = gelu_out<T, M, DROP>(to_f(x[i]), f);
+    }
   }
 }
 
-template <class T, class M, bool DROP>
+// KEEP_IN (with DROP): the mask comes from the forward's keep bits (and d.keep_scale), not Philox.
+template <class T, class M, bool DROP, bool KEEP_IN = false>
 __global__ void gelu_backward_kernel(const T* __restrict__ x, const T* __restrict__ g, T* __restrict__ dx, int64_t n,
-                                     bool vec, DropoutDraw d) {
+                                     bool vec, DropoutDraw d, const uint8_t* __restrict__ keep) {
+  static_assert(DROP || !KEEP_IN);
   constexpr int V = Pack<T>::N;
-  if (DROP && d.first_offset != nullptr) d.first_block += *d.first_offset;
+  if (DROP && !KEEP_IN && d.first_offset != nullptr) d.first_block += *d.first_offset;
   const int64_t tid = blockIdx.x * int64_t(blockDim.x) + threadIdx.x, stride = int64_t(gridDim.x) * blockDim.x;
   int64_t done = 0;
   if (vec) {
@@ -96,7 +137,8 @@ __global__ void gelu_backward_kernel(const T* __restrict__ x, const T* __restric
     for (int64_t p = tid; p < packs; p += stride) {
       const Pack<T> vx = detail::load_pack_ro(x + p * V), vg = detail::load_pack_ro(g + p * V);
       float f[V] = {};
-      if constexpr (DROP) pack_factors<V>(d, p * V, f);
+      if constexpr (KEEP_IN) load_keep<V>(keep, p, d.keep_scale, f);
+      else if constexpr (DROP) pack_factors<V>(d, p * V, f);
       Pack<T> r;
 #pragma unroll
       for (int j = 0; j < V; ++j) r.v[j] = gelu_grad_out<T, M, DROP>(to_f(vx.v[j]), vg.v[j], f[j]);
@@ -105,7 +147,9 @@ __global__ void gelu_backward_kernel(const T* __restrict__ x, const T* __restric
     done = packs * V;
   }
   for (int64_t i = done + tid; i < n; i += stride) {
-    const float f = DROP ? detail::dropout_factor(d.seed, d.first_block, i, d.threshold, d.keep_scale) : 0.0f;
+    float f = 0.0f;
+    if constexpr (KEEP_IN) f = (keep[i / 4] >> (i % 4) & 1u) ? d.keep_scale : 0.0f;
+    else if constexpr (DROP) f = detail::dropout_factor(d.seed, d.first_block, i, d.threshold, d.keep_scale);
     dx[i] = gelu_grad_out<T, M, DROP>(to_f(x[i]), g[i], f);
   }
 }
@@ -117,23 +161,46 @@ unsigned grid_for_packs(int64_t n, int per_pack) {
   return detail::grid_for((n + per_pack - 1) / per_pack, kThreads, int64_t(device_info().sm_count) * 8);
 }
 
+bool keep_aligned(const uint8_t* keep, int pack_elems) {
+  return keep == nullptr || (reinterpret_cast<uintptr_t>(keep) & static_cast<uintptr_t>(pack_elems / 4 - 1)) == 0;
+}
+
+// keep (DROP only): where the forward writes the kept elements' bits, or the backward reads them.
 template <class T, class M = ErfMath, bool DROP = false>
-void forward_impl(const T* x, T* y, int64_t n, const DropoutDraw& d = {}) {
+void forward_impl(const T* x, T* y, int64_t n, const DropoutDraw& d = {}, uint8_t* keep = nullptr) {
   if (n <= 0) return;
   using D = DevT<T>;
-  const bool vec = detail::aligned16(x) && detail::aligned16(y);
-  gelu_forward_kernel<D, M, DROP><<<grid_for_packs(n, Pack<D>::N), kThreads, 0, current_stream()>>>(
-      detail::dev_ptr(x), detail::dev_ptr(y), n, vec, d);
+  const bool vec = detail::aligned16(x) && detail::aligned16(y) && keep_aligned(keep, Pack<D>::N);
+  const unsigned grid = grid_for_packs(n, Pack<D>::N);
+  if constexpr (DROP) {
+    if (keep != nullptr) {
+      gelu_forward_kernel<D, M, true, true>
+          <<<grid, kThreads, 0, current_stream()>>>(detail::dev_ptr(x), detail::dev_ptr(y), n, vec, d, keep);
+      VTS_CUDA_CHECK_LAUNCH("gelu_forward_kernel");
+      return;
+    }
+  }
+  gelu_forward_kernel<D, M, DROP><<<grid, kThreads, 0, current_stream()>>>(detail::dev_ptr(x), detail::dev_ptr(y), n,
+                                                                           vec, d, nullptr);
   VTS_CUDA_CHECK_LAUNCH("gelu_forward_kernel");
 }
 
 template <class T, class M = ErfMath, bool DROP = false>
-void backward_impl(const T* x, const T* g, T* dx, int64_t n, const DropoutDraw& d = {}) {
+void backward_impl(const T* x, const T* g, T* dx, int64_t n, const DropoutDraw& d = {}, const uint8_t* keep = nullptr) {
   if (n <= 0) return;
   using D = DevT<T>;
-  const bool vec = detail::aligned16(x) && detail::aligned16(g) && detail::aligned16(dx);
-  gelu_backward_kernel<D, M, DROP><<<grid_for_packs(n, Pack<D>::N), kThreads, 0, current_stream()>>>(
-      detail::dev_ptr(x), detail::dev_ptr(g), detail::dev_ptr(dx), n, vec, d);
+  const bool vec = detail::aligned16(x) && detail::aligned16(g) && detail::aligned16(dx) && keep_aligned(keep, Pack<D>::N);
+  const unsigned grid = grid_for_packs(n, Pack<D>::N);
+  if constexpr (DROP) {
+    if (keep != nullptr) {
+      gelu_backward_kernel<D, M, true, true><<<grid, kThreads, 0, current_stream()>>>(
+          detail::dev_ptr(x), detail::dev_ptr(g), detail::dev_ptr(dx), n, vec, d, keep);
+      VTS_CUDA_CHECK_LAUNCH("gelu_backward_kernel");
+      return;
+    }
+  }
+  gelu_backward_kernel<D, M, DROP><<<grid, kThreads, 0, current_stream()>>>(
+      detail::dev_ptr(x), detail::dev_ptr(g), detail::dev_ptr(dx), n, vec, d, nullptr);
   VTS_CUDA_CHECK_LAUNCH("gelu_backward_kernel");
 }
 
@@ -168,6 +235,28 @@ void gelu_dropout_backward(Device, const bf16* x, const bf16* g, bf16* dx, int64
                            const GeluLaunch& launch) {
   if (launch.erf_form) backward_impl<bf16, ErfMath, true>(x, g, dx, n, d);
   else backward_impl<bf16, ExpFormMath, true>(x, g, dx, n, d);
+}
+
+void gelu_dropout_forward_keep(Device, const float* x, float* y, int64_t n, const DropoutDraw& d, uint8_t* keep) {
+  VTS_CHECK(keep != nullptr, "vts::cuda::gelu_dropout_forward_keep: keep is null");
+  forward_impl<float, ErfMath, true>(x, y, n, d, keep);
+}
+void gelu_dropout_forward_keep(Device, const bf16* x, bf16* y, int64_t n, const DropoutDraw& d, uint8_t* keep,
+                               const GeluLaunch& launch) {
+  VTS_CHECK(keep != nullptr, "vts::cuda::gelu_dropout_forward_keep: keep is null");
+  if (launch.erf_form) forward_impl<bf16, ErfMath, true>(x, y, n, d, keep);
+  else forward_impl<bf16, ExpFormMath, true>(x, y, n, d, keep);
+}
+void gelu_dropout_backward_kept(Device, const float* x, const float* g, float* dx, int64_t n, const uint8_t* keep,
+                                float keep_scale) {
+  VTS_CHECK(keep != nullptr, "vts::cuda::gelu_dropout_backward_kept: keep is null");
+  backward_impl<float, ErfMath, true>(x, g, dx, n, DropoutDraw{.keep_scale = keep_scale}, keep);
+}
+void gelu_dropout_backward_kept(Device, const bf16* x, const bf16* g, bf16* dx, int64_t n, const uint8_t* keep,
+                                float keep_scale, const GeluLaunch& launch) {
+  VTS_CHECK(keep != nullptr, "vts::cuda::gelu_dropout_backward_kept: keep is null");
+  if (launch.erf_form) backward_impl<bf16, ErfMath, true>(x, g, dx, n, DropoutDraw{.keep_scale = keep_scale}, keep);
+  else backward_impl<bf16, ExpFormMath, true>(x, g, dx, n, DropoutDraw{.keep_scale = keep_scale}, keep);
 }
 
 }  // namespace vts::cuda

@@ -86,6 +86,10 @@ void run(const Options& o, Timer& timer, int64_t rows, int64_t width) {
   }
   cuda::DeviceBuffer dtmp(n * sizeof(T));
   const int64_t ni = static_cast<int64_t>(n);
+  // "vts_keep": the pair that keeps the mask as bits (n/4 bytes, written by the forward and read by
+  // the backward instead of Philox); its bytes are not added to the count, so its rate compares.
+  cuda::DeviceBuffer keep((n + 3) / 4);
+  cuda::gelu_dropout_forward_keep(Cuda{}, dx.template as<T>(), dy.template as<T>(), ni, draw, keep.as<uint8_t>());
   if (selected(o, "gelu_dropout_fwd")) {
     auto fused = [&] { cuda::gelu_dropout_forward(Cuda{}, dx.template as<T>(), dy.template as<T>(), ni, draw); };
     auto two = [&] {
@@ -94,6 +98,9 @@ void run(const Options& o, Timer& timer, int64_t rows, int64_t width) {
                           dtmp.template as<T>(), dy.template as<T>());
     };
     std::vector<std::pair<const char*, std::function<void()>>> impls{{"vts", fused}, {"vts_two_launches", two}};
+    impls.emplace_back("vts_keep", [&] {
+      cuda::gelu_dropout_forward_keep(Cuda{}, dx.template as<T>(), dy.template as<T>(), ni, draw, keep.as<uint8_t>());
+    });
     if constexpr (kBf16) {
       impls.emplace_back("vts_erf_form", [&] {
         cuda::gelu_dropout_forward(Cuda{}, dx.template as<T>(), dy.template as<T>(), ni, draw, erf_form);
@@ -116,6 +123,10 @@ void run(const Options& o, Timer& timer, int64_t rows, int64_t width) {
       cuda::gelu_backward(Cuda{}, dx.template as<T>(), dtmp.template as<T>(), dgx.template as<T>(), ni);
     };
     std::vector<std::pair<const char*, std::function<void()>>> impls{{"vts", fused}, {"vts_two_launches", two}};
+    impls.emplace_back("vts_keep", [&] {
+      cuda::gelu_dropout_backward_kept(Cuda{}, dx.template as<T>(), dg.template as<T>(), dgx.template as<T>(), ni,
+                                       keep.as<uint8_t>(), draw.keep_scale);
+    });
     if constexpr (kBf16) {
       impls.emplace_back("vts_erf_form", [&] {
         cuda::gelu_dropout_backward(Cuda{}, dx.template as<T>(), dg.template as<T>(), dgx.template as<T>(), ni, draw,

@@ -62,7 +62,8 @@ TEST_CASE("dropout masks match the CPU bit for bit", "[dropout]") {
 namespace {
 
 // gelu_dropout_forward/backward against gelu + dropout_apply (and dropout_apply + gelu_backward),
-// element for element, at an aligned and a misaligned (scalar-path) start.
+// element for element, at an aligned and a misaligned (scalar-path) start; and the pair that keeps
+// the mask as bits (gelu_dropout_forward_keep / backward_kept), whose bits must be the mask's.
 template <class T>
 void check_gelu_dropout_kernels(Rng& rng) {
   const auto to_t = [](const std::vector<float>& v) {
@@ -93,6 +94,36 @@ void check_gelu_dropout_kernels(Rng& rng) {
       cuda::gelu_backward(Cuda{}, x.data() + shift, gm.data() + shift, two.data() + shift, n);
       cuda::gelu_dropout_backward(Cuda{}, x.data() + shift, g.data() + shift, fused.data() + shift, n, d);
       REQUIRE(bit_differences(fused.download(), two.download()) == "");
+      const auto want_dx = two.download();
+
+      // The keeping pair. The bits, against the mask dropout_apply draws on ones: one per element,
+      // zero past n in the last byte.
+      const size_t keep_bytes = static_cast<size_t>((n + 3) / 4);
+      Buf<uint8_t> keep(keep_bytes + 1);  // + 1: a misaligned start for the scalar path too
+      Buf<T> ones(to_t(std::vector<float>(m, 1.0f))), mask(m);
+      cuda::dropout_apply(Cuda{}, d.seed, d.first_block, n, d.threshold, d.keep_scale, ones.data() + shift,
+                          mask.data() + shift);
+      const auto mask_host = mask.download();
+      cuda::gelu_forward(Cuda{}, x.data() + shift, gm.data() + shift, n);
+      cuda::dropout_apply(Cuda{}, d.seed, d.first_block, n, d.threshold, d.keep_scale, gm.data() + shift,
+                          two.data() + shift);
+      const auto want_y = two.download();
+      uint8_t* keep_at = keep.data() + shift;
+      fused.poison();
+      cuda::gelu_dropout_forward_keep(Cuda{}, x.data() + shift, fused.data() + shift, n, d, keep_at);
+      REQUIRE(bit_differences(fused.download(), want_y) == "");
+      const auto bits = keep.download();
+      int64_t wrong_bits = 0;
+      for (int64_t i = 0; i < 4 * static_cast<int64_t>(keep_bytes); ++i) {
+        const bool bit = (bits[static_cast<size_t>(shift + i / 4)] >> (i % 4)) & 1;
+        const bool kept = i < n && static_cast<float>(mask_host[static_cast<size_t>(shift + i)]) != 0.0f;
+        wrong_bits += bit != kept;
+      }
+      CHECK(wrong_bits == 0);
+      fused.poison();
+      cuda::gelu_dropout_backward_kept(Cuda{}, x.data() + shift, g.data() + shift, fused.data() + shift, n, keep_at,
+                                       d.keep_scale);
+      REQUIRE(bit_differences(fused.download(), want_dx) == "");
     }
   }
 }

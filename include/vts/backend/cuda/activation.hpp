@@ -49,4 +49,18 @@ void gelu_dropout_backward(Device, const float* x, const float* g, float* dx, in
 void gelu_dropout_backward(Device, const bf16* x, const bf16* g, bf16* dx, int64_t n, const DropoutDraw& d,
                            const GeluLaunch& launch = {});
 
+// The same pair with the mask kept: the forward also writes which elements it kept (keep: ⌈n/4⌉
+// bytes, one per Philox block of 4 elements, bit q for element 4b + q), and the backward reads
+// them instead of running Philox again — the same factors, so the same bits as above; ⌈n/4⌉ bytes
+// held between the two (4.8 MB for a ViT-B/16 MLP activation at batch 32). An alternative for the
+// kernel benchmark (docs/cuda.md: the fused kernels are bound by Philox's integer work); the op
+// layer uses the pair above.
+void gelu_dropout_forward_keep(Device, const float* x, float* y, int64_t n, const DropoutDraw& d, uint8_t* keep);
+void gelu_dropout_forward_keep(Device, const bf16* x, bf16* y, int64_t n, const DropoutDraw& d, uint8_t* keep,
+                               const GeluLaunch& launch = {});
+void gelu_dropout_backward_kept(Device, const float* x, const float* g, float* dx, int64_t n, const uint8_t* keep,
+                                float keep_scale);
+void gelu_dropout_backward_kept(Device, const bf16* x, const bf16* g, bf16* dx, int64_t n, const uint8_t* keep,
+                                float keep_scale, const GeluLaunch& launch = {});
+
 }  // namespace vts::cuda
