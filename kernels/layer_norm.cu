@@ -183,15 +183,26 @@ __device__ __forceinline__ void fold_partials(const DwDbFold& fold, const float*
 // permutes; so do the readers' 32 consecutive columns: one bank each, both ways.
 __device__ __forceinline__ int partial_slot(int i) { return i ^ (((i >> 5) & 1) << 2); }
 
+// Elements of T a warp stages per row and tensor with PREFETCH_ROWS (its lanes' packs).
+template <class T, int CHUNKS>
+constexpr int kStageElems = CHUNKS * 32 * Pack<T>::N;
+
 // WARPS rows in flight per block; the library launches 8 (LayerNormBackwardLaunch's defaults),
-// the kernel benchmark also 4 and 16.
-template <class T, int CHUNKS, int WARPS>
+// the kernel benchmark also 4 and 16. PREFETCH_ROWS (the benchmark's alternative): each lane copies
+// its packs of the warp's next row of x and g into shared memory (cp.async, two slots a warp after
+// the partials) while it works on the current one, so a warp's DRAM wait overlaps its arithmetic
+// instead of following it; a lane reads back only what it copied itself, so its own wait_group
+// orders the copy and the reads (no barrier; compiler fences keep the reads in place).
+template <class T, int CHUNKS, int WARPS, bool PREFETCH_ROWS = false>
 __global__ void __launch_bounds__(WARPS * 32) layer_norm_bwd_warp_kernel(
     const T* __restrict__ x, const T* __restrict__ w, const float* __restrict__ mean, const float* __restrict__ rstd,
     const T* __restrict__ g, const T* dx_add, T* dx, float* __restrict__ partial, int64_t rows, int n,
     int64_t rows_per_block, const DwDbFold fold) {
   constexpr int V = Pack<T>::N;
-  extern __shared__ float4 smem_f4[];  // [WARPS][2][n] floats: each warp's dw then db partials, swizzled
+  constexpr int kStage = kStageElems<T, CHUNKS>;
+  // [WARPS][2][n] floats: each warp's dw then db partials, swizzled; with PREFETCH_ROWS then
+  // [WARPS][2 slots][x, g][kStage] T.
+  extern __shared__ float4 smem_f4[];
   float* smem = reinterpret_cast<float*>(smem_f4);
   const int lane = threadIdx.x & 31, warp = threadIdx.x / 32;
   const int64_t r0 = blockIdx.x * rows_per_block, r1 = min(rows, r0 + rows_per_block);
@@ -201,7 +212,35 @@ __global__ void __launch_bounds__(WARPS * 32) layer_norm_bwd_warp_kernel(
 #pragma unroll
     for (int j = 0; j < V; ++j) dw_acc[c][j] = db_acc[c][j] = 0.0f;
 
-  for (int64_t row = r0 + warp; row < r1; row += WARPS) {
+  T* stage = reinterpret_cast<T*>(smem + WARPS * 2 * n) + warp * 4 * kStage;
+  auto stage_row = [&](int64_t row, int slot) {  // this lane's packs of x and g for `row`, into `slot`
+    T* sx = stage + slot * 2 * kStage;
+#pragma unroll
+    for (int c = 0; c < CHUNKS; ++c) {
+      const int col = (c * 32 + lane) * V;
+      if (col < n) {
+        hw::cp_async16(sx + col, x + row * n + col, true);
+        hw::cp_async16(sx + kStage + col, g + row * n + col, true);
+      }
+    }
+    hw::cp_async_commit();
+  };
+  if constexpr (PREFETCH_ROWS) {
+    if (r0 + warp < r1) stage_row(r0 + warp, 0);
+  }
+
+  int slot = 0;
+  for (int64_t row = r0 + warp; row < r1; row += WARPS, slot ^= 1) {
+    if constexpr (PREFETCH_ROWS) {
+      hw::compiler_fence();  // this slot's reads two rows ago stay before the copy that overwrites it
+      if (row + WARPS < r1) {
+        stage_row(row + WARPS, slot ^ 1);
+        hw::cp_async_wait<1>();
+      } else {
+        hw::cp_async_wait<0>();
+      }
+      hw::compiler_fence();  // and the reads below after the wait
+    }
     const int64_t base = row * n;
     const float mu = mean[row], rs = rstd[row];
     float xh[CHUNKS][V], gh[CHUNKS][V];
@@ -210,7 +249,11 @@ __global__ void __launch_bounds__(WARPS * 32) layer_norm_bwd_warp_kernel(
     for (int c = 0; c < CHUNKS; ++c) {
       const int col = (c * 32 + lane) * V;
       if (col < n) {
-        const Pack<T> px = detail::load_pack_ro(x + base + col), pg = detail::load_pack_ro(g + base + col),
+        const T* sx = stage + slot * 2 * kStage;
+        const Pack<T> px = PREFETCH_ROWS ? *reinterpret_cast<const Pack<T>*>(sx + col)
+                                         : detail::load_pack_ro(x + base + col),
+                      pg = PREFETCH_ROWS ? *reinterpret_cast<const Pack<T>*>(sx + kStage + col)
+                                         : detail::load_pack_ro(g + base + col),
                       pw = detail::load_pack_ro(w + col);
 #pragma unroll
         for (int j = 0; j < V; ++j) {
@@ -235,9 +278,9 @@ __global__ void __launch_bounds__(WARPS * 32) layer_norm_bwd_warp_kernel(
         const int col = (c * 32 + lane) * V;
         if (col < n) {
           Pack<T> out;
-#pragma unroll
           // __fmul_rn: in fp32 the compiler would otherwise fuse this product into the add below (an
           // FMA, one rounding fewer than the separate backward and sum: H200, 2026-12-04).
+#pragma unroll
           for (int j = 0; j < V; ++j) out.v[j] = from_f<T>(__fmul_rn(rs, gh[c][j] - mg - xh[c][j] * mgx));
           if (dx_add != nullptr) {  // the pending gradient + dx, rounded as the separate sum rounds
             const Pack<T> pa = detail::load_pack(dx_add + base + col);
@@ -530,7 +573,9 @@ void backward_impl(const T* x_, const T* w_, const float* mean, const float* rst
     const int64_t rows_per_block = (rows + blocks - 1) / blocks;
     const int64_t used_blocks = (rows + rows_per_block - 1) / rows_per_block;
     DeviceBuffer partial(want_params ? static_cast<size_t>(used_blocks * 2 * n) * sizeof(float) : 0);
-    const size_t smem = want_params ? static_cast<size_t>(warps * 2 * n) * sizeof(float) : 0;
+    // The partials; with prefetch_rows the region is kept (the staging slots follow it) either way.
+    const size_t partial_smem =
+        want_params || launch.prefetch_rows ? static_cast<size_t>(warps * 2 * n) * sizeof(float) : 0;
     DwDbFold fold;
     if (want_params && used_blocks * 2 * n <= kFoldMaxPartialFloats) {
       fold.counter = fold_counter(s);
@@ -542,6 +587,14 @@ void backward_impl(const T* x_, const T* w_, const float* mean, const float* rst
       constexpr int kChunks = decltype(c)::value;
       dispatch_int<4, 8, 16>(warps, [&](auto wp) {
         auto kernel = layer_norm_bwd_warp_kernel<D, kChunks, decltype(wp)::value>;
+        size_t smem = partial_smem;
+        if (launch.prefetch_rows) {
+          kernel = layer_norm_bwd_warp_kernel<D, kChunks, decltype(wp)::value, true>;
+          smem += static_cast<size_t>(warps) * 4 * kStageElems<D, kChunks> * sizeof(D);
+          VTS_CHECK(smem <= device_info().max_smem_per_block, "vts::cuda::layer_norm_backward: prefetch_rows with ",
+                    warps, " warps at n = ", n, " needs ", smem, " bytes of shared memory; the device allows ",
+                    device_info().max_smem_per_block);
+        }
         // Opted in below 48 KB too: the kernel's static shared memory (the fold's flag) counts against
         // the same 48 KB default, and ViT-B's n = 768 at 8 warps is exactly 48 KB of partials.
         if (smem > 0)

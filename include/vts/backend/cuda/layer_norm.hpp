@@ -69,6 +69,9 @@ struct LayerNormBackwardLaunch {
   int warps_per_block = 8;  // 4, 8 or 16: rows in flight per block, and warps adding into its partial row
   int blocks_per_sm = 2;    // grid = min(row groups, blocks_per_sm × SMs) = the number of partial rows
   int final_groups = 16;    // 8, 16 or 32: thread rows per block of the kernel that adds the partial rows
+  // Each warp copies its next row of x and g into shared memory (cp.async) while it works on the
+  // current one; refused where the staging slots do not fit the device's shared memory.
+  bool prefetch_rows = false;
 };
 void layer_norm_rows_backward(Device, const float* x, const float* w, const float* mean, const float* rstd,
                               const float* g, float* dx, float* dw, float* db, int64_t rows, int64_t n,

@@ -2,12 +2,14 @@
 // The emulator's version of kernels/common/hw.cuh (same names and semantics, see that file): the
 // inline PTX becomes calls into the emulator, which runs the warp-wide ones (ldmatrix, mma) once all
 // 32 lanes have arrived with their operands.
+#include <atomic>
 #include <cstdint>
 
 namespace vts::cuda::hw {
 
 inline void cp_async16(void* smem, const void* gmem, bool valid) { vts_emu::cp_async(smem, gmem, 16, valid); }
 inline void cp_async_commit() { vts_emu::cp_async_commit(); }
+inline void compiler_fence() { std::atomic_signal_fence(std::memory_order_seq_cst); }
 template <int N>
 inline void cp_async_wait() {
   vts_emu::cp_async_wait(N);
