@@ -189,7 +189,8 @@ template <class T, class M = ErfMath, bool DROP = false>
 void backward_impl(const T* x, const T* g, T* dx, int64_t n, const DropoutDraw& d = {}, const uint8_t* keep = nullptr) {
   if (n <= 0) return;
   using D = DevT<T>;
-  const bool vec = detail::aligned16(x) && detail::aligned16(g) && detail::aligned16(dx) && keep_aligned(keep, Pack<D>::N);
+  const bool vec =
+      detail::aligned16(x) && detail::aligned16(g) && detail::aligned16(dx) && keep_aligned(keep, Pack<D>::N);
   const unsigned grid = grid_for_packs(n, Pack<D>::N);
   if constexpr (DROP) {
     if (keep != nullptr) {

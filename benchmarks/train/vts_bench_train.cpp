@@ -116,7 +116,8 @@ Args parse(int argc, char** argv) {
     std::exit(2);
   }
   if (a.attention_bwd != "default" && a.attention_bwd != "split") {
-    std::fprintf(stderr, "vts_bench_train: --attention-bwd must be default or split, got '%s'\n", a.attention_bwd.c_str());
+    std::fprintf(stderr, "vts_bench_train: --attention-bwd must be default or split, got '%s'\n",
+                 a.attention_bwd.c_str());
     std::exit(2);
   }
   if (a.attention_bwd == "split" && (a.device != "cuda" || a.precision != "bf16")) {
