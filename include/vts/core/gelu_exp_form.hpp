@@ -1,10 +1,10 @@
 #pragma once
-// GELU and its derivative with the normal CDF in an exp form instead of erf, in fp32, for the bf16
-// CUDA kernels (an alternative the kernel benchmark times: docs/cuda.md) and for the host test that
-// checks it against the exact function at every bf16 input.
+// GELU and its derivative with the normal CDF in an exp form instead of erf, in fp32: what the bf16
+// CUDA kernels compute (since 2026-12-04; erff stays selectable for the benchmark, docs/cuda.md),
+// and what the host test checks against the exact function at every bf16 input.
 //
-// Why: the bf16 GELU kernels are bound by instruction issue rather than by memory (docs/cuda.md,
-// "What is left"). CUDA's erff evaluates two polynomials' worth of selected coefficients and an
+// Why: with erff the bf16 GELU kernels were bound by instruction issue rather than by memory
+// (docs/cuda.md, "GELU"). CUDA's erff evaluates two polynomials' worth of selected coefficients and an
 // exp2 (about 25 instructions); with the lower tail of the normal distribution written as
 //   Φ(−|x|) = t · 2^(−x²/2 · log2 e + R(t)),   t = 1 / (1 + 0.4 |x|),
 // and R a degree-8 polynomial (fitted to the exact function for |x| ≤ 14, weighted minimax, max
