@@ -12,6 +12,8 @@
 // would read and write the whole hidden activation again, forward and backward. Every rounding of
 // the two-launch form is kept (GELU's output, and the masked gradient, rounded to T), so the fused
 // result is the same bits.
+#include <atomic>
+
 #include "common/check.cuh"
 #include "common/philox.cuh"
 #include "common/types.cuh"
@@ -237,6 +239,12 @@ void gelu_dropout_backward(Device, const bf16* x, const bf16* g, bf16* dx, int64
   if (launch.erf_form) backward_impl<bf16, ErfMath, true>(x, g, dx, n, d);
   else backward_impl<bf16, ExpFormMath, true>(x, g, dx, n, d);
 }
+
+namespace {
+std::atomic<bool> g_keep_mask{false};
+}  // namespace
+void set_gelu_dropout_keep_mask(bool keep) { g_keep_mask.store(keep, std::memory_order_relaxed); }
+bool gelu_dropout_keep_mask() { return g_keep_mask.load(std::memory_order_relaxed); }
 
 void gelu_dropout_forward_keep(Device, const float* x, float* y, int64_t n, const DropoutDraw& d, uint8_t* keep) {
   VTS_CHECK(keep != nullptr, "vts::cuda::gelu_dropout_forward_keep: keep is null");

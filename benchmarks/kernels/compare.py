@@ -77,14 +77,15 @@ def print_steps(steps):
     # Epilogue fallbacks: vts on CUDA, linear-layer GEMM calls whose bias epilogues cuBLASLt refused
     # (0: all taken; off: switched off with VTS_GEMM_EPILOGUES=0).
     # Graphs: vts with --cuda-graphs, the network's forward and backward replayed (graph_nodes of them).
-    print("\n| training step | config | batch | impl | precision | GEMMs | attention | graphs | ms (median) | images/s "
-          "| epilogue fallbacks |")
-    print("|---|---|---:|---|---|---|---|---|---:|---:|---:|")
+    # Dropout mask: "kept" where the MLP's GELU + dropout kept its mask as bits (--keep-dropout-mask).
+    print("\n| training step | config | batch | impl | precision | GEMMs | attention | dropout mask | graphs "
+          "| ms (median) | images/s | epilogue fallbacks |")
+    print("|---|---|---:|---|---|---|---|---|---|---:|---:|---:|")
     for r in steps:
         graphs = f"{r['graph_nodes']} nodes" if r.get("cuda_graphs") else "–"
         print(f"| {r.get('device', 'cpu')} | {r['config']} | {r['batch']} | {r['impl']} | {r.get('precision', 'fp32')} | "
-              f"{r.get('gemm', '–')} | {r.get('attention', 'fused')} | {graphs} | {r['step_ms_median']:.2f} | "
-              f"{r['imgs_per_s']:.1f} | {epilogues(r)} |")
+              f"{r.get('gemm', '–')} | {r.get('attention', 'fused')} | {r.get('dropout_mask', 'drawn' if r['impl'] == 'vts' else '–')} | {graphs} | "
+              f"{r['step_ms_median']:.2f} | {r['imgs_per_s']:.1f} | {epilogues(r)} |")
 
 
 def print_kernels(rows):

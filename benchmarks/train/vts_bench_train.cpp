@@ -20,6 +20,8 @@
 // --attention-bwd split (CUDA, bf16) runs the attention backward as the split pair of kernels (dQ,
 // then dK/dV; cuda::set_attention_bf16_backward_split) instead of the one-CTA-per-head kernel, the
 // default at N <= 256: the candidate default, faster in the kernel benchmark (H200, 2026-12-04).
+// --keep-dropout-mask (CUDA) has the MLP's fused GELU + dropout keep its mask as bits for the
+// backward instead of drawing it again (cuda::set_gelu_dropout_keep_mask), the candidate default.
 // --mode encode times what `vts encode` does per batch instead of a training step: the network's
 // forward in evaluation mode (dropout off) with no graph recorded, and its outputs copied to the
 // host. The peer script's --mode encode does the same under torch.inference_mode().
@@ -42,6 +44,7 @@
 #include "vts/optim/optim.hpp"
 #include "vts/vts.hpp"
 #if defined(VTS_WITH_CUDA)
+#include "vts/backend/cuda/activation.hpp"
 #include "vts/backend/cuda/attention.hpp"
 #include "vts/backend/cuda/gemm.hpp"
 #include "vts/backend/cuda/profile.hpp"
@@ -63,6 +66,7 @@ struct Args {
   std::string precision = "fp32";  // fp32 | bf16 (CUDA)
   bool cuda_graphs = false;
   std::string attention_bwd = "default";  // default | split (CUDA bf16 attention backward)
+  bool keep_dropout_mask = false;          // CUDA: gelu_dropout keeps its mask as bits
   std::string mode = "train";  // train | encode
 };
 
@@ -100,12 +104,14 @@ Args parse(int argc, char** argv) {
     else if (flag == "--precision") a.precision = value();
     else if (flag == "--cuda-graphs") a.cuda_graphs = true;
     else if (flag == "--attention-bwd") a.attention_bwd = value();
+    else if (flag == "--keep-dropout-mask") a.keep_dropout_mask = true;
     else if (flag == "--mode") a.mode = value();
     else {
       std::fprintf(stderr,
                    "usage: vts_bench_train [--config tiny|small|b16|b32] [--batch B] [--steps S] [--warmup W] "
                    "[--threads T] [--device cpu|cuda] [--gemm tf32|bf16|fp32] [--precision fp32|bf16] "
-                   "[--profile-steps K] [--cuda-graphs] [--attention-bwd default|split] [--mode train|encode]\n"
+                   "[--profile-steps K] [--cuda-graphs] [--attention-bwd default|split] [--keep-dropout-mask] "
+                   "[--mode train|encode]\n"
                    "unknown flag: %s\n",
                    flag.c_str());
       std::exit(2);
@@ -123,6 +129,10 @@ Args parse(int argc, char** argv) {
   if (a.attention_bwd == "split" && (a.device != "cuda" || a.precision != "bf16")) {
     std::fprintf(stderr, "vts_bench_train: --attention-bwd split picks a kernel of the CUDA bf16 attention; it needs "
                          "--device cuda --precision bf16\n");
+    std::exit(2);
+  }
+  if (a.keep_dropout_mask && a.device != "cuda") {
+    std::fprintf(stderr, "vts_bench_train: --keep-dropout-mask picks a CUDA kernel pair; it needs --device cuda\n");
     std::exit(2);
   }
   if (a.mode != "train" && a.mode != "encode") {
@@ -358,7 +368,9 @@ int run(const Args& a) {
       gemm_name<T, D>(a), a.config.c_str(), static_cast<long long>(a.batch), vts::cpu::max_threads(), a.steps, median, ms.front(),
       1000.0 * static_cast<double>(a.batch) / median, static_cast<long long>(nn::parameter_count(net)),
       epilogue_fallbacks_field<D>().c_str(), graphed.json_field().c_str(), gemm_library_field<D>().c_str(),
-      a.attention_bwd == "split" ? ", \"attention\": \"fused, split backward\"" : "");
+      (std::string(a.attention_bwd == "split" ? ", \"attention\": \"fused, split backward\"" : "") +
+       (a.keep_dropout_mask ? ", \"dropout_mask\": \"kept\"" : ""))
+          .c_str());
   if (a.profile_steps > 0) print_profile<D>(a, std::is_same_v<T, bf16> ? "bf16" : "fp32", step);
   return 0;
 }
@@ -388,6 +400,7 @@ int main(int argc, char** argv) {
       }
       vts::cuda::set_fp32_gemm(vts::cuda::fp32_gemm_from_string(a.gemm));
       vts::cuda::set_attention_bf16_backward_split(a.attention_bwd == "split");
+      vts::cuda::set_gelu_dropout_keep_mask(a.keep_dropout_mask);
       if (a.precision == "bf16") return run_config<vts::bf16, vts::Cuda>(a);
       return run_config<float, vts::Cuda>(a);
 #else

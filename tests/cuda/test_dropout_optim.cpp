@@ -191,6 +191,14 @@ TEST_CASE("GELU with dropout in one pass gives the two launches' bits", "[dropou
   check_gelu_dropout_kernels<bf16>(rng);
   check_gelu_dropout_op<float>(rng);
   check_gelu_dropout_op<bf16>(rng);
+  // The op with the mask kept as bits for its backward (cuda::set_gelu_dropout_keep_mask).
+  struct KeepMask {
+    bool was = cuda::gelu_dropout_keep_mask();
+    KeepMask() { cuda::set_gelu_dropout_keep_mask(true); }
+    ~KeepMask() { cuda::set_gelu_dropout_keep_mask(was); }
+  } keep;
+  check_gelu_dropout_op<float>(rng);
+  check_gelu_dropout_op<bf16>(rng);
 }
 
 TEST_CASE("a residual add after dropout in one pass gives the two ops' bits", "[dropout]") {

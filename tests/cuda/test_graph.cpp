@@ -274,6 +274,13 @@ TEST_CASE("a training step through CapturedNetwork matches the eager step bit fo
     ~SplitBackward() { cuda::set_attention_bf16_backward_split(was); }
   } split;
   check_captured_training<TinyD32, bf16>(seed + 3);
+  // The MLP's GELU + dropout keeping its mask as bits: a buffer of the forward's, read by the backward.
+  struct KeepMask {
+    bool was = cuda::gelu_dropout_keep_mask();
+    KeepMask() { cuda::set_gelu_dropout_keep_mask(true); }
+    ~KeepMask() { cuda::set_gelu_dropout_keep_mask(was); }
+  } keep;
+  check_captured_training<TinyD32, float>(seed + 4);
 }
 
 #if defined(VTS_TEST_WITH_DATA)

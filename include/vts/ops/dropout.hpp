@@ -6,11 +6,14 @@
 // regenerates it).
 // Two fusions with their neighbours, for the ViT MLP on CUDA (elsewhere the plain composites, with
 // the same draws and bits): gelu_dropout(x) = dropout(gelu(x)) and add_dropout(r, x) = r + dropout(x).
+#include <memory>
+
 #include "vts/backend/cpu/dropout.hpp"
 #if defined(VTS_WITH_CUDA)
 #include "vts/backend/cuda/activation.hpp"
 #include "vts/backend/cuda/dropout.hpp"
 #include "vts/backend/cuda/graph.hpp"
+#include "vts/backend/cuda/memory.hpp"
 #endif
 #include "vts/core/rng.hpp"
 #include "vts/core/tensor.hpp"
@@ -129,6 +132,18 @@ Tensor<T, D> gelu_dropout(const Tensor<T, D>& x, double p, bool training, Genera
       const cuda::DropoutDraw d{draw.seed, draw.first, draw.threshold, static_cast<float>(draw.keep_scale),
                                 draw.first_offset};
       Tensor<T, D> y = Tensor<T, D>::empty(x.shape());
+      if (cuda::gelu_dropout_keep_mask()) {  // the mask kept as bits for the backward (activation.hpp)
+        auto keep = std::make_shared<cuda::DeviceBuffer>(static_cast<size_t>((n + 3) / 4));
+        cuda::gelu_dropout_forward_keep(D{}, x.data(), y.data(), n, d, keep->template as<uint8_t>());
+        const float scale = d.keep_scale;
+        return record(y, "gelu_dropout", {&x}, [xd = x.detach(), keep, scale, n](const Tensor<T, D>& g) {
+          const Tensor<T, D> gc = g.contiguous_nograd();
+          Tensor<T, D> dx = Tensor<T, D>::empty(g.shape());
+          cuda::gelu_dropout_backward_kept(D{}, xd.data(), gc.data(), dx.data(), n, keep->template as<uint8_t>(),
+                                           scale);
+          return std::vector<Tensor<T, D>>{dx};
+        });
+      }
       cuda::gelu_dropout_forward(D{}, x.data(), y.data(), n, d);
       return record(y, "gelu_dropout", {&x}, [xd = x.detach(), d, n](const Tensor<T, D>& g) {
         const Tensor<T, D> gc = g.contiguous_nograd();

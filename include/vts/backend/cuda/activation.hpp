@@ -53,8 +53,10 @@ void gelu_dropout_backward(Device, const bf16* x, const bf16* g, bf16* dx, int64
 // bytes, one per Philox block of 4 elements, bit q for element 4b + q), and the backward reads
 // them instead of running Philox again — the same factors, so the same bits as above; ⌈n/4⌉ bytes
 // held between the two (4.8 MB for a ViT-B/16 MLP activation at batch 32). An alternative for the
-// kernel benchmark (docs/cuda.md: the fused kernels are bound by Philox's integer work); the op
-// layer uses the pair above.
+// kernel benchmark (docs/cuda.md: the fused kernels are bound by Philox's integer work). The op
+// gelu_dropout (ops/dropout.hpp) takes this pair while set_gelu_dropout_keep_mask(true) is in
+// effect (process-wide; off by default until a device has timed it in a step), the pair above
+// otherwise: the same results either way.
 void gelu_dropout_forward_keep(Device, const float* x, float* y, int64_t n, const DropoutDraw& d, uint8_t* keep);
 void gelu_dropout_forward_keep(Device, const bf16* x, bf16* y, int64_t n, const DropoutDraw& d, uint8_t* keep,
                                const GeluLaunch& launch = {});
@@ -62,5 +64,7 @@ void gelu_dropout_backward_kept(Device, const float* x, const float* g, float* d
                                 float keep_scale);
 void gelu_dropout_backward_kept(Device, const bf16* x, const bf16* g, bf16* dx, int64_t n, const uint8_t* keep,
                                 float keep_scale, const GeluLaunch& launch = {});
+void set_gelu_dropout_keep_mask(bool keep);
+bool gelu_dropout_keep_mask();
 
 }  // namespace vts::cuda
