@@ -143,12 +143,24 @@ std::string bit_differences(const std::vector<T>& got, const std::vector<T>& wan
   return m.str();
 }
 
-// Turns TF32 off for a test's GEMMs (its ≈ 1e-3 would hide every other error) and restores the
-// setting afterwards, whatever it was.
-struct Tf32Off {
-  bool was = tf32();
-  Tf32Off() { set_tf32(false); }
-  ~Tf32Off() { set_tf32(was); }
+// Sets one of vts::cuda's process-wide settings (a getter and setter pair such as tf32 / set_tf32)
+// for a scope, and restores what it was, also when a check throws.
+template <class V>
+class ScopedSetting {
+ public:
+  ScopedSetting(V (*get)(), void (*set)(V), V value) : set_(set), was_(get()) { set_(value); }
+  ~ScopedSetting() { set_(was_); }
+  ScopedSetting(const ScopedSetting&) = delete;
+  ScopedSetting& operator=(const ScopedSetting&) = delete;
+
+ private:
+  void (*set_)(V);
+  V was_;
+};
+
+// Turns TF32 off for a test's GEMMs (its ≈ 1e-3 would hide every other error).
+struct Tf32Off : ScopedSetting<bool> {
+  Tf32Off() : ScopedSetting<bool>(tf32, set_tf32, false) {}
 };
 
 inline constexpr double kTolF32 = 1e-5;

@@ -192,11 +192,7 @@ TEST_CASE("GELU with dropout in one pass gives the two launches' bits", "[dropou
   check_gelu_dropout_op<float>(rng);
   check_gelu_dropout_op<bf16>(rng);
   // The op with the mask kept as bits for its backward (cuda::set_gelu_dropout_keep_mask).
-  struct KeepMask {
-    bool was = cuda::gelu_dropout_keep_mask();
-    KeepMask() { cuda::set_gelu_dropout_keep_mask(true); }
-    ~KeepMask() { cuda::set_gelu_dropout_keep_mask(was); }
-  } keep;
+  const ScopedSetting<bool> keep(cuda::gelu_dropout_keep_mask, cuda::set_gelu_dropout_keep_mask, true);
   check_gelu_dropout_op<float>(rng);
   check_gelu_dropout_op<bf16>(rng);
 }

@@ -268,18 +268,11 @@ TEST_CASE("a training step through CapturedNetwork matches the eager step bit fo
   check_captured_training<TinyD16, float>(seed + 2);
   // The split bf16 attention backward allocates its dQ workspace from the caching allocator, so in
   // a capture from the graph's pool: the candidate default (docs/cuda.md), checked the same way.
-  struct SplitBackward {
-    bool was = cuda::attention_bf16_backward_split();
-    SplitBackward() { cuda::set_attention_bf16_backward_split(true); }
-    ~SplitBackward() { cuda::set_attention_bf16_backward_split(was); }
-  } split;
+  const ScopedSetting<bool> split(cuda::attention_bf16_backward_split, cuda::set_attention_bf16_backward_split,
+                                  true);
   check_captured_training<TinyD32, bf16>(seed + 3);
   // The MLP's GELU + dropout keeping its mask as bits: a buffer of the forward's, read by the backward.
-  struct KeepMask {
-    bool was = cuda::gelu_dropout_keep_mask();
-    KeepMask() { cuda::set_gelu_dropout_keep_mask(true); }
-    ~KeepMask() { cuda::set_gelu_dropout_keep_mask(was); }
-  } keep;
+  const ScopedSetting<bool> keep(cuda::gelu_dropout_keep_mask, cuda::set_gelu_dropout_keep_mask, true);
   check_captured_training<TinyD32, float>(seed + 4);
 }
 
