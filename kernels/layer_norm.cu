@@ -123,12 +123,23 @@ __global__ void __launch_bounds__(kWarps * 32) layer_norm_fwd_warp_kernel(
 // finishes last (a counter) adds them, and the second launch goes away. Worth it where the partial
 // rows are few and short — ViTTiny28: 136 rows of 128 floats (70 KB), 9 launches a step — and not
 // where one block would read megabytes (ViT-B/16: 264 rows of 1,536 floats, 1.6 MB ≈ 15 µs).
+// With `classes` > 0 (LayerNormBackwardLaunch::fold_by_class, for the large problems) the fold is
+// two-level: block k belongs to class k mod classes; the last block of each class to arrive adds
+// the class's partial rows in order into class_sums, and the last class to finish adds those in
+// class order. That is the final kernel's arithmetic (its thread row g adds rows g, g + GROUPS, ...,
+// then the rows' sums are added in order), so the results are its bits, without its launch; each
+// of the two serial tails reads ~100 KB at ViT-B/16 (16 classes of 16-17 rows of 1,536 floats).
 struct DwDbFold {
   unsigned* counter = nullptr;  // null: no fold (the final kernel adds the partial rows)
   void* dw = nullptr;           // float or bf16 (params_bf16), either may be null
   void* db = nullptr;
   bool params_bf16 = false;
+  int classes = 0;              // > 0: two-level (counter[1 + c] counts class c's arrivals)
+  float* class_sums = nullptr;  // [classes][2n]
 };
+// Arrival counters a stream's folds use: the one-level fold's (or the classes' total) and one per
+// class, up to LayerNormBackwardLaunch's largest final_groups.
+constexpr int kFoldCounters = 1 + 32;
 constexpr int64_t kFoldMaxPartialFloats = 32 * 1024;  // 128 KB for the last block to read
 
 // Called by every thread of every block after the block's partial row is written. The last block
@@ -173,6 +184,75 @@ __device__ __forceinline__ void fold_partials(const DwDbFold& fold, const float*
     }
   }
   if (threadIdx.x == 0) *fold.counter = 0;  // ready for the next launch on this stream
+}
+
+// Adds rows first, first + stride, ... (count of them) of src, each `cols` floats, column by column
+// in row order (from 0.0f, as the final kernel does), and passes each column's sum to store(i, sum).
+// Read from L2 (other SMs wrote them). A thread keeps C columns × R rows of loads in flight before
+// adding them: one L2 round trip per R rows instead of one per row and column, since this runs on
+// one block while the rest of the device waits for it.
+template <class Store>
+__device__ __forceinline__ void add_rows_in_order(const float* src, int first, int stride, int count, int cols,
+                                                  Store&& store) {
+  constexpr int C = 8, R = 8;
+  const int step = static_cast<int>(blockDim.x);
+  for (int base = threadIdx.x; base < cols; base += C * step) {
+    float sum[C];
+#pragma unroll
+    for (int c = 0; c < C; ++c) sum[c] = 0.0f;
+    for (int r0 = 0; r0 < count; r0 += R) {
+      float v[R][C];
+#pragma unroll
+      for (int r = 0; r < R; ++r)
+#pragma unroll
+        for (int c = 0; c < C; ++c) {
+          const int i = base + c * step;
+          v[r][c] = r0 + r < count && i < cols ? __ldcg(src + int64_t(first + (r0 + r) * stride) * cols + i) : 0.0f;
+        }
+#pragma unroll
+      for (int r = 0; r < R; ++r)
+        if (r0 + r < count)
+#pragma unroll
+          for (int c = 0; c < C; ++c) sum[c] += v[r][c];
+    }
+#pragma unroll
+    for (int c = 0; c < C; ++c)
+      if (base + c * step < cols) store(base + c * step, sum[c]);
+  }
+}
+
+// The two-level fold (DwDbFold::classes > 0), called like fold_partials.
+__device__ __forceinline__ void fold_partials_by_class(const DwDbFold& fold, const float* partial, int n) {
+  __shared__ bool last_of_class, last_class;
+  const int cols = 2 * n, blocks = static_cast<int>(gridDim.x), classes = fold.classes;
+  const int cls = static_cast<int>(blockIdx.x) % classes, used_classes = min(classes, blocks);
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    const unsigned members = static_cast<unsigned>((blocks - cls + classes - 1) / classes);
+    last_of_class = atomicAdd(fold.counter + 1 + cls, 1u) == members - 1;
+  }
+  __syncthreads();
+  if (!last_of_class) return;
+  __threadfence();
+  float* mine = fold.class_sums + int64_t(cls) * cols;
+  add_rows_in_order(partial, cls, classes, (blocks - cls + classes - 1) / classes, cols,
+                    [&](int i, float sum) { mine[i] = sum; });
+  if (threadIdx.x == 0) fold.counter[1 + cls] = 0;  // every member has arrived: ready for the next launch
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) last_class = atomicAdd(fold.counter, 1u) == static_cast<unsigned>(used_classes - 1);
+  __syncthreads();
+  if (!last_class) return;
+  __threadfence();
+  add_rows_in_order(fold.class_sums, 0, 1, used_classes, cols, [&](int i, float total) {
+    void* out = i < n ? fold.dw : fold.db;
+    const int j = i < n ? i : i - n;
+    if (out == nullptr) return;
+    if (fold.params_bf16) static_cast<__nv_bfloat16*>(out)[j] = __float2bfloat16_rn(total);
+    else static_cast<float*>(out)[j] = total;
+  });
+  if (threadIdx.x == 0) *fold.counter = 0;
 }
 
 // Where column i of a warp's partial row sits in shared memory: bit 2 of i flipped when bit 5 is
@@ -323,7 +403,10 @@ __global__ void __launch_bounds__(WARPS * 32) layer_norm_bwd_warp_kernel(
     for (int k = 0; k < WARPS; ++k) sum += smem[k * 2 * n + slot];
     partial[blockIdx.x * int64_t(2 * n) + i] = sum;
   }
-  if (fold.counter != nullptr) fold_partials(fold, partial, n, smem, WARPS * 2 * n);
+  if (fold.counter != nullptr) {
+    if (fold.classes > 0) fold_partials_by_class(fold, partial, n);
+    else fold_partials(fold, partial, n, smem, WARPS * 2 * n);
+  }
 }
 
 // Adds the blocks' partial rows: dw = Σ partial[k][0:n], db = Σ partial[k][n:2n]. A block takes 32
@@ -527,8 +610,8 @@ unsigned* fold_counter(cudaStream_t s) {
   unsigned*& c = (*counters)[s];
   if (c == nullptr) {
     void* p = nullptr;
-    VTS_CUDA_CHECK(cudaMalloc(&p, sizeof(unsigned)));
-    VTS_CUDA_CHECK(cudaMemsetAsync(p, 0, sizeof(unsigned), s));
+    VTS_CUDA_CHECK(cudaMalloc(&p, kFoldCounters * sizeof(unsigned)));
+    VTS_CUDA_CHECK(cudaMemsetAsync(p, 0, kFoldCounters * sizeof(unsigned), s));
     c = static_cast<unsigned*>(p);
   }
   return c;
@@ -572,7 +655,10 @@ void backward_impl(const T* x_, const T* w_, const float* mean, const float* rst
                                              int64_t(device_info().sm_count) * launch.blocks_per_sm);
     const int64_t rows_per_block = (rows + blocks - 1) / blocks;
     const int64_t used_blocks = (rows + rows_per_block - 1) / rows_per_block;
-    DeviceBuffer partial(want_params ? static_cast<size_t>(used_blocks * 2 * n) * sizeof(float) : 0);
+    // The two-level fold's class sums follow the partial rows.
+    const bool by_class = want_params && launch.fold_by_class && used_blocks * 2 * n > kFoldMaxPartialFloats;
+    const int64_t class_rows = by_class ? std::min<int64_t>(launch.final_groups, used_blocks) : 0;
+    DeviceBuffer partial(want_params ? static_cast<size_t>((used_blocks + class_rows) * 2 * n) * sizeof(float) : 0);
     // The partials; with prefetch_rows the region is kept (the staging slots follow it) either way.
     const size_t partial_smem =
         want_params || launch.prefetch_rows ? static_cast<size_t>(warps * 2 * n) * sizeof(float) : 0;
@@ -582,6 +668,13 @@ void backward_impl(const T* x_, const T* w_, const float* mean, const float* rst
       fold.dw = dw;
       fold.db = db;
       fold.params_bf16 = std::is_same_v<G, bf16>;
+    } else if (by_class) {
+      fold.counter = fold_counter(s);
+      fold.dw = dw;
+      fold.db = db;
+      fold.params_bf16 = std::is_same_v<G, bf16>;
+      fold.classes = launch.final_groups;
+      fold.class_sums = partial.as<float>() + used_blocks * 2 * n;
     }
     with_chunks<kBwdMaxChunks<T>>(chunks, [&](auto c) {
       constexpr int kChunks = decltype(c)::value;

@@ -132,8 +132,14 @@ TEST_CASE("layer_norm backward: every launch shape gives the default's answer", 
   Rng rng(seed);
   const cuda::LayerNormBackwardLaunch launches[] = {
       {16, 1, 16}, {16, 1, 32}, {8, 1, 16}, {8, 2, 8}, {8, 2, 32}, {4, 4, 16}, {4, 4, 32}, {4, 32, 8},
-      {8, 2, 16, true}, {8, 1, 16, true}, {4, 4, 16, true}};
-  for (const RowsCase c : {RowsCase{4 * 197, 768}, RowsCase{33, 384}, RowsCase{1, 64}, RowsCase{3000, 128}}) {
+      {8, 2, 16, true}, {8, 1, 16, true}, {4, 4, 16, true},
+      // The two-level fold: the same launch's bits without it (where the partial rows are too many
+      // for the one-level fold; 4 × 197 rows of 768 on 132 SMs: 99 blocks; 200 rows: 25 blocks, so
+      // with 32 classes 7 of them have no blocks).
+      {8, 2, 16, false, true}, {8, 2, 8, false, true}, {8, 2, 32, false, true}, {4, 32, 16, false, true},
+      {8, 2, 16, true, true}};
+  for (const RowsCase c : {RowsCase{4 * 197, 768}, RowsCase{200, 768}, RowsCase{33, 384}, RowsCase{1, 64},
+                           RowsCase{3000, 128}}) {
     INFO("rows " << c.rows << " n " << c.n);
     const size_t total = static_cast<size_t>(c.rows * c.n), n = static_cast<size_t>(c.n);
     const auto x = round_bf16(rng.normal(total, 2.0f)), w = round_bf16(rng.normal(n)), b = round_bf16(rng.normal(n)),
@@ -155,8 +161,21 @@ TEST_CASE("layer_norm backward: every launch shape gives the default's answer", 
     const auto default_bf16_dx = bgx.download();
     for (const auto& l : launches) {
       INFO("warps " << l.warps_per_block << " blocks/SM " << l.blocks_per_sm << " groups " << l.final_groups
-                    << " prefetch " << l.prefetch_rows);
+                    << " prefetch " << l.prefetch_rows << " fold by class " << l.fold_by_class);
       const bool default_shape = l.warps_per_block == 8 && l.blocks_per_sm == 2 && l.final_groups == 16;
+      std::vector<float> unfolded_f32_dw, unfolded_f32_db, unfolded_bf16_dw, unfolded_bf16_db;
+      if (l.fold_by_class) {  // the same launch adding the partial rows in the final kernel
+        cuda::LayerNormBackwardLaunch unfolded = l;
+        unfolded.fold_by_class = false;
+        cuda::layer_norm_rows_backward(Cuda{}, fx.data(), fw.data(), dmu.data(), drs.data(), fg.data(), fgx.data(),
+                                       fgw.data(), fgb.data(), c.rows, c.n, unfolded);
+        unfolded_f32_dw = fgw.download();
+        unfolded_f32_db = fgb.download();
+        cuda::layer_norm_rows_backward(Cuda{}, bx.data(), bw.data(), dmu.data(), drs.data(), bg.data(), bgx.data(),
+                                       fgw.data(), fgb.data(), c.rows, c.n, unfolded);
+        unfolded_bf16_dw = fgw.download();
+        unfolded_bf16_db = fgb.download();
+      }
       fgx.poison();
       fgw.poison();
       fgb.poison();
@@ -169,6 +188,10 @@ TEST_CASE("layer_norm backward: every launch shape gives the default's answer", 
         CHECK(bit_differences(fgw.download(), default_f32_dw) == "");
         CHECK(bit_differences(fgb.download(), default_f32_db) == "");
       }
+      if (l.fold_by_class) {
+        CHECK(bit_differences(fgw.download(), unfolded_f32_dw) == "");
+        CHECK(bit_differences(fgb.download(), unfolded_f32_db) == "");
+      }
       bgx.poison();
       fgw.poison();
       fgb.poison();
@@ -177,6 +200,10 @@ TEST_CASE("layer_norm backward: every launch shape gives the default's answer", 
       CHECK(bit_differences(bgx.download(), default_bf16_dx) == "");
       CHECK(rel_err(fgw.download(), gw) < 1e-4);
       CHECK(rel_err(fgb.download(), gb) < 1e-4);
+      if (l.fold_by_class) {
+        CHECK(bit_differences(fgw.download(), unfolded_bf16_dw) == "");
+        CHECK(bit_differences(fgb.download(), unfolded_bf16_db) == "");
+      }
     }
   }
   Buf<float> one(64), out(64), stat(1);

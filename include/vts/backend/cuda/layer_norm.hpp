@@ -72,6 +72,11 @@ struct LayerNormBackwardLaunch {
   // Each warp copies its next row of x and g into shared memory (cp.async) while it works on the
   // current one; refused where the staging slots do not fit the device's shared memory.
   bool prefetch_rows = false;
+  // Where the partial rows are too many for the small problems' in-kernel sum (ViT-B: 264 rows of
+  // 1,536 floats), add them in the backward kernel anyway, in two levels: the blocks in final_groups
+  // classes (block index mod final_groups), each class summed by its last block to arrive, then the
+  // classes by the last class. The final kernel's sums bit for bit, without its launch.
+  bool fold_by_class = false;
 };
 void layer_norm_rows_backward(Device, const float* x, const float* w, const float* mean, const float* rstd,
                               const float* g, float* dx, float* dw, float* db, int64_t rows, int64_t n,
