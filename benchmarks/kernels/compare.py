@@ -78,14 +78,17 @@ def print_steps(steps):
     # (0: all taken; off: switched off with VTS_GEMM_EPILOGUES=0).
     # Graphs: vts with --cuda-graphs, the network's forward and backward replayed (graph_nodes of them).
     # Dropout mask: "kept" where the MLP's GELU + dropout kept its mask as bits (--keep-dropout-mask).
+    # Device MiB: vts on CUDA, what its allocator holds after the timed steps (handed out, cached, in
+    # the graphs' pools); PyTorch rows have none.
     print("\n| training step | config | batch | impl | precision | GEMMs | attention | dropout mask | graphs "
-          "| ms (median) | images/s | epilogue fallbacks |")
-    print("|---|---|---:|---|---|---|---|---|---|---:|---:|---:|")
+          "| ms (median) | images/s | epilogue fallbacks | device MiB |")
+    print("|---|---|---:|---|---|---|---|---|---|---:|---:|---:|---:|")
     for r in steps:
         graphs = f"{r['graph_nodes']} nodes" if r.get("cuda_graphs") else "–"
+        held = f"{r['device_held_mib']:.0f}" if "device_held_mib" in r else "–"
         print(f"| {r.get('device', 'cpu')} | {r['config']} | {r['batch']} | {r['impl']} | {r.get('precision', 'fp32')} | "
               f"{r.get('gemm', '–')} | {r.get('attention', 'fused')} | {r.get('dropout_mask', 'drawn' if r['impl'] == 'vts' else '–')} | {graphs} | "
-              f"{r['step_ms_median']:.2f} | {r['imgs_per_s']:.1f} | {epilogues(r)} |")
+              f"{r['step_ms_median']:.2f} | {r['imgs_per_s']:.1f} | {epilogues(r)} | {held} |")
 
 
 def print_kernels(rows):

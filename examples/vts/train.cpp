@@ -126,6 +126,7 @@ void RunRecord::write_outputs(const Outputs& o) const {
       {"precision_radius2", best.report.radius.precision},
       {"train_seconds", train_seconds},
       {"graph_steps", graph_steps},
+      {"cuda_graphs_off", cuda_graphs_off},
       {"total_seconds", seconds_since(o.start)},
       {"evaluations", evaluations},
       {"loss_history", history_json()},
@@ -257,12 +258,16 @@ Run add_train_command(CLI::App& app) {
   auto* gemm = app.add_option("--gemm", a->gemm,
                               "cuda, fp32 model: GEMMs on tf32 or bf16 tensor cores (fp32 storage), or full fp32")
                    ->check(CLI::IsMember({"tf32", "bf16", "fp32"}))->capture_default_str();
-  app.add_flag("--cuda-graphs", a->cuda_graphs,
-               "cuda: replay each step's forward and backward from captured CUDA graphs (the same results, fewer "
-               "launches; not with --loss greedyhash)");
-  return [a, gemm, workers]() -> int {
+  auto* graphs = app.add_flag("--cuda-graphs,!--no-cuda-graphs", a->cuda_graphs,
+                              "cuda: replay each step's forward and backward from captured CUDA graphs (the same "
+                              "results bit for bit, fewer launches, about twice the activation memory); default on "
+                              "with --device cuda except for --loss greedyhash, off when a capture fails");
+  return [a, gemm, workers, graphs]() -> int {
     if (workers->count() == 0) a->workers = default_workers(a->device);
-    if (a->device != "cuda" && a->cuda_graphs) throw Error("--cuda-graphs applies to --device cuda");
+    if (graphs->count() == 0)
+      a->cuda_graphs = a->device == "cuda" && a->loss != "greedyhash";
+    else if (a->device != "cuda" && a->cuda_graphs)
+      throw Error("--cuda-graphs applies to --device cuda");
     if (a->data_dir.empty() && a->dataset != "fashion-mnist")
       throw Error("--dataset " + a->dataset + " needs --data-dir: " +
                   (a->dataset == "folder"              ? "the folder of class folders, DIR/<class>/<image>"

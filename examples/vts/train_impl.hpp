@@ -153,6 +153,7 @@ class RunRecord {
   nlohmann::json evaluations = nlohmann::json::array();
   double train_seconds = 0;
   int64_t graph_steps = 0;  // steps whose forward and backward were CUDA graph replays (this process)
+  std::string cuda_graphs_off;  // why the trainer turned the graphs off (a failed capture), or empty
   // The split's sizes and classes ({train, query, database, classes[, class_names]}): kept in
   // last.safetensors, so that --resume can say when the data changed (images added to a folder).
   nlohmann::json split;
@@ -213,7 +214,7 @@ int run(const TrainArgs& a) {
               static_cast<long long>(split.train->size()), static_cast<long long>(split.query->size()),
               static_cast<long long>(split.database->size()), classes,
               (std::string(D::name) + (std::is_same_v<T, bf16> ? " bf16" : "")).c_str(), cpu::max_threads(),
-              is_cpu_v<D> ? (", GEMMs: " + cpu::gemm_library()).c_str() : "");
+              is_cpu_v<D> ? (", GEMMs: " + cpu::gemm_library()).c_str() : (a.cuda_graphs ? ", CUDA graphs" : ""));
   if (!split.class_names.empty()) {
     std::string names;
     for (const auto& n : split.class_names) names += (names.empty() ? "" : ", ") + n;
@@ -322,6 +323,11 @@ int run(const TrainArgs& a) {
                                                  [&](const hash::StepReport& r) { progress("train", r); });
     record.train_seconds += seconds_since(t0);
     record.graph_steps = trainer.graph_steps();
+    if (record.cuda_graphs_off.empty() && !trainer.cuda_graphs_off_reason().empty()) {
+      record.cuda_graphs_off = trainer.cuda_graphs_off_reason();
+      std::fprintf(stderr, "vts train: CUDA graphs off, training op by op (the same results): %s\n",
+                   record.cuda_graphs_off.c_str());
+    }
     record.history.emplace_back(epoch + 1, mean_loss);
     if (epoch == start_epoch) report_image_cache(*split.train, a);
     if ((epoch + 1) % a.eval_every == 0 || epoch + 1 == a.epochs) evaluate(epoch + 1);

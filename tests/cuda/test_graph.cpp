@@ -332,6 +332,59 @@ TEST_CASE("the training loop with CUDA graphs trains as the loop without", "[gra
   check_graph_trainer<bf16>(seed + 2, 0.0);
 }
 
+namespace {
+
+// The test network with a read-back after its forward: op by op that only waits, but a capture of
+// it fails (nothing may wait for the device while work is being recorded) after its dropout draws.
+struct WaitingNet : Net<TinyD32, float> {
+  using Base = Net<TinyD32, float>;
+  using Base::Base;
+  tensor_type forward(const tensor_type& x, nn::Context& ctx) {
+    tensor_type out = Base::forward(x, ctx);
+    (void)out.to_vector();
+    return out;
+  }
+};
+
+}  // namespace
+
+// The trainer turns the graphs off when the capture fails and trains on op by op from the state the
+// step started in: the same losses, generator and weights as a trainer that never had graphs.
+TEST_CASE("a failed capture turns the trainer's graphs off and training goes on op by op", "[graph][training]") {
+  if (!cuda::available()) return;
+  const uint64_t seed = fresh_seed();
+  INFO("seed " << seed);
+  using Loss = hash::loss::Csq<float, Cuda>;
+  hash::loss::Config cfg;
+  cfg.bits = 16;
+  cfg.classes = 3;
+  cfg.train_size = 24;
+  const hash::OptimizerOptions opt{.name = "adamw", .lr = 3e-3, .weight_decay = 0.05, .schedule = "cosine"};
+  Generator init_a(seed), init_b(seed), loss_a(seed + 1), loss_b(seed + 1);
+  hash::Trainer<WaitingNet, Loss> eager(WaitingNet(16, init_a), Loss(cfg, loss_a), opt, seed);
+  hash::Trainer<WaitingNet, Loss> graphed(WaitingNet(16, init_b), Loss(cfg, loss_b), opt, seed);
+  graphed.set_cuda_graphs(true);
+  const data::LoaderOptions lo{.batch_size = 10, .shuffle = true, .num_workers = 0, .seed = seed};
+  data::Loader loader_a(std::make_shared<Stripes28>(), lo), loader_b(std::make_shared<Stripes28>(), lo);
+  std::vector<double> losses_a, losses_b;
+  for (int64_t e = 0; e < 2; ++e) {
+    eager.train_epoch(loader_a, e, 2, [&](const auto& r) { losses_a.push_back(r.loss); });
+    graphed.train_epoch(loader_b, e, 2, [&](const auto& r) { losses_b.push_back(r.loss); });
+  }
+  CHECK(!graphed.cuda_graphs());
+  CHECK(graphed.graph_steps() == 0);
+  // The device's words for the read-back it refused (vts-emu uses the same).
+  CHECK_THAT(graphed.cuda_graphs_off_reason(), Catch::Contains("when stream is capturing"));
+  REQUIRE(losses_a.size() == 6);
+  CHECK(losses_a == losses_b);
+  CHECK(eager.dropout_rng().offset() == graphed.dropout_rng().offset());
+  CHECK(differing_parameters(eager.network(), graphed.network()) == 0);
+  CHECK(!cuda::capturing());
+  // Turning them on again clears the reason (and the next full batch tries to capture again).
+  graphed.set_cuda_graphs(true);
+  CHECK(graphed.cuda_graphs_off_reason().empty());
+}
+
 TEST_CASE("CUDA graphs refuse a loss with parameters of its own", "[graph]") {
   if (!cuda::available()) return;
   hash::loss::Config cfg;

@@ -2,7 +2,7 @@
 # Trains ViTTiny28 + CSQ, 64 bits, for 4 epochs on the 5,000 Fashion-MNIST training images and
 # evaluates on the full protocol (1,000 queries, 64,000 database items). Passes when mAP ≥ 0.55
 # and every output file is there. (Measured 2026-11-28 on the 2-core build machine: 0.651.) Then
-# checks that --device cuda without a GPU and --precision bf16 on the CPU are clear errors.
+# checks that --device cuda without a GPU, and --precision bf16 or --cuda-graphs on the CPU, are clear errors.
 # Usage: train_fashion.sh VTS [RUN_DIR]. With RUN_DIR the run is written there (emptied first) and
 # kept: the retrieval test uses it instead of training a model of its own (a ctest fixture).
 set -euo pipefail
@@ -38,3 +38,11 @@ if "$vts" train --precision bf16 --epochs 1 --out "$out/bf16" --quiet 2>"$out/bf
 fi
 grep -q -- "--precision bf16 needs --device cuda" "$out/bf16.err" || { echo "unexpected error:"; cat "$out/bf16.err"; exit 1; }
 [[ ! -e "$out/bf16" ]] || { echo "--precision bf16 failed but created $out/bf16"; exit 1; }
+
+# CUDA graphs are CUDA's default: the CPU run records them off, and asking for them on the CPU is refused.
+grep -q '"cuda_graphs": false' "$run/metrics.json" || { echo "metrics.json of a CPU run should say cuda_graphs false"; exit 1; }
+if "$vts" train --cuda-graphs --epochs 1 --out "$out/graphs" --quiet 2>"$out/graphs.err" >/dev/null; then
+  echo "--cuda-graphs without --device cuda should fail"; exit 1
+fi
+grep -q -- "--cuda-graphs applies to --device cuda" "$out/graphs.err" || { echo "unexpected error:"; cat "$out/graphs.err"; exit 1; }
+[[ ! -e "$out/graphs" ]] || { echo "--cuda-graphs failed but created $out/graphs"; exit 1; }

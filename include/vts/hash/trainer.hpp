@@ -203,18 +203,23 @@ class Trainer {
   // results, bit for bit. Batches of the first full size take the graphs from their second step on
   // (the first runs op by op and sets up the libraries); batches of another size (an epoch's last,
   // partial one) run op by op. Not with a loss that has parameters of its own (GreedyHash), whose
-  // gradients the graphs would not carry.
+  // gradients the graphs would not carry. When the capture fails (the graphs' memory does not fit,
+  // a layer waits for the device) the trainer turns the graphs off and trains on op by op;
+  // cuda_graphs_off_reason() says why.
   void set_cuda_graphs(bool on) {
     VTS_CHECK(!on || (std::is_same_v<D, Cuda>), "CUDA graphs need the CUDA device (--device cuda)");
     VTS_CHECK(!on || loss_.parameters().empty(), "CUDA graphs: the ", Loss::name,
               " loss has parameters of its own, which the captured step does not train; run it without graphs");
     cuda_graphs_ = on;
+    cuda_graphs_off_reason_.clear();
 #if defined(VTS_WITH_CUDA)
     if constexpr (std::is_same_v<D, Cuda>)
       if (!on) captured_.reset();
 #endif
   }
   bool cuda_graphs() const { return cuda_graphs_; }
+  // Why the graphs were turned off during training (a failed capture), or empty.
+  const std::string& cuda_graphs_off_reason() const { return cuda_graphs_off_reason_; }
   // Steps so far whose forward and backward were graph replays.
   int64_t graph_steps() const { return graph_steps_; }
 
@@ -335,7 +340,22 @@ class Trainer {
       if (!cuda_graphs_) return false;
       if (!captured_) captured_.reset(new nn::CapturedNetwork<Network, loss_tensor>(net_));
       if (!captured_->use_for(x)) return false;
-      const loss_tensor u = captured_->forward(x, ctx);
+      loss_tensor u;
+      if (captured_->captured()) {
+        u = captured_->forward(x, ctx);
+      } else {
+        // The capture runs nothing on the device, so when it fails (out of memory for the graphs'
+        // own pool, a layer that waits for the device) this step can still run op by op, from the
+        // same state: the generator is where it stood, and the op-by-op step zeroes the gradients.
+        try {
+          u = captured_->forward(x, ctx);
+        } catch (const std::exception& e) {
+          captured_.reset();
+          cuda_graphs_ = false;
+          cuda_graphs_off_reason_ = std::string("the step's capture failed: ") + e.what();
+          return false;
+        }
+      }
       l = call_loss(u, y, b, epoch);
       for_each_optimizer([](auto& o) { o.zero_grad(); });
       l.backward();
@@ -446,6 +466,7 @@ class Trainer {
   double mixup_alpha_ = 0.0;
   bool flip_average_ = false;
   bool cuda_graphs_ = false;
+  std::string cuda_graphs_off_reason_;
   int64_t graph_steps_ = 0;
 #if defined(VTS_WITH_CUDA)
   // Only a CUDA trainer has one: a CPU trainer in a CUDA-enabled program must not need a device.
