@@ -7,7 +7,8 @@ rated in GB/s is also shown as a fraction of the copy that moves the same number
 issue's ≥ 80 % target), when bench_copy timed that size. Lines of
 the training-step benchmarks (vts_bench_train, pytorch_train_step.py: they carry step_ms_median)
 go to a second table, images/s side by side; their op profiles (vts_bench_train --profile-steps:
-lines with "profile") to a third, the ops that take most of each step.
+lines with "profile") to a third, the ops that take most of each step. Last, the alternatives that
+wait for a device's verdict, each against the default it would replace.
 Usage: compare.py FILE.jsonl [FILE.jsonl ...]"""
 import json
 import math
@@ -34,7 +35,72 @@ def main():
     print_kernels(rows)
     print_steps(steps)
     print_profiles(profiles)
+    print_decisions(rows, steps)
     return 0
+
+
+# Alternatives waiting for a device to decide whether they become the default (docs/cuda.md,
+# "Running the GPU check"): (what it would change, kernels or "step", the candidate, the default).
+# Kernel candidates are compared with the default at every shape and dtype timed; step candidates
+# with the step row that differs only in the one setting.
+KERNEL_DECISIONS = [
+    ("LayerNormForwardLaunch{.rows_per_warp = 2} as the forward's default", ["layer_norm_fwd"], "vts_rows2", "vts"),
+    ("LayerNormBackwardLaunch{.prefetch_rows = true} as the backward's default", ["layer_norm_bwd"],
+     "vts_w8x2_g16_prefetch", "vts"),
+    ("LayerNormBackwardLaunch{.fold_by_class = true} as the backward's default", ["layer_norm_bwd"],
+     "vts_w8x2_g16_fold2", "vts"),
+    ("both: prefetch_rows and fold_by_class", ["layer_norm_bwd"], "vts_w8x2_g16_prefetch_fold2", "vts"),
+    ("the kept dropout mask (forward + backward)", ["gelu_dropout_fwd", "gelu_dropout_bwd"], "vts_keep", "vts"),
+    ("the split attention backward at every N", ["attention_bwd"], "vts_split1", "vts"),
+]
+STEP_DECISIONS = [
+    ("the split attention backward in the B/16 step", "attention", "fused, split backward", "fused"),
+    ("the kept dropout mask in the B/16 step", "dropout_mask", "kept", "drawn"),
+]
+
+
+def print_decisions(rows, steps):
+    """For each pending alternative: its time against the default's where both were timed, and
+    whether it was faster everywhere (then: make it the default, after reading its error column)."""
+    lines = []
+    for what, kernels, cand, base in KERNEL_DECISIONS:
+        pairs = []
+        for k in kernels:
+            for r in rows:
+                if r["kernel"] != k or r["impl"] != cand:
+                    continue
+                d = [b for b in rows if b["kernel"] == k and b["impl"] == base and b["shape"] == r["shape"]
+                     and b["dtype"] == r["dtype"]]
+                if d:
+                    pairs.append((f"{k} {r['shape']} {r['dtype']}", d[0]["median_ms"], r["median_ms"]))
+        lines.append((what, pairs))
+    for what, field, cand, base in STEP_DECISIONS:
+        pairs = []
+        for r in steps:
+            if r.get("impl") != "vts" or r.get(field, "fused" if field == "attention" else "drawn") != cand:
+                continue
+            def same_but(b):
+                keys = ("config", "batch", "precision", "gemm", "cuda_graphs", "attention", "dropout_mask",
+                        "gemm_epilogues")
+                defaults = {"attention": "fused", "dropout_mask": "drawn", "cuda_graphs": False, "gemm_epilogues": True}
+                return all(b.get(x, defaults.get(x)) == r.get(x, defaults.get(x)) for x in keys if x != field)
+            d = [b for b in steps if b.get("impl") == "vts" and b.get(field, base) == base and same_but(b)]
+            if d:
+                graphs = ", graphs" if r.get("cuda_graphs") else ""
+                pairs.append((f"step {r['config']} {r['precision']}{graphs}", d[0]["step_ms_median"], r["step_ms_median"]))
+        lines.append((what, pairs))
+    print("\n**Pending decisions** (candidate against the default, same run; ratio > 1: the candidate is faster)\n")
+    print("| alternative | where | default ms | candidate ms | ratio | verdict |")
+    print("|---|---|---:|---:|---:|---|")
+    for what, pairs in lines:
+        if not pairs:
+            print(f"| {what} | not timed | | | | – |")
+            continue
+        faster = all(c < d for _, d, c in pairs)
+        for i, (where, d, c) in enumerate(pairs):
+            verdict = ("faster everywhere: make it the default" if faster else "not faster everywhere: keep the default") \
+                if i == 0 else ""
+            print(f"| {what if i == 0 else ''} | {where} | {d:.4f} | {c:.4f} | {d / c:.2f} | {verdict} |")
 
 
 def print_profiles(profiles, top=15):
