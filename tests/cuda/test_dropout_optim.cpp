@@ -59,6 +59,56 @@ TEST_CASE("dropout masks match the CPU bit for bit", "[dropout]") {
   CHECK(a != b);
 }
 
+// The kernel reads and writes a Philox block's four elements as one access when every pointer is
+// aligned to four elements, one at a time otherwise: both against the CPU's mask, at starts 0, 1
+// (scalar), 2 (bf16: still scalar) and 4 elements (aligned again, a shifted view), and at lengths
+// that end inside a block.
+TEST_CASE("dropout apply and residual add at aligned and misaligned starts match the CPU", "[dropout]") {
+  const uint64_t seed = fresh_seed();
+  INFO("seed " << seed);
+  Rng rng(seed);
+  for (int64_t n : {int64_t(1), int64_t(7), int64_t(4096), int64_t(4099), int64_t(50 * 768 + 3)}) {
+    for (int64_t shift : {int64_t(0), int64_t(1), int64_t(2), int64_t(4)}) {
+      const double p = 0.1 + 0.3 * static_cast<double>(shift % 2);
+      const uint64_t key = rng.gen(), first = rng.gen() >> 8;
+      INFO("n " << n << " shift " << shift << " p " << p << " key " << key << " first block " << first);
+      const uint32_t threshold = static_cast<uint32_t>(p * 16777216.0);
+      const float keep = static_cast<float>(1.0 / (1.0 - p));
+      std::vector<float> mask(static_cast<size_t>(n));
+      cpu::dropout_mask(Cpu{}, key, first, n, threshold, keep, mask.data());
+      const size_t m = static_cast<size_t>(n + shift), k = static_cast<size_t>(shift);
+      const auto x = rng.normal(m), r = rng.normal(m);
+      Buf<float> dx(x), dr(r), dy(m);
+      dy.poison();
+      cuda::dropout_apply(Cuda{}, key, first, n, threshold, keep, dx.data() + k, dy.data() + k);
+      auto y = dy.download();
+      for (size_t i = 0; i < static_cast<size_t>(n); ++i) REQUIRE(y[k + i] == x[k + i] * mask[i]);
+      dy.poison();
+      cuda::dropout_add(Cuda{}, key, first, n, threshold, keep, dx.data() + k, dr.data() + k, dy.data() + k);
+      y = dy.download();
+      for (size_t i = 0; i < static_cast<size_t>(n); ++i) {
+        const volatile float dropped = x[k + i] * mask[i];  // rounded, not contracted into the add
+        REQUIRE(y[k + i] == r[k + i] + dropped);
+      }
+      // bf16: the product rounded to bf16, then the sum rounded, as the two ops store them.
+      const auto xb = to_bf16(x), rb = to_bf16(r);
+      Buf<bf16> bx(xb), br(rb), by(m);
+      by.poison();
+      cuda::dropout_apply(Cuda{}, key, first, n, threshold, keep, bx.data() + k, by.data() + k);
+      auto yb = by.download();
+      for (size_t i = 0; i < static_cast<size_t>(n); ++i)
+        REQUIRE(yb[k + i].bits == bf16(static_cast<float>(xb[k + i]) * mask[i]).bits);
+      by.poison();
+      cuda::dropout_add(Cuda{}, key, first, n, threshold, keep, bx.data() + k, br.data() + k, by.data() + k);
+      yb = by.download();
+      for (size_t i = 0; i < static_cast<size_t>(n); ++i) {
+        const float dropped = static_cast<float>(bf16(static_cast<float>(xb[k + i]) * mask[i]));
+        REQUIRE(yb[k + i].bits == bf16(static_cast<float>(rb[k + i]) + dropped).bits);
+      }
+    }
+  }
+}
+
 namespace {
 
 // gelu_dropout_forward/backward against gelu + dropout_apply (and dropout_apply + gelu_backward),
