@@ -3,7 +3,9 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -356,29 +358,50 @@ struct StridedArgs {
 };
 
 // One element per thread (grid-stride). The innermost dimension varies fastest across threads,
-// so the side with unit inner stride is accessed coalesced.
-template <class E>
-__global__ void copy_strided_kernel(const E* __restrict__ src, E* __restrict__ dst, int64_t n, StridedArgs a) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    int64_t r = i, so = 0, dof = 0;
+// so the side with unit inner stride is accessed coalesced. I is the index type: 32-bit whenever
+// every index and offset fits, because the per-dimension division is the kernel's main cost and a
+// 64-bit division is a long software sequence on the GPU (a 32-bit one a few instructions).
+template <class E, class I>
+__global__ void copy_strided_kernel(const E* __restrict__ src, E* __restrict__ dst, I n, StridedArgs a) {
+  for (I i = blockIdx.x * I(blockDim.x) + threadIdx.x; i < n; i += I(gridDim.x) * blockDim.x) {
+    I r = i, so = 0, dof = 0;
 #pragma unroll
     for (int d = kMaxDims - 1; d >= 0; --d) {
       if (d < a.ndim) {
-        const int64_t idx = r % a.sizes[d];
-        r /= a.sizes[d];
-        so += idx * a.src[d];
-        dof += idx * a.dst[d];
+        const I size = static_cast<I>(a.sizes[d]);
+        const I idx = r % size;
+        r /= size;
+        so += idx * static_cast<I>(a.src[d]);
+        dof += idx * static_cast<I>(a.dst[d]);
       }
     }
     dst[dof] = src[so];
   }
 }
 
+// Whether every element index and every offset either side reaches fits in int32.
+bool fits_int32(const StridedArgs& a, int64_t n) {
+  constexpr int64_t kMax = std::numeric_limits<int32_t>::max();
+  if (n > kMax) return false;
+  int64_t lo_s = 0, hi_s = 0, lo_d = 0, hi_d = 0;
+  for (int d = 0; d < a.ndim; ++d) {
+    const int64_t span = a.sizes[d] - 1;
+    (a.src[d] < 0 ? lo_s : hi_s) += span * a.src[d];
+    (a.dst[d] < 0 ? lo_d : hi_d) += span * a.dst[d];
+  }
+  return hi_s <= kMax && hi_d <= kMax && lo_s >= -kMax && lo_d >= -kMax;
+}
+
 template <class E>
 void copy_strided_typed(const StridedArgs& a, int64_t n, const void* src, void* dst) {
   constexpr int kThreads = 256;
   const unsigned grid = detail::grid_for(n, kThreads, int64_t(device_info().sm_count) * 16);
-  copy_strided_kernel<E><<<grid, kThreads, 0, current_stream()>>>(static_cast<const E*>(src), static_cast<E*>(dst), n, a);
+  if (fits_int32(a, n))
+    copy_strided_kernel<E, int32_t><<<grid, kThreads, 0, current_stream()>>>(
+        static_cast<const E*>(src), static_cast<E*>(dst), static_cast<int32_t>(n), a);
+  else
+    copy_strided_kernel<E, int64_t><<<grid, kThreads, 0, current_stream()>>>(static_cast<const E*>(src),
+                                                                            static_cast<E*>(dst), n, a);
   VTS_CUDA_CHECK_LAUNCH("copy_strided_kernel");
 }
 
@@ -416,6 +439,24 @@ void copy_strided_bytes(const std::vector<int64_t>& dims, const void* src, const
                                    current_stream()));
     detail::profile_mark("memcpy D2D");
     return;
+  }
+  // Widen the element while the innermost dimension is contiguous on both sides: two neighbours
+  // become one element of twice the size (up to 16 bytes), when its length, every other stride and
+  // both addresses allow. The im2col of a ViT's patches (runs of 16 bf16) moves 16-byte elements,
+  // and each thread's index arithmetic covers 8 values instead of one.
+  while (elem_size < 16 && ss.back() == 1 && ds.back() == 1 && sz.back() % 2 == 0 &&
+         reinterpret_cast<uintptr_t>(src) % (2 * elem_size) == 0 &&
+         reinterpret_cast<uintptr_t>(dst) % (2 * elem_size) == 0) {
+    bool even = true;
+    for (size_t d = 0; d + 1 < sz.size(); ++d) even = even && ss[d] % 2 == 0 && ds[d] % 2 == 0;
+    if (!even) break;
+    for (size_t d = 0; d + 1 < sz.size(); ++d) {
+      ss[d] /= 2;
+      ds[d] /= 2;
+    }
+    sz.back() /= 2;
+    elem_size *= 2;
+    n /= 2;
   }
   VTS_CHECK(sz.size() <= static_cast<size_t>(kMaxDims), "vts::cuda::copy_strided: ", sz.size(),
             " dimensions remain after merging; at most ", kMaxDims, " are supported");

@@ -2,6 +2,7 @@
 // the caching allocator (no cudaMalloc per op once warm), pinned buffers, and the op profiler.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <string>
 
 #include "cuda_test_util.hpp"
@@ -12,6 +13,7 @@
 #include "vts/backend/cuda/upload.hpp"
 #include "vts/core/tensor.hpp"
 #include "vts/ops/elementwise.hpp"
+#include "vts/ops/cast.hpp"
 #include "vts/ops/matmul.hpp"
 
 using namespace vts;
@@ -79,6 +81,40 @@ TEST_CASE("strided copies through views match the CPU", "[memory]") {
   dst_g.permute({3, 2, 1, 0}).copy_(gpu);
   dst_c.permute({3, 2, 1, 0}).copy_(cpu);
   CHECK(dst_g.to_vector() == dst_c.to_vector());
+}
+
+// copy_strided moves two, four or eight neighbours as one wider element where the innermost run is
+// contiguous on both sides and the strides and addresses allow, one at a time where they do not:
+// views of each kind, fp32 and bf16, against the CPU.
+TEST_CASE("strided copies with and without wider elements match the CPU", "[memory]") {
+  const uint64_t seed = fresh_seed();
+  INFO("seed " << seed);
+  Rng rng(seed);
+  const auto check = [&](const Shape& shape, auto&& view, const char* what) {
+    INFO(what);
+    const auto v = round_bf16(rng.normal(static_cast<size_t>(shape.numel())));  // exact in bf16 too
+    const auto want = view(Tensor<float, Cpu>::from_vector(v, shape)).contiguous_nograd().to_vector();
+    const auto gpu = Tensor<float, Cuda>::from_vector(v, shape);
+    CHECK(view(gpu).contiguous_nograd().to_vector() == want);
+    CHECK(to_float(view(cast<bf16>(gpu)).contiguous_nograd().to_vector()) == want);
+  };
+  // ViT patches (im2col): runs of 16 contiguous on both sides, strides multiples of 16.
+  check(Shape{2, 3, 32, 32}, [](auto t) { return t.reshape(Shape{2, 3, 2, 16, 2, 16}).permute({0, 2, 4, 1, 3, 5}); },
+        "im2col");
+  // A run of 4 under odd outer strides: no widening.
+  check(Shape{5, 3, 7}, [](auto t) { return t.slice(2, 0, 4); }, "odd outer strides");
+  // A run of 6 starting one element in: misaligned, no widening; then an aligned start.
+  check(Shape{9, 8}, [](auto t) { return t.slice(1, 1, 7); }, "misaligned start");
+  check(Shape{9, 8}, [](auto t) { return t.slice(0, 1, 9).slice(1, 0, 4); }, "aligned start, run of 4");
+  // Widening on the destination side: a contiguous source into the middle of each row.
+  const auto v = rng.normal(6 * 16);
+  auto dst_g = Tensor<float, Cuda>::full(Shape{6, 32}, NAN);
+  auto dst_c = Tensor<float, Cpu>::full(Shape{6, 32}, NAN);
+  dst_g.slice(1, 8, 24).copy_(Tensor<float, Cuda>::from_vector(v, Shape{6, 16}));
+  dst_c.slice(1, 8, 24).copy_(Tensor<float, Cpu>::from_vector(v, Shape{6, 16}));
+  const auto got = dst_g.to_vector(), want = dst_c.to_vector();
+  REQUIRE(got.size() == want.size());
+  for (size_t i = 0; i < got.size(); ++i) REQUIRE((got[i] == want[i] || (std::isnan(got[i]) && std::isnan(want[i]))));
 }
 
 TEST_CASE("caching allocator reuses blocks instead of calling cudaMalloc", "[memory]") {
