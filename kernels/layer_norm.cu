@@ -273,7 +273,9 @@ constexpr int kStageElems = CHUNKS * 32 * Pack<T>::N;
 // the partials) while it works on the current one, so a warp's DRAM wait overlaps its arithmetic
 // instead of following it; a lane reads back only what it copied itself, so its own wait_group
 // orders the copy and the reads (no barrier; compiler fences keep the reads in place).
-template <class T, int CHUNKS, int WARPS, bool PREFETCH_ROWS = false>
+// CLASS_FOLD: the two-level fold (DwDbFold::classes), a separate instantiation (8 warps only) so
+// that the default kernels' code and registers stay as they were.
+template <class T, int CHUNKS, int WARPS, bool PREFETCH_ROWS = false, bool CLASS_FOLD = false>
 __global__ void __launch_bounds__(WARPS * 32) layer_norm_bwd_warp_kernel(
     const T* __restrict__ x, const T* __restrict__ w, const float* __restrict__ mean, const float* __restrict__ rstd,
     const T* __restrict__ g, const T* dx_add, T* dx, float* __restrict__ partial, int64_t rows, int n,
@@ -403,10 +405,8 @@ __global__ void __launch_bounds__(WARPS * 32) layer_norm_bwd_warp_kernel(
     for (int k = 0; k < WARPS; ++k) sum += smem[k * 2 * n + slot];
     partial[blockIdx.x * int64_t(2 * n) + i] = sum;
   }
-  if (fold.counter != nullptr) {
-    if (fold.classes > 0) fold_partials_by_class(fold, partial, n);
-    else fold_partials(fold, partial, n, smem, WARPS * 2 * n);
-  }
+  if constexpr (CLASS_FOLD) fold_partials_by_class(fold, partial, n);
+  else if (fold.counter != nullptr) fold_partials(fold, partial, n, smem, WARPS * 2 * n);
 }
 
 // Adds the blocks' partial rows: dw = Σ partial[k][0:n], db = Σ partial[k][n:2n]. A block takes 32
@@ -628,6 +628,9 @@ void backward_impl(const T* x_, const T* w_, const float* mean, const float* rst
             "vts::cuda::layer_norm_backward: blocks_per_sm must be in [1, 32], got ", launch.blocks_per_sm);
   VTS_CHECK(launch.final_groups == 8 || launch.final_groups == 16 || launch.final_groups == 32,
             "vts::cuda::layer_norm_backward: final_groups must be 8, 16 or 32, got ", launch.final_groups);
+  VTS_CHECK(!launch.fold_by_class || launch.warps_per_block == 8,
+            "vts::cuda::layer_norm_backward: with fold_by_class (compiled for 8 warps a block) warps_per_block must be "
+            "8, got ", launch.warps_per_block);
   if (n == 0) return;
   VTS_CHECK(n < (int64_t(1) << 30), "vts::cuda::layer_norm_backward: row length ", n, " out of range");
   using D = DevT<T>;
@@ -679,10 +682,15 @@ void backward_impl(const T* x_, const T* w_, const float* mean, const float* rst
     with_chunks<kBwdMaxChunks<T>>(chunks, [&](auto c) {
       constexpr int kChunks = decltype(c)::value;
       dispatch_int<4, 8, 16>(warps, [&](auto wp) {
-        auto kernel = layer_norm_bwd_warp_kernel<D, kChunks, decltype(wp)::value>;
+        constexpr int kWarps = decltype(wp)::value;
+        auto kernel = layer_norm_bwd_warp_kernel<D, kChunks, kWarps>;
+        if constexpr (kWarps == 8)
+          if (by_class) kernel = layer_norm_bwd_warp_kernel<D, kChunks, kWarps, false, true>;
         size_t smem = partial_smem;
         if (launch.prefetch_rows) {
-          kernel = layer_norm_bwd_warp_kernel<D, kChunks, decltype(wp)::value, true>;
+          kernel = layer_norm_bwd_warp_kernel<D, kChunks, kWarps, true>;
+          if constexpr (kWarps == 8)
+            if (by_class) kernel = layer_norm_bwd_warp_kernel<D, kChunks, kWarps, true, true>;
           smem += static_cast<size_t>(warps) * 4 * kStageElems<D, kChunks> * sizeof(D);
           VTS_CHECK(smem <= device_info().max_smem_per_block, "vts::cuda::layer_norm_backward: prefetch_rows with ",
                     warps, " warps at n = ", n, " needs ", smem, " bytes of shared memory; the device allows ",

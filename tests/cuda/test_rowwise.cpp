@@ -135,8 +135,9 @@ TEST_CASE("layer_norm backward: every launch shape gives the default's answer", 
       {8, 2, 16, true}, {8, 1, 16, true}, {4, 4, 16, true},
       // The two-level fold: the same launch's bits without it (where the partial rows are too many
       // for the one-level fold; 4 × 197 rows of 768 on 132 SMs: 99 blocks; 200 rows: 25 blocks, so
-      // with 32 classes 7 of them have no blocks).
-      {8, 2, 16, false, true}, {8, 2, 8, false, true}, {8, 2, 32, false, true}, {4, 32, 16, false, true},
+      // with 32 classes 7 of them have no blocks; 3000 rows of 128 at 16 blocks an SM: 375 blocks,
+      // 23–24 in each of 16 classes).
+      {8, 2, 16, false, true}, {8, 2, 8, false, true}, {8, 2, 32, false, true}, {8, 16, 16, false, true},
       {8, 2, 16, true, true}};
   for (const RowsCase c : {RowsCase{4 * 197, 768}, RowsCase{200, 768}, RowsCase{33, 384}, RowsCase{1, 64},
                            RowsCase{3000, 128}}) {
@@ -209,7 +210,8 @@ TEST_CASE("layer_norm backward: every launch shape gives the default's answer", 
   Buf<float> one(64), out(64), stat(1);
   for (const cuda::LayerNormBackwardLaunch bad : {cuda::LayerNormBackwardLaunch{12, 2, 16},
                                                   cuda::LayerNormBackwardLaunch{8, 0, 16},
-                                                  cuda::LayerNormBackwardLaunch{8, 2, 4}}) {
+                                                  cuda::LayerNormBackwardLaunch{8, 2, 4},
+                                                  cuda::LayerNormBackwardLaunch{4, 4, 16, false, true}}) {
     CHECK_THROWS_WITH(cuda::layer_norm_rows_backward(Cuda{}, one.data(), one.data(), stat.data(), stat.data(),
                                                      one.data(), out.data(), out.data(), out.data(), 1, 64, bad),
                       Catch::Matchers::Contains("layer_norm_backward") && Catch::Matchers::Contains("must be"));

@@ -75,7 +75,8 @@ struct LayerNormBackwardLaunch {
   // Where the partial rows are too many for the small problems' in-kernel sum (ViT-B: 264 rows of
   // 1,536 floats), add them in the backward kernel anyway, in two levels: the blocks in final_groups
   // classes (block index mod final_groups), each class summed by its last block to arrive, then the
-  // classes by the last class. The final kernel's sums bit for bit, without its launch.
+  // classes by the last class. The final kernel's sums bit for bit, without its launch. With 8
+  // warps a block only (its own kernel instantiations); refused with others.
   bool fold_by_class = false;
 };
 void layer_norm_rows_backward(Device, const float* x, const float* w, const float* mean, const float* rstd,
