@@ -101,6 +101,12 @@ void run(const Options& o, Timer& timer, int64_t N) {
       time_setting("attention_fwd", 4 * flops, {64, 128}, cuda::set_attention_bf16_forward_rows,
                    cuda::attention_bf16_forward_rows, "vts_rows", "_warp32", fwd, {&dout}, fwd_err);
       cuda::set_attention_bf16_forward_warp_rows(warp_rows_was);
+      // "vts_narrow_last1": the default layout with a last key tile of ≤ 16 keys done as 16 (N = 197:
+      // 5 keys; N = 50 has none, so there it times the default again).
+      time_setting(
+          "attention_fwd", 4 * flops, {1}, [](int v) { cuda::set_attention_bf16_forward_narrow_last_tile(v != 0); },
+          [] { return int(cuda::attention_bf16_forward_narrow_last_tile()); }, "vts_narrow_last", "", fwd, {&dout},
+          fwd_err);
     }
   }
   if (selected(o, "attention_bwd")) {

@@ -52,6 +52,8 @@ KERNEL_DECISIONS = [
     ("both: prefetch_rows and fold_by_class", ["layer_norm_bwd"], "vts_w8x2_g16_prefetch_fold2", "vts"),
     ("the kept dropout mask (forward + backward)", ["gelu_dropout_fwd", "gelu_dropout_bwd"], "vts_keep", "vts"),
     ("the split attention backward at every N", ["attention_bwd"], "vts_split1", "vts"),
+    ("set_attention_bf16_forward_narrow_last_tile(true) as the forward's default", ["attention_fwd"],
+     "vts_narrow_last1", "vts"),
 ]
 STEP_DECISIONS = [
     ("the split attention backward in the B/16 step", "attention", "fused, split backward", "fused"),

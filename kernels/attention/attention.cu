@@ -10,6 +10,7 @@ namespace {
 
 std::atomic<int> g_bf16_forward_rows{0};  // 0: the kernel's default
 std::atomic<int> g_bf16_forward_warp_rows{0};
+std::atomic<bool> g_bf16_forward_narrow_last_tile{false};
 std::atomic<int> g_bf16_backward_barriers{0};
 std::atomic<bool> g_bf16_backward_split{false};
 
@@ -90,6 +91,13 @@ void set_attention_bf16_forward_warp_rows(int rows) {
 }
 int attention_bf16_forward_warp_rows() { return g_bf16_forward_warp_rows.load(std::memory_order_relaxed); }
 
+void set_attention_bf16_forward_narrow_last_tile(bool on) {
+  g_bf16_forward_narrow_last_tile.store(on, std::memory_order_relaxed);
+}
+bool attention_bf16_forward_narrow_last_tile() {
+  return g_bf16_forward_narrow_last_tile.load(std::memory_order_relaxed);
+}
+
 void set_attention_bf16_backward_barriers(int barriers) {
   VTS_CHECK(barriers == 0 || barriers == 1 || barriers == 2,
             "vts::cuda::set_attention_bf16_backward_barriers: expected 0 (default), 1 or 2 barriers per query "
@@ -115,11 +123,12 @@ void attention_forward(Device, int64_t B, int64_t H, int64_t N, int64_t d, float
   using D = __nv_bfloat16;
   const FwdArgs<D> a{as_dev<D>(q), as_dev<D>(k), as_dev<D>(v), as_dev<D>(o), lse, int(B), int(H), int(N), scale};
   const int rows = attention_bf16_forward_rows(), warp_rows = attention_bf16_forward_warp_rows();
+  const bool narrow = attention_bf16_forward_narrow_last_tile();
   switch (d) {
-    case 16: return attn::forward_bf16<16>(a, rows, warp_rows);
-    case 32: return attn::forward_bf16<32>(a, rows, warp_rows);
-    case 64: return attn::forward_bf16<64>(a, rows, warp_rows);
-    case 128: return attn::forward_bf16<128>(a, rows, warp_rows);
+    case 16: return attn::forward_bf16<16>(a, rows, warp_rows, narrow);
+    case 32: return attn::forward_bf16<32>(a, rows, warp_rows, narrow);
+    case 64: return attn::forward_bf16<64>(a, rows, warp_rows, narrow);
+    case 128: return attn::forward_bf16<128>(a, rows, warp_rows, narrow);
     default: unsupported_d(fn, d, "16, 32, 64, 128");
   }
 }

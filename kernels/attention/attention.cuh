@@ -40,7 +40,7 @@ void backward_f32(const BwdArgs<float>& a);
 inline constexpr int kBf16BwdMaxN = 256;
 template <int D>
 // rows_per_block 64 or 128 (D ≤ 64), rows_per_warp 16 or 32 (D ≤ 64); 0 = the default (64, 16).
-void forward_bf16(const FwdArgs<__nv_bfloat16>& a, int rows_per_block, int rows_per_warp);
+void forward_bf16(const FwdArgs<__nv_bfloat16>& a, int rows_per_block, int rows_per_warp, bool narrow_last_tile);
 template <int D>
 void backward_bf16(const BwdArgs<__nv_bfloat16>& a, int barriers);  // per query block: 1, 2, 0 = default
 template <int D>

@@ -30,6 +30,8 @@
 // wave of 16 warps at N = 197, ≈ 8,000 cycles of the SM's 128 bytes a cycle, more than the
 // ≈ 4,000-6,000 its tensor cores need for the same wave's MMAs — and each warp's chain (S, softmax,
 // P·V) has half the independent MMAs.
+#include <type_traits>
+
 #include "attention/attention.cuh"
 #include "attention/mma.cuh"
 
@@ -73,13 +75,17 @@ __device__ __forceinline__ void load_tile(__nv_bfloat16* dst, int rows, int vali
 template <int D, int W, int MT, bool kQInRegs>
 constexpr int kFwdMinBlocks = D > 64 ? 1 : MT == 1 ? 16 / W : kQInRegs ? 8 / W : 12 / W;
 
-template <int D, int W, int MT, bool kQInRegs>
+// kNarrowLast (the default layout only; cuda::set_attention_bf16_forward_narrow_last_tile): a key
+// tile with at most 16 keys before N — the last tile at N = 197 has 5 — runs the tile's math for
+// 16 keys instead of 64, from its own fully unrolled copy of the code (no per-group branches: a
+// branch per 16-key group, 2026-12-02, made the kernel 26 % slower). The 48 keys it leaves out are
+// masked ones, whose probabilities are exactly 0, so the results are the default's bits.
+template <int D, int W, int MT, bool kQInRegs, bool kNarrowLast = false>
 __global__ void __launch_bounds__(W * 32, kFwdMinBlocks<D, W, MT, kQInRegs>)
     attention_fwd_bf16_kernel(const FwdArgs<__nv_bfloat16> a) {
   using S = FwdSmem<D, W, MT>;
   constexpr int P = S::P, BM = S::BM, kThreads = W * 32;
   constexpr int KD = D / 16;   // k16 chunks over the head dim
-  constexpr int NT = BN / 8;   // n8 tiles of scores per key tile
   constexpr int DT = D / 8;    // n8 tiles of output
   extern __shared__ uint4 smem_u4[];
   __nv_bfloat16* Qs = reinterpret_cast<__nv_bfloat16*>(smem_u4);
@@ -138,18 +144,21 @@ __global__ void __launch_bounds__(W * 32, kFwdMinBlocks<D, W, MT, kQInRegs>)
     const int slot = tile & 1, k0 = tile * BN;
     const __nv_bfloat16* Kt = Ks + slot * BN * P;
     const __nv_bfloat16* Vt = Vs + slot * BN * P;
-    // Keys past N in the last tile are masked to −inf, and their MMAs and exponentials still run.
-    // With a branch skipping the 16-key groups wholly past N (19 % of the MMA work at N = 197) the
-    // kernel measured 54.1 µs at N = 197 and 10.9 µs at N = 50, against 42.8 and 9.5 µs without
-    // (H200, 2026-12-04 and 2026-11-28; the skip was the one change to its instructions between).
+    // Keys past N in the last tile are masked to −inf, and (but with kNarrowLast) their MMAs and
+    // exponentials still run. With a branch skipping the 16-key groups wholly past N (19 % of the
+    // MMA work at N = 197) the kernel measured 54.1 µs at N = 197 and 10.9 µs at N = 50, against
+    // 42.8 and 9.5 µs without (H200, 2026-12-04 and 2026-11-28; the skip was the one change to its
+    // instructions between).
     const int valid_keys = N - k0;
-    if (active) {
-      // S = Q·Kᵀ for this warp's rows and the tile's 64 keys; each K fragment serves every m-tile.
-      float s[MT][NT][4];
+    // The tile's math for its first KEYS keys (64: all of them).
+    auto tile_math = [&](auto keys) {
+      constexpr int NTK = decltype(keys)::value / 8;  // n8 tiles of scores
+      // S = Q·Kᵀ for this warp's rows and the tile's keys; each K fragment serves every m-tile.
+      float s[MT][NTK][4];
 #pragma unroll
       for (int i = 0; i < MT; ++i)
 #pragma unroll
-        for (int j = 0; j < NT; ++j) s[i][j][0] = s[i][j][1] = s[i][j][2] = s[i][j][3] = 0.0f;
+        for (int j = 0; j < NTK; ++j) s[i][j][0] = s[i][j][1] = s[i][j][2] = s[i][j][3] = 0.0f;
 #pragma unroll
       for (int kk = 0; kk < KD; ++kk) {
         if constexpr (!kQInRegs) {
@@ -159,7 +168,7 @@ __global__ void __launch_bounds__(W * 32, kFwdMinBlocks<D, W, MT, kQInRegs>)
         }
         const int qk = kQInRegs ? kk : 0;
 #pragma unroll
-        for (int j = 0; j < NT; j += 2) {
+        for (int j = 0; j < NTK; j += 2) {
           uint32_t bf[4];
           load_b_nk(bf, Kt, P, j * 8, kk * 16, lane);
 #pragma unroll
@@ -177,7 +186,7 @@ __global__ void __launch_bounds__(W * 32, kFwdMinBlocks<D, W, MT, kQInRegs>)
         // and g + 8 (s[i][j][2..3]).
         float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-        for (int j = 0; j < NT; ++j) {
+        for (int j = 0; j < NTK; ++j) {
 #pragma unroll
           for (int e = 0; e < 4; ++e) {
             const int col = j * 8 + 2 * t + (e & 1);
@@ -196,7 +205,7 @@ __global__ void __launch_bounds__(W * 32, kFwdMinBlocks<D, W, MT, kQInRegs>)
           l[i][r] *= corr[r];
         }
 #pragma unroll
-        for (int j = 0; j < NT; ++j) {
+        for (int j = 0; j < NTK; ++j) {
 #pragma unroll
           for (int e = 0; e < 4; ++e) {
             s[i][j][e] = exp2f(s[i][j][e] - m[i][e >> 1]);
@@ -214,7 +223,7 @@ __global__ void __launch_bounds__(W * 32, kFwdMinBlocks<D, W, MT, kQInRegs>)
       // O += P·V: P's accumulators become A fragments (keys 16kc..16kc+15 = score tiles 2kc, 2kc+1);
       // each V fragment serves every m-tile.
 #pragma unroll
-      for (int kc = 0; kc < BN / 16; ++kc) {
+      for (int kc = 0; kc < NTK / 2; ++kc) {
         uint32_t pa[MT][4];
 #pragma unroll
         for (int i = 0; i < MT; ++i) acc_to_a(pa[i], s[i][2 * kc], s[i][2 * kc + 1]);
@@ -229,6 +238,14 @@ __global__ void __launch_bounds__(W * 32, kFwdMinBlocks<D, W, MT, kQInRegs>)
             mma_bf16(o[i][j + 1], pa[i], bf[2], bf[3]);
           }
         }
+      }
+    };
+    if (active) {
+      if constexpr (kNarrowLast) {
+        if (valid_keys <= 16) tile_math(std::integral_constant<int, 16>{});
+        else tile_math(std::integral_constant<int, BN>{});
+      } else {
+        tile_math(std::integral_constant<int, BN>{});
       }
     }
     __syncthreads();  // every warp is done with this slot
@@ -262,10 +279,10 @@ __global__ void __launch_bounds__(W * 32, kFwdMinBlocks<D, W, MT, kQInRegs>)
   }
 }
 
-template <int D, int W, int MT, bool kQInRegs = true>
+template <int D, int W, int MT, bool kQInRegs = true, bool kNarrowLast = false>
 void launch_forward_bf16(const FwdArgs<__nv_bfloat16>& a) {
   const size_t smem = FwdSmem<D, W, MT>::bytes;
-  auto kernel = attention_fwd_bf16_kernel<D, W, MT, kQInRegs>;
+  auto kernel = attention_fwd_bf16_kernel<D, W, MT, kQInRegs, kNarrowLast>;
   VTS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
   constexpr int BM = FwdSmem<D, W, MT>::BM;
   const dim3 grid(static_cast<unsigned>((a.N + BM - 1) / BM), static_cast<unsigned>(a.H), static_cast<unsigned>(a.B));
@@ -276,19 +293,20 @@ void launch_forward_bf16(const FwdArgs<__nv_bfloat16>& a) {
 }  // namespace
 
 template <int D>
-void forward_bf16(const FwdArgs<__nv_bfloat16>& a, int rows_per_block, int rows_per_warp) {
+void forward_bf16(const FwdArgs<__nv_bfloat16>& a, int rows_per_block, int rows_per_warp, bool narrow_last_tile) {
   if constexpr (D <= 64) {
     const bool wide = rows_per_block == 128, two_tiles = rows_per_warp == 32;
     if (wide && two_tiles) return launch_forward_bf16<D, 4, 2, false>(a);
     if (wide) return launch_forward_bf16<D, 8, 1>(a);
     if (two_tiles) return launch_forward_bf16<D, 2, 2>(a);
   }
+  if (narrow_last_tile) return launch_forward_bf16<D, 4, 1, true, true>(a);
   launch_forward_bf16<D, 4, 1>(a);
 }
 
-template void forward_bf16<16>(const FwdArgs<__nv_bfloat16>&, int, int);
-template void forward_bf16<32>(const FwdArgs<__nv_bfloat16>&, int, int);
-template void forward_bf16<64>(const FwdArgs<__nv_bfloat16>&, int, int);
-template void forward_bf16<128>(const FwdArgs<__nv_bfloat16>&, int, int);
+template void forward_bf16<16>(const FwdArgs<__nv_bfloat16>&, int, int, bool);
+template void forward_bf16<32>(const FwdArgs<__nv_bfloat16>&, int, int, bool);
+template void forward_bf16<64>(const FwdArgs<__nv_bfloat16>&, int, int, bool);
+template void forward_bf16<128>(const FwdArgs<__nv_bfloat16>&, int, int, bool);
 
 }  // namespace vts::cuda::attn
