@@ -379,10 +379,12 @@ __global__ void copy_strided_kernel(const E* __restrict__ src, E* __restrict__ d
   }
 }
 
-// Whether every element index and every offset either side reaches fits in int32.
+// Whether every element index and every offset either side reaches fits in int32. n is held to
+// half the range so that the grid-stride loop's last step (i + grid size, at most ~2^20 past n)
+// cannot overflow.
 bool fits_int32(const StridedArgs& a, int64_t n) {
   constexpr int64_t kMax = std::numeric_limits<int32_t>::max();
-  if (n > kMax) return false;
+  if (n > kMax / 2) return false;
   int64_t lo_s = 0, hi_s = 0, lo_d = 0, hi_d = 0;
   for (int d = 0; d < a.ndim; ++d) {
     const int64_t span = a.sizes[d] - 1;
