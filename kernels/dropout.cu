@@ -1,6 +1,6 @@
 // Dropout masks from Philox4x32-10 (common/philox.cuh), the CPU's exact counter layout (see
 // dropout.hpp): thread b computes block (first_block + b) and so elements 4b..4b+3. Ten rounds are
-// ~40 integer ops (a quarter of them 32-bit multiplies) for 4 elements. The B/16 bf16 step's 28
+// ≈ 70 SASS instructions (sm_90; 20 of them IMAD.WIDE.U32) for 4 elements. The B/16 bf16 step's 28
 // launches averaged 12.4 µs (H200, 2026-12-04 profile), about half the copy rate of their bytes,
 // with every element read and written on its own; see QUADS below.
 #include <cstdint>
