@@ -373,8 +373,11 @@ TEST_CASE("a failed capture turns the trainer's graphs off and training goes on 
   }
   CHECK(!graphed.cuda_graphs());
   CHECK(graphed.graph_steps() == 0);
-  // The device's words for the read-back it refused (vts-emu uses the same).
-  CHECK_THAT(graphed.cuda_graphs_off_reason(), Catch::Contains("when stream is capturing"));
+  // The trainer's words, then the runtime's for the read-back it refused (vts-emu uses the same):
+  // the refusal itself, or a later call's report that the capture had been invalidated by it.
+  CHECK_THAT(graphed.cuda_graphs_off_reason(),
+             Catch::StartsWith("the step's capture failed: ") &&
+                 (Catch::Contains("when stream is capturing") || Catch::Contains("previous error during capture")));
   REQUIRE(losses_a.size() == 6);
   CHECK(losses_a == losses_b);
   CHECK(eager.dropout_rng().offset() == graphed.dropout_rng().offset());
