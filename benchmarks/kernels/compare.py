@@ -76,17 +76,17 @@ def print_decisions(rows, steps):
                 if d:
                     pairs.append((f"{k} {r['shape']} {r['dtype']}", d[0]["median_ms"], r["median_ms"]))
         lines.append((what, pairs))
+    # A step line's settings; a field a line leaves out has its default value.
+    defaults = {"attention": "fused", "dropout_mask": "drawn", "cuda_graphs": False, "gemm_epilogues": True}
+    keys = ("config", "batch", "precision", "gemm", "cuda_graphs", "attention", "dropout_mask", "gemm_epilogues")
+    setting = lambda r, x: r.get(x, defaults.get(x))
     for what, field, cand, base in STEP_DECISIONS:
         pairs = []
         for r in steps:
-            if r.get("impl") != "vts" or r.get(field, "fused" if field == "attention" else "drawn") != cand:
+            if r.get("impl") != "vts" or setting(r, field) != cand:
                 continue
-            def same_but(b):
-                keys = ("config", "batch", "precision", "gemm", "cuda_graphs", "attention", "dropout_mask",
-                        "gemm_epilogues")
-                defaults = {"attention": "fused", "dropout_mask": "drawn", "cuda_graphs": False, "gemm_epilogues": True}
-                return all(b.get(x, defaults.get(x)) == r.get(x, defaults.get(x)) for x in keys if x != field)
-            d = [b for b in steps if b.get("impl") == "vts" and b.get(field, base) == base and same_but(b)]
+            d = [b for b in steps if b.get("impl") == "vts" and setting(b, field) == base
+                 and all(setting(b, x) == setting(r, x) for x in keys if x != field)]
             if d:
                 graphs = ", graphs" if r.get("cuda_graphs") else ""
                 pairs.append((f"step {r['config']} {r['precision']}{graphs}", d[0]["step_ms_median"], r["step_ms_median"]))

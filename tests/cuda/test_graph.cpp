@@ -283,20 +283,27 @@ namespace {
 // images, so each epoch has two full batches (the first one of all op by op, then captured, then
 // replayed) and a partial one (always op by op, between replays). Every reported loss, the
 // dropout generator and every weight must agree bit for bit.
+// The trainer tests' loss: 16 bits, 3 classes, the 24 images of Stripes28; and their optimizer.
+constexpr int64_t kTrainerBits = 16;
+hash::loss::Config trainer_loss_config() {
+  hash::loss::Config cfg;
+  cfg.bits = kTrainerBits;
+  cfg.classes = 3;
+  cfg.train_size = 24;
+  return cfg;
+}
+const hash::OptimizerOptions kTrainerOptimizer{.name = "adamw", .lr = 3e-3, .weight_decay = 0.05,
+                                               .schedule = "cosine"};
+
 template <class T>
 void check_graph_trainer(uint64_t seed, double mixup) {
   INFO("seed " << seed << " mixup " << mixup << (std::is_same_v<T, bf16> ? " bf16" : " fp32"));
   using Network = Net<TinyD32, T>;
   using Loss = hash::loss::Csq<float, Cuda>;
-  constexpr int64_t bits = 16;
-  hash::loss::Config cfg;
-  cfg.bits = bits;
-  cfg.classes = 3;
-  cfg.train_size = 24;
-  const hash::OptimizerOptions opt{.name = "adamw", .lr = 3e-3, .weight_decay = 0.05, .schedule = "cosine"};
+  const hash::loss::Config cfg = trainer_loss_config();
   Generator init_a(seed), init_b(seed), loss_a(seed + 1), loss_b(seed + 1);
-  hash::Trainer<Network, Loss> eager(Network(bits, init_a), Loss(cfg, loss_a), opt, seed);
-  hash::Trainer<Network, Loss> graphed(Network(bits, init_b), Loss(cfg, loss_b), opt, seed);
+  hash::Trainer<Network, Loss> eager(Network(kTrainerBits, init_a), Loss(cfg, loss_a), kTrainerOptimizer, seed);
+  hash::Trainer<Network, Loss> graphed(Network(kTrainerBits, init_b), Loss(cfg, loss_b), kTrainerOptimizer, seed);
   graphed.set_cuda_graphs(true);
   eager.set_mixup(mixup);
   graphed.set_mixup(mixup);
@@ -355,14 +362,11 @@ TEST_CASE("a failed capture turns the trainer's graphs off and training goes on 
   const uint64_t seed = fresh_seed();
   INFO("seed " << seed);
   using Loss = hash::loss::Csq<float, Cuda>;
-  hash::loss::Config cfg;
-  cfg.bits = 16;
-  cfg.classes = 3;
-  cfg.train_size = 24;
-  const hash::OptimizerOptions opt{.name = "adamw", .lr = 3e-3, .weight_decay = 0.05, .schedule = "cosine"};
+  const hash::loss::Config cfg = trainer_loss_config();
   Generator init_a(seed), init_b(seed), loss_a(seed + 1), loss_b(seed + 1);
-  hash::Trainer<WaitingNet, Loss> eager(WaitingNet(16, init_a), Loss(cfg, loss_a), opt, seed);
-  hash::Trainer<WaitingNet, Loss> graphed(WaitingNet(16, init_b), Loss(cfg, loss_b), opt, seed);
+  hash::Trainer<WaitingNet, Loss> eager(WaitingNet(kTrainerBits, init_a), Loss(cfg, loss_a), kTrainerOptimizer, seed);
+  hash::Trainer<WaitingNet, Loss> graphed(WaitingNet(kTrainerBits, init_b), Loss(cfg, loss_b), kTrainerOptimizer,
+                                          seed);
   graphed.set_cuda_graphs(true);
   const data::LoaderOptions lo{.batch_size = 10, .shuffle = true, .num_workers = 0, .seed = seed};
   data::Loader loader_a(std::make_shared<Stripes28>(), lo), loader_b(std::make_shared<Stripes28>(), lo);
@@ -390,14 +394,10 @@ TEST_CASE("a failed capture turns the trainer's graphs off and training goes on 
 
 TEST_CASE("CUDA graphs refuse a loss with parameters of its own", "[graph]") {
   if (!cuda::available()) return;
-  hash::loss::Config cfg;
-  cfg.bits = 16;
-  cfg.classes = 3;
-  cfg.train_size = 24;
   Generator init(1), lg(2);
   using Network = Net<TinyD32, float>;
   using Loss = hash::loss::GreedyHash<float, Cuda>;
-  hash::Trainer<Network, Loss> t(Network(16, init), Loss(cfg, lg), {}, 1);
+  hash::Trainer<Network, Loss> t(Network(kTrainerBits, init), Loss(trainer_loss_config(), lg), {}, 1);
   CHECK_THROWS_WITH(t.set_cuda_graphs(true), Catch::Contains("parameters of its own"));
   CHECK(!t.cuda_graphs());
 }

@@ -340,21 +340,20 @@ class Trainer {
       if (!cuda_graphs_) return false;
       if (!captured_) captured_.reset(new nn::CapturedNetwork<Network, loss_tensor>(net_));
       if (!captured_->use_for(x)) return false;
+      // The capture runs nothing on the device, so when it fails (out of memory for the graphs'
+      // own pool, a layer that waits for the device) this step can still run op by op, from the
+      // same state: the generator is where it stood, and the op-by-op step zeroes the gradients.
+      // A failure in a replay is an ordinary error.
+      const bool capturing = !captured_->captured();
       loss_tensor u;
-      if (captured_->captured()) {
+      try {
         u = captured_->forward(x, ctx);
-      } else {
-        // The capture runs nothing on the device, so when it fails (out of memory for the graphs'
-        // own pool, a layer that waits for the device) this step can still run op by op, from the
-        // same state: the generator is where it stood, and the op-by-op step zeroes the gradients.
-        try {
-          u = captured_->forward(x, ctx);
-        } catch (const std::exception& e) {
-          captured_.reset();
-          cuda_graphs_ = false;
-          cuda_graphs_off_reason_ = std::string("the step's capture failed: ") + e.what();
-          return false;
-        }
+      } catch (const std::exception& e) {
+        if (!capturing) throw;
+        captured_.reset();
+        cuda_graphs_ = false;
+        cuda_graphs_off_reason_ = std::string("the step's capture failed: ") + e.what();
+        return false;
       }
       l = call_loss(u, y, b, epoch);
       for_each_optimizer([](auto& o) { o.zero_grad(); });
