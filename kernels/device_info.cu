@@ -125,7 +125,9 @@ std::string format_error(const char* library, int code, const char* error_string
 
 void throw_cuda_error(const char* library, int code, const char* error_string, const char* call, const char* file,
                       int line) {
-  throw CudaError(format_error(library, code, error_string, call, file, line), code);
+  const bool out_of_memory = (std::strcmp(library, "CUDA") == 0 && code == cudaErrorMemoryAllocation) ||
+                             (std::strcmp(library, "cuBLAS") == 0 && code == CUBLAS_STATUS_ALLOC_FAILED);
+  throw CudaError(format_error(library, code, error_string, call, file, line), code, out_of_memory);
 }
 
 void report_cuda_error(const char* library, int code, const char* error_string, const char* call, const char* file,

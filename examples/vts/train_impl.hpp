@@ -153,7 +153,7 @@ class RunRecord {
   nlohmann::json evaluations = nlohmann::json::array();
   double train_seconds = 0;
   int64_t graph_steps = 0;  // steps whose forward and backward were CUDA graph replays (this process)
-  std::string cuda_graphs_off;  // why the trainer turned the graphs off (a failed capture), or empty
+  std::string cuda_graphs_off;  // why the trainer turned the graphs off (a failed capture, an evaluation out of memory), or empty
   // The split's sizes and classes ({train, query, database, classes[, class_names]}): kept in
   // last.safetensors, so that --resume can say when the data changed (images added to a folder).
   nlohmann::json split;
@@ -317,20 +317,26 @@ int run(const TrainArgs& a) {
     start_epoch = record.restore(ckpt.metadata(), path);
   }
 
+  // Said once, when the trainer first turns the graphs off (at a step's capture or at an evaluation).
+  auto note_graphs_off = [&] {
+    if (!record.cuda_graphs_off.empty() || trainer.cuda_graphs_off_reason().empty()) return;
+    record.cuda_graphs_off = trainer.cuda_graphs_off_reason();
+    std::fprintf(stderr, "vts train: CUDA graphs off, training op by op (the same results): %s\n",
+                 record.cuda_graphs_off.c_str());
+  };
   for (int64_t epoch = start_epoch; epoch < a.epochs; ++epoch) {
     const auto t0 = std::chrono::steady_clock::now();
     const double mean_loss = trainer.train_epoch(train_loader, epoch, a.epochs,
                                                  [&](const hash::StepReport& r) { progress("train", r); });
     record.train_seconds += seconds_since(t0);
     record.graph_steps = trainer.graph_steps();
-    if (record.cuda_graphs_off.empty() && !trainer.cuda_graphs_off_reason().empty()) {
-      record.cuda_graphs_off = trainer.cuda_graphs_off_reason();
-      std::fprintf(stderr, "vts train: CUDA graphs off, training op by op (the same results): %s\n",
-                   record.cuda_graphs_off.c_str());
-    }
+    note_graphs_off();
     record.history.emplace_back(epoch + 1, mean_loss);
     if (epoch == start_epoch) report_image_cache(*split.train, a);
-    if ((epoch + 1) % a.eval_every == 0 || epoch + 1 == a.epochs) evaluate(epoch + 1);
+    if ((epoch + 1) % a.eval_every == 0 || epoch + 1 == a.epochs) {
+      evaluate(epoch + 1);
+      note_graphs_off();
+    }
   }
   if (start_epoch >= a.epochs) evaluate(a.epochs);  // nothing left to train (or --epochs 0)
 

@@ -4,9 +4,11 @@
 // with the loss and Adam run eagerly between the forward and backward graphs; a capture that waits
 // for the device fails with an error and leaves the stream usable; memory a capture allocated is
 // not handed out elsewhere while its graph lives.
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "cuda_test_util.hpp"
@@ -390,6 +392,73 @@ TEST_CASE("a failed capture turns the trainer's graphs off and training goes on 
   // Turning them on again clears the reason (and the next full batch tries to capture again).
   graphed.set_cuda_graphs(true);
   CHECK(graphed.cuda_graphs_off_reason().empty());
+}
+
+namespace {
+
+// The emulated device's memory limit for a scope (vts-emu reads it at every cudaMalloc).
+class EmulatedMemoryLimit {
+ public:
+  explicit EmulatedMemoryLimit(size_t bytes) { ::setenv("VTS_EMU_MEMORY_BYTES", std::to_string(bytes).c_str(), 1); }
+  ~EmulatedMemoryLimit() { ::unsetenv("VTS_EMU_MEMORY_BYTES"); }
+  EmulatedMemoryLimit(const EmulatedMemoryLimit&) = delete;
+  EmulatedMemoryLimit& operator=(const EmulatedMemoryLimit&) = delete;
+};
+
+}  // namespace
+
+// An evaluation that fits only once the graphs' pool is given back: the trainer gives it back,
+// encodes what a trainer without graphs encodes, and trains on op by op with the same results.
+// The device's memory is made to end at what is allocated already, which only vts-emu can do.
+TEST_CASE("an evaluation out of memory beside the graphs' pool turns the graphs off and encodes again",
+          "[graph][training][memory]") {
+  if (!cuda::available()) return;
+  if (cuda::device_info().name.find("vts-emu") == std::string::npos) {
+    WARN("skipped: needs vts-emu's memory limit (VTS_EMU_MEMORY_BYTES)");
+    return;
+  }
+  const uint64_t seed = fresh_seed();
+  INFO("seed " << seed);
+  using Network = Net<TinyD32, float>;
+  using Loss = hash::loss::Csq<float, Cuda>;
+  const hash::loss::Config cfg = trainer_loss_config();
+  Generator init_a(seed), init_b(seed), loss_a(seed + 1), loss_b(seed + 1);
+  hash::Trainer<Network, Loss> eager(Network(kTrainerBits, init_a), Loss(cfg, loss_a), kTrainerOptimizer, seed);
+  hash::Trainer<Network, Loss> graphed(Network(kTrainerBits, init_b), Loss(cfg, loss_b), kTrainerOptimizer, seed);
+  graphed.set_cuda_graphs(true);
+  const data::LoaderOptions lo{.batch_size = 10, .shuffle = true, .num_workers = 0, .seed = seed};
+  data::Loader loader_a(std::make_shared<Stripes28>(), lo), loader_b(std::make_shared<Stripes28>(), lo);
+  constexpr int64_t kEpochs = 3;
+  std::vector<double> losses_a, losses_b;
+  auto train = [&](int64_t e) {
+    eager.train_epoch(loader_a, e, kEpochs, [&](const auto& r) { losses_a.push_back(r.loss); });
+    graphed.train_epoch(loader_b, e, kEpochs, [&](const auto& r) { losses_b.push_back(r.loss); });
+  };
+  train(0);
+  REQUIRE(graphed.graph_steps() == 1);
+  const auto images = std::make_shared<Stripes28>();
+  const std::vector<float> expected = eager.encode(images, 10, 0);
+  std::vector<float> encoded;
+  {
+    // Nothing beyond what the trainers hold now: the graphed trainer's encode finds no free memory
+    // until its graphs' pool (which held a whole training step) returns to the driver.
+    cuda::empty_cache();
+    const cuda::MemoryStats held = cuda::memory_stats();
+    const EmulatedMemoryLimit limit(held.allocated_bytes + held.graph_pool_bytes);
+    encoded = graphed.encode(images, 10, 0);
+  }
+  CHECK(!graphed.cuda_graphs());
+  CHECK_THAT(graphed.cuda_graphs_off_reason(),
+             Catch::StartsWith("the evaluation ran out of memory beside the graphs' memory: ") &&
+                 Catch::Contains("out of memory"));
+  CHECK(same_bits(encoded, expected));
+  train(1);
+  train(2);
+  CHECK(graphed.graph_steps() == 1);
+  REQUIRE(losses_a.size() == 9);
+  CHECK(losses_a == losses_b);
+  CHECK(eager.dropout_rng().offset() == graphed.dropout_rng().offset());
+  CHECK(differing_parameters(eager.network(), graphed.network()) == 0);
 }
 
 TEST_CASE("CUDA graphs refuse a loss with parameters of its own", "[graph]") {

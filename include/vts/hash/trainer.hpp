@@ -204,7 +204,8 @@ class Trainer {
   // (the first runs op by op and sets up the libraries); batches of another size (an epoch's last,
   // partial one) run op by op. Not with a loss that has parameters of its own (GreedyHash), whose
   // gradients the graphs would not carry. When the capture fails (the graphs' memory does not fit,
-  // a layer waits for the device) the trainer turns the graphs off and trains on op by op;
+  // a layer waits for the device) the trainer turns the graphs off and trains on op by op; so it does
+  // when encode() runs out of memory while the graphs hold theirs, and encodes again without them.
   // cuda_graphs_off_reason() says why.
   void set_cuda_graphs(bool on) {
     VTS_CHECK(!on || (std::is_same_v<D, Cuda>), "CUDA graphs need the CUDA device (--device cuda)");
@@ -218,7 +219,8 @@ class Trainer {
 #endif
   }
   bool cuda_graphs() const { return cuda_graphs_; }
-  // Why the graphs were turned off during training (a failed capture), or empty.
+  // Why the graphs were turned off (a failed capture; an evaluation that ran out of memory while
+  // they held theirs), or empty.
   const std::string& cuda_graphs_off_reason() const { return cuda_graphs_off_reason_; }
   // Steps so far whose forward and backward were graph replays.
   int64_t graph_steps() const { return graph_steps_; }
@@ -283,10 +285,32 @@ class Trainer {
   std::vector<float> encode(std::shared_ptr<const data::Dataset> ds, int64_t batch_size, int workers,
                             const std::function<void(int64_t done, int64_t total)>& progress = {}) {
     std::vector<T> out;
-    with_eval_weights([&] {
-      out = hash::encode(net_, std::move(ds), {.batch_size = batch_size, .workers = workers, .flip_average = flip_average_},
-                         progress);
-    });
+    auto run = [&] {
+      with_eval_weights([&] {
+        out = hash::encode(net_, ds, {.batch_size = batch_size, .workers = workers, .flip_average = flip_average_},
+                           progress);
+      });
+    };
+#if defined(VTS_WITH_CUDA)
+    if constexpr (std::is_same_v<D, Cuda>) {
+      try {
+        run();
+      } catch (const cuda::CudaError& e) {
+        // The graphs keep their pool (the step's activations) between steps, so an evaluation that
+        // only fits without it would end the run here. Give it back, train on op by op (the same
+        // results), and encode again from the start: nothing of the failed attempt is kept.
+        if (!e.out_of_memory() || !captured_ || !captured_->captured()) throw;
+        captured_.reset();
+        cuda_graphs_ = false;
+        cuda_graphs_off_reason_ = std::string("the evaluation ran out of memory beside the graphs' memory: ") + e.what();
+        run();
+      }
+    } else {
+      run();
+    }
+#else
+    run();
+#endif
     if constexpr (std::is_same_v<T, float>) {
       return out;
     } else {

@@ -641,7 +641,10 @@ Allocations& allocations() {
   static Allocations* a = new Allocations();
   return *a;
 }
+// The emulated device's memory: VTS_EMU_MEMORY_BYTES, else VTS_EMU_MEMORY_MB, else 8 GiB. Read at
+// every cudaMalloc, so a test can shrink it to what is allocated already.
 size_t memory_limit() {
+  if (const char* b = std::getenv("VTS_EMU_MEMORY_BYTES")) return std::strtoull(b, nullptr, 10);
   const char* s = std::getenv("VTS_EMU_MEMORY_MB");
   return (s ? std::strtoull(s, nullptr, 10) : 8192) << 20;
 }
@@ -748,7 +751,7 @@ cudaError_t cudaPeekAtLastError() { return g_last_error; }
 const char* cudaGetErrorString(cudaError_t e) {
   switch (e) {
     case cudaSuccess: return "no error";
-    case cudaErrorMemoryAllocation: return "out of memory (vts-emu: VTS_EMU_MEMORY_MB)";
+    case cudaErrorMemoryAllocation: return "out of memory (vts-emu: VTS_EMU_MEMORY_MB or _BYTES)";
     case cudaErrorInvalidValue: return "invalid argument (vts-emu: see the message above)";
     case cudaErrorInvalidConfiguration: return "invalid configuration argument";
     case cudaErrorLaunchFailure: return "unspecified launch failure (vts-emu: see the kernel fault above)";

@@ -25,14 +25,19 @@ namespace vts::cuda {
 using Stream = CUstream_st*;
 
 // A failed CUDA, cuBLAS or cuDNN call. what() names the call, the library's error string, and the
-// source file and line of the call site.
+// source file and line of the call site. code() is that library's own error code.
 class CudaError : public Error {
  public:
-  CudaError(const std::string& what, int code) : Error(what), code_(code) {}
+  CudaError(const std::string& what, int code, bool out_of_memory = false)
+      : Error(what), code_(code), out_of_memory_(out_of_memory) {}
   int code() const { return code_; }
+  // The device's memory ran out (cudaErrorMemoryAllocation, CUBLAS_STATUS_ALLOC_FAILED): a caller
+  // that holds memory it can do without may free it and try again.
+  bool out_of_memory() const { return out_of_memory_; }
 
  private:
   int code_;
+  bool out_of_memory_;
 };
 
 // Number of CUDA devices, 0 when there is no driver or no device (never throws).
