@@ -22,11 +22,13 @@
 //
 // Memory: the forward's activations and the backward's temporaries live in one pool of the
 // graphs' own (memory.hpp), kept while this object lives; the output u and the parameter
-// gradients hold the addresses the next replay overwrites.
+// gradients hold the addresses the next replay overwrites. The capture first gives the ordinary
+// cache back to the driver, so the step's activations are not held twice.
 #include <optional>
 #include <vector>
 
 #include "vts/backend/cuda/graph.hpp"
+#include "vts/backend/cuda/memory.hpp"
 #include "vts/core/tensor.hpp"
 #include "vts/nn/module.hpp"
 #include "vts/ops/cast.hpp"
@@ -90,6 +92,11 @@ class CapturedNetwork {
     params_ = parameters(*net_);  // kept: backward() restores their .grad every step
     // The backward graph must create the gradients (the engine then writes, not adds, them).
     for (auto& p : params_) p.zero_grad();
+    // The op-by-op step before left its activations in the ordinary cache, free now, and a replay
+    // allocates nothing: kept, they would sit beside the pool's copy of them for as long as the
+    // graphs live (B/16 fp32, batch 32: 14.0 GiB held instead of 8.5), and a capture that fits
+    // without them could fail. The next steps' loss and optimizer take the few blocks they need anew.
+    cuda::empty_cache();
     forward_.capture([&] { output_ = cast<typename Out::value_type>(net_->forward(input_, ctx)); }, ctx.rng);
     try {
       seed_ = Out::empty(output_.shape());
