@@ -27,7 +27,75 @@ int device_count() noexcept {
   return n;
 }
 
-bool available() noexcept { return device_count() > 0; }
+namespace {
+
+// Compiled like every kernel of vts::cuda, so the runtime can say whether this build has code the
+// device can run before the first real launch fails with a bare "no kernel image".
+__global__ void probe_kernel() {}
+
+#ifndef VTS_CUDA_ARCHITECTURES_BUILT
+#define VTS_CUDA_ARCHITECTURES_BUILT "(not recorded)"
+#endif
+
+}  // namespace
+
+namespace detail {
+
+std::string find_unavailable_reason() {
+  int n = 0;
+  const cudaError_t count = cudaGetDeviceCount(&n);
+  if (count != cudaSuccess) {
+    cudaGetLastError();
+    // The runtime says "CUDA driver version is insufficient for CUDA runtime version" both for an old
+    // driver and for none at all (a machine without a GPU); tell the two apart.
+    if (count == cudaErrorInsufficientDriver) {
+      int driver = 0, runtime = 0;
+      cudaDriverGetVersion(&driver);
+      cudaRuntimeGetVersion(&runtime);
+      cudaGetLastError();
+      auto version = [](int v) { return std::to_string(v / 1000) + "." + std::to_string(v % 1000 / 10); };
+      if (driver == 0) return "no CUDA device: no NVIDIA driver is installed";
+      return "the NVIDIA driver supports CUDA up to " + version(driver) + ", older than the CUDA " + version(runtime) +
+             " runtime this vts was built with: update the driver";
+    }
+    return std::string("no usable CUDA device: ") + cudaGetErrorString(count);
+  }
+  if (n == 0) return "no CUDA device found";
+  int dev = 0;
+  cudaDeviceProp p{};
+  if (const cudaError_t e = cudaGetDevice(&dev); e != cudaSuccess || cudaGetDeviceProperties(&p, dev) != cudaSuccess) {
+    cudaGetLastError();
+    return "the CUDA device's properties could not be read";
+  }
+  const std::string sm = "sm_" + std::to_string(p.major) + std::to_string(p.minor);
+  const std::string device = std::string(p.name) + " (" + sm + ")";
+  if (p.major < 8)
+    return device + " is older than vts::cuda supports: its kernels need compute capability 8.0 or newer " +
+           "(bf16 tensor-core mma.sync, ldmatrix, cp.async)";
+  cudaFuncAttributes attr{};
+  if (const cudaError_t e = cudaFuncGetAttributes(&attr, probe_kernel); e != cudaSuccess) {
+    cudaGetLastError();
+    return "this vts::cuda has no code " + device + " can run (" + cudaGetErrorString(e) +
+           "): it was built for CUDA architectures " + VTS_CUDA_ARCHITECTURES_BUILT +
+           "; configure again with -DCMAKE_CUDA_ARCHITECTURES=" + std::to_string(p.major) + std::to_string(p.minor);
+  }
+  return {};
+}
+
+}  // namespace detail
+
+const std::string& unavailable_reason() {
+  static const std::string reason = detail::find_unavailable_reason();
+  return reason;
+}
+
+bool available() noexcept {
+  try {
+    return unavailable_reason().empty();
+  } catch (...) {  // only an allocation failure while wording the reason
+    return false;
+  }
+}
 
 const DeviceInfo& device_info() {
   static DeviceInfo info = [] {

@@ -67,7 +67,7 @@ inline Options parse_options(int argc, char** argv) {
 // Exits with 77 (skip) when there is no device, like the tests.
 inline void require_device() {
   if (!cuda::available()) {
-    std::fprintf(stderr, "SKIPPED: no CUDA device\n");
+    std::fprintf(stderr, "SKIPPED: %s\n", cuda::unavailable_reason().c_str());
     std::exit(77);
   }
 }

@@ -415,7 +415,7 @@ int main(int argc, char** argv) {
     if (a.device == "cuda") {
 #if defined(VTS_WITH_CUDA)
       if (!vts::cuda::available()) {
-        std::fprintf(stderr, "vts_bench_train: --device cuda, but no CUDA device is available\n");
+        std::fprintf(stderr, "vts_bench_train: --device cuda: %s\n", vts::cuda::unavailable_reason().c_str());
         return 77;
       }
       vts::cuda::set_fp32_gemm(vts::cuda::fp32_gemm_from_string(a.gemm));

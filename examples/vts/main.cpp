@@ -23,7 +23,7 @@ std::string version_text() {
     const auto& d = vts::cuda::device_info();
     s += d.name + " (sm_" + std::to_string(d.major) + std::to_string(d.minor) + ")";
   } else {
-    s += "none found";
+    s += vts::cuda::unavailable_reason();
   }
 #else
   s += "not built (no nvcc at configure time, or -DVTS_CUDA=OFF)";

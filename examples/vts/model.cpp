@@ -63,8 +63,7 @@ std::unique_ptr<HashModel> load_cuda_model([[maybe_unused]] io::CheckpointReader
                                            [[maybe_unused]] const std::string& path) {
 #if defined(VTS_WITH_CUDA)
   if (!cuda::available())
-    throw Error("--device cuda: no CUDA device is available (" + std::to_string(cuda::device_count()) +
-                " devices found); use --device cpu");
+    throw Error("--device cuda: " + cuda::unavailable_reason() + "; use --device cpu");
 #if defined(VTS_TRAIN_CONFIG_TINY)
   if (config == "tiny") return load_model_of<nn::ViTTiny28, Cuda>(ckpt, head, bits, path);
 #endif

@@ -284,8 +284,7 @@ Run add_train_command(CLI::App& app) {
     if (a->device == "cuda") {
 #if defined(VTS_WITH_CUDA)
       if (!cuda::available())
-        throw Error("--device cuda: no CUDA device is available (" + std::to_string(cuda::device_count()) +
-                    " devices found); use --device cpu");
+        throw Error("--device cuda: " + cuda::unavailable_reason() + "; use --device cpu");
       cuda::set_fp32_gemm(cuda::fp32_gemm_from_string(a->gemm));
       if (a->precision == "bf16") return run_config<Cuda, bf16>(*a);
       return run_config<Cuda>(*a);

@@ -16,7 +16,7 @@ int main(int argc, char** argv) {
       return Catch::Session().run(argc, argv);
   }
   if (!vts::cuda::available()) {
-    std::printf("SKIPPED: no CUDA device (vts::cuda::available() is false)\n");
+    std::printf("SKIPPED: %s\n", vts::cuda::unavailable_reason().c_str());
     return 77;
   }
   const auto& d = vts::cuda::device_info();

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <string>
 
 #include "cuda_test_util.hpp"
@@ -168,6 +169,57 @@ TEST_CASE("errors name the call", "[memory]") {
   // The device is still usable afterwards.
   auto t = Tensor<float, Cuda>::full(Shape{8}, 1.0f);
   CHECK(t.to_vector() == std::vector<float>(8, 1.0f));
+}
+
+namespace {
+// An environment variable set for a scope (vts-emu reads its device's description from some).
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) { ::setenv(name, value, 1); }
+  ~ScopedEnv() { ::unsetenv(name_); }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+};
+}  // namespace
+
+TEST_CASE("a device vts::cuda cannot use is refused with the reason", "[memory]") {
+  CHECK(cuda::available());
+  CHECK(cuda::unavailable_reason().empty());
+  CHECK(cuda::detail::find_unavailable_reason().empty());
+  if (cuda::device_info().name.find("vts-emu") == std::string::npos) return;  // the rest pretends other devices
+  {
+    const ScopedEnv none("VTS_EMU_NO_DEVICE", "1");
+    CHECK(cuda::detail::find_unavailable_reason() == "no usable CUDA device: no CUDA-capable device is detected");
+  }
+  {
+    const ScopedEnv no_driver("VTS_EMU_DRIVER_VERSION", "0");
+    CHECK(cuda::detail::find_unavailable_reason() == "no CUDA device: no NVIDIA driver is installed");
+  }
+  {
+    const ScopedEnv old_driver("VTS_EMU_DRIVER_VERSION", "12040");
+    CHECK(cuda::detail::find_unavailable_reason() ==
+          "the NVIDIA driver supports CUDA up to 12.4, older than the CUDA 13.0 runtime this vts was built with: "
+          "update the driver");
+  }
+  {
+    const ScopedEnv turing("VTS_EMU_COMPUTE_CAPABILITY", "75");
+    CHECK_THAT(cuda::detail::find_unavailable_reason(),
+               Catch::StartsWith("vts-emu") && Catch::Contains("(sm_75) is older than vts::cuda supports") &&
+                   Catch::Contains("compute capability 8.0 or newer"));
+  }
+  {
+    const ScopedEnv ada("VTS_EMU_COMPUTE_CAPABILITY", "89");
+    const ScopedEnv no_image("VTS_EMU_NO_KERNEL_IMAGE", "1");
+    CHECK_THAT(cuda::detail::find_unavailable_reason(),
+               Catch::Contains("has no code") && Catch::Contains("(sm_89) can run") &&
+                   Catch::Contains("no kernel image is available") &&
+                   Catch::Contains("built for CUDA architectures vts-emu") &&
+                   Catch::EndsWith("-DCMAKE_CUDA_ARCHITECTURES=89"));
+  }
+  CHECK(cuda::detail::find_unavailable_reason().empty());
 }
 
 TEST_CASE("staged uploads: two pinned buffers, no synchronisation between batches", "[memory]") {

@@ -76,8 +76,12 @@ inline auto max(A a, B b) {
   return static_cast<C>(a) < static_cast<C>(b) ? static_cast<C>(b) : static_cast<C>(a);
 }
 
-// cuda_runtime.h's typed overload, which it declares only for nvcc.
+// cuda_runtime.h's typed overloads, which it declares only for nvcc.
 template <class... K>
 inline cudaError_t cudaFuncSetAttribute(void (*kernel)(K...), cudaFuncAttribute attr, int value) {
   return ::cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel), attr, value);
+}
+template <class... K>
+inline cudaError_t cudaFuncGetAttributes(cudaFuncAttributes* attr, void (*kernel)(K...)) {
+  return ::cudaFuncGetAttributes(attr, reinterpret_cast<const void*>(kernel));
 }

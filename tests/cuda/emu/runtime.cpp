@@ -648,6 +648,15 @@ size_t memory_limit() {
   const char* s = std::getenv("VTS_EMU_MEMORY_MB");
   return (s ? std::strtoull(s, nullptr, 10) : 8192) << 20;
 }
+// Set and not "0".
+bool env_flag(const char* name) {
+  const char* s = std::getenv(name);
+  return s != nullptr && s[0] != '\0' && std::strcmp(s, "0") != 0;
+}
+int driver_version() {
+  const char* s = std::getenv("VTS_EMU_DRIVER_VERSION");
+  return s ? std::atoi(s) : 13000;
+}
 int sm_count() {
   const char* s = std::getenv("VTS_EMU_SMS");
   return s ? std::max(1, std::atoi(s)) : 132;
@@ -661,7 +670,16 @@ using vts_emu::g_last_error;
 
 extern "C" {
 
+// VTS_EMU_NO_DEVICE=1: the runtime's answer on a machine without a GPU (cuda::unavailable_reason()).
 cudaError_t cudaGetDeviceCount(int* count) {
+  if (vts_emu::env_flag("VTS_EMU_NO_DEVICE")) {
+    *count = 0;
+    return g_last_error = cudaErrorNoDevice;
+  }
+  if (vts_emu::driver_version() < 13000) {
+    *count = 0;
+    return g_last_error = cudaErrorInsufficientDriver;
+  }
   *count = 1;
   return cudaSuccess;
 }
@@ -675,6 +693,11 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int device) {
   std::snprintf(p->name, sizeof p->name, "vts-emu (the kernels on the CPU, sm_90 limits)");
   p->major = 9;
   p->minor = 0;
+  if (const char* cc = std::getenv("VTS_EMU_COMPUTE_CAPABILITY")) {  // "75": report an older device
+    const int v = std::atoi(cc);
+    p->major = v / 10;
+    p->minor = v % 10;
+  }
   p->multiProcessorCount = vts_emu::sm_count();
   p->totalGlobalMem = vts_emu::memory_limit();
   p->l2CacheSize = 50 << 20;
@@ -756,6 +779,9 @@ const char* cudaGetErrorString(cudaError_t e) {
     case cudaErrorInvalidConfiguration: return "invalid configuration argument";
     case cudaErrorLaunchFailure: return "unspecified launch failure (vts-emu: see the kernel fault above)";
     case cudaErrorInvalidDevice: return "invalid device ordinal";
+    case cudaErrorNoDevice: return "no CUDA-capable device is detected";
+    case cudaErrorInsufficientDriver: return "CUDA driver version is insufficient for CUDA runtime version";
+    case cudaErrorNoKernelImageForDevice: return "no kernel image is available for execution on the device";
     case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
     case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
     case cudaErrorIllegalState: return "the operation is not valid in the current state (vts-emu: see above)";
@@ -900,6 +926,24 @@ cudaError_t cudaFuncSetAttribute(const void* kernel, cudaFuncAttribute attr, int
     }
     vts_emu::engine().dynamic_smem_optin[kernel] = value;
   }
+  return cudaSuccess;
+}
+
+// VTS_EMU_DRIVER_VERSION=12040: an older driver than the 13.0 runtime (0: none installed).
+cudaError_t cudaDriverGetVersion(int* v) {
+  *v = vts_emu::driver_version();
+  return cudaSuccess;
+}
+cudaError_t cudaRuntimeGetVersion(int* v) {
+  *v = 13000;
+  return cudaSuccess;
+}
+
+// VTS_EMU_NO_KERNEL_IMAGE=1: what the runtime answers for a device the build has no code for.
+cudaError_t cudaFuncGetAttributes(cudaFuncAttributes* attr, const void*) {
+  std::memset(attr, 0, sizeof *attr);
+  if (vts_emu::env_flag("VTS_EMU_NO_KERNEL_IMAGE")) return g_last_error = cudaErrorNoKernelImageForDevice;
+  attr->maxThreadsPerBlock = 1024;
   return cudaSuccess;
 }
 

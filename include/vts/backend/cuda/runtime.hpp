@@ -42,8 +42,16 @@ class CudaError : public Error {
 
 // Number of CUDA devices, 0 when there is no driver or no device (never throws).
 int device_count() noexcept;
-// True when at least one device can be used. Tests and programs call this first.
+// True when the current device can run this build of vts::cuda. Tests and programs call this first.
 bool available() noexcept;
+// Why not, in words a user can act on (no device, the driver's error, a device older than
+// compute capability 8.0, a build without code for the device's architecture); empty when
+// available(). Worked out once per process.
+const std::string& unavailable_reason();
+namespace detail {
+// The same, worked out now (for tests that change what vts-emu reports).
+std::string find_unavailable_reason();
+}  // namespace detail
 
 struct DeviceInfo {
   std::string name;
