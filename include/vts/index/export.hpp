@@ -38,17 +38,23 @@ inline void check_faiss_codes(CodesView codes, const char* where) {
   VTS_CHECK(codes.bits < (int64_t(1) << 31), where, ": K = ", codes.bits, " does not fit FAISS's int d");
 }
 
+// Grows `out` and copies into the new bytes (GCC 12 reports a false overflow for a range insert
+// of a few bytes into a vector that starts empty).
+inline void append_bytes(std::vector<uint8_t>& out, const void* p, size_t n) {
+  const size_t at = out.size();
+  out.resize(at + n);
+  std::memcpy(out.data() + at, p, n);
+}
+
 template <class T>
 void append_le(std::vector<uint8_t>& out, T v) {
-  uint8_t b[sizeof(T)];
-  std::memcpy(b, &v, sizeof(T));
-  out.insert(out.end(), b, b + sizeof(T));
+  append_bytes(out, &v, sizeof(T));
 }
 
 // The IndexBinary header fields that every binary index writes after its fourcc.
 inline void append_faiss_binary_header(std::vector<uint8_t>& out, const char fourcc[4], int64_t bits, int32_t code_size,
                                        int64_t ntotal) {
-  out.insert(out.end(), fourcc, fourcc + 4);
+  append_bytes(out, fourcc, 4);
   append_le<int32_t>(out, static_cast<int32_t>(bits));  // d
   append_le<int32_t>(out, code_size);
   append_le<int64_t>(out, ntotal);
