@@ -64,6 +64,14 @@ int main(int argc, char** argv) {
     return runs[train]();  // no subcommand: the built-in default run
   } catch (const std::exception& e) {
     std::fprintf(stderr, "vts: error: %s\n", e.what());
+#if defined(VTS_WITH_CUDA)
+    // The error names the allocation; say what the user can change.
+    if (const auto* cuda_error = dynamic_cast<const vts::cuda::CudaError*>(&e); cuda_error && cuda_error->out_of_memory())
+      std::fprintf(stderr,
+                   "vts: the GPU's %.0f MiB were not enough: a smaller --batch needs less (vts train: also "
+                   "--eval-batch, and --precision bf16)\n",
+                   static_cast<double>(vts::cuda::device_info().total_memory) / (1024.0 * 1024.0));
+#endif
     return 1;
   }
 }

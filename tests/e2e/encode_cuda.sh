@@ -6,7 +6,8 @@
 #     within rounding of zero can change sign), checked by a radius-2 search of the GPU index with
 #     `vts search`, which encodes the query on the CPU;
 #   - `vts search --device cuda` encodes queries on the GPU: each within 2 bits of its CPU code;
-#   - --gemm tf32 runs too; --gemm without --device cuda is refused.
+#   - --gemm tf32 runs too; --gemm without --device cuda is refused;
+#   - on vts-emu, a device too small for the model: an error that says so and what to change.
 # Without a usable device the script checks the error and exits 77 (ctest: Skipped). Run with
 # vts_cli_emu (the program linked with vts-emu) it runs the device path on the CPU.
 # Usage: encode_cuda.sh VTS RUN_DIR
@@ -54,6 +55,18 @@ for i in $(seq 0 15); do
     "$out/gpu_queries.txt" | grep -q "/img$i.pgm$" ||
     { cat "$out/gpu_queries.txt"; fail "img$i.pgm: encoded by vts search --device cuda, not within 2 bits of its CPU code"; }
 done
+
+# Out of device memory (only vts-emu can be made small): the error names the allocation, the next
+# line what to change, and no index is left behind.
+if "$vts" --version | grep -q "device: vts-emu"; then
+  if VTS_EMU_MEMORY_MB=1 "$vts" encode --model "$run" --images "$out/pgm" --out "$out/oom.vtsidx" --device cuda \
+      --quiet >/dev/null 2>"$out/oom.err"; then
+    fail "encode on a 1 MiB device succeeded"
+  fi
+  grep -q "out of memory" "$out/oom.err" && grep -q "a smaller --batch needs less" "$out/oom.err" ||
+    { cat "$out/oom.err"; fail "out of device memory: no error naming it and what to change"; }
+  [[ ! -e "$out/oom.vtsidx" ]] || fail "encode ran out of device memory but wrote $out/oom.vtsidx"
+fi
 
 "$vts" encode --model "$run" --images "$out/pgm" --out "$out/tf32.vtsidx" --device cuda --gemm tf32 --quiet >/dev/null
 [[ -s "$out/tf32.vtsidx" ]] || fail "--gemm tf32 wrote no index"
