@@ -66,11 +66,18 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "vts: error: %s\n", e.what());
 #if defined(VTS_WITH_CUDA)
     // The error names the allocation; say what the user can change.
-    if (const auto* cuda_error = dynamic_cast<const vts::cuda::CudaError*>(&e); cuda_error && cuda_error->out_of_memory())
+    const auto* cuda_error = dynamic_cast<const vts::cuda::CudaError*>(&e);
+    if (cuda_error != nullptr && cuda_error->out_of_memory()) {
+      std::string memory = "memory";
+      try {
+        memory = std::to_string(vts::cuda::device_info().total_memory >> 20) + " MiB";
+      } catch (const std::exception&) {  // the size is only a detail of the message
+      }
       std::fprintf(stderr,
-                   "vts: the GPU's %.0f MiB were not enough: a smaller --batch needs less (vts train: also "
-                   "--eval-batch, and --precision bf16)\n",
-                   static_cast<double>(vts::cuda::device_info().total_memory) / (1024.0 * 1024.0));
+                   "vts: the GPU's %s were not enough: a smaller --batch needs less (vts train: also --eval-batch, "
+                   "and --precision bf16)\n",
+                   memory.c_str());
+    }
 #endif
     return 1;
   }

@@ -153,7 +153,7 @@ class RunRecord {
   nlohmann::json evaluations = nlohmann::json::array();
   double train_seconds = 0;
   int64_t graph_steps = 0;  // steps whose forward and backward were CUDA graph replays (this process)
-  std::string cuda_graphs_off;  // why the trainer turned the graphs off (a failed capture, an evaluation out of memory), or empty
+  std::string cuda_graphs_off;  // why the trainer turned the graphs off (see Trainer), or empty
   // The split's sizes and classes ({train, query, database, classes[, class_names]}): kept in
   // last.safetensors, so that --resume can say when the data changed (images added to a folder).
   nlohmann::json split;
