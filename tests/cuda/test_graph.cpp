@@ -300,38 +300,63 @@ hash::loss::Config trainer_loss_config() {
 const hash::OptimizerOptions kTrainerOptimizer{.name = "adamw", .lr = 3e-3, .weight_decay = 0.05,
                                                .schedule = "cosine"};
 
+// Two trainers of one network from the same seeds, the second with CUDA graphs, and a loader each
+// (batches of 10 from Stripes28's 24 images: two full batches and a partial one an epoch).
+// train() runs an epoch on both and keeps every reported loss; check_same() compares what the two
+// must share bit for bit.
+template <class Network>
+struct TrainerPair {
+  using Loss = hash::loss::Csq<float, Cuda>;
+  using Trainer = hash::Trainer<Network, Loss>;
+  static Trainer make_trainer(uint64_t seed) {
+    Generator init(seed), centers(seed + 1);
+    return Trainer(Network(kTrainerBits, init), Loss(trainer_loss_config(), centers), kTrainerOptimizer, seed);
+  }
+  static data::Loader make_loader(uint64_t seed) {
+    return data::Loader(std::make_shared<Stripes28>(),
+                        {.batch_size = 10, .shuffle = true, .num_workers = 0, .seed = seed});
+  }
+  explicit TrainerPair(uint64_t seed)
+      : eager(make_trainer(seed)), graphed(make_trainer(seed)), loader_a(make_loader(seed)), loader_b(make_loader(seed)) {
+    graphed.set_cuda_graphs(true);
+  }
+  // `b`: the graphed side's trainer (a moved-to one), by default `graphed`.
+  void train(int64_t epoch, int64_t epochs, Trainer* b = nullptr) {
+    const double mean_a = eager.train_epoch(loader_a, epoch, epochs, [&](const auto& r) { losses_a.push_back(r.loss); });
+    const double mean_b = (b ? *b : graphed).train_epoch(loader_b, epoch, epochs,
+                                                         [&](const auto& r) { losses_b.push_back(r.loss); });
+    CHECK(mean_a == mean_b);
+  }
+  void check_same(Trainer* b = nullptr) {
+    Trainer& other = b ? *b : graphed;
+    CHECK(eager.graph_steps() == 0);
+    CHECK(losses_a == losses_b);
+    CHECK(eager.dropout_rng().offset() == other.dropout_rng().offset());
+    CHECK(differing_parameters(eager.network(), other.network()) == 0);
+  }
+
+  Trainer eager, graphed;
+  data::Loader loader_a, loader_b;
+  std::vector<double> losses_a, losses_b;
+};
+
 template <class T>
 void check_graph_trainer(uint64_t seed, double mixup) {
   INFO("seed " << seed << " mixup " << mixup << (std::is_same_v<T, bf16> ? " bf16" : " fp32"));
-  using Network = Net<TinyD32, T>;
-  using Loss = hash::loss::Csq<float, Cuda>;
-  const hash::loss::Config cfg = trainer_loss_config();
-  Generator init_a(seed), init_b(seed), loss_a(seed + 1), loss_b(seed + 1);
-  hash::Trainer<Network, Loss> eager(Network(kTrainerBits, init_a), Loss(cfg, loss_a), kTrainerOptimizer, seed);
-  hash::Trainer<Network, Loss> graphed(Network(kTrainerBits, init_b), Loss(cfg, loss_b), kTrainerOptimizer, seed);
-  graphed.set_cuda_graphs(true);
-  eager.set_mixup(mixup);
-  graphed.set_mixup(mixup);
-  const data::LoaderOptions lo{.batch_size = 10, .shuffle = true, .num_workers = 0, .seed = seed};
-  data::Loader loader_a(std::make_shared<Stripes28>(), lo), loader_b(std::make_shared<Stripes28>(), lo);
+  TrainerPair<Net<TinyD32, T>> pair(seed);
+  pair.eager.set_mixup(mixup);
+  pair.graphed.set_mixup(mixup);
   constexpr int64_t kEpochs = 3;
-  std::vector<double> losses_a, losses_b;
   // The last epoch on a moved trainer: its graphs pointed at the old one's network and generator,
   // so it must capture again (its first full batch op by op, the next captured) and train on as before.
-  std::optional<hash::Trainer<Network, Loss>> moved;
-  hash::Trainer<Network, Loss>* b = &graphed;
+  std::optional<typename TrainerPair<Net<TinyD32, T>>::Trainer> moved;
   for (int64_t e = 0; e < kEpochs; ++e) {
-    if (e == kEpochs - 1) b = &moved.emplace(std::move(graphed));
-    const double mean_a = eager.train_epoch(loader_a, e, kEpochs, [&](const auto& r) { losses_a.push_back(r.loss); });
-    const double mean_b = b->train_epoch(loader_b, e, kEpochs, [&](const auto& r) { losses_b.push_back(r.loss); });
-    CHECK(mean_a == mean_b);
+    if (e == kEpochs - 1) moved.emplace(std::move(pair.graphed));
+    pair.train(e, kEpochs, moved ? &*moved : nullptr);
   }
-  REQUIRE(losses_a.size() == 9);
-  CHECK(b->graph_steps() == 4);  // all full batches but the first of each trainer (6 - 2)
-  CHECK(eager.graph_steps() == 0);
-  CHECK(losses_a == losses_b);
-  CHECK(eager.dropout_rng().offset() == b->dropout_rng().offset());
-  CHECK(differing_parameters(eager.network(), b->network()) == 0);
+  REQUIRE(pair.losses_a.size() == 9);
+  CHECK(moved->graph_steps() == 4);  // all full batches but the first of each trainer (6 - 2)
+  pair.check_same(&*moved);
 }
 
 }  // namespace
@@ -366,35 +391,21 @@ TEST_CASE("a failed capture turns the trainer's graphs off and training goes on 
   if (!cuda::available()) return;
   const uint64_t seed = fresh_seed();
   INFO("seed " << seed);
-  using Loss = hash::loss::Csq<float, Cuda>;
-  const hash::loss::Config cfg = trainer_loss_config();
-  Generator init_a(seed), init_b(seed), loss_a(seed + 1), loss_b(seed + 1);
-  hash::Trainer<WaitingNet, Loss> eager(WaitingNet(kTrainerBits, init_a), Loss(cfg, loss_a), kTrainerOptimizer, seed);
-  hash::Trainer<WaitingNet, Loss> graphed(WaitingNet(kTrainerBits, init_b), Loss(cfg, loss_b), kTrainerOptimizer,
-                                          seed);
-  graphed.set_cuda_graphs(true);
-  const data::LoaderOptions lo{.batch_size = 10, .shuffle = true, .num_workers = 0, .seed = seed};
-  data::Loader loader_a(std::make_shared<Stripes28>(), lo), loader_b(std::make_shared<Stripes28>(), lo);
-  std::vector<double> losses_a, losses_b;
-  for (int64_t e = 0; e < 2; ++e) {
-    eager.train_epoch(loader_a, e, 2, [&](const auto& r) { losses_a.push_back(r.loss); });
-    graphed.train_epoch(loader_b, e, 2, [&](const auto& r) { losses_b.push_back(r.loss); });
-  }
-  CHECK(!graphed.cuda_graphs());
-  CHECK(graphed.graph_steps() == 0);
+  TrainerPair<WaitingNet> pair(seed);
+  for (int64_t e = 0; e < 2; ++e) pair.train(e, 2);
+  CHECK(!pair.graphed.cuda_graphs());
+  CHECK(pair.graphed.graph_steps() == 0);
   // The trainer's words, then the runtime's for the read-back it refused (vts-emu uses the same):
   // the refusal itself, or a later call's report that the capture had been invalidated by it.
-  CHECK_THAT(graphed.cuda_graphs_off_reason(),
+  CHECK_THAT(pair.graphed.cuda_graphs_off_reason(),
              Catch::StartsWith("the step's capture failed: ") &&
                  (Catch::Contains("when stream is capturing") || Catch::Contains("previous error during capture")));
-  REQUIRE(losses_a.size() == 6);
-  CHECK(losses_a == losses_b);
-  CHECK(eager.dropout_rng().offset() == graphed.dropout_rng().offset());
-  CHECK(differing_parameters(eager.network(), graphed.network()) == 0);
+  REQUIRE(pair.losses_a.size() == 6);
+  pair.check_same();
   CHECK(!cuda::capturing());
   // Turning them on again clears the reason (and the next full batch tries to capture again).
-  graphed.set_cuda_graphs(true);
-  CHECK(graphed.cuda_graphs_off_reason().empty());
+  pair.graphed.set_cuda_graphs(true);
+  CHECK(pair.graphed.cuda_graphs_off_reason().empty());
 }
 
 namespace {
@@ -422,25 +433,12 @@ TEST_CASE("an evaluation out of memory beside the graphs' pool turns the graphs 
   }
   const uint64_t seed = fresh_seed();
   INFO("seed " << seed);
-  using Network = Net<TinyD32, float>;
-  using Loss = hash::loss::Csq<float, Cuda>;
-  const hash::loss::Config cfg = trainer_loss_config();
-  Generator init_a(seed), init_b(seed), loss_a(seed + 1), loss_b(seed + 1);
-  hash::Trainer<Network, Loss> eager(Network(kTrainerBits, init_a), Loss(cfg, loss_a), kTrainerOptimizer, seed);
-  hash::Trainer<Network, Loss> graphed(Network(kTrainerBits, init_b), Loss(cfg, loss_b), kTrainerOptimizer, seed);
-  graphed.set_cuda_graphs(true);
-  const data::LoaderOptions lo{.batch_size = 10, .shuffle = true, .num_workers = 0, .seed = seed};
-  data::Loader loader_a(std::make_shared<Stripes28>(), lo), loader_b(std::make_shared<Stripes28>(), lo);
+  TrainerPair<Net<TinyD32, float>> pair(seed);
   constexpr int64_t kEpochs = 3;
-  std::vector<double> losses_a, losses_b;
-  auto train = [&](int64_t e) {
-    eager.train_epoch(loader_a, e, kEpochs, [&](const auto& r) { losses_a.push_back(r.loss); });
-    graphed.train_epoch(loader_b, e, kEpochs, [&](const auto& r) { losses_b.push_back(r.loss); });
-  };
-  train(0);
-  REQUIRE(graphed.graph_steps() == 1);
+  pair.train(0, kEpochs);
+  REQUIRE(pair.graphed.graph_steps() == 1);
   const auto images = std::make_shared<Stripes28>();
-  const std::vector<float> expected = eager.encode(images, 10, 0);
+  const std::vector<float> expected = pair.eager.encode(images, 10, 0);
   std::vector<float> encoded;
   {
     // Nothing beyond what the trainers hold now: the graphed trainer's encode finds no free memory
@@ -448,20 +446,18 @@ TEST_CASE("an evaluation out of memory beside the graphs' pool turns the graphs 
     cuda::empty_cache();
     const cuda::MemoryStats held = cuda::memory_stats();
     const EmulatedMemoryLimit limit(held.allocated_bytes + held.graph_pool_bytes);
-    encoded = graphed.encode(images, 10, 0);
+    encoded = pair.graphed.encode(images, 10, 0);
   }
-  CHECK(!graphed.cuda_graphs());
-  CHECK_THAT(graphed.cuda_graphs_off_reason(),
+  CHECK(!pair.graphed.cuda_graphs());
+  CHECK_THAT(pair.graphed.cuda_graphs_off_reason(),
              Catch::StartsWith("the evaluation ran out of memory beside the graphs' memory: ") &&
                  Catch::Contains("out of memory"));
   CHECK(same_bits(encoded, expected));
-  train(1);
-  train(2);
-  CHECK(graphed.graph_steps() == 1);
-  REQUIRE(losses_a.size() == 9);
-  CHECK(losses_a == losses_b);
-  CHECK(eager.dropout_rng().offset() == graphed.dropout_rng().offset());
-  CHECK(differing_parameters(eager.network(), graphed.network()) == 0);
+  pair.train(1, kEpochs);
+  pair.train(2, kEpochs);
+  CHECK(pair.graphed.graph_steps() == 1);
+  REQUIRE(pair.losses_a.size() == 9);
+  pair.check_same();
 }
 
 TEST_CASE("CUDA graphs refuse a loss with parameters of its own", "[graph]") {

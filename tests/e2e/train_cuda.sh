@@ -18,20 +18,8 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
-names=(tshirt trouser pullover dress coat sandal shirt sneaker bag boot)
-gzip -dc "$data/t10k-images-idx3-ubyte.gz" | tail -c +17 >"$out/images.raw"
-gzip -dc "$data/t10k-labels-idx1-ubyte.gz" >"$out/labels.raw"
-labels=($(od -An -v -tu1 -j 8 -N 400 "$out/labels.raw"))
-declare -A count
-for i in "${!labels[@]}"; do
-  class=${names[${labels[$i]}]}
-  [[ ${count[$class]:-0} -lt 10 ]] || continue
-  count[$class]=$((${count[$class]:-0} + 1))
-  mkdir -p "$out/photos/$class"
-  { printf 'P5\n28 28\n255\n'; dd if="$out/images.raw" bs=784 skip="$i" count=1 status=none; } \
-    >"$out/photos/$class/img$(printf %04d "$i").pgm"
-done
-for class in "${names[@]}"; do [[ ${count[$class]} == 10 ]] || fail "only ${count[$class]} images of $class"; done
+source "$(dirname "$0")/class_folders.sh"
+write_class_folders "$data" "$out/photos" 10 "$out"
 
 train() {  # train RUN_NAME ARGS...: a run on the folder, on the device
   local run=$1

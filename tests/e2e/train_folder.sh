@@ -18,22 +18,9 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
-names=(tshirt trouser pullover dress coat sandal shirt sneaker bag boot)
-gzip -dc "$data/t10k-images-idx3-ubyte.gz" | tail -c +17 >"$out/images.raw"
-# (Through a file: `head` closing a pipe early would kill the writer with SIGPIPE, which pipefail
-# turns into a failure of the whole script whenever the writer had not finished first.)
-gzip -dc "$data/t10k-labels-idx1-ubyte.gz" >"$out/labels.raw"
-labels=($(od -An -v -tu1 -j 8 -N 2000 "$out/labels.raw"))
-declare -A count
-for i in "${!labels[@]}"; do
-  class=${names[${labels[$i]}]}
-  [[ ${count[$class]:-0} -lt 60 ]] || continue
-  count[$class]=$((${count[$class]:-0} + 1))
-  mkdir -p "$out/photos/$class"
-  { printf 'P5\n28 28\n255\n'; dd if="$out/images.raw" bs=784 skip="$i" count=1 status=none; } \
-    >"$out/photos/$class/img$(printf %04d "$i").pgm"
-done
-for class in "${names[@]}"; do [[ ${count[$class]} == 60 ]] || fail "only ${count[$class]} images of $class"; done
+source "$(dirname "$0")/class_folders.sh"
+names=("${fashion_class_names[@]}")
+write_class_folders "$data" "$out/photos" 60 "$out"
 
 "$vts" train --dataset folder --data-dir "$out/photos" --epochs 30 --eval-every 30 --out "$out/run" --quiet \
   >"$out/train.txt"
