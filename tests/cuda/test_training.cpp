@@ -351,10 +351,11 @@ void check_training_loop(uint64_t seed, double mixup) {
   Generator loss_cpu(seed + 1), loss_gpu(seed + 1);
   // lr 3e-4, not 3e-3: in about 2 % of seeds (vts-emu, 2026-12-05: 2 of ~100 runs; seeds
   // 5916258536302712591 and 16800398286517458560, both with mixup) the devices' losses agree to 1e-6
-  // for some steps and then jump apart by 2–3e-3 at one step and stay there: a discontinuity, most
-  // likely a pre-activation of the head's ReLU within rounding of 0 (as in the step test above),
-  // taken on different sides, whose one-sample difference in gradient AdamW turns into a full-size
-  // update. The jump scales with lr.
+  // for some steps and then jump apart by 2–3e-3 at one step and stay there, and after it every
+  // parameter differs: a discontinuity taken on different sides by rounding. Candidates: CSQ's
+  // quantization gradient, which holds sign(tanh u) (mixup's soft centers pull u towards 0 where
+  // the two classes' centers disagree), and the head's ReLU (the step test above). AdamW turns the
+  // different gradient into different full-size updates; the jump scales with lr.
   const hash::OptimizerOptions opt{.name = "adamw", .lr = 3e-4, .weight_decay = 0.05};
   hash::Trainer<HashViT<Config, Cpu>, hash::loss::Csq<float, Cpu>> cpu(
       std::move(net_cpu), hash::loss::Csq<float, Cpu>(cfg, loss_cpu), opt, seed);
