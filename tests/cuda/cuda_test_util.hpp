@@ -20,6 +20,7 @@
 
 #include "vts/backend/cuda/gemm.hpp"
 #include "vts/backend/cuda/memory.hpp"
+#include "vts/backend/cuda/runtime.hpp"
 #include "vts/core/dtype.hpp"
 
 namespace vts::cuda::test {
@@ -157,6 +158,23 @@ class ScopedSetting {
   void (*set_)(V);
   V was_;
 };
+
+// An environment variable set for a scope and removed after it (vts-emu reads its device's
+// description, memory limit included, from some at every call).
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const std::string& value) : name_(name) { ::setenv(name, value.c_str(), 1); }
+  ~ScopedEnv() { ::unsetenv(name_); }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+};
+
+// Whether the device is vts-emu (the kernels on the CPU), whose environment variables can make it
+// pretend other devices.
+inline bool emulated() { return device_info().name.find("vts-emu") != std::string::npos; }
 
 // Turns TF32 off for a test's GEMMs (its ≈ 1e-3 would hide every other error).
 struct Tf32Off : ScopedSetting<bool> {

@@ -408,26 +408,13 @@ TEST_CASE("a failed capture turns the trainer's graphs off and training goes on 
   CHECK(pair.graphed.cuda_graphs_off_reason().empty());
 }
 
-namespace {
-
-// The emulated device's memory limit for a scope (vts-emu reads it at every cudaMalloc).
-class EmulatedMemoryLimit {
- public:
-  explicit EmulatedMemoryLimit(size_t bytes) { ::setenv("VTS_EMU_MEMORY_BYTES", std::to_string(bytes).c_str(), 1); }
-  ~EmulatedMemoryLimit() { ::unsetenv("VTS_EMU_MEMORY_BYTES"); }
-  EmulatedMemoryLimit(const EmulatedMemoryLimit&) = delete;
-  EmulatedMemoryLimit& operator=(const EmulatedMemoryLimit&) = delete;
-};
-
-}  // namespace
-
 // An evaluation that fits only once the graphs' pool is given back: the trainer gives it back,
 // encodes what a trainer without graphs encodes, and trains on op by op with the same results.
 // The device's memory is made to end at what is allocated already, which only vts-emu can do.
 TEST_CASE("an evaluation out of memory beside the graphs' pool turns the graphs off and encodes again",
           "[graph][training][memory]") {
   if (!cuda::available()) return;
-  if (cuda::device_info().name.find("vts-emu") == std::string::npos) {
+  if (!emulated()) {
     WARN("skipped: needs vts-emu's memory limit (VTS_EMU_MEMORY_BYTES)");
     return;
   }
@@ -445,7 +432,7 @@ TEST_CASE("an evaluation out of memory beside the graphs' pool turns the graphs 
     // until its graphs' pool (which held a whole training step) returns to the driver.
     cuda::empty_cache();
     const cuda::MemoryStats held = cuda::memory_stats();
-    const EmulatedMemoryLimit limit(held.allocated_bytes + held.graph_pool_bytes);
+    const ScopedEnv limit("VTS_EMU_MEMORY_BYTES", std::to_string(held.allocated_bytes + held.graph_pool_bytes));
     encoded = pair.graphed.encode(images, 10, 0);
   }
   CHECK(!pair.graphed.cuda_graphs());

@@ -171,25 +171,11 @@ TEST_CASE("errors name the call", "[memory]") {
   CHECK(t.to_vector() == std::vector<float>(8, 1.0f));
 }
 
-namespace {
-// An environment variable set for a scope (vts-emu reads its device's description from some).
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) { ::setenv(name, value, 1); }
-  ~ScopedEnv() { ::unsetenv(name_); }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-
- private:
-  const char* name_;
-};
-}  // namespace
-
 TEST_CASE("a device vts::cuda cannot use is refused with the reason", "[memory]") {
   CHECK(cuda::available());
   CHECK(cuda::unavailable_reason().empty());
   CHECK(cuda::detail::find_unavailable_reason().empty());
-  if (cuda::device_info().name.find("vts-emu") == std::string::npos) return;  // the rest pretends other devices
+  if (!emulated()) return;  // the rest pretends other devices
   {
     const ScopedEnv none("VTS_EMU_NO_DEVICE", "1");
     CHECK(cuda::detail::find_unavailable_reason() == "no usable CUDA device: no CUDA-capable device is detected");
@@ -272,9 +258,9 @@ TEST_CASE("the op profiler names and times what the stream ran", "[memory]") {
   const uint64_t seed = fresh_seed();
   INFO("seed " << seed);
   Rng rng(seed);
-  const bool emulated = cuda::device_info().name.find("vts-emu") != std::string::npos;
+  const bool on_emu = emulated();
   // A product big enough to stand out from the small ops around it, on either kind of device.
-  const int64_t n = emulated ? 96 : 2048;
+  const int64_t n = on_emu ? 96 : 2048;
   auto a = Tensor<float, Cuda>::from_vector(rng.normal(static_cast<size_t>(n * n)), Shape{n, n});
   auto b = Tensor<float, Cuda>::from_vector(rng.normal(static_cast<size_t>(n * n)), Shape{n, n});
   auto small = Tensor<float, Cuda>::from_vector(rng.normal(8), Shape{8});

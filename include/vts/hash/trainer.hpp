@@ -15,6 +15,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -300,9 +301,7 @@ class Trainer {
         // only fits without it would end the run here. Give it back, train on op by op (the same
         // results), and encode again from the start: nothing of the failed attempt is kept.
         if (!e.out_of_memory() || !captured_ || !captured_->captured()) throw;
-        captured_.reset();
-        cuda_graphs_ = false;
-        cuda_graphs_off_reason_ = std::string("the evaluation ran out of memory beside the graphs' memory: ") + e.what();
+        turn_graphs_off(std::string("the evaluation ran out of memory beside the graphs' memory: ") + e.what());
         run();
       }
     } else {
@@ -374,9 +373,7 @@ class Trainer {
         u = captured_->forward(x, ctx);
       } catch (const std::exception& e) {
         if (!capturing) throw;
-        captured_.reset();
-        cuda_graphs_ = false;
-        cuda_graphs_off_reason_ = std::string("the step's capture failed: ") + e.what();
+        turn_graphs_off(std::string("the step's capture failed: ") + e.what());
         return false;
       }
       l = call_loss(u, y, b, epoch);
@@ -389,6 +386,15 @@ class Trainer {
 #endif
     return false;
   }
+
+#if defined(VTS_WITH_CUDA)
+  // Drops the graphs and their memory; training goes on op by op.
+  void turn_graphs_off(std::string reason) {
+    captured_.reset();
+    cuda_graphs_ = false;
+    cuda_graphs_off_reason_ = std::move(reason);
+  }
+#endif
 
   template <class F>
   void for_each_optimizer(F&& f) {
