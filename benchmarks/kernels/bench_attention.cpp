@@ -107,6 +107,16 @@ void run(const Options& o, Timer& timer, int64_t N) {
           "attention_fwd", 4 * flops, {1}, [](int v) { cuda::set_attention_bf16_forward_narrow_last_tile(v != 0); },
           [] { return int(cuda::attention_bf16_forward_narrow_last_tile()); }, "vts_narrow_last", "", fwd, {&dout},
           fwd_err);
+      // "vts_wgmma1": the Hopper kernel (wgmma; d = 64, N ≤ 256, compute capability 9.0), only where it
+      // runs — elsewhere the line would time the default again under its name.
+      const bool wgmma_was = cuda::attention_bf16_forward_wgmma();
+      cuda::set_attention_bf16_forward_wgmma(true);
+      const bool wgmma_runs = cuda::attention_bf16_forward_wgmma_applies(N, d);
+      cuda::set_attention_bf16_forward_wgmma(wgmma_was);
+      if (wgmma_runs)
+        time_setting(
+            "attention_fwd", 4 * flops, {1}, [](int v) { cuda::set_attention_bf16_forward_wgmma(v != 0); },
+            [] { return int(cuda::attention_bf16_forward_wgmma()); }, "vts_wgmma", "", fwd, {&dout}, fwd_err);
     }
   }
   if (selected(o, "attention_bwd")) {

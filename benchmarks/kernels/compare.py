@@ -54,6 +54,8 @@ KERNEL_DECISIONS = [
     ("the split attention backward at every N", ["attention_bwd"], "vts_split1", "vts"),
     ("set_attention_bf16_forward_narrow_last_tile(true) as the forward's default", ["attention_fwd"],
      "vts_narrow_last1", "vts"),
+    ("set_attention_bf16_forward_wgmma(true) as the forward's default (d = 64, N ≤ 256, H100/H200)",
+     ["attention_fwd"], "vts_wgmma1", "vts"),
 ]
 STEP_DECISIONS = [
     ("the split attention backward in the B/16 step", "attention", "fused, split backward", "fused"),

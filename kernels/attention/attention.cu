@@ -11,6 +11,7 @@ namespace {
 std::atomic<int> g_bf16_forward_rows{0};  // 0: the kernel's default
 std::atomic<int> g_bf16_forward_warp_rows{0};
 std::atomic<bool> g_bf16_forward_narrow_last_tile{false};
+std::atomic<bool> g_bf16_forward_wgmma{false};
 std::atomic<int> g_bf16_backward_barriers{0};
 std::atomic<bool> g_bf16_backward_split{false};
 
@@ -98,6 +99,26 @@ bool attention_bf16_forward_narrow_last_tile() {
   return g_bf16_forward_narrow_last_tile.load(std::memory_order_relaxed);
 }
 
+void set_attention_bf16_forward_wgmma(bool on) { g_bf16_forward_wgmma.store(on, std::memory_order_relaxed); }
+bool attention_bf16_forward_wgmma() { return g_bf16_forward_wgmma.load(std::memory_order_relaxed); }
+bool attention_bf16_forward_wgmma_applies(int64_t N, int64_t d) {
+  if (!attention_bf16_forward_wgmma() || d != 64 || N < 1 || N > attn::kWgmmaForwardMaxN) return false;
+  const DeviceInfo& info = device_info();
+  return info.major == 9 && info.minor == 0;  // sm_90a code runs on compute capability 9.0 only
+}
+
+namespace detail {
+void wgmma_layout_check(const uint16_t* a, const uint16_t* b, float* d_kmajor, float* d_mnmajor, float* d_regs) {
+  const DeviceInfo& info = device_info();
+  if (info.major != 9 || info.minor != 0)
+    throw CudaError(::vts::detail::concat("vts::cuda::detail::wgmma_layout_check: wgmma is built for sm_90a; the "
+                                          "device has compute capability ",
+                                          info.major, ".", info.minor),
+                    cudaErrorNoKernelImageForDevice);
+  attn::wgmma_layout_check(a, b, d_kmajor, d_mnmajor, d_regs);
+}
+}  // namespace detail
+
 void set_attention_bf16_backward_barriers(int barriers) {
   VTS_CHECK(barriers == 0 || barriers == 1 || barriers == 2,
             "vts::cuda::set_attention_bf16_backward_barriers: expected 0 (default), 1 or 2 barriers per query "
@@ -124,6 +145,7 @@ void attention_forward(Device, int64_t B, int64_t H, int64_t N, int64_t d, float
   const FwdArgs<D> a{as_dev<D>(q), as_dev<D>(k), as_dev<D>(v), as_dev<D>(o), lse, int(B), int(H), int(N), scale};
   const int rows = attention_bf16_forward_rows(), warp_rows = attention_bf16_forward_warp_rows();
   const bool narrow = attention_bf16_forward_narrow_last_tile();
+  if (attention_bf16_forward_wgmma_applies(N, d)) return attn::forward_bf16_wgmma(a);
   switch (d) {
     case 16: return attn::forward_bf16<16>(a, rows, warp_rows, narrow);
     case 32: return attn::forward_bf16<32>(a, rows, warp_rows, narrow);

@@ -60,5 +60,98 @@ __device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], 
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+// --- wgmma (sm_90a only: the kernels that use it are compiled for that target alone) -------------
+//
+// wgmma.mma_async: one warpgroup (4 consecutive warps, the first a multiple of 4) computes
+// D[64×n] += A[64×16]·B[16×n]. Warp w of the group holds rows 16w..16w+15 of D in exactly the
+// mma.sync C layout above, one 4-float tile per 8 columns (d[j] = columns 8j..8j+7); A from registers
+// is mma.sync's A fragment of the warp's 16 rows. Operands in shared memory are named by a
+// descriptor; these kernels use only the layout without swizzle, in which a "core matrix" is
+// 8 rows of 16 contiguous bytes (8 bf16), 128 bytes in a row:
+//   K-major (A, or B stored [n][k]): element (row r, k) at start + (r%8)·16 + (r/8)·sbo + (k%8)·2 + (k/8)·lbo
+//   MN-major (B stored [k][n]):       element (k, n) at start + (n%8)·2 + (n/8)·sbo + (k%8)·16 + (k/8)·lbo
+// (lbo: between core matrices along k; sbo: along m or n). The instruction is asynchronous: its
+// registers must not be touched, nor its shared memory rewritten, until wgmma_wait says its group
+// is done; wgmma_fence must come between other instructions' writes of those registers and it.
+__device__ __forceinline__ uint64_t wgmma_desc(const void* smem, uint32_t lbo_bytes, uint32_t sbo_bytes) {
+  return uint64_t((smem_addr(smem) >> 4) & 0x3fff) | uint64_t((lbo_bytes >> 4) & 0x3fff) << 16 |
+         uint64_t((sbo_bytes >> 4) & 0x3fff) << 32;  // base offset 0, no swizzle (bits 62-63 = 0)
+}
+
+#if !defined(__CUDA_ARCH__) || defined(__CUDA_ARCH_FEAT_SM90_ALL)
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void wgmma_wait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+// Makes this thread's ordinary shared-memory writes (cp.async included) visible to the tensor
+// cores' reads through descriptors (the async proxy); then a barrier, for other threads' writes.
+__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+
+// Pins registers an asynchronous wgmma reads or writes at this point of the instruction stream: the
+// compiler may otherwise move a register's initialisation below wgmma_fence, or a read of a result
+// above wgmma_wait, since neither asm names the registers (ptxas then inserts waits of its own).
+template <int N>
+__device__ __forceinline__ void wgmma_pin(float (&d)[N][4]) {
+#pragma unroll
+  for (int j = 0; j < N; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(d[j][e])::"memory");
+}
+template <int N>
+__device__ __forceinline__ void wgmma_pin(uint32_t (&a)[N][4]) {
+#pragma unroll
+  for (int j = 0; j < N; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) asm volatile("" : "+r"(a[j][e])::"memory");
+}
+
+#define VTS_WGMMA_D4(j) "+f"(d[j][0]), "+f"(d[j][1]), "+f"(d[j][2]), "+f"(d[j][3])
+#define VTS_WGMMA_D8 VTS_WGMMA_D4(0), VTS_WGMMA_D4(1)
+#define VTS_WGMMA_D16 VTS_WGMMA_D8, VTS_WGMMA_D4(2), VTS_WGMMA_D4(3)
+#define VTS_WGMMA_D32 VTS_WGMMA_D16, VTS_WGMMA_D4(4), VTS_WGMMA_D4(5), VTS_WGMMA_D4(6), VTS_WGMMA_D4(7)
+#define VTS_WGMMA_R4 "{%0, %1, %2, %3}"
+#define VTS_WGMMA_R8 "{%0, %1, %2, %3, %4, %5, %6, %7}"
+#define VTS_WGMMA_R16 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}"
+#define VTS_WGMMA_R32                                                                                     \
+  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, " \
+  "%22, %23, %24, %25, %26, %27, %28, %29, %30, %31}"
+// One n per specialisation (the register list is part of the instruction). kTransB: 0 for a
+// K-major B, 1 for an MN-major one. Scale-d is 1: D accumulates (start from zeroed registers).
+#define VTS_WGMMA_SHAPE(n, regs, dlist, k, a1, a2, a3, a4, b)                                                   \
+  template <>                                                                                                 \
+  struct Wgmma<n> {                                                                                           \
+    template <int kTransB>                                                                                    \
+    static __device__ __forceinline__ void ss(float (&d)[n / 8][4], uint64_t a, uint64_t b_desc) {           \
+      asm volatile("wgmma.mma_async.sync.aligned.m64n" #n "k16.f32.bf16.bf16 " regs ", %" #k ", %" #a1        \
+                   ", 1, 1, 1, 0, %" #a2 ";\n"                                                                \
+                   : dlist                                                                                    \
+                   : "l"(a), "l"(b_desc), "n"(kTransB));                                                      \
+    }                                                                                                         \
+    template <int kTransB>                                                                                    \
+    static __device__ __forceinline__ void rs(float (&d)[n / 8][4], const uint32_t (&a)[4], uint64_t b_desc) { \
+      asm volatile("wgmma.mma_async.sync.aligned.m64n" #n "k16.f32.bf16.bf16 " regs ", {%" #k ", %" #a1       \
+                   ", %" #a2 ", %" #a3 "}, %" #a4 ", 1, 1, 1, %" #b ";\n"                                      \
+                   : dlist                                                                                    \
+                   : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc), "n"(kTransB));                  \
+    }                                                                                                         \
+  };
+template <int N>
+struct Wgmma;
+VTS_WGMMA_SHAPE(8, VTS_WGMMA_R4, VTS_WGMMA_D4(0), 4, 5, 6, 7, 8, 9)
+VTS_WGMMA_SHAPE(16, VTS_WGMMA_R8, VTS_WGMMA_D8, 8, 9, 10, 11, 12, 13)
+VTS_WGMMA_SHAPE(32, VTS_WGMMA_R16, VTS_WGMMA_D16, 16, 17, 18, 19, 20, 21)
+VTS_WGMMA_SHAPE(64, VTS_WGMMA_R32, VTS_WGMMA_D32, 32, 33, 34, 35, 36, 37)
+#undef VTS_WGMMA_SHAPE
+#undef VTS_WGMMA_D4
+#undef VTS_WGMMA_D8
+#undef VTS_WGMMA_D16
+#undef VTS_WGMMA_D32
+#undef VTS_WGMMA_R4
+#undef VTS_WGMMA_R8
+#undef VTS_WGMMA_R16
+#undef VTS_WGMMA_R32
+#endif
 
 }  // namespace vts::cuda::hw

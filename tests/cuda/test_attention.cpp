@@ -58,7 +58,7 @@ struct Geometry {
 const AttnCase kCases[] = {{2, 3, 197, 64, false}, {2, 12, 50, 64, true}, {1, 2, 17, 32, false},
                            {1, 2, 130, 128, true}, {3, 2, 1, 64, false},   {1, 4, 256, 64, true},
                            {1, 2, 257, 32, false}, {3, 4, 17, 16, true},   {1, 3, 65, 16, false},
-                           {1, 2, 300, 64, true}};
+                           {1, 2, 300, 64, true},  {1, 1, 90, 64, false},  {1, 1, 140, 64, true}};
 
 // Put the process-wide choices of the bf16 kernels' schedules back as they were.
 struct RestoreForwardRows {
@@ -202,6 +202,22 @@ TEST_CASE("attention bf16 (tensor cores): forward and backward within bf16 toler
       CHECK(bit_differences(dO.download(), default_o) == "");
       CHECK(bit_differences(dlse.download(), default_lse) == "");
     }
+    {
+      // The Hopper kernel (wgmma) where it applies: d = 64, N ≤ 256 — here every width of its last
+      // key chunk (N = 1 and 197: 8 keys, 140: 16, 90: 32, 50 and 256: 64) — on compute capability
+      // 9.0 (vts-emu reports 9.0). Not the default's bits: one softmax pass, not per-tile rescaling.
+      const ScopedSetting<bool> wgmma(cuda::attention_bf16_forward_wgmma, cuda::set_attention_bf16_forward_wgmma,
+                                      true);
+      if (cuda::attention_bf16_forward_wgmma_applies(c.N, c.d)) {
+        dO.poison();
+        dlse.poison();
+        cuda::attention_forward(Cuda{}, c.B, c.H, c.N, c.d, scale, geo.in(base, 0), geo.in(base, 1),
+                                geo.in(base, 2), geo.out(dO.data()), dlse.data());
+        INFO("forward on wgmma");
+        CHECK(rel_err(dO.download(), ref.o) < kTolBf16);
+        CHECK(rel_err(dlse.download(), ref.lse) < 1e-4);
+      }
+    }
 
     const bool bwd = cuda::attention_supported(cuda::AttentionDtype::bf16, true, c.N, c.d);
     if (!bwd) {
@@ -244,6 +260,46 @@ TEST_CASE("attention bf16 (tensor cores): forward and backward within bf16 toler
       check_gradients(c, geo, to_float(dgx.download()), ref.dqkv, kTolBf16);
     }
   }
+}
+
+TEST_CASE("wgmma reads its operands in the layouts the Hopper forward relies on", "[attention]") {
+  // The descriptors' byte offsets (K-major and MN-major, no swizzle) and the register fragment,
+  // each on its own: if the Hopper forward fails on a device, this says which one is misread.
+  const cuda::DeviceInfo& info = cuda::device_info();
+  if (info.major != 9 || info.minor != 0) {
+    WARN("wgmma layout check not run: compute capability " << info.major << "." << info.minor << ", not 9.0");
+    return;
+  }
+  std::vector<uint16_t> a(64 * 16), b(16 * 16);
+  for (size_t i = 0; i < a.size(); ++i) a[i] = vts::bf16(float(int(i * 7 % 23) - 11) / 8.0f).bits;
+  for (size_t i = 0; i < b.size(); ++i) b[i] = vts::bf16(float(int(i * 5 % 19) - 9) / 4.0f).bits;
+  Buf<uint16_t> da(a), db(b);
+  Buf<float> d_kmajor(64 * 16), d_mnmajor(64 * 16), d_regs(64 * 16);
+  d_kmajor.poison();
+  d_mnmajor.poison();
+  d_regs.poison();
+  cuda::detail::wgmma_layout_check(da.data(), db.data(), d_kmajor.data(), d_mnmajor.data(), d_regs.data());
+  const auto k_major = d_kmajor.download(), mn_major = d_mnmajor.download(), regs = d_regs.download();
+  auto value = [](uint16_t bits) {
+    vts::bf16 h;
+    h.bits = bits;
+    return static_cast<float>(h);
+  };
+  int wrong_k = 0, wrong_mn = 0, wrong_regs = 0;
+  for (int i = 0; i < 64; ++i)
+    for (int j = 0; j < 16; ++j) {
+      float want = 0.0f;
+      for (int k = 0; k < 16; ++k) want += value(a[size_t(i * 16 + k)]) * value(b[size_t(k * 16 + j)]);
+      const size_t at = size_t(i * 16 + j);  // small integers over powers of two: exact
+      wrong_k += k_major[at] != want;
+      wrong_mn += mn_major[at] != want;
+      wrong_regs += regs[at] != want;
+    }
+  INFO("elements of 1,024 wrong: A and B K-major " << wrong_k << ", B MN-major " << wrong_mn << ", A from registers "
+                                                   << wrong_regs);
+  CHECK(wrong_k == 0);
+  CHECK(wrong_mn == 0);
+  CHECK(wrong_regs == 0);
 }
 
 TEST_CASE("attention launchers reject what the kernels do not support", "[attention]") {

@@ -42,7 +42,7 @@ struct Fault {
 
 void syncthreads();
 
-enum class Collective : uint8_t { none, shfl, ldmatrix, mma };
+enum class Collective : uint8_t { none, shfl, ldmatrix, mma, wgmma };
 // Deposits `bytes` of this lane's data and returns, once every lane of the warp has deposited at the
 // same kind of collective, the 32 lanes' deposits (slot stride kSlotBytes).
 inline constexpr size_t kSlotBytes = 48;
@@ -73,6 +73,17 @@ void cp_async_commit();
 void cp_async_wait(int pending_groups_allowed);
 void ldmatrix_x4(uint32_t (&r)[4], const void* p, bool trans);
 void mma_m16n8k16_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1);
+// wgmma.mma_async (kernels/common/hw.cuh): this lane's n/2 accumulators of D[64×n] += A·B, A from
+// registers (a_regs, 4 of them) or from shared memory (a_desc, K-major), B from shared memory,
+// MN-major when trans_b. A warp collective (its lanes' A registers are gathered); the product is
+// computed at the wgmma_wait that covers it (VTS_EMU_CP_ASYNC=lazy, the default) or at once
+// (=eager): reading the accumulators early, or rewriting the operands' shared memory before the
+// wait, gives wrong results, as on the device. Descriptor start addresses are offsets in the
+// block's dynamic shared memory.
+uint64_t wgmma_desc(const void* smem, uint32_t lbo_bytes, uint32_t sbo_bytes);
+void wgmma(float* d, int n, const uint32_t* a_regs, uint64_t a_desc, uint64_t b_desc, bool trans_b);
+void wgmma_commit();
+void wgmma_wait(int pending_groups_allowed);
 
 // --- launches ---------------------------------------------------------------------------------
 struct Config {

@@ -44,6 +44,19 @@ struct PendingCopy {
   int group;
 };
 
+// A wgmma.mma_async issued by one lane and not yet computed (VTS_EMU_CP_ASYNC=lazy computes it at
+// the wgmma.wait_group that covers its group, reading shared memory then).
+struct PendingWgmma {
+  float* d;
+  int n;
+  bool a_in_regs;
+  float a[2][16];  // from registers: this lane's rows g and g + 8 of the warp's 16 rows of A
+  uint64_t a_desc, b_desc;
+  bool trans_b;
+  int group;
+  bool computed;  // VTS_EMU_CP_ASYNC=eager computes at the issue; the wait is still owed
+};
+
 struct Thread {
   uint3 tid{};
   int lane = 0, warp = 0;
@@ -56,6 +69,8 @@ struct Thread {
   const char* waiting_at = nullptr;
   std::vector<PendingCopy> copies;  // cp.async issued and not yet landed
   int committed = 0;                // cp.async groups committed
+  std::vector<PendingWgmma> wgmmas;  // issued and not yet computed
+  int wgmma_committed = 0;           // wgmma groups committed
 };
 
 struct Warp {
@@ -215,6 +230,9 @@ void thread_exited(Thread& t) {
   if (!t.copies.empty())
     fault("thread (%u, %u, %u) of block (%u, %u, %u) exited with %zu cp.async copies never waited for", t.tid.x,
           t.tid.y, t.tid.z, e.block.x, e.block.y, e.block.z, t.copies.size());
+  if (!t.wgmmas.empty())
+    fault("thread (%u, %u, %u) of block (%u, %u, %u) exited with %zu wgmma.mma_async never waited for", t.tid.x,
+          t.tid.y, t.tid.z, e.block.x, e.block.y, e.block.z, t.wgmmas.size());
   --e.live;
   // Threads that have exited no longer hold a barrier back.
   if (e.arrived > 0 && e.arrived == e.live) {
@@ -394,6 +412,7 @@ const char* collective_name(Collective k) {
     case Collective::shfl: return "a warp shuffle";
     case Collective::ldmatrix: return "ldmatrix";
     case Collective::mma: return "mma.sync";
+    case Collective::wgmma: return "wgmma.mma_async";
     default: return "?";
   }
 }
@@ -533,6 +552,97 @@ void mma_m16n8k16_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint3
   }
 }
 
+namespace {
+
+// A descriptor's start address is the byte offset in the block's dynamic shared memory (>> 4).
+uint64_t encode_desc(const void* smem, uint32_t lbo, uint32_t sbo) {
+  const Engine& e = engine();
+  const auto offset = static_cast<uint64_t>(static_cast<const unsigned char*>(smem) - e.smem);
+  return ((offset >> 4) & 0x3fff) | uint64_t((lbo >> 4) & 0x3fff) << 16 | uint64_t((sbo >> 4) & 0x3fff) << 32;
+}
+
+// Element (mn, k) of a wgmma operand in shared memory, read through its descriptor (the layout
+// without swizzle, kernels/common/hw.cuh): K-major, or MN-major for a transposed B.
+float wgmma_operand(uint64_t desc, int mn, int k, bool mn_major, const char* which) {
+  const Engine& e = engine();
+  if (desc >> 62 != 0 || ((desc >> 49) & 7) != 0)
+    fault("wgmma: the %s descriptor asks for a swizzle or base offset (0x%016llx); the emulator knows the layout "
+          "without swizzle only",
+          which, static_cast<unsigned long long>(desc));
+  const uint64_t start = (desc & 0x3fff) << 4, lbo = ((desc >> 16) & 0x3fff) << 4, sbo = ((desc >> 32) & 0x3fff) << 4;
+  const uint64_t at = mn_major ? start + (mn % 8) * 2 + (mn / 8) * sbo + (k % 8) * 16 + (k / 8) * lbo
+                               : start + (mn % 8) * 16 + (mn / 8) * sbo + (k % 8) * 2 + (k / 8) * lbo;
+  if (at + 2 > e.smem_bytes)
+    fault("wgmma: element (%d, %d) of the %s operand is at byte %llu, past the block's %zu bytes of dynamic shared "
+          "memory (descriptor 0x%016llx)",
+          mn, k, which, static_cast<unsigned long long>(at), e.smem_bytes, static_cast<unsigned long long>(desc));
+  uint16_t h;
+  std::memcpy(&h, e.smem + at, 2);
+  return bf16_to_float(h);
+}
+
+void compute_wgmma(const PendingWgmma& op, const Thread& t) {
+  const int g = t.lane >> 2, q = t.lane & 3, row0 = 16 * (t.warp % 4);
+  for (int j = 0; j < op.n / 8; ++j)
+    for (int r = 0; r < 4; ++r) {
+      const int row = g + 8 * (r >> 1), col = 8 * j + 2 * q + (r & 1);
+      float acc = op.d[4 * j + r];
+      for (int k = 0; k < 16; ++k) {
+        const float a = op.a_in_regs ? op.a[r >> 1][k] : wgmma_operand(op.a_desc, row0 + row, k, false, "A");
+        acc = std::fma(a, wgmma_operand(op.b_desc, col, k, op.trans_b, "B"), acc);
+      }
+      op.d[4 * j + r] = acc;
+    }
+}
+
+}  // namespace
+
+uint64_t wgmma_desc(const void* smem, uint32_t lbo_bytes, uint32_t sbo_bytes) {
+  if (!in_shared(smem, 16) || reinterpret_cast<uintptr_t>(smem) % 16 != 0)
+    fault("wgmma descriptor start %p is not 16-byte aligned inside the block's dynamic shared memory", smem);
+  return encode_desc(smem, lbo_bytes, sbo_bytes);
+}
+
+void wgmma(float* d, int n, const uint32_t* a_regs, uint64_t a_desc, uint64_t b_desc, bool trans_b) {
+  Engine& e = engine();
+  const uint64_t threads = uint64_t(e.cfg.block.x) * e.cfg.block.y * e.cfg.block.z;
+  if (threads % 128 != 0)
+    fault("wgmma.mma_async in a block of %llu threads: a warpgroup is 4 whole warps",
+          static_cast<unsigned long long>(threads));
+  uint32_t mine[4] = {0, 0, 0, 0};
+  if (a_regs) std::memcpy(mine, a_regs, sizeof mine);
+  int buf = 0;
+  const unsigned char* in = collective(Collective::wgmma, mine, sizeof mine, &buf, [](auto&, auto&) {});
+  Thread& t = self();
+  PendingWgmma op{d, n, a_regs != nullptr, {}, a_desc, b_desc, trans_b, t.wgmma_committed, false};
+  if (a_regs) {
+    // mma.sync's A fragment: (row, k) in lane (row % 8)·4 + (k % 8)/2, register row/8 + 2·(k/8).
+    const int g = t.lane >> 2;
+    for (int r = 0; r < 2; ++r)
+      for (int k = 0; k < 16; ++k) {
+        uint32_t v;
+        std::memcpy(&v, in + kSlotBytes * (g * 4 + ((k & 7) >> 1)) + 4 * (r + 2 * (k >> 3)), 4);
+        op.a[r][k] = bf16_to_float(static_cast<uint16_t>(k & 1 ? v >> 16 : v));
+      }
+  }
+  if (e.cp_mode == CpAsyncMode::eager) {
+    compute_wgmma(op, t);
+    op.computed = true;
+  }
+  t.wgmmas.push_back(op);
+}
+
+void wgmma_commit() { ++self().wgmma_committed; }
+
+void wgmma_wait(int pending_groups_allowed) {
+  Thread& t = self();
+  const int done_below = t.wgmma_committed - pending_groups_allowed;
+  auto it = std::stable_partition(t.wgmmas.begin(), t.wgmmas.end(), [&](const PendingWgmma& op) { return op.group < done_below; });
+  for (auto op = t.wgmmas.begin(); op != it; ++op)
+    if (!op->computed) compute_wgmma(*op, t);
+  t.wgmmas.erase(t.wgmmas.begin(), it);
+}
+
 bool capturing_now() { return capture().active; }
 namespace {
 bool g_replaying = false;
@@ -608,6 +718,8 @@ void run_kernel(const void* kernel, const Config& cfg, const std::function<void(
           t.wait_gen = nullptr;
           t.copies.clear();
           t.committed = 0;
+          t.wgmmas.clear();
+          t.wgmma_committed = 0;
         }
         for (Warp& w : e.warps) w.arrived = w.exited = 0;
         // A kernel whose first block meets no barrier runs its other blocks as plain calls.

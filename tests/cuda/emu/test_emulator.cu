@@ -97,6 +97,16 @@ __global__ void big_smem_kernel(float* out) {
 }
 
 uint16_t bits(vts::bf16 x) { return x.bits; }
+// A wgmma committed but never waited for.
+__global__ void unwaited_wgmma_kernel(float* x) {
+  extern __shared__ uint4 smem[];
+  float d[1][4] = {};
+  const uint64_t desc = vts::cuda::hw::wgmma_desc(smem, 128, 256);
+  vts::cuda::hw::Wgmma<8>::ss<0>(d, desc, desc);
+  vts::cuda::hw::wgmma_commit();
+  x[threadIdx.x] = d[0][0];
+}
+
 float value(uint16_t b) {
   vts::bf16 h;
   h.bits = b;
@@ -148,7 +158,7 @@ TEST_CASE("vts-emu: a warp shuffle reduction gives every lane the sum", "[emulat
 }
 
 TEST_CASE("vts-emu: broken kernels make their launch fail instead of hanging or passing", "[emulator]") {
-  std::vector<float> x(64, 0.0f);
+  std::vector<float> x(128, 0.0f);
   std::vector<uint16_t> g(32 * 8, 0);
   SECTION("a barrier and a shuffle that parts of the block never all reach") {
     deadlock_kernel<<<1, 64>>>(x.data());
@@ -168,6 +178,10 @@ TEST_CASE("vts-emu: broken kernels make their launch fail instead of hanging or 
   }
   SECTION("cp.async copies never waited for") {
     unwaited_copy_kernel<<<1, 32, 32 * 16>>>(x.data());
+    CHECK(cudaGetLastError() == cudaErrorLaunchFailure);
+  }
+  SECTION("a wgmma never waited for") {
+    unwaited_wgmma_kernel<<<1, 128, 4096>>>(x.data());
     CHECK(cudaGetLastError() == cudaErrorLaunchFailure);
   }
   SECTION("more dynamic shared memory than the kernel opted into") {

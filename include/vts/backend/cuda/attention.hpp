@@ -55,6 +55,22 @@ int attention_bf16_forward_warp_rows();
 // false (the default) until a device has timed it. Process-wide; for benchmarks and tests.
 void set_attention_bf16_forward_narrow_last_tile(bool on);
 bool attention_bf16_forward_narrow_last_tile();
+// The Hopper forward (wgmma, built for sm_90a): a head's whole K and V in shared memory, S for all
+// keys at once, the softmax in one pass. Taken where it applies — d = 64, N ≤ 256, a device of
+// compute capability 9.0 (H100, H200) — when on; false (the default) until a device has timed it.
+// Its results are within bf16 tolerance of the mma.sync kernel's, not its bits (one softmax pass
+// against per-tile rescaling). Process-wide; for benchmarks and tests.
+void set_attention_bf16_forward_wgmma(bool on);
+bool attention_bf16_forward_wgmma();
+// Whether attention_forward (bf16) runs the Hopper kernel for this shape on the current device.
+bool attention_bf16_forward_wgmma_applies(int64_t N, int64_t d);
+namespace detail {
+// For the tests: the wgmma operand layouts the Hopper kernel relies on, on the device. a: 64×16 and
+// b: 16×16 bf16 bits, row-major, device memory; writes D = a·b (64×16 fp32, row-major) computed by
+// wgmma three ways — both operands from shared memory with b K-major, the same with b MN-major, and
+// a from registers. Compute capability 9.0 only (throws CudaError elsewhere: no code for it).
+void wgmma_layout_check(const uint16_t* a, const uint16_t* b, float* d_kmajor, float* d_mnmajor, float* d_regs);
+}  // namespace detail
 // Barriers per query block of the bf16 backward kernel: 2 (phase 2 of a block waits for all warps'
 // phase 1), 1 (it runs behind the next block's phase 1, from a second dSᵀ buffer: 17 KB more shared
 // memory at N = 197), or 0 for the default (2). Process-wide; for benchmarks and tests. Anything

@@ -20,4 +20,28 @@ inline void mma_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_
   vts_emu::mma_m16n8k16_bf16(c, a, b0, b1);
 }
 
+inline uint64_t wgmma_desc(const void* smem, uint32_t lbo_bytes, uint32_t sbo_bytes) {
+  return vts_emu::wgmma_desc(smem, lbo_bytes, sbo_bytes);
+}
+inline void wgmma_fence() {}
+inline void wgmma_commit() { vts_emu::wgmma_commit(); }
+template <int N>
+inline void wgmma_wait() {
+  vts_emu::wgmma_wait(N);
+}
+inline void fence_proxy_async() {}
+template <int N, class T>
+inline void wgmma_pin(T (&)[N][4]) {}
+template <int N>
+struct Wgmma {
+  template <int kTransB>
+  static void ss(float (&d)[N / 8][4], uint64_t a, uint64_t b) {
+    vts_emu::wgmma(&d[0][0], N, nullptr, a, b, kTransB != 0);
+  }
+  template <int kTransB>
+  static void rs(float (&d)[N / 8][4], const uint32_t (&a)[4], uint64_t b) {
+    vts_emu::wgmma(&d[0][0], N, a, 0, b, kTransB != 0);
+  }
+};
+
 }  // namespace vts::cuda::hw
