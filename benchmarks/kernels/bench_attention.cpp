@@ -109,11 +109,7 @@ void run(const Options& o, Timer& timer, int64_t N) {
           fwd_err);
       // "vts_wgmma1": the Hopper kernel (wgmma; d = 64, N ≤ 256, compute capability 9.0), only where it
       // runs — elsewhere the line would time the default again under its name.
-      const bool wgmma_was = cuda::attention_bf16_forward_wgmma();
-      cuda::set_attention_bf16_forward_wgmma(true);
-      const bool wgmma_runs = cuda::attention_bf16_forward_wgmma_applies(N, d);
-      cuda::set_attention_bf16_forward_wgmma(wgmma_was);
-      if (wgmma_runs)
+      if (cuda::attention_bf16_wgmma_supported(N, d))
         time_setting(
             "attention_fwd", 4 * flops, {1}, [](int v) { cuda::set_attention_bf16_forward_wgmma(v != 0); },
             [] { return int(cuda::attention_bf16_forward_wgmma()); }, "vts_wgmma", "", fwd, {&dout}, fwd_err);
@@ -138,6 +134,13 @@ void run(const Options& o, Timer& timer, int64_t N) {
       time_setting(
           "attention_bwd", 10 * flops, {1}, [](int v) { cuda::set_attention_bf16_backward_split(v != 0); },
           [] { return int(cuda::attention_bf16_backward_split()); }, "vts_split", "", bwd, {&gq, &gk, &gv}, bwd_err);
+      // "vts_wgmma1": the Hopper backward (credits 10·B·H·N²·d, executes 14 as the split), only where
+      // it runs.
+      if (cuda::attention_bf16_wgmma_supported(N, d))
+        time_setting(
+            "attention_bwd", 10 * flops, {1}, [](int v) { cuda::set_attention_bf16_backward_wgmma(v != 0); },
+            [] { return int(cuda::attention_bf16_backward_wgmma()); }, "vts_wgmma", "", bwd, {&gq, &gk, &gv},
+            bwd_err);
     }
   }
 }

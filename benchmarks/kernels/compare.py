@@ -56,9 +56,12 @@ KERNEL_DECISIONS = [
      "vts_narrow_last1", "vts"),
     ("set_attention_bf16_forward_wgmma(true) as the forward's default (d = 64, N ≤ 256, H100/H200)",
      ["attention_fwd"], "vts_wgmma1", "vts"),
+    ("set_attention_bf16_backward_wgmma(true) as the backward's default (d = 64, N ≤ 256, H100/H200)",
+     ["attention_bwd"], "vts_wgmma1", "vts"),
 ]
 STEP_DECISIONS = [
     ("the split attention backward in the B/16 step", "attention", "fused, split backward", "fused"),
+    ("the Hopper attention kernels in the B/16 step", "attention", "fused, wgmma", "fused"),
     ("the kept dropout mask in the B/16 step", "dropout_mask", "kept", "drawn"),
 ]
 

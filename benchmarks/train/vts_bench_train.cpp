@@ -20,6 +20,9 @@
 // --attention-bwd split (CUDA, bf16) runs the attention backward as the split pair of kernels (dQ,
 // then dK/dV; cuda::set_attention_bf16_backward_split) instead of the one-CTA-per-head kernel, the
 // default at N <= 256: the candidate default, faster in the kernel benchmark (H200, 2026-12-04).
+// --hopper-attention (CUDA, bf16) runs the attention forward and backward on the Hopper kernels
+// (wgmma, sm_90a; cuda::set_attention_bf16_{forward,backward}_wgmma) where they apply: d = 64,
+// N ≤ 256, compute capability 9.0 — the B/16 and B/32 configs on an H100/H200.
 // --keep-dropout-mask (CUDA) has the MLP's fused GELU + dropout keep its mask as bits for the
 // backward instead of drawing it again (cuda::set_gelu_dropout_keep_mask), the candidate default.
 // --mode encode times what `vts encode` does per batch instead of a training step: the network's
@@ -67,6 +70,7 @@ struct Args {
   bool cuda_graphs = false;
   std::string attention_bwd = "default";  // default | split (CUDA bf16 attention backward)
   bool keep_dropout_mask = false;          // CUDA: gelu_dropout keeps its mask as bits
+  bool hopper_attention = false;           // CUDA bf16: the wgmma attention kernels where they apply
   std::string mode = "train";  // train | encode
 };
 
@@ -105,12 +109,14 @@ Args parse(int argc, char** argv) {
     else if (flag == "--cuda-graphs") a.cuda_graphs = true;
     else if (flag == "--attention-bwd") a.attention_bwd = value();
     else if (flag == "--keep-dropout-mask") a.keep_dropout_mask = true;
+    else if (flag == "--hopper-attention") a.hopper_attention = true;
     else if (flag == "--mode") a.mode = value();
     else {
       std::fprintf(stderr,
                    "usage: vts_bench_train [--config tiny|small|b16|b32] [--batch B] [--steps S] [--warmup W] "
                    "[--threads T] [--device cpu|cuda] [--gemm tf32|bf16|fp32] [--precision fp32|bf16] "
-                   "[--profile-steps K] [--cuda-graphs] [--attention-bwd default|split] [--keep-dropout-mask] "
+                   "[--profile-steps K] [--cuda-graphs] [--attention-bwd default|split] [--hopper-attention] "
+                   "[--keep-dropout-mask] "
                    "[--mode train|encode]\n"
                    "unknown flag: %s\n",
                    flag.c_str());
@@ -129,6 +135,11 @@ Args parse(int argc, char** argv) {
   if (a.attention_bwd == "split" && (a.device != "cuda" || a.precision != "bf16")) {
     std::fprintf(stderr, "vts_bench_train: --attention-bwd split picks a kernel of the CUDA bf16 attention; it needs "
                          "--device cuda --precision bf16\n");
+    std::exit(2);
+  }
+  if (a.hopper_attention && (a.device != "cuda" || a.precision != "bf16" || a.attention_bwd != "default")) {
+    std::fprintf(stderr, "vts_bench_train: --hopper-attention picks the CUDA bf16 attention kernels; it needs --device "
+                         "cuda --precision bf16 and no --attention-bwd\n");
     std::exit(2);
   }
   if (a.keep_dropout_mask && a.device != "cuda") {
@@ -205,6 +216,20 @@ std::string device_memory_field() {
                   static_cast<double>(m.allocated_bytes + m.cached_bytes + m.graph_pool_bytes) / mib,
                   static_cast<double>(m.peak_allocated_bytes) / mib);
     return buf;
+  }
+#endif
+  return "";
+}
+
+// CUDA, --hopper-attention: the setting, and whether the config's attention shape (tokens, head dim)
+// takes the Hopper kernels on this device.
+template <class Cfg, class D>
+std::string hopper_attention_field() {
+#if defined(VTS_WITH_CUDA)
+  if constexpr (std::is_same_v<D, vts::Cuda>) {
+    constexpr int64_t tokens = (Cfg::image / Cfg::patch) * (Cfg::image / Cfg::patch) + 1, head_dim = Cfg::dim / Cfg::heads;
+    const bool applies = vts::cuda::attention_bf16_wgmma_supported(tokens, head_dim);
+    return std::string(", \"attention\": \"fused, wgmma\", \"wgmma_applies\": ") + (applies ? "true" : "false");
   }
 #endif
   return "";
@@ -389,6 +414,7 @@ int run(const Args& a) {
       epilogue_fallbacks_field<D>().c_str(), graphed.json_field().c_str(), gemm_library_field<D>().c_str(),
       device_memory_field<D>().c_str(),
       (std::string(a.attention_bwd == "split" ? ", \"attention\": \"fused, split backward\"" : "") +
+       (a.hopper_attention ? hopper_attention_field<Config, D>() : std::string()) +
        (a.keep_dropout_mask ? ", \"dropout_mask\": \"kept\"" : ""))
           .c_str());
   if (a.profile_steps > 0) print_profile<D>(a, std::is_same_v<T, bf16> ? "bf16" : "fp32", step);
@@ -421,6 +447,8 @@ int main(int argc, char** argv) {
       vts::cuda::set_fp32_gemm(vts::cuda::fp32_gemm_from_string(a.gemm));
       vts::cuda::set_attention_bf16_backward_split(a.attention_bwd == "split");
       vts::cuda::set_gelu_dropout_keep_mask(a.keep_dropout_mask);
+      vts::cuda::set_attention_bf16_forward_wgmma(a.hopper_attention);
+      vts::cuda::set_attention_bf16_backward_wgmma(a.hopper_attention);
       if (a.precision == "bf16") return run_config<vts::bf16, vts::Cuda>(a);
       return run_config<float, vts::Cuda>(a);
 #else

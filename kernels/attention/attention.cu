@@ -12,6 +12,7 @@ std::atomic<int> g_bf16_forward_rows{0};  // 0: the kernel's default
 std::atomic<int> g_bf16_forward_warp_rows{0};
 std::atomic<bool> g_bf16_forward_narrow_last_tile{false};
 std::atomic<bool> g_bf16_forward_wgmma{false};
+std::atomic<bool> g_bf16_backward_wgmma{false};
 std::atomic<int> g_bf16_backward_barriers{0};
 std::atomic<bool> g_bf16_backward_split{false};
 
@@ -101,8 +102,10 @@ bool attention_bf16_forward_narrow_last_tile() {
 
 void set_attention_bf16_forward_wgmma(bool on) { g_bf16_forward_wgmma.store(on, std::memory_order_relaxed); }
 bool attention_bf16_forward_wgmma() { return g_bf16_forward_wgmma.load(std::memory_order_relaxed); }
-bool attention_bf16_forward_wgmma_applies(int64_t N, int64_t d) {
-  if (!attention_bf16_forward_wgmma() || d != 64 || N < 1 || N > attn::kWgmmaForwardMaxN) return false;
+void set_attention_bf16_backward_wgmma(bool on) { g_bf16_backward_wgmma.store(on, std::memory_order_relaxed); }
+bool attention_bf16_backward_wgmma() { return g_bf16_backward_wgmma.load(std::memory_order_relaxed); }
+bool attention_bf16_wgmma_supported(int64_t N, int64_t d) {
+  if (d != 64 || N < 1 || N > attn::kWgmmaMaxN) return false;
   const DeviceInfo& info = device_info();
   return info.major == 9 && info.minor == 0;  // sm_90a code runs on compute capability 9.0 only
 }
@@ -145,7 +148,7 @@ void attention_forward(Device, int64_t B, int64_t H, int64_t N, int64_t d, float
   const FwdArgs<D> a{as_dev<D>(q), as_dev<D>(k), as_dev<D>(v), as_dev<D>(o), lse, int(B), int(H), int(N), scale};
   const int rows = attention_bf16_forward_rows(), warp_rows = attention_bf16_forward_warp_rows();
   const bool narrow = attention_bf16_forward_narrow_last_tile();
-  if (attention_bf16_forward_wgmma_applies(N, d)) return attn::forward_bf16_wgmma(a);
+  if (attention_bf16_forward_wgmma() && attention_bf16_wgmma_supported(N, d)) return attn::forward_bf16_wgmma(a);
   switch (d) {
     case 16: return attn::forward_bf16<16>(a, rows, warp_rows, narrow);
     case 32: return attn::forward_bf16<32>(a, rows, warp_rows, narrow);
@@ -201,6 +204,7 @@ void attention_backward(Device, int64_t B, int64_t H, int64_t N, int64_t d, floa
   const BwdArgs<D> a{as_dev<D>(q),    as_dev<D>(k),  as_dev<D>(v),  as_dev<D>(o), as_dev<D>(dout),
                      as_dev<D>(dq),   as_dev<D>(dk), as_dev<D>(dv), lse,          int(B),
                      int(H),          int(N),        scale};
+  if (attention_bf16_backward_wgmma() && attention_bf16_wgmma_supported(N, d)) return attn::backward_bf16_wgmma(a);
   if (N > attn::kBf16BwdMaxN || attention_bf16_backward_split()) {
     switch (d) {
       case 16: return attn::backward_bf16_split<16>(a);

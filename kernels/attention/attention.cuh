@@ -41,9 +41,11 @@ inline constexpr int kBf16BwdMaxN = 256;
 template <int D>
 // rows_per_block 64 or 128 (D ≤ 64), rows_per_warp 16 or 32 (D ≤ 64); 0 = the default (64, 16).
 void forward_bf16(const FwdArgs<__nv_bfloat16>& a, int rows_per_block, int rows_per_warp, bool narrow_last_tile);
-// The Hopper forward (attention_fwd_bf16_wgmma.cu, built for sm_90a only): D = 64, N ≤ 256.
-inline constexpr int kWgmmaForwardMaxN = 256;
+// The Hopper kernels (attention_{fwd,bwd}_bf16_wgmma.cu, built for sm_90a only): D = 64, N ≤ 256.
+inline constexpr int kWgmmaMaxN = 256;
 void forward_bf16_wgmma(const FwdArgs<__nv_bfloat16>& a);
+// The Hopper backward (attention_bwd_bf16_wgmma.cu, sm_90a only): D = 64, N ≤ kWgmmaMaxN.
+void backward_bf16_wgmma(const BwdArgs<__nv_bfloat16>& a);
 void wgmma_layout_check(const uint16_t* a, const uint16_t* b, float* d_kmajor, float* d_mnmajor, float* d_regs);
 template <int D>
 void backward_bf16(const BwdArgs<__nv_bfloat16>& a, int barriers);  // per query block: 1, 2, 0 = default

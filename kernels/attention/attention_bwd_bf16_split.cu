@@ -21,6 +21,7 @@
 // launch, the workspace (2 · B·H·⌈N/64⌉·64 floats, 0.8 MB at that shape), and the re-reads from
 // L2 of K/V (kernel 1) and Q/dO (kernel 2) by each of a head's ⌈N/64⌉ blocks.
 #include "attention/bwd_bf16_keys.cuh"
+#include "attention/bwd_row_stats.cuh"
 #include "vts/backend/cuda/memory.hpp"
 
 namespace vts::cuda::attn {
@@ -73,37 +74,10 @@ __global__ void __launch_bounds__(kWarps * 32, 4)
     cp_async_commit();
   }
 
-  // δ and lse2 of the warp's 16 rows, while the tiles load: lanes 2r and 2r + 1 each take half of
-  // row r with 16-byte loads (one round trip, where a row at a time would be 16). Written to the
-  // workspace for kernel 2 — rows past N too, as the padding it reads — and shuffled to the lanes
-  // that hold rows g and g + 8 in the MMA fragments.
+  // δ and lse2 of the warp's 16 rows, while the tiles load; rows past N too, as kernel 2's padding.
   float delta[2], lse2[2];
-  {
-    const int q = qw + lane / 2;
-    float d = 0.0f, l2 = INFINITY;  // past N: P = 0 and δ = 0
-    if (q < N) {
-      const __nv_bfloat16* o = row_ptr(a.o, b, h, q) + (lane & 1) * (D / 2);
-      const __nv_bfloat16* go = row_ptr(a.dout, b, h, q) + (lane & 1) * (D / 2);
-#pragma unroll
-      for (int i = 0; i < D / 2; i += 8) {
-        const uint4 ov = *reinterpret_cast<const uint4*>(o + i), gv = *reinterpret_cast<const uint4*>(go + i);
-        const __nv_bfloat16* oe = reinterpret_cast<const __nv_bfloat16*>(&ov);
-        const __nv_bfloat16* ge = reinterpret_cast<const __nv_bfloat16*>(&gv);
-#pragma unroll
-        for (int e = 0; e < 8; ++e) d += __bfloat162float(oe[e]) * __bfloat162float(ge[e]);
-      }
-      l2 = a.lse[(int64_t(b) * a.H + h) * N + q] * kLog2e;
-    }
-    d += __shfl_xor_sync(0xffffffffu, d, 1);
-    if ((lane & 1) == 0) {
-      delta_ws[ws_row(b, h, a.H, npad) + q] = d;
-      lse2_ws[ws_row(b, h, a.H, npad) + q] = l2;
-    }
-    for (int r = 0; r < 2; ++r) {
-      delta[r] = __shfl_sync(0xffffffffu, d, 2 * (g + 8 * r));
-      lse2[r] = __shfl_sync(0xffffffffu, l2, 2 * (g + 8 * r));
-    }
-  }
+  query_row_stats<D>(a, b, h, qw, lane, lse2_ws + ws_row(b, h, a.H, npad), delta_ws + ws_row(b, h, a.H, npad), delta,
+                     lse2);
 
   if (ntiles > 1) cp_async_wait<1>();
   else cp_async_wait<0>();

@@ -22,90 +22,66 @@
 //      13 at N = 197). V's rows past N are zero-filled, so the probabilities of padding keys (0)
 //      never meet NaN.
 //   5. O / l and lse, as the mma.sync kernel writes them.
-// Shared memory holds every tile in core-matrix order (8 rows × 16 bytes contiguous, the wgmma
-// layout without swizzle): element (r, c) of a tile at byte (r/8)·1024 + (c/8)·128 + (r%8)·16 +
-// (c%8)·2, so thread i of a load writes bytes 16i..16i+15 (no bank conflicts) and every operand
-// is one descriptor: Q and K K-major (lbo 128, sbo 1024), V MN-major (lbo 1024, sbo 128).
-// 8 KB of Q + 2 × 64·⌈N/64⌉ rows × 128 B: 72 KB at N = 197.
+// Shared memory: tiles in core-matrix order (wgmma_tiles.cuh), 8 KB of Q + 2 × 64·⌈N/64⌉ rows ×
+// 128 B of K and V: 72 KB at N = 197. One kernel per (full chunks, last chunk width), so that every
+// wgmma runs unconditionally: with the chunk count a run-time branch, ptxas serialised the wgmma
+// instructions (its note C7515).
 //
 // Numerics: S and P·V accumulate in fp32, P is rounded to bf16 for P·V and l sums the unrounded
 // fp32 probabilities — as in the mma.sync kernel; the results differ from it only by summation
 // order (one pass against per-tile rescaling), within the bf16 tolerance of the parity tests.
-#include "attention/attention.cuh"
-#include "attention/mma.cuh"
+#include "attention/wgmma_tiles.cuh"
 
 namespace vts::cuda::attn {
 
 namespace {
 
-constexpr int kD = 64;
-constexpr int kRows = 64;      // query rows per block: one warpgroup
-constexpr int kThreads = 128;
-constexpr int kChunk = 64;     // keys per full chunk of S
-constexpr int kTileRowBytes = kD * 2;               // 128
-constexpr int kCoreGroupBytes = 8 * kTileRowBytes;  // 8 rows: 1024
-
-// cp.async of `rows` rows of a head (row r at src + r·stride, zero-filled from `valid` on) into a
-// core-matrix-ordered tile. Copy i writes bytes 16i..16i+15 of the tile.
-__device__ __forceinline__ void load_rows(unsigned char* tile, int rows, int valid, const __nv_bfloat16* src,
-                                          int64_t stride) {
-  for (int i = threadIdx.x; i < rows * (kD / 8); i += kThreads) {
-    const int r = (i / 64) * 8 + i % 8, c = ((i / 8) % 8) * 8;
-    const bool ok = r < valid;
-    cp_async16(tile + 16 * i, src + (ok ? r : 0) * stride + c, ok);
-  }
-}
+using namespace wg;
 
 template <int kFull, int kTail>
 __global__ void __launch_bounds__(kThreads, 2) attention_fwd_bf16_wgmma_kernel(const FwdArgs<__nv_bfloat16> a) {
 #if !defined(__CUDA_ARCH__) || defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using hw::Wgmma;
   extern __shared__ uint4 smem_u4[];
-  const int N = a.N;
-  constexpr int full = kFull;  // full 64-key chunks before the last one (0..3: N ≤ 256)
-  constexpr int key_rows = (full + 1) * kChunk;
+  constexpr int kSteps = kTailSteps<kTail>;  // k16 steps of P·V over the last chunk
+  constexpr int kKeyRows = (kFull + 1) * kBlock;
   unsigned char* Qs = reinterpret_cast<unsigned char*>(smem_u4);
-  unsigned char* Ks = Qs + kRows * kTileRowBytes;
-  unsigned char* Vs = Ks + key_rows * kTileRowBytes;
+  unsigned char* Ks = Qs + kTileBytes;
+  unsigned char* Vs = Ks + kKeyRows * kRowBytes;
 
-  const int b = blockIdx.z, h = blockIdx.y, q0 = blockIdx.x * kRows;
+  const int b = blockIdx.z, h = blockIdx.y, q0 = blockIdx.x * kBlock, N = a.N;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const float c = a.scale * kLog2e;
 
-  load_rows(Qs, kRows, min(kRows, N - q0), row_ptr(a.q, b, h, q0), a.q.sn);
-  load_rows(Ks, full * kChunk + kTail, N, row_ptr(a.k, b, h, 0), a.k.sn);
+  // K is read as S's B (the last chunk's kTail rows), V as P·V's B (its 16-key steps).
+  load_rows(Qs, kBlock, N - q0, row_ptr(a.q, b, h, q0), a.q.sn);
+  load_rows(Ks, kFull * kBlock + kTail, N, row_ptr(a.k, b, h, 0), a.k.sn);
   cp_async_commit();
-  constexpr int kTailSteps = (kTail + 15) / 16;  // k16 steps of P·V over the last chunk
-  load_rows(Vs, full * kChunk + 16 * kTailSteps, N, row_ptr(a.v, b, h, 0), a.v.sn);
+  load_rows(Vs, kFull * kBlock + 16 * kSteps, N, row_ptr(a.v, b, h, 0), a.v.sn);
   cp_async_commit();
   cp_async_wait<1>();
   hw::fence_proxy_async();
   __syncthreads();
 
-  // S = Q·Kᵀ. Accumulators start at 0 and every product adds (scale-d = 1).
-  float s[kFull > 0 ? kFull : 1][kChunk / 8][4];
+  // S = Q·Kᵀ for every key. Accumulators start at 0 and every product adds (scale-d = 1).
+  float s[kFull > 0 ? kFull : 1][kBlock / 8][4];
   float st[kTail / 8][4];
 #pragma unroll
-  for (int ch = 0; ch < kFull; ++ch)
-#pragma unroll
-    for (int j = 0; j < kChunk / 8; ++j) s[ch][j][0] = s[ch][j][1] = s[ch][j][2] = s[ch][j][3] = 0.0f;
-#pragma unroll
-  for (int j = 0; j < kTail / 8; ++j) st[j][0] = st[j][1] = st[j][2] = st[j][3] = 0.0f;
-  auto q_desc = [&](int kk) { return hw::wgmma_desc(Qs + kk * 256, 128, kCoreGroupBytes); };
-  auto k_desc = [&](int key0, int kk) {
-    return hw::wgmma_desc(Ks + (key0 / 8) * kCoreGroupBytes + kk * 256, 128, kCoreGroupBytes);
-  };
-#pragma unroll
-  for (int ch = 0; ch < kFull; ++ch) hw::wgmma_pin(s[ch]);
+  for (int ch = 0; ch < kFull; ++ch) {
+    zero(s[ch]);
+    hw::wgmma_pin(s[ch]);
+  }
+  zero(st);
   hw::wgmma_pin(st);
   hw::wgmma_fence();
 #pragma unroll
-  for (int ch = 0; ch < kFull; ++ch) {
+  for (int ch = 0; ch < kFull; ++ch)
 #pragma unroll
-    for (int kk = 0; kk < kD / 16; ++kk) Wgmma<kChunk>::template ss<0>(s[ch], q_desc(kk), k_desc(ch * kChunk, kk));
-  }
+    for (int kk = 0; kk < kD / 16; ++kk)
+      Wgmma<kBlock>::template ss<0>(s[ch], rows_by_d(Qs, 0, kk), rows_by_d(Ks, ch * kBlock, kk));
 #pragma unroll
-  for (int kk = 0; kk < kD / 16; ++kk) Wgmma<kTail>::template ss<0>(st, q_desc(kk), k_desc(full * kChunk, kk));
+  for (int kk = 0; kk < kD / 16; ++kk)
+    Wgmma<kTail>::template ss<0>(st, rows_by_d(Qs, 0, kk), rows_by_d(Ks, kFull * kBlock, kk));
   hw::wgmma_commit();
   hw::wgmma_wait<0>();
 #pragma unroll
@@ -118,13 +94,13 @@ __global__ void __launch_bounds__(kThreads, 2) attention_fwd_bf16_wgmma_kernel(c
 #pragma unroll
   for (int ch = 0; ch < kFull; ++ch)
 #pragma unroll
-    for (int j = 0; j < kChunk / 8; ++j)
+    for (int j = 0; j < kBlock / 8; ++j)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         s[ch][j][e] *= c;
         mx[e >> 1] = fmaxf(mx[e >> 1], s[ch][j][e]);
       }
-  const int tail_valid = N - full * kChunk;
+  const int tail_valid = N - kFull * kBlock;
 #pragma unroll
   for (int j = 0; j < kTail / 8; ++j)
 #pragma unroll
@@ -132,61 +108,49 @@ __global__ void __launch_bounds__(kThreads, 2) attention_fwd_bf16_wgmma_kernel(c
       st[j][e] = 8 * j + 2 * t + (e & 1) < tail_valid ? st[j][e] * c : -INFINITY;
       mx[e >> 1] = fmaxf(mx[e >> 1], st[j][e]);
     }
-  float l[2] = {0.0f, 0.0f};
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
     mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
   }
-  // P as A fragments, 16 keys each: the full chunks' 4 steps, then the last chunk's.
-  uint32_t p[kFull > 0 ? kFull : 1][kChunk / 16][4];
-  uint32_t pt[kTailSteps][4];
+  // P, and as A fragments of 16 keys: the full chunks' 4 steps, then the last chunk's.
+  float l[2] = {0.0f, 0.0f};
+  auto exponentiate = [&](auto& acc) {
 #pragma unroll
-  for (int ch = 0; ch < kFull; ++ch) {
-#pragma unroll
-    for (int j = 0; j < kChunk / 8; ++j)
+    for (int j = 0; j < int(sizeof(acc) / sizeof(acc[0])); ++j)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        s[ch][j][e] = exp2f(s[ch][j][e] - mx[e >> 1]);
-        l[e >> 1] += s[ch][j][e];
+        acc[j][e] = exp2f(acc[j][e] - mx[e >> 1]);
+        l[e >> 1] += acc[j][e];
       }
+  };
+  uint32_t p[kFull > 0 ? kFull : 1][kBlock / 16][4];
+  uint32_t pt[kSteps][4];
 #pragma unroll
-    for (int kc = 0; kc < kChunk / 16; ++kc) acc_to_a(p[ch][kc], s[ch][2 * kc], s[ch][2 * kc + 1]);
+  for (int ch = 0; ch < kFull; ++ch) {
+    exponentiate(s[ch]);
+    chunk_to_a<kBlock>(p[ch], s[ch]);
   }
-#pragma unroll
-  for (int j = 0; j < kTail / 8; ++j)
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      st[j][e] = exp2f(st[j][e] - mx[e >> 1]);
-      l[e >> 1] += st[j][e];
-    }
-  const float zeros[4] = {0.0f, 0.0f, 0.0f, 0.0f};  // keys 8..15 of an 8-key last chunk
-#pragma unroll
-  for (int kc = 0; kc < kTailSteps; ++kc) {
-    if (2 * kc + 1 < kTail / 8) acc_to_a(pt[kc], st[2 * kc], st[min(2 * kc + 1, kTail / 8 - 1)]);
-    else acc_to_a(pt[kc], st[2 * kc], zeros);
-  }
+  exponentiate(st);
+  chunk_to_a<kTail>(pt, st);
 
-  // O = P·V, V MN-major: element (key, d) at (key/8)·1024 + (d/8)·128 + (key%8)·16 + (d%8)·2.
+  // O = P·V, V as an MN-major B.
   cp_async_wait<0>();
   hw::fence_proxy_async();
   __syncthreads();
   float o[kD / 8][4];
-#pragma unroll
-  for (int j = 0; j < kD / 8; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
-  auto v_desc = [&](int key0) { return hw::wgmma_desc(Vs + (key0 / 8) * kCoreGroupBytes, kCoreGroupBytes, 128); };
+  zero(o);
   hw::wgmma_pin(o);
   hw::wgmma_pin(pt);
 #pragma unroll
   for (int ch = 0; ch < kFull; ++ch) hw::wgmma_pin(p[ch]);
   hw::wgmma_fence();
 #pragma unroll
-  for (int ch = 0; ch < kFull; ++ch) {
+  for (int ch = 0; ch < kFull; ++ch)
 #pragma unroll
-    for (int kc = 0; kc < kChunk / 16; ++kc) Wgmma<kD>::template rs<1>(o, p[ch][kc], v_desc(ch * kChunk + 16 * kc));
-  }
+    for (int kc = 0; kc < kBlock / 16; ++kc) Wgmma<kD>::template rs<1>(o, p[ch][kc], rows_as_k(Vs, ch * kBlock + 16 * kc));
 #pragma unroll
-  for (int kc = 0; kc < kTailSteps; ++kc) Wgmma<kD>::template rs<1>(o, pt[kc], v_desc(full * kChunk + 16 * kc));
+  for (int kc = 0; kc < kSteps; ++kc) Wgmma<kD>::template rs<1>(o, pt[kc], rows_as_k(Vs, kFull * kBlock + 16 * kc));
   hw::wgmma_commit();
   hw::wgmma_wait<0>();
   hw::wgmma_pin(o);
@@ -213,25 +177,16 @@ __global__ void __launch_bounds__(kThreads, 2) attention_fwd_bf16_wgmma_kernel(c
 }
 
 template <int kFull, int kTail>
-void launch(const FwdArgs<__nv_bfloat16>& a) {
-  constexpr int chunks = kFull + 1;
-  const size_t smem = size_t(kRows) * kTileRowBytes + 2 * size_t(chunks) * kChunk * kTileRowBytes;
-  auto kernel = attention_fwd_bf16_wgmma_kernel<kFull, kTail>;
-  VTS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-  const dim3 grid(static_cast<unsigned>((a.N + kRows - 1) / kRows), static_cast<unsigned>(a.H),
-                  static_cast<unsigned>(a.B));
-  kernel<<<grid, kThreads, smem, current_stream()>>>(a);
-  VTS_CUDA_CHECK_LAUNCH("attention_fwd_bf16_wgmma_kernel");
-}
-
-template <int kFull>
-void launch_for_tail(const FwdArgs<__nv_bfloat16>& a) {
-  const int tail = a.N - kFull * kChunk;  // keys in the last chunk, 1..64
-  if (tail <= 8) return launch<kFull, 8>(a);
-  if (tail <= 16) return launch<kFull, 16>(a);
-  if (tail <= 32) return launch<kFull, 32>(a);
-  launch<kFull, 64>(a);
-}
+struct Forward {
+  static void run(const FwdArgs<__nv_bfloat16>& a) {
+    constexpr size_t smem = size_t(kTileBytes) + 2 * size_t(kFull + 1) * kTileBytes;
+    auto kernel = attention_fwd_bf16_wgmma_kernel<kFull, kTail>;
+    VTS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+    const dim3 grid(static_cast<unsigned>(kFull + 1), static_cast<unsigned>(a.H), static_cast<unsigned>(a.B));
+    kernel<<<grid, kThreads, smem, current_stream()>>>(a);
+    VTS_CUDA_CHECK_LAUNCH("attention_fwd_bf16_wgmma_kernel");
+  }
+};
 
 // The layout check (cuda::detail::wgmma_layout_check): A (64×16) and B (16×16, k × n) row-major
 // in global memory, copied to shared memory in the layouts of hw.cuh's wgmma notes — A K-major, B
@@ -292,21 +247,12 @@ __global__ void __launch_bounds__(kThreads) wgmma_layout_check_kernel(const uint
 
 }  // namespace
 
+void forward_bf16_wgmma(const FwdArgs<__nv_bfloat16>& a) { wg::dispatch_on_n<Forward>(a.N, a); }
+
 void wgmma_layout_check(const uint16_t* a, const uint16_t* b, float* d_kmajor, float* d_mnmajor, float* d_regs) {
   constexpr int smem = (64 * 16 + 2 * 16 * 16) * 2;
   wgmma_layout_check_kernel<<<1, kThreads, smem, current_stream()>>>(a, b, d_kmajor, d_mnmajor, d_regs);
   VTS_CUDA_CHECK_LAUNCH("wgmma_layout_check_kernel");
-}
-
-// One kernel per (full chunks, last chunk width), so that every wgmma runs unconditionally: with
-// the chunk count a run-time branch, ptxas serialised the wgmma instructions (its warning C7515).
-void forward_bf16_wgmma(const FwdArgs<__nv_bfloat16>& a) {
-  switch ((a.N - 1) / kChunk) {
-    case 0: return launch_for_tail<0>(a);
-    case 1: return launch_for_tail<1>(a);
-    case 2: return launch_for_tail<2>(a);
-    default: return launch_for_tail<3>(a);
-  }
 }
 
 }  // namespace vts::cuda::attn

@@ -72,9 +72,11 @@ struct RestoreForwardRows {
 struct RestoreBackwardSchedule {
   int barriers = cuda::attention_bf16_backward_barriers();
   bool split = cuda::attention_bf16_backward_split();
+  bool wgmma = cuda::attention_bf16_backward_wgmma();
   ~RestoreBackwardSchedule() {
     cuda::set_attention_bf16_backward_barriers(barriers);
     cuda::set_attention_bf16_backward_split(split);
+    cuda::set_attention_bf16_backward_wgmma(wgmma);
   }
 };
 
@@ -208,7 +210,7 @@ TEST_CASE("attention bf16 (tensor cores): forward and backward within bf16 toler
       // 9.0 (vts-emu reports 9.0). Not the default's bits: one softmax pass, not per-tile rescaling.
       const ScopedSetting<bool> wgmma(cuda::attention_bf16_forward_wgmma, cuda::set_attention_bf16_forward_wgmma,
                                       true);
-      if (cuda::attention_bf16_forward_wgmma_applies(c.N, c.d)) {
+      if (cuda::attention_bf16_wgmma_supported(c.N, c.d)) {
         dO.poison();
         dlse.poison();
         cuda::attention_forward(Cuda{}, c.B, c.H, c.N, c.d, scale, geo.in(base, 0), geo.in(base, 1),
@@ -240,18 +242,24 @@ TEST_CASE("attention bf16 (tensor cores): forward and backward within bf16 toler
     auto dg = bf16_buf(dout);
     Buf<bf16> dgx(static_cast<size_t>(geo.in_elems));
     // Every layout of the backward: the one-CTA kernel with one and with two barriers per query
-    // block (N ≤ 256), the split kernels, then the default (the split kernels past N = 256).
+    // block (N ≤ 256), the split kernels, the Hopper kernels where they apply (d = 64, N ≤ 256,
+    // compute capability 9.0: every width of their last chunk, as the forward), then the default
+    // (the split kernels past N = 256).
     struct Schedule {
       bool split;
       int barriers;
+      bool wgmma;
     };
-    std::vector<Schedule> schedules{{false, 0}};
-    if (c.N <= 256) schedules.insert(schedules.begin(), {{false, 1}, {false, 2}, {true, 0}});
+    std::vector<Schedule> schedules{{false, 0, false}};
+    if (c.N <= 256) schedules.insert(schedules.begin(), {{false, 1, false}, {false, 2, false}, {true, 0, false}});
+    if (cuda::attention_bf16_wgmma_supported(c.N, c.d)) schedules.insert(schedules.begin(), {false, 0, true});
     for (const Schedule& sched : schedules) {
-      INFO("backward: split " << sched.split << ", barriers per query block " << sched.barriers);
+      INFO("backward: split " << sched.split << ", barriers per query block " << sched.barriers << ", wgmma "
+                              << sched.wgmma);
       const RestoreBackwardSchedule restore;
       cuda::set_attention_bf16_backward_barriers(sched.barriers);
       cuda::set_attention_bf16_backward_split(sched.split);
+      cuda::set_attention_bf16_backward_wgmma(sched.wgmma);
       dgx.poison();
       cuda::attention_backward(Cuda{}, c.B, c.H, c.N, c.d, scale, geo.in(base, 0), geo.in(base, 1), geo.in(base, 2),
                                geo.out(static_cast<const bf16*>(do_ref.data())), lse_ref.data(),

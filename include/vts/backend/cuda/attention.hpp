@@ -62,8 +62,9 @@ bool attention_bf16_forward_narrow_last_tile();
 // against per-tile rescaling). Process-wide; for benchmarks and tests.
 void set_attention_bf16_forward_wgmma(bool on);
 bool attention_bf16_forward_wgmma();
-// Whether attention_forward (bf16) runs the Hopper kernel for this shape on the current device.
-bool attention_bf16_forward_wgmma_applies(int64_t N, int64_t d);
+// Whether the Hopper kernels (forward and backward) take this shape on the current device: d = 64,
+// N ≤ 256, compute capability 9.0. Where not, the settings above and below change nothing.
+bool attention_bf16_wgmma_supported(int64_t N, int64_t d);
 namespace detail {
 // For the tests: the wgmma operand layouts the Hopper kernel relies on, on the device. a: 64×16 and
 // b: 16×16 bf16 bits, row-major, device memory; writes D = a·b (64×16 fp32, row-major) computed by
@@ -83,6 +84,13 @@ int attention_bf16_backward_barriers();
 // split layout only where N > 256; true: at every N. Process-wide; for benchmarks and tests.
 void set_attention_bf16_backward_split(bool always);
 bool attention_bf16_backward_split();
+// The Hopper backward (wgmma, built for sm_90a): the split layout's two kernels — dQ over query
+// blocks, dK/dV over key blocks — each holding the head's other side in shared memory, every
+// product a few warpgroup MMAs. Taken, ahead of the settings above, where it applies (d = 64,
+// N ≤ 256, compute capability 9.0) when on; false (the default) until a device has timed it.
+// Deterministic (no atomics); within bf16 tolerance of the other layouts, not their bits.
+void set_attention_bf16_backward_wgmma(bool on);
+bool attention_bf16_backward_wgmma();
 
 // Whether the fused kernels take this problem (shape limits only; alignment is checked per call).
 bool attention_supported(AttentionDtype dtype, bool backward, int64_t N, int64_t d);
