@@ -108,13 +108,13 @@ __global__ void __launch_bounds__(kThreads, 2)
     hw::wgmma_fence();
 #pragma unroll
     for (int kc = 0; kc < kTailSteps<kCols>; ++kc) Wgmma<kD>::template rs<1>(dq, ds[kc], rows_as_k(Ks, key0 + 16 * kc));
-    hw::wgmma_commit();
-    hw::wgmma_wait<0>();
-    hw::wgmma_pin(dq);
+    hw::wgmma_commit();  // waited for by the next chunk's products, or below
   };
 #pragma unroll
   for (int ch = 0; ch < kFull; ++ch) chunk(ch * kBlock, std::integral_constant<int, kBlock>{});
   chunk(kFull * kBlock, std::integral_constant<int, kTail>{});
+  hw::wgmma_wait<0>();
+  hw::wgmma_pin(dq);
   store_rows(a.dq, b, h, q0, N, dq, a.scale);
 #else
   __trap();  // built for sm_90a only
@@ -192,14 +192,14 @@ __global__ void __launch_bounds__(kThreads, 2)
       Wgmma<kD>::template rs<1>(dv, pa[kc], rows_as_k(dOs, q0 + 16 * kc));
       Wgmma<kD>::template rs<1>(dk, dsa[kc], rows_as_k(Qs, q0 + 16 * kc));
     }
-    hw::wgmma_commit();
-    hw::wgmma_wait<0>();
-    hw::wgmma_pin(dv);
-    hw::wgmma_pin(dk);
+    hw::wgmma_commit();  // waited for by the next chunk's products, or below
   };
 #pragma unroll
   for (int ch = 0; ch < kFull; ++ch) chunk(ch * kBlock, std::integral_constant<int, kBlock>{});
   chunk(kFull * kBlock, std::integral_constant<int, kTail>{});
+  hw::wgmma_wait<0>();
+  hw::wgmma_pin(dv);
+  hw::wgmma_pin(dk);
   store_rows(a.dk, b, h, k0, N, dk, a.scale);
   store_rows(a.dv, b, h, k0, N, dv, 1.0f);
 #else

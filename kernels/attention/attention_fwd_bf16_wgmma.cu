@@ -113,7 +113,15 @@ __global__ void __launch_bounds__(kThreads, 2) attention_fwd_bf16_wgmma_kernel(c
     mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
     mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
   }
-  // P, and as A fragments of 16 keys: the full chunks' 4 steps, then the last chunk's.
+  // Chunk by chunk: P, its A fragments (16 keys each), and O += P·V issued without waiting, so the
+  // tensor cores multiply chunk c while the warps exponentiate chunk c + 1. V (an MN-major B) must
+  // be resident first.
+  cp_async_wait<0>();
+  hw::fence_proxy_async();
+  __syncthreads();
+  float o[kD / 8][4];
+  zero(o);
+  hw::wgmma_pin(o);
   float l[2] = {0.0f, 0.0f};
   auto exponentiate = [&](auto& acc) {
 #pragma unroll
@@ -124,31 +132,23 @@ __global__ void __launch_bounds__(kThreads, 2) attention_fwd_bf16_wgmma_kernel(c
         l[e >> 1] += acc[j][e];
       }
   };
+  // Each chunk's fragments stay untouched until the final wait: the products read them late.
   uint32_t p[kFull > 0 ? kFull : 1][kBlock / 16][4];
   uint32_t pt[kSteps][4];
 #pragma unroll
   for (int ch = 0; ch < kFull; ++ch) {
     exponentiate(s[ch]);
     chunk_to_a<kBlock>(p[ch], s[ch]);
+    hw::wgmma_pin(p[ch]);
+    hw::wgmma_fence();
+#pragma unroll
+    for (int kc = 0; kc < kBlock / 16; ++kc) Wgmma<kD>::template rs<1>(o, p[ch][kc], rows_as_k(Vs, ch * kBlock + 16 * kc));
+    hw::wgmma_commit();
   }
   exponentiate(st);
   chunk_to_a<kTail>(pt, st);
-
-  // O = P·V, V as an MN-major B.
-  cp_async_wait<0>();
-  hw::fence_proxy_async();
-  __syncthreads();
-  float o[kD / 8][4];
-  zero(o);
-  hw::wgmma_pin(o);
   hw::wgmma_pin(pt);
-#pragma unroll
-  for (int ch = 0; ch < kFull; ++ch) hw::wgmma_pin(p[ch]);
   hw::wgmma_fence();
-#pragma unroll
-  for (int ch = 0; ch < kFull; ++ch)
-#pragma unroll
-    for (int kc = 0; kc < kBlock / 16; ++kc) Wgmma<kD>::template rs<1>(o, p[ch][kc], rows_as_k(Vs, ch * kBlock + 16 * kc));
 #pragma unroll
   for (int kc = 0; kc < kSteps; ++kc) Wgmma<kD>::template rs<1>(o, pt[kc], rows_as_k(Vs, kFull * kBlock + 16 * kc));
   hw::wgmma_commit();
