@@ -194,6 +194,10 @@ struct TinyD16 {  // ViTTiny28's head dim: the d = 16 attention kernels
   static constexpr const char* name = "tiny-d16";
   static constexpr int64_t image = 28, channels = 1, patch = 7, dim = 64, depth = 2, heads = 4, mlp = 128;
 };
+struct TinyD64 {  // one head of 64: the ViT-B head dim, which the Hopper attention kernels take
+  static constexpr const char* name = "tiny-d64";
+  static constexpr int64_t image = 28, channels = 1, patch = 7, dim = 64, depth = 2, heads = 1, mlp = 128;
+};
 
 template <class Config, class T>
 using Net = hash::HashNetwork<nn::ViT<Config, T, Cuda>, hash::AllTokenHead<1024, T, Cuda>>;
@@ -276,6 +280,15 @@ TEST_CASE("a training step through CapturedNetwork matches the eager step bit fo
   const ScopedSetting<bool> split(cuda::attention_bf16_backward_split, cuda::set_attention_bf16_backward_split,
                                   true);
   check_captured_training<TinyD32, bf16>(seed + 3);
+  {
+    // The Hopper attention kernels (wgmma) where the device takes them (d = 64, compute capability
+    // 9.0; vts-emu reports 9.0): the backward's workspace, too, comes from the graph's pool.
+    const ScopedSetting<bool> fwd(cuda::attention_bf16_forward_wgmma, cuda::set_attention_bf16_forward_wgmma, true);
+    const ScopedSetting<bool> bwd(cuda::attention_bf16_backward_wgmma, cuda::set_attention_bf16_backward_wgmma, true);
+    const int64_t tokens = (TinyD64::image / TinyD64::patch) * (TinyD64::image / TinyD64::patch) + 1;
+    if (cuda::attention_bf16_wgmma_supported(tokens, TinyD64::dim / TinyD64::heads))
+      check_captured_training<TinyD64, bf16>(seed + 5);
+  }
   // The MLP's GELU + dropout keeping its mask as bits: a buffer of the forward's, read by the backward.
   const ScopedSetting<bool> keep(cuda::gelu_dropout_keep_mask, cuda::set_gelu_dropout_keep_mask, true);
   check_captured_training<TinyD32, float>(seed + 4);
