@@ -111,14 +111,14 @@ bool attention_bf16_wgmma_supported(int64_t N, int64_t d) {
 }
 
 namespace detail {
-void wgmma_layout_check(const uint16_t* a, const uint16_t* b, float* d_kmajor, float* d_mnmajor, float* d_regs) {
+void wgmma_layout_check(const uint16_t* a, const uint16_t* b, float* d) {
   const DeviceInfo& info = device_info();
   if (info.major != 9 || info.minor != 0)
     throw CudaError(::vts::detail::concat("vts::cuda::detail::wgmma_layout_check: wgmma is built for sm_90a; the "
                                           "device has compute capability ",
                                           info.major, ".", info.minor),
                     cudaErrorNoKernelImageForDevice);
-  attn::wgmma_layout_check(a, b, d_kmajor, d_mnmajor, d_regs);
+  attn::wgmma_layout_check(a, b, d);
 }
 }  // namespace detail
 

@@ -46,7 +46,7 @@ inline constexpr int kWgmmaMaxN = 256;
 void forward_bf16_wgmma(const FwdArgs<__nv_bfloat16>& a);
 // The Hopper backward (attention_bwd_bf16_wgmma.cu, sm_90a only): D = 64, N ≤ kWgmmaMaxN.
 void backward_bf16_wgmma(const BwdArgs<__nv_bfloat16>& a);
-void wgmma_layout_check(const uint16_t* a, const uint16_t* b, float* d_kmajor, float* d_mnmajor, float* d_regs);
+void wgmma_layout_check(const uint16_t* a, const uint16_t* b, float* d);
 template <int D>
 void backward_bf16(const BwdArgs<__nv_bfloat16>& a, int barriers);  // per query block: 1, 2, 0 = default
 template <int D>

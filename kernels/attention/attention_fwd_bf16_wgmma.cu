@@ -189,13 +189,11 @@ struct Forward {
 };
 
 // The layout check (cuda::detail::wgmma_layout_check): A (64×16) and B (16×16, k × n) row-major
-// in global memory, copied to shared memory in the layouts of hw.cuh's wgmma notes — A K-major, B
-// once K-major (stored [n][k]) and once MN-major ([k][n]) — then D = A·B three ways: both operands
-// from shared memory with each B, and A from registers with the K-major B; D stored row-major.
-// Core matrices as in the attention kernel but for 16-column tiles: lbo 128 along k, sbo 256 along
-// rows (the MN-major B: lbo 256 along k, sbo 128 along n).
-__global__ void __launch_bounds__(kThreads) wgmma_layout_check_kernel(const uint16_t* a, const uint16_t* b, float* d_kmajor,
-                                                                      float* d_mnmajor, float* d_regs) {
+// in global memory, copied to shared memory in the layouts the kernels use — A K-major, B once
+// K-major (stored [n][k]) and once MN-major ([k][n]) — core matrices as in wgmma_tiles.cuh but for
+// 16-column tiles: lbo 128 along k, sbo 256 along rows (the MN-major B: lbo 256 along k, sbo 128
+// along n). Then D = A·B five ways (attention.hpp lists them), each stored row-major.
+__global__ void __launch_bounds__(kThreads) wgmma_layout_check_kernel(const uint16_t* a, const uint16_t* b, float* d) {
 #if !defined(__CUDA_ARCH__) || defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using hw::Wgmma;
   extern __shared__ uint4 smem_u4[];
@@ -217,29 +215,21 @@ __global__ void __launch_bounds__(kThreads) wgmma_layout_check_kernel(const uint
   auto pair = [&](int row, int k) { return uint32_t(a[row * 16 + k]) | (uint32_t(a[row * 16 + k + 1]) << 16); };
   const int row = 16 * warp + g;
   const uint32_t af[4] = {pair(row, 2 * t), pair(row + 8, 2 * t), pair(row, 2 * t + 8), pair(row + 8, 2 * t + 8)};
-  float d1[2][4], d2[2][4], d3[2][4];
-  for (int j = 0; j < 2; ++j)
-    for (int e = 0; e < 4; ++e) d1[j][e] = d2[j][e] = d3[j][e] = 0.0f;
-  const uint64_t ad = hw::wgmma_desc(as, 128, 256);
-  hw::wgmma_pin(d1);
-  hw::wgmma_pin(d2);
-  hw::wgmma_pin(d3);
+  float r[5][2][4];
+  for (int v = 0; v < 5; ++v) zero(r[v]);
+  for (int v = 0; v < 5; ++v) hw::wgmma_pin(r[v]);
   hw::wgmma_fence();
-  Wgmma<16>::template ss<0>(d1, ad, hw::wgmma_desc(bk, 128, 256));
-  Wgmma<16>::template ss<1>(d2, ad, hw::wgmma_desc(bm, 256, 128));
-  Wgmma<16>::template rs<0>(d3, af, hw::wgmma_desc(bk, 128, 256));
+  Wgmma<16>::template ss<0>(r[0], hw::wgmma_desc(as, 128, 256), hw::wgmma_desc(bk, 128, 256));
+  Wgmma<16>::template ss<1>(r[1], hw::wgmma_desc(as, 128, 256), hw::wgmma_desc(bm, 256, 128));
+  Wgmma<16>::template rs<0>(r[2], af, hw::wgmma_desc(bk, 128, 256));
+  Wgmma<16>::template ss<0>(r[3], hw::wgmma_desc(as, 256, 128), hw::wgmma_desc(bk, 256, 128));
+  Wgmma<16>::template ss<1>(r[4], hw::wgmma_desc(as, 128, 256), hw::wgmma_desc(bm, 128, 256));
   hw::wgmma_commit();
   hw::wgmma_wait<0>();
-  hw::wgmma_pin(d1);
-  hw::wgmma_pin(d2);
-  hw::wgmma_pin(d3);
-  for (int j = 0; j < 2; ++j)
-    for (int e = 0; e < 4; ++e) {
-      const int at = (row + 8 * (e >> 1)) * 16 + 8 * j + 2 * t + (e & 1);
-      d_kmajor[at] = d1[j][e];
-      d_mnmajor[at] = d2[j][e];
-      d_regs[at] = d3[j][e];
-    }
+  for (int v = 0; v < 5; ++v) hw::wgmma_pin(r[v]);
+  for (int v = 0; v < 5; ++v)
+    for (int j = 0; j < 2; ++j)
+      for (int e = 0; e < 4; ++e) d[v * 64 * 16 + (row + 8 * (e >> 1)) * 16 + 8 * j + 2 * t + (e & 1)] = r[v][j][e];
 #else
   __trap();
 #endif
@@ -249,9 +239,9 @@ __global__ void __launch_bounds__(kThreads) wgmma_layout_check_kernel(const uint
 
 void forward_bf16_wgmma(const FwdArgs<__nv_bfloat16>& a) { wg::dispatch_on_n<Forward>(a.N, a); }
 
-void wgmma_layout_check(const uint16_t* a, const uint16_t* b, float* d_kmajor, float* d_mnmajor, float* d_regs) {
+void wgmma_layout_check(const uint16_t* a, const uint16_t* b, float* d) {
   constexpr int smem = (64 * 16 + 2 * 16 * 16) * 2;
-  wgmma_layout_check_kernel<<<1, kThreads, smem, current_stream()>>>(a, b, d_kmajor, d_mnmajor, d_regs);
+  wgmma_layout_check_kernel<<<1, kThreads, smem, current_stream()>>>(a, b, d);
   VTS_CUDA_CHECK_LAUNCH("wgmma_layout_check_kernel");
 }
 

@@ -270,9 +270,9 @@ TEST_CASE("attention bf16 (tensor cores): forward and backward within bf16 toler
   }
 }
 
-TEST_CASE("wgmma reads its operands in the layouts the Hopper forward relies on", "[attention]") {
+TEST_CASE("wgmma reads its operands in the layouts the Hopper kernels rely on", "[attention]") {
   // The descriptors' byte offsets (K-major and MN-major, no swizzle) and the register fragment,
-  // each on its own: if the Hopper forward fails on a device, this says which one is misread.
+  // each on its own: if the Hopper kernels fail on a device, this says which one is misread.
   const cuda::DeviceInfo& info = cuda::device_info();
   if (info.major != 9 || info.minor != 0) {
     WARN("wgmma layout check not run: compute capability " << info.major << "." << info.minor << ", not 9.0");
@@ -282,32 +282,32 @@ TEST_CASE("wgmma reads its operands in the layouts the Hopper forward relies on"
   for (size_t i = 0; i < a.size(); ++i) a[i] = vts::bf16(float(int(i * 7 % 23) - 11) / 8.0f).bits;
   for (size_t i = 0; i < b.size(); ++i) b[i] = vts::bf16(float(int(i * 5 % 19) - 9) / 4.0f).bits;
   Buf<uint16_t> da(a), db(b);
-  Buf<float> d_kmajor(64 * 16), d_mnmajor(64 * 16), d_regs(64 * 16);
-  d_kmajor.poison();
-  d_mnmajor.poison();
-  d_regs.poison();
-  cuda::detail::wgmma_layout_check(da.data(), db.data(), d_kmajor.data(), d_mnmajor.data(), d_regs.data());
-  const auto k_major = d_kmajor.download(), mn_major = d_mnmajor.download(), regs = d_regs.download();
+  constexpr int kChecks = cuda::detail::kWgmmaLayoutChecks;
+  Buf<float> dd(size_t(kChecks) * 64 * 16);
+  dd.poison();
+  cuda::detail::wgmma_layout_check(da.data(), db.data(), dd.data());
+  const auto d = dd.download();
   auto value = [](uint16_t bits) {
     vts::bf16 h;
     h.bits = bits;
     return static_cast<float>(h);
   };
-  int wrong_k = 0, wrong_mn = 0, wrong_regs = 0;
-  for (int i = 0; i < 64; ++i)
-    for (int j = 0; j < 16; ++j) {
-      float want = 0.0f;
-      for (int k = 0; k < 16; ++k) want += value(a[size_t(i * 16 + k)]) * value(b[size_t(k * 16 + j)]);
-      const size_t at = size_t(i * 16 + j);  // small integers over powers of two: exact
-      wrong_k += k_major[at] != want;
-      wrong_mn += mn_major[at] != want;
-      wrong_regs += regs[at] != want;
-    }
-  INFO("elements of 1,024 wrong: A and B K-major " << wrong_k << ", B MN-major " << wrong_mn << ", A from registers "
-                                                   << wrong_regs);
-  CHECK(wrong_k == 0);
-  CHECK(wrong_mn == 0);
-  CHECK(wrong_regs == 0);
+  int wrong[kChecks] = {};
+  for (int v = 0; v < kChecks; ++v)
+    for (int i = 0; i < 64; ++i)
+      for (int j = 0; j < 16; ++j) {
+        float want = 0.0f;
+        for (int k = 0; k < 16; ++k) want += value(a[size_t(i * 16 + k)]) * value(b[size_t(k * 16 + j)]);
+        wrong[v] += d[size_t((v * 64 + i) * 16 + j)] != want;  // small integers over powers of two: exact
+      }
+  // [3] and [4] read the same tiles with each descriptor's two byte offsets exchanged: should [0] or
+  // [1] fail on a device while these pass, the offsets' meaning is the other way round.
+  INFO("elements of 1,024 wrong: A and B K-major " << wrong[0] << ", B MN-major " << wrong[1] << ", A from registers "
+                                                   << wrong[2] << "; with the descriptors' offsets exchanged: K-major "
+                                                   << wrong[3] << ", MN-major " << wrong[4]);
+  CHECK(wrong[0] == 0);
+  CHECK(wrong[1] == 0);
+  CHECK(wrong[2] == 0);
 }
 
 TEST_CASE("attention launchers reject what the kernels do not support", "[attention]") {

@@ -66,11 +66,15 @@ bool attention_bf16_forward_wgmma();
 // N ≤ 256, compute capability 9.0. Where not, the settings above and below change nothing.
 bool attention_bf16_wgmma_supported(int64_t N, int64_t d);
 namespace detail {
-// For the tests: the wgmma operand layouts the Hopper kernel relies on, on the device. a: 64×16 and
-// b: 16×16 bf16 bits, row-major, device memory; writes D = a·b (64×16 fp32, row-major) computed by
-// wgmma three ways — both operands from shared memory with b K-major, the same with b MN-major, and
-// a from registers. Compute capability 9.0 only (throws CudaError elsewhere: no code for it).
-void wgmma_layout_check(const uint16_t* a, const uint16_t* b, float* d_kmajor, float* d_mnmajor, float* d_regs);
+// For the tests: the wgmma operand layouts the Hopper kernels rely on, on the device. a: 64×16 and
+// b: 16×16 bf16 bits, row-major, device memory; d: kWgmmaLayoutChecks products D = a·b (64×16 fp32,
+// row-major, one after another) computed by wgmma with the operands as the kernels lay them out —
+// [0] both from shared memory with b K-major, [1] the same with b MN-major, [2] a from registers —
+// then, for a diagnosis where those fail, read with each descriptor's leading and stride byte
+// offsets exchanged: [3] as [0], [4] as [1]. Compute capability 9.0 only (throws CudaError
+// elsewhere: no code for it).
+inline constexpr int kWgmmaLayoutChecks = 5;
+void wgmma_layout_check(const uint16_t* a, const uint16_t* b, float* d);
 }  // namespace detail
 // Barriers per query block of the bf16 backward kernel: 2 (phase 2 of a block waits for all warps'
 // phase 1), 1 (it runs behind the next block's phase 1, from a second dSᵀ buffer: 17 KB more shared
