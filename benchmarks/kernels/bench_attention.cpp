@@ -18,11 +18,15 @@ using namespace vts::bench;
 
 namespace {
 
+// hopper: time only the Hopper (wgmma) kernels, "vts_wgmma1", where they run — a pass of its own
+// after every other line, so that a kernel that has never run on a device cannot take the other
+// lines down with it (a fault ends the process's CUDA context).
 template <class T>
-void run(const Options& o, Timer& timer, int64_t N) {
+void run(const Options& o, Timer& timer, int64_t N, bool hopper) {
   constexpr bool kBf16 = std::is_same_v<T, bf16>;
   const char* dtype = kBf16 ? "bf16" : "fp32";
   const int64_t B = 32, H = 12, d = 64;
+  if (hopper && (!kBf16 || !cuda::attention_bf16_wgmma_supported(N, d))) return;
   const std::string shape = "B32xH12xN" + std::to_string(N) + "xd64";
   const size_t n = static_cast<size_t>(B * H * N * d);
   const float scale = 1.0f / std::sqrt(float(d));
@@ -83,7 +87,13 @@ void run(const Options& o, Timer& timer, int64_t N) {
     }
     set(was);
   };
-  if (selected(o, "attention_fwd")) {
+  if (selected(o, "attention_fwd") && hopper) {
+    auto fwd_err = [&] { return rel_err(as_float(dout), o_ref); };
+    time_setting(
+        "attention_fwd", 4 * flops, {1}, [](int v) { cuda::set_attention_bf16_forward_wgmma(v != 0); },
+        [] { return int(cuda::attention_bf16_forward_wgmma()); }, "vts_wgmma", "", fwd, {&dout}, fwd_err);
+  }
+  if (selected(o, "attention_fwd") && !hopper) {
     double err = -1;
     if (o.check) {
       fwd();
@@ -107,18 +117,18 @@ void run(const Options& o, Timer& timer, int64_t N) {
           "attention_fwd", 4 * flops, {1}, [](int v) { cuda::set_attention_bf16_forward_narrow_last_tile(v != 0); },
           [] { return int(cuda::attention_bf16_forward_narrow_last_tile()); }, "vts_narrow_last", "", fwd, {&dout},
           fwd_err);
-      // "vts_wgmma1": the Hopper kernel (wgmma; d = 64, N ≤ 256, compute capability 9.0), only where it
-      // runs — elsewhere the line would time the default again under its name.
-      if (cuda::attention_bf16_wgmma_supported(N, d))
-        time_setting(
-            "attention_fwd", 4 * flops, {1}, [](int v) { cuda::set_attention_bf16_forward_wgmma(v != 0); },
-            [] { return int(cuda::attention_bf16_forward_wgmma()); }, "vts_wgmma", "", fwd, {&dout}, fwd_err);
     }
   }
-  if (selected(o, "attention_bwd")) {
-    auto bwd_err = [&] {
-      return std::max({rel_err(as_float(gq), dq_ref), rel_err(as_float(gk), dk_ref), rel_err(as_float(gv), dv_ref)});
-    };
+  auto bwd_err = [&] {
+    return std::max({rel_err(as_float(gq), dq_ref), rel_err(as_float(gk), dk_ref), rel_err(as_float(gv), dv_ref)});
+  };
+  if (selected(o, "attention_bwd") && hopper) {
+    // Credits 10·B·H·N²·d; executes 14, as the split.
+    time_setting(
+        "attention_bwd", 10 * flops, {1}, [](int v) { cuda::set_attention_bf16_backward_wgmma(v != 0); },
+        [] { return int(cuda::attention_bf16_backward_wgmma()); }, "vts_wgmma", "", bwd, {&gq, &gk, &gv}, bwd_err);
+  }
+  if (selected(o, "attention_bwd") && !hopper) {
     double err = -1;
     if (o.check) {
       bwd();
@@ -134,13 +144,6 @@ void run(const Options& o, Timer& timer, int64_t N) {
       time_setting(
           "attention_bwd", 10 * flops, {1}, [](int v) { cuda::set_attention_bf16_backward_split(v != 0); },
           [] { return int(cuda::attention_bf16_backward_split()); }, "vts_split", "", bwd, {&gq, &gk, &gv}, bwd_err);
-      // "vts_wgmma1": the Hopper backward (credits 10·B·H·N²·d, executes 14 as the split), only where
-      // it runs.
-      if (cuda::attention_bf16_wgmma_supported(N, d))
-        time_setting(
-            "attention_bwd", 10 * flops, {1}, [](int v) { cuda::set_attention_bf16_backward_wgmma(v != 0); },
-            [] { return int(cuda::attention_bf16_backward_wgmma()); }, "vts_wgmma", "", bwd, {&gq, &gk, &gv},
-            bwd_err);
     }
   }
 }
@@ -152,8 +155,9 @@ int main(int argc, char** argv) {
   require_device();
   Timer timer;
   for (int64_t N : {197, 50}) {
-    run<bf16>(o, timer, N);
-    run<float>(o, timer, N);
+    run<bf16>(o, timer, N, false);
+    run<float>(o, timer, N, false);
   }
+  for (int64_t N : {197, 50}) run<bf16>(o, timer, N, true);
   return 0;
 }
