@@ -72,11 +72,9 @@ struct RestoreForwardRows {
 struct RestoreBackwardSchedule {
   int barriers = cuda::attention_bf16_backward_barriers();
   bool split = cuda::attention_bf16_backward_split();
-  bool wgmma = cuda::attention_bf16_backward_wgmma();
   ~RestoreBackwardSchedule() {
     cuda::set_attention_bf16_backward_barriers(barriers);
     cuda::set_attention_bf16_backward_split(split);
-    cuda::set_attention_bf16_backward_wgmma(wgmma);
   }
 };
 
@@ -204,22 +202,6 @@ TEST_CASE("attention bf16 (tensor cores): forward and backward within bf16 toler
       CHECK(bit_differences(dO.download(), default_o) == "");
       CHECK(bit_differences(dlse.download(), default_lse) == "");
     }
-    {
-      // The Hopper kernel (wgmma) where it applies: d = 64, N ≤ 256 — here every width of its last
-      // key chunk (N = 1 and 197: 8 keys, 140: 16, 90: 32, 50 and 256: 64) — on compute capability
-      // 9.0 (vts-emu reports 9.0). Not the default's bits: one softmax pass, not per-tile rescaling.
-      const ScopedSetting<bool> wgmma(cuda::attention_bf16_forward_wgmma, cuda::set_attention_bf16_forward_wgmma,
-                                      true);
-      if (cuda::attention_bf16_wgmma_supported(c.N, c.d)) {
-        dO.poison();
-        dlse.poison();
-        cuda::attention_forward(Cuda{}, c.B, c.H, c.N, c.d, scale, geo.in(base, 0), geo.in(base, 1),
-                                geo.in(base, 2), geo.out(dO.data()), dlse.data());
-        INFO("forward on wgmma");
-        CHECK(rel_err(dO.download(), ref.o) < kTolBf16);
-        CHECK(rel_err(dlse.download(), ref.lse) < 1e-4);
-      }
-    }
 
     const bool bwd = cuda::attention_supported(cuda::AttentionDtype::bf16, true, c.N, c.d);
     if (!bwd) {
@@ -242,24 +224,19 @@ TEST_CASE("attention bf16 (tensor cores): forward and backward within bf16 toler
     auto dg = bf16_buf(dout);
     Buf<bf16> dgx(static_cast<size_t>(geo.in_elems));
     // Every layout of the backward: the one-CTA kernel with one and with two barriers per query
-    // block (N ≤ 256), the split kernels, the Hopper kernels where they apply (d = 64, N ≤ 256,
-    // compute capability 9.0: every width of their last chunk, as the forward), then the default
-    // (the split kernels past N = 256).
+    // block (N ≤ 256), the split kernels, then the default (the split kernels past N = 256). The
+    // Hopper kernels have a family of their own, [wgmma].
     struct Schedule {
       bool split;
       int barriers;
-      bool wgmma;
     };
-    std::vector<Schedule> schedules{{false, 0, false}};
-    if (c.N <= 256) schedules.insert(schedules.begin(), {{false, 1, false}, {false, 2, false}, {true, 0, false}});
-    if (cuda::attention_bf16_wgmma_supported(c.N, c.d)) schedules.insert(schedules.begin(), {false, 0, true});
+    std::vector<Schedule> schedules{{false, 0}};
+    if (c.N <= 256) schedules.insert(schedules.begin(), {{false, 1}, {false, 2}, {true, 0}});
     for (const Schedule& sched : schedules) {
-      INFO("backward: split " << sched.split << ", barriers per query block " << sched.barriers << ", wgmma "
-                              << sched.wgmma);
+      INFO("backward: split " << sched.split << ", barriers per query block " << sched.barriers);
       const RestoreBackwardSchedule restore;
       cuda::set_attention_bf16_backward_barriers(sched.barriers);
       cuda::set_attention_bf16_backward_split(sched.split);
-      cuda::set_attention_bf16_backward_wgmma(sched.wgmma);
       dgx.poison();
       cuda::attention_backward(Cuda{}, c.B, c.H, c.N, c.d, scale, geo.in(base, 0), geo.in(base, 1), geo.in(base, 2),
                                geo.out(static_cast<const bf16*>(do_ref.data())), lse_ref.data(),
@@ -270,7 +247,57 @@ TEST_CASE("attention bf16 (tensor cores): forward and backward within bf16 toler
   }
 }
 
-TEST_CASE("wgmma reads its operands in the layouts the Hopper kernels rely on", "[attention]") {
+// The Hopper kernels (wgmma, sm_90a): a family of their own, [wgmma], run in a process of its own by
+// ctest and gpu-check, so that a fault in them on their first device run leaves [attention] whole.
+TEST_CASE("Hopper attention (wgmma): forward and backward within bf16 tolerance", "[wgmma]") {
+  const uint64_t seed = fresh_seed();
+  INFO("seed " << seed);
+  Rng rng(seed);
+  int cases = 0;
+  const ScopedSetting<bool> fwd(cuda::attention_bf16_forward_wgmma, cuda::set_attention_bf16_forward_wgmma, true);
+  const ScopedSetting<bool> bwd(cuda::attention_bf16_backward_wgmma, cuda::set_attention_bf16_backward_wgmma, true);
+  for (const auto& c : kCases) {
+    // Where they apply: d = 64, N ≤ 256 — here every width of the last chunk (N = 1 and 197: 8,
+    // 140: 16, 90: 32, 50 and 256: 64) — on compute capability 9.0 (vts-emu reports 9.0).
+    if (!cuda::attention_bf16_wgmma_supported(c.N, c.d)) continue;
+    ++cases;
+    INFO("B " << c.B << " H " << c.H << " N " << c.N << " d " << c.d << " packed " << c.packed);
+    const Geometry geo(c);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(c.d));
+    const auto qkv = round_bf16(rng.normal(static_cast<size_t>(geo.in_elems)));
+    const auto dout = round_bf16(rng.normal(static_cast<size_t>(geo.out_elems)));
+    Reference ref = cpu_reference(c, geo, qkv, dout, scale, nullptr);
+    auto dqkv_in = bf16_buf(qkv);
+    const bf16* base = dqkv_in.data();
+    // Forward: not the mma.sync kernel's bits (one softmax pass, not per-tile rescaling).
+    Buf<bf16> dO(static_cast<size_t>(geo.out_elems));
+    Buf<float> dlse(ref.lse.size());
+    dO.poison();
+    dlse.poison();
+    cuda::attention_forward(Cuda{}, c.B, c.H, c.N, c.d, scale, geo.in(base, 0), geo.in(base, 1), geo.in(base, 2),
+                            geo.out(dO.data()), dlse.data());
+    CHECK(rel_err(dO.download(), ref.o) < kTolBf16);
+    CHECK(rel_err(dlse.download(), ref.lse) < 1e-4);
+    // Backward, given the reference's o rounded to bf16 and its lse, as the [attention] check.
+    const auto o_bf = round_bf16(ref.o);
+    ref = cpu_reference(c, geo, qkv, dout, scale, &o_bf);
+    auto do_ref = bf16_buf(o_bf);
+    Buf<float> lse_ref(ref.lse);
+    auto dg = bf16_buf(dout);
+    Buf<bf16> dgx(static_cast<size_t>(geo.in_elems));
+    dgx.poison();
+    cuda::attention_backward(Cuda{}, c.B, c.H, c.N, c.d, scale, geo.in(base, 0), geo.in(base, 1), geo.in(base, 2),
+                             geo.out(static_cast<const bf16*>(do_ref.data())), lse_ref.data(),
+                             geo.out(static_cast<const bf16*>(dg.data())), geo.in(dgx.data(), 0),
+                             geo.in(dgx.data(), 1), geo.in(dgx.data(), 2));
+    check_gradients(c, geo, to_float(dgx.download()), ref.dqkv, kTolBf16);
+  }
+  const cuda::DeviceInfo& info = cuda::device_info();
+  if (info.major == 9 && info.minor == 0) CHECK(cases == 6);
+  else WARN("Hopper attention kernels not run: compute capability " << info.major << "." << info.minor << ", not 9.0");
+}
+
+TEST_CASE("wgmma reads its operands in the layouts the Hopper kernels rely on", "[wgmma]") {
   // The descriptors' byte offsets (K-major and MN-major, no swizzle) and the register fragment,
   // each on its own: if the Hopper kernels fail on a device, this says which one is misread.
   const cuda::DeviceInfo& info = cuda::device_info();
