@@ -92,6 +92,12 @@ void run(const Options& o, Timer& timer, int64_t N, bool hopper) {
     time_setting(
         "attention_fwd", 4 * flops, {1}, [](int v) { cuda::set_attention_bf16_forward_wgmma(v != 0); },
         [] { return int(cuda::attention_bf16_forward_wgmma()); }, "vts_wgmma", "", fwd, {&dout}, fwd_err);
+    // "vts_wgmma1_blocks3": its registers held to 3 blocks an SM (12 warps instead of 8).
+    const bool wgmma_was = cuda::attention_bf16_forward_wgmma();
+    cuda::set_attention_bf16_forward_wgmma(true);
+    time_setting("attention_fwd", 4 * flops, {3}, cuda::set_attention_bf16_forward_wgmma_blocks,
+                 cuda::attention_bf16_forward_wgmma_blocks, "vts_wgmma1_blocks", "", fwd, {&dout}, fwd_err);
+    cuda::set_attention_bf16_forward_wgmma(wgmma_was);
   }
   if (selected(o, "attention_fwd") && !hopper) {
     double err = -1;

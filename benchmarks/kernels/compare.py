@@ -56,6 +56,8 @@ KERNEL_DECISIONS = [
      "vts_narrow_last1", "vts"),
     ("set_attention_bf16_forward_wgmma(true) as the forward's default (d = 64, N ≤ 256, H100/H200)",
      ["attention_fwd"], "vts_wgmma1", "vts"),
+    ("set_attention_bf16_forward_wgmma_blocks(3) for the Hopper forward", ["attention_fwd"], "vts_wgmma1_blocks3",
+     "vts_wgmma1"),
     ("set_attention_bf16_backward_wgmma(true) as the backward's default (d = 64, N ≤ 256, H100/H200)",
      ["attention_bwd"], "vts_wgmma1", "vts"),
 ]

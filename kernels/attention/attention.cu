@@ -13,6 +13,7 @@ std::atomic<int> g_bf16_forward_warp_rows{0};
 std::atomic<bool> g_bf16_forward_narrow_last_tile{false};
 std::atomic<bool> g_bf16_forward_wgmma{false};
 std::atomic<bool> g_bf16_backward_wgmma{false};
+std::atomic<int> g_bf16_forward_wgmma_blocks{0};  // 0: the kernel's default (2)
 std::atomic<int> g_bf16_backward_barriers{0};
 std::atomic<bool> g_bf16_backward_split{false};
 
@@ -102,6 +103,13 @@ bool attention_bf16_forward_narrow_last_tile() {
 
 void set_attention_bf16_forward_wgmma(bool on) { g_bf16_forward_wgmma.store(on, std::memory_order_relaxed); }
 bool attention_bf16_forward_wgmma() { return g_bf16_forward_wgmma.load(std::memory_order_relaxed); }
+void set_attention_bf16_forward_wgmma_blocks(int blocks) {
+  VTS_CHECK(blocks == 0 || blocks == 2 || blocks == 3,
+            "vts::cuda::set_attention_bf16_forward_wgmma_blocks: expected 0 (default), 2 or 3 blocks per SM, found ",
+            blocks);
+  g_bf16_forward_wgmma_blocks.store(blocks, std::memory_order_relaxed);
+}
+int attention_bf16_forward_wgmma_blocks() { return g_bf16_forward_wgmma_blocks.load(std::memory_order_relaxed); }
 void set_attention_bf16_backward_wgmma(bool on) { g_bf16_backward_wgmma.store(on, std::memory_order_relaxed); }
 bool attention_bf16_backward_wgmma() { return g_bf16_backward_wgmma.load(std::memory_order_relaxed); }
 bool attention_bf16_wgmma_supported(int64_t N, int64_t d) {
@@ -148,7 +156,8 @@ void attention_forward(Device, int64_t B, int64_t H, int64_t N, int64_t d, float
   const FwdArgs<D> a{as_dev<D>(q), as_dev<D>(k), as_dev<D>(v), as_dev<D>(o), lse, int(B), int(H), int(N), scale};
   const int rows = attention_bf16_forward_rows(), warp_rows = attention_bf16_forward_warp_rows();
   const bool narrow = attention_bf16_forward_narrow_last_tile();
-  if (attention_bf16_forward_wgmma() && attention_bf16_wgmma_supported(N, d)) return attn::forward_bf16_wgmma(a);
+  if (attention_bf16_forward_wgmma() && attention_bf16_wgmma_supported(N, d))
+    return attn::forward_bf16_wgmma(a, attention_bf16_forward_wgmma_blocks() == 3 ? 3 : 2);
   switch (d) {
     case 16: return attn::forward_bf16<16>(a, rows, warp_rows, narrow);
     case 32: return attn::forward_bf16<32>(a, rows, warp_rows, narrow);

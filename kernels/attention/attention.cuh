@@ -43,7 +43,7 @@ template <int D>
 void forward_bf16(const FwdArgs<__nv_bfloat16>& a, int rows_per_block, int rows_per_warp, bool narrow_last_tile);
 // The Hopper kernels (attention_{fwd,bwd}_bf16_wgmma.cu, built for sm_90a only): D = 64, N ≤ 256.
 inline constexpr int kWgmmaMaxN = 256;
-void forward_bf16_wgmma(const FwdArgs<__nv_bfloat16>& a);
+void forward_bf16_wgmma(const FwdArgs<__nv_bfloat16>& a, int blocks_per_sm);  // 2 or 3
 // The Hopper backward (attention_bwd_bf16_wgmma.cu, sm_90a only): D = 64, N ≤ kWgmmaMaxN.
 void backward_bf16_wgmma(const BwdArgs<__nv_bfloat16>& a);
 void wgmma_layout_check(const uint16_t* a, const uint16_t* b, float* d);

@@ -38,8 +38,13 @@ namespace {
 
 using namespace wg;
 
-template <int kFull, int kTail>
-__global__ void __launch_bounds__(kThreads, 2) attention_fwd_bf16_wgmma_kernel(const FwdArgs<__nv_bfloat16> a) {
+// kMinBlocks: blocks an SM the registers must allow. 2 (the default): ptxas's own choice fits
+// (189 registers at N = 197, 229 at most). 3 (cuda::set_attention_bf16_forward_wgmma_blocks): 12
+// warps an SM instead of 8 for a kernel whose warps wait on their own batches, at 168 registers
+// (ptxas: an 8-byte spill at N = 197, 48 bytes with a 64-key last chunk); shared memory allows 3
+// (72 KB each at N = 197).
+template <int kFull, int kTail, int kMinBlocks>
+__global__ void __launch_bounds__(kThreads, kMinBlocks) attention_fwd_bf16_wgmma_kernel(const FwdArgs<__nv_bfloat16> a) {
 #if !defined(__CUDA_ARCH__) || defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using hw::Wgmma;
   extern __shared__ uint4 smem_u4[];
@@ -178,9 +183,10 @@ __global__ void __launch_bounds__(kThreads, 2) attention_fwd_bf16_wgmma_kernel(c
 
 template <int kFull, int kTail>
 struct Forward {
-  static void run(const FwdArgs<__nv_bfloat16>& a) {
+  static void run(const FwdArgs<__nv_bfloat16>& a, int blocks_per_sm) {
     constexpr size_t smem = size_t(kTileBytes) + 2 * size_t(kFull + 1) * kTileBytes;
-    auto kernel = attention_fwd_bf16_wgmma_kernel<kFull, kTail>;
+    auto kernel = blocks_per_sm == 3 ? attention_fwd_bf16_wgmma_kernel<kFull, kTail, 3>
+                                     : attention_fwd_bf16_wgmma_kernel<kFull, kTail, 2>;
     VTS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
     const dim3 grid(static_cast<unsigned>(kFull + 1), static_cast<unsigned>(a.H), static_cast<unsigned>(a.B));
     kernel<<<grid, kThreads, smem, current_stream()>>>(a);
@@ -237,7 +243,9 @@ __global__ void __launch_bounds__(kThreads) wgmma_layout_check_kernel(const uint
 
 }  // namespace
 
-void forward_bf16_wgmma(const FwdArgs<__nv_bfloat16>& a) { wg::dispatch_on_n<Forward>(a.N, a); }
+void forward_bf16_wgmma(const FwdArgs<__nv_bfloat16>& a, int blocks_per_sm) {
+  wg::dispatch_on_n<Forward>(a.N, a, blocks_per_sm);
+}
 
 void wgmma_layout_check(const uint16_t* a, const uint16_t* b, float* d) {
   constexpr int smem = (64 * 16 + 2 * 16 * 16) * 2;

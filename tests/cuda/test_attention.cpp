@@ -272,12 +272,17 @@ TEST_CASE("Hopper attention (wgmma): forward and backward within bf16 tolerance"
     // Forward: not the mma.sync kernel's bits (one softmax pass, not per-tile rescaling).
     Buf<bf16> dO(static_cast<size_t>(geo.out_elems));
     Buf<float> dlse(ref.lse.size());
-    dO.poison();
-    dlse.poison();
-    cuda::attention_forward(Cuda{}, c.B, c.H, c.N, c.d, scale, geo.in(base, 0), geo.in(base, 1), geo.in(base, 2),
-                            geo.out(dO.data()), dlse.data());
-    CHECK(rel_err(dO.download(), ref.o) < kTolBf16);
-    CHECK(rel_err(dlse.download(), ref.lse) < 1e-4);
+    for (const int blocks : {3, 0}) {  // register budgets: 3 blocks an SM, then the default
+      INFO("forward, blocks per SM " << blocks);
+      const ScopedSetting<int> budget(cuda::attention_bf16_forward_wgmma_blocks,
+                                      cuda::set_attention_bf16_forward_wgmma_blocks, blocks);
+      dO.poison();
+      dlse.poison();
+      cuda::attention_forward(Cuda{}, c.B, c.H, c.N, c.d, scale, geo.in(base, 0), geo.in(base, 1), geo.in(base, 2),
+                              geo.out(dO.data()), dlse.data());
+      CHECK(rel_err(dO.download(), ref.o) < kTolBf16);
+      CHECK(rel_err(dlse.download(), ref.lse) < 1e-4);
+    }
     // Backward, given the reference's o rounded to bf16 and its lse, as the [attention] check.
     const auto o_bf = round_bf16(ref.o);
     ref = cpu_reference(c, geo, qkv, dout, scale, &o_bf);
@@ -353,6 +358,7 @@ TEST_CASE("attention launchers reject what the kernels do not support", "[attent
   CHECK_THROWS_AS(cuda::set_attention_bf16_forward_rows(96), vts::Error);
   CHECK_THROWS_AS(cuda::set_attention_bf16_forward_warp_rows(64), vts::Error);
   CHECK_THROWS_AS(cuda::set_attention_bf16_backward_barriers(3), vts::Error);
+  CHECK_THROWS_AS(cuda::set_attention_bf16_forward_wgmma_blocks(4), vts::Error);
   CHECK(cuda::attention_supported(cuda::AttentionDtype::bf16, true, 577, 64));  // the split kernels
   CHECK(cuda::attention_supported(cuda::AttentionDtype::f32, true, 577, 64));
   CHECK(!cuda::attention_supported(cuda::AttentionDtype::bf16, true, 197, 128));

@@ -62,6 +62,11 @@ bool attention_bf16_forward_narrow_last_tile();
 // against per-tile rescaling). Process-wide; for benchmarks and tests.
 void set_attention_bf16_forward_wgmma(bool on);
 bool attention_bf16_forward_wgmma();
+// Blocks per SM the Hopper forward's registers are held to: 2, 3 (12 warps an SM instead of 8, at
+// 168 registers with a small spill), or 0 for the default (2). Process-wide; for benchmarks and
+// tests. Anything else throws vts::Error.
+void set_attention_bf16_forward_wgmma_blocks(int blocks);
+int attention_bf16_forward_wgmma_blocks();
 // Whether the Hopper kernels (forward and backward) take this shape on the current device: d = 64,
 // N ≤ 256, compute capability 9.0. Where not, the settings above and below change nothing.
 bool attention_bf16_wgmma_supported(int64_t N, int64_t d);
