@@ -151,27 +151,68 @@ TEST_CASE("attention fp32: forward, lse and backward match the CPU", "[attention
   }
 }
 
+// One bf16 case: inputs rounded to bf16 and their CPU reference, on the device; the forward into
+// o and lse, and the backward into dqkv, with whatever kernels the current settings choose. The
+// backward gets the reference's o rounded to bf16 and its lse, and is compared with the CPU
+// backward of the same rounded o (ref_bwd): that measures the backward kernel alone.
+struct Bf16Case {
+  const AttnCase& c;
+  Geometry geo;
+  float scale;
+  std::vector<float> qkv, dout;
+  Reference ref, ref_bwd;
+  Buf<bf16> qkv_dev, dout_dev, o_ref_dev, o, dqkv;
+  Buf<float> lse_ref_dev, lse;
+  Bf16Case(const AttnCase& c_, Rng& rng)
+      : c(c_),
+        geo(c_),
+        scale(1.0f / std::sqrt(static_cast<float>(c_.d))),
+        qkv(round_bf16(rng.normal(static_cast<size_t>(geo.in_elems)))),
+        dout(round_bf16(rng.normal(static_cast<size_t>(geo.out_elems)))),
+        ref(cpu_reference(c, geo, qkv, dout, scale, nullptr)),
+        ref_bwd(backward_reference()),
+        qkv_dev(bf16_buf(qkv)),
+        dout_dev(bf16_buf(dout)),
+        o_ref_dev(bf16_buf(round_bf16(ref.o))),
+        o(static_cast<size_t>(geo.out_elems)),
+        dqkv(static_cast<size_t>(geo.in_elems)),
+        lse_ref_dev(ref.lse),
+        lse(ref.lse.size()) {}
+  Reference backward_reference() const {
+    const auto o_bf = round_bf16(ref.o);
+    return cpu_reference(c, geo, qkv, dout, scale, &o_bf);
+  }
+  void forward() {
+    o.poison();
+    lse.poison();
+    const bf16* base = qkv_dev.data();
+    cuda::attention_forward(Cuda{}, c.B, c.H, c.N, c.d, scale, geo.in(base, 0), geo.in(base, 1), geo.in(base, 2),
+                            geo.out(o.data()), lse.data());
+  }
+  void check_forward() {
+    CHECK(rel_err(o.download(), ref.o) < kTolBf16);
+    CHECK(rel_err(lse.download(), ref.lse) < 1e-4);
+  }
+  void backward() {
+    dqkv.poison();
+    const bf16* base = qkv_dev.data();
+    cuda::attention_backward(Cuda{}, c.B, c.H, c.N, c.d, scale, geo.in(base, 0), geo.in(base, 1), geo.in(base, 2),
+                             geo.out(static_cast<const bf16*>(o_ref_dev.data())), lse_ref_dev.data(),
+                             geo.out(static_cast<const bf16*>(dout_dev.data())), geo.in(dqkv.data(), 0),
+                             geo.in(dqkv.data(), 1), geo.in(dqkv.data(), 2));
+  }
+  void check_backward() { check_gradients(c, geo, to_float(dqkv.download()), ref_bwd.dqkv, kTolBf16); }
+};
+
 TEST_CASE("attention bf16 (tensor cores): forward and backward within bf16 tolerance", "[attention]") {
   const uint64_t seed = fresh_seed();
   INFO("seed " << seed);
   Rng rng(seed);
   for (const auto& c : kCases) {
     INFO("B " << c.B << " H " << c.H << " N " << c.N << " d " << c.d << " packed " << c.packed);
-    const Geometry geo(c);
-    const float scale = 1.0f / std::sqrt(static_cast<float>(c.d));
-    const auto qkv = round_bf16(rng.normal(static_cast<size_t>(geo.in_elems)));
-    const auto dout = round_bf16(rng.normal(static_cast<size_t>(geo.out_elems)));
-    Reference ref = cpu_reference(c, geo, qkv, dout, scale, nullptr);
-
-    auto dqkv_in = bf16_buf(qkv);
-    Buf<bf16> dO(static_cast<size_t>(geo.out_elems));
-    Buf<float> dlse(ref.lse.size());
-    dO.poison();
-    dlse.poison();
-    const bf16* base = dqkv_in.data();
+    Bf16Case t(c, rng);
     // Every layout of the forward kernel — 64 or 128 query rows a block, 16 or 32 a warp (the
-    // wider ones only for d ≤ 64; d = 128 takes the default) — then the default, whose output the
-    // backward check below reuses.
+    // wider ones only for d ≤ 64; d = 128 takes the default) — then the default.
     struct ForwardLayout {
       int rows, warp_rows;
     };
@@ -180,49 +221,27 @@ TEST_CASE("attention bf16 (tensor cores): forward and backward within bf16 toler
       const RestoreForwardRows restore;
       cuda::set_attention_bf16_forward_rows(layout.rows);
       cuda::set_attention_bf16_forward_warp_rows(layout.warp_rows);
-      dO.poison();
-      dlse.poison();
-      cuda::attention_forward(Cuda{}, c.B, c.H, c.N, c.d, scale, geo.in(base, 0), geo.in(base, 1), geo.in(base, 2),
-                              geo.out(dO.data()), dlse.data());
-      CHECK(rel_err(dO.download(), ref.o) < kTolBf16);
-      CHECK(rel_err(dlse.download(), ref.lse) < 1e-4);
+      t.forward();
+      t.check_forward();
     }
     {
       // The default layout with a last tile of at most 16 keys done as 16 (N = 1, 65, 130, 197, 257
       // here): the default's bits, since the keys it leaves out have probability 0.
-      const auto default_o = dO.download();
-      const auto default_lse = dlse.download();
+      const auto default_o = t.o.download();
+      const auto default_lse = t.lse.download();
       const ScopedSetting<bool> narrow(cuda::attention_bf16_forward_narrow_last_tile,
                                        cuda::set_attention_bf16_forward_narrow_last_tile, true);
-      dO.poison();
-      dlse.poison();
-      cuda::attention_forward(Cuda{}, c.B, c.H, c.N, c.d, scale, geo.in(base, 0), geo.in(base, 1), geo.in(base, 2),
-                              geo.out(dO.data()), dlse.data());
+      t.forward();
       INFO("forward with a narrow last key tile");
-      CHECK(bit_differences(dO.download(), default_o) == "");
-      CHECK(bit_differences(dlse.download(), default_lse) == "");
+      CHECK(bit_differences(t.o.download(), default_o) == "");
+      CHECK(bit_differences(t.lse.download(), default_lse) == "");
     }
 
-    const bool bwd = cuda::attention_supported(cuda::AttentionDtype::bf16, true, c.N, c.d);
-    if (!bwd) {
+    if (!cuda::attention_supported(cuda::AttentionDtype::bf16, true, c.N, c.d)) {
       // A head dim the bf16 backward does not build (128): the launcher refuses clearly.
-      Buf<bf16> dgx(static_cast<size_t>(geo.in_elems));
-      auto dg = bf16_buf(dout);
-      CHECK_THROWS_AS(cuda::attention_backward(Cuda{}, c.B, c.H, c.N, c.d, scale, geo.in(base, 0), geo.in(base, 1),
-                                               geo.in(base, 2), geo.out(static_cast<const bf16*>(dO.data())),
-                                               dlse.data(), geo.out(static_cast<const bf16*>(dg.data())),
-                                               geo.in(dgx.data(), 0), geo.in(dgx.data(), 1), geo.in(dgx.data(), 2)),
-                      vts::Error);
+      CHECK_THROWS_AS(t.backward(), vts::Error);
       continue;
     }
-    // The backward kernel gets the reference's o (rounded to bf16) and lse, and the CPU backward
-    // the same rounded o: the comparison then measures the backward kernel alone.
-    const auto o_bf = round_bf16(ref.o);
-    ref = cpu_reference(c, geo, qkv, dout, scale, &o_bf);
-    auto do_ref = bf16_buf(o_bf);
-    Buf<float> lse_ref(ref.lse);
-    auto dg = bf16_buf(dout);
-    Buf<bf16> dgx(static_cast<size_t>(geo.in_elems));
     // Every layout of the backward: the one-CTA kernel with one and with two barriers per query
     // block (N ≤ 256), the split kernels, then the default (the split kernels past N = 256). The
     // Hopper kernels have a family of their own, [wgmma].
@@ -237,12 +256,8 @@ TEST_CASE("attention bf16 (tensor cores): forward and backward within bf16 toler
       const RestoreBackwardSchedule restore;
       cuda::set_attention_bf16_backward_barriers(sched.barriers);
       cuda::set_attention_bf16_backward_split(sched.split);
-      dgx.poison();
-      cuda::attention_backward(Cuda{}, c.B, c.H, c.N, c.d, scale, geo.in(base, 0), geo.in(base, 1), geo.in(base, 2),
-                               geo.out(static_cast<const bf16*>(do_ref.data())), lse_ref.data(),
-                               geo.out(static_cast<const bf16*>(dg.data())), geo.in(dgx.data(), 0),
-                               geo.in(dgx.data(), 1), geo.in(dgx.data(), 2));
-      check_gradients(c, geo, to_float(dgx.download()), ref.dqkv, kTolBf16);
+      t.backward();
+      t.check_backward();
     }
   }
 }
@@ -262,40 +277,17 @@ TEST_CASE("Hopper attention (wgmma): forward and backward within bf16 tolerance"
     if (!cuda::attention_bf16_wgmma_supported(c.N, c.d)) continue;
     ++cases;
     INFO("B " << c.B << " H " << c.H << " N " << c.N << " d " << c.d << " packed " << c.packed);
-    const Geometry geo(c);
-    const float scale = 1.0f / std::sqrt(static_cast<float>(c.d));
-    const auto qkv = round_bf16(rng.normal(static_cast<size_t>(geo.in_elems)));
-    const auto dout = round_bf16(rng.normal(static_cast<size_t>(geo.out_elems)));
-    Reference ref = cpu_reference(c, geo, qkv, dout, scale, nullptr);
-    auto dqkv_in = bf16_buf(qkv);
-    const bf16* base = dqkv_in.data();
+    Bf16Case t(c, rng);
     // Forward: not the mma.sync kernel's bits (one softmax pass, not per-tile rescaling).
-    Buf<bf16> dO(static_cast<size_t>(geo.out_elems));
-    Buf<float> dlse(ref.lse.size());
     for (const int blocks : {3, 0}) {  // register budgets: 3 blocks an SM, then the default
       INFO("forward, blocks per SM " << blocks);
       const ScopedSetting<int> budget(cuda::attention_bf16_forward_wgmma_blocks,
                                       cuda::set_attention_bf16_forward_wgmma_blocks, blocks);
-      dO.poison();
-      dlse.poison();
-      cuda::attention_forward(Cuda{}, c.B, c.H, c.N, c.d, scale, geo.in(base, 0), geo.in(base, 1), geo.in(base, 2),
-                              geo.out(dO.data()), dlse.data());
-      CHECK(rel_err(dO.download(), ref.o) < kTolBf16);
-      CHECK(rel_err(dlse.download(), ref.lse) < 1e-4);
+      t.forward();
+      t.check_forward();
     }
-    // Backward, given the reference's o rounded to bf16 and its lse, as the [attention] check.
-    const auto o_bf = round_bf16(ref.o);
-    ref = cpu_reference(c, geo, qkv, dout, scale, &o_bf);
-    auto do_ref = bf16_buf(o_bf);
-    Buf<float> lse_ref(ref.lse);
-    auto dg = bf16_buf(dout);
-    Buf<bf16> dgx(static_cast<size_t>(geo.in_elems));
-    dgx.poison();
-    cuda::attention_backward(Cuda{}, c.B, c.H, c.N, c.d, scale, geo.in(base, 0), geo.in(base, 1), geo.in(base, 2),
-                             geo.out(static_cast<const bf16*>(do_ref.data())), lse_ref.data(),
-                             geo.out(static_cast<const bf16*>(dg.data())), geo.in(dgx.data(), 0),
-                             geo.in(dgx.data(), 1), geo.in(dgx.data(), 2));
-    check_gradients(c, geo, to_float(dgx.download()), ref.dqkv, kTolBf16);
+    t.backward();
+    t.check_backward();
   }
   const cuda::DeviceInfo& info = cuda::device_info();
   if (info.major == 9 && info.minor == 0) CHECK(cases == 6);
