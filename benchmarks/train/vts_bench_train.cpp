@@ -227,8 +227,7 @@ template <class Cfg, class D>
 std::string hopper_attention_field() {
 #if defined(VTS_WITH_CUDA)
   if constexpr (std::is_same_v<D, vts::Cuda>) {
-    constexpr int64_t tokens = (Cfg::image / Cfg::patch) * (Cfg::image / Cfg::patch) + 1, head_dim = Cfg::dim / Cfg::heads;
-    const bool applies = vts::cuda::attention_bf16_wgmma_supported(tokens, head_dim);
+    const bool applies = vts::cuda::attention_bf16_wgmma_supported(vts::nn::ViT<Cfg, float, D>::tokens, Cfg::dim / Cfg::heads);
     return std::string(", \"attention\": \"fused, wgmma\", \"wgmma_applies\": ") + (applies ? "true" : "false");
   }
 #endif

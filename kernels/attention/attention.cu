@@ -112,20 +112,26 @@ void set_attention_bf16_forward_wgmma_blocks(int blocks) {
 int attention_bf16_forward_wgmma_blocks() { return g_bf16_forward_wgmma_blocks.load(std::memory_order_relaxed); }
 void set_attention_bf16_backward_wgmma(bool on) { g_bf16_backward_wgmma.store(on, std::memory_order_relaxed); }
 bool attention_bf16_backward_wgmma() { return g_bf16_backward_wgmma.load(std::memory_order_relaxed); }
-bool attention_bf16_wgmma_supported(int64_t N, int64_t d) {
-  if (d != 64 || N < 1 || N > attn::kWgmmaMaxN) return false;
+namespace {
+// sm_90a code (the Hopper kernels) runs on compute capability 9.0 only.
+bool device_runs_sm90a() {
   const DeviceInfo& info = device_info();
-  return info.major == 9 && info.minor == 0;  // sm_90a code runs on compute capability 9.0 only
+  return info.major == 9 && info.minor == 0;
+}
+}  // namespace
+bool attention_bf16_wgmma_supported(int64_t N, int64_t d) {
+  return d == 64 && N >= 1 && N <= attn::kWgmmaMaxN && device_runs_sm90a();
 }
 
 namespace detail {
 void wgmma_layout_check(const uint16_t* a, const uint16_t* b, float* d) {
-  const DeviceInfo& info = device_info();
-  if (info.major != 9 || info.minor != 0)
+  if (!device_runs_sm90a()) {
+    const DeviceInfo& info = device_info();
     throw CudaError(::vts::detail::concat("vts::cuda::detail::wgmma_layout_check: wgmma is built for sm_90a; the "
                                           "device has compute capability ",
                                           info.major, ".", info.minor),
                     cudaErrorNoKernelImageForDevice);
+  }
   attn::wgmma_layout_check(a, b, d);
 }
 }  // namespace detail

@@ -60,7 +60,10 @@ __device__ __forceinline__ void chunk_to_a(uint32_t (&a)[kTailSteps<kCols>][4], 
 }
 
 template <int N>
-__device__ __forceinline__ void zero(float (&d)[N][4]);
+__device__ __forceinline__ void zero(float (&d)[N][4]) {
+#pragma unroll
+  for (int j = 0; j < N; ++j) d[j][0] = d[j][1] = d[j][2] = d[j][3] = 0.0f;
+}
 
 // x = A·Bᵀ and y = C·Dᵀ over the head dim, as one batch waited for: A and C the 64 rows of tiles
 // a and c, B and D kCols rows of tiles b and d from row b_row0 (S and dP, or Sᵀ and dPᵀ).
@@ -82,12 +85,6 @@ __device__ __forceinline__ void two_products_over_d(float (&x)[kCols / 8][4], fl
   hw::wgmma_wait<0>();
   hw::wgmma_pin(x);
   hw::wgmma_pin(y);
-}
-
-template <int N>
-__device__ __forceinline__ void zero(float (&d)[N][4]) {
-#pragma unroll
-  for (int j = 0; j < N; ++j) d[j][0] = d[j][1] = d[j][2] = d[j][3] = 0.0f;
 }
 
 // The launcher's dispatch on N: kernel<full, tail>.

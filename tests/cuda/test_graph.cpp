@@ -292,8 +292,8 @@ TEST_CASE("a training step with the Hopper attention kernels through CapturedNet
   if (!cuda::available()) return;
   const ScopedSetting<bool> fwd(cuda::attention_bf16_forward_wgmma, cuda::set_attention_bf16_forward_wgmma, true);
   const ScopedSetting<bool> bwd(cuda::attention_bf16_backward_wgmma, cuda::set_attention_bf16_backward_wgmma, true);
-  constexpr int64_t tokens = (TinyD64::image / TinyD64::patch) * (TinyD64::image / TinyD64::patch) + 1;
-  if (!cuda::attention_bf16_wgmma_supported(tokens, TinyD64::dim / TinyD64::heads)) return;
+  if (!cuda::attention_bf16_wgmma_supported(nn::ViT<TinyD64, bf16, Cuda>::tokens, TinyD64::dim / TinyD64::heads))
+    return;
   check_captured_training<TinyD64, bf16>(fresh_seed());
 }
 
