@@ -84,6 +84,9 @@ uint64_t wgmma_desc(const void* smem, uint32_t lbo_bytes, uint32_t sbo_bytes);
 void wgmma(float* d, int n, const uint32_t* a_regs, uint64_t a_desc, uint64_t b_desc, bool trans_b);
 void wgmma_commit();
 void wgmma_wait(int pending_groups_allowed);
+// fence.proxy.async.shared::cta: this thread's landed cp.async writes become visible to wgmma. A
+// wgmma that reads bytes a cp.async wrote before its writer's fence fails the launch.
+void fence_proxy_async();
 
 // --- launches ---------------------------------------------------------------------------------
 struct Config {

@@ -42,6 +42,7 @@ struct PendingCopy {
   int bytes;
   bool valid;
   int group;
+  bool landed;  // VTS_EMU_CP_ASYNC=eager: copied at the issue; the wait still owes the proxy bookkeeping
 };
 
 // A wgmma.mma_async issued by one lane and not yet computed (VTS_EMU_CP_ASYNC=lazy computes it at
@@ -67,10 +68,11 @@ struct Thread {
   const uint64_t* wait_gen = nullptr;
   uint64_t wait_seen = 0;
   const char* waiting_at = nullptr;
-  std::vector<PendingCopy> copies;  // cp.async issued and not yet landed
+  std::vector<PendingCopy> copies;  // cp.async issued and not yet waited for
   int committed = 0;                // cp.async groups committed
   std::vector<PendingWgmma> wgmmas;  // issued and not yet computed
   int wgmma_committed = 0;           // wgmma groups committed
+  std::vector<uint32_t> unfenced;    // 16-byte granules its landed cp.async wrote, not yet fenced
 };
 
 struct Warp {
@@ -101,6 +103,11 @@ struct Engine {
   std::vector<unsigned char> smem_storage;
   unsigned char* smem = nullptr;
   size_t smem_bytes = 0;
+  // Per 16-byte granule of dynamic shared memory: the thread whose landed cp.async wrote it and has
+  // not since executed fence.proxy.async, or -1. wgmma reads shared memory through the async proxy,
+  // cp.async writes it through the generic one: without the writer's fence (after its wait) the
+  // tensor cores need not see the bytes. Plain stores are not tracked.
+  std::vector<int32_t> async_unfenced;
   Thread* current = nullptr;
   bool fiber_mode = false;
   bool synchronised = false;  // the block reached a barrier or collective
@@ -470,6 +477,32 @@ const unsigned char* warp_collective(Collective kind, const void* data, size_t b
   return collective(kind, data, bytes, &buf, [](auto&, auto&) {});
 }
 
+namespace {
+void land(void* smem, const void* gmem, int bytes, bool valid) {
+  if (valid) std::memcpy(smem, gmem, static_cast<size_t>(bytes));
+  else std::memset(smem, 0, static_cast<size_t>(bytes));
+}
+
+void mark_unfenced(Thread& t, const void* smem, int bytes) {
+  Engine& e = engine();
+  const auto first = static_cast<size_t>(static_cast<const unsigned char*>(smem) - e.smem) / 16;
+  const auto writer = static_cast<int32_t>(&t - e.threads.data());
+  for (size_t g = first; g < first + static_cast<size_t>(bytes + 15) / 16; ++g) {
+    e.async_unfenced[g] = writer;
+    t.unfenced.push_back(static_cast<uint32_t>(g));
+  }
+}
+}  // namespace
+
+void fence_proxy_async() {
+  Engine& e = engine();
+  Thread& t = self();
+  const auto me = static_cast<int32_t>(&t - e.threads.data());
+  for (uint32_t g : t.unfenced)
+    if (e.async_unfenced[g] == me) e.async_unfenced[g] = -1;
+  t.unfenced.clear();
+}
+
 void cp_async(void* smem, const void* gmem, int bytes, bool valid) {
   Engine& e = engine();
   Thread& t = self();
@@ -477,12 +510,9 @@ void cp_async(void* smem, const void* gmem, int bytes, bool valid) {
     fault("cp.async destination %p (%d bytes) is not aligned inside the block's %zu bytes of dynamic shared memory",
           smem, bytes, e.smem_bytes);
   if (valid && reinterpret_cast<uintptr_t>(gmem) % bytes != 0) fault("cp.async source %p is not %d-byte aligned", gmem, bytes);
-  if (e.cp_mode == CpAsyncMode::eager) {
-    if (valid) std::memcpy(smem, gmem, static_cast<size_t>(bytes));
-    else std::memset(smem, 0, static_cast<size_t>(bytes));
-    return;
-  }
-  t.copies.push_back({smem, gmem, bytes, valid, t.committed});
+  const bool eager = e.cp_mode == CpAsyncMode::eager;
+  if (eager) land(smem, gmem, bytes, valid);
+  t.copies.push_back({smem, gmem, bytes, valid, t.committed, eager});
 }
 
 void cp_async_commit() { ++self().committed; }
@@ -492,8 +522,9 @@ void cp_async_wait(int pending_groups_allowed) {
   const int landed_below = t.committed - pending_groups_allowed;
   auto it = std::remove_if(t.copies.begin(), t.copies.end(), [&](const PendingCopy& c) {
     if (c.group >= landed_below) return false;
-    if (c.valid) std::memcpy(c.dst, c.src, static_cast<size_t>(c.bytes));
-    else std::memset(c.dst, 0, static_cast<size_t>(c.bytes));
+    if (!c.landed) land(c.dst, c.src, c.bytes, c.valid);
+    // Whenever the bytes arrived, a fence that orders them for the async proxy must follow the wait.
+    mark_unfenced(t, c.dst, c.bytes);
     return true;
   });
   t.copies.erase(it, t.copies.end());
@@ -561,9 +592,9 @@ uint64_t encode_desc(const void* smem, uint32_t lbo, uint32_t sbo) {
   return ((offset >> 4) & 0x3fff) | uint64_t((lbo >> 4) & 0x3fff) << 16 | uint64_t((sbo >> 4) & 0x3fff) << 32;
 }
 
-// Element (mn, k) of a wgmma operand in shared memory, read through its descriptor (the layout
-// without swizzle, kernels/common/hw.cuh): K-major, or MN-major for a transposed B.
-float wgmma_operand(uint64_t desc, int mn, int k, bool mn_major, const char* which) {
+// Byte offset of element (mn, k) of a wgmma operand in shared memory, through its descriptor (the
+// layout without swizzle, kernels/common/hw.cuh): K-major, or MN-major for a transposed B.
+uint64_t wgmma_operand_offset(uint64_t desc, int mn, int k, bool mn_major, const char* which) {
   const Engine& e = engine();
   if (desc >> 62 != 0 || ((desc >> 49) & 7) != 0)
     fault("wgmma: the %s descriptor asks for a swizzle or base offset (0x%016llx); the emulator knows the layout "
@@ -576,9 +607,34 @@ float wgmma_operand(uint64_t desc, int mn, int k, bool mn_major, const char* whi
     fault("wgmma: element (%d, %d) of the %s operand is at byte %llu, past the block's %zu bytes of dynamic shared "
           "memory (descriptor 0x%016llx)",
           mn, k, which, static_cast<unsigned long long>(at), e.smem_bytes, static_cast<unsigned long long>(desc));
+  return at;
+}
+
+float wgmma_operand(uint64_t desc, int mn, int k, bool mn_major, const char* which) {
   uint16_t h;
-  std::memcpy(&h, e.smem + at, 2);
+  std::memcpy(&h, engine().smem + wgmma_operand_offset(desc, mn, k, mn_major, which), 2);
   return bf16_to_float(h);
+}
+
+// At the issue: every shared-memory element the warp's part of the product reads (its 16 rows of
+// A, all of B) must be visible to the async proxy — no landed cp.async whose writer has not fenced.
+void check_async_visible(uint64_t a_desc, bool a_in_regs, uint64_t b_desc, int n, bool trans_b, const Thread& t) {
+  const Engine& e = engine();
+  auto check = [&](uint64_t desc, int mn, int k, bool mn_major, const char* which) {
+    const uint64_t at = wgmma_operand_offset(desc, mn, k, mn_major, which);
+    if (const int32_t writer = e.async_unfenced[at / 16]; writer >= 0) {
+      const uint3 w = e.threads[static_cast<size_t>(writer)].tid;
+      fault("wgmma: element (%d, %d) of the %s operand (shared byte %llu) was written by a cp.async of thread "
+            "(%u, %u, %u), which has not executed fence.proxy.async since the copy landed: the tensor cores (the "
+            "async proxy) need not see it",
+            mn, k, which, static_cast<unsigned long long>(at), w.x, w.y, w.z);
+    }
+  };
+  for (int k = 0; k < 16; ++k) {
+    if (!a_in_regs)
+      for (int row = 16 * (t.warp % 4); row < 16 * (t.warp % 4) + 16; ++row) check(a_desc, row, k, false, "A");
+    for (int col = 0; col < n; ++col) check(b_desc, col, k, trans_b, "B");
+  }
 }
 
 void compute_wgmma(const PendingWgmma& op, const Thread& t) {
@@ -615,6 +671,7 @@ void wgmma(float* d, int n, const uint32_t* a_regs, uint64_t a_desc, uint64_t b_
   const unsigned char* in = collective(Collective::wgmma, mine, sizeof mine, &buf, [](auto&, auto&) {});
   Thread& t = self();
   PendingWgmma op{d, n, a_regs != nullptr, {}, a_desc, b_desc, trans_b, t.wgmma_committed, false};
+  if (t.lane == 0) check_async_visible(a_desc, a_regs != nullptr, b_desc, n, trans_b, t);
   if (a_regs) {
     // mma.sync's A fragment: (row, k) in lane (row % 8)·4 + (k % 8)/2, register row/8 + 2·(k/8).
     const int g = t.lane >> 2;
@@ -710,6 +767,7 @@ void run_kernel(const void* kernel, const Config& cfg, const std::function<void(
         e.block = uint3{x, y, z};
         // Uninitialised shared memory reads as NaN (0xff bytes), as the parity tests poison outputs.
         std::memset(e.smem, 0xff, e.smem_bytes);
+        e.async_unfenced.assign((e.smem_bytes + 15) / 16, -1);
         e.live = static_cast<int>(threads);
         e.arrived = 0;
         e.synchronised = false;
@@ -720,6 +778,7 @@ void run_kernel(const void* kernel, const Config& cfg, const std::function<void(
           t.committed = 0;
           t.wgmmas.clear();
           t.wgmma_committed = 0;
+          t.unfenced.clear();
         }
         for (Warp& w : e.warps) w.arrived = w.exited = 0;
         // A kernel whose first block meets no barrier runs its other blocks as plain calls.

@@ -107,6 +107,26 @@ __global__ void unwaited_wgmma_kernel(float* x) {
   x[threadIdx.x] = d[0][0];
 }
 
+// 128 threads copy 4 KB into shared memory by cp.async, wait, then one m64n8k16 reads it. The
+// order that makes the bytes visible to wgmma: wait, fence.proxy.async, barrier; `fence_first`
+// puts the fence before the wait, where it orders nothing that has landed since.
+__global__ void copied_operand_wgmma_kernel(const float* src, float* x, bool fence_first) {
+  extern __shared__ uint4 smem[];
+  for (int i = threadIdx.x; i < 256; i += 128) vts::cuda::hw::cp_async16(smem + i, src + 4 * i, true);
+  vts::cuda::hw::cp_async_commit();
+  if (fence_first) vts::cuda::hw::fence_proxy_async();
+  vts::cuda::hw::cp_async_wait<0>();
+  if (!fence_first) vts::cuda::hw::fence_proxy_async();
+  __syncthreads();
+  float d[1][4] = {};
+  const uint64_t desc = vts::cuda::hw::wgmma_desc(smem, 128, 256);
+  vts::cuda::hw::wgmma_fence();
+  vts::cuda::hw::Wgmma<8>::ss<0>(d, desc, desc);
+  vts::cuda::hw::wgmma_commit();
+  vts::cuda::hw::wgmma_wait<0>();
+  x[threadIdx.x] = d[0][0];
+}
+
 float value(uint16_t b) {
   vts::bf16 h;
   h.bits = b;
@@ -182,6 +202,13 @@ TEST_CASE("vts-emu: broken kernels make their launch fail instead of hanging or 
   }
   SECTION("a wgmma never waited for") {
     unwaited_wgmma_kernel<<<1, 128, 4096>>>(x.data());
+    CHECK(cudaGetLastError() == cudaErrorLaunchFailure);
+  }
+  SECTION("a wgmma reading cp.async bytes its writers fenced before their wait, not after") {
+    std::vector<float> src(1024, 0.0f);
+    copied_operand_wgmma_kernel<<<1, 128, 4096>>>(src.data(), x.data(), false);
+    REQUIRE(cudaGetLastError() == cudaSuccess);
+    copied_operand_wgmma_kernel<<<1, 128, 4096>>>(src.data(), x.data(), true);
     CHECK(cudaGetLastError() == cudaErrorLaunchFailure);
   }
   SECTION("more dynamic shared memory than the kernel opted into") {

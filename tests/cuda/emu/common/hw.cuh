@@ -29,7 +29,7 @@ template <int N>
 inline void wgmma_wait() {
   vts_emu::wgmma_wait(N);
 }
-inline void fence_proxy_async() {}
+inline void fence_proxy_async() { vts_emu::fence_proxy_async(); }
 template <int N, class T>
 inline void wgmma_pin(T (&)[N][4]) {}
 template <int N>
