@@ -84,6 +84,10 @@ uint64_t wgmma_desc(const void* smem, uint32_t lbo_bytes, uint32_t sbo_bytes);
 void wgmma(float* d, int n, const uint32_t* a_regs, uint64_t a_desc, uint64_t b_desc, bool trans_b);
 void wgmma_commit();
 void wgmma_wait(int pending_groups_allowed);
+// wgmma.fence. A wgmma issued with none since the kernel's start or the thread's last wait fails
+// the launch: a conservative form of the rule (a fence between ordinary accesses of a wgmma's
+// registers and the wgmma), since the registers' own accesses are invisible here.
+void wgmma_fence();
 // fence.proxy.async.shared::cta: this thread's landed cp.async writes become visible to wgmma. A
 // wgmma that reads bytes a cp.async wrote before its writer's fence fails the launch.
 void fence_proxy_async();

@@ -72,6 +72,7 @@ struct Thread {
   int committed = 0;                // cp.async groups committed
   std::vector<PendingWgmma> wgmmas;  // issued and not yet computed
   int wgmma_committed = 0;           // wgmma groups committed
+  bool wgmma_fenced = false;         // wgmma.fence since the start or the last wgmma.wait_group
   std::vector<uint32_t> unfenced;    // 16-byte granules its landed cp.async wrote, not yet fenced
 };
 
@@ -670,6 +671,11 @@ void wgmma(float* d, int n, const uint32_t* a_regs, uint64_t a_desc, uint64_t b_
   int buf = 0;
   const unsigned char* in = collective(Collective::wgmma, mine, sizeof mine, &buf, [](auto&, auto&) {});
   Thread& t = self();
+  if (!t.wgmma_fenced)
+    fault("thread (%u, %u, %u): wgmma.mma_async issued with no wgmma.fence since the kernel's start or the thread's "
+          "last wgmma.wait_group (the fence orders the registers written since, accumulators and A, before the "
+          "tensor cores read them)",
+          t.tid.x, t.tid.y, t.tid.z);
   PendingWgmma op{d, n, a_regs != nullptr, {}, a_desc, b_desc, trans_b, t.wgmma_committed, false};
   if (t.lane == 0) check_async_visible(a_desc, a_regs != nullptr, b_desc, n, trans_b, t);
   if (a_regs) {
@@ -691,8 +697,11 @@ void wgmma(float* d, int n, const uint32_t* a_regs, uint64_t a_desc, uint64_t b_
 
 void wgmma_commit() { ++self().wgmma_committed; }
 
+void wgmma_fence() { self().wgmma_fenced = true; }
+
 void wgmma_wait(int pending_groups_allowed) {
   Thread& t = self();
+  t.wgmma_fenced = false;
   const int done_below = t.wgmma_committed - pending_groups_allowed;
   auto it = std::stable_partition(t.wgmmas.begin(), t.wgmmas.end(), [&](const PendingWgmma& op) { return op.group < done_below; });
   for (auto op = t.wgmmas.begin(); op != it; ++op)
@@ -778,6 +787,7 @@ void run_kernel(const void* kernel, const Config& cfg, const std::function<void(
           t.committed = 0;
           t.wgmmas.clear();
           t.wgmma_committed = 0;
+          t.wgmma_fenced = false;
           t.unfenced.clear();
         }
         for (Warp& w : e.warps) w.arrived = w.exited = 0;

@@ -97,11 +97,12 @@ __global__ void big_smem_kernel(float* out) {
 }
 
 uint16_t bits(vts::bf16 x) { return x.bits; }
-// A wgmma committed but never waited for.
-__global__ void unwaited_wgmma_kernel(float* x) {
+// A wgmma committed but never waited for; with `fence` false, also issued without wgmma.fence.
+__global__ void unwaited_wgmma_kernel(float* x, bool fence) {
   extern __shared__ uint4 smem[];
   float d[1][4] = {};
   const uint64_t desc = vts::cuda::hw::wgmma_desc(smem, 128, 256);
+  if (fence) vts::cuda::hw::wgmma_fence();
   vts::cuda::hw::Wgmma<8>::ss<0>(d, desc, desc);
   vts::cuda::hw::wgmma_commit();
   x[threadIdx.x] = d[0][0];
@@ -201,7 +202,11 @@ TEST_CASE("vts-emu: broken kernels make their launch fail instead of hanging or 
     CHECK(cudaGetLastError() == cudaErrorLaunchFailure);
   }
   SECTION("a wgmma never waited for") {
-    unwaited_wgmma_kernel<<<1, 128, 4096>>>(x.data());
+    unwaited_wgmma_kernel<<<1, 128, 4096>>>(x.data(), true);
+    CHECK(cudaGetLastError() == cudaErrorLaunchFailure);
+  }
+  SECTION("a wgmma issued without wgmma.fence") {
+    unwaited_wgmma_kernel<<<1, 128, 4096>>>(x.data(), false);
     CHECK(cudaGetLastError() == cudaErrorLaunchFailure);
   }
   SECTION("a wgmma reading cp.async bytes its writers fenced before their wait, not after") {

@@ -23,7 +23,7 @@ inline void mma_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_
 inline uint64_t wgmma_desc(const void* smem, uint32_t lbo_bytes, uint32_t sbo_bytes) {
   return vts_emu::wgmma_desc(smem, lbo_bytes, sbo_bytes);
 }
-inline void wgmma_fence() {}
+inline void wgmma_fence() { vts_emu::wgmma_fence(); }
 inline void wgmma_commit() { vts_emu::wgmma_commit(); }
 template <int N>
 inline void wgmma_wait() {
