@@ -130,7 +130,7 @@ __global__ void __launch_bounds__(kWarps * 32, 4)
 #pragma unroll
           for (int e = 0; e < 4; ++e) {
             const int r = e >> 1;
-            const float p = kh + j * 8 + 2 * t + (e & 1) < valid_keys ? exp2f(s[j][e] * c - lse2[r]) : 0.0f;
+            const float p = kh + j * 8 + 2 * t + (e & 1) < valid_keys ? hw::exp2_ftz(s[j][e] * c - lse2[r]) : 0.0f;
             ds[j][e] = p * (ds[j][e] - delta[r]);
           }
         }

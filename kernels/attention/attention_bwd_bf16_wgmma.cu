@@ -98,7 +98,7 @@ __global__ void __launch_bounds__(kThreads, 2)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int r = e >> 1;
-        const float p = 8 * j + 2 * t + (e & 1) < valid ? exp2f(s[j][e] * c - lse2[r]) : 0.0f;
+        const float p = 8 * j + 2 * t + (e & 1) < valid ? hw::exp2_ftz(s[j][e] * c - lse2[r]) : 0.0f;
         dp[j][e] = p * (dp[j][e] - delta[r]);
       }
     uint32_t ds[kTailSteps<kCols>][4];
@@ -176,7 +176,7 @@ __global__ void __launch_bounds__(kThreads, 2)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int q = q0 + 8 * j + 2 * t + (e & 1);
-        s[j][e] = exp2f(s[j][e] * c - lse2_s[q]);
+        s[j][e] = hw::exp2_ftz(s[j][e] * c - lse2_s[q]);
         dp[j][e] = s[j][e] * (dp[j][e] - delta_s[q]);
       }
     uint32_t pa[kTailSteps<kCols>][4], dsa[kTailSteps<kCols>][4];

@@ -105,7 +105,7 @@ __global__ void __launch_bounds__(256) attention_bwd_dkdv_f32_kernel(const BwdAr
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
         const int qi = tx + 16 * j;
-        const float p = key_ok ? exp2f(s[i][j] * c - lse2_s[qi]) : 0.0f;
+        const float p = key_ok ? hw::exp2_ftz(s[i][j] * c - lse2_s[qi]) : 0.0f;
         Ps[(4 * ty + i) * S::LDP + qi] = p;
         s[i][j] = p * (dp[i][j] - delta_s[qi]);  // dSᵀ, kept until P has been used
       }
@@ -184,7 +184,7 @@ __global__ void __launch_bounds__(256) attention_bwd_dq_f32_kernel(const BwdArgs
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
         const int kj = tx + 16 * j;
-        const float p = kj < valid_keys ? exp2f(s[i][j] * c - lse2_s[qi]) : 0.0f;
+        const float p = kj < valid_keys ? hw::exp2_ftz(s[i][j] * c - lse2_s[qi]) : 0.0f;
         dSs[qi * S::LDP + kj] = p * (dp[i][j] - delta_s[qi]);
       }
     }

@@ -200,7 +200,7 @@ __global__ void __launch_bounds__(W * 32, kFwdMinBlocks<D, W, MT, kQInRegs>)
           mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
           mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
           const float m_new = fmaxf(m[i][r], mx[r]);  // finite: every tile has a valid key
-          corr[r] = exp2f(m[i][r] - m_new);
+          corr[r] = hw::exp2_ftz(m[i][r] - m_new);
           m[i][r] = m_new;
           l[i][r] *= corr[r];
         }
@@ -208,7 +208,7 @@ __global__ void __launch_bounds__(W * 32, kFwdMinBlocks<D, W, MT, kQInRegs>)
         for (int j = 0; j < NTK; ++j) {
 #pragma unroll
           for (int e = 0; e < 4; ++e) {
-            s[i][j][e] = exp2f(s[i][j][e] - m[i][e >> 1]);
+            s[i][j][e] = hw::exp2_ftz(s[i][j][e] - m[i][e >> 1]);
             l[i][e >> 1] += s[i][j][e];  // a per-lane partial row sum; the quad adds them at the end
           }
         }

@@ -133,7 +133,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) attention_fwd_bf16_wgmma
     for (int j = 0; j < int(sizeof(acc) / sizeof(acc[0])); ++j)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        acc[j][e] = exp2f(acc[j][e] - mx[e >> 1]);
+        acc[j][e] = hw::exp2_ftz(acc[j][e] - mx[e >> 1]);
         l[e >> 1] += acc[j][e];
       }
   };

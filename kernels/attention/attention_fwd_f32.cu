@@ -6,7 +6,7 @@
 // row max m and row sum l per thread-row; the output accumulator is rescaled by 2^{m_old − m_new}
 // when the max grows), then O += P·V with P passed through shared memory (the thread that computed
 // a score is not the one that needs it as an A operand). Scores are kept in the log2 domain
-// (scale·log2 e folded into one multiply) so each exponential is one exp2f.
+// (scale·log2 e folded into one multiply) so each exponential is one hw::exp2_ftz.
 //
 // Shared memory (D = 64): Q, K, P tiles at pitch D+4 = 68 floats and V at pitch D: 68.6 KB, so
 // three blocks per H100 SM by shared memory (two by registers, 106 per thread).
@@ -81,12 +81,12 @@ __global__ void __launch_bounds__(256) attention_fwd_f32_kernel(const FwdArgs<fl
 #pragma unroll
       for (int off = 8; off > 0; off >>= 1) row_max = fmaxf(row_max, __shfl_xor_sync(0xffffffffu, row_max, off));
       const float m_new = fmaxf(m[i], row_max);  // finite: every tile has ≥ 1 valid key
-      const float corr = exp2f(m[i] - m_new);     // m[i] = −inf on the first tile: corr = 0
+      const float corr = hw::exp2_ftz(m[i] - m_new);     // m[i] = −inf on the first tile: corr = 0
       m[i] = m_new;
       float part = 0.0f;
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
-        s[i][j] = exp2f(s[i][j] - m_new);
+        s[i][j] = hw::exp2_ftz(s[i][j] - m_new);
         part += s[i][j];
         Ps[(4 * ty + i) * S::LDP + tx + 16 * j] = s[i][j];
       }

@@ -70,7 +70,7 @@ __device__ __forceinline__ void key_block_grads(const __nv_bfloat16* Ks, const _
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
       const int qi = q0 + j * 8 + 2 * t + (e & 1);
-      const float p = kw0 + g + 8 * (e >> 1) < key_limit ? exp2f(s[j][e] * c - lse2[qi]) : 0.0f;
+      const float p = kw0 + g + 8 * (e >> 1) < key_limit ? hw::exp2_ftz(s[j][e] * c - lse2[qi]) : 0.0f;
       s[j][e] = p;
       ds[j][e] = p * (ds[j][e] - delta[qi]);
     }

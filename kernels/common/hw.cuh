@@ -51,6 +51,17 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* 
                : "r"(smem_addr(p)));
 }
 
+// 2^x by the special-function unit alone (ex2.approx.ftz). exp2f compiles to the same MUFU.EX2 plus
+// three instructions (a compare, and two predicated multiplies that scale inputs below -126 so the
+// result can be subnormal) — about a third of the issue cost of each attention probability. Results
+// are exp2f's bits wherever 2^x is a normal number; below 2^-126 they are 0. A probability that
+// small (relative to the row maximum or through the lse) adds nothing a bf16 or fp32 output holds.
+__device__ __forceinline__ float exp2_ftz(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
 // c += a·b for one m16n8k16 tile (fragments as above).
 __device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
   asm volatile(

@@ -3,6 +3,7 @@
 // inline PTX becomes calls into the emulator, which runs the warp-wide ones (ldmatrix, mma) once all
 // 32 lanes have arrived with their operands.
 #include <atomic>
+#include <cmath>
 #include <cstdint>
 
 namespace vts::cuda::hw {
@@ -16,6 +17,10 @@ inline void cp_async_wait() {
 }
 inline void ldmatrix_x4(uint32_t (&r)[4], const void* p) { vts_emu::ldmatrix_x4(r, p, false); }
 inline void ldmatrix_x4_trans(uint32_t (&r)[4], const void* p) { vts_emu::ldmatrix_x4(r, p, true); }
+inline float exp2_ftz(float x) {
+  const float y = std::exp2(x);
+  return std::fpclassify(y) == FP_SUBNORMAL ? 0.0f : y;
+}
 inline void mma_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
   vts_emu::mma_m16n8k16_bf16(c, a, b0, b1);
 }
