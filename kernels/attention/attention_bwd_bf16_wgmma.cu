@@ -86,8 +86,9 @@ __global__ void __launch_bounds__(kThreads, 2)
 
   float dq[kD / 8][4];
   zero(dq);
-  // One key chunk of kCols columns at key0: S and dP, then dS, then dQ += dS·K.
-  auto chunk = [&](int key0, auto cols) {
+  // One key chunk of kCols columns at key0: S and dP, then dS, then dQ += dS·K. Only the last chunk
+  // (`last`) can hold keys past N: the full chunks skip the mask's compare and select.
+  auto chunk = [&](int key0, auto cols, auto last) {
     constexpr int kCols = decltype(cols)::value;
     float s[kCols / 8][4], dp[kCols / 8][4];
     two_products_over_d<kCols>(s, dp, Qs, Ks, dOs, Vs, key0);
@@ -98,7 +99,8 @@ __global__ void __launch_bounds__(kThreads, 2)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int r = e >> 1;
-        const float p = 8 * j + 2 * t + (e & 1) < valid ? hw::exp2_ftz(s[j][e] * c - lse2[r]) : 0.0f;
+        const bool key_ok = !decltype(last)::value || 8 * j + 2 * t + (e & 1) < valid;
+        const float p = key_ok ? hw::exp2_ftz(s[j][e] * c - lse2[r]) : 0.0f;
         dp[j][e] = p * (dp[j][e] - delta[r]);
       }
     uint32_t ds[kTailSteps<kCols>][4];
@@ -111,8 +113,8 @@ __global__ void __launch_bounds__(kThreads, 2)
     hw::wgmma_commit();  // waited for by the next chunk's products, or below
   };
 #pragma unroll
-  for (int ch = 0; ch < kFull; ++ch) chunk(ch * kBlock, std::integral_constant<int, kBlock>{});
-  chunk(kFull * kBlock, std::integral_constant<int, kTail>{});
+  for (int ch = 0; ch < kFull; ++ch) chunk(ch * kBlock, std::integral_constant<int, kBlock>{}, std::false_type{});
+  chunk(kFull * kBlock, std::integral_constant<int, kTail>{}, std::true_type{});
   hw::wgmma_wait<0>();
   hw::wgmma_pin(dq);
   store_rows(a.dq, b, h, q0, N, dq, a.scale);
