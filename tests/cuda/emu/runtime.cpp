@@ -109,6 +109,7 @@ struct Engine {
   // cp.async writes it through the generic one: without the writer's fence (after its wait) the
   // tensor cores need not see the bytes. Plain stores are not tracked.
   std::vector<int32_t> async_unfenced;
+  size_t unfenced_granules = 0;  // of async_unfenced, those not -1: a wgmma skips its check at 0
   Thread* current = nullptr;
   bool fiber_mode = false;
   bool synchronised = false;  // the block reached a barrier or collective
@@ -489,6 +490,7 @@ void mark_unfenced(Thread& t, const void* smem, int bytes) {
   const auto first = static_cast<size_t>(static_cast<const unsigned char*>(smem) - e.smem) / 16;
   const auto writer = static_cast<int32_t>(&t - e.threads.data());
   for (size_t g = first; g < first + static_cast<size_t>(bytes + 15) / 16; ++g) {
+    if (e.async_unfenced[g] < 0) ++e.unfenced_granules;
     e.async_unfenced[g] = writer;
     t.unfenced.push_back(static_cast<uint32_t>(g));
   }
@@ -500,7 +502,10 @@ void fence_proxy_async() {
   Thread& t = self();
   const auto me = static_cast<int32_t>(&t - e.threads.data());
   for (uint32_t g : t.unfenced)
-    if (e.async_unfenced[g] == me) e.async_unfenced[g] = -1;
+    if (e.async_unfenced[g] == me) {
+      e.async_unfenced[g] = -1;
+      --e.unfenced_granules;
+    }
   t.unfenced.clear();
 }
 
@@ -621,6 +626,7 @@ float wgmma_operand(uint64_t desc, int mn, int k, bool mn_major, const char* whi
 // A, all of B) must be visible to the async proxy — no landed cp.async whose writer has not fenced.
 void check_async_visible(uint64_t a_desc, bool a_in_regs, uint64_t b_desc, int n, bool trans_b, const Thread& t) {
   const Engine& e = engine();
+  if (e.unfenced_granules == 0) return;  // the usual case once the block's copies are fenced
   auto check = [&](uint64_t desc, int mn, int k, bool mn_major, const char* which) {
     const uint64_t at = wgmma_operand_offset(desc, mn, k, mn_major, which);
     if (const int32_t writer = e.async_unfenced[at / 16]; writer >= 0) {
@@ -777,6 +783,7 @@ void run_kernel(const void* kernel, const Config& cfg, const std::function<void(
         // Uninitialised shared memory reads as NaN (0xff bytes), as the parity tests poison outputs.
         std::memset(e.smem, 0xff, e.smem_bytes);
         e.async_unfenced.assign((e.smem_bytes + 15) / 16, -1);
+        e.unfenced_granules = 0;
         e.live = static_cast<int>(threads);
         e.arrived = 0;
         e.synchronised = false;
