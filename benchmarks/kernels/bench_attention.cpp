@@ -119,10 +119,35 @@ void run(const Options& o, Timer& timer, int64_t N, bool hopper) {
       cuda::set_attention_bf16_forward_warp_rows(warp_rows_was);
       // "vts_narrow_last1": the default layout with a last key tile of ≤ 16 keys done as 16 (N = 197:
       // 5 keys; N = 50 has none, so there it times the default again).
+      auto time_narrow = [&](const char* prefix) {
+        time_setting(
+            "attention_fwd", 4 * flops, {1}, [](int v) { cuda::set_attention_bf16_forward_narrow_last_tile(v != 0); },
+            [] { return int(cuda::attention_bf16_forward_narrow_last_tile()); }, prefix, "", fwd, {&dout}, fwd_err);
+      };
+      auto time_mask_last = [&](const char* prefix) {
+        time_setting(
+            "attention_fwd", 4 * flops, {1},
+            [](int v) { cuda::set_attention_bf16_forward_mask_last_tile_only(v != 0); },
+            [] { return int(cuda::attention_bf16_forward_mask_last_tile_only()); }, prefix, "", fwd, {&dout},
+            fwd_err);
+      };
+      time_narrow("vts_narrow_last");
+      // "vts_mask_last1": the key mask only in a tile reaching past N (N = 197: the fourth of four;
+      // N = 50: its one tile, so the default again). "vts_unrolled_loads1": the tiles' cp.async
+      // copies from a fully unrolled loop. Then both, and all three with the narrow last tile.
+      time_mask_last("vts_mask_last");
       time_setting(
-          "attention_fwd", 4 * flops, {1}, [](int v) { cuda::set_attention_bf16_forward_narrow_last_tile(v != 0); },
-          [] { return int(cuda::attention_bf16_forward_narrow_last_tile()); }, "vts_narrow_last", "", fwd, {&dout},
+          "attention_fwd", 4 * flops, {1}, [](int v) { cuda::set_attention_bf16_forward_unrolled_loads(v != 0); },
+          [] { return int(cuda::attention_bf16_forward_unrolled_loads()); }, "vts_unrolled_loads", "", fwd, {&dout},
           fwd_err);
+      const bool unrolled_was = cuda::attention_bf16_forward_unrolled_loads();
+      const bool mask_last_was = cuda::attention_bf16_forward_mask_last_tile_only();
+      cuda::set_attention_bf16_forward_unrolled_loads(true);
+      time_mask_last("vts_unrolled_loads1_mask_last");
+      cuda::set_attention_bf16_forward_mask_last_tile_only(true);
+      time_narrow("vts_unrolled_loads1_mask_last1_narrow_last");
+      cuda::set_attention_bf16_forward_mask_last_tile_only(mask_last_was);
+      cuda::set_attention_bf16_forward_unrolled_loads(unrolled_was);
     }
   }
   auto bwd_err = [&] {

@@ -11,6 +11,8 @@ namespace {
 std::atomic<int> g_bf16_forward_rows{0};  // 0: the kernel's default
 std::atomic<int> g_bf16_forward_warp_rows{0};
 std::atomic<bool> g_bf16_forward_narrow_last_tile{false};
+std::atomic<bool> g_bf16_forward_mask_last_tile_only{false};
+std::atomic<bool> g_bf16_forward_unrolled_loads{false};
 std::atomic<bool> g_bf16_forward_wgmma{false};
 std::atomic<bool> g_bf16_backward_wgmma{false};
 std::atomic<int> g_bf16_forward_wgmma_blocks{0};  // 0: the kernel's default (2)
@@ -100,6 +102,16 @@ void set_attention_bf16_forward_narrow_last_tile(bool on) {
 bool attention_bf16_forward_narrow_last_tile() {
   return g_bf16_forward_narrow_last_tile.load(std::memory_order_relaxed);
 }
+void set_attention_bf16_forward_mask_last_tile_only(bool on) {
+  g_bf16_forward_mask_last_tile_only.store(on, std::memory_order_relaxed);
+}
+bool attention_bf16_forward_mask_last_tile_only() {
+  return g_bf16_forward_mask_last_tile_only.load(std::memory_order_relaxed);
+}
+void set_attention_bf16_forward_unrolled_loads(bool on) {
+  g_bf16_forward_unrolled_loads.store(on, std::memory_order_relaxed);
+}
+bool attention_bf16_forward_unrolled_loads() { return g_bf16_forward_unrolled_loads.load(std::memory_order_relaxed); }
 
 void set_attention_bf16_forward_wgmma(bool on) { g_bf16_forward_wgmma.store(on, std::memory_order_relaxed); }
 bool attention_bf16_forward_wgmma() { return g_bf16_forward_wgmma.load(std::memory_order_relaxed); }
@@ -161,14 +173,16 @@ void attention_forward(Device, int64_t B, int64_t H, int64_t N, int64_t d, float
   using D = __nv_bfloat16;
   const FwdArgs<D> a{as_dev<D>(q), as_dev<D>(k), as_dev<D>(v), as_dev<D>(o), lse, int(B), int(H), int(N), scale};
   const int rows = attention_bf16_forward_rows(), warp_rows = attention_bf16_forward_warp_rows();
-  const bool narrow = attention_bf16_forward_narrow_last_tile();
+  const attn::ForwardTileCode code{attention_bf16_forward_narrow_last_tile(),
+                                   attention_bf16_forward_mask_last_tile_only(),
+                                   attention_bf16_forward_unrolled_loads()};
   if (attention_bf16_forward_wgmma() && attention_bf16_wgmma_supported(N, d))
     return attn::forward_bf16_wgmma(a, attention_bf16_forward_wgmma_blocks() == 3 ? 3 : 2);
   switch (d) {
-    case 16: return attn::forward_bf16<16>(a, rows, warp_rows, narrow);
-    case 32: return attn::forward_bf16<32>(a, rows, warp_rows, narrow);
-    case 64: return attn::forward_bf16<64>(a, rows, warp_rows, narrow);
-    case 128: return attn::forward_bf16<128>(a, rows, warp_rows, narrow);
+    case 16: return attn::forward_bf16<16>(a, rows, warp_rows, code);
+    case 32: return attn::forward_bf16<32>(a, rows, warp_rows, code);
+    case 64: return attn::forward_bf16<64>(a, rows, warp_rows, code);
+    case 128: return attn::forward_bf16<128>(a, rows, warp_rows, code);
     default: unsupported_d(fn, d, "16, 32, 64, 128");
   }
 }

@@ -30,7 +30,9 @@
 // wave of 16 warps at N = 197, ≈ 8,000 cycles of the SM's 128 bytes a cycle, more than the
 // ≈ 4,000-6,000 its tensor cores need for the same wave's MMAs — and each warp's chain (S, softmax,
 // P·V) has half the independent MMAs.
+#include <array>
 #include <type_traits>
+#include <utility>
 
 #include "attention/attention.cuh"
 #include "attention/mma.cuh"
@@ -80,7 +82,17 @@ constexpr int kFwdMinBlocks = D > 64 ? 1 : MT == 1 ? 16 / W : kQInRegs ? 8 / W :
 // 16 keys instead of 64, from its own fully unrolled copy of the code (no per-group branches: a
 // branch per 16-key group, 2026-12-02, made the kernel 26 % slower). The 48 keys it leaves out are
 // masked ones, whose probabilities are exactly 0, so the results are the default's bits.
-template <int D, int W, int MT, bool kQInRegs, bool kNarrowLast = false>
+// kUnmaskedFull (the default layout at D = 64 only; cuda::set_attention_bf16_forward_mask_last_tile_only):
+// a tile whose 64 keys all lie before N runs a copy of the tile's math without the key mask — the
+// compare and select on every score are 79 of the loop's 818 instructions (sm_90) and only a
+// ragged last tile needs them. Also the default's bits: the mask selects s·c wherever it keeps a key.
+// kUnrolledLoads (the default layout at D = 64 only; cuda::set_attention_bf16_forward_unrolled_loads):
+// the Q and K/V tiles through load_rows_unrolled (attention.cuh) instead of load_tile — the same
+// copies, issued in fewer instructions: load_tile's trip count depends on threadIdx.x, so nvcc makes
+// it a loop unrolled by 4 with peeled remainder iterations and a 64-bit address computation a copy
+// (about 112 instructions a thread per 64-row tile at D = 64, sm_90, twice per key tile).
+template <int D, int W, int MT, bool kQInRegs, bool kNarrowLast = false, bool kUnmaskedFull = false,
+          bool kUnrolledLoads = false>
 __global__ void __launch_bounds__(W * 32, kFwdMinBlocks<D, W, MT, kQInRegs>)
     attention_fwd_bf16_kernel(const FwdArgs<__nv_bfloat16> a) {
   using S = FwdSmem<D, W, MT>;
@@ -105,12 +117,20 @@ __global__ void __launch_bounds__(W * 32, kFwdMinBlocks<D, W, MT, kQInRegs>)
   for (int i = 0; i < MT; ++i) live[i] = row0 + 16 * i < N;
   const bool active = live[0];
 
+  // ROWS rows (BM or BN) from src into dst, zero-filled past `valid`.
+  auto load = [&](auto rows, __nv_bfloat16* dst, int valid, const __nv_bfloat16* src, int64_t stride) {
+    constexpr int kRows = decltype(rows)::value;
+    if constexpr (kUnrolledLoads) load_rows_unrolled<D, P, kThreads, kRows>(dst, valid, src, stride);
+    else load_tile<D, P, kThreads>(dst, kRows, valid, src, stride);
+  };
+  using QRows = std::integral_constant<int, BM>;
+  using KeyRows = std::integral_constant<int, BN>;
   // Prologue: Q and key tile 0 in group 0, key tile 1 in group 1.
-  load_tile<D, P, kThreads>(Qs, BM, min(BM, N - q0), row_ptr(a.q, b, h, q0), a.q.sn);
+  load(QRows{}, Qs, min(BM, N - q0), row_ptr(a.q, b, h, q0), a.q.sn);
   for (int tt = 0; tt < 2 && tt < ntiles; ++tt) {
     const int k0 = tt * BN, valid = min(BN, N - k0);
-    load_tile<D, P, kThreads>(Ks + tt * BN * P, BN, valid, row_ptr(a.k, b, h, k0), a.k.sn);
-    load_tile<D, P, kThreads>(Vs + tt * BN * P, BN, valid, row_ptr(a.v, b, h, k0), a.v.sn);
+    load(KeyRows{}, Ks + tt * BN * P, valid, row_ptr(a.k, b, h, k0), a.k.sn);
+    load(KeyRows{}, Vs + tt * BN * P, valid, row_ptr(a.v, b, h, k0), a.v.sn);
     cp_async_commit();
   }
 
@@ -150,8 +170,9 @@ __global__ void __launch_bounds__(W * 32, kFwdMinBlocks<D, W, MT, kQInRegs>)
     // 42.8 and 9.5 µs without (H200, 2026-12-04 and 2026-11-28; the skip was the one change to its
     // instructions between).
     const int valid_keys = N - k0;
-    // The tile's math for its first KEYS keys (64: all of them).
-    auto tile_math = [&](auto keys) {
+    // The tile's math for its first KEYS keys (64: all of them); MASKED: whether keys past N can be
+    // among them.
+    auto tile_math = [&](auto keys, auto masked) {
       constexpr int NTK = decltype(keys)::value / 8;  // n8 tiles of scores
       // S = Q·Kᵀ for this warp's rows and the tile's keys; each K fragment serves every m-tile.
       float s[MT][NTK][4];
@@ -189,8 +210,12 @@ __global__ void __launch_bounds__(W * 32, kFwdMinBlocks<D, W, MT, kQInRegs>)
         for (int j = 0; j < NTK; ++j) {
 #pragma unroll
           for (int e = 0; e < 4; ++e) {
-            const int col = j * 8 + 2 * t + (e & 1);
-            s[i][j][e] = col < valid_keys ? s[i][j][e] * c : -INFINITY;
+            if constexpr (decltype(masked)::value) {
+              const int col = j * 8 + 2 * t + (e & 1);
+              s[i][j][e] = col < valid_keys ? s[i][j][e] * c : -INFINITY;
+            } else {
+              s[i][j][e] *= c;
+            }
             mx[e >> 1] = fmaxf(mx[e >> 1], s[i][j][e]);
           }
         }
@@ -241,18 +266,21 @@ __global__ void __launch_bounds__(W * 32, kFwdMinBlocks<D, W, MT, kQInRegs>)
       }
     };
     if (active) {
-      if constexpr (kNarrowLast) {
-        if (valid_keys <= 16) tile_math(std::integral_constant<int, 16>{});
-        else tile_math(std::integral_constant<int, BN>{});
+      using Masked = std::true_type;
+      using Unmasked = std::false_type;
+      if (kNarrowLast && valid_keys <= 16) {
+        if constexpr (kNarrowLast) tile_math(std::integral_constant<int, 16>{}, Masked{});
+      } else if (kUnmaskedFull && valid_keys >= BN) {
+        if constexpr (kUnmaskedFull) tile_math(KeyRows{}, Unmasked{});
       } else {
-        tile_math(std::integral_constant<int, BN>{});
+        tile_math(KeyRows{}, Masked{});
       }
     }
     __syncthreads();  // every warp is done with this slot
     if (tile + 2 < ntiles) {
       const int kn = (tile + 2) * BN, valid = min(BN, N - kn);
-      load_tile<D, P, kThreads>(Ks + slot * BN * P, BN, valid, row_ptr(a.k, b, h, kn), a.k.sn);
-      load_tile<D, P, kThreads>(Vs + slot * BN * P, BN, valid, row_ptr(a.v, b, h, kn), a.v.sn);
+      load(KeyRows{}, Ks + slot * BN * P, valid, row_ptr(a.k, b, h, kn), a.k.sn);
+      load(KeyRows{}, Vs + slot * BN * P, valid, row_ptr(a.v, b, h, kn), a.v.sn);
       cp_async_commit();
     }
   }
@@ -279,10 +307,11 @@ __global__ void __launch_bounds__(W * 32, kFwdMinBlocks<D, W, MT, kQInRegs>)
   }
 }
 
-template <int D, int W, int MT, bool kQInRegs = true, bool kNarrowLast = false>
+template <int D, int W, int MT, bool kQInRegs = true, bool kNarrowLast = false, bool kUnmaskedFull = false,
+          bool kUnrolledLoads = false>
 void launch_forward_bf16(const FwdArgs<__nv_bfloat16>& a) {
   const size_t smem = FwdSmem<D, W, MT>::bytes;
-  auto kernel = attention_fwd_bf16_kernel<D, W, MT, kQInRegs, kNarrowLast>;
+  auto kernel = attention_fwd_bf16_kernel<D, W, MT, kQInRegs, kNarrowLast, kUnmaskedFull, kUnrolledLoads>;
   VTS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
   constexpr int BM = FwdSmem<D, W, MT>::BM;
   const dim3 grid(static_cast<unsigned>((a.N + BM - 1) / BM), static_cast<unsigned>(a.H), static_cast<unsigned>(a.B));
@@ -290,23 +319,38 @@ void launch_forward_bf16(const FwdArgs<__nv_bfloat16>& a) {
   VTS_CUDA_CHECK_LAUNCH("attention_fwd_bf16_kernel");
 }
 
+// The default layout's code options at D = 64 (ViT's head dim, where they are timed; each kernel is
+// compiled for two architectures, and other head dims would only add build time): every
+// combination of the narrow last tile (bit 0), the unmasked full tiles (bit 1) and the unrolled
+// loads (bit 2).
+template <int... kCode>
+constexpr auto default_layout_d64_launchers(std::integer_sequence<int, kCode...>) {
+  return std::array{&launch_forward_bf16<64, 4, 1, true, (kCode & 1) != 0, (kCode & 2) != 0, (kCode & 4) != 0>...};
+}
+
 }  // namespace
 
 template <int D>
-void forward_bf16(const FwdArgs<__nv_bfloat16>& a, int rows_per_block, int rows_per_warp, bool narrow_last_tile) {
+void forward_bf16(const FwdArgs<__nv_bfloat16>& a, int rows_per_block, int rows_per_warp,
+                  const ForwardTileCode& code) {
   if constexpr (D <= 64) {
     const bool wide = rows_per_block == 128, two_tiles = rows_per_warp == 32;
     if (wide && two_tiles) return launch_forward_bf16<D, 4, 2, false>(a);
     if (wide) return launch_forward_bf16<D, 8, 1>(a);
     if (two_tiles) return launch_forward_bf16<D, 2, 2>(a);
   }
-  if (narrow_last_tile) return launch_forward_bf16<D, 4, 1, true, true>(a);
+  if constexpr (D == 64) {
+    static constexpr auto launchers = default_layout_d64_launchers(std::make_integer_sequence<int, 8>{});
+    const int index = int(code.narrow_last_tile) | int(code.mask_last_tile_only) << 1 | int(code.unrolled_loads) << 2;
+    return launchers[index](a);
+  }
+  if (code.narrow_last_tile) return launch_forward_bf16<D, 4, 1, true, true>(a);
   launch_forward_bf16<D, 4, 1>(a);
 }
 
-template void forward_bf16<16>(const FwdArgs<__nv_bfloat16>&, int, int, bool);
-template void forward_bf16<32>(const FwdArgs<__nv_bfloat16>&, int, int, bool);
-template void forward_bf16<64>(const FwdArgs<__nv_bfloat16>&, int, int, bool);
-template void forward_bf16<128>(const FwdArgs<__nv_bfloat16>&, int, int, bool);
+template void forward_bf16<16>(const FwdArgs<__nv_bfloat16>&, int, int, const ForwardTileCode&);
+template void forward_bf16<32>(const FwdArgs<__nv_bfloat16>&, int, int, const ForwardTileCode&);
+template void forward_bf16<64>(const FwdArgs<__nv_bfloat16>&, int, int, const ForwardTileCode&);
+template void forward_bf16<128>(const FwdArgs<__nv_bfloat16>&, int, int, const ForwardTileCode&);
 
 }  // namespace vts::cuda::attn

@@ -225,16 +225,27 @@ TEST_CASE("attention bf16 (tensor cores): forward and backward within bf16 toler
       t.check_forward();
     }
     {
-      // The default layout with a last tile of at most 16 keys done as 16 (N = 1, 65, 130, 197, 257
-      // here): the default's bits, since the keys it leaves out have probability 0.
+      // The default layout's other ways of running its key tiles, in every combination: a last tile
+      // of at most 16 keys done as 16 (N = 1, 65, 130, 197, 257 here), the key mask only where a
+      // tile reaches past N, the unrolled tile loads (the last two at d = 64 only). Each gives the
+      // default's bits: the keys left out have probability 0, the mask keeps s·c where it keeps a
+      // key, and the copies are the same.
       const auto default_o = t.o.download();
       const auto default_lse = t.lse.download();
-      const ScopedSetting<bool> narrow(cuda::attention_bf16_forward_narrow_last_tile,
-                                       cuda::set_attention_bf16_forward_narrow_last_tile, true);
-      t.forward();
-      INFO("forward with a narrow last key tile");
-      CHECK(bit_differences(t.o.download(), default_o) == "");
-      CHECK(bit_differences(t.lse.download(), default_lse) == "");
+      for (int code = 1; code < 8; ++code) {
+        const bool narrow = code & 1, mask_last_only = code & 2, unrolled_loads = code & 4;
+        INFO("forward: narrow last tile " << narrow << ", mask in the last tile only " << mask_last_only
+                                          << ", unrolled loads " << unrolled_loads);
+        const ScopedSetting<bool> narrow_setting(cuda::attention_bf16_forward_narrow_last_tile,
+                                                 cuda::set_attention_bf16_forward_narrow_last_tile, narrow);
+        const ScopedSetting<bool> mask_setting(cuda::attention_bf16_forward_mask_last_tile_only,
+                                               cuda::set_attention_bf16_forward_mask_last_tile_only, mask_last_only);
+        const ScopedSetting<bool> loads_setting(cuda::attention_bf16_forward_unrolled_loads,
+                                                cuda::set_attention_bf16_forward_unrolled_loads, unrolled_loads);
+        t.forward();
+        CHECK(bit_differences(t.o.download(), default_o) == "");
+        CHECK(bit_differences(t.lse.download(), default_lse) == "");
+      }
     }
 
     if (!cuda::attention_supported(cuda::AttentionDtype::bf16, true, c.N, c.d)) {

@@ -55,6 +55,19 @@ int attention_bf16_forward_warp_rows();
 // false (the default) until a device has timed it. Process-wide; for benchmarks and tests.
 void set_attention_bf16_forward_narrow_last_tile(bool on);
 bool attention_bf16_forward_narrow_last_tile();
+// With the default layout at d = 64, the key mask (a compare and a select per score) only in a last
+// tile that reaches past N; tiles of 64 keys before N run a copy without it. The same results bit
+// for bit. Combines with the narrow last tile. false (the default) until a device has timed it;
+// other head dims ignore it. Process-wide; for benchmarks and tests.
+void set_attention_bf16_forward_mask_last_tile_only(bool on);
+bool attention_bf16_forward_mask_last_tile_only();
+// With the default layout at d = 64, each thread issues its cp.async copies of a Q or K/V tile
+// from a fully unrolled loop with one base address (the default's loop has a trip count nvcc cannot
+// see, so it keeps remainder code and a 64-bit address computation per copy: about 220 of a key
+// tile's instructions). The same copies, the same results. false (the default) until a device has
+// timed it; other head dims ignore it. Process-wide; for benchmarks and tests.
+void set_attention_bf16_forward_unrolled_loads(bool on);
+bool attention_bf16_forward_unrolled_loads();
 // The Hopper forward (wgmma, built for sm_90a): a head's whole K and V in shared memory, S for all
 // keys at once, the softmax in one pass. Taken where it applies — d = 64, N ≤ 256, a device of
 // compute capability 9.0 (H100, H200) — when on; false (the default) until a device has timed it.
