@@ -41,6 +41,14 @@ template <int D>
 constexpr size_t kDkvSmem =
     (size_t(kRows) * 2 + size_t(BQ) * 4) * kPitch<D> * sizeof(__nv_bfloat16) + 2 * 2 * BQ * sizeof(float);
 
+// ROWS rows of D bf16 into shared memory (pitch kPitch<D>) by the block's threads, zero-filled past
+// `valid`; every thread's copies unrolled (attention.cuh).
+template <int D, int ROWS>
+__device__ __forceinline__ void load_block_rows(__nv_bfloat16* dst, int valid, const __nv_bfloat16* src,
+                                                int64_t stride) {
+  load_rows_unrolled<D, kPitch<D>, kWarps * 32, ROWS>(dst, valid, src, stride);
+}
+
 // Row of (b, h) in the workspaces.
 __device__ __forceinline__ int64_t ws_row(int b, int h, int H, int npad) { return (int64_t(b) * H + h) * npad; }
 
@@ -65,12 +73,12 @@ __global__ void __launch_bounds__(kWarps * 32, 4)
   const bool active = qw < N;     // a warp whose rows all lie past N only loads and pads
 
   // Prologue: Q, dO and key tile 0 in group 0, key tile 1 in group 1.
-  load_rows<D, P>(Qs, kRows, N - q0, row_ptr(a.q, b, h, q0), a.q.sn);
-  load_rows<D, P>(dOs, kRows, N - q0, row_ptr(a.dout, b, h, q0), a.dout.sn);
+  load_block_rows<D, kRows>(Qs, N - q0, row_ptr(a.q, b, h, q0), a.q.sn);
+  load_block_rows<D, kRows>(dOs, N - q0, row_ptr(a.dout, b, h, q0), a.dout.sn);
   for (int tt = 0; tt < 2 && tt < ntiles; ++tt) {
     const int k0 = tt * kRows;
-    load_rows<D, P>(Ks + tt * kRows * P, kRows, N - k0, row_ptr(a.k, b, h, k0), a.k.sn);
-    load_rows<D, P>(Vs + tt * kRows * P, kRows, N - k0, row_ptr(a.v, b, h, k0), a.v.sn);
+    load_block_rows<D, kRows>(Ks + tt * kRows * P, N - k0, row_ptr(a.k, b, h, k0), a.k.sn);
+    load_block_rows<D, kRows>(Vs + tt * kRows * P, N - k0, row_ptr(a.v, b, h, k0), a.v.sn);
     cp_async_commit();
   }
 
@@ -153,8 +161,8 @@ __global__ void __launch_bounds__(kWarps * 32, 4)
     __syncthreads();  // every warp is done with this slot
     if (tile + 2 < ntiles) {
       const int kn = (tile + 2) * kRows;
-      load_rows<D, P>(Ks + slot * kRows * P, kRows, N - kn, row_ptr(a.k, b, h, kn), a.k.sn);
-      load_rows<D, P>(Vs + slot * kRows * P, kRows, N - kn, row_ptr(a.v, b, h, kn), a.v.sn);
+      load_block_rows<D, kRows>(Ks + slot * kRows * P, N - kn, row_ptr(a.k, b, h, kn), a.k.sn);
+      load_block_rows<D, kRows>(Vs + slot * kRows * P, N - kn, row_ptr(a.v, b, h, kn), a.v.sn);
       cp_async_commit();
     }
   }
@@ -197,8 +205,8 @@ __global__ void __launch_bounds__(kWarps * 32, 4)
   // rows are padded to whole 64-query blocks, so every 32-query block reads inside them.
   auto load_block = [&](int blk) {
     const int q0 = blk * BQ, slot = blk & 1;
-    load_rows<D, P>(Qs + slot * BQ * P, BQ, N - q0, row_ptr(a.q, b, h, q0), a.q.sn);
-    load_rows<D, P>(dOs + slot * BQ * P, BQ, N - q0, row_ptr(a.dout, b, h, q0), a.dout.sn);
+    load_block_rows<D, BQ>(Qs + slot * BQ * P, N - q0, row_ptr(a.q, b, h, q0), a.q.sn);
+    load_block_rows<D, BQ>(dOs + slot * BQ * P, N - q0, row_ptr(a.dout, b, h, q0), a.dout.sn);
     constexpr int kChunks = BQ / 4;  // 16-byte chunks of one block's floats
     for (int i = threadIdx.x; i < 2 * kChunks; i += blockDim.x) {
       const bool is_lse = i < kChunks;
@@ -209,8 +217,8 @@ __global__ void __launch_bounds__(kWarps * 32, 4)
     cp_async_commit();
   };
 
-  load_rows<D, P>(Ks, kRows, N - k0, row_ptr(a.k, b, h, k0), a.k.sn);
-  load_rows<D, P>(Vs, kRows, N - k0, row_ptr(a.v, b, h, k0), a.v.sn);
+  load_block_rows<D, kRows>(Ks, N - k0, row_ptr(a.k, b, h, k0), a.k.sn);
+  load_block_rows<D, kRows>(Vs, N - k0, row_ptr(a.v, b, h, k0), a.v.sn);
   load_block(0);  // one group with K and V
 
   float dk[DT][4], dv[DT][4];
