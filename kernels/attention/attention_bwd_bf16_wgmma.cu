@@ -69,11 +69,11 @@ __global__ void __launch_bounds__(kThreads, 2)
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, t = lane % 4;
   const float c = a.scale * kLog2e;
 
-  load_rows(Qs, kBlock, N - q0, row_ptr(a.q, b, h, q0), a.q.sn);
-  load_rows(dOs, kBlock, N - q0, row_ptr(a.dout, b, h, q0), a.dout.sn);
+  load_rows<kBlock>(Qs, N - q0, row_ptr(a.q, b, h, q0), a.q.sn);
+  load_rows<kBlock>(dOs, N - q0, row_ptr(a.dout, b, h, q0), a.dout.sn);
   // K is read as S's B (the last chunk's kTail rows) and as dQ's B (its 16-key steps), V as dP's B.
-  load_rows(Ks, kFull * kBlock + 16 * kSteps, N, row_ptr(a.k, b, h, 0), a.k.sn);
-  load_rows(Vs, kFull * kBlock + kTail, N, row_ptr(a.v, b, h, 0), a.v.sn);
+  load_rows<kFull * kBlock + 16 * kSteps>(Ks, N, row_ptr(a.k, b, h, 0), a.k.sn);
+  load_rows<kFull * kBlock + kTail>(Vs, N, row_ptr(a.v, b, h, 0), a.v.sn);
   cp_async_commit();
 
   float delta[2], lse2[2];
@@ -143,13 +143,13 @@ __global__ void __launch_bounds__(kThreads, 2)
   const int lane = threadIdx.x % 32, t = lane % 4;
   const float c = a.scale * kLog2e;
 
-  load_rows(Ks, kBlock, N - k0, row_ptr(a.k, b, h, k0), a.k.sn);
-  load_rows(Vs, kBlock, N - k0, row_ptr(a.v, b, h, k0), a.v.sn);
+  load_rows<kBlock>(Ks, N - k0, row_ptr(a.k, b, h, k0), a.k.sn);
+  load_rows<kBlock>(Vs, N - k0, row_ptr(a.v, b, h, k0), a.v.sn);
   // Q and dO are read as Sᵀ's and dPᵀ's B (kTail rows of the last chunk) and as dK's and dV's B
   // (its 16-query steps).
-  const int query_rows = kFull * kBlock + 16 * kSteps;
-  load_rows(Qs, query_rows, N, row_ptr(a.q, b, h, 0), a.q.sn);
-  load_rows(dOs, query_rows, N, row_ptr(a.dout, b, h, 0), a.dout.sn);
+  constexpr int kQueryRowsRead = kFull * kBlock + 16 * kSteps;
+  load_rows<kQueryRowsRead>(Qs, N, row_ptr(a.q, b, h, 0), a.q.sn);
+  load_rows<kQueryRowsRead>(dOs, N, row_ptr(a.dout, b, h, 0), a.dout.sn);
   // lse2 and δ: the workspace rows are padded to npad = 64·(kFull + 1) = kQueryRows.
   const float* lse2_row = lse2_ws + ws_row(b, h, a.H, npad);
   const float* delta_row = delta_ws + ws_row(b, h, a.H, npad);

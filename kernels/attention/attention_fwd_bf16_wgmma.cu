@@ -59,10 +59,10 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) attention_fwd_bf16_wgmma
   const float c = a.scale * kLog2e;
 
   // K is read as S's B (the last chunk's kTail rows), V as P·V's B (its 16-key steps).
-  load_rows(Qs, kBlock, N - q0, row_ptr(a.q, b, h, q0), a.q.sn);
-  load_rows(Ks, kFull * kBlock + kTail, N, row_ptr(a.k, b, h, 0), a.k.sn);
+  load_rows<kBlock>(Qs, N - q0, row_ptr(a.q, b, h, q0), a.q.sn);
+  load_rows<kFull * kBlock + kTail>(Ks, N, row_ptr(a.k, b, h, 0), a.k.sn);
   cp_async_commit();
-  load_rows(Vs, kFull * kBlock + 16 * kSteps, N, row_ptr(a.v, b, h, 0), a.v.sn);
+  load_rows<kFull * kBlock + 16 * kSteps>(Vs, N, row_ptr(a.v, b, h, 0), a.v.sn);
   cp_async_commit();
   cp_async_wait<1>();
   hw::fence_proxy_async();
