@@ -76,9 +76,27 @@ STEP_DECISIONS = [
 ]
 
 
+# The relative error a kernel's output may have against the CPU reference (the issue's parity bars).
+ERROR_BARS = {"bf16": 1e-2, "fp32": 1e-5}
+
+
+def error_problem(r):
+    """Why a candidate's results disqualify it, or None: a NaN or infinite error (an output left
+    unwritten), or one above its dtype's bar. Unchecked rows (--no-check: negative) pass here and
+    say so in the table."""
+    e = r.get("rel_err")
+    if e is None or (not math.isnan(e) and e < 0):
+        return None
+    if math.isnan(e) or math.isinf(e):
+        return f"rel err {e}"
+    bar = ERROR_BARS.get(r.get("dtype"))
+    return f"rel err {e:.2e} > {bar:g}" if bar is not None and e > bar else None
+
+
 def print_decisions(rows, steps):
     """For each pending alternative: its time against the default's where both were timed, and
-    whether it was faster everywhere (then: make it the default, after reading its error column)."""
+    whether it was faster everywhere (then: make it the default) — unless its results were wrong
+    somewhere (an error that is NaN or above the dtype's bar), which decides first."""
     lines = []
     for what, kernels, cand, base in KERNEL_DECISIONS:
         pairs = []
@@ -89,7 +107,7 @@ def print_decisions(rows, steps):
                 d = [b for b in rows if b["kernel"] == k and b["impl"] == base and b["shape"] == r["shape"]
                      and b["dtype"] == r["dtype"]]
                 if d:
-                    pairs.append((f"{k} {r['shape']} {r['dtype']}", d[0]["median_ms"], r["median_ms"]))
+                    pairs.append((f"{k} {r['shape']} {r['dtype']}", d[0]["median_ms"], r["median_ms"], r))
         lines.append((what, pairs))
     # A step line's settings; a field a line leaves out has its default value.
     defaults = {"attention": "fused", "dropout_mask": "drawn", "cuda_graphs": False, "gemm_epilogues": True}
@@ -104,20 +122,27 @@ def print_decisions(rows, steps):
                  and all(setting(b, x) == setting(r, x) for x in keys if x != field)]
             if d:
                 graphs = ", graphs" if r.get("cuda_graphs") else ""
-                pairs.append((f"step {r['config']} {r['precision']}{graphs}", d[0]["step_ms_median"], r["step_ms_median"]))
+                pairs.append((f"step {r['config']} {r['precision']}{graphs}", d[0]["step_ms_median"],
+                              r["step_ms_median"], r))
         lines.append((what, pairs))
     print("\n**Pending decisions** (candidate against the default, same run; ratio > 1: the candidate is faster)\n")
-    print("| alternative | where | default ms | candidate ms | ratio | verdict |")
-    print("|---|---|---:|---:|---:|---|")
+    print("| alternative | where | default ms | candidate ms | ratio | candidate rel err | verdict |")
+    print("|---|---|---:|---:|---:|---:|---|")
     for what, pairs in lines:
         if not pairs:
-            print(f"| {what} | not timed | | | | – |")
+            print(f"| {what} | not timed | | | | | – |")
             continue
-        faster = all(c < d for _, d, c in pairs)
-        for i, (where, d, c) in enumerate(pairs):
-            verdict = ("faster everywhere: make it the default" if faster else "not faster everywhere: keep the default") \
-                if i == 0 else ""
-            print(f"| {what if i == 0 else ''} | {where} | {d:.4f} | {c:.4f} | {d / c:.2f} | {verdict} |")
+        problems = [p for p in (error_problem(r) for *_, r in pairs) if p]
+        if problems:
+            verdict = f"**wrong results** ({problems[0]}): fix before timing matters"
+        elif all(c < d for _, d, c, _ in pairs):
+            verdict = "faster everywhere: make it the default"
+        else:
+            verdict = "not faster everywhere: keep the default"
+        for i, (where, d, c, r) in enumerate(pairs):
+            err = fmt_err(r) if "rel_err" in r else "–"
+            print(f"| {what if i == 0 else ''} | {where} | {d:.4f} | {c:.4f} | {d / c:.2f} | {err} | "
+                  f"{verdict if i == 0 else ''} |")
 
 
 def print_profiles(profiles, top=15):
