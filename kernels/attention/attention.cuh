@@ -43,7 +43,7 @@ inline constexpr int kBf16BwdMaxN = 256;
 struct ForwardTileCode {
   bool narrow_last_tile = false;     // a last tile of ≤ 16 keys does the math of 16
   bool mask_last_tile_only = false;  // full tiles skip the key mask
-  bool unrolled_loads = false;       // Q/K/V tiles through load_tile_unrolled
+  bool unrolled_loads = false;       // Q/K/V tiles through load_rows_unrolled
 };
 // rows_per_block 64 or 128 (D ≤ 64), rows_per_warp 16 or 32 (D ≤ 64); 0 = the default (64, 16).
 template <int D>
