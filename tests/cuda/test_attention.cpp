@@ -163,10 +163,11 @@ struct Bf16Case {
   Reference ref, ref_bwd;
   Buf<bf16> qkv_dev, dout_dev, o_ref_dev, o, dqkv;
   Buf<float> lse_ref_dev, lse;
-  Bf16Case(const AttnCase& c_, Rng& rng)
+  // scale_: the softmax scale, 1/√d unless given (any sign; the kernels take it as it comes).
+  Bf16Case(const AttnCase& c_, Rng& rng, float scale_ = 0.0f)
       : c(c_),
         geo(c_),
-        scale(1.0f / std::sqrt(static_cast<float>(c_.d))),
+        scale(scale_ != 0.0f ? scale_ : 1.0f / std::sqrt(static_cast<float>(c_.d))),
         qkv(round_bf16(rng.normal(static_cast<size_t>(geo.in_elems)))),
         dout(round_bf16(rng.normal(static_cast<size_t>(geo.out_elems)))),
         ref(cpu_reference(c, geo, qkv, dout, scale, nullptr)),
@@ -299,6 +300,15 @@ TEST_CASE("Hopper attention (wgmma): forward and backward within bf16 tolerance"
     }
     t.backward();
     t.check_backward();
+    if (c.N == 197) {
+      // A negative scale, large enough that scale·s spans more than fp32's exponent range: the
+      // forward must take each row's maximum of scale·s from its smallest score (its largest would
+      // overflow the exponentials).
+      INFO("forward with scale -20");
+      Bf16Case negative(c, rng, -20.0f);
+      negative.forward();
+      negative.check_forward();
+    }
   }
   const cuda::DeviceInfo& info = cuda::device_info();
   if (cuda::attention_bf16_wgmma_supported(1, 64)) CHECK(cases == 6);
