@@ -271,6 +271,31 @@ TEST_CASE("attention bf16 (tensor cores): forward and backward within bf16 toler
       t.backward();
       t.check_backward();
     }
+    if (c.N == 197) {
+      // A negative scale large enough that scale·s spans more than fp32's exponent range, through
+      // the default kernels and the forward's other ways of running its tiles (a kernel that took
+      // the row maximum for a positive scale only would overflow).
+      INFO("scale -20");
+      Bf16Case negative(c, rng, -20.0f);
+      for (const bool variants : {false, true}) {
+        INFO("unrolled loads, mask in the last tile only and narrow last tile: " << variants);
+        const ScopedSetting<bool> narrow(cuda::attention_bf16_forward_narrow_last_tile,
+                                         cuda::set_attention_bf16_forward_narrow_last_tile, variants);
+        const ScopedSetting<bool> mask(cuda::attention_bf16_forward_mask_last_tile_only,
+                                       cuda::set_attention_bf16_forward_mask_last_tile_only, variants);
+        const ScopedSetting<bool> loads(cuda::attention_bf16_forward_unrolled_loads,
+                                        cuda::set_attention_bf16_forward_unrolled_loads, variants);
+        negative.forward();
+        negative.check_forward();
+      }
+      for (const bool split : {false, true}) {
+        INFO("backward, split " << split);
+        const RestoreBackwardSchedule restore;
+        cuda::set_attention_bf16_backward_split(split);
+        negative.backward();
+        negative.check_backward();
+      }
+    }
   }
 }
 
@@ -308,6 +333,8 @@ TEST_CASE("Hopper attention (wgmma): forward and backward within bf16 tolerance"
       Bf16Case negative(c, rng, -20.0f);
       negative.forward();
       negative.check_forward();
+      negative.backward();
+      negative.check_backward();
     }
   }
   const cuda::DeviceInfo& info = cuda::device_info();
