@@ -140,12 +140,24 @@ void run(const Options& o, Timer& timer, int64_t N, bool hopper) {
           "attention_fwd", 4 * flops, {1}, [](int v) { cuda::set_attention_bf16_forward_unrolled_loads(v != 0); },
           [] { return int(cuda::attention_bf16_forward_unrolled_loads()); }, "vts_unrolled_loads", "", fwd, {&dout},
           fwd_err);
+      // "vts_fold_scale1": the scale inside the exponentials' FFMA (not the default's bits; its
+      // rel_err is its own). Last, all four.
+      auto time_fold = [&](const char* prefix) {
+        time_setting(
+            "attention_fwd", 4 * flops, {1}, [](int v) { cuda::set_attention_bf16_forward_fold_scale(v != 0); },
+            [] { return int(cuda::attention_bf16_forward_fold_scale()); }, prefix, "", fwd, {&dout}, fwd_err);
+      };
+      time_fold("vts_fold_scale");
       const bool unrolled_was = cuda::attention_bf16_forward_unrolled_loads();
       const bool mask_last_was = cuda::attention_bf16_forward_mask_last_tile_only();
+      const bool narrow_was = cuda::attention_bf16_forward_narrow_last_tile();
       cuda::set_attention_bf16_forward_unrolled_loads(true);
       time_mask_last("vts_unrolled_loads1_mask_last");
       cuda::set_attention_bf16_forward_mask_last_tile_only(true);
       time_narrow("vts_unrolled_loads1_mask_last1_narrow_last");
+      cuda::set_attention_bf16_forward_narrow_last_tile(true);
+      time_fold("vts_unrolled_loads1_mask_last1_narrow_last1_fold_scale");
+      cuda::set_attention_bf16_forward_narrow_last_tile(narrow_was);
       cuda::set_attention_bf16_forward_mask_last_tile_only(mask_last_was);
       cuda::set_attention_bf16_forward_unrolled_loads(unrolled_was);
     }

@@ -13,6 +13,7 @@ std::atomic<int> g_bf16_forward_warp_rows{0};
 std::atomic<bool> g_bf16_forward_narrow_last_tile{false};
 std::atomic<bool> g_bf16_forward_mask_last_tile_only{false};
 std::atomic<bool> g_bf16_forward_unrolled_loads{false};
+std::atomic<bool> g_bf16_forward_fold_scale{false};
 std::atomic<bool> g_bf16_forward_wgmma{false};
 std::atomic<bool> g_bf16_backward_wgmma{false};
 std::atomic<int> g_bf16_forward_wgmma_blocks{0};  // 0: the kernel's default (2)
@@ -112,6 +113,8 @@ void set_attention_bf16_forward_unrolled_loads(bool on) {
   g_bf16_forward_unrolled_loads.store(on, std::memory_order_relaxed);
 }
 bool attention_bf16_forward_unrolled_loads() { return g_bf16_forward_unrolled_loads.load(std::memory_order_relaxed); }
+void set_attention_bf16_forward_fold_scale(bool on) { g_bf16_forward_fold_scale.store(on, std::memory_order_relaxed); }
+bool attention_bf16_forward_fold_scale() { return g_bf16_forward_fold_scale.load(std::memory_order_relaxed); }
 
 void set_attention_bf16_forward_wgmma(bool on) { g_bf16_forward_wgmma.store(on, std::memory_order_relaxed); }
 bool attention_bf16_forward_wgmma() { return g_bf16_forward_wgmma.load(std::memory_order_relaxed); }
@@ -175,7 +178,8 @@ void attention_forward(Device, int64_t B, int64_t H, int64_t N, int64_t d, float
   const int rows = attention_bf16_forward_rows(), warp_rows = attention_bf16_forward_warp_rows();
   const attn::ForwardTileCode code{attention_bf16_forward_narrow_last_tile(),
                                    attention_bf16_forward_mask_last_tile_only(),
-                                   attention_bf16_forward_unrolled_loads()};
+                                   attention_bf16_forward_unrolled_loads(),
+                                   attention_bf16_forward_fold_scale()};
   if (attention_bf16_forward_wgmma() && attention_bf16_wgmma_supported(N, d))
     return attn::forward_bf16_wgmma(a, attention_bf16_forward_wgmma_blocks() == 3 ? 3 : 2);
   switch (d) {

@@ -38,12 +38,14 @@ void backward_f32(const BwdArgs<float>& a);
 // The bf16 kernels: forward any N, D ∈ {16, 32, 64, 128}; backward D ∈ {16, 32, 64}, one CTA per
 // head for N ≤ kBf16BwdMaxN, split into a dQ and a dK/dV kernel for any N.
 inline constexpr int kBf16BwdMaxN = 256;
-// How the bf16 forward's default layout (64 rows a block, 16 a warp) runs its key tiles; each the
-// same bits as the default (false everywhere). Only narrow_last_tile applies at D ≠ 64.
+// How the bf16 forward's default layout (64 rows a block, 16 a warp) runs its key tiles; the first
+// three give the default's bits (false everywhere), fold_scale the same within bf16 tolerance (and
+// only for a positive scale). Only narrow_last_tile applies at D ≠ 64.
 struct ForwardTileCode {
   bool narrow_last_tile = false;     // a last tile of ≤ 16 keys does the math of 16
   bool mask_last_tile_only = false;  // full tiles skip the key mask
   bool unrolled_loads = false;       // Q/K/V tiles through load_rows_unrolled
+  bool fold_scale = false;           // the scale applied in the exponentials' FFMA
 };
 // rows_per_block 64 or 128 (D ≤ 64), rows_per_warp 16 or 32 (D ≤ 64); 0 = the default (64, 16).
 template <int D>

@@ -91,8 +91,13 @@ constexpr int kFwdMinBlocks = D > 64 ? 1 : MT == 1 ? 16 / W : kQInRegs ? 8 / W :
 // copies, issued in fewer instructions: load_tile's trip count depends on threadIdx.x, so nvcc makes
 // it a loop unrolled by 4 with peeled remainder iterations and a 64-bit address computation a copy
 // (about 112 instructions a thread per 64-row tile at D = 64, sm_90, twice per key tile).
+// kFoldScale (the default layout at D = 64 only, launched for a positive scale c;
+// cuda::set_attention_bf16_forward_fold_scale): the scores stay unscaled until the exponential — a
+// tile's row maximum of c·s is c times its largest score, and each exponent is one FFMA, c·s − m,
+// instead of a multiply and then a subtraction (32 instructions a tile a lane). Not the default's
+// bits (the FFMA rounds once), within bf16 tolerance of the CPU.
 template <int D, int W, int MT, bool kQInRegs, bool kNarrowLast = false, bool kUnmaskedFull = false,
-          bool kUnrolledLoads = false>
+          bool kUnrolledLoads = false, bool kFoldScale = false>
 __global__ void __launch_bounds__(W * 32, kFwdMinBlocks<D, W, MT, kQInRegs>)
     attention_fwd_bf16_kernel(const FwdArgs<__nv_bfloat16> a) {
   using S = FwdSmem<D, W, MT>;
@@ -212,8 +217,8 @@ __global__ void __launch_bounds__(W * 32, kFwdMinBlocks<D, W, MT, kQInRegs>)
           for (int e = 0; e < 4; ++e) {
             if constexpr (decltype(masked)::value) {
               const int col = j * 8 + 2 * t + (e & 1);
-              s[i][j][e] = col < valid_keys ? s[i][j][e] * c : -INFINITY;
-            } else {
+              s[i][j][e] = col < valid_keys ? (kFoldScale ? s[i][j][e] : s[i][j][e] * c) : -INFINITY;
+            } else if constexpr (!kFoldScale) {
               s[i][j][e] *= c;
             }
             mx[e >> 1] = fmaxf(mx[e >> 1], s[i][j][e]);
@@ -224,6 +229,7 @@ __global__ void __launch_bounds__(W * 32, kFwdMinBlocks<D, W, MT, kQInRegs>)
         for (int r = 0; r < 2; ++r) {
           mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
           mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+          if constexpr (kFoldScale) mx[r] *= c;  // c > 0: the largest c·s (rounding is monotonic)
           const float m_new = fmaxf(m[i][r], mx[r]);  // finite: every tile has a valid key
           corr[r] = hw::exp2_ftz(m[i][r] - m_new);
           m[i][r] = m_new;
@@ -233,7 +239,8 @@ __global__ void __launch_bounds__(W * 32, kFwdMinBlocks<D, W, MT, kQInRegs>)
         for (int j = 0; j < NTK; ++j) {
 #pragma unroll
           for (int e = 0; e < 4; ++e) {
-            s[i][j][e] = hw::exp2_ftz(s[i][j][e] - m[i][e >> 1]);
+            const float exponent = kFoldScale ? fmaf(s[i][j][e], c, -m[i][e >> 1]) : s[i][j][e] - m[i][e >> 1];
+            s[i][j][e] = hw::exp2_ftz(exponent);
             l[i][e >> 1] += s[i][j][e];  // a per-lane partial row sum; the quad adds them at the end
           }
         }
@@ -308,10 +315,10 @@ __global__ void __launch_bounds__(W * 32, kFwdMinBlocks<D, W, MT, kQInRegs>)
 }
 
 template <int D, int W, int MT, bool kQInRegs = true, bool kNarrowLast = false, bool kUnmaskedFull = false,
-          bool kUnrolledLoads = false>
+          bool kUnrolledLoads = false, bool kFoldScale = false>
 void launch_forward_bf16(const FwdArgs<__nv_bfloat16>& a) {
   const size_t smem = FwdSmem<D, W, MT>::bytes;
-  auto kernel = attention_fwd_bf16_kernel<D, W, MT, kQInRegs, kNarrowLast, kUnmaskedFull, kUnrolledLoads>;
+  auto kernel = attention_fwd_bf16_kernel<D, W, MT, kQInRegs, kNarrowLast, kUnmaskedFull, kUnrolledLoads, kFoldScale>;
   VTS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
   constexpr int BM = FwdSmem<D, W, MT>::BM;
   const dim3 grid(static_cast<unsigned>((a.N + BM - 1) / BM), static_cast<unsigned>(a.H), static_cast<unsigned>(a.B));
@@ -321,11 +328,12 @@ void launch_forward_bf16(const FwdArgs<__nv_bfloat16>& a) {
 
 // The default layout's code options at D = 64 (ViT's head dim, where they are timed; each kernel is
 // compiled for two architectures, and other head dims would only add build time): every
-// combination of the narrow last tile (bit 0), the unmasked full tiles (bit 1) and the unrolled
-// loads (bit 2).
+// combination of the narrow last tile (bit 0), the unmasked full tiles (bit 1), the unrolled
+// loads (bit 2) and the folded scale (bit 3).
 template <int... kCode>
 constexpr auto default_layout_d64_launchers(std::integer_sequence<int, kCode...>) {
-  return std::array{&launch_forward_bf16<64, 4, 1, true, (kCode & 1) != 0, (kCode & 2) != 0, (kCode & 4) != 0>...};
+  return std::array{&launch_forward_bf16<64, 4, 1, true, (kCode & 1) != 0, (kCode & 2) != 0, (kCode & 4) != 0,
+                                         (kCode & 8) != 0>...};
 }
 
 }  // namespace
@@ -340,8 +348,10 @@ void forward_bf16(const FwdArgs<__nv_bfloat16>& a, int rows_per_block, int rows_
     if (two_tiles) return launch_forward_bf16<D, 2, 2>(a);
   }
   if constexpr (D == 64) {
-    static constexpr auto launchers = default_layout_d64_launchers(std::make_integer_sequence<int, 8>{});
-    const int index = int(code.narrow_last_tile) | int(code.mask_last_tile_only) << 1 | int(code.unrolled_loads) << 2;
+    static constexpr auto launchers = default_layout_d64_launchers(std::make_integer_sequence<int, 16>{});
+    const bool fold = code.fold_scale && a.scale > 0.0f;  // the folded maximum needs c > 0
+    const int index = int(code.narrow_last_tile) | int(code.mask_last_tile_only) << 1 |
+                      int(code.unrolled_loads) << 2 | int(fold) << 3;
     return launchers[index](a);
   }
   if (code.narrow_last_tile) return launch_forward_bf16<D, 4, 1, true, true>(a);

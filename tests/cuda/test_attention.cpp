@@ -78,6 +78,20 @@ struct RestoreBackwardSchedule {
   }
 };
 
+// The bf16 forward's ways of running the default layout's key tiles (cuda::set_attention_bf16_
+// forward_narrow_last_tile, _mask_last_tile_only, _unrolled_loads, _fold_scale), set for a scope.
+struct ScopedForwardTileCode {
+  ScopedSetting<bool> narrow, mask, loads, fold;
+  ScopedForwardTileCode(bool narrow_last_tile, bool mask_last_tile_only, bool unrolled_loads, bool fold_scale)
+      : narrow(cuda::attention_bf16_forward_narrow_last_tile, cuda::set_attention_bf16_forward_narrow_last_tile,
+               narrow_last_tile),
+        mask(cuda::attention_bf16_forward_mask_last_tile_only, cuda::set_attention_bf16_forward_mask_last_tile_only,
+             mask_last_tile_only),
+        loads(cuda::attention_bf16_forward_unrolled_loads, cuda::set_attention_bf16_forward_unrolled_loads,
+              unrolled_loads),
+        fold(cuda::attention_bf16_forward_fold_scale, cuda::set_attention_bf16_forward_fold_scale, fold_scale) {}
+};
+
 struct Reference {
   std::vector<float> o, lse, dqkv;
 };
@@ -228,24 +242,29 @@ TEST_CASE("attention bf16 (tensor cores): forward and backward within bf16 toler
     {
       // The default layout's other ways of running its key tiles, in every combination: a last tile
       // of at most 16 keys done as 16 (N = 1, 65, 130, 197, 257 here), the key mask only where a
-      // tile reaches past N, the unrolled tile loads (the last two at d = 64 only). Each gives the
-      // default's bits: the keys left out have probability 0, the mask keeps s·c where it keeps a
-      // key, and the copies are the same.
+      // tile reaches past N, the unrolled tile loads, the scale folded into the exponentials (the
+      // last three at d = 64 only). The first three give the default's bits: the keys left out have
+      // probability 0, the mask keeps s·c where it keeps a key, and the copies are the same. The
+      // folded scale rounds otherwise: within tolerance of the CPU, and with any of the other three
+      // its own bits.
       const auto default_o = t.o.download();
       const auto default_lse = t.lse.download();
-      for (int code = 1; code < 8; ++code) {
-        const bool narrow = code & 1, mask_last_only = code & 2, unrolled_loads = code & 4;
+      auto folded_o = default_o;
+      auto folded_lse = default_lse;
+      for (int code = 1; code < 16; ++code) {
+        const bool narrow = code & 1, mask_last_only = code & 2, unrolled_loads = code & 4, fold = code & 8;
         INFO("forward: narrow last tile " << narrow << ", mask in the last tile only " << mask_last_only
-                                          << ", unrolled loads " << unrolled_loads);
-        const ScopedSetting<bool> narrow_setting(cuda::attention_bf16_forward_narrow_last_tile,
-                                                 cuda::set_attention_bf16_forward_narrow_last_tile, narrow);
-        const ScopedSetting<bool> mask_setting(cuda::attention_bf16_forward_mask_last_tile_only,
-                                               cuda::set_attention_bf16_forward_mask_last_tile_only, mask_last_only);
-        const ScopedSetting<bool> loads_setting(cuda::attention_bf16_forward_unrolled_loads,
-                                                cuda::set_attention_bf16_forward_unrolled_loads, unrolled_loads);
+                                          << ", unrolled loads " << unrolled_loads << ", folded scale " << fold);
+        const ScopedForwardTileCode setting(narrow, mask_last_only, unrolled_loads, fold);
         t.forward();
-        CHECK(bit_differences(t.o.download(), default_o) == "");
-        CHECK(bit_differences(t.lse.download(), default_lse) == "");
+        if (code == 8) {  // the folded scale alone, first of its eight
+          t.check_forward();
+          folded_o = t.o.download();
+          folded_lse = t.lse.download();
+          continue;
+        }
+        CHECK(bit_differences(t.o.download(), fold ? folded_o : default_o) == "");
+        CHECK(bit_differences(t.lse.download(), fold ? folded_lse : default_lse) == "");
       }
     }
 
@@ -278,13 +297,9 @@ TEST_CASE("attention bf16 (tensor cores): forward and backward within bf16 toler
       INFO("scale -20");
       Bf16Case negative(c, rng, -20.0f);
       for (const bool variants : {false, true}) {
-        INFO("unrolled loads, mask in the last tile only and narrow last tile: " << variants);
-        const ScopedSetting<bool> narrow(cuda::attention_bf16_forward_narrow_last_tile,
-                                         cuda::set_attention_bf16_forward_narrow_last_tile, variants);
-        const ScopedSetting<bool> mask(cuda::attention_bf16_forward_mask_last_tile_only,
-                                       cuda::set_attention_bf16_forward_mask_last_tile_only, variants);
-        const ScopedSetting<bool> loads(cuda::attention_bf16_forward_unrolled_loads,
-                                        cuda::set_attention_bf16_forward_unrolled_loads, variants);
+        // (The folded scale takes a positive scale only: here it must leave the forward as it is.)
+        INFO("narrow last tile, mask in the last tile only, unrolled loads, folded scale: " << variants);
+        const ScopedForwardTileCode setting(variants, variants, variants, variants);
         negative.forward();
         negative.check_forward();
       }

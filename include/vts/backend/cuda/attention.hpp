@@ -68,6 +68,13 @@ bool attention_bf16_forward_mask_last_tile_only();
 // timed it; other head dims ignore it. Process-wide; for benchmarks and tests.
 void set_attention_bf16_forward_unrolled_loads(bool on);
 bool attention_bf16_forward_unrolled_loads();
+// With the default layout at d = 64 and a positive scale, the scale applied inside each
+// exponential's FFMA (exp2(c·s − max) from unscaled scores; a tile's maximum of c·s is c times its
+// largest score): one instruction a score fewer. Within bf16 tolerance, not the default's bits.
+// Combines with the three above. false (the default) until a device has timed it; other head dims
+// and scales ≤ 0 ignore it. Process-wide; for benchmarks and tests.
+void set_attention_bf16_forward_fold_scale(bool on);
+bool attention_bf16_forward_fold_scale();
 // The Hopper forward (wgmma, built for sm_90a): a head's whole K and V in shared memory, S for all
 // keys at once, the softmax in one pass. Taken where it applies — d = 64, N ≤ 256, a device of
 // compute capability 9.0 (H100, H200) — when on; false (the default) until a device has timed it.
