@@ -74,6 +74,8 @@ KERNEL_DECISIONS = [
      ["attention_bwd"], "vts_wgmma1", "vts"),
 ]
 STEP_DECISIONS = [
+    ("the composite fp32 attention (GEMMs on TF32, softmax) in the fp32 B/16 step", "attention", "composite",
+     "fused"),
     ("the split attention backward in the B/16 step", "attention", "fused, split backward", "fused"),
     ("the Hopper attention kernels in the B/16 step", "attention", "fused, wgmma", "fused"),
     ("the kept dropout mask in the B/16 step", "dropout_mask", "kept", "drawn"),

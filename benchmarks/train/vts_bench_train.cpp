@@ -23,6 +23,9 @@
 // --hopper-attention (CUDA, bf16) runs the attention forward and backward on the Hopper kernels
 // (wgmma, sm_90a; cuda::set_attention_bf16_{forward,backward}_wgmma) where they apply: d = 64,
 // N ≤ 256, compute capability 9.0 — the B/16 and B/32 configs on an H100/H200.
+// --attention-f32 composite (CUDA, fp32) runs the fp32 attention from the composite ops (matmul on
+// the fp32 GEMM mode, TF32 by default; softmax; matmul; cuda::set_attention_f32_composite) instead of
+// the fused SIMT kernels: the candidate for the fp32 step, where the fused kernels lose to PyTorch's.
 // --keep-dropout-mask (CUDA) has the MLP's fused GELU + dropout keep its mask as bits for the
 // backward instead of drawing it again (cuda::set_gelu_dropout_keep_mask), the candidate default.
 // --mode encode times what `vts encode` does per batch instead of a training step: the network's
@@ -71,6 +74,7 @@ struct Args {
   std::string attention_bwd = "default";  // default | split (CUDA bf16 attention backward)
   bool keep_dropout_mask = false;          // CUDA: gelu_dropout keeps its mask as bits
   bool hopper_attention = false;           // CUDA bf16: the wgmma attention kernels where they apply
+  std::string attention_f32 = "fused";     // fused | composite (CUDA fp32 attention)
   std::string mode = "train";  // train | encode
 };
 
@@ -110,13 +114,14 @@ Args parse(int argc, char** argv) {
     else if (flag == "--attention-bwd") a.attention_bwd = value();
     else if (flag == "--keep-dropout-mask") a.keep_dropout_mask = true;
     else if (flag == "--hopper-attention") a.hopper_attention = true;
+    else if (flag == "--attention-f32") a.attention_f32 = value();
     else if (flag == "--mode") a.mode = value();
     else {
       std::fprintf(stderr,
                    "usage: vts_bench_train [--config tiny|small|b16|b32] [--batch B] [--steps S] [--warmup W] "
                    "[--threads T] [--device cpu|cuda] [--gemm tf32|bf16|fp32] [--precision fp32|bf16] "
                    "[--profile-steps K] [--cuda-graphs] [--attention-bwd default|split] [--hopper-attention] "
-                   "[--keep-dropout-mask] "
+                   "[--attention-f32 fused|composite] [--keep-dropout-mask] "
                    "[--mode train|encode]\n"
                    "unknown flag: %s\n",
                    flag.c_str());
@@ -135,6 +140,16 @@ Args parse(int argc, char** argv) {
   if (a.attention_bwd == "split" && (a.device != "cuda" || a.precision != "bf16")) {
     std::fprintf(stderr, "vts_bench_train: --attention-bwd split picks a kernel of the CUDA bf16 attention; it needs "
                          "--device cuda --precision bf16\n");
+    std::exit(2);
+  }
+  if (a.attention_f32 != "fused" && a.attention_f32 != "composite") {
+    std::fprintf(stderr, "vts_bench_train: --attention-f32 must be fused or composite, got '%s'\n",
+                 a.attention_f32.c_str());
+    std::exit(2);
+  }
+  if (a.attention_f32 == "composite" && (a.device != "cuda" || a.precision != "fp32")) {
+    std::fprintf(stderr, "vts_bench_train: --attention-f32 composite picks how the CUDA fp32 attention runs; it needs "
+                         "--device cuda and --precision fp32\n");
     std::exit(2);
   }
   if (a.hopper_attention && (a.device != "cuda" || a.precision != "bf16" || a.attention_bwd != "default")) {
@@ -414,6 +429,7 @@ int run(const Args& a) {
       device_memory_field<D>().c_str(),
       (std::string(a.attention_bwd == "split" ? ", \"attention\": \"fused, split backward\"" : "") +
        (a.hopper_attention ? hopper_attention_field<Config, D>() : std::string()) +
+       (a.attention_f32 == "composite" ? ", \"attention\": \"composite\"" : "") +
        (a.keep_dropout_mask ? ", \"dropout_mask\": \"kept\"" : ""))
           .c_str());
   if (a.profile_steps > 0) print_profile<D>(a, std::is_same_v<T, bf16> ? "bf16" : "fp32", step);
@@ -448,6 +464,7 @@ int main(int argc, char** argv) {
       vts::cuda::set_gelu_dropout_keep_mask(a.keep_dropout_mask);
       vts::cuda::set_attention_bf16_forward_wgmma(a.hopper_attention);
       vts::cuda::set_attention_bf16_backward_wgmma(a.hopper_attention);
+      vts::cuda::set_attention_f32_composite(a.attention_f32 == "composite");
       if (a.precision == "bf16") return run_config<vts::bf16, vts::Cuda>(a);
       return run_config<float, vts::Cuda>(a);
 #else

@@ -14,6 +14,7 @@ std::atomic<bool> g_bf16_forward_narrow_last_tile{false};
 std::atomic<bool> g_bf16_forward_mask_last_tile_only{false};
 std::atomic<bool> g_bf16_forward_unrolled_loads{false};
 std::atomic<bool> g_bf16_forward_fold_scale{false};
+std::atomic<bool> g_f32_composite{false};
 std::atomic<bool> g_bf16_forward_wgmma{false};
 std::atomic<bool> g_bf16_backward_wgmma{false};
 std::atomic<int> g_bf16_forward_wgmma_blocks{0};  // 0: the kernel's default (2)
@@ -115,6 +116,8 @@ void set_attention_bf16_forward_unrolled_loads(bool on) {
 bool attention_bf16_forward_unrolled_loads() { return g_bf16_forward_unrolled_loads.load(std::memory_order_relaxed); }
 void set_attention_bf16_forward_fold_scale(bool on) { g_bf16_forward_fold_scale.store(on, std::memory_order_relaxed); }
 bool attention_bf16_forward_fold_scale() { return g_bf16_forward_fold_scale.load(std::memory_order_relaxed); }
+void set_attention_f32_composite(bool on) { g_f32_composite.store(on, std::memory_order_relaxed); }
+bool attention_f32_composite() { return g_f32_composite.load(std::memory_order_relaxed); }
 
 void set_attention_bf16_forward_wgmma(bool on) { g_bf16_forward_wgmma.store(on, std::memory_order_relaxed); }
 bool attention_bf16_forward_wgmma() { return g_bf16_forward_wgmma.load(std::memory_order_relaxed); }

@@ -190,6 +190,16 @@ void check_layer_ops(Rng& rng) {
               [](const auto& v) { return attention(v[0], v[1], v[2]); });
   check_op<G>("self_attention_packed", rng, {Input{Shape{2, 17, 3 * 64}}},
               [](const auto& v) { return self_attention_packed(v[0], 2); });
+  {
+    // The same op in fp32 from the composite ops on the device (cuda::set_attention_f32_composite:
+    // matmul, softmax, matmul; full fp32 GEMMs here), and the four-dimensional form.
+    const ScopedSetting<bool> composite(cuda::attention_f32_composite, cuda::set_attention_f32_composite, true);
+    check_op<G>("self_attention_packed, composite fp32", rng, {Input{Shape{2, 17, 3 * 64}}},
+                [](const auto& v) { return self_attention_packed(v[0], 2); });
+    check_op<G>("attention d 32, composite fp32", rng,
+                {Input{Shape{2, 3, 17, 32}}, Input{Shape{2, 3, 17, 32}}, Input{Shape{2, 3, 17, 32}}},
+                [](const auto& v) { return attention(v[0], v[1], v[2]); });
+  }
   // The same seed on both devices draws the same masks (Philox, tested bit for bit in [dropout]).
   check_op<G>("dropout", rng, {Input{Shape{4, 9, 16}}}, [](const auto& v) {
     Generator gen(1234);
@@ -251,6 +261,33 @@ TEST_CASE("the residual stream's gradients are summed inside LayerNorm's backwar
     CHECK(e.name != "memcpy D2D");
   }
   REQUIRE(x.grad().defined());
+}
+
+TEST_CASE("cuda::set_attention_f32_composite moves fp32 attention from the fused kernels to GEMMs", "[ops]") {
+  const uint64_t seed = fresh_seed();
+  INFO("seed " << seed);
+  Rng rng(seed);
+  const Shape shape{2, 17, 3 * 64};
+  auto x = Tensor<float, Cuda>::from_vector(rng.normal(static_cast<size_t>(shape.numel())), shape);
+  x.requires_grad_();
+  // Which ops a forward and backward of self_attention_packed queue, by name.
+  auto ops_of_one_step = [&] {
+    cuda::synchronize();
+    cuda::profile_start();
+    sum(self_attention_packed(x, 2)).backward();
+    std::string names;
+    for (const auto& e : cuda::profile_stop()) names += e.name + "; ";
+    return names;
+  };
+  const std::string fused = ops_of_one_step();
+  INFO("fused: " << fused);
+  CHECK(fused.find("attention_fwd_f32_kernel") != std::string::npos);
+  CHECK(fused.find("gemm") == std::string::npos);
+  const ScopedSetting<bool> composite(cuda::attention_f32_composite, cuda::set_attention_f32_composite, true);
+  const std::string composed = ops_of_one_step();
+  INFO("composite: " << composed);
+  CHECK(composed.find("attention") == std::string::npos);
+  CHECK(composed.find("gemm") != std::string::npos);
 }
 
 TEST_CASE("every op of docs/ops.md: values and gradients match the CPU", "[ops]") {

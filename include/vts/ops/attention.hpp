@@ -70,12 +70,14 @@ Tensor<T, D> empty_heads(int64_t B, int64_t H, int64_t N, int64_t d) {
   return Tensor<T, D>::empty(Shape{B, N, H, d}).permute({0, 2, 1, 3});
 }
 
-// Whether device D's fused kernels take this shape in both directions (the CPU's take any).
+// Whether device D's fused kernels take this shape in both directions (the CPU's take any), and, in
+// fp32 on CUDA, are asked for (cuda::set_attention_f32_composite).
 template <class T, class D>
 bool fused_attention_supported([[maybe_unused]] int64_t N, [[maybe_unused]] int64_t d) {
 #if defined(VTS_WITH_CUDA)
   if constexpr (std::is_same_v<D, Cuda>) {
     constexpr auto dtype = std::is_same_v<T, bf16> ? cuda::AttentionDtype::bf16 : cuda::AttentionDtype::f32;
+    if (dtype == cuda::AttentionDtype::f32 && cuda::attention_f32_composite()) return false;
     return d % kPer16<T> == 0 && cuda::attention_supported(dtype, false, N, d) &&
            cuda::attention_supported(dtype, true, N, d);
   }

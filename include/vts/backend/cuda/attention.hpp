@@ -121,6 +121,15 @@ bool attention_bf16_backward_split();
 void set_attention_bf16_backward_wgmma(bool on);
 bool attention_bf16_backward_wgmma();
 
+// fp32 attention in the op layer (vts::attention, vts::self_attention_packed) from the composite
+// ops — matmul, softmax, matmul, the path of the shapes no fused kernel takes — instead of the fused
+// SIMT kernels. Its GEMMs then follow the fp32 GEMM mode (TF32 by default, as the linear layers';
+// full fp32 with set_tf32(false)), at the cost of the N × N probabilities kept for the backward
+// (B·H·N² floats a layer: 60 MB at ViT-B/16, batch 32). false (the default) until a device has timed
+// it in the training step. Process-wide; for benchmarks and tests.
+void set_attention_f32_composite(bool on);
+bool attention_f32_composite();
+
 // Whether the fused kernels take this problem (shape limits only; alignment is checked per call).
 bool attention_supported(AttentionDtype dtype, bool backward, int64_t N, int64_t d);
 
