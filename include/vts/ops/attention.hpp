@@ -85,10 +85,13 @@ bool fused_attention_supported([[maybe_unused]] int64_t N, [[maybe_unused]] int6
   return true;
 }
 
-// softmax(scale · q kᵀ) v from differentiable ops, for problems the fused kernels do not take.
+// softmax(scale · q kᵀ) v from differentiable ops, for problems the fused kernels do not take (and,
+// in fp32 on CUDA, on request: cuda::set_attention_f32_composite). The scale goes on q, N·d values,
+// rather than on the N × N scores: one pass over the scores fewer each way (the same values when the
+// scale is a power of two, 1/8 at d = 64).
 template <class T, class D>
 Tensor<T, D> attention_unfused(const Tensor<T, D>& q, const Tensor<T, D>& k, const Tensor<T, D>& v, acc_t<T> scale) {
-  return matmul(softmax(mul(matmul(q, k.transpose(-2, -1)), static_cast<T>(scale)), -1), v);
+  return matmul(softmax(matmul(mul(q, static_cast<T>(scale)), k.transpose(-2, -1)), -1), v);
 }
 // The same for the packed layout: [B, N, 3, H, d] → q, k, v as [B, H, N, d] views, and the heads
 // merged back to [B, N, H·d].
