@@ -8,6 +8,8 @@
 // cuDNN's fused attention among them) on the same card, joined by compare.py.
 // Each measurement is checked against vts::cpu at the full shape first (rel_err in the JSON).
 #include <cmath>
+#include <string>
+#include <vector>
 
 #include "bench_common.hpp"
 #include "vts/backend/cpu/attention.hpp"
@@ -117,49 +119,50 @@ void run(const Options& o, Timer& timer, int64_t N, bool hopper) {
       time_setting("attention_fwd", 4 * flops, {64, 128}, cuda::set_attention_bf16_forward_rows,
                    cuda::attention_bf16_forward_rows, "vts_rows", "_warp32", fwd, {&dout}, fwd_err);
       cuda::set_attention_bf16_forward_warp_rows(warp_rows_was);
-      // "vts_narrow_last1": the default layout with a last key tile of ≤ 16 keys done as 16 (N = 197:
-      // 5 keys; N = 50 has none, so there it times the default again).
-      auto time_narrow = [&](const char* prefix) {
-        time_setting(
-            "attention_fwd", 4 * flops, {1}, [](int v) { cuda::set_attention_bf16_forward_narrow_last_tile(v != 0); },
-            [] { return int(cuda::attention_bf16_forward_narrow_last_tile()); }, prefix, "", fwd, {&dout}, fwd_err);
+      // The default layout's ways of running its key tiles (cuda::set_attention_bf16_forward_*), each
+      // on/off switch a name: the row "vts_<name>1[_<name>1...]" times them switched on together.
+      struct Switch {
+        const char* name;
+        void (*set)(bool);
+        bool (*get)();
       };
-      auto time_mask_last = [&](const char* prefix) {
-        time_setting(
-            "attention_fwd", 4 * flops, {1},
-            [](int v) { cuda::set_attention_bf16_forward_mask_last_tile_only(v != 0); },
-            [] { return int(cuda::attention_bf16_forward_mask_last_tile_only()); }, prefix, "", fwd, {&dout},
-            fwd_err);
+      const Switch narrow{"narrow_last", cuda::set_attention_bf16_forward_narrow_last_tile,
+                          cuda::attention_bf16_forward_narrow_last_tile},
+          mask_last{"mask_last", cuda::set_attention_bf16_forward_mask_last_tile_only,
+                    cuda::attention_bf16_forward_mask_last_tile_only},
+          loads{"unrolled_loads", cuda::set_attention_bf16_forward_unrolled_loads,
+                cuda::attention_bf16_forward_unrolled_loads},
+          fold{"fold_scale", cuda::set_attention_bf16_forward_fold_scale, cuda::attention_bf16_forward_fold_scale};
+      auto time_switched_on = [&](std::initializer_list<Switch> switches) {
+        std::string impl = "vts";
+        std::vector<bool> was;
+        for (const Switch& sw : switches) {
+          impl += std::string("_") + sw.name + "1";
+          was.push_back(sw.get());
+          sw.set(true);
+        }
+        double variant_err = -1;
+        if (o.check) {
+          poison(dout, n * sizeof(T));
+          fwd();
+          variant_err = fwd_err();
+        }
+        emit("attention", "attention_fwd", shape, dtype, impl.c_str(), timer.time(o, fwd), 4 * flops, "TFLOP/s",
+             variant_err);
+        size_t i = 0;
+        for (const Switch& sw : switches) sw.set(was[i++]);
       };
-      time_narrow("vts_narrow_last");
-      // "vts_mask_last1": the key mask only in a tile reaching past N (N = 197: the fourth of four;
-      // N = 50: its one tile, so the default again). "vts_unrolled_loads1": the tiles' cp.async
-      // copies from a fully unrolled loop. Then both, and all three with the narrow last tile.
-      time_mask_last("vts_mask_last");
-      time_setting(
-          "attention_fwd", 4 * flops, {1}, [](int v) { cuda::set_attention_bf16_forward_unrolled_loads(v != 0); },
-          [] { return int(cuda::attention_bf16_forward_unrolled_loads()); }, "vts_unrolled_loads", "", fwd, {&dout},
-          fwd_err);
-      // "vts_fold_scale1": the scale inside the exponentials' FFMA (not the default's bits; its
-      // rel_err is its own). Last, all four.
-      auto time_fold = [&](const char* prefix) {
-        time_setting(
-            "attention_fwd", 4 * flops, {1}, [](int v) { cuda::set_attention_bf16_forward_fold_scale(v != 0); },
-            [] { return int(cuda::attention_bf16_forward_fold_scale()); }, prefix, "", fwd, {&dout}, fwd_err);
-      };
-      time_fold("vts_fold_scale");
-      const bool unrolled_was = cuda::attention_bf16_forward_unrolled_loads();
-      const bool mask_last_was = cuda::attention_bf16_forward_mask_last_tile_only();
-      const bool narrow_was = cuda::attention_bf16_forward_narrow_last_tile();
-      cuda::set_attention_bf16_forward_unrolled_loads(true);
-      time_mask_last("vts_unrolled_loads1_mask_last");
-      cuda::set_attention_bf16_forward_mask_last_tile_only(true);
-      time_narrow("vts_unrolled_loads1_mask_last1_narrow_last");
-      cuda::set_attention_bf16_forward_narrow_last_tile(true);
-      time_fold("vts_unrolled_loads1_mask_last1_narrow_last1_fold_scale");
-      cuda::set_attention_bf16_forward_narrow_last_tile(narrow_was);
-      cuda::set_attention_bf16_forward_mask_last_tile_only(mask_last_was);
-      cuda::set_attention_bf16_forward_unrolled_loads(unrolled_was);
+      // A last key tile of ≤ 16 keys done as 16 (N = 197: 5 keys; N = 50 has none: the default again);
+      // the key mask only in a tile reaching past N (N = 197: the fourth of four; N = 50: its one
+      // tile); the tiles' cp.async copies from a fully unrolled loop; the scale inside the
+      // exponentials' FFMA (not the default's bits: its rel_err is its own). Then combinations.
+      time_switched_on({narrow});
+      time_switched_on({mask_last});
+      time_switched_on({loads});
+      time_switched_on({fold});
+      time_switched_on({loads, mask_last});
+      time_switched_on({loads, mask_last, narrow});
+      time_switched_on({loads, mask_last, narrow, fold});
     }
   }
   auto bwd_err = [&] {

@@ -38,6 +38,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <memory>
 #include <span>
 #include <string>
@@ -77,6 +78,19 @@ struct Args {
   std::string attention_f32 = "fused";     // fused | composite (CUDA fp32 attention)
   std::string mode = "train";  // train | encode
 };
+
+// A flag whose value must be one of `choices`: otherwise a message naming them, and exit status 2.
+void expect_choice(const char* flag, const std::string& value, std::initializer_list<const char*> choices) {
+  std::string list;
+  size_t i = 0;
+  for (const char* c : choices) {
+    if (value == c) return;
+    list += std::string(i == 0 ? "" : i + 1 == choices.size() ? " or " : ", ") + c;
+    ++i;
+  }
+  std::fprintf(stderr, "vts_bench_train: %s must be %s, got '%s'\n", flag, list.c_str(), value.c_str());
+  std::exit(2);
+}
 
 Args parse(int argc, char** argv) {
   Args a;
@@ -128,25 +142,14 @@ Args parse(int argc, char** argv) {
       std::exit(2);
     }
   }
-  if (a.gemm != "tf32" && a.gemm != "bf16" && a.gemm != "fp32") {
-    std::fprintf(stderr, "vts_bench_train: --gemm must be tf32, bf16 or fp32, got '%s'\n", a.gemm.c_str());
-    std::exit(2);
-  }
-  if (a.attention_bwd != "default" && a.attention_bwd != "split") {
-    std::fprintf(stderr, "vts_bench_train: --attention-bwd must be default or split, got '%s'\n",
-                 a.attention_bwd.c_str());
-    std::exit(2);
-  }
+  expect_choice("--gemm", a.gemm, {"tf32", "bf16", "fp32"});
+  expect_choice("--attention-bwd", a.attention_bwd, {"default", "split"});
   if (a.attention_bwd == "split" && (a.device != "cuda" || a.precision != "bf16")) {
     std::fprintf(stderr, "vts_bench_train: --attention-bwd split picks a kernel of the CUDA bf16 attention; it needs "
                          "--device cuda --precision bf16\n");
     std::exit(2);
   }
-  if (a.attention_f32 != "fused" && a.attention_f32 != "composite") {
-    std::fprintf(stderr, "vts_bench_train: --attention-f32 must be fused or composite, got '%s'\n",
-                 a.attention_f32.c_str());
-    std::exit(2);
-  }
+  expect_choice("--attention-f32", a.attention_f32, {"fused", "composite"});
   if (a.attention_f32 == "composite" && (a.device != "cuda" || a.precision != "fp32")) {
     std::fprintf(stderr, "vts_bench_train: --attention-f32 composite picks how the CUDA fp32 attention runs; it needs "
                          "--device cuda and --precision fp32\n");
@@ -161,18 +164,12 @@ Args parse(int argc, char** argv) {
     std::fprintf(stderr, "vts_bench_train: --keep-dropout-mask picks a CUDA kernel pair; it needs --device cuda\n");
     std::exit(2);
   }
-  if (a.mode != "train" && a.mode != "encode") {
-    std::fprintf(stderr, "vts_bench_train: --mode must be train or encode, got '%s'\n", a.mode.c_str());
-    std::exit(2);
-  }
+  expect_choice("--mode", a.mode, {"train", "encode"});
   if (a.mode == "encode" && a.cuda_graphs) {
     std::fprintf(stderr, "vts_bench_train: --cuda-graphs captures training steps; it does not apply to --mode encode\n");
     std::exit(2);
   }
-  if (a.precision != "fp32" && a.precision != "bf16") {
-    std::fprintf(stderr, "vts_bench_train: --precision must be fp32 or bf16, got '%s'\n", a.precision.c_str());
-    std::exit(2);
-  }
+  expect_choice("--precision", a.precision, {"fp32", "bf16"});
   if (a.precision == "bf16" && a.device != "cuda") {
     std::fprintf(stderr, "vts_bench_train: --precision bf16 needs --device cuda (the CPU computes in fp32)\n");
     std::exit(2);
