@@ -9,8 +9,9 @@
 //   backward reads x, g and writes dx: ≈ 3·rows·n·sizeof(T), plus the small dw/db partials.
 //   Both are memory-bound by far (≈ 10 FLOP per element).
 // Backward dw/db: each warp keeps its columns' partial sums in registers over the rows it
-//   visits; a block then adds its warps' partials (through shared memory, in warp order) and
-//   writes one partial row; a second kernel adds the blocks' rows in a fixed order.
+//   visits (or, on request, in its shared-memory slice: fewer registers, more blocks an SM); a
+//   block then adds its warps' partials (through shared memory, in warp order) and writes one
+//   partial row; a second kernel adds the blocks' rows in a fixed order.
 //   Deterministic, no atomics.
 // Generic path (any n, any alignment): one block per row, three passes over global memory
 //   (mean, variance, output) in fp32, and dw/db by a column-reduction kernel that recomputes x̂.
@@ -190,11 +191,12 @@ __device__ __forceinline__ void fold_partials(const DwDbFold& fold, const float*
 // in row order (from 0.0f, as the final kernel does), and passes each column's sum to store(i, sum).
 // Read from L2 (other SMs wrote them). A thread keeps C columns × R rows of loads in flight before
 // adding them: one L2 round trip per R rows instead of one per row and column, since this runs on
-// one block while the rest of the device waits for it.
-template <class Store>
+// one block while the rest of the device waits for it. (R = 4 where registers are capped: the same
+// additions in the same order.)
+template <int R = 8, class Store>
 __device__ __forceinline__ void add_rows_in_order(const float* src, int first, int stride, int count, int cols,
                                                   Store&& store) {
-  constexpr int C = 8, R = 8;
+  constexpr int C = 8;
   const int step = static_cast<int>(blockDim.x);
   for (int base = threadIdx.x; base < cols; base += C * step) {
     float sum[C];
@@ -221,7 +223,8 @@ __device__ __forceinline__ void add_rows_in_order(const float* src, int first, i
   }
 }
 
-// The two-level fold (DwDbFold::classes > 0), called like fold_partials.
+// The two-level fold (DwDbFold::classes > 0), called like fold_partials; R as add_rows_in_order's.
+template <int R = 8>
 __device__ __forceinline__ void fold_partials_by_class(const DwDbFold& fold, const float* partial, int n) {
   __shared__ bool last_of_class, last_class;
   const int cols = 2 * n, blocks = static_cast<int>(gridDim.x), classes = fold.classes;
@@ -236,7 +239,7 @@ __device__ __forceinline__ void fold_partials_by_class(const DwDbFold& fold, con
   if (!last_of_class) return;
   __threadfence();
   float* mine = fold.class_sums + int64_t(cls) * cols;
-  add_rows_in_order(partial, cls, classes, (blocks - cls + classes - 1) / classes, cols,
+  add_rows_in_order<R>(partial, cls, classes, (blocks - cls + classes - 1) / classes, cols,
                     [&](int i, float sum) { mine[i] = sum; });
   if (threadIdx.x == 0) fold.counter[1 + cls] = 0;  // every member has arrived: ready for the next launch
   __threadfence();
@@ -245,7 +248,7 @@ __device__ __forceinline__ void fold_partials_by_class(const DwDbFold& fold, con
   __syncthreads();
   if (!last_class) return;
   __threadfence();
-  add_rows_in_order(fold.class_sums, 0, 1, used_classes, cols, [&](int i, float total) {
+  add_rows_in_order<R>(fold.class_sums, 0, 1, used_classes, cols, [&](int i, float total) {
     void* out = i < n ? fold.dw : fold.db;
     const int j = i < n ? i : i - n;
     if (out == nullptr) return;
@@ -275,8 +278,16 @@ constexpr int kStageElems = CHUNKS * 32 * Pack<T>::N;
 // orders the copy and the reads (no barrier; compiler fences keep the reads in place).
 // CLASS_FOLD: the two-level fold (DwDbFold::classes), a separate instantiation (8 warps only) so
 // that the default kernels' code and registers stay as they were.
-template <class T, int CHUNKS, int WARPS, bool PREFETCH_ROWS = false, bool CLASS_FOLD = false>
-__global__ void __launch_bounds__(WARPS * 32) layer_norm_bwd_warp_kernel(
+// SHARED_SUMS (LayerNormBackwardLaunch::shared_sums; 8 warps, no prefetch): a lane's dw/db terms go
+// straight into its slots of the warp's shared-memory slice, row by row, instead of registers that
+// are stored there at the end. Each slot has one owner lane (partial_slot is a bijection that keeps
+// a lane's 4-float groups whole), so no barrier until the warps' slices are added; the same
+// additions in the same order, so the same sums. Without the 48 registers of sums, ptxas fits the
+// ViT-B widths (bf16 3 packs a lane, fp32 6) in 80 registers with no spill when asked for 3 blocks of
+// 256 threads an SM (kMinBlocks); the wider rows would spill, so they keep ptxas's own count.
+template <class T, int CHUNKS, int WARPS, bool PREFETCH_ROWS = false, bool CLASS_FOLD = false,
+          bool SHARED_SUMS = false, int kMinBlocks = SHARED_SUMS && CHUNKS * Pack<T>::N <= 24 ? 3 : 0>
+__global__ void __launch_bounds__(WARPS * 32, kMinBlocks) layer_norm_bwd_warp_kernel(
     const T* __restrict__ x, const T* __restrict__ w, const float* __restrict__ mean, const float* __restrict__ rstd,
     const T* __restrict__ g, const T* dx_add, T* dx, float* __restrict__ partial, int64_t rows, int n,
     int64_t rows_per_block, const DwDbFold fold) {
@@ -288,11 +299,30 @@ __global__ void __launch_bounds__(WARPS * 32) layer_norm_bwd_warp_kernel(
   float* smem = reinterpret_cast<float*>(smem_f4);
   const int lane = threadIdx.x & 31, warp = threadIdx.x / 32;
   const int64_t r0 = blockIdx.x * rows_per_block, r1 = min(rows, r0 + rows_per_block);
+  static_assert(V % 4 == 0, "the partials are stored as float4");
+  static_assert(!SHARED_SUMS || !PREFETCH_ROWS, "shared_sums is built without prefetch_rows");
+  // The lanes' sums: registers, or (SHARED_SUMS) their slots of the warp's slice, zeroed here.
   float dw_acc[CHUNKS][V], db_acc[CHUNKS][V];
+  if constexpr (!SHARED_SUMS) {
 #pragma unroll
-  for (int c = 0; c < CHUNKS; ++c)
+    for (int c = 0; c < CHUNKS; ++c)
 #pragma unroll
-    for (int j = 0; j < V; ++j) dw_acc[c][j] = db_acc[c][j] = 0.0f;
+      for (int j = 0; j < V; ++j) dw_acc[c][j] = db_acc[c][j] = 0.0f;
+  } else {
+    if (partial != nullptr) {
+      float* mine = smem + warp * 2 * n;
+#pragma unroll
+      for (int c = 0; c < CHUNKS; ++c) {
+        const int col = (c * 32 + lane) * V;
+        if (col < n)
+#pragma unroll
+          for (int j = 0; j < V; j += 4) {
+            *reinterpret_cast<float4*>(mine + partial_slot(col + j)) = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            *reinterpret_cast<float4*>(mine + partial_slot(n + col + j)) = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+          }
+      }
+    }
+  }
 
   T* stage = reinterpret_cast<T*>(smem + WARPS * 2 * n) + warp * 4 * kStage;
   auto stage_row = [&](int64_t row, int slot) {  // this lane's packs of x and g for `row`, into `slot`
@@ -337,6 +367,7 @@ __global__ void __launch_bounds__(WARPS * 32) layer_norm_bwd_warp_kernel(
                       pg = PREFETCH_ROWS ? *reinterpret_cast<const Pack<T>*>(sx + kStage + col)
                                          : detail::load_pack_ro(g + base + col),
                       pw = detail::load_pack_ro(w + col);
+        float gvs[V];
 #pragma unroll
         for (int j = 0; j < V; ++j) {
           const float gv = to_f(pg.v[j]);
@@ -344,8 +375,32 @@ __global__ void __launch_bounds__(WARPS * 32) layer_norm_bwd_warp_kernel(
           gh[c][j] = gv * to_f(pw.v[j]);
           sum_g += gh[c][j];
           sum_gx += gh[c][j] * xh[c][j];
-          dw_acc[c][j] += gv * xh[c][j];
-          db_acc[c][j] += gv;
+          if constexpr (SHARED_SUMS) {
+            gvs[j] = gv;
+          } else {
+            dw_acc[c][j] += gv * xh[c][j];
+            db_acc[c][j] += gv;
+          }
+        }
+        if constexpr (SHARED_SUMS) {
+          float* mine = smem + warp * 2 * n;
+          if (partial != nullptr)
+#pragma unroll
+            for (int j = 0; j < V; j += 4) {
+              float4& dw4 = *reinterpret_cast<float4*>(mine + partial_slot(col + j));
+              float4& db4 = *reinterpret_cast<float4*>(mine + partial_slot(n + col + j));
+              float4 a = dw4, b = db4;
+              a.x += gvs[j] * xh[c][j];
+              a.y += gvs[j + 1] * xh[c][j + 1];
+              a.z += gvs[j + 2] * xh[c][j + 2];
+              a.w += gvs[j + 3] * xh[c][j + 3];
+              b.x += gvs[j];
+              b.y += gvs[j + 1];
+              b.z += gvs[j + 2];
+              b.w += gvs[j + 3];
+              dw4 = a;
+              db4 = b;
+            }
         }
       } else {
 #pragma unroll
@@ -382,10 +437,9 @@ __global__ void __launch_bounds__(WARPS * 32) layer_norm_bwd_warp_kernel(
   // The stores are 128-bit and swizzled (partial_slot) so that no two lanes of a quarter-warp hit
   // the same bank: a lane's V floats stored one at a time, V apart from the next lane's, were 8-way
   // (bf16) or 4-way (fp32) bank conflicts — ~3 µs of the bf16 backward at 6304 × 768 on the count.
-  static_assert(V % 4 == 0, "the partials are stored as float4");
   float* mine = smem + warp * 2 * n;
 #pragma unroll
-  for (int c = 0; c < CHUNKS; ++c) {
+  for (int c = 0; c < (SHARED_SUMS ? 0 : CHUNKS); ++c) {
     const int col = (c * 32 + lane) * V;
     if (col < n) {
 #pragma unroll
@@ -405,7 +459,7 @@ __global__ void __launch_bounds__(WARPS * 32) layer_norm_bwd_warp_kernel(
     for (int k = 0; k < WARPS; ++k) sum += smem[k * 2 * n + slot];
     partial[blockIdx.x * int64_t(2 * n) + i] = sum;
   }
-  if constexpr (CLASS_FOLD) fold_partials_by_class(fold, partial, n);
+  if constexpr (CLASS_FOLD) fold_partials_by_class<(kMinBlocks > 1 ? 4 : 8)>(fold, partial, n);
   else if (fold.counter != nullptr) fold_partials(fold, partial, n, smem, WARPS * 2 * n);
 }
 
@@ -631,6 +685,10 @@ void backward_impl(const T* x_, const T* w_, const float* mean, const float* rst
   VTS_CHECK(!launch.fold_by_class || launch.warps_per_block == 8,
             "vts::cuda::layer_norm_backward: with fold_by_class (compiled for 8 warps a block) warps_per_block must be "
             "8, got ", launch.warps_per_block);
+  VTS_CHECK(!launch.shared_sums || (launch.warps_per_block == 8 && !launch.prefetch_rows),
+            "vts::cuda::layer_norm_backward: with shared_sums (compiled for 8 warps a block, without prefetch_rows) "
+            "warps_per_block must be 8 and prefetch_rows false, got ", launch.warps_per_block, " and ",
+            launch.prefetch_rows);
   if (n == 0) return;
   VTS_CHECK(n < (int64_t(1) << 30), "vts::cuda::layer_norm_backward: row length ", n, " out of range");
   using D = DevT<T>;
@@ -684,8 +742,12 @@ void backward_impl(const T* x_, const T* w_, const float* mean, const float* rst
       dispatch_int<4, 8, 16>(warps, [&](auto wp) {
         constexpr int kWarps = decltype(wp)::value;
         auto kernel = layer_norm_bwd_warp_kernel<D, kChunks, kWarps>;
-        if constexpr (kWarps == 8)
+        if constexpr (kWarps == 8) {
           if (by_class) kernel = layer_norm_bwd_warp_kernel<D, kChunks, kWarps, false, true>;
+          if (launch.shared_sums)
+            kernel = by_class ? layer_norm_bwd_warp_kernel<D, kChunks, kWarps, false, true, true>
+                              : layer_norm_bwd_warp_kernel<D, kChunks, kWarps, false, false, true>;
+        }
         size_t smem = partial_smem;
         if (launch.prefetch_rows) {
           kernel = layer_norm_bwd_warp_kernel<D, kChunks, kWarps, true>;

@@ -86,15 +86,19 @@ void run(const Options& o, Timer& timer, int64_t rows, int64_t n) {
          "GB/s", -1);
     // Other launch shapes of the fast path than the library's (8 warps × 2 blocks per SM, 16 final
     // row groups): fewer or more partial rows, a wider or narrower final sum (docs/cuda.md, "What is
-    // left"), each warp's next row prefetched into shared memory ("_prefetch"), and the partial rows
+    // left"), each warp's next row prefetched into shared memory ("_prefetch"), the partial rows
     // added by the backward kernel's last blocks in two levels instead of a second launch ("_fold2",
-    // the same dw/db bits as the launch without it). Each is checked
+    // the same dw/db bits as the launch without it), and the dw/db sums kept in shared memory instead
+    // of registers ("_shared": 80 registers instead of 125, so 3 blocks an SM fit; at 2 blocks an SM
+    // it shows what the shared-memory traffic costs alone). Each is checked
     // against the CPU reference like the default; "vts_w16x1_g16" is 16 warps per block, 1 block
     // per SM, 16 row groups in the final kernel.
     const cuda::LayerNormBackwardLaunch launches[] = {{16, 1, 16}, {16, 1, 32}, {8, 1, 16},       {8, 2, 8},
                                                       {8, 2, 32},  {4, 4, 16},  {4, 4, 32},       {8, 2, 16, true},
                                                       {8, 1, 16, true}, {4, 4, 16, true},
-                                                      {8, 2, 16, false, true}, {8, 2, 16, true, true}};
+                                                      {8, 2, 16, false, true}, {8, 2, 16, true, true},
+                                                      {8, 2, 16, false, false, true}, {8, 3, 16, false, false, true},
+                                                      {8, 3, 16, false, true, true}};
     for (const auto& launch : launches) {
       auto bwd_launch = [&] {
         cuda::layer_norm_rows_backward(Cuda{}, dx.template as<T>(), dw.template as<T>(), dmu.template as<float>(),
@@ -108,7 +112,8 @@ void run(const Options& o, Timer& timer, int64_t rows, int64_t n) {
       const double launch_err = bwd_err();
       const std::string impl = "vts_w" + std::to_string(launch.warps_per_block) + "x" +
                                std::to_string(launch.blocks_per_sm) + "_g" + std::to_string(launch.final_groups) +
-                               (launch.prefetch_rows ? "_prefetch" : "") + (launch.fold_by_class ? "_fold2" : "");
+                               (launch.prefetch_rows ? "_prefetch" : "") + (launch.fold_by_class ? "_fold2" : "") +
+                               (launch.shared_sums ? "_shared" : "");
       emit("layer_norm", "layer_norm_bwd", shape, dtype, impl.c_str(), timer.time(o, bwd_launch),
            3 * elem + 8.0 * rows, "GB/s", launch_err);
     }

@@ -123,8 +123,8 @@ TEST_CASE("layer_norm bf16 forward and backward", "[rowwise][layer_norm]") {
 
 // The launch shapes the kernel benchmark times against the library's default must compute the
 // same thing: dx row by row exactly as the default does, dw/db (summed in another grouping) within
-// the fp32 tolerance of the CPU — and, with rows prefetched at the default's shape, the default's
-// dw/db bits. 3000 × 128 gives each warp several rows on a 132-SM device (the prefetch's pipeline).
+// the fp32 tolerance of the CPU — and, with rows prefetched or the sums kept in shared memory at the
+// default's shape, the default's dw/db bits. 3000 × 128 gives each warp several rows on a 132-SM device (the prefetch's pipeline).
 // Values outside the compiled set are refused before any launch.
 TEST_CASE("layer_norm backward: every launch shape gives the default's answer", "[rowwise][layer_norm]") {
   const uint64_t seed = fresh_seed();
@@ -138,7 +138,11 @@ TEST_CASE("layer_norm backward: every launch shape gives the default's answer", 
       // with 32 classes 7 of them have no blocks; 3000 rows of 128 at 16 blocks an SM: 375 blocks,
       // 23–24 in each of 16 classes).
       {8, 2, 16, false, true}, {8, 2, 8, false, true}, {8, 2, 32, false, true}, {8, 16, 16, false, true},
-      {8, 2, 16, true, true}};
+      {8, 2, 16, true, true},
+      // The sums kept in shared memory: at the default's shape its dw/db bits; with more blocks an
+      // SM (what it is for) another grouping; with the fold, that launch's bits without the fold.
+      {8, 2, 16, false, false, true}, {8, 3, 16, false, false, true}, {8, 4, 16, false, false, true},
+      {8, 3, 16, false, true, true}};
   for (const RowsCase c : {RowsCase{4 * 197, 768}, RowsCase{200, 768}, RowsCase{33, 384}, RowsCase{1, 64},
                            RowsCase{3000, 128}}) {
     INFO("rows " << c.rows << " n " << c.n);
@@ -162,7 +166,8 @@ TEST_CASE("layer_norm backward: every launch shape gives the default's answer", 
     const auto default_bf16_dx = bgx.download();
     for (const auto& l : launches) {
       INFO("warps " << l.warps_per_block << " blocks/SM " << l.blocks_per_sm << " groups " << l.final_groups
-                    << " prefetch " << l.prefetch_rows << " fold by class " << l.fold_by_class);
+                    << " prefetch " << l.prefetch_rows << " fold by class " << l.fold_by_class << " shared sums "
+                    << l.shared_sums);
       const bool default_shape = l.warps_per_block == 8 && l.blocks_per_sm == 2 && l.final_groups == 16;
       std::vector<float> unfolded_f32_dw, unfolded_f32_db, unfolded_bf16_dw, unfolded_bf16_db;
       if (l.fold_by_class) {  // the same launch adding the partial rows in the final kernel
@@ -211,7 +216,9 @@ TEST_CASE("layer_norm backward: every launch shape gives the default's answer", 
   for (const cuda::LayerNormBackwardLaunch bad : {cuda::LayerNormBackwardLaunch{12, 2, 16},
                                                   cuda::LayerNormBackwardLaunch{8, 0, 16},
                                                   cuda::LayerNormBackwardLaunch{8, 2, 4},
-                                                  cuda::LayerNormBackwardLaunch{4, 4, 16, false, true}}) {
+                                                  cuda::LayerNormBackwardLaunch{4, 4, 16, false, true},
+                                                  cuda::LayerNormBackwardLaunch{4, 4, 16, false, false, true},
+                                                  cuda::LayerNormBackwardLaunch{8, 2, 16, true, false, true}}) {
     CHECK_THROWS_WITH(cuda::layer_norm_rows_backward(Cuda{}, one.data(), one.data(), stat.data(), stat.data(),
                                                      one.data(), out.data(), out.data(), out.data(), 1, 64, bad),
                       Catch::Matchers::Contains("layer_norm_backward") && Catch::Matchers::Contains("must be"));

@@ -78,6 +78,13 @@ struct LayerNormBackwardLaunch {
   // classes by the last class. The final kernel's sums bit for bit, without its launch. With 8
   // warps a block only (its own kernel instantiations); refused with others.
   bool fold_by_class = false;
+  // Each warp adds its rows' dw/db terms into its slice of shared memory (the slice the default
+  // fills from registers at the end) instead of keeping them in 2 × 24 registers a lane (ViT-B,
+  // n = 768): ptxas then needs fewer registers, so more blocks fit an SM (blocks_per_sm 3 or 4)
+  // and more rows' loads are in flight. The same sums in the same order: at the default shape,
+  // the default's dw/db bits. With 8 warps a block and without prefetch_rows (whose staging
+  // slots would take the shared memory the extra blocks need); refused otherwise.
+  bool shared_sums = false;
 };
 void layer_norm_rows_backward(Device, const float* x, const float* w, const float* mean, const float* rstd,
                               const float* g, float* dx, float* dw, float* db, int64_t rows, int64_t n,
