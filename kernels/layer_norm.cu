@@ -621,9 +621,35 @@ void with_chunks(int chunks, F&& f) {
 template <class T>
 constexpr int kBwdMaxChunks = std::is_same_v<T, bf16> ? 4 : 8;
 
+void check_forward_launch(const LayerNormForwardLaunch& launch) {
+  VTS_CHECK(launch.rows_per_warp == 1 || launch.rows_per_warp == 2,
+            "vts::cuda::layer_norm: rows_per_warp must be 1 or 2, got ", launch.rows_per_warp);
+}
+
+void check_backward_launch(const LayerNormBackwardLaunch& launch) {
+  VTS_CHECK(launch.warps_per_block == 4 || launch.warps_per_block == 8 || launch.warps_per_block == 16,
+            "vts::cuda::layer_norm_backward: warps_per_block must be 4, 8 or 16, got ", launch.warps_per_block);
+  VTS_CHECK(launch.blocks_per_sm >= 1 && launch.blocks_per_sm <= 32,
+            "vts::cuda::layer_norm_backward: blocks_per_sm must be in [1, 32], got ", launch.blocks_per_sm);
+  VTS_CHECK(launch.final_groups == 8 || launch.final_groups == 16 || launch.final_groups == 32,
+            "vts::cuda::layer_norm_backward: final_groups must be 8, 16 or 32, got ", launch.final_groups);
+  VTS_CHECK(!launch.fold_by_class || launch.warps_per_block == 8,
+            "vts::cuda::layer_norm_backward: with fold_by_class (compiled for 8 warps a block) warps_per_block must be "
+            "8, got ", launch.warps_per_block);
+  VTS_CHECK(!launch.shared_sums || (launch.warps_per_block == 8 && !launch.prefetch_rows),
+            "vts::cuda::layer_norm_backward: with shared_sums (compiled for 8 warps a block, without prefetch_rows) "
+            "warps_per_block must be 8 and prefetch_rows false, got ", launch.warps_per_block, " and ",
+            launch.prefetch_rows);
+}
+
+// The launches the overloads without a launch argument take (set_layer_norm_*_launch).
+std::mutex g_launch_mutex;
+LayerNormForwardLaunch g_forward_launch;
+LayerNormBackwardLaunch g_backward_launch;
+
 template <class T, bool RESIDUAL>
 void forward_impl(const T* x_, const T* res_, T* sum_, const T* w_, const T* b_, T* y_, float* mean, float* rstd,
-                  int64_t rows, int64_t n, float eps, const LayerNormForwardLaunch& launch = {}) {
+                  int64_t rows, int64_t n, float eps, const LayerNormForwardLaunch& launch) {
   if (rows == 0) return;
   VTS_CHECK(n > 0 && n < (int64_t(1) << 31), "vts::cuda::layer_norm: row length ", n, " out of range");
   using D = DevT<T>;
@@ -633,8 +659,7 @@ void forward_impl(const T* x_, const T* res_, T* sum_, const T* w_, const T* b_,
   const T* ptrs[] = {x_, res_, sum_, w_, b_, y_};
   const int chunks = fast_chunks<T>(ptrs, 6, n, kMaxChunks);
   if (chunks > 0) {
-    VTS_CHECK(launch.rows_per_warp == 1 || launch.rows_per_warp == 2,
-              "vts::cuda::layer_norm: rows_per_warp must be 1 or 2, got ", launch.rows_per_warp);
+    check_forward_launch(launch);
     const unsigned grid = detail::grid_for(rows, kWarps * launch.rows_per_warp, int64_t(1) << 31);
     with_chunks<kMaxChunks>(chunks, [&](auto c) {
       constexpr int C = decltype(c)::value;
@@ -674,21 +699,9 @@ unsigned* fold_counter(cudaStream_t s) {
 // dx_add (optional): dx = dx_add + the LayerNorm gradient (dx_add may be dx itself).
 template <class T, class G>
 void backward_impl(const T* x_, const T* w_, const float* mean, const float* rstd, const T* g_, T* dx_, G* dw_,
-                   G* db_, int64_t rows, int64_t n, const LayerNormBackwardLaunch& launch = {},
+                   G* db_, int64_t rows, int64_t n, const LayerNormBackwardLaunch& launch,
                    const T* dx_add_ = nullptr) {
-  VTS_CHECK(launch.warps_per_block == 4 || launch.warps_per_block == 8 || launch.warps_per_block == 16,
-            "vts::cuda::layer_norm_backward: warps_per_block must be 4, 8 or 16, got ", launch.warps_per_block);
-  VTS_CHECK(launch.blocks_per_sm >= 1 && launch.blocks_per_sm <= 32,
-            "vts::cuda::layer_norm_backward: blocks_per_sm must be in [1, 32], got ", launch.blocks_per_sm);
-  VTS_CHECK(launch.final_groups == 8 || launch.final_groups == 16 || launch.final_groups == 32,
-            "vts::cuda::layer_norm_backward: final_groups must be 8, 16 or 32, got ", launch.final_groups);
-  VTS_CHECK(!launch.fold_by_class || launch.warps_per_block == 8,
-            "vts::cuda::layer_norm_backward: with fold_by_class (compiled for 8 warps a block) warps_per_block must be "
-            "8, got ", launch.warps_per_block);
-  VTS_CHECK(!launch.shared_sums || (launch.warps_per_block == 8 && !launch.prefetch_rows),
-            "vts::cuda::layer_norm_backward: with shared_sums (compiled for 8 warps a block, without prefetch_rows) "
-            "warps_per_block must be 8 and prefetch_rows false, got ", launch.warps_per_block, " and ",
-            launch.prefetch_rows);
+  check_backward_launch(launch);
   if (n == 0) return;
   VTS_CHECK(n < (int64_t(1) << 30), "vts::cuda::layer_norm_backward: row length ", n, " out of range");
   using D = DevT<T>;
@@ -796,13 +809,32 @@ void backward_impl(const T* x_, const T* w_, const float* mean, const float* rst
 
 }  // namespace
 
+void set_layer_norm_forward_launch(const LayerNormForwardLaunch& launch) {
+  check_forward_launch(launch);
+  std::lock_guard<std::mutex> lock(g_launch_mutex);
+  g_forward_launch = launch;
+}
+LayerNormForwardLaunch layer_norm_forward_launch() {
+  std::lock_guard<std::mutex> lock(g_launch_mutex);
+  return g_forward_launch;
+}
+void set_layer_norm_backward_launch(const LayerNormBackwardLaunch& launch) {
+  check_backward_launch(launch);
+  std::lock_guard<std::mutex> lock(g_launch_mutex);
+  g_backward_launch = launch;
+}
+LayerNormBackwardLaunch layer_norm_backward_launch() {
+  std::lock_guard<std::mutex> lock(g_launch_mutex);
+  return g_backward_launch;
+}
+
 void layer_norm_rows(Device, const float* x, const float* w, const float* bias, float* y, float* mean, float* rstd,
                      int64_t rows, int64_t n, float eps) {
-  forward_impl<float, false>(x, nullptr, nullptr, w, bias, y, mean, rstd, rows, n, eps);
+  forward_impl<float, false>(x, nullptr, nullptr, w, bias, y, mean, rstd, rows, n, eps, layer_norm_forward_launch());
 }
 void layer_norm_rows(Device, const bf16* x, const bf16* w, const bf16* bias, bf16* y, float* mean, float* rstd,
                      int64_t rows, int64_t n, float eps) {
-  forward_impl<bf16, false>(x, nullptr, nullptr, w, bias, y, mean, rstd, rows, n, eps);
+  forward_impl<bf16, false>(x, nullptr, nullptr, w, bias, y, mean, rstd, rows, n, eps, layer_norm_forward_launch());
 }
 void layer_norm_rows(Device, const float* x, const float* w, const float* bias, float* y, float* mean, float* rstd,
                      int64_t rows, int64_t n, float eps, const LayerNormForwardLaunch& launch) {
@@ -815,35 +847,35 @@ void layer_norm_rows(Device, const bf16* x, const bf16* w, const bf16* bias, bf1
 void layer_norm_residual_rows(Device, const float* x, const float* residual, float* sum, const float* w,
                               const float* bias, float* y, float* mean, float* rstd, int64_t rows, int64_t n,
                               float eps) {
-  forward_impl<float, true>(x, residual, sum, w, bias, y, mean, rstd, rows, n, eps);
+  forward_impl<float, true>(x, residual, sum, w, bias, y, mean, rstd, rows, n, eps, {});
 }
 void layer_norm_residual_rows(Device, const bf16* x, const bf16* residual, bf16* sum, const bf16* w, const bf16* bias,
                               bf16* y, float* mean, float* rstd, int64_t rows, int64_t n, float eps) {
-  forward_impl<bf16, true>(x, residual, sum, w, bias, y, mean, rstd, rows, n, eps);
+  forward_impl<bf16, true>(x, residual, sum, w, bias, y, mean, rstd, rows, n, eps, {});
 }
 void layer_norm_rows_backward(Device, const float* x, const float* w, const float* mean, const float* rstd,
                               const float* g, float* dx, float* dw, float* db, int64_t rows, int64_t n) {
-  backward_impl<float, float>(x, w, mean, rstd, g, dx, dw, db, rows, n);
+  backward_impl<float, float>(x, w, mean, rstd, g, dx, dw, db, rows, n, layer_norm_backward_launch());
 }
 void layer_norm_rows_backward(Device, const bf16* x, const bf16* w, const float* mean, const float* rstd,
                               const bf16* g, bf16* dx, float* dw, float* db, int64_t rows, int64_t n) {
-  backward_impl<bf16, float>(x, w, mean, rstd, g, dx, dw, db, rows, n);
+  backward_impl<bf16, float>(x, w, mean, rstd, g, dx, dw, db, rows, n, layer_norm_backward_launch());
 }
 void layer_norm_rows_backward(Device, const bf16* x, const bf16* w, const float* mean, const float* rstd,
                               const bf16* g, bf16* dx, bf16* dw, bf16* db, int64_t rows, int64_t n) {
-  backward_impl<bf16, bf16>(x, w, mean, rstd, g, dx, dw, db, rows, n);
+  backward_impl<bf16, bf16>(x, w, mean, rstd, g, dx, dw, db, rows, n, layer_norm_backward_launch());
 }
 void layer_norm_rows_backward_add(Device, const float* x, const float* w, const float* mean, const float* rstd,
                                   const float* g, const float* dx_add, float* dx, float* dw, float* db, int64_t rows,
                                   int64_t n) {
   VTS_CHECK(dx_add != nullptr, "vts::cuda::layer_norm_rows_backward_add: dx_add is null");
-  backward_impl<float, float>(x, w, mean, rstd, g, dx, dw, db, rows, n, {}, dx_add);
+  backward_impl<float, float>(x, w, mean, rstd, g, dx, dw, db, rows, n, layer_norm_backward_launch(), dx_add);
 }
 void layer_norm_rows_backward_add(Device, const bf16* x, const bf16* w, const float* mean, const float* rstd,
                                   const bf16* g, const bf16* dx_add, bf16* dx, bf16* dw, bf16* db, int64_t rows,
                                   int64_t n) {
   VTS_CHECK(dx_add != nullptr, "vts::cuda::layer_norm_rows_backward_add: dx_add is null");
-  backward_impl<bf16, bf16>(x, w, mean, rstd, g, dx, dw, db, rows, n, {}, dx_add);
+  backward_impl<bf16, bf16>(x, w, mean, rstd, g, dx, dw, db, rows, n, layer_norm_backward_launch(), dx_add);
 }
 void layer_norm_rows_backward(Device, const float* x, const float* w, const float* mean, const float* rstd,
                               const float* g, float* dx, float* dw, float* db, int64_t rows, int64_t n,

@@ -82,6 +82,9 @@ STEP_DECISIONS = [
     ("the split attention backward in the B/16 step", "attention", "fused, split backward", "fused"),
     ("the Hopper attention kernels in the B/16 step", "attention", "fused, wgmma", "fused"),
     ("the kept dropout mask in the B/16 step", "dropout_mask", "kept", "drawn"),
+    ("the mma.sync forward's four tile-code switches in the B/16 step", "attention_fwd",
+     "unrolled_loads,mask_last_tile,narrow_last_tile,fold_scale", "default"),
+    ("the LayerNorm launches rows2, shared and fold in the B/16 step", "layer_norm", "rows2,shared,fold", "default"),
 ]
 
 
@@ -119,8 +122,10 @@ def print_decisions(rows, steps):
                     pairs.append((f"{k} {r['shape']} {r['dtype']}", d[0]["median_ms"], r["median_ms"], r))
         lines.append((what, pairs))
     # A step line's settings; a field a line leaves out has its default value.
-    defaults = {"attention": "fused", "dropout_mask": "drawn", "cuda_graphs": False, "gemm_epilogues": True}
-    keys = ("config", "batch", "precision", "gemm", "cuda_graphs", "attention", "dropout_mask", "gemm_epilogues")
+    defaults = {"attention": "fused", "dropout_mask": "drawn", "cuda_graphs": False, "gemm_epilogues": True,
+                "attention_fwd": "default", "layer_norm": "default"}
+    keys = ("config", "batch", "precision", "gemm", "cuda_graphs", "attention", "dropout_mask", "gemm_epilogues",
+            "attention_fwd", "layer_norm")
     setting = lambda r, x: r.get(x, defaults.get(x))
     for what, field, cand, base in STEP_DECISIONS:
         pairs = []
@@ -197,15 +202,18 @@ def print_steps(steps):
     # Dropout mask: "kept" where the MLP's GELU + dropout kept its mask as bits (--keep-dropout-mask).
     # Device MiB: vts on CUDA, what its allocator holds after the timed steps (handed out, cached, in
     # the graphs' pools); PyTorch rows have none.
-    print("\n| training step | config | batch | impl | precision | GEMMs | attention | dropout mask | graphs "
-          "| ms (median) | images/s | epilogue fallbacks | device MiB |")
-    print("|---|---|---:|---|---|---|---|---|---|---:|---:|---:|---:|")
+    # Launches: the kernel candidates switched on in the step (--attention-fwd, --layer-norm).
+    print("\n| training step | config | batch | impl | precision | GEMMs | attention | dropout mask | launches "
+          "| graphs | ms (median) | images/s | epilogue fallbacks | device MiB |")
+    print("|---|---|---:|---|---|---|---|---|---|---|---:|---:|---:|---:|")
     for r in steps:
         graphs = f"{r['graph_nodes']} nodes" if r.get("cuda_graphs") else "–"
         held = f"{r['device_held_mib']:.0f}" if "device_held_mib" in r else "–"
+        launches = "; ".join(f"{label} {r[k]}" for k, label in (("attention_fwd", "attention fwd:"),
+                                                               ("layer_norm", "LayerNorm:")) if k in r) or "–"
         print(f"| {r.get('device', 'cpu')} | {r['config']} | {r['batch']} | {r['impl']} | {r.get('precision', 'fp32')} | "
-              f"{r.get('gemm', '–')} | {r.get('attention', 'fused')} | {r.get('dropout_mask', 'drawn' if r['impl'] == 'vts' else '–')} | {graphs} | "
-              f"{r['step_ms_median']:.2f} | {r['imgs_per_s']:.1f} | {epilogues(r)} | {held} |")
+              f"{r.get('gemm', '–')} | {r.get('attention', 'fused')} | {r.get('dropout_mask', 'drawn' if r['impl'] == 'vts' else '–')} | "
+              f"{launches} | {graphs} | {r['step_ms_median']:.2f} | {r['imgs_per_s']:.1f} | {epilogues(r)} | {held} |")
 
 
 def print_kernels(rows):

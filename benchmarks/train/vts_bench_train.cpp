@@ -28,6 +28,14 @@
 // the fused SIMT kernels: the candidate for the fp32 step, where the fused kernels lose to PyTorch's.
 // --keep-dropout-mask (CUDA) has the MLP's fused GELU + dropout keep its mask as bits for the
 // backward instead of drawing it again (cuda::set_gelu_dropout_keep_mask), the candidate default.
+// --attention-fwd LIST (CUDA, bf16) switches on the mma.sync forward's selectable tile code, any of
+// unrolled_loads, mask_last_tile, narrow_last_tile, fold_scale (cuda::set_attention_bf16_forward_*;
+// the kernel benchmark's vts_unrolled_loads1, vts_mask_last1, vts_narrow_last1, vts_fold_scale1).
+// --layer-norm LIST (CUDA) has the ops' LayerNorm calls take other launches
+// (cuda::set_layer_norm_{forward,backward}_launch), any of rows2 (forward, two rows a warp: the
+// kernel benchmark's vts_rows2), shared (backward: dw/db sums in shared memory, 3 blocks an SM:
+// vts_w8x3_g16_shared), fold (backward: fold_by_class, vts_w8x2_g16_fold2), prefetch (backward:
+// prefetch_rows; not with shared). Both time in the whole step what the kernel benchmark times alone.
 // --mode encode times what `vts encode` does per batch instead of a training step: the network's
 // forward in evaluation mode (dropout off) with no graph recorded, and its outputs copied to the
 // host. The peer script's --mode encode does the same under torch.inference_mode().
@@ -54,6 +62,7 @@
 #include "vts/backend/cuda/activation.hpp"
 #include "vts/backend/cuda/attention.hpp"
 #include "vts/backend/cuda/gemm.hpp"
+#include "vts/backend/cuda/layer_norm.hpp"
 #include "vts/backend/cuda/profile.hpp"
 #include "vts/backend/cuda/runtime.hpp"
 #include "vts/nn/captured.hpp"
@@ -76,6 +85,9 @@ struct Args {
   bool keep_dropout_mask = false;          // CUDA: gelu_dropout keeps its mask as bits
   bool hopper_attention = false;           // CUDA bf16: the wgmma attention kernels where they apply
   std::string attention_f32 = "fused";     // fused | composite (CUDA fp32 attention)
+  std::string attention_fwd = "default";   // CUDA bf16: comma list of the forward's tile-code switches
+  std::string layer_norm = "default";      // CUDA: comma list of LayerNorm launch candidates
+  std::vector<std::string> attention_fwd_items, layer_norm_items;  // the two lists, checked
   std::string mode = "train";  // train | encode
 };
 
@@ -90,6 +102,33 @@ void expect_choice(const char* flag, const std::string& value, std::initializer_
   }
   std::fprintf(stderr, "vts_bench_train: %s must be %s, got '%s'\n", flag, list.c_str(), value.c_str());
   std::exit(2);
+}
+
+// A flag whose value is "default" or a comma-separated list of `choices` (each at most once): the
+// list, or a message naming them and exit status 2.
+std::vector<std::string> expect_list(const char* flag, const std::string& value,
+                                     std::initializer_list<const char*> choices) {
+  std::vector<std::string> items;
+  if (value == "default") return items;
+  size_t start = 0;
+  while (true) {
+    const size_t comma = value.find(',', start);
+    const std::string item = value.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    const bool known = std::any_of(choices.begin(), choices.end(), [&](const char* c) { return item == c; });
+    if (!known || std::find(items.begin(), items.end(), item) != items.end()) {
+      std::string list;
+      for (const char* c : choices) list += std::string(list.empty() ? "" : ", ") + c;
+      std::fprintf(stderr, "vts_bench_train: %s must be default or a comma-separated list of %s (each once), got '%s'\n",
+                   flag, list.c_str(), value.c_str());
+      std::exit(2);
+    }
+    items.push_back(item);
+    if (comma == std::string::npos) return items;
+    start = comma + 1;
+  }
+}
+bool has(const std::vector<std::string>& items, const char* item) {
+  return std::find(items.begin(), items.end(), item) != items.end();
 }
 
 Args parse(int argc, char** argv) {
@@ -129,13 +168,15 @@ Args parse(int argc, char** argv) {
     else if (flag == "--keep-dropout-mask") a.keep_dropout_mask = true;
     else if (flag == "--hopper-attention") a.hopper_attention = true;
     else if (flag == "--attention-f32") a.attention_f32 = value();
+    else if (flag == "--attention-fwd") a.attention_fwd = value();
+    else if (flag == "--layer-norm") a.layer_norm = value();
     else if (flag == "--mode") a.mode = value();
     else {
       std::fprintf(stderr,
                    "usage: vts_bench_train [--config tiny|small|b16|b32] [--batch B] [--steps S] [--warmup W] "
                    "[--threads T] [--device cpu|cuda] [--gemm tf32|bf16|fp32] [--precision fp32|bf16] "
                    "[--profile-steps K] [--cuda-graphs] [--attention-bwd default|split] [--hopper-attention] "
-                   "[--attention-f32 fused|composite] [--keep-dropout-mask] "
+                   "[--attention-f32 fused|composite] [--keep-dropout-mask] [--attention-fwd LIST] [--layer-norm LIST] "
                    "[--mode train|encode]\n"
                    "unknown flag: %s\n",
                    flag.c_str());
@@ -158,6 +199,24 @@ Args parse(int argc, char** argv) {
   if (a.hopper_attention && (a.device != "cuda" || a.precision != "bf16" || a.attention_bwd != "default")) {
     std::fprintf(stderr, "vts_bench_train: --hopper-attention picks the CUDA bf16 attention kernels; it needs --device "
                          "cuda --precision bf16 and no --attention-bwd\n");
+    std::exit(2);
+  }
+  a.attention_fwd_items = expect_list("--attention-fwd", a.attention_fwd,
+                                      {"unrolled_loads", "mask_last_tile", "narrow_last_tile", "fold_scale"});
+  if (!a.attention_fwd_items.empty() && (a.device != "cuda" || a.precision != "bf16" || a.hopper_attention)) {
+    std::fprintf(stderr, "vts_bench_train: --attention-fwd switches the CUDA bf16 mma.sync forward; it needs --device "
+                         "cuda --precision bf16 and no --hopper-attention\n");
+    std::exit(2);
+  }
+  a.layer_norm_items = expect_list("--layer-norm", a.layer_norm, {"rows2", "shared", "fold", "prefetch"});
+  const auto& ln = a.layer_norm_items;
+  if (!ln.empty() && a.device != "cuda") {
+    std::fprintf(stderr, "vts_bench_train: --layer-norm picks CUDA LayerNorm launches; it needs --device cuda\n");
+    std::exit(2);
+  }
+  if (has(ln, "shared") && has(ln, "prefetch")) {
+    std::fprintf(stderr, "vts_bench_train: --layer-norm shared and prefetch exclude each other (both take the shared "
+                         "memory)\n");
     std::exit(2);
   }
   if (a.keep_dropout_mask && a.device != "cuda") {
@@ -427,7 +486,9 @@ int run(const Args& a) {
       (std::string(a.attention_bwd == "split" ? ", \"attention\": \"fused, split backward\"" : "") +
        (a.hopper_attention ? hopper_attention_field<Config, D>() : std::string()) +
        (a.attention_f32 == "composite" ? ", \"attention\": \"composite\"" : "") +
-       (a.keep_dropout_mask ? ", \"dropout_mask\": \"kept\"" : ""))
+       (a.keep_dropout_mask ? ", \"dropout_mask\": \"kept\"" : "") +
+       (a.attention_fwd != "default" ? ", \"attention_fwd\": \"" + a.attention_fwd + "\"" : "") +
+       (a.layer_norm != "default" ? ", \"layer_norm\": \"" + a.layer_norm + "\"" : ""))
           .c_str());
   if (a.profile_steps > 0) print_profile<D>(a, std::is_same_v<T, bf16> ? "bf16" : "fp32", step);
   return 0;
@@ -462,6 +523,21 @@ int main(int argc, char** argv) {
       vts::cuda::set_attention_bf16_forward_wgmma(a.hopper_attention);
       vts::cuda::set_attention_bf16_backward_wgmma(a.hopper_attention);
       vts::cuda::set_attention_f32_composite(a.attention_f32 == "composite");
+      const auto& fwd_code = a.attention_fwd_items;
+      vts::cuda::set_attention_bf16_forward_unrolled_loads(has(fwd_code, "unrolled_loads"));
+      vts::cuda::set_attention_bf16_forward_mask_last_tile_only(has(fwd_code, "mask_last_tile"));
+      vts::cuda::set_attention_bf16_forward_narrow_last_tile(has(fwd_code, "narrow_last_tile"));
+      vts::cuda::set_attention_bf16_forward_fold_scale(has(fwd_code, "fold_scale"));
+      const auto& ln = a.layer_norm_items;
+      vts::cuda::set_layer_norm_forward_launch({.rows_per_warp = has(ln, "rows2") ? 2 : 1});
+      vts::cuda::LayerNormBackwardLaunch ln_bwd;
+      if (has(ln, "shared")) {
+        ln_bwd.blocks_per_sm = 3;
+        ln_bwd.shared_sums = true;
+      }
+      ln_bwd.fold_by_class = has(ln, "fold");
+      ln_bwd.prefetch_rows = has(ln, "prefetch");
+      vts::cuda::set_layer_norm_backward_launch(ln_bwd);
       if (a.precision == "bf16") return run_config<vts::bf16, vts::Cuda>(a);
       return run_config<float, vts::Cuda>(a);
 #else

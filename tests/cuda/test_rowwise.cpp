@@ -343,6 +343,93 @@ TEST_CASE("layer_norm with fused residual add", "[rowwise][layer_norm]") {
   }
 }
 
+// The process-wide launches (what the ops' calls take, for timing a candidate in a whole step):
+// the overloads without a launch argument then give that launch's bits, the residual forward keeps
+// one row a warp (all its rows written), a refused launch changes nothing, and the defaults return.
+// fp32, where another grouping of the dw/db sums shows in the bits (bf16 rounding hides it).
+TEST_CASE("layer_norm: the process-wide launches reach the calls without a launch argument", "[rowwise][layer_norm]") {
+  const uint64_t seed = fresh_seed();
+  INFO("seed " << seed);
+  Rng rng(seed);
+  struct Restore {
+    ~Restore() {
+      cuda::set_layer_norm_forward_launch({});
+      cuda::set_layer_norm_backward_launch({});
+    }
+  } restore;
+  // 3,000 rows: 375 row groups, so the candidate's 3 blocks an SM (375 blocks) group the dw/db sums
+  // otherwise than the default's 2 (264 blocks) — its bits differ, which shows which launch ran.
+  const int64_t rows = 3000, cols = 768;
+  const size_t total = size_t(rows * cols), n = size_t(cols);
+  const auto x = rng.normal(total, 2.0f), r = rng.normal(total), w = rng.normal(n), b = rng.normal(n),
+             g = rng.normal(total);
+  Buf<float> dx(x), dr(r), dw(w), db(b), dg(g), dy(total), dsum(total), gx(total), gw(n), gb(n);
+  Buf<float> dmu(static_cast<size_t>(rows)), drs(static_cast<size_t>(rows));
+  const cuda::LayerNormBackwardLaunch candidate{8, 3, 16, false, true, true};
+  auto results = [&] { return std::vector<std::vector<float>>{gx.download(), gw.download(), gb.download()}; };
+  auto poison_grads = [&] {
+    gx.poison();
+    gw.poison();
+    gb.poison();
+  };
+  auto backward = [&] {
+    poison_grads();
+    cuda::layer_norm_rows_backward(Cuda{}, dx.data(), dw.data(), dmu.data(), drs.data(), dg.data(), gx.data(),
+                                   gw.data(), gb.data(), rows, cols);
+    return results();
+  };
+  auto backward_add = [&] {  // g itself as the gradient already waiting for x
+    poison_grads();
+    cuda::layer_norm_rows_backward_add(Cuda{}, dx.data(), dw.data(), dmu.data(), drs.data(), dg.data(), dg.data(),
+                                       gx.data(), gw.data(), gb.data(), rows, cols);
+    return results();
+  };
+  cuda::layer_norm_rows(Cuda{}, dx.data(), dw.data(), db.data(), dy.data(), dmu.data(), drs.data(), rows, cols, 1e-6f);
+  const auto default_y = dy.download();
+  const auto default_bwd = backward(), default_add = backward_add();
+  poison_grads();
+  cuda::layer_norm_rows_backward(Cuda{}, dx.data(), dw.data(), dmu.data(), drs.data(), dg.data(), gx.data(),
+                                 gw.data(), gb.data(), rows, cols, candidate);
+  const auto cand = results();
+  REQUIRE(bit_differences(cand[1], default_bwd[1]) != "");
+
+  cuda::set_layer_norm_forward_launch({.rows_per_warp = 2});
+  cuda::set_layer_norm_backward_launch(candidate);
+  CHECK(cuda::layer_norm_forward_launch().rows_per_warp == 2);
+  CHECK(cuda::layer_norm_backward_launch().shared_sums);
+  dy.poison();
+  cuda::layer_norm_rows(Cuda{}, dx.data(), dw.data(), db.data(), dy.data(), dmu.data(), drs.data(), rows, cols, 1e-6f);
+  CHECK(bit_differences(dy.download(), default_y) == "");
+  const auto set_bwd = backward();
+  for (size_t i = 0; i < 3; ++i) CHECK(bit_differences(set_bwd[i], cand[i]) == "");
+  const auto set_add = backward_add();
+  CHECK(bit_differences(set_add[0], default_add[0]) == "");  // dx: the same in every launch shape
+  CHECK(bit_differences(set_add[1], cand[1]) == "");
+  CHECK(bit_differences(set_add[2], cand[2]) == "");
+  // The residual forward with rows_per_warp = 2 set: every row normalised (its own statistics'
+  // buffers: dmu, drs stay x's for the backward below).
+  std::vector<float> s(total), y(total), mu(static_cast<size_t>(rows)), rs(static_cast<size_t>(rows));
+  for (size_t i = 0; i < total; ++i) s[i] = x[i] + r[i];
+  cpu::layer_norm_rows(Cpu{}, s.data(), w.data(), b.data(), y.data(), mu.data(), rs.data(), rows, cols, 1e-6f);
+  Buf<float> sum_mu(mu.size()), sum_rs(rs.size());
+  dsum.poison();
+  dy.poison();
+  cuda::layer_norm_residual_rows(Cuda{}, dx.data(), dr.data(), dsum.data(), dw.data(), db.data(), dy.data(),
+                                 sum_mu.data(), sum_rs.data(), rows, cols, 1e-6f);
+  CHECK(rel_err(dy.download(), y) < kTolF32);
+
+  CHECK_THROWS_WITH(cuda::set_layer_norm_backward_launch({8, 2, 16, true, false, true}),
+                    Catch::Matchers::Contains("shared_sums"));
+  CHECK_THROWS_WITH(cuda::set_layer_norm_forward_launch({.rows_per_warp = 3}),
+                    Catch::Matchers::Contains("rows_per_warp"));
+  CHECK(cuda::layer_norm_backward_launch().blocks_per_sm == 3);  // unchanged by the refused ones
+  CHECK(cuda::layer_norm_forward_launch().rows_per_warp == 2);
+  cuda::set_layer_norm_forward_launch({});
+  cuda::set_layer_norm_backward_launch({});
+  const auto back_bwd = backward();
+  for (size_t i = 0; i < 3; ++i) CHECK(bit_differences(back_bwd[i], default_bwd[i]) == "");
+}
+
 TEST_CASE("gelu forward and backward, fp32 and bf16", "[rowwise][gelu]") {
   const uint64_t seed = fresh_seed();
   INFO("seed " << seed);

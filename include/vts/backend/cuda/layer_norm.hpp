@@ -52,7 +52,8 @@ void layer_norm_rows_backward_add(Device, const bf16* x, const bf16* w, const fl
 // How many rows each warp of the forward's fast path (rows of n ≤ 256 packs of 16 bytes, aligned)
 // normalises, for the kernel benchmark, which times the alternative to the default (docs/cuda.md:
 // the bf16 forward reaches 77 % of copy bandwidth at 6,304 × 768, a grid of 1.2 waves, and 80 % at
-// 1,600 rows, one wave). The library always uses the default. Other values are refused.
+// 1,600 rows, one wave). The library uses the default unless set_layer_norm_forward_launch (below)
+// says otherwise. Other values are refused.
 struct LayerNormForwardLaunch {
   int rows_per_warp = 1;  // 1 or 2: 2 halves the grid and puts two rows' loads in flight per warp
 };
@@ -63,7 +64,8 @@ void layer_norm_rows(Device, const bf16* x, const bf16* w, const bf16* bias, bf1
 
 // The launch shape of the backward's fast path (rows of n ≤ 256 packs of 16 bytes, aligned), for
 // the kernel benchmark, which times alternatives to the defaults (docs/cuda.md: the dw/db partial
-// rows are a fixed cost the backward has not yet paid down). The library always uses the defaults.
+// rows are a fixed cost the backward has not yet paid down). The library uses the defaults unless
+// set_layer_norm_backward_launch (below) says otherwise.
 // A value outside the listed ones is refused. Rows on the generic path ignore it.
 struct LayerNormBackwardLaunch {
   int warps_per_block = 8;  // 4, 8 or 16: rows in flight per block, and warps adding into its partial row
@@ -92,5 +94,15 @@ void layer_norm_rows_backward(Device, const float* x, const float* w, const floa
 void layer_norm_rows_backward(Device, const bf16* x, const bf16* w, const float* mean, const float* rstd,
                               const bf16* g, bf16* dx, float* dw, float* db, int64_t rows, int64_t n,
                               const LayerNormBackwardLaunch& launch);
+
+// The launches the overloads without a launch argument take — those the ops call — so that a
+// candidate can be timed in a whole training step (vts_bench_train --layer-norm) before it becomes
+// the default. Process-wide, for launches after the call; refused (and nothing changed) where the
+// launch itself would be. The residual forward keeps one row a warp whatever rows_per_warp says
+// (the alternative is built for the plain forward only).
+void set_layer_norm_forward_launch(const LayerNormForwardLaunch& launch);
+LayerNormForwardLaunch layer_norm_forward_launch();
+void set_layer_norm_backward_launch(const LayerNormBackwardLaunch& launch);
+LayerNormBackwardLaunch layer_norm_backward_launch();
 
 }  // namespace vts::cuda
