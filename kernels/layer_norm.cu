@@ -642,10 +642,25 @@ void check_backward_launch(const LayerNormBackwardLaunch& launch) {
             launch.prefetch_rows);
 }
 
-// The launches the overloads without a launch argument take (set_layer_norm_*_launch).
-std::mutex g_launch_mutex;
-LayerNormForwardLaunch g_forward_launch;
-LayerNormBackwardLaunch g_backward_launch;
+// A launch the overloads without a launch argument take, set process-wide (set_layer_norm_*_launch).
+template <class Launch>
+class LaunchSetting {
+ public:
+  void set(const Launch& launch) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    value_ = launch;
+  }
+  Launch get() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return value_;
+  }
+
+ private:
+  std::mutex mutex_;
+  Launch value_{};
+};
+LaunchSetting<LayerNormForwardLaunch> g_forward_launch;
+LaunchSetting<LayerNormBackwardLaunch> g_backward_launch;
 
 template <class T, bool RESIDUAL>
 void forward_impl(const T* x_, const T* res_, T* sum_, const T* w_, const T* b_, T* y_, float* mean, float* rstd,
@@ -811,22 +826,14 @@ void backward_impl(const T* x_, const T* w_, const float* mean, const float* rst
 
 void set_layer_norm_forward_launch(const LayerNormForwardLaunch& launch) {
   check_forward_launch(launch);
-  std::lock_guard<std::mutex> lock(g_launch_mutex);
-  g_forward_launch = launch;
+  g_forward_launch.set(launch);
 }
-LayerNormForwardLaunch layer_norm_forward_launch() {
-  std::lock_guard<std::mutex> lock(g_launch_mutex);
-  return g_forward_launch;
-}
+LayerNormForwardLaunch layer_norm_forward_launch() { return g_forward_launch.get(); }
 void set_layer_norm_backward_launch(const LayerNormBackwardLaunch& launch) {
   check_backward_launch(launch);
-  std::lock_guard<std::mutex> lock(g_launch_mutex);
-  g_backward_launch = launch;
+  g_backward_launch.set(launch);
 }
-LayerNormBackwardLaunch layer_norm_backward_launch() {
-  std::lock_guard<std::mutex> lock(g_launch_mutex);
-  return g_backward_launch;
-}
+LayerNormBackwardLaunch layer_norm_backward_launch() { return g_backward_launch.get(); }
 
 void layer_norm_rows(Device, const float* x, const float* w, const float* bias, float* y, float* mean, float* rstd,
                      int64_t rows, int64_t n, float eps) {
