@@ -679,10 +679,7 @@ void forward_impl(const T* x_, const T* res_, T* sum_, const T* w_, const T* b_,
     with_chunks<kMaxChunks>(chunks, [&](auto c) {
       constexpr int C = decltype(c)::value;
       auto kernel = layer_norm_fwd_warp_kernel<D, C, RESIDUAL>;
-      // The alternative is built for the plain forward only: the benchmark times that one.
-      if constexpr (!RESIDUAL) {
-        if (launch.rows_per_warp == 2) kernel = layer_norm_fwd_warp_kernel<D, C, false, 2>;
-      }
+      if (launch.rows_per_warp == 2) kernel = layer_norm_fwd_warp_kernel<D, C, RESIDUAL, 2>;
       kernel<<<grid, kWarps * 32, 0, s>>>(x, res, sum, w, b, y, mean, rstd, rows, static_cast<int>(n), eps);
     });
     VTS_CUDA_CHECK_LAUNCH("layer_norm_fwd_warp_kernel");
@@ -854,11 +851,11 @@ void layer_norm_rows(Device, const bf16* x, const bf16* w, const bf16* bias, bf1
 void layer_norm_residual_rows(Device, const float* x, const float* residual, float* sum, const float* w,
                               const float* bias, float* y, float* mean, float* rstd, int64_t rows, int64_t n,
                               float eps) {
-  forward_impl<float, true>(x, residual, sum, w, bias, y, mean, rstd, rows, n, eps, {});
+  forward_impl<float, true>(x, residual, sum, w, bias, y, mean, rstd, rows, n, eps, layer_norm_forward_launch());
 }
 void layer_norm_residual_rows(Device, const bf16* x, const bf16* residual, bf16* sum, const bf16* w, const bf16* bias,
                               bf16* y, float* mean, float* rstd, int64_t rows, int64_t n, float eps) {
-  forward_impl<bf16, true>(x, residual, sum, w, bias, y, mean, rstd, rows, n, eps, {});
+  forward_impl<bf16, true>(x, residual, sum, w, bias, y, mean, rstd, rows, n, eps, layer_norm_forward_launch());
 }
 void layer_norm_rows_backward(Device, const float* x, const float* w, const float* mean, const float* rstd,
                               const float* g, float* dx, float* dw, float* db, int64_t rows, int64_t n) {

@@ -344,8 +344,8 @@ TEST_CASE("layer_norm with fused residual add", "[rowwise][layer_norm]") {
 }
 
 // The process-wide launches (what the ops' calls take, for timing a candidate in a whole step):
-// the overloads without a launch argument then give that launch's bits, the residual forward keeps
-// one row a warp (all its rows written), a refused launch changes nothing, and the defaults return.
+// the overloads without a launch argument then give that launch's bits (the residual forward's
+// two rows a warp included), a refused launch changes nothing, and the defaults return.
 // fp32, where another grouping of the dw/db sums shows in the bits (bf16 rounding hides it).
 TEST_CASE("layer_norm: the process-wide launches reach the calls without a launch argument", "[rowwise][layer_norm]") {
   const uint64_t seed = fresh_seed();
@@ -384,6 +384,16 @@ TEST_CASE("layer_norm: the process-wide launches reach the calls without a launc
                                        gx.data(), gw.data(), gb.data(), rows, cols);
     return results();
   };
+  // The residual forward (its own statistics' buffers: dmu, drs stay x's for the backward).
+  Buf<float> sum_mu(static_cast<size_t>(rows)), sum_rs(static_cast<size_t>(rows));
+  auto residual = [&] {
+    dsum.poison();
+    dy.poison();
+    cuda::layer_norm_residual_rows(Cuda{}, dx.data(), dr.data(), dsum.data(), dw.data(), db.data(), dy.data(),
+                                   sum_mu.data(), sum_rs.data(), rows, cols, 1e-6f);
+    return std::vector<std::vector<float>>{dsum.download(), dy.download(), sum_mu.download(), sum_rs.download()};
+  };
+  const auto default_residual = residual();
   cuda::layer_norm_rows(Cuda{}, dx.data(), dw.data(), db.data(), dy.data(), dmu.data(), drs.data(), rows, cols, 1e-6f);
   const auto default_y = dy.download();
   const auto default_bwd = backward(), default_add = backward_add();
@@ -406,17 +416,12 @@ TEST_CASE("layer_norm: the process-wide launches reach the calls without a launc
   CHECK(bit_differences(set_add[0], default_add[0]) == "");  // dx: the same in every launch shape
   CHECK(bit_differences(set_add[1], cand[1]) == "");
   CHECK(bit_differences(set_add[2], cand[2]) == "");
-  // The residual forward with rows_per_warp = 2 set: every row normalised (its own statistics'
-  // buffers: dmu, drs stay x's for the backward below).
+  const auto set_residual = residual();
+  for (size_t i = 0; i < 4; ++i) CHECK(bit_differences(set_residual[i], default_residual[i]) == "");
   std::vector<float> s(total), y(total), mu(static_cast<size_t>(rows)), rs(static_cast<size_t>(rows));
   for (size_t i = 0; i < total; ++i) s[i] = x[i] + r[i];
   cpu::layer_norm_rows(Cpu{}, s.data(), w.data(), b.data(), y.data(), mu.data(), rs.data(), rows, cols, 1e-6f);
-  Buf<float> sum_mu(mu.size()), sum_rs(rs.size());
-  dsum.poison();
-  dy.poison();
-  cuda::layer_norm_residual_rows(Cuda{}, dx.data(), dr.data(), dsum.data(), dw.data(), db.data(), dy.data(),
-                                 sum_mu.data(), sum_rs.data(), rows, cols, 1e-6f);
-  CHECK(rel_err(dy.download(), y) < kTolF32);
+  CHECK(rel_err(set_residual[1], y) < kTolF32);
 
   CHECK_THROWS_WITH(cuda::set_layer_norm_backward_launch({8, 2, 16, true, false, true}),
                     Catch::Matchers::Contains("shared_sums"));

@@ -97,9 +97,8 @@ void layer_norm_rows_backward(Device, const bf16* x, const bf16* w, const float*
 
 // The launches the overloads without a launch argument take — those the ops call — so that a
 // candidate can be timed in a whole training step (vts_bench_train --layer-norm) before it becomes
-// the default. Process-wide, for launches after the call; refused (and nothing changed) where the
-// launch itself would be. The residual forward keeps one row a warp whatever rows_per_warp says
-// (the alternative is built for the plain forward only).
+// the default. Process-wide, for launches after the call (the plain and the residual forward, every
+// backward overload); refused (and nothing changed) where the launch itself would be.
 void set_layer_norm_forward_launch(const LayerNormForwardLaunch& launch);
 LayerNormForwardLaunch layer_norm_forward_launch();
 void set_layer_norm_backward_launch(const LayerNormBackwardLaunch& launch);
