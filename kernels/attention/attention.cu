@@ -43,6 +43,32 @@ void check_sizes(int64_t B, int64_t H, int64_t N, const char* fn) {
             " N=", N, " (at most 65535 batches and heads)");
 }
 
+// Each entry point's checks after its sizes: every head layout, then the log-sum-exp pointer.
+template <class T>
+void check_forward_args(const char* fn, const HeadLayout<const T>& q, const HeadLayout<const T>& k,
+                        const HeadLayout<const T>& v, const HeadLayout<T>& o, const float* lse) {
+  check_layout(q, "q", fn);
+  check_layout(k, "k", fn);
+  check_layout(v, "v", fn);
+  check_layout(o, "o", fn);
+  VTS_CHECK(lse != nullptr, fn, ": lse is null");
+}
+template <class T>
+void check_backward_args(const char* fn, const HeadLayout<const T>& q, const HeadLayout<const T>& k,
+                         const HeadLayout<const T>& v, const HeadLayout<const T>& o, const float* lse,
+                         const HeadLayout<const T>& dout, const HeadLayout<T>& dq, const HeadLayout<T>& dk,
+                         const HeadLayout<T>& dv) {
+  check_layout(q, "q", fn);
+  check_layout(k, "k", fn);
+  check_layout(v, "v", fn);
+  check_layout(o, "o", fn);
+  check_layout(dout, "dout", fn);
+  check_layout(dq, "dq", fn);
+  check_layout(dk, "dk", fn);
+  check_layout(dv, "dv", fn);
+  VTS_CHECK(lse != nullptr, fn, ": lse is null");
+}
+
 template <class D>
 HeadLayout<const D> as_dev(HeadLayout<const bf16> l) {
   return {reinterpret_cast<const D*>(l.data), l.sb, l.sh, l.sn};
@@ -69,11 +95,7 @@ void attention_forward(Device, int64_t B, int64_t H, int64_t N, int64_t d, float
   const char* fn = "vts::cuda::attention_forward (fp32)";
   check_sizes(B, H, N, fn);
   if (B == 0 || H == 0 || N == 0) return;
-  check_layout(q, "q", fn);
-  check_layout(k, "k", fn);
-  check_layout(v, "v", fn);
-  check_layout(o, "o", fn);
-  VTS_CHECK(lse != nullptr, fn, ": lse is null");
+  check_forward_args(fn, q, k, v, o, lse);
   const FwdArgs<float> a{q, k, v, o, lse, int(B), int(H), int(N), scale};
   switch (d) {
     case 16: return attn::forward_f32<16>(a);
@@ -171,11 +193,7 @@ void attention_forward(Device, int64_t B, int64_t H, int64_t N, int64_t d, float
   const char* fn = "vts::cuda::attention_forward (bf16)";
   check_sizes(B, H, N, fn);
   if (B == 0 || H == 0 || N == 0) return;
-  check_layout(q, "q", fn);
-  check_layout(k, "k", fn);
-  check_layout(v, "v", fn);
-  check_layout(o, "o", fn);
-  VTS_CHECK(lse != nullptr, fn, ": lse is null");
+  check_forward_args(fn, q, k, v, o, lse);
   using D = __nv_bfloat16;
   const FwdArgs<D> a{as_dev<D>(q), as_dev<D>(k), as_dev<D>(v), as_dev<D>(o), lse, int(B), int(H), int(N), scale};
   const int rows = attention_bf16_forward_rows(), warp_rows = attention_bf16_forward_warp_rows();
@@ -201,15 +219,7 @@ void attention_backward(Device, int64_t B, int64_t H, int64_t N, int64_t d, floa
   const char* fn = "vts::cuda::attention_backward (fp32)";
   check_sizes(B, H, N, fn);
   if (B == 0 || H == 0 || N == 0) return;
-  check_layout(q, "q", fn);
-  check_layout(k, "k", fn);
-  check_layout(v, "v", fn);
-  check_layout(o, "o", fn);
-  check_layout(dout, "dout", fn);
-  check_layout(dq, "dq", fn);
-  check_layout(dk, "dk", fn);
-  check_layout(dv, "dv", fn);
-  VTS_CHECK(lse != nullptr, fn, ": lse is null");
+  check_backward_args(fn, q, k, v, o, lse, dout, dq, dk, dv);
   const BwdArgs<float> a{q, k, v, o, dout, dq, dk, dv, lse, int(B), int(H), int(N), scale};
   switch (d) {
     case 16: return attn::backward_f32<16>(a);
@@ -227,15 +237,7 @@ void attention_backward(Device, int64_t B, int64_t H, int64_t N, int64_t d, floa
   const char* fn = "vts::cuda::attention_backward (bf16)";
   check_sizes(B, H, N, fn);
   if (B == 0 || H == 0 || N == 0) return;
-  check_layout(q, "q", fn);
-  check_layout(k, "k", fn);
-  check_layout(v, "v", fn);
-  check_layout(o, "o", fn);
-  check_layout(dout, "dout", fn);
-  check_layout(dq, "dq", fn);
-  check_layout(dk, "dk", fn);
-  check_layout(dv, "dv", fn);
-  VTS_CHECK(lse != nullptr, fn, ": lse is null");
+  check_backward_args(fn, q, k, v, o, lse, dout, dq, dk, dv);
   using D = __nv_bfloat16;
   const BwdArgs<D> a{as_dev<D>(q),    as_dev<D>(k),  as_dev<D>(v),  as_dev<D>(o), as_dev<D>(dout),
                      as_dev<D>(dq),   as_dev<D>(dk), as_dev<D>(dv), lse,          int(B),

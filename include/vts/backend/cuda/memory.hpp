@@ -102,82 +102,59 @@ void deallocate_pinned(void* p, size_t bytes);
 // passed this point (synchronize(), or a later copy_to_host).
 void copy_from_host_async(Device, void* dst, const void* src, size_t bytes);
 
+namespace detail {
+// The RAII owner of one buffer, for both kinds below; Memory says where it comes from and goes back to.
+template <class Memory>
+class OwnedBuffer {
+ public:
+  OwnedBuffer() = default;
+  explicit OwnedBuffer(size_t bytes) : bytes_(bytes), data_(Memory::allocate(bytes)) {}
+  ~OwnedBuffer() { reset(); }
+  OwnedBuffer(const OwnedBuffer&) = delete;
+  OwnedBuffer& operator=(const OwnedBuffer&) = delete;
+  OwnedBuffer(OwnedBuffer&& o) noexcept : bytes_(o.bytes_), data_(o.data_) {
+    o.data_ = nullptr;
+    o.bytes_ = 0;
+  }
+  OwnedBuffer& operator=(OwnedBuffer&& o) noexcept {
+    if (this != &o) {
+      reset();
+      bytes_ = o.bytes_;
+      data_ = o.data_;
+      o.data_ = nullptr;
+      o.bytes_ = 0;
+    }
+    return *this;
+  }
+  void* data() const { return data_; }
+  size_t bytes() const { return bytes_; }
+  template <class T>
+  T* as() const {
+    return static_cast<T*>(data_);
+  }
+  void reset() {
+    if (data_) Memory::release(data_, bytes_);
+    data_ = nullptr;
+    bytes_ = 0;
+  }
+
+ private:
+  size_t bytes_ = 0;
+  void* data_ = nullptr;
+};
+struct PinnedMemory {
+  static void* allocate(size_t bytes) { return allocate_pinned(bytes); }
+  static void release(void* p, size_t bytes) { deallocate_pinned(p, bytes); }
+};
+struct CachedDeviceMemory {
+  static void* allocate(size_t bytes) { return cuda::allocate(Device{}, bytes); }
+  static void release(void* p, size_t bytes) { deallocate(Device{}, p, bytes); }
+};
+}  // namespace detail
+
 // RAII owner of one pinned buffer.
-class PinnedBuffer {
- public:
-  PinnedBuffer() = default;
-  explicit PinnedBuffer(size_t bytes) : bytes_(bytes), data_(allocate_pinned(bytes)) {}
-  ~PinnedBuffer() { reset(); }
-  PinnedBuffer(const PinnedBuffer&) = delete;
-  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
-  PinnedBuffer(PinnedBuffer&& o) noexcept : bytes_(o.bytes_), data_(o.data_) {
-    o.data_ = nullptr;
-    o.bytes_ = 0;
-  }
-  PinnedBuffer& operator=(PinnedBuffer&& o) noexcept {
-    if (this != &o) {
-      reset();
-      bytes_ = o.bytes_;
-      data_ = o.data_;
-      o.data_ = nullptr;
-      o.bytes_ = 0;
-    }
-    return *this;
-  }
-  void* data() const { return data_; }
-  size_t bytes() const { return bytes_; }
-  template <class T>
-  T* as() const {
-    return static_cast<T*>(data_);
-  }
-  void reset() {
-    if (data_) deallocate_pinned(data_, bytes_);
-    data_ = nullptr;
-    bytes_ = 0;
-  }
-
- private:
-  size_t bytes_ = 0;
-  void* data_ = nullptr;
-};
-
+using PinnedBuffer = detail::OwnedBuffer<detail::PinnedMemory>;
 // RAII device buffer outside any tensor (scratch space, benchmark buffers), from the same cache.
-class DeviceBuffer {
- public:
-  DeviceBuffer() = default;
-  explicit DeviceBuffer(size_t bytes) : bytes_(bytes), data_(allocate(Device{}, bytes)) {}
-  ~DeviceBuffer() { reset(); }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  DeviceBuffer(DeviceBuffer&& o) noexcept : bytes_(o.bytes_), data_(o.data_) {
-    o.data_ = nullptr;
-    o.bytes_ = 0;
-  }
-  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
-    if (this != &o) {
-      reset();
-      bytes_ = o.bytes_;
-      data_ = o.data_;
-      o.data_ = nullptr;
-      o.bytes_ = 0;
-    }
-    return *this;
-  }
-  void* data() const { return data_; }
-  size_t bytes() const { return bytes_; }
-  template <class T>
-  T* as() const {
-    return static_cast<T*>(data_);
-  }
-  void reset() {
-    if (data_) deallocate(Device{}, data_, bytes_);
-    data_ = nullptr;
-    bytes_ = 0;
-  }
-
- private:
-  size_t bytes_ = 0;
-  void* data_ = nullptr;
-};
+using DeviceBuffer = detail::OwnedBuffer<detail::CachedDeviceMemory>;
 
 }  // namespace vts::cuda
