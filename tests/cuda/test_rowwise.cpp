@@ -357,9 +357,9 @@ TEST_CASE("layer_norm: the process-wide launches reach the calls without a launc
       cuda::set_layer_norm_backward_launch({});
     }
   } restore;
-  // 3,000 rows: 375 row groups, so the candidate's 3 blocks an SM (375 blocks) group the dw/db sums
-  // otherwise than the default's 2 (264 blocks) — its bits differ, which shows which launch ran.
-  const int64_t rows = 3000, cols = 768;
+  // 3 row groups of 8 an SM (3,168 rows on 132 SMs): the candidate's 3 blocks an SM group the dw/db
+  // sums otherwise than the default's 2 — its bits differ, which shows which launch ran.
+  const int64_t rows = 24 * int64_t(cuda::device_info().sm_count), cols = 768;
   const size_t total = size_t(rows * cols), n = size_t(cols);
   const auto x = rng.normal(total, 2.0f), r = rng.normal(total), w = rng.normal(n), b = rng.normal(n),
              g = rng.normal(total);
