@@ -284,7 +284,9 @@ constexpr int kStageElems = CHUNKS * 32 * Pack<T>::N;
 // a lane's 4-float groups whole), so no barrier until the warps' slices are added; the same
 // additions in the same order, so the same sums. Without the 48 registers of sums, ptxas fits the
 // ViT-B widths (bf16 3 packs a lane, fp32 6) in 80 registers with no spill when asked for 3 blocks of
-// 256 threads an SM (kMinBlocks); the wider rows would spill, so they keep ptxas's own count.
+// 256 threads an SM (kMinBlocks); the wider rows would spill, so they keep ptxas's own count. (0 asks
+// for no minimum, as the default kernels always did: a minimum of 1 is another request to ptxas,
+// which then gave the default bf16 kernel 130 registers instead of 125.)
 template <class T, int CHUNKS, int WARPS, bool PREFETCH_ROWS = false, bool CLASS_FOLD = false,
           bool SHARED_SUMS = false, int kMinBlocks = SHARED_SUMS && CHUNKS * Pack<T>::N <= 24 ? 3 : 0>
 __global__ void __launch_bounds__(WARPS * 32, kMinBlocks) layer_norm_bwd_warp_kernel(
