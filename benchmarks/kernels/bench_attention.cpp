@@ -119,20 +119,10 @@ void run(const Options& o, Timer& timer, int64_t N, bool hopper) {
       time_setting("attention_fwd", 4 * flops, {64, 128}, cuda::set_attention_bf16_forward_rows,
                    cuda::attention_bf16_forward_rows, "vts_rows", "_warp32", fwd, {&dout}, fwd_err);
       cuda::set_attention_bf16_forward_warp_rows(warp_rows_was);
-      // The default layout's ways of running its key tiles (cuda::set_attention_bf16_forward_*), each
-      // on/off switch a name: the row "vts_<name>1[_<name>1...]" times them switched on together.
-      struct Switch {
-        const char* name;
-        void (*set)(bool);
-        bool (*get)();
-      };
-      const Switch narrow{"narrow_last", cuda::set_attention_bf16_forward_narrow_last_tile,
-                          cuda::attention_bf16_forward_narrow_last_tile},
-          mask_last{"mask_last", cuda::set_attention_bf16_forward_mask_last_tile_only,
-                    cuda::attention_bf16_forward_mask_last_tile_only},
-          loads{"unrolled_loads", cuda::set_attention_bf16_forward_unrolled_loads,
-                cuda::attention_bf16_forward_unrolled_loads},
-          fold{"fold_scale", cuda::set_attention_bf16_forward_fold_scale, cuda::attention_bf16_forward_fold_scale};
+      // The default layout's ways of running its key tiles (cuda::kAttentionForwardSwitches): the row
+      // "vts_<name>1[_<name>1...]" times the switches named switched on together.
+      using Switch = cuda::AttentionForwardSwitch;
+      const auto& [narrow, mask_last, loads, fold] = cuda::kAttentionForwardSwitches;
       auto time_switched_on = [&](std::initializer_list<Switch> switches) {
         std::string impl = "vts";
         std::vector<bool> was;

@@ -83,7 +83,7 @@ STEP_DECISIONS = [
     ("the Hopper attention kernels in the B/16 step", "attention", "fused, wgmma", "fused"),
     ("the kept dropout mask in the B/16 step", "dropout_mask", "kept", "drawn"),
     ("the mma.sync forward's four tile-code switches in the B/16 step", "attention_fwd",
-     "unrolled_loads,mask_last_tile,narrow_last_tile,fold_scale", "default"),
+     "unrolled_loads,mask_last,narrow_last,fold_scale", "default"),
     ("the LayerNorm launches rows2, shared and fold in the B/16 step", "layer_norm", "rows2,shared,fold", "default"),
 ]
 

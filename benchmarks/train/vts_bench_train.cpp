@@ -29,8 +29,8 @@
 // --keep-dropout-mask (CUDA) has the MLP's fused GELU + dropout keep its mask as bits for the
 // backward instead of drawing it again (cuda::set_gelu_dropout_keep_mask), the candidate default.
 // --attention-fwd LIST (CUDA, bf16) switches on the mma.sync forward's selectable tile code, any of
-// unrolled_loads, mask_last_tile, narrow_last_tile, fold_scale (cuda::set_attention_bf16_forward_*;
-// the kernel benchmark's vts_unrolled_loads1, vts_mask_last1, vts_narrow_last1, vts_fold_scale1).
+// narrow_last, mask_last, unrolled_loads, fold_scale (cuda::kAttentionForwardSwitches: the kernel
+// benchmark's rows vts_narrow_last1, vts_mask_last1, vts_unrolled_loads1, vts_fold_scale1).
 // --layer-norm LIST (CUDA) has the ops' LayerNorm calls take other launches
 // (cuda::set_layer_norm_{forward,backward}_launch), any of rows2 (forward, two rows a warp: the
 // kernel benchmark's vts_rows2), shared (backward: dw/db sums in shared memory, 3 blocks an SM:
@@ -107,7 +107,7 @@ void expect_choice(const char* flag, const std::string& value, std::initializer_
 // A flag whose value is "default" or a comma-separated list of `choices` (each at most once): the
 // list, or a message naming them and exit status 2.
 std::vector<std::string> expect_list(const char* flag, const std::string& value,
-                                     std::initializer_list<const char*> choices) {
+                                     const std::vector<const char*>& choices) {
   std::vector<std::string> items;
   if (value == "default") return items;
   size_t start = 0;
@@ -201,8 +201,11 @@ Args parse(int argc, char** argv) {
                          "cuda --precision bf16 and no --attention-bwd\n");
     std::exit(2);
   }
-  a.attention_fwd_items = expect_list("--attention-fwd", a.attention_fwd,
-                                      {"unrolled_loads", "mask_last_tile", "narrow_last_tile", "fold_scale"});
+  std::vector<const char*> fwd_switches;
+#if defined(VTS_WITH_CUDA)
+  for (const auto& sw : vts::cuda::kAttentionForwardSwitches) fwd_switches.push_back(sw.name);
+#endif
+  a.attention_fwd_items = expect_list("--attention-fwd", a.attention_fwd, fwd_switches);
   if (!a.attention_fwd_items.empty() && (a.device != "cuda" || a.precision != "bf16" || a.hopper_attention)) {
     std::fprintf(stderr, "vts_bench_train: --attention-fwd switches the CUDA bf16 mma.sync forward; it needs --device "
                          "cuda --precision bf16 and no --hopper-attention\n");
@@ -523,11 +526,7 @@ int main(int argc, char** argv) {
       vts::cuda::set_attention_bf16_forward_wgmma(a.hopper_attention);
       vts::cuda::set_attention_bf16_backward_wgmma(a.hopper_attention);
       vts::cuda::set_attention_f32_composite(a.attention_f32 == "composite");
-      const auto& fwd_code = a.attention_fwd_items;
-      vts::cuda::set_attention_bf16_forward_unrolled_loads(has(fwd_code, "unrolled_loads"));
-      vts::cuda::set_attention_bf16_forward_mask_last_tile_only(has(fwd_code, "mask_last_tile"));
-      vts::cuda::set_attention_bf16_forward_narrow_last_tile(has(fwd_code, "narrow_last_tile"));
-      vts::cuda::set_attention_bf16_forward_fold_scale(has(fwd_code, "fold_scale"));
+      for (const auto& sw : vts::cuda::kAttentionForwardSwitches) sw.set(has(a.attention_fwd_items, sw.name));
       const auto& ln = a.layer_norm_items;
       vts::cuda::set_layer_norm_forward_launch({.rows_per_warp = has(ln, "rows2") ? 2 : 1});
       vts::cuda::LayerNormBackwardLaunch ln_bwd;

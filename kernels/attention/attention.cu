@@ -43,10 +43,11 @@ void check_sizes(int64_t B, int64_t H, int64_t N, const char* fn) {
             " N=", N, " (at most 65535 batches and heads)");
 }
 
-// Each entry point's checks after its sizes: every head layout, then the log-sum-exp pointer.
-template <class T>
+// Each entry point's checks after its sizes: every head layout, then the log-sum-exp pointer (the
+// backward's o is read, the forward's written: O is either layout).
+template <class T, class O>
 void check_forward_args(const char* fn, const HeadLayout<const T>& q, const HeadLayout<const T>& k,
-                        const HeadLayout<const T>& v, const HeadLayout<T>& o, const float* lse) {
+                        const HeadLayout<const T>& v, const O& o, const float* lse) {
   check_layout(q, "q", fn);
   check_layout(k, "k", fn);
   check_layout(v, "v", fn);
@@ -58,15 +59,11 @@ void check_backward_args(const char* fn, const HeadLayout<const T>& q, const Hea
                          const HeadLayout<const T>& v, const HeadLayout<const T>& o, const float* lse,
                          const HeadLayout<const T>& dout, const HeadLayout<T>& dq, const HeadLayout<T>& dk,
                          const HeadLayout<T>& dv) {
-  check_layout(q, "q", fn);
-  check_layout(k, "k", fn);
-  check_layout(v, "v", fn);
-  check_layout(o, "o", fn);
+  check_forward_args(fn, q, k, v, o, lse);
   check_layout(dout, "dout", fn);
   check_layout(dq, "dq", fn);
   check_layout(dk, "dk", fn);
   check_layout(dv, "dv", fn);
-  VTS_CHECK(lse != nullptr, fn, ": lse is null");
 }
 
 template <class D>

@@ -75,6 +75,18 @@ bool attention_bf16_forward_unrolled_loads();
 // and scales ≤ 0 ignore it. Process-wide; for benchmarks and tests.
 void set_attention_bf16_forward_fold_scale(bool on);
 bool attention_bf16_forward_fold_scale();
+// The four switches above by name — the kernel benchmark's row names (vts_<name>1) and
+// vts_bench_train's --attention-fwd list — so a name maps to one setter in one place.
+struct AttentionForwardSwitch {
+  const char* name;
+  void (*set)(bool);
+  bool (*get)();
+};
+inline constexpr AttentionForwardSwitch kAttentionForwardSwitches[] = {
+    {"narrow_last", set_attention_bf16_forward_narrow_last_tile, attention_bf16_forward_narrow_last_tile},
+    {"mask_last", set_attention_bf16_forward_mask_last_tile_only, attention_bf16_forward_mask_last_tile_only},
+    {"unrolled_loads", set_attention_bf16_forward_unrolled_loads, attention_bf16_forward_unrolled_loads},
+    {"fold_scale", set_attention_bf16_forward_fold_scale, attention_bf16_forward_fold_scale}};
 // The Hopper forward (wgmma, built for sm_90a): a head's whole K and V in shared memory, S for all
 // keys at once, the softmax in one pass. Taken where it applies — d = 64, N ≤ 256, a device of
 // compute capability 9.0 (H100, H200) — when on; false (the default) until a device has timed it.
