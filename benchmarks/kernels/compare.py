@@ -8,16 +8,24 @@ issue's ≥ 80 % target), when bench_copy timed that size. Lines of
 the training-step benchmarks (vts_bench_train, pytorch_train_step.py: they carry step_ms_median)
 go to a second table, images/s side by side; their op profiles (vts_bench_train --profile-steps:
 lines with "profile") to a third, the ops that take most of each step. Last, the alternatives that
-wait for a device's verdict, each against the default it would replace.
-Usage: compare.py FILE.jsonl [FILE.jsonl ...]"""
+wait for a device's verdict, each against the default it would replace, and the combination of the
+kernel candidates that won (chosen here, timed by scripts/gpu-check in the same run) against the
+default step.
+Usage: compare.py FILE.jsonl [FILE.jsonl ...]
+       compare.py --choose FILE.jsonl ...   prints vts_bench_train's flags for that combination (one
+                                            line, empty when no candidate won); the reasons go to stderr"""
 import json
 import math
 import sys
 
 
 def main():
+    args = sys.argv[1:]
+    choose_only = bool(args) and args[0] == "--choose"
+    if choose_only:
+        args = args[1:]
     rows = []
-    for path in sys.argv[1:]:
+    for path in args:
         with open(path) as f:
             for line in f:
                 line = line.strip()
@@ -29,6 +37,12 @@ def main():
     steps = [r for r in rows if "step_ms_median" in r]
     profiles = [r for r in rows if "profile" in r]
     rows = [r for r in rows if "kernel" in r]
+    if choose_only:
+        choices = choose(rows, steps)
+        for family, flags, reason in choices:
+            print(f"{family}: {reason}", file=sys.stderr)
+        print(" ".join(chosen_flags(choices)))
+        return 0
     if not rows and not steps and not profiles:
         print("no measurements")
         return 1
@@ -88,6 +102,115 @@ STEP_DECISIONS = [
 ]
 
 
+# The combination scripts/gpu-check times after the single candidates (compare.py --choose): for each
+# part of the B/16 bf16 step, the kernel benchmark's fastest row at that step's shape among the ones
+# vts_bench_train can switch on, if it beats the default's row by CHOICE_MARGIN and its results are
+# right; a candidate whose own step (timed earlier in the same run) left no line is not chosen — it
+# failed or was skipped there. The step with the chosen flags then says what they are worth together.
+CHOICE_MARGIN = 0.02  # the kernel benchmark's medians move by less than this between runs
+B16_SHAPES = {"attention": "B32xH12xN197xd64", "layer_norm": "6304x768", "gelu": "6304x3072"}
+FWD_SWITCHES = ("narrow_last", "mask_last", "unrolled_loads", "fold_scale")
+
+
+def attention_fwd_value(impl):
+    """vts_bench_train's --attention-fwd list for a kernel-benchmark row of the bf16 forward, or None."""
+    fixed = {"vts": "", "vts_rows64": "", "vts_rows128": "rows128", "vts_rows64_warp32": "warp32",
+             "vts_rows128_warp32": "rows128,warp32", "vts_wgmma1": "wgmma", "vts_wgmma1_blocks3": "wgmma,blocks3"}
+    if impl in fixed:
+        return fixed[impl]
+    # vts_<a>1_<b>1 -> a, b
+    names = impl[len("vts_"):-1].split("1_") if impl.startswith("vts_") and impl.endswith("1") else []
+    return ",".join(names) if names and all(n in FWD_SWITCHES for n in names) else None
+
+
+# family: (kernels whose medians are added, shape key, {row: value} or a function, how a value becomes
+# flags, the step field and value whose line must exist for a non-default value to be chosen).
+CHOICE_FAMILIES = [
+    ("attention forward", ["attention_fwd"], "attention", attention_fwd_value,
+     lambda v: ["--attention-fwd", v],
+     lambda v: ("attention", "fused, wgmma") if "wgmma" in v else
+     ("attention_fwd", "unrolled_loads,mask_last,narrow_last,fold_scale") if v.split(",")[0] in FWD_SWITCHES
+     else None),
+    ("attention backward", ["attention_bwd"], "attention",
+     {"vts": "", "vts_2barrier": "", "vts_1barrier": "one_barrier", "vts_split1": "split", "vts_wgmma1": "wgmma"}
+     .get, lambda v: ["--attention-bwd", v],
+     lambda v: {"split": ("attention", "fused, split backward"), "wgmma": ("attention", "fused, wgmma")}.get(v)),
+    ("LayerNorm forward", ["layer_norm_fwd"], "layer_norm", {"vts": "", "vts_rows2": "rows2"}.get,
+     lambda v: ["--layer-norm", v], lambda v: ("layer_norm", "rows2,shared,fold")),
+    ("LayerNorm backward", ["layer_norm_bwd"], "layer_norm",
+     {"vts": "", "vts_w8x2_g16_prefetch": "prefetch", "vts_w8x2_g16_fold2": "fold",
+      "vts_w8x2_g16_prefetch_fold2": "prefetch,fold", "vts_w8x3_g16_shared": "shared",
+      "vts_w8x3_g16_fold2_shared": "shared,fold"}.get,
+     lambda v: ["--layer-norm", v], lambda v: ("layer_norm", "rows2,shared,fold")),
+    ("GELU + dropout mask", ["gelu_dropout_fwd", "gelu_dropout_bwd"], "gelu", {"vts": "", "vts_keep": "kept"}.get,
+     lambda v: ["--keep-dropout-mask"], lambda v: ("dropout_mask", "kept")),
+]
+
+
+def choose(rows, steps):
+    """[(family, flags, reason)] for every family: flags empty where the default stays."""
+    out = []
+    for family, kernels, shape_key, value_of, flags_of, step_needed in CHOICE_FAMILIES:
+        shape = B16_SHAPES[shape_key]
+        times = {}  # impl -> summed median over the family's kernels, only where every kernel was timed
+        bad = {}
+        for impl in {r["impl"] for r in rows if r["kernel"] in kernels}:
+            if value_of(impl) is None:
+                continue
+            found = [r for k in kernels for r in rows if r["kernel"] == k and r["impl"] == impl
+                     and r["shape"] == shape and r["dtype"] == "bf16"]
+            if len({r["kernel"] for r in found}) != len(kernels):
+                continue
+            per_kernel = {r["kernel"]: r for r in found}  # the last line of each kernel, if timed twice
+            times[impl] = sum(r["median_ms"] for r in per_kernel.values())
+            problems = [p for p in (error_problem(r) for r in per_kernel.values()) if p]
+            if problems:
+                bad[impl] = problems[0]
+        if "vts" not in times:
+            out.append((family, [], "the default was not timed at the B/16 shape: nothing chosen"))
+            continue
+        default_ms = times["vts"]
+        notes = []
+        candidates = []
+        for impl, ms in sorted(times.items(), key=lambda kv: kv[1]):
+            value = value_of(impl)
+            if not value:
+                continue
+            if impl in bad:
+                notes.append(f"{impl} left out ({bad[impl]})")
+                continue
+            need = step_needed(value)
+            if need and not any(r.get("impl") == "vts" and r.get(need[0]) == need[1] for r in steps):
+                notes.append(f"{impl} left out (its step, {need[0]} = {need[1]}, left no line)")
+                continue
+            candidates.append((impl, ms, value))
+        extra = f"; {'; '.join(notes)}" if notes else ""
+        if candidates and candidates[0][1] <= (1 - CHOICE_MARGIN) * default_ms:
+            impl, ms, value = candidates[0]
+            out.append((family, flags_of(value), f"{impl} {ms:.4f} ms against the default's {default_ms:.4f} "
+                        f"({default_ms / ms:.2f}×){extra}"))
+        elif candidates:
+            impl, ms, _ = candidates[0]
+            out.append((family, [], f"default kept ({default_ms:.4f} ms): the fastest candidate, {impl}, "
+                        f"{ms:.4f} ms, is {default_ms / ms:.2f}× (≥ {1 / (1 - CHOICE_MARGIN):.2f}× needed){extra}"))
+        else:
+            out.append((family, [], f"default kept ({default_ms:.4f} ms): no candidate{extra}"))
+    return out
+
+
+def chosen_flags(choices):
+    """vts_bench_train's flags for the choices; the two LayerNorm families' lists become one --layer-norm."""
+    flags, layer_norm = [], []
+    for _, f, _ in choices:
+        if f[:1] == ["--layer-norm"]:
+            layer_norm += f[1].split(",")
+        else:
+            flags += f
+    if layer_norm:
+        flags += ["--layer-norm", ",".join(layer_norm)]
+    return flags
+
+
 # The relative error a kernel's output may have against the CPU reference (the issue's parity bars).
 ERROR_BARS = {"bf16": 1e-2, "fp32": 1e-5}
 
@@ -127,18 +250,42 @@ def print_decisions(rows, steps):
     keys = ("config", "batch", "precision", "gemm", "cuda_graphs", "attention", "dropout_mask", "gemm_epilogues",
             "attention_fwd", "layer_norm")
     setting = lambda r, x: r.get(x, defaults.get(x))
+    median = lambda xs: sorted(xs)[len(xs) // 2]
     for what, field, cand, base in STEP_DECISIONS:
         pairs = []
         for r in steps:
-            if r.get("impl") != "vts" or setting(r, field) != cand:
+            if r.get("impl") != "vts" or setting(r, field) != cand or "label" in r:
                 continue
-            d = [b for b in steps if b.get("impl") == "vts" and setting(b, field) == base
+            # The default step may have been timed more than once (gpu-check times it again beside
+            # the chosen combination): the median of its lines.
+            d = [b["step_ms_median"] for b in steps if b.get("impl") == "vts" and setting(b, field) == base
                  and all(setting(b, x) == setting(r, x) for x in keys if x != field)]
             if d:
                 graphs = ", graphs" if r.get("cuda_graphs") else ""
-                pairs.append((f"step {r['config']} {r['precision']}{graphs}", d[0]["step_ms_median"],
-                              r["step_ms_median"], r))
+                pairs.append((f"step {r['config']} {r['precision']}{graphs}", median(d), r["step_ms_median"], r))
         lines.append((what, pairs))
+    # The chosen combination (lines labelled "chosen") against the default step with the same config,
+    # precision, GEMMs and graphs: the median of each side's lines.
+    choice_fields = ("attention", "dropout_mask", "attention_fwd", "layer_norm")
+    chosen = [r for r in steps if r.get("impl") == "vts" and r.get("label") == "chosen"]
+    for group in {tuple(setting(r, x) for x in keys if x not in choice_fields) for r in chosen}:
+        same = lambda r: tuple(setting(r, x) for x in keys if x not in choice_fields) == group
+        cand = [r for r in chosen if same(r)]
+        d = [b["step_ms_median"] for b in steps if b.get("impl") == "vts" and "label" not in b and same(b)
+             and all(setting(b, x) == defaults[x] for x in choice_fields)]
+        r = cand[0]
+        settings = "; ".join(f"{x} {setting(r, x)}" for x in choice_fields if setting(r, x) != defaults[x])
+        graphs = ", graphs" if r.get("cuda_graphs") else ""
+        pairs = [(f"step {r['config']} {r['precision']}{graphs} ({len(d)} default, {len(cand)} chosen lines)",
+                  median(d), median([c["step_ms_median"] for c in cand]), r)] if d else []
+        lines.append((f"the chosen combination ({settings})", pairs))
+    choices = choose(rows, steps)
+    if any(f for _, f, _ in choices) or chosen:
+        print("\n**Chosen for the combined step** (compare.py --choose: the fastest kernel row at the B/16 shape "
+              f"that vts_bench_train can switch on, if ≥ {100 * CHOICE_MARGIN:.0f} % faster than the default's)\n")
+        for family, _, reason in choices:
+            print(f"- {family}: {reason}")
+        print(f"- flags: `{' '.join(chosen_flags(choices)) or '(none)'}`")
     print("\n**Pending decisions** (candidate against the default, same run; ratio > 1: the candidate is faster)\n")
     print("| alternative | where | default ms | candidate ms | ratio | candidate rel err | verdict |")
     print("|---|---|---:|---:|---:|---:|---|")

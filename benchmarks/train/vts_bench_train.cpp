@@ -17,29 +17,41 @@
 // --cuda-graphs (CUDA) replays the network's forward and backward from captured CUDA graphs
 // (vts/nn/captured.hpp; the loss and Adam stay op by op): the first step runs op by op, the second
 // captures. The JSON then gives the graphs' recorded operations ("graph_nodes").
-// --attention-bwd split (CUDA, bf16) runs the attention backward as the split pair of kernels (dQ,
-// then dK/dV; cuda::set_attention_bf16_backward_split) instead of the one-CTA-per-head kernel, the
-// default at N <= 256: the candidate default, faster in the kernel benchmark (H200, 2026-12-04).
+// --attention-bwd split|one_barrier|wgmma (CUDA, bf16) runs the attention backward as the split
+// pair of kernels (dQ, then dK/dV; cuda::set_attention_bf16_backward_split), as the one-CTA kernel
+// with one barrier a query block (set_attention_bf16_backward_barriers(1)), or on the Hopper kernels
+// (set_attention_bf16_backward_wgmma) instead of the default one-CTA-per-head kernel — the kernel
+// benchmark's rows vts_split1, vts_1barrier, vts_wgmma1.
 // --hopper-attention (CUDA, bf16) runs the attention forward and backward on the Hopper kernels
 // (wgmma, sm_90a; cuda::set_attention_bf16_{forward,backward}_wgmma) where they apply: d = 64,
-// N ≤ 256, compute capability 9.0 — the B/16 and B/32 configs on an H100/H200.
+// N ≤ 256, compute capability 9.0 — the B/16 and B/32 configs on an H100/H200. The same as
+// --attention-fwd wgmma --attention-bwd wgmma.
 // --attention-f32 composite (CUDA, fp32) runs the fp32 attention from the composite ops (matmul on
 // the fp32 GEMM mode, TF32 by default; softmax; matmul; cuda::set_attention_f32_composite) instead of
 // the fused SIMT kernels: the candidate for the fp32 step, where the fused kernels lose to PyTorch's.
 // --keep-dropout-mask (CUDA) has the MLP's fused GELU + dropout keep its mask as bits for the
 // backward instead of drawing it again (cuda::set_gelu_dropout_keep_mask), the candidate default.
-// --attention-fwd LIST (CUDA, bf16) switches on the mma.sync forward's selectable tile code, any of
-// narrow_last, mask_last, unrolled_loads, fold_scale (cuda::kAttentionForwardSwitches: the kernel
-// benchmark's rows vts_narrow_last1, vts_mask_last1, vts_unrolled_loads1, vts_fold_scale1).
+// --attention-fwd LIST (CUDA, bf16) picks the attention forward, a comma-separated list of the
+// kernel benchmark's row names without "vts_" and the trailing 1s: the mma.sync forward's
+// selectable tile code, any of narrow_last, mask_last, unrolled_loads, fold_scale
+// (cuda::kAttentionForwardSwitches: rows vts_narrow_last1 ... vts_unrolled_loads1_mask_last1...);
+// or its other block shapes, rows128 and warp32 (128 query rows a block, 32 a warp: vts_rows128,
+// vts_rows64_warp32, vts_rows128_warp32; the tile-code switches apply to the default shape only, so
+// not with them); or the Hopper forward, wgmma, optionally with blocks3 (vts_wgmma1,
+// vts_wgmma1_blocks3; alone).
 // --layer-norm LIST (CUDA) has the ops' LayerNorm calls take other launches
 // (cuda::set_layer_norm_{forward,backward}_launch), any of rows2 (forward, two rows a warp: the
 // kernel benchmark's vts_rows2), shared (backward: dw/db sums in shared memory, 3 blocks an SM:
 // vts_w8x3_g16_shared), fold (backward: fold_by_class, vts_w8x2_g16_fold2), prefetch (backward:
 // prefetch_rows; not with shared). Both time in the whole step what the kernel benchmark times alone.
+// --label NAME adds "label": NAME to the JSON line: benchmarks/kernels/compare.py pairs the steps
+// labelled "chosen" (scripts/gpu-check's combination of the kernel candidates that won) with the
+// default step.
 // --mode encode times what `vts encode` does per batch instead of a training step: the network's
 // forward in evaluation mode (dropout off) with no graph recorded, and its outputs copied to the
 // host. The peer script's --mode encode does the same under torch.inference_mode().
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
@@ -81,14 +93,15 @@ struct Args {
   std::string gemm = "tf32";  // CUDA fp32 GEMMs: tf32, bf16 (tensor cores on fp32 data) or fp32
   std::string precision = "fp32";  // fp32 | bf16 (CUDA)
   bool cuda_graphs = false;
-  std::string attention_bwd = "default";  // default | split (CUDA bf16 attention backward)
+  std::string attention_bwd = "default";  // default | split | one_barrier | wgmma (CUDA bf16 backward)
   bool keep_dropout_mask = false;          // CUDA: gelu_dropout keeps its mask as bits
   bool hopper_attention = false;           // CUDA bf16: the wgmma attention kernels where they apply
   std::string attention_f32 = "fused";     // fused | composite (CUDA fp32 attention)
-  std::string attention_fwd = "default";   // CUDA bf16: comma list of the forward's tile-code switches
+  std::string attention_fwd = "default";   // CUDA bf16: comma list picking the attention forward
   std::string layer_norm = "default";      // CUDA: comma list of LayerNorm launch candidates
   std::vector<std::string> attention_fwd_items, layer_norm_items;  // the two lists, checked
   std::string mode = "train";  // train | encode
+  std::string label;           // --label: copied into the JSON line
 };
 
 // A flag whose value must be one of `choices`: otherwise a message naming them, and exit status 2.
@@ -171,23 +184,24 @@ Args parse(int argc, char** argv) {
     else if (flag == "--attention-fwd") a.attention_fwd = value();
     else if (flag == "--layer-norm") a.layer_norm = value();
     else if (flag == "--mode") a.mode = value();
+    else if (flag == "--label") a.label = value();
     else {
       std::fprintf(stderr,
                    "usage: vts_bench_train [--config tiny|small|b16|b32] [--batch B] [--steps S] [--warmup W] "
                    "[--threads T] [--device cpu|cuda] [--gemm tf32|bf16|fp32] [--precision fp32|bf16] "
-                   "[--profile-steps K] [--cuda-graphs] [--attention-bwd default|split] [--hopper-attention] "
-                   "[--attention-f32 fused|composite] [--keep-dropout-mask] [--attention-fwd LIST] [--layer-norm LIST] "
-                   "[--mode train|encode]\n"
+                   "[--profile-steps K] [--cuda-graphs] [--attention-bwd default|split|one_barrier|wgmma] "
+                   "[--hopper-attention] [--attention-f32 fused|composite] [--keep-dropout-mask] [--attention-fwd LIST] "
+                   "[--layer-norm LIST] [--mode train|encode] [--label NAME]\n"
                    "unknown flag: %s\n",
                    flag.c_str());
       std::exit(2);
     }
   }
   expect_choice("--gemm", a.gemm, {"tf32", "bf16", "fp32"});
-  expect_choice("--attention-bwd", a.attention_bwd, {"default", "split"});
-  if (a.attention_bwd == "split" && (a.device != "cuda" || a.precision != "bf16")) {
-    std::fprintf(stderr, "vts_bench_train: --attention-bwd split picks a kernel of the CUDA bf16 attention; it needs "
-                         "--device cuda --precision bf16\n");
+  expect_choice("--attention-bwd", a.attention_bwd, {"default", "split", "one_barrier", "wgmma"});
+  if (a.attention_bwd != "default" && (a.device != "cuda" || a.precision != "bf16")) {
+    std::fprintf(stderr, "vts_bench_train: --attention-bwd %s picks a kernel of the CUDA bf16 attention; it needs "
+                         "--device cuda --precision bf16\n", a.attention_bwd.c_str());
     std::exit(2);
   }
   expect_choice("--attention-f32", a.attention_f32, {"fused", "composite"});
@@ -196,19 +210,40 @@ Args parse(int argc, char** argv) {
                          "--device cuda and --precision fp32\n");
     std::exit(2);
   }
-  if (a.hopper_attention && (a.device != "cuda" || a.precision != "bf16" || a.attention_bwd != "default")) {
-    std::fprintf(stderr, "vts_bench_train: --hopper-attention picks the CUDA bf16 attention kernels; it needs --device "
-                         "cuda --precision bf16 and no --attention-bwd\n");
-    std::exit(2);
-  }
-  std::vector<const char*> fwd_switches;
+  std::vector<const char*> fwd_switches, fwd_items;
 #if defined(VTS_WITH_CUDA)
   for (const auto& sw : vts::cuda::kAttentionForwardSwitches) fwd_switches.push_back(sw.name);
 #endif
-  a.attention_fwd_items = expect_list("--attention-fwd", a.attention_fwd, fwd_switches);
-  if (!a.attention_fwd_items.empty() && (a.device != "cuda" || a.precision != "bf16" || a.hopper_attention)) {
-    std::fprintf(stderr, "vts_bench_train: --attention-fwd switches the CUDA bf16 mma.sync forward; it needs --device "
-                         "cuda --precision bf16 and no --hopper-attention\n");
+  fwd_items = fwd_switches;
+  for (const char* other : {"rows128", "warp32", "wgmma", "blocks3"}) fwd_items.push_back(other);
+  a.attention_fwd_items = expect_list("--attention-fwd", a.attention_fwd, fwd_items);
+  if (a.hopper_attention) {
+    if (a.device != "cuda" || a.precision != "bf16" || a.attention_bwd != "default" || a.attention_fwd != "default") {
+      std::fprintf(stderr, "vts_bench_train: --hopper-attention picks the CUDA bf16 attention kernels; it needs --device "
+                           "cuda --precision bf16 and no --attention-bwd or --attention-fwd\n");
+      std::exit(2);
+    }
+    a.attention_fwd = "wgmma";
+    a.attention_fwd_items = {"wgmma"};
+    a.attention_bwd = "wgmma";
+  }
+  const auto& fwd = a.attention_fwd_items;
+  if (!fwd.empty() && (a.device != "cuda" || a.precision != "bf16")) {
+    std::fprintf(stderr, "vts_bench_train: --attention-fwd picks the CUDA bf16 attention forward; it needs --device "
+                         "cuda --precision bf16\n");
+    std::exit(2);
+  }
+  const bool any_switch =
+      std::any_of(fwd_switches.begin(), fwd_switches.end(), [&](const char* sw) { return has(fwd, sw); });
+  const bool other_shape = has(fwd, "rows128") || has(fwd, "warp32");
+  if (has(fwd, "wgmma") ? fwd.size() != (has(fwd, "blocks3") ? 2u : 1u) : has(fwd, "blocks3")) {
+    std::fprintf(stderr, "vts_bench_train: --attention-fwd wgmma (the Hopper forward) takes only blocks3 beside it, and "
+                         "blocks3 needs wgmma; got '%s'\n", a.attention_fwd.c_str());
+    std::exit(2);
+  }
+  if (any_switch && other_shape) {
+    std::fprintf(stderr, "vts_bench_train: --attention-fwd: the tile-code switches apply to the default block shape "
+                         "only, not with rows128 or warp32; got '%s'\n", a.attention_fwd.c_str());
     std::exit(2);
   }
   a.layer_norm_items = expect_list("--layer-norm", a.layer_norm, {"rows2", "shared", "fold", "prefetch"});
@@ -246,6 +281,11 @@ Args parse(int argc, char** argv) {
   }
   if (a.cuda_graphs && a.device != "cuda") {
     std::fprintf(stderr, "vts_bench_train: --cuda-graphs needs --device cuda\n");
+    std::exit(2);
+  }
+  auto label_char = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-'; };
+  if (!std::all_of(a.label.begin(), a.label.end(), label_char)) {
+    std::fprintf(stderr, "vts_bench_train: --label takes letters, digits, _ and -, got '%s'\n", a.label.c_str());
     std::exit(2);
   }
   if (a.profile_steps > 0 && a.device != "cuda") {
@@ -295,17 +335,31 @@ std::string device_memory_field() {
   return "";
 }
 
-// CUDA, --hopper-attention: the setting, and whether the config's attention shape (tokens, head dim)
-// takes the Hopper kernels on this device.
+// The attention kernels the step asked for, as JSON fields (each left out at its default):
+// "attention" — fp32 "composite"; bf16 the backward, "fused, split backward", "fused, one-barrier
+// backward", "fused, wgmma backward", or "fused, wgmma" when both are the Hopper kernels (then no
+// "attention_fwd"); "attention_fwd" — the --attention-fwd list; and where a Hopper kernel was asked
+// for, whether the config's attention shape (tokens, head dim) takes it on this device.
 template <class Cfg, class D>
-std::string hopper_attention_field() {
+std::string attention_fields(const Args& a) {
+  const bool both_wgmma = a.attention_bwd == "wgmma" && a.attention_fwd == "wgmma";
+  std::string f;
+  if (a.attention_f32 == "composite") f += ", \"attention\": \"composite\"";
+  if (both_wgmma) f += ", \"attention\": \"fused, wgmma\"";
+  else if (a.attention_bwd == "split") f += ", \"attention\": \"fused, split backward\"";
+  else if (a.attention_bwd == "one_barrier") f += ", \"attention\": \"fused, one-barrier backward\"";
+  else if (a.attention_bwd == "wgmma") f += ", \"attention\": \"fused, wgmma backward\"";
+  if (!both_wgmma && a.attention_fwd != "default") f += ", \"attention_fwd\": \"" + a.attention_fwd + "\"";
 #if defined(VTS_WITH_CUDA)
   if constexpr (std::is_same_v<D, vts::Cuda>) {
-    const bool applies = vts::cuda::attention_bf16_wgmma_supported(vts::nn::ViT<Cfg, float, D>::tokens, Cfg::dim / Cfg::heads);
-    return std::string(", \"attention\": \"fused, wgmma\", \"wgmma_applies\": ") + (applies ? "true" : "false");
+    if (a.attention_bwd == "wgmma" || has(a.attention_fwd_items, "wgmma")) {
+      const bool applies =
+          vts::cuda::attention_bf16_wgmma_supported(vts::nn::ViT<Cfg, float, D>::tokens, Cfg::dim / Cfg::heads);
+      f += std::string(", \"wgmma_applies\": ") + (applies ? "true" : "false");
+    }
   }
 #endif
-  return "";
+  return f;
 }
 
 // Runs `step` a.profile_steps times under the op profiler (CUDA only) and prints one JSON line per
@@ -486,12 +540,9 @@ int run(const Args& a) {
       1000.0 * static_cast<double>(a.batch) / median, static_cast<long long>(nn::parameter_count(net)),
       epilogue_fallbacks_field<D>().c_str(), graphed.json_field().c_str(), gemm_library_field<D>().c_str(),
       device_memory_field<D>().c_str(),
-      (std::string(a.attention_bwd == "split" ? ", \"attention\": \"fused, split backward\"" : "") +
-       (a.hopper_attention ? hopper_attention_field<Config, D>() : std::string()) +
-       (a.attention_f32 == "composite" ? ", \"attention\": \"composite\"" : "") +
-       (a.keep_dropout_mask ? ", \"dropout_mask\": \"kept\"" : "") +
-       (a.attention_fwd != "default" ? ", \"attention_fwd\": \"" + a.attention_fwd + "\"" : "") +
-       (a.layer_norm != "default" ? ", \"layer_norm\": \"" + a.layer_norm + "\"" : ""))
+      (attention_fields<Config, D>(a) + (a.keep_dropout_mask ? ", \"dropout_mask\": \"kept\"" : "") +
+       (a.layer_norm != "default" ? ", \"layer_norm\": \"" + a.layer_norm + "\"" : "") +
+       (a.label.empty() ? "" : ", \"label\": \"" + a.label + "\""))
           .c_str());
   if (a.profile_steps > 0) print_profile<D>(a, std::is_same_v<T, bf16> ? "bf16" : "fp32", step);
   return 0;
@@ -522,11 +573,16 @@ int main(int argc, char** argv) {
       }
       vts::cuda::set_fp32_gemm(vts::cuda::fp32_gemm_from_string(a.gemm));
       vts::cuda::set_attention_bf16_backward_split(a.attention_bwd == "split");
+      vts::cuda::set_attention_bf16_backward_barriers(a.attention_bwd == "one_barrier" ? 1 : 0);
+      vts::cuda::set_attention_bf16_backward_wgmma(a.attention_bwd == "wgmma");
       vts::cuda::set_gelu_dropout_keep_mask(a.keep_dropout_mask);
-      vts::cuda::set_attention_bf16_forward_wgmma(a.hopper_attention);
-      vts::cuda::set_attention_bf16_backward_wgmma(a.hopper_attention);
+      const auto& fwd = a.attention_fwd_items;
+      vts::cuda::set_attention_bf16_forward_wgmma(has(fwd, "wgmma"));
+      vts::cuda::set_attention_bf16_forward_wgmma_blocks(has(fwd, "blocks3") ? 3 : 0);
+      vts::cuda::set_attention_bf16_forward_rows(has(fwd, "rows128") ? 128 : 0);
+      vts::cuda::set_attention_bf16_forward_warp_rows(has(fwd, "warp32") ? 32 : 0);
       vts::cuda::set_attention_f32_composite(a.attention_f32 == "composite");
-      for (const auto& sw : vts::cuda::kAttentionForwardSwitches) sw.set(has(a.attention_fwd_items, sw.name));
+      for (const auto& sw : vts::cuda::kAttentionForwardSwitches) sw.set(has(fwd, sw.name));
       const auto& ln = a.layer_norm_items;
       vts::cuda::set_layer_norm_forward_launch({.rows_per_warp = has(ln, "rows2") ? 2 : 1});
       vts::cuda::LayerNormBackwardLaunch ln_bwd;

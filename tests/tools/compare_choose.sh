@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# compare.py --choose (scripts/gpu-check's combined step) on lines shaped like a device run's: the
+# fastest right candidate per part of the B/16 step wins when ≥ 2 % faster than the default; wrong
+# results, a failed step of the candidate's own, and launches vts_bench_train cannot switch on leave
+# a row out; the summary pairs the "chosen" step lines with the default step's.
+# Usage: compare_choose.sh path/to/compare.py
+set -euo pipefail
+compare=$1
+command -v python3 >/dev/null || { echo "python3 not found: skipped"; exit 77; }
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+
+kernel() {  # kernel shape impl median_ms rel_err
+  echo "{\"bench\": \"x\", \"kernel\": \"$1\", \"shape\": \"$2\", \"dtype\": \"bf16\", \"impl\": \"$3\", \"median_ms\": $4, \"rate\": 1.0, \"unit\": \"TFLOP/s\", \"rel_err\": $5}"
+}
+step() {  # step_ms_median extra-json-fields
+  echo "{\"impl\": \"vts\", \"mode\": \"train\", \"device\": \"cuda\", \"precision\": \"bf16\", \"gemm\": \"bf16\", \"config\": \"b16\", \"batch\": 32, \"steps\": 20, \"step_ms_median\": $1, \"imgs_per_s\": 1.0, \"cuda_graphs\": true, \"graph_nodes\": 315$2}"
+}
+A=B32xH12xN197xd64
+{
+  kernel attention_fwd $A vts 0.0540 0.002
+  kernel attention_fwd $A vts_rows128_warp32 0.0510 0.002
+  kernel attention_fwd $A vts_unrolled_loads1_mask_last1 0.0450 0.002
+  kernel attention_fwd $A vts_wgmma1 0.0300 0.003
+  kernel attention_fwd $A vts_wgmma1_blocks3 0.0290 NaN       # wrong: left out
+  kernel attention_fwd B32xH12xN50xd64 vts_rows128 0.0010 0.002  # another shape: not the step's
+  kernel attention_bwd $A vts 0.1320 0.002
+  kernel attention_bwd $A vts_1barrier 0.1280 0.002
+  kernel attention_bwd $A vts_split1 0.1240 0.002
+  kernel attention_bwd $A vts_wgmma1 0.0700 0.5             # above bf16's bar: left out
+  kernel layer_norm_fwd 6304x768 vts 0.01150 0.001
+  kernel layer_norm_fwd 6304x768 vts_rows2 0.01140 0.001       # 1 % faster: not enough
+  kernel layer_norm_bwd 6304x768 vts 0.0193 0.001
+  kernel layer_norm_bwd 6304x768 vts_w8x2_g16_shared 0.0140 0.001   # no vts_bench_train flag: ignored
+  kernel layer_norm_bwd 6304x768 vts_w8x3_g16_fold2_shared 0.0150 0.001
+  kernel layer_norm_bwd 6304x768 vts_w8x2_g16_prefetch 0.0160 0.001
+  kernel gelu_dropout_fwd 6304x3072 vts 0.046 0.002
+  kernel gelu_dropout_bwd 6304x3072 vts 0.058 0.002
+  kernel gelu_dropout_fwd 6304x3072 vts_keep 0.047 0.002
+  kernel gelu_dropout_bwd 6304x3072 vts_keep 0.037 0.002
+  step 11.86 ""
+  step 11.70 ', "attention": "fused, split backward"'
+  step 11.80 ', "attention": "fused, wgmma", "wgmma_applies": true'
+  step 11.60 ', "attention_fwd": "unrolled_loads,mask_last,narrow_last,fold_scale"'
+  step 11.75 ', "layer_norm": "rows2,shared,fold"'
+  step 11.70 ', "dropout_mask": "kept"'
+} >"$dir/run.jsonl"
+
+fail() { echo "FAILED: $*"; exit 1; }
+flags=$(python3 "$compare" --choose "$dir/run.jsonl" 2>"$dir/reasons.txt")
+cat "$dir/reasons.txt"
+expected="--attention-fwd wgmma --attention-bwd split --keep-dropout-mask --layer-norm shared,fold"
+[[ $flags == "$expected" ]] || fail "flags '$flags', expected '$expected'"
+grep -q "vts_wgmma1_blocks3 left out (rel err nan)" "$dir/reasons.txt" || fail "the NaN row was not named as left out"
+grep -q "vts_wgmma1 left out (rel err 5.00e-01 > 0.01)" "$dir/reasons.txt" || fail "the wrong backward was not left out"
+grep -q "LayerNorm forward: default kept" "$dir/reasons.txt" || fail "a 1 % gain was taken"
+
+# Without the Hopper step's line the Hopper forward is not chosen: the mma.sync switches are.
+grep -v '"fused, wgmma"' "$dir/run.jsonl" >"$dir/no_hopper.jsonl"
+flags=$(python3 "$compare" --choose "$dir/no_hopper.jsonl" 2>/dev/null)
+[[ $flags == "--attention-fwd unrolled_loads,mask_last --attention-bwd split --keep-dropout-mask --layer-norm shared,fold" ]] ||
+  fail "without the Hopper step: flags '$flags'"
+
+# No kernel lines at all: nothing chosen, an empty line, status 0.
+step 11.86 "" >"$dir/steps_only.jsonl"
+flags=$(python3 "$compare" --choose "$dir/steps_only.jsonl" 2>/dev/null)
+[[ -z $flags ]] || fail "steps only: flags '$flags'"
+
+# The combined step timed twice beside two more default lines: the summary compares the medians
+# (default 11.86, 11.90, 11.80 -> 11.86; chosen 11.10, 11.30 -> 11.30).
+{
+  cat "$dir/run.jsonl"
+  step 11.90 ""
+  step 11.10 ', "attention": "fused, split backward", "attention_fwd": "wgmma", "dropout_mask": "kept", "layer_norm": "shared,fold", "label": "chosen"'
+  step 11.80 ""
+  step 11.30 ', "attention": "fused, split backward", "attention_fwd": "wgmma", "dropout_mask": "kept", "layer_norm": "shared,fold", "label": "chosen"'
+} >"$dir/combined.jsonl"
+python3 "$compare" "$dir/combined.jsonl" >"$dir/summary.md"
+row=$(grep "the chosen combination" "$dir/summary.md") || fail "no row for the chosen combination"
+echo "$row"
+[[ $row == *"attention fused, split backward; dropout_mask kept; attention_fwd wgmma; layer_norm shared,fold"* ]] ||
+  fail "the combination's settings"
+[[ $row == *"(3 default, 2 chosen lines) | 11.8600 | 11.3000 | 1.05 |"* ]] || fail "the combination's medians"
+grep -q -- "- flags: \`$expected\`" "$dir/summary.md" || fail "the summary does not list the chosen flags"
+# The single-setting decisions still pair with the default step's median, not with a chosen line.
+grep "the kept dropout mask in the B/16 step" "$dir/summary.md" | grep -q "| 11.8600 | 11.7000 |" ||
+  fail "the kept-mask step against the default's median"
+echo "ok"
