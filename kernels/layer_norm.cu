@@ -693,21 +693,34 @@ void forward_impl(const T* x_, const T* res_, T* sum_, const T* w_, const T* b_,
   }
 }
 
-// The fold's arrival counter for a stream: one per stream, zero between launches (each fold resets
-// it), allocated once and kept for the process (freeing it at exit could follow the driver's own
-// teardown). Launches on one stream run in order, so they may share it.
+// The fold's arrival counters for a stream: one set per stream, zero between launches (each fold
+// resets what it used), allocated once and kept for the process (freeing them at exit could follow
+// the driver's own teardown). Launches on one stream run in order, so they may share them.
+// The zeroing is a stream operation, and inside a capture it is only recorded, not run: where the
+// first use is captured, the memset node zeroes them at each replay, and the first use outside a
+// capture zeroes them again — without that, an eager launch before the first replay would find
+// whatever the allocation held, and a fold that never sees its count complete writes no dw/db.
 unsigned* fold_counter(cudaStream_t s) {
+  struct Counters {
+    unsigned* p = nullptr;
+    bool zeroed_outside_capture = false;
+  };
   static std::mutex mutex;
-  static auto* counters = new std::map<cudaStream_t, unsigned*>();
+  static auto* counters = new std::map<cudaStream_t, Counters>();
   std::lock_guard<std::mutex> lock(mutex);
-  unsigned*& c = (*counters)[s];
-  if (c == nullptr) {
+  Counters& c = (*counters)[s];
+  if (c.p == nullptr) {
     void* p = nullptr;
     VTS_CUDA_CHECK(cudaMalloc(&p, kFoldCounters * sizeof(unsigned)));
-    VTS_CUDA_CHECK(cudaMemsetAsync(p, 0, kFoldCounters * sizeof(unsigned), s));
-    c = static_cast<unsigned*>(p);
+    c.p = static_cast<unsigned*>(p);
   }
-  return c;
+  if (!c.zeroed_outside_capture) {
+    cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+    VTS_CUDA_CHECK(cudaStreamIsCapturing(s, &status));
+    VTS_CUDA_CHECK(cudaMemsetAsync(c.p, 0, kFoldCounters * sizeof(unsigned), s));
+    c.zeroed_outside_capture = status == cudaStreamCaptureStatusNone;
+  }
+  return c.p;
 }
 
 // dx_add (optional): dx = dx_add + the LayerNorm gradient (dx_add may be dx itself).
@@ -781,8 +794,12 @@ void backward_impl(const T* x_, const T* w_, const float* mean, const float* rst
           if constexpr (kWarps == 8)
             if (by_class) kernel = layer_norm_bwd_warp_kernel<D, kChunks, kWarps, true, true>;
           smem += static_cast<size_t>(warps) * 4 * kStageElems<D, kChunks> * sizeof(D);
-          VTS_CHECK(smem <= device_info().max_smem_per_block, "vts::cuda::layer_norm_backward: prefetch_rows with ",
-                    warps, " warps at n = ", n, " needs ", smem, " bytes of shared memory; the device allows ",
+          // The kernel's static shared memory (the fold's flags) counts against the same limit.
+          cudaFuncAttributes attributes{};
+          VTS_CUDA_CHECK(cudaFuncGetAttributes(&attributes, kernel));
+          VTS_CHECK(smem + attributes.sharedSizeBytes <= device_info().max_smem_per_block,
+                    "vts::cuda::layer_norm_backward: prefetch_rows with ", warps, " warps at n = ", n, " needs ",
+                    smem + attributes.sharedSizeBytes, " bytes of shared memory; the device allows ",
                     device_info().max_smem_per_block);
         }
         // Opted in below 48 KB too: the kernel's static shared memory (the fold's flag) counts against

@@ -41,8 +41,8 @@ using namespace wg;
 // kMinBlocks: blocks an SM the registers must allow. 2 (the default): ptxas's own choice fits
 // (189 registers at N = 197, 229 at most). 3 (cuda::set_attention_bf16_forward_wgmma_blocks): 12
 // warps an SM instead of 8 for a kernel whose warps wait on their own batches, at 168 registers
-// (ptxas: an 8-byte spill at N = 197, 48 bytes with a 64-key last chunk); shared memory allows 3
-// (72 KB each at N = 197).
+// (ptxas 13.0, since the folded scale: 56 bytes of spill at N = 197, 100 with a 64-key last chunk);
+// shared memory allows 3 (72 KB each at N = 197).
 template <int kFull, int kTail, int kMinBlocks>
 __global__ void __launch_bounds__(kThreads, kMinBlocks) attention_fwd_bf16_wgmma_kernel(const FwdArgs<__nv_bfloat16> a) {
 #if !defined(__CUDA_ARCH__) || defined(__CUDA_ARCH_FEAT_SM90_ALL)

@@ -9,6 +9,7 @@
 #include "vts/backend/cpu/activation.hpp"
 #include "vts/backend/cpu/rowwise.hpp"
 #include "vts/backend/cuda/activation.hpp"
+#include "vts/backend/cuda/graph.hpp"
 #include "vts/backend/cuda/layer_norm.hpp"
 #include "vts/backend/cuda/softmax.hpp"
 
@@ -433,6 +434,50 @@ TEST_CASE("layer_norm: the process-wide launches reach the calls without a launc
   cuda::set_layer_norm_backward_launch({});
   const auto back_bwd = backward();
   for (size_t i = 0; i < 3; ++i) CHECK(bit_differences(back_bwd[i], default_bwd[i]) == "");
+}
+
+// A family (and so a process) of its own: the process's first LayerNorm backward is captured, so the
+// fold's counters are allocated inside the capture, where their zeroing is recorded, not run. An
+// eager backward before any replay must still write dw and db (vts-emu fills fresh allocations with
+// 0xff bytes; a device may leave anything there), and the replay too.
+TEST_CASE("layer_norm backward: fold counters first allocated inside a capture", "[layer_norm_first_capture]") {
+  const uint64_t seed = fresh_seed();
+  INFO("seed " << seed);
+  Rng rng(seed);
+  const int64_t rows = 33, cols = 384;  // 5 blocks' partial rows: the default adds them in the backward's fold
+  const size_t total = size_t(rows * cols), n = size_t(cols);
+  const auto x = rng.normal(total, 2.0f), w = rng.normal(n), b = rng.normal(n), g = rng.normal(total);
+  std::vector<float> y(total), mu(static_cast<size_t>(rows)), rs(static_cast<size_t>(rows)), gx(total), gw(n), gb(n);
+  cpu::layer_norm_rows(Cpu{}, x.data(), w.data(), b.data(), y.data(), mu.data(), rs.data(), rows, cols, 1e-6f);
+  cpu::layer_norm_rows_backward(Cpu{}, x.data(), w.data(), mu.data(), rs.data(), g.data(), gx.data(), gw.data(),
+                                gb.data(), rows, cols);
+  Buf<float> dx(x), dw(w), dmu(mu), drs(rs), dg(g), dgx(total), dgw(n), dgb(n);
+  auto backward = [&] {
+    cuda::layer_norm_rows_backward(Cuda{}, dx.data(), dw.data(), dmu.data(), drs.data(), dg.data(), dgx.data(),
+                                   dgw.data(), dgb.data(), rows, cols);
+  };
+  auto check = [&](const char* what) {
+    INFO(what);
+    CHECK(rel_err(dgx.download(), gx) < kTolF32);
+    CHECK(rel_err(dgw.download(), gw) < kTolF32);
+    CHECK(rel_err(dgb.download(), gb) < kTolF32);
+  };
+  auto poison = [&] {
+    dgx.poison();
+    dgw.poison();
+    dgb.poison();
+  };
+  cuda::Graph graph;
+  graph.capture(backward);
+  poison();
+  backward();
+  check("eager, before any replay");
+  poison();
+  graph.replay();
+  check("replayed");
+  poison();
+  backward();
+  check("eager, after the replay");
 }
 
 TEST_CASE("gelu forward and backward, fp32 and bf16", "[rowwise][gelu]") {

@@ -82,8 +82,8 @@ struct LayerNormBackwardLaunch {
   bool fold_by_class = false;
   // Each warp adds its rows' dw/db terms into its slice of shared memory (the slice the default
   // fills from registers at the end) instead of keeping them in 2 × 24 registers a lane (ViT-B,
-  // n = 768): ptxas then needs fewer registers, so more blocks fit an SM (blocks_per_sm 3 or 4)
-  // and more rows' loads are in flight. The same sums in the same order: at the default shape,
+  // n = 768): ptxas then needs fewer registers (80 instead of 125), so 3 blocks fit an SM
+  // (blocks_per_sm 3; 4 would need 64) and more rows' loads are in flight. The same sums in the same order: at the default shape,
   // the default's dw/db bits. With 8 warps a block and without prefetch_rows (whose staging
   // slots would take the shared memory the extra blocks need); refused otherwise.
   bool shared_sums = false;
