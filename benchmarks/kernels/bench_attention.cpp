@@ -23,13 +23,18 @@ namespace {
 // hopper: time only the Hopper (wgmma) kernels, "vts_wgmma1", where they run — a pass of its own
 // after every other line, so that a kernel that has never run on a device cannot take the other
 // lines down with it (a fault ends the process's CUDA context).
+// packed: the operands in the layout the ViT step hands the kernels (ops/attention.hpp,
+// self_attention_packed): q, k, v interleaved in one [B, N, 3, H, d] buffer, so consecutive rows of
+// one operand are 3·H·d elements apart; o, its gradient and the output [B, N, H, d]; the gradients
+// of q, k, v written into one buffer like the input. The shape gets "_packed"; the other rows use
+// the contiguous [B, H, N, d] of each operand, the PyTorch peers' layout.
 template <class T>
-void run(const Options& o, Timer& timer, int64_t N, bool hopper) {
+void run(const Options& o, Timer& timer, int64_t N, bool hopper, bool packed = false) {
   constexpr bool kBf16 = std::is_same_v<T, bf16>;
   const char* dtype = kBf16 ? "bf16" : "fp32";
   const int64_t B = 32, H = 12, d = 64;
   if (hopper && (!kBf16 || !cuda::attention_bf16_wgmma_supported(N, d))) return;
-  const std::string shape = "B32xH12xN" + std::to_string(N) + "xd64";
+  const std::string shape = "B32xH12xN" + std::to_string(N) + "xd64" + (packed ? "_packed" : "");
   const size_t n = static_cast<size_t>(B * H * N * d);
   const float scale = 1.0f / std::sqrt(float(d));
   auto rounded = [&](std::vector<float> v) { return kBf16 ? to_float(to_bf16(v)) : v; };
@@ -51,21 +56,83 @@ void run(const Options& o, Timer& timer, int64_t N, bool hopper) {
     if constexpr (kBf16) return upload(to_bf16(x));
     else return upload(x);
   };
-  auto dq_ = dev(q), dk_ = dev(k), dv_ = dev(v), dg_ = dev(g), do_in = dev(o_in);
+  // Where element (b, h, i, j) of an operand lives on the device: its offset from the operand's base
+  // pointer and that operand's layout. Contiguous: [B, H, N, d] each; packed: rows of `width`
+  // elements (3·H·d for q, k, v and their gradients, H·d for o and its gradient).
+  auto device_layout = [&](auto* base, int64_t width) {
+    using E = std::remove_pointer_t<decltype(base)>;
+    return packed ? HeadLayout<E>{base, N * width, d, width} : HeadLayout<E>{base, sb, sh, sn};
+  };
+  const int64_t qkv_width = packed ? 3 * H * d : d, row_width = packed ? H * d : d;
+  // The host vectors (contiguous [B, H, N, d]) placed as the device layout has them: several
+  // operands side by side in one buffer (q, k, v: 3), or one.
+  auto place = [&](std::initializer_list<const std::vector<float>*> operands, int64_t width) -> std::vector<float> {
+    if (!packed) return **operands.begin();
+    std::vector<float> out(static_cast<size_t>(B * N * width));
+    int64_t which = 0;
+    for (const auto* x : operands) {
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t h = 0; h < H; ++h)
+          for (int64_t i = 0; i < N; ++i)
+            std::copy_n(x->data() + ((b * H + h) * N + i) * d, d,
+                        out.data() + (b * N + i) * width + which * H * d + h * d);
+      ++which;
+    }
+    return out;
+  };
+  // The inverse for one operand (`which` of those side by side) read back from the device.
+  auto unplace = [&](const std::vector<float>& x, int64_t width, int64_t which) {
+    if (!packed) return x;
+    std::vector<float> out(n);
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t h = 0; h < H; ++h)
+        for (int64_t i = 0; i < N; ++i)
+          std::copy_n(x.data() + (b * N + i) * width + which * H * d + h * d, d,
+                      out.data() + ((b * H + h) * N + i) * d);
+    return out;
+  };
+  // q, k, v (and their gradients) in one buffer when packed, one each otherwise; the pointers below
+  // are each operand's base.
+  auto dqkv = packed ? dev(place({&q, &k, &v}, qkv_width)) : dev(q);
+  auto dk_ = packed ? cuda::DeviceBuffer(0) : dev(k), dv_ = packed ? cuda::DeviceBuffer(0) : dev(v);
+  auto dg_ = dev(place({&g}, row_width)), do_in = dev(place({&o_in}, row_width));
+  const size_t grad_elems = packed ? 3 * n : n;
   cuda::DeviceBuffer dout(n * sizeof(T)), dlse(lse_ref.size() * sizeof(float)), dlse_in = upload(lse_ref),
-      gq(n * sizeof(T)), gk(n * sizeof(T)), gv(n * sizeof(T));
-  const T *pq = dq_.template as<T>(), *pk = dk_.template as<T>(), *pv = dv_.template as<T>(), *pg = dg_.template as<T>(), *po_in = do_in.template as<T>();
+      gq(grad_elems * sizeof(T)), gk(packed ? 0 : n * sizeof(T)), gv(packed ? 0 : n * sizeof(T));
+  const T* pq = dqkv.template as<T>();
+  const T* pk = packed ? pq + H * d : dk_.template as<T>();
+  const T* pv = packed ? pq + 2 * H * d : dv_.template as<T>();
+  const T *pg = dg_.template as<T>(), *po_in = do_in.template as<T>();
+  T* pgq = gq.template as<T>();
+  T* pgk = packed ? pgq + H * d : gk.template as<T>();
+  T* pgv = packed ? pgq + 2 * H * d : gv.template as<T>();
 
   auto fwd = [&] {
-    cuda::attention_forward(Cuda{}, B, H, N, d, scale, lay(pq), lay(pk), lay(pv), lay(dout.template as<T>()), dlse.template as<float>());
+    cuda::attention_forward(Cuda{}, B, H, N, d, scale, device_layout(pq, qkv_width), device_layout(pk, qkv_width),
+                            device_layout(pv, qkv_width), device_layout(dout.template as<T>(), row_width),
+                            dlse.template as<float>());
   };
   auto bwd = [&] {
-    cuda::attention_backward(Cuda{}, B, H, N, d, scale, lay(pq), lay(pk), lay(pv), lay(po_in), dlse_in.template as<float>(),
-                             lay(pg), lay(gq.template as<T>()), lay(gk.template as<T>()), lay(gv.template as<T>()));
+    cuda::attention_backward(Cuda{}, B, H, N, d, scale, device_layout(pq, qkv_width), device_layout(pk, qkv_width),
+                             device_layout(pv, qkv_width), device_layout(po_in, row_width),
+                             dlse_in.template as<float>(), device_layout(pg, row_width),
+                             device_layout(pgq, qkv_width), device_layout(pgk, qkv_width),
+                             device_layout(pgv, qkv_width));
   };
-  auto as_float = [&](const cuda::DeviceBuffer& b) {
-    if constexpr (kBf16) return to_float(download<bf16>(b, n));
-    else return download<float>(b, n);
+  auto download_float = [&](const cuda::DeviceBuffer& b, size_t count) {
+    if constexpr (kBf16) return to_float(download<bf16>(b, count));
+    else return download<float>(b, count);
+  };
+  auto as_float = [&](const cuda::DeviceBuffer& b) { return unplace(download_float(b, n), row_width, 0); };
+  // The gradient of operand `which` (0: q, 1: k, 2: v) as [B, H, N, d].
+  auto grad = [&](int which) {
+    if (packed) return unplace(download_float(gq, 3 * n), qkv_width, which);
+    return download_float(which == 0 ? gq : which == 1 ? gk : gv, n);
+  };
+  // Poisons what a timed call writes: the output or the gradients (one buffer when packed).
+  auto poison_all = [&](std::initializer_list<cuda::DeviceBuffer*> outputs) {
+    for (auto* out : outputs)
+      if (out->bytes() > 0) poison(*out, out->bytes());
   };
 
   const double flops = double(B * H) * double(N * N) * double(d);
@@ -80,7 +147,7 @@ void run(const Options& o, Timer& timer, int64_t N, bool hopper) {
       set(v);
       double variant_err = -1;
       if (o.check) {
-        for (auto* out : outputs) poison(*out, n * sizeof(T));
+        poison_all(outputs);
         run();
         variant_err = error();
       }
@@ -104,6 +171,7 @@ void run(const Options& o, Timer& timer, int64_t N, bool hopper) {
   if (selected(o, "attention_fwd") && !hopper) {
     double err = -1;
     if (o.check) {
+      poison_all({&dout});
       fwd();
       err = rel_err(as_float(dout), o_ref);
     }
@@ -156,7 +224,7 @@ void run(const Options& o, Timer& timer, int64_t N, bool hopper) {
     }
   }
   auto bwd_err = [&] {
-    return std::max({rel_err(as_float(gq), dq_ref), rel_err(as_float(gk), dk_ref), rel_err(as_float(gv), dv_ref)});
+    return std::max({rel_err(grad(0), dq_ref), rel_err(grad(1), dk_ref), rel_err(grad(2), dv_ref)});
   };
   if (selected(o, "attention_bwd") && hopper) {
     // Credits 10·B·H·N²·d; executes 14, as the split.
@@ -167,6 +235,7 @@ void run(const Options& o, Timer& timer, int64_t N, bool hopper) {
   if (selected(o, "attention_bwd") && !hopper) {
     double err = -1;
     if (o.check) {
+      poison_all({&gq, &gk, &gv});
       bwd();
       err = bwd_err();
     }
@@ -194,6 +263,11 @@ int main(int argc, char** argv) {
     run<bf16>(o, timer, N, false);
     run<float>(o, timer, N, false);
   }
-  for (int64_t N : {197, 50}) run<bf16>(o, timer, N, true);
+  // bf16 in the training step's own layout (the rows compare.py --choose decides on).
+  for (int64_t N : {197, 50}) run<bf16>(o, timer, N, false, true);
+  for (int64_t N : {197, 50}) {
+    run<bf16>(o, timer, N, true);
+    run<bf16>(o, timer, N, true, true);
+  }
   return 0;
 }

@@ -16,7 +16,7 @@ int main(int argc, char** argv) {
   require_device();
   Timer timer;
   // Copy buffers of half a forward's traffic (read x, write y) and of half a backward's (read x and
-  // g, write dx), for the rows × n of bench_layer_norm (B = 32 and 8 at N = 197, n = 768) and
+  // g, write dx), for the rows × n of bench_layer_norm (32 × 197 and 32 × 50 rows, n = 768) and
   // bench_gelu (6304 × 3072), in bf16 and fp32.
   std::vector<size_t> sizes{size_t(1) << 30};
   for (const size_t elements : {size_t(6304) * 768, size_t(1600) * 768, size_t(6304) * 3072})

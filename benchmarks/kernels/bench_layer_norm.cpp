@@ -82,8 +82,14 @@ void run(const Options& o, Timer& timer, int64_t rows, int64_t n) {
                                      drs.template as<float>(), dg.template as<T>(), dgx.template as<T>(),
                                      static_cast<float*>(nullptr), static_cast<float*>(nullptr), rows, n);
     };
+    double dx_err = -1;
+    if (o.check) {
+      poison(dgx, total * sizeof(T));
+      bwd_dx();
+      dx_err = rel_err(as_float(dgx), gx);
+    }
     emit("layer_norm", "layer_norm_bwd", shape, dtype, "vts_dx_only", timer.time(o, bwd_dx), 3 * elem + 8.0 * rows,
-         "GB/s", -1);
+         "GB/s", dx_err);
     // Other launch shapes of the fast path than the library's (8 warps × 2 blocks per SM, 16 final
     // row groups): fewer or more partial rows, a wider or narrower final sum (docs/cuda.md, "What is
     // left"), each warp's next row prefetched into shared memory ("_prefetch"), the partial rows

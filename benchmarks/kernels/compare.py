@@ -105,10 +105,14 @@ STEP_DECISIONS = [
 # The combination scripts/gpu-check times after the single candidates (compare.py --choose): for each
 # part of the B/16 bf16 step, the kernel benchmark's fastest row at that step's shape among the ones
 # vts_bench_train can switch on, if it beats the default's row by CHOICE_MARGIN and its results are
-# right; a candidate whose own step (timed earlier in the same run) left no line is not chosen — it
-# failed or was skipped there. The step with the chosen flags then says what they are worth together.
+# right, and if a step timed earlier in the same run ran that setting (alone or with others) to the
+# end — a setting whose step failed, was skipped, or was never timed is not chosen. The step with
+# the chosen flags then says what they are worth together.
 CHOICE_MARGIN = 0.02  # the kernel benchmark's medians move by less than this between runs
-B16_SHAPES = {"attention": "B32xH12xN197xd64", "layer_norm": "6304x768", "gelu": "6304x3072"}
+# The attention rows in the layout the step uses (the packed qkv: q, k, v rows 3·H·d apart) where
+# the benchmark printed them, else the contiguous [B, H, N, d] ones.
+B16_SHAPES = {"attention": ["B32xH12xN197xd64_packed", "B32xH12xN197xd64"], "layer_norm": ["6304x768"],
+              "gelu": ["6304x3072"]}
 FWD_SWITCHES = ("narrow_last", "mask_last", "unrolled_loads", "fold_scale")
 
 
@@ -123,35 +127,46 @@ def attention_fwd_value(impl):
     return ",".join(names) if names and all(n in FWD_SWITCHES for n in names) else None
 
 
-# family: (kernels whose medians are added, shape key, {row: value} or a function, how a value becomes
-# flags, the step field and value whose line must exist for a non-default value to be chosen).
+def step_settings(r):
+    """What a vts B/16 bf16 step line ran, in the chooser's terms."""
+    attention = r.get("attention", "fused")
+    fwd = set(filter(None, r.get("attention_fwd", "").split(",")))
+    if attention == "fused, wgmma":  # --hopper-attention: both Hopper kernels
+        fwd.add("wgmma")
+    bwd = {"fused, split backward": "split", "fused, one-barrier backward": "one_barrier",
+           "fused, wgmma backward": "wgmma", "fused, wgmma": "wgmma"}.get(attention, "")
+    return {"fwd": fwd, "bwd": bwd, "ln": set(filter(None, r.get("layer_norm", "").split(","))),
+            "keep": r.get("dropout_mask") == "kept"}
+
+
+# family: (kernels whose medians are added, shape key, row -> value, value -> flags, whether a step's
+# settings (step_settings) ran the value).
 CHOICE_FAMILIES = [
-    ("attention forward", ["attention_fwd"], "attention", attention_fwd_value,
-     lambda v: ["--attention-fwd", v],
-     lambda v: ("attention", "fused, wgmma") if "wgmma" in v else
-     ("attention_fwd", "unrolled_loads,mask_last,narrow_last,fold_scale") if v.split(",")[0] in FWD_SWITCHES
-     else None),
+    ("attention forward", ["attention_fwd"], "attention", attention_fwd_value, lambda v: ["--attention-fwd", v],
+     lambda v, st: set(v.split(",")) <= st["fwd"]),
     ("attention backward", ["attention_bwd"], "attention",
      {"vts": "", "vts_2barrier": "", "vts_1barrier": "one_barrier", "vts_split1": "split", "vts_wgmma1": "wgmma"}
-     .get, lambda v: ["--attention-bwd", v],
-     lambda v: {"split": ("attention", "fused, split backward"), "wgmma": ("attention", "fused, wgmma")}.get(v)),
+     .get, lambda v: ["--attention-bwd", v], lambda v, st: st["bwd"] == v),
     ("LayerNorm forward", ["layer_norm_fwd"], "layer_norm", {"vts": "", "vts_rows2": "rows2"}.get,
-     lambda v: ["--layer-norm", v], lambda v: ("layer_norm", "rows2,shared,fold")),
+     lambda v: ["--layer-norm", v], lambda v, st: set(v.split(",")) <= st["ln"]),
     ("LayerNorm backward", ["layer_norm_bwd"], "layer_norm",
      {"vts": "", "vts_w8x2_g16_prefetch": "prefetch", "vts_w8x2_g16_fold2": "fold",
       "vts_w8x2_g16_prefetch_fold2": "prefetch,fold", "vts_w8x3_g16_shared": "shared",
       "vts_w8x3_g16_fold2_shared": "shared,fold"}.get,
-     lambda v: ["--layer-norm", v], lambda v: ("layer_norm", "rows2,shared,fold")),
+     lambda v: ["--layer-norm", v], lambda v, st: set(v.split(",")) <= st["ln"]),
     ("GELU + dropout mask", ["gelu_dropout_fwd", "gelu_dropout_bwd"], "gelu", {"vts": "", "vts_keep": "kept"}.get,
-     lambda v: ["--keep-dropout-mask"], lambda v: ("dropout_mask", "kept")),
+     lambda v: ["--keep-dropout-mask"], lambda v, st: st["keep"]),
 ]
 
 
 def choose(rows, steps):
     """[(family, flags, reason)] for every family: flags empty where the default stays."""
     out = []
-    for family, kernels, shape_key, value_of, flags_of, step_needed in CHOICE_FAMILIES:
-        shape = B16_SHAPES[shape_key]
+    ran = [step_settings(r) for r in steps if r.get("impl") == "vts" and r.get("config") == "b16"
+           and r.get("precision") == "bf16"]
+    for family, kernels, shape_key, value_of, flags_of, covered in CHOICE_FAMILIES:
+        timed = {r["shape"] for r in rows if r["kernel"] in kernels and r["dtype"] == "bf16"}
+        shape = next((x for x in B16_SHAPES[shape_key] if x in timed), B16_SHAPES[shape_key][-1])
         times = {}  # impl -> summed median over the family's kernels, only where every kernel was timed
         bad = {}
         for impl in {r["impl"] for r in rows if r["kernel"] in kernels}:
@@ -167,7 +182,7 @@ def choose(rows, steps):
             if problems:
                 bad[impl] = problems[0]
         if "vts" not in times:
-            out.append((family, [], "the default was not timed at the B/16 shape: nothing chosen"))
+            out.append((family, [], f"the default was not timed at {shape}: nothing chosen"))
             continue
         default_ms = times["vts"]
         notes = []
@@ -179,15 +194,14 @@ def choose(rows, steps):
             if impl in bad:
                 notes.append(f"{impl} left out ({bad[impl]})")
                 continue
-            need = step_needed(value)
-            if need and not any(r.get("impl") == "vts" and r.get(need[0]) == need[1] for r in steps):
-                notes.append(f"{impl} left out (its step, {need[0]} = {need[1]}, left no line)")
+            if not any(covered(value, st) for st in ran):
+                notes.append(f"{impl} left out (no B/16 bf16 step line ran {value})")
                 continue
             candidates.append((impl, ms, value))
         extra = f"; {'; '.join(notes)}" if notes else ""
         if candidates and candidates[0][1] <= (1 - CHOICE_MARGIN) * default_ms:
             impl, ms, value = candidates[0]
-            out.append((family, flags_of(value), f"{impl} {ms:.4f} ms against the default's {default_ms:.4f} "
+            out.append((family, flags_of(value), f"{impl} {ms:.4f} ms against the default's {default_ms:.4f} at {shape} "
                         f"({default_ms / ms:.2f}×){extra}"))
         elif candidates:
             impl, ms, _ = candidates[0]
@@ -234,15 +248,25 @@ def print_decisions(rows, steps):
     somewhere (an error that is NaN or above the dtype's bar), which decides first."""
     lines = []
     for what, kernels, cand, base in KERNEL_DECISIONS:
+        # A decision over several kernels (a forward and its backward that come as a pair) is made on
+        # their summed times, per shape and dtype where all of them were timed both ways.
         pairs = []
-        for k in kernels:
-            for r in rows:
-                if r["kernel"] != k or r["impl"] != cand:
-                    continue
-                d = [b for b in rows if b["kernel"] == k and b["impl"] == base and b["shape"] == r["shape"]
-                     and b["dtype"] == r["dtype"]]
-                if d:
-                    pairs.append((f"{k} {r['shape']} {r['dtype']}", d[0]["median_ms"], r["median_ms"], r))
+        for shape, dtype in dict.fromkeys((r["shape"], r["dtype"]) for r in rows
+                                          if r["kernel"] in kernels and r["impl"] == cand):
+            found = {}
+            for k in kernels:
+                c = [r for r in rows if (r["kernel"], r["impl"], r["shape"], r["dtype"]) == (k, cand, shape, dtype)]
+                d = [b for b in rows if (b["kernel"], b["impl"], b["shape"], b["dtype"]) == (k, base, shape, dtype)]
+                if c and d:
+                    found[k] = (d[0], c[0])
+            if len(found) != len(kernels):
+                continue
+            cand_rows = [c for _, c in found.values()]
+            # The row whose error is shown and judged: a disqualifying one if any, else the largest.
+            worst = next((c for c in cand_rows if error_problem(c)), None) or max(
+                cand_rows, key=lambda c: c.get("rel_err", -1) if not math.isnan(c.get("rel_err", -1)) else math.inf)
+            pairs.append((f"{' + '.join(kernels)} {shape} {dtype}", sum(d["median_ms"] for d, _ in found.values()),
+                          sum(c["median_ms"] for _, c in found.values()), worst))
         lines.append((what, pairs))
     # A step line's settings; a field a line leaves out has its default value.
     defaults = {"attention": "fused", "dropout_mask": "drawn", "cuda_graphs": False, "gemm_epilogues": True,

@@ -101,6 +101,7 @@ def report(a, model, attention, times, extra):
     print(json.dumps({"impl": "pytorch", **extra, "torch": torch.__version__,
                       "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "all"), "device": a.device,
                       "precision": a.precision, "attention": attention,
+                      **({"gemm": a.gemm} if a.device == "cuda" and a.precision == "fp32" else {}),
                       "gpu": torch.cuda.get_device_name() if a.device == "cuda" else None, "config": a.config, "batch": a.batch,
                       "threads": torch.get_num_threads(), "steps": a.steps, "step_ms_median": round(med, 3),
                       "step_ms_min": round(times[0], 3), "imgs_per_s": round(1000 * a.batch / med, 2),
@@ -133,6 +134,9 @@ def main():
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     p.add_argument("--attention", default=None, choices=["manual", "sdpa"])
     p.add_argument("--mode", default="train", choices=["train", "encode"])
+    # CUDA fp32: the matmuls and convolutions on TF32 tensor cores (as vts_bench_train --gemm tf32,
+    # vts's fp32 default) or in IEEE fp32 (PyTorch's default for matmuls). Reported as "gemm".
+    p.add_argument("--gemm", default="fp32", choices=["fp32", "tf32"])
     a = p.parse_args()
     if a.threads > 0:
         torch.set_num_threads(a.threads)
@@ -143,6 +147,12 @@ def main():
     if attention == "sdpa" and not hasattr(F, "scaled_dot_product_attention"):
         print(f"pytorch_train_step: --attention sdpa needs PyTorch >= 2.0, this is {torch.__version__}", file=sys.stderr)
         sys.exit(2)
+    if a.gemm == "tf32" and (a.device != "cuda" or a.precision != "fp32"):
+        print("pytorch_train_step: --gemm tf32 picks how CUDA fp32 matmuls run; it needs --device cuda --precision fp32",
+              file=sys.stderr)
+        sys.exit(2)
+    torch.backends.cuda.matmul.allow_tf32 = a.gemm == "tf32"
+    torch.backends.cudnn.allow_tf32 = a.gemm == "tf32"
     torch.manual_seed(7)
     dev = torch.device(a.device)
     image, channels, *_ = CONFIGS[a.config]

@@ -25,7 +25,7 @@ A=B32xH12xN197xd64
   kernel attention_fwd $A vts_wgmma1_blocks3 0.0290 NaN       # wrong: left out
   kernel attention_fwd B32xH12xN50xd64 vts_rows128 0.0010 0.002  # another shape: not the step's
   kernel attention_bwd $A vts 0.1320 0.002
-  kernel attention_bwd $A vts_1barrier 0.1280 0.002
+  kernel attention_bwd $A vts_1barrier 0.1230 0.002          # fastest, but no step ran it: left out
   kernel attention_bwd $A vts_split1 0.1240 0.002
   kernel attention_bwd $A vts_wgmma1 0.0700 0.5             # above bf16's bar: left out
   kernel layer_norm_fwd 6304x768 vts 0.01150 0.001
@@ -54,6 +54,30 @@ expected="--attention-fwd wgmma --attention-bwd split --keep-dropout-mask --laye
 grep -q "vts_wgmma1_blocks3 left out (rel err nan)" "$dir/reasons.txt" || fail "the NaN row was not named as left out"
 grep -q "vts_wgmma1 left out (rel err 5.00e-01 > 0.01)" "$dir/reasons.txt" || fail "the wrong backward was not left out"
 grep -q "LayerNorm forward: default kept" "$dir/reasons.txt" || fail "a 1 % gain was taken"
+grep -q "vts_1barrier left out (no B/16 bf16 step line ran one_barrier)" "$dir/reasons.txt" ||
+  fail "a setting no step ran was not named as left out"
+
+# A step line that ran one_barrier (with other settings) makes it a candidate.
+{
+  cat "$dir/run.jsonl"
+  step 11.9 ', "attention": "fused, one-barrier backward", "attention_fwd": "rows128,warp32", "layer_norm": "prefetch,fold"'
+} >"$dir/coverage.jsonl"
+flags=$(python3 "$compare" --choose "$dir/coverage.jsonl" 2>/dev/null)
+[[ $flags == "--attention-fwd wgmma --attention-bwd one_barrier --keep-dropout-mask --layer-norm shared,fold" ]] ||
+  fail "with one_barrier's step: flags '$flags'"
+
+# The attention rows in the step's packed layout decide where the benchmark printed them.
+{
+  cat "$dir/run.jsonl"
+  kernel attention_fwd ${A}_packed vts 0.0560 0.002
+  kernel attention_fwd ${A}_packed vts_wgmma1 0.0300 0.003
+  kernel attention_fwd ${A}_packed vts_unrolled_loads1_mask_last1 0.0280 0.002
+} >"$dir/packed.jsonl"
+flags=$(python3 "$compare" --choose "$dir/packed.jsonl" 2>"$dir/reasons_packed.txt")
+[[ $flags == "--attention-fwd unrolled_loads,mask_last --attention-bwd split --keep-dropout-mask --layer-norm shared,fold" ]] ||
+  fail "with packed rows: flags '$flags'"
+grep -q "attention forward: vts_unrolled_loads1_mask_last1 0.0280 ms against the default's 0.0560 at ${A}_packed" \
+  "$dir/reasons_packed.txt" || fail "the packed rows were not the ones compared"
 
 # Without the Hopper step's line the Hopper forward is not chosen: the mma.sync switches are.
 grep -v '"fused, wgmma"' "$dir/run.jsonl" >"$dir/no_hopper.jsonl"
@@ -85,4 +109,9 @@ grep -q -- "- flags: \`$expected\`" "$dir/summary.md" || fail "the summary does 
 # The single-setting decisions still pair with the default step's median, not with a chosen line.
 grep "the kept dropout mask in the B/16 step" "$dir/summary.md" | grep -q "| 11.8600 | 11.7000 |" ||
   fail "the kept-mask step against the default's median"
+# A decision over a kernel pair is judged on the pair's summed times: the kept mask's forward is
+# slower (it also writes the bits), its backward faster, the pair faster.
+grep "the kept dropout mask (forward + backward)" "$dir/summary.md" |
+  grep -q "gelu_dropout_fwd + gelu_dropout_bwd 6304x3072 bf16 | 0.1040 | 0.0840 | 1.24 | .* | faster everywhere" ||
+  fail "the kept mask's pair against the default pair"
 echo "ok"
