@@ -273,10 +273,16 @@ def print_decisions(rows, steps):
                 "attention_fwd": "default", "layer_norm": "default"}
     keys = ("config", "batch", "precision", "gemm", "cuda_graphs", "attention", "dropout_mask", "gemm_epilogues",
             "attention_fwd", "layer_norm")
-    setting = lambda r, x: r.get(x, defaults.get(x))
+    def setting(r, x):
+        """The line's value of x (the default where it has none); the two lists in a fixed order, so
+        that the same settings named in another order compare equal."""
+        v = r.get(x, defaults.get(x))
+        return ",".join(sorted(v.split(","))) if x in ("attention_fwd", "layer_norm") else v
+
     median = lambda xs: sorted(xs)[len(xs) // 2]
     for what, field, cand, base in STEP_DECISIONS:
         pairs = []
+        cand = setting({field: cand}, field)
         for r in steps:
             if r.get("impl") != "vts" or setting(r, field) != cand or "label" in r:
                 continue

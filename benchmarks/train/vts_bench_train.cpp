@@ -44,6 +44,8 @@
 // kernel benchmark's vts_rows2), shared (backward: dw/db sums in shared memory, 3 blocks an SM:
 // vts_w8x3_g16_shared), fold (backward: fold_by_class, vts_w8x2_g16_fold2), prefetch (backward:
 // prefetch_rows; not with shared). Both time in the whole step what the kernel benchmark times alone.
+// Without one of these flags its settings stay the library's defaults; the JSON line names every
+// kernel setting that differs from the long-standing defaults, read back from the library.
 // --label NAME adds "label": NAME to the JSON line: benchmarks/kernels/compare.py pairs the steps
 // labelled "chosen" (scripts/gpu-check's combination of the kernel candidates that won) with the
 // default step.
@@ -96,7 +98,7 @@ struct Args {
   std::string attention_bwd = "default";  // default | split | one_barrier | wgmma (CUDA bf16 backward)
   bool keep_dropout_mask = false;          // CUDA: gelu_dropout keeps its mask as bits
   bool hopper_attention = false;           // CUDA bf16: the wgmma attention kernels where they apply
-  std::string attention_f32 = "fused";     // fused | composite (CUDA fp32 attention)
+  std::string attention_f32 = "default";   // default | fused | composite (CUDA fp32 attention)
   std::string attention_fwd = "default";   // CUDA bf16: comma list picking the attention forward
   std::string layer_norm = "default";      // CUDA: comma list of LayerNorm launch candidates
   std::vector<std::string> attention_fwd_items, layer_norm_items;  // the two lists, checked
@@ -204,7 +206,7 @@ Args parse(int argc, char** argv) {
                          "--device cuda --precision bf16\n", a.attention_bwd.c_str());
     std::exit(2);
   }
-  expect_choice("--attention-f32", a.attention_f32, {"fused", "composite"});
+  expect_choice("--attention-f32", a.attention_f32, {"default", "fused", "composite"});
   if (a.attention_f32 == "composite" && (a.device != "cuda" || a.precision != "fp32")) {
     std::fprintf(stderr, "vts_bench_train: --attention-f32 composite picks how the CUDA fp32 attention runs; it needs "
                          "--device cuda and --precision fp32\n");
@@ -335,28 +337,55 @@ std::string device_memory_field() {
   return "";
 }
 
-// The attention kernels the step asked for, as JSON fields (each left out at its default):
+// The kernel settings the step ran with, as JSON fields read from the library (so a step without
+// flags reports the defaults as they are), each left out where it has its long-standing default:
 // "attention" — fp32 "composite"; bf16 the backward, "fused, split backward", "fused, one-barrier
 // backward", "fused, wgmma backward", or "fused, wgmma" when both are the Hopper kernels (then no
-// "attention_fwd"); "attention_fwd" — the --attention-fwd list; and where a Hopper kernel was asked
-// for, whether the config's attention shape (tokens, head dim) takes it on this device.
-template <class Cfg, class D>
-std::string attention_fields(const Args& a) {
-  const bool both_wgmma = a.attention_bwd == "wgmma" && a.attention_fwd == "wgmma";
+// wgmma in "attention_fwd"); "attention_fwd" — the forward's settings in --attention-fwd's names;
+// "layer_norm" — the LayerNorm launches in --layer-norm's names; "dropout_mask" — "kept". Where a
+// Hopper kernel is on, whether the config's attention shape (tokens, head dim) takes it here.
+template <class Cfg, class T, class D>
+std::string kernel_setting_fields() {
   std::string f;
-  if (a.attention_f32 == "composite") f += ", \"attention\": \"composite\"";
-  if (both_wgmma) f += ", \"attention\": \"fused, wgmma\"";
-  else if (a.attention_bwd == "split") f += ", \"attention\": \"fused, split backward\"";
-  else if (a.attention_bwd == "one_barrier") f += ", \"attention\": \"fused, one-barrier backward\"";
-  else if (a.attention_bwd == "wgmma") f += ", \"attention\": \"fused, wgmma backward\"";
-  if (!both_wgmma && a.attention_fwd != "default") f += ", \"attention_fwd\": \"" + a.attention_fwd + "\"";
 #if defined(VTS_WITH_CUDA)
   if constexpr (std::is_same_v<D, vts::Cuda>) {
-    if (a.attention_bwd == "wgmma" || has(a.attention_fwd_items, "wgmma")) {
-      const bool applies =
-          vts::cuda::attention_bf16_wgmma_supported(vts::nn::ViT<Cfg, float, D>::tokens, Cfg::dim / Cfg::heads);
-      f += std::string(", \"wgmma_applies\": ") + (applies ? "true" : "false");
+    namespace c = vts::cuda;
+    auto join = [](const std::vector<std::string>& items) {
+      std::string out;
+      for (const auto& item : items) out += (out.empty() ? "" : ",") + item;
+      return out;
+    };
+    if constexpr (std::is_same_v<T, vts::bf16>) {
+      const bool fwd_wgmma = c::attention_bf16_forward_wgmma(), bwd_wgmma = c::attention_bf16_backward_wgmma();
+      const bool both_wgmma = fwd_wgmma && bwd_wgmma && c::attention_bf16_forward_wgmma_blocks() != 3;
+      if (both_wgmma) f += ", \"attention\": \"fused, wgmma\"";
+      else if (bwd_wgmma) f += ", \"attention\": \"fused, wgmma backward\"";
+      else if (c::attention_bf16_backward_split()) f += ", \"attention\": \"fused, split backward\"";
+      else if (c::attention_bf16_backward_barriers() == 1) f += ", \"attention\": \"fused, one-barrier backward\"";
+      std::vector<std::string> fwd;
+      for (const auto& sw : c::kAttentionForwardSwitches)
+        if (sw.get()) fwd.emplace_back(sw.name);
+      if (c::attention_bf16_forward_rows() == 128) fwd.emplace_back("rows128");
+      if (c::attention_bf16_forward_warp_rows() == 32) fwd.emplace_back("warp32");
+      if (fwd_wgmma && !both_wgmma) fwd.emplace_back("wgmma");
+      if (fwd_wgmma && c::attention_bf16_forward_wgmma_blocks() == 3) fwd.emplace_back("blocks3");
+      if (!fwd.empty()) f += ", \"attention_fwd\": \"" + join(fwd) + "\"";
+      if (fwd_wgmma || bwd_wgmma) {
+        const bool applies =
+            c::attention_bf16_wgmma_supported(vts::nn::ViT<Cfg, float, D>::tokens, Cfg::dim / Cfg::heads);
+        f += std::string(", \"wgmma_applies\": ") + (applies ? "true" : "false");
+      }
+    } else if (c::attention_f32_composite()) {
+      f += ", \"attention\": \"composite\"";
     }
+    if (c::gelu_dropout_keep_mask()) f += ", \"dropout_mask\": \"kept\"";
+    std::vector<std::string> ln;
+    if (c::layer_norm_forward_launch().rows_per_warp == 2) ln.emplace_back("rows2");
+    const c::LayerNormBackwardLaunch bwd = c::layer_norm_backward_launch();
+    if (bwd.shared_sums) ln.emplace_back("shared");
+    if (bwd.fold_by_class) ln.emplace_back("fold");
+    if (bwd.prefetch_rows) ln.emplace_back("prefetch");
+    if (!ln.empty()) f += ", \"layer_norm\": \"" + join(ln) + "\"";
   }
 #endif
   return f;
@@ -540,9 +569,7 @@ int run(const Args& a) {
       1000.0 * static_cast<double>(a.batch) / median, static_cast<long long>(nn::parameter_count(net)),
       epilogue_fallbacks_field<D>().c_str(), graphed.json_field().c_str(), gemm_library_field<D>().c_str(),
       device_memory_field<D>().c_str(),
-      (attention_fields<Config, D>(a) + (a.keep_dropout_mask ? ", \"dropout_mask\": \"kept\"" : "") +
-       (a.layer_norm != "default" ? ", \"layer_norm\": \"" + a.layer_norm + "\"" : "") +
-       (a.label.empty() ? "" : ", \"label\": \"" + a.label + "\""))
+      (kernel_setting_fields<Config, T, D>() + (a.label.empty() ? "" : ", \"label\": \"" + a.label + "\""))
           .c_str());
   if (a.profile_steps > 0) print_profile<D>(a, std::is_same_v<T, bf16> ? "bf16" : "fp32", step);
   return 0;
@@ -572,27 +599,37 @@ int main(int argc, char** argv) {
         return 77;
       }
       vts::cuda::set_fp32_gemm(vts::cuda::fp32_gemm_from_string(a.gemm));
-      vts::cuda::set_attention_bf16_backward_split(a.attention_bwd == "split");
-      vts::cuda::set_attention_bf16_backward_barriers(a.attention_bwd == "one_barrier" ? 1 : 0);
-      vts::cuda::set_attention_bf16_backward_wgmma(a.attention_bwd == "wgmma");
-      vts::cuda::set_gelu_dropout_keep_mask(a.keep_dropout_mask);
-      const auto& fwd = a.attention_fwd_items;
-      vts::cuda::set_attention_bf16_forward_wgmma(has(fwd, "wgmma"));
-      vts::cuda::set_attention_bf16_forward_wgmma_blocks(has(fwd, "blocks3") ? 3 : 0);
-      vts::cuda::set_attention_bf16_forward_rows(has(fwd, "rows128") ? 128 : 0);
-      vts::cuda::set_attention_bf16_forward_warp_rows(has(fwd, "warp32") ? 32 : 0);
-      vts::cuda::set_attention_f32_composite(a.attention_f32 == "composite");
-      for (const auto& sw : vts::cuda::kAttentionForwardSwitches) sw.set(has(fwd, sw.name));
-      const auto& ln = a.layer_norm_items;
-      vts::cuda::set_layer_norm_forward_launch({.rows_per_warp = has(ln, "rows2") ? 2 : 1});
-      vts::cuda::LayerNormBackwardLaunch ln_bwd;
-      if (has(ln, "shared")) {
-        ln_bwd.blocks_per_sm = 3;
-        ln_bwd.shared_sums = true;
+      // A kernel setting stays at the library's default unless its flag was given (the flag then sets
+      // all of its part: --attention-fwd's unlisted switches off, --layer-norm's unlisted launch
+      // fields at their defaults), so a step without flags times the defaults as they are — also
+      // after a candidate has become one. The JSON line reports the settings as they are.
+      if (a.attention_bwd != "default") {
+        vts::cuda::set_attention_bf16_backward_split(a.attention_bwd == "split");
+        vts::cuda::set_attention_bf16_backward_barriers(a.attention_bwd == "one_barrier" ? 1 : 2);
+        vts::cuda::set_attention_bf16_backward_wgmma(a.attention_bwd == "wgmma");
       }
-      ln_bwd.fold_by_class = has(ln, "fold");
-      ln_bwd.prefetch_rows = has(ln, "prefetch");
-      vts::cuda::set_layer_norm_backward_launch(ln_bwd);
+      if (a.keep_dropout_mask) vts::cuda::set_gelu_dropout_keep_mask(true);
+      if (a.attention_f32 != "default") vts::cuda::set_attention_f32_composite(a.attention_f32 == "composite");
+      if (a.attention_fwd != "default") {
+        const auto& fwd = a.attention_fwd_items;
+        vts::cuda::set_attention_bf16_forward_wgmma(has(fwd, "wgmma"));
+        vts::cuda::set_attention_bf16_forward_wgmma_blocks(has(fwd, "blocks3") ? 3 : 2);
+        vts::cuda::set_attention_bf16_forward_rows(has(fwd, "rows128") ? 128 : 64);
+        vts::cuda::set_attention_bf16_forward_warp_rows(has(fwd, "warp32") ? 32 : 16);
+        for (const auto& sw : vts::cuda::kAttentionForwardSwitches) sw.set(has(fwd, sw.name));
+      }
+      if (a.layer_norm != "default") {
+        const auto& ln = a.layer_norm_items;
+        vts::cuda::set_layer_norm_forward_launch({.rows_per_warp = has(ln, "rows2") ? 2 : 1});
+        vts::cuda::LayerNormBackwardLaunch ln_bwd;
+        if (has(ln, "shared")) {
+          ln_bwd.blocks_per_sm = 3;
+          ln_bwd.shared_sums = true;
+        }
+        ln_bwd.fold_by_class = has(ln, "fold");
+        ln_bwd.prefetch_rows = has(ln, "prefetch");
+        vts::cuda::set_layer_norm_backward_launch(ln_bwd);
+      }
       if (a.precision == "bf16") return run_config<vts::bf16, vts::Cuda>(a);
       return run_config<float, vts::Cuda>(a);
 #else

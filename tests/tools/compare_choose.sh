@@ -102,7 +102,7 @@ flags=$(python3 "$compare" --choose "$dir/steps_only.jsonl" 2>/dev/null)
 python3 "$compare" "$dir/combined.jsonl" >"$dir/summary.md"
 row=$(grep "the chosen combination" "$dir/summary.md") || fail "no row for the chosen combination"
 echo "$row"
-[[ $row == *"attention fused, split backward; dropout_mask kept; attention_fwd wgmma; layer_norm shared,fold"* ]] ||
+[[ $row == *"attention fused, split backward; dropout_mask kept; attention_fwd wgmma; layer_norm fold,shared"* ]] ||
   fail "the combination's settings"
 [[ $row == *"(3 default, 2 chosen lines) | 11.8600 | 11.3000 | 1.05 |"* ]] || fail "the combination's medians"
 grep -q -- "- flags: \`$expected\`" "$dir/summary.md" || fail "the summary does not list the chosen flags"
