@@ -176,6 +176,12 @@ void run(const Options& o, Timer& timer, int64_t N, bool hopper, bool packed = f
       err = rel_err(as_float(dout), o_ref);
     }
     emit("attention", "attention_fwd", shape, dtype, "vts", timer.time(o, fwd), 4 * flops, "TFLOP/s", err);
+    // fp32: the work past N left out ("vts_skip_padding1"; the same bits).
+    if constexpr (!kBf16)
+      time_setting(
+          "attention_fwd", 4 * flops, {1}, [](int v) { cuda::set_attention_f32_skip_padding(v != 0); },
+          [] { return int(cuda::attention_f32_skip_padding()); }, "vts_skip_padding", "", fwd, {&dout},
+          [&] { return rel_err(as_float(dout), o_ref); });
     // The bf16 forward's block shapes; "vts" above is the default (64 rows a block, 16 a warp).
     // "vts_rows<r>": r rows a block, 16 a warp; "vts_rows<r>_warp32": two m16 tiles a warp.
     if constexpr (kBf16) {
@@ -240,6 +246,11 @@ void run(const Options& o, Timer& timer, int64_t N, bool hopper, bool packed = f
       err = bwd_err();
     }
     emit("attention", "attention_bwd", shape, dtype, "vts", timer.time(o, bwd), 10 * flops, "TFLOP/s", err);
+    if constexpr (!kBf16)
+      time_setting(
+          "attention_bwd", 10 * flops, {1}, [](int v) { cuda::set_attention_f32_skip_padding(v != 0); },
+          [] { return int(cuda::attention_f32_skip_padding()); }, "vts_skip_padding", "", bwd, {&gq, &gk, &gv},
+          bwd_err);
     // The bf16 backward's other layouts; "vts" is the default: the one-CTA-per-head kernel with one
     // or two barriers per query block ("vts_1barrier", "vts_2barrier"), and the split dQ + dK/dV
     // kernels ("vts_split1"; the rate still credits 10·B·H·N²·d, it executes 14).

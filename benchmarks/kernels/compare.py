@@ -89,10 +89,14 @@ KERNEL_DECISIONS = [
      "vts_wgmma1"),
     ("set_attention_bf16_backward_wgmma(true) as the backward's default (d = 64, N ≤ 256, H100/H200)",
      ["attention_bwd"], "vts_wgmma1", "vts"),
+    ("set_attention_f32_skip_padding(true) as the fp32 kernels' default (forward + backward)",
+     ["attention_fwd", "attention_bwd"], "vts_skip_padding1", "vts"),
 ]
 STEP_DECISIONS = [
     ("the composite fp32 attention (GEMMs on TF32, softmax) in the fp32 B/16 step", "attention", "composite",
      "fused"),
+    ("the fused fp32 attention without the padding's work in the fp32 B/16 step", "attention",
+     "fused, skip padding", "fused"),
     ("the split attention backward in the B/16 step", "attention", "fused, split backward", "fused"),
     ("the Hopper attention kernels in the B/16 step", "attention", "fused, wgmma", "fused"),
     ("the kept dropout mask in the B/16 step", "dropout_mask", "kept", "drawn"),

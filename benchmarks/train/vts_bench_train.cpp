@@ -29,6 +29,8 @@
 // --attention-f32 composite (CUDA, fp32) runs the fp32 attention from the composite ops (matmul on
 // the fp32 GEMM mode, TF32 by default; softmax; matmul; cuda::set_attention_f32_composite) instead of
 // the fused SIMT kernels: the candidate for the fp32 step, where the fused kernels lose to PyTorch's.
+// --attention-f32 skip_padding keeps the fused kernels without the work past N
+// (cuda::set_attention_f32_skip_padding, the kernel benchmark's vts_skip_padding1).
 // --keep-dropout-mask (CUDA) has the MLP's fused GELU + dropout keep its mask as bits for the
 // backward instead of drawing it again (cuda::set_gelu_dropout_keep_mask), the candidate default.
 // --attention-fwd LIST (CUDA, bf16) picks the attention forward, a comma-separated list of the
@@ -192,8 +194,8 @@ Args parse(int argc, char** argv) {
                    "usage: vts_bench_train [--config tiny|small|b16|b32] [--batch B] [--steps S] [--warmup W] "
                    "[--threads T] [--device cpu|cuda] [--gemm tf32|bf16|fp32] [--precision fp32|bf16] "
                    "[--profile-steps K] [--cuda-graphs] [--attention-bwd default|split|one_barrier|wgmma] "
-                   "[--hopper-attention] [--attention-f32 fused|composite] [--keep-dropout-mask] [--attention-fwd LIST] "
-                   "[--layer-norm LIST] [--mode train|encode] [--label NAME]\n"
+                   "[--hopper-attention] [--attention-f32 fused|composite|skip_padding] [--keep-dropout-mask] "
+                   "[--attention-fwd LIST] [--layer-norm LIST] [--mode train|encode] [--label NAME]\n"
                    "unknown flag: %s\n",
                    flag.c_str());
       std::exit(2);
@@ -206,10 +208,10 @@ Args parse(int argc, char** argv) {
                          "--device cuda --precision bf16\n", a.attention_bwd.c_str());
     std::exit(2);
   }
-  expect_choice("--attention-f32", a.attention_f32, {"default", "fused", "composite"});
-  if (a.attention_f32 == "composite" && (a.device != "cuda" || a.precision != "fp32")) {
-    std::fprintf(stderr, "vts_bench_train: --attention-f32 composite picks how the CUDA fp32 attention runs; it needs "
-                         "--device cuda and --precision fp32\n");
+  expect_choice("--attention-f32", a.attention_f32, {"default", "fused", "composite", "skip_padding"});
+  if (a.attention_f32 != "default" && (a.device != "cuda" || a.precision != "fp32")) {
+    std::fprintf(stderr, "vts_bench_train: --attention-f32 %s picks how the CUDA fp32 attention runs; it needs "
+                         "--device cuda and --precision fp32\n", a.attention_f32.c_str());
     std::exit(2);
   }
   std::vector<const char*> fwd_switches, fwd_items;
@@ -377,6 +379,8 @@ std::string kernel_setting_fields() {
       }
     } else if (c::attention_f32_composite()) {
       f += ", \"attention\": \"composite\"";
+    } else if (c::attention_f32_skip_padding()) {
+      f += ", \"attention\": \"fused, skip padding\"";
     }
     if (c::gelu_dropout_keep_mask()) f += ", \"dropout_mask\": \"kept\"";
     std::vector<std::string> ln;
@@ -609,7 +613,10 @@ int main(int argc, char** argv) {
         vts::cuda::set_attention_bf16_backward_wgmma(a.attention_bwd == "wgmma");
       }
       if (a.keep_dropout_mask) vts::cuda::set_gelu_dropout_keep_mask(true);
-      if (a.attention_f32 != "default") vts::cuda::set_attention_f32_composite(a.attention_f32 == "composite");
+      if (a.attention_f32 != "default") {
+        vts::cuda::set_attention_f32_composite(a.attention_f32 == "composite");
+        vts::cuda::set_attention_f32_skip_padding(a.attention_f32 == "skip_padding");
+      }
       if (a.attention_fwd != "default") {
         const auto& fwd = a.attention_fwd_items;
         vts::cuda::set_attention_bf16_forward_wgmma(has(fwd, "wgmma"));

@@ -15,6 +15,7 @@ std::atomic<bool> g_bf16_forward_mask_last_tile_only{false};
 std::atomic<bool> g_bf16_forward_unrolled_loads{false};
 std::atomic<bool> g_bf16_forward_fold_scale{false};
 std::atomic<bool> g_f32_composite{false};
+std::atomic<bool> g_f32_skip_padding{false};
 std::atomic<bool> g_bf16_forward_wgmma{false};
 std::atomic<bool> g_bf16_backward_wgmma{false};
 std::atomic<int> g_bf16_forward_wgmma_blocks{0};  // 0: the kernel's default (2)
@@ -94,11 +95,12 @@ void attention_forward(Device, int64_t B, int64_t H, int64_t N, int64_t d, float
   if (B == 0 || H == 0 || N == 0) return;
   check_forward_args(fn, q, k, v, o, lse);
   const FwdArgs<float> a{q, k, v, o, lse, int(B), int(H), int(N), scale};
+  const bool skip = attention_f32_skip_padding();
   switch (d) {
-    case 16: return attn::forward_f32<16>(a);
-    case 32: return attn::forward_f32<32>(a);
-    case 64: return attn::forward_f32<64>(a);
-    case 128: return attn::forward_f32<128>(a);
+    case 16: return attn::forward_f32<16>(a, skip);
+    case 32: return attn::forward_f32<32>(a, skip);
+    case 64: return attn::forward_f32<64>(a, skip);
+    case 128: return attn::forward_f32<128>(a, skip);
     default: unsupported_d(fn, d, "16, 32, 64, 128");
   }
 }
@@ -136,6 +138,8 @@ bool attention_bf16_forward_unrolled_loads() { return g_bf16_forward_unrolled_lo
 void set_attention_bf16_forward_fold_scale(bool on) { g_bf16_forward_fold_scale.store(on, std::memory_order_relaxed); }
 bool attention_bf16_forward_fold_scale() { return g_bf16_forward_fold_scale.load(std::memory_order_relaxed); }
 void set_attention_f32_composite(bool on) { g_f32_composite.store(on, std::memory_order_relaxed); }
+void set_attention_f32_skip_padding(bool on) { g_f32_skip_padding.store(on, std::memory_order_relaxed); }
+bool attention_f32_skip_padding() { return g_f32_skip_padding.load(std::memory_order_relaxed); }
 bool attention_f32_composite() { return g_f32_composite.load(std::memory_order_relaxed); }
 
 void set_attention_bf16_forward_wgmma(bool on) { g_bf16_forward_wgmma.store(on, std::memory_order_relaxed); }
@@ -218,11 +222,12 @@ void attention_backward(Device, int64_t B, int64_t H, int64_t N, int64_t d, floa
   if (B == 0 || H == 0 || N == 0) return;
   check_backward_args(fn, q, k, v, o, lse, dout, dq, dk, dv);
   const BwdArgs<float> a{q, k, v, o, dout, dq, dk, dv, lse, int(B), int(H), int(N), scale};
+  const bool skip = attention_f32_skip_padding();
   switch (d) {
-    case 16: return attn::backward_f32<16>(a);
-    case 32: return attn::backward_f32<32>(a);
-    case 64: return attn::backward_f32<64>(a);
-    case 128: return attn::backward_f32<128>(a);
+    case 16: return attn::backward_f32<16>(a, skip);
+    case 32: return attn::backward_f32<32>(a, skip);
+    case 64: return attn::backward_f32<64>(a, skip);
+    case 128: return attn::backward_f32<128>(a, skip);
     default: unsupported_d(fn, d, "16, 32, 64, 128");
   }
 }

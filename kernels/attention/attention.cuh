@@ -30,10 +30,11 @@ struct BwdArgs {
 };
 
 // The fp32 kernels: any N; D ∈ {32, 64, 128}.
+// skip_padding: cuda::set_attention_f32_skip_padding (the same bits, less work past N).
 template <int D>
-void forward_f32(const FwdArgs<float>& a);
+void forward_f32(const FwdArgs<float>& a, bool skip_padding);
 template <int D>
-void backward_f32(const BwdArgs<float>& a);
+void backward_f32(const BwdArgs<float>& a, bool skip_padding);
 
 // The bf16 kernels: forward any N, D ∈ {16, 32, 64, 128}; backward D ∈ {16, 32, 64}, one CTA per
 // head for N ≤ kBf16BwdMaxN, split into a dQ and a dK/dV kernel for any N.

@@ -48,6 +48,16 @@ __device__ __forceinline__ void simt_tile_mma(float (&acc)[4][TN], const float* 
   }
 }
 
+// Runs `product` on a one-column accumulator and puts its results in column 0 of `acc` (a narrow
+// tile's scores: the other three columns stay 0 and lie past N).
+template <class Product>
+__device__ __forceinline__ void first_columns(float (&acc)[4][4], Product&& product) {
+  float acc0[4][1] = {{0.0f}, {0.0f}, {0.0f}, {0.0f}};
+  product(acc0);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) acc[i][0] = acc0[i][0];
+}
+
 // Copies `rows` rows of D floats (row r at src + r·stride, valid for r < valid_rows) into shared
 // memory with pitch `ld`, as float4 by all 256 threads; rows past valid_rows become zeros.
 template <int D>

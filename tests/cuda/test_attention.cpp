@@ -134,6 +134,7 @@ void check_gradients(const AttnCase& c, const Geometry& geo, const std::vector<f
 
 }  // namespace
 
+// With cuda::set_attention_f32_skip_padding too: the work past N left out, the same bits.
 TEST_CASE("attention fp32: forward, lse and backward match the CPU", "[attention]") {
   const uint64_t seed = fresh_seed();
   INFO("seed " << seed);
@@ -147,21 +148,36 @@ TEST_CASE("attention fp32: forward, lse and backward match the CPU", "[attention
     const Reference ref = cpu_reference(c, geo, qkv, dout, scale, nullptr);
 
     Buf<float> dqkv_in(qkv), dO(static_cast<size_t>(geo.out_elems)), dlse(ref.lse.size());
-    dO.poison();
-    dlse.poison();
-    const float* base = dqkv_in.data();
-    cuda::attention_forward(Cuda{}, c.B, c.H, c.N, c.d, scale, geo.in(base, 0), geo.in(base, 1), geo.in(base, 2),
-                            geo.out(dO.data()), dlse.data());
-    CHECK(rel_err(dO.download(), ref.o) < kTolF32);
-    CHECK(rel_err(dlse.download(), ref.lse) < kTolF32);
-
     Buf<float> dgrad(dout), dgx(static_cast<size_t>(geo.in_elems));
-    dgx.poison();
-    const float* o = dO.data();
-    cuda::attention_backward(Cuda{}, c.B, c.H, c.N, c.d, scale, geo.in(base, 0), geo.in(base, 1), geo.in(base, 2),
-                             geo.out(o), dlse.data(), geo.out(static_cast<const float*>(dgrad.data())),
-                             geo.in(dgx.data(), 0), geo.in(dgx.data(), 1), geo.in(dgx.data(), 2));
-    check_gradients(c, geo, dgx.download(), ref.dqkv, kTolF32);
+    const float* base = dqkv_in.data();
+    std::vector<std::vector<float>> default_results;
+    for (const bool skip : {false, true}) {
+      INFO("skip_padding " << skip);
+      const ScopedSetting<bool> skip_padding(cuda::attention_f32_skip_padding, cuda::set_attention_f32_skip_padding,
+                                             skip);
+      dO.poison();
+      dlse.poison();
+      cuda::attention_forward(Cuda{}, c.B, c.H, c.N, c.d, scale, geo.in(base, 0), geo.in(base, 1), geo.in(base, 2),
+                              geo.out(dO.data()), dlse.data());
+      CHECK(rel_err(dO.download(), ref.o) < kTolF32);
+      CHECK(rel_err(dlse.download(), ref.lse) < kTolF32);
+
+      dgx.poison();
+      const float* o = dO.data();
+      cuda::attention_backward(Cuda{}, c.B, c.H, c.N, c.d, scale, geo.in(base, 0), geo.in(base, 1),
+                               geo.in(base, 2), geo.out(o), dlse.data(),
+                               geo.out(static_cast<const float*>(dgrad.data())), geo.in(dgx.data(), 0),
+                               geo.in(dgx.data(), 1), geo.in(dgx.data(), 2));
+      check_gradients(c, geo, dgx.download(), ref.dqkv, kTolF32);
+      const std::vector<std::vector<float>> results{dO.download(), dlse.download(), dgx.download()};
+      if (!skip) {
+        default_results = results;
+      } else {
+        CHECK(bit_differences(results[0], default_results[0]) == "");
+        CHECK(bit_differences(results[1], default_results[1]) == "");
+        CHECK(bit_differences(results[2], default_results[2]) == "");
+      }
+    }
   }
 }
 
