@@ -12,8 +12,9 @@ wait for a device's verdict, each against the default it would replace, and the 
 kernel candidates that won (chosen here, timed by scripts/gpu-check in the same run) against the
 default step.
 Usage: compare.py FILE.jsonl [FILE.jsonl ...]
-       compare.py --choose FILE.jsonl ...   prints vts_bench_train's flags for that combination (one
-                                            line, empty when no candidate won); the reasons go to stderr"""
+       compare.py --choose [--precision bf16|fp32] FILE.jsonl ...
+           prints vts_bench_train's flags for that combination in the B/16 step of that precision
+           (bf16 by default; one line, empty when no candidate won); the reasons go to stderr"""
 import json
 import math
 import sys
@@ -22,8 +23,11 @@ import sys
 def main():
     args = sys.argv[1:]
     choose_only = bool(args) and args[0] == "--choose"
+    precision = "bf16"
     if choose_only:
         args = args[1:]
+        if args[:1] == ["--precision"] and len(args) > 1 and args[1] in ("bf16", "fp32"):
+            precision, args = args[1], args[2:]
     rows = []
     for path in args:
         with open(path) as f:
@@ -38,7 +42,7 @@ def main():
     profiles = [r for r in rows if "profile" in r]
     rows = [r for r in rows if "kernel" in r]
     if choose_only:
-        choices = choose(rows, steps)
+        choices = choose(rows, steps, precision)
         for family, flags, reason in choices:
             print(f"{family}: {reason}", file=sys.stderr)
         print(" ".join(chosen_flags(choices)))
@@ -163,13 +167,43 @@ CHOICE_FAMILIES = [
 ]
 
 
-def choose(rows, steps):
-    """[(family, flags, reason)] for every family: flags empty where the default stays."""
-    out = []
+def choose_fp32_attention(steps):
+    """The fp32 step's attention (fused kernels, the same without the padding's work, or the composite
+    ops): decided on the step lines themselves, since the composite path has no kernel row."""
+    family = "attention (fp32)"
+    values = {"fused": "", "fused, skip padding": "skip_padding", "composite": "composite"}
+    times = {}
+    for r in steps:
+        if (r.get("impl") == "vts" and r.get("config") == "b16" and r.get("precision") == "fp32"
+                and r.get("gemm") == "tf32" and not r.get("cuda_graphs") and "label" not in r
+                and not any(k in r for k in ("layer_norm", "dropout_mask"))):
+            value = values.get(r.get("attention", "fused"))
+            if value is not None:
+                times.setdefault(value, []).append(r["step_ms_median"])
+    median = {v: sorted(ms)[len(ms) // 2] for v, ms in times.items()}
+    if "" not in median:
+        return (family, [], "the default fp32 step was not timed: nothing chosen")
+    best = min((v for v in median if v), key=lambda v: median[v], default=None)
+    if best is None:
+        return (family, [], f"default kept ({median['']:.2f} ms): no candidate step")
+    if median[best] <= (1 - CHOICE_MARGIN) * median[""]:
+        return (family, ["--attention-f32", best], f"{best} {median[best]:.2f} ms against the default step's "
+                f"{median['']:.2f} ({median[''] / median[best]:.2f}×)")
+    return (family, [], f"default kept ({median['']:.2f} ms): the fastest candidate, {best}, {median[best]:.2f} ms, "
+            f"is {median[''] / median[best]:.2f}× (≥ {1 / (1 - CHOICE_MARGIN):.2f}× needed)")
+
+
+def choose(rows, steps, precision="bf16"):
+    """[(family, flags, reason)] for every family of the B/16 step in `precision`: flags empty where
+    the default stays. fp32 has no attention kernel families (its candidates are whole paths, chosen
+    on the step lines) and takes the fp32 kernel rows of the others."""
+    out = [choose_fp32_attention(steps)] if precision == "fp32" else []
     ran = [step_settings(r) for r in steps if r.get("impl") == "vts" and r.get("config") == "b16"
-           and r.get("precision") == "bf16"]
+           and r.get("precision") == precision]
     for family, kernels, shape_key, value_of, flags_of, covered in CHOICE_FAMILIES:
-        timed = {r["shape"] for r in rows if r["kernel"] in kernels and r["dtype"] == "bf16"}
+        if precision == "fp32" and family.startswith("attention"):
+            continue
+        timed = {r["shape"] for r in rows if r["kernel"] in kernels and r["dtype"] == precision}
         shape = next((x for x in B16_SHAPES[shape_key] if x in timed), B16_SHAPES[shape_key][-1])
         times = {}  # impl -> summed median over the family's kernels, only where every kernel was timed
         bad = {}
@@ -177,7 +211,7 @@ def choose(rows, steps):
             if value_of(impl) is None:
                 continue
             found = [r for k in kernels for r in rows if r["kernel"] == k and r["impl"] == impl
-                     and r["shape"] == shape and r["dtype"] == "bf16"]
+                     and r["shape"] == shape and r["dtype"] == precision]
             if len({r["kernel"] for r in found}) != len(kernels):
                 continue
             per_kernel = {r["kernel"]: r for r in found}  # the last line of each kernel, if timed twice
@@ -199,7 +233,7 @@ def choose(rows, steps):
                 notes.append(f"{impl} left out ({bad[impl]})")
                 continue
             if not any(covered(value, st) for st in ran):
-                notes.append(f"{impl} left out (no B/16 bf16 step line ran {value})")
+                notes.append(f"{impl} left out (no B/16 {precision} step line ran {value})")
                 continue
             candidates.append((impl, ms, value))
         extra = f"; {'; '.join(notes)}" if notes else ""
@@ -313,13 +347,15 @@ def print_decisions(rows, steps):
         pairs = [(f"step {r['config']} {r['precision']}{graphs} ({len(d)} default, {len(cand)} chosen lines)",
                   median(d), median([c["step_ms_median"] for c in cand]), r)] if d else []
         lines.append((f"the chosen combination ({settings})", pairs))
-    choices = choose(rows, steps)
-    if any(f for _, f, _ in choices) or chosen:
-        print("\n**Chosen for the combined step** (compare.py --choose: the fastest kernel row at the B/16 shape "
-              f"that vts_bench_train can switch on, if ≥ {100 * CHOICE_MARGIN:.0f} % faster than the default's)\n")
-        for family, _, reason in choices:
-            print(f"- {family}: {reason}")
-        print(f"- flags: `{' '.join(chosen_flags(choices)) or '(none)'}`")
+    for precision in ("bf16", "fp32"):
+        choices = choose(rows, steps, precision)
+        if any(f for _, f, _ in choices) or any(r.get("precision") == precision for r in chosen):
+            print(f"\n**Chosen for the combined {precision} step** (compare.py --choose: the fastest kernel row at "
+                  f"the B/16 shape that vts_bench_train can switch on, if ≥ {100 * CHOICE_MARGIN:.0f} % faster than "
+                  "the default's)\n")
+            for family, _, reason in choices:
+                print(f"- {family}: {reason}")
+            print(f"- flags: `{' '.join(chosen_flags(choices)) or '(none)'}`")
     print("\n**Pending decisions** (candidate against the default, same run; ratio > 1: the candidate is faster)\n")
     print("| alternative | where | default ms | candidate ms | ratio | candidate rel err | verdict |")
     print("|---|---|---:|---:|---:|---:|---|")

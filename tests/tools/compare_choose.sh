@@ -109,6 +109,37 @@ grep -q -- "- flags: \`$expected\`" "$dir/summary.md" || fail "the summary does 
 # The single-setting decisions still pair with the default step's median, not with a chosen line.
 grep "the kept dropout mask in the B/16 step" "$dir/summary.md" | grep -q "| 11.8600 | 11.7000 |" ||
   fail "the kept-mask step against the default's median"
+# The fp32 step: its attention chosen on the step lines (composite, the fused kernels without the
+# padding's work, or the default), the LayerNorm and dropout parts on the fp32 kernel rows.
+kernel32() {  # kernel shape impl median_ms
+  echo "{\"kernel\": \"$1\", \"shape\": \"$2\", \"dtype\": \"fp32\", \"impl\": \"$3\", \"median_ms\": $4, \"rate\": 1.0, \"unit\": \"GB/s\", \"rel_err\": 3e-7}"
+}
+step32() {  # step_ms_median extra-json-fields
+  echo "{\"impl\": \"vts\", \"mode\": \"train\", \"device\": \"cuda\", \"precision\": \"fp32\", \"gemm\": \"tf32\", \"config\": \"b16\", \"batch\": 32, \"steps\": 20, \"step_ms_median\": $1, \"imgs_per_s\": 1.0$2}"
+}
+{
+  cat "$dir/run.jsonl"
+  kernel32 layer_norm_fwd 6304x768 vts 0.0161
+  kernel32 layer_norm_fwd 6304x768 vts_rows2 0.0150
+  kernel32 layer_norm_bwd 6304x768 vts 0.0294
+  kernel32 layer_norm_bwd 6304x768 vts_w8x3_g16_shared 0.0250
+  kernel32 layer_norm_bwd 6304x768 vts_w8x2_g16_prefetch 0.0240   # no fp32 step ran it: left out
+  kernel32 gelu_dropout_fwd 6304x3072 vts 0.055
+  kernel32 gelu_dropout_bwd 6304x3072 vts 0.074
+  kernel32 gelu_dropout_fwd 6304x3072 vts_keep 0.056
+  kernel32 gelu_dropout_bwd 6304x3072 vts_keep 0.050
+  step32 33.90 ""
+  step32 30.00 ', "attention": "composite"'
+  step32 31.00 ', "attention": "fused, skip padding"'
+  step32 33.00 ', "layer_norm": "rows2,shared,fold", "dropout_mask": "kept"'
+} >"$dir/fp32.jsonl"
+flags=$(python3 "$compare" --choose --precision fp32 "$dir/fp32.jsonl" 2>"$dir/reasons32.txt")
+cat "$dir/reasons32.txt"
+[[ $flags == "--attention-f32 composite --keep-dropout-mask --layer-norm rows2,shared" ]] || fail "fp32: flags '$flags'"
+# The bf16 choice of the same lines is unchanged by the fp32 ones.
+flags=$(python3 "$compare" --choose "$dir/fp32.jsonl" 2>/dev/null)
+[[ $flags == "$expected" ]] || fail "bf16 beside fp32 lines: flags '$flags'"
+
 # A decision over a kernel pair is judged on the pair's summed times: the kept mask's forward is
 # slower (it also writes the bits), its backward faster, the pair faster.
 grep "the kept dropout mask (forward + backward)" "$dir/summary.md" |
