@@ -239,8 +239,8 @@ def choose(rows, steps, precision="bf16"):
         extra = f"; {'; '.join(notes)}" if notes else ""
         if candidates and candidates[0][1] <= (1 - CHOICE_MARGIN) * default_ms:
             impl, ms, value = candidates[0]
-            out.append((family, flags_of(value), f"{impl} {ms:.4f} ms against the default's {default_ms:.4f} at {shape} "
-                        f"({default_ms / ms:.2f}×){extra}"))
+            out.append((family, flags_of(value), f"{impl} {ms:.4f} ms against the default's {default_ms:.4f} "
+                        f"at {shape} ({default_ms / ms:.2f}×){extra}"))
         elif candidates:
             impl, ms, _ = candidates[0]
             out.append((family, [], f"default kept ({default_ms:.4f} ms): the fastest candidate, {impl}, "

@@ -148,8 +148,8 @@ def main():
         print(f"pytorch_train_step: --attention sdpa needs PyTorch >= 2.0, this is {torch.__version__}", file=sys.stderr)
         sys.exit(2)
     if a.gemm == "tf32" and (a.device != "cuda" or a.precision != "fp32"):
-        print("pytorch_train_step: --gemm tf32 picks how CUDA fp32 matmuls run; it needs --device cuda --precision fp32",
-              file=sys.stderr)
+        print("pytorch_train_step: --gemm tf32 picks how CUDA fp32 matmuls run; "
+              "it needs --device cuda --precision fp32", file=sys.stderr)
         sys.exit(2)
     torch.backends.cuda.matmul.allow_tf32 = a.gemm == "tf32"
     torch.backends.cudnn.allow_tf32 = a.gemm == "tf32"

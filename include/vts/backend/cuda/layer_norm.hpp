@@ -83,9 +83,10 @@ struct LayerNormBackwardLaunch {
   // Each warp adds its rows' dw/db terms into its slice of shared memory (the slice the default
   // fills from registers at the end) instead of keeping them in 2 × 24 registers a lane (ViT-B,
   // n = 768): ptxas then needs fewer registers (80 instead of 125), so 3 blocks fit an SM
-  // (blocks_per_sm 3; 4 would need 64) and more rows' loads are in flight. The same sums in the same order: at the default shape,
-  // the default's dw/db bits. With 8 warps a block and without prefetch_rows (whose staging
-  // slots would take the shared memory the extra blocks need); refused otherwise.
+  // (blocks_per_sm 3; 4 would need 64) and more rows' loads are in flight. The same sums in the
+  // same order: at the default shape, the default's dw/db bits. With 8 warps a block and without
+  // prefetch_rows (whose staging slots would take the shared memory the extra blocks need);
+  // refused otherwise.
   bool shared_sums = false;
 };
 void layer_norm_rows_backward(Device, const float* x, const float* w, const float* mean, const float* rstd,
