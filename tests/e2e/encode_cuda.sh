@@ -20,7 +20,12 @@ trap 'rm -rf "$out"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 [[ -s $run/best.safetensors ]] || fail "$run holds no best.safetensors (a finished vts train run was expected)"
 
-gzip -dc "$data/t10k-images-idx3-ubyte.gz" >"$out/t10k-images.raw"
+# gzipped as Debian ships it, or plain (scripts/gpu-check's packed copy).
+if [[ -f $data/t10k-images-idx3-ubyte.gz ]]; then
+  gzip -dc "$data/t10k-images-idx3-ubyte.gz" >"$out/t10k-images.raw"
+else
+  cp "$data/t10k-images-idx3-ubyte" "$out/t10k-images.raw"
+fi
 mkdir -p "$out/pgm"
 for i in $(seq 0 15); do
   { printf 'P5\n28 28\n255\n'
