@@ -103,18 +103,9 @@ __global__ void __launch_bounds__(256) attention_bwd_dkdv_f32_kernel(const BwdAr
 
     // Sᵀ and dPᵀ: rows are this block's keys (4·ty + i), columns queries (tx + 16·j).
     float s[4][4], dp[4][4];
-#pragma unroll
-    for (int i = 0; i < 4; ++i)
-#pragma unroll
-      for (int j = 0; j < 4; ++j) s[i][j] = dp[i][j] = 0.0f;
     if (!keys_past_n) {
-      if (narrow) {
-        first_columns(s, [&](auto& s0) { simt_tile_mma<D, 1, true>(s0, Ks, S::LD, Qs, S::LD, ty, tx); });
-        first_columns(dp, [&](auto& dp0) { simt_tile_mma<D, 1, true>(dp0, Vs, S::LD, dOs, S::LD, ty, tx); });
-      } else {
-        simt_tile_mma<D, 4, true>(s, Ks, S::LD, Qs, S::LD, ty, tx);
-        simt_tile_mma<D, 4, true>(dp, Vs, S::LD, dOs, S::LD, ty, tx);
-      }
+      simt_scores<D>(s, narrow, Ks, S::LD, Qs, S::LD, ty, tx);
+      simt_scores<D>(dp, narrow, Vs, S::LD, dOs, S::LD, ty, tx);
 #pragma unroll
       for (int i = 0; i < 4; ++i) {
         const bool key_ok = 4 * ty + i < valid_keys;
@@ -201,17 +192,8 @@ __global__ void __launch_bounds__(256) attention_bwd_dq_f32_kernel(const BwdArgs
     if (!queries_past_n) {
       // S and dP: rows are this block's queries (4·ty + i), columns keys (tx + 16·j).
       float s[4][4], dp[4][4];
-#pragma unroll
-      for (int i = 0; i < 4; ++i)
-#pragma unroll
-        for (int j = 0; j < 4; ++j) s[i][j] = dp[i][j] = 0.0f;
-      if (narrow) {
-        first_columns(s, [&](auto& s0) { simt_tile_mma<D, 1, true>(s0, Qs, S::LD, Ks, S::LD, ty, tx); });
-        first_columns(dp, [&](auto& dp0) { simt_tile_mma<D, 1, true>(dp0, dOs, S::LD, Vs, S::LD, ty, tx); });
-      } else {
-        simt_tile_mma<D, 4, true>(s, Qs, S::LD, Ks, S::LD, ty, tx);
-        simt_tile_mma<D, 4, true>(dp, dOs, S::LD, Vs, S::LD, ty, tx);
-      }
+      simt_scores<D>(s, narrow, Qs, S::LD, Ks, S::LD, ty, tx);
+      simt_scores<D>(dp, narrow, dOs, S::LD, Vs, S::LD, ty, tx);
 #pragma unroll
       for (int i = 0; i < 4; ++i) {
         const int qi = 4 * ty + i;

@@ -75,12 +75,7 @@ __global__ void __launch_bounds__(256) attention_fwd_f32_kernel(const FwdArgs<fl
     // Warp-uniform: the whole block still meets every barrier (bar.sync is .aligned).
     if (!rows_past_n) {
       float s[4][4];
-#pragma unroll
-      for (int i = 0; i < 4; ++i)
-#pragma unroll
-        for (int j = 0; j < 4; ++j) s[i][j] = 0.0f;
-      if (narrow) first_columns(s, [&](auto& s0) { simt_tile_mma<D, 1, true>(s0, Qs, S::LD, Ks, S::LD, ty, tx); });
-      else simt_tile_mma<D, 4, true>(s, Qs, S::LD, Ks, S::LD, ty, tx);
+      simt_scores<D>(s, narrow, Qs, S::LD, Ks, S::LD, ty, tx);
 
 #pragma unroll
       for (int i = 0; i < 4; ++i) {

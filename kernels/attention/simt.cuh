@@ -48,14 +48,24 @@ __device__ __forceinline__ void simt_tile_mma(float (&acc)[4][TN], const float* 
   }
 }
 
-// Runs `product` on a one-column accumulator and puts its results in column 0 of `acc` (a narrow
-// tile's scores: the other three columns stay 0 and lie past N).
-template <class Product>
-__device__ __forceinline__ void first_columns(float (&acc)[4][4], Product&& product) {
-  float acc0[4][1] = {{0.0f}, {0.0f}, {0.0f}, {0.0f}};
-  product(acc0);
+// acc = A·Bᵀ over KD (B stored [n][k]) for a thread's four columns tx + 16·j, from zero; with
+// `narrow`, its first column only (j = 0) and the other three left 0: a tile of at most 16 rows of B
+// before N (the fp32 kernels' skip_padding; a constant false compiles to the full product alone).
+template <int KD>
+__device__ __forceinline__ void simt_scores(float (&acc)[4][4], bool narrow, const float* __restrict__ A, int lda,
+                                            const float* __restrict__ Bm, int ldb, int ty, int tx) {
 #pragma unroll
-  for (int i = 0; i < 4; ++i) acc[i][0] = acc0[i][0];
+  for (int i = 0; i < 4; ++i)
+#pragma unroll
+    for (int j = 0; j < 4; ++j) acc[i][j] = 0.0f;
+  if (narrow) {
+    float first[4][1] = {{0.0f}, {0.0f}, {0.0f}, {0.0f}};
+    simt_tile_mma<KD, 1, true>(first, A, lda, Bm, ldb, ty, tx);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) acc[i][0] = first[i][0];
+  } else {
+    simt_tile_mma<KD, 4, true>(acc, A, lda, Bm, ldb, ty, tx);
+  }
 }
 
 // Copies `rows` rows of D floats (row r at src + r·stride, valid for r < valid_rows) into shared
