@@ -1,8 +1,10 @@
 #include <stb_image_write.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <limits>
 #include <set>
 
 #include "test_util.hpp"
@@ -724,7 +726,6 @@ TEST_CASE("data: image folders list each image once, whatever the symlinked fold
   fs::create_directory_symlink(fx.root / "dogs", fx.root / "cats" / "d");  // back into the folder
   fs::create_directory_symlink(outside, fx.root / "cats" / "out1");      // outside, linked twice
   fs::create_directory_symlink(outside, fx.root / "cats" / "out2");
-  fs::create_directory_symlink(fx.dir.path / "gone", fx.root / "cats" / "dangling");
   // Alone, cats lists its 4 images, the dogs through cats/d (outside cats), and the outside folder
   // once, under whichever of its two links the listing met first; the loop adds nothing.
   const vts::data::ListFile cats = vts::data::list_image_folder((fx.root / "cats").string());
@@ -738,6 +739,83 @@ TEST_CASE("data: image folders list each image once, whatever the symlinked fold
   CHECK(std::count_if(all.images.begin(), all.images.end(), [](const std::string& p) {
           return p.find("d0.PNG") != std::string::npos;
         }) == 1);
+}
+
+TEST_CASE("data: a broken symbolic link in the folders is an error that names it, not a file passed over",
+          "[data][folder]") {
+  ClassFolderFixture fx(4, 2);
+  namespace fs = std::filesystem;
+  // In a class folder: an image whose target was moved, and a link to a folder that is gone.
+  fs::create_symlink(fx.dir.path / "moved.png", fx.root / "cats" / "c9.png");
+  CHECK_THAT(message_of<vts::IoError>([&] { make_protocol("folder", fx.options()); }),
+             Contains((fx.root / "cats" / "c9.png").string()) && Contains("broken symbolic link") &&
+                 Contains((fx.dir.path / "moved.png").string()));
+  CHECK_THAT(message_of<vts::IoError>([&] { vts::data::list_image_folder((fx.root / "cats").string()); }),
+             Contains("c9.png") && Contains("broken symbolic link"));
+  fs::remove(fx.root / "cats" / "c9.png");
+  fs::create_directory_symlink(fx.dir.path / "gone", fx.root / "dogs" / "more");
+  CHECK_THAT(message_of<vts::IoError>([&] { make_protocol("folder", fx.options()); }),
+             Contains((fx.root / "dogs" / "more").string()) && Contains("broken symbolic link"));
+  fs::remove(fx.root / "dogs" / "more");
+  // Directly in the folder of classes: a class folder whose target is gone; a '.'-name is no class.
+  fs::create_directory_symlink(fx.dir.path / "gone", fx.root / "birds");
+  CHECK_THAT(message_of<vts::IoError>([&] { make_protocol("folder", fx.options()); }),
+             Contains((fx.root / "birds").string()) && Contains("broken symbolic link"));
+  fs::remove(fx.root / "birds");
+  fs::create_directory_symlink(fx.dir.path / "gone", fx.root / ".cache");
+  const auto split = make_protocol("folder", fx.options());
+  CHECK(split.query->size() + split.database->size() == 6);
+  // Neither file nor folder: refused under an image's name, passed over under another, as a text file is.
+  REQUIRE(::mkfifo((fx.root / "cats" / "pipe").c_str(), 0600) == 0);
+  CHECK(make_protocol("folder", fx.options()).database->size() == 4);
+  REQUIRE(::mkfifo((fx.root / "cats" / "pipe.png").c_str(), 0600) == 0);
+  CHECK_THAT(message_of<vts::IoError>([&] { make_protocol("folder", fx.options()); }),
+             Contains((fx.root / "cats" / "pipe.png").string() + "' to be an image file, found a named pipe"));
+}
+
+TEST_CASE("data: per-class counts that leave a class no training image are refused, however large",
+          "[data][folder][fashion]") {
+  constexpr int64_t huge = std::numeric_limits<int64_t>::max();
+  SECTION("folder") {
+    ClassFolderFixture fx(25, 7);
+    ProtocolOptions opt = fx.options();
+    opt.query_per_class = 7;  // every dog a query: none left to train
+    CHECK_THAT(message_of<vts::Error>([&] { make_protocol("folder", opt); }),
+               Contains("class 'dogs'") && Contains("7 query + 1 train") && Contains("found only 7"));
+    opt.query_per_class = huge;
+    CHECK_THAT(message_of<vts::Error>([&] { make_protocol("folder", opt); }),
+               Contains("class 'cats'") && Contains(std::to_string(huge) + " query") && Contains("found only 25"));
+    opt.query_per_class = 1;
+    opt.train_per_class = huge;
+    CHECK_THAT(message_of<vts::Error>([&] { make_protocol("folder", opt); }),
+               Contains(std::to_string(huge) + " train images") && Contains("found only 25"));
+  }
+  SECTION("fashion-mnist") {
+    vts_test::TempDir dir;
+    write_fashion(dir, 20, 10);  // 3 images per class
+    ProtocolOptions opt;
+    opt.data_dir = dir.path.string();
+    opt.query_per_class = huge;
+    CHECK_THAT(message_of<vts::Error>([&] { make_protocol("fashion-mnist", opt); }),
+               Contains("class 0 needs " + std::to_string(huge) + " query + 500 train images, found only 3"));
+    opt.query_per_class = 1;
+    opt.train_per_class = huge;
+    CHECK_THAT(message_of<vts::Error>([&] { make_protocol("fashion-mnist", opt); }),
+               Contains("needs 1 query + " + std::to_string(huge) + " train images, found only 3"));
+    opt.query_per_class = 2;
+    opt.train_per_class = 1;
+    CHECK(make_protocol("fashion-mnist", opt).train->size() == 10);
+    opt.query_per_class = -1;
+    CHECK_THAT(message_of<vts::Error>([&] { make_protocol("fashion-mnist", opt); }), Contains("found -1 query"));
+  }
+}
+
+TEST_CASE("data: a protocol without its data directory names both the flag and the option", "[data]") {
+  for (const char* name : {"folder", "list", "imagenet"}) {
+    INFO(name);
+    CHECK_THAT(message_of<vts::Error>([&] { make_protocol(name, {}); }),
+               Contains("needs a data directory (--data-dir, ProtocolOptions::data_dir)") && !Contains("empty path"));
+  }
 }
 
 TEST_CASE("data: folder protocol errors say what layout was expected", "[data][folder]") {

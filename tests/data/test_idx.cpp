@@ -56,7 +56,11 @@ TEST_CASE("data: read_idx reports truncated and malformed files with the file an
   SECTION("more data than the header promises") {
     vts_test::write_gz(dir / "long.gz", vts_test::idx_bytes({2, 2}, ramp(5)));
     CHECK_THAT(message_of<vts::IoError>([&] { vts::data::read_idx(dir / "long.gz"); }),
-               Contains(dir / "long.gz") && Contains("found more"));
+               Contains(dir / "long.gz") && Contains("expected exactly 4 bytes") && Contains("found 5 (1 trailing)"));
+    // More trailing bytes than one read of the rest holds are all counted.
+    vts_test::write_plain(dir / "longer", vts_test::idx_bytes({2, 2}, ramp(4 + 200000)));
+    CHECK_THAT(message_of<vts::IoError>([&] { vts::data::read_idx(dir / "longer"); }),
+               Contains("found 200004 (200000 trailing)"));
   }
   SECTION("not an IDX file") {
     vts_test::write_plain(dir / "text", {'h', 'e', 'l', 'l', 'o'});

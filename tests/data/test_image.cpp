@@ -293,4 +293,11 @@ TEST_CASE("data: decode_image reads PNG and JPEG, forces RGB, and names undecoda
   CHECK_THAT(message_of<vts::IoError>([&] { vts::data::decode_image(dir / "cut.png"); }), Contains(dir / "cut.png"));
   CHECK_THAT(message_of<vts::IoError>([&] { vts::data::decode_image(dir / "missing.png"); }),
              Contains(dir / "missing.png") && Contains("cannot open"));
+  // stb_image says "unknown image type" of both; the file system knows better.
+  vts_test::write_text(dir / "empty.png", "");
+  CHECK_THAT(message_of<vts::IoError>([&] { vts::data::decode_image(dir / "empty.png"); }),
+             Contains(dir / "empty.png") && Contains("empty file") && !Contains("unknown image type"));
+  std::filesystem::create_directory(dir / "folder.png");
+  CHECK_THAT(message_of<vts::IoError>([&] { vts::data::decode_image(dir / "folder.png"); }),
+             Contains(dir / "folder.png") && Contains("is a directory") && !Contains("unknown image type"));
 }

@@ -153,6 +153,12 @@ TEST_CASE("index file: corrupt, truncated and mismatched files are rejected with
     const std::vector<uint8_t> header_only(bytes.begin(), bytes.begin() + 100);
     CHECK_THROWS_WITH(open_bad(header_only), Contains("truncated") && Contains("128-byte header"));
     CHECK_THROWS_WITH(open_bad({}), Contains("truncated"));
+    // Cut inside the codes: the header is intact, so the error says how long the file should be
+    // (its counts exceed what 500 bytes could hold; that is no reason to call them implausible).
+    REQUIRE(bytes.size() > 500);
+    const std::vector<uint8_t> first_500(bytes.begin(), bytes.begin() + 500);
+    CHECK_THROWS_WITH(open_bad(first_500),
+                      Contains("truncated: expected " + std::to_string(bytes.size()) + " bytes, found 500"));
   }
   SECTION("trailing bytes") {
     auto b = bytes;

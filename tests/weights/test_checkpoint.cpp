@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <string>
 #include <vector>
@@ -241,6 +242,59 @@ TEST_CASE("checkpoint: values a loss rejects are a problem, not a half-restored 
                                     Contains("generator state 'rng' is uint32 (2,), expected uint64 (2,)"));
   CHECK(target.assigner().centers() == before);
   CHECK(target.assigner().tie_bits() == bits_before);
+}
+
+TEST_CASE("checkpoint: NaN or Inf weights are a problem naming the tensor and the count", "[checkpoint][errors]") {
+  TempDir dir;
+  vts::Generator gen(1), rng(2);
+  Net net(8, gen);
+  hl::Dsh<float> loss(loss_config(), gen);
+  vts::optim::Adam<float> opt(vts::nn::parameters(net), {.lr = 1e-2});
+  save(dir / "ok.safetensors", net, opt, loss, rng);
+  std::map<std::string, io::Array> arrays = io::read_safetensors(dir / "ok.safetensors");
+  std::vector<float> w = arrays.at("model.hash_head.fc2.weight").as<float>();
+  w[0] = std::numeric_limits<float>::quiet_NaN();
+  w[5] = std::numeric_limits<float>::infinity();
+  w[9] = -std::numeric_limits<float>::infinity();
+  arrays["model.hash_head.fc2.weight"] = io::make_array(w, arrays.at("model.hash_head.fc2.weight").shape);
+  io::write_safetensors(dir / "nan.safetensors", arrays, {{"vts", R"({"format_version": 2})"}});
+
+  vts::Generator gen2(3);
+  Net target(8, gen2);
+  const auto before = snapshot(target);
+  io::CheckpointReader r(dir / "nan.safetensors");
+  r.layer("model", target);
+  r.ignore("optim.");
+  r.ignore("loss.");
+  r.ignore("rng.");
+  CHECK_THROWS_WITH(r.commit(), Contains("1 problem") &&
+                                    Contains("tensor 'model.hash_head.fc2.weight' holds 3 non-finite values (NaN or "
+                                             "Inf) among 64"));
+  CHECK(snapshot(target) == before);
+}
+
+TEST_CASE("checkpoint: metadata of the wrong type names the file, the key, the type and the value",
+          "[checkpoint][errors]") {
+  const nlohmann::json m = {{"bits", 64},   {"flip", "yes"}, {"seed", -1},    {"map", 0.5},
+                            {"name", "csq"}, {"huge", uint64_t(1) << 63}};
+  CHECK(io::metadata_value<int64_t>(m, "bits", "f") == 64);
+  CHECK(io::metadata_value<double>(m, "map", "f") == 0.5);
+  CHECK(io::metadata_value<double>(m, "bits", "f") == 64.0);
+  CHECK(io::metadata_value<std::string>(m, "name", "f") == "csq");
+  CHECK(io::metadata_value<bool>(m, "absent", "f", true));
+  CHECK_THROWS_WITH(io::metadata_value<bool>(m, "flip", "run/best.safetensors"),
+                    Contains("checkpoint 'run/best.safetensors': metadata 'flip': expected true or false, found "
+                             "\"yes\" (string)"));
+  CHECK_THROWS_WITH(io::metadata_value<std::string>(m, "bits", "f"),
+                    Contains("'bits': expected a string, found 64 (number)"));
+  CHECK_THROWS_WITH(io::metadata_value<int64_t>(m, "map", "f"), Contains("'map': expected a whole number, found 0.5"));
+  CHECK_THROWS_WITH(io::metadata_value<uint64_t>(m, "seed", "f"),
+                    Contains("'seed': expected a whole number from 0 to"));
+  CHECK_THROWS_WITH(io::metadata_value<int64_t>(m, "huge", "f"),
+                    Contains("'huge': expected a whole number from -9223372036854775808 to 9223372036854775807"));
+  CHECK_THROWS_WITH(io::metadata_value<int64_t>(m, "absent", "f"),
+                    Contains("'absent': expected a whole number, found no such key"));
+  CHECK_THROWS_AS(io::metadata_value<int64_t>(m, "flip", "f", 3), vts::IoError);  // present: no fallback
 }
 
 TEST_CASE("checkpoint: files that are not readable vts checkpoints are refused on open", "[checkpoint][errors]") {

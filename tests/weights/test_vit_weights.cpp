@@ -12,6 +12,7 @@
 #include <catch2/catch.hpp>
 
 #include <cstring>
+#include <limits>
 #include <map>
 #include <string>
 #include <vector>
@@ -309,6 +310,44 @@ TEST_CASE("weights: every problem is reported at once and the model is left unch
                       Contains("key 'embedding/kernel' has shape (32, 32, 3, 48), expected (8, 8, 3, 48)"));
     CHECK(snapshot(vit) == before);
   }
+}
+
+TEST_CASE("weights: NaN and Inf values are refused, each tensor named with its count", "[weights][errors]") {
+  TempDir dir;
+  vts::Generator gen(9);
+  GoldenViT<float> vit(gen);
+  const auto before = snapshot(vit);
+  const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+  std::vector<double> scale(48, 1.0);
+  scale[3] = nan;
+  scale[40] = -inf;
+  write_modified_npz(dir / "nan.npz", {{"Transformer/encoder_norm/scale", float_array(scale, {48})}});
+  CHECK_THROWS_WITH(io::load_pretrained(vit, dir / "nan.npz"),
+                    Contains("1 problem") &&
+                        Contains("tensor 'Transformer/encoder_norm/scale' holds 2 non-finite values (NaN or Inf) "
+                                 "among 48"));
+  CHECK(snapshot(vit) == before);
+
+  auto arrays = io::read_safetensors(golden("vit_golden32.safetensors"));
+  std::vector<double> cls(48, 0.5);
+  cls[0] = inf;
+  arrays["cls_token"] = float_array(cls, {1, 1, 48});
+  // Position embeddings of another grid (3x3) are resized: their values are checked before.
+  std::vector<double> pos((1 + 9) * 48, 0.25);
+  pos[100] = nan;
+  arrays["pos_embed"] = float_array(pos, {1, 10, 48});
+  io::write_safetensors(dir / "nan.safetensors", arrays);
+  try {
+    io::load_pretrained(vit, dir / "nan.safetensors");
+    FAIL("the load should have thrown");
+  } catch (const vts::IoError& e) {
+    const std::string msg = e.what();
+    INFO(msg);
+    CHECK_THAT(msg, Contains("2 problems"));
+    CHECK_THAT(msg, Contains("tensor 'cls_token' holds 1 non-finite value (NaN or Inf) among 48"));
+    CHECK_THAT(msg, Contains("tensor 'pos_embed' holds 1 non-finite value (NaN or Inf) among 480"));
+  }
+  CHECK(snapshot(vit) == before);
 }
 
 TEST_CASE("weights: truncated and corrupted files are errors, not crashes", "[weights][errors]") {

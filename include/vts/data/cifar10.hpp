@@ -56,7 +56,7 @@ inline void append_cifar_file(const std::string& path, ImagePool& pool) {
 inline std::shared_ptr<ImagePool> load_cifar10(const std::string& dir) {
   namespace fs = std::filesystem;
   VTS_CHECK(!dir.empty(), "CIFAR-10: expected the folder holding data_batch_1.bin .. test_batch.bin, found an "
-                          "empty path (set ProtocolOptions::data_dir)");
+                          "empty path (--data-dir, ProtocolOptions::data_dir)");
   fs::path root(dir);
   if (!fs::exists(root / "data_batch_1.bin") && fs::exists(root / "cifar-10-batches-bin" / "data_batch_1.bin"))
     root /= "cifar-10-batches-bin";

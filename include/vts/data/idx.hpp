@@ -104,10 +104,14 @@ inline IdxArray read_idx(const std::string& path) {
         " items complete)"));
   }
   // Trailing bytes mean the header and payload disagree: refuse rather than guess which is right.
-  uint8_t extra;
-  if (detail::gz_read_some(f.get(), &extra, 1, path) != 0)
+  std::vector<uint8_t> rest(64 * 1024);
+  int64_t extra = 0;
+  for (int64_t got_rest; (got_rest = detail::gz_read_some(f.get(), rest.data(), int64_t(rest.size()), path)) > 0;)
+    extra += got_rest;
+  if (extra != 0)
     throw IoError(vts::detail::concat("read_idx: ", path, ": expected exactly ", total,
-                                      " bytes of data after the header, found more"));
+                                      " bytes of data after the header, found ", total + extra, " (", extra,
+                                      " trailing)"));
   return out;
 }
 

@@ -20,7 +20,9 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <string>
+#include <system_error>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -67,6 +69,14 @@ inline void decode_image(const std::string& path, int channels, ImageU8& out) {
   stbi_uc* px = stbi_load_from_file(f, &w, &h, &file_channels, decoded_channels);
   std::fclose(f);
   if (!px) {
+    // stb_image calls a folder or an empty file an "unknown image type"; those say what they are.
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec))
+      throw IoError(vts::detail::concat("cannot decode image file '", path,
+                                        "': it is a directory; expected a JPEG, PNG, BMP, GIF, TGA or PNM image"));
+    if (std::filesystem::is_regular_file(path, ec) && std::filesystem::file_size(path, ec) == 0 && !ec)
+      throw IoError(vts::detail::concat("cannot decode image file '", path,
+                                        "': empty file (0 bytes); expected a JPEG, PNG, BMP, GIF, TGA or PNM image"));
     const char* why = stbi_failure_reason();
     throw IoError(vts::detail::concat("cannot decode image file '", path, "' (stb_image: ",
                                       why ? why : "unknown reason",

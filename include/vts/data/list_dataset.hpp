@@ -158,6 +158,32 @@ inline bool is_image_file_name(const std::string& name) {
   return std::find(std::begin(extensions), std::end(extensions), ext) != std::end(extensions);
 }
 
+// For a folder entry that is neither a regular file nor a folder: a broken symbolic link (a file or
+// class folder the user meant to include, now missing) throws vts::IoError naming it and where it
+// points; another kind of entry (a pipe, a socket, a device) throws when its name is an image's, and
+// is passed over like any other non-image file otherwise.
+inline void require_listable(const std::filesystem::directory_entry& entry, bool image_name, const char* what,
+                             const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::file_status reached = fs::status(entry.path(), ec);  // through a link, what it leads to
+  if (fs::is_symlink(entry.symlink_status(ec)) && !fs::exists(reached)) {
+    const fs::path target = fs::read_symlink(entry.path(), ec);
+    throw IoError(vts::detail::concat(what, " '", dir, "': '", entry.path().string(),
+                                      "' is a broken symbolic link (to '", target.string(),
+                                      "'); expected an image file or a folder: remove the link or restore its ",
+                                      "target"));
+  }
+  if (!image_name) return;
+  const char* kind = fs::is_fifo(reached)               ? "a named pipe"
+                     : fs::is_socket(reached)           ? "a socket"
+                     : fs::is_block_file(reached)       ? "a block device"
+                     : fs::is_character_file(reached)   ? "a character device"
+                                                        : "an entry of unknown type";
+  throw IoError(vts::detail::concat(what, " '", dir, "': expected '", entry.path().string(),
+                                    "' to be an image file, found ", kind));
+}
+
 // Throws vts::IoError "<what> '<dir>': expected a folder, found a file / nothing" unless dir is one.
 inline void require_folder(const std::string& dir, const char* what) {
   std::error_code ec;
@@ -170,7 +196,9 @@ inline void require_folder(const std::string& dir, const char* what) {
 // Every image file (by extension: jpg, jpeg, png, bmp, gif, tga, pnm, pgm, ppm) under `dir`,
 // recursively, as an unlabelled list with paths relative to `dir`, sorted so the order does not
 // depend on the file system. Symlinked folders are followed once each, not back into the listing
-// (a loop, or an image reached twice). Throws vts::IoError when dir is not a folder or holds no image.
+// (a loop, or an image reached twice). Throws vts::IoError when dir is not a folder, holds no image,
+// holds a broken symbolic link, or holds something that is neither file nor folder under an image's
+// name (a named pipe called x.png).
 inline ListFile list_image_folder(const std::string& dir, const std::string& listed_elsewhere = {}) {
   namespace fs = std::filesystem;
   detail::require_folder(dir, "image folder");
@@ -200,8 +228,15 @@ inline ListFile list_image_folder(const std::string& dir, const std::string& lis
         it.disable_recursion_pending();
       continue;
     }
-    if (!it->is_regular_file(ec) || !detail::is_image_file_name(it->path().filename().string())) continue;
-    list.images.push_back(it->path().lexically_relative(dir).generic_string());  // as reached, links kept
+    const bool image_name = detail::is_image_file_name(it->path().filename().string());
+    if (it->is_regular_file(ec)) {
+      if (image_name) list.images.push_back(it->path().lexically_relative(dir).generic_string());  // links kept
+      continue;
+    }
+    if (it->is_directory(ec)) continue;
+    // Neither a file nor a folder: a broken link may have been either, so it is never passed over.
+    detail::require_listable(*it, image_name, "image folder", dir);
+    ec.clear();  // the failed status of a skipped entry is not a failure to list the folder
   }
   if (ec) throw IoError(vts::detail::concat("image folder '", dir, "': cannot list it: ", ec.message()));
   if (list.images.empty())
@@ -218,7 +253,8 @@ inline ListFile list_image_folder(const std::string& dir, const std::string& lis
 // images at any depth. Returns every image, single-labelled, with paths relative to `dir`, in order
 // of class then path. Folders whose name starts with '.' are not classes (.git, .ipynb_checkpoints).
 // Throws vts::IoError when dir is not a folder, an image lies directly in dir (it would belong to
-// no class), a class folder holds no image, or there are fewer than two classes.
+// no class), a class folder holds no image, there are fewer than two classes, or dir or a class
+// folder holds a broken symbolic link (directly in dir, '.'-names are passed over as '.'-folders are).
 inline ListFile list_class_folders(const std::string& dir) {
   namespace fs = std::filesystem;
   detail::require_folder(dir, "class folders");
@@ -229,9 +265,13 @@ inline ListFile list_class_folders(const std::string& dir) {
     const std::string name = it->path().filename().string();
     if (it->is_directory(ec)) {
       if (!name.empty() && name[0] != '.') classes.push_back(name);
-    } else if (it->is_regular_file(ec) && detail::is_image_file_name(name)) {
-      throw IoError(vts::detail::concat("class folders '", dir, "': expected every image inside a class folder (",
-                                        dir, "/<class>/...), found '", name, "' directly in it"));
+    } else if (it->is_regular_file(ec)) {
+      if (detail::is_image_file_name(name))
+        throw IoError(vts::detail::concat("class folders '", dir, "': expected every image inside a class folder (",
+                                          dir, "/<class>/...), found '", name, "' directly in it"));
+    } else if (!name.empty() && name[0] != '.') {  // like '.'-folders, '.'-entries are no classes
+      detail::require_listable(*it, false, "class folders", dir);
+      ec.clear();
     }
   }
   if (ec) throw IoError(vts::detail::concat("class folders '", dir, "': cannot list it: ", ec.message()));

@@ -78,11 +78,14 @@ inline ClassSplit split_per_class(const std::vector<int32_t>& labels, int num_cl
               ", expected [0, ", num_classes, ")");
     by_class[static_cast<size_t>(labels[i])].push_back(static_cast<int64_t>(i));
   }
+  VTS_CHECK(query_per_class >= 0 && train_per_class >= 1, what, ": expected at least 0 query and 1 train image ",
+            "per class, found ", query_per_class, " query and ", train_per_class, " train");
   ClassSplit out;
   for (int c = 0; c < num_classes; ++c) {
     const auto& ids = by_class[static_cast<size_t>(c)];
     const auto n = static_cast<int64_t>(ids.size());
-    if (n < query_per_class + train_per_class)
+    // Compared without adding the two counts: from the command line either can be near 2^63.
+    if (query_per_class > n || train_per_class > n - query_per_class)
       throw Error(vts::detail::concat(what, ": class ", c, " needs ", query_per_class, " query + ",
                                       train_per_class, " train images, found only ", n));
     const std::vector<int64_t> perm = gen.permutation(n);
@@ -200,8 +203,8 @@ namespace detail {
 // (all of them unless opt.train_per_class says); the database is every image that is not a query,
 // the training images included, as in the DeepHash list protocols.
 inline Split folder_protocol(const ProtocolOptions& opt) {
-  VTS_CHECK(!opt.data_dir.empty(), "folder: expected ProtocolOptions::data_dir to name the folder of class "
-                                   "folders (<dir>/<class>/<image>), found an empty path");
+  VTS_CHECK(!opt.data_dir.empty(), "folder: needs a data directory (--data-dir, ProtocolOptions::data_dir): the "
+                                   "folder of class folders, <dir>/<class>/<image>; none was given");
   VTS_CHECK(opt.query_per_class >= 0 && opt.train_per_class >= 0, "folder: expected per-class counts >= 0, found ",
             opt.query_per_class, " query and ", opt.train_per_class, " train");
   const int size = opt.image_size ? opt.image_size : 224;
@@ -220,10 +223,13 @@ inline Split folder_protocol(const ProtocolOptions& opt) {
   for (size_t c = 0; c < classes; ++c) {
     const auto n = static_cast<int64_t>(by_class[c].size());
     const int64_t q = opt.query_per_class ? opt.query_per_class : std::max<int64_t>(1, (n + 5) / 10);
-    const int64_t t = opt.train_per_class ? opt.train_per_class : n - q;
-    if (n < q + std::max<int64_t>(t, 1))
+    // Compared without adding the counts: from the command line either can be near 2^63. Without
+    // a train count, every image after the queries trains, and that must be at least one.
+    const int64_t t = opt.train_per_class ? opt.train_per_class : std::max<int64_t>(n - q, 1);
+    if (q >= n || t > n - q)
       throw Error(vts::detail::concat("folder '", opt.data_dir, "': class '", all.class_names[c], "' needs ", q,
-                                      " query + ", std::max<int64_t>(t, 1), " train images, found only ", n));
+                                      " query + ", t, " train images, found only ", n,
+                                      " (every class needs at least one training image after its queries)"));
     const std::vector<int64_t> perm = gen.permutation(n);
     for (int64_t k = 0; k < n; ++k) {
       const int64_t id = by_class[c][static_cast<size_t>(perm[static_cast<size_t>(k)])];
@@ -265,8 +271,8 @@ inline Split folder_protocol(const ProtocolOptions& opt) {
 // many. An optional classes.txt names the label columns, one per line. The images go through the
 // folder protocol's transforms (grey for channels 1); mAP ranks the whole database.
 inline Split list_protocol(const ProtocolOptions& opt) {
-  VTS_CHECK(!opt.data_dir.empty(), "list: expected ProtocolOptions::data_dir to name the folder holding train.txt, "
-                                   "test.txt and database.txt, found an empty path");
+  VTS_CHECK(!opt.data_dir.empty(), "list: needs a data directory (--data-dir, ProtocolOptions::data_dir): the "
+                                   "folder holding train.txt, test.txt and database.txt; none was given");
   VTS_CHECK(opt.query_per_class == 0 && opt.train_per_class == 0,
             "list: the split is the one train.txt, test.txt and database.txt list; expected no per-class counts, "
             "found ", opt.query_per_class, " query and ", opt.train_per_class, " train");
@@ -348,8 +354,8 @@ inline Split make_protocol(const std::string& name, const ProtocolOptions& opt =
                                      {"voc2012", 20}};
   for (const ListConfig& cfg : lists) {
     if (name != cfg.name) continue;
-    VTS_CHECK(!opt.data_dir.empty(), name, ": expected ProtocolOptions::data_dir to name the folder holding "
-                                           "train.txt, test.txt and database.txt, found an empty path");
+    VTS_CHECK(!opt.data_dir.empty(), name, ": needs a data directory (--data-dir, ProtocolOptions::data_dir): the "
+                                           "folder holding train.txt, test.txt and database.txt; none was given");
     VTS_CHECK(opt.query_per_class == 0 && opt.train_per_class == 0, name,
               ": the split is the one train.txt, test.txt and database.txt list; expected no per-class counts, "
               "found ", opt.query_per_class, " query and ", opt.train_per_class, " train");

@@ -85,6 +85,21 @@ inline IndexLayout index_layout(uint64_t bits, uint64_t n, uint64_t classes, uin
   return l;
 }
 
+// Whether index_layout's arithmetic stays within 64 bits for these counts (each sum and product
+// checked before it is taken, with margin for the alignment padding).
+inline bool layout_fits(uint64_t bits, uint64_t n, uint64_t classes, uint64_t fingerprint_len, uint64_t path_len) {
+  uint64_t total = kIndexHeaderBytes + 4 * 64;
+  auto add = [&total](uint64_t v) {
+    if (v > UINT64_MAX - total) return false;
+    total += v;
+    return true;
+  };
+  auto add_product = [&add](uint64_t a, uint64_t b) { return (a == 0 || b <= UINT64_MAX / a) && add(a * b); };
+  const uint64_t label_words = classes / 64 + (classes % 64 != 0);
+  return add(fingerprint_len) && add_product(n, bits / 8) && label_words <= UINT64_MAX / 8 &&
+         add_product(n, label_words * 8) && n < UINT64_MAX && add_product(n + 1, 8) && add(path_len);
+}
+
 inline uint32_t crc32_of(uint32_t crc, const void* data, uint64_t size) {
   return static_cast<uint32_t>(crc32_z(crc, static_cast<const Bytef*>(data), static_cast<z_size_t>(size)));
 }
@@ -295,8 +310,10 @@ class IndexFile {
     if (h.bits == 0 || h.bits % 8 != 0 || h.bits > static_cast<uint64_t>(kMaxCodeBits))
       throw fail("code length K = ", h.bits, " (expected a positive multiple of 8, at most ", kMaxCodeBits, ")");
     if (h.fp_len > kMaxFingerprintBytes) throw fail("fingerprint length ", h.fp_len, " (at most ", kMaxFingerprintBytes, ")");
-    // Bound the counts by the file size before any multiplication can overflow.
-    if (h.count > size || h.classes > (uint64_t(1) << 32) || h.path_len > size)
+    // The header's CRC holds, so its counts are what the writer wrote unless the file was forged:
+    // counts whose layout fits in 64 bits describe a file, and a shorter one is a truncated copy
+    // of it (said below); counts past that describe no file at all.
+    if (h.classes > (uint64_t(1) << 32) || !detail::layout_fits(h.bits, h.count, h.classes, h.fp_len, h.path_len))
       throw fail("implausible header (n = ", h.count, ", classes = ", h.classes, ", path bytes = ", h.path_len,
                  ") for a ", size, "-byte file");
     const detail::IndexLayout l = detail::index_layout(h.bits, h.count, h.classes, h.fp_len, h.path_len);

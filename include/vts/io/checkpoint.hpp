@@ -14,19 +14,23 @@
 //
 // Reading is all-or-nothing. A CheckpointReader is told what to fill (tensor(), layer(),
 // optimizer(), loss(), generator(), expect_metadata()); each registration checks its keys at once
-// (present, floating dtype, shape) and keeps the converted values, and commit() adds the keys
-// nobody claimed. If anything is wrong, commit() throws one vts::IoError that lists every problem
-// and nothing has been modified; otherwise it assigns everything, which can no longer fail.
+// (present, floating dtype, shape; finite values, except in the optimizer's state) and keeps the
+// converted values, and commit() adds the keys nobody claimed. If anything is wrong, commit()
+// throws one vts::IoError that lists every problem and nothing has been modified; otherwise it
+// assigns everything, which can no longer fail.
 //
 // Tensors are assigned with copy_ into the existing storage, so anything holding a handle to a
 // parameter (an optimizer's ParamList) keeps seeing it.
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <set>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -96,6 +100,30 @@ inline bool starts_with(const std::string& s, const std::string& prefix) {
   return s.size() >= prefix.size() && s.compare(0, prefix.size(), prefix) == 0;
 }
 
+// NaN and Inf weights load without complaint and then make every output NaN (every code the
+// same), far from the file that caused it; loaders count them while the values pass by anyway.
+template <class T>
+int64_t count_non_finite(const std::vector<T>& values) {
+  int64_t n = 0;
+  for (const T& v : values) {
+    if constexpr (std::is_floating_point_v<T>) n += !std::isfinite(v);
+    else n += !std::isfinite(static_cast<float>(v));
+  }
+  return n;
+}
+
+inline std::string non_finite_problem(const std::string& key, int64_t bad, size_t total) {
+  return concat("tensor '", key, "' holds ", bad, " non-finite value", bad == 1 ? "" : "s", " (NaN or Inf) among ",
+                total, "; expected finite weights");
+}
+
+// What a JSON value is, for messages: its type and, when short, the value itself.
+inline std::string json_found(const nlohmann::json& v) {
+  std::string text = v.dump();
+  if (text.size() > 40) text = text.substr(0, 37) + "...";
+  return concat(text, " (", v.type_name(), ")");
+}
+
 // Calls f(optimizer&) on a plain optimizer or on the alternative a std::variant holds.
 template <class Opt, class F>
 decltype(auto) with_optimizer(Opt& opt, F&& f) {
@@ -104,6 +132,62 @@ decltype(auto) with_optimizer(Opt& opt, F&& f) {
 }
 
 }  // namespace detail
+
+// ---- metadata values ------------------------------------------------------------------------------
+// A metadata key read as T: bool, an integer type (a JSON integer that fits), double (a finite
+// number) or std::string. A key of another JSON type, or a missing one where no fallback is given,
+// throws IoError naming the file, the key, the type expected and what was found, rather than
+// nlohmann's type_error, which names neither file nor key.
+
+inline IoError metadata_error(const std::string& file, const std::string& key, const std::string& expected,
+                              const std::string& found) {
+  return IoError(detail::concat("checkpoint '", file, "': metadata '", key, "': expected ", expected, ", found ",
+                                found));
+}
+
+template <class T>
+std::string metadata_type_name() {
+  if constexpr (std::is_same_v<T, bool>) return "true or false";
+  else if constexpr (std::is_unsigned_v<T>) return "a whole number of 0 or more";
+  else if constexpr (std::is_integral_v<T>) return "a whole number";
+  else if constexpr (std::is_floating_point_v<T>) return "a finite number";
+  else return "a string";
+}
+
+template <class T>
+T metadata_value(const nlohmann::json& m, const std::string& key, const std::string& file) {
+  static_assert(std::is_same_v<T, bool> || std::is_integral_v<T> || std::is_floating_point_v<T> ||
+                std::is_same_v<T, std::string>);
+  const auto it = m.find(key);
+  if (it == m.end()) throw metadata_error(file, key, metadata_type_name<T>(), "no such key");
+  const nlohmann::json& v = *it;
+  const auto wrong = [&] { return metadata_error(file, key, metadata_type_name<T>(), detail::json_found(v)); };
+  if constexpr (std::is_same_v<T, bool>) {
+    if (!v.is_boolean()) throw wrong();
+    return v.get<bool>();
+  } else if constexpr (std::is_integral_v<T>) {
+    if (!v.is_number_integer()) throw wrong();
+    const bool fits = v.is_number_unsigned() ? std::in_range<T>(v.get<uint64_t>()) : std::in_range<T>(v.get<int64_t>());
+    if (!fits)
+      throw metadata_error(file, key,
+                           detail::concat("a whole number from ", +std::numeric_limits<T>::min(), " to ",
+                                          +std::numeric_limits<T>::max()),
+                           detail::json_found(v));
+    return v.is_number_unsigned() ? static_cast<T>(v.get<uint64_t>()) : static_cast<T>(v.get<int64_t>());
+  } else if constexpr (std::is_floating_point_v<T>) {
+    if (!v.is_number() || !std::isfinite(v.get<double>())) throw wrong();
+    return static_cast<T>(v.get<double>());
+  } else {
+    if (!v.is_string()) throw wrong();
+    return v.get<std::string>();
+  }
+}
+
+// The same, with `fallback` for a missing key (older checkpoints lack some).
+template <class T>
+T metadata_value(const nlohmann::json& m, const std::string& key, const std::string& file, T fallback) {
+  return m.contains(key) ? metadata_value<T>(m, key, file) : fallback;
+}
 
 class CheckpointWriter {
  public:
@@ -333,7 +417,12 @@ class CheckpointReader {
       ok = false;
     }
     if (!ok) return nullptr;
-    return std::make_shared<std::vector<T>>(t.to_array().as<T>());
+    auto values = std::make_shared<std::vector<T>>(t.to_array().as<T>());
+    if (const int64_t bad = detail::count_non_finite(*values); bad > 0) {
+      problems_.add(detail::non_finite_problem(name, bad, values->size()));
+      return nullptr;
+    }
+    return values;
   }
 
   // An integer vector of exactly `count` values of dtype `dtype`, or null after recording a

@@ -7,10 +7,10 @@
 //
 // Every load is checked as a whole before the model is touched: each source key is matched to a
 // parameter of the model, its dtype must be float32/float16/bfloat16/float64 (converted to the
-// model's type), its shape must be the one the model needs. Missing keys, unexpected keys, wrong
-// shapes, wrong dtypes and unreadable members are collected and reported together in one
-// vts::IoError; only when there is none are the parameters overwritten (in place, so optimizers
-// holding them stay valid). docs/weights.md has the key tables.
+// model's type), its shape must be the one the model needs, its values finite. Missing keys,
+// unexpected keys, wrong shapes, wrong dtypes, NaN or Inf values and unreadable members are
+// collected and reported together in one vts::IoError; only when there is none are the parameters
+// overwritten (in place, so optimizers holding them stay valid). docs/weights.md has the key tables.
 //
 // Position embeddings saved for another grid (e.g. 384-pixel fine-tunes, or a model with another
 // patch count) are resized as jeonsworld's loader does (§6.4): the class-token row is kept and the
@@ -210,15 +210,25 @@ class WeightPlan {
     if (!ok) return;
     Dest& dest = dests_[d];
     if (dest.buffer.empty()) dest.buffer.resize(static_cast<size_t>(dest.target->numel()));
+    std::vector<T> values;
     if (part.pos_embed && g_old != grid_) {
-      const std::vector<double> resized = resize_pos_embed(a.as<double>(), g_old, grid_, dim_);
-      std::vector<T> v(resized.size());
-      for (size_t i = 0; i < v.size(); ++i) v[i] = convert_value<T>(resized[i], static_cast<int64_t>(i));
-      part.place(v, dest.buffer.data());
+      const std::vector<double> source = a.as<double>();
+      if (const int64_t bad = count_non_finite(source); bad > 0) {
+        problems_.add(non_finite_problem(key, bad, source.size()));
+        return;
+      }
+      const std::vector<double> resized = resize_pos_embed(source, g_old, grid_, dim_);
+      values.resize(resized.size());
+      for (size_t i = 0; i < values.size(); ++i) values[i] = convert_value<T>(resized[i], static_cast<int64_t>(i));
       report_.pos_grid_from = g_old;
     } else {
-      part.place(a.as<T>(), dest.buffer.data());
+      values = a.as<T>();
+      if (const int64_t bad = count_non_finite(values); bad > 0) {
+        problems_.add(non_finite_problem(key, bad, values.size()));
+        return;
+      }
     }
+    part.place(values, dest.buffer.data());
   }
 
   // Fatal problems with the file as a whole (cannot open, corrupt directory): report and stop.
