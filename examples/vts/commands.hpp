@@ -2,11 +2,19 @@
 // The subcommands of the `vts` program; each registers its flags on the parent app and returns
 // the function that runs it once the command line has been parsed.
 #include <algorithm>
+#include <charconv>
 #include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -24,6 +32,64 @@ Run add_export_command(CLI::App& app);    // search.cpp
 Run add_evaluate_command(CLI::App& app);  // evaluate.cpp
 Run add_info_command(CLI::App& app);      // info.cpp
 
+// Flag checks whose messages say what the flag takes and what it was given. CLI11's own
+// (PositiveNumber, Range) print their limits as doubles in full, say "not in range" of a word, and
+// leave the upper end open, so that a count near 2^63 overflowed the arithmetic it sized.
+inline CLI::Validator whole_number(int64_t lo, int64_t hi, int64_t multiple_of = 1) {
+  std::string desc = "INT in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
+  if (multiple_of > 1) desc += ", a multiple of " + std::to_string(multiple_of);
+  return CLI::Validator(
+      [lo, hi, multiple_of](std::string& text) -> std::string {
+        int64_t v = 0;
+        const char* end = text.data() + text.size();
+        const auto [stop, error] = std::from_chars(text.data(), end, v);
+        std::string want = "a whole number from " + std::to_string(lo) + " to " + std::to_string(hi);
+        if (multiple_of > 1) want += " that is a multiple of " + std::to_string(multiple_of);
+        if (text.empty() || error != std::errc{} || stop != end)
+          return "expected " + want + ", found '" + text + "'";
+        if (v < lo || v > hi || v % multiple_of != 0) return "expected " + want + ", found " + text;
+        return {};
+      },
+      desc);
+}
+// A seed: any 64-bit unsigned number (a leading minus would otherwise wrap around to 2^64 - 1).
+inline CLI::Validator seed_number() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        uint64_t v = 0;
+        const char* end = text.data() + text.size();
+        const auto [stop, error] = std::from_chars(text.data(), end, v);
+        if (text.empty() || error != std::errc{} || stop != end)
+          return "expected a whole number from 0 to 18446744073709551615, found '" + text + "'";
+        return {};
+      },
+      "UINT");
+}
+// A finite real number, above 0 or (zero_allowed) at least 0.
+inline CLI::Validator real_number(bool zero_allowed) {
+  const std::string want = zero_allowed ? "a number >= 0" : "a number > 0";
+  return CLI::Validator(
+      [zero_allowed, want](std::string& text) -> std::string {
+        char* stop = nullptr;
+        const double v = std::strtod(text.c_str(), &stop);
+        if (text.empty() || stop != text.c_str() + text.size() || !std::isfinite(v))
+          return "expected " + want + ", found '" + text + "'";
+        if (v < 0.0 || (v == 0.0 && !zero_allowed)) return "expected " + want + ", found " + text;
+        return {};
+      },
+      zero_allowed ? "NUMBER >= 0" : "NUMBER > 0");
+}
+inline CLI::Validator positive_number() { return real_number(false); }
+inline CLI::Validator non_negative_number() { return real_number(true); }
+
+// Upper ends of the counts: far above any real use, low enough that the arithmetic they size
+// (batches × 4, per-class counts × classes, k + 1) stays inside 64 bits.
+inline constexpr int64_t kMaxThreads = 1024;        // GOMP's thread stacks overflowed at 100,000
+inline constexpr int64_t kMaxWorkers = 256;         // each a thread with a batch of its own
+inline constexpr int64_t kMaxBatch = int64_t{1} << 20;
+inline constexpr int64_t kMaxEpochs = 1000000;
+inline constexpr int64_t kMaxCount = int64_t{1} << 40;  // images per class, k, P@k's k
+
 inline double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -31,6 +97,46 @@ inline double seconds_since(std::chrono::steady_clock::time_point t0) {
 // `p` absolute and lexically normal, the way indexes and checkpoints record paths ("" stays "").
 inline std::string absolute_path(const std::string& p) {
   return p.empty() ? p : std::filesystem::absolute(p).lexically_normal().string();
+}
+
+// Whether two paths name the same file: through links and relative spellings for files that exist,
+// by their normal absolute form otherwise.
+inline bool same_file(const std::string& a, const std::string& b) {
+  namespace fs = std::filesystem;
+  std::error_code ec_a, ec_b;
+  if (fs::exists(a, ec_a) && fs::exists(b, ec_b)) {
+    const bool same = fs::equivalent(a, b, ec_a);
+    return !ec_a && same;
+  }
+  const fs::path pa = fs::weakly_canonical(a, ec_a), pb = fs::weakly_canonical(b, ec_b);
+  return !ec_a && !ec_b && pa == pb;
+}
+
+// An output that is also one of the command's inputs would be replaced by what is made from it
+// (an index written over the checkpoint that encodes it): refused before anything is read.
+// `inputs`: (flag, path) pairs; a model folder counts with the best.safetensors it is read through.
+inline void check_output_is_not_an_input(const std::string& out_flag, const std::string& out,
+                                         const std::vector<std::pair<std::string, std::string>>& inputs) {
+  if (out.empty() || out == "-") return;
+  for (const auto& [flag, path] : inputs) {
+    if (path.empty()) continue;
+    std::error_code ec;
+    const std::string model_file = (std::filesystem::path(path) / "best.safetensors").string();
+    if (same_file(out, path) || (std::filesystem::is_directory(path, ec) && same_file(out, model_file)))
+      throw Error(out_flag + " " + out + ": this is what " + flag + " reads (" + path +
+                  "); writing there would replace it. Expected an output path that is none of the inputs");
+  }
+}
+
+// A list file (one image path, or file#record, per line) must be text: an image or an archive given
+// in its place would otherwise be read line by line and its bytes printed back as "file names".
+inline void check_text_list(const std::string& flag, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  char head[4096];
+  in.read(head, sizeof head);
+  if (std::memchr(head, '\0', static_cast<size_t>(in.gcount())) != nullptr)
+    throw Error(flag + " '" + path + "': expected a folder of images or a text file listing them, one per line; "
+                "found a binary file");
 }
 
 // --gemm chooses how CUDA GEMMs run; given without --device cuda it would silently do nothing.

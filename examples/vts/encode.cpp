@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -168,6 +169,10 @@ EncodeSource encode_source(const EncodeArgs& a, const HashModel& model, int64_t 
     } else {
       VTS_CHECK(!a.class_folders, "--class-folders needs --images to be a folder (DIR/<class>/<image>), found the "
                                   "file '", a.images, "'");
+      VTS_CHECK(!data::detail::is_image_file_name(fs::path(a.images).filename().string()), "--images '", a.images,
+                "': expected a folder of images or a text file listing them, found an image file (to encode one "
+                "image, put it in a folder of its own)");
+      check_text_list("--images", a.images);
       // A DeepHash list (a path and C labels of 0/1 per line; C from --classes or from the first
       // entry), or a plain list of image paths, one per line.
       const int classes = a.classes > 0 ? a.classes : data::list_first_entry(a.images).labels;
@@ -313,6 +318,15 @@ int run_encode(const EncodeArgs& a) {
     // An update is saved every --save-every minutes and when an image fails, so that an encode that
     // stops (an undecodable image, a killed process) continues from there when run again.
     const auto chunk = static_cast<size_t>(4 * a.batch);
+    // A save part-way through must not leave fewer codes than the index it replaces: a moved folder
+    // or a bulk chmod makes every image new or changed, and one undecodable image early on would
+    // otherwise replace a full index with an empty one.
+    const size_t previous_rows = previous ? static_cast<size_t>(previous->size()) : 0;
+    auto rows_with_codes = [&] {
+      size_t rows = 0;
+      for (int64_t i = 0; i < n; ++i) rows += has_code[static_cast<size_t>(i)] && !unreadable.contains(i);
+      return rows;
+    };
     auto last_save = std::chrono::steady_clock::now();
     size_t saved = 0;
     for (size_t begin = 0; begin < to_encode.size(); begin += chunk) {
@@ -327,7 +341,12 @@ int run_encode(const EncodeArgs& a) {
           progress(static_cast<int64_t>(begin) + done, static_cast<int64_t>(to_encode.size()));
         });
       } catch (const std::exception& e) {
-        if (begin == 0 && previous == std::nullopt) throw;  // nothing to save
+        if (const size_t rows = rows_with_codes(); rows == 0 || rows < previous_rows) {
+          if (!previous) throw;  // nothing to save
+          throw Error(std::string(e.what()) + "\n" + a.out + " is left as it was: the " + std::to_string(rows) +
+                      " codes encoded or kept so far are fewer than the " + std::to_string(previous_rows) +
+                      " it holds; remove or replace the image and run the same command again");
+        }
         const size_t rows = write(false);
         throw Error(std::string(e.what()) + "\nprogress saved: " + a.out + " holds the " + std::to_string(rows) +
                     " images encoded so far; remove or replace the image and run the same command to continue");
@@ -337,7 +356,7 @@ int run_encode(const EncodeArgs& a) {
         has_code[static_cast<size_t>(ids[j])] = 1;
       }
       if (a.save_every_minutes > 0 && begin + chunk < to_encode.size() &&
-          seconds_since(last_save) >= 60 * a.save_every_minutes) {
+          seconds_since(last_save) >= 60 * a.save_every_minutes && rows_with_codes() >= previous_rows) {
         saved = write(false);
         last_save = std::chrono::steady_clock::now();
         if (!a.quiet) std::fprintf(stderr, "%ssaved %zu codes to %s\n", tty ? "\n" : "", saved, a.out.c_str());
@@ -371,7 +390,7 @@ Run add_encode_command(CLI::App& app) {
                                 "labels per line; names from classes.txt beside it), or a file of image paths")
                      ->check(CLI::ExistingPath);
   app.add_option("--classes", a->classes, "label count of a --images list file (default: its first entry's)")
-      ->check(CLI::PositiveNumber);
+      ->check(whole_number(1, int64_t{1} << 20));
   app.add_flag("--class-folders", a->class_folders,
                "--images DIR holds DIR/<class>/<image>: every image, labelled by its folder (names kept for vts "
                "search)")
@@ -382,12 +401,14 @@ Run add_encode_command(CLI::App& app) {
       ->excludes(images);
   app.add_option("--data-dir", a->data_dir, "dataset folder (as for vts train)");
   app.add_option("--image-root", a->image_root, "folder the list files' image paths are relative to");
-  app.add_option("--seed", a->seed, "seed of the protocol split (default: the training run's)");
-  app.add_option("--batch", a->batch, "images per forward pass")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--seed", a->seed, "seed of the protocol split (default: the training run's)")
+      ->check(whole_number(0, std::numeric_limits<int64_t>::max()));
+  app.add_option("--batch", a->batch, "images per forward pass")->check(whole_number(1, kMaxBatch))->capture_default_str();
   auto* workers = app.add_option("--workers", a->workers,
                                  "image decoding threads (default: up to 4 on the CPU, up to 8 with --device cuda)")
-                      ->check(CLI::NonNegativeNumber);
-  app.add_option("--threads", a->threads, "compute threads (default: OMP_NUM_THREADS or all cores)");
+                      ->check(whole_number(0, kMaxWorkers));
+  app.add_option("--threads", a->threads, "compute threads (default: OMP_NUM_THREADS or all cores)")
+      ->check(whole_number(1, kMaxThreads));
   app.add_option("--device", a->device,
                  "cpu, or cuda (a build with the CUDA backend and the model's config; see --gemm)")
       ->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
@@ -401,8 +422,8 @@ Run add_encode_command(CLI::App& app) {
       ->needs(images);
   app.add_option("--save-every", a->save_every_minutes,
                  "--update: save the codes so far every this many minutes (0: only at the end), so that an "
-                 "encode that stops continues from there")
-      ->check(CLI::NonNegativeNumber)->capture_default_str()->needs(update);
+                 "encode that stops continues from there (never while they are fewer than the index held)")
+      ->check(non_negative_number())->capture_default_str()->needs(update);
   app.add_flag("--skip-unreadable", a->skip_unreadable,
                "leave out images that cannot be read or decoded (listed at the end) instead of stopping; "
                "with --update they are tried again next time")
@@ -411,6 +432,8 @@ Run add_encode_command(CLI::App& app) {
   return [a, gemm, workers] {
     if (workers->count() == 0) a->workers = default_workers(a->device);
     check_gemm_needs_cuda(a->device, a->gemm, gemm->count() > 0);
+    // --update reads --out on purpose (it is the index being brought up to date).
+    check_output_is_not_an_input("--out", a->out, {{"--model", a->model}, {"--images", a->images}});
     return run_encode(*a);
   };
 }

@@ -213,15 +213,17 @@ Run add_evaluate_command(CLI::App& app) {
   app.add_option("--topk", a->topk,
                  "mAP@k (0: the protocol's when the indexes are a protocol's query and database splits, as vts "
                  "train reports; otherwise, and for -1, the whole database)")
-      ->capture_default_str();
+      ->check(whole_number(-1, kMaxCount))->capture_default_str();
   app.add_flag("--reference-slice", a->reference_slice,
                "mAP over the whole database leaves out the last-ranked item, as the reference code does (set "
                "already for the reference protocols' splits)");
   app.add_option("--precision-at", a->precision_at, "P@k for each of these k")
-      ->delimiter(',')->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--radius", a->radius, "precision within this Hamming radius (-1: none)")->capture_default_str();
+      ->delimiter(',')->check(whole_number(1, kMaxCount))->capture_default_str();
+  app.add_option("--radius", a->radius, "precision within this Hamming radius (-1: none)")
+      ->check(whole_number(-1, kMaxCount))->capture_default_str();
   app.add_option("--out", a->out, "folder for metrics.json, per_query.json, pr_curve.json and pr_curve.svg");
-  app.add_option("--threads", a->threads, "compute threads (default: OMP_NUM_THREADS or all cores)");
+  app.add_option("--threads", a->threads, "compute threads (default: OMP_NUM_THREADS or all cores)")
+      ->check(whole_number(1, kMaxThreads));
   return [a] {
     if (a->topk < -1)
       throw Error("--topk: expected k > 0, 0 (the protocol's) or -1 (all), found " + std::to_string(a->topk));

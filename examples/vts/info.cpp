@@ -59,7 +59,11 @@ std::string describe(const ModelIdentity& id) {
 void index_info(const std::string& path, bool json) {
   const index::IndexFile idx = index::open_index_file(path);  // checks the layout and the CRC
   if (json) {
-    std::printf("%s\n", nlohmann::json::parse(idx.fingerprint()).dump(2).c_str());
+    // A fingerprint that is not JSON (an index written through the library with its own) is
+    // shown as the string it is.
+    const nlohmann::json fp = nlohmann::json::parse(idx.fingerprint(), nullptr, false);
+    const nlohmann::json shown = fp.is_discarded() ? nlohmann::json(std::string(idx.fingerprint())) : fp;
+    std::printf("%s\n", shown.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     return;
   }
   const IndexFingerprint fp = parse_index_fingerprint(idx.fingerprint(), path);
@@ -116,8 +120,14 @@ void checkpoint_info(const std::string& path, bool json) {
     auto count = [&](const char* key) { return s.contains(key) ? s[key].dump() : std::string("?"); };
     std::printf("  split: %s train / %s query / %s database, %s classes\n", count("train").c_str(),
                 count("query").c_str(), count("database").c_str(), count("classes").c_str());
-    if (s.contains("class_names"))
-      std::printf("  classes: %s\n", joined(s["class_names"].get<std::vector<std::string>>()).c_str());
+    if (s.contains("class_names")) {
+      const nlohmann::json& names = s["class_names"];
+      const auto is_string = [](const nlohmann::json& n) { return n.is_string(); };
+      const bool all_strings = names.is_array() && std::all_of(names.begin(), names.end(), is_string);
+      if (!all_strings)
+        throw io::metadata_error(path, "split.class_names", "an array of strings", io::detail::json_found(names));
+      std::printf("  classes: %s\n", joined(names.get<std::vector<std::string>>()).c_str());
+    }
   }
 }
 

@@ -56,7 +56,9 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // CLI11 prints the message; its exit codes (105-114) would break the promise that every error
+    // exits with 1, which scripts test for.
+    return app.exit(e) == 0 ? 0 : 1;
   }
   try {
     for (auto& [sub, run] : runs)

@@ -58,6 +58,9 @@ VTS_EXTERN_CUDA_MODEL(nn::ViTB32)
 
 namespace {
 
+// What vts train --bits accepts.
+constexpr int64_t kMinBits = 8, kMaxBits = 4096;
+
 std::unique_ptr<HashModel> load_cuda_model([[maybe_unused]] io::CheckpointReader& ckpt, const std::string& config,
                                            [[maybe_unused]] const std::string& head, [[maybe_unused]] int64_t bits,
                                            [[maybe_unused]] const std::string& path) {
@@ -100,18 +103,32 @@ std::unique_ptr<HashModel> load_hash_model(const std::string& path_in, const std
   io::CheckpointReader ckpt(path);
   const nlohmann::json& m = ckpt.metadata();
   auto field = [&](const char* key) -> std::string {
-    const auto it = m.find(key);
-    if (it == m.end() || !it->is_string())
+    if (!m.contains(key))
       throw IoError(std::string("checkpoint '") + path + "': metadata has no string '" + key +
                     "'; expected a checkpoint written by vts train");
-    return it->get<std::string>();
+    return io::metadata_value<std::string>(m, key, path);
   };
   const std::string config = field("config"), head = field("head");
   field("dataset");
-  const auto bits_it = m.find("bits");
-  if (bits_it == m.end() || !bits_it->is_number_integer() || bits_it->get<int64_t>() < 8)
-    throw IoError("checkpoint '" + path + "': metadata has no integer 'bits' >= 8");
-  const int64_t bits = bits_it->get<int64_t>();
+  // The network is sized from `bits` before any tensor is checked against it, so a corrupt value
+  // would be a giant allocation: it must be a code length vts train makes, and the one the hash
+  // head's last layer in the file has.
+  const int64_t bits = io::metadata_value<int64_t>(m, "bits", path);
+  const std::string head_weight = head == "cls" ? "model.hash_head.fc.weight" : "model.hash_head.fc2.weight";
+  // A missing head weight is reported later, with every other problem of the load.
+  const bool has_head_weight = ckpt.contains(head_weight);
+  const std::string head_shape = has_head_weight ? io::detail::shape_str(ckpt.file().at(head_weight).shape) : "";
+  if (bits < kMinBits || bits > kMaxBits || bits % 8 != 0)
+    throw IoError("checkpoint '" + path + "': metadata bits = " + std::to_string(bits) +
+                  "; expected a code length from 8 to 4096, a multiple of 8 (what vts train --bits takes)" +
+                  (has_head_weight ? "; tensor '" + head_weight + "' has shape " + head_shape : std::string()));
+  if (has_head_weight) {
+    const std::vector<int64_t>& shape = ckpt.file().at(head_weight).shape;
+    if (shape.size() != 2 || shape[0] != bits)
+      throw IoError("checkpoint '" + path + "': metadata bits = " + std::to_string(bits) + ", but tensor '" +
+                    head_weight + "' has shape " + head_shape + "; expected one row per code bit (" +
+                    std::to_string(bits) + " rows)");
+  }
   const bool known = config == "tiny" || config == "small" || config == "b16" || config == "b32";
   if (known && device == "cuda") return load_cuda_model(ckpt, config, head, bits, path);
   VTS_CHECK(device == "cpu", "load_hash_model: device '", device, "' is not one of cpu, cuda");

@@ -49,12 +49,19 @@ class HashModelOf final : public HashModel {
   }
 
   void set_metadata(const nlohmann::json& m, std::string checkpoint) {
-    id_.loss = m.value("loss", "");
-    id_.dataset = m.value("dataset", "");
-    id_.flip_average = m.value("flip_average", false);
-    seed_ = m.value("seed", uint64_t{1});
-    query_per_class_ = m.value("query_per_class", int64_t{0});
-    train_per_class_ = m.value("train_per_class", int64_t{0});
+    const std::string& file = checkpoint;
+    id_.loss = io::metadata_value<std::string>(m, "loss", file, "");
+    id_.dataset = io::metadata_value<std::string>(m, "dataset", file, "");
+    id_.flip_average = io::metadata_value<bool>(m, "flip_average", file, false);
+    seed_ = io::metadata_value<uint64_t>(m, "seed", file, 1);
+    // The split counts size the protocol `vts encode` rebuilds; vts train writes 0 or more.
+    auto count = [&](const char* key) {
+      const int64_t n = io::metadata_value<int64_t>(m, key, file, 0);
+      if (n < 0) throw io::metadata_error(file, key, "a count of 0 or more images per class", std::to_string(n));
+      return n;
+    };
+    query_per_class_ = count("query_per_class");
+    train_per_class_ = count("train_per_class");
     checkpoint_ = std::move(checkpoint);
   }
 

@@ -75,6 +75,7 @@ std::vector<std::string> query_sources(const SearchArgs& a) {
   VTS_CHECK(!data::detail::is_image_file_name(fs::path(a.queries).filename().string()), "--queries '", a.queries,
             "': expected a folder of images or a text file listing queries, found an image file (use --image for "
             "a single query)");
+  check_text_list("--queries", a.queries);
   std::ifstream in(a.queries, std::ios::binary);
   if (!in) throw IoError("cannot open the query list '" + a.queries + "': " + std::strerror(errno));
   std::string line;
@@ -270,8 +271,10 @@ int run_search(const SearchArgs& a) {
       for (size_t j = begin; j < end; ++j) add(i, r.indices[j], r.distances[j], SIZE_MAX);
     }
   } else {
-    // One more than asked, in case the query itself is among them.
-    const index::KnnResult r = index::knn_search(idx.codes(), q, a.k + (a.exclude_query ? 1 : 0));
+    // One more than asked, in case the query itself is among them; never more than the index holds
+    // (the result has a slot for each, so -k 10^9 would otherwise ask for gigabytes of empty ones).
+    const int64_t k = std::min<int64_t>(a.k + (a.exclude_query ? 1 : 0), idx.size());
+    const index::KnnResult r = index::knn_search(idx.codes(), q, k);
     for (int64_t i = 0; i < n; ++i)
       for (int64_t j = 0; j < r.k; ++j) add(i, r.index(i, j), r.distance(i, j), static_cast<size_t>(a.k));
   }
@@ -356,9 +359,9 @@ Run add_search_command(CLI::App& app) {
                                  "several queries: a folder (every image below it), or a text file with one image "
                                  "file or file#record per line")
                       ->check(CLI::ExistingPath);
-  auto* k = app.add_option("-k", a->k, "number of neighbours")->check(CLI::PositiveNumber)->capture_default_str();
+  auto* k = app.add_option("-k", a->k, "number of neighbours")->check(whole_number(1, kMaxCount))->capture_default_str();
   app.add_option("--radius", a->radius, "every item within this Hamming distance instead of the k nearest")
-      ->check(CLI::NonNegativeNumber)->excludes(k);
+      ->check(whole_number(0, kMaxCount))->excludes(k);
   app.add_option("--model", a->model, "model checkpoint (default: the one the index was built with)");
   auto* gallery = app.add_option("--gallery", a->gallery,
                                  "PNG of the query and its neighbours; with several queries (or --json -) none unless "
@@ -370,8 +373,9 @@ Run add_search_command(CLI::App& app) {
   app.add_option("--json", a->json, "also write the results as JSON to this file ('-': JSON on stdout, no tables)");
   auto* workers = app.add_option("--workers", a->workers, "image decoding threads for several queries (default: up "
                                                           "to 4)")
-                      ->check(CLI::NonNegativeNumber);
-  app.add_option("--threads", a->threads, "compute threads (default: OMP_NUM_THREADS or all cores)");
+                      ->check(whole_number(0, kMaxWorkers));
+  app.add_option("--threads", a->threads, "compute threads (default: OMP_NUM_THREADS or all cores)")
+      ->check(whole_number(1, kMaxThreads));
   app.add_option("--device", a->device,
                  "where the queries are encoded: cpu, or cuda (a build with the CUDA backend and the model's config)")
       ->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
@@ -382,6 +386,12 @@ Run add_search_command(CLI::App& app) {
     if (image->count() == 0 && queries->count() == 0)
       throw Error("vts search: expected a query: --image FILE (repeatable) or --queries DIR|LIST, found neither");
     a->gallery_given = gallery->count() > 0;
+    std::vector<std::pair<std::string, std::string>> inputs = {
+        {"--index", a->index}, {"--model", a->model}, {"--queries", a->queries}};
+    for (const std::string& image : a->images) inputs.emplace_back("--image", image);
+    check_output_is_not_an_input("--json", a->json, inputs);
+    const bool gallery_written = !a->no_gallery && (a->gallery_given || (a->images.size() == 1 && a->queries.empty()));
+    if (gallery_written) check_output_is_not_an_input("--gallery", a->gallery, inputs);
     if (workers->count() == 0) a->workers = default_workers("cpu");
     return run_search(*a);
   };
@@ -393,7 +403,10 @@ Run add_export_command(CLI::App& app) {
   app.add_option("--format", a->format, "faiss: an IndexBinaryFlat file; milvus: vectors.npy and ids.npy in a folder")
       ->required()->check(CLI::IsMember({"faiss", "milvus"}));
   app.add_option("--out", a->out, "faiss: the file; milvus: the folder")->required();
-  return [a] { return run_export(*a); };
+  return [a] {
+    check_output_is_not_an_input("--out", a->out, {{"--index", a->index}});
+    return run_export(*a);
+  };
 }
 
 }  // namespace vts::cli

@@ -63,27 +63,78 @@ nlohmann::json RunRecord::last_checkpoint_metadata(int64_t epoch) const {
 }
 
 int64_t RunRecord::restore(const nlohmann::json& m, const std::string& path) {
-  const int64_t start_epoch = m.value("epoch", int64_t{0});
-  best.epoch = m.value("best_epoch", int64_t{0});
-  best.report.map = m.value("best_map", -1.0);
-  evaluations = m.value("evaluations", nlohmann::json::array());
-  for (const auto& h : m.value("loss_history", nlohmann::json::array()))
-    history.emplace_back(h.at("epoch").get<int64_t>(), h.at("loss").get<double>());
-  train_seconds = m.value("train_seconds", 0.0);
+  // Every field is checked before the first is kept: one found wrong later (evaluations is only
+  // appended to after an epoch) would cost the epochs trained before it, and a negative epoch
+  // would count epochs that never ran.
+  auto epoch_number = [&](const nlohmann::json& v) {
+    return v.is_number_integer() && (v.is_number_unsigned() ? v.get<uint64_t>() <= uint64_t(INT64_MAX)
+                                                            : v.get<int64_t>() >= 0);
+  };
+  auto epoch_field = [&](const char* key) {
+    if (m.contains(key) && !epoch_number(m[key]))
+      throw io::metadata_error(path, key, "an epoch number of 0 or more", io::detail::json_found(m[key]));
+    return m.contains(key) ? m[key].get<int64_t>() : int64_t{0};
+  };
+  // An array of {"epoch": n >= 0, `value`: a finite number, ...}, as last_checkpoint_metadata writes.
+  auto epoch_records = [&](const char* key, const char* value) {
+    if (!m.contains(key)) return nlohmann::json::array();
+    const nlohmann::json& records = m[key];
+    if (!records.is_array())
+      throw io::metadata_error(path, key,
+                               std::string("an array of {\"epoch\": ..., \"") + value + "\": ...} objects",
+                               io::detail::json_found(records));
+    for (size_t i = 0; i < records.size(); ++i) {
+      const nlohmann::json& r = records[i];
+      const std::string at = std::string(key) + "[" + std::to_string(i) + "]";
+      if (!r.is_object() || !r.contains("epoch") || !r.contains(value))
+        throw io::metadata_error(path, at, std::string("an object with \"epoch\" and \"") + value + "\"",
+                                 io::detail::json_found(r));
+      if (!epoch_number(r["epoch"]))
+        throw io::metadata_error(path, at + ".epoch", "an epoch number of 0 or more",
+                                 io::detail::json_found(r["epoch"]));
+      if (!r[value].is_number() || !std::isfinite(r[value].get<double>()))
+        throw io::metadata_error(path, at + "." + value, "a finite number", io::detail::json_found(r[value]));
+    }
+    return records;
+  };
+  auto object_field = [&](const char* key) {
+    if (!m.contains(key)) return nlohmann::json::object();
+    if (!m[key].is_object()) throw io::metadata_error(path, key, "a JSON object", io::detail::json_found(m[key]));
+    return m[key];
+  };
+  const int64_t start_epoch = epoch_field("epoch");
+  const int64_t best_epoch = epoch_field("best_epoch");
+  const double best_map = io::metadata_value<double>(m, "best_map", path, -1.0);
+  const double seconds = io::metadata_value<double>(m, "train_seconds", path, 0.0);
+  if (seconds < 0) throw io::metadata_error(path, "train_seconds", "0 or more seconds", std::to_string(seconds));
+  nlohmann::json restored_evaluations = epoch_records("evaluations", "map");
+  const nlohmann::json losses = epoch_records("loss_history", "loss");
+  const nlohmann::json then = object_field("settings");
+  const nlohmann::json was_split = object_field("split");  // checkpoints before 2026-12-04 have none
+
+  best.epoch = best_epoch;
+  best.report.map = best_map;
+  evaluations = std::move(restored_evaluations);
+  for (const auto& h : losses) history.emplace_back(h["epoch"].get<int64_t>(), h["loss"].get<double>());
+  train_seconds = seconds;
   std::string changed;
-  const nlohmann::json now = run_settings(a_), then = m.value("settings", nlohmann::json::object());
+  const nlohmann::json now = run_settings(a_);
   for (const auto& [k, v] : now.items())
     if (then.contains(k) && then[k] != v) changed += " " + k + " " + then[k].dump() + "->" + v.dump();
-  if (m.contains("split") && m["split"].is_object()) {  // checkpoints before 2026-12-04 have none
+  if (m.contains("split")) {
     std::string what;
     for (const char* k : {"train", "query", "database", "classes", "class_names"}) {
-      const nlohmann::json was = m["split"].value(k, nlohmann::json()), is = split.value(k, nlohmann::json());
+      const nlohmann::json was = was_split.value(k, nlohmann::json()), is = split.value(k, nlohmann::json());
       if (was != is) what += std::string(what.empty() ? "" : " ") + k + " " + was.dump() + "->" + is.dump();
     }
     if (!what.empty()) changed += " dataset split (" + what + ")";
   }
-  std::printf("resumed from %s after epoch %lld (best mAP so far %.4f at epoch %lld)\n", path.c_str(),
-              static_cast<long long>(start_epoch), best.report.map, static_cast<long long>(best.epoch));
+  if (evaluations.empty())  // stopped by its first evaluation: there is no best yet
+    std::printf("resumed from %s after epoch %lld (not yet evaluated)\n", path.c_str(),
+                static_cast<long long>(start_epoch));
+  else
+    std::printf("resumed from %s after epoch %lld (best mAP so far %.4f at epoch %lld)\n", path.c_str(),
+                static_cast<long long>(start_epoch), best.report.map, static_cast<long long>(best.epoch));
   if (!changed.empty())
     std::printf("note: this run differs from the checkpoint's:%s; the result will not be that of an "
                 "uninterrupted run\n", changed.c_str());
@@ -181,7 +232,8 @@ Run add_train_command(CLI::App& app) {
       ->check(CLI::IsMember({"all", "cls"}))->capture_default_str();
   app.add_option("--loss", a->loss, "dsh, hashnet, greedyhash, idhn, csq, dpn")
       ->check(CLI::IsMember(hash::loss::names()))->capture_default_str();
-  app.add_option("--bits", a->bits, "code length K")->check(CLI::Range(8, 4096))->capture_default_str();
+  app.add_option("--bits", a->bits, "code length K (a multiple of 8: codes are packed in bytes)")
+      ->check(whole_number(8, 4096, 8))->capture_default_str();
   app.add_option("--dataset", a->dataset,
                  "fashion-mnist, cifar10, cifar10-1, cifar10-2, imagenet, nuswide_21, nuswide_21_m, nuswide_81_m, "
                  "coco, mirflickr, voc2012; your own images: folder (--data-dir DIR holding DIR/<class>/<image>) or "
@@ -191,23 +243,23 @@ Run add_train_command(CLI::App& app) {
   app.add_option("--data-dir", a->data_dir, "dataset folder (default for fashion-mnist: the Debian package's)");
   app.add_option("--query-per-class", a->query_per_class,
                  "queries per class (fashion-mnist, cifar10*, folder; 0: the protocol's, folder 10 %)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(whole_number(0, kMaxCount))->capture_default_str();
   app.add_option("--train-per-class", a->train_per_class,
                  "training images per class (fashion-mnist, cifar10*, folder; 0: the protocol's, folder all "
                  "but the queries)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(whole_number(0, kMaxCount))->capture_default_str();
   app.add_option("--image-root", a->image_root, "folder the list files' image paths are relative to");
   app.add_option("--image-cache-mb", a->image_cache_mb,
                  "list datasets and folder: MB of resized images kept in memory after their first decode (0: "
                  "decode every image every epoch)")
-      ->check(CLI::Range(int64_t{0}, int64_t{1} << 30))->capture_default_str();
-  app.add_option("--epochs", a->epochs, "training epochs of the hash stage")->check(CLI::NonNegativeNumber)
+      ->check(whole_number(0, int64_t{1} << 30))->capture_default_str();
+  app.add_option("--epochs", a->epochs, "training epochs of the hash stage")->check(whole_number(0, kMaxEpochs))
       ->capture_default_str();
-  app.add_option("--batch", a->batch, "batch size")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--batch", a->batch, "batch size")->check(whole_number(1, kMaxBatch))->capture_default_str();
   app.add_option("--optimizer", a->opt.name, "adam, adamw, rmsprop, sgd")
       ->check(CLI::IsMember({"adam", "adamw", "rmsprop", "sgd"}))->capture_default_str();
-  app.add_option("--lr", a->opt.lr, "peak learning rate")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--weight-decay", a->opt.weight_decay, "weight decay")->check(CLI::NonNegativeNumber)
+  app.add_option("--lr", a->opt.lr, "peak learning rate")->check(positive_number())->capture_default_str();
+  app.add_option("--weight-decay", a->opt.weight_decay, "weight decay")->check(non_negative_number())
       ->capture_default_str();
   app.add_option("--schedule", a->opt.schedule, "constant, step (x0.1 every --step-size epochs), cosine")
       ->check(CLI::IsMember({"constant", "step", "cosine"}))->capture_default_str();
@@ -215,9 +267,9 @@ Run add_train_command(CLI::App& app) {
   app.add_option("--warmup-epochs", a->opt.warmup_epochs, "linear warm-up of the cosine schedule")->capture_default_str();
   app.add_option("--final-lr", a->opt.final_lr, "learning rate at the end of the cosine schedule")->capture_default_str();
   app.add_option("--eval-every", a->eval_every, "evaluate every E epochs (and after the last)")
-      ->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(whole_number(1, kMaxEpochs))->capture_default_str();
   app.add_option("--pretrain-epochs", a->pretrain_epochs, "classifier pretraining epochs before hashing")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(whole_number(0, kMaxEpochs))->capture_default_str();
   app.add_option("--pretrain-lr", a->pretrain_lr, "learning rate of the classifier stage")->capture_default_str();
   app.add_flag("--augment,!--no-augment", a->augment, "training augmentation (fashion-mnist: shift and flip; list datasets and folder: flip and random crop)")
       ->capture_default_str();
@@ -226,19 +278,22 @@ Run add_train_command(CLI::App& app) {
   app.add_option("--ema", a->ema, "evaluate an exponential moving average of the weights with this decay (0: off)")
       ->check(CLI::Range(0.0, 0.99999))->capture_default_str();
   app.add_option("--mixup", a->mixup, "mixup: blend each batch with itself shuffled, weight ~ Beta(a, a) (0: off; csq only)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(non_negative_number())->capture_default_str();
   app.add_flag("--flip-average,!--no-flip-average", a->flip_average,
                "encode each image and its mirror image and average the outputs")->capture_default_str();
   app.add_flag("--reference-compat", a->reference_compat,
                "reproduce the VTS paper code's loss behaviour where it differs from the corrected one");
-  app.add_option("--seed", a->seed, "seed of the split, initialisation, shuffling and dropout")->capture_default_str();
-  app.add_option("--threads", a->threads, "compute threads (default: OMP_NUM_THREADS or all cores)");
+  app.add_option("--seed", a->seed, "seed of the split, initialisation, shuffling and dropout")
+      ->check(seed_number())->capture_default_str();
+  app.add_option("--threads", a->threads, "compute threads (default: OMP_NUM_THREADS or all cores)")
+      ->check(whole_number(1, kMaxThreads));
   auto* workers = app.add_option("--workers", a->workers,
                                  "data loader threads (default: up to 4 on the CPU, up to 8 with --device cuda)")
-                      ->check(CLI::NonNegativeNumber);
-  app.add_option("--eval-batch", a->eval_batch, "batch size when encoding")->check(CLI::PositiveNumber)
+                      ->check(whole_number(0, kMaxWorkers));
+  app.add_option("--eval-batch", a->eval_batch, "batch size when encoding")->check(whole_number(1, kMaxBatch))
       ->capture_default_str();
-  app.add_option("--topk", a->topk, "mAP@k (0 = the protocol's, -1 = the whole database)")->capture_default_str();
+  app.add_option("--topk", a->topk, "mAP@k (0 = the protocol's, -1 = the whole database)")
+      ->check(whole_number(-1, kMaxCount))->capture_default_str();
   app.add_option("--out", a->out, "output folder")->capture_default_str();
   app.add_flag("--quiet", a->quiet, "no progress lines");
   auto* pretrained = app.add_option("--pretrained", a->pretrained,

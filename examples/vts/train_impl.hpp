@@ -277,13 +277,39 @@ int run(const TrainArgs& a) {
   record.split = {{"train", split.train->size()}, {"query", split.query->size()},
                   {"database", split.database->size()}, {"classes", classes}};
   if (!split.class_names.empty()) record.split["class_names"] = split.class_names;
+  // The whole training state (live weights, optimizer, loss, dropout generator), for --resume.
+  // `evaluation_pending`: the evaluation due after `epoch` failed, and --resume runs it first.
+  auto save_last = [&](int64_t epoch, bool evaluation_pending) {
+    io::CheckpointWriter last;
+    io::add_training_state(last, trainer);
+    last.metadata() = record.last_checkpoint_metadata(epoch);
+    if (evaluation_pending) last.metadata()["evaluation_pending"] = true;
+    last.write(a.out + "/last.safetensors");
+  };
   auto evaluate = [&](int64_t epoch) {
     const auto t0 = std::chrono::steady_clock::now();
     auto note = [&](int64_t done, int64_t total) {
       if (tty) std::fprintf(stderr, "\r  encoding %lld/%lld", static_cast<long long>(done), static_cast<long long>(total));
     };
-    const std::vector<float> uq = trainer.encode(split.query, a.eval_batch, a.workers, note);
-    const std::vector<float> udb = trainer.encode(split.database, a.eval_batch, a.workers, note);
+    std::vector<float> uq, udb;
+    try {
+      uq = trainer.encode(split.query, a.eval_batch, a.workers, note);
+      udb = trainer.encode(split.database, a.eval_batch, a.workers, note);
+    } catch (const std::exception& e) {
+      // A query or database image that cannot be read shows only here, after the epochs before it:
+      // keep them.
+      std::string kept;
+      try {
+        std::filesystem::create_directories(a.out);
+        save_last(epoch, true);
+        kept = "\nthe training state after epoch " + std::to_string(epoch) + " is saved in " + a.out +
+               "/last.safetensors: fix the cause, then run the same command with --resume " + a.out +
+               " to evaluate it and go on";
+      } catch (const std::exception& save_error) {
+        kept = std::string("\nthe training state could not be saved either: ") + save_error.what();
+      }
+      throw Error(std::string(e.what()) + kept);
+    }
     if (tty) std::fputc('\n', stderr);
     if (record.score(epoch, uq, udb, query_labels_packed, db_labels_packed, topk, t0)) {
       io::CheckpointWriter ckpt;
@@ -292,17 +318,13 @@ int run(const TrainArgs& a) {
       ckpt.metadata() = record.best_checkpoint_metadata();
       ckpt.write(a.out + "/best.safetensors");
     }
-    // The whole training state (live weights, optimizer, loss, dropout generator) after every
-    // evaluation, for --resume.
-    io::CheckpointWriter last;
-    io::add_training_state(last, trainer);
-    last.metadata() = record.last_checkpoint_metadata(epoch);
-    last.write(a.out + "/last.safetensors");
+    save_last(epoch, false);  // after every evaluation
   };
 
   // --resume: restore everything the last evaluation saved and continue with the next epoch. With
   // the same settings the run ends with the same bytes as an uninterrupted one.
   int64_t start_epoch = 0;
+  bool evaluation_pending = false;
   if (!a.resume.empty()) {
     const std::string path = std::filesystem::is_directory(a.resume) ? a.resume + "/last.safetensors" : a.resume;
     io::CheckpointReader ckpt(path);
@@ -315,6 +337,8 @@ int run(const TrainArgs& a) {
     // A checkpoint of a run without EMA has no average: start one from the loaded weights.
     if (a.ema > 0 && !io::has_ema_state(ckpt)) trainer.set_ema(a.ema);
     start_epoch = record.restore(ckpt.metadata(), path);
+    const nlohmann::json& m = ckpt.metadata();
+    evaluation_pending = m.contains("evaluation_pending") && m["evaluation_pending"] == true;
   }
 
   // Said once, when the trainer first turns the graphs off (at a step's capture or at an evaluation).
@@ -324,6 +348,8 @@ int run(const TrainArgs& a) {
     std::fprintf(stderr, "vts train: CUDA graphs off, training op by op (the same results): %s\n",
                  record.cuda_graphs_off.c_str());
   };
+  // The evaluation the interrupted run could not finish, where it would have come.
+  if (evaluation_pending && start_epoch < a.epochs) evaluate(start_epoch);
   for (int64_t epoch = start_epoch; epoch < a.epochs; ++epoch) {
     const auto t0 = std::chrono::steady_clock::now();
     const double mean_loss = trainer.train_epoch(train_loader, epoch, a.epochs,

@@ -150,7 +150,7 @@ grep -q "left out 1 image that could not be read" "$out/skip.txt" && grep -q "br
 for index in pgm skipped; do "$vts" export --index "$out/$index.vtsidx" --format milvus --out "$out/m_$index" >/dev/null; done
 cmp -s "$out/m_pgm/vectors.npy" "$out/m_skipped/vectors.npy" || fail "--skip-unreadable changed the other codes"
 expect_error "holds no labels" "$vts" evaluate --queries "$out/pgm.vtsidx" --database "$out/db.vtsidx"
-expect_error "expected r >= 0" "$vts" evaluate --queries "$out/query.vtsidx" --database "$out/db.vtsidx" --radius -2
+expect_error "radius: expected a whole number from -1" "$vts" evaluate --queries "$out/query.vtsidx" --database "$out/db.vtsidx" --radius -2
 "$vts" evaluate --queries "$out/query.vtsidx" --database "$out/query.vtsidx" >"$out/self_eval.txt"
 grep -q "1000 of 1000 queries are also in the database" "$out/self_eval.txt" || { cat "$out/self_eval.txt"; fail "no overlap note"; }
 expect_error "expected a query" "$vts" search --index "$out/db.vtsidx" --no-gallery

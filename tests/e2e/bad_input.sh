@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# What the `vts` commands do with bad flags and with outputs or failures that would cost the user's
+# files or work (found by an adversarial pass over the program, 2026-12-05):
+#   - a count outside its range, a negative seed, a non-number: exit 1 and a message naming the flag,
+#     the range and what was given (no crash at --threads 100000, no 2^63-sized arithmetic);
+#   - -k far above the index's size lists the index, without reserving memory for k;
+#   - an output that is one of the command's inputs is refused, and the input stays as it was;
+#   - an image file or a binary file given as a list of images is refused;
+#   - a failed `encode --update` never leaves fewer codes than the index it would replace;
+#   - a query image that cannot be decoded, found at the first evaluation, keeps the epochs trained:
+#     --resume evaluates and finishes with the uninterrupted run's results.
+# Usage: bad_input.sh VTS RUN_DIR (a finished `vts train` run of the tiny config on Fashion-MNIST).
+set -euo pipefail
+vts=$(realpath "$1")
+run=$2
+data=${VTS_FASHION_DIR:-/usr/share/datasets/fashion-mnist}
+out=$(mktemp -d)
+trap '[[ -n ${KEEP:-} ]] || rm -rf "$out"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+expect_error() {  # expect_error PATTERN COMMAND...
+  local pattern=$1
+  shift
+  local rc=0
+  "$@" >"$out/err.txt" 2>&1 || rc=$?
+  ((rc == 1)) || { cat "$out/err.txt"; fail "expected exit status 1, got $rc: $*"; }
+  grep -qF -- "$pattern" "$out/err.txt" || { cat "$out/err.txt"; fail "error does not say '$pattern': $*"; }
+}
+[[ -s $run/best.safetensors ]] || fail "$run holds no best.safetensors (a finished vts train run was expected)"
+
+# Flags.
+expect_error "--batch: expected a whole number from 1 to 1048576, found 0" "$vts" train --batch 0 --out "$out/x"
+expect_error "--bits: expected a whole number from 8 to 4096 that is a multiple of 8, found 100" \
+  "$vts" train --bits 100 --out "$out/x"
+expect_error "--bits: expected a whole number from 8 to 4096 that is a multiple of 8, found 'abc'" \
+  "$vts" train --bits abc --out "$out/x"
+expect_error "--seed: expected a whole number from 0 to 18446744073709551615, found '-1'" \
+  "$vts" train --seed -1 --out "$out/x"
+expect_error "--lr: expected a number > 0, found 'nan'" "$vts" train --lr nan --out "$out/x"
+expect_error "--epochs: expected a whole number from 0 to 1000000, found 9223372036854775807" \
+  "$vts" train --epochs 9223372036854775807 --out "$out/x"
+expect_error "--topk: expected a whole number from -1 to" "$vts" train --topk -5 --out "$out/x"
+expect_error "--threads: expected a whole number from 1 to 1024, found 100000" \
+  "$vts" train --threads 100000 --out "$out/x"
+expect_error "--workers: expected a whole number from 0 to 256, found 1000000" \
+  "$vts" encode --model "$run" --out "$out/x.vtsidx" --workers 1000000
+expect_error "--precision-at: expected a whole number from 1 to" "$vts" evaluate --queries "$run/best.safetensors" \
+  --database "$run/best.safetensors" --precision-at 0
+expect_error "-k: expected a whole number from 1 to" "$vts" search --index "$run/best.safetensors" --image x.png -k 0
+[[ ! -e $out/x ]] || fail "a refused command created its output"
+
+# A small labelled folder of images, and its index.
+source "$(dirname "$0")/class_folders.sh"
+write_class_folders "$data" "$out/photos" 3 "$out"
+"$vts" encode --model "$run" --images "$out/photos" --class-folders --out "$out/photos.vtsidx" --quiet >/dev/null
+cp "$out/photos.vtsidx" "$out/photos.kept"
+query=$(ls "$out/photos/bag"/*.pgm | head -1)
+
+# -k above the index's size: the whole index, at once.
+"$vts" search --index "$out/photos.vtsidx" --image "$query" -k 1000000000 --exclude-query --no-gallery >"$out/k.txt"
+[[ $(awk 'NR > 2 && $1 ~ /^[0-9]+$/' "$out/k.txt" | wc -l) == 29 ]] ||
+  { cat "$out/k.txt"; fail "-k 10^9 --exclude-query: expected the 29 other images of 30"; }
+
+# An output that is an input.
+expect_error "--out $out/photos.vtsidx: this is what --index reads" \
+  "$vts" export --index "$out/photos.vtsidx" --format faiss --out "$out/photos.vtsidx"
+expect_error "--json $out/photos.vtsidx: this is what --index reads" \
+  "$vts" search --index "$out/photos.vtsidx" --image "$query" --json "$out/photos.vtsidx" --no-gallery
+expect_error "--gallery $query: this is what --image reads" \
+  "$vts" search --index "$out/photos.vtsidx" --image "$query" --gallery "$query"
+cmp -s "$out/photos.vtsidx" "$out/photos.kept" || fail "a refused export or search changed the index"
+mkdir "$out/model"
+cp "$run/best.safetensors" "$out/model/"
+expect_error "this is what --model reads" \
+  "$vts" encode --model "$out/model" --images "$out/photos" --out "$out/model/best.safetensors"
+cmp -s "$out/model/best.safetensors" "$run/best.safetensors" || fail "a refused encode changed the checkpoint"
+
+# Not a list of images.
+expect_error "found an image file" "$vts" encode --model "$run" --images "$query" --out "$out/one.vtsidx"
+head -c 600 "$data/t10k-labels-idx1-ubyte.gz" >"$out/binary.txt"
+expect_error "found a binary file" "$vts" encode --model "$run" --images "$out/binary.txt" --out "$out/b.vtsidx"
+expect_error "found a binary file" "$vts" search --index "$out/photos.vtsidx" --queries "$out/binary.txt" --no-gallery
+
+# `encode --update` of a moved folder (every image new) that meets an undecodable one: the index
+# keeps its 30 codes instead of being saved with the none encoded so far.
+mv "$out/photos" "$out/moved"
+printf 'not an image' >"$out/moved/bag/zz_broken.png"
+expect_error "is left as it was" "$vts" encode --model "$run" --images "$out/moved" --class-folders \
+  --out "$out/photos.vtsidx" --update --quiet
+cmp -s "$out/photos.vtsidx" "$out/photos.kept" || fail "a failed --update replaced the index"
+rm "$out/moved/bag/zz_broken.png"
+
+# A query image that cannot be decoded: training stops at the first evaluation with the epochs
+# kept, and --resume (the image fixed) ends as the uninterrupted run does.
+lists=$out/lists
+mkdir -p "$lists"
+n=0
+for f in $(cd "$out/moved" && ls -- */*.pgm); do
+  class=${f%%/*}
+  row=""
+  for c in "${fashion_class_names[@]}"; do [[ $c == "$class" ]] && row+=" 1" || row+=" 0"; done
+  if ((n++ % 3 == 0)); then echo "$f$row" >>"$lists/test.txt"; else echo "$f$row" >>"$lists/train.txt"; fi
+done
+cp "$lists/train.txt" "$lists/database.txt"
+train_lists() {  # train_lists OUT [FLAGS...]
+  local dest=$1
+  shift
+  "$vts" train --dataset list --data-dir "$lists" --image-root "$out/moved" --epochs 3 --eval-every 1 \
+    --out "$dest" --quiet "$@"
+}
+train_lists "$out/whole" >/dev/null
+first_query=$(awk 'NR == 1 { print $1 }' "$lists/test.txt")
+cp "$out/moved/$first_query" "$out/query.kept"
+printf 'not an image' >"$out/moved/$first_query"
+expect_error "the training state after epoch 1 is saved in $out/stopped/last.safetensors" train_lists "$out/stopped"
+cp "$out/query.kept" "$out/moved/$first_query"
+train_lists "$out/stopped" --resume "$out/stopped" >/dev/null
+evaluations() {  # each evaluation's scores, without its time
+  tr -d ' \n' <"$1/metrics.json" | grep -o '"evaluations":\[[^]]*\]' | sed 's/,"seconds":[0-9.e+-]*//g'
+}
+[[ -n $(evaluations "$out/whole") && $(evaluations "$out/stopped") == "$(evaluations "$out/whole")" ]] ||
+  fail "the resumed run's evaluations differ from the uninterrupted run's"
+cmp -s "$out/stopped/best.safetensors" "$out/whole/best.safetensors" ||
+  fail "the resumed run's best.safetensors differs from the uninterrupted run's"
+echo "bad input: ok"
