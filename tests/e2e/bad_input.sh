@@ -15,16 +15,9 @@ vts=$(realpath "$1")
 run=$2
 data=${VTS_FASHION_DIR:-/usr/share/datasets/fashion-mnist}
 out=$(mktemp -d)
-trap '[[ -n ${KEEP:-} ]] || rm -rf "$out"' EXIT
+trap 'rm -rf "$out"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
-expect_error() {  # expect_error PATTERN COMMAND...
-  local pattern=$1
-  shift
-  local rc=0
-  "$@" >"$out/err.txt" 2>&1 || rc=$?
-  ((rc == 1)) || { cat "$out/err.txt"; fail "expected exit status 1, got $rc: $*"; }
-  grep -qF -- "$pattern" "$out/err.txt" || { cat "$out/err.txt"; fail "error does not say '$pattern': $*"; }
-}
+source "$(dirname "$0")/expect_error.sh"
 [[ -s $run/best.safetensors ]] || fail "$run holds no best.safetensors (a finished vts train run was expected)"
 
 # Flags.

@@ -20,14 +20,7 @@ for f in best last; do
   [[ -s $run/$f.safetensors ]] || fail "$run holds no $f.safetensors (a finished vts train run was expected)"
 done
 
-expect_error() {  # expect_error PATTERN COMMAND...
-  local pattern=$1
-  shift
-  local rc=0
-  "$@" >"$out/err.txt" 2>&1 || rc=$?
-  ((rc == 1)) || { cat "$out/err.txt"; fail "expected exit status 1, got $rc: $*"; }
-  grep -q -- "$pattern" "$out/err.txt" || { cat "$out/err.txt"; fail "error does not mention '$pattern': $*"; }
-}
+source "$(dirname "$0")/expect_error.sh"
 
 # safetensors: an 8-byte little-endian header length, the JSON header (our metadata is a JSON
 # string under "__metadata__"."vts", so its quotes appear as \"), then the tensors' data.

@@ -128,14 +128,7 @@ grep -qF "\"query\": \"$out/pgm/img9.pgm\"" "$out/batch/results.json" || fail "r
 [[ -s "$out/milvus/vectors.npy" && -s "$out/milvus/ids.npy" ]] || fail "Milvus files missing"
 
 # Bad input: a clear error and a non-zero exit, never a crash.
-expect_error() {  # expect_error PATTERN COMMAND...
-  local pattern=$1
-  shift
-  local rc=0
-  "$@" >"$out/err.txt" 2>&1 || rc=$?
-  ((rc == 1)) || { cat "$out/err.txt"; fail "expected exit status 1, got $rc: $*"; }
-  grep -q -- "$pattern" "$out/err.txt" || { cat "$out/err.txt"; fail "error does not mention '$pattern': $*"; }
-}
+source "$(dirname "$0")/expect_error.sh"
 head -c 1000 "$out/db.vtsidx" >"$out/cut.vtsidx"
 expect_error "cut.vtsidx" "$vts" search --index "$out/cut.vtsidx" --image "$out/pgm/img0.pgm" --no-gallery
 expect_error "nothere.png" "$vts" search --index "$out/db.vtsidx" --image "$out/nothere.png" --no-gallery
