@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -34,7 +35,8 @@ Run add_info_command(CLI::App& app);      // info.cpp
 
 // Flag checks whose messages say what the flag takes and what it was given. CLI11's own
 // (PositiveNumber, Range) print their limits as doubles in full, say "not in range" of a word, and
-// leave the upper end open, so that a count near 2^63 overflowed the arithmetic it sized.
+// PositiveNumber leaves the upper end open, so that a count near 2^63 overflowed the arithmetic it
+// sized.
 inline CLI::Validator whole_number(int64_t lo, int64_t hi, int64_t multiple_of = 1) {
   std::string desc = "INT in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
   if (multiple_of > 1) desc += ", a multiple of " + std::to_string(multiple_of);
@@ -65,22 +67,29 @@ inline CLI::Validator seed_number() {
       },
       "UINT");
 }
-// A finite real number, above 0 or (zero_allowed) at least 0.
-inline CLI::Validator real_number(bool zero_allowed) {
-  const std::string want = zero_allowed ? "a number >= 0" : "a number > 0";
+// A finite real number from `lo` (above it unless `lo_allowed`) to `hi`.
+inline CLI::Validator real_number(double lo, double hi, bool lo_allowed) {
+  auto text_of = [](double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", v);
+    return std::string(buf);
+  };
+  const std::string want =
+      std::isinf(hi) ? std::string("a number ") + (lo_allowed ? ">= " : "> ") + text_of(lo)
+                     : "a number from " + text_of(lo) + (lo_allowed ? "" : " (excluded)") + " to " + text_of(hi);
   return CLI::Validator(
-      [zero_allowed, want](std::string& text) -> std::string {
+      [lo, hi, lo_allowed, want](std::string& text) -> std::string {
         char* stop = nullptr;
         const double v = std::strtod(text.c_str(), &stop);
         if (text.empty() || stop != text.c_str() + text.size() || !std::isfinite(v))
           return "expected " + want + ", found '" + text + "'";
-        if (v < 0.0 || (v == 0.0 && !zero_allowed)) return "expected " + want + ", found " + text;
+        if (v < lo || (v == lo && !lo_allowed) || v > hi) return "expected " + want + ", found " + text;
         return {};
       },
-      zero_allowed ? "NUMBER >= 0" : "NUMBER > 0");
+      "NUMBER");
 }
-inline CLI::Validator positive_number() { return real_number(false); }
-inline CLI::Validator non_negative_number() { return real_number(true); }
+inline CLI::Validator positive_number() { return real_number(0.0, HUGE_VAL, false); }
+inline CLI::Validator non_negative_number() { return real_number(0.0, HUGE_VAL, true); }
 
 // Upper ends of the counts: far above any real use, low enough that the arithmetic they size
 // (batches × 4, per-class counts × classes, k + 1) stays inside 64 bits.

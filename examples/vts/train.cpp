@@ -274,9 +274,9 @@ Run add_train_command(CLI::App& app) {
   app.add_flag("--augment,!--no-augment", a->augment, "training augmentation (fashion-mnist: shift and flip; list datasets and folder: flip and random crop)")
       ->capture_default_str();
   app.add_option("--erase", a->erase, "random-erasing probability of the training augmentation (fashion-mnist)")
-      ->check(CLI::Range(0.0, 1.0))->capture_default_str();
+      ->check(real_number(0.0, 1.0, true))->capture_default_str();
   app.add_option("--ema", a->ema, "evaluate an exponential moving average of the weights with this decay (0: off)")
-      ->check(CLI::Range(0.0, 0.99999))->capture_default_str();
+      ->check(real_number(0.0, 0.99999, true))->capture_default_str();
   app.add_option("--mixup", a->mixup, "mixup: blend each batch with itself shuffled, weight ~ Beta(a, a) (0: off; csq only)")
       ->check(non_negative_number())->capture_default_str();
   app.add_flag("--flip-average,!--no-flip-average", a->flip_average,

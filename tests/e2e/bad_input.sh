@@ -29,6 +29,8 @@ expect_error "--bits: expected a whole number from 8 to 4096 that is a multiple 
 expect_error "--seed: expected a whole number from 0 to 18446744073709551615, found '-1'" \
   "$vts" train --seed -1 --out "$out/x"
 expect_error "--lr: expected a number > 0, found 'nan'" "$vts" train --lr nan --out "$out/x"
+expect_error "--erase: expected a number from 0 to 1, found 2" "$vts" train --erase 2 --out "$out/x"
+expect_error "--ema: expected a number from 0 to 0.99999, found 'abc'" "$vts" train --ema abc --out "$out/x"
 expect_error "--epochs: expected a whole number from 0 to 1000000, found 9223372036854775807" \
   "$vts" train --epochs 9223372036854775807 --out "$out/x"
 expect_error "--topk: expected a whole number from -1 to" "$vts" train --topk -5 --out "$out/x"
