@@ -20,6 +20,7 @@
 #include <CLI/CLI.hpp>
 
 #include "vts/core/error.hpp"
+#include "vts/data/list_dataset.hpp"
 #include "vts/io/atomic_file.hpp"
 
 namespace vts::cli {
@@ -137,15 +138,18 @@ inline void check_output_is_not_an_input(const std::string& out_flag, const std:
   }
 }
 
-// A list file (one image path, or file#record, per line) must be text: an image or an archive given
-// in its place would otherwise be read line by line and its bytes printed back as "file names".
-inline void check_text_list(const std::string& flag, const std::string& path) {
+// A list of images (one path, or file#record, per line) must be a text file: an image or an archive
+// given in its place would otherwise be read line by line and its bytes printed back as "file
+// names". `one_image_hint` says what to do with a single image instead.
+inline void check_image_list(const std::string& flag, const std::string& path, const std::string& one_image_hint) {
+  const std::string expected =
+      flag + " '" + path + "': expected a folder of images or a text file listing them, one per line; found ";
+  if (data::detail::is_image_file_name(std::filesystem::path(path).filename().string()))
+    throw Error(expected + "an image file (" + one_image_hint + ")");
   std::ifstream in(path, std::ios::binary);
   char head[4096];
   in.read(head, sizeof head);
-  if (std::memchr(head, '\0', static_cast<size_t>(in.gcount())) != nullptr)
-    throw Error(flag + " '" + path + "': expected a folder of images or a text file listing them, one per line; "
-                "found a binary file");
+  if (std::memchr(head, '\0', static_cast<size_t>(in.gcount())) != nullptr) throw Error(expected + "a binary file");
 }
 
 // --gemm chooses how CUDA GEMMs run; given without --device cuda it would silently do nothing.

@@ -169,10 +169,7 @@ EncodeSource encode_source(const EncodeArgs& a, const HashModel& model, int64_t 
     } else {
       VTS_CHECK(!a.class_folders, "--class-folders needs --images to be a folder (DIR/<class>/<image>), found the "
                                   "file '", a.images, "'");
-      VTS_CHECK(!data::detail::is_image_file_name(fs::path(a.images).filename().string()), "--images '", a.images,
-                "': expected a folder of images or a text file listing them, found an image file (to encode one "
-                "image, put it in a folder of its own)");
-      check_text_list("--images", a.images);
+      check_image_list("--images", a.images, "to encode one image, put it in a folder of its own");
       // A DeepHash list (a path and C labels of 0/1 per line; C from --classes or from the first
       // entry), or a plain list of image paths, one per line.
       const int classes = a.classes > 0 ? a.classes : data::list_first_entry(a.images).labels;

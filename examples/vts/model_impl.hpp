@@ -55,13 +55,8 @@ class HashModelOf final : public HashModel {
     id_.flip_average = io::metadata_value<bool>(m, "flip_average", file, false);
     seed_ = io::metadata_value<uint64_t>(m, "seed", file, 1);
     // The split counts size the protocol `vts encode` rebuilds; vts train writes 0 or more.
-    auto count = [&](const char* key) {
-      const int64_t n = io::metadata_value<int64_t>(m, key, file, 0);
-      if (n < 0) throw io::metadata_error(file, key, "a count of 0 or more images per class", std::to_string(n));
-      return n;
-    };
-    query_per_class_ = count("query_per_class");
-    train_per_class_ = count("train_per_class");
+    query_per_class_ = io::metadata_count(m, "query_per_class", file, 0);
+    train_per_class_ = io::metadata_count(m, "train_per_class", file, 0);
     checkpoint_ = std::move(checkpoint);
   }
 

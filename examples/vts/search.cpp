@@ -72,10 +72,7 @@ std::vector<std::string> query_sources(const SearchArgs& a) {
       sources.push_back((fs::path(a.queries) / p).string());
     return sources;
   }
-  VTS_CHECK(!data::detail::is_image_file_name(fs::path(a.queries).filename().string()), "--queries '", a.queries,
-            "': expected a folder of images or a text file listing queries, found an image file (use --image for "
-            "a single query)");
-  check_text_list("--queries", a.queries);
+  check_image_list("--queries", a.queries, "use --image for a single query");
   std::ifstream in(a.queries, std::ios::binary);
   if (!in) throw IoError("cannot open the query list '" + a.queries + "': " + std::strerror(errno));
   std::string line;

@@ -66,15 +66,6 @@ int64_t RunRecord::restore(const nlohmann::json& m, const std::string& path) {
   // Every field is checked before the first is kept: one found wrong later (evaluations is only
   // appended to after an epoch) would cost the epochs trained before it, and a negative epoch
   // would count epochs that never ran.
-  auto epoch_number = [&](const nlohmann::json& v) {
-    return v.is_number_integer() && (v.is_number_unsigned() ? v.get<uint64_t>() <= uint64_t(INT64_MAX)
-                                                            : v.get<int64_t>() >= 0);
-  };
-  auto epoch_field = [&](const char* key) {
-    if (m.contains(key) && !epoch_number(m[key]))
-      throw io::metadata_error(path, key, "an epoch number of 0 or more", io::detail::json_found(m[key]));
-    return m.contains(key) ? m[key].get<int64_t>() : int64_t{0};
-  };
   // An array of {"epoch": n >= 0, `value`: a finite number, ...}, as last_checkpoint_metadata writes.
   auto epoch_records = [&](const char* key, const char* value) {
     if (!m.contains(key)) return nlohmann::json::array();
@@ -89,9 +80,7 @@ int64_t RunRecord::restore(const nlohmann::json& m, const std::string& path) {
       if (!r.is_object() || !r.contains("epoch") || !r.contains(value))
         throw io::metadata_error(path, at, std::string("an object with \"epoch\" and \"") + value + "\"",
                                  io::detail::json_found(r));
-      if (!epoch_number(r["epoch"]))
-        throw io::metadata_error(path, at + ".epoch", "an epoch number of 0 or more",
-                                 io::detail::json_found(r["epoch"]));
+      io::metadata_count_value(r["epoch"], path, at + ".epoch");
       if (!r[value].is_number() || !std::isfinite(r[value].get<double>()))
         throw io::metadata_error(path, at + "." + value, "a finite number", io::detail::json_found(r[value]));
     }
@@ -102,8 +91,8 @@ int64_t RunRecord::restore(const nlohmann::json& m, const std::string& path) {
     if (!m[key].is_object()) throw io::metadata_error(path, key, "a JSON object", io::detail::json_found(m[key]));
     return m[key];
   };
-  const int64_t start_epoch = epoch_field("epoch");
-  const int64_t best_epoch = epoch_field("best_epoch");
+  const int64_t start_epoch = io::metadata_count(m, "epoch", path, 0);
+  const int64_t best_epoch = io::metadata_count(m, "best_epoch", path, 0);
   const double best_map = io::metadata_value<double>(m, "best_map", path, -1.0);
   const double seconds = io::metadata_value<double>(m, "train_seconds", path, 0.0);
   if (seconds < 0) throw io::metadata_error(path, "train_seconds", "0 or more seconds", std::to_string(seconds));

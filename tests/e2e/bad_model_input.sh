@@ -88,7 +88,7 @@ expect_error "flip.safetensors': metadata 'flip_average': expected true or false
 edit_header "$best" "$out/loss.safetensors" 's/\\"loss\\":\\"[a-z]*\\"/\\"loss\\":5/'
 expect_error "metadata 'loss': expected a string, found 5 (number)" encode "$out/loss.safetensors"
 edit_header "$best" "$out/queries.safetensors" 's/\\"query_per_class\\":[0-9]*/\\"query_per_class\\":-5/'
-expect_error "metadata 'query_per_class': expected a count of 0 or more" encode "$out/queries.safetensors"
+expect_error "metadata 'query_per_class': expected a whole number of 0 or more" encode "$out/queries.safetensors"
 edit_header "$last" "$out/names.safetensors" 's/\\"split\\":{/\\"split\\":{\\"class_names\\":\\"x\\",/'
 expect_error "metadata 'split.class_names': expected an array of strings" "$vts" info "$out/names.safetensors"
 
@@ -99,7 +99,7 @@ resume() {
     --bits "$(setting bits)" --epochs $(($(setting epoch) + 1)) --eval-every 1000 --out "$out/resumed" --quiet
 }
 edit_header "$last" "$out/epoch.safetensors" 's/\\"epoch\\":[0-9]*,\\"evaluations/\\"epoch\\":-5,\\"evaluations/'
-expect_error "metadata 'epoch': expected an epoch number of 0 or more, found -5" resume "$out/epoch.safetensors"
+expect_error "metadata 'epoch': expected a whole number of 0 or more, found -5" resume "$out/epoch.safetensors"
 edit_header "$last" "$out/evals.safetensors" 's/\\"evaluations\\":\[[^]]*\]/\\"evaluations\\":\\"x\\"/'
 expect_error "metadata 'evaluations': expected an array" resume "$out/evals.safetensors"
 ! grep -q "eval after epoch" "$out/err.txt" || fail "--resume trained before it refused the evaluations"

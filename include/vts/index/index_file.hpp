@@ -68,36 +68,33 @@ struct IndexOpenOptions {
 
 namespace detail {
 
-inline uint64_t align64(uint64_t x) { return (x + 63) & ~uint64_t(63); }
-
 // Where each section goes, from the counts alone; the reader recomputes this and demands equality.
+// nullopt when the counts need offsets past 64 bits: no file has them, and a forged header must not
+// wrap around to small offsets.
 struct IndexLayout {
   uint64_t fingerprint = 0, codes = 0, labels = 0, path_table = 0, path_bytes = 0, file_size = 0;
 };
-inline IndexLayout index_layout(uint64_t bits, uint64_t n, uint64_t classes, uint64_t fingerprint_len, uint64_t path_len) {
+inline std::optional<IndexLayout> index_layout(uint64_t bits, uint64_t n, uint64_t classes, uint64_t fingerprint_len,
+                                               uint64_t path_len) {
+  bool fits = true;
+  auto add = [&fits](uint64_t a, uint64_t b) {
+    fits = fits && b <= UINT64_MAX - a;
+    return fits ? a + b : 0;
+  };
+  auto mul = [&fits](uint64_t a, uint64_t b) {
+    fits = fits && (a == 0 || b <= UINT64_MAX / a);
+    return fits ? a * b : 0;
+  };
+  auto align64 = [&add](uint64_t x) { return add(x, 63) & ~uint64_t(63); };
   IndexLayout l;
   l.fingerprint = kIndexHeaderBytes;
-  l.codes = align64(l.fingerprint + fingerprint_len);
-  l.labels = align64(l.codes + n * (bits / 8));
-  l.path_table = align64(l.labels + n * ((classes + 63) / 64) * 8);
-  l.path_bytes = align64(l.path_table + (n + 1) * 8);
-  l.file_size = l.path_bytes + path_len;
+  l.codes = align64(add(l.fingerprint, fingerprint_len));
+  l.labels = align64(add(l.codes, mul(n, bits / 8)));
+  l.path_table = align64(add(l.labels, mul(mul(n, classes / 64 + (classes % 64 != 0)), 8)));
+  l.path_bytes = align64(add(l.path_table, mul(add(n, 1), 8)));
+  l.file_size = add(l.path_bytes, path_len);
+  if (!fits) return std::nullopt;
   return l;
-}
-
-// Whether index_layout's arithmetic stays within 64 bits for these counts (each sum and product
-// checked before it is taken, with margin for the alignment padding).
-inline bool layout_fits(uint64_t bits, uint64_t n, uint64_t classes, uint64_t fingerprint_len, uint64_t path_len) {
-  uint64_t total = kIndexHeaderBytes + 4 * 64;
-  auto add = [&total](uint64_t v) {
-    if (v > UINT64_MAX - total) return false;
-    total += v;
-    return true;
-  };
-  auto add_product = [&add](uint64_t a, uint64_t b) { return (a == 0 || b <= UINT64_MAX / a) && add(a * b); };
-  const uint64_t label_words = classes / 64 + (classes % 64 != 0);
-  return add(fingerprint_len) && add_product(n, bits / 8) && label_words <= UINT64_MAX / 8 &&
-         add_product(n, label_words * 8) && n < UINT64_MAX && add_product(n + 1, 8) && add(path_len);
 }
 
 inline uint32_t crc32_of(uint32_t crc, const void* data, uint64_t size) {
@@ -227,8 +224,10 @@ inline void write_index_file(const std::string& path, const IndexFileContents& c
   uint64_t path_len = 0;
   for (const std::string& p : c.paths) path_len += p.size();
   const uint64_t classes = has_labels ? static_cast<uint64_t>(c.labels.classes) : 0;
-  const detail::IndexLayout l =
+  const std::optional<detail::IndexLayout> layout =
       detail::index_layout(static_cast<uint64_t>(c.codes.bits), static_cast<uint64_t>(n), classes, c.fingerprint.size(), path_len);
+  VTS_CHECK(layout.has_value(), "write_index_file: ", n, " codes with ", path_len, " path bytes need a file past 2^64 bytes");
+  const detail::IndexLayout& l = *layout;
 
   // The header holds the payload's CRC and AtomicFile only appends, so the payload is emitted
   // twice from memory: once into a CRC-only sink, then into the file after the header. The CRC
@@ -313,10 +312,12 @@ class IndexFile {
     // The header's CRC holds, so its counts are what the writer wrote unless the file was forged:
     // counts whose layout fits in 64 bits describe a file, and a shorter one is a truncated copy
     // of it (said below); counts past that describe no file at all.
-    if (h.classes > (uint64_t(1) << 32) || !detail::layout_fits(h.bits, h.count, h.classes, h.fp_len, h.path_len))
+    const std::optional<detail::IndexLayout> layout =
+        detail::index_layout(h.bits, h.count, h.classes, h.fp_len, h.path_len);
+    if (h.classes > (uint64_t(1) << 32) || !layout)
       throw fail("implausible header (n = ", h.count, ", classes = ", h.classes, ", path bytes = ", h.path_len,
                  ") for a ", size, "-byte file");
-    const detail::IndexLayout l = detail::index_layout(h.bits, h.count, h.classes, h.fp_len, h.path_len);
+    const detail::IndexLayout& l = *layout;
     if (h.fp_off != l.fingerprint || h.codes_off != l.codes || h.labels_off != l.labels || h.table_off != l.path_table ||
         h.path_off != l.path_bytes || h.file_size != l.file_size)
       throw fail("section offsets do not match the layout for n = ", h.count, ", K = ", h.bits, ", C = ", h.classes);

@@ -189,6 +189,19 @@ T metadata_value(const nlohmann::json& m, const std::string& key, const std::str
   return m.contains(key) ? metadata_value<T>(m, key, file) : fallback;
 }
 
+// A count or an epoch number: a whole number of 0 or more that fits int64_t. `shown` names the
+// value in the message (a key, or an element such as "evaluations[3].epoch").
+inline int64_t metadata_count_value(const nlohmann::json& v, const std::string& file, const std::string& shown) {
+  const bool fits = v.is_number_integer() &&
+                    (v.is_number_unsigned() ? v.get<uint64_t>() <= uint64_t(INT64_MAX) : v.get<int64_t>() >= 0);
+  if (!fits) throw metadata_error(file, shown, "a whole number of 0 or more", detail::json_found(v));
+  return v.get<int64_t>();
+}
+inline int64_t metadata_count(const nlohmann::json& m, const std::string& key, const std::string& file,
+                              int64_t fallback) {
+  return m.contains(key) ? metadata_count_value(m[key], file, key) : fallback;
+}
+
 class CheckpointWriter {
  public:
   template <class T, class D>
