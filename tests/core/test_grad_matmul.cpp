@@ -55,6 +55,35 @@ TEST_CASE("grad: linear", "[grad][matmul]") {
              {uniform({5, 4}, 160), w, uniform({6}, 161)});
 }
 
+// Zero-size dims are legal shapes: an empty batch, or an input with no features (where
+// linear used to divide by its zero feature count and kill the process with SIGFPE).
+TEST_CASE("linear and matmul with zero-size dimensions", "[matmul]") {
+  SECTION("no input features: the output is the bias, the weight gradient is empty") {
+    Td x = Td::zeros({4, 0}), w = Td::zeros({3, 0}), b = Td::from_vector({1, 2, 3});
+    x.requires_grad_();
+    w.requires_grad_();
+    b.requires_grad_();
+    const Td y = linear(x, w, b);
+    REQUIRE(y.shape() == Shape{4, 3});
+    check_values(y.to_vector(), {1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2, 3});
+    sum(y).backward();
+    CHECK(x.grad().shape() == Shape{4, 0});
+    CHECK(w.grad().shape() == Shape{3, 0});
+    check_values(b.grad().to_vector(), {4, 4, 4});
+  }
+  SECTION("an empty batch") {
+    Td w = uniform({3, 5}, 71);
+    w.requires_grad_();
+    const Td y = linear(Td::zeros({0, 5}), w);
+    CHECK(y.shape() == Shape{0, 3});
+    sum(y).backward();
+    check_values(w.grad().to_vector(), std::vector<double>(15, 0.0));
+  }
+  SECTION("matmul with an empty inner dimension is all zeros") {
+    check_values(matmul(Td::ones({2, 0}), Td::ones({0, 3})).to_vector(), std::vector<double>(6, 0.0));
+  }
+}
+
 // The backend calls linear makes: C = A·B + bias in every row, and C = A·B with A's row sums, for
 // A stored row- and column-major (row_sum_shape), against plain loops; a matrix with gaps
 // between its rows is refused with its strides named.

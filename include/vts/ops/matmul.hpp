@@ -141,7 +141,10 @@ Tensor<T, D> linear(const Tensor<T, D>& x, const Tensor<T, D>& w, const Tensor<T
                   " features (weight ", w.shape().str(), ")");
   VTS_CHECK_SHAPE(!bias.defined() || bias.shape() == Shape{out_features}, "linear: bias shape ",
                   bias.defined() ? bias.shape().str() : "", " does not match [", out_features, "]");
-  const int64_t M = x.numel() / in;
+  // The rows are the product of the leading dims, not numel / in: with in = 0 (a zero-feature
+  // input) that division is by zero and kills the process.
+  int64_t M = 1;
+  for (int i = 0; i + 1 < x.ndim(); ++i) M *= x.shape()[i];
   Tensor<T, D> x2 = x.contiguous_nograd().reshape(Shape{M, in}).detach();
   Tensor<T, D> w2 = detail::gemm_ready(w.detach());
   Shape out_shape = x.shape();
