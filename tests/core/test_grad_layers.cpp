@@ -171,6 +171,17 @@ TEST_CASE("self_attention_packed matches attention on split heads, and its gradi
   check_grad([](auto& in) { return self_attention_packed(in[0].transpose(0, 1), 3); }, {uniform({4, 2, 3 * 3 * 2}, 113)});
 }
 
+// A head count of 0 (an unset config field, say) used to reach `% (3 * heads)` and kill the
+// process with SIGFPE; negative ones were reported as a negative tensor dimension.
+TEST_CASE("self_attention_packed and nn::SelfAttention refuse a head count that is not positive",
+          "[attention][errors]") {
+  const Td qkv = Td::zeros({1, 4, 48});
+  CHECK_THROWS_WITH(self_attention_packed(qkv, 0), Contains("heads must be positive") && Contains("[1, 4, 48]"));
+  CHECK_THROWS_WITH(self_attention_packed(qkv, -2), Contains("heads must be positive"));
+  Generator gen(1);
+  CHECK_THROWS_WITH((nn::SelfAttention<double>(16, 0, gen)), Contains("heads must be positive"));
+}
+
 // On CUDA, head dims the fused kernels lack (ViTTiny28's 16) take matmul → softmax → matmul; the
 // CPU can check that path against the fused op.
 TEST_CASE("unfused packed attention (the CUDA fallback) matches self_attention_packed, and its gradient checks",

@@ -100,6 +100,7 @@ struct SelfAttention {
 
   SelfAttention() = default;
   SelfAttention(int64_t dim, int64_t heads_, Generator& gen) : qkv(dim, 3 * dim, gen), proj(dim, dim, gen), heads(heads_) {
+    VTS_CHECK(heads > 0, "attention: heads must be positive, got ", heads);  // before dim % heads
     VTS_CHECK(dim % heads == 0, "attention: dim ", dim, " is not divisible by ", heads, " heads");
   }
   tensor_type forward(const tensor_type& x) const {

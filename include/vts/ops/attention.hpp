@@ -135,6 +135,9 @@ Tensor<T, D> attention(const Tensor<T, D>& q, const Tensor<T, D>& k, const Tenso
 
 template <class T, class D>
 Tensor<T, D> self_attention_packed(const Tensor<T, D>& qkv, int64_t heads) {
+  // heads is checked first: the divisibility test below would divide by zero for heads = 0.
+  VTS_CHECK_SHAPE(heads > 0, "self_attention_packed: heads must be positive, got ", heads, " for qkv ",
+                  qkv.shape().str());
   VTS_CHECK_SHAPE(qkv.ndim() == 3 && qkv.size(2) % (3 * heads) == 0, "self_attention_packed: expected [B, N, 3·",
                   heads, "·d], found ", qkv.shape().str());
   using A = acc_t<T>;
