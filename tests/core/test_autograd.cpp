@@ -20,6 +20,40 @@ TEST_CASE("gradcheck itself rejects a wrong backward", "[autograd]") {
   CHECK(r.max_abs_error > 0.5);
 }
 
+// gradcheck is the public API researchers run on their own composites: callable with a plain
+// lambda, reporting a composite that drops out of the graph as a mismatch (not an exception from
+// deep inside), and leaving the tensors it was given as it found them.
+TEST_CASE("gradcheck takes a lambda, reports a detached composite, and restores its inputs", "[autograd]") {
+  SECTION("a lambda, without naming the device") {
+    const GradcheckResult r = gradcheck([](const std::vector<Td>& in) { return mul(in[0], in[0]); },
+                                        {uniform({3}, 2)});
+    CHECK(r.ok);
+  }
+  SECTION("an output computed outside the graph is a failed check with both values") {
+    GradcheckResult r;
+    REQUIRE_NOTHROW(r = gradcheck([](const std::vector<Td>& in) { return mul(in[0].detach(), 2.0); },
+                                  {uniform({3}, 3)}));
+    CHECK_FALSE(r.ok);
+    CHECK_THAT(r.message, Contains("analytic 0 vs numeric"));
+  }
+  SECTION("a NaN makes the largest error NaN, not 0") {
+    const GradcheckResult r = gradcheck([](const std::vector<Td>& in) { return vts::log(in[0]); },
+                                        {Td::from_vector({-0.5, 1.0})});
+    CHECK_FALSE(r.ok);
+    CHECK(std::isnan(r.max_abs_error));
+  }
+  SECTION("a parameter's flag and gradient are as before") {
+    Td w = uniform({2}, 4), frozen = uniform({2}, 5);
+    w.requires_grad_();
+    sum(mul(w, 3.0)).backward();  // w.grad = {3, 3}, as a training step left it
+    CHECK(gradcheck([](const std::vector<Td>& in) { return mul(in[0], in[1]); }, {w, frozen}).ok);
+    check_values(w.grad().to_vector(), {3, 3});
+    CHECK(w.requires_grad());
+    CHECK_FALSE(frozen.requires_grad());
+    CHECK_FALSE(frozen.grad().defined());
+  }
+}
+
 TEST_CASE("gradients accumulate into leaves across backward calls", "[autograd]") {
   Td x = Td::from_vector({1, 2, 3});
   x.requires_grad_();

@@ -7,6 +7,7 @@
 #include <functional>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "vts/core/rng.hpp"
@@ -28,12 +29,33 @@ struct GradcheckOptions {
   uint64_t seed = 1234;
 };
 
+// f is not used to deduce D (a lambda is not a std::function, so deducing from it fails and
+// `gradcheck(lambda, {x})` would not compile); D comes from the inputs, or is the CPU by default.
+// The inputs are the caller's tensors (handles share them): their requires_grad flags and
+// gradients are restored before returning, so a check run on a model's parameters leaves no stray
+// gradient for the next optimizer step to apply.
 template <class D = Cpu>
-GradcheckResult gradcheck(const std::function<Tensor<double, D>(const std::vector<Tensor<double, D>>&)>& f,
-                          std::vector<Tensor<double, D>> inputs, GradcheckOptions opt = {}) {
+GradcheckResult gradcheck(
+    const std::type_identity_t<std::function<Tensor<double, D>(const std::vector<Tensor<double, D>>&)>>& f,
+    std::vector<Tensor<double, D>> inputs, GradcheckOptions opt = {}) {
   static_assert(is_cpu_v<D>, "gradcheck perturbs host memory; run it on the CPU backend");
-  for (auto& x : inputs) {
+  for (const auto& x : inputs)
     VTS_CHECK(x.is_contiguous() && x.is_leaf(), "gradcheck: inputs must be contiguous leaf tensors");
+  // Puts the caller's flags and gradients back however the check ends (f may throw).
+  struct CallerState {
+    std::vector<Tensor<double, D>> tensors, grads;
+    std::vector<bool> requires_grad;
+    ~CallerState() {
+      for (size_t k = 0; k < tensors.size(); ++k) {
+        tensors[k].set_grad(grads[k]);
+        tensors[k].requires_grad_(requires_grad[k]);
+      }
+    }
+  } caller;
+  for (auto& x : inputs) {
+    caller.tensors.push_back(x);
+    caller.grads.push_back(x.grad());
+    caller.requires_grad.push_back(x.requires_grad());
     x.requires_grad_(true);
     x.zero_grad();
   }
@@ -42,7 +64,9 @@ GradcheckResult gradcheck(const std::function<Tensor<double, D>(const std::vecto
   std::vector<double> w(static_cast<size_t>(out.numel()));
   for (double& v : w) v = rng.next_double() * 2.0 - 1.0;
   const auto weights = Tensor<double, D>::from_vector(w, out.shape());
-  sum(mul(out, weights)).backward();
+  // An output outside the graph (f detached, or computed it under NoGradGuard) has a zero analytic
+  // gradient; the comparison below then reports the mismatch instead of backward() throwing.
+  if (out.requires_grad()) sum(mul(out, weights)).backward();
 
   auto objective = [&]() {
     NoGradGuard guard;
@@ -69,7 +93,8 @@ GradcheckResult gradcheck(const std::function<Tensor<double, D>(const std::vecto
       const double numeric = (up - down) / (2 * opt.eps);
       const double a = analytic[static_cast<size_t>(i)];
       const double err = std::abs(a - numeric);
-      result.max_abs_error = std::max(result.max_abs_error, err);
+      // NaN is the largest error (std::max would drop it and report 0 next to a failure).
+      if (!std::isnan(result.max_abs_error) && !(err <= result.max_abs_error)) result.max_abs_error = err;
       if (result.ok && !(err <= opt.atol + opt.rtol * std::abs(numeric))) {
         result.ok = false;
         std::ostringstream os;
