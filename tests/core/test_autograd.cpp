@@ -5,6 +5,7 @@
 using namespace vts;
 using namespace vts_test;
 using Catch::Matchers::Contains;
+using Catch::Matchers::StartsWith;
 
 TEST_CASE("gradcheck itself rejects a wrong backward", "[autograd]") {
   // An op whose recorded backward is off by a factor of two: the checker must notice, or every
@@ -269,7 +270,19 @@ TEST_CASE("shape mismatch errors name both shapes", "[autograd][errors]") {
   const Td a = Td::zeros({2, 3}), b = Td::zeros({4}), m = Td::zeros({4, 5});
   SECTION("add") { CHECK_THROWS_WITH(add(a, b), Contains("[2, 3]") && Contains("[4]")); }
   SECTION("mul (broadcast)") { CHECK_THROWS_AS(mul(Td::zeros({2, 3}), Td::zeros({3, 2})), ShapeError); }
+  SECTION("broadcasting ops name themselves") {
+    CHECK_THROWS_WITH(a + b, StartsWith("add: ") && Contains("[2, 3]") && Contains("[4]"));
+    CHECK_THROWS_WITH(a - b, StartsWith("sub: "));
+    CHECK_THROWS_WITH(a * b, StartsWith("mul: "));
+    CHECK_THROWS_WITH(a / b, StartsWith("div: "));
+    CHECK_THROWS_WITH(maximum(a, b), StartsWith("maximum: "));
+  }
   SECTION("matmul") { CHECK_THROWS_WITH(matmul(a, m), Contains("[2, 3]") && Contains("[4, 5]")); }
+  SECTION("matmul batch dimensions") {
+    // Not only the batch dims ([2] and [3]): the operands as the caller passed them.
+    CHECK_THROWS_WITH(matmul(Td::zeros({2, 3, 4}), Td::zeros({3, 4, 5})),
+                      StartsWith("matmul") && Contains("[2, 3, 4]") && Contains("[3, 4, 5]"));
+  }
   SECTION("linear input") {
     CHECK_THROWS_WITH(linear(a, m), Contains("[2, 3]") && Contains("[4, 5]"));
   }

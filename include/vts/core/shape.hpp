@@ -1,6 +1,7 @@
 #pragma once
 // Shapes and strides: small integer vectors with the arithmetic every op needs (numel,
 // contiguous strides, broadcasting, axis normalisation).
+#include <algorithm>
 #include <cstdint>
 #include <initializer_list>
 #include <string>
@@ -68,15 +69,25 @@ inline Strides contiguous_strides(const Shape& shape) {
   return st;
 }
 
-// NumPy broadcasting: align from the right; sizes must match or be 1.
-inline Shape broadcast_shapes(const Shape& a, const Shape& b) {
+// Whether NumPy broadcasting accepts the pair: aligned from the right, sizes match or one is 1.
+inline bool broadcastable(const Shape& a, const Shape& b) {
+  for (int i = 1; i <= std::min(a.ndim(), b.ndim()); ++i) {
+    const int64_t da = a[a.ndim() - i], db = b[b.ndim() - i];
+    if (da != db && da != 1 && db != 1) return false;
+  }
+  return true;
+}
+
+// NumPy broadcasting: align from the right; sizes must match or be 1. `op`, when given, starts the
+// error message, so a failed `x * y` deep in a model names the op that failed.
+inline Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op = nullptr) {
   const int n = std::max(a.ndim(), b.ndim());
   std::vector<int64_t> out(static_cast<size_t>(n));
   for (int i = 0; i < n; ++i) {
     const int ia = a.ndim() - n + i, ib = b.ndim() - n + i;
     const int64_t da = ia >= 0 ? a[ia] : 1, db = ib >= 0 ? b[ib] : 1;
-    VTS_CHECK_SHAPE(da == db || da == 1 || db == 1, "cannot broadcast shapes ", a.str(), " and ",
-                    b.str(), ": dimension ", i, " is ", da, " vs ", db);
+    VTS_CHECK_SHAPE(da == db || da == 1 || db == 1, op ? op : "", op ? ": " : "", "cannot broadcast shapes ",
+                    a.str(), " and ", b.str(), ": dimension ", i, " is ", da, " vs ", db);
     out[static_cast<size_t>(i)] = da == 1 ? db : da;
   }
   return Shape(std::move(out));

@@ -42,9 +42,10 @@ Tensor<T, D> map(const Tensor<T, D>& x, F f) {
   return out;
 }
 
+// `op` names the calling op in a broadcasting error.
 template <class T, class D, class F>
-Tensor<T, D> map(const Tensor<T, D>& a, const Tensor<T, D>& b, F f) {
-  const Shape shape = broadcast_shapes(a.shape(), b.shape());
+Tensor<T, D> map(const Tensor<T, D>& a, const Tensor<T, D>& b, F f, const char* op = nullptr) {
+  const Shape shape = broadcast_shapes(a.shape(), b.shape(), op);
   Tensor<T, D> out = Tensor<T, D>::empty(shape);
   const Strides sa = detail::broadcast_strides(a, shape), sb = detail::broadcast_strides(b, shape);
   binary_map(D{}, shape, a.data(), sa.data(), b.data(), sb.data(), out.data(), f);
@@ -64,14 +65,14 @@ Tensor<T, D> map(const Tensor<T, D>& a, const Tensor<T, D>& b, const Tensor<T, D
 // ---- binary, broadcasting -------------------------------------------------------------------
 template <class T, class D>
 Tensor<T, D> add(const Tensor<T, D>& a, const Tensor<T, D>& b) {
-  return record(map(a, b, fn::Add{}), "add", {&a, &b}, [sa = a.shape(), sb = b.shape()](const Tensor<T, D>& g) {
+  return record(map(a, b, fn::Add{}, "add"), "add", {&a, &b}, [sa = a.shape(), sb = b.shape()](const Tensor<T, D>& g) {
     return std::vector<Tensor<T, D>>{sum_to(g, sa), sum_to(g, sb)};
   });
 }
 
 template <class T, class D>
 Tensor<T, D> sub(const Tensor<T, D>& a, const Tensor<T, D>& b) {
-  return record(map(a, b, fn::Sub{}), "sub", {&a, &b}, [sa = a.shape(), sb = b.shape()](const Tensor<T, D>& g) {
+  return record(map(a, b, fn::Sub{}, "sub"), "sub", {&a, &b}, [sa = a.shape(), sb = b.shape()](const Tensor<T, D>& g) {
     return std::vector<Tensor<T, D>>{sum_to(g, sa), sum_to(map(g, fn::Neg{}), sb)};
   });
 }
@@ -79,7 +80,7 @@ Tensor<T, D> sub(const Tensor<T, D>& a, const Tensor<T, D>& b) {
 template <class T, class D>
 Tensor<T, D> mul(const Tensor<T, D>& a, const Tensor<T, D>& b) {
   const bool ga = needs_grad(a), gb = needs_grad(b);
-  return record(map(a, b, fn::Mul{}), "mul", {&a, &b},
+  return record(map(a, b, fn::Mul{}, "mul"), "mul", {&a, &b},
                 [ad = gb ? a.detach() : Tensor<T, D>(), bd = ga ? b.detach() : Tensor<T, D>(), sa = a.shape(),
                  sb = b.shape()](const Tensor<T, D>& g) {
                   return std::vector<Tensor<T, D>>{bd.defined() ? sum_to(map(g, bd, fn::Mul{}), sa) : Tensor<T, D>(),
@@ -89,7 +90,7 @@ Tensor<T, D> mul(const Tensor<T, D>& a, const Tensor<T, D>& b) {
 
 template <class T, class D>
 Tensor<T, D> div(const Tensor<T, D>& a, const Tensor<T, D>& b) {
-  Tensor<T, D> out = map(a, b, fn::Div{});
+  Tensor<T, D> out = map(a, b, fn::Div{}, "div");
   return record(out, "div", {&a, &b},
                 [bd = b.detach(), yd = out.detach(), sa = a.shape(), sb = b.shape(), need_b = needs_grad(b)](
                     const Tensor<T, D>& g) {
@@ -103,7 +104,7 @@ Tensor<T, D> div(const Tensor<T, D>& a, const Tensor<T, D>& b) {
 // Elementwise maximum; at ties each input receives half the gradient (PyTorch's rule).
 template <class T, class D>
 Tensor<T, D> maximum(const Tensor<T, D>& a, const Tensor<T, D>& b) {
-  return record(map(a, b, fn::Maximum{}), "maximum", {&a, &b},
+  return record(map(a, b, fn::Maximum{}, "maximum"), "maximum", {&a, &b},
                 [ad = a.detach(), bd = b.detach()](const Tensor<T, D>& g) {
                   return std::vector<Tensor<T, D>>{sum_to(map(ad, bd, g, fn::MaximumGrad{}), ad.shape()),
                                                    sum_to(map(bd, ad, g, fn::MaximumGrad{}), bd.shape())};
