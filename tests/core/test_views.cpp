@@ -137,6 +137,20 @@ TEST_CASE("expand has stride 0 and no copy", "[view]") {
   CHECK_THROWS_AS(col.expand({3, 3}), ShapeError);
 }
 
+// Both used to succeed silently: flatten(2, 1) gave [2, 3, 1, 4], and copy_ into an expanded
+// view kept the last of the values written to each shared element.
+TEST_CASE("flatten with reversed axes and copy_ into a broadcast view are refused", "[view][errors]") {
+  CHECK_THROWS_AS(Td::zeros({2, 3, 4}).flatten(2, 1), ShapeError);
+  CHECK(Td::zeros({2, 3, 4}).flatten(1, 1).shape() == Shape{2, 3, 4});
+  Td base = Td::zeros({1, 3});
+  Td wide = base.expand({2, 3});
+  CHECK_THROWS_AS(wide.copy_(Td::from_vector({1, 2, 3, 4, 5, 6}, {2, 3})), ShapeError);
+  check_values(base.to_vector(), {0, 0, 0});
+  CHECK_NOTHROW(base.copy_(Td::from_vector({1, 2, 3}, {1, 3})));  // a size-1 axis is not broadcast
+  CHECK_NOTHROW(wide.fill_(7.0));  // one value for every position is well defined
+  check_values(base.to_vector(), {7, 7, 7});
+}
+
 TEST_CASE("unsqueeze and squeeze keep the data in place", "[view]") {
   Td x = uniform({3, 2}, 61);
   Td u = x.unsqueeze(1);

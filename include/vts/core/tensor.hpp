@@ -146,6 +146,12 @@ class Tensor {
   Tensor& copy_(const Tensor& src) {
     VTS_CHECK_SHAPE(src.shape() == shape(), "copy_: source shape ", src.shape().str(), " does not match ",
                     shape().str());
+    // A broadcast view (expand: stride 0 along an axis longer than 1) stores one element for many
+    // positions; copying distinct values into it would silently keep whichever was written last.
+    for (int i = 0; i < ndim(); ++i)
+      VTS_CHECK_SHAPE(shape()[i] <= 1 || strides()[static_cast<size_t>(i)] != 0, "copy_: destination ",
+                      shape().str(), " is a broadcast view (stride 0 along dimension ", i,
+                      "); write into the tensor it was expanded from");
     copy_strided(D{}, shape(), src.data(), src.strides().data(), data(), strides().data());
     return *this;
   }

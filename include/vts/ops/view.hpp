@@ -68,6 +68,9 @@ Tensor<T, D> Tensor<T, D>::flatten(int start_axis, int end_axis) const {
   if (ndim() == 0) return reshape(Shape{1});
   start_axis = shape().normalize_axis(start_axis);
   end_axis = shape().normalize_axis(end_axis);
+  // Reversed axes merge nothing: the loop below would silently insert a size-1 dim instead.
+  VTS_CHECK_SHAPE(start_axis <= end_axis, "flatten: start axis ", start_axis, " comes after end axis ", end_axis,
+                  " for shape ", shape().str());
   std::vector<int64_t> dims;
   for (int i = 0; i < start_axis; ++i) dims.push_back(shape()[i]);
   int64_t merged = 1;
