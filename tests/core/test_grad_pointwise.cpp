@@ -2,6 +2,8 @@
 // non-smooth ones. Every smooth op is checked on a contiguous input, a broadcast pair where it is
 // binary, and at least one non-contiguous view (transposed, stepped slice or expanded) built
 // inside f from a contiguous leaf, because strided kernels and sum_to are where such bugs hide.
+#include <limits>
+
 #include "test_util.hpp"
 
 using namespace vts;
@@ -182,6 +184,26 @@ TEST_CASE("non-smooth: abs, relu, clamp, clamp_min at their kinks", "[grad][nons
     check_values(y.to_vector(), {0.5, 0.5, 0.9, 0.5, 0.5000001});
     check_values(grad_of(x, y, w), {0, 2, 3, 0, 5});
   }
+}
+
+// A NaN that a ReLU turned into 0 hides a diverged layer: the loss stays finite and training goes
+// on with garbage. PyTorch's relu, clamp_min and maximum return the NaN; so do these.
+TEST_CASE("relu, clamp_min and maximum propagate NaN", "[nonsmooth]") {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const Td x = Td::from_vector({nan, -1.0, 2.0});
+  const auto r = relu(x).to_vector(), c = clamp_min(x, 0.5).to_vector();
+  CHECK(std::isnan(r[0]));
+  check_values({r[1], r[2]}, {0, 2});
+  CHECK(std::isnan(c[0]));
+  check_values({c[1], c[2]}, {0.5, 2});
+  const auto m = maximum(x, Td::from_vector({0.0, nan, 1.0})).to_vector();
+  CHECK(std::isnan(m[0]));
+  CHECK(std::isnan(m[1]));
+  CHECK(m[2] == 2.0);
+  // float: the same functors in the vectorised float loops.
+  const auto rf = relu(Tf::from_vector({std::numeric_limits<float>::quiet_NaN(), -1.0f})).to_vector();
+  CHECK(std::isnan(rf[0]));
+  CHECK(rf[1] == 0.0f);
 }
 
 TEST_CASE("non-smooth: pow at zero", "[grad][nonsmooth]") {

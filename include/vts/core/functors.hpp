@@ -15,7 +15,9 @@ struct Add { template <class T> VTS_HD T operator()(T a, T b) const { return a +
 struct Sub { template <class T> VTS_HD T operator()(T a, T b) const { return a - b; } };
 struct Mul { template <class T> VTS_HD T operator()(T a, T b) const { return a * b; } };
 struct Div { template <class T> VTS_HD T operator()(T a, T b) const { return a / b; } };
-struct Maximum { template <class T> VTS_HD T operator()(T a, T b) const { return a > b ? a : b; } };
+// Maximum, Relu and MaximumScalar return a NaN input rather than the other operand (PyTorch's
+// maximum, relu and clamp_min do): a NaN turned into a number hides a diverged layer.
+struct Maximum { template <class T> VTS_HD T operator()(T a, T b) const { return a > b || a != a ? a : b; } };
 struct Minimum { template <class T> VTS_HD T operator()(T a, T b) const { return a < b ? a : b; } };
 
 struct Neg { template <class T> VTS_HD T operator()(T x) const { return -x; } };
@@ -42,7 +44,7 @@ struct Softplus {
     return (x > T(0) ? x : T(0)) + log1p(exp(x > T(0) ? -x : x));
   }
 };
-struct Relu { template <class T> VTS_HD T operator()(T x) const { return x > T(0) ? x : T(0); } };
+struct Relu { template <class T> VTS_HD T operator()(T x) const { return x <= T(0) ? T(0) : x; } };
 struct Softsign { template <class T> VTS_HD T operator()(T x) const { return x / (T(1) + (x < T(0) ? -x : x)); } };
 // Exact GELU: x · Φ(x) with the error function, as torch.nn.functional.gelu's default.
 struct Gelu {
@@ -77,7 +79,7 @@ template <class T> struct Clamp {
   T lo, hi;
   VTS_HD T operator()(T x) const { return x < lo ? lo : (x > hi ? hi : x); }
 };
-template <class T> struct MaximumScalar { T s; VTS_HD T operator()(T x) const { return x > s ? x : s; } };
+template <class T> struct MaximumScalar { T s; VTS_HD T operator()(T x) const { return x < s ? s : x; } };
 
 // 0/1 masks and thresholds (constants in the losses; no gradient flows through them).
 template <class T> struct GreaterScalar { T s; VTS_HD T operator()(T x) const { return x > s ? T(1) : T(0); } };
