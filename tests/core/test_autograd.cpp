@@ -370,3 +370,58 @@ TEST_CASE("cast converts element types and carries the gradient across the dtype
     CHECK_THROWS_WITH(sum(add(a, b)).backward(), Contains("already freed"));
   }
 }
+
+// In-place writes are not recorded, so a write between the forward and the backward pass to a
+// tensor an op kept would change the gradient without a word (the old behaviour: z = sum(x·y);
+// y.fill_(5); z.backward() gave dz/dx = 5). Each library write counts a version of the storage and
+// the op's backward refuses a tensor whose version moved, naming the op.
+TEST_CASE("a tensor saved for backward and written in place afterwards makes backward throw", "[autograd][errors]") {
+  auto x = Tf::from_vector({1, 2, 3}).requires_grad_();
+
+  SECTION("fill_ on a saved input, through any view of its storage") {
+    Tf y = Tf::from_vector({4, 5, 6});
+    Tf z = sum(mul(x, y));
+    y.reshape(Shape{3, 1}).fill_(5.0f);
+    CHECK_THROWS_AS(z.backward(), ModifiedSavedTensorError);
+    CHECK_THROWS_WITH(z.backward(), Contains("backward of 'mul'") && Contains("shape [3]") &&
+                                        Contains("written in place"));
+  }
+  SECTION("copy_ into a saved output") {
+    Tf y = exp(x);  // exp keeps its output
+    Tf z = sum(y);
+    y.detach().copy_(Tf::zeros({3}));
+    CHECK_THROWS_AS(z.backward(), ModifiedSavedTensorError);
+  }
+  SECTION("index_copy_ into a saved bank") {
+    Tf bank = Tf::zeros({4, 3});
+    Tf z = sum(matmul(x.reshape(Shape{1, 3}), bank.t()));
+    index_copy_(bank, {2}, Tf::ones({1, 3}));
+    CHECK_THROWS_AS(z.backward(), ModifiedSavedTensorError);
+  }
+  SECTION("an optimizer step between the forward and the backward") {
+    Tf w = Tf::ones({2, 3}).requires_grad_();
+    Tf z = sum(linear(x, w));  // dx needs w
+    w.set_grad(Tf::ones({2, 3}));
+    optim::Sgd<float> opt({w}, {.lr = 0.1});
+    opt.step();
+    CHECK_THROWS_AS(z.backward(), ModifiedSavedTensorError);
+  }
+  SECTION("writes that do not change the gradient are allowed") {
+    Tf y = Tf::from_vector({4, 5, 6});
+    Tf z = sum(add(x, y));  // add keeps nothing
+    y.fill_(0.0f);
+    Tf w = Tf::ones({2, 3});
+    Tf z2 = sum(linear(x.detach(), w.requires_grad_()));  // dw needs x, not w
+    w.detach().fill_(2.0f);
+    z.backward();
+    z2.backward();
+    CHECK(x.grad().to_vector() == std::vector<float>{1, 1, 1});
+    CHECK(w.grad().to_vector() == std::vector<float>{1, 2, 3, 1, 2, 3});
+  }
+  SECTION("writes before the forward pass are allowed") {
+    Tf y = Tf::from_vector({4, 5, 6});
+    y.fill_(2.0f);
+    sum(mul(x, y)).backward();
+    CHECK(x.grad().to_vector() == std::vector<float>{2, 2, 2});
+  }
+}

@@ -4,6 +4,7 @@
 // graph's saved state so a finished step holds no activations.
 #include <algorithm>
 #include <unordered_map>
+#include <string>
 #include <unordered_set>
 #include <vector>
 
@@ -91,7 +92,11 @@ void run_backward(const Tensor<T, D>& root, const Tensor<T, D>& seed) {
     std::vector<Tensor<T, D>> input_grads;
     {
       const PendingInputGradsScope<T, D> scope(&waiting);
-      input_grads = fn->backward(g);
+      try {
+        input_grads = fn->backward(g);
+      } catch (const ModifiedSavedTensorError& e) {  // Saved::get knows the tensor, not the op
+        throw ModifiedSavedTensorError(std::string("backward of '") + fn->name + "': " + e.what());
+      }
     }
     VTS_CHECK(input_grads.size() == fn->inputs.size(), "backward of '", fn->name, "' returned ",
               input_grads.size(), " gradients for ", fn->inputs.size(), " inputs");

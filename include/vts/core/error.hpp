@@ -22,6 +22,12 @@ class IoError : public Error {
   using Error::Error;
 };
 
+// backward() met a tensor saved for it that was written in place after the forward pass.
+class ModifiedSavedTensorError : public Error {
+ public:
+  using Error::Error;
+};
+
 namespace detail {
 template <class... Parts>
 std::string concat(Parts&&... parts) {

@@ -2,7 +2,9 @@
 // Reference-counted storage. Memory comes from the device's allocator, found by
 // argument-dependent lookup on the device tag (`allocate(Cpu{}, bytes)`), so a tensor type never
 // names a backend.
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <map>
 #include <memory>
@@ -88,9 +90,17 @@ class Storage {
   void* data() const { return data_; }
   size_t bytes() const { return bytes_; }
 
+  // Counts the in-place writes made through the library (Tensor::fill_, copy_, index_copy_, the
+  // initialisers, optimizer steps), for every view of this storage at once: a tensor kept for a
+  // backward pass records the count, and a write after that is caught there (autograd's Saved).
+  // Atomic, so threads that write disjoint parts of one tensor do not race on the count.
+  uint64_t version() const { return version_.load(std::memory_order_relaxed); }
+  void bump_version() { version_.fetch_add(1, std::memory_order_relaxed); }
+
  private:
   size_t bytes_;
   void* data_;
+  std::atomic<uint64_t> version_{0};
 };
 
 }  // namespace vts

@@ -100,6 +100,11 @@ class Tensor {
   Impl* impl() const { return impl_.get(); }
   const std::shared_ptr<Impl>& impl_ptr() const { return impl_; }
   bool same_storage(const Tensor& other) const { return checked().storage == other.checked().storage; }
+  // In-place writes to this tensor's storage so far (shared by its views; see Storage::version).
+  uint64_t version() const { return checked().storage->version(); }
+  // For code that writes through data() (a custom kernel, an update rule): counts the write, so a
+  // backward pass that kept this storage reports it instead of using the new values.
+  void bump_version() const { checked().storage->bump_version(); }
 
   // ---- host access -------------------------------------------------------------------------
   std::vector<T> to_vector() const {
@@ -131,7 +136,10 @@ class Tensor {
   }
 
   // ---- in-place writes (never recorded; used by optimizers, banks and initialisers) ---------
+  // Each counts a version (bump_version): a tensor an op kept for its backward pass that is
+  // written after the forward makes backward() throw rather than return wrong gradients.
   Tensor& fill_(T value) {
+    bump_version();
     if (is_contiguous()) {
       fill(D{}, data(), numel(), value);
     } else {
@@ -152,6 +160,7 @@ class Tensor {
       VTS_CHECK_SHAPE(shape()[i] <= 1 || strides()[static_cast<size_t>(i)] != 0, "copy_: destination ",
                       shape().str(), " is a broadcast view (stride 0 along dimension ", i,
                       "); write into the tensor it was expanded from");
+    bump_version();
     copy_strided(D{}, shape(), src.data(), src.strides().data(), data(), strides().data());
     return *this;
   }
@@ -229,6 +238,32 @@ struct Node {
   std::vector<std::shared_ptr<detail::TensorImpl<T, D>>> inputs;  // null: input needs no gradient
   std::function<std::vector<Tensor<T, D>>(const Tensor<T, D>&)> backward;
   bool released = false;
+};
+
+// A tensor an op keeps for its backward pass, with its storage's version at that moment. get()
+// refuses the tensor once an in-place write (fill_, copy_, index_copy_, an initialiser, an
+// optimizer step) has changed it, since the backward would then compute the gradient of a
+// different function without a word; the engine names the op. Saved tensors the op made itself
+// (statistics, masks) need no wrapper: nothing else can write them.
+template <class T, class D>
+class Saved {
+ public:
+  Saved() = default;
+  explicit Saved(const Tensor<T, D>& t) : tensor_(t.defined() ? t.detach() : t), version_(t.defined() ? t.version() : 0) {}
+
+  const Tensor<T, D>& get() const {
+    if (tensor_.defined() && tensor_.version() != version_)
+      throw ModifiedSavedTensorError(detail::concat(
+          "a tensor of shape ", tensor_.shape().str(), " that it saved was written in place after the forward "
+          "pass (version ", tensor_.version(), ", saved at version ", version_,
+          "); write into a copy (clone_nograd) instead, or run the forward pass again after the write"));
+    return tensor_;
+  }
+  bool defined() const { return tensor_.defined(); }
+
+ private:
+  Tensor<T, D> tensor_;
+  uint64_t version_ = 0;
 };
 
 namespace detail {

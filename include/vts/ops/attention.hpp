@@ -122,7 +122,12 @@ Tensor<T, D> attention(const Tensor<T, D>& q, const Tensor<T, D>& k, const Tenso
   attention_forward(D{}, B, H, N, d, scale, detail::heads_of(qs), detail::heads_of(ks), detail::heads_of(vs),
                     detail::heads_of_mut(out), lse.data());
   return record(out, "attention", {&q, &k, &v},
-                [qs, ks, vs, od = out.detach(), lse, B, H, N, d, scale](const Tensor<T, D>& g) {
+                [saved_q = Saved(qs), saved_k = Saved(ks), saved_v = Saved(vs), saved_out = Saved(out), lse, B, H, N,
+                 d, scale](const Tensor<T, D>& g) {
+                  const Tensor<T, D>& qs = saved_q.get();
+                  const Tensor<T, D>& ks = saved_k.get();
+                  const Tensor<T, D>& vs = saved_v.get();
+                  const Tensor<T, D>& od = saved_out.get();
                   Tensor<T, D> gs = detail::unit_inner_stride(g);
                   Tensor<T, D> dq = Tensor<T, D>::empty(Shape{B, H, N, d}), dk = Tensor<T, D>::empty(Shape{B, H, N, d}),
                                dv = Tensor<T, D>::empty(Shape{B, H, N, d});
@@ -156,7 +161,10 @@ Tensor<T, D> self_attention_packed(const Tensor<T, D>& qkv, int64_t heads) {
   Tensor<A, D> lse = Tensor<A, D>::empty(Shape{B, heads, N});
   attention_forward(D{}, B, heads, N, d, scale, part(x, 0), part(x, 1), part(x, 2), out_heads, lse.data());
   return record(out, "self_attention_packed", {&qkv},
-                [x, od = out.detach(), lse, B, N, dim, d, heads, scale, sb, sn](const Tensor<T, D>& g) {
+                [saved_x = Saved(x), saved_out = Saved(out), lse, B, N, dim, d, heads, scale, sb,
+                 sn](const Tensor<T, D>& g) {
+                  const Tensor<T, D>& x = saved_x.get();
+                  const Tensor<T, D>& od = saved_out.get();
                   Tensor<T, D> gc = detail::packed_contiguous(g);
                   Tensor<T, D> dx = Tensor<T, D>::empty(x.shape());
                   auto in = [&](const Tensor<T, D>& t, int which) {

@@ -136,19 +136,19 @@ Tensor<T, D> gelu_dropout(const Tensor<T, D>& x, double p, bool training, Genera
         auto keep = std::make_shared<cuda::DeviceBuffer>(static_cast<size_t>((n + 3) / 4));
         cuda::gelu_dropout_forward_keep(D{}, x.data(), y.data(), n, d, keep->template as<uint8_t>());
         const float scale = d.keep_scale;
-        return record(y, "gelu_dropout", {&x}, [xd = x.detach(), keep, scale, n](const Tensor<T, D>& g) {
+        return record(y, "gelu_dropout", {&x}, [xd = Saved(x), keep, scale, n](const Tensor<T, D>& g) {
           const Tensor<T, D> gc = g.contiguous_nograd();
           Tensor<T, D> dx = Tensor<T, D>::empty(g.shape());
-          cuda::gelu_dropout_backward_kept(D{}, xd.data(), gc.data(), dx.data(), n, keep->template as<uint8_t>(),
+          cuda::gelu_dropout_backward_kept(D{}, xd.get().data(), gc.data(), dx.data(), n, keep->template as<uint8_t>(),
                                            scale);
           return std::vector<Tensor<T, D>>{dx};
         });
       }
       cuda::gelu_dropout_forward(D{}, x.data(), y.data(), n, d);
-      return record(y, "gelu_dropout", {&x}, [xd = x.detach(), d, n](const Tensor<T, D>& g) {
+      return record(y, "gelu_dropout", {&x}, [xd = Saved(x), d, n](const Tensor<T, D>& g) {
         const Tensor<T, D> gc = g.contiguous_nograd();
         Tensor<T, D> dx = Tensor<T, D>::empty(g.shape());
-        cuda::gelu_dropout_backward(D{}, xd.data(), gc.data(), dx.data(), n, d);
+        cuda::gelu_dropout_backward(D{}, xd.get().data(), gc.data(), dx.data(), n, d);
         return std::vector<Tensor<T, D>>{dx};
       });
     }

@@ -81,10 +81,10 @@ template <class T, class D>
 Tensor<T, D> mul(const Tensor<T, D>& a, const Tensor<T, D>& b) {
   const bool ga = needs_grad(a), gb = needs_grad(b);
   return record(map(a, b, fn::Mul{}, "mul"), "mul", {&a, &b},
-                [ad = gb ? a.detach() : Tensor<T, D>(), bd = ga ? b.detach() : Tensor<T, D>(), sa = a.shape(),
+                [ad = gb ? Saved(a) : Saved<T, D>(), bd = ga ? Saved(b) : Saved<T, D>(), sa = a.shape(),
                  sb = b.shape()](const Tensor<T, D>& g) {
-                  return std::vector<Tensor<T, D>>{bd.defined() ? sum_to(map(g, bd, fn::Mul{}), sa) : Tensor<T, D>(),
-                                                   ad.defined() ? sum_to(map(g, ad, fn::Mul{}), sb) : Tensor<T, D>()};
+                  return std::vector<Tensor<T, D>>{bd.defined() ? sum_to(map(g, bd.get(), fn::Mul{}), sa) : Tensor<T, D>(),
+                                                   ad.defined() ? sum_to(map(g, ad.get(), fn::Mul{}), sb) : Tensor<T, D>()};
                 });
 }
 
@@ -92,11 +92,11 @@ template <class T, class D>
 Tensor<T, D> div(const Tensor<T, D>& a, const Tensor<T, D>& b) {
   Tensor<T, D> out = map(a, b, fn::Div{}, "div");
   return record(out, "div", {&a, &b},
-                [bd = b.detach(), yd = out.detach(), sa = a.shape(), sb = b.shape(), need_b = needs_grad(b)](
+                [bd = Saved(b), yd = Saved(out), sa = a.shape(), sb = b.shape(), need_b = needs_grad(b)](
                     const Tensor<T, D>& g) {
-                  Tensor<T, D> g_over_b = map(g, bd, fn::Div{});
+                  Tensor<T, D> g_over_b = map(g, bd.get(), fn::Div{});
                   Tensor<T, D> db;
-                  if (need_b) db = sum_to(map(g_over_b, yd, fn::NegMul{}), sb);
+                  if (need_b) db = sum_to(map(g_over_b, yd.get(), fn::NegMul{}), sb);
                   return std::vector<Tensor<T, D>>{sum_to(g_over_b, sa), db};
                 });
 }
@@ -105,7 +105,9 @@ Tensor<T, D> div(const Tensor<T, D>& a, const Tensor<T, D>& b) {
 template <class T, class D>
 Tensor<T, D> maximum(const Tensor<T, D>& a, const Tensor<T, D>& b) {
   return record(map(a, b, fn::Maximum{}, "maximum"), "maximum", {&a, &b},
-                [ad = a.detach(), bd = b.detach()](const Tensor<T, D>& g) {
+                [as = Saved(a), bs = Saved(b)](const Tensor<T, D>& g) {
+                  const Tensor<T, D>& ad = as.get();
+                  const Tensor<T, D>& bd = bs.get();
                   return std::vector<Tensor<T, D>>{sum_to(map(ad, bd, g, fn::MaximumGrad{}), ad.shape()),
                                                    sum_to(map(bd, ad, g, fn::MaximumGrad{}), bd.shape())};
                 });
@@ -130,15 +132,15 @@ Tensor<T, D> rsub(const Tensor<T, D>& x, T s) {  // s - x
 template <class T, class D>
 Tensor<T, D> rdiv(const Tensor<T, D>& x, T s) {  // s / x
   Tensor<T, D> out = map(x, fn::RDivScalar<T>{s});
-  return record(out, "rdiv_scalar", {&x}, [xd = x.detach(), yd = out.detach()](const Tensor<T, D>& g) {
-    return std::vector<Tensor<T, D>>{map(g, yd, xd, fn::RDivGrad{})};
+  return record(out, "rdiv_scalar", {&x}, [xd = Saved(x), yd = Saved(out)](const Tensor<T, D>& g) {
+    return std::vector<Tensor<T, D>>{map(g, yd.get(), xd.get(), fn::RDivGrad{})};
   });
 }
 // x^p for a scalar exponent.
 template <class T, class D>
 Tensor<T, D> pow(const Tensor<T, D>& x, T p) {
-  return record(map(x, fn::PowScalar<T>{p}), "pow", {&x}, [xd = x.detach(), p](const Tensor<T, D>& g) {
-    return std::vector<Tensor<T, D>>{map(g, xd, fn::PowGrad<T>{p})};
+  return record(map(x, fn::PowScalar<T>{p}), "pow", {&x}, [xd = Saved(x), p](const Tensor<T, D>& g) {
+    return std::vector<Tensor<T, D>>{map(g, xd.get(), fn::PowGrad<T>{p})};
   });
 }
 
@@ -147,16 +149,16 @@ namespace detail {
 // A unary op whose derivative is a function of the input: grad = g · dfdx(x).
 template <class T, class D, class F, class Df>
 Tensor<T, D> unary_with_input_grad(const Tensor<T, D>& x, const char* name, F f, Df dfdx) {
-  return record(map(x, f), name, {&x}, [xd = x.detach(), dfdx](const Tensor<T, D>& g) {
-    return std::vector<Tensor<T, D>>{map(g, xd, fn::ChainGrad<Df>{dfdx})};
+  return record(map(x, f), name, {&x}, [xd = Saved(x), dfdx](const Tensor<T, D>& g) {
+    return std::vector<Tensor<T, D>>{map(g, xd.get(), fn::ChainGrad<Df>{dfdx})};
   });
 }
 // A unary op whose derivative is a function of the output: grad = g · dfdy(y).
 template <class T, class D, class F, class Df>
 Tensor<T, D> unary_with_output_grad(const Tensor<T, D>& x, const char* name, F f, Df dfdy) {
   Tensor<T, D> out = map(x, f);
-  return record(out, name, {&x}, [yd = out.detach(), dfdy](const Tensor<T, D>& g) {
-    return std::vector<Tensor<T, D>>{map(g, yd, fn::ChainGrad<Df>{dfdy})};
+  return record(out, name, {&x}, [yd = Saved(out), dfdy](const Tensor<T, D>& g) {
+    return std::vector<Tensor<T, D>>{map(g, yd.get(), fn::ChainGrad<Df>{dfdy})};
   });
 }
 }  // namespace detail
@@ -218,7 +220,8 @@ Tensor<T, D> gelu(const Tensor<T, D>& x) {
   Tensor<T, D> xc = x.contiguous_nograd();
   Tensor<T, D> y = Tensor<T, D>::empty(x.shape());
   gelu_forward(D{}, xc.data(), y.data(), xc.numel());
-  return record(y, "gelu", {&x}, [xc](const Tensor<T, D>& g) {
+  return record(y, "gelu", {&x}, [saved_x = Saved(xc)](const Tensor<T, D>& g) {
+    const Tensor<T, D>& xc = saved_x.get();
     Tensor<T, D> gc = g.contiguous_nograd();
     Tensor<T, D> dx = Tensor<T, D>::empty(xc.shape());
     gelu_backward(D{}, xc.data(), gc.data(), dx.data(), xc.numel());

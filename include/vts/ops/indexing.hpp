@@ -124,6 +124,7 @@ void index_copy_(Tensor<T, D>& bank, const std::vector<int64_t>& rows, const Ten
   detail::check_rows(rows, bank.size(0), "index_copy_");
   const int64_t width = bank.numel() / std::max<int64_t>(bank.size(0), 1);
   Tensor<T, D> sc = src.contiguous_nograd();
+  bank.bump_version();
   for (size_t i = 0; i < rows.size(); ++i) {
     T* dst = bank.data() + rows[i] * width;
     const T* from = sc.data() + static_cast<int64_t>(i) * width;

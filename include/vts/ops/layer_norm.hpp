@@ -31,8 +31,10 @@ Tensor<T, D> record_layer_norm(Tensor<T, D> y, const Tensor<T, D>& x, const Tens
   using A = acc_t<T>;
   const int64_t n = xc.size(-1), rows = xc.numel() / std::max<int64_t>(n, 1);
   return record(y, "layer_norm", {&x, &weight, &bias},
-                [xc, wc, mu, rstd, rows, n, gx = needs_grad(x), gw = needs_grad(weight),
-                 gb = needs_grad(bias)](const Tensor<T, D>& g) {
+                [saved_x = Saved(xc), saved_w = Saved(wc), mu, rstd, rows, n, gx = needs_grad(x),
+                 gw = needs_grad(weight), gb = needs_grad(bias)](const Tensor<T, D>& g) {
+                  const Tensor<T, D>& xc = saved_x.get();
+                  const Tensor<T, D>& wc = saved_w.get();
                   Tensor<T, D> gc = g.contiguous_nograd();
                   // A backend that rounds dw, db to T itself (CUDA's bf16) saves two conversions.
                   constexpr bool kTypedParamGrads = requires(T* p) {

@@ -128,10 +128,11 @@ template <class T, class D>
 Tensor<T, D> matmul(const Tensor<T, D>& a, const Tensor<T, D>& b) {
   Tensor<T, D> out = detail::matmul_nograd(a, b);
   return record(out, "matmul", {&a, &b},
-                [ad = a.detach(), bd = b.detach(), ga = needs_grad(a), gb = needs_grad(b)](const Tensor<T, D>& g) {
+                [ad = Saved(a), bd = Saved(b), a_shape = a.shape(), b_shape = b.shape(), ga = needs_grad(a),
+                 gb = needs_grad(b)](const Tensor<T, D>& g) {
                   Tensor<T, D> da, db;
-                  if (ga) da = sum_to(detail::matmul_nograd(g, bd.transpose(-2, -1)), ad.shape());
-                  if (gb) db = sum_to(detail::matmul_nograd(ad.transpose(-2, -1), g), bd.shape());
+                  if (ga) da = sum_to(detail::matmul_nograd(g, bd.get().transpose(-2, -1)), a_shape);
+                  if (gb) db = sum_to(detail::matmul_nograd(ad.get().transpose(-2, -1), g), b_shape);
                   return std::vector<Tensor<T, D>>{da, db};
                 });
 }
@@ -161,12 +162,13 @@ Tensor<T, D> linear(const Tensor<T, D>& x, const Tensor<T, D>& w, const Tensor<T
     gemm(D{}, xref, wt, out.data(), out_features, T(1), T(0));
   }
   return record(out, "linear", {&x, &w, &bias},
-                [x2, w2, M, in, out_features, x_shape = x.shape(), gx = needs_grad(x), gw = needs_grad(w),
-                 gb = needs_grad(bias)](const Tensor<T, D>& g) {
+                [saved_x = Saved(x2), saved_w = Saved(w2), M, in, out_features, x_shape = x.shape(),
+                 gx = needs_grad(x), gw = needs_grad(w), gb = needs_grad(bias)](const Tensor<T, D>& g) {
                   Tensor<T, D> g2 = g.contiguous_nograd();
                   const MatrixRef<T> gref{g2.data(), M, out_features, out_features, 1};
                   Tensor<T, D> dx, dw, db;
                   if (gx) {
+                    const Tensor<T, D>& w2 = saved_w.get();
                     dx = Tensor<T, D>::empty(x_shape);
                     gemm(D{}, gref, MatrixRef<T>{w2.data(), out_features, in, w2.strides()[0], w2.strides()[1]},
                               dx.data(), in, T(1), T(0));
@@ -175,7 +177,7 @@ Tensor<T, D> linear(const Tensor<T, D>& x, const Tensor<T, D>& w, const Tensor<T
                   if (gw) {
                     dw = Tensor<T, D>::empty(Shape{out_features, in});
                     const MatrixRef<T> gt{g2.data(), out_features, M, 1, out_features};  // gᵀ
-                    const MatrixRef<T> xref{x2.data(), M, in, in, 1};
+                    const MatrixRef<T> xref{saved_x.get().data(), M, in, in, 1};
                     // The bias gradient (the row sums of gᵀ) comes with the weight gradient's GEMM.
                     if (gb) gemm_row_sums(D{}, gt, xref, dw.data(), in, db.data());
                     else gemm(D{}, gt, xref, dw.data(), in, T(1), T(0));

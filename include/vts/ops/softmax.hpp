@@ -39,7 +39,8 @@ Tensor<T, D> softmax_impl(const Tensor<T, D>& x, int axis, bool log_y) {
   Tensor<T, D> xc = x.contiguous_nograd();
   Tensor<T, D> y = Tensor<T, D>::empty(x.shape());
   softmax_rows(D{}, xc.data(), y.data(), rows, n, log_y);
-  return record(y, log_y ? "log_softmax" : "softmax", {&x}, [yd = y.detach(), rows, n, log_y](const Tensor<T, D>& g) {
+  return record(y, log_y ? "log_softmax" : "softmax", {&x}, [saved_y = Saved(y), rows, n, log_y](const Tensor<T, D>& g) {
+    const Tensor<T, D>& yd = saved_y.get();
     Tensor<T, D> gc = g.contiguous_nograd();
     Tensor<T, D> dx = Tensor<T, D>::empty(yd.shape());
     softmax_rows_backward(D{}, yd.data(), gc.data(), dx.data(), rows, n, log_y);
@@ -122,9 +123,9 @@ Tensor<T, D> binary_cross_entropy(const Tensor<T, D>& p, const Tensor<T, D>& tar
     // `elementwise` is outside the graph, so this mean records nothing; the node below is the op.
     Tensor<T, D> out = mean(elementwise);
     return record(out, "binary_cross_entropy", {&p, &target},
-                  [pd = p.detach(), td = target.detach(), n](const Tensor<T, D>& g) {
+                  [pd = Saved(p), td = Saved(target), n](const Tensor<T, D>& g) {
                     const T scale = g.item() / T(n);
-                    Tensor<T, D> dp = map(pd, td, fn::BceGrad<T>{scale});
+                    Tensor<T, D> dp = map(pd.get(), td.get(), fn::BceGrad<T>{scale});
                     return std::vector<Tensor<T, D>>{dp, Tensor<T, D>()};  // targets are constants
                   });
   } else {
@@ -135,7 +136,9 @@ Tensor<T, D> binary_cross_entropy(const Tensor<T, D>& p, const Tensor<T, D>& tar
     bce_forward(D{}, pc.data(), tc.data(), elementwise.data(), n);
     sum_all(D{}, elementwise.data(), n, total.data());
     Tensor<T, D> out = map(total, fn::MulScalar<T>{T(1) / static_cast<T>(n)});
-    return record(out, "binary_cross_entropy", {&p, &target}, [pc, tc, n, shape = p.shape()](const Tensor<T, D>& g) {
+    return record(out, "binary_cross_entropy", {&p, &target}, [saved_p = Saved(pc), saved_t = Saved(tc), n, shape = p.shape()](const Tensor<T, D>& g) {
+      const Tensor<T, D>& pc = saved_p.get();
+      const Tensor<T, D>& tc = saved_t.get();
       Tensor<T, D> dp = Tensor<T, D>::empty(shape);
       bce_backward(D{}, pc.data(), tc.data(), g.data(), T(1) / static_cast<T>(n), dp.data(), n);
       return std::vector<Tensor<T, D>>{dp, Tensor<T, D>()};  // targets are constants
@@ -150,7 +153,9 @@ Tensor<T, D> csq_loss(const Tensor<T, D>& u, const Tensor<T, D>& centers, T lamb
   const int64_t n = u.numel();
   // `terms` is outside the graph (map records nothing), so neither is its mean; the node is below.
   Tensor<T, D> out = mean(map(u, centers, fn::CsqTerm<T>{lambda}));
-  return record(out, "csq_loss", {&u, &centers}, [ud = u.detach(), cd = centers.detach(), lambda, n](const Tensor<T, D>& g) {
+  return record(out, "csq_loss", {&u, &centers}, [saved_u = Saved(u), saved_c = Saved(centers), lambda, n](const Tensor<T, D>& g) {
+    const Tensor<T, D>& ud = saved_u.get();
+    const Tensor<T, D>& cd = saved_c.get();
     if constexpr (is_cpu_v<D>) {
       return std::vector<Tensor<T, D>>{map(ud, cd, fn::CsqGrad<T>{lambda, g.item() / T(n)}), Tensor<T, D>()};
     } else {  // the upstream gradient stays on the device: one more pass instead of a sync

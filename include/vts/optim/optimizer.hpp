@@ -192,6 +192,7 @@ class Optimizer {
   // tensors outlive it: parameters, gradients and state belong to the optimizer until step() returns).
   template <class F, class... Buffers>
   void apply_update(size_t i, const F& f, const tensor_type& p, const tensor_type& g, Buffers*... buffers) {
+    p.bump_version();  // a graph still holding p (a backward not yet run) must not see the new values
     state_type* master = nullptr;
     if constexpr (has_masters) {
       state_tensor& m = slots_[i].master;
