@@ -534,6 +534,62 @@ TEST_CASE("hash: HashNet with no positive pair is the mean over negatives and no
   CHECK(out.item() == Approx(expected).epsilon(1e-12));
 }
 
+TEST_CASE("hash: HashNet with no negative pair is the mean over positives and not NaN", "[hash][hashnet]") {
+  // Both rows are class 0, so every entry of S is 1 (S0 = 0) and the loss is the mean over the
+  // four positive pairs of softplus(θ) − θ = log(1 + e^{−θ}); the empty negative side adds
+  // nothing (§2.2). Compat with a bank of exactly these two items sees the same S and θ.
+  const std::vector<double> u{0.3, -1.2, 2.0, 0.4};
+  const double h[2][2] = {{std::tanh(0.3), std::tanh(-1.2)}, {std::tanh(2.0), std::tanh(0.4)}};
+  double expected = 0;
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 2; ++j) {
+      const double theta = 0.1 * (h[i][0] * h[j][0] + h[i][1] * h[j][1]);
+      expected += std::log1p(std::exp(-theta)) / 4;
+    }
+  for (bool compat : {false, true}) {
+    INFO((compat ? "reference_compat" : "HEAD"));
+    hl::Config cfg;
+    cfg.bits = 2;
+    cfg.classes = 3;
+    cfg.train_size = 2;
+    cfg.reference_compat = compat;
+    vts::Generator gen(1);
+    hl::HashNet<double> loss(cfg, gen);
+    const auto out = loss(vts::Tensor<double>::from_vector(u, Shape{2, 2}),
+                          vts::Tensor<double>::from_vector({1, 0, 0, 1, 0, 0}, Shape{2, 3}), {0, 1}, 0);
+    CHECK(out.item() == Approx(expected).epsilon(1e-12));
+  }
+}
+
+TEST_CASE("hash: IDHN takes s > 0.99 and s < 0.01 as hard pairs and everything between as soft", "[hash][idhn]") {
+  // u = 0 makes v = 0 and θ = 0 for every pair (§2.4), so a hard pair costs softplus(0) = log 2
+  // (CE) and a soft pair γ·(θ + K − 2sK)² = γK²(1 − 2s)² (MSE); the quantization term is
+  // λ·mean|0 − 1| = λ. Three items over 30 classes, the bank holding exactly the batch:
+  //   item 0: classes 0..4 (5 labels), item 1: classes 0..5 (6), item 2: class 0 and 6..29 (25).
+  // Off the diagonal s01 = 5/√30 ≈ 0.913, s02 = 1/√125 ≈ 0.089 and s12 = 1/√150 ≈ 0.082: all soft,
+  // close enough to the thresholds that moving 0.99 down to 0.9 or 0.01 up to 0.09 changes the
+  // value. The diagonal has s = 1/(1 + 1e-5) > 0.99: hard.
+  const int64_t K = 2, C = 30;
+  std::vector<double> y(static_cast<size_t>(3 * C), 0.0);
+  for (int c = 0; c <= 4; ++c) y[static_cast<size_t>(c)] = 1;
+  for (int c = 0; c <= 5; ++c) y[static_cast<size_t>(C + c)] = 1;
+  y[static_cast<size_t>(2 * C)] = 1;
+  for (int c = 6; c < C; ++c) y[static_cast<size_t>(2 * C + c)] = 1;
+  const double s01 = 5 / (std::sqrt(5.0 * 6.0) + 1e-5), s02 = 1 / (std::sqrt(5.0 * 25.0) + 1e-5),
+               s12 = 1 / (std::sqrt(6.0 * 25.0) + 1e-5);
+  auto soft = [&](double s) { return 0.1 * double(K * K) * (1 - 2 * s) * (1 - 2 * s); };
+  const double expected = (3 * std::log(2.0) + 2 * (soft(s01) + soft(s02) + soft(s12))) / 9 + 0.1;
+  hl::Config cfg;
+  cfg.bits = K;
+  cfg.classes = C;
+  cfg.train_size = 3;
+  vts::Generator gen(1);
+  hl::Idhn<double> loss(cfg, gen);
+  const auto out = loss(vts::Tensor<double>::zeros(Shape{3, K}), vts::Tensor<double>::from_vector(y, Shape{3, C}),
+                        {0, 1, 2}, 0);
+  CHECK(out.item() == Approx(expected).epsilon(1e-12));
+}
+
 TEST_CASE("hash: HashNet continuation scale", "[hash][hashnet]") {
   hl::Config cfg;
   cfg.bits = 16;
