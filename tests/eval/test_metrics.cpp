@@ -106,6 +106,48 @@ TEST_CASE("a query with nothing in the radius scores 0 and counts in the mean", 
   CHECK(rp.queries_with_hits == 0.5);
 }
 
+TEST_CASE("relevance through a class in the second label word (classes 64 and up)", "[eval]") {
+  // 70 classes: a label row spans two 64-bit words. The query has class 66 only, so relevance
+  // must come from the second word. Database distances 2, 0, 1 → ranking 1, 2, 0; items 0 and 2
+  // share class 66 (item 2 also has class 5 in the first word), item 1 has class 3 only:
+  // relevance in rank order 0, 1, 1, so AP over all three = (1/2 + 2/3) / 2 = 7/12 (§4.3), and
+  // with the topk = −1 quirk (first two) AP = 1/2. Reading only the first word finds nothing.
+  PackedCodes q(1, 8), db(3, 8);
+  const uint8_t codes[3] = {0x03, 0x00, 0x01};
+  std::copy(codes, codes + 3, db.data());
+  Labels ql(1, 70), dl(3, 70);
+  ql.set(0, 66);
+  dl.set(0, 66);
+  dl.set(1, 3);
+  dl.set(2, 5);
+  dl.set(2, 66);
+  CHECK(mean_average_precision(q, ql, db, dl, -1, TopkAll::all) == Approx(7.0 / 12).margin(1e-15));
+  CHECK(mean_average_precision(q, ql, db, dl) == Approx(0.5).margin(1e-15));
+  const std::vector<int64_t> ks{1, 3};
+  const auto pk = precision_at_k(q, ql, db, dl, ks);
+  CHECK(pk[0] == 0.0);
+  CHECK(pk[1] == Approx(2.0 / 3));
+}
+
+TEST_CASE("radius at or beyond K retrieves the whole database", "[eval]") {
+  // Every distance is at most K = 8, so radius 8 and radius 20 both retrieve all 5 items of the
+  // hand-worked example, of which 3 are relevant: precision 3/5, in evaluate (from the ranking's
+  // distance starts, radius clamped to K) and in the radius search alike.
+  const Tiny t;
+  for (int64_t radius : {int64_t(8), int64_t(20)}) {
+    INFO("radius " << radius);
+    EvalOptions o;
+    o.radius = radius;
+    const EvalResult r = evaluate(t.q, t.ql, t.db, t.dl, o);
+    CHECK(r.radius.precision == Approx(0.6).margin(1e-15));
+    CHECK(r.radius.queries_with_hits == 1.0);
+    CHECK(r.radius.mean_retrieved == 5.0);
+    const RadiusPrecision s = precision_within_radius(t.q, t.ql, t.db, t.dl, radius);
+    CHECK(s.precision == Approx(0.6).margin(1e-15));
+    CHECK(s.mean_retrieved == 5.0);
+  }
+}
+
 TEST_CASE("evaluate equals a direct §4.3 implementation on random data, any thread count and level", "[eval]") {
   Generator g(41);
   for (int64_t bits : {16, 64, 128}) {
