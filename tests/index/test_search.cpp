@@ -112,6 +112,31 @@ TEST_CASE("knn_search: all-identical codes return the first k indices", "[index]
   }
 }
 
+TEST_CASE("knn_search and radius_search reach the largest distance K", "[index][search]") {
+  // Item 2 is the bitwise complement of the query: distance K, the worst possible. With k = n
+  // every item must come back, the complement last; a radius of K must include it too.
+  for (int64_t bits : {16, 64, 128, 256}) {
+    PackedCodes db(4, bits), q(1, bits);
+    std::fill(q.data(), q.data() + q.code_bytes(), 0x5A);
+    std::fill(db.code(0), db.code(0) + db.code_bytes(), 0x5A);  // distance 0
+    std::fill(db.code(1), db.code(1) + db.code_bytes(), 0x5B);  // one bit per byte: K / 8
+    std::fill(db.code(2), db.code(2) + db.code_bytes(), 0xA5);  // complement: K
+    std::fill(db.code(3), db.code(3) + db.code_bytes(), 0x5A);  // distance 0, after item 0
+    const std::vector<int64_t> order{0, 3, 1, 2};
+    const std::vector<int32_t> dist{0, 0, static_cast<int32_t>(bits / 8), static_cast<int32_t>(bits)};
+    for (Isa isa : vts_test::runnable_isas()) {
+      INFO("K=" << bits << " isa=" << isa_name(isa));
+      const KnnResult r = knn_search(db, q, 4, {isa, 1});
+      CHECK(r.indices == order);
+      CHECK(r.distances == dist);
+      const RadiusResult within = radius_search(db, q, bits, {isa, 1});
+      CHECK(within.indices == order);
+      CHECK(within.distances == dist);
+      CHECK(radius_search(db, q, bits - 1, {isa, 1}).count(0) == 3);
+    }
+  }
+}
+
 TEST_CASE("knn_search: the database split between threads (few queries, large n) merges exactly", "[index][search]") {
   vts::Generator g(9);
   for (int64_t bits : {64, 256}) {
