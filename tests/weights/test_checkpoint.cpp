@@ -216,6 +216,41 @@ TEST_CASE("checkpoint: a checkpoint that does not fit is refused whole, listing 
   CHECK(rng2.offset() == offset_before);
 }
 
+// A model of the researcher's own whose visit() names two layers alike: the writer refuses it,
+// and reading must refuse it too instead of filling both layers from the one stored tensor.
+namespace {
+struct SameNamePair {
+  using tensor_type = Tf;
+  vts::nn::Linear<> first, second;
+  template <class F>
+  void visit(const std::string& prefix, F&& f) {
+    first.visit(vts::nn::join(prefix, "fc"), f);
+    second.visit(vts::nn::join(prefix, "fc"), f);  // the slip: should be "fc2"
+  }
+};
+}  // namespace
+
+TEST_CASE("checkpoint: a model that names two tensors alike is refused on reading", "[checkpoint][errors]") {
+  TempDir dir;
+  vts::Generator gen(1);
+  vts::nn::Linear<> saved(3, 2, gen);
+  io::CheckpointWriter w;
+  w.add_layer("model.fc", saved);
+  w.write(dir / "ckpt.safetensors");
+
+  SameNamePair pair{vts::nn::Linear<>(3, 2, gen), vts::nn::Linear<>(3, 2, gen)};
+  io::CheckpointWriter refused;
+  CHECK_THROWS_WITH(refused.add_layer("model", pair), Contains("'model.fc.weight' added twice"));
+
+  const auto second_before = pair.second.weight.to_vector();
+  io::CheckpointReader r(dir / "ckpt.safetensors");
+  r.layer("model", pair);
+  CHECK_THROWS_WITH(r.commit(), Contains("tensor 'model.fc.weight' is registered twice") &&
+                                    Contains("tensor 'model.fc.bias' is registered twice") &&
+                                    Contains("nothing was changed"));
+  CHECK(pair.second.weight.to_vector() == second_before);
+}
+
 TEST_CASE("checkpoint: values a loss rejects are a problem, not a half-restored loss", "[checkpoint][errors]") {
   TempDir dir;
   vts::Generator g(1);

@@ -280,6 +280,12 @@ class CheckpointReader {
   // The referenced objects must stay alive until commit().
   template <class T, class D>
   void tensor(const std::string& name, Tensor<T, D>& dst) {
+    // Two tensors registered under one name (a visit() that names two layers alike) would both be
+    // filled from the one stored tensor; the writer refuses such a model, so the reader does too.
+    if (!registered_.insert(name).second) {
+      problems_.addf("tensor '", name, "' is registered twice (two tensors of the model share this name)");
+      return;
+    }
     auto values = take<T>(name, dst.shape());
     if (!values) return;
     Tensor<T, D>* target = &dst;
@@ -462,6 +468,7 @@ class CheckpointReader {
   nlohmann::json meta_;
   int version_ = 0;
   std::set<std::string> claimed_;
+  std::set<std::string> registered_;  // names given to tensor(), to catch a name used twice
   std::vector<std::string> ignored_;
   detail::ProblemList problems_;
   std::vector<std::function<void()>> apply_;
