@@ -629,6 +629,29 @@ TEMPLATE_TEST_CASE("hash: shape errors name the expected and the found shape", "
                     Contains("2 indices") && Contains("8"));
 }
 
+// The memory bank is sized by Config::train_size, which defaults to 0: a researcher who leaves it
+// out (or passes another split's size) must be told so, not given index_copy_'s row message.
+TEMPLATE_TEST_CASE("hash: a memory bank too small for the dataset indices names train_size", "[hash][errors]",
+                   hl::Dsh<double>, hl::HashNet<double>, hl::Idhn<double>, hl::Dpn<double>) {
+  hl::Config cfg;
+  cfg.bits = 16;
+  cfg.classes = 10;
+  cfg.reference_compat = true;  // HashNet then has a bank too
+  vts::Generator gen(1);
+  using Td = vts::Tensor<double>;
+  const Td u = Td::zeros(Shape{2, 16}), y = Td::zeros(Shape{2, 10});
+  {
+    TestType forgotten(cfg, gen);  // train_size left at 0
+    CHECK_THROWS_WITH(forgotten(u, y, {0, 1}, 0), Contains(TestType::name) && Contains("dataset index 0") &&
+                                                      Contains("memory bank of 0 rows") && Contains("train_size"));
+  }
+  cfg.train_size = 8;
+  TestType loss(cfg, gen);
+  CHECK_THROWS_WITH(loss(u, y, {7, 8}, 0), Contains("dataset index 8") && Contains("memory bank of 8 rows"));
+  CHECK_THROWS_WITH(loss(u, y, {-1, 0}, 0), Contains("dataset index -1"));
+  CHECK_NOTHROW(loss(u, y, {0, 7}, 0));
+}
+
 // ---- learnability --------------------------------------------------------------------------------------
 
 TEMPLATE_TEST_CASE("hash: every loss decreases over 50 Adam steps on free outputs", "[hash][learn]", hl::Dsh<double>,

@@ -63,7 +63,14 @@ struct MemoryBank {
       : U(Tensor<T, D>::zeros(Shape{items, bits})), Y(Tensor<T, D>::zeros(Shape{items, classes})) {}
   bool enabled() const { return U.defined(); }
   // Stores a batch at its dataset indices; the outputs are detached (the bank is a constant).
-  void store(const std::vector<int64_t>& ind, const Tensor<T, D>& outputs, const Tensor<T, D>& labels) {
+  // An index outside the bank almost always means Config::train_size was left at its default 0
+  // or set to another split's size, so the message says that rather than index_copy_'s.
+  void store(const char* loss, const std::vector<int64_t>& ind, const Tensor<T, D>& outputs,
+             const Tensor<T, D>& labels) {
+    const int64_t rows = U.size(0);
+    for (size_t i = 0; i < ind.size(); ++i)
+      VTS_CHECK(ind[i] >= 0 && ind[i] < rows, loss, ": dataset index ", ind[i], " is outside the memory bank of ",
+                rows, " rows; set loss::Config::train_size to the size of the training set");
     index_copy_(U, ind, outputs.detach());
     index_copy_(Y, ind, labels);
   }
@@ -167,7 +174,7 @@ class Dsh {
 
   tensor_type operator()(const tensor_type& u, const tensor_type& y, const std::vector<int64_t>& ind, int) {
     detail::check_batch(name, u, y, ind, cfg_.bits, cfg_.classes);
-    bank_.store(ind, u, y);
+    bank_.store(name, ind, u, y);
     const tensor_type similar = detail::positive(matmul(y, bank_.Y.t()));
     const tensor_type bank_sq = sum(bank_.U * bank_.U, {1}).reshape(Shape{1, -1});
     const tensor_type dist = sum(u * u, {1}, true) - T(2) * matmul(u, bank_.U.t()) + bank_sq;
@@ -211,7 +218,7 @@ class HashNet {
     const tensor_type h = tanh(u * scale(epoch));
     tensor_type similar, theta;
     if (cfg_.reference_compat) {
-      bank_.store(ind, h, y);
+      bank_.store(name, ind, h, y);
       similar = detail::positive(matmul(y, bank_.Y.t()));
       theta = alpha * matmul(h, bank_.U.t());
     } else {
@@ -309,7 +316,7 @@ class Idhn {
     detail::check_batch(name, u, y, ind, cfg_.bits, cfg_.classes);
     const T K = T(cfg_.bits);
     const tensor_type v = softsign(u);
-    bank_.store(ind, v, y);
+    bank_.store(name, ind, v, y);
     const tensor_type y_norm = sqrt(sum(y * y, {1}, true));
     const tensor_type bank_norm = sqrt(sum(bank_.Y * bank_.Y, {1})).reshape(Shape{1, -1});
     const tensor_type s = matmul(y, bank_.Y.t()) / (matmul(y_norm, bank_norm) + T(1e-5));
@@ -390,7 +397,7 @@ class Dpn {
   tensor_type operator()(const tensor_type& u, const tensor_type& y, const std::vector<int64_t>& ind, int,
                          std::span<const float> host_labels = {}) {
     detail::check_batch(name, u, y, ind, cfg_.bits, cfg_.classes);
-    bank_.store(ind, u, y);
+    bank_.store(name, ind, u, y);
     const tensor_type t =
         upload_(assigner_.assign(detail::host_labels(y, host_labels), y.size(0)), y.size(0), cfg_.bits);
     return mean(clamp_min(margin - u * t, T(0)));
