@@ -32,17 +32,30 @@ struct ViTTiny28 {
 
 template <class Config, class T = float, class D = Cpu>
 struct ViT {
+  // A configuration of one's own is checked here, one rule per message, so that a slip reads as a
+  // sentence instead of a division by zero, an array of 2^64 - 1 blocks, or (dim % heads) an
+  // error at run time. The guarded expressions below keep a failed rule from adding more errors.
+  static_assert(Config::image > 0 && Config::channels > 0 && Config::patch > 0,
+                "ViT config: image, channels and patch must be positive");
+  static_assert(Config::dim > 0 && Config::heads > 0 && Config::mlp > 0,
+                "ViT config: dim, heads and mlp must be positive");
+  static_assert(Config::depth >= 0, "ViT config: depth (the number of encoder blocks) must be >= 0");
+  static_assert(Config::patch <= 0 || Config::image % Config::patch == 0,
+                "ViT config: image size must be a multiple of the patch size");
+  static_assert(Config::heads <= 0 || Config::dim % Config::heads == 0,
+                "ViT config: dim must be a multiple of heads (each head takes dim / heads features)");
+
   using config = Config;
   using tensor_type = Tensor<T, D>;
-  static constexpr int64_t grid = Config::image / Config::patch;
+  static constexpr int64_t grid = Config::patch > 0 ? Config::image / Config::patch : 0;
   static constexpr int64_t tokens = grid * grid + 1;
   static constexpr int64_t patch_dim = Config::channels * Config::patch * Config::patch;
   static constexpr int64_t dim = Config::dim;
-  static_assert(Config::image % Config::patch == 0, "image size must be a multiple of the patch size");
+  static constexpr size_t depth = Config::depth > 0 ? static_cast<size_t>(Config::depth) : 0;
 
   Linear<T, D> patch_embed;
   tensor_type cls_token, pos_embed;
-  Repeat<static_cast<size_t>(Config::depth), EncoderBlock<T, D>> blocks;
+  Repeat<depth, EncoderBlock<T, D>> blocks;
   LayerNorm<T, D> norm;
   double dropout_p = 0.1;
 
@@ -72,8 +85,8 @@ struct ViT {
   }
 
   tensor_type forward(const tensor_type& images, Context& ctx) const {
+    tensor_type x = patch_embed.forward(patchify(images));  // first: it checks the images' shape
     const int64_t B = images.size(0);
-    tensor_type x = patch_embed.forward(patchify(images));
     x = concat<T, D>({cls_token.expand(Shape{B, 1, dim}), x}, 1) + pos_embed;
     x = dropout(x, dropout_p, ctx.training, *ctx.rng);
     x = blocks.forward(x, ctx);
