@@ -1,7 +1,9 @@
 // Models composed from the layers the way a researcher builds one: a ViT of one's own
-// configuration. What a slip in the configuration or the input gives.
+// configuration and a hash network on top. What a slip in the configuration or the input gives.
 // (Configurations that cannot work at all are compile errors: vit_config_errors.cpp.)
 #include "test_util.hpp"
+
+#include "vts/hash/heads.hpp"
 
 using namespace vts;
 using namespace vts_test;
@@ -26,4 +28,16 @@ TEST_CASE("nn: ViT names itself and the images it expects for any wrong input", 
     CHECK_THROWS_WITH(vit.forward(x, ctx), Contains("ViT<mini>: expected images [B, 1, 8, 8], found " + x.shape().str()));
   }
   CHECK(vit.forward(Tf::ones(Shape{2, 1, 8, 8}), ctx).shape() == Shape{2, 5, 8});
+}
+
+TEST_CASE("hash: a hash network of zero or negative bits is refused by name", "[nn][hash]") {
+  Generator gen(1);
+  nn::Context ctx;
+  using AllToken = hash::HashNetwork<nn::ViT<Mini>, hash::AllTokenHead<4>>;
+  using ClsToken = hash::HashNetwork<nn::ViT<Mini>, hash::ClsTokenHead<>>;
+  // 0 bits used to build a network whose codes were [B, 0], silently.
+  CHECK_THROWS_WITH(AllToken(0, gen), Contains("code length (bits) must be positive, got 0"));
+  CHECK_THROWS_WITH(ClsToken(0, gen), Contains("code length (bits) must be positive, got 0"));
+  CHECK_THROWS_WITH(AllToken(-8, gen), Contains("code length (bits) must be positive, got -8"));
+  CHECK(AllToken(3, gen).forward(Tf::ones(Shape{2, 1, 8, 8}), ctx).shape() == Shape{2, 3});
 }

@@ -20,10 +20,17 @@ void reference_head_init(nn::Linear<T, D>& layer, Generator& gen) {
   nn::init::kaiming_uniform_(layer.weight, std::sqrt(2.0), nn::init::FanMode::fan_out, gen);
   nn::init::normal_(layer.bias, 0.0, 1.0, gen);
 }
+// The code length, checked before the head's last layer is sized by it: 0 bits would make a
+// [out, 0] layer and empty codes without a word, a negative count a shape error about [-1, n].
+inline int64_t positive_bits(int64_t bits) {
+  VTS_CHECK(bits > 0, "hash head: the code length (bits) must be positive, got ", bits);
+  return bits;
+}
 }  // namespace detail
 
 template <int64_t Hidden = 1024, class T = float, class D = Cpu>
 struct AllTokenHead {
+  static_assert(Hidden > 0, "AllTokenHead: the hidden width must be positive");
   using tensor_type = Tensor<T, D>;
   static constexpr const char* name = "all";
   nn::Linear<T, D> fc1, fc2;
@@ -31,7 +38,7 @@ struct AllTokenHead {
 
   AllTokenHead() = default;
   AllTokenHead(int64_t tokens, int64_t dim, int64_t bits, Generator& gen)
-      : fc1(tokens * dim, Hidden, gen), fc2(Hidden, bits, gen) {
+      : fc1(tokens * dim, Hidden, gen), fc2(Hidden, detail::positive_bits(bits), gen) {
     detail::reference_head_init(fc1, gen);
   }
   int64_t bits() const { return fc2.out_features(); }
@@ -53,7 +60,8 @@ struct ClsTokenHead {
   nn::Linear<T, D> fc;
 
   ClsTokenHead() = default;
-  ClsTokenHead(int64_t /*tokens*/, int64_t dim, int64_t bits, Generator& gen) : fc(dim, bits, gen) {
+  ClsTokenHead(int64_t /*tokens*/, int64_t dim, int64_t bits, Generator& gen)
+      : fc(dim, detail::positive_bits(bits), gen) {
     detail::reference_head_init(fc, gen);
   }
   int64_t bits() const { return fc.out_features(); }
