@@ -41,3 +41,19 @@ TEST_CASE("hash: a hash network of zero or negative bits is refused by name", "[
   CHECK_THROWS_WITH(AllToken(-8, gen), Contains("code length (bits) must be positive, got -8"));
   CHECK(AllToken(3, gen).forward(Tf::ones(Shape{2, 1, 8, 8}), ctx).shape() == Shape{2, 3});
 }
+
+TEST_CASE("nn: Repeat is copied like any layer, and Repeat<0> passes its input through", "[nn][repeat]") {
+  Generator gen(1);
+  nn::Repeat<2, nn::Mlp<>> blocks([&] { return nn::Mlp<>(4, 8, 0.0, gen); });
+  // Direct-initialisation from a non-const Repeat used to pick the block-maker constructor (Make =
+  // Repeat&) over the copy constructor and did not compile: "no match for call to (Repeat) ()".
+  nn::Repeat<2, nn::Mlp<>> copy(blocks);
+  CHECK(copy[1].fc2.weight.impl() == blocks[1].fc2.weight.impl());  // layers are handles to their tensors
+  CHECK(nn::parameters(copy).size() == 8);
+
+  nn::Repeat<0, nn::EncoderBlock<>> none([&] { return nn::EncoderBlock<>(4, 2, 8, 0.0, gen); });
+  nn::Context ctx;
+  const Tf x = to_float(uniform({2, 3, 4}, 5));
+  CHECK(none.forward(x, ctx).to_vector() == x.to_vector());
+  CHECK(nn::parameters(none).empty());
+}

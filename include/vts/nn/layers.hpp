@@ -8,6 +8,7 @@
 //   Repeat<N, B>  N blocks of the same type, applied in order
 #include <array>
 #include <string>
+#include <type_traits>
 
 #include "vts/nn/init.hpp"
 #include "vts/nn/module.hpp"
@@ -144,7 +145,10 @@ struct Repeat {
   std::array<Block, N> blocks;
 
   Repeat() = default;
+  // make() returns one block. Constrained so that it is not a better match than the copy
+  // constructor for a non-const Repeat (Repeat copy(blocks) would otherwise call blocks()).
   template <class Make>
+    requires std::is_invocable_r_v<Block, Make&>
   explicit Repeat(Make&& make) {
     for (auto& b : blocks) b = make();
   }
