@@ -7,7 +7,7 @@
 // protocol: 10 % of each class are queries, the rest train and form the database). Without it, the
 // Fashion-MNIST files of Debian's dataset-fashion-mnist, kept small so the example runs in seconds:
 // 20 queries and 100 training images per class, the first 5,000 of the remaining images as the
-// database (through a Dataset of our own below: a dataset is four virtual functions).
+// database (through a Dataset of our own below: a dataset is five virtual functions).
 //
 // The model is a type: ViTTiny28 backbone, the paper's all-token hash head, CSQ loss — swap any of
 // the three in the `using` lines. After training it encodes queries and database to K-bit codes,
