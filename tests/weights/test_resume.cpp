@@ -259,3 +259,13 @@ TEST_CASE("resume: io::read_training_state restores EMA when the checkpoint has 
   CHECK(again->ema_steps() == with_ema->ema_steps());
   CHECK(everything<Loss>(*again) == everything<Loss>(*with_ema));
 }
+
+// With drop_last and a batch larger than the dataset (or an empty dataset) an epoch has no step;
+// train_epoch used to return a mean loss of 0 for it, which reads as a perfect epoch.
+TEST_CASE("train_epoch refuses a loader that yields no batch", "[trainer]") {
+  using Catch::Matchers::Contains;
+  auto trainer = make_trainer<hl::Csq<>>();
+  vts::data::Loader loader(std::make_shared<Stripes>(), {.batch_size = 64, .drop_last = true, .num_workers = 0});
+  CHECK_THROWS_WITH(trainer->train_epoch(loader, 0, kEpochs),
+                    Contains("train_epoch: the loader yields no batch (48 items, batch size 64, drop_last)"));
+}

@@ -95,7 +95,7 @@ class EpochReports {
       finish(d);
     }
   }
-  // Reads the last step's loss; returns the epoch's mean (0 without steps).
+  // Reads the last step's loss; returns the epoch's mean (0 without steps; the trainer refuses such an epoch).
   double mean() {
     if (pending_) finish(*pending_);
     pending_.reset();
@@ -129,6 +129,13 @@ class EpochReports {
   double sum_ = 0;
   int64_t n_ = 0;
 };
+// An epoch of no batch would train nothing and report a mean loss of 0, which reads as a perfect
+// epoch: an empty dataset, or drop_last with a batch larger than the dataset.
+inline void check_has_batches(const data::Loader& loader, const char* what) {
+  VTS_CHECK(loader.num_batches() > 0, what, ": the loader yields no batch (", loader.dataset().size(),
+            " items, batch size ", loader.options().batch_size, loader.options().drop_last ? ", drop_last" : "",
+            "), so an epoch would train nothing");
+}
 }  // namespace detail
 
 template <class Network, class Loss>
@@ -253,6 +260,7 @@ class Trainer {
   // One epoch over the loader (already configured to shuffle); returns the mean batch loss.
   double train_epoch(data::Loader& loader, int64_t epoch, int64_t total_epochs,
                      const std::function<void(const StepReport&)>& report = {}) {
+    detail::check_has_batches(loader, "train_epoch");
     loader.start_epoch(epoch);
     const int64_t steps = loader.num_batches();
     data::Batch batch;
@@ -550,6 +558,7 @@ double pretrain_classifier(Backbone& backbone, data::Loader& loader, int64_t epo
     return tensor_type::from_vector(std::vector<T>(b.images.begin(), b.images.end()), shape);
   };
   double last = 0;
+  if (epochs > 0) detail::check_has_batches(loader, "pretrain_classifier");
   for (int64_t epoch = 0; epoch < epochs; ++epoch) {
     loader.start_epoch(epoch);
     const int64_t steps = loader.num_batches();
