@@ -293,6 +293,14 @@ TEST_CASE("shape mismatch errors name both shapes", "[autograd][errors]") {
     CHECK_THROWS_WITH(layer_norm(a, Td::ones({4}), Td::zeros({3}), 1e-5),
                       Contains("[2, 3]") && Contains("[4]") && Contains("[3]"));
   }
+  SECTION("0-d input to a row-wise op names the op") {
+    const Td scalar = Td::scalar(1.0);
+    CHECK_THROWS_WITH(softmax(scalar), StartsWith("softmax: ") && Contains("0-d"));
+    CHECK_THROWS_WITH(log_softmax(scalar), StartsWith("log_softmax: ") && Contains("0-d"));
+    CHECK_THROWS_WITH(layer_norm(scalar, Td::ones({1}), Td::zeros({1}), 1e-5), StartsWith("layer_norm: "));
+    CHECK_THROWS_WITH(add_layer_norm(scalar, scalar, Td::ones({1}), Td::zeros({1}), 1e-5),
+                      StartsWith("add_layer_norm: "));
+  }
   SECTION("concat") {
     CHECK_THROWS_WITH((concat<double, Cpu>({a, Td::zeros({2, 4})}, 0)), Contains("[2, 3]") && Contains("[2, 4]"));
     CHECK_NOTHROW(concat<double, Cpu>({a, Td::zeros({2, 4})}, 1));

@@ -83,6 +83,7 @@ Tensor<T, D> record_layer_norm(Tensor<T, D> y, const Tensor<T, D>& x, const Tens
 template <class T, class D>
 Tensor<T, D> layer_norm(const Tensor<T, D>& x, const Tensor<T, D>& weight, const Tensor<T, D>& bias, T eps) {
   using A = acc_t<T>;
+  VTS_CHECK_SHAPE(x.ndim() > 0, "layer_norm: expected [..., n], found a 0-d tensor");
   const int64_t n = x.size(-1), rows = x.numel() / std::max<int64_t>(n, 1);
   detail::check_layer_norm_params(x.shape(), weight.shape(), bias.shape(), n);
   Tensor<T, D> xc = x.contiguous_nograd(), wc = weight.contiguous_nograd(), bc = bias.contiguous_nograd();
@@ -111,6 +112,7 @@ AddLayerNorm<T, D> add_layer_norm(const Tensor<T, D>& x, const Tensor<T, D>& res
   using A = acc_t<T>;
   VTS_CHECK_SHAPE(x.shape() == residual.shape(), "add_layer_norm: x ", x.shape().str(), " and residual ",
                   residual.shape().str(), " must have the same shape");
+  VTS_CHECK_SHAPE(x.ndim() > 0, "add_layer_norm: expected [..., n], found a 0-d tensor");
   const int64_t n = x.size(-1), rows = x.numel() / std::max<int64_t>(n, 1);
   detail::check_layer_norm_params(x.shape(), weight.shape(), bias.shape(), n);
   Tensor<T, D> xc = x.contiguous_nograd(), rc = residual.contiguous_nograd();

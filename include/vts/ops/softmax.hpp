@@ -30,6 +30,8 @@ namespace vts {
 namespace detail {
 template <class T, class D>
 Tensor<T, D> softmax_impl(const Tensor<T, D>& x, int axis, bool log_y) {
+  VTS_CHECK_SHAPE(x.ndim() > 0, log_y ? "log_softmax" : "softmax",
+                  ": expected a tensor with at least one axis, found a 0-d tensor (reshape it to [1])");
   axis = x.shape().normalize_axis(axis);
   if (axis != x.ndim() - 1) {
     // Softmax over another axis: move it last, compute, move it back (views; one copy).
