@@ -42,6 +42,18 @@ TEST_CASE("hash: a hash network of zero or negative bits is refused by name", "[
   CHECK(AllToken(3, gen).forward(Tf::ones(Shape{2, 1, 8, 8}), ctx).shape() == Shape{2, 3});
 }
 
+namespace {
+// A block without a default constructor that remembers its place in the order of construction.
+struct Counted {
+  using tensor_type = Tf;
+  explicit Counted(int made) : index(made) {}
+  int index;
+  Tf forward(const Tf& x, nn::Context&) const { return x; }
+  template <class F>
+  void visit(const std::string&, F&&) {}
+};
+}  // namespace
+
 TEST_CASE("nn: Repeat is copied like any layer, and Repeat<0> passes its input through", "[nn][repeat]") {
   Generator gen(1);
   nn::Repeat<2, nn::Mlp<>> blocks([&] { return nn::Mlp<>(4, 8, 0.0, gen); });
@@ -50,6 +62,13 @@ TEST_CASE("nn: Repeat is copied like any layer, and Repeat<0> passes its input t
   nn::Repeat<2, nn::Mlp<>> copy(blocks);
   CHECK(copy[1].fc2.weight.impl() == blocks[1].fc2.weight.impl());  // layers are handles to their tensors
   CHECK(nn::parameters(copy).size() == 8);
+
+  // Built in place: a block type without a default constructor works, and the blocks are made in
+  // order (here: each remembers how many were made before it).
+  int made = 0;
+  nn::Repeat<3, Counted> counted([&] { return Counted(made++); });
+  CHECK(counted[0].index == 0);
+  CHECK(counted[2].index == 2);
 
   nn::Repeat<0, nn::EncoderBlock<>> none([&] { return nn::EncoderBlock<>(4, 2, 8, 0.0, gen); });
   nn::Context ctx;

@@ -9,6 +9,7 @@
 #include <array>
 #include <string>
 #include <type_traits>
+#include <utility>
 
 #include "vts/nn/init.hpp"
 #include "vts/nn/module.hpp"
@@ -147,11 +148,11 @@ struct Repeat {
   Repeat() = default;
   // make() returns one block. Constrained so that it is not a better match than the copy
   // constructor for a non-const Repeat (Repeat copy(blocks) would otherwise call blocks()).
+  // The blocks are built in place, in order (a braced list evaluates left to right, so the
+  // generator draws are those of a loop), and so need no default constructor.
   template <class Make>
     requires std::is_invocable_r_v<Block, Make&>
-  explicit Repeat(Make&& make) {
-    for (auto& b : blocks) b = make();
-  }
+  explicit Repeat(Make&& make) : blocks(built(make, std::make_index_sequence<N>{})) {}
   template <class... Ctx>
   tensor_type forward(tensor_type x, Ctx&... ctx) const {
     for (const auto& b : blocks) x = b.forward(x, ctx...);
@@ -164,6 +165,12 @@ struct Repeat {
   Block& operator[](size_t i) { return blocks[i]; }
   const Block& operator[](size_t i) const { return blocks[i]; }
   static constexpr size_t size() { return N; }
+
+ private:
+  template <class Make, size_t... I>
+  static std::array<Block, N> built(Make& make, std::index_sequence<I...>) {
+    return {{((void)I, make())...}};
+  }
 };
 
 }  // namespace vts::nn
