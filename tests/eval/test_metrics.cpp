@@ -65,6 +65,9 @@ TEST_CASE("mAP on a hand-worked example: quirk, all, cut-offs, zero AP", "[eval]
   CHECK(effective_topk(-1, TopkAll::all, 5) == 5);
   CHECK(effective_topk(-1, TopkAll::all_but_last, 0) == 0);
   CHECK_THROWS_WITH(mean_average_precision(t.q, t.ql, t.db, t.dl, -2), Catch::Contains("topk > 0 or -1") && Catch::Contains("-2"));
+  // topk = 0 looks at nothing: an error, not an mAP of 0 (and not the "0 = default" of the CLI).
+  CHECK_THROWS_WITH(mean_average_precision(t.q, t.ql, t.db, t.dl, 0), Catch::Contains("topk > 0 or -1") && Catch::Contains("found 0"));
+  CHECK_THROWS_WITH(pr_curve(t.q, t.ql, t.db, t.dl, 0), Catch::Contains("topk > 0 or -1"));
 }
 
 TEST_CASE("PR curve, P@k and radius precision on the hand-worked example", "[eval]") {

@@ -15,7 +15,7 @@
 //    items *retrieved*, as in the reference.
 //    topk = −1: the reference slices gnd[0:-1], i.e. every item but the last; that quirk is the
 //    default (TopkAll::all_but_last) so numbers match its logs; TopkAll::all takes every item.
-//    topk > n is clamped to n (numpy slicing); other negative values are rejected.
+//    topk > n is clamped to n (numpy slicing); 0 and other negative values are rejected.
 //  * PR curve (§4.4): only queries with R > 0 in the top k (same k as mAP) take part; for them,
 //    over the whole ranking, P(n) = (relevant in first n) / n and R(n) = (relevant in first n) /
 //    (all relevant); the curve is the mean over those queries, one point per n = 1..n_db.
@@ -86,7 +86,9 @@ struct EvalResult {
 // The number of ranked items mAP looks at for a database of n items.
 inline int64_t effective_topk(int64_t topk, TopkAll minus_one, int64_t n) {
   if (topk == -1) return minus_one == TopkAll::all_but_last ? std::max<int64_t>(n - 1, 0) : n;
-  if (topk < 0)
+  // topk = 0 would look at no item and score every query 0: a plausible-looking mAP of 0 rather
+  // than an error for what is usually a "0 = default" convention carried over from a CLI.
+  if (topk <= 0)
     throw Error(vts::detail::concat("mAP: expected topk > 0 or -1, found ", topk));
   return std::min(topk, n);
 }
