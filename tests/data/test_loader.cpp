@@ -1,6 +1,7 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <limits>
 #include <thread>
 
 #include "test_util.hpp"
@@ -89,6 +90,25 @@ TEST_CASE("data: loader covers the dataset once per epoch, in order without shuf
   Loader dropping(ds, opt);
   CHECK(dropping.num_batches() == 10);
   CHECK(run_epoch(dropping, 0).size() == 10);
+}
+
+TEST_CASE("data: a batch size beyond the dataset gives one batch of everything, even INT64_MAX", "[data][loader]") {
+  auto ds = std::make_shared<FakeDataset>(7);
+  for (int64_t batch : {int64_t(8), std::numeric_limits<int64_t>::max()}) {
+    LoaderOptions opt;
+    opt.batch_size = batch;
+    opt.num_workers = 0;
+    Loader loader(ds, opt);
+    CHECK(loader.num_batches() == 1);  // was 0 for INT64_MAX: n + batch - 1 overflowed
+    const auto batches = run_epoch(loader, 0);
+    REQUIRE(batches.size() == 1);
+    CHECK(batches[0].size == 7);
+    opt.drop_last = true;
+    CHECK(Loader(ds, opt).num_batches() == 0);
+  }
+  LoaderOptions opt;
+  opt.batch_size = std::numeric_limits<int64_t>::max();
+  CHECK(Loader(std::make_shared<FakeDataset>(0), opt).num_batches() == 0);
 }
 
 TEST_CASE("data: shuffled batches depend only on (seed, epoch), not on the number of workers", "[data][loader]") {

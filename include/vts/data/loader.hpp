@@ -65,7 +65,10 @@ class Loader {
   const LoaderOptions& options() const { return opt_; }
   int64_t num_batches() const {
     const int64_t n = ds_->size();
-    return opt_.drop_last ? n / opt_.batch_size : (n + opt_.batch_size - 1) / opt_.batch_size;
+    if (opt_.drop_last || n == 0) return n / opt_.batch_size;
+    // Rounded up without n + batch_size - 1, which overflows for a "whole dataset" batch size
+    // such as INT64_MAX and made the epoch empty.
+    return (n - 1) / opt_.batch_size + 1;
   }
 
   // The item order of an epoch: a seeded permutation with shuffle, else 0..size-1.
