@@ -927,3 +927,19 @@ TEST_CASE("data: each protocol's mAP cut-off and slice (hashing-spec §1.4, §4.
     CHECK(m.all_but_last == (name != "fashion-mnist" && name != "folder" && name != "list"));
   }
 }
+
+TEST_CASE("data: a PoolDataset refuses a hand-filled pool with a label or pixel count out of range", "[data]") {
+  auto pool = std::make_shared<vts::data::ImagePool>();
+  pool->height = pool->width = 2;
+  pool->channels = 1;
+  pool->num_classes = 3;
+  pool->pixels.assign(8, 0);
+  pool->labels = {0, 2};
+  CHECK(PoolDataset(pool, {0, 1}, vts::data::ImageTransform{}).size() == 2);
+  pool->labels = {0, 3};  // get(1) wrote label[3] past the 3-float row
+  CHECK_THROWS_WITH(PoolDataset(pool, {0, 1}, vts::data::ImageTransform{}),
+                    Contains("pool image 1 has label 3") && Contains("[0, 3)"));
+  pool->labels = {0, 2};
+  pool->pixels.assign(7, 0);  // get(1) read past the pixels
+  CHECK_THROWS_WITH(PoolDataset(pool, {0, 1}, vts::data::ImageTransform{}), Contains("8 pixel bytes") && Contains("found 7"));
+}

@@ -91,6 +91,7 @@ class PoolDataset final : public Dataset {
   PoolDataset(std::shared_ptr<const ImagePool> pool, std::vector<int64_t> indices, ImageTransform transform)
       : pool_(std::move(pool)), indices_(std::move(indices)), transform_(std::move(transform)) {
     VTS_CHECK(pool_ != nullptr, "PoolDataset: expected a pool, found null");
+    check_pool(*pool_);
     transform_.validate(pool_->channels);
     for (int64_t k : indices_)
       VTS_CHECK(k >= 0 && k < pool_->size(), "PoolDataset: index ", k, " outside the pool of ",
@@ -122,6 +123,22 @@ class PoolDataset final : public Dataset {
   const ImageTransform& transform() const { return transform_; }
 
  private:
+  // The loaders fill pools consistently, but ImagePool is a plain struct a caller may fill too: a
+  // label outside [0, num_classes) or too few pixels would make get() write or read out of bounds.
+  static void check_pool(const ImagePool& p) {
+    VTS_CHECK(p.height > 0 && p.width > 0 && p.channels > 0 && p.num_classes > 0,
+              "PoolDataset: expected a pool with positive height, width, channels and num_classes, found ",
+              p.height, "x", p.width, "x", p.channels, " and ", p.num_classes, " classes");
+    VTS_CHECK(static_cast<int64_t>(p.pixels.size()) == p.size() * p.image_bytes(), "PoolDataset: expected ",
+              p.size(), " images x ", p.image_bytes(), " bytes = ", p.size() * p.image_bytes(),
+              " pixel bytes in the pool, found ", p.pixels.size());
+    for (int64_t i = 0; i < p.size(); ++i) {
+      const int32_t c = p.labels[static_cast<size_t>(i)];
+      VTS_CHECK(c >= 0 && c < p.num_classes, "PoolDataset: pool image ", i, " has label ", c, ", expected [0, ",
+                p.num_classes, ")");
+    }
+  }
+
   void write_label(int64_t k, float* label) const {
     std::fill(label, label + pool_->num_classes, 0.0f);
     label[pool_->labels[static_cast<size_t>(k)]] = 1.0f;
