@@ -105,4 +105,12 @@ TEST_CASE("Labels: class ids, multi-hot over several words, shared-class relevan
   CHECK(m.view().slice(1, 3).has(0, 66));
   CHECK_THROWS_WITH(Labels::from_multi_hot(std::vector<float>(7), 70), Catch::Contains("multiple of 70"));
   CHECK_THROWS_WITH(Labels::from_words(std::vector<uint64_t>(3), 2, 70), Catch::Contains("2 items × 2 words"));
+
+  // set() by hand: class 5 of a 3-class set fell into the padding bits and made items 0 and 1
+  // "share" a class that does not exist; item 2 of 2 wrote past the words.
+  Labels hand(2, 3);
+  CHECK_THROWS_WITH(hand.set(0, 5), Catch::Contains("class in [0, 3)") && Catch::Contains("class 5"));
+  CHECK_THROWS_WITH(hand.set(2, 0), Catch::Contains("item in [0, 2)") && Catch::Contains("item 2"));
+  CHECK_THROWS(hand.set(0, -1));
+  CHECK_FALSE(hand.view().shares_class(0, hand.view(), 1));
 }

@@ -94,7 +94,13 @@ class Labels {
     return l;
   }
 
-  void set(int64_t i, int64_t c) { words_[static_cast<size_t>(i * words_per_item() + (c >> 6))] |= uint64_t(1) << (c & 63); }
+  // Checked: a class id in [C, 64·words) would land in the item's padding bits and silently make
+  // items "share" a class that does not exist; beyond that, or a bad item, it writes out of bounds.
+  void set(int64_t i, int64_t c) {
+    VTS_CHECK(0 <= i && i < count_ && 0 <= c && c < classes_, "Labels::set: expected item in [0, ", count_,
+              ") and class in [0, ", classes_, "), found item ", i, ", class ", c);
+    words_[static_cast<size_t>(i * words_per_item() + (c >> 6))] |= uint64_t(1) << (c & 63);
+  }
   int64_t size() const { return count_; }
   int64_t classes() const { return classes_; }
   int64_t words_per_item() const { return (classes_ + 63) / 64; }
