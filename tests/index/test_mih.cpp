@@ -51,6 +51,8 @@ TEST_CASE("MIH substrings cover the code and the default m follows log2 n", "[in
   CHECK(MultiIndexHash(db, 1).substrings() == 1);  // one 64-bit substring is allowed
   const PackedCodes wide = vts_test::random_codes(g, 10, 256);
   CHECK_THROWS_WITH(MultiIndexHash(wide, 3), Catch::Contains("m = 3") && Catch::Contains("K = 256"));
+  // A negative m is a mistake, not a request for the automatic choice (only 0 is).
+  CHECK_THROWS_WITH(MultiIndexHash(db, -3), Catch::Contains("m >= 0") && Catch::Contains("m = -3"));
 }
 
 TEST_CASE("MIH verifies far fewer candidates than a linear scan on spread-out codes", "[index][mih]") {

@@ -41,9 +41,10 @@ class MultiIndexHash {
   // m = max(1, round(K / clamp(log2 n, 8, 32))). Substrings must be 1..64 bits long.
   explicit MultiIndexHash(CodesView db, int m = 0, const SearchOptions& opt = {}) : db_(db) {
     check_code_bits(db.bits, "MultiIndexHash");
+    VTS_CHECK(m >= 0, "MultiIndexHash: expected m >= 0 substrings (0 = automatic), found m = ", m);
     VTS_CHECK(db.count >= 0 && db.count < (int64_t(1) << 31) - 1,
               "MultiIndexHash: expected fewer than 2^31 - 1 database items, found ", db.count);
-    if (m <= 0) {
+    if (m == 0) {
       const double s = std::clamp(std::log2(std::max<double>(2.0, static_cast<double>(db.count))), 8.0, 32.0);
       m = std::max(1, static_cast<int>(std::lround(static_cast<double>(db.bits) / s)));
     }
