@@ -943,3 +943,24 @@ TEST_CASE("data: a PoolDataset refuses a hand-filled pool with a label or pixel 
   pool->pixels.assign(7, 0);  // get(1) read past the pixels
   CHECK_THROWS_WITH(PoolDataset(pool, {0, 1}, vts::data::ImageTransform{}), Contains("8 pixel bytes") && Contains("found 7"));
 }
+
+TEST_CASE("data: a ListDataset over a ListFile built in code checks its labels and line numbers", "[data][list]") {
+  vts::data::ListFile list;
+  list.path = "built in code";
+  list.num_classes = 2;
+  list.images = {"a.png", "missing.png"};
+  list.labels = {1, 0};  // one row for two images: get_label(1) read past it
+  const auto t = vts::data::ImageTransform::imagenet_eval(8, 7);
+  CHECK_THROWS_WITH(vts::data::ListDataset(list, "", t), Contains("2 images x 2 classes = 4 labels, found 2"));
+  list.labels = {1, 0, 0, 1};
+  list.lines = {3};
+  CHECK_THROWS_WITH(vts::data::ListDataset(list, "", t), Contains("one line number per image (2) or none, found 1"));
+  list.lines.clear();  // none: an image error names the list without a line, rather than reading past them
+  const vts::data::ListDataset ds(list, "/nonexistent-vts-dir", t);
+  std::vector<float> img(3 * 7 * 7), lab(2);
+  vts::Generator g;
+  ds.get_label(1, lab.data());
+  CHECK(lab == std::vector<float>{0.0f, 1.0f});
+  CHECK_THAT(message_of<vts::IoError>([&] { ds.get(1, img.data(), lab.data(), g); }),
+             Contains("missing.png") && Contains("in built in code"));
+}

@@ -369,7 +369,14 @@ class ListDataset final : public Dataset {
   ListDataset(ListFile list, std::string image_root, ImageTransform transform, int channels = 3)
       : list_(std::move(list)), root_(std::move(image_root)), transform_(std::move(transform)), channels_(channels) {
     VTS_CHECK(channels_ >= 1 && channels_ <= 4, "ListDataset: expected 1..4 channels, found ", channels_);
-    transform_.validate(channels_);
+    // A ListFile built in code rather than read from a file may be ragged: get_label() would read
+    // past the labels and an image error would read past the line numbers.
+    VTS_CHECK(list_.num_classes >= 0 && list_.labels.size() == list_.images.size() * static_cast<size_t>(list_.num_classes),
+              "ListDataset: expected ", list_.images.size(), " images x ", list_.num_classes, " classes = ",
+              list_.images.size() * static_cast<size_t>(std::max(list_.num_classes, 0)), " labels, found ",
+              list_.labels.size());
+    VTS_CHECK(list_.lines.empty() || list_.lines.size() == list_.images.size(), "ListDataset: expected one line number ",
+              "per image (", list_.images.size(), ") or none, found ", list_.lines.size());
     VTS_CHECK(transform_.fixed_output(), "ListDataset: expected a transform with a fixed output size (a crop "
                                          "or an exact resize), found one whose output follows the image size");
     const auto [h, w] = transform_.output_size(1, 1);
@@ -427,7 +434,7 @@ class ListDataset final : public Dataset {
 
  private:
   std::string where(int64_t i) const {
-    const int64_t line = list_.lines[static_cast<size_t>(i)];
+    const int64_t line = list_.lines.empty() ? 0 : list_.lines[static_cast<size_t>(i)];
     return line > 0 ? vts::detail::concat("listed at ", list_.path, ":", line) : "in " + list_.path;
   }
 
