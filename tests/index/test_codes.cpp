@@ -53,6 +53,8 @@ TEST_CASE("pack/unpack round trip for ±1 float, int8 and 0/1 codes, several K",
     for (size_t i = 0; i < pm.size(); ++i) z1[i] = pm[i] > 0 ? 1 : 0;
     CHECK(pack_codes(z1, bits).bytes() == c.bytes());
     CHECK(unpack_codes<uint8_t>(c, Levels::zero_one) == z1);
+    // ±1 into an unsigned type gave 255 for -1: refused rather than wrapped.
+    CHECK_THROWS_WITH(unpack_codes<uint8_t>(c), Catch::Contains("signed type") && Catch::Contains("Levels::zero_one"));
 
     // Packing real-valued outputs equals packing their signs.
     std::vector<double> raw(pm.size());

@@ -160,6 +160,10 @@ template <class T>
 void unpack_codes_into(CodesView codes, T* out, Levels levels = Levels::plus_minus_one) {
   static_assert(std::is_arithmetic_v<T>, "unpack_codes: values must be an arithmetic type");
   check_code_bits(codes.bits, "unpack_codes");
+  // T(-1) in an unsigned type is its maximum (255 for uint8_t): a code that looks like 0/255 data.
+  if (std::is_unsigned_v<T> && levels == Levels::plus_minus_one)
+    throw Error("unpack_codes: expected a signed type for ±1 levels, found an unsigned one (-1 would wrap); "
+                "use a signed type or Levels::zero_one");
   const T one = T(1), zero = levels == Levels::plus_minus_one ? T(-1) : T(0);
   const int64_t nbytes = codes.code_bytes();
   for (int64_t i = 0; i < codes.count; ++i) {
