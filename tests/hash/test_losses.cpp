@@ -514,6 +514,23 @@ TEST_CASE("hash: CSQ with a mixed label row targets the weighted mean of the two
   CHECK(agree == 2);
 }
 
+namespace {
+// Two 2-bit HashNet outputs, and the mean over their four pairs of log(1 + e^{sign·θ}) with
+// θ = α·tanh(u_i)·tanh(u_j), α = 0.1: the pair loss softplus(θ) − s·θ when every pair is negative
+// (s = 0: sign +1) or every pair positive (s = 1: softplus(θ) − θ = log(1 + e^{−θ}), sign −1).
+const std::vector<double> kTwoCodes{0.3, -1.2, 2.0, 0.4};
+double two_code_pair_mean(const std::vector<double>& u, double sign) {
+  double mean = 0;
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 2; ++j) {
+      const double theta = 0.1 * (std::tanh(u[2 * i]) * std::tanh(u[2 * j]) +
+                                  std::tanh(u[2 * i + 1]) * std::tanh(u[2 * j + 1]));
+      mean += std::log1p(std::exp(sign * theta)) / 4;
+    }
+  return mean;
+}
+}  // namespace
+
 TEST_CASE("hash: HashNet with no positive pair is the mean over negatives and not NaN", "[hash][hashnet]") {
   // Two all-zero label rows: even the diagonal is negative (y·y = 0), so S1 = 0.
   hl::Config cfg;
@@ -521,14 +538,8 @@ TEST_CASE("hash: HashNet with no positive pair is the mean over negatives and no
   cfg.classes = 3;
   vts::Generator gen(1);
   hl::HashNet<double> loss(cfg, gen);
-  const std::vector<double> u{0.3, -1.2, 2.0, 0.4};
-  const double h[2][2] = {{std::tanh(0.3), std::tanh(-1.2)}, {std::tanh(2.0), std::tanh(0.4)}};
-  double expected = 0;
-  for (int i = 0; i < 2; ++i)
-    for (int j = 0; j < 2; ++j) {
-      const double theta = 0.1 * (h[i][0] * h[j][0] + h[i][1] * h[j][1]);
-      expected += std::log1p(std::exp(theta)) / 4;
-    }
+  const std::vector<double> u = kTwoCodes;
+  const double expected = two_code_pair_mean(u, +1);
   const auto out =
       loss(vts::Tensor<double>::from_vector(u, Shape{2, 2}), vts::Tensor<double>::zeros(Shape{2, 3}), {0, 1}, 0);
   CHECK(out.item() == Approx(expected).epsilon(1e-12));
@@ -538,14 +549,8 @@ TEST_CASE("hash: HashNet with no negative pair is the mean over positives and no
   // Both rows are class 0, so every entry of S is 1 (S0 = 0) and the loss is the mean over the
   // four positive pairs of softplus(θ) − θ = log(1 + e^{−θ}); the empty negative side adds
   // nothing (§2.2). Compat with a bank of exactly these two items sees the same S and θ.
-  const std::vector<double> u{0.3, -1.2, 2.0, 0.4};
-  const double h[2][2] = {{std::tanh(0.3), std::tanh(-1.2)}, {std::tanh(2.0), std::tanh(0.4)}};
-  double expected = 0;
-  for (int i = 0; i < 2; ++i)
-    for (int j = 0; j < 2; ++j) {
-      const double theta = 0.1 * (h[i][0] * h[j][0] + h[i][1] * h[j][1]);
-      expected += std::log1p(std::exp(-theta)) / 4;
-    }
+  const std::vector<double> u = kTwoCodes;
+  const double expected = two_code_pair_mean(u, -1);
   for (bool compat : {false, true}) {
     INFO((compat ? "reference_compat" : "HEAD"));
     hl::Config cfg;
