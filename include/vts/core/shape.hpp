@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <initializer_list>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -69,28 +70,40 @@ inline Strides contiguous_strides(const Shape& shape) {
   return st;
 }
 
-// Whether NumPy broadcasting accepts the pair: aligned from the right, sizes match or one is 1.
-inline bool broadcastable(const Shape& a, const Shape& b) {
-  for (int i = 1; i <= std::min(a.ndim(), b.ndim()); ++i) {
-    const int64_t da = a[a.ndim() - i], db = b[b.ndim() - i];
-    if (da != db && da != 1 && db != 1) return false;
-  }
-  return true;
+namespace detail {
+// Size of dimension i of `s` aligned from the right to n dimensions (1 where s has none).
+inline int64_t aligned_dim(const Shape& s, int i, int n) {
+  const int j = s.ndim() - n + i;
+  return j >= 0 ? s[j] : 1;
 }
+}  // namespace detail
 
-// NumPy broadcasting: align from the right; sizes must match or be 1. `op`, when given, starts the
-// error message, so a failed `x * y` deep in a model names the op that failed.
-inline Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op = nullptr) {
+// NumPy broadcasting: align from the right; sizes must match or be 1. nullopt when they do not,
+// with the first dimension that does not in *failed_dim when given.
+inline std::optional<Shape> try_broadcast_shapes(const Shape& a, const Shape& b, int* failed_dim = nullptr) {
   const int n = std::max(a.ndim(), b.ndim());
   std::vector<int64_t> out(static_cast<size_t>(n));
   for (int i = 0; i < n; ++i) {
-    const int ia = a.ndim() - n + i, ib = b.ndim() - n + i;
-    const int64_t da = ia >= 0 ? a[ia] : 1, db = ib >= 0 ? b[ib] : 1;
-    VTS_CHECK_SHAPE(da == db || da == 1 || db == 1, op ? op : "", op ? ": " : "", "cannot broadcast shapes ",
-                    a.str(), " and ", b.str(), ": dimension ", i, " is ", da, " vs ", db);
+    const int64_t da = detail::aligned_dim(a, i, n), db = detail::aligned_dim(b, i, n);
+    if (da != db && da != 1 && db != 1) {
+      if (failed_dim) *failed_dim = i;
+      return std::nullopt;
+    }
     out[static_cast<size_t>(i)] = da == 1 ? db : da;
   }
   return Shape(std::move(out));
+}
+
+// The same, throwing. `op`, when given, starts the error message, so a failed `x * y` deep in a
+// model names the op that failed.
+inline Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op = nullptr) {
+  int i = 0;
+  std::optional<Shape> out = try_broadcast_shapes(a, b, &i);
+  const int n = std::max(a.ndim(), b.ndim());
+  VTS_CHECK_SHAPE(out.has_value(), op ? op : "", op ? ": " : "", "cannot broadcast shapes ", a.str(), " and ",
+                  b.str(), ": dimension ", i, " is ", detail::aligned_dim(a, i, n), " vs ",
+                  detail::aligned_dim(b, i, n));
+  return std::move(*out);
 }
 
 }  // namespace vts

@@ -280,9 +280,9 @@ class CheckpointReader {
   // The referenced objects must stay alive until commit().
   template <class T, class D>
   void tensor(const std::string& name, Tensor<T, D>& dst) {
-    // Two tensors registered under one name (a visit() that names two layers alike) would both be
-    // filled from the one stored tensor; the writer refuses such a model, so the reader does too.
-    if (!registered_.insert(name).second) {
+    // A name already claimed (a visit() that names two layers alike) would fill two tensors from
+    // the one stored tensor; the writer refuses such a model, so the reader does too.
+    if (claimed_.count(name)) {
       problems_.addf("tensor '", name, "' is registered twice (two tensors of the model share this name)");
       return;
     }
@@ -468,7 +468,6 @@ class CheckpointReader {
   nlohmann::json meta_;
   int version_ = 0;
   std::set<std::string> claimed_;
-  std::set<std::string> registered_;  // names given to tensor(), to catch a name used twice
   std::vector<std::string> ignored_;
   detail::ProblemList problems_;
   std::vector<std::function<void()>> apply_;

@@ -47,10 +47,11 @@ Tensor<T, D> matmul_nograd(Tensor<T, D> a, Tensor<T, D> b) {
   b = gemm_ready(b);
   const Shape batch_a(std::vector<int64_t>(a.shape().begin(), a.shape().end() - 2));
   const Shape batch_b(std::vector<int64_t>(b.shape().begin(), b.shape().end() - 2));
-  // Checked here so the message shows both operands, not only their batch dims.
-  VTS_CHECK_SHAPE(broadcastable(batch_a, batch_b), "matmul: batch dimensions do not broadcast: ", a.shape().str(),
-                  " times ", b.shape().str());
-  const Shape batch = broadcast_shapes(batch_a, batch_b);
+  // The message shows both operands, not only their batch dims.
+  const std::optional<Shape> batch_or = try_broadcast_shapes(batch_a, batch_b);
+  VTS_CHECK_SHAPE(batch_or.has_value(), "matmul: batch dimensions do not broadcast: ", a.shape().str(), " times ",
+                  b.shape().str());
+  const Shape batch = *batch_or;
   Shape out_shape = batch;
   out_shape.push_back(M);
   out_shape.push_back(N);
