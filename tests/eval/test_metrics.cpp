@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <string>
 #include <vector>
 
 #include "vts/core/rng.hpp"
@@ -258,6 +259,23 @@ TEST_CASE("evaluate rejects mismatched inputs", "[eval]") {
   EvalOptions o;
   o.precision_at = {0};
   CHECK_THROWS_WITH(evaluate(t.q, t.ql, t.db, t.dl, o), Catch::Contains("cut-offs > 0"));
+}
+
+TEST_CASE("no query or an empty database is an error, not a mean of nothing", "[eval]") {
+  const Tiny t;
+  const PackedCodes no_queries(0, 8), no_items(0, 8);
+  const Labels no_query_labels(0, 3), no_item_labels(0, 3);
+  const auto names_counts = [](int64_t q, int64_t n) {
+    return Catch::Contains("at least one query and one database item") &&
+           Catch::Contains(std::to_string(q) + " queries and " + std::to_string(n) + " database items");
+  };
+  CHECK_THROWS_WITH(mean_average_precision(no_queries, no_query_labels, t.db, t.dl), names_counts(0, 5));
+  CHECK_THROWS_WITH(pr_curve(no_queries, no_query_labels, t.db, t.dl), names_counts(0, 5));
+  const int64_t ks[] = {1};
+  CHECK_THROWS_WITH(precision_at_k(no_queries, no_query_labels, t.db, t.dl, ks), names_counts(0, 5));
+  CHECK_THROWS_WITH(precision_within_radius(no_queries, no_query_labels, t.db, t.dl), names_counts(0, 5));
+  CHECK_THROWS_WITH(mean_average_precision(t.q, t.ql, no_items, no_item_labels), names_counts(1, 0));
+  CHECK_THROWS_WITH(precision_within_radius(t.q, t.ql, no_items, no_item_labels), names_counts(1, 0));
 }
 
 TEST_CASE("evaluate_outputs packs sign(outputs)", "[eval]") {

@@ -105,6 +105,11 @@ inline void check_inputs(CodesView q, LabelsView ql, CodesView db, LabelsView dl
     throw Error(vts::detail::concat(where, ": expected query and database labels over the same classes, found ", ql.classes,
                                     " and ", dl.classes));
   VTS_CHECK(db.count < (int64_t(1) << 31), where, ": at most 2^31 - 1 database items, found ", db.count);
+  // A mean over no query, or a ranking of no item, has no value: the reference's np.mean([]) is
+  // NaN, and a 0 in its place would read as a model that retrieves nothing.
+  if (q.count == 0 || db.count == 0)
+    throw Error(vts::detail::concat(where, ": expected at least one query and one database item, found ", q.count,
+                                    " queries and ", db.count, " database items"));
 }
 
 // rel[i] = does database item i share a class with the query (sequential over the labels).
@@ -221,16 +226,16 @@ inline EvalResult evaluate(CodesView queries, LabelsView query_labels, CodesView
 
   double total_ap = 0;
   for (double ap : res.average_precision) total_ap += ap;
-  res.map = nq > 0 ? total_ap / static_cast<double>(nq) : 0.0;
+  res.map = total_ap / static_cast<double>(nq);
 
   for (size_t i = 0; i < opt.precision_at.size(); ++i) {
     const int64_t m = std::min(opt.precision_at[i], n);
     double s = 0;
     for (int64_t q = 0; q < nq; ++q)
-      s += m > 0 ? static_cast<double>(hits_at[static_cast<size_t>(q)][i]) / static_cast<double>(m) : 0.0;
-    res.precision_at.push_back(nq > 0 ? s / static_cast<double>(nq) : 0.0);
+      s += static_cast<double>(hits_at[static_cast<size_t>(q)][i]) / static_cast<double>(m);
+    res.precision_at.push_back(s / static_cast<double>(nq));
   }
-  if (opt.radius >= 0 && nq > 0) {
+  if (opt.radius >= 0) {
     double p = 0, with = 0, retrieved = 0;
     for (int64_t q = 0; q < nq; ++q) {
       const int64_t m = radius_retrieved[static_cast<size_t>(q)];
@@ -351,7 +356,6 @@ inline RadiusPrecision precision_within_radius(CodesView queries, LabelsView que
   const index::RadiusResult r = index::radius_search(db, queries, radius, search);
   RadiusPrecision out;
   const int64_t nq = queries.count;
-  if (nq == 0) return out;
   for (int64_t q = 0; q < nq; ++q) {
     const int64_t m = r.count(q);
     int64_t c = 0;
