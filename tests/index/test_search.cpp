@@ -91,6 +91,7 @@ TEST_CASE("knn_search: k above the database size pads with -1 (also k = 0 and em
   const PackedCodes q = vts_test::random_codes(g, 4, 64);
   check_knn(db, q, 50, {});
   check_knn(db, q, 64, {});
+  check_knn(db, q, 5000, {});  // the collectors keep min(k, n), the output still has k slots
   check_knn(db.view().slice(0, 0), q, 3, {});
   const KnnResult none = knn_search(db, q.view().slice(0, 0), 5);
   CHECK(none.indices.empty());
@@ -153,6 +154,9 @@ TEST_CASE("knn_search rejects mismatched K and negative k", "[index][search]") {
   const PackedCodes q = vts_test::random_codes(g, 2, 128);
   CHECK_THROWS_WITH(knn_search(db, q, 3), Catch::Contains("K = 64") && Catch::Contains("K = 128"));
   CHECK_THROWS_WITH(knn_search(db, db, -1), Catch::Contains("k >= 0"));
+  SearchOptions negative_threads;
+  negative_threads.threads = -2;
+  CHECK_THROWS_WITH(knn_search(db, db, 3, negative_threads), Catch::Contains("SearchOptions::threads") && Catch::Contains("-2"));
 }
 
 TEST_CASE("Ranker / rank_all: counting sort equals a stable sort by distance", "[index][search]") {

@@ -77,7 +77,13 @@ inline void check_pair(CodesView db, CodesView queries, const char* where) {
   VTS_CHECK(queries.count == 0 || queries.data, where, ": query codes have no data pointer");
 }
 
-inline int resolve_threads(int threads) { return threads > 0 ? threads : cpu::max_threads(); }
+inline int resolve_threads(int threads) {
+  // A negative count is a bug in the caller's arithmetic, not a request for the default.
+  if (threads < 0)
+    throw Error(vts::detail::concat("SearchOptions::threads: expected 0 (OpenMP's default) or a positive count, found ",
+                                    threads));
+  return threads > 0 ? threads : cpu::max_threads();
+}
 inline int thread_index() {
 #ifdef _OPENMP
   return omp_get_thread_num();
@@ -236,8 +242,16 @@ inline void knn_search(CodesView db, CodesView queries, int64_t k, int32_t* dist
   detail::check_pair(db, queries, "knn_search");
   VTS_CHECK(k >= 0, "knn_search: expected k >= 0, found ", k);
   if (queries.count == 0 || k == 0) return;
-  const int64_t collector_bytes = std::max<int64_t>(2 * k, k + 32) * 8;
-  detail::tiled_scan<detail::TopK>(db, queries, k, k, opt, collector_bytes,
+  // Each collector holds up to 2·kept candidates: sized by k, a k far above the database size
+  // (a "give me everything" k) would allocate that much per query group for nothing.
+  const int64_t kept = std::min(k, db.count);
+  if (kept == 0) {
+    std::fill(distances, distances + queries.count * k, -1);
+    std::fill(indices, indices + queries.count * k, -1);
+    return;
+  }
+  const int64_t collector_bytes = std::max<int64_t>(2 * kept, kept + 32) * 8;
+  detail::tiled_scan<detail::TopK>(db, queries, kept, kept, opt, collector_bytes,
                                    [&](int64_t q, std::span<uint64_t> keys) {
                                      int32_t* d = distances + q * k;
                                      int64_t* ix = indices + q * k;
