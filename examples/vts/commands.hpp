@@ -109,19 +109,6 @@ inline std::string absolute_path(const std::string& p) {
   return p.empty() ? p : std::filesystem::absolute(p).lexically_normal().string();
 }
 
-// Whether two paths name the same file: through links and relative spellings for files that exist,
-// by their normal absolute form otherwise.
-inline bool same_file(const std::string& a, const std::string& b) {
-  namespace fs = std::filesystem;
-  std::error_code ec_a, ec_b;
-  if (fs::exists(a, ec_a) && fs::exists(b, ec_b)) {
-    const bool same = fs::equivalent(a, b, ec_a);
-    return !ec_a && same;
-  }
-  const fs::path pa = fs::weakly_canonical(a, ec_a), pb = fs::weakly_canonical(b, ec_b);
-  return !ec_a && !ec_b && pa == pb;
-}
-
 // An output that is also one of the command's inputs would be replaced by what is made from it
 // (an index written over the checkpoint that encodes it): refused before anything is read.
 // `inputs`: (flag, path) pairs; a model folder counts with the best.safetensors it is read through.
@@ -132,7 +119,7 @@ inline void check_output_is_not_an_input(const std::string& out_flag, const std:
     if (path.empty()) continue;
     std::error_code ec;
     const std::string model_file = (std::filesystem::path(path) / "best.safetensors").string();
-    if (same_file(out, path) || (std::filesystem::is_directory(path, ec) && same_file(out, model_file)))
+    if (io::same_file(out, path) || (std::filesystem::is_directory(path, ec) && io::same_file(out, model_file)))
       throw Error(out_flag + " " + out + ": this is what " + flag + " reads (" + path +
                   "); writing there would replace it. Expected an output path that is none of the inputs");
   }

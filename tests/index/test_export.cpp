@@ -70,6 +70,8 @@ TEST_CASE("Milvus export: uint8 n × K/8 vectors and int64 ids", "[index][export
   CHECK(vts::io::read_npy(tmp.file("i2.npy")).as<int64_t>() == mine);
   CHECK_THROWS_WITH(export_milvus(tmp.file("v3.npy"), tmp.file("i3.npy"), c, std::vector<int64_t>(2)),
                     Catch::Contains("one id per code (33)"));
+  CHECK_THROWS_WITH(export_milvus(tmp.file("both.npy"), tmp.file("./both.npy"), c), Catch::Contains("two different files"));
+  CHECK_FALSE(std::filesystem::exists(tmp.file("both.npy")));
 }
 
 // Optional: loads our file with FAISS's own Python reader and compares its search with ours. The

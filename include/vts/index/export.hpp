@@ -106,6 +106,9 @@ inline void export_faiss_binary_idmap(const std::string& path, CodesView codes, 
 inline void export_milvus(const std::string& vectors_npy, const std::string& ids_npy, CodesView codes,
                           std::span<const int64_t> ids = {}) {
   check_code_bits(codes.bits, "export_milvus");
+  if (io::same_file(vectors_npy, ids_npy))
+    throw Error(vts::detail::concat("export_milvus: expected two different files for the vectors and the ids, found '",
+                                    vectors_npy, "' and '", ids_npy, "' (the ids would replace the vectors)"));
   VTS_CHECK(ids.empty() || static_cast<int64_t>(ids.size()) == codes.count, "export_milvus: expected one id per code (",
             codes.count, "), found ", ids.size());
   io::Array v;

@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <utility>
 
@@ -135,6 +136,20 @@ inline void write_file_atomic(const std::string& path, const void* data, size_t 
   AtomicFile f(path);
   f.write(data, size);
   f.commit();
+}
+
+// Whether two paths name the same file: through links and relative spellings for files that exist,
+// by their normal absolute form otherwise. For writers of several files (and the programs) to
+// refuse an output that would replace another output or an input.
+inline bool same_file(const std::string& a, const std::string& b) {
+  namespace fs = std::filesystem;
+  std::error_code ec_a, ec_b;
+  if (fs::exists(a, ec_a) && fs::exists(b, ec_b)) {
+    const bool same = fs::equivalent(a, b, ec_a);
+    return !ec_a && same;
+  }
+  const fs::path pa = fs::weakly_canonical(a, ec_a), pb = fs::weakly_canonical(b, ec_b);
+  return !ec_a && !ec_b && pa == pb;
 }
 
 }  // namespace vts::io
