@@ -3,7 +3,8 @@
 # alternating per configuration so that all see the same machine: tiny, small and b16 at 1 and 2
 # threads, and the peer once more at 2 threads with OMP_WAIT_POLICY=PASSIVE (its OpenMP team
 # otherwise spins against OpenBLAS's threads). One JSON line per run (docs/perf.md, "Training step
-# (CPU)" and "Encoding (CPU)"). Needs each build's vts_bench_train and Debian's python3-torch.
+# (CPU)" and "Encoding, and the GEMM library"). Needs each build's vts_bench_train and Debian's
+# python3-torch.
 # Usage: benchmarks/train/compare_cpu.sh [--mode train|encode|both] [BUILD_DIR...]
 #   (default: both modes, build/). Several build folders are timed side by side, e.g. build/ and a
 #   -DVTS_BLAS=ON build, to compare their GEMM paths in one run.
