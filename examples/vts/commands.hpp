@@ -94,6 +94,18 @@ inline CLI::Validator non_negative_number() { return real_number(0.0, HUGE_VAL, 
 
 // Upper ends of the counts: far above any real use, low enough that the arithmetic they size
 // (batches × 4, per-class counts × classes, k + 1) stays inside 64 bits.
+// An on/off setting as the two flags --name and --no-name. CLI11's "--name,!--no-name" lists them
+// as "--name,--no-name{false}" (what the negated spelling sets), which reads as the default; here
+// each has its own line and the default is said in words. `given` (optional) records whether either
+// appeared, for settings whose default depends on other flags.
+inline void add_switch(CLI::App& app, const std::string& name, bool& value, const std::string& what,
+                       const std::string& default_text, bool* given = nullptr) {
+  app.add_flag_callback("--" + name, [&value, given] { value = true; if (given) *given = true; },
+                        what + " (default: " + default_text + ")");
+  app.add_flag_callback("--no-" + name, [&value, given] { value = false; if (given) *given = true; },
+                        "turn off --" + name);
+}
+
 inline constexpr int64_t kMaxThreads = 1024;        // GOMP's thread stacks overflowed at 100,000
 inline constexpr int64_t kMaxWorkers = 256;         // each a thread with a batch of its own
 inline constexpr int64_t kMaxBatch = int64_t{1} << 20;

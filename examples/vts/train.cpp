@@ -260,16 +260,16 @@ Run add_train_command(CLI::App& app) {
   app.add_option("--pretrain-epochs", a->pretrain_epochs, "classifier pretraining epochs before hashing")
       ->check(whole_number(0, kMaxEpochs))->capture_default_str();
   app.add_option("--pretrain-lr", a->pretrain_lr, "learning rate of the classifier stage")->capture_default_str();
-  app.add_flag("--augment,!--no-augment", a->augment, "training augmentation (fashion-mnist: shift and flip; list datasets and folder: flip and random crop)")
-      ->capture_default_str();
+  add_switch(app, "augment", a->augment,
+             "training augmentation (fashion-mnist: shift and flip; list datasets and folder: flip and random crop)", "on");
   app.add_option("--erase", a->erase, "random-erasing probability of the training augmentation (fashion-mnist)")
       ->check(real_number(0.0, 1.0, true))->capture_default_str();
   app.add_option("--ema", a->ema, "evaluate an exponential moving average of the weights with this decay (0: off)")
       ->check(real_number(0.0, 0.99999, true))->capture_default_str();
   app.add_option("--mixup", a->mixup, "mixup: blend each batch with itself shuffled, weight ~ Beta(a, a) (0: off; csq only)")
       ->check(non_negative_number())->capture_default_str();
-  app.add_flag("--flip-average,!--no-flip-average", a->flip_average,
-               "encode each image and its mirror image and average the outputs")->capture_default_str();
+  add_switch(app, "flip-average", a->flip_average, "encode each image and its mirror image and average the outputs",
+             "off");
   app.add_flag("--reference-compat", a->reference_compat,
                "reproduce the VTS paper code's loss behaviour where it differs from the corrected one");
   app.add_option("--seed", a->seed, "seed of the split, initialisation, shuffling and dropout")
@@ -302,13 +302,14 @@ Run add_train_command(CLI::App& app) {
   auto* gemm = app.add_option("--gemm", a->gemm,
                               "cuda, fp32 model: GEMMs on tf32 or bf16 tensor cores (fp32 storage), or full fp32")
                    ->check(CLI::IsMember({"tf32", "bf16", "fp32"}))->capture_default_str();
-  auto* graphs = app.add_flag("--cuda-graphs,!--no-cuda-graphs", a->cuda_graphs,
-                              "cuda: replay each step's forward and backward from captured CUDA graphs (the same "
-                              "results bit for bit, fewer launches, about twice the activation memory); default on "
-                              "with --device cuda except for --loss greedyhash, off when a capture fails");
-  return [a, gemm, workers, graphs]() -> int {
+  auto graphs_given = std::make_shared<bool>(false);
+  add_switch(app, "cuda-graphs", a->cuda_graphs,
+             "cuda: replay each step's forward and backward from captured CUDA graphs (the same results bit for bit, "
+             "fewer launches, about twice the activation memory)",
+             "on with --device cuda except for --loss greedyhash; off when a capture fails", graphs_given.get());
+  return [a, gemm, workers, graphs_given]() -> int {
     if (workers->count() == 0) a->workers = default_workers(a->device);
-    if (graphs->count() == 0)
+    if (!*graphs_given)
       a->cuda_graphs = a->device == "cuda" && a->loss != "greedyhash";
     else if (a->device != "cuda" && a->cuda_graphs)
       throw Error("--cuda-graphs applies to --device cuda");
