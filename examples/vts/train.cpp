@@ -184,8 +184,11 @@ void RunRecord::write_outputs(const Outputs& o) const {
         {"image_cache_mb", a.image_cache_mb}}}};
   if (!o.class_names.empty()) metrics["classes"] = o.class_names;  // label column c is class_names[c]
   write_text(a.out + "/metrics.json", metrics.dump(2) + "\n");
-  std::printf("best mAP %.4f at epoch %lld; training %.1fs, total %.1fs; outputs in %s\n", best.report.map,
-              static_cast<long long>(best.epoch), train_seconds, seconds_since(o.start), a.out.c_str());
+  // train_seconds counts the epochs of every process of a resumed run, total_seconds this process
+  // only: said so, or "training 80s, total 30s" reads as a clock error.
+  std::printf("best mAP %.4f at epoch %lld; training %.1fs%s, %s %.1fs; outputs in %s\n", best.report.map,
+              static_cast<long long>(best.epoch), train_seconds, a.resume.empty() ? "" : " (with the resumed run's)",
+              a.resume.empty() ? "total" : "this process", seconds_since(o.start), a.out.c_str());
 }
 
 }  // namespace train_detail
