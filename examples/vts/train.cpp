@@ -194,6 +194,25 @@ void RunRecord::write_outputs(const Outputs& o) const {
 }  // namespace train_detail
 
 namespace {
+
+// A second `vts train` into the folder of a finished run (scripts/run-default run twice) would
+// replace its best checkpoint at the first evaluation: hours of training lost to a repeated
+// command. Refused unless the run is being continued (--resume of that folder or of one of its
+// checkpoints) or --overwrite says so.
+void check_out_holds_no_other_run(const std::string& out, const std::string& resume) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  std::string held;
+  for (const char* name : {"best.safetensors", "last.safetensors"})
+    if (fs::exists(fs::path(out) / name, ec)) held += std::string(held.empty() ? "" : " and ") + name;
+  if (held.empty()) return;
+  if (!resume.empty() &&
+      (io::same_file(resume, out) || io::same_file(fs::path(resume).parent_path().string(), out)))
+    return;
+  throw Error("--out " + out + " already holds a run (" + held + "): continue it with --resume " + out +
+              ", replace it with --overwrite, or choose another --out");
+}
+
 // The configs this vts was built for (VTS_TRAIN_CONFIGS, examples/vts/CMakeLists.txt) are defined
 // on this file only.
 template <class D, class T = float>
@@ -287,6 +306,9 @@ Run add_train_command(CLI::App& app) {
   app.add_option("--topk", a->topk, "mAP@k (0 = the protocol's, -1 = the whole database)")
       ->check(whole_number(-1, kMaxCount))->capture_default_str();
   app.add_option("--out", a->out, "output folder")->capture_default_str();
+  app.add_flag("--overwrite", a->overwrite,
+               "replace the run already in --out (without it a folder holding best or last.safetensors is refused, "
+               "unless --resume continues that run)");
   app.add_flag("--quiet", a->quiet, "no progress lines");
   auto* pretrained = app.add_option("--pretrained", a->pretrained,
                                     "backbone weights to start from: Google .npz (ViT-B_16.npz, ViT-B_32.npz) or "
@@ -322,6 +344,7 @@ Run add_train_command(CLI::App& app) {
                    : a->dataset.starts_with("cifar10") ? "the folder of data_batch_1.bin ... test_batch.bin"
                                                        : "the folder holding train.txt, test.txt and database.txt"));
     check_gemm_needs_cuda(a->device, a->gemm, gemm->count() > 0);
+    if (!a->overwrite) check_out_holds_no_other_run(a->out, a->resume);
     if (a->device != "cuda" && a->precision == "bf16")
       throw Error("--precision bf16 needs --device cuda; the CPU computes in fp32");
     if (a->precision == "bf16" && gemm->count() > 0)

@@ -63,6 +63,7 @@ struct TrainArgs {
   int64_t eval_batch = 256;
   int64_t topk = 0;  // 0 = the protocol's
   std::string out = "runs/default";
+  bool overwrite = false;  // replace a run already in `out` (refused otherwise: its checkpoints would be lost)
   bool quiet = false;
   // Pretrained weights and resuming (docs/weights.md).
   std::string pretrained;  // backbone weights: Google .npz, timm or vts .safetensors

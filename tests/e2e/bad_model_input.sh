@@ -7,6 +7,7 @@
 #   - metadata values of the wrong JSON type (vts encode, vts info, vts train --resume);
 #   - --resume with a record that cannot be continued (negative epoch, malformed evaluations or
 #     loss history), refused before an epoch is trained.
+# and a new `vts train` into the run's folder is refused without --overwrite (nothing written).
 # Usage: bad_model_input.sh VTS RUN_DIR: RUN_DIR is a finished `vts train` run (fashion-mnist, its
 # defaults) holding best.safetensors and last.safetensors.
 set -euo pipefail
@@ -107,4 +108,15 @@ edit_header "$last" "$out/history.safetensors" 's/\\"loss_history\\":\[{/\\"loss
 expect_error "metadata 'loss_history\[0\]': expected an object with \"epoch\" and \"loss\"" \
   resume "$out/history.safetensors"
 [[ ! -e $out/resumed/best.safetensors ]] || fail "a refused --resume wrote a checkpoint"
+
+# A new run into a finished run's folder is refused before anything is written (a repeated command
+# would replace its best checkpoint); --resume of the folder continues it (train_folder.sh), and
+# --overwrite replaces it, here in a copy.
+best_sum=$(cksum <"$best")
+expect_error "--out $run already holds a run (best.safetensors and last.safetensors): continue it with --resume" \
+  "$vts" train --epochs 1 --out "$run" --quiet
+[[ $(cksum <"$best") == "$best_sum" ]] || fail "a refused vts train changed $best"
+cp -r "$run" "$out/copy"
+"$vts" train --epochs 1 --eval-every 1 --out "$out/copy" --overwrite --quiet >/dev/null
+[[ $(meta "$out/copy/best.safetensors" epoch) == 1 ]] || fail "--overwrite did not replace the run in $out/copy"
 echo "bad model input: ok"
