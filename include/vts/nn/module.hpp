@@ -16,7 +16,9 @@ namespace vts::nn {
 
 struct Context {
   bool training = false;
-  Generator* rng = &default_generator();  // dropout masks
+  // Dropout masks. The default generator is shared by every thread: a thread that trains beside
+  // others and should give the same bits as alone needs a Generator of its own here.
+  Generator* rng = &default_generator();
 };
 
 inline std::string join(const std::string& prefix, const std::string& name) {

@@ -25,6 +25,8 @@ inline bool in_parallel() {
 #endif
 }
 
+// For the calling thread only (OpenMP keeps the count per thread): a count set on the main thread
+// does not reach std::threads started later, which begin from OMP_NUM_THREADS or all cores.
 inline void set_num_threads(int n) {
 #ifdef _OPENMP
   if (n > 0) omp_set_num_threads(n);
@@ -34,7 +36,8 @@ inline void set_num_threads(int n) {
 }
 
 // Calls body(begin, end) on contiguous chunks of [begin, end); `grain` is the smallest chunk
-// worth a thread.
+// worth a thread. Two user threads calling it at once each fork a team of their own (docs/ops.md,
+// "Threads").
 template <class Body>
 void parallel_for(int64_t begin, int64_t end, int64_t grain, Body&& body) {
   const int64_t n = end - begin;
