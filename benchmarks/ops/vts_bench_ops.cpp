@@ -19,7 +19,9 @@
 // The median over --reps timed runs (after --warmup untimed ones) is reported; min for reference.
 #include <Eigen/Core>
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -48,6 +50,11 @@ struct Options {
   int warmup = 3;
   std::string filter;
 };
+
+// Every case name asked about, and the lines printed: a --filter that matches no case is an error
+// (it used to print nothing and exit 0, which a script reads as an empty, successful run).
+std::vector<std::string> g_case_names;
+int g_reported = 0;
 
 struct Timing {
   double median_ms, min_ms;
@@ -84,6 +91,7 @@ void report(const Options& o, int threads, const std::string& name, const std::s
       name.c_str(), impl.c_str(), shape.c_str(), threads, o.reps, t.median_ms, t.min_ms, w.flops ? "gflop_s" : "gb_s",
       per_s);
   std::fflush(stdout);
+  ++g_reported;
 }
 
 vts::Generator& gen() {
@@ -108,6 +116,7 @@ std::string dims(std::initializer_list<int64_t> d, const char* sep = "x") {
 
 // --filter matches a substring of the full case name (e.g. "gemm", "attention_tiny_fwd_bwd").
 bool wanted(const Options& o, const std::string& name) {
+  g_case_names.push_back(name);
   return o.filter.empty() || name.find(o.filter) != std::string::npos;
 }
 
@@ -215,6 +224,8 @@ void bench_adam(const Options& o, int threads, int64_t n) {
   report(o, threads, name, "vts", dims({n}), {7.0 * 4.0 * double(n), false}, time_it(o, [&] { opt.step(); }));
 }
 
+constexpr const char* kUsage = "usage: vts_bench_ops [--threads N] [--reps N] [--warmup N] [--filter SUBSTRING]\n";
+
 int parse(int argc, char** argv, Options& o) {
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -225,17 +236,35 @@ int parse(int argc, char** argv, Options& o) {
       }
       return argv[++i];
     };
-    if (a == "--threads") o.threads = std::atoi(value());
-    else if (a == "--reps") o.reps = std::atoi(value());
-    else if (a == "--warmup") o.warmup = std::atoi(value());
+    // A whole decimal number or a clear error: std::atoi read "abc" as 0, i.e. "--threads abc" ran
+    // on every core and "--reps abc" was reported as a bad count.
+    auto number = [&]() -> int {
+      const std::string v = value();
+      char* end = nullptr;
+      errno = 0;
+      const long long n = std::strtoll(v.c_str(), &end, 10);
+      if (v.empty() || *end != '\0' || errno != 0 || n < INT32_MIN || n > INT32_MAX) {
+        std::fprintf(stderr, "vts_bench_ops: %s expects a whole number, got '%s'\n", a.c_str(), v.c_str());
+        std::exit(2);
+      }
+      return static_cast<int>(n);
+    };
+    if (a == "--threads") o.threads = number();
+    else if (a == "--reps") o.reps = number();
+    else if (a == "--warmup") o.warmup = number();
     else if (a == "--filter") o.filter = value();
-    else {
-      std::fprintf(stderr, "usage: vts_bench_ops [--threads N] [--reps N] [--warmup N] [--filter SUBSTRING]\n");
+    else if (a == "--help" || a == "-h") {
+      std::fputs(kUsage, stdout);
+      std::exit(0);
+    } else {
+      std::fputs(kUsage, stderr);
+      std::fprintf(stderr, "vts_bench_ops: unknown flag '%s'\n", a.c_str());
       return 2;
     }
   }
   if (o.threads < 0 || o.reps < 1 || o.warmup < 0) {
-    std::fprintf(stderr, "vts_bench_ops: need --threads >= 0, --reps >= 1, --warmup >= 0\n");
+    std::fprintf(stderr, "vts_bench_ops: need --threads >= 0, --reps >= 1, --warmup >= 0, got --threads %d --reps %d "
+                 "--warmup %d\n", o.threads, o.reps, o.warmup);
     return 2;
   }
   return 0;
@@ -269,6 +298,13 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     std::fprintf(stderr, "vts_bench_ops: %s\n", e.what());
     return 1;
+  }
+  if (g_reported == 0) {
+    std::string names;
+    for (const std::string& n : g_case_names) names += (names.empty() ? "" : ", ") + n;
+    std::fprintf(stderr, "vts_bench_ops: --filter '%s' matches no case; the cases are %s\n", o.filter.c_str(),
+                 names.c_str());
+    return 2;
   }
   return 0;
 }
