@@ -148,6 +148,18 @@ bool has(const std::vector<std::string>& items, const char* item) {
   return std::find(items.begin(), items.end(), item) != items.end();
 }
 
+// The flags, for --help (stdout, exit status 0) and before an unknown flag's error (stderr).
+void print_usage(std::FILE* to) {
+  std::fputs(
+      "usage: vts_bench_train [--config tiny|small|b16|b32] [--batch B] [--steps S] [--warmup W] "
+      "[--threads T] [--device cpu|cuda] [--gemm tf32|bf16|fp32] [--precision fp32|bf16] "
+      "[--profile-steps K] [--cuda-graphs] [--attention-bwd default|split|one_barrier|wgmma] "
+      "[--hopper-attention] [--attention-f32 fused|composite|skip_padding] [--keep-dropout-mask] "
+      "[--attention-fwd LIST] [--layer-norm LIST] [--mode train|encode] [--label NAME]\n"
+      "(the flags are described at the top of benchmarks/train/vts_bench_train.cpp)\n",
+      to);
+}
+
 Args parse(int argc, char** argv) {
   Args a;
   for (int i = 1; i < argc; ++i) {
@@ -189,15 +201,12 @@ Args parse(int argc, char** argv) {
     else if (flag == "--layer-norm") a.layer_norm = value();
     else if (flag == "--mode") a.mode = value();
     else if (flag == "--label") a.label = value();
-    else {
-      std::fprintf(stderr,
-                   "usage: vts_bench_train [--config tiny|small|b16|b32] [--batch B] [--steps S] [--warmup W] "
-                   "[--threads T] [--device cpu|cuda] [--gemm tf32|bf16|fp32] [--precision fp32|bf16] "
-                   "[--profile-steps K] [--cuda-graphs] [--attention-bwd default|split|one_barrier|wgmma] "
-                   "[--hopper-attention] [--attention-f32 fused|composite|skip_padding] [--keep-dropout-mask] "
-                   "[--attention-fwd LIST] [--layer-norm LIST] [--mode train|encode] [--label NAME]\n"
-                   "unknown flag: %s\n",
-                   flag.c_str());
+    else if (flag == "--help" || flag == "-h") {
+      print_usage(stdout);
+      std::exit(0);
+    } else {
+      print_usage(stderr);
+      std::fprintf(stderr, "vts_bench_train: unknown flag '%s'\n", flag.c_str());
       std::exit(2);
     }
   }
@@ -276,11 +285,19 @@ Args parse(int argc, char** argv) {
     std::exit(2);
   }
   if (a.batch <= 0 || a.steps <= 0) {
-    std::fprintf(stderr, "vts_bench_train: --batch and --steps must be positive\n");
+    std::fprintf(stderr, "vts_bench_train: --batch and --steps must be positive, got --batch %lld --steps %d\n",
+                 static_cast<long long>(a.batch), a.steps);
     std::exit(2);
   }
   if (a.warmup < 0 || a.profile_steps < 0) {
-    std::fprintf(stderr, "vts_bench_train: --warmup and --profile-steps must not be negative\n");
+    std::fprintf(stderr, "vts_bench_train: --warmup and --profile-steps must not be negative, got --warmup %d "
+                         "--profile-steps %d\n", a.warmup, a.profile_steps);
+    std::exit(2);
+  }
+  // A negative count used to fall through to the default (every core) and time a full run under a
+  // thread count nobody asked for.
+  if (a.threads < 0) {
+    std::fprintf(stderr, "vts_bench_train: --threads must be 0 (the OpenMP default) or positive, got %d\n", a.threads);
     std::exit(2);
   }
   if (a.cuda_graphs && a.device != "cuda") {
