@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <iostream>
 
+#include "bench_cli.hpp"
 #include "vts/core/rng.hpp"
 #include "vts/eval/retrieval.hpp"
 
@@ -39,17 +40,17 @@ Data make(vts::Generator& g, const vts::index::PackedCodes& protos, int64_t n, i
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   CLI::App app{"vts::eval::evaluate timing: mAP (and PR) over the whole database"};
   int64_t n = 64000, nq = 1000, bits = 64, classes = 10;
   int threads = 0, repeat = 3;
   bool pr = false;
-  app.add_option("--n", n, "database items")->check(CLI::PositiveNumber);
-  app.add_option("--queries", nq, "queries")->check(CLI::PositiveNumber);
-  app.add_option("--bits", bits, "code length K")->check(CLI::PositiveNumber);
-  app.add_option("--classes", classes, "classes (single label)")->check(CLI::PositiveNumber);
-  app.add_option("--threads", threads, "threads (0 = OpenMP default)");
-  app.add_option("--repeat", repeat, "timed runs after a warm-up; the best is reported")->check(CLI::PositiveNumber);
+  app.add_option("--n", n, "database items")->check(vts_bench::whole_number(1));
+  app.add_option("--queries", nq, "queries")->check(vts_bench::whole_number(1));
+  app.add_option("--bits", bits, "code length K (multiple of 8)")->check(vts_bench::whole_number(8, 8));
+  app.add_option("--classes", classes, "classes (single label)")->check(vts_bench::whole_number(1));
+  app.add_option("--threads", threads, "threads (0 = OpenMP default)")->check(vts_bench::whole_number(0));
+  app.add_option("--repeat", repeat, "timed runs after a warm-up; the best is reported")->check(vts_bench::whole_number(1));
   app.add_flag("--pr", pr, "also compute the full precision-recall curve");
   CLI11_PARSE(app, argc, argv);
 
@@ -83,4 +84,16 @@ int main(int argc, char** argv) {
   j["map"] = r.map;
   j["isa"] = vts::index::isa_name(vts::index::best_isa());
   std::cout << j.dump() << std::endl;
+  return 0;
+}
+
+// A library error (a vts::Error from a bad size the flags let through) as a message and exit status
+// 1, not std::terminate's abort.
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "vts_bench_eval: " << e.what() << "\n";
+    return 1;
+  }
 }
