@@ -45,8 +45,15 @@ def time_it(args, run):
     return statistics.median(ms), min(ms)
 
 
+# Every case name asked about, and the lines printed: a --filter that matches no case is an error,
+# as in vts_bench_ops (an empty output with exit status 0 reads as a successful run).
+CASE_NAMES = []
+REPORTED = [0]
+
+
 def report(args, name, shape, amount, flops, timing):
     median, fastest = timing
+    REPORTED[0] += 1
     print(json.dumps({
         "bench": "ops", "case": name, "impl": "pytorch", "shape": shape, "threads": torch.get_num_threads(),
         "reps": args.reps, "median_ms": round(median, 4), "min_ms": round(fastest, 4),
@@ -55,6 +62,7 @@ def report(args, name, shape, amount, flops, timing):
 
 
 def wanted(args, name):
+    CASE_NAMES.append(name)
     return not args.filter or args.filter in name
 
 
@@ -115,6 +123,10 @@ def main():
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--filter", default="")
     args = p.parse_args()
+    # reps 0 ended in statistics.median's StatisticsError; a negative --threads was ignored.
+    if args.threads < 0 or args.reps < 1 or args.warmup < 0:
+        p.error(f"need --threads >= 0, --reps >= 1, --warmup >= 0, got --threads {args.threads} "
+                f"--reps {args.reps} --warmup {args.warmup}")
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     torch.manual_seed(20240601)
@@ -141,6 +153,10 @@ def main():
         bench_fwd_bwd(args, name, dims(b, h, n, d), [rand(b, h, n, d, grad=True) for _ in range(3)],
                       lambda t: attention(*t), (4 * base, True), (12 * base, True))
     bench_adam(args, 1 << 24)
+    if not REPORTED[0]:
+        print(f"pytorch_ops.py: --filter '{args.filter}' matches no case; the cases are {', '.join(CASE_NAMES)}",
+              file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -138,6 +138,11 @@ def main():
     # vts's fp32 default) or in IEEE fp32 (PyTorch's default for matmuls). Reported as "gemm".
     p.add_argument("--gemm", default="fp32", choices=["fp32", "tf32"])
     a = p.parse_args()
+    # --steps 0 ended in an IndexError after the warm-up had run; --batch 0 in a torch error; a
+    # negative --threads was ignored (vts_bench_train rejects all three the same way).
+    if a.batch < 1 or a.steps < 1 or a.warmup < 0 or a.threads < 0:
+        p.error(f"need --batch >= 1, --steps >= 1, --warmup >= 0, --threads >= 0, got --batch {a.batch} "
+                f"--steps {a.steps} --warmup {a.warmup} --threads {a.threads}")
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     if a.device == "cuda" and not torch.cuda.is_available():
