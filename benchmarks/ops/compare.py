@@ -15,15 +15,39 @@ import sys
 from collections import defaultdict
 
 
+# The fields each line must carry (vts_bench_ops and pytorch_ops.py print them all).
+FIELDS = ("case", "impl", "shape", "threads", "median_ms", "min_ms", "metric", "value")
+
+
+def fail(message):
+    print(f"compare.py: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def main(paths):
+    # A missing file, a broken line or another benchmark's output used to end in a traceback (or,
+    # for an empty file, in an empty table with exit status 0).
     runs = defaultdict(list)
     for path in paths:
-        with open(path) as f:
-            for line in f:
+        try:
+            f = open(path)
+        except OSError as e:
+            fail(f"cannot read {path}: {e.strerror}")
+        with f:
+            for number, line in enumerate(f, 1):
                 line = line.strip()
                 if line.startswith("{"):
-                    r = json.loads(line)
+                    try:
+                        r = json.loads(line)
+                    except json.JSONDecodeError as e:
+                        fail(f"{path}:{number}: not JSON ({e})")
+                    missing = [k for k in FIELDS if k not in r]
+                    if r.get("bench") != "ops" or missing:
+                        fail(f"{path}:{number}: expected a line of vts_bench_ops or pytorch_ops.py (\"bench\": \"ops\" "
+                             f"and {', '.join(FIELDS)}), found {line[:120]}")
                     runs[(r["case"], r["impl"], r["threads"])].append(r)
+    if not runs:
+        fail(f"no measurements in {', '.join(paths)}")
     best = {k: min(v, key=lambda r: r["median_ms"]) for k, v in runs.items()}
     cases = []
     for (case, _, threads) in best:
@@ -47,6 +71,9 @@ def main(paths):
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] in (["-h"], ["--help"]):
+        print(__doc__)
+        sys.exit(0)
     if len(sys.argv) < 2:
         sys.exit(__doc__)
     main(sys.argv[1:])

@@ -10,11 +10,24 @@ import json
 import sys
 
 
+# The fields each line must carry (vts_bench_train and pytorch_train_step.py print them all).
+FIELDS = ("impl", "config", "batch", "threads", "step_ms_median")
+
+
 def main():
+    if sys.argv[1:] in (["-h"], ["--help"]):
+        print(__doc__)
+        return
     if len(sys.argv) != 2:
         sys.exit("usage: summarize_cpu.py FILE.jsonl")
     groups, builds = {}, []
-    with open(sys.argv[1]) as f:
+    # A missing file or another benchmark's line used to end in a traceback, an empty file in an
+    # empty table with exit status 0.
+    try:
+        f = open(sys.argv[1])
+    except OSError as e:
+        sys.exit(f"summarize_cpu.py: cannot read {sys.argv[1]}: {e.strerror}")
+    with f:
         for number, line in enumerate(f, 1):
             line = line.strip()
             if not line.startswith("{"):
@@ -23,6 +36,9 @@ def main():
                 r = json.loads(line)
             except json.JSONDecodeError as e:
                 sys.exit(f"summarize_cpu.py: {sys.argv[1]}:{number}: not JSON ({e})")
+            if any(k not in r for k in FIELDS):
+                sys.exit(f"summarize_cpu.py: {sys.argv[1]}:{number}: expected a line of vts_bench_train or "
+                         f"pytorch_train_step.py ({', '.join(FIELDS)}), found {line[:120]}")
             key = (r.get("mode", "train"), r["config"], r["batch"], r["threads"])
             g = groups.setdefault(key, {"peer": None})
             ms = r["step_ms_median"]
@@ -32,6 +48,8 @@ def main():
                 name = r.get("gemm", "vts")
                 builds += [name] if name not in builds else []
                 g[name] = ms
+    if not groups:
+        sys.exit(f"summarize_cpu.py: no training-step lines in {sys.argv[1]}")
     head = ["mode", "config", "batch", "threads"] + [f"VTS ({b}) ms" for b in builds] + ["PyTorch ms"]
     head += [f"VTS ({b}) ÷ PyTorch" for b in builds]
     print("| " + " | ".join(head) + " |")
