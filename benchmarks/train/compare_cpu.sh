@@ -12,6 +12,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 modes=(train encode)
+if [[ ${1:-} == -h || ${1:-} == --help ]]; then
+  sed -n '2,11s/^# \{0,1\}//p' "$0"
+  exit 0
+fi
 if [[ ${1:-} == --mode ]]; then
   case ${2:-} in
     train | encode) modes=("$2") ;;
@@ -31,6 +35,10 @@ done
 # -DVTS_BLAS=ON build both get OpenBLAS's AVX-512 kernels.
 unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE
 peer() { "${PEER_PYTHON:-/usr/bin/python3}" benchmarks/train/pytorch_train_step.py "$@"; }
+# Without PyTorch the first peer run failed after VTS's first line was printed: a partial output
+# that summarize_cpu.py would turn into a table without peers.
+"${PEER_PYTHON:-/usr/bin/python3}" -c 'import torch' 2>/dev/null ||
+  { echo "compare_cpu.sh: ${PEER_PYTHON:-/usr/bin/python3} cannot import torch (Debian: apt install python3-torch; or set PEER_PYTHON)" >&2; exit 1; }
 for mode in "${modes[@]}"; do
   # config, batch, timed steps, warm-up steps: training at the batch of the earlier tables,
   # encoding at vts encode's batch (256) where a step takes seconds at most, b16 at 32.
