@@ -22,22 +22,39 @@ import sys
 
 def main():
     args = sys.argv[1:]
+    if args[:1] in (["-h"], ["--help"]):
+        print(__doc__)
+        return 0
     choose_only = bool(args) and args[0] == "--choose"
     precision = "bf16"
     if choose_only:
         args = args[1:]
-        if args[:1] == ["--precision"] and len(args) > 1 and args[1] in ("bf16", "fp32"):
+        if args[:1] == ["--precision"]:
+            # A bad value used to be taken for a file name (FileNotFoundError: '--precision').
+            if len(args) < 2 or args[1] not in ("bf16", "fp32"):
+                return usage_error(f"--precision expects bf16 or fp32, got '{args[1] if len(args) > 1 else ''}'")
             precision, args = args[1], args[2:]
+    unknown = [a for a in args if a.startswith("-")]
+    if unknown:
+        return usage_error(f"unknown option '{unknown[0]}' (options: --choose [--precision bf16|fp32], first)")
+    if not args:
+        return usage_error("expected one or more FILE.jsonl, got none")
     rows = []
     for path in args:
-        with open(path) as f:
-            for line in f:
+        try:
+            f = open(path)
+        except OSError as e:
+            return usage_error(f"cannot read {path}: {e.strerror}")
+        with f:
+            for number, line in enumerate(f, 1):
                 line = line.strip()
                 if line.startswith("{"):
                     try:
                         rows.append(json.loads(line))
-                    except json.JSONDecodeError:
-                        pass
+                    except json.JSONDecodeError as e:
+                        # Kept going (a run killed mid-line leaves a broken last line), but said:
+                        # a measurement dropped without a word looked like one never taken.
+                        print(f"compare.py: {path}:{number}: not JSON, skipped ({e})", file=sys.stderr)
     steps = [r for r in rows if "step_ms_median" in r]
     profiles = [r for r in rows if "profile" in r]
     rows = [r for r in rows if "kernel" in r]
@@ -55,6 +72,12 @@ def main():
     print_profiles(profiles)
     print_decisions(rows, steps)
     return 0
+
+
+def usage_error(message):
+    """Exit status 2 with the message and the usage (the docstring's last lines) on stderr."""
+    print(f"compare.py: {message}\n" + __doc__[__doc__.index("Usage:"):], file=sys.stderr)
+    return 2
 
 
 # Alternatives waiting for a device to decide whether they become the default (docs/cuda.md,

@@ -12,8 +12,17 @@ import sys
 import torch
 
 
+def check_counts(parser, args):
+    """--reps of at least 1 and --warmup of at least 0, or the parser's error (exit status 2): reps 0
+    used to end in an IndexError once the device was set up, a negative warm-up ran none silently."""
+    if args.reps < 1 or args.warmup < 0:
+        parser.error(f"need --reps >= 1 and --warmup >= 0, got --reps {args.reps} --warmup {args.warmup}")
+
+
 def timer(fn, warmup, reps, flush):
     """(median, min, mean) milliseconds of fn over reps runs, after warmup runs."""
+    if reps < 1:
+        raise ValueError(f"timer: expected reps >= 1, got {reps}")
     for _ in range(warmup):
         fn()
     torch.cuda.synchronize()

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from peer_timing import eager_and_graph
+from peer_timing import check_counts, eager_and_graph
 
 
 def emit(kernel, shape, dtype, impl, t, work, device):
@@ -33,6 +33,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--reps", type=int, default=50)
     args = ap.parse_args()
+    check_counts(ap, args)
     if not torch.cuda.is_available():
         print("SKIPPED: no CUDA device", file=sys.stderr)
         sys.exit(77)

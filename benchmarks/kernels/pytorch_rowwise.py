@@ -14,7 +14,7 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from peer_timing import eager_and_graph
+from peer_timing import check_counts, eager_and_graph
 
 
 def emit(bench, kernel, shape, dtype, timings, work, device):
@@ -37,6 +37,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--reps", type=int, default=50)
     args = ap.parse_args()
+    check_counts(ap, args)
     if not torch.cuda.is_available():
         print("SKIPPED: no CUDA device", file=sys.stderr)
         sys.exit(77)
