@@ -30,7 +30,10 @@ def _pin_blas_threads():
 
 
 _pin_blas_threads()
-import torch  # noqa: E402  (after the environment is set)
+try:
+    import torch  # noqa: E402  (after the environment is set)
+except ImportError:  # a traceback ending in ModuleNotFoundError said less
+    sys.exit(f"pytorch_ops.py: {sys.executable} cannot import torch (Debian: apt install python3-torch)")
 import torch.nn.functional as F  # noqa: E402
 
 

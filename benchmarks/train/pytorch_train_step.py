@@ -35,7 +35,10 @@ def _pin_blas_threads():
 
 _pin_blas_threads()
 
-import torch  # noqa: E402  (after pinning the BLAS threads)
+try:
+    import torch  # noqa: E402  (after pinning the BLAS threads)
+except ImportError:  # a traceback ending in ModuleNotFoundError said less
+    sys.exit(f"pytorch_train_step.py: {sys.executable} cannot import torch (Debian: apt install python3-torch)")
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
