@@ -74,6 +74,17 @@ TEST_CASE("grad: layer_norm", "[grad][layer_norm]") {
   check_grad(ln, {uniform({17, 3}, 83, -2, 2), uniform({3}, 84, 0.5, 1.5), uniform({3}, 85)});
 }
 
+// The backward writes only the gradients asked for (null outputs in the kernel): x alone with the
+// affine parameters frozen, and the parameters alone with a constant input (a LayerNorm right after
+// the constant images, or a frozen backbone's).
+TEST_CASE("grad: layer_norm with constant input or constant parameters", "[grad][layer_norm]") {
+  const Td w = uniform({5}, 86, 0.5, 1.5), b = uniform({5}, 87), x = uniform({2, 3, 5}, 88, -2, 2);
+  check_grad([&](auto& in) { return layer_norm(in[0], w, b, 1e-5); }, {uniform({2, 3, 5}, 89, -2, 2)});
+  check_grad([&](auto& in) { return layer_norm(x, in[0], in[1], 1e-5); }, {uniform({5}, 90, 0.5, 1.5), uniform({5}, 91)});
+  check_grad([&](auto& in) { return layer_norm(x, in[0], b, 1e-5); }, {uniform({5}, 92, 0.5, 1.5)});
+  check_grad([&](auto& in) { return layer_norm(x, w, in[0], 1e-5); }, {uniform({5}, 93)});
+}
+
 TEST_CASE("grad: add_layer_norm, through both of its outputs", "[grad][layer_norm]") {
   // A loss that uses the normalised output and the sum (as the block's residual stream does), so the
   // gradient reaching x and residual is the sum of both paths.
@@ -223,6 +234,30 @@ TEST_CASE("grad: dropout with a fixed mask", "[grad][dropout]") {
   // Evaluation mode is the identity and records nothing new.
   Td e = uniform({3, 3}, 123);
   CHECK(dropout(e, 0.5, false).same_storage(e));
+}
+
+// gelu_dropout and add_dropout are one kernel each way on CUDA ([dropout] in tests/cuda compares
+// those with the composites); elsewhere they are the composites, checked here as the public ops.
+TEST_CASE("grad: gelu_dropout and add_dropout with a fixed mask", "[grad][dropout]") {
+  check_grad([](auto& in) {
+    Generator gen(78);
+    return gelu_dropout(in[0], 0.3, true, gen);
+  }, {uniform({5, 6}, 124, -2, 2)});
+  check_grad([](auto& in) {
+    Generator gen(79);
+    return gelu_dropout(in[0].t(), 0.5, true, gen);
+  }, {uniform({4, 3}, 125, -2, 2)});
+  check_grad([](auto& in) {
+    Generator gen(80);
+    return add_dropout(in[0], in[1], 0.4, true, gen);
+  }, {uniform({5, 6}, 126), uniform({5, 6}, 127)});
+  // A broadcast residual (the sum_to of add's backward) and evaluation mode (the identity).
+  check_grad([](auto& in) {
+    Generator gen(81);
+    return add_dropout(in[0], in[1], 0.4, true, gen);
+  }, {uniform({6}, 128), uniform({5, 6}, 129)});
+  check_grad([](auto& in) { return mul(add_dropout(in[0], gelu_dropout(in[1], 0.5, false), 0.5, false), in[1]); },
+             {uniform({3, 4}, 130), uniform({3, 4}, 131)});
 }
 
 TEST_CASE("dropout mask: element i is lane i % 4 of Philox block first + i / 4, for any length and thread count",

@@ -55,6 +55,20 @@ TEST_CASE("grad: linear", "[grad][matmul]") {
              {uniform({5, 4}, 160), w, uniform({6}, 161)});
 }
 
+// Backward skips the products an operand without a gradient does not need: each operand alone,
+// the other a captured constant. For linear that is the first layer of a network, whose input (the
+// images' patches) needs no gradient, and a frozen layer, where only the input's gradient is wanted.
+TEST_CASE("grad: matmul and linear with constant operands", "[grad][matmul]") {
+  const Td a = uniform({2, 3, 4}, 81), b = uniform({4, 5}, 82);
+  check_grad([&](auto& in) { return matmul(in[0], b); }, {uniform({2, 3, 4}, 83)});
+  check_grad([&](auto& in) { return matmul(a, in[0]); }, {uniform({4, 5}, 84)});  // sum_to over the batch
+  const Td x = uniform({2, 5, 4}, 85), w = uniform({3, 4}, 86), bias = uniform({3}, 87);
+  check_grad([&](auto& in) { return linear(x, in[0], in[1]); }, {uniform({3, 4}, 88), uniform({3}, 89)});
+  check_grad([&](auto& in) { return linear(x, in[0]); }, {uniform({3, 4}, 90)});
+  check_grad([&](auto& in) { return linear(in[0], w, bias); }, {uniform({2, 5, 4}, 91)});
+  check_grad([&](auto& in) { return linear(in[0].transpose(0, 1), w); }, {uniform({5, 2, 4}, 92)});
+}
+
 // Zero-size dims are legal shapes: an empty batch, or an input with no features (where
 // linear used to divide by its zero feature count and kill the process with SIGFPE).
 TEST_CASE("linear and matmul with zero-size dimensions", "[matmul]") {

@@ -43,6 +43,18 @@ TEST_CASE("grad: add, sub, mul, div with tensor operands", "[grad][elementwise]"
   }
 }
 
+// mul and div keep only the operand the other one's gradient needs (mul saves a only when b needs
+// a gradient, div reads y only for b's): each side checked with the other a captured constant,
+// broadcast against it, so a wrongly skipped or swapped saved operand shows.
+TEST_CASE("grad: mul and div with one constant operand", "[grad][elementwise]") {
+  const Td row = uniform({4}, 35), wide = uniform({3, 4}, 36), nonzero = signed_magnitude({3, 4}, 37);
+  check_grad([&](auto& in) { return mul(in[0], row); }, {uniform({3, 4}, 38)});
+  check_grad([&](auto& in) { return mul(wide, in[0]); }, {uniform({3, 1}, 39)});
+  check_grad([&](auto& in) { return div(in[0], nonzero); }, {uniform({2, 3, 4}, 40)});
+  check_grad([&](auto& in) { return div(wide, in[0]); }, {signed_magnitude({4}, 44)});
+  check_grad([&](auto& in) { return div(row, in[0].t()); }, {signed_magnitude({4, 3}, 45)});
+}
+
 TEST_CASE("grad: scalar operands and operators", "[grad][elementwise]") {
   const Td x = uniform({3, 4}, 41);
   check_grad([](auto& in) { return add(in[0], 2.5); }, {x});

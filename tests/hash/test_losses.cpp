@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <functional>
 #include <map>
 #include <stdexcept>
 #include <string>
@@ -25,6 +26,7 @@
 #include <vts/vts.hpp>
 
 #include "vts/hash/centers.hpp"
+#include "vts/hash/heads.hpp"
 #include "vts/hash/losses.hpp"
 #include "vts/io/npz.hpp"
 #include "vts/optim/adam.hpp"
@@ -655,6 +657,90 @@ TEMPLATE_TEST_CASE("hash: a memory bank too small for the dataset indices names 
   CHECK_THROWS_WITH(loss(u, y, {7, 8}, 0), Contains("dataset index 8") && Contains("memory bank of 8 rows"));
   CHECK_THROWS_WITH(loss(u, y, {-1, 0}, 0), Contains("dataset index -1"));
   CHECK_NOTHROW(loss(u, y, {0, 7}, 0));
+}
+
+// ---- gradients through the hash head, against finite differences ---------------------------------------
+// The golden cases check d loss/d u against PyTorch; these check the backward from each loss through
+// the default (all-token) hash head into its parameters and its input tokens with vts::gradcheck
+// (double). Two kinds of loss cannot be checked this way, by design:
+//  - a memory-bank loss stores the batch's detached outputs before it computes, so a perturbed u
+//    also moves its own bank row, which the gradient treats as a constant. DSH with a batch of one
+//    item is still exact (its only moving pair is the item with itself: distance 0 and slope 0
+//    either way); IDHN and HashNet-compat rely on the golden d/du.
+//  - GreedyHash passes sign(u) forward and the gradient straight through (sign_ste), which finite
+//    differences cannot see: its classifier W is checked here, d/du by the golden case.
+namespace {
+using Td = vts::Tensor<double>;
+
+void check_grad(const std::function<Td(const std::vector<Td>&)>& f, std::vector<Td> inputs) {
+  const vts::GradcheckResult r = vts::gradcheck<vts::Cpu>(f, std::move(inputs));
+  INFO("gradcheck: " << r.message << " (max abs error " << r.max_abs_error << ")");
+  CHECK(r.ok);
+}
+
+Td uniform(const Shape& shape, uint64_t seed, double lo, double hi) {
+  vts::Generator g(seed);
+  std::vector<double> v(static_cast<size_t>(shape.numel()));
+  for (double& x : v) x = lo + (hi - lo) * g.next_double();
+  return Td::from_vector(v, shape);
+}
+}  // namespace
+
+TEST_CASE("hash: each loss's gradient through the all-token hash head matches finite differences", "[hash][grad]") {
+  constexpr int64_t kTokens = 3, kDim = 4, K = 4, C = 3;
+  vts::Generator gen(21);
+  vts::hash::AllTokenHead<5, double> head(kTokens, kDim, K, gen);
+  std::vector<Td> params = vts::nn::parameters(head);
+  for (size_t i = 0; i < params.size(); ++i) params[i].detach().copy_(uniform(params[i].shape(), 40 + i, -0.6, 0.6));
+  // Three items; 0 and 2 share a class, so every loss sees similar and dissimilar pairs.
+  const Td y = Td::from_vector({1, 0, 0, 0, 1, 0, 1, 0, 0}, Shape{3, C});
+  const std::vector<int64_t> ind{0, 1, 2};
+  std::vector<Td> inputs{uniform({3, kTokens, kDim}, 30, -1, 1)};
+  inputs.insert(inputs.end(), params.begin(), params.end());
+  // loss(head(tokens)) in training mode, one dropout mask for every evaluation.
+  auto through_head = [&](auto& loss, int epoch) {
+    return [&loss, &head, &y, &ind, epoch](const std::vector<Td>& in) {
+      vts::Generator drops(5);
+      vts::nn::Context ctx{true, &drops};
+      return loss(head.forward(in[0], ctx), y, ind, epoch);
+    };
+  };
+  hl::Config cfg;
+  cfg.bits = K;
+  cfg.classes = C;
+  cfg.train_size = 8;
+  SECTION("CSQ, with a quantization weight large enough to matter") {
+    hl::Csq<double> loss(cfg, gen);
+    loss.lambda = 0.5;
+    check_grad(through_head(loss, 0), inputs);
+  }
+  SECTION("DPN") {
+    hl::Dpn<double> loss(cfg, gen);
+    check_grad(through_head(loss, 0), inputs);
+  }
+  SECTION("HashNet at continuation scales 1 and sqrt 3") {
+    hl::HashNet<double> loss(cfg, gen);
+    check_grad(through_head(loss, 0), inputs);
+    check_grad(through_head(loss, 45), inputs);
+  }
+  SECTION("DSH, one item against a bank filled with others") {
+    hl::Dsh<double> loss(cfg, gen);
+    // Items 3..5 in the bank: one of the query's class, two of others; rows 6, 7 stay empty.
+    (void)loss(uniform({3, K}, 31, -1.5, 1.5), Td::from_vector({1, 0, 0, 0, 1, 0, 0, 0, 1}, Shape{3, C}), {3, 4, 5}, 0);
+    const Td y0 = Td::from_vector({1, 0, 0}, Shape{1, C});
+    std::vector<Td> one{uniform({1, kTokens, kDim}, 32, -1, 1)};
+    one.insert(one.end(), params.begin(), params.end());
+    check_grad([&](const std::vector<Td>& in) {
+      vts::Generator drops(6);
+      vts::nn::Context ctx{true, &drops};
+      return loss(head.forward(in[0], ctx), y0, {0}, 0);
+    }, one);
+  }
+  SECTION("GreedyHash: its trained classifier W") {
+    hl::GreedyHash<double> loss(cfg, gen);
+    const Td u = uniform({3, K}, 33, -1.5, 1.5);
+    check_grad([&](const std::vector<Td>&) { return loss(u, y, ind, 0); }, {loss.classifier()});
+  }
 }
 
 // ---- learnability --------------------------------------------------------------------------------------
