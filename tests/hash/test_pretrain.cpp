@@ -9,36 +9,15 @@
 #include <memory>
 #include <vector>
 
+#include "stripes.hpp"
 #include "vts/hash/trainer.hpp"
 #include "vts/nn/vit.hpp"
 
 namespace {
 
-struct Tiny8 {
-  static constexpr const char* name = "tiny8";
-  static constexpr int64_t image = 8, channels = 1, patch = 4, dim = 16, depth = 2, heads = 2, mlp = 32;
-};
+using vts_test::Stripes;
+using vts_test::Tiny8;
 using Backbone = vts::nn::ViT<Tiny8>;
-
-// 48 8x8 images of 3 classes: a class-dependent stripe plus per-item noise.
-class Stripes final : public vts::data::Dataset {
- public:
-  int64_t size() const override { return 48; }
-  int num_classes() const override { return 3; }
-  vts::data::ImageSpec spec() const override { return {1, 8, 8}; }
-  void get(int64_t i, float* image, float* label, vts::Generator&) const override {
-    check_index(i);
-    vts::Generator noise(1000 + static_cast<uint64_t>(i));
-    const int64_t c = i % 3;
-    for (int64_t y = 0; y < 8; ++y)
-      for (int64_t x = 0; x < 8; ++x)
-        image[y * 8 + x] = ((x + c * 2) % 6 < 2 ? 1.0f : -0.5f) + 0.3f * static_cast<float>(noise.next_double());
-    get_label(i, label);
-  }
-  void get_label(int64_t i, float* label) const override {
-    for (int c = 0; c < 3; ++c) label[c] = (i % 3 == c) ? 1.0f : 0.0f;
-  }
-};
 
 struct Run {
   double result = 0;
