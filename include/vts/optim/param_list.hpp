@@ -26,17 +26,17 @@ class ParamList {
   }
 
   // Appends a parameter. Rejects what an in-place update cannot handle correctly: op results
-  // (their values are recomputed every forward pass), strided views (the update loop is flat), and
-  // the same tensor twice (it would be stepped twice per step()).
+  // (their values are recomputed every forward pass) and strided views (the update loop is flat).
+  // A tensor already in the list is kept once, where it first came: tied weights (one tensor used
+  // by two layers, so a model's visit() names it twice) take one step a step() with the gradient
+  // of both uses, as PyTorch's parameters(), which yields each tensor once, gives them.
   void add(const tensor_type& p) {
     VTS_CHECK(p.defined(), "ParamList: parameter ", params_.size(), " is an undefined tensor");
     VTS_CHECK(p.is_leaf(), "ParamList: parameter ", params_.size(), " with shape ", p.shape().str(),
               " is the output of an op, not a leaf; optimizers update leaves only");
     VTS_CHECK(p.is_contiguous(), "ParamList: parameter ", params_.size(), " with shape ", p.shape().str(),
               " is not contiguous; optimizers update whole contiguous tensors");
-    VTS_CHECK(seen_.insert(p.impl()).second, "ParamList: parameter ", params_.size(), " with shape ",
-              p.shape().str(), " is already in the list");
-    params_.push_back(p);
+    if (seen_.insert(p.impl()).second) params_.push_back(p);
   }
   void add(const ParamList& other) {
     for (const auto& p : other) add(p);
