@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "../bench_args.hpp"
 #include "vts/backend/cuda/memory.hpp"
 #include "vts/backend/cuda/runtime.hpp"
 #include "vts/core/dtype.hpp"
@@ -52,14 +53,18 @@ inline Options parse_options(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (a == "--warmup") o.warmup = std::atoi(next("--warmup").c_str());
-    else if (a == "--reps") o.reps = std::atoi(next("--reps").c_str());
+    if (a == "--warmup") o.warmup = vts_bench::whole_number_flag(argv[0], a, next("--warmup"));
+    else if (a == "--reps") o.reps = vts_bench::whole_number_flag(argv[0], a, next("--reps"));
     else if (a == "--no-check") o.check = false;
     else if (a == "--filter") o.filter = next("--filter");
     else {
       std::fprintf(stderr, "usage: %s [--warmup N] [--reps N] [--no-check] [--filter SUBSTRING]\n", argv[0]);
       std::exit(2);
     }
+  }
+  if (o.reps < 1 || o.warmup < 0) {  // a median of no timed run is no figure
+    std::fprintf(stderr, "%s: need --reps >= 1 and --warmup >= 0, got --reps %d --warmup %d\n", argv[0], o.reps, o.warmup);
+    std::exit(2);
   }
   return o;
 }

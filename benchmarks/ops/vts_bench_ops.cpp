@@ -19,7 +19,6 @@
 // The median over --reps timed runs (after --warmup untimed ones) is reported; min for reference.
 #include <Eigen/Core>
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cmath>
@@ -34,6 +33,7 @@
 #include <cblas.h>
 #endif
 
+#include "../bench_args.hpp"
 #include "vts/backend/cpu/parallel.hpp"
 #include "vts/nn/init.hpp"
 #include "vts/optim/adam.hpp"
@@ -236,19 +236,7 @@ int parse(int argc, char** argv, Options& o) {
       }
       return argv[++i];
     };
-    // A whole decimal number or a clear error: std::atoi read "abc" as 0, i.e. "--threads abc" ran
-    // on every core and "--reps abc" was reported as a bad count.
-    auto number = [&]() -> int {
-      const std::string v = value();
-      char* end = nullptr;
-      errno = 0;
-      const long long n = std::strtoll(v.c_str(), &end, 10);
-      if (v.empty() || *end != '\0' || errno != 0 || n < INT32_MIN || n > INT32_MAX) {
-        std::fprintf(stderr, "vts_bench_ops: %s expects a whole number, got '%s'\n", a.c_str(), v.c_str());
-        std::exit(2);
-      }
-      return static_cast<int>(n);
-    };
+    auto number = [&] { return vts_bench::whole_number_flag("vts_bench_ops", a, value()); };
     if (a == "--threads") o.threads = number();
     else if (a == "--reps") o.reps = number();
     else if (a == "--warmup") o.warmup = number();

@@ -87,13 +87,4 @@ int run(int argc, char** argv) {
   return 0;
 }
 
-// A library error (a vts::Error from a bad size the flags let through) as a message and exit status
-// 1, not std::terminate's abort.
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    std::cerr << "vts_bench_eval: " << e.what() << "\n";
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return vts_bench::run_reporting_errors("vts_bench_eval", run, argc, argv); }

@@ -56,7 +56,6 @@
 // host. The peer script's --mode encode does the same under torch.inference_mode().
 #include <algorithm>
 #include <cctype>
-#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -69,6 +68,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "../bench_args.hpp"
 #include "vts/hash/heads.hpp"
 #include "vts/hash/losses.hpp"
 #include "vts/nn/vit.hpp"
@@ -171,24 +171,13 @@ Args parse(int argc, char** argv) {
       }
       return argv[++i];
     };
-    // A whole decimal number or a clear error (std::stoi would throw past main's handler).
-    auto number = [&]() -> int64_t {
-      const std::string v = value();
-      char* end = nullptr;
-      errno = 0;
-      const long long n = std::strtoll(v.c_str(), &end, 10);
-      if (v.empty() || *end != '\0' || errno != 0 || n < INT32_MIN || n > INT32_MAX) {
-        std::fprintf(stderr, "vts_bench_train: %s expects a whole number, got '%s'\n", flag.c_str(), v.c_str());
-        std::exit(2);
-      }
-      return n;
-    };
+    auto number = [&] { return vts_bench::whole_number_flag("vts_bench_train", flag, value()); };
     if (flag == "--config") a.config = value();
     else if (flag == "--batch") a.batch = number();
-    else if (flag == "--steps") a.steps = static_cast<int>(number());
-    else if (flag == "--warmup") a.warmup = static_cast<int>(number());
-    else if (flag == "--profile-steps") a.profile_steps = static_cast<int>(number());
-    else if (flag == "--threads") a.threads = static_cast<int>(number());
+    else if (flag == "--steps") a.steps = number();
+    else if (flag == "--warmup") a.warmup = number();
+    else if (flag == "--profile-steps") a.profile_steps = number();
+    else if (flag == "--threads") a.threads = number();
     else if (flag == "--device") a.device = value();
     else if (flag == "--gemm") a.gemm = value();
     else if (flag == "--precision") a.precision = value();

@@ -245,11 +245,6 @@ inline void knn_search(CodesView db, CodesView queries, int64_t k, int32_t* dist
   // Each collector holds up to 2·kept candidates: sized by k, a k far above the database size
   // (a "give me everything" k) would allocate that much per query group for nothing.
   const int64_t kept = std::min(k, db.count);
-  if (kept == 0) {
-    std::fill(distances, distances + queries.count * k, -1);
-    std::fill(indices, indices + queries.count * k, -1);
-    return;
-  }
   const int64_t collector_bytes = std::max<int64_t>(2 * kept, kept + 32) * 8;
   detail::tiled_scan<detail::TopK>(db, queries, kept, kept, opt, collector_bytes,
                                    [&](int64_t q, std::span<uint64_t> keys) {
