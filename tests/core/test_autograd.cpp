@@ -328,6 +328,21 @@ TEST_CASE("index errors say which index and which range", "[autograd][errors]") 
   CHECK_THROWS_AS(dropout(x, 1.0, true), Error);
 }
 
+TEST_CASE("binary_cross_entropy refuses a p outside [0, 1], as PyTorch does", "[autograd][errors][loss]") {
+  const Td t = Td::zeros({2, 2});
+  const auto with_p = [](std::vector<double> v) { return Td::from_vector(v, {2, 2}); };
+  CHECK_THROWS_WITH(binary_cross_entropy(with_p({0.5, -0.25, 0.5, 0.5}), t),
+                    Contains("expected every probability in [0, 1], found -0.25 at element 1 of 4"));
+  CHECK_THROWS_WITH(binary_cross_entropy(with_p({0.5, 0.5, 0.5, 1.5}), t), Contains("found 1.5 at element 3 of 4"));
+  CHECK_THROWS_WITH(binary_cross_entropy(with_p({0.5, 0.5, std::nan(""), 0.5}), t), Contains("found nan at element 2"));
+  // A transposed view is checked in its own order: element 1 of p.t() is p[1][0].
+  CHECK_THROWS_WITH(binary_cross_entropy(with_p({0.5, 0.5, 2.0, 0.5}).t(), t), Contains("found 2 at element 1 of 4"));
+  // The ends of the range are probabilities: two exact answers (0) and two wrong ones (each log
+  // clamped at -100), mean 50.
+  CHECK(binary_cross_entropy(with_p({0.0, 1.0, 0.0, 1.0}), Td::from_vector({0, 1, 1, 0}, {2, 2})).item() ==
+        Approx(50.0));
+}
+
 TEST_CASE("cast converts element types and carries the gradient across the dtype boundary", "[autograd][cast]") {
   SECTION("float -> double -> loss: the float leaf gets d(loss)/dx") {
     Tf x = Tf::from_vector({0.5f, -1.25f, 3.0f});

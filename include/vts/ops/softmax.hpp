@@ -4,7 +4,9 @@
 //   cross_entropy(logits [B, C], targets: B class indices) -> [] mean over the batch, fused with
 //     its own backward (softmax − one-hot)/B; saves the softmax.
 //   binary_cross_entropy(p, t) -> [] mean of −[t·log p + (1−t)·log(1−p)] with each log clamped at
-//     −100 and PyTorch's backward (p − t)/max(p(1−p), 1e-12); saves p and t.
+//     −100 and PyTorch's backward (p − t)/max(p(1−p), 1e-12); saves p and t. On the CPU a p outside
+//     [0, 1] (or NaN) is refused, as PyTorch refuses it; on CUDA it is not checked (that would cost
+//     a host sync per call) and gives a NaN loss.
 //   csq_loss(u, c, λ) -> [] CSQ's objective from raw codes u and centers c (fn::CsqTerm): mean of
 //     BCE((tanh u + 1)/2, (c + 1)/2) + λ·(|tanh u| − 1)², the composite of hashing-spec §2.5 in one
 //     elementwise pass (the composite took ~25 launches a step on CUDA, this takes 5); saves u and c,
@@ -121,6 +123,16 @@ Tensor<T, D> binary_cross_entropy(const Tensor<T, D>& p, const Tensor<T, D>& tar
                   " differs from target shape ", target.shape().str());
   const int64_t n = p.numel();
   if constexpr (is_cpu_v<D>) {
+    {
+      // log p of a p outside [0, 1] is NaN, and a NaN loss says nothing of where it came from.
+      const Tensor<T, D> pc = p.contiguous_nograd();
+      const T* v = pc.data();
+      for (int64_t i = 0; i < n; ++i)
+        if (!(static_cast<float>(v[i]) >= 0.0f && static_cast<float>(v[i]) <= 1.0f))
+          throw Error(vts::detail::concat("binary_cross_entropy: expected every probability in [0, 1], found ",
+                                          static_cast<double>(v[i]), " at element ", i, " of ", n,
+                                          " (p must be a probability: apply sigmoid to logits first)"));
+    }
     auto elementwise = map(p, target, fn::BceLoss{});
     // `elementwise` is outside the graph, so this mean records nothing; the node below is the op.
     Tensor<T, D> out = mean(elementwise);
