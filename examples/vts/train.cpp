@@ -108,8 +108,10 @@ int64_t RunRecord::restore(const nlohmann::json& m, const std::string& path) {
   train_seconds = seconds;
   std::string changed;
   const nlohmann::json now = run_settings(a_);
+  const bool epochs_changed = then.contains("epochs") && then["epochs"] != now["epochs"];
   for (const auto& [k, v] : now.items())
-    if (then.contains(k) && then[k] != v) changed += " " + k + " " + then[k].dump() + "->" + v.dump();
+    if (then.contains(k) && then[k] != v && (setting_is_read(k, then) || setting_is_read(k, now)))
+      changed += " " + k + " " + then[k].dump() + "->" + v.dump();
   if (m.contains("split")) {
     std::string what;
     for (const char* k : {"train", "query", "database", "classes", "class_names"}) {
@@ -127,6 +129,18 @@ int64_t RunRecord::restore(const nlohmann::json& m, const std::string& path) {
   if (!changed.empty())
     std::printf("note: this run differs from the checkpoint's:%s; the result will not be that of an "
                 "uninterrupted run\n", changed.c_str());
+  else if (epochs_changed) {  // e.g. a finished run continued for more epochs
+    const auto old_epochs = then["epochs"].get<int64_t>();
+    std::printf("note: --epochs %lld->%lld; the %s schedule does not depend on the number of epochs, so the "
+                "training continues as an uninterrupted %lld-epoch run would",
+                static_cast<long long>(old_epochs), static_cast<long long>(a_.epochs), a_.opt.schedule.c_str(),
+                static_cast<long long>(a_.epochs));
+    if (old_epochs > 0 && old_epochs < a_.epochs && old_epochs % a_.eval_every != 0 &&
+        std::any_of(evaluations.begin(), evaluations.end(), [&](const auto& e) { return e["epoch"] == old_epochs; }))
+      std::printf(" (the evaluation after epoch %lld, the old last one, stays in the record)",
+                  static_cast<long long>(old_epochs));
+    std::printf("\n");
+  }
   std::fflush(stdout);
   return start_epoch;
 }

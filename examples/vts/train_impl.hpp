@@ -82,6 +82,19 @@ inline nlohmann::json run_settings(const TrainArgs& a) {
           {"pretrain_epochs", a.pretrain_epochs}, {"pretrain_lr", a.pretrain_lr}};
 }
 
+// Whether a run with these settings (run_settings()) reads `key`: the schedule's own parameters
+// matter only under that schedule, the number of epochs only under cosine (its length), momentum
+// only to SGD. A checkpoint's settings that differ only where neither run reads them give the same
+// numbers, so --resume does not call that a change.
+inline bool setting_is_read(const std::string& key, const nlohmann::json& settings) {
+  const std::string schedule = settings.value("schedule", std::string()),
+                    optimizer = settings.value("optimizer", std::string());
+  if (key == "epochs" || key == "warmup_epochs" || key == "final_lr") return schedule == "cosine";
+  if (key == "step_size" || key == "gamma") return schedule == "step";
+  if (key == "momentum") return optimizer == "sgd";
+  return true;
+}
+
 inline std::string format_duration(double s) {
   char buf[32];
   const int total = static_cast<int>(std::lround(std::max(0.0, s)));
@@ -239,7 +252,9 @@ int run(const TrainArgs& a) {
   data::Loader train_loader(split.train, {.batch_size = a.batch, .shuffle = true, .num_workers = a.workers,
                                           .seed = a.seed});
   const int64_t steps_per_epoch = train_loader.num_batches();
-  const int64_t total_steps = (a.epochs + a.pretrain_epochs) * steps_per_epoch;
+  // The steps this process will run, for the ETA: a resumed run skips the pretraining and the
+  // epochs its checkpoint holds (set again once the checkpoint says where it stopped).
+  int64_t total_steps = (a.epochs + (a.resume.empty() ? a.pretrain_epochs : 0)) * steps_per_epoch;
   int64_t steps_done = 0;
   const auto t_train = std::chrono::steady_clock::now();
   auto progress = [&](const char* stage, const hash::StepReport& r) {
@@ -338,6 +353,7 @@ int run(const TrainArgs& a) {
     // A checkpoint of a run without EMA has no average: start one from the loaded weights.
     if (a.ema > 0 && !io::has_ema_state(ckpt)) trainer.set_ema(a.ema);
     start_epoch = record.restore(ckpt.metadata(), path);
+    total_steps = std::max<int64_t>(0, a.epochs - start_epoch) * steps_per_epoch;
     const nlohmann::json& m = ckpt.metadata();
     evaluation_pending = m.contains("evaluation_pending") && m["evaluation_pending"] == true;
   }

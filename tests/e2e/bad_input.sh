@@ -8,7 +8,8 @@
 #   - an image file or a binary file given as a list of images is refused;
 #   - a failed `encode --update` never leaves fewer codes than the index it would replace;
 #   - a query image that cannot be decoded, found at the first evaluation, keeps the epochs trained:
-#     --resume evaluates and finishes with the uninterrupted run's results.
+#     --resume evaluates and finishes with the uninterrupted run's results;
+#   - a finished run continued for more epochs under a constant schedule ends as the longer run.
 # Usage: bad_input.sh VTS RUN_DIR (a finished `vts train` run of the tiny config on Fashion-MNIST).
 set -euo pipefail
 vts=$(realpath "$1")
@@ -99,7 +100,7 @@ cp "$lists/train.txt" "$lists/database.txt"
 train_lists() {  # train_lists OUT [FLAGS...]
   local dest=$1
   shift
-  "$vts" train --dataset list --data-dir "$lists" --image-root "$out/moved" --epochs 3 --eval-every 1 \
+  "$vts" train --dataset list --data-dir "$lists" --image-root "$out/moved" --epochs "${epochs:-3}" --eval-every 1 \
     --out "$dest" --quiet "$@"
 }
 train_lists "$out/whole" >/dev/null
@@ -116,4 +117,21 @@ evaluations() {  # each evaluation's scores, without its time
   fail "the resumed run's evaluations differ from the uninterrupted run's"
 cmp -s "$out/stopped/best.safetensors" "$out/whole/best.safetensors" ||
   fail "the resumed run's best.safetensors differs from the uninterrupted run's"
+
+# A finished run continued for more epochs: under a schedule that does not read the number of
+# epochs (constant, step) that is the longer run, which --resume says instead of calling it a change;
+# under cosine (the default) it is a change.
+epochs=2 train_lists "$out/short" --schedule constant >/dev/null
+train_lists "$out/short" --schedule constant --final-lr 0.5 --resume "$out/short" >"$out/continued.txt"
+grep -q "note: --epochs 2->3; the constant schedule does not depend on the number of epochs" "$out/continued.txt" ||
+  { cat "$out/continued.txt"; fail "--resume with more epochs under a constant schedule: expected the note that says it continues"; }
+train_lists "$out/long" --schedule constant >/dev/null
+[[ $(evaluations "$out/short") == "$(evaluations "$out/long")" ]] ||
+  fail "2 + 1 epochs under a constant schedule: the evaluations differ from an uninterrupted 3-epoch run's"
+cmp -s "$out/short/best.safetensors" "$out/long/best.safetensors" ||
+  fail "2 + 1 epochs under a constant schedule: best.safetensors differs from an uninterrupted 3-epoch run's"
+epochs=2 train_lists "$out/short.cosine" >/dev/null
+train_lists "$out/short.cosine" --resume "$out/short.cosine" >"$out/continued.txt"
+grep -q "this run differs from the checkpoint's: epochs 2->3; the result will not be that of an uninterrupted run" \
+  "$out/continued.txt" || { cat "$out/continued.txt"; fail "--resume with more epochs under cosine: expected the note of a change"; }
 echo "bad input: ok"
