@@ -223,12 +223,12 @@ int run(const TrainArgs& a) {
 
   std::filesystem::create_directories(a.out);
   std::printf("vts train: %s (%s head), %s loss, %lld bits, %s: %lld train / %lld query / %lld database, %d classes, "
-              "%s, %d threads%s\n",
+              "%s, %d thread%s%s\n",
               Config::name, Head::name, Loss::name, static_cast<long long>(a.bits), a.dataset.c_str(),
               static_cast<long long>(split.train->size()), static_cast<long long>(split.query->size()),
               static_cast<long long>(split.database->size()), classes,
               (std::string(D::name) + (std::is_same_v<T, bf16> ? " bf16" : "")).c_str(), cpu::max_threads(),
-              is_cpu_v<D> ? (", GEMMs: " + cpu::gemm_library()).c_str() : (a.cuda_graphs ? ", CUDA graphs" : ""));
+              cpu::max_threads() == 1 ? "" : "s", is_cpu_v<D> ? (", GEMMs: " + cpu::gemm_library()).c_str() : (a.cuda_graphs ? ", CUDA graphs" : ""));
   if (!split.class_names.empty()) {
     std::string names;
     for (const auto& n : split.class_names) names += (names.empty() ? "" : ", ") + n;
