@@ -134,6 +134,10 @@ TEST_CASE("grad: sum and mean over axes and over all", "[grad][reduce]") {
   }
   check_grad([](auto& in) { return sum(in[0]); }, {x});
   check_grad([](auto& in) { return mean(in[0]); }, {x});
+  // An empty axis list reduces nothing (NumPy's axis=(), not PyTorch's dim=[]): x itself.
+  CHECK(sum(x, {}).to_vector() == x.to_vector());
+  CHECK(mean(x, {}, true).shape() == x.shape());
+  check_grad([](auto& in) { return mean(in[0], {}); }, {uniform({2, 3}, 707)});
   // Reductions of views: transposed, stepped slice, expanded (the expand makes the sum count each
   // leaf element several times).
   check_grad([](auto& in) { return sum(in[0].t(), {0}); }, {uniform({4, 3}, 702)});

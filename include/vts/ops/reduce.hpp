@@ -1,6 +1,8 @@
 #pragma once
 // Reductions.
-//   sum(x) -> []            sum(x, axes, keepdim) -> x's shape without (or with 1 at) the axes
+//   sum(x) -> []            sum(x, axes, keepdim) -> x's shape without (or with 1 at) the axes;
+//                           an empty list reduces nothing (NumPy's axis=()), where PyTorch's
+//                           dim=[] reduces everything: sum(x) is the whole sum
 //   mean(...) the same divided by the count; max(x[, axis, keepdim]) saves the arg-max position
 //   sum_to(g, shape) sums a broadcast gradient back to an input's shape (the backward of
 //   broadcasting).
