@@ -227,6 +227,96 @@ TEST_CASE("data: transform settings are validated", "[data][image]") {
   CHECK_THROWS_AS(t.apply(small.data(), 3, 3, 3, out.data(), g), vts::Error);  // 3x3 < 4x4 crop
 }
 
+namespace {
+
+void put_be32(std::string& s, uint32_t v) {
+  for (int k = 24; k >= 0; k -= 8) s += char((v >> k) & 0xFF);
+}
+void put_le(std::string& s, uint32_t v, int bytes) {
+  for (int k = 0; k < bytes; ++k) s += char((v >> (8 * k)) & 0xFF);
+}
+
+// Headers alone (plus a few bytes) that claim w x h pixels, in the formats stb_image reads.
+std::string pnm_header(uint32_t w, uint32_t h) {
+  return "P5\n" + std::to_string(w) + " " + std::to_string(h) + "\n255\n" + std::string(8, '\x7f');
+}
+std::string png_header(uint32_t w, uint32_t h) {
+  std::string s = "\x89PNG\r\n\x1a\n";
+  put_be32(s, 13);
+  std::string chunk = "IHDR";
+  put_be32(chunk, w);
+  put_be32(chunk, h);
+  chunk += std::string("\x08\x02\x00\x00\x00", 5);  // 8-bit RGB, deflate, no filter method, no interlace
+  s += chunk;
+  put_be32(s, static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(chunk.data()), static_cast<uInt>(chunk.size()))));
+  return s;
+}
+std::string bmp_header(uint32_t w, uint32_t h) {
+  std::string s = "BM";
+  put_le(s, 54 + 16, 4);  // file size (as if)
+  put_le(s, 0, 4);
+  put_le(s, 54, 4);  // pixel data offset
+  put_le(s, 40, 4);  // BITMAPINFOHEADER
+  put_le(s, w, 4);
+  put_le(s, h, 4);
+  put_le(s, 1, 2);   // planes
+  put_le(s, 24, 2);  // bits per pixel
+  for (int k = 0; k < 6; ++k) put_le(s, 0, 4);  // BI_RGB, sizes, resolutions, palette counts
+  return s + std::string(16, '\x40');
+}
+std::string gif_header(uint32_t w, uint32_t h) {
+  std::string s = "GIF89a";
+  put_le(s, w, 2);
+  put_le(s, h, 2);
+  return s + std::string("\x00\x00\x00", 3) + std::string(8, '\x00');
+}
+std::string jpeg_header(uint32_t w, uint32_t h) {
+  std::string s = "\xFF\xD8\xFF\xC0";
+  put_le(s, 0x0B00, 2);  // segment length 11, big-endian
+  s += '\x08';
+  s += char(h >> 8);
+  s += char(h & 0xFF);
+  s += char(w >> 8);
+  s += char(w & 0xFF);
+  s += std::string("\x01\x01\x11\x00", 4);  // one component, id 1, 1x1 sampling, table 0
+  return s + std::string(8, '\x00');
+}
+
+}  // namespace
+
+TEST_CASE("data: decode_image refuses images above PIL's decompression-bomb limit before decoding",
+          "[data][image]") {
+  // PIL raises DecompressionBombError above 2 x Image.MAX_IMAGE_PIXELS = 2 x 89,478,485 pixels; the
+  // old decode_image let stb_image allocate what any header claimed (a 27-byte PNM asking for
+  // 16000 x 12000 pixels decoded to a 192 MB image of whatever followed). (stb_image refuses a PNG
+  // of more than 2^30 bytes itself, so the sizes stay below that.)
+  STATIC_REQUIRE(vts::data::kMaxImagePixels == 178956970);
+  vts_test::TempDir dir;
+  const std::pair<const char*, std::string> files[] = {
+      {"bomb.pgm", pnm_header(16000, 12000)}, {"bomb.png", png_header(16000, 12000)},
+      {"bomb.bmp", bmp_header(16000, 12000)}, {"bomb.gif", gif_header(16000, 12000)},
+      {"bomb.jpg", jpeg_header(16000, 12000)}};
+  for (const auto& [name, bytes] : files) {
+    INFO(name);
+    vts_test::write_text(dir / name, bytes);
+    for (const int channels : {1, 3}) {
+      const std::string msg = message_of<vts::IoError>([&] { vts::data::decode_image(dir / name, channels); });
+      CHECK_THAT(msg, Contains(dir / name));
+      CHECK_THAT(msg, Contains("16000x12000 = 192000000 pixels"));
+      CHECK_THAT(msg, Contains("at most 178956970"));
+    }
+  }
+  // The limit itself is allowed: one pixel-row more than 13377 x 13377 is refused, that is not
+  // (this header has no image data, so stb_image then says what is wrong with it).
+  vts_test::write_text(dir / "over.png", png_header(13378, 13377));
+  CHECK_THAT(message_of<vts::IoError>([&] { vts::data::decode_image(dir / "over.png"); }),
+             Contains("13378x13377 = 178957506 pixels"));
+  vts_test::write_text(dir / "under.png", png_header(13377, 13377));
+  const std::string under = message_of<vts::IoError>([&] { vts::data::decode_image(dir / "under.png"); });
+  CHECK_THAT(under, Contains("stb_image"));
+  CHECK_THAT(under, !Contains("at most"));
+}
+
 TEST_CASE("data: decode_image reads PNG and JPEG, forces RGB, and names undecodable files", "[data][image]") {
   vts_test::TempDir dir;
   const int w = 7, h = 5;

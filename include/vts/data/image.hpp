@@ -53,21 +53,52 @@ inline uint8_t pil_luma(const uint8_t* rgb) {
   return static_cast<uint8_t>((rgb[0] * 19595 + rgb[1] * 38470 + rgb[2] * 7471 + 0x8000) >> 16);
 }
 
+// The most pixels (width × height) decode_image accepts: PIL's decompression-bomb limit. PIL's
+// Image.MAX_IMAGE_PIXELS is 1024·1024·1024 // 4 // 3 = 89,478,485; above it Image.open warns,
+// above twice it raises DecompressionBombError, which is what the reference pipelines do with
+// such a file. The header is read first, so a 100-byte file that claims 20000×20000 pixels is
+// refused before stb_image allocates for it.
+inline constexpr int64_t kPilMaxImagePixels = int64_t(1024) * 1024 * 1024 / 4 / 3;
+inline constexpr int64_t kMaxImagePixels = 2 * kPilMaxImagePixels;  // 178,956,970
+
+namespace detail {
+inline IoError image_too_large(const std::string& path, int64_t w, int64_t h) {
+  return IoError(vts::detail::concat("cannot decode image file '", path, "': its header says ", w, "x", h, " = ",
+                                     w * h, " pixels; expected at most ", kMaxImagePixels,
+                                     " (PIL's decompression-bomb limit, 2 x Image.MAX_IMAGE_PIXELS)"));
+}
+}  // namespace detail
+
 // Decodes a JPEG/PNG/BMP/GIF/TGA/PNM file into `channels` channels (3 = RGB, as PIL's
 // convert("RGB"): grey is replicated, alpha dropped; 1 = grey, as PIL's convert("L"), colour
-// weighted by pil_luma). Throws vts::IoError naming the file when it cannot be opened or decoded;
-// never returns a partial image.
+// weighted by pil_luma). Throws vts::IoError naming the file when it cannot be opened or decoded,
+// or when its header claims more than kMaxImagePixels pixels; never returns a partial image.
 inline void decode_image(const std::string& path, int channels, ImageU8& out) {
   VTS_CHECK(channels >= 1 && channels <= 4, "decode_image: expected 1..4 channels, found ", channels);
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (!f)
     throw IoError(vts::detail::concat("cannot open image file '", path, "': ", std::strerror(errno)));
   int w = 0, h = 0, file_channels = 0;
+  // The dimensions first (stb reads the header only), then back to the start for the decode. A
+  // header stb cannot read is left to the decode, which says why.
+  if (stbi_info_from_file(f, &w, &h, &file_channels) && int64_t(w) * h > kMaxImagePixels) {
+    std::fclose(f);
+    throw detail::image_too_large(path, w, h);
+  }
+  if (std::fseek(f, 0, SEEK_SET) != 0) {
+    const int err = errno;
+    std::fclose(f);
+    throw IoError(vts::detail::concat("cannot read image file '", path, "': ", std::strerror(err)));
+  }
   // For grey, colour files are decoded as they are and weighted here: stb's own conversion,
   // (77 R + 150 G + 29 B) >> 8, is up to one level off PIL's, which the reference pipelines use.
   const int decoded_channels = channels == 1 ? 0 : channels;
   stbi_uc* px = stbi_load_from_file(f, &w, &h, &file_channels, decoded_channels);
   std::fclose(f);
+  if (px && int64_t(w) * h > kMaxImagePixels) {  // a format whose header stb's info does not read
+    stbi_image_free(px);
+    throw detail::image_too_large(path, w, h);
+  }
   if (!px) {
     // stb_image calls a folder or an empty file an "unknown image type"; those say what they are.
     std::error_code ec;
