@@ -317,6 +317,26 @@ TEST_CASE("data: decode_image refuses images above PIL's decompression-bomb limi
   CHECK_THAT(under, !Contains("at most"));
 }
 
+// Found by tests/fuzz/fuzz_image: stb_image 2.27 reads a PNM whose header says width or height 0
+// as an image, and decode_image returned it, empty, to a transform that then failed far from the
+// file. Now it is refused as undecodable.
+TEST_CASE("data: decode_image refuses an image without pixels", "[data][image]") {
+  vts_test::TempDir dir;
+  const std::pair<const char*, std::string> files[] = {
+      {"zero.ppm", "P6\n0 0\n255\n"}, {"no_width.pgm", "P5\n0 7\n255\nabc"}, {"no_height.pgm", "P5\n7 0\n255\nabc"}};
+  for (const auto& [name, bytes] : files) {
+    INFO(name);
+    vts_test::write_text(dir / name, bytes);
+    for (const int channels : {1, 3}) {
+      const std::string msg = message_of<vts::IoError>([&] { vts::data::decode_image(dir / name, channels); });
+      CHECK_THAT(msg, Contains(dir / name));
+      CHECK_THAT(msg, Contains("expected a positive width and height"));
+    }
+  }
+  CHECK_THAT(message_of<vts::IoError>([&] { vts::data::decode_image(dir / "no_width.pgm"); }),
+             Contains("0x7 pixels"));
+}
+
 TEST_CASE("data: decode_image reads PNG and JPEG, forces RGB, and names undecodable files", "[data][image]") {
   vts_test::TempDir dir;
   const int w = 7, h = 5;

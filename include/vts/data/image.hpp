@@ -62,17 +62,24 @@ inline constexpr int64_t kPilMaxImagePixels = int64_t(1024) * 1024 * 1024 / 4 / 
 inline constexpr int64_t kMaxImagePixels = 2 * kPilMaxImagePixels;  // 178,956,970
 
 namespace detail {
-inline IoError image_too_large(const std::string& path, int64_t w, int64_t h) {
-  return IoError(vts::detail::concat("cannot decode image file '", path, "': its header says ", w, "x", h, " = ",
-                                     w * h, " pixels; expected at most ", kMaxImagePixels,
-                                     " (PIL's decompression-bomb limit, 2 x Image.MAX_IMAGE_PIXELS)"));
+// Throws unless w x h is a size decode_image returns: positive (stb_image 2.27 decodes a PNM that
+// says "0 7" to an empty image) and at most kMaxImagePixels.
+inline void check_image_size(const std::string& path, int64_t w, int64_t h) {
+  if (w <= 0 || h <= 0)
+    throw IoError(vts::detail::concat("cannot decode image file '", path, "': its header says ", w, "x", h,
+                                      " pixels; expected a positive width and height"));
+  if (w * h > kMaxImagePixels)
+    throw IoError(vts::detail::concat("cannot decode image file '", path, "': its header says ", w, "x", h, " = ",
+                                      w * h, " pixels; expected at most ", kMaxImagePixels,
+                                      " (PIL's decompression-bomb limit, 2 x Image.MAX_IMAGE_PIXELS)"));
 }
 }  // namespace detail
 
 // Decodes a JPEG/PNG/BMP/GIF/TGA/PNM file into `channels` channels (3 = RGB, as PIL's
 // convert("RGB"): grey is replicated, alpha dropped; 1 = grey, as PIL's convert("L"), colour
 // weighted by pil_luma). Throws vts::IoError naming the file when it cannot be opened or decoded,
-// or when its header claims more than kMaxImagePixels pixels; never returns a partial image.
+// or when its header claims no pixels or more than kMaxImagePixels; never returns a partial or
+// empty image.
 inline void decode_image(const std::string& path, int channels, ImageU8& out) {
   VTS_CHECK(channels >= 1 && channels <= 4, "decode_image: expected 1..4 channels, found ", channels);
   std::FILE* f = std::fopen(path.c_str(), "rb");
@@ -81,9 +88,13 @@ inline void decode_image(const std::string& path, int channels, ImageU8& out) {
   int w = 0, h = 0, file_channels = 0;
   // The dimensions first (stb reads the header only), then back to the start for the decode. A
   // header stb cannot read is left to the decode, which says why.
-  if (stbi_info_from_file(f, &w, &h, &file_channels) && int64_t(w) * h > kMaxImagePixels) {
-    std::fclose(f);
-    throw detail::image_too_large(path, w, h);
+  if (stbi_info_from_file(f, &w, &h, &file_channels)) {
+    try {
+      detail::check_image_size(path, w, h);
+    } catch (...) {
+      std::fclose(f);
+      throw;
+    }
   }
   if (std::fseek(f, 0, SEEK_SET) != 0) {
     const int err = errno;
@@ -95,9 +106,13 @@ inline void decode_image(const std::string& path, int channels, ImageU8& out) {
   const int decoded_channels = channels == 1 ? 0 : channels;
   stbi_uc* px = stbi_load_from_file(f, &w, &h, &file_channels, decoded_channels);
   std::fclose(f);
-  if (px && int64_t(w) * h > kMaxImagePixels) {  // a format whose header stb's info does not read
-    stbi_image_free(px);
-    throw detail::image_too_large(path, w, h);
+  if (px) {  // again, for a format whose header stb's info does not read
+    try {
+      detail::check_image_size(path, w, h);
+    } catch (...) {
+      stbi_image_free(px);
+      throw;
+    }
   }
   if (!px) {
     // stb_image calls a folder or an empty file an "unknown image type"; those say what they are.
