@@ -337,6 +337,98 @@ TEST_CASE("data: decode_image refuses an image without pixels", "[data][image]")
              Contains("0x7 pixels"));
 }
 
+// Found by tests/fuzz/fuzz_image (stb_image compiled in, under UBSan): stb_image 2.27, the
+// system's libstb, builds a JPEG Huffman table from its 16 code counts without checking that they
+// sum to at most 256, and writes past the table's arrays when they do not (already in
+// stbi_info, before any pixel). decode_image now reads the DHT segments first, before and between
+// the scans, and refuses such a table.
+TEST_CASE("data: decode_image refuses a JPEG Huffman table of more than 256 codes", "[data][image]") {
+  vts_test::TempDir dir;
+  auto dht = [](int table_class, int id, int per_length) {
+    const int codes = 16 * per_length;
+    std::string s = "\xFF\xC4";
+    s += char((2 + 17 + codes) >> 8);
+    s += char((2 + 17 + codes) & 0xFF);
+    s += char(table_class << 4 | id);
+    s += std::string(16, char(per_length));
+    for (int i = 0; i < codes; ++i) s += char(i & 0xFF);
+    return s;
+  };
+  // Before the frame header, as the first segment.
+  vts_test::write_text(dir / "dht.jpg", "\xFF\xD8" + dht(0, 1, 17) + "\xFF\xD9");
+  // After a scan (a progressive JPEG defines tables between scans): the walk goes through the
+  // scan's data, past stuffed 0xFF 0x00 bytes and a restart marker.
+  std::string later = "\xFF\xD8\xFF\xDB" + std::string("\x00\x43\x00", 3) + std::string(64, '\x01');  // DQT 0
+  later += jpeg_header(8, 8).substr(2, 2 + 11);  // SOF0, 8x8, one component using table 0
+  later += dht(0, 0, 1) + dht(1, 0, 1);          // valid 16-code DC and AC tables
+  later += std::string("\xFF\xDA\x00\x08\x01\x01\x00\x00\x3F\x00", 10);  // SOS, one component
+  later += std::string("\x12\xFF\x00\x34\xFF\xD0\x56\xFF\xFF", 9);        // data, RST0, fill
+  later += dht(1, 3, 20) + "\xFF\xD9";
+  vts_test::write_text(dir / "later.jpg", later);
+  for (const auto& [name, want] : {std::pair<std::string, std::string>{"dht.jpg", "table 1 (DC, DHT segment at byte 2) declares 272 codes"},
+                                   {"later.jpg", "table 3 (AC, DHT segment at byte "}}) {
+    INFO(name);
+    const std::string msg = message_of<vts::IoError>([&] { vts::data::decode_image(dir / name); });
+    CHECK_THAT(msg, Contains(dir / name));
+    CHECK_THAT(msg, Contains(want));
+    CHECK_THAT(msg, Contains("expected at most 256"));
+  }
+  CHECK_THAT(message_of<vts::IoError>([&] { vts::data::decode_image(dir / "later.jpg"); }),
+             Contains("declares 320 codes"));
+}
+
+// Found by tests/fuzz/fuzz_image (the 1- and 3-channel decodes of one file differed): a JPEG whose
+// frame header names a quantization table that no DQT segment defines decoded, with stb_image
+// 2.27, to pixels made from uninitialised heap memory, different on every call. libjpeg (PIL)
+// refuses such a file; now decode_image does too, and the same for an undefined Huffman table.
+TEST_CASE("data: decode_image refuses a JPEG scan that uses an undefined table", "[data][image]") {
+  vts_test::TempDir dir;
+  std::vector<uint8_t> px(size_t(16) * 16 * 3);
+  for (size_t i = 0; i < px.size(); ++i) px[i] = uint8_t(i * 7);
+  REQUIRE(stbi_write_jpg((dir / "good.jpg").c_str(), 16, 16, 3, px.data(), 90) != 0);
+  std::ifstream in(dir / "good.jpg", std::ios::binary);
+  const std::string good((std::istreambuf_iterator<char>(in)), {});
+  REQUIRE_NOTHROW(vts::data::decode_image(dir / "good.jpg"));
+  // stb_image_write's frame header gives component 1 table 0 and components 2, 3 table 1, in one
+  // DQT segment; make that segment define table 0 twice.
+  const size_t dqt = good.find("\xFF\xDB");
+  REQUIRE(dqt != std::string::npos);
+  REQUIRE(good[dqt + 4] == 0);
+  REQUIRE(good[dqt + 4 + 65] == 1);
+  std::string no_table_1 = good;
+  no_table_1[dqt + 4 + 65] = 0;
+  vts_test::write_text(dir / "dqt.jpg", no_table_1);
+  // And a file whose DHT segments are all renamed to APP15 (skipped): no Huffman table at all.
+  std::string no_huffman = good;
+  for (size_t at = 0; (at = no_huffman.find("\xFF\xC4", at)) != std::string::npos && at < no_huffman.find("\xFF\xDA");)
+    no_huffman[at + 1] = '\xEF';
+  vts_test::write_text(dir / "dht.jpg", no_huffman);
+  for (const int channels : {1, 3}) {
+    const std::string q = message_of<vts::IoError>([&] { vts::data::decode_image(dir / "dqt.jpg", channels); });
+    CHECK_THAT(q, Contains(dir / "dqt.jpg"));
+    CHECK_THAT(q, Contains("component 2 uses quantization table 1, which is not defined before its scan"));
+    const std::string h = message_of<vts::IoError>([&] { vts::data::decode_image(dir / "dht.jpg", channels); });
+    CHECK_THAT(h, Contains(dir / "dht.jpg"));
+    CHECK_THAT(h, Contains("component 1 uses DC Huffman table 0, which is not defined before its scan"));
+  }
+}
+
+// Found by tests/fuzz/fuzz_image: stb_image 2.27 reallocates its PNG data buffer to an IDAT
+// chunk's claimed length before reading it, so a 152-byte file made it allocate 1.1 GB (2 GB at
+// most). Now a chunk longer than the rest of the file is refused before stb reads the file.
+TEST_CASE("data: decode_image refuses a PNG chunk longer than the file", "[data][image]") {
+  vts_test::TempDir dir;
+  std::string png = png_header(5, 4);
+  png += std::string("\x7F\xFF\xFF\xFF", 4);  // 2^31 - 1 bytes claimed
+  png += "IDAT" + std::string(40, '\x11');
+  vts_test::write_text(dir / "long.png", png);
+  for (const int channels : {1, 3}) {
+    const std::string msg = message_of<vts::IoError>([&] { vts::data::decode_image(dir / "long.png", channels); });
+    CHECK_THAT(msg, Contains(dir / "long.png"));
+    CHECK_THAT(msg, Contains("PNG chunk 'IDAT' at byte 33 says it holds 2147483647 bytes; expected at most the 40 bytes"));
+  }
+}
+
 TEST_CASE("data: decode_image reads PNG and JPEG, forces RGB, and names undecodable files", "[data][image]") {
   vts_test::TempDir dir;
   const int w = 7, h = 5;

@@ -13,6 +13,7 @@
 // image (not per pixel), and reuses per-thread scratch buffers, so a steady-state item allocates
 // nothing beyond what the decoder does.
 #include <stb_image.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -21,6 +22,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <system_error>
 #include <tuple>
@@ -73,39 +75,257 @@ inline void check_image_size(const std::string& path, int64_t w, int64_t h) {
                                       w * h, " pixels; expected at most ", kMaxImagePixels,
                                       " (PIL's decompression-bomb limit, 2 x Image.MAX_IMAGE_PIXELS)"));
 }
+
+// Buffered forward reading of a FILE* for the structure checks below; get() is -1 at the end.
+class FileBytes {
+ public:
+  explicit FileBytes(std::FILE* f) : f_(f), buf_(size_t(1) << 16) {}
+  int get() { return at_ < end_ || fill() ? buf_[at_++] : -1; }
+  // Skips n bytes (seeking past what is not buffered); false when that passes the end.
+  bool skip(uint64_t n, uint64_t size) {
+    if (n > size - offset()) return false;
+    if (n <= end_ - at_) {
+      at_ += static_cast<size_t>(n);
+      return true;
+    }
+    const uint64_t to = offset() + n;
+    if (std::fseek(f_, static_cast<long>(to), SEEK_SET) != 0) return false;
+    pos_ = to;
+    at_ = end_ = 0;
+    return true;
+  }
+  // Consumes bytes up to and including the next 0xFF; false at the end.
+  bool past_next_ff() {
+    for (;;) {
+      if (at_ == end_ && !fill()) return false;
+      const void* p = std::memchr(buf_.data() + at_, 0xFF, end_ - at_);
+      if (p) {
+        at_ = static_cast<size_t>(static_cast<const uint8_t*>(p) - buf_.data()) + 1;
+        return true;
+      }
+      at_ = end_;
+    }
+  }
+  uint64_t offset() const { return pos_ - (end_ - at_); }
+
+ private:
+  bool fill() {
+    at_ = 0;
+    end_ = std::fread(buf_.data(), 1, buf_.size(), f_);
+    pos_ += end_;
+    return end_ > 0;
+  }
+  std::FILE* f_;
+  std::vector<uint8_t> buf_;
+  size_t at_ = 0, end_ = 0;
+  uint64_t pos_ = 0;  // file offset of buf_[end_]
+};
+
+inline std::string printable_tag(const uint8_t* t, size_t n) {
+  std::string s;
+  for (size_t i = 0; i < n; ++i) s += (t[i] >= 0x20 && t[i] < 0x7F) ? char(t[i]) : '?';
+  return s;
+}
+
+// stb_image 2.27 (the libstb of Debian 12) trusts header fields that later versions (or libjpeg)
+// check; these checks run first, so such a file is an IoError instead of what stb does with it.
+//
+// PNG: each chunk's length, up to IEND, must fit in the file. stb reallocates its IDAT buffer to a
+// chunk's claimed length before reading it, so a 150-byte file could make it allocate 2 GB.
+inline void check_png_chunks(FileBytes& in, uint64_t size, const std::string& path) {
+  for (;;) {  // just after the 8-byte signature, or after a chunk's CRC
+    const uint64_t at = in.offset();
+    uint8_t h[8];
+    for (uint8_t& b : h) {
+      const int c = in.get();
+      if (c < 0) return;  // truncated: stb says so
+      b = static_cast<uint8_t>(c);
+    }
+    const uint64_t length = (uint64_t(h[0]) << 24) | (uint64_t(h[1]) << 16) | (uint64_t(h[2]) << 8) | h[3];
+    const uint64_t left = size - at - 8;
+    if (length > left)
+      throw IoError(vts::detail::concat("cannot decode image file '", path, "': PNG chunk '", printable_tag(h + 4, 4),
+                                        "' at byte ", at, " says it holds ", length, " bytes; expected at most the ",
+                                        left, " bytes left in the file"));
+    if (std::memcmp(h + 4, "IEND", 4) == 0 || !in.skip(length + 4, size)) return;
+  }
+}
+
+// JPEG, two things stb 2.27 gets wrong, checked on the segments as stb walks them (those before
+// and between the scans; a scan's entropy-coded data runs to the next marker other than RSTn):
+//  - a Huffman table (DHT) lists how many codes it has of each length 1..16, at most 256 in all;
+//    stb builds the table without checking the sum and writes past its arrays when it is larger
+//    (already in stbi_info, before any pixel);
+//  - every quantization table (DQT) and Huffman table a scan uses must be defined before it; stb
+//    uses its never-initialised table memory instead, so such a file decodes to pixels made of
+//    heap garbage, different on every call. libjpeg (PIL) refuses these files too ("Quantization
+//    table 0x01 was not defined"), except that it has default Huffman tables for Motion-JPEG
+//    frames without any, which stb lacks.
+inline void check_jpeg_tables(FileBytes& in, uint64_t size, const std::string& path) {
+  auto fail = [&](auto&&... parts) {
+    return IoError(vts::detail::concat("cannot decode image file '", path, "': JPEG ", parts...));
+  };
+  bool quant[4] = {}, dc[4] = {}, ac[4] = {};
+  int frame = -1;                       // the SOF marker, once seen
+  std::vector<std::pair<int, int>> components;  // (id, quantization table) from the frame header
+  int marker = -1;                      // found at the end of a scan's data
+  auto byte = [&](uint64_t& left) {     // one byte of a segment, -1 past its end or the file's
+    if (left == 0) return -1;
+    --left;
+    return in.get();
+  };
+  for (;;) {
+    int c = marker;
+    marker = -1;
+    if (c < 0) {
+      c = in.get();
+      if (c < 0) return;
+      if (c != 0xFF) continue;  // bytes between segments, which stb skips before the frame header
+      do c = in.get();
+      while (c == 0xFF);        // fill bytes
+    }
+    if (c < 0 || c == 0xD9) return;                                      // end of file, EOI
+    if (c == 0x00 || c == 0x01 || (c >= 0xD0 && c <= 0xD8)) continue;  // markers without a length
+    const uint64_t at = in.offset() - 2;
+    const int hi = in.get(), lo = in.get();
+    if (lo < 0) return;
+    if (hi * 256 + lo < 2) return;  // stb refuses it
+    uint64_t left = static_cast<uint64_t>(hi * 256 + lo - 2);
+    if (c == 0xC4) {  // DHT: tables until the segment ends; stb refuses one its tables overrun
+      while (left > 0) {
+        const int q = byte(left);
+        if (q < 0 || (q >> 4) > 1 || (q & 15) > 3) return;  // stb refuses a bad table class or id first
+        int codes = 0;
+        for (int i = 0; i < 16; ++i) {
+          const int k = byte(left);
+          if (k < 0) return;
+          codes += k;
+        }
+        if (codes > 256)
+          throw fail("Huffman table ", q & 15, " (", (q >> 4) ? "AC" : "DC", ", DHT segment at byte ", at,
+                     ") declares ", codes, " codes; expected at most 256");
+        if (static_cast<uint64_t>(codes) > left || !in.skip(static_cast<uint64_t>(codes), size)) return;
+        left -= static_cast<uint64_t>(codes);
+        ((q >> 4) ? ac : dc)[q & 15] = true;
+      }
+      continue;
+    }
+    if (c == 0xDB) {  // DQT
+      while (left > 0) {
+        const int q = byte(left);
+        if (q < 0 || (q >> 4) > 1 || (q & 15) > 3) return;  // stb refuses a bad precision or id
+        const uint64_t n = (q >> 4) ? 128 : 64;
+        if (n > left || !in.skip(n, size)) return;
+        left -= n;
+        quant[q & 15] = true;
+      }
+      continue;
+    }
+    if (c >= 0xC0 && c <= 0xC2) {  // SOF0..2, the frames stb decodes; it refuses a second one
+      if (frame >= 0) return;
+      frame = c;
+      int h[6];
+      for (int& b : h)
+        if ((b = byte(left)) < 0) return;
+      for (int k = 0; k < h[5]; ++k) {
+        const int id = byte(left), sampling = byte(left), table = byte(left);
+        if (table < 0 || sampling < 0) return;
+        components.emplace_back(id, table);
+      }
+    } else if (c == 0xDA) {  // SOS: the tables it needs must exist now
+      if (frame < 0) return;  // stb refuses a scan before the frame header
+      const int count = byte(left);
+      if (count < 1) return;
+      std::vector<std::pair<int, int>> scan;  // (component index, DC << 4 | AC)
+      for (int k = 0; k < count; ++k) {
+        const int id = byte(left), tables = byte(left);
+        if (tables < 0) return;
+        size_t i = 0;
+        while (i < components.size() && components[i].first != id) ++i;
+        if (i == components.size() || (tables >> 4) > 3 || (tables & 15) > 3) return;  // stb refuses these
+        scan.emplace_back(static_cast<int>(i), tables);
+      }
+      const int ss = byte(left), se = byte(left), a = byte(left);
+      if (a < 0 || se < 0) return;
+      const bool progressive = frame == 0xC2;
+      for (const auto& [i, tables] : scan) {
+        const int qt = components[static_cast<size_t>(i)].second;
+        if (qt > 3) return;  // stb refuses it
+        if (!quant[qt])
+          throw fail("component ", components[static_cast<size_t>(i)].first, " uses quantization table ", qt,
+                     ", which is not defined before its scan (SOS segment at byte ", at, ")");
+        const bool needs_dc = !progressive || (ss == 0 && (a >> 4) == 0), needs_ac = !progressive || ss > 0;
+        if ((needs_dc && !dc[tables >> 4]) || (needs_ac && !ac[tables & 15]))
+          throw fail("component ", components[static_cast<size_t>(i)].first, " uses ",
+                     needs_dc && !dc[tables >> 4] ? "DC" : "AC", " Huffman table ",
+                     needs_dc && !dc[tables >> 4] ? tables >> 4 : tables & 15,
+                     ", which is not defined before its scan (SOS segment at byte ", at,
+                     "; stb_image has no default tables)");
+      }
+    }
+    if (!in.skip(left, size)) return;
+    if (c != 0xDA) continue;
+    for (;;) {  // the scan's entropy-coded data: 0xFF 0x00 is a data byte, 0xFF 0xD0..0xD7 a restart
+      if (!in.past_next_ff()) return;
+      int m;
+      do m = in.get();
+      while (m == 0xFF);
+      if (m < 0) return;
+      if (m != 0x00 && (m < 0xD0 || m > 0xD7)) {
+        marker = m;
+        break;
+      }
+    }
+  }
+}
+
+// Runs the checks above on a PNG or JPEG file; other formats pass untouched. Leaves f anywhere.
+inline void check_image_structure(std::FILE* f, const std::string& path) {
+  struct stat st {};
+  if (::fstat(::fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) return;  // a folder, a pipe: stb says
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  FileBytes in(f);
+  uint8_t sig[8];
+  size_t got = 0;
+  auto read_to = [&](size_t n) {
+    for (int c; got < n && (c = in.get()) >= 0;) sig[got++] = static_cast<uint8_t>(c);
+    return got == n;
+  };
+  if (!read_to(2)) return;
+  if (sig[0] == 0xFF && sig[1] == 0xD8) return check_jpeg_tables(in, size, path);  // after SOI
+  static const uint8_t png[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  if (read_to(8) && std::memcmp(sig, png, 8) == 0) check_png_chunks(in, size, path);
+}
 }  // namespace detail
 
 // Decodes a JPEG/PNG/BMP/GIF/TGA/PNM file into `channels` channels (3 = RGB, as PIL's
 // convert("RGB"): grey is replicated, alpha dropped; 1 = grey, as PIL's convert("L"), colour
 // weighted by pil_luma). Throws vts::IoError naming the file when it cannot be opened or decoded,
-// or when its header claims no pixels or more than kMaxImagePixels; never returns a partial or
-// empty image.
+// when its header claims no pixels or more than kMaxImagePixels, and when it is a PNG or JPEG
+// whose structure stb_image 2.27 would mishandle (detail::check_image_structure); never returns a
+// partial or empty image.
 inline void decode_image(const std::string& path, int channels, ImageU8& out) {
   VTS_CHECK(channels >= 1 && channels <= 4, "decode_image: expected 1..4 channels, found ", channels);
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f)
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
+  if (!file)
     throw IoError(vts::detail::concat("cannot open image file '", path, "': ", std::strerror(errno)));
+  std::FILE* f = file.get();
+  auto rewind = [&] {
+    if (std::fseek(f, 0, SEEK_SET) != 0)
+      throw IoError(vts::detail::concat("cannot read image file '", path, "': ", std::strerror(errno)));
+  };
+  detail::check_image_structure(f, path);
+  rewind();
   int w = 0, h = 0, file_channels = 0;
   // The dimensions first (stb reads the header only), then back to the start for the decode. A
   // header stb cannot read is left to the decode, which says why.
-  if (stbi_info_from_file(f, &w, &h, &file_channels)) {
-    try {
-      detail::check_image_size(path, w, h);
-    } catch (...) {
-      std::fclose(f);
-      throw;
-    }
-  }
-  if (std::fseek(f, 0, SEEK_SET) != 0) {
-    const int err = errno;
-    std::fclose(f);
-    throw IoError(vts::detail::concat("cannot read image file '", path, "': ", std::strerror(err)));
-  }
+  if (stbi_info_from_file(f, &w, &h, &file_channels)) detail::check_image_size(path, w, h);
+  rewind();
   // For grey, colour files are decoded as they are and weighted here: stb's own conversion,
   // (77 R + 150 G + 29 B) >> 8, is up to one level off PIL's, which the reference pipelines use.
   const int decoded_channels = channels == 1 ? 0 : channels;
   stbi_uc* px = stbi_load_from_file(f, &w, &h, &file_channels, decoded_channels);
-  std::fclose(f);
+  file.reset();
   if (px) {  // again, for a format whose header stb's info does not read
     try {
       detail::check_image_size(path, w, h);
