@@ -6,10 +6,16 @@
 // memory accesses.
 //
 // Oracle: each decode either throws vts::IoError naming the file, or returns a width×height image
-// of at most kMaxImagePixels pixels and width×height×channels bytes. Both channel counts refuse
-// or accept the file alike and agree on its size, and the grey image is PIL's luma of the RGB one
+// of at most kMaxImagePixels pixels and width×height×channels bytes, of the size stbi_info reads
+// from the header (the size decode_image checks before decoding). Both channel counts refuse or
+// accept the file alike and agree on its size, and the grey image is PIL's luma of the RGB one
 // (for a grey file that is the grey value itself). Any other exception, a sanitizer report, an
 // allocation past -malloc_limit_mb or a mismatch is a crash.
+//
+// Not decoded: an input whose header claims more than kSlowPixels pixels but no more than the
+// limit. stb decodes a truncated file as if the missing bytes were zeros, so a 24-byte TGA that
+// says 1024×55807 is a 57-megapixel decode (0.7 s in a release build, 50 s here) and only a
+// timeout to report; headers above the limit are decoded (decode_image must refuse them).
 #define STB_IMAGE_IMPLEMENTATION
 #include <stb_image.h>
 #undef STB_IMAGE_IMPLEMENTATION
@@ -21,6 +27,7 @@
 #include <cstring>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "fuzz_util.hpp"
@@ -30,6 +37,25 @@ using vts_fuzz::fail;
 namespace data = vts::data;
 
 namespace {
+
+constexpr int64_t kSlowPixels = int64_t(1) << 18;
+
+// The header's size as stbi_info reads it, after decode_image's own structure checks (stb's info
+// already builds JPEG Huffman tables, which those checks guard); nullopt when either refuses.
+std::optional<std::pair<int, int>> header_size(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) std::abort();
+  std::optional<std::pair<int, int>> out;
+  try {
+    data::detail::check_image_structure(f, path);
+    std::fseek(f, 0, SEEK_SET);
+    int w = 0, h = 0, c = 0;
+    if (stbi_info_from_file(f, &w, &h, &c)) out = std::pair{w, h};
+  } catch (const vts::IoError&) {
+  }
+  std::fclose(f);
+  return out;
+}
 
 std::optional<data::ImageU8> decode(const std::string& path, int channels) {
   try {
@@ -125,11 +151,18 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string& path = vts_fuzz::input_file("image", data, size);
+  const std::optional<std::pair<int, int>> header = header_size(path);
+  if (header) {
+    const int64_t pixels = int64_t(header->first) * header->second;
+    if (pixels > kSlowPixels && pixels <= data::kMaxImagePixels) return 0;
+  }
   const std::optional<data::ImageU8> rgb = decode(path, 3);
   const std::optional<data::ImageU8> grey = decode(path, 1);
   if (rgb.has_value() != grey.has_value()) fail("1 and 3 channels disagree on whether the file decodes");
   if (!rgb) return 0;
   if (rgb->width != grey->width || rgb->height != grey->height) fail("1 and 3 channels disagree on the size");
+  if (header && (header->first != rgb->width || header->second != rgb->height))
+    fail("decoded to another size than the header's");
   for (size_t i = 0; i < grey->pixels.size(); ++i)
     if (grey->pixels[i] != data::pil_luma(rgb->pixels.data() + 3 * i)) fail("grey is not the luma of RGB");
   return 0;
