@@ -377,11 +377,13 @@ TEST_CASE("data: decode_image refuses a JPEG Huffman table of more than 256 code
              Contains("declares 320 codes"));
 }
 
-// Found by tests/fuzz/fuzz_image (the 1- and 3-channel decodes of one file differed): a JPEG whose
-// frame header names a quantization table that no DQT segment defines decoded, with stb_image
-// 2.27, to pixels made from uninitialised heap memory, different on every call. libjpeg (PIL)
-// refuses such a file; now decode_image does too, and the same for an undefined Huffman table.
-TEST_CASE("data: decode_image refuses a JPEG scan that uses an undefined table", "[data][image]") {
+// Found by tests/fuzz/fuzz_image (the 1- and 3-channel decodes of one file differed, twice): a
+// JPEG whose frame header names a quantization table that no DQT segment defines, and one whose
+// scan lists a component twice and another not at all, decoded with stb_image 2.27 to pixels
+// made from uninitialised heap memory, different on every call. libjpeg (PIL) refuses the first
+// two; decode_image now refuses all of them, and an undefined Huffman table too.
+TEST_CASE("data: decode_image refuses a JPEG scan that uses an undefined table or leaves a component out",
+          "[data][image]") {
   vts_test::TempDir dir;
   std::vector<uint8_t> px(size_t(16) * 16 * 3);
   for (size_t i = 0; i < px.size(); ++i) px[i] = uint8_t(i * 7);
@@ -403,7 +405,23 @@ TEST_CASE("data: decode_image refuses a JPEG scan that uses an undefined table",
   for (size_t at = 0; (at = no_huffman.find("\xFF\xC4", at)) != std::string::npos && at < no_huffman.find("\xFF\xDA");)
     no_huffman[at + 1] = '\xEF';
   vts_test::write_text(dir / "dht.jpg", no_huffman);
+  // The scan lists component 3 twice and component 1 not at: stb never writes component 1.
+  const size_t sos = good.find("\xFF\xDA");
+  REQUIRE(good.substr(sos, 11) == std::string("\xFF\xDA\x00\x0C\x03\x01\x00\x02\x11\x03\x11", 11));
+  std::string twice = good;
+  twice[sos + 5] = 3;
+  vts_test::write_text(dir / "twice.jpg", twice);
+  // A scan of components 2 and 3 only (a shorter SOS header; what follows decodes as noise).
+  std::string missing = good.substr(0, sos) + std::string("\xFF\xDA\x00\x0A\x02\x02\x11\x03\x11", 9) +
+                        good.substr(sos + 11);
+  vts_test::write_text(dir / "missing.jpg", missing);
   for (const int channels : {1, 3}) {
+    const std::string t = message_of<vts::IoError>([&] { vts::data::decode_image(dir / "twice.jpg", channels); });
+    CHECK_THAT(t, Contains(dir / "twice.jpg"));
+    CHECK_THAT(t, Contains("lists component 3 twice"));
+    const std::string m = message_of<vts::IoError>([&] { vts::data::decode_image(dir / "missing.jpg", channels); });
+    CHECK_THAT(m, Contains(dir / "missing.jpg"));
+    CHECK_THAT(m, Contains("component 1 is coded by no scan"));
     const std::string q = message_of<vts::IoError>([&] { vts::data::decode_image(dir / "dqt.jpg", channels); });
     CHECK_THAT(q, Contains(dir / "dqt.jpg"));
     CHECK_THAT(q, Contains("component 2 uses quantization table 1, which is not defined before its scan"));
@@ -411,6 +429,51 @@ TEST_CASE("data: decode_image refuses a JPEG scan that uses an undefined table",
     CHECK_THAT(h, Contains(dir / "dht.jpg"));
     CHECK_THAT(h, Contains("component 1 uses DC Huffman table 0, which is not defined before its scan"));
   }
+}
+
+// Found by tests/fuzz/fuzz_image (AddressSanitizer: heap-buffer-overflow in stbi__convert_16_to_8):
+// stb_image 2.27 converts the channels of a 16-bit PGM/PPM (maxval above 255) with its 8-bit
+// converter, so decoding one to another channel count read past a buffer half the size and
+// returned garbage. decode_image now decodes 16-bit files in their own channels and converts them
+// itself.
+TEST_CASE("data: decode_image converts 16-bit PNM files to the asked channels", "[data][image]") {
+  vts_test::TempDir dir;
+  // 3x2 grey, maxval 65535, distinct bytes. (Which 8 bits stb keeps of a big-endian sample is its
+  // business: 2.27 keeps the second byte. The channel counts must agree with each other.)
+  std::string pgm = "P5\n3 2\n65535\n";
+  for (int i = 0; i < 6; ++i) {
+    pgm += char(40 * i + 3);
+    pgm += char(13 * i + 5);
+  }
+  vts_test::write_text(dir / "grey16.pgm", pgm);
+  const auto g1 = vts::data::decode_image(dir / "grey16.pgm", 1);
+  REQUIRE(g1.pixels.size() == 6);
+  const auto g3 = vts::data::decode_image(dir / "grey16.pgm", 3);
+  const auto g4 = vts::data::decode_image(dir / "grey16.pgm", 4);
+  REQUIRE(g3.pixels.size() == 18);
+  REQUIRE(g4.pixels.size() == 24);
+  for (size_t i = 0; i < 6; ++i) {
+    for (size_t c = 0; c < 3; ++c) {
+      CHECK(g3.pixels[3 * i + c] == g1.pixels[i]);
+      CHECK(g4.pixels[4 * i + c] == g1.pixels[i]);
+    }
+    CHECK(g4.pixels[4 * i + 3] == 255);
+  }
+  CHECK(g1.pixels != std::vector<uint8_t>(6, g1.pixels[0]));
+  // 2x1 colour, maxval 1000: grey is PIL's weighting of the RGB decode.
+  std::string ppm = "P6\n2 1\n1000\n";
+  for (int i = 0; i < 6; ++i) {
+    ppm += char(i);
+    ppm += char(50 * i + 7);
+  }
+  vts_test::write_text(dir / "rgb16.ppm", ppm);
+  const auto c3 = vts::data::decode_image(dir / "rgb16.ppm", 3);
+  REQUIRE(c3.pixels.size() == 6);
+  CHECK(vts::data::decode_image(dir / "rgb16.ppm", 1).pixels ==
+        std::vector<uint8_t>{vts::data::pil_luma(c3.pixels.data()), vts::data::pil_luma(c3.pixels.data() + 3)});
+  const auto c4 = vts::data::decode_image(dir / "rgb16.ppm", 4);
+  CHECK(c4.pixels == std::vector<uint8_t>{c3.pixels[0], c3.pixels[1], c3.pixels[2], 255, c3.pixels[3], c3.pixels[4],
+                                          c3.pixels[5], 255});
 }
 
 // Found by tests/fuzz/fuzz_image: stb_image 2.27 reallocates its PNG data buffer to an IDAT

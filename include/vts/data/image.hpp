@@ -151,130 +151,152 @@ inline void check_png_chunks(FileBytes& in, uint64_t size, const std::string& pa
   }
 }
 
-// JPEG, two things stb 2.27 gets wrong, checked on the segments as stb walks them (those before
-// and between the scans; a scan's entropy-coded data runs to the next marker other than RSTn):
+// JPEG, two things stb 2.27 gets wrong:
 //  - a Huffman table (DHT) lists how many codes it has of each length 1..16, at most 256 in all;
 //    stb builds the table without checking the sum and writes past its arrays when it is larger
 //    (already in stbi_info, before any pixel);
-//  - every quantization table (DQT) and Huffman table a scan uses must be defined before it; stb
-//    uses its never-initialised table memory instead, so such a file decodes to pixels made of
-//    heap garbage, different on every call. libjpeg (PIL) refuses these files too ("Quantization
-//    table 0x01 was not defined"), except that it has default Huffman tables for Motion-JPEG
-//    frames without any, which stb lacks.
-inline void check_jpeg_tables(FileBytes& in, uint64_t size, const std::string& path) {
+//  - every quantization table (DQT) and Huffman table a scan uses must be defined before it, and
+//    every component must be coded (by a scan, in a progressive JPEG by a first DC scan) once,
+//    not twice in one scan; otherwise stb reads never-initialised table or pixel memory, so the
+//    file decodes to heap garbage, different on every call. libjpeg (PIL) refuses undefined
+//    tables too ("Quantization table 0x01 was not defined"; it has default Huffman tables for
+//    Motion-JPEG frames without any, which stb lacks) and a component twice in a scan ("Invalid
+//    component ID 3 in SOS"); a component in no scan it decodes as grey.
+// The walk repeats stb's (stbi__decode_jpeg_header, stbi__decode_jpeg_image): the same segments in
+// the same order, bytes past the end read as 0 as stb reads them, a scan's entropy-coded data up to
+// the next marker other than RSTn; where stb gives up on the file, so does the walk.
+inline void check_jpeg_tables(FileBytes& in, const std::string& path) {
   auto fail = [&](auto&&... parts) {
     return IoError(vts::detail::concat("cannot decode image file '", path, "': JPEG ", parts...));
   };
-  bool quant[4] = {}, dc[4] = {}, ac[4] = {};
-  int frame = -1;                       // the SOF marker, once seen
-  std::vector<std::pair<int, int>> components;  // (id, quantization table) from the frame header
-  int marker = -1;                      // found at the end of a scan's data
-  auto byte = [&](uint64_t& left) {     // one byte of a segment, -1 past its end or the file's
-    if (left == 0) return -1;
-    --left;
-    return in.get();
+  auto get8 = [&] { return std::max(in.get(), 0); };  // stbi__get8: 0 past the end
+  auto get16 = [&] {
+    const int hi = get8();
+    return hi * 256 + get8();
   };
+  bool quant[4] = {}, dc[4] = {}, ac[4] = {};
+  int frame = -1;                               // the SOF marker, once read
+  std::vector<std::pair<int, int>> components;  // (id, quantization table), from the frame header
+  std::vector<bool> coded;                      // per component: a scan has written all its blocks
+  int pending = -1;                             // the marker that ended a scan's data
+  bool first = true;                            // the marker right after SOI
   for (;;) {
-    int c = marker;
-    marker = -1;
-    if (c < 0) {
-      c = in.get();
-      if (c < 0) return;
-      if (c != 0xFF) continue;  // bytes between segments, which stb skips before the frame header
-      do c = in.get();
-      while (c == 0xFF);        // fill bytes
-    }
-    if (c < 0 || c == 0xD9) return;                                      // end of file, EOI
-    if (c == 0x00 || c == 0x01 || (c >= 0xD0 && c <= 0xD8)) continue;  // markers without a length
-    const uint64_t at = in.offset() - 2;
-    const int hi = in.get(), lo = in.get();
-    if (lo < 0) return;
-    if (hi * 256 + lo < 2) return;  // stb refuses it
-    uint64_t left = static_cast<uint64_t>(hi * 256 + lo - 2);
-    if (c == 0xC4) {  // DHT: tables until the segment ends; stb refuses one its tables overrun
-      while (left > 0) {
-        const int q = byte(left);
-        if (q < 0 || (q >> 4) > 1 || (q & 15) > 3) return;  // stb refuses a bad table class or id first
-        int codes = 0;
-        for (int i = 0; i < 16; ++i) {
-          const int k = byte(left);
-          if (k < 0) return;
-          codes += k;
-        }
-        if (codes > 256)
-          throw fail("Huffman table ", q & 15, " (", (q >> 4) ? "AC" : "DC", ", DHT segment at byte ", at,
-                     ") declares ", codes, " codes; expected at most 256");
-        if (static_cast<uint64_t>(codes) > left || !in.skip(static_cast<uint64_t>(codes), size)) return;
-        left -= static_cast<uint64_t>(codes);
-        ((q >> 4) ? ac : dc)[q & 15] = true;
+    int m = pending;
+    pending = -1;
+    if (m < 0) {  // stbi__get_marker; before the frame header stb skips stray bytes between segments
+      for (;;) {
+        const int x = in.get();
+        if (x < 0) return;  // stb: no marker at the end of the file
+        if (x == 0xFF) break;
+        if (first || frame >= 0) return;  // stb: "expected marker"
       }
-      continue;
-    }
-    if (c == 0xDB) {  // DQT
-      while (left > 0) {
-        const int q = byte(left);
-        if (q < 0 || (q >> 4) > 1 || (q & 15) > 3) return;  // stb refuses a bad precision or id
-        const uint64_t n = (q >> 4) ? 128 : 64;
-        if (n > left || !in.skip(n, size)) return;
-        left -= n;
-        quant[q & 15] = true;
-      }
-      continue;
-    }
-    if (c >= 0xC0 && c <= 0xC2) {  // SOF0..2, the frames stb decodes; it refuses a second one
-      if (frame >= 0) return;
-      frame = c;
-      int h[6];
-      for (int& b : h)
-        if ((b = byte(left)) < 0) return;
-      for (int k = 0; k < h[5]; ++k) {
-        const int id = byte(left), sampling = byte(left), table = byte(left);
-        if (table < 0 || sampling < 0) return;
-        components.emplace_back(id, table);
-      }
-    } else if (c == 0xDA) {  // SOS: the tables it needs must exist now
-      if (frame < 0) return;  // stb refuses a scan before the frame header
-      const int count = byte(left);
-      if (count < 1) return;
-      std::vector<std::pair<int, int>> scan;  // (component index, DC << 4 | AC)
-      for (int k = 0; k < count; ++k) {
-        const int id = byte(left), tables = byte(left);
-        if (tables < 0) return;
-        size_t i = 0;
-        while (i < components.size() && components[i].first != id) ++i;
-        if (i == components.size() || (tables >> 4) > 3 || (tables & 15) > 3) return;  // stb refuses these
-        scan.emplace_back(static_cast<int>(i), tables);
-      }
-      const int ss = byte(left), se = byte(left), a = byte(left);
-      if (a < 0 || se < 0) return;
-      const bool progressive = frame == 0xC2;
-      for (const auto& [i, tables] : scan) {
-        const int qt = components[static_cast<size_t>(i)].second;
-        if (qt > 3) return;  // stb refuses it
-        if (!quant[qt])
-          throw fail("component ", components[static_cast<size_t>(i)].first, " uses quantization table ", qt,
-                     ", which is not defined before its scan (SOS segment at byte ", at, ")");
-        const bool needs_dc = !progressive || (ss == 0 && (a >> 4) == 0), needs_ac = !progressive || ss > 0;
-        if ((needs_dc && !dc[tables >> 4]) || (needs_ac && !ac[tables & 15]))
-          throw fail("component ", components[static_cast<size_t>(i)].first, " uses ",
-                     needs_dc && !dc[tables >> 4] ? "DC" : "AC", " Huffman table ",
-                     needs_dc && !dc[tables >> 4] ? tables >> 4 : tables & 15,
-                     ", which is not defined before its scan (SOS segment at byte ", at,
-                     "; stb_image has no default tables)");
-      }
-    }
-    if (!in.skip(left, size)) return;
-    if (c != 0xDA) continue;
-    for (;;) {  // the scan's entropy-coded data: 0xFF 0x00 is a data byte, 0xFF 0xD0..0xD7 a restart
-      if (!in.past_next_ff()) return;
-      int m;
       do m = in.get();
       while (m == 0xFF);
       if (m < 0) return;
-      if (m != 0x00 && (m < 0xD0 || m > 0xD7)) {
-        marker = m;
-        break;
+    }
+    first = false;
+    const uint64_t at = in.offset() - 2;
+    if (m == 0xD9) {  // EOI: stb returns the image (before the frame header it refuses the file)
+      for (size_t i = 0; i < coded.size(); ++i)
+        if (!coded[i])
+          throw fail("component ", components[i].first, " is coded by no ", frame == 0xC2 ? "first DC " : "",
+                     "scan; its pixels would be undefined");
+      return;
+    }
+    if (m == 0xC4) {        // DHT: tables while the segment's length lasts, as stb counts it
+      for (int left = get16() - 2; left > 0;) {
+        const int q = get8();
+        if ((q >> 4) > 1 || (q & 15) > 3) return;  // stb refuses a bad table class or id
+        int codes = 0;
+        for (int i = 0; i < 16; ++i) codes += get8();
+        if (codes > 256)
+          throw fail("Huffman table ", q & 15, " (", (q >> 4) ? "AC" : "DC", ", DHT segment at byte ", at,
+                     ") declares ", codes, " codes; expected at most 256");
+        for (int i = 0; i < codes; ++i) (void)in.get();
+        ((q >> 4) ? ac : dc)[q & 15] = true;
+        left -= 17 + codes;
+        if (left < 0) return;  // stb refuses a segment its tables overrun
       }
+    } else if (m == 0xDB) {  // DQT
+      for (int left = get16() - 2; left > 0;) {
+        const int q = get8();
+        if ((q >> 4) > 1 || (q & 15) > 3) return;  // stb refuses a bad precision or id
+        const int n = (q >> 4) ? 128 : 64;
+        for (int i = 0; i < n; ++i) (void)in.get();
+        quant[q & 15] = true;
+        left -= 1 + n;
+        if (left < 0) return;
+      }
+    } else if (m == 0xDD) {  // DRI
+      if (get16() != 4) return;
+      (void)get16();
+    } else if ((m >= 0xE0 && m <= 0xEF) || m == 0xFE) {  // APPn, COM
+      const int length = get16();
+      if (length < 2) return;
+      for (int i = 2; i < length; ++i) (void)in.get();
+    } else if (m >= 0xC0 && m <= 0xC2) {  // SOF0..2: the frames stb reads; any later SOF it refuses
+      if (frame >= 0) return;
+      frame = m;
+      const int length = get16(), precision = get8(), height = get16(), width = get16(), n = get8();
+      if (length < 11 || precision != 8 || height == 0 || width == 0 || (n != 1 && n != 3 && n != 4) ||
+          length != 8 + 3 * n)
+        return;  // stb refuses these
+      for (int k = 0; k < n; ++k) {
+        const int id = get8(), sampling = get8(), table = get8();
+        if ((sampling >> 4) == 0 || (sampling >> 4) > 4 || (sampling & 15) == 0 || (sampling & 15) > 4 || table > 3)
+          return;
+        components.emplace_back(id, table);
+      }
+      coded.assign(components.size(), false);
+    } else if (m == 0xDA && frame >= 0) {  // SOS: the tables it uses must exist now
+      const int length = get16(), n = get8();
+      if (n < 1 || n > 4 || n > static_cast<int>(components.size()) || length != 6 + 2 * n) return;
+      std::vector<std::pair<size_t, int>> scan;  // (component, DC table << 4 | AC table)
+      for (int k = 0; k < n; ++k) {
+        const int id = get8(), tables = get8();
+        size_t i = 0;
+        while (i < components.size() && components[i].first != id) ++i;
+        if (i == components.size() || (tables >> 4) > 3 || (tables & 15) > 3) return;  // stb refuses these
+        for (const auto& [j, t] : scan)
+          if (j == i)
+            throw fail("scan (SOS segment at byte ", at, ") lists component ", id,
+                       " twice; expected each component at most once");
+        scan.emplace_back(i, tables);
+      }
+      const int ss = get8(), se = get8(), a = get8();
+      const bool progressive = frame == 0xC2;
+      if (progressive ? (ss > 63 || se > 63 || ss > se || (a >> 4) > 13 || (a & 15) > 13) : (ss != 0 || a != 0))
+        return;
+      for (const auto& [i, tables] : scan) {
+        const int id = components[i].first, qt = components[i].second;
+        if (!quant[qt])
+          throw fail("component ", id, " uses quantization table ", qt,
+                     ", which is not defined before its scan (SOS segment at byte ", at, ")");
+        // Progressive: a first DC scan uses the DC table, an AC scan the AC table, a DC refinement none.
+        const bool uses_dc = !progressive || (ss == 0 && (a >> 4) == 0), uses_ac = !progressive || ss > 0;
+        const bool dc_missing = uses_dc && !dc[tables >> 4];
+        if (dc_missing || (uses_ac && !ac[tables & 15]))
+          throw fail("component ", id, " uses ", dc_missing ? "DC" : "AC", " Huffman table ",
+                     dc_missing ? tables >> 4 : tables & 15, ", which is not defined before its scan (SOS segment at byte ",
+                     at, "; stb_image has no default tables)");
+        if (uses_dc) coded[i] = true;
+      }
+      for (;;) {  // the scan's entropy-coded data: 0xFF 0x00 is a data byte, 0xFF 0xD0..0xD7 a restart
+        if (!in.past_next_ff()) return;
+        int x;
+        do x = in.get();
+        while (x == 0xFF);
+        if (x < 0) return;
+        if (x != 0x00 && (x < 0xD0 || x > 0xD7)) {
+          pending = x;
+          break;
+        }
+      }
+    } else if (m == 0xDC && frame >= 0) {  // DNL
+      if (get16() != 4) return;
+      (void)get16();
+    } else {
+      return;  // a marker stb refuses here (SOS or DNL before the frame, SOF3.., RSTn, ...)
     }
   }
 }
@@ -292,7 +314,7 @@ inline void check_image_structure(std::FILE* f, const std::string& path) {
     return got == n;
   };
   if (!read_to(2)) return;
-  if (sig[0] == 0xFF && sig[1] == 0xD8) return check_jpeg_tables(in, size, path);  // after SOI
+  if (sig[0] == 0xFF && sig[1] == 0xD8) return check_jpeg_tables(in, path);  // after SOI
   static const uint8_t png[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
   if (read_to(8) && std::memcmp(sig, png, 8) == 0) check_png_chunks(in, size, path);
 }
@@ -323,7 +345,11 @@ inline void decode_image(const std::string& path, int channels, ImageU8& out) {
   rewind();
   // For grey, colour files are decoded as they are and weighted here: stb's own conversion,
   // (77 R + 150 G + 29 B) >> 8, is up to one level off PIL's, which the reference pipelines use.
-  const int decoded_channels = channels == 1 ? 0 : channels;
+  // 16-bit files too: stb 2.27 converts the channels of a 16-bit PNM with its 8-bit converter,
+  // which reads past its buffer (fixed in stb 2.28), so they are converted here as well.
+  const bool sixteen_bit = stbi_is_16_bit_from_file(f);
+  rewind();
+  const int decoded_channels = channels == 1 || sixteen_bit ? 0 : channels;
   stbi_uc* px = stbi_load_from_file(f, &w, &h, &file_channels, decoded_channels);
   file.reset();
   if (px) {  // again, for a format whose header stb's info does not read
@@ -352,10 +378,28 @@ inline void decode_image(const std::string& path, int channels, ImageU8& out) {
   out.width = w;
   out.channels = channels;
   const size_t n = size_t(w) * size_t(h);
-  if (decoded_channels == 0) {  // grey from the file's own channels: grey (+ alpha), or colour (+ alpha)
-    out.pixels.resize(n);
+  if (decoded_channels == 0) {  // from the file's own channels: grey (+ alpha), or colour (+ alpha)
+    out.pixels.resize(n * size_t(channels));
     const auto step = static_cast<size_t>(file_channels);
-    for (size_t i = 0; i < n; ++i) out.pixels[i] = file_channels >= 3 ? pil_luma(px + i * step) : px[i * step];
+    const bool colour = file_channels >= 3, alpha = file_channels == 2 || file_channels == 4;
+    for (size_t i = 0; i < n; ++i) {
+      const uint8_t* p = px + i * step;
+      uint8_t* o = out.pixels.data() + i * size_t(channels);
+      if (channels == 1) {
+        o[0] = colour ? pil_luma(p) : p[0];
+        continue;
+      }
+      // As stb's own conversion (stbi__convert_format) would make them.
+      const uint8_t y = colour ? static_cast<uint8_t>((p[0] * 77 + p[1] * 150 + p[2] * 29) >> 8) : p[0];
+      const uint8_t a = alpha ? p[step - 1] : 255;
+      if (channels == 2) {
+        o[0] = y;
+        o[1] = a;
+      } else {
+        for (int c = 0; c < 3; ++c) o[c] = colour ? p[c] : p[0];
+        if (channels == 4) o[3] = a;
+      }
+    }
   } else {
     out.pixels.assign(px, px + n * size_t(channels));
   }
