@@ -314,7 +314,12 @@ inline void check_image_structure(std::FILE* f, const std::string& path) {
     return got == n;
   };
   if (!read_to(2)) return;
-  if (sig[0] == 0xFF && sig[1] == 0xD8) return check_jpeg_tables(in, path);  // after SOI
+  if (sig[0] == 0xFF) {  // stb takes any number of 0xFF bytes, then 0xD8, as the start of a JPEG
+    int c = sig[1];
+    while (c == 0xFF) c = in.get();
+    if (c == 0xD8) check_jpeg_tables(in, path);  // after SOI
+    return;
+  }
   static const uint8_t png[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
   if (read_to(8) && std::memcmp(sig, png, 8) == 0) check_png_chunks(in, size, path);
 }
