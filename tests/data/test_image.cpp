@@ -478,6 +478,29 @@ TEST_CASE("data: decode_image converts 16-bit PNM files to the asked channels", 
                                           c3.pixels[5], 255});
 }
 
+// Found by tests/fuzz/fuzz_image (UBSan: signed integer overflow in stbi__pnm_getinteger): stb_image
+// 2.27 reads a PNM header's numbers into an int without an overflow check. The header is now read
+// first and a number above 2^31 - 1 refused.
+TEST_CASE("data: decode_image refuses PNM header numbers that overflow", "[data][image]") {
+  vts_test::TempDir dir;
+  const std::pair<const char*, std::string> files[] = {
+      {"height.ppm", "P6\n# comment\n1 16666666666666666666666666666666\n255\n"},
+      {"width.pgm", "P5 4294967297 1 255\n\x01"},
+      {"maxval.pgm", "P5\n1 1\n99999999999\n\x01"}};
+  const char* what[] = {"the height 166666666666666666666666...", "the width 4294967297", "the maximum value 99999999999"};
+  for (size_t i = 0; i < 3; ++i) {
+    INFO(files[i].first);
+    vts_test::write_text(dir / files[i].first, files[i].second);
+    const std::string msg = message_of<vts::IoError>([&] { vts::data::decode_image(dir / files[i].first); });
+    CHECK_THAT(msg, Contains(dir / files[i].first));
+    CHECK_THAT(msg, Contains(std::string("PNM header: ") + what[i]));
+    CHECK_THAT(msg, Contains("is larger than 2147483647"));
+  }
+  // Numbers up to 2^31 - 1 are left to stb (which then finds this one too large to decode).
+  vts_test::write_text(dir / "fits.pgm", "P5 2147483647 1 255\n\x01");
+  CHECK_THAT(message_of<vts::IoError>([&] { vts::data::decode_image(dir / "fits.pgm"); }), !Contains("PNM header"));
+}
+
 // Found by tests/fuzz/fuzz_image: stb_image 2.27 reallocates its PNG data buffer to an IDAT
 // chunk's claimed length before reading it, so a 152-byte file made it allocate 1.1 GB (2 GB at
 // most). Now a chunk longer than the rest of the file is refused before stb reads the file.

@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -301,7 +302,35 @@ inline void check_jpeg_tables(FileBytes& in, const std::string& path) {
   }
 }
 
-// Runs the checks above on a PNG or JPEG file; other formats pass untouched. Leaves f anywhere.
+// PNM (P5/P6): stb 2.27 reads the width, height and maximum value into an int without checking
+// for overflow (undefined behaviour, in practice a wrapped size such as 1 x -1431655768; fixed in
+// stb 2.28). The header is read as stb reads it: blanks and # comments between the numbers.
+inline void check_pnm_header(FileBytes& in, const std::string& path) {
+  auto blank = [](int c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'; };
+  int c = in.get();
+  auto skip_blanks = [&] {
+    for (;;) {
+      while (c >= 0 && blank(c)) c = in.get();
+      if (c != '#') return;
+      while (c >= 0 && c != '\n' && c != '\r') c = in.get();
+    }
+  };
+  for (const char* name : {"width", "height", "maximum value"}) {
+    skip_blanks();
+    std::string digits;
+    int64_t value = 0;
+    size_t count = 0;
+    for (; c >= '0' && c <= '9'; c = in.get(), ++count) {
+      value = std::min<int64_t>(value * 10 + (c - '0'), int64_t(INT32_MAX) + 1);
+      if (count < 24) digits += char(c);
+    }
+    if (value > INT32_MAX)
+      throw IoError(vts::detail::concat("cannot decode image file '", path, "': PNM header: the ", name, " ", digits,
+                                        count > 24 ? "..." : "", " is larger than ", INT32_MAX));
+  }
+}
+
+// Runs the checks above on a PNG, JPEG or PNM file; other formats pass untouched. Leaves f anywhere.
 inline void check_image_structure(std::FILE* f, const std::string& path) {
   struct stat st {};
   if (::fstat(::fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) return;  // a folder, a pipe: stb says
@@ -320,6 +349,7 @@ inline void check_image_structure(std::FILE* f, const std::string& path) {
     if (c == 0xD8) check_jpeg_tables(in, path);  // after SOI
     return;
   }
+  if (sig[0] == 'P' && (sig[1] == '5' || sig[1] == '6')) return check_pnm_header(in, path);
   static const uint8_t png[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
   if (read_to(8) && std::memcmp(sig, png, 8) == 0) check_png_chunks(in, size, path);
 }
