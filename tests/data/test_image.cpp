@@ -501,6 +501,28 @@ TEST_CASE("data: decode_image refuses PNM header numbers that overflow", "[data]
   CHECK_THAT(message_of<vts::IoError>([&] { vts::data::decode_image(dir / "fits.pgm"); }), !Contains("PNM header"));
 }
 
+// Found by tests/fuzz/fuzz_image (the 1- and 3-channel decodes of one file differed): stb_image 2.27
+// returns a truncated PGM/PPM with the missing pixels uninitialised. Refused now, as PIL does
+// ("image file is truncated").
+TEST_CASE("data: decode_image refuses a truncated PNM", "[data][image]") {
+  vts_test::TempDir dir;
+  vts_test::write_text(dir / "short.pgm", "P5\n25 205\n255\n" + std::string(100, '\x40'));
+  vts_test::write_text(dir / "short16.ppm", "P6 2 2 65535 " + std::string(23, '\x40'));
+  vts_test::write_text(dir / "none.pgm", "P5 2 2 255");  // stb reads the maximum as 25, then no pixels
+  const std::pair<const char*, const char*> want[] = {
+      {"short.pgm", "truncated PNM: its header says 25x205 pixels of 1 bytes (5125 bytes), the file holds 100"},
+      {"short16.ppm", "truncated PNM: its header says 2x2 pixels of 6 bytes (24 bytes), the file holds 23"},
+      {"none.pgm", "the file holds 0 after the header"}};
+  for (const auto& [name, text] : want) {
+    INFO(name);
+    const std::string msg = message_of<vts::IoError>([&] { vts::data::decode_image(dir / name, 1); });
+    CHECK_THAT(msg, Contains(dir / name));
+    CHECK_THAT(msg, Contains(text));
+  }
+  vts_test::write_text(dir / "whole.pgm", "P5 2 2 255\n" + std::string(4, '\x40'));
+  CHECK(vts::data::decode_image(dir / "whole.pgm", 1).pixels == std::vector<uint8_t>(4, 0x40));
+}
+
 // Found by tests/fuzz/fuzz_image: stb_image 2.27 reallocates its PNG data buffer to an IDAT
 // chunk's claimed length before reading it, so a 152-byte file made it allocate 1.1 GB (2 GB at
 // most). Now a chunk longer than the rest of the file is refused before stb reads the file.

@@ -303,9 +303,11 @@ inline void check_jpeg_tables(FileBytes& in, const std::string& path) {
 }
 
 // PNM (P5/P6): stb 2.27 reads the width, height and maximum value into an int without checking
-// for overflow (undefined behaviour, in practice a wrapped size such as 1 x -1431655768; fixed in
-// stb 2.28). The header is read as stb reads it: blanks and # comments between the numbers.
-inline void check_pnm_header(FileBytes& in, const std::string& path) {
+// for overflow (undefined behaviour, in practice a wrapped size such as 1 x -1431655768), and
+// returns the image of a truncated file with the missing pixels left uninitialised (heap garbage,
+// different on every call); both fixed in stb 2.28. The header is read as stb reads it: blanks
+// and # comments between the numbers, the pixels right after the one byte that ends the maximum.
+inline void check_pnm_header(FileBytes& in, uint64_t size, int channels, const std::string& path) {
   auto blank = [](int c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'; };
   int c = in.get();
   auto skip_blanks = [&] {
@@ -315,7 +317,9 @@ inline void check_pnm_header(FileBytes& in, const std::string& path) {
       while (c >= 0 && c != '\n' && c != '\r') c = in.get();
     }
   };
-  for (const char* name : {"width", "height", "maximum value"}) {
+  int64_t numbers[3] = {};
+  const char* names[3] = {"width", "height", "maximum value"};
+  for (int k = 0; k < 3; ++k) {
     skip_blanks();
     std::string digits;
     int64_t value = 0;
@@ -325,9 +329,19 @@ inline void check_pnm_header(FileBytes& in, const std::string& path) {
       if (count < 24) digits += char(c);
     }
     if (value > INT32_MAX)
-      throw IoError(vts::detail::concat("cannot decode image file '", path, "': PNM header: the ", name, " ", digits,
-                                        count > 24 ? "..." : "", " is larger than ", INT32_MAX));
+      throw IoError(vts::detail::concat("cannot decode image file '", path, "': PNM header: the ", names[k], " ",
+                                        digits, count > 24 ? "..." : "", " is larger than ", INT32_MAX));
+    numbers[k] = value;
   }
+  const auto [w, h, maximum] = numbers;
+  if (w <= 0 || h <= 0 || maximum > 65535) return;  // refused elsewhere
+  const int64_t sample = maximum > 255 ? 2 : 1;
+  if (w * h > kMaxImagePixels) return;  // refused by the size check
+  const uint64_t need = static_cast<uint64_t>(w * h * channels * sample), have = size - in.offset();
+  if (have < need)
+    throw IoError(vts::detail::concat("cannot decode image file '", path, "': truncated PNM: its header says ", w,
+                                      "x", h, " pixels of ", channels * sample, " bytes (", need,
+                                      " bytes), the file holds ", have, " after the header"));
 }
 
 // Runs the checks above on a PNG, JPEG or PNM file; other formats pass untouched. Leaves f anywhere.
@@ -349,7 +363,7 @@ inline void check_image_structure(std::FILE* f, const std::string& path) {
     if (c == 0xD8) check_jpeg_tables(in, path);  // after SOI
     return;
   }
-  if (sig[0] == 'P' && (sig[1] == '5' || sig[1] == '6')) return check_pnm_header(in, path);
+  if (sig[0] == 'P' && (sig[1] == '5' || sig[1] == '6')) return check_pnm_header(in, size, sig[1] == '6' ? 3 : 1, path);
   static const uint8_t png[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
   if (read_to(8) && std::memcmp(sig, png, 8) == 0) check_png_chunks(in, size, path);
 }
