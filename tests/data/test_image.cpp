@@ -523,6 +523,24 @@ TEST_CASE("data: decode_image refuses a truncated PNM", "[data][image]") {
   CHECK(vts::data::decode_image(dir / "whole.pgm", 1).pixels == std::vector<uint8_t>(4, 0x40));
 }
 
+// Found by tests/fuzz/fuzz_image (the 1- and 3-channel decodes of one file differed): the same for
+// an uncompressed true-colour TGA, whose missing rows stb_image 2.27 leaves uninitialised.
+TEST_CASE("data: decode_image refuses a truncated uncompressed TGA", "[data][image]") {
+  vts_test::TempDir dir;
+  std::vector<uint8_t> px(size_t(6) * 5 * 3, 0x55);
+  stbi_write_tga_with_rle = 0;
+  REQUIRE(stbi_write_tga((dir / "whole.tga").c_str(), 6, 5, 3, px.data()) != 0);
+  stbi_write_tga_with_rle = 1;
+  CHECK(vts::data::decode_image(dir / "whole.tga").pixels == px);
+  std::ifstream in(dir / "whole.tga", std::ios::binary);
+  const std::string whole((std::istreambuf_iterator<char>(in)), {});
+  REQUIRE(whole.size() >= 18 + 90);
+  vts_test::write_text(dir / "cut.tga", whole.substr(0, 18 + 50));
+  const std::string msg = message_of<vts::IoError>([&] { vts::data::decode_image(dir / "cut.tga"); });
+  CHECK_THAT(msg, Contains(dir / "cut.tga"));
+  CHECK_THAT(msg, Contains("truncated TGA: its header says 6x5 pixels of 3 bytes (90 bytes), the file holds 50"));
+}
+
 // Found by tests/fuzz/fuzz_image: stb_image 2.27 reallocates its PNG data buffer to an IDAT
 // chunk's claimed length before reading it, so a 152-byte file made it allocate 1.1 GB (2 GB at
 // most). Now a chunk longer than the rest of the file is refused before stb reads the file.

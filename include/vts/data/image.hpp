@@ -344,7 +344,34 @@ inline void check_pnm_header(FileBytes& in, uint64_t size, int channels, const s
                                       " bytes), the file holds ", have, " after the header"));
 }
 
-// Runs the checks above on a PNG, JPEG or PNM file; other formats pass untouched. Leaves f anywhere.
+// TGA: stb 2.27 returns an uncompressed true-colour or grey TGA that is cut short with the missing
+// rows uninitialised (heap garbage, different on every call); its other TGA kinds read zeros
+// there. stb takes a file for a TGA when its test (repeated here on the 18-byte header) passes,
+// after every other format's: no other format's signature has 0 or 1 as its second byte.
+inline void check_tga(const uint8_t* h, uint64_t size, const std::string& path) {
+  auto le16 = [&](int at) { return int(h[at]) | int(h[at + 1]) << 8; };
+  const int colormap = h[1], type = h[2], palette_bits = h[7], width = le16(12), height = le16(14), bits = h[16];
+  // stbi__tga_test
+  if (colormap > 1) return;
+  if (colormap == 1 ? (type != 1 && type != 9) || (palette_bits != 8 && palette_bits != 15 && palette_bits != 16 &&
+                                                   palette_bits != 24 && palette_bits != 32)
+                    : type != 2 && type != 3 && type != 10 && type != 11)
+    return;
+  if (width < 1 || height < 1 || (colormap == 1 && bits != 8 && bits != 16)) return;
+  if (bits != 8 && bits != 15 && bits != 16 && bits != 24 && bits != 32) return;
+  // stbi__tga_load reads the pixels of a plain (not indexed, not RLE, not 15/16-bit RGB) TGA in one go
+  const bool grey = (type & 7) == 3;
+  if (colormap == 1 || type >= 8 || bits == 15 || (bits == 16 && !grey)) return;
+  const uint64_t channels = bits == 16 ? 2 : static_cast<uint64_t>(bits / 8);
+  const uint64_t start = 18 + h[0], need = uint64_t(width) * uint64_t(height) * channels;
+  const uint64_t have = size > start ? size - start : 0;
+  if (have < need)
+    throw IoError(vts::detail::concat("cannot decode image file '", path, "': truncated TGA: its header says ", width,
+                                      "x", height, " pixels of ", channels, " bytes (", need, " bytes), the file holds ",
+                                      have, " after the header"));
+}
+
+// Runs the checks above on a PNG, JPEG, PNM or TGA file; other formats pass untouched. Leaves f anywhere.
 inline void check_image_structure(std::FILE* f, const std::string& path) {
   struct stat st {};
   if (::fstat(::fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) return;  // a folder, a pipe: stb says
@@ -365,7 +392,15 @@ inline void check_image_structure(std::FILE* f, const std::string& path) {
   }
   if (sig[0] == 'P' && (sig[1] == '5' || sig[1] == '6')) return check_pnm_header(in, size, sig[1] == '6' ? 3 : 1, path);
   static const uint8_t png[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
-  if (read_to(8) && std::memcmp(sig, png, 8) == 0) check_png_chunks(in, size, path);
+  if (!read_to(8)) return;
+  if (std::memcmp(sig, png, 8) == 0) return check_png_chunks(in, size, path);
+  if (sig[1] <= 1) {
+    uint8_t header[18];
+    std::memcpy(header, sig, 8);
+    size_t n = 8;
+    for (int c; n < 18 && (c = in.get()) >= 0;) header[n++] = static_cast<uint8_t>(c);
+    if (n == 18) check_tga(header, size, path);
+  }
 }
 }  // namespace detail
 
