@@ -357,6 +357,8 @@ TEST_CASE("data: decode_image refuses a JPEG Huffman table of more than 256 code
   // Before the frame header, as the first segment; stb also takes fill bytes before the SOI.
   vts_test::write_text(dir / "dht.jpg", "\xFF\xD8" + dht(0, 1, 17) + "\xFF\xD9");
   vts_test::write_text(dir / "fill.jpg", "\xFF\xFF\xFF\xD8" + dht(0, 1, 17) + "\xFF\xD9");
+  // Code counts that the file cuts short: stb reads zeros past the end and builds the table anyway.
+  vts_test::write_text(dir / "cut.jpg", std::string("\xFF\xD8\xFF\xC4\x01\x00\x10", 7) + std::string(5, '\x60'));
   // After a scan (a progressive JPEG defines tables between scans): the walk goes through the
   // scan's data, past stuffed 0xFF 0x00 bytes and a restart marker.
   std::string later = "\xFF\xD8\xFF\xDB" + std::string("\x00\x43\x00", 3) + std::string(64, '\x01');  // DQT 0
@@ -368,6 +370,7 @@ TEST_CASE("data: decode_image refuses a JPEG Huffman table of more than 256 code
   vts_test::write_text(dir / "later.jpg", later);
   for (const auto& [name, want] : {std::pair<std::string, std::string>{"dht.jpg", "table 1 (DC, DHT segment at byte 2) declares 272 codes"},
                                    {"fill.jpg", "table 1 (DC, DHT segment at byte 4) declares 272 codes"},
+                                   {"cut.jpg", "table 0 (AC, DHT segment at byte 2) declares 480 codes"},
                                    {"later.jpg", "table 3 (AC, DHT segment at byte "}}) {
     INFO(name);
     const std::string msg = message_of<vts::IoError>([&] { vts::data::decode_image(dir / name); });
