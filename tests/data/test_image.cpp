@@ -544,6 +544,26 @@ TEST_CASE("data: decode_image refuses a truncated uncompressed TGA", "[data][ima
   CHECK_THAT(msg, Contains("truncated TGA: its header says 6x5 pixels of 3 bytes (90 bytes), the file holds 50"));
 }
 
+// Found by tests/fuzz/fuzz_image (the 1- and 3-channel decodes of one file differed): stb_image 2.27
+// reads the pixels of a truncated flat (uncompressed) Radiance HDR file from uninitialised stack
+// bytes. HDR is not a format decode_image promises (nor one PIL opens), so HDR files, and
+// Softimage PIC files likewise, are now refused by their signature.
+TEST_CASE("data: decode_image refuses Radiance HDR and Softimage PIC files", "[data][image]") {
+  vts_test::TempDir dir;
+  const std::string hdr = "#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 4 +X 5\n";
+  vts_test::write_text(dir / "cut.hdr", hdr + std::string(9, '\x40'));  // 20 pixels promised, 2.25 present
+  vts_test::write_text(dir / "whole.hdr", hdr + std::string(80, '\x40'));
+  vts_test::write_text(dir / "rgbe.hdr", "#?RGBE\nFORMAT=32-bit_rle_rgbe\n\n-Y 1 +X 1\n" + std::string(4, '\x40'));
+  std::string pic = std::string("\x53\x80\xF6\x34", 4) + std::string(84, '\x00') + "PICT" + std::string(20, '\x00');
+  vts_test::write_text(dir / "a.pic", pic);
+  for (const char* name : {"cut.hdr", "whole.hdr", "rgbe.hdr", "a.pic"}) {
+    INFO(name);
+    const std::string msg = message_of<vts::IoError>([&] { vts::data::decode_image(dir / name); });
+    CHECK_THAT(msg, Contains(dir / name));
+    CHECK_THAT(msg, Contains(name[0] == 'a' ? "it is a Softimage PIC image" : "it is a Radiance HDR image"));
+  }
+}
+
 // Found by tests/fuzz/fuzz_image: stb_image 2.27 reallocates its PNG data buffer to an IDAT
 // chunk's claimed length before reading it, so a 152-byte file made it allocate 1.1 GB (2 GB at
 // most). Now a chunk longer than the rest of the file is refused before stb reads the file.

@@ -371,7 +371,23 @@ inline void check_tga(const uint8_t* h, uint64_t size, const std::string& path) 
                                       have, " after the header"));
 }
 
-// Runs the checks above on a PNG, JPEG, PNM or TGA file; other formats pass untouched. Leaves f anywhere.
+// Radiance HDR and Softimage PIC: stb decodes them too, but they are not among the formats
+// decode_image reads (nor does PIL open them), and stb 2.27 reads a truncated flat HDR file's
+// pixels from uninitialised stack bytes. Refused by their signatures, as stb recognises them.
+inline void refuse_other_formats(const uint8_t* head, size_t n, const std::string& path) {
+  auto starts = [&](const char* sig, size_t len, size_t at = 0) {
+    return n >= at + len && std::memcmp(head + at, sig, len) == 0;
+  };
+  const char* format = starts("#?RADIANCE\n", 11) || starts("#?RGBE\n", 7) ? "a Radiance HDR image"
+                       : starts("\x53\x80\xF6\x34", 4) && starts("PICT", 4, 88) ? "a Softimage PIC image"
+                                                                                  : nullptr;
+  if (format)
+    throw IoError(vts::detail::concat("cannot decode image file '", path, "': it is ", format,
+                                      "; expected a JPEG, PNG, BMP, GIF, TGA or PNM image"));
+}
+
+// Runs the checks above on a PNG, JPEG, PNM or TGA file, and refuses HDR and PIC files; other
+// formats pass untouched. Leaves f anywhere.
 inline void check_image_structure(std::FILE* f, const std::string& path) {
   struct stat st {};
   if (::fstat(::fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) return;  // a folder, a pipe: stb says
@@ -391,6 +407,13 @@ inline void check_image_structure(std::FILE* f, const std::string& path) {
     return;
   }
   if (sig[0] == 'P' && (sig[1] == '5' || sig[1] == '6')) return check_pnm_header(in, size, sig[1] == '6' ? 3 : 1, path);
+  if (sig[0] == '#' || sig[0] == 0x53) {
+    uint8_t head[92];
+    std::memcpy(head, sig, 2);
+    size_t n = 2;
+    for (int c; n < sizeof head && (c = in.get()) >= 0;) head[n++] = static_cast<uint8_t>(c);
+    return refuse_other_formats(head, n, path);
+  }
   static const uint8_t png[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
   if (!read_to(8)) return;
   if (std::memcmp(sig, png, 8) == 0) return check_png_chunks(in, size, path);
@@ -407,8 +430,9 @@ inline void check_image_structure(std::FILE* f, const std::string& path) {
 // Decodes a JPEG/PNG/BMP/GIF/TGA/PNM file into `channels` channels (3 = RGB, as PIL's
 // convert("RGB"): grey is replicated, alpha dropped; 1 = grey, as PIL's convert("L"), colour
 // weighted by pil_luma). Throws vts::IoError naming the file when it cannot be opened or decoded,
-// when its header claims no pixels or more than kMaxImagePixels, and when it is a PNG or JPEG
-// whose structure stb_image 2.27 would mishandle (detail::check_image_structure); never returns a
+// when its header claims no pixels or more than kMaxImagePixels, when it is a JPEG, PNG, PNM or
+// TGA file that stb_image 2.27 would mishandle (detail::check_image_structure), and when it is a
+// Radiance HDR or Softimage PIC file (stb reads them, decode_image does not); never returns a
 // partial or empty image.
 inline void decode_image(const std::string& path, int channels, ImageU8& out) {
   VTS_CHECK(channels >= 1 && channels <= 4, "decode_image: expected 1..4 channels, found ", channels);
