@@ -346,6 +346,24 @@ TEST_CASE("data: cifar10 files are checked", "[data][cifar]") {
     CHECK_THAT(message_of<vts::IoError>([&] { vts::data::load_cifar10(opt.data_dir); }),
                Contains(dir / "test_batch.bin") && Contains("record 2") && Contains("found 10"));
   }
+  SECTION("a refused batch leaves the pool as it was") {
+    // Found by tests/fuzz/fuzz_cifar10: a label out of range in record 1 threw after the pool had
+    // grown by the file's pixels and record 0's label, leaving labels and pixels out of step.
+    vts::data::ImagePool pool;
+    vts::data::detail::append_cifar_file(dir / "data_batch_1.bin", pool);
+    const std::vector<uint8_t> pixels = pool.pixels;
+    const std::vector<int32_t> labels = pool.labels;
+    {
+      std::fstream f(dir / "data_batch_2.bin", std::ios::in | std::ios::out | std::ios::binary);
+      f.seekp(3073);
+      f.put(char(81));
+    }
+    CHECK_THAT(message_of<vts::IoError>([&] { vts::data::detail::append_cifar_file(dir / "data_batch_2.bin", pool); }),
+               Contains("record 1") && Contains("found 81"));
+    CHECK(pool.labels == labels);
+    CHECK(pool.pixels == pixels);
+    CHECK(pool.parts.size() == 1);
+  }
   SECTION("missing batch file") {
     std::filesystem::remove(dir / "data_batch_5.bin");
     CHECK_THAT(message_of<vts::IoError>([&] { vts::data::load_cifar10(opt.data_dir); }),

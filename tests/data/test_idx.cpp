@@ -92,3 +92,23 @@ TEST_CASE("data: read_idx reports truncated and malformed files with the file an
     CHECK_THAT(message_of<vts::IoError>([&] { vts::data::read_idx(dir / "bad.gz"); }), Contains(dir / "bad.gz"));
   }
 }
+
+// Found by tests/fuzz/fuzz_idx: a 36-byte file whose header claimed 256x917505x2x31 bytes made
+// read_idx allocate 14.5 GB before reading any data (std::bad_alloc, or an out-of-memory kill).
+// The buffer now grows with the bytes that arrive, so the claim is reported as what it is.
+TEST_CASE("data: read_idx does not allocate what a header claims before the data arrive", "[data][idx]") {
+  vts_test::TempDir dir;
+  // 2^20 x 2^20 = 2^40 bytes promised (the largest header accepted), 4 present.
+  const auto bytes = vts_test::idx_bytes({1u << 20, 1u << 20}, ramp(4));
+  vts_test::write_plain(dir / "claim", bytes);
+  vts_test::write_gz(dir / "claim.gz", bytes);
+  for (const std::string& p : {dir / "claim", dir / "claim.gz"}) {
+    const std::string msg = message_of<vts::IoError>([&] { vts::data::read_idx(p); });
+    CHECK_THAT(msg, Contains(p));
+    CHECK_THAT(msg, Contains("header promises 1048576x1048576 = 1099511627776 bytes of data, found 4"));
+  }
+  // A payload larger than the first 1 MiB block still reads whole.
+  const auto big = ramp(3 * (1 << 20) + 5);
+  vts_test::write_gz(dir / "big.gz", vts_test::idx_bytes({3 * (1u << 20) + 5}, big));
+  CHECK(vts::data::read_idx(dir / "big.gz").data == big);
+}

@@ -227,6 +227,359 @@ TEST_CASE("data: transform settings are validated", "[data][image]") {
   CHECK_THROWS_AS(t.apply(small.data(), 3, 3, 3, out.data(), g), vts::Error);  // 3x3 < 4x4 crop
 }
 
+namespace {
+
+void put_be32(std::string& s, uint32_t v) {
+  for (int k = 24; k >= 0; k -= 8) s += char((v >> k) & 0xFF);
+}
+void put_le(std::string& s, uint32_t v, int bytes) {
+  for (int k = 0; k < bytes; ++k) s += char((v >> (8 * k)) & 0xFF);
+}
+
+// Headers alone (plus a few bytes) that claim w x h pixels, in the formats stb_image reads.
+std::string pnm_header(uint32_t w, uint32_t h) {
+  return "P5\n" + std::to_string(w) + " " + std::to_string(h) + "\n255\n" + std::string(8, '\x7f');
+}
+std::string png_header(uint32_t w, uint32_t h) {
+  std::string s = "\x89PNG\r\n\x1a\n";
+  put_be32(s, 13);
+  std::string chunk = "IHDR";
+  put_be32(chunk, w);
+  put_be32(chunk, h);
+  chunk += std::string("\x08\x02\x00\x00\x00", 5);  // 8-bit RGB, deflate, no filter method, no interlace
+  s += chunk;
+  put_be32(s, static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(chunk.data()), static_cast<uInt>(chunk.size()))));
+  return s;
+}
+std::string bmp_header(uint32_t w, uint32_t h) {
+  std::string s = "BM";
+  put_le(s, 54 + 16, 4);  // file size (as if)
+  put_le(s, 0, 4);
+  put_le(s, 54, 4);  // pixel data offset
+  put_le(s, 40, 4);  // BITMAPINFOHEADER
+  put_le(s, w, 4);
+  put_le(s, h, 4);
+  put_le(s, 1, 2);   // planes
+  put_le(s, 24, 2);  // bits per pixel
+  for (int k = 0; k < 6; ++k) put_le(s, 0, 4);  // BI_RGB, sizes, resolutions, palette counts
+  return s + std::string(16, '\x40');
+}
+std::string gif_header(uint32_t w, uint32_t h) {
+  std::string s = "GIF89a";
+  put_le(s, w, 2);
+  put_le(s, h, 2);
+  return s + std::string("\x00\x00\x00", 3) + std::string(8, '\x00');
+}
+std::string jpeg_header(uint32_t w, uint32_t h) {
+  std::string s = "\xFF\xD8\xFF\xC0";
+  put_le(s, 0x0B00, 2);  // segment length 11, big-endian
+  s += '\x08';
+  s += char(h >> 8);
+  s += char(h & 0xFF);
+  s += char(w >> 8);
+  s += char(w & 0xFF);
+  s += std::string("\x01\x01\x11\x00", 4);  // one component, id 1, 1x1 sampling, table 0
+  return s + std::string(8, '\x00');
+}
+
+}  // namespace
+
+TEST_CASE("data: decode_image refuses images above PIL's decompression-bomb limit before decoding",
+          "[data][image]") {
+  // PIL raises DecompressionBombError above 2 x Image.MAX_IMAGE_PIXELS = 2 x 89,478,485 pixels; the
+  // old decode_image let stb_image allocate what any header claimed (a 27-byte PNM asking for
+  // 16000 x 12000 pixels decoded to a 192 MB image of whatever followed). (stb_image refuses a PNG
+  // of more than 2^30 bytes itself, so the sizes stay below that.)
+  STATIC_REQUIRE(vts::data::kMaxImagePixels == 178956970);
+  vts_test::TempDir dir;
+  const std::pair<const char*, std::string> files[] = {
+      {"bomb.pgm", pnm_header(16000, 12000)}, {"bomb.png", png_header(16000, 12000)},
+      {"bomb.bmp", bmp_header(16000, 12000)}, {"bomb.gif", gif_header(16000, 12000)},
+      {"bomb.jpg", jpeg_header(16000, 12000)}};
+  for (const auto& [name, bytes] : files) {
+    INFO(name);
+    vts_test::write_text(dir / name, bytes);
+    for (const int channels : {1, 3}) {
+      const std::string msg = message_of<vts::IoError>([&] { vts::data::decode_image(dir / name, channels); });
+      CHECK_THAT(msg, Contains(dir / name));
+      CHECK_THAT(msg, Contains("16000x12000 = 192000000 pixels"));
+      CHECK_THAT(msg, Contains("at most 178956970"));
+    }
+  }
+  // The limit itself is allowed: one pixel-row more than 13377 x 13377 is refused, that is not
+  // (this header has no image data, so stb_image then says what is wrong with it).
+  vts_test::write_text(dir / "over.png", png_header(13378, 13377));
+  CHECK_THAT(message_of<vts::IoError>([&] { vts::data::decode_image(dir / "over.png"); }),
+             Contains("13378x13377 = 178957506 pixels"));
+  vts_test::write_text(dir / "under.png", png_header(13377, 13377));
+  const std::string under = message_of<vts::IoError>([&] { vts::data::decode_image(dir / "under.png"); });
+  CHECK_THAT(under, Contains("stb_image"));
+  CHECK_THAT(under, !Contains("at most"));
+}
+
+// Found by tests/fuzz/fuzz_image: stb_image 2.27 reads a PNM whose header says width or height 0
+// as an image, and decode_image returned it, empty, to a transform that then failed far from the
+// file. Now it is refused as undecodable.
+TEST_CASE("data: decode_image refuses an image without pixels", "[data][image]") {
+  vts_test::TempDir dir;
+  const std::pair<const char*, std::string> files[] = {
+      {"zero.ppm", "P6\n0 0\n255\n"}, {"no_width.pgm", "P5\n0 7\n255\nabc"}, {"no_height.pgm", "P5\n7 0\n255\nabc"}};
+  for (const auto& [name, bytes] : files) {
+    INFO(name);
+    vts_test::write_text(dir / name, bytes);
+    for (const int channels : {1, 3}) {
+      const std::string msg = message_of<vts::IoError>([&] { vts::data::decode_image(dir / name, channels); });
+      CHECK_THAT(msg, Contains(dir / name));
+      CHECK_THAT(msg, Contains("expected a positive width and height"));
+    }
+  }
+  CHECK_THAT(message_of<vts::IoError>([&] { vts::data::decode_image(dir / "no_width.pgm"); }),
+             Contains("0x7 pixels"));
+}
+
+// Found by tests/fuzz/fuzz_image (stb_image compiled in, under UBSan): stb_image 2.27, the
+// system's libstb, builds a JPEG Huffman table from its 16 code counts without checking that they
+// sum to at most 256, and writes past the table's arrays when they do not (already in
+// stbi_info, before any pixel). decode_image now reads the DHT segments first, before and between
+// the scans, and refuses such a table.
+TEST_CASE("data: decode_image refuses a JPEG Huffman table of more than 256 codes", "[data][image]") {
+  vts_test::TempDir dir;
+  auto dht = [](int table_class, int id, int per_length) {
+    const int codes = 16 * per_length;
+    std::string s = "\xFF\xC4";
+    s += char((2 + 17 + codes) >> 8);
+    s += char((2 + 17 + codes) & 0xFF);
+    s += char(table_class << 4 | id);
+    s += std::string(16, char(per_length));
+    for (int i = 0; i < codes; ++i) s += char(i & 0xFF);
+    return s;
+  };
+  // Before the frame header, as the first segment; stb also takes fill bytes before the SOI.
+  vts_test::write_text(dir / "dht.jpg", "\xFF\xD8" + dht(0, 1, 17) + "\xFF\xD9");
+  vts_test::write_text(dir / "fill.jpg", "\xFF\xFF\xFF\xD8" + dht(0, 1, 17) + "\xFF\xD9");
+  // Code counts that the file cuts short: stb reads zeros past the end and builds the table anyway.
+  vts_test::write_text(dir / "cut.jpg", std::string("\xFF\xD8\xFF\xC4\x01\x00\x10", 7) + std::string(5, '\x60'));
+  // After a scan (a progressive JPEG defines tables between scans): the walk goes through the
+  // scan's data, past stuffed 0xFF 0x00 bytes and a restart marker.
+  std::string later = "\xFF\xD8\xFF\xDB" + std::string("\x00\x43\x00", 3) + std::string(64, '\x01');  // DQT 0
+  later += jpeg_header(8, 8).substr(2, 2 + 11);  // SOF0, 8x8, one component using table 0
+  later += dht(0, 0, 1) + dht(1, 0, 1);          // valid 16-code DC and AC tables
+  later += std::string("\xFF\xDA\x00\x08\x01\x01\x00\x00\x3F\x00", 10);  // SOS, one component
+  later += std::string("\x12\xFF\x00\x34\xFF\xD0\x56\xFF\xFF", 9);        // data, RST0, fill
+  later += dht(1, 3, 20) + "\xFF\xD9";
+  vts_test::write_text(dir / "later.jpg", later);
+  for (const auto& [name, want] : {std::pair<std::string, std::string>{"dht.jpg", "table 1 (DC, DHT segment at byte 2) declares 272 codes"},
+                                   {"fill.jpg", "table 1 (DC, DHT segment at byte 4) declares 272 codes"},
+                                   {"cut.jpg", "table 0 (AC, DHT segment at byte 2) declares 480 codes"},
+                                   {"later.jpg", "table 3 (AC, DHT segment at byte "}}) {
+    INFO(name);
+    const std::string msg = message_of<vts::IoError>([&] { vts::data::decode_image(dir / name); });
+    CHECK_THAT(msg, Contains(dir / name));
+    CHECK_THAT(msg, Contains(want));
+    CHECK_THAT(msg, Contains("expected at most 256"));
+  }
+  CHECK_THAT(message_of<vts::IoError>([&] { vts::data::decode_image(dir / "later.jpg"); }),
+             Contains("declares 320 codes"));
+}
+
+// Found by tests/fuzz/fuzz_image (the 1- and 3-channel decodes of one file differed, twice): a
+// JPEG whose frame header names a quantization table that no DQT segment defines, and one whose
+// scan lists a component twice and another not at all, decoded with stb_image 2.27 to pixels
+// made from uninitialised heap memory, different on every call. libjpeg (PIL) refuses the first
+// two; decode_image now refuses all of them, and an undefined Huffman table too.
+TEST_CASE("data: decode_image refuses a JPEG scan that uses an undefined table or leaves a component out",
+          "[data][image]") {
+  vts_test::TempDir dir;
+  std::vector<uint8_t> px(size_t(16) * 16 * 3);
+  for (size_t i = 0; i < px.size(); ++i) px[i] = uint8_t(i * 7);
+  REQUIRE(stbi_write_jpg((dir / "good.jpg").c_str(), 16, 16, 3, px.data(), 90) != 0);
+  std::ifstream in(dir / "good.jpg", std::ios::binary);
+  const std::string good((std::istreambuf_iterator<char>(in)), {});
+  REQUIRE_NOTHROW(vts::data::decode_image(dir / "good.jpg"));
+  // stb_image_write's frame header gives component 1 table 0 and components 2, 3 table 1, in one
+  // DQT segment; make that segment define table 0 twice.
+  const size_t dqt = good.find("\xFF\xDB");
+  REQUIRE(dqt != std::string::npos);
+  REQUIRE(good[dqt + 4] == 0);
+  REQUIRE(good[dqt + 4 + 65] == 1);
+  std::string no_table_1 = good;
+  no_table_1[dqt + 4 + 65] = 0;
+  vts_test::write_text(dir / "dqt.jpg", no_table_1);
+  // And a file whose DHT segments are all renamed to APP15 (skipped): no Huffman table at all.
+  std::string no_huffman = good;
+  for (size_t at = 0; (at = no_huffman.find("\xFF\xC4", at)) != std::string::npos && at < no_huffman.find("\xFF\xDA");)
+    no_huffman[at + 1] = '\xEF';
+  vts_test::write_text(dir / "dht.jpg", no_huffman);
+  // The scan lists component 3 twice and component 1 not at: stb never writes component 1.
+  const size_t sos = good.find("\xFF\xDA");
+  REQUIRE(good.substr(sos, 11) == std::string("\xFF\xDA\x00\x0C\x03\x01\x00\x02\x11\x03\x11", 11));
+  std::string twice = good;
+  twice[sos + 5] = 3;
+  vts_test::write_text(dir / "twice.jpg", twice);
+  // A scan of components 2 and 3 only (a shorter SOS header; what follows decodes as noise).
+  std::string missing = good.substr(0, sos) + std::string("\xFF\xDA\x00\x0A\x02\x02\x11\x03\x11", 9) +
+                        good.substr(sos + 11);
+  vts_test::write_text(dir / "missing.jpg", missing);
+  for (const int channels : {1, 3}) {
+    const std::string t = message_of<vts::IoError>([&] { vts::data::decode_image(dir / "twice.jpg", channels); });
+    CHECK_THAT(t, Contains(dir / "twice.jpg"));
+    CHECK_THAT(t, Contains("lists component 3 twice"));
+    const std::string m = message_of<vts::IoError>([&] { vts::data::decode_image(dir / "missing.jpg", channels); });
+    CHECK_THAT(m, Contains(dir / "missing.jpg"));
+    CHECK_THAT(m, Contains("component 1 is coded by no scan"));
+    const std::string q = message_of<vts::IoError>([&] { vts::data::decode_image(dir / "dqt.jpg", channels); });
+    CHECK_THAT(q, Contains(dir / "dqt.jpg"));
+    CHECK_THAT(q, Contains("component 2 uses quantization table 1, which is not defined before its scan"));
+    const std::string h = message_of<vts::IoError>([&] { vts::data::decode_image(dir / "dht.jpg", channels); });
+    CHECK_THAT(h, Contains(dir / "dht.jpg"));
+    CHECK_THAT(h, Contains("component 1 uses DC Huffman table 0, which is not defined before its scan"));
+  }
+}
+
+// Found by tests/fuzz/fuzz_image (AddressSanitizer: heap-buffer-overflow in stbi__convert_16_to_8):
+// stb_image 2.27 converts the channels of a 16-bit PGM/PPM (maxval above 255) with its 8-bit
+// converter, so decoding one to another channel count read past a buffer half the size and
+// returned garbage. decode_image now decodes 16-bit files in their own channels and converts them
+// itself.
+TEST_CASE("data: decode_image converts 16-bit PNM files to the asked channels", "[data][image]") {
+  vts_test::TempDir dir;
+  // 3x2 grey, maxval 65535, distinct bytes. (Which 8 bits stb keeps of a big-endian sample is its
+  // business: 2.27 keeps the second byte. The channel counts must agree with each other.)
+  std::string pgm = "P5\n3 2\n65535\n";
+  for (int i = 0; i < 6; ++i) {
+    pgm += char(40 * i + 3);
+    pgm += char(13 * i + 5);
+  }
+  vts_test::write_text(dir / "grey16.pgm", pgm);
+  const auto g1 = vts::data::decode_image(dir / "grey16.pgm", 1);
+  REQUIRE(g1.pixels.size() == 6);
+  const auto g3 = vts::data::decode_image(dir / "grey16.pgm", 3);
+  const auto g4 = vts::data::decode_image(dir / "grey16.pgm", 4);
+  REQUIRE(g3.pixels.size() == 18);
+  REQUIRE(g4.pixels.size() == 24);
+  for (size_t i = 0; i < 6; ++i) {
+    for (size_t c = 0; c < 3; ++c) {
+      CHECK(g3.pixels[3 * i + c] == g1.pixels[i]);
+      CHECK(g4.pixels[4 * i + c] == g1.pixels[i]);
+    }
+    CHECK(g4.pixels[4 * i + 3] == 255);
+  }
+  CHECK(g1.pixels != std::vector<uint8_t>(6, g1.pixels[0]));
+  // 2x1 colour, maxval 1000: grey is PIL's weighting of the RGB decode.
+  std::string ppm = "P6\n2 1\n1000\n";
+  for (int i = 0; i < 6; ++i) {
+    ppm += char(i);
+    ppm += char(50 * i + 7);
+  }
+  vts_test::write_text(dir / "rgb16.ppm", ppm);
+  const auto c3 = vts::data::decode_image(dir / "rgb16.ppm", 3);
+  REQUIRE(c3.pixels.size() == 6);
+  CHECK(vts::data::decode_image(dir / "rgb16.ppm", 1).pixels ==
+        std::vector<uint8_t>{vts::data::pil_luma(c3.pixels.data()), vts::data::pil_luma(c3.pixels.data() + 3)});
+  const auto c4 = vts::data::decode_image(dir / "rgb16.ppm", 4);
+  CHECK(c4.pixels == std::vector<uint8_t>{c3.pixels[0], c3.pixels[1], c3.pixels[2], 255, c3.pixels[3], c3.pixels[4],
+                                          c3.pixels[5], 255});
+}
+
+// Found by tests/fuzz/fuzz_image (UBSan: signed integer overflow in stbi__pnm_getinteger): stb_image
+// 2.27 reads a PNM header's numbers into an int without an overflow check. The header is now read
+// first and a number above 2^31 - 1 refused.
+TEST_CASE("data: decode_image refuses PNM header numbers that overflow", "[data][image]") {
+  vts_test::TempDir dir;
+  const std::pair<const char*, std::string> files[] = {
+      {"height.ppm", "P6\n# comment\n1 16666666666666666666666666666666\n255\n"},
+      {"width.pgm", "P5 4294967297 1 255\n\x01"},
+      {"maxval.pgm", "P5\n1 1\n99999999999\n\x01"}};
+  const char* what[] = {"the height 166666666666666666666666...", "the width 4294967297", "the maximum value 99999999999"};
+  for (size_t i = 0; i < 3; ++i) {
+    INFO(files[i].first);
+    vts_test::write_text(dir / files[i].first, files[i].second);
+    const std::string msg = message_of<vts::IoError>([&] { vts::data::decode_image(dir / files[i].first); });
+    CHECK_THAT(msg, Contains(dir / files[i].first));
+    CHECK_THAT(msg, Contains(std::string("PNM header: ") + what[i]));
+    CHECK_THAT(msg, Contains("is larger than 2147483647"));
+  }
+  // Numbers up to 2^31 - 1 are left to stb (which then finds this one too large to decode).
+  vts_test::write_text(dir / "fits.pgm", "P5 2147483647 1 255\n\x01");
+  CHECK_THAT(message_of<vts::IoError>([&] { vts::data::decode_image(dir / "fits.pgm"); }), !Contains("PNM header"));
+}
+
+// Found by tests/fuzz/fuzz_image (the 1- and 3-channel decodes of one file differed): stb_image 2.27
+// returns a truncated PGM/PPM with the missing pixels uninitialised. Refused now, as PIL does
+// ("image file is truncated").
+TEST_CASE("data: decode_image refuses a truncated PNM", "[data][image]") {
+  vts_test::TempDir dir;
+  vts_test::write_text(dir / "short.pgm", "P5\n25 205\n255\n" + std::string(100, '\x40'));
+  vts_test::write_text(dir / "short16.ppm", "P6 2 2 65535 " + std::string(23, '\x40'));
+  vts_test::write_text(dir / "none.pgm", "P5 2 2 255");  // stb reads the maximum as 25, then no pixels
+  const std::pair<const char*, const char*> want[] = {
+      {"short.pgm", "truncated PNM: its header says 25x205 pixels of 1 bytes (5125 bytes), the file holds 100"},
+      {"short16.ppm", "truncated PNM: its header says 2x2 pixels of 6 bytes (24 bytes), the file holds 23"},
+      {"none.pgm", "the file holds 0 after the header"}};
+  for (const auto& [name, text] : want) {
+    INFO(name);
+    const std::string msg = message_of<vts::IoError>([&] { vts::data::decode_image(dir / name, 1); });
+    CHECK_THAT(msg, Contains(dir / name));
+    CHECK_THAT(msg, Contains(text));
+  }
+  vts_test::write_text(dir / "whole.pgm", "P5 2 2 255\n" + std::string(4, '\x40'));
+  CHECK(vts::data::decode_image(dir / "whole.pgm", 1).pixels == std::vector<uint8_t>(4, 0x40));
+}
+
+// Found by tests/fuzz/fuzz_image (the 1- and 3-channel decodes of one file differed): the same for
+// an uncompressed true-colour TGA, whose missing rows stb_image 2.27 leaves uninitialised.
+TEST_CASE("data: decode_image refuses a truncated uncompressed TGA", "[data][image]") {
+  vts_test::TempDir dir;
+  std::vector<uint8_t> px(size_t(6) * 5 * 3, 0x55);
+  stbi_write_tga_with_rle = 0;
+  REQUIRE(stbi_write_tga((dir / "whole.tga").c_str(), 6, 5, 3, px.data()) != 0);
+  stbi_write_tga_with_rle = 1;
+  CHECK(vts::data::decode_image(dir / "whole.tga").pixels == px);
+  std::ifstream in(dir / "whole.tga", std::ios::binary);
+  const std::string whole((std::istreambuf_iterator<char>(in)), {});
+  REQUIRE(whole.size() >= 18 + 90);
+  vts_test::write_text(dir / "cut.tga", whole.substr(0, 18 + 50));
+  const std::string msg = message_of<vts::IoError>([&] { vts::data::decode_image(dir / "cut.tga"); });
+  CHECK_THAT(msg, Contains(dir / "cut.tga"));
+  CHECK_THAT(msg, Contains("truncated TGA: its header says 6x5 pixels of 3 bytes (90 bytes), the file holds 50"));
+}
+
+// Found by tests/fuzz/fuzz_image (the 1- and 3-channel decodes of one file differed): stb_image 2.27
+// reads the pixels of a truncated flat (uncompressed) Radiance HDR file from uninitialised stack
+// bytes. HDR is not a format decode_image promises (nor one PIL opens), so HDR files, and
+// Softimage PIC files likewise, are now refused by their signature.
+TEST_CASE("data: decode_image refuses Radiance HDR and Softimage PIC files", "[data][image]") {
+  vts_test::TempDir dir;
+  const std::string hdr = "#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 4 +X 5\n";
+  vts_test::write_text(dir / "cut.hdr", hdr + std::string(9, '\x40'));  // 20 pixels promised, 2.25 present
+  vts_test::write_text(dir / "whole.hdr", hdr + std::string(80, '\x40'));
+  vts_test::write_text(dir / "rgbe.hdr", "#?RGBE\nFORMAT=32-bit_rle_rgbe\n\n-Y 1 +X 1\n" + std::string(4, '\x40'));
+  std::string pic = std::string("\x53\x80\xF6\x34", 4) + std::string(84, '\x00') + "PICT" + std::string(20, '\x00');
+  vts_test::write_text(dir / "a.pic", pic);
+  for (const char* name : {"cut.hdr", "whole.hdr", "rgbe.hdr", "a.pic"}) {
+    INFO(name);
+    const std::string msg = message_of<vts::IoError>([&] { vts::data::decode_image(dir / name); });
+    CHECK_THAT(msg, Contains(dir / name));
+    CHECK_THAT(msg, Contains(name[0] == 'a' ? "it is a Softimage PIC image" : "it is a Radiance HDR image"));
+  }
+}
+
+// Found by tests/fuzz/fuzz_image: stb_image 2.27 reallocates its PNG data buffer to an IDAT
+// chunk's claimed length before reading it, so a 152-byte file made it allocate 1.1 GB (2 GB at
+// most). Now a chunk longer than the rest of the file is refused before stb reads the file.
+TEST_CASE("data: decode_image refuses a PNG chunk longer than the file", "[data][image]") {
+  vts_test::TempDir dir;
+  std::string png = png_header(5, 4);
+  png += std::string("\x7F\xFF\xFF\xFF", 4);  // 2^31 - 1 bytes claimed
+  png += "IDAT" + std::string(40, '\x11');
+  vts_test::write_text(dir / "long.png", png);
+  for (const int channels : {1, 3}) {
+    const std::string msg = message_of<vts::IoError>([&] { vts::data::decode_image(dir / "long.png", channels); });
+    CHECK_THAT(msg, Contains(dir / "long.png"));
+    CHECK_THAT(msg, Contains("PNG chunk 'IDAT' at byte 33 says it holds 2147483647 bytes; expected at most the 40 bytes"));
+  }
+}
+
 TEST_CASE("data: decode_image reads PNG and JPEG, forces RGB, and names undecodable files", "[data][image]") {
   vts_test::TempDir dir;
   const int w = 7, h = 5;

@@ -17,6 +17,8 @@ inline constexpr int kCifarRecordBytes = 1 + 3 * 32 * 32;
 
 namespace detail {
 
+// Appends the records of one batch file to `pool`. Throws vts::IoError naming the file (and the
+// record, for a label out of range) and leaves the pool unchanged when the file is refused.
 inline void append_cifar_file(const std::string& path, ImagePool& pool) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw IoError(vts::detail::concat("CIFAR-10: cannot open '", path, "' for reading"));
@@ -31,14 +33,18 @@ inline void append_cifar_file(const std::string& path, ImagePool& pool) {
   std::vector<uint8_t> raw(static_cast<size_t>(bytes));
   if (!in.read(reinterpret_cast<char*>(raw.data()), bytes))
     throw IoError(vts::detail::concat("CIFAR-10: ", path, ": expected ", bytes, " bytes, read ", in.gcount()));
+  // Every label is checked before the pool changes: a refused file leaves it as it was.
+  for (int64_t r = 0; r < n; ++r) {
+    const uint8_t label = raw[static_cast<size_t>(r * kCifarRecordBytes)];
+    if (label >= kCifarClasses)
+      throw IoError(vts::detail::concat("CIFAR-10: ", path, ": record ", r, " (byte offset ",
+                                        r * kCifarRecordBytes, "): expected a label in [0, 10), found ",
+                                        int(label)));
+  }
   const int64_t first = pool.size();
   pool.pixels.resize(static_cast<size_t>((first + n) * 3072));
   for (int64_t r = 0; r < n; ++r) {
     const uint8_t* rec = raw.data() + r * kCifarRecordBytes;
-    if (rec[0] >= kCifarClasses)
-      throw IoError(vts::detail::concat("CIFAR-10: ", path, ": record ", r, " (byte offset ",
-                                        r * kCifarRecordBytes, "): expected a label in [0, 10), found ",
-                                        int(rec[0])));
     pool.labels.push_back(rec[0]);
     // Planes R, G, B → interleaved HWC, the layout the resize and crop code reads.
     uint8_t* dst = pool.pixels.data() + (first + r) * 3072;

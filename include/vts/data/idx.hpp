@@ -92,8 +92,17 @@ inline IdxArray read_idx(const std::string& path) {
       throw IoError(vts::detail::concat("read_idx: ", path, ": header claims more than 2^40 elements"));
     total *= size;
   }
-  out.data.resize(static_cast<size_t>(total));
-  const int64_t got = detail::gz_read_some(f.get(), out.data.data(), total, path);
+  // The header is not trusted with the allocation (a few bytes can claim 2^40 elements, and a
+  // gzip file's payload size is not known before it is decompressed): the buffer grows with the
+  // bytes that actually arrive, from 1 MiB, at most doubling, so it never exceeds twice the data.
+  int64_t got = 0;
+  while (got < total) {
+    const int64_t want = std::min(total - got, std::max<int64_t>(got, int64_t(1) << 20));
+    out.data.resize(static_cast<size_t>(got + want));
+    const int64_t n = detail::gz_read_some(f.get(), out.data.data() + got, want, path);
+    got += n;
+    if (n < want) break;
+  }
   if (got != total) {
     std::ostringstream dims;
     for (int d = 0; d < rank; ++d) dims << (d ? "x" : "") << out.dims[static_cast<size_t>(d)];

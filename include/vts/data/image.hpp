@@ -13,14 +13,17 @@
 // image (not per pixel), and reuses per-thread scratch buffers, so a steady-state item allocates
 // nothing beyond what the decoder does.
 #include <stb_image.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <system_error>
 #include <tuple>
@@ -53,21 +56,418 @@ inline uint8_t pil_luma(const uint8_t* rgb) {
   return static_cast<uint8_t>((rgb[0] * 19595 + rgb[1] * 38470 + rgb[2] * 7471 + 0x8000) >> 16);
 }
 
+// The most pixels (width × height) decode_image accepts: PIL's decompression-bomb limit. PIL's
+// Image.MAX_IMAGE_PIXELS is 1024·1024·1024 // 4 // 3 = 89,478,485; above it Image.open warns,
+// above twice it raises DecompressionBombError, which is what the reference pipelines do with
+// such a file. The header is read first, so a 100-byte file that claims 20000×20000 pixels is
+// refused before stb_image allocates for it.
+inline constexpr int64_t kPilMaxImagePixels = int64_t(1024) * 1024 * 1024 / 4 / 3;
+inline constexpr int64_t kMaxImagePixels = 2 * kPilMaxImagePixels;  // 178,956,970
+
+namespace detail {
+// Throws unless w x h is a size decode_image returns: positive (stb_image 2.27 decodes a PNM that
+// says "0 7" to an empty image) and at most kMaxImagePixels.
+inline void check_image_size(const std::string& path, int64_t w, int64_t h) {
+  if (w <= 0 || h <= 0)
+    throw IoError(vts::detail::concat("cannot decode image file '", path, "': its header says ", w, "x", h,
+                                      " pixels; expected a positive width and height"));
+  if (w * h > kMaxImagePixels)
+    throw IoError(vts::detail::concat("cannot decode image file '", path, "': its header says ", w, "x", h, " = ",
+                                      w * h, " pixels; expected at most ", kMaxImagePixels,
+                                      " (PIL's decompression-bomb limit, 2 x Image.MAX_IMAGE_PIXELS)"));
+}
+
+// Buffered forward reading of a FILE* for the structure checks below; get() is -1 at the end.
+class FileBytes {
+ public:
+  explicit FileBytes(std::FILE* f) : f_(f), buf_(size_t(1) << 16) {}
+  int get() { return at_ < end_ || fill() ? buf_[at_++] : -1; }
+  // Skips n bytes (seeking past what is not buffered); false when that passes the end.
+  bool skip(uint64_t n, uint64_t size) {
+    if (n > size - offset()) return false;
+    if (n <= end_ - at_) {
+      at_ += static_cast<size_t>(n);
+      return true;
+    }
+    const uint64_t to = offset() + n;
+    if (std::fseek(f_, static_cast<long>(to), SEEK_SET) != 0) return false;
+    pos_ = to;
+    at_ = end_ = 0;
+    return true;
+  }
+  // Consumes bytes up to and including the next 0xFF; false at the end.
+  bool past_next_ff() {
+    for (;;) {
+      if (at_ == end_ && !fill()) return false;
+      const void* p = std::memchr(buf_.data() + at_, 0xFF, end_ - at_);
+      if (p) {
+        at_ = static_cast<size_t>(static_cast<const uint8_t*>(p) - buf_.data()) + 1;
+        return true;
+      }
+      at_ = end_;
+    }
+  }
+  uint64_t offset() const { return pos_ - (end_ - at_); }
+
+ private:
+  bool fill() {
+    at_ = 0;
+    end_ = std::fread(buf_.data(), 1, buf_.size(), f_);
+    pos_ += end_;
+    return end_ > 0;
+  }
+  std::FILE* f_;
+  std::vector<uint8_t> buf_;
+  size_t at_ = 0, end_ = 0;
+  uint64_t pos_ = 0;  // file offset of buf_[end_]
+};
+
+inline std::string printable_tag(const uint8_t* t, size_t n) {
+  std::string s;
+  for (size_t i = 0; i < n; ++i) s += (t[i] >= 0x20 && t[i] < 0x7F) ? char(t[i]) : '?';
+  return s;
+}
+
+// stb_image 2.27 (the libstb of Debian 12) trusts header fields that later versions (or libjpeg)
+// check; these checks run first, so such a file is an IoError instead of what stb does with it.
+//
+// PNG: each chunk's length, up to IEND, must fit in the file. stb reallocates its IDAT buffer to a
+// chunk's claimed length before reading it, so a 150-byte file could make it allocate 2 GB.
+inline void check_png_chunks(FileBytes& in, uint64_t size, const std::string& path) {
+  for (;;) {  // just after the 8-byte signature, or after a chunk's CRC
+    const uint64_t at = in.offset();
+    uint8_t h[8];
+    for (uint8_t& b : h) {
+      const int c = in.get();
+      if (c < 0) return;  // truncated: stb says so
+      b = static_cast<uint8_t>(c);
+    }
+    const uint64_t length = (uint64_t(h[0]) << 24) | (uint64_t(h[1]) << 16) | (uint64_t(h[2]) << 8) | h[3];
+    const uint64_t left = size - at - 8;
+    if (length > left)
+      throw IoError(vts::detail::concat("cannot decode image file '", path, "': PNG chunk '", printable_tag(h + 4, 4),
+                                        "' at byte ", at, " says it holds ", length, " bytes; expected at most the ",
+                                        left, " bytes left in the file"));
+    if (std::memcmp(h + 4, "IEND", 4) == 0 || !in.skip(length + 4, size)) return;
+  }
+}
+
+// JPEG, two things stb 2.27 gets wrong:
+//  - a Huffman table (DHT) lists how many codes it has of each length 1..16, at most 256 in all;
+//    stb builds the table without checking the sum and writes past its arrays when it is larger
+//    (already in stbi_info, before any pixel);
+//  - every quantization table (DQT) and Huffman table a scan uses must be defined before it, and
+//    every component must be coded (by a scan, in a progressive JPEG by a first DC scan) once,
+//    not twice in one scan; otherwise stb reads never-initialised table or pixel memory, so the
+//    file decodes to heap garbage, different on every call. libjpeg (PIL) refuses undefined
+//    tables too ("Quantization table 0x01 was not defined"; it has default Huffman tables for
+//    Motion-JPEG frames without any, which stb lacks) and a component twice in a scan ("Invalid
+//    component ID 3 in SOS"); a component in no scan it decodes as grey.
+// The walk repeats stb's (stbi__decode_jpeg_header, stbi__decode_jpeg_image): the same segments in
+// the same order, bytes past the end read as 0 as stb reads them, a scan's entropy-coded data up to
+// the next marker other than RSTn; where stb gives up on the file, so does the walk.
+inline void check_jpeg_tables(FileBytes& in, const std::string& path) {
+  auto fail = [&](auto&&... parts) {
+    return IoError(vts::detail::concat("cannot decode image file '", path, "': JPEG ", parts...));
+  };
+  auto get8 = [&] { return std::max(in.get(), 0); };  // stbi__get8: 0 past the end
+  auto get16 = [&] {
+    const int hi = get8();
+    return hi * 256 + get8();
+  };
+  bool quant[4] = {}, dc[4] = {}, ac[4] = {};
+  int frame = -1;                               // the SOF marker, once read
+  std::vector<std::pair<int, int>> components;  // (id, quantization table), from the frame header
+  std::vector<bool> coded;                      // per component: a scan has written all its blocks
+  int pending = -1;                             // the marker that ended a scan's data
+  bool first = true;                            // the marker right after SOI
+  for (;;) {
+    int m = pending;
+    pending = -1;
+    if (m < 0) {  // stbi__get_marker; before the frame header stb skips stray bytes between segments
+      for (;;) {
+        const int x = in.get();
+        if (x < 0) return;  // stb: no marker at the end of the file
+        if (x == 0xFF) break;
+        if (first || frame >= 0) return;  // stb: "expected marker"
+      }
+      do m = in.get();
+      while (m == 0xFF);
+      if (m < 0) return;
+    }
+    first = false;
+    const uint64_t at = in.offset() - 2;
+    if (m == 0xD9) {  // EOI: stb returns the image (before the frame header it refuses the file)
+      for (size_t i = 0; i < coded.size(); ++i)
+        if (!coded[i])
+          throw fail("component ", components[i].first, " is coded by no ", frame == 0xC2 ? "first DC " : "",
+                     "scan; its pixels would be undefined");
+      return;
+    }
+    if (m == 0xC4) {        // DHT: tables while the segment's length lasts, as stb counts it
+      for (int left = get16() - 2; left > 0;) {
+        const int q = get8();
+        if ((q >> 4) > 1 || (q & 15) > 3) return;  // stb refuses a bad table class or id
+        int codes = 0;
+        for (int i = 0; i < 16; ++i) codes += get8();
+        if (codes > 256)
+          throw fail("Huffman table ", q & 15, " (", (q >> 4) ? "AC" : "DC", ", DHT segment at byte ", at,
+                     ") declares ", codes, " codes; expected at most 256");
+        for (int i = 0; i < codes; ++i) (void)in.get();
+        ((q >> 4) ? ac : dc)[q & 15] = true;
+        left -= 17 + codes;
+        if (left < 0) return;  // stb refuses a segment its tables overrun
+      }
+    } else if (m == 0xDB) {  // DQT
+      for (int left = get16() - 2; left > 0;) {
+        const int q = get8();
+        if ((q >> 4) > 1 || (q & 15) > 3) return;  // stb refuses a bad precision or id
+        const int n = (q >> 4) ? 128 : 64;
+        for (int i = 0; i < n; ++i) (void)in.get();
+        quant[q & 15] = true;
+        left -= 1 + n;
+        if (left < 0) return;
+      }
+    } else if (m == 0xDD) {  // DRI
+      if (get16() != 4) return;
+      (void)get16();
+    } else if ((m >= 0xE0 && m <= 0xEF) || m == 0xFE) {  // APPn, COM
+      const int length = get16();
+      if (length < 2) return;
+      for (int i = 2; i < length; ++i) (void)in.get();
+    } else if (m >= 0xC0 && m <= 0xC2) {  // SOF0..2: the frames stb reads; any later SOF it refuses
+      if (frame >= 0) return;
+      frame = m;
+      const int length = get16(), precision = get8(), height = get16(), width = get16(), n = get8();
+      if (length < 11 || precision != 8 || height == 0 || width == 0 || (n != 1 && n != 3 && n != 4) ||
+          length != 8 + 3 * n)
+        return;  // stb refuses these
+      for (int k = 0; k < n; ++k) {
+        const int id = get8(), sampling = get8(), table = get8();
+        if ((sampling >> 4) == 0 || (sampling >> 4) > 4 || (sampling & 15) == 0 || (sampling & 15) > 4 || table > 3)
+          return;
+        components.emplace_back(id, table);
+      }
+      coded.assign(components.size(), false);
+    } else if (m == 0xDA && frame >= 0) {  // SOS: the tables it uses must exist now
+      const int length = get16(), n = get8();
+      if (n < 1 || n > 4 || n > static_cast<int>(components.size()) || length != 6 + 2 * n) return;
+      std::vector<std::pair<size_t, int>> scan;  // (component, DC table << 4 | AC table)
+      for (int k = 0; k < n; ++k) {
+        const int id = get8(), tables = get8();
+        size_t i = 0;
+        while (i < components.size() && components[i].first != id) ++i;
+        if (i == components.size() || (tables >> 4) > 3 || (tables & 15) > 3) return;  // stb refuses these
+        for (const auto& [j, t] : scan)
+          if (j == i)
+            throw fail("scan (SOS segment at byte ", at, ") lists component ", id,
+                       " twice; expected each component at most once");
+        scan.emplace_back(i, tables);
+      }
+      const int ss = get8(), se = get8(), a = get8();
+      const bool progressive = frame == 0xC2;
+      if (progressive ? (ss > 63 || se > 63 || ss > se || (a >> 4) > 13 || (a & 15) > 13) : (ss != 0 || a != 0))
+        return;
+      for (const auto& [i, tables] : scan) {
+        const int id = components[i].first, qt = components[i].second;
+        if (!quant[qt])
+          throw fail("component ", id, " uses quantization table ", qt,
+                     ", which is not defined before its scan (SOS segment at byte ", at, ")");
+        // Progressive: a first DC scan uses the DC table, an AC scan the AC table, a DC refinement none.
+        const bool uses_dc = !progressive || (ss == 0 && (a >> 4) == 0), uses_ac = !progressive || ss > 0;
+        const bool dc_missing = uses_dc && !dc[tables >> 4];
+        if (dc_missing || (uses_ac && !ac[tables & 15]))
+          throw fail("component ", id, " uses ", dc_missing ? "DC" : "AC", " Huffman table ",
+                     dc_missing ? tables >> 4 : tables & 15, ", which is not defined before its scan (SOS segment at byte ",
+                     at, "; stb_image has no default tables)");
+        if (uses_dc) coded[i] = true;
+      }
+      for (;;) {  // the scan's entropy-coded data: 0xFF 0x00 is a data byte, 0xFF 0xD0..0xD7 a restart
+        if (!in.past_next_ff()) return;
+        int x;
+        do x = in.get();
+        while (x == 0xFF);
+        if (x < 0) return;
+        if (x != 0x00 && (x < 0xD0 || x > 0xD7)) {
+          pending = x;
+          break;
+        }
+      }
+    } else if (m == 0xDC && frame >= 0) {  // DNL
+      if (get16() != 4) return;
+      (void)get16();
+    } else {
+      return;  // a marker stb refuses here (SOS or DNL before the frame, SOF3.., RSTn, ...)
+    }
+  }
+}
+
+// PNM (P5/P6): stb 2.27 reads the width, height and maximum value into an int without checking
+// for overflow (undefined behaviour, in practice a wrapped size such as 1 x -1431655768), and
+// returns the image of a truncated file with the missing pixels left uninitialised (heap garbage,
+// different on every call); both fixed in stb 2.28. The header is read as stb reads it: blanks
+// and # comments between the numbers, the pixels right after the one byte that ends the maximum.
+inline void check_pnm_header(FileBytes& in, uint64_t size, int channels, const std::string& path) {
+  auto blank = [](int c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'; };
+  int c = in.get();
+  auto skip_blanks = [&] {
+    for (;;) {
+      while (c >= 0 && blank(c)) c = in.get();
+      if (c != '#') return;
+      while (c >= 0 && c != '\n' && c != '\r') c = in.get();
+    }
+  };
+  int64_t numbers[3] = {};
+  const char* names[3] = {"width", "height", "maximum value"};
+  for (int k = 0; k < 3; ++k) {
+    skip_blanks();
+    std::string digits;
+    int64_t value = 0;
+    size_t count = 0;
+    for (; c >= '0' && c <= '9'; c = in.get(), ++count) {
+      value = std::min<int64_t>(value * 10 + (c - '0'), int64_t(INT32_MAX) + 1);
+      if (count < 24) digits += char(c);
+    }
+    if (value > INT32_MAX)
+      throw IoError(vts::detail::concat("cannot decode image file '", path, "': PNM header: the ", names[k], " ",
+                                        digits, count > 24 ? "..." : "", " is larger than ", INT32_MAX));
+    numbers[k] = value;
+  }
+  const auto [w, h, maximum] = numbers;
+  if (w <= 0 || h <= 0 || maximum > 65535) return;  // refused elsewhere
+  const int64_t sample = maximum > 255 ? 2 : 1;
+  if (w * h > kMaxImagePixels) return;  // refused by the size check
+  const uint64_t need = static_cast<uint64_t>(w * h * channels * sample), have = size - in.offset();
+  if (have < need)
+    throw IoError(vts::detail::concat("cannot decode image file '", path, "': truncated PNM: its header says ", w,
+                                      "x", h, " pixels of ", channels * sample, " bytes (", need,
+                                      " bytes), the file holds ", have, " after the header"));
+}
+
+// TGA: stb 2.27 returns an uncompressed true-colour or grey TGA that is cut short with the missing
+// rows uninitialised (heap garbage, different on every call); its other TGA kinds read zeros
+// there. stb takes a file for a TGA when its test (repeated here on the 18-byte header) passes,
+// after every other format's: no other format's signature has 0 or 1 as its second byte.
+inline void check_tga(const uint8_t* h, uint64_t size, const std::string& path) {
+  auto le16 = [&](int at) { return int(h[at]) | int(h[at + 1]) << 8; };
+  const int colormap = h[1], type = h[2], palette_bits = h[7], width = le16(12), height = le16(14), bits = h[16];
+  // stbi__tga_test
+  if (colormap > 1) return;
+  if (colormap == 1 ? (type != 1 && type != 9) || (palette_bits != 8 && palette_bits != 15 && palette_bits != 16 &&
+                                                   palette_bits != 24 && palette_bits != 32)
+                    : type != 2 && type != 3 && type != 10 && type != 11)
+    return;
+  if (width < 1 || height < 1 || (colormap == 1 && bits != 8 && bits != 16)) return;
+  if (bits != 8 && bits != 15 && bits != 16 && bits != 24 && bits != 32) return;
+  // stbi__tga_load reads the pixels of a plain (not indexed, not RLE, not 15/16-bit RGB) TGA in one go
+  const bool grey = (type & 7) == 3;
+  if (colormap == 1 || type >= 8 || bits == 15 || (bits == 16 && !grey)) return;
+  const uint64_t channels = bits == 16 ? 2 : static_cast<uint64_t>(bits / 8);
+  const uint64_t start = 18 + h[0], need = uint64_t(width) * uint64_t(height) * channels;
+  const uint64_t have = size > start ? size - start : 0;
+  if (have < need)
+    throw IoError(vts::detail::concat("cannot decode image file '", path, "': truncated TGA: its header says ", width,
+                                      "x", height, " pixels of ", channels, " bytes (", need, " bytes), the file holds ",
+                                      have, " after the header"));
+}
+
+// Radiance HDR and Softimage PIC: stb decodes them too, but they are not among the formats
+// decode_image reads (nor does PIL open them), and stb 2.27 reads a truncated flat HDR file's
+// pixels from uninitialised stack bytes. Refused by their signatures, as stb recognises them.
+inline void refuse_other_formats(const uint8_t* head, size_t n, const std::string& path) {
+  auto starts = [&](const char* sig, size_t len, size_t at = 0) {
+    return n >= at + len && std::memcmp(head + at, sig, len) == 0;
+  };
+  const char* format = starts("#?RADIANCE\n", 11) || starts("#?RGBE\n", 7) ? "a Radiance HDR image"
+                       : starts("\x53\x80\xF6\x34", 4) && starts("PICT", 4, 88) ? "a Softimage PIC image"
+                                                                                  : nullptr;
+  if (format)
+    throw IoError(vts::detail::concat("cannot decode image file '", path, "': it is ", format,
+                                      "; expected a JPEG, PNG, BMP, GIF, TGA or PNM image"));
+}
+
+// Runs the checks above on a PNG, JPEG, PNM or TGA file, and refuses HDR and PIC files; other
+// formats pass untouched. Leaves f anywhere.
+inline void check_image_structure(std::FILE* f, const std::string& path) {
+  struct stat st {};
+  if (::fstat(::fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) return;  // a folder, a pipe: stb says
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  FileBytes in(f);
+  uint8_t sig[8];
+  size_t got = 0;
+  auto read_to = [&](size_t n) {
+    for (int c; got < n && (c = in.get()) >= 0;) sig[got++] = static_cast<uint8_t>(c);
+    return got == n;
+  };
+  if (!read_to(2)) return;
+  if (sig[0] == 0xFF) {  // stb takes any number of 0xFF bytes, then 0xD8, as the start of a JPEG
+    int c = sig[1];
+    while (c == 0xFF) c = in.get();
+    if (c == 0xD8) check_jpeg_tables(in, path);  // after SOI
+    return;
+  }
+  if (sig[0] == 'P' && (sig[1] == '5' || sig[1] == '6')) return check_pnm_header(in, size, sig[1] == '6' ? 3 : 1, path);
+  if (sig[0] == '#' || sig[0] == 0x53) {
+    uint8_t head[92];
+    std::memcpy(head, sig, 2);
+    size_t n = 2;
+    for (int c; n < sizeof head && (c = in.get()) >= 0;) head[n++] = static_cast<uint8_t>(c);
+    return refuse_other_formats(head, n, path);
+  }
+  static const uint8_t png[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  if (!read_to(8)) return;
+  if (std::memcmp(sig, png, 8) == 0) return check_png_chunks(in, size, path);
+  if (sig[1] <= 1) {
+    uint8_t header[18];
+    std::memcpy(header, sig, 8);
+    size_t n = 8;
+    for (int c; n < 18 && (c = in.get()) >= 0;) header[n++] = static_cast<uint8_t>(c);
+    if (n == 18) check_tga(header, size, path);
+  }
+}
+}  // namespace detail
+
 // Decodes a JPEG/PNG/BMP/GIF/TGA/PNM file into `channels` channels (3 = RGB, as PIL's
 // convert("RGB"): grey is replicated, alpha dropped; 1 = grey, as PIL's convert("L"), colour
-// weighted by pil_luma). Throws vts::IoError naming the file when it cannot be opened or decoded;
-// never returns a partial image.
+// weighted by pil_luma). Throws vts::IoError naming the file when it cannot be opened or decoded,
+// when its header claims no pixels or more than kMaxImagePixels, when it is a JPEG, PNG, PNM or
+// TGA file that stb_image 2.27 would mishandle (detail::check_image_structure), and when it is a
+// Radiance HDR or Softimage PIC file (stb reads them, decode_image does not); never returns a
+// partial or empty image.
 inline void decode_image(const std::string& path, int channels, ImageU8& out) {
   VTS_CHECK(channels >= 1 && channels <= 4, "decode_image: expected 1..4 channels, found ", channels);
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f)
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
+  if (!file)
     throw IoError(vts::detail::concat("cannot open image file '", path, "': ", std::strerror(errno)));
+  std::FILE* f = file.get();
+  auto rewind = [&] {
+    if (std::fseek(f, 0, SEEK_SET) != 0)
+      throw IoError(vts::detail::concat("cannot read image file '", path, "': ", std::strerror(errno)));
+  };
+  detail::check_image_structure(f, path);
+  rewind();
   int w = 0, h = 0, file_channels = 0;
+  // The dimensions first (stb reads the header only), then back to the start for the decode. A
+  // header stb cannot read is left to the decode, which says why.
+  if (stbi_info_from_file(f, &w, &h, &file_channels)) detail::check_image_size(path, w, h);
+  rewind();
   // For grey, colour files are decoded as they are and weighted here: stb's own conversion,
   // (77 R + 150 G + 29 B) >> 8, is up to one level off PIL's, which the reference pipelines use.
-  const int decoded_channels = channels == 1 ? 0 : channels;
+  // 16-bit files too: stb 2.27 converts the channels of a 16-bit PNM with its 8-bit converter,
+  // which reads past its buffer (fixed in stb 2.28), so they are converted here as well.
+  const bool sixteen_bit = stbi_is_16_bit_from_file(f);
+  rewind();
+  const int decoded_channels = channels == 1 || sixteen_bit ? 0 : channels;
   stbi_uc* px = stbi_load_from_file(f, &w, &h, &file_channels, decoded_channels);
-  std::fclose(f);
+  file.reset();
+  if (px) {  // again, for a format whose header stb's info does not read
+    try {
+      detail::check_image_size(path, w, h);
+    } catch (...) {
+      stbi_image_free(px);
+      throw;
+    }
+  }
   if (!px) {
     // stb_image calls a folder or an empty file an "unknown image type"; those say what they are.
     std::error_code ec;
@@ -86,10 +486,28 @@ inline void decode_image(const std::string& path, int channels, ImageU8& out) {
   out.width = w;
   out.channels = channels;
   const size_t n = size_t(w) * size_t(h);
-  if (decoded_channels == 0) {  // grey from the file's own channels: grey (+ alpha), or colour (+ alpha)
-    out.pixels.resize(n);
+  if (decoded_channels == 0) {  // from the file's own channels: grey (+ alpha), or colour (+ alpha)
+    out.pixels.resize(n * size_t(channels));
     const auto step = static_cast<size_t>(file_channels);
-    for (size_t i = 0; i < n; ++i) out.pixels[i] = file_channels >= 3 ? pil_luma(px + i * step) : px[i * step];
+    const bool colour = file_channels >= 3, alpha = file_channels == 2 || file_channels == 4;
+    for (size_t i = 0; i < n; ++i) {
+      const uint8_t* p = px + i * step;
+      uint8_t* o = out.pixels.data() + i * size_t(channels);
+      if (channels == 1) {
+        o[0] = colour ? pil_luma(p) : p[0];
+        continue;
+      }
+      // As stb's own conversion (stbi__convert_format) would make them.
+      const uint8_t y = colour ? static_cast<uint8_t>((p[0] * 77 + p[1] * 150 + p[2] * 29) >> 8) : p[0];
+      const uint8_t a = alpha ? p[step - 1] : 255;
+      if (channels == 2) {
+        o[0] = y;
+        o[1] = a;
+      } else {
+        for (int c = 0; c < 3; ++c) o[c] = colour ? p[c] : p[0];
+        if (channels == 4) o[3] = a;
+      }
+    }
   } else {
     out.pixels.assign(px, px + n * size_t(channels));
   }

@@ -401,7 +401,8 @@ class CheckpointReader {
   // Throws one IoError listing every problem (nothing assigned), or assigns everything.
   void commit() {
     VTS_CHECK(!committed_, "CheckpointReader::commit called twice for '", path_, "'");
-    for (const auto& [key, t] : st_.tensors()) {
+    for (const auto& [name, t] : st_.tensors()) {
+      const std::string& key = name;  // a structured binding cannot be captured before clang 16
       if (claimed_.count(key)) continue;
       if (std::any_of(ignored_.begin(), ignored_.end(), [&](const std::string& p) { return detail::starts_with(key, p); }))
         continue;
