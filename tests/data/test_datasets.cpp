@@ -397,6 +397,20 @@ struct ListFixture {
 
 }  // namespace
 
+TEST_CASE("data: the three list readers agree on what a blank line is", "[data][list]") {
+  // read_list_file splits on std::isspace; the path and class-name readers trim the same set, so a
+  // line holding only a vertical tab or form feed is skipped by all three (it was a path '\v').
+  vts_test::TempDir dir;
+  vts_test::write_text(dir / "paths.txt", "\v\n a b.png\f\n\f\r\nc.png\n");
+  const auto paths = vts::data::read_path_list(dir / "paths.txt");
+  CHECK(paths.images == std::vector<std::string>{"a b.png", "c.png"});
+  CHECK(paths.lines == std::vector<int64_t>{2, 4});
+  vts_test::write_text(dir / "names.txt", "cat\n\v\ndog\f\n");
+  CHECK(vts::data::read_class_names(dir / "names.txt", 2) == std::vector<std::string>{"cat", "dog"});
+  vts_test::write_text(dir / "list.txt", "\v\na.png 1 0\n");
+  CHECK(vts::data::read_list_file(dir / "list.txt", 2).lines == std::vector<int64_t>{2});
+}
+
 TEST_CASE("data: list datasets decode, transform and label images", "[data][list]") {
   ListFixture fx;
   vts_test::write_text(fx.dir / "train.txt", fx.rel(0) + " 1 0 0\n" + fx.rel(1) + " 0 1 1\n\n" + fx.rel(2) +

@@ -337,6 +337,11 @@ TEST_CASE("checkpoint: files that are not readable vts checkpoints are refused o
   CHECK_THROWS_WITH(io::CheckpointReader(golden("vit_golden32.safetensors")), Contains("no \"vts\" metadata"));
   io::write_safetensors(dir / "future.safetensors", {}, {{"vts", R"({"format_version": 99})"}});
   CHECK_THROWS_WITH(io::CheckpointReader(dir / "future.safetensors"), Contains("format_version 99"));
+  // 2^32 + 1 is 1 as an int: compared before it is narrowed (fuzz_checkpoint's reading of the code).
+  io::write_safetensors(dir / "wrapped.safetensors", {}, {{"vts", R"({"format_version": 4294967297})"}});
+  CHECK_THROWS_WITH(io::CheckpointReader(dir / "wrapped.safetensors"), Contains("format_version 4294967297 is not"));
+  io::write_safetensors(dir / "old.safetensors", {}, {{"vts", R"({"format_version": 0})"}});
+  CHECK_THROWS_WITH(io::CheckpointReader(dir / "old.safetensors"), Contains("format_version 0 is not"));
   io::write_safetensors(dir / "junk.safetensors", {}, {{"vts", "not json"}});
   CHECK_THROWS_WITH(io::CheckpointReader(dir / "junk.safetensors"), Contains("not valid JSON"));
 

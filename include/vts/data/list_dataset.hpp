@@ -80,11 +80,13 @@ inline ListFile read_list_file(const std::string& path, int num_classes) {
 }
 
 namespace detail {
-// `s` without the blanks (spaces, tabs, CR, LF) around it.
+// `s` without the blanks around it: the characters std::isspace calls blank in the C locale, so a
+// line that read_list_file skips as blank is skipped here too.
 inline std::string trim_blanks(std::string_view s) {
-  const size_t b = s.find_first_not_of(" \t\r\n");
+  constexpr const char* blanks = " \t\r\n\v\f";
+  const size_t b = s.find_first_not_of(blanks);
   if (b == std::string_view::npos) return {};
-  return std::string(s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1));
+  return std::string(s.substr(b, s.find_last_not_of(blanks) - b + 1));
 }
 }  // namespace detail
 

@@ -264,10 +264,13 @@ class CheckpointReader {
     const auto v = meta_.find("format_version");
     if (v == meta_.end() || !v->is_number_integer())
       throw IoError(detail::concat("checkpoint '", path_, "': metadata has no integer format_version"));
-    version_ = v->get<int>();
-    if (version_ < 1 || version_ > kCheckpointVersion)
-      throw IoError(detail::concat("checkpoint '", path_, "': format_version ", version_,
+    // Compared before narrowing: get<int>() of 4294967297 would be 1.
+    const bool known = v->is_number_unsigned() ? v->get<uint64_t>() <= uint64_t(kCheckpointVersion)
+                                               : v->get<int64_t>() <= kCheckpointVersion;
+    if (!known || v->get<int64_t>() < 1)
+      throw IoError(detail::concat("checkpoint '", path_, "': format_version ", v->dump(),
                                    " is not one this build reads (1..", kCheckpointVersion, ")"));
+    version_ = v->get<int>();
   }
 
   const std::string& path() const { return path_; }
