@@ -141,11 +141,7 @@ void write_seeds(const std::string& dir) {
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   vts::cpu::set_num_threads(1);
-  if (const char* dir = vts_fuzz::seed_dir()) {
-    write_seeds(dir);
-    std::exit(0);
-  }
-  return 0;
+  return vts_fuzz::write_seeds_if_asked(write_seeds);
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

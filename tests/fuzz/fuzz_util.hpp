@@ -54,6 +54,16 @@ inline const char* seed_dir() {
   return d && *d ? d : nullptr;
 }
 
+// What each target's LLVMFuzzerInitialize returns: when scripts/fuzz asks for seeds, they are
+// written with `write` and the process exits before any input runs.
+inline int write_seeds_if_asked(void (*write)(const std::string&)) {
+  if (const char* dir = seed_dir()) {
+    write(dir);
+    std::exit(0);
+  }
+  return 0;
+}
+
 inline std::vector<uint8_t> read_file(const std::string& path) {
   std::vector<uint8_t> out;
   FILE* f = std::fopen(path.c_str(), "rb");
