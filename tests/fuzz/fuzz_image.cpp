@@ -22,6 +22,7 @@
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #include <stb_image_write.h>
 
+#include <climits>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -41,16 +42,16 @@ namespace {
 constexpr int64_t kSlowPixels = int64_t(1) << 18;
 
 // The header's size as stbi_info reads it, after decode_image's own structure checks (stb's info
-// already builds JPEG Huffman tables, which those checks guard); nullopt when either refuses.
-std::optional<std::pair<int, int>> header_size(const std::string& path) {
+// already builds JPEG Huffman tables, which those checks guard); nullopt when either refuses. From
+// memory, as decode_image asks it (stb's FILE* reader does not rewind to the file's start).
+std::optional<std::pair<int, int>> header_size(const std::string& path, const uint8_t* bytes, size_t size) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (!f) std::abort();
   std::optional<std::pair<int, int>> out;
   try {
     data::detail::check_image_structure(f, path);
-    std::fseek(f, 0, SEEK_SET);
     int w = 0, h = 0, c = 0;
-    if (stbi_info_from_file(f, &w, &h, &c)) out = std::pair{w, h};
+    if (size <= size_t(INT_MAX) && stbi_info_from_memory(bytes, static_cast<int>(size), &w, &h, &c)) out = std::pair{w, h};
   } catch (const vts::IoError&) {
   }
   std::fclose(f);
@@ -145,7 +146,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) { return vts_fuzz::write_seed
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string& path = vts_fuzz::input_file("image", data, size);
-  const std::optional<std::pair<int, int>> header = header_size(path);
+  const std::optional<std::pair<int, int>> header = header_size(path, data, size);
   if (header) {
     const int64_t pixels = int64_t(header->first) * header->second;
     if (pixels > kSlowPixels && pixels <= data::kMaxImagePixels) return 0;

@@ -440,26 +440,45 @@ inline void decode_image(const std::string& path, int channels, ImageU8& out) {
   if (!file)
     throw IoError(vts::detail::concat("cannot open image file '", path, "': ", std::strerror(errno)));
   std::FILE* f = file.get();
-  auto rewind = [&] {
-    if (std::fseek(f, 0, SEEK_SET) != 0)
-      throw IoError(vts::detail::concat("cannot read image file '", path, "': ", std::strerror(errno)));
-  };
   detail::check_image_structure(f, path);
-  rewind();
+  if (std::fseek(f, 0, SEEK_SET) != 0)
+    throw IoError(vts::detail::concat("cannot read image file '", path, "': ", std::strerror(errno)));
+  // stb is given the file in memory: its FILE* reader "rewinds" only to the start of its current
+  // 128-byte buffer, so stbi_info, which tries one format after another, could read a PNM header
+  // from the middle of a broken JPEG (fuzz_image: a signed overflow in stb's PNM parser). From
+  // memory every stb call below starts at the file's first byte. stb reads the whole file anyway.
+  std::error_code size_ec;
+  const uintmax_t file_bytes = std::filesystem::is_regular_file(path, size_ec) ? std::filesystem::file_size(path, size_ec) : 0;
+  if (!size_ec && file_bytes > static_cast<uintmax_t>(INT_MAX))
+    throw IoError(vts::detail::concat("cannot decode image file '", path, "': it is ", file_bytes,
+                                      " bytes; expected at most ", INT_MAX, " (stb_image's limit)"));
+  std::vector<uint8_t> bytes;
+  bytes.reserve(static_cast<size_t>(size_ec ? 0 : file_bytes));
+  {
+    uint8_t chunk[1 << 16];
+    for (size_t n; (n = std::fread(chunk, 1, sizeof chunk, f)) > 0 && bytes.size() <= size_t(INT_MAX);)
+      bytes.insert(bytes.end(), chunk, chunk + n);
+    // A folder reads as an error (EISDIR) and is named below; any other read error is said here.
+    if (std::ferror(f) && errno != EISDIR)
+      throw IoError(vts::detail::concat("cannot read image file '", path, "': ", std::strerror(errno)));
+    if (bytes.size() > size_t(INT_MAX))
+      throw IoError(vts::detail::concat("cannot decode image file '", path, "': it is more than ", INT_MAX,
+                                        " bytes (stb_image's limit)"));
+  }
+  file.reset();
+  const int length = static_cast<int>(bytes.size());
   int w = 0, h = 0, file_channels = 0;
-  // The dimensions first (stb reads the header only), then back to the start for the decode. A
-  // header stb cannot read is left to the decode, which says why.
-  if (stbi_info_from_file(f, &w, &h, &file_channels)) detail::check_image_size(path, w, h);
-  rewind();
+  // The dimensions first (stb reads the header only). A header stb cannot read is left to the
+  // decode, which says why.
+  if (stbi_info_from_memory(bytes.data(), length, &w, &h, &file_channels)) detail::check_image_size(path, w, h);
   // For grey, colour files are decoded as they are and weighted here: stb's own conversion,
   // (77 R + 150 G + 29 B) >> 8, is up to one level off PIL's, which the reference pipelines use.
   // 16-bit files too: stb 2.27 converts the channels of a 16-bit PNM with its 8-bit converter,
   // which reads past its buffer (fixed in stb 2.28), so they are converted here as well.
-  const bool sixteen_bit = stbi_is_16_bit_from_file(f);
-  rewind();
+  const bool sixteen_bit = stbi_is_16_bit_from_memory(bytes.data(), length);
   const int decoded_channels = channels == 1 || sixteen_bit ? 0 : channels;
-  stbi_uc* px = stbi_load_from_file(f, &w, &h, &file_channels, decoded_channels);
-  file.reset();
+  stbi_uc* px = stbi_load_from_memory(bytes.data(), length, &w, &h, &file_channels, decoded_channels);
+  bytes = {};
   if (px) {  // again, for a format whose header stb's info does not read
     try {
       detail::check_image_size(path, w, h);
