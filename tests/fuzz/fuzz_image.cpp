@@ -45,17 +45,14 @@ constexpr int64_t kSlowPixels = int64_t(1) << 18;
 // already builds JPEG Huffman tables, which those checks guard); nullopt when either refuses. From
 // memory, as decode_image asks it (stb's FILE* reader does not rewind to the file's start).
 std::optional<std::pair<int, int>> header_size(const std::string& path, const uint8_t* bytes, size_t size) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) std::abort();
-  std::optional<std::pair<int, int>> out;
   try {
-    data::detail::check_image_structure(f, path);
-    int w = 0, h = 0, c = 0;
-    if (size <= size_t(INT_MAX) && stbi_info_from_memory(bytes, static_cast<int>(size), &w, &h, &c)) out = std::pair{w, h};
+    data::detail::check_image_structure(bytes, size, path);
   } catch (const vts::IoError&) {
+    return std::nullopt;
   }
-  std::fclose(f);
-  return out;
+  int w = 0, h = 0, c = 0;
+  if (size <= size_t(INT_MAX) && stbi_info_from_memory(bytes, static_cast<int>(size), &w, &h, &c)) return std::pair{w, h};
+  return std::nullopt;
 }
 
 std::optional<data::ImageU8> decode(const std::string& path, int channels) {

@@ -77,49 +77,30 @@ inline void check_image_size(const std::string& path, int64_t w, int64_t h) {
                                       " (PIL's decompression-bomb limit, 2 x Image.MAX_IMAGE_PIXELS)"));
 }
 
-// Buffered forward reading of a FILE* for the structure checks below; get() is -1 at the end.
-class FileBytes {
+// Forward reading of the file's bytes for the structure checks below; get() is -1 at the end.
+class ByteCursor {
  public:
-  explicit FileBytes(std::FILE* f) : f_(f), buf_(size_t(1) << 16) {}
-  int get() { return at_ < end_ || fill() ? buf_[at_++] : -1; }
-  // Skips n bytes (seeking past what is not buffered); false when that passes the end.
-  bool skip(uint64_t n, uint64_t size) {
-    if (n > size - offset()) return false;
-    if (n <= end_ - at_) {
-      at_ += static_cast<size_t>(n);
-      return true;
-    }
-    const uint64_t to = offset() + n;
-    if (std::fseek(f_, static_cast<long>(to), SEEK_SET) != 0) return false;
-    pos_ = to;
-    at_ = end_ = 0;
+  ByteCursor(const uint8_t* data, size_t size) : data_(data), size_(size) {}
+  int get() { return at_ < size_ ? data_[at_++] : -1; }
+  // Skips n bytes; false (and nothing skipped) when that passes the end.
+  bool skip(uint64_t n) {
+    if (n > size_ - at_) return false;
+    at_ += static_cast<size_t>(n);
     return true;
   }
   // Consumes bytes up to and including the next 0xFF; false at the end.
   bool past_next_ff() {
-    for (;;) {
-      if (at_ == end_ && !fill()) return false;
-      const void* p = std::memchr(buf_.data() + at_, 0xFF, end_ - at_);
-      if (p) {
-        at_ = static_cast<size_t>(static_cast<const uint8_t*>(p) - buf_.data()) + 1;
-        return true;
-      }
-      at_ = end_;
-    }
+    const void* p = std::memchr(data_ + at_, 0xFF, size_ - at_);
+    at_ = p ? static_cast<size_t>(static_cast<const uint8_t*>(p) - data_) + 1 : size_;
+    return p != nullptr;
   }
-  uint64_t offset() const { return pos_ - (end_ - at_); }
+  uint64_t offset() const { return at_; }
+  uint64_t size() const { return size_; }
 
  private:
-  bool fill() {
-    at_ = 0;
-    end_ = std::fread(buf_.data(), 1, buf_.size(), f_);
-    pos_ += end_;
-    return end_ > 0;
-  }
-  std::FILE* f_;
-  std::vector<uint8_t> buf_;
-  size_t at_ = 0, end_ = 0;
-  uint64_t pos_ = 0;  // file offset of buf_[end_]
+  const uint8_t* data_;
+  size_t size_;
+  size_t at_ = 0;
 };
 
 inline std::string printable_tag(const uint8_t* t, size_t n) {
@@ -133,7 +114,7 @@ inline std::string printable_tag(const uint8_t* t, size_t n) {
 //
 // PNG: each chunk's length, up to IEND, must fit in the file. stb reallocates its IDAT buffer to a
 // chunk's claimed length before reading it, so a 150-byte file could make it allocate 2 GB.
-inline void check_png_chunks(FileBytes& in, uint64_t size, const std::string& path) {
+inline void check_png_chunks(ByteCursor& in, const std::string& path) {
   for (;;) {  // just after the 8-byte signature, or after a chunk's CRC
     const uint64_t at = in.offset();
     uint8_t h[8];
@@ -143,12 +124,12 @@ inline void check_png_chunks(FileBytes& in, uint64_t size, const std::string& pa
       b = static_cast<uint8_t>(c);
     }
     const uint64_t length = (uint64_t(h[0]) << 24) | (uint64_t(h[1]) << 16) | (uint64_t(h[2]) << 8) | h[3];
-    const uint64_t left = size - at - 8;
+    const uint64_t left = in.size() - at - 8;
     if (length > left)
       throw IoError(vts::detail::concat("cannot decode image file '", path, "': PNG chunk '", printable_tag(h + 4, 4),
                                         "' at byte ", at, " says it holds ", length, " bytes; expected at most the ",
                                         left, " bytes left in the file"));
-    if (std::memcmp(h + 4, "IEND", 4) == 0 || !in.skip(length + 4, size)) return;
+    if (std::memcmp(h + 4, "IEND", 4) == 0 || !in.skip(length + 4)) return;
   }
 }
 
@@ -166,7 +147,7 @@ inline void check_png_chunks(FileBytes& in, uint64_t size, const std::string& pa
 // The walk repeats stb's (stbi__decode_jpeg_header, stbi__decode_jpeg_image): the same segments in
 // the same order, bytes past the end read as 0 as stb reads them, a scan's entropy-coded data up to
 // the next marker other than RSTn; where stb gives up on the file, so does the walk.
-inline void check_jpeg_tables(FileBytes& in, const std::string& path) {
+inline void check_jpeg_tables(ByteCursor& in, const std::string& path) {
   auto fail = [&](auto&&... parts) {
     return IoError(vts::detail::concat("cannot decode image file '", path, "': JPEG ", parts...));
   };
@@ -307,7 +288,7 @@ inline void check_jpeg_tables(FileBytes& in, const std::string& path) {
 // returns the image of a truncated file with the missing pixels left uninitialised (heap garbage,
 // different on every call); both fixed in stb 2.28. The header is read as stb reads it: blanks
 // and # comments between the numbers, the pixels right after the one byte that ends the maximum.
-inline void check_pnm_header(FileBytes& in, uint64_t size, int channels, const std::string& path) {
+inline void check_pnm_header(ByteCursor& in, int channels, const std::string& path) {
   auto blank = [](int c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'; };
   int c = in.get();
   auto skip_blanks = [&] {
@@ -337,7 +318,7 @@ inline void check_pnm_header(FileBytes& in, uint64_t size, int channels, const s
   if (w <= 0 || h <= 0 || maximum > 65535) return;  // refused elsewhere
   const int64_t sample = maximum > 255 ? 2 : 1;
   if (w * h > kMaxImagePixels) return;  // refused by the size check
-  const uint64_t need = static_cast<uint64_t>(w * h * channels * sample), have = size - in.offset();
+  const uint64_t need = static_cast<uint64_t>(w * h * channels * sample), have = in.size() - in.offset();
   if (have < need)
     throw IoError(vts::detail::concat("cannot decode image file '", path, "': truncated PNM: its header says ", w,
                                       "x", h, " pixels of ", channels * sample, " bytes (", need,
@@ -386,13 +367,10 @@ inline void refuse_other_formats(const uint8_t* head, size_t n, const std::strin
                                       "; expected a JPEG, PNG, BMP, GIF, TGA or PNM image"));
 }
 
-// Runs the checks above on a PNG, JPEG, PNM or TGA file, and refuses HDR and PIC files; other
-// formats pass untouched. Leaves f anywhere.
-inline void check_image_structure(std::FILE* f, const std::string& path) {
-  struct stat st {};
-  if (::fstat(::fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) return;  // a folder, a pipe: stb says
-  const uint64_t size = static_cast<uint64_t>(st.st_size);
-  FileBytes in(f);
+// Runs the checks above on the bytes of a PNG, JPEG, PNM or TGA file, and refuses HDR and PIC
+// files; other formats pass untouched.
+inline void check_image_structure(const uint8_t* bytes, size_t size, const std::string& path) {
+  ByteCursor in(bytes, size);
   uint8_t sig[8];
   size_t got = 0;
   auto read_to = [&](size_t n) {
@@ -406,7 +384,7 @@ inline void check_image_structure(std::FILE* f, const std::string& path) {
     if (c == 0xD8) check_jpeg_tables(in, path);  // after SOI
     return;
   }
-  if (sig[0] == 'P' && (sig[1] == '5' || sig[1] == '6')) return check_pnm_header(in, size, sig[1] == '6' ? 3 : 1, path);
+  if (sig[0] == 'P' && (sig[1] == '5' || sig[1] == '6')) return check_pnm_header(in, sig[1] == '6' ? 3 : 1, path);
   if (sig[0] == '#' || sig[0] == 0x53) {
     uint8_t head[92];
     std::memcpy(head, sig, 2);
@@ -416,7 +394,7 @@ inline void check_image_structure(std::FILE* f, const std::string& path) {
   }
   static const uint8_t png[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
   if (!read_to(8)) return;
-  if (std::memcmp(sig, png, 8) == 0) return check_png_chunks(in, size, path);
+  if (std::memcmp(sig, png, 8) == 0) return check_png_chunks(in, path);
   if (sig[1] <= 1) {
     uint8_t header[18];
     std::memcpy(header, sig, 8);
@@ -424,6 +402,30 @@ inline void check_image_structure(std::FILE* f, const std::string& path) {
     for (int c; n < 18 && (c = in.get()) >= 0;) header[n++] = static_cast<uint8_t>(c);
     if (n == 18) check_tga(header, size, path);
   }
+}
+}  // namespace detail
+
+namespace detail {
+// The whole file, for stb_image's memory reader, whose length is an int. A folder reads as nothing
+// (EISDIR), and decode_image then says what it is.
+inline std::vector<uint8_t> read_image_bytes(std::FILE* f, const std::string& path) {
+  struct stat st {};
+  const bool regular = ::fstat(::fileno(f), &st) == 0 && S_ISREG(st.st_mode);
+  auto too_large = [&](const auto& bytes_found) {
+    return IoError(vts::detail::concat("cannot decode image file '", path, "': it is ", bytes_found,
+                                       " bytes; expected at most ", INT_MAX, " (stb_image's limit)"));
+  };
+  if (regular && static_cast<uint64_t>(st.st_size) > static_cast<uint64_t>(INT_MAX)) throw too_large(st.st_size);
+  std::vector<uint8_t> bytes;
+  bytes.reserve(regular ? static_cast<size_t>(st.st_size) : 0);
+  uint8_t chunk[1 << 16];
+  for (size_t n; (n = std::fread(chunk, 1, sizeof chunk, f)) > 0;) {
+    if (bytes.size() + n > size_t(INT_MAX)) throw too_large("more than " + std::to_string(INT_MAX));
+    bytes.insert(bytes.end(), chunk, chunk + n);
+  }
+  if (std::ferror(f) && errno != EISDIR)
+    throw IoError(vts::detail::concat("cannot read image file '", path, "': ", std::strerror(errno)));
+  return bytes;
 }
 }  // namespace detail
 
@@ -439,33 +441,13 @@ inline void decode_image(const std::string& path, int channels, ImageU8& out) {
   std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
   if (!file)
     throw IoError(vts::detail::concat("cannot open image file '", path, "': ", std::strerror(errno)));
-  std::FILE* f = file.get();
-  detail::check_image_structure(f, path);
-  if (std::fseek(f, 0, SEEK_SET) != 0)
-    throw IoError(vts::detail::concat("cannot read image file '", path, "': ", std::strerror(errno)));
   // stb is given the file in memory: its FILE* reader "rewinds" only to the start of its current
   // 128-byte buffer, so stbi_info, which tries one format after another, could read a PNM header
   // from the middle of a broken JPEG (fuzz_image: a signed overflow in stb's PNM parser). From
   // memory every stb call below starts at the file's first byte. stb reads the whole file anyway.
-  std::error_code size_ec;
-  const uintmax_t file_bytes = std::filesystem::is_regular_file(path, size_ec) ? std::filesystem::file_size(path, size_ec) : 0;
-  if (!size_ec && file_bytes > static_cast<uintmax_t>(INT_MAX))
-    throw IoError(vts::detail::concat("cannot decode image file '", path, "': it is ", file_bytes,
-                                      " bytes; expected at most ", INT_MAX, " (stb_image's limit)"));
-  std::vector<uint8_t> bytes;
-  bytes.reserve(static_cast<size_t>(size_ec ? 0 : file_bytes));
-  {
-    uint8_t chunk[1 << 16];
-    for (size_t n; (n = std::fread(chunk, 1, sizeof chunk, f)) > 0 && bytes.size() <= size_t(INT_MAX);)
-      bytes.insert(bytes.end(), chunk, chunk + n);
-    // A folder reads as an error (EISDIR) and is named below; any other read error is said here.
-    if (std::ferror(f) && errno != EISDIR)
-      throw IoError(vts::detail::concat("cannot read image file '", path, "': ", std::strerror(errno)));
-    if (bytes.size() > size_t(INT_MAX))
-      throw IoError(vts::detail::concat("cannot decode image file '", path, "': it is more than ", INT_MAX,
-                                        " bytes (stb_image's limit)"));
-  }
+  std::vector<uint8_t> bytes = detail::read_image_bytes(file.get(), path);
   file.reset();
+  detail::check_image_structure(bytes.data(), bytes.size(), path);
   const int length = static_cast<int>(bytes.size());
   int w = 0, h = 0, file_channels = 0;
   // The dimensions first (stb reads the header only). A header stb cannot read is left to the
@@ -478,7 +460,7 @@ inline void decode_image(const std::string& path, int channels, ImageU8& out) {
   const bool sixteen_bit = stbi_is_16_bit_from_memory(bytes.data(), length);
   const int decoded_channels = channels == 1 || sixteen_bit ? 0 : channels;
   stbi_uc* px = stbi_load_from_memory(bytes.data(), length, &w, &h, &file_channels, decoded_channels);
-  bytes = {};
+  bytes = {};  // stb holds the pixels; the file's bytes can go
   if (px) {  // again, for a format whose header stb's info does not read
     try {
       detail::check_image_size(path, w, h);
@@ -493,7 +475,7 @@ inline void decode_image(const std::string& path, int channels, ImageU8& out) {
     if (std::filesystem::is_directory(path, ec))
       throw IoError(vts::detail::concat("cannot decode image file '", path,
                                         "': it is a directory; expected a JPEG, PNG, BMP, GIF, TGA or PNM image"));
-    if (std::filesystem::is_regular_file(path, ec) && std::filesystem::file_size(path, ec) == 0 && !ec)
+    if (length == 0)
       throw IoError(vts::detail::concat("cannot decode image file '", path,
                                         "': empty file (0 bytes); expected a JPEG, PNG, BMP, GIF, TGA or PNM image"));
     const char* why = stbi_failure_reason();
