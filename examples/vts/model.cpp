@@ -1,6 +1,8 @@
 // Loading `vts train` checkpoints into the network type their metadata names.
 #include "model.hpp"
 
+#include <climits>
+#include <cstdint>
 #include <filesystem>
 
 #include "commands.hpp"
@@ -140,8 +142,8 @@ std::unique_ptr<HashModel> load_hash_model(const std::string& path_in, const std
 }
 
 IndexFingerprint parse_index_fingerprint(std::string_view fingerprint, const std::string& index_path) {
-  auto fail = [&](const std::string& why) {
-    return IoError("index '" + index_path + "': " + why + "; expected an index written by vts encode");
+  auto fail = [&](const std::string& why, const std::string& expected = "an index written by vts encode") {
+    return IoError("index '" + index_path + "': " + why + "; expected " + expected);
   };
   nlohmann::json j = nlohmann::json::parse(fingerprint, nullptr, false);
   if (j.is_discarded() || !j.is_object() || !j.contains("vts_model") || !j["vts_model"].is_object())
@@ -154,11 +156,23 @@ IndexFingerprint parse_index_fingerprint(std::string_view fingerprint, const std
     id.head = v.at("head").get<std::string>();
     id.loss = v.at("loss").get<std::string>();
     id.dataset = v.at("dataset").get<std::string>();
-    id.bits = v.at("bits").get<int64_t>();
-    id.image = v.at("image").get<int64_t>();
-    id.channels = v.at("channels").get<int64_t>();
+    // Whole numbers in range: nlohmann's get<> converts whatever number it finds, so a hand-edited
+    // weights_crc32 of -1 or 4294967297 would have been read as another model's CRC, and 64.5 bits
+    // as 64.
+    auto whole = [&](const char* key, int64_t lo, int64_t hi) {
+      const nlohmann::json& x = v.at(key);
+      const bool fits = x.is_number_integer() && (x.is_number_unsigned() ? x.get<uint64_t>() <= uint64_t(hi)
+                                                                          : x.get<int64_t>() >= lo && x.get<int64_t>() <= hi);
+      if (!fits)
+        throw fail(detail::concat("its fingerprint's vts_model.", key, " is ", x.dump()),
+                   detail::concat("a whole number from ", lo, " to ", hi, ", as vts encode writes it"));
+      return x.get<int64_t>();
+    };
+    id.bits = whole("bits", kMinBits, kMaxBits);
+    id.image = whole("image", 1, INT32_MAX);
+    id.channels = whole("channels", 1, 4);
     id.flip_average = v.at("flip_average").get<bool>();
-    id.weights_crc32 = v.at("weights_crc32").get<uint32_t>();
+    id.weights_crc32 = static_cast<uint32_t>(whole("weights_crc32", 0, UINT32_MAX));
     out.checkpoint = j.value("checkpoint", "");
     if (j.contains("classes")) out.contents.class_names = j["classes"].get<std::vector<std::string>>();
     out.contents.encode_started_ns = j.value("encode_started_ns", int64_t{-1});

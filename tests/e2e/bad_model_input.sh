@@ -5,6 +5,7 @@
 #     (the network is sized from it before any tensor is checked: a huge value was a giant allocation);
 #   - NaN or Inf among the weights (vts encode --model, and vts train --pretrained with a vts checkpoint);
 #   - metadata values of the wrong JSON type (vts encode, vts info, vts train --resume);
+#   - an index whose fingerprint holds a number out of range (vts info, vts search);
 #   - --resume with a record that cannot be continued (negative epoch, malformed evaluations or
 #     loss history), refused before an epoch is trained.
 # and a new `vts train` into the run's folder is refused without --overwrite (nothing written).
@@ -92,6 +93,38 @@ edit_header "$best" "$out/queries.safetensors" 's/\\"query_per_class\\":[0-9]*/\
 expect_error "metadata 'query_per_class': expected a whole number of 0 or more" encode "$out/queries.safetensors"
 edit_header "$last" "$out/names.safetensors" 's/\\"split\\":{/\\"split\\":{\\"class_names\\":\\"x\\",/'
 expect_error "metadata 'split.class_names': expected an array of strings" "$vts" info "$out/names.safetensors"
+
+# Index files edited by hand: the fingerprint's numbers are read whole and in range, not wrapped
+# (a weights_crc32 of -1 was taken as 4294967295, another model's CRC). The edits keep the
+# fingerprint's length and redo the format's two CRC-32s, as an editor who knew the format would.
+"$vts" encode --model "$best" --split query --out "$out/query.vtsidx" --quiet
+u64_at() { od -An -tu8 -j"$2" -N8 "$1" | tr -d ' '; }
+crc32_le() { gzip -c | tail -c 8 | head -c 4; }  # gzip's trailer: the input's CRC-32, little-endian
+# edit_fingerprint SRC DST SED_SCRIPT (index header: fingerprint offset at byte 40, length at 48,
+# CRC-32 of bytes [128, end) at 104, CRC-32 of the header with that field zero at 108).
+edit_fingerprint() {
+  local at length old new
+  at=$(u64_at "$1" 40)
+  length=$(u64_at "$1" 48)
+  old=$(dd if="$1" bs=1 skip="$at" count="$length" status=none)
+  new=$(printf '%s' "$old" | sed -e "$3")
+  [[ $new != "$old" && ${#new} == "${#old}" ]] || fail "the edit '$3' changed nothing or the length in $1's fingerprint"
+  cp "$1" "$2"
+  printf '%s' "$new" | dd of="$2" bs=1 seek="$at" conv=notrunc status=none
+  tail -c +129 "$2" | crc32_le | dd of="$2" bs=1 seek=104 conv=notrunc status=none
+  printf '\0\0\0\0' | dd of="$2" bs=1 seek=108 conv=notrunc status=none
+  head -c 128 "$2" | crc32_le | dd of="$2" bs=1 seek=108 conv=notrunc status=none
+}
+# A valid edit first, so that the refusals below are the fingerprint's and not the CRCs'.
+edit_fingerprint "$out/query.vtsidx" "$out/renamed.vtsidx" 's/"loss":"csq"/"loss":"dsh"/'
+"$vts" info "$out/renamed.vtsidx" | grep -q "dsh" || fail "vts info does not read a re-CRC'd index"
+edit_fingerprint "$out/query.vtsidx" "$out/crc.vtsidx" 's/"weights_crc32":[0-9][0-9]/"weights_crc32":-1/'
+expect_error "crc.vtsidx': its fingerprint's vts_model.weights_crc32 is -1" "$vts" info "$out/crc.vtsidx"
+grep -q "; expected a whole number from 0 to 4294967295, as vts encode writes it" "$out/err.txt" ||
+  { cat "$out/err.txt"; fail "the error does not give the range"; }
+edit_fingerprint "$out/query.vtsidx" "$out/bits.vtsidx" 's/"bits":64/"bits":-1/'
+expect_error "vts_model.bits is -1; expected a whole number from 8 to 4096" \
+  "$vts" search --index "$out/bits.vtsidx" --model "$best" --image "$out/none.png" --no-gallery
 
 # --resume: the record is checked whole before an epoch is trained.
 setting() { meta "$last" "$1" | tr -d '\\"'; }  # the run's, to resume it with
