@@ -1,6 +1,6 @@
 // Whole-number flag values for the benchmark programs (ops, train, search, kernels): the whole text
 // must be a decimal number, so "abc" or "12x" is an error where std::atoi read 0 ("--threads abc"
-// ran on every core, "--reps abc" timed nothing).
+// ran on every core, "--reps abc" timed nothing). And the median they all report.
 #pragma once
 
 #include <cerrno>
@@ -9,8 +9,17 @@
 #include <cstdlib>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace vts_bench {
+
+// The median of sorted timings, the figure every benchmark reports: for an even count the mean of
+// the two middle ones (as Python's statistics.median), not the upper one.
+inline double median_of_sorted(const std::vector<double>& sorted) {
+  const size_t n = sorted.size();
+  if (n == 0) return 0;
+  return n % 2 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
+}
 
 inline std::optional<long long> parse_whole_number(const std::string& text) {
   if (text.empty()) return std::nullopt;

@@ -109,7 +109,7 @@ class Timer {
     }
     std::sort(ms.begin(), ms.end());
     Timing r;
-    r.median_ms = ms[ms.size() / 2];
+    r.median_ms = vts_bench::median_of_sorted(ms);
     r.min_ms = ms.front();
     double sum = 0;
     for (double v : ms) sum += v;

@@ -17,6 +17,7 @@ Usage: compare.py FILE.jsonl [FILE.jsonl ...]
            (bf16 by default; one line, empty when no candidate won); the reasons go to stderr"""
 import json
 import math
+import statistics
 import sys
 
 
@@ -203,7 +204,7 @@ def choose_fp32_attention(steps):
             value = values.get(r.get("attention", "fused"))
             if value is not None:
                 times.setdefault(value, []).append(r["step_ms_median"])
-    median = {v: sorted(ms)[len(ms) // 2] for v, ms in times.items()}
+    median = {v: statistics.median(ms) for v, ms in times.items()}
     if "" not in median:
         return (family, [], "the default fp32 step was not timed: nothing chosen")
     best = min((v for v in median if v), key=lambda v: median[v], default=None)
@@ -340,7 +341,7 @@ def print_decisions(rows, steps):
         v = r.get(x, defaults.get(x))
         return ",".join(sorted(v.split(","))) if x in ("attention_fwd", "layer_norm") else v
 
-    median = lambda xs: sorted(xs)[len(xs) // 2]
+    median = statistics.median
     for what, field, cand, base in STEP_DECISIONS:
         pairs = []
         cand = setting({field: cand}, field)

@@ -7,6 +7,7 @@ N = 197, and LayerNorm's backward as long at 1,600 rows as at 6,304. Graph: the 
 operation captured into a CUDA graph, i.e. the kernels' own time — the fair comparison for vts's
 kernels, which launch from C++ without that overhead."""
 import contextlib
+import statistics
 import sys
 
 import torch
@@ -35,8 +36,7 @@ def timer(fn, warmup, reps, flush):
         stop.record()
         stop.synchronize()
         times.append(start.elapsed_time(stop))
-    times.sort()
-    return times[len(times) // 2], times[0], sum(times) / len(times)
+    return statistics.median(times), min(times), sum(times) / len(times)
 
 
 def graphed(fn):

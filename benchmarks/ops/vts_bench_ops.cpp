@@ -71,9 +71,7 @@ Timing time_it(const Options& o, const std::function<void()>& run) {
     ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
   }
   std::sort(ms.begin(), ms.end());
-  const size_t n = ms.size();
-  const double median = n % 2 ? ms[n / 2] : 0.5 * (ms[n / 2 - 1] + ms[n / 2]);
-  return {median, ms.front()};
+  return {vts_bench::median_of_sorted(ms), ms.front()};
 }
 
 // Work of one run: flops (reported as GFLOP/s) or bytes (GB/s).

@@ -18,6 +18,7 @@ import argparse
 import json
 import math
 import os
+import statistics
 import sys
 import time
 
@@ -100,7 +101,7 @@ class HashViT(nn.Module):
 
 def report(a, model, attention, times, extra):
     times.sort()
-    med = times[len(times) // 2]
+    med = statistics.median(times)
     print(json.dumps({"impl": "pytorch", **extra, "torch": torch.__version__,
                       "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "all"), "device": a.device,
                       "precision": a.precision, "attention": attention,

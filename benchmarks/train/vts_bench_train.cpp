@@ -523,7 +523,7 @@ int run_encode(const Args& a, Net& net, vts::Generator& gen) {
     const std::vector<T> u = net.forward(x, ctx).to_vector();
     checksum += static_cast<double>(static_cast<float>(u.front()));
   });
-  const double median = ms[ms.size() / 2];
+  const double median = vts_bench::median_of_sorted(ms);
   std::printf(
       "{\"impl\": \"vts\", \"mode\": \"encode\", \"device\": \"%s\", \"precision\": \"%s\", \"gemm\": \"%s\", \"config\": \"%s\", "
       "\"batch\": %lld, \"threads\": %d, \"steps\": %d, \"step_ms_median\": %.3f, \"step_ms_min\": %.3f, "
@@ -570,7 +570,7 @@ int run(const Args& a) {
     opt.step();
   };
   const std::vector<double> ms = time_steps<D>(a, step);
-  const double median = ms[ms.size() / 2];
+  const double median = vts_bench::median_of_sorted(ms);
   std::printf(
       "{\"impl\": \"vts\", \"mode\": \"train\", \"device\": \"%s\", \"precision\": \"%s\", \"gemm\": \"%s\", \"config\": \"%s\", \"batch\": %lld, \"threads\": %d, \"steps\": %d, \"step_ms_median\": %.3f, "
       "\"step_ms_min\": %.3f, \"imgs_per_s\": %.2f, \"params\": %lld%s%s%s%s%s}\n",
