@@ -83,6 +83,7 @@ struct EncodeArgs {
   std::string device = "cpu";
   std::string gemm = "fp32";
   bool update = false;  // keep the codes of --out's images unchanged since it was encoded
+  bool overwrite = false;  // replace what --out holds
   double save_every_minutes = 5;  // --update: save the codes so far this often
   bool skip_unreadable = false;   // leave undecodable images out instead of stopping
   bool quiet = false;
@@ -375,6 +376,29 @@ int run_encode(const EncodeArgs& a) {
   return 0;
 }
 
+// An index can take hours to encode (a large database on the CPU), so a repeated command must not
+// replace one by accident, as a second vts train must not replace a run: --update brings it up to
+// date, --overwrite replaces it.
+void check_out_holds_no_index(const std::string& out) {
+  std::error_code ec;
+  if (!std::filesystem::exists(out, ec)) return;
+  std::string held = "a file that is not an index";
+  if (std::filesystem::is_directory(out, ec)) {
+    held = "a folder";
+  } else {
+    try {
+      index::IndexOpenOptions header_only;
+      header_only.verify_checksum = false;
+      const index::IndexFile f = index::open_index_file(out, header_only);
+      held = vts::detail::concat("an index of ", f.size(), " codes of ", f.bits(), " bits");
+    } catch (const IoError&) {
+    }
+  }
+  throw Error("--out " + out + " already holds " + held +
+              ": bring an index up to date with --update (images), replace it with --overwrite, or choose another "
+              "--out");
+}
+
 }  // namespace
 
 Run add_encode_command(CLI::App& app) {
@@ -425,12 +449,16 @@ Run add_encode_command(CLI::App& app) {
                "leave out images that cannot be read or decoded (listed at the end) instead of stopping; "
                "with --update they are tried again next time")
       ->needs(images);
+  app.add_flag("--overwrite", a->overwrite,
+               "replace the index (or file) at --out; without it or --update an existing --out is refused")
+      ->excludes(update);
   app.add_flag("--quiet", a->quiet, "no progress line");
   return [a, gemm, workers] {
     if (workers->count() == 0) a->workers = default_workers(a->device);
     check_gemm_needs_cuda(a->device, a->gemm, gemm->count() > 0);
     // --update reads --out on purpose (it is the index being brought up to date).
     check_output_is_not_an_input("--out", a->out, {{"--model", a->model}, {"--images", a->images}});
+    if (!a->update && !a->overwrite) check_out_holds_no_index(a->out);
     return run_encode(*a);
   };
 }

@@ -5,6 +5,7 @@
 #     the range and what was given (no crash at --threads 100000, no 2^63-sized arithmetic);
 #   - -k far above the index's size lists the index, without reserving memory for k;
 #   - an output that is one of the command's inputs is refused, and the input stays as it was;
+#   - an encode onto an existing index or file is refused without --overwrite (or --update);
 #   - an image file or a binary file given as a list of images is refused;
 #   - a failed `encode --update` never leaves fewer codes than the index it would replace;
 #   - a query image that cannot be decoded, found at the first evaluation, keeps the epochs trained:
@@ -69,6 +70,18 @@ cp "$run/best.safetensors" "$out/model/"
 expect_error "this is what --model reads" \
   "$vts" encode --model "$out/model" --images "$out/photos" --out "$out/model/best.safetensors"
 cmp -s "$out/model/best.safetensors" "$run/best.safetensors" || fail "a refused encode changed the checkpoint"
+# An encode onto an existing index (a repeated command; the index may have taken hours) is refused
+# and the index stays; --overwrite replaces it, and a file that is not an index is named as such.
+expect_error "--out $out/photos.vtsidx already holds an index of 30 codes of 64 bits: bring an index up to date with --update (images), replace it with --overwrite" \
+  "$vts" encode --model "$run" --split query --out "$out/photos.vtsidx" --quiet
+cmp -s "$out/photos.vtsidx" "$out/photos.kept" || fail "a refused encode changed the index"
+"$vts" encode --model "$run" --images "$out/photos" --class-folders --out "$out/photos.vtsidx" --overwrite --quiet >/dev/null
+cmp -s "$out/photos.vtsidx" "$out/photos.kept" && fail "--overwrite did not rewrite the index (its encode time)"
+cp "$out/photos.vtsidx" "$out/photos.kept"
+printf 'notes' >"$out/notes.txt"
+expect_error "--out $out/notes.txt already holds a file that is not an index" \
+  "$vts" encode --model "$run" --split query --out "$out/notes.txt" --quiet
+[[ $(cat "$out/notes.txt") == notes ]] || fail "a refused encode changed $out/notes.txt"
 
 # Not a list of images.
 expect_error "found an image file" "$vts" encode --model "$run" --images "$query" --out "$out/one.vtsidx"
