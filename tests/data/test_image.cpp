@@ -520,6 +520,28 @@ TEST_CASE("data: decode_image refuses a truncated uncompressed TGA", "[data][ima
   REQUIRE(whole.size() >= 18 + 90);
   vts_test::write_text(dir / "cut.tga", whole.substr(0, 18 + 50));
   check_refused(dir / "cut.tga", {"truncated TGA: its header says 6x5 pixels of 3 bytes (90 bytes), the file holds 50"});
+
+  // Found by tests/fuzz/fuzz_image (2026-12-06, a 17-byte file): a TGA's first byte is the length
+  // of its ID field, so it can be '#' or 'S' (the first bytes of HDR and PIC signatures) or 0xFF (a
+  // JPEG's), and the check did not reach such a TGA; nor one shorter than its 18-byte header,
+  // which stb reads with zeros for the missing bytes.
+  for (const int id_length : {int('#'), int('S'), 0xFF}) {
+    std::string tga(18, '\0');
+    tga[0] = char(id_length);
+    tga[2] = 2;   // uncompressed true colour
+    tga[12] = 7;  // 7 x 3 pixels of 24 bits
+    tga[14] = 3;
+    tga[16] = 24;
+    const std::string name = "id" + std::to_string(id_length) + ".tga";
+    vts_test::write_text(dir / name, tga + std::string(size_t(id_length), 'i') + std::string(40, '\x33'));
+    check_refused(dir / name, {"truncated TGA: its header says 7x3 pixels of 3 bytes (63 bytes), the file holds 40"});
+    vts_test::write_text(dir / name, tga + std::string(size_t(id_length), 'i') + std::string(63, '\x33'));
+    CHECK(vts::data::decode_image(dir / name).pixels == std::vector<uint8_t>(63, 0x33));
+  }
+  // The fuzzer's file: ID length '#', true colour, 115 x 24 pixels of 24 bits, no 18th byte.
+  const std::string short_header("#\0\2\5#@\2\5\0vs(s\0\x18\0\x18", 17);
+  vts_test::write_text(dir / "short.tga", short_header);
+  check_refused(dir / "short.tga", {"truncated TGA: its header says 115x24 pixels of 3 bytes (8280 bytes), the file holds 0"});
 }
 
 // Found by tests/fuzz/fuzz_image (the 1- and 3-channel decodes of one file differed): stb_image 2.27

@@ -368,39 +368,34 @@ inline void refuse_other_formats(const uint8_t* head, size_t n, const std::strin
 }
 
 // Runs the checks above on the bytes of a PNG, JPEG, PNM or TGA file, and refuses HDR and PIC
-// files; other formats pass untouched.
+// files; other formats pass untouched. The format is told as stb tells it: stb tries JPEG, PNG,
+// BMP, GIF, PSD, PIC, PNM and HDR by their signatures, and TGA last, for whatever none of them
+// took.
 inline void check_image_structure(const uint8_t* bytes, size_t size, const std::string& path) {
   ByteCursor in(bytes, size);
-  uint8_t sig[8];
-  size_t got = 0;
-  auto read_to = [&](size_t n) {
-    for (int c; got < n && (c = in.get()) >= 0;) sig[got++] = static_cast<uint8_t>(c);
-    return got == n;
-  };
-  if (!read_to(2)) return;
-  if (sig[0] == 0xFF) {  // stb takes any number of 0xFF bytes, then 0xD8, as the start of a JPEG
-    int c = sig[1];
-    while (c == 0xFF) c = in.get();
-    if (c == 0xD8) check_jpeg_tables(in, path);  // after SOI
-    return;
-  }
-  if (sig[0] == 'P' && (sig[1] == '5' || sig[1] == '6')) return check_pnm_header(in, sig[1] == '6' ? 3 : 1, path);
-  if (sig[0] == '#' || sig[0] == 0x53) {
-    uint8_t head[92];
-    std::memcpy(head, sig, 2);
-    size_t n = 2;
-    for (int c; n < sizeof head && (c = in.get()) >= 0;) head[n++] = static_cast<uint8_t>(c);
-    return refuse_other_formats(head, n, path);
+  size_t fill = 0;  // stb takes any number of 0xFF bytes, then 0xD8, as the start of a JPEG
+  while (fill < size && bytes[fill] == 0xFF) ++fill;
+  if (fill > 0 && fill < size && bytes[fill] == 0xD8) {
+    in.skip(fill + 1);  // after SOI
+    return check_jpeg_tables(in, path);
   }
   static const uint8_t png[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
-  if (!read_to(8)) return;
-  if (std::memcmp(sig, png, 8) == 0) return check_png_chunks(in, path);
-  if (sig[1] <= 1) {
-    uint8_t header[18];
-    std::memcpy(header, sig, 8);
-    size_t n = 8;
-    for (int c; n < 18 && (c = in.get()) >= 0;) header[n++] = static_cast<uint8_t>(c);
-    if (n == 18) check_tga(header, size, path);
+  if (size >= 8 && std::memcmp(bytes, png, 8) == 0) {
+    in.skip(8);
+    return check_png_chunks(in, path);
+  }
+  if (size >= 2 && bytes[0] == 'P' && (bytes[1] == '5' || bytes[1] == '6')) {
+    in.skip(2);
+    return check_pnm_header(in, bytes[1] == '6' ? 3 : 1, path);
+  }
+  refuse_other_formats(bytes, size, path);
+  // No signature above has 0 or 1 as its second byte, and a TGA's (its colour-map type) is one of
+  // them, whatever its first byte (the ID length: 0xFF, '#' or 'S' too). stb reads the 18-byte
+  // header of a shorter file with zeros for the missing bytes.
+  if (size >= 2 && bytes[1] <= 1) {
+    uint8_t header[18] = {};
+    std::memcpy(header, bytes, std::min<size_t>(size, sizeof header));
+    check_tga(header, size, path);
   }
 }
 }  // namespace detail
