@@ -398,9 +398,7 @@ inline void check_image_structure(const uint8_t* bytes, size_t size, const std::
     check_tga(header, size, path);
   }
 }
-}  // namespace detail
 
-namespace detail {
 // The whole file, for stb_image's memory reader, whose length is an int. A folder reads as nothing
 // (EISDIR), and decode_image then says what it is.
 inline std::vector<uint8_t> read_image_bytes(std::FILE* f, const std::string& path) {
