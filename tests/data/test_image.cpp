@@ -544,6 +544,62 @@ TEST_CASE("data: decode_image refuses a truncated uncompressed TGA", "[data][ima
   check_refused(dir / "short.tga", {"truncated TGA: its header says 115x24 pixels of 3 bytes (8280 bytes), the file holds 0"});
 }
 
+// stb_image 2.27 decodes a run-length encoded or indexed TGA, and a BMP, that is cut short as if the
+// missing bytes were zeros (so a few bytes could claim a 500 MB image); PIL refuses them as
+// truncated, and so does decode_image now. A file that holds every byte stb reads still decodes.
+TEST_CASE("data: decode_image refuses a truncated run-length encoded or indexed TGA and a truncated BMP",
+          "[data][image]") {
+  vts_test::TempDir dir;
+  auto bytes_of = [&](const std::string& name) {
+    std::ifstream in(dir / name, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), {});
+  };
+  std::vector<uint8_t> px(size_t(6) * 5 * 3);
+  for (size_t i = 0; i < px.size(); ++i) px[i] = uint8_t(i < 45 ? 0x40 : i * 7);  // runs, then raw pixels
+  REQUIRE(stbi_write_tga_with_rle == 1);
+  REQUIRE(stbi_write_tga((dir / "rle.tga").c_str(), 6, 5, 3, px.data()) != 0);
+  CHECK(vts::data::decode_image(dir / "rle.tga").pixels == px);
+  const std::string rle = bytes_of("rle.tga");
+  REQUIRE(rle[2] == 10);  // run-length encoded true colour
+  vts_test::write_text(dir / "rle_cut.tga", rle.substr(0, rle.size() - 10));
+  check_refused(dir / "rle_cut.tga", {"truncated TGA: its header says 6x5 pixels, run-length encoded; the",
+                                      "bytes after the header hold the packets of "});
+
+  // Indexed, uncompressed: 4x2 pixels of 8-bit indices into a palette of 2 entries of 24 bits.
+  std::string indexed(18, '\0');
+  indexed[1] = 1;   // a colour map
+  indexed[2] = 1;   // indexed, uncompressed
+  indexed[5] = 2;   // 2 entries
+  indexed[7] = 24;  // of 24 bits
+  indexed[12] = 4;
+  indexed[14] = 2;
+  indexed[16] = 8;
+  indexed += std::string("\x10\x20\x30\xA0\xB0\xC0", 6) + std::string("\0\1\0\1\1\0\1\0", 8);
+  vts_test::write_text(dir / "indexed.tga", indexed);
+  CHECK(vts::data::decode_image(dir / "indexed.tga").pixels.size() == 24);
+  vts_test::write_text(dir / "indexed_cut.tga", indexed.substr(0, indexed.size() - 3));
+  check_refused(dir / "indexed_cut.tga",
+                {"truncated TGA: its header says 4x2 pixels of 1 bytes (8 bytes), the file holds 5 after the header and palette"});
+
+  // BMP, 24 bits, 5x4: rows of 15 bytes padded to 16, from byte 54; the last row needs no padding.
+  REQUIRE(stbi_write_bmp((dir / "a.bmp").c_str(), 5, 4, 3, px.data()) != 0);
+  const std::string bmp = bytes_of("a.bmp");
+  REQUIRE(bmp.size() == 54 + 64);
+  vts_test::write_text(dir / "no_last_pad.bmp", bmp.substr(0, 54 + 63));
+  CHECK(vts::data::decode_image(dir / "no_last_pad.bmp").pixels == vts::data::decode_image(dir / "a.bmp").pixels);
+  vts_test::write_text(dir / "cut.bmp", bmp.substr(0, 54 + 62));
+  check_refused(dir / "cut.bmp",
+                {"truncated BMP: its header says 5x4 pixels of 24 bits (63 bytes from byte 54), the file holds 62"});
+  // A 54-byte header that claims 13000x13000 pixels (below the bomb limit): refused, not a 500 MB decode.
+  std::string claim = bmp.substr(0, 54);
+  for (const int at : {18, 22}) {
+    claim[size_t(at)] = char(13000 & 0xFF);
+    claim[size_t(at) + 1] = char(13000 >> 8);
+  }
+  vts_test::write_text(dir / "claim.bmp", claim);
+  check_refused(dir / "claim.bmp", {"truncated BMP: its header says 13000x13000 pixels of 24 bits", "the file holds 0"});
+}
+
 // Found by tests/fuzz/fuzz_image (the 1- and 3-channel decodes of one file differed): stb_image 2.27
 // reads the pixels of a truncated flat (uncompressed) Radiance HDR file from uninitialised stack
 // bytes. HDR is not a format decode_image promises (nor one PIL opens), so HDR files, and

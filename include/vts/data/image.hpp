@@ -325,11 +325,14 @@ inline void check_pnm_header(ByteCursor& in, int channels, const std::string& pa
                                       " bytes), the file holds ", have, " after the header"));
 }
 
-// TGA: stb 2.27 returns an uncompressed true-colour or grey TGA that is cut short with the missing
-// rows uninitialised (heap garbage, different on every call); its other TGA kinds read zeros
-// there. stb takes a file for a TGA when its test (repeated here on the 18-byte header) passes,
-// after every other format's: no other format's signature has 0 or 1 as its second byte.
-inline void check_tga(const uint8_t* h, uint64_t size, const std::string& path) {
+// TGA: stb 2.27 returns a TGA that is cut short with the missing pixels uninitialised (uncompressed
+// true colour or grey: heap garbage, different on every call) or zeros (run-length encoded,
+// indexed, 15/16-bit colour), so a 24-byte file could stand for a 57-megapixel image; PIL refuses
+// both ("image file is truncated"). The bytes are counted as stbi__tga_load reads them: the ID
+// field, the palette (indexed), then the pixels, packet by packet when run-length encoded. stb
+// takes a file for a TGA when its test (repeated here on the 18-byte header, `h`) passes, after
+// every other format's: no other format's signature has 0 or 1 as its second byte.
+inline void check_tga(const uint8_t* h, const uint8_t* bytes, uint64_t size, const std::string& path) {
   auto le16 = [&](int at) { return int(h[at]) | int(h[at + 1]) << 8; };
   const int colormap = h[1], type = h[2], palette_bits = h[7], width = le16(12), height = le16(14), bits = h[16];
   // stbi__tga_test
@@ -340,16 +343,64 @@ inline void check_tga(const uint8_t* h, uint64_t size, const std::string& path) 
     return;
   if (width < 1 || height < 1 || (colormap == 1 && bits != 8 && bits != 16)) return;
   if (bits != 8 && bits != 15 && bits != 16 && bits != 24 && bits != 32) return;
-  // stbi__tga_load reads the pixels of a plain (not indexed, not RLE, not 15/16-bit RGB) TGA in one go
-  const bool grey = (type & 7) == 3;
-  if (colormap == 1 || type >= 8 || bits == 15 || (bits == 16 && !grey)) return;
-  const uint64_t channels = bits == 16 ? 2 : static_cast<uint64_t>(bits / 8);
-  const uint64_t start = 18 + h[0], need = uint64_t(width) * uint64_t(height) * channels;
+  const bool indexed = colormap == 1, run_length = type >= 8;
+  if (indexed && le16(5) == 0) return;  // stb: "bad palette"
+  // An index, or the pixel itself (15- and 16-bit colour in 2 bytes); palette entries likewise.
+  const uint64_t pixel_bytes = (uint64_t(bits) + 7) / 8, pixels = uint64_t(width) * uint64_t(height);
+  uint64_t start = 18 + uint64_t(h[0]);
+  if (indexed) start += uint64_t(le16(3)) + uint64_t(le16(5)) * ((uint64_t(palette_bits) + 7) / 8);
   const uint64_t have = size > start ? size - start : 0;
-  if (have < need)
+  const char* where = indexed ? " after the header and palette" : " after the header";
+  if (!run_length) {
+    const uint64_t need = pixels * pixel_bytes;
+    if (have < need)
+      throw IoError(vts::detail::concat("cannot decode image file '", path, "': truncated TGA: its header says ", width,
+                                        "x", height, " pixels of ", pixel_bytes, " bytes (", need,
+                                        " bytes), the file holds ", have, where));
+    return;
+  }
+  uint64_t done = 0, at = start;  // pixels whose packets lie in the file; the next packet's byte
+  while (done < pixels && at < size) {
+    const uint8_t packet = bytes[at];
+    const uint64_t count = std::min<uint64_t>(1 + (packet & 127), pixels - done);
+    const uint64_t end = at + 1 + ((packet & 0x80) ? pixel_bytes : count * pixel_bytes);  // a run: one pixel
+    if (end > size) break;
+    at = end;
+    done += count;
+  }
+  if (done < pixels)
     throw IoError(vts::detail::concat("cannot decode image file '", path, "': truncated TGA: its header says ", width,
-                                      "x", height, " pixels of ", channels, " bytes (", need, " bytes), the file holds ",
-                                      have, " after the header"));
+                                      "x", height, " pixels, run-length encoded; the ", have, " bytes", where,
+                                      " hold the packets of ", done));
+}
+
+// BMP: stb 2.27 decodes a file cut short as if the missing pixel rows were zeros, so a 54-byte file
+// that claims 13000x13000 pixels becomes a 500 MB image; PIL refuses it ("image file is
+// truncated"). The header is read as stbi__bmp_parse_header reads it (one stb refuses is left to
+// stb); the rows start at the header's pixel offset and are padded to 4 bytes, and the last row
+// needs only its pixels.
+inline void check_bmp(const uint8_t* bytes, uint64_t size, const std::string& path) {
+  auto le = [&](uint64_t at, int n) {
+    uint64_t v = 0;
+    for (int k = n - 1; k >= 0; --k) v = v << 8 | (at + uint64_t(k) < size ? bytes[at + uint64_t(k)] : 0);
+    return v;
+  };
+  const uint64_t offset = le(10, 4), header = le(14, 4);
+  if (header != 12 && header != 40 && header != 56 && header != 108 && header != 124) return;
+  const bool os2 = header == 12;  // 16-bit width and height
+  const int64_t width = os2 ? int64_t(le(18, 2)) : int64_t(int32_t(uint32_t(le(18, 4))));
+  int64_t height = os2 ? int64_t(le(20, 2)) : int64_t(int32_t(uint32_t(le(22, 4))));
+  const uint64_t planes = le(os2 ? 22 : 26, 2), bpp = le(os2 ? 24 : 28, 2);
+  if (planes != 1 || (!os2 && le(30, 4) != 0 && le(30, 4) != 3)) return;  // stb: "bad BMP", RLE, JPEG/PNG
+  if (bpp != 1 && bpp != 4 && bpp != 8 && bpp != 16 && bpp != 24 && bpp != 32) return;
+  height = height < 0 ? -height : height;  // negative: rows top to bottom
+  if (width <= 0 || height <= 0 || width * height > kMaxImagePixels) return;  // refused by the size check
+  const uint64_t stride = (uint64_t(width) * bpp + 31) / 32 * 4, last = (uint64_t(width) * bpp + 7) / 8;
+  const uint64_t need = stride * uint64_t(height - 1) + last, have = size > offset ? size - offset : 0;
+  if (have < need)
+    throw IoError(vts::detail::concat("cannot decode image file '", path, "': truncated BMP: its header says ", width,
+                                      "x", height, " pixels of ", bpp, " bits (", need, " bytes from byte ", offset,
+                                      "), the file holds ", have));
 }
 
 // Radiance HDR and Softimage PIC: stb decodes them too, but they are not among the formats
@@ -367,7 +418,7 @@ inline void refuse_other_formats(const uint8_t* head, size_t n, const std::strin
                                       "; expected a JPEG, PNG, BMP, GIF, TGA or PNM image"));
 }
 
-// Runs the checks above on the bytes of a PNG, JPEG, PNM or TGA file, and refuses HDR and PIC
+// Runs the checks above on the bytes of a PNG, JPEG, BMP, PNM or TGA file, and refuses HDR and PIC
 // files; other formats pass untouched. The format is told as stb tells it: stb tries JPEG, PNG,
 // BMP, GIF, PSD, PIC, PNM and HDR by their signatures, and TGA last, for whatever none of them
 // took.
@@ -384,6 +435,7 @@ inline void check_image_structure(const uint8_t* bytes, size_t size, const std::
     in.skip(8);
     return check_png_chunks(in, path);
   }
+  if (size >= 2 && bytes[0] == 'B' && bytes[1] == 'M') return check_bmp(bytes, size, path);
   if (size >= 2 && bytes[0] == 'P' && (bytes[1] == '5' || bytes[1] == '6')) {
     in.skip(2);
     return check_pnm_header(in, bytes[1] == '6' ? 3 : 1, path);
@@ -395,7 +447,7 @@ inline void check_image_structure(const uint8_t* bytes, size_t size, const std::
   if (size >= 2 && bytes[1] <= 1) {
     uint8_t header[18] = {};
     std::memcpy(header, bytes, std::min<size_t>(size, sizeof header));
-    check_tga(header, size, path);
+    check_tga(header, bytes, size, path);
   }
 }
 
