@@ -38,8 +38,8 @@ using vts_fuzz::fail;
 namespace data = vts::data;
 
 // UBSan's settings for this target, read before main: stop at the first report (scripts/fuzz makes
-// the shift-exponent check recoverable, for the one suppression), and suppress the report of stb
-// 2.27 that fuzz_image.ubsan.supp explains.
+// the checks of the suppressions recoverable), and suppress the reports of stb 2.27 that
+// fuzz_image.ubsan.supp explains.
 #ifdef VTS_FUZZ_UBSAN_SUPPRESSIONS
 extern "C" const char* __ubsan_default_options() {
   return "halt_on_error=1:print_stacktrace=1:suppressions=" VTS_FUZZ_UBSAN_SUPPRESSIONS;
