@@ -268,6 +268,13 @@ std::string bmp_header(uint32_t w, uint32_t h) {
   for (int k = 0; k < 6; ++k) put_le(s, 0, 4);  // BI_RGB, sizes, resolutions, palette counts
   return s + std::string(16, '\x40');
 }
+std::string tga_header(uint32_t w, uint32_t h) {
+  std::string s(12, '\0');
+  s[2] = 2;  // uncompressed true colour
+  put_le(s, w, 2);
+  put_le(s, h, 2);
+  return s + std::string("\x18\x00", 2) + std::string(8, '\x40');  // 24 bits a pixel
+}
 std::string gif_header(uint32_t w, uint32_t h) {
   std::string s = "GIF89a";
   put_le(s, w, 2);
@@ -310,7 +317,7 @@ TEST_CASE("data: decode_image refuses images above PIL's decompression-bomb limi
   const std::pair<const char*, std::string> files[] = {
       {"bomb.pgm", pnm_header(16000, 12000)}, {"bomb.png", png_header(16000, 12000)},
       {"bomb.bmp", bmp_header(16000, 12000)}, {"bomb.gif", gif_header(16000, 12000)},
-      {"bomb.jpg", jpeg_header(16000, 12000)}};
+      {"bomb.jpg", jpeg_header(16000, 12000)}, {"bomb.tga", tga_header(16000, 12000)}};
   for (const auto& [name, bytes] : files) {
     vts_test::write_text(dir / name, bytes);
     check_refused(dir / name, {"16000x12000 = 192000000 pixels", "at most 178956970"});

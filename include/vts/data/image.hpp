@@ -347,6 +347,7 @@ inline void check_tga(const uint8_t* h, const uint8_t* bytes, uint64_t size, con
   if (indexed && le16(5) == 0) return;  // stb: "bad palette"
   // An index, or the pixel itself (15- and 16-bit colour in 2 bytes); palette entries likewise.
   const uint64_t pixel_bytes = (uint64_t(bits) + 7) / 8, pixels = uint64_t(width) * uint64_t(height);
+  if (pixels > uint64_t(kMaxImagePixels)) return;  // refused by the size check
   uint64_t start = 18 + uint64_t(h[0]);
   if (indexed) start += uint64_t(le16(3)) + uint64_t(le16(5)) * ((uint64_t(palette_bits) + 7) / 8);
   const uint64_t have = size > start ? size - start : 0;
