@@ -607,6 +607,31 @@ TEST_CASE("data: decode_image refuses a truncated run-length encoded or indexed 
   check_refused(dir / "claim.bmp", {"truncated BMP: its header says 13000x13000 pixels of 24 bits", "the file holds 0"});
 }
 
+// Found by tests/fuzz/fuzz_image (2026-12-06; the 1- and 3-channel decodes of one file differed):
+// stb_image 2.27 keeps a BMP's palette in a stack array and fills only the entries the file holds,
+// so a pixel whose colour lies beyond the palette took never-written stack bytes.
+TEST_CASE("data: decode_image refuses a BMP pixel whose colour is beyond its palette", "[data][image]") {
+  vts_test::TempDir dir;
+  // 3x2 pixels of 1 bit; a palette of one colour (the 4 bytes between the headers and byte 58).
+  std::string bmp = "BM";
+  put_le(bmp, 58 + 8, 4);
+  put_le(bmp, 0, 4);
+  put_le(bmp, 58, 4);  // pixel offset
+  put_le(bmp, 40, 4);  // BITMAPINFOHEADER
+  put_le(bmp, 3, 4);
+  put_le(bmp, 2, 4);
+  put_le(bmp, 1, 2);  // planes
+  put_le(bmp, 1, 2);  // bits a pixel
+  for (int k = 0; k < 6; ++k) put_le(bmp, 0, 4);
+  bmp += std::string("\x10\x20\x30\x00", 4);  // the palette's one colour
+  vts_test::write_text(dir / "zeros.bmp", bmp + std::string(8, '\0'));
+  CHECK(vts::data::decode_image(dir / "zeros.bmp").pixels == std::vector<uint8_t>{0x30, 0x20, 0x10, 0x30, 0x20, 0x10,
+                                                                                 0x30, 0x20, 0x10, 0x30, 0x20, 0x10,
+                                                                                 0x30, 0x20, 0x10, 0x30, 0x20, 0x10});
+  vts_test::write_text(dir / "beyond.bmp", bmp + std::string("\x00\x00\x00\x00\x20\x00\x00\x00", 8));
+  check_refused(dir / "beyond.bmp", {"BMP pixel 2 of row 1 (in file order) is colour 1; expected one of the 1 colours"});
+}
+
 // Found by tests/fuzz/fuzz_image (the 1- and 3-channel decodes of one file differed): stb_image 2.27
 // reads the pixels of a truncated flat (uncompressed) Radiance HDR file from uninitialised stack
 // bytes. HDR is not a format decode_image promises (nor one PIL opens), so HDR files, and

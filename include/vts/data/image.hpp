@@ -375,11 +375,16 @@ inline void check_tga(const uint8_t* h, const uint8_t* bytes, uint64_t size, con
                                       " hold the packets of ", done));
 }
 
-// BMP: stb 2.27 decodes a file cut short as if the missing pixel rows were zeros, so a 54-byte file
-// that claims 13000x13000 pixels becomes a 500 MB image; PIL refuses it ("image file is
-// truncated"). The header is read as stbi__bmp_parse_header reads it (one stb refuses is left to
-// stb); the rows start at the header's pixel offset and are padded to 4 bytes, and the last row
-// needs only its pixels.
+// BMP, two things stb 2.27 gets wrong:
+//  - it decodes a file cut short as if the missing pixel rows were zeros, so a 54-byte file that
+//    claims 13000x13000 pixels becomes a 500 MB image; PIL refuses it ("image file is
+//    truncated"). The rows start at the header's pixel offset and are padded to 4 bytes; the last
+//    row needs only its pixels.
+//  - a 1-, 4- or 8-bit image whose pixels use a colour beyond its palette (the palette's size is
+//    what fits between the header and the pixel offset) takes that colour from never-written stack
+//    memory: heap-like garbage, different on every call. Refused, with the first such pixel.
+// The header is read as stbi__bmp_parse_header and stbi__bmp_load read it, with their int
+// arithmetic; a header stb refuses is left to stb.
 inline void check_bmp(const uint8_t* bytes, uint64_t size, const std::string& path) {
   auto le = [&](uint64_t at, int n) {
     uint64_t v = 0;
@@ -392,7 +397,10 @@ inline void check_bmp(const uint8_t* bytes, uint64_t size, const std::string& pa
   const int64_t width = os2 ? int64_t(le(18, 2)) : int64_t(int32_t(uint32_t(le(18, 4))));
   int64_t height = os2 ? int64_t(le(20, 2)) : int64_t(int32_t(uint32_t(le(22, 4))));
   const uint64_t planes = le(os2 ? 22 : 26, 2), bpp = le(os2 ? 24 : 28, 2);
-  if (planes != 1 || (!os2 && le(30, 4) != 0 && le(30, 4) != 3)) return;  // stb: "bad BMP", RLE, JPEG/PNG
+  const int32_t compression = os2 ? 0 : int32_t(uint32_t(le(30, 4)));  // stb reads it as an int
+  if (offset > uint64_t(INT32_MAX) || planes != 1) return;  // stb: "bad BMP"
+  if (compression == 1 || compression == 2 || compression >= 4 || (compression == 3 && bpp != 16 && bpp != 32))
+    return;  // stb: RLE, JPEG/PNG and bad bit-field BMPs are not read
   if (bpp != 1 && bpp != 4 && bpp != 8 && bpp != 16 && bpp != 24 && bpp != 32) return;
   height = height < 0 ? -height : height;  // negative: rows top to bottom
   if (width <= 0 || height <= 0 || width * height > kMaxImagePixels) return;  // refused by the size check
@@ -402,6 +410,24 @@ inline void check_bmp(const uint8_t* bytes, uint64_t size, const std::string& pa
     throw IoError(vts::detail::concat("cannot decode image file '", path, "': truncated BMP: its header says ", width,
                                       "x", height, " pixels of ", bpp, " bits (", need, " bytes from byte ", offset,
                                       "), the file holds ", have));
+  if (bpp > 8) return;
+  // stb's palette size: the 4-byte entries (OS/2: 3-byte, counted as stb counts them) between the
+  // headers and the pixels. 0 or more than 256 stb refuses; fewer than 0 it reads as none at all.
+  const int64_t start = static_cast<int64_t>(offset) - 14;
+  const int64_t palette = os2 ? (start - 24) / 3 : (start - static_cast<int64_t>(header)) >> 2;
+  if (palette == 0 || palette > 256 || palette >= (int64_t(1) << bpp)) return;
+  for (int64_t y = 0; y < height; ++y) {
+    const uint8_t* row = bytes + offset + uint64_t(y) * stride;
+    for (int64_t x = 0; x < width; ++x) {
+      const int colour = bpp == 8   ? row[x]
+                         : bpp == 4 ? (row[x / 2] >> (x % 2 ? 0 : 4)) & 15
+                                    : (row[x / 8] >> (7 - x % 8)) & 1;
+      if (colour >= palette)
+        throw IoError(vts::detail::concat("cannot decode image file '", path, "': BMP pixel ", x, " of row ", y,
+                                          " (in file order) is colour ", colour, "; expected one of the ",
+                                          std::max<int64_t>(palette, 0), " colours of its palette"));
+    }
+  }
 }
 
 // Radiance HDR and Softimage PIC: stb decodes them too, but they are not among the formats
