@@ -630,6 +630,11 @@ TEST_CASE("data: decode_image refuses a BMP pixel whose colour is beyond its pal
                                                                                  0x30, 0x20, 0x10, 0x30, 0x20, 0x10});
   vts_test::write_text(dir / "beyond.bmp", bmp + std::string("\x00\x00\x00\x00\x20\x00\x00\x00", 8));
   check_refused(dir / "beyond.bmp", {"BMP pixel 2 of row 1 (in file order) is colour 1; expected one of the 1 colours"});
+  // A pixel offset inside the header: stb counts -1 colours, reads none, and the pixels from elsewhere.
+  std::string inside = bmp.substr(0, 54) + std::string(8, '\0');
+  inside[10] = 50;
+  vts_test::write_text(dir / "inside.bmp", inside);
+  check_refused(dir / "inside.bmp", {"BMP: the pixel offset 50 leaves no room for the palette of a 1-bit image"});
 }
 
 // Found by tests/fuzz/fuzz_image (the 1- and 3-channel decodes of one file differed): stb_image 2.27

@@ -412,10 +412,14 @@ inline void check_bmp(const uint8_t* bytes, uint64_t size, const std::string& pa
                                       "), the file holds ", have));
   if (bpp > 8) return;
   // stb's palette size: the 4-byte entries (OS/2: 3-byte, counted as stb counts them) between the
-  // headers and the pixels. 0 or more than 256 stb refuses; fewer than 0 it reads as none at all.
+  // headers and the pixels. 0 or more than 256 stb refuses.
   const int64_t start = static_cast<int64_t>(offset) - 14;
   const int64_t palette = os2 ? (start - 24) / 3 : (start - static_cast<int64_t>(header)) >> 2;
   if (palette == 0 || palette > 256 || palette >= (int64_t(1) << bpp)) return;
+  if (palette < 0)  // stb then reads no palette and the pixels from the wrong place (OS/2 files too)
+    throw IoError(vts::detail::concat("cannot decode image file '", path, "': BMP: the pixel offset ", offset,
+                                      " leaves no room for the palette of a ", bpp, "-bit image (stb_image 2.27 counts ",
+                                      palette, " colours)"));
   for (int64_t y = 0; y < height; ++y) {
     const uint8_t* row = bytes + offset + uint64_t(y) * stride;
     for (int64_t x = 0; x < width; ++x) {
@@ -424,8 +428,8 @@ inline void check_bmp(const uint8_t* bytes, uint64_t size, const std::string& pa
                                     : (row[x / 8] >> (7 - x % 8)) & 1;
       if (colour >= palette)
         throw IoError(vts::detail::concat("cannot decode image file '", path, "': BMP pixel ", x, " of row ", y,
-                                          " (in file order) is colour ", colour, "; expected one of the ",
-                                          std::max<int64_t>(palette, 0), " colours of its palette"));
+                                          " (in file order) is colour ", colour, "; expected one of the ", palette,
+                                          " colours of its palette"));
     }
   }
 }
