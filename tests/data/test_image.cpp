@@ -509,6 +509,12 @@ TEST_CASE("data: decode_image refuses a truncated PNM", "[data][image]") {
       {"short16.ppm", "truncated PNM: its header says 2x2 pixels of 6 bytes (24 bytes), the file holds 23"},
       {"none.pgm", "the file holds 0 after the header"}};
   for (const auto& [name, text] : want) check_refused(dir / name, {text});
+  // Found by tests/fuzz/fuzz_image (2026-12-06; the 1- and 3-channel decodes differed): stb does not
+  // count a digit that is the file's last byte, so this header ends with the maximum value 35552
+  // for stb (16 bits, no pixels), not 355525 (which it would refuse).
+  vts_test::write_text(dir / "last_digit.pgm", std::string("P55\v3056\v355525"));
+  check_refused(dir / "last_digit.pgm",
+                {"truncated PNM: its header says 5x3056 pixels of 2 bytes (30560 bytes), the file holds 0"});
   vts_test::write_text(dir / "whole.pgm", "P5 2 2 255\n" + std::string(4, '\x40'));
   CHECK(vts::data::decode_image(dir / "whole.pgm", 1).pixels == std::vector<uint8_t>(4, 0x40));
 }

@@ -291,11 +291,15 @@ inline void check_jpeg_tables(ByteCursor& in, const std::string& path) {
 inline void check_pnm_header(ByteCursor& in, int channels, const std::string& path) {
   auto blank = [](int c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'; };
   int c = in.get();
+  // stb stops a number or a run of blanks when the byte it holds is the file's last (its at_eof),
+  // so a last digit is not part of the number: "P5 5 3056 355525" at the end of a file has the
+  // maximum value 35552 for stb, a 16-bit image with no pixels.
+  auto at_end = [&] { return in.offset() >= in.size(); };
   auto skip_blanks = [&] {
     for (;;) {
-      while (c >= 0 && blank(c)) c = in.get();
-      if (c != '#') return;
-      while (c >= 0 && c != '\n' && c != '\r') c = in.get();
+      while (!at_end() && blank(c)) c = in.get();
+      if (at_end() || c != '#') return;
+      while (!at_end() && c != '\n' && c != '\r') c = in.get();
     }
   };
   int64_t numbers[3] = {};
@@ -305,7 +309,7 @@ inline void check_pnm_header(ByteCursor& in, int channels, const std::string& pa
     std::string digits;
     int64_t value = 0;
     size_t count = 0;
-    for (; c >= '0' && c <= '9'; c = in.get(), ++count) {
+    for (; !at_end() && c >= '0' && c <= '9'; c = in.get(), ++count) {
       value = std::min<int64_t>(value * 10 + (c - '0'), int64_t(INT32_MAX) + 1);
       if (count < 24) digits += char(c);
     }
