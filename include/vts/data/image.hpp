@@ -376,7 +376,7 @@ inline void check_tga(const uint8_t* h, const uint8_t* bytes, uint64_t size, con
   if (done < pixels)
     throw IoError(vts::detail::concat("cannot decode image file '", path, "': truncated TGA: its header says ", width,
                                       "x", height, " pixels, run-length encoded; the ", have, " bytes", where,
-                                      " hold the packets of ", done));
+                                      " hold the packets of ", done, " of them"));
 }
 
 // BMP, two things stb 2.27 gets wrong:
@@ -386,7 +386,7 @@ inline void check_tga(const uint8_t* h, const uint8_t* bytes, uint64_t size, con
 //    row needs only its pixels.
 //  - a 1-, 4- or 8-bit image whose pixels use a colour beyond its palette (the palette's size is
 //    what fits between the header and the pixel offset) takes that colour from never-written stack
-//    memory: heap-like garbage, different on every call. Refused, with the first such pixel.
+//    memory: garbage, different on every call. Refused, with the first such pixel.
 // The header is read as stbi__bmp_parse_header and stbi__bmp_load read it, with their int
 // arithmetic; a header stb refuses is left to stb.
 inline void check_bmp(const uint8_t* bytes, uint64_t size, const std::string& path) {
