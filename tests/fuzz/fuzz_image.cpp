@@ -15,7 +15,8 @@
 // Not decoded: an input whose header claims more than kSlowPixels pixels but no more than the
 // limit. stb decodes a truncated JPEG or GIF as if the missing bytes were zeros (decode_image
 // refuses truncated TGA, BMP and PNM files, but cannot tell for those two without decoding), so a
-// 693-byte JPEG that says 65285×1266 is an 83-megapixel decode and only a timeout to report; headers above the limit are decoded (decode_image must refuse them).
+// 693-byte JPEG that says 65285×1266 is an 83-megapixel decode and only a timeout to report;
+// headers above the limit are decoded (decode_image must refuse them).
 #define STB_IMAGE_IMPLEMENTATION
 #include <stb_image.h>
 #undef STB_IMAGE_IMPLEMENTATION
