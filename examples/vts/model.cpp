@@ -4,6 +4,7 @@
 #include <climits>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 
 #include "commands.hpp"
 #include "model_impl.hpp"
@@ -156,17 +157,15 @@ IndexFingerprint parse_index_fingerprint(std::string_view fingerprint, const std
     id.head = v.at("head").get<std::string>();
     id.loss = v.at("loss").get<std::string>();
     id.dataset = v.at("dataset").get<std::string>();
-    // Whole numbers in range: nlohmann's get<> converts whatever number it finds, so a hand-edited
-    // weights_crc32 of -1 or 4294967297 would have been read as another model's CRC, and 64.5 bits
-    // as 64.
+    // Whole numbers in range (io::detail::json_integer): a hand-edited weights_crc32 of -1 or
+    // 4294967297 would otherwise be read as another model's CRC, and 64.5 bits as 64.
     auto whole = [&](const char* key, int64_t lo, int64_t hi) {
       const nlohmann::json& x = v.at(key);
-      const bool fits = x.is_number_integer() && (x.is_number_unsigned() ? x.get<uint64_t>() <= uint64_t(hi)
-                                                                          : x.get<int64_t>() >= lo && x.get<int64_t>() <= hi);
-      if (!fits)
+      const std::optional<int64_t> n = io::detail::json_integer<int64_t>(x);
+      if (!n || *n < lo || *n > hi)
         throw fail(detail::concat("its fingerprint's vts_model.", key, " is ", x.dump()),
                    detail::concat("a whole number from ", lo, " to ", hi, ", as vts encode writes it"));
-      return x.get<int64_t>();
+      return *n;
     };
     id.bits = whole("bits", kMinBits, kMaxBits);
     id.image = whole("image", 1, INT32_MAX);

@@ -399,8 +399,7 @@ TEST_CASE("data: decode_image refuses a JPEG scan that uses an undefined table o
   std::vector<uint8_t> px(size_t(16) * 16 * 3);
   for (size_t i = 0; i < px.size(); ++i) px[i] = uint8_t(i * 7);
   REQUIRE(stbi_write_jpg((dir / "good.jpg").c_str(), 16, 16, 3, px.data(), 90) != 0);
-  std::ifstream in(dir / "good.jpg", std::ios::binary);
-  const std::string good((std::istreambuf_iterator<char>(in)), {});
+  const std::string good = vts_test::read_text(dir / "good.jpg");
   REQUIRE_NOTHROW(vts::data::decode_image(dir / "good.jpg"));
   // stb_image_write's frame header gives component 1 table 0 and components 2, 3 table 1, in one
   // DQT segment; make that segment define table 0 twice.
@@ -528,8 +527,7 @@ TEST_CASE("data: decode_image refuses a truncated uncompressed TGA", "[data][ima
   REQUIRE(stbi_write_tga((dir / "whole.tga").c_str(), 6, 5, 3, px.data()) != 0);
   stbi_write_tga_with_rle = 1;
   CHECK(vts::data::decode_image(dir / "whole.tga").pixels == px);
-  std::ifstream in(dir / "whole.tga", std::ios::binary);
-  const std::string whole((std::istreambuf_iterator<char>(in)), {});
+  const std::string whole = vts_test::read_text(dir / "whole.tga");
   REQUIRE(whole.size() >= 18 + 90);
   vts_test::write_text(dir / "cut.tga", whole.substr(0, 18 + 50));
   check_refused(dir / "cut.tga", {"truncated TGA: its header says 6x5 pixels of 3 bytes (90 bytes), the file holds 50"});
@@ -563,16 +561,12 @@ TEST_CASE("data: decode_image refuses a truncated uncompressed TGA", "[data][ima
 TEST_CASE("data: decode_image refuses a truncated run-length encoded or indexed TGA and a truncated BMP",
           "[data][image]") {
   vts_test::TempDir dir;
-  auto bytes_of = [&](const std::string& name) {
-    std::ifstream in(dir / name, std::ios::binary);
-    return std::string((std::istreambuf_iterator<char>(in)), {});
-  };
   std::vector<uint8_t> px(size_t(6) * 5 * 3);
   for (size_t i = 0; i < px.size(); ++i) px[i] = uint8_t(i < 45 ? 0x40 : i * 7);  // runs, then raw pixels
   REQUIRE(stbi_write_tga_with_rle == 1);
   REQUIRE(stbi_write_tga((dir / "rle.tga").c_str(), 6, 5, 3, px.data()) != 0);
   CHECK(vts::data::decode_image(dir / "rle.tga").pixels == px);
-  const std::string rle = bytes_of("rle.tga");
+  const std::string rle = vts_test::read_text(dir / "rle.tga");
   REQUIRE(rle[2] == 10);  // run-length encoded true colour
   vts_test::write_text(dir / "rle_cut.tga", rle.substr(0, rle.size() - 10));
   check_refused(dir / "rle_cut.tga", {"truncated TGA: its header says 6x5 pixels, run-length encoded; the",
@@ -596,7 +590,7 @@ TEST_CASE("data: decode_image refuses a truncated run-length encoded or indexed 
 
   // BMP, 24 bits, 5x4: rows of 15 bytes padded to 16, from byte 54; the last row needs no padding.
   REQUIRE(stbi_write_bmp((dir / "a.bmp").c_str(), 5, 4, 3, px.data()) != 0);
-  const std::string bmp = bytes_of("a.bmp");
+  const std::string bmp = vts_test::read_text(dir / "a.bmp");
   REQUIRE(bmp.size() == 54 + 64);
   vts_test::write_text(dir / "no_last_pad.bmp", bmp.substr(0, 54 + 63));
   CHECK(vts::data::decode_image(dir / "no_last_pad.bmp").pixels == vts::data::decode_image(dir / "a.bmp").pixels);
@@ -763,8 +757,7 @@ TEST_CASE("data: decode_image reads PNG and JPEG, forces RGB, and names undecoda
   CHECK_THAT(message_of<vts::IoError>([&] { vts::data::decode_image(dir / "bad.jpg"); }),
              Contains(dir / "bad.jpg") && Contains("cannot decode"));
   // A PNG cut in half is detected, not returned half-filled.
-  std::ifstream full(dir / "a.png", std::ios::binary);
-  std::string bytes((std::istreambuf_iterator<char>(full)), {});
+  const std::string bytes = vts_test::read_text(dir / "a.png");
   vts_test::write_text(dir / "cut.png", bytes.substr(0, bytes.size() / 2));
   CHECK_THAT(message_of<vts::IoError>([&] { vts::data::decode_image(dir / "cut.png"); }), Contains(dir / "cut.png"));
   CHECK_THAT(message_of<vts::IoError>([&] { vts::data::decode_image(dir / "missing.png"); }),

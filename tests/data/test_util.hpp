@@ -41,6 +41,12 @@ inline void write_text(const std::string& path, const std::string& text) {
   f << text;
 }
 
+// A file's bytes, whole (to cut or edit a file a writer made).
+inline std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), {});
+}
+
 }  // namespace vts_test
 
 #include <catch2/catch.hpp>

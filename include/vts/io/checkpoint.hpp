@@ -28,6 +28,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <type_traits>
@@ -124,6 +125,20 @@ inline std::string json_found(const nlohmann::json& v) {
   return concat(text, " (", v.type_name(), ")");
 }
 
+// v as a T when it is a JSON integer within T's range, else nothing. nlohmann's get<T>() converts
+// whatever number it finds: 4294967297 to a uint32_t or an int as 1, -1 to 4294967295, 64.5 to 64.
+template <class T>
+std::optional<T> json_integer(const nlohmann::json& v) {
+  static_assert(std::is_integral_v<T> && !std::is_same_v<T, bool>);
+  if (!v.is_number_integer()) return std::nullopt;
+  if (v.is_number_unsigned()) {
+    const uint64_t u = v.get<uint64_t>();
+    return std::in_range<T>(u) ? std::optional<T>(static_cast<T>(u)) : std::nullopt;
+  }
+  const int64_t i = v.get<int64_t>();
+  return std::in_range<T>(i) ? std::optional<T>(static_cast<T>(i)) : std::nullopt;
+}
+
 // Calls f(optimizer&) on a plain optimizer or on the alternative a std::variant holds.
 template <class Opt, class F>
 decltype(auto) with_optimizer(Opt& opt, F&& f) {
@@ -167,13 +182,13 @@ T metadata_value(const nlohmann::json& m, const std::string& key, const std::str
     return v.get<bool>();
   } else if constexpr (std::is_integral_v<T>) {
     if (!v.is_number_integer()) throw wrong();
-    const bool fits = v.is_number_unsigned() ? std::in_range<T>(v.get<uint64_t>()) : std::in_range<T>(v.get<int64_t>());
-    if (!fits)
+    const std::optional<T> x = detail::json_integer<T>(v);
+    if (!x)
       throw metadata_error(file, key,
                            detail::concat("a whole number from ", +std::numeric_limits<T>::min(), " to ",
                                           +std::numeric_limits<T>::max()),
                            detail::json_found(v));
-    return v.is_number_unsigned() ? static_cast<T>(v.get<uint64_t>()) : static_cast<T>(v.get<int64_t>());
+    return *x;
   } else if constexpr (std::is_floating_point_v<T>) {
     if (!v.is_number() || !std::isfinite(v.get<double>())) throw wrong();
     return static_cast<T>(v.get<double>());
@@ -192,10 +207,9 @@ T metadata_value(const nlohmann::json& m, const std::string& key, const std::str
 // A count or an epoch number: a whole number of 0 or more that fits int64_t. `shown` names the
 // value in the message (a key, or an element such as "evaluations[3].epoch").
 inline int64_t metadata_count_value(const nlohmann::json& v, const std::string& file, const std::string& shown) {
-  const bool fits = v.is_number_integer() &&
-                    (v.is_number_unsigned() ? v.get<uint64_t>() <= uint64_t(INT64_MAX) : v.get<int64_t>() >= 0);
-  if (!fits) throw metadata_error(file, shown, "a whole number of 0 or more", detail::json_found(v));
-  return v.get<int64_t>();
+  const std::optional<int64_t> count = detail::json_integer<int64_t>(v);
+  if (!count || *count < 0) throw metadata_error(file, shown, "a whole number of 0 or more", detail::json_found(v));
+  return *count;
 }
 inline int64_t metadata_count(const nlohmann::json& m, const std::string& key, const std::string& file,
                               int64_t fallback) {
@@ -264,13 +278,11 @@ class CheckpointReader {
     const auto v = meta_.find("format_version");
     if (v == meta_.end() || !v->is_number_integer())
       throw IoError(detail::concat("checkpoint '", path_, "': metadata has no integer format_version"));
-    // Compared before narrowing: get<int>() of 4294967297 would be 1.
-    const bool known = v->is_number_unsigned() ? v->get<uint64_t>() <= uint64_t(kCheckpointVersion)
-                                               : v->get<int64_t>() <= kCheckpointVersion;
-    if (!known || v->get<int64_t>() < 1)
+    const std::optional<int> version = detail::json_integer<int>(*v);  // get<int>() read 4294967297 as 1
+    if (!version || *version < 1 || *version > kCheckpointVersion)
       throw IoError(detail::concat("checkpoint '", path_, "': format_version ", v->dump(),
                                    " is not one this build reads (1..", kCheckpointVersion, ")"));
-    version_ = v->get<int>();
+    version_ = *version;
   }
 
   const std::string& path() const { return path_; }
