@@ -110,6 +110,16 @@ void checkpoint_info(const std::string& path, bool json) {
   std::printf("  model: %s, %s head, %s, %s bits, trained on %s (seed %s)\n", text("config").c_str(),
               text("head").c_str(), text("loss").c_str(), text("bits").c_str(), text("dataset").c_str(),
               text("seed").c_str());
+  // best.safetensors keeps them at the top, last.safetensors among the settings --resume compares.
+  const nlohmann::json loss_params = m.contains("loss_params") ? m["loss_params"]
+                                     : m.contains("settings") && m["settings"].is_object()
+                                         ? m["settings"].value("loss_params", nlohmann::json())
+                                         : nlohmann::json();
+  if (loss_params.is_object() && !loss_params.empty()) {
+    std::string listed;
+    for (const auto& [name, value] : loss_params.items()) listed += (listed.empty() ? "" : ", ") + name + " " + value.dump();
+    std::printf("  loss hyperparameters: %s\n", listed.c_str());
+  }
   if (m.contains("map") && m["map"].is_number())  // best.safetensors: the evaluation it is the best of
     std::printf("  epoch %s, mAP %.4f\n", text("epoch").c_str(), m["map"].get<double>());
   else if (m.contains("best_map") && m["best_map"].is_number())  // last.safetensors: the state to resume

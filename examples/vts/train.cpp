@@ -48,8 +48,14 @@ nlohmann::json RunRecord::history_json() const {
   return losses;
 }
 
+nlohmann::json RunRecord::settings() const {
+  nlohmann::json s = run_settings(a_);
+  s["loss_params"] = loss_params;
+  return s;
+}
+
 nlohmann::json RunRecord::best_checkpoint_metadata() const {
-  return {{"config", model_}, {"head", head_}, {"loss", loss_}, {"bits", a_.bits},
+  return {{"config", model_}, {"head", head_}, {"loss", loss_}, {"loss_params", loss_params}, {"bits", a_.bits},
           {"epoch", best.epoch}, {"map", best.report.map}, {"dataset", a_.dataset}, {"seed", a_.seed},
           {"flip_average", a_.flip_average},  // vts encode/search encode as the evaluation did
           {"query_per_class", a_.query_per_class}, {"train_per_class", a_.train_per_class}};  // and split so
@@ -59,7 +65,7 @@ nlohmann::json RunRecord::last_checkpoint_metadata(int64_t epoch) const {
   return {{"config", model_}, {"head", head_}, {"loss", loss_}, {"bits", a_.bits},
           {"epoch", epoch}, {"dataset", a_.dataset}, {"seed", a_.seed}, {"best_map", best.report.map},
           {"best_epoch", best.epoch}, {"evaluations", evaluations}, {"loss_history", history_json()},
-          {"train_seconds", train_seconds}, {"settings", run_settings(a_)}, {"split", split}};
+          {"train_seconds", train_seconds}, {"settings", settings()}, {"split", split}};
 }
 
 int64_t RunRecord::restore(const nlohmann::json& m, const std::string& path) {
@@ -107,7 +113,7 @@ int64_t RunRecord::restore(const nlohmann::json& m, const std::string& path) {
   for (const auto& h : losses) history.emplace_back(h["epoch"].get<int64_t>(), h["loss"].get<double>());
   train_seconds = seconds;
   std::string changed;
-  const nlohmann::json now = run_settings(a_);
+  const nlohmann::json now = settings();
   const bool epochs_changed = then.contains("epochs") && then["epochs"] != now["epochs"];
   for (const auto& [k, v] : now.items())
     if (then.contains(k) && then[k] != v && (setting_is_read(k, then) || setting_is_read(k, now)))
@@ -185,7 +191,8 @@ void RunRecord::write_outputs(const Outputs& o) const {
       {"evaluations", evaluations},
       {"loss_history", history_json()},
       {"config",
-       {{"model", model_}, {"head", head_}, {"loss", loss_}, {"bits", a.bits}, {"dataset", a.dataset},
+       {{"model", model_}, {"head", head_}, {"loss", loss_}, {"loss_params", loss_params}, {"bits", a.bits},
+        {"dataset", a.dataset},
         {"device", o.device}, {"precision", a.precision}, {"gemm", o.gemm}, {"cuda_graphs", a.cuda_graphs},
         {"data_dir", a.data_dir}, {"epochs", a.epochs}, {"batch", a.batch}, {"optimizer", a.opt.name},
         {"lr", a.opt.lr}, {"weight_decay", a.opt.weight_decay}, {"schedule", a.opt.schedule},
@@ -249,6 +256,36 @@ int run_config(const TrainArgs& a) {
 }
 }  // namespace
 
+// --loss-param NAME=VALUE, each checked on a small instance of the chosen loss before any data is
+// read, so that a misspelt name or a value out of range is refused at once.
+std::map<std::string, double> parse_loss_params(const std::vector<std::string>& given, const TrainArgs& a) {
+  std::map<std::string, double> params;
+  hash::loss::dispatch<float, Cpu>(a.loss, [&]<class Loss>() {
+    Generator gen(0);
+    Loss probe(hash::loss::Config{.bits = a.bits, .classes = 1, .train_size = 1,
+                                  .reference_compat = a.reference_compat, .dataset = a.dataset},
+               gen);
+    for (const std::string& text : given) {
+      const size_t eq = text.find('=');
+      if (eq == 0 || eq == std::string::npos || eq + 1 == text.size())
+        throw Error("--loss-param " + text + ": expected NAME=VALUE, e.g. --loss-param alpha=0.4");
+      const std::string name = text.substr(0, eq), value_text = text.substr(eq + 1);
+      char* stop = nullptr;
+      const double value = std::strtod(value_text.c_str(), &stop);
+      if (stop != value_text.c_str() + value_text.size())
+        throw Error("--loss-param " + text + ": '" + value_text + "' is not a number");
+      if (!params.emplace(name, value).second) throw Error("--loss-param " + text + ": " + name + " is given twice");
+      try {
+        hash::loss::set_hyperparameter(probe, name, value);
+      } catch (const Error& e) {
+        throw Error("--loss-param " + text + ": " + e.what());
+      }
+    }
+    return 0;
+  });
+  return params;
+}
+
 Run add_train_command(CLI::App& app) {
   auto a = std::make_shared<TrainArgs>();
   app.add_option("--config", a->config, "model: tiny (ViTTiny28), small (ViTSmall32), b16, b32")
@@ -257,6 +294,11 @@ Run add_train_command(CLI::App& app) {
       ->check(CLI::IsMember({"all", "cls"}))->capture_default_str();
   app.add_option("--loss", a->loss, "dsh, hashnet, greedyhash, idhn, csq, dpn")
       ->check(CLI::IsMember(hash::loss::names()))->capture_default_str();
+  auto loss_params = std::make_shared<std::vector<std::string>>();
+  app.add_option("--loss-param", *loss_params,
+                 "NAME=VALUE: a hyperparameter of the loss (repeat for several): dsh alpha; hashnet alpha, "
+                 "step_continuation; greedyhash alpha; idhn alpha, gamma, lambda; csq lambda; dpn margin, "
+                 "adaptive_targets (0/1). Defaults: the reference's (docs/losses.md)");
   app.add_option("--bits", a->bits, "code length K (a multiple of 8: codes are packed in bytes)")
       ->check(whole_number(8, 4096, 8))->capture_default_str();
   app.add_option("--dataset", a->dataset,
@@ -346,7 +388,8 @@ Run add_train_command(CLI::App& app) {
              "cuda: replay each step's forward and backward from captured CUDA graphs (the same results bit for bit, "
              "fewer launches, about twice the activation memory)",
              "on with --device cuda except for --loss greedyhash; off when a capture fails", graphs_given.get());
-  return [a, gemm, workers, graphs_given]() -> int {
+  return [a, gemm, workers, graphs_given, loss_params]() -> int {
+    a->loss_params = parse_loss_params(*loss_params, *a);
     if (workers->count() == 0) a->workers = default_workers(a->device);
     if (!*graphs_given)
       a->cuda_graphs = a->device == "cuda" && a->loss != "greedyhash";

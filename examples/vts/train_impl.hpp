@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -39,6 +40,7 @@ struct TrainArgs {
   std::string precision = "fp32";  // fp32, or bf16 (CUDA: bf16 network, fp32 loss and masters)
   std::string head = "all";
   std::string loss = "csq";
+  std::map<std::string, double> loss_params;  // --loss-param NAME=VALUE: the loss's hyperparameters
   int64_t bits = 64;
   std::string dataset = "fashion-mnist";
   std::string data_dir, image_root;
@@ -93,6 +95,19 @@ inline bool setting_is_read(const std::string& key, const nlohmann::json& settin
   if (key == "step_size" || key == "gamma") return schedule == "step";
   if (key == "momentum") return optimizer == "sgd";
   return true;
+}
+
+// {"alpha": 0.1, "step_continuation": 20, "adaptive_targets": false}: counts as integers, switches as
+// booleans.
+inline nlohmann::json loss_params_json(const std::vector<hash::loss::Hyperparameter>& all) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& h : all) {
+    using Kind = hash::loss::HyperparameterKind;
+    j[h.name] = h.kind == Kind::flag    ? nlohmann::json(h.value != 0)
+                : h.kind == Kind::count ? nlohmann::json(static_cast<int64_t>(h.value))
+                                        : nlohmann::json(h.value);
+  }
+  return j;
 }
 
 inline std::string format_duration(double s) {
@@ -171,9 +186,13 @@ class RunRecord {
   // The split's sizes and classes ({train, query, database, classes[, class_names]}): kept in
   // last.safetensors, so that --resume can say when the data changed (images added to a folder).
   nlohmann::json split;
+  // Every hyperparameter of the loss as the run uses it ({"alpha": 0.1, ...}), defaults included:
+  // in metrics.json and both checkpoints, and among the settings --resume compares.
+  nlohmann::json loss_params = nlohmann::json::object();
 
  private:
   nlohmann::json history_json() const;  // [{epoch, loss}], as checkpoints and metrics.json keep it
+  nlohmann::json settings() const;      // run_settings() and loss_params
 
   const TrainArgs& a_;
   const char* model_;
@@ -222,9 +241,13 @@ int run(const TrainArgs& a) {
   const int classes = split.num_classes;
 
   std::filesystem::create_directories(a.out);
-  std::printf("vts train: %s (%s head), %s loss, %lld bits, %s: %lld train / %lld query / %lld database, %d classes, "
-              "%s, %d thread%s%s\n",
-              Config::name, Head::name, Loss::name, static_cast<long long>(a.bits), a.dataset.c_str(),
+  std::vector<hash::loss::Hyperparameter> loss_params_given;  // metrics.json has every value
+  for (const auto& [name, value] : a.loss_params) loss_params_given.push_back({name, value});
+  const std::string loss_settings =
+      loss_params_given.empty() ? "" : " (" + hash::loss::describe(loss_params_given) + ")";
+  std::printf("vts train: %s (%s head), %s loss%s, %lld bits, %s: %lld train / %lld query / %lld database, "
+              "%d classes, %s, %d thread%s%s\n",
+              Config::name, Head::name, Loss::name, loss_settings.c_str(), static_cast<long long>(a.bits), a.dataset.c_str(),
               static_cast<long long>(split.train->size()), static_cast<long long>(split.query->size()),
               static_cast<long long>(split.database->size()), classes,
               (std::string(D::name) + (std::is_same_v<T, bf16> ? " bf16" : "")).c_str(), cpu::max_threads(),
@@ -248,6 +271,7 @@ int run(const TrainArgs& a) {
                           .multi_label = multi_label_sets.count(a.dataset) > 0,
                           .reference_compat = a.reference_compat, .dataset = a.dataset};
   Loss loss(lcfg, gen);
+  for (const auto& [name, value] : a.loss_params) hash::loss::set_hyperparameter(loss, name, value);
 
   data::Loader train_loader(split.train, {.batch_size = a.batch, .shuffle = true, .num_workers = a.workers,
                                           .seed = a.seed});
@@ -290,6 +314,7 @@ int run(const TrainArgs& a) {
   const index::Labels db_labels_packed = index::Labels::from_multi_hot(db_labels, classes);
 
   RunRecord record(a, Config::name, Head::name, Loss::name);
+  record.loss_params = loss_params_json(hash::loss::hyperparameters(trainer.loss()));
   record.split = {{"train", split.train->size()}, {"query", split.query->size()},
                   {"database", split.database->size()}, {"classes", classes}};
   if (!split.class_names.empty()) record.split["class_names"] = split.class_names;

@@ -2,7 +2,8 @@
 # What the `vts` commands do with bad flags and with outputs or failures that would cost the user's
 # files or work (found by an adversarial pass over the program, 2026-12-05):
 #   - a count outside its range, a negative seed, a non-number: exit 1 and a message naming the flag,
-#     the range and what was given (no crash at --threads 100000, no 2^63-sized arithmetic);
+#     the range and what was given (no crash at --threads 100000, no 2^63-sized arithmetic); a loss
+#     hyperparameter the loss does not have, or out of its range;
 #   - -k far above the index's size lists the index, without reserving memory for k;
 #   - an output that is one of the command's inputs is refused, and the input stays as it was;
 #   - an encode onto an existing index or file is refused without --overwrite (or --update);
@@ -43,6 +44,13 @@ expect_error "--workers: expected a whole number from 0 to 256, found 1000000" \
 expect_error "--precision-at: expected a whole number from 1 to" "$vts" evaluate --queries "$run/best.safetensors" \
   --database "$run/best.safetensors" --precision-at 0
 expect_error "-k: expected a whole number from 1 to" "$vts" search --index "$run/best.safetensors" --image x.png -k 0
+expect_error "--loss-param beta=1: csq loss has no hyperparameter 'beta'; its hyperparameters: lambda 0.0001" \
+  "$vts" train --loss-param beta=1 --out "$out/x"
+expect_error "--loss-param alpha=-1: hashnet loss: alpha = -1; expected a number from 0 to" \
+  "$vts" train --loss hashnet --loss-param alpha=-1 --out "$out/x"
+expect_error "--loss-param margin: expected NAME=VALUE" "$vts" train --loss dpn --loss-param margin --out "$out/x"
+expect_error "--loss-param alpha=2: alpha is given twice" \
+  "$vts" train --loss dsh --loss-param alpha=1 --loss-param alpha=2 --out "$out/x"
 [[ ! -e $out/x ]] || fail "a refused command created its output"
 
 # A small labelled folder of images, and its index.

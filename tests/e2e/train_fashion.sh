@@ -39,6 +39,10 @@ fi
 grep -q -- "--precision bf16 needs --device cuda" "$out/bf16.err" || { echo "unexpected error:"; cat "$out/bf16.err"; exit 1; }
 [[ ! -e "$out/bf16" ]] || { echo "--precision bf16 failed but created $out/bf16"; exit 1; }
 
+# The loss's hyperparameters as the run used them (the reference's, no --loss-param given).
+tr -d ' \n' <"$run/metrics.json" | grep -q '"loss_params":{"lambda":0.0001}' ||
+  { echo "metrics.json should list the loss's hyperparameters"; exit 1; }
+
 # CUDA graphs are CUDA's default: the CPU run records them off, and asking for them on the CPU is refused.
 grep -q '"cuda_graphs": false' "$run/metrics.json" || { echo "metrics.json of a CPU run should say cuda_graphs false"; exit 1; }
 if "$vts" train --cuda-graphs --epochs 1 --out "$out/graphs" --quiet 2>"$out/graphs.err" >/dev/null; then

@@ -568,6 +568,64 @@ TEST_CASE("hash: HashNet with no negative pair is the mean over positives and no
   }
 }
 
+TEST_CASE("hash: hyperparameters are listed, set and refused by name", "[hash][hyperparameters]") {
+  hl::Config cfg;
+  cfg.bits = 16;
+  cfg.classes = 3;
+  cfg.train_size = 4;
+  vts::Generator gen(1);
+  // What each loss offers (vts train --loss-param names them in its help).
+  const std::map<std::string, std::string> expected{
+      {"dsh", "alpha 0.1"}, {"hashnet", "alpha 0.1, step_continuation 20"}, {"greedyhash", "alpha 0.1"},
+      {"idhn", "alpha 0.5, gamma 0.1, lambda 0.1"}, {"csq", "lambda 0.0001"}, {"dpn", "margin 1, adaptive_targets 0"}};
+  for (const auto& name : hl::names()) {
+    INFO(name);
+    const std::string listed = hl::dispatch<float, vts::Cpu>(name, [&]<class Loss>() {
+      Loss loss(cfg, gen);
+      return hl::describe(hl::hyperparameters(loss));
+    });
+    CHECK(listed == expected.at(name));
+  }
+
+  hl::HashNet<float> hashnet(cfg, gen);
+  const auto listed = hl::hyperparameters(hashnet);
+  REQUIRE(listed.size() == 2);
+  CHECK(listed[0].value == 0.1);  // the float's shortest decimal, as metrics.json shows it
+  CHECK(listed[0].kind == hl::HyperparameterKind::real);
+  CHECK(listed[1].kind == hl::HyperparameterKind::count);
+  hl::set_hyperparameter(hashnet, "alpha", 0.4);
+  hl::set_hyperparameter(hashnet, "step_continuation", 5);
+  CHECK(hashnet.alpha == 0.4f);
+  CHECK(hashnet.step_continuation == 5);
+  CHECK_THROWS_WITH(hl::set_hyperparameter(hashnet, "beta", 1),
+                    "hashnet loss has no hyperparameter 'beta'; its hyperparameters: alpha 0.4, step_continuation 5");
+  CHECK_THROWS_WITH(hl::set_hyperparameter(hashnet, "alpha", -1),
+                    "hashnet loss: alpha = -1; expected a number from 0 to 3.40282e+38");
+  CHECK_THROWS_WITH(hl::set_hyperparameter(hashnet, "alpha", 1e300), Contains("expected a number from 0 to"));
+  CHECK_THROWS_WITH(hl::set_hyperparameter(hashnet, "alpha", std::nan("")), Contains("expected a number from 0 to"));
+  CHECK_THROWS_WITH(hl::set_hyperparameter(hashnet, "step_continuation", 2.5),
+                    "hashnet loss: step_continuation = 2.5; expected a whole number from 1 to 1000000");
+  CHECK_THROWS_WITH(hl::set_hyperparameter(hashnet, "step_continuation", 0), Contains("a whole number from 1"));
+  CHECK(hashnet.alpha == 0.4f);  // a refused value changes nothing
+  CHECK(hashnet.step_continuation == 5);
+
+  hl::Dpn<float> dpn(cfg, gen);
+  hl::set_hyperparameter(dpn, "adaptive_targets", 1);
+  CHECK(dpn.adaptive_targets);
+  CHECK_THROWS_WITH(hl::set_hyperparameter(dpn, "adaptive_targets", 0.5),
+                    "dpn loss: adaptive_targets = 0.5; expected 0 (off) or 1 (on)");
+
+  // The value reaches the loss: with alpha = 0 every θ is 0, so each side's mean is softplus(0) =
+  // log 2 and the loss is 2 log 2 whatever the codes.
+  hl::HashNet<double> flat(cfg, gen);
+  hl::set_hyperparameter(flat, "alpha", 0);
+  std::vector<double> u(2 * 16);
+  for (size_t i = 0; i < u.size(); ++i) u[i] = std::sin(double(i));
+  const auto out = flat(vts::Tensor<double>::from_vector(u, Shape{2, 16}),
+                        vts::Tensor<double>::from_vector({1, 0, 0, 0, 1, 0}, Shape{2, 3}), {0, 1}, 0);
+  CHECK(out.item() == Approx(2 * std::log(2.0)).epsilon(1e-12));
+}
+
 TEST_CASE("hash: IDHN takes s > 0.99 and s < 0.01 as hard pairs and everything between as soft", "[hash][idhn]") {
   // u = 0 makes v = 0 and θ = 0 for every pair (§2.4), so a hard pair costs softplus(0) = log 2
   // (CE) and a soft pair γ·(θ + K − 2sK)² = γK²(1 − 2s)² (MSE); the quantization term is

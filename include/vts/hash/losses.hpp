@@ -17,10 +17,14 @@
 // The random parts (CSQ rows beyond 2K, DPN targets, the multi-label tie bits, GreedyHash's W)
 // can be replaced with known values: Csq::set_centers, Dpn::set_targets, set_tie_bits and
 // GreedyHash::set_classifier (used by the golden tests to inject PyTorch's draws).
+#include <charconv>
 #include <cmath>
+#include <cstdio>
+#include <limits>
 #include <memory>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "vts/hash/centers.hpp"
@@ -171,6 +175,10 @@ class Dsh {
 
   Dsh(const Config& cfg, Generator&)
       : cfg_(cfg), margin_(T(2 * cfg.bits)), bank_(cfg.train_size, cfg.bits, cfg.classes) {}
+  template <class F>
+  void hyperparameters(F&& f) {
+    f("alpha", alpha);
+  }
 
   tensor_type operator()(const tensor_type& u, const tensor_type& y, const std::vector<int64_t>& ind, int) {
     detail::check_batch(name, u, y, ind, cfg_.bits, cfg_.classes);
@@ -206,6 +214,11 @@ class HashNet {
 
   HashNet(const Config& cfg, Generator&) : cfg_(cfg) {
     if (cfg.reference_compat) bank_ = detail::MemoryBank<T, D>(cfg.train_size, cfg.bits, cfg.classes);
+  }
+  template <class F>
+  void hyperparameters(F&& f) {
+    f("alpha", alpha);
+    f("step_continuation", step_continuation);
   }
 
   // tanh(scale·u) with scale = √(⌊epoch/20⌋ + 1); the reference code never updates it (scale 1).
@@ -262,6 +275,10 @@ class GreedyHash {
     // HEAD raises α to 1 for imagenet (§2.3); the VTS code has no such override (§7.3).
     if (!cfg.reference_compat && cfg.dataset == "imagenet") alpha = T(1);
   }
+  template <class F>
+  void hyperparameters(F&& f) {
+    f("alpha", alpha);
+  }
 
   // Overwrites the classifier's values in place (the tensor, and so any optimizer holding it,
   // stays the same), e.g. with another implementation's random init.
@@ -311,6 +328,12 @@ class Idhn {
 
   Idhn(const Config& cfg, Generator&)
       : cfg_(cfg), bank_(cfg.train_size, cfg.bits, cfg.classes) {}
+  template <class F>
+  void hyperparameters(F&& f) {
+    f("alpha", alpha);
+    f("gamma", gamma);
+    f("lambda", lambda);
+  }
 
   tensor_type operator()(const tensor_type& u, const tensor_type& y, const std::vector<int64_t>& ind, int) {
     detail::check_batch(name, u, y, ind, cfg_.bits, cfg_.classes);
@@ -349,6 +372,10 @@ class Csq {
 
   Csq(const Config& cfg, Generator& gen)
       : cfg_(cfg), assigner_(csq_centers(cfg.classes, cfg.bits, gen), cfg.multi_label, gen) {}
+  template <class F>
+  void hyperparameters(F&& f) {
+    f("lambda", lambda);
+  }
 
   // host_labels: y's values, when the caller has them on the host (see detail::host_labels).
   tensor_type operator()(const tensor_type& u, const tensor_type& y, const std::vector<int64_t>& ind, int,
@@ -392,6 +419,12 @@ class Dpn {
   Dpn(const Config& cfg, Generator& gen)
       : cfg_(cfg), assigner_(dpn_targets(cfg.classes, cfg.bits, p, gen), cfg.multi_label, gen),
         bank_(cfg.train_size, cfg.bits, cfg.classes) {}
+  // p is not among them: the constructor has drawn the targets with it.
+  template <class F>
+  void hyperparameters(F&& f) {
+    f("margin", margin);
+    f("adaptive_targets", adaptive_targets);
+  }
 
   // host_labels: y's values, when the caller has them on the host (see detail::host_labels).
   tensor_type operator()(const tensor_type& u, const tensor_type& y, const std::vector<int64_t>& ind, int,
@@ -435,6 +468,95 @@ class Dpn {
   detail::MemoryBank<T, D> bank_;
   detail::RowUpload<T, D> upload_;
 };
+
+// ---- hyperparameters by name ---------------------------------------------------------------------
+// Every loss lists the scalars a user may set (`hyperparameters(f)` calls f(name, member) for each):
+// a weight, scale or margin (a real number, 0 or more: every one of them is a penalty's weight or a
+// distance, which a negative value would turn around), a count of epochs (a whole number, 1 or
+// more) or a switch (0 or 1). `vts train --loss-param NAME=VALUE` sets them through these.
+enum class HyperparameterKind { real, count, flag };
+
+struct Hyperparameter {
+  std::string name;
+  double value = 0;
+  HyperparameterKind kind = HyperparameterKind::real;
+};
+
+namespace detail {
+template <class V>
+HyperparameterKind kind_of() {
+  if constexpr (std::is_same_v<V, bool>) return HyperparameterKind::flag;
+  else if constexpr (std::is_integral_v<V>) return HyperparameterKind::count;
+  else return HyperparameterKind::real;
+}
+// A float member as the double of its shortest decimal form (0.1f as 0.1, not 0.10000000149...),
+// so that metrics.json and checkpoints show what was asked for.
+template <class V>
+double decimal_value(V v) {
+  if constexpr (std::is_same_v<V, float>) {
+    char text[32];
+    const auto end = std::to_chars(text, text + sizeof text, v).ptr;
+    double d = 0;
+    std::from_chars(text, end, d);
+    return d;
+  } else {
+    return static_cast<double>(v);
+  }
+}
+}  // namespace detail
+
+// The loss's hyperparameters with their current values, in the loss's order.
+template <class Loss>
+std::vector<Hyperparameter> hyperparameters(Loss& loss) {
+  std::vector<Hyperparameter> all;
+  loss.hyperparameters([&]<class V>(const char* name, V& member) {
+    all.push_back({name, detail::decimal_value(member), detail::kind_of<V>()});
+  });
+  return all;
+}
+
+// "alpha 0.1, step_continuation 20", for messages and logs.
+inline std::string describe(const std::vector<Hyperparameter>& all) {
+  std::string text;
+  for (const auto& h : all) {
+    char value[32];
+    std::snprintf(value, sizeof value, "%g", h.value);
+    text += (text.empty() ? "" : ", ") + h.name + " " + value;
+  }
+  return text;
+}
+
+// Sets the hyperparameter `name` of `loss` to `value`. Throws when the loss has no such one (the
+// message lists those it has, with their values) or when `value` is not of its kind.
+template <class Loss>
+void set_hyperparameter(Loss& loss, const std::string& name, double value) {
+  bool found = false;
+  loss.hyperparameters([&]<class V>(const char* own_name, V& member) {
+    if (name != own_name) return;
+    found = true;
+    const auto refuse = [&](const char* expected) {
+      char given[32];
+      std::snprintf(given, sizeof given, "%g", value);
+      throw Error(vts::detail::concat(Loss::name, " loss: ", name, " = ", given, "; expected ", expected));
+    };
+    if constexpr (std::is_same_v<V, bool>) {
+      if (value != 0 && value != 1) refuse("0 (off) or 1 (on)");
+    } else if constexpr (std::is_integral_v<V>) {
+      if (!(value >= 1 && value <= 1e6 && value == std::floor(value))) refuse("a whole number from 1 to 1000000");
+    } else {  // finite in V too: 1e300 is a double, not a float
+      constexpr double largest = static_cast<double>(std::numeric_limits<V>::max());
+      if (!(value >= 0 && value <= largest)) {
+        char range[48];
+        std::snprintf(range, sizeof range, "a number from 0 to %g", largest);
+        refuse(range);
+      }
+    }
+    member = static_cast<V>(value);
+  });
+  if (!found)
+    throw Error(vts::detail::concat(Loss::name, " loss has no hyperparameter '", name, "'; its hyperparameters: ",
+                                    describe(hyperparameters(loss))));
+}
 
 // Calls f.template operator()<Loss>() with the loss type registered under `name`, so a name from
 // a command line becomes a type at compile time.
