@@ -257,7 +257,8 @@ int run_config(const TrainArgs& a) {
 }  // namespace
 
 // --loss-param NAME=VALUE, each checked on a small instance of the chosen loss before any data is
-// read, so that a misspelt name or a value out of range is refused at once.
+// read, so that a misspelt name or a value out of range is refused at once. The instance is built
+// without any too: a loss that refuses the code length (CSQ at 48 bits) then says so at once.
 std::map<std::string, double> parse_loss_params(const std::vector<std::string>& given, const TrainArgs& a) {
   std::map<std::string, double> params;
   hash::loss::dispatch<float, Cpu>(a.loss, [&]<class Loss>() {

@@ -484,10 +484,15 @@ struct Hyperparameter {
 
 namespace detail {
 template <class V>
-HyperparameterKind kind_of() {
+constexpr HyperparameterKind kind_of() {
   if constexpr (std::is_same_v<V, bool>) return HyperparameterKind::flag;
   else if constexpr (std::is_integral_v<V>) return HyperparameterKind::count;
   else return HyperparameterKind::real;
+}
+inline std::string short_number(double v) {  // %g: 0.1, 20, 1e-05, 3.40282e+38
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", v);
+  return text;
 }
 // A float member as the double of its shortest decimal form (0.1f as 0.1, not 0.10000000149...),
 // so that metrics.json and checkpoints show what was asked for.
@@ -518,11 +523,7 @@ std::vector<Hyperparameter> hyperparameters(Loss& loss) {
 // "alpha 0.1, step_continuation 20", for messages and logs.
 inline std::string describe(const std::vector<Hyperparameter>& all) {
   std::string text;
-  for (const auto& h : all) {
-    char value[32];
-    std::snprintf(value, sizeof value, "%g", h.value);
-    text += (text.empty() ? "" : ", ") + h.name + " " + value;
-  }
+  for (const auto& h : all) text += (text.empty() ? "" : ", ") + h.name + " " + detail::short_number(h.value);
   return text;
 }
 
@@ -534,22 +535,18 @@ void set_hyperparameter(Loss& loss, const std::string& name, double value) {
   loss.hyperparameters([&]<class V>(const char* own_name, V& member) {
     if (name != own_name) return;
     found = true;
-    const auto refuse = [&](const char* expected) {
-      char given[32];
-      std::snprintf(given, sizeof given, "%g", value);
-      throw Error(vts::detail::concat(Loss::name, " loss: ", name, " = ", given, "; expected ", expected));
+    const auto refuse = [&](const std::string& expected) {
+      throw Error(vts::detail::concat(Loss::name, " loss: ", name, " = ", detail::short_number(value), "; expected ",
+                                      expected));
     };
-    if constexpr (std::is_same_v<V, bool>) {
+    constexpr HyperparameterKind kind = detail::kind_of<V>();
+    if constexpr (kind == HyperparameterKind::flag) {
       if (value != 0 && value != 1) refuse("0 (off) or 1 (on)");
-    } else if constexpr (std::is_integral_v<V>) {
+    } else if constexpr (kind == HyperparameterKind::count) {
       if (!(value >= 1 && value <= 1e6 && value == std::floor(value))) refuse("a whole number from 1 to 1000000");
-    } else {  // finite in V too: 1e300 is a double, not a float
+    } else {  // within V too: 1e300 is a double, not a float
       constexpr double largest = static_cast<double>(std::numeric_limits<V>::max());
-      if (!(value >= 0 && value <= largest)) {
-        char range[48];
-        std::snprintf(range, sizeof range, "a number from 0 to %g", largest);
-        refuse(range);
-      }
+      if (!(value >= 0 && value <= largest)) refuse("a number from 0 to " + detail::short_number(largest));
     }
     member = static_cast<V>(value);
   });
