@@ -254,7 +254,15 @@ int run_config(const TrainArgs& a) {
               " only; reconfigure with -DVTS_TRAIN_CONFIGS=\"tiny;small;b16;b32\", or use scripts/run-default --config " +
               a.config + ", which builds what it runs");
 }
-}  // namespace
+
+// A small instance of a loss (one class, one training item), to list or check its hyperparameters.
+template <class Loss>
+Loss loss_probe(int64_t bits, bool reference_compat = false, const std::string& dataset = "") {
+  Generator gen(0);
+  return Loss(hash::loss::Config{.bits = bits, .classes = 1, .train_size = 1, .multi_label = false,
+                                 .reference_compat = reference_compat, .dataset = dataset},
+              gen);
+}
 
 // --loss-param NAME=VALUE, each checked on a small instance of the chosen loss before any data is
 // read, so that a misspelt name or a value out of range is refused at once. The instance is built
@@ -262,10 +270,7 @@ int run_config(const TrainArgs& a) {
 std::map<std::string, double> parse_loss_params(const std::vector<std::string>& given, const TrainArgs& a) {
   std::map<std::string, double> params;
   hash::loss::dispatch<float, Cpu>(a.loss, [&]<class Loss>() {
-    Generator gen(0);
-    Loss probe(hash::loss::Config{.bits = a.bits, .classes = 1, .train_size = 1,
-                                  .reference_compat = a.reference_compat, .dataset = a.dataset},
-               gen);
+    Loss probe = loss_probe<Loss>(a.bits, a.reference_compat, a.dataset);
     for (const std::string& text : given) {
       const size_t eq = text.find('=');
       if (eq == 0 || eq == std::string::npos || eq + 1 == text.size())
@@ -287,6 +292,19 @@ std::map<std::string, double> parse_loss_params(const std::vector<std::string>& 
   return params;
 }
 
+// "dsh: alpha 0.1; hashnet: alpha 0.1, step_continuation 20; ...", from the losses themselves.
+std::string loss_params_help() {
+  std::string help;
+  for (const std::string& name : hash::loss::names())
+    hash::loss::dispatch<float, Cpu>(name, [&]<class Loss>() {
+      Loss probe = loss_probe<Loss>(64);
+      help += (help.empty() ? "" : "; ") + name + ": " + hash::loss::describe(hash::loss::hyperparameters(probe));
+      return 0;
+    });
+  return help;
+}
+}  // namespace
+
 Run add_train_command(CLI::App& app) {
   auto a = std::make_shared<TrainArgs>();
   app.add_option("--config", a->config, "model: tiny (ViTTiny28), small (ViTSmall32), b16, b32")
@@ -297,9 +315,8 @@ Run add_train_command(CLI::App& app) {
       ->check(CLI::IsMember(hash::loss::names()))->capture_default_str();
   auto loss_params = std::make_shared<std::vector<std::string>>();
   app.add_option("--loss-param", *loss_params,
-                 "NAME=VALUE: a hyperparameter of the loss (repeat for several): dsh alpha; hashnet alpha, "
-                 "step_continuation; greedyhash alpha; idhn alpha, gamma, lambda; csq lambda; dpn margin, "
-                 "adaptive_targets (0/1). Defaults: the reference's (docs/losses.md)");
+                 "NAME=VALUE: a hyperparameter of the loss (repeat for several); the reference's defaults: " +
+                     loss_params_help() + " (docs/losses.md)");
   app.add_option("--bits", a->bits, "code length K (a multiple of 8: codes are packed in bytes)")
       ->check(whole_number(8, 4096, 8))->capture_default_str();
   app.add_option("--dataset", a->dataset,
