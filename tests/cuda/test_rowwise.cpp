@@ -37,6 +37,11 @@ double row_mean_scale(const std::vector<float>& x, int64_t rows, int64_t n) {
   }
   return std::sqrt(squares);
 }
+// The bound on that measure. Not kTolF32: against mean |x| rather than the mean, 1e-5 would be up to
+// 50x looser than the relative bound it replaced (the bf16 rows of 4096 values have means near 0.03
+// against a mean |x| of 1.6). Measured on vts-emu, six seeds: at most 5.4e-8 in fp32, 1.4e-9 for
+// bf16 inputs; 2e-7 is at least as strict as the old bound wherever the old one was meaningful.
+constexpr double kTolRowMean = 2e-7;
 }  // namespace
 
 TEST_CASE("layer_norm fp32 forward and backward", "[rowwise][layer_norm]") {
@@ -59,7 +64,7 @@ TEST_CASE("layer_norm fp32 forward and backward", "[rowwise][layer_norm]") {
     cuda::layer_norm_rows(Cuda{}, dx.data(), dw.data(), db.data(), dy.data(), dmu.data(), drs.data(), c.rows, c.n,
                           eps);
     CHECK(rel_err(dy.download(), y) < kTolF32);
-    CHECK(rel_err(dmu.download(), mu, row_mean_scale(x, c.rows, c.n)) < kTolF32);
+    CHECK(rel_err(dmu.download(), mu, row_mean_scale(x, c.rows, c.n)) < kTolRowMean);
     CHECK(rel_err(drs.download(), rs) < kTolF32);
 
     std::vector<float> gx(total), gw(n), gb(n);
@@ -103,7 +108,7 @@ TEST_CASE("layer_norm bf16 forward and backward", "[rowwise][layer_norm]") {
     cuda::layer_norm_rows(Cuda{}, dx.data(), dw.data(), db.data(), dy.data(), dmu.data(), drs.data(), c.rows, c.n,
                           eps);
     CHECK(rel_err(dy.download(), y) < kTolBf16);
-    CHECK(rel_err(dmu.download(), mu, row_mean_scale(x, c.rows, c.n)) < kTolF32);  // of bf16 inputs, in fp32
+    CHECK(rel_err(dmu.download(), mu, row_mean_scale(x, c.rows, c.n)) < kTolRowMean);  // of bf16 inputs, in fp32
     CHECK(rel_err(drs.download(), rs) < kTolF32);
     std::vector<float> gx(total), gw(n), gb(n);
     cpu::layer_norm_rows_backward(Cpu{}, x.data(), w.data(), mu.data(), rs.data(), g.data(), gx.data(), gw.data(),
