@@ -8,6 +8,7 @@
 #include <initializer_list>
 #include <string>
 
+#include "../common/gif_writer.hpp"
 #include "test_util.hpp"
 #include "vts/data/image.hpp"
 
@@ -605,6 +606,101 @@ TEST_CASE("data: decode_image refuses a truncated run-length encoded or indexed 
   }
   vts_test::write_text(dir / "claim.bmp", claim);
   check_refused(dir / "claim.bmp", {"truncated BMP: its header says 13000x13000 pixels of 24 bits", "the file holds 0"});
+}
+
+// stb_image 2.27 reads zeros past the end of a JPEG, decodes every block of the image from them and
+// only then refuses the file ("expected marker": a 693-byte file claiming 65285x1266 pixels was an
+// 83-megapixel decode before that error). decode_image refuses it first and says where it ends.
+// PIL refuses each of these files too ("image file is truncated"), the one missing only its EOI
+// marker included.
+TEST_CASE("data: decode_image refuses a JPEG that ends before its EOI marker and says where", "[data][image]") {
+  vts_test::TempDir dir;
+  std::vector<uint8_t> px(size_t(24) * 16 * 3);
+  for (size_t i = 0; i < px.size(); ++i) px[i] = uint8_t(i * 13 + i / 72 * 5);
+  REQUIRE(stbi_write_jpg((dir / "whole.jpg").c_str(), 24, 16, 3, px.data(), 90) != 0);
+  const std::string whole = vts_test::read_text(dir / "whole.jpg");
+  const auto decoded = vts::data::decode_image(dir / "whole.jpg");
+  REQUIRE(whole.substr(whole.size() - 2) == "\xFF\xD9");
+  // stb_image_write's layout: SOI, APP0 (JFIF) at byte 2, DQT, SOF0, DHT, SOS and the scan, EOI.
+  REQUIRE(whole.substr(2, 2) == "\xFF\xE0");
+  const size_t dqt = whole.find("\xFF\xDB"), sos = whole.find("\xFF\xDA");
+  REQUIRE(dqt != std::string::npos);
+  REQUIRE(sos != std::string::npos);
+  for (size_t cut = 2; cut < whole.size(); ++cut) {
+    INFO("the first " << cut << " of " << whole.size() << " bytes");
+    vts_test::write_text(dir / "cut.jpg", whole.substr(0, cut));
+    CHECK_THAT(message_of<vts::IoError>([&] { vts::data::decode_image(dir / "cut.jpg"); }),
+               Contains("JPEG file is truncated: its " + std::to_string(cut) + " bytes end ") &&
+                   Contains("expected the image's segments up to an EOI marker"));
+  }
+  const std::pair<size_t, std::string> cuts[] = {
+      {2, "after the SOI marker at byte 0, where a marker was expected"},
+      {dqt, "after the APP0 segment at byte 2, where a marker was expected"},
+      {dqt + 1, "after the APP0 segment at byte 2, where a marker was expected"},  // its 0xFF only
+      {dqt + 10, "inside the DQT segment at byte " + std::to_string(dqt)},
+      {sos + 5, "inside the entropy-coded data of the scan (SOS segment) at byte " + std::to_string(sos)},
+      {whole.size() - 2, "inside the entropy-coded data of the scan (SOS segment) at byte " + std::to_string(sos)}};
+  for (const auto& [cut, where] : cuts) {
+    vts_test::write_text(dir / "cut.jpg", whole.substr(0, cut));
+    check_refused(dir / "cut.jpg", {"JPEG file is truncated: its " + std::to_string(cut) + " bytes end " + where});
+  }
+  // Bytes after the EOI marker change nothing.
+  vts_test::write_text(dir / "tail.jpg", whole + std::string("\0\0\xFF", 3));
+  CHECK(vts::data::decode_image(dir / "tail.jpg").pixels == decoded.pixels);
+}
+
+// stb_image 2.27 decodes a GIF cut short without an error: it reads zeros past the end and gives
+// the pixels it did not reach the background colour. PIL refuses such a file ("image file is
+// truncated"), and so does decode_image; one cut after its last pixel decodes whole.
+TEST_CASE("data: decode_image refuses a GIF whose pixels run past the end of the file", "[data][image]") {
+  using vts_test_common::GifLayout;
+  vts_test::TempDir dir;
+  const GifLayout layouts[] = {{.width = 7, .height = 5},
+                               {.width = 7, .height = 5, .interlaced = true, .extensions = true},
+                               {.width = 7, .height = 5, .frame_x = 2, .frame_y = 1, .frame_width = 4, .frame_height = 3}};
+  for (const GifLayout& layout : layouts) {
+    const int fw = layout.frame_width < 0 ? layout.width : layout.frame_width;
+    const int fh = layout.frame_height < 0 ? layout.height : layout.frame_height;
+    INFO("a " << fw << "x" << fh << " frame on a " << layout.width << "x" << layout.height << " screen"
+              << (layout.interlaced ? ", interlaced" : "") << (layout.extensions ? ", after two extensions" : ""));
+    const std::vector<uint8_t> gif = vts_test_common::four_colour_gif(layout);
+    const std::string whole(gif.begin(), gif.end());
+    vts_test::write_text(dir / "whole.gif", whole);
+    const auto decoded = vts::data::decode_image(dir / "whole.gif");
+    REQUIRE(decoded.pixels.size() == size_t(layout.width) * size_t(layout.height) * 3);
+    if (fw == layout.width && !layout.interlaced) {  // the writer's pixels, row by row
+      for (int i = 0; i < fw * fh; ++i)
+        for (int c = 0; c < 3; ++c)
+          REQUIRE(decoded.pixels[size_t(i) * 3 + size_t(c)] ==
+                  vts_test_common::kGifPalette[vts_test_common::gif_pixel_index(i, fw)][c]);
+    }
+    // Header (13 bytes), palette (12), the extensions (20), the image descriptor (10), the LZW code
+    // size (1), then one sub-block: its length, then 3-bit codes, a clear code before every two
+    // pixels; the last pixel's code ends in byte `complete` - 1.
+    const size_t descriptor = 25 + (layout.extensions ? 20 : 0), data = descriptor + 12;
+    REQUIRE(whole[descriptor] == ',');
+    const size_t codes = size_t(fw * fh) + size_t(fw * fh + 1) / 2;
+    const size_t complete = data + (codes * 3 + 7) / 8;
+    REQUIRE(complete < whole.size() - 2);  // the end code, the block terminator and the trailer follow
+    for (size_t cut = 6; cut < whole.size(); ++cut) {
+      INFO("the first " << cut << " of " << whole.size() << " bytes");
+      vts_test::write_text(dir / "cut.gif", whole.substr(0, cut));
+      if (cut >= complete) {
+        CHECK(vts::data::decode_image(dir / "cut.gif").pixels == decoded.pixels);
+        continue;
+      }
+      const std::string where = cut <= descriptor ? "before its first image"
+                                : cut < descriptor + 10 ? "inside the image descriptor at byte " + std::to_string(descriptor)
+                                                        : "inside the pixels of the image at byte " + std::to_string(descriptor);
+      CHECK_THAT(message_of<vts::IoError>([&] { vts::data::decode_image(dir / "cut.gif"); }),
+                 Contains("GIF file is truncated: its " + std::to_string(cut) + " bytes end " + where));
+    }
+    // Three bytes of codes hold eight: clear, pixel, pixel, clear, pixel, pixel, clear, pixel.
+    vts_test::write_text(dir / "cut.gif", whole.substr(0, data + 3));
+    check_refused(dir / "cut.gif", {"inside the pixels of the image at byte " + std::to_string(descriptor) +
+                                    ", after 5 of its " + std::to_string(fw) + "x" + std::to_string(fh) +
+                                    " pixels; expected the rest of its LZW data"});
+  }
 }
 
 // Found by tests/fuzz/fuzz_image (2026-12-06; the 1- and 3-channel decodes of one file differed):

@@ -13,9 +13,10 @@
 // allocation past -malloc_limit_mb or a mismatch is a crash.
 //
 // Not decoded: an input whose header claims more than kSlowPixels pixels but no more than the
-// limit. stb decodes a truncated JPEG or GIF as if the missing bytes were zeros (decode_image
-// refuses truncated TGA, BMP and PNM files, but cannot tell for those two without decoding), so a
-// 693-byte JPEG that says 65285×1266 is an 83-megapixel decode and only a timeout to report;
+// limit. decode_image refuses a file that ends before its pixels, in every format, before stb
+// decodes it; but stb decodes a JPEG scan whose data stop early at a marker (an EOI, say) as if
+// the missing bits were zeros, as libjpeg does with a warning, so a 693-byte JPEG that says
+// 65285×1266 and ends with an EOI marker is an 83-megapixel decode and only a timeout to report;
 // headers above the limit are decoded (decode_image must refuse them).
 #define STB_IMAGE_IMPLEMENTATION
 #include <stb_image.h>
@@ -32,6 +33,7 @@
 #include <utility>
 #include <vector>
 
+#include "../common/gif_writer.hpp"
 #include "fuzz_util.hpp"
 #include "vts/data/image.hpp"
 
@@ -78,44 +80,6 @@ std::optional<data::ImageU8> decode(const std::string& path, int channels) {
   }
 }
 
-// A GIF with a 4-colour palette whose LZW stream sends a clear code before every two pixels, so
-// every code stays 3 bits wide.
-std::vector<uint8_t> tiny_gif(int w, int h) {
-  std::vector<uint8_t> b = {'G', 'I', 'F', '8', '9', 'a', uint8_t(w), 0, uint8_t(h), 0, 0x81, 0, 0};
-  const uint8_t palette[12] = {0, 0, 0, 255, 0, 0, 0, 255, 0, 40, 80, 255};
-  b.insert(b.end(), palette, palette + 12);
-  const uint8_t descriptor[10] = {',', 0, 0, 0, 0, uint8_t(w), 0, uint8_t(h), 0, 0};
-  b.insert(b.end(), descriptor, descriptor + 10);
-  b.push_back(2);  // LZW minimum code size: clear = 4, end = 5
-  std::vector<int> codes;
-  for (int i = 0; i < w * h; ++i) {
-    if (i % 2 == 0) codes.push_back(4);
-    codes.push_back((i * 3 + i / w) % 4);
-  }
-  codes.push_back(5);
-  std::vector<uint8_t> packed;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (const int c : codes) {
-    acc |= uint32_t(c) << bits;
-    bits += 3;
-    while (bits >= 8) {
-      packed.push_back(uint8_t(acc & 0xFF));
-      acc >>= 8;
-      bits -= 8;
-    }
-  }
-  if (bits) packed.push_back(uint8_t(acc));
-  for (size_t at = 0; at < packed.size(); at += 255) {
-    const size_t n = std::min<size_t>(255, packed.size() - at);
-    b.push_back(uint8_t(n));
-    b.insert(b.end(), packed.begin() + std::ptrdiff_t(at), packed.begin() + std::ptrdiff_t(at + n));
-  }
-  b.push_back(0);
-  b.push_back(';');
-  return b;
-}
-
 void write_seeds(const std::string& dir) {
   const int w = 5, h = 4;
   std::vector<uint8_t> px(size_t(w) * h * 4);
@@ -139,7 +103,13 @@ void write_seeds(const std::string& dir) {
   const std::string p6 = "P6\n# comment\n5 4\n255\n" + std::string(px.begin(), px.begin() + w * h * 3);
   vts_fuzz::write_file(at("c1.pgm"), p5);
   vts_fuzz::write_file(at("c3.ppm"), p6);
-  vts_fuzz::write_file(at("c4.gif"), tiny_gif(w, h));
+  vts_fuzz::write_file(at("c4.gif"), vts_test_common::four_colour_gif({.width = w, .height = h}));
+  vts_fuzz::write_file(at("c4_interlaced.gif"), vts_test_common::four_colour_gif({.width = 7,
+                                                                                  .height = 5,
+                                                                                  .frame_x = 1,
+                                                                                  .frame_width = 6,
+                                                                                  .interlaced = true,
+                                                                                  .extensions = true}));
   // The classic 1x1 transparent GIF (global palette, graphic control extension).
   static const uint8_t pixel_gif[] = {'G', 'I', 'F', '8', '9', 'a', 1, 0, 1, 0, 0x80, 0, 0, 0xff, 0xff, 0xff, 0, 0,
                                       0, '!', 0xf9, 4, 1, 0, 0, 0, 0, ',', 0, 0, 0, 0, 1, 0, 1, 0, 0,

@@ -86,8 +86,9 @@ inline std::vector<uint8_t> read_image_bytes(std::FILE* f, const std::string& pa
 // Decodes a JPEG/PNG/BMP/GIF/TGA/PNM file into `channels` channels (3 = RGB, as PIL's
 // convert("RGB"): grey is replicated, alpha dropped; 1 = grey, as PIL's convert("L"), colour
 // weighted by pil_luma). Throws vts::IoError naming the file when it cannot be opened or decoded,
-// when its header claims no pixels or more than kMaxImagePixels, when it is a JPEG, PNG, PNM or
-// TGA file that stb_image 2.27 would mishandle (detail::check_image_structure), and when it is a
+// when its header claims no pixels or more than kMaxImagePixels, when it is a JPEG, PNG, BMP, GIF,
+// PNM or TGA file that stb_image 2.27 would mishandle, a file cut short among them
+// (detail::check_image_structure), and when it is a
 // Radiance HDR or Softimage PIC file (stb reads them, decode_image does not); never returns a
 // partial or empty image.
 inline void decode_image(const std::string& path, int channels, ImageU8& out) {

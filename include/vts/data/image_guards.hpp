@@ -40,29 +40,44 @@ inline void check_image_size(const std::string& path, int64_t w, int64_t h) {
 }
 
 // Forward reading of the file's bytes for the structure checks below; get() is -1 at the end.
+// overran() says whether a read or a skip has gone past the end, where stb reads zeros.
 class ByteCursor {
  public:
   ByteCursor(const uint8_t* data, size_t size) : data_(data), size_(size) {}
-  int get() { return at_ < size_ ? data_[at_++] : -1; }
+  int get() {
+    if (at_ < size_) return data_[at_++];
+    overran_ = true;
+    return -1;
+  }
   // Skips n bytes; false (and nothing skipped) when that passes the end.
   bool skip(uint64_t n) {
     if (n > size_ - at_) return false;
     at_ += static_cast<size_t>(n);
     return true;
   }
+  // Skips n bytes as stbi__skip does: up to the end at most.
+  void skip_or_overrun(uint64_t n) {
+    if (!skip(n)) {
+      at_ = size_;
+      overran_ = true;
+    }
+  }
   // Consumes bytes up to and including the next 0xFF; false at the end.
   bool past_next_ff() {
     const void* p = std::memchr(data_ + at_, 0xFF, size_ - at_);
     at_ = p ? static_cast<size_t>(static_cast<const uint8_t*>(p) - data_) + 1 : size_;
+    if (!p) overran_ = true;
     return p != nullptr;
   }
   uint64_t offset() const { return at_; }
   uint64_t size() const { return size_; }
+  bool overran() const { return overran_; }
 
  private:
   const uint8_t* data_;
   size_t size_;
   size_t at_ = 0;
+  bool overran_ = false;
 };
 
 inline std::string printable_tag(const uint8_t* t, size_t n) {
@@ -92,7 +107,23 @@ inline void check_png_chunks(ByteCursor& in, const std::string& path) {
   }
 }
 
-// JPEG, two things stb 2.27 gets wrong:
+// The segments a JPEG walk reads (the others end it).
+inline std::string jpeg_segment_name(int marker) {
+  switch (marker) {
+    case 0xC4: return "DHT";
+    case 0xDA: return "SOS";
+    case 0xDB: return "DQT";
+    case 0xDC: return "DNL";
+    case 0xDD: return "DRI";
+    case 0xFE: return "COM";
+    default: break;
+  }
+  if (marker >= 0xC0 && marker <= 0xC2) return "SOF" + std::to_string(marker - 0xC0);
+  if (marker >= 0xE0 && marker <= 0xEF) return "APP" + std::to_string(marker - 0xE0);
+  return "marker 0x" + std::string(1, "0123456789ABCDEF"[marker >> 4]) + "0123456789ABCDEF"[marker & 15];
+}
+
+// JPEG, three things stb 2.27 gets wrong:
 //  - a Huffman table (DHT) lists how many codes it has of each length 1..16, at most 256 in all;
 //    stb builds the table without checking the sum and writes past its arrays when it is larger
 //    (already in stbi_info, before any pixel);
@@ -102,11 +133,17 @@ inline void check_png_chunks(ByteCursor& in, const std::string& path) {
 //    file decodes to heap garbage, different on every call. libjpeg (PIL) refuses undefined
 //    tables too ("Quantization table 0x01 was not defined"; it has default Huffman tables for
 //    Motion-JPEG frames without any, which stb lacks) and a component twice in a scan ("Invalid
-//    component ID 3 in SOS"); a component in no scan it decodes as grey.
+//    component ID 3 in SOS"); a component in no scan it decodes as grey;
+//  - a file that ends before its EOI marker: stb reads zeros past the end, decodes every block of
+//    the image from them and only then refuses the file ("expected marker"), so a 693-byte file
+//    that claims 65285x1266 pixels costs an 83-megapixel decode before its error, which does not
+//    say the file is cut short. Every such file ends up refused by stb (after the last scan it
+//    needs a marker, and at the end of the file it finds none), so refusing it here, before the
+//    decode and naming where it ends, turns away no file stb would return.
 // The walk repeats stb's (stbi__decode_jpeg_header, stbi__decode_jpeg_image): the same segments in
 // the same order, bytes past the end read as 0 as stb reads them, a scan's entropy-coded data up to
 // the next marker other than RSTn; where stb gives up on the file, so does the walk.
-inline void check_jpeg_tables(ByteCursor& in, const std::string& path) {
+inline void check_jpeg(ByteCursor& in, const std::string& path) {
   auto fail = [&](auto&&... parts) {
     return IoError(vts::detail::concat("cannot decode image file '", path, "': JPEG ", parts...));
   };
@@ -121,125 +158,144 @@ inline void check_jpeg_tables(ByteCursor& in, const std::string& path) {
   std::vector<bool> coded;                      // per component: a scan has written all its blocks
   int pending = -1;                             // the marker that ended a scan's data
   bool first = true;                            // the marker right after SOI
-  for (;;) {
-    int m = pending;
-    pending = -1;
-    if (m < 0) {  // stbi__get_marker; before the frame header stb skips stray bytes between segments
-      for (;;) {
-        const int x = in.get();
-        if (x < 0) return;  // stb: no marker at the end of the file
-        if (x == 0xFF) break;
-        if (first || frame >= 0) return;  // stb: "expected marker"
-      }
-      do m = in.get();
-      while (m == 0xFF);
-      if (m < 0) return;
-    }
-    first = false;
-    const uint64_t at = in.offset() - 2;
-    if (m == 0xD9) {  // EOI: stb returns the image (before the frame header it refuses the file)
-      for (size_t i = 0; i < coded.size(); ++i)
-        if (!coded[i])
-          throw fail("component ", components[i].first, " is coded by no ", frame == 0xC2 ? "first DC " : "",
-                     "scan; its pixels would be undefined");
-      return;
-    }
-    if (m == 0xC4) {        // DHT: tables while the segment's length lasts, as stb counts it
-      for (int left = get16() - 2; left > 0;) {
-        const int q = get8();
-        if ((q >> 4) > 1 || (q & 15) > 3) return;  // stb refuses a bad table class or id
-        int codes = 0;
-        for (int i = 0; i < 16; ++i) codes += get8();
-        if (codes > 256)
-          throw fail("Huffman table ", q & 15, " (", (q >> 4) ? "AC" : "DC", ", DHT segment at byte ", at,
-                     ") declares ", codes, " codes; expected at most 256");
-        for (int i = 0; i < codes; ++i) (void)in.get();
-        ((q >> 4) ? ac : dc)[q & 15] = true;
-        left -= 17 + codes;
-        if (left < 0) return;  // stb refuses a segment its tables overrun
-      }
-    } else if (m == 0xDB) {  // DQT
-      for (int left = get16() - 2; left > 0;) {
-        const int q = get8();
-        if ((q >> 4) > 1 || (q & 15) > 3) return;  // stb refuses a bad precision or id
-        const int n = (q >> 4) ? 128 : 64;
-        for (int i = 0; i < n; ++i) (void)in.get();
-        quant[q & 15] = true;
-        left -= 1 + n;
-        if (left < 0) return;
-      }
-    } else if (m == 0xDD) {  // DRI
-      if (get16() != 4) return;
-      (void)get16();
-    } else if ((m >= 0xE0 && m <= 0xEF) || m == 0xFE) {  // APPn, COM
-      const int length = get16();
-      if (length < 2) return;
-      for (int i = 2; i < length; ++i) (void)in.get();
-    } else if (m >= 0xC0 && m <= 0xC2) {  // SOF0..2: the frames stb reads; any later SOF it refuses
-      if (frame >= 0) return;
-      frame = m;
-      const int length = get16(), precision = get8(), height = get16(), width = get16(), n = get8();
-      if (length < 11 || precision != 8 || height == 0 || width == 0 || (n != 1 && n != 3 && n != 4) ||
-          length != 8 + 3 * n)
-        return;  // stb refuses these
-      for (int k = 0; k < n; ++k) {
-        const int id = get8(), sampling = get8(), table = get8();
-        if ((sampling >> 4) == 0 || (sampling >> 4) > 4 || (sampling & 15) == 0 || (sampling & 15) > 4 || table > 3)
-          return;
-        components.emplace_back(id, table);
-      }
-      coded.assign(components.size(), false);
-    } else if (m == 0xDA && frame >= 0) {  // SOS: the tables it uses must exist now
-      const int length = get16(), n = get8();
-      if (n < 1 || n > 4 || n > static_cast<int>(components.size()) || length != 6 + 2 * n) return;
-      std::vector<std::pair<size_t, int>> scan;  // (component, DC table << 4 | AC table)
-      for (int k = 0; k < n; ++k) {
-        const int id = get8(), tables = get8();
-        size_t i = 0;
-        while (i < components.size() && components[i].first != id) ++i;
-        if (i == components.size() || (tables >> 4) > 3 || (tables & 15) > 3) return;  // stb refuses these
-        for (const auto& [j, t] : scan)
-          if (j == i)
-            throw fail("scan (SOS segment at byte ", at, ") lists component ", id,
-                       " twice; expected each component at most once");
-        scan.emplace_back(i, tables);
-      }
-      const int ss = get8(), se = get8(), a = get8();
-      const bool progressive = frame == 0xC2;
-      if (progressive ? (ss > 63 || se > 63 || ss > se || (a >> 4) > 13 || (a & 15) > 13) : (ss != 0 || a != 0))
-        return;
-      for (const auto& [i, tables] : scan) {
-        const int id = components[i].first, qt = components[i].second;
-        if (!quant[qt])
-          throw fail("component ", id, " uses quantization table ", qt,
-                     ", which is not defined before its scan (SOS segment at byte ", at, ")");
-        // Progressive: a first DC scan uses the DC table, an AC scan the AC table, a DC refinement none.
-        const bool uses_dc = !progressive || (ss == 0 && (a >> 4) == 0), uses_ac = !progressive || ss > 0;
-        const bool dc_missing = uses_dc && !dc[tables >> 4];
-        if (dc_missing || (uses_ac && !ac[tables & 15]))
-          throw fail("component ", id, " uses ", dc_missing ? "DC" : "AC", " Huffman table ",
-                     dc_missing ? tables >> 4 : tables & 15, ", which is not defined before its scan (SOS segment at byte ",
-                     at, "; stb_image has no default tables)");
-        if (uses_dc) coded[i] = true;
-      }
-      for (;;) {  // the scan's entropy-coded data: 0xFF 0x00 is a data byte, 0xFF 0xD0..0xD7 a restart
-        if (!in.past_next_ff()) return;
-        int x;
-        do x = in.get();
-        while (x == 0xFF);
-        if (x < 0) return;
-        if (x != 0x00 && (x < 0xD0 || x > 0xD7)) {
-          pending = x;
-          break;
+  int segment = 0xD8;                           // the last marker read, and where it starts
+  uint64_t segment_at = in.offset() - 2;
+  bool between_segments = false;                // looking for the next marker
+  // True at EOI; false where stb refuses the file or the walk reaches the end of the file.
+  const bool complete = [&] {
+    for (;;) {
+      int m = pending;
+      pending = -1;
+      if (in.overran()) return false;  // the previous segment ran past the end
+      if (m < 0) {  // stbi__get_marker; before the frame header stb skips stray bytes between segments
+        between_segments = true;
+        for (;;) {
+          const int x = in.get();
+          if (x < 0) return false;  // stb: no marker at the end of the file
+          if (x == 0xFF) break;
+          if (first || frame >= 0) return false;  // stb: "expected marker"
         }
+        do m = in.get();
+        while (m == 0xFF);
+        if (m < 0) return false;
       }
-    } else if (m == 0xDC && frame >= 0) {  // DNL
-      if (get16() != 4) return;
-      (void)get16();
-    } else {
-      return;  // a marker stb refuses here (SOS or DNL before the frame, SOF3.., RSTn, ...)
+      first = false;
+      between_segments = false;
+      const uint64_t at = in.offset() - 2;
+      segment = m;
+      segment_at = at;
+      if (m == 0xD9) {  // EOI: stb returns the image (before the frame header it refuses the file)
+        for (size_t i = 0; i < coded.size(); ++i)
+          if (!coded[i])
+            throw fail("component ", components[i].first, " is coded by no ", frame == 0xC2 ? "first DC " : "",
+                       "scan; its pixels would be undefined");
+        return true;
+      }
+      if (m == 0xC4) {        // DHT: tables while the segment's length lasts, as stb counts it
+        for (int left = get16() - 2; left > 0;) {
+          const int q = get8();
+          if ((q >> 4) > 1 || (q & 15) > 3) return false;  // stb refuses a bad table class or id
+          int codes = 0;
+          for (int i = 0; i < 16; ++i) codes += get8();
+          if (codes > 256)
+            throw fail("Huffman table ", q & 15, " (", (q >> 4) ? "AC" : "DC", ", DHT segment at byte ", at,
+                       ") declares ", codes, " codes; expected at most 256");
+          for (int i = 0; i < codes; ++i) (void)in.get();
+          ((q >> 4) ? ac : dc)[q & 15] = true;
+          left -= 17 + codes;
+          if (left < 0) return false;  // stb refuses a segment its tables overrun
+        }
+      } else if (m == 0xDB) {  // DQT
+        for (int left = get16() - 2; left > 0;) {
+          const int q = get8();
+          if ((q >> 4) > 1 || (q & 15) > 3) return false;  // stb refuses a bad precision or id
+          const int n = (q >> 4) ? 128 : 64;
+          for (int i = 0; i < n; ++i) (void)in.get();
+          quant[q & 15] = true;
+          left -= 1 + n;
+          if (left < 0) return false;
+        }
+      } else if (m == 0xDD) {  // DRI
+        if (get16() != 4) return false;
+        (void)get16();
+      } else if ((m >= 0xE0 && m <= 0xEF) || m == 0xFE) {  // APPn, COM
+        const int length = get16();
+        if (length < 2) return false;
+        for (int i = 2; i < length; ++i) (void)in.get();
+      } else if (m >= 0xC0 && m <= 0xC2) {  // SOF0..2: the frames stb reads; any later SOF it refuses
+        if (frame >= 0) return false;
+        frame = m;
+        const int length = get16(), precision = get8(), height = get16(), width = get16(), n = get8();
+        if (length < 11 || precision != 8 || height == 0 || width == 0 || (n != 1 && n != 3 && n != 4) ||
+            length != 8 + 3 * n)
+          return false;  // stb refuses these
+        for (int k = 0; k < n; ++k) {
+          const int id = get8(), sampling = get8(), table = get8();
+          if ((sampling >> 4) == 0 || (sampling >> 4) > 4 || (sampling & 15) == 0 || (sampling & 15) > 4 || table > 3)
+            return false;
+          components.emplace_back(id, table);
+        }
+        coded.assign(components.size(), false);
+      } else if (m == 0xDA && frame >= 0) {  // SOS: the tables it uses must exist now
+        const int length = get16(), n = get8();
+        if (n < 1 || n > 4 || n > static_cast<int>(components.size()) || length != 6 + 2 * n) return false;
+        std::vector<std::pair<size_t, int>> scan;  // (component, DC table << 4 | AC table)
+        for (int k = 0; k < n; ++k) {
+          const int id = get8(), tables = get8();
+          size_t i = 0;
+          while (i < components.size() && components[i].first != id) ++i;
+          if (i == components.size() || (tables >> 4) > 3 || (tables & 15) > 3) return false;  // stb refuses these
+          for (const auto& [j, t] : scan)
+            if (j == i)
+              throw fail("scan (SOS segment at byte ", at, ") lists component ", id,
+                         " twice; expected each component at most once");
+          scan.emplace_back(i, tables);
+        }
+        const int ss = get8(), se = get8(), a = get8();
+        const bool progressive = frame == 0xC2;
+        if (progressive ? (ss > 63 || se > 63 || ss > se || (a >> 4) > 13 || (a & 15) > 13) : (ss != 0 || a != 0))
+          return false;
+        for (const auto& [i, tables] : scan) {
+          const int id = components[i].first, qt = components[i].second;
+          if (!quant[qt])
+            throw fail("component ", id, " uses quantization table ", qt,
+                       ", which is not defined before its scan (SOS segment at byte ", at, ")");
+          // Progressive: a first DC scan uses the DC table, an AC scan the AC table, a DC refinement none.
+          const bool uses_dc = !progressive || (ss == 0 && (a >> 4) == 0), uses_ac = !progressive || ss > 0;
+          const bool dc_missing = uses_dc && !dc[tables >> 4];
+          if (dc_missing || (uses_ac && !ac[tables & 15]))
+            throw fail("component ", id, " uses ", dc_missing ? "DC" : "AC", " Huffman table ",
+                       dc_missing ? tables >> 4 : tables & 15, ", which is not defined before its scan (SOS segment at byte ",
+                       at, "; stb_image has no default tables)");
+          if (uses_dc) coded[i] = true;
+        }
+        for (;;) {  // the scan's entropy-coded data: 0xFF 0x00 is a data byte, 0xFF 0xD0..0xD7 a restart
+          if (!in.past_next_ff()) return false;
+          int x;
+          do x = in.get();
+          while (x == 0xFF);
+          if (x < 0) return false;
+          if (x != 0x00 && (x < 0xD0 || x > 0xD7)) {
+            pending = x;
+            break;
+          }
+        }
+      } else if (m == 0xDC && frame >= 0) {  // DNL
+        if (get16() != 4) return false;
+        (void)get16();
+      } else {
+        return false;  // a marker stb refuses here (SOS or DNL before the frame, SOF3.., RSTn, ...)
+      }
     }
-  }
+  }();
+  if (complete || !in.overran()) return;
+  const std::string name = segment == 0xD8 ? "SOI marker" : jpeg_segment_name(segment) + " segment";
+  const std::string at = std::to_string(segment_at);
+  const std::string where = between_segments ? "after the " + name + " at byte " + at + ", where a marker was expected"
+                            : segment == 0xDA ? "inside the entropy-coded data of the scan (SOS segment) at byte " + at
+                                              : "inside the " + name + " at byte " + at;
+  throw IoError(vts::detail::concat("cannot decode image file '", path, "': JPEG file is truncated: its ", in.size(),
+                                    " bytes end ", where, "; expected the image's segments up to an EOI marker"));
 }
 
 // PNM (P5/P6): stb 2.27 reads the width, height and maximum value into an int without checking
@@ -397,6 +453,109 @@ inline void check_bmp(const uint8_t* bytes, uint64_t size, const std::string& pa
   }
 }
 
+// GIF: stb 2.27 decodes the first frame's LZW data until the data say they end or the file does,
+// reading zeros past the end, and gives the pixels it did not reach the background colour: a GIF
+// cut short decodes without an error, with its missing rows filled in. Refused here when the
+// frame's pixels run out before it has all of them, as PIL refuses it ("image file is
+// truncated"); a GIF cut after its last pixel (inside its end code, before its block terminator
+// or its trailer) decodes whole (PIL reads it too once the end code is there). The walk reads the header, the extensions and the first
+// image descriptor as stbi__gif_load_next does, then the LZW codes as stbi__process_gif_raster
+// does, counting the pixels each code stands for; where stb refuses the file the walk stops.
+inline void check_gif(ByteCursor& in, const std::string& path) {
+  auto get8 = [&] { return std::max(in.get(), 0); };
+  auto get16le = [&] {
+    const int lo = get8();
+    return lo + 256 * get8();
+  };
+  auto truncated = [&](auto&&... where) {
+    return IoError(vts::detail::concat("cannot decode image file '", path, "': GIF file is truncated: its ", in.size(),
+                                       " bytes end ", where...));
+  };
+  in.skip(6);  // "GIF87a" or "GIF89a"
+  const int screen_w = get16le(), screen_h = get16le(), flags = get8();
+  in.skip_or_overrun(2);  // background colour, aspect ratio
+  if (flags & 0x80) in.skip_or_overrun(3 * (uint64_t(2) << (flags & 7)));  // the global palette
+  for (;;) {
+    if (in.overran()) throw truncated("before its first image; expected an image descriptor and its pixels");
+    const uint64_t at = in.offset();
+    const int tag = in.get();
+    if (tag < 0) throw truncated("before its first image; expected an image descriptor and its pixels");
+    if (tag == 0x21) {  // an extension: its sub-blocks up to an empty one
+      if (get8() == 0xF9) {  // graphic control: stb reads 4 bytes, or skips any other length and stops
+        const int length = get8();
+        in.skip_or_overrun(length == 4 ? 4 : length);
+        if (length != 4) continue;
+      }
+      for (int length; (length = get8()) != 0;) in.skip_or_overrun(length);
+      continue;
+    }
+    if (tag != 0x2C) return;  // the trailer (no image) or an unknown block: stb refuses the file
+    const int x = get16le(), y = get16le(), w = get16le(), h = get16le(), image_flags = get8();
+    if (image_flags & 0x80) in.skip_or_overrun(3 * (uint64_t(2) << (image_flags & 7)));  // the image's own palette
+    if (in.overran()) throw truncated("inside the image descriptor at byte ", at, "; expected its pixels after it");
+    if (x + w > screen_w || y + h > screen_h) return;  // stb: "bad Image Descriptor"
+    if (!(image_flags & 0x80) && !(flags & 0x80)) return;  // stb: "missing color table"
+    const uint64_t pixels = uint64_t(w) * uint64_t(h);
+    uint64_t drawn = 0;  // stb draws the first w·h pixels the codes stand for and drops the rest
+    // The next byte of the LZW data; past the end, a refusal unless every pixel is drawn already.
+    auto next = [&](int& byte) {
+      byte = in.get();
+      if (byte >= 0) return true;
+      if (drawn < pixels)
+        throw truncated("inside the pixels of the image at byte ", at, ", after ", drawn, " of its ", w, "x", h,
+                        " pixels; expected the rest of its LZW data");
+      return false;
+    };
+    int min_code_size = 0;
+    if (!next(min_code_size) || min_code_size > 12) return;  // stb refuses a code size above 12
+    const int clear = 1 << min_code_size;
+    int code_size = min_code_size + 1, code_mask = (1 << code_size) - 1, available = clear + 2, previous = -1;
+    bool before_clear = true;  // stb refuses a stream whose first code is not a clear code
+    std::vector<uint32_t> length(8192, 1);  // pixels per code: 1 for the palette indices
+    uint32_t bits = 0;
+    int valid_bits = 0, block_left = 0;
+    for (;;) {
+      if (valid_bits < code_size) {
+        int byte = 0;
+        if (block_left == 0) {
+          if (!next(block_left) || block_left == 0) return;  // the last block: stb returns what it drew
+        }
+        --block_left;
+        if (!next(byte)) return;
+        bits |= uint32_t(byte) << valid_bits;
+        valid_bits += 8;
+        continue;
+      }
+      const int code = static_cast<int>(bits & uint32_t(code_mask));
+      bits >>= code_size;
+      valid_bits -= code_size;
+      if (code == clear) {
+        code_size = min_code_size + 1;
+        code_mask = (1 << code_size) - 1;
+        available = clear + 2;
+        previous = -1;
+        before_clear = false;
+      } else if (code == clear + 1 || code > available || before_clear) {
+        return;  // the end code, or a code stb refuses ("illegal code in raster", "no clear code")
+      } else {
+        if (previous >= 0) {
+          const int added = available++;
+          if (available > 8192) return;  // stb: "too many codes"
+          length[added] = length[previous] + 1;
+        } else if (code == available) {
+          return;  // stb: "illegal code in raster"
+        }
+        drawn = std::min(pixels, drawn + length[code]);
+        if ((available & code_mask) == 0 && available <= 0x0FFF) {
+          ++code_size;
+          code_mask = (1 << code_size) - 1;
+        }
+        previous = code;
+      }
+    }
+  }
+}
+
 // Radiance HDR and Softimage PIC: stb decodes them too, but they are not among the formats
 // decode_image reads (nor does PIL open them), and stb 2.27 reads a truncated flat HDR file's
 // pixels from uninitialised stack bytes. Refused by their signatures, as stb recognises them.
@@ -412,7 +571,7 @@ inline void refuse_other_formats(const uint8_t* head, size_t n, const std::strin
                                       "; expected a JPEG, PNG, BMP, GIF, TGA or PNM image"));
 }
 
-// Runs the checks above on the bytes of a PNG, JPEG, BMP, PNM or TGA file, and refuses HDR and PIC
+// Runs the checks above on the bytes of a PNG, JPEG, BMP, GIF, PNM or TGA file, and refuses HDR and PIC
 // files; other formats pass untouched. The format is told as stb tells it: stb tries JPEG, PNG,
 // BMP, GIF, PSD, PIC, PNM and HDR by their signatures, and TGA last, for whatever none of them
 // took.
@@ -422,7 +581,7 @@ inline void check_image_structure(const uint8_t* bytes, size_t size, const std::
   while (fill < size && bytes[fill] == 0xFF) ++fill;
   if (fill > 0 && fill < size && bytes[fill] == 0xD8) {
     in.skip(fill + 1);  // after SOI
-    return check_jpeg_tables(in, path);
+    return check_jpeg(in, path);
   }
   static const uint8_t png[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
   if (size >= 8 && std::memcmp(bytes, png, 8) == 0) {
@@ -430,6 +589,8 @@ inline void check_image_structure(const uint8_t* bytes, size_t size, const std::
     return check_png_chunks(in, path);
   }
   if (size >= 2 && bytes[0] == 'B' && bytes[1] == 'M') return check_bmp(bytes, size, path);
+  if (size >= 6 && std::memcmp(bytes, "GIF8", 4) == 0 && (bytes[4] == '7' || bytes[4] == '9') && bytes[5] == 'a')
+    return check_gif(in, path);
   if (size >= 2 && bytes[0] == 'P' && (bytes[1] == '5' || bytes[1] == '6')) {
     in.skip(2);
     return check_pnm_header(in, bytes[1] == '6' ? 3 : 1, path);
