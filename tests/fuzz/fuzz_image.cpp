@@ -13,11 +13,12 @@
 // allocation past -malloc_limit_mb or a mismatch is a crash.
 //
 // Not decoded: an input whose header claims more than kSlowPixels pixels but no more than the
-// limit. decode_image refuses a file that ends before its pixels, in every format, before stb
-// decodes it; but stb decodes a JPEG scan whose data stop early at a marker (an EOI, say) as if
-// the missing bits were zeros, as libjpeg does with a warning, so a 693-byte JPEG that says
-// 65285×1266 and ends with an EOI marker is an 83-megapixel decode and only a timeout to report;
-// headers above the limit are decoded (decode_image must refuse them).
+// limit. A file that ends before its pixels is refused in every format (a JPEG, GIF, TGA, BMP or
+// PNM by decode_image before stb decodes it, a PNG by stb); but stb decodes a JPEG scan whose data
+// stop early at a marker (an EOI, say) as if the missing bits were zeros, as libjpeg does with a
+// warning, so a 693-byte JPEG that says 65285×1266 and ends with an EOI marker is an 83-megapixel
+// decode and only a timeout to report; headers above the limit are decoded (decode_image must
+// refuse them).
 #define STB_IMAGE_IMPLEMENTATION
 #include <stb_image.h>
 #undef STB_IMAGE_IMPLEMENTATION
