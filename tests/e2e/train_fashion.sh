@@ -2,7 +2,8 @@
 # Trains ViTTiny28 + CSQ, 64 bits, for 4 epochs on the 5,000 Fashion-MNIST training images and
 # evaluates on the full protocol (1,000 queries, 64,000 database items). Passes when mAP ≥ 0.55
 # and every output file is there. (Measured 2026-11-28 on the 2-core build machine: 0.651.) Then
-# checks that --device cuda without a GPU, and --precision bf16 or --cuda-graphs on the CPU, are clear errors.
+# checks that one epoch at 1 and at 2 threads gives the same bits, and that --device cuda without
+# a GPU, and --precision bf16 or --cuda-graphs on the CPU, are clear errors.
 # Usage: train_fashion.sh VTS [RUN_DIR]. With RUN_DIR the run is written there (emptied first) and
 # kept: the retrieval test uses it instead of training a model of its own (a ctest fixture).
 set -euo pipefail
@@ -22,6 +23,26 @@ done
 map=$(sed -n 's/^  "map": \([0-9.eE+-]*\),*$/\1/p' "$run/metrics.json")
 echo "mAP = $map"
 awk -v m="$map" 'BEGIN { exit !(m >= 0.55) }' || { echo "mAP $map is below the bar 0.55"; exit 1; }
+
+# The thread count does not change the bits (docs/ops.md, "Threads"): one epoch at 1 and at 2
+# threads ends with the same losses, codes, and bytes in every tensor of the checkpoint (its JSON
+# header differs: timings).
+tensor_bytes() {  # a safetensors file after its 8-byte length and JSON header
+  local header
+  header=$(od -An -t u8 -N8 "$1" | tr -d ' ')
+  tail -c +$((9 + header)) "$1"
+}
+for threads in 1 2; do
+  "$vts" train --epochs 1 --eval-every 1 --threads "$threads" --out "$out/threads$threads" --quiet
+done
+for f in query_codes.npy db_codes.npy; do
+  cmp -s "$out/threads1/$f" "$out/threads2/$f" || { echo "$f differs between 1 and 2 threads"; exit 1; }
+done
+losses() { tr -d ' \n' <"$1/metrics.json" | grep -o '"loss_history":\[[^]]*\]'; }
+[[ -n $(losses "$out/threads1") && "$(losses "$out/threads1")" == "$(losses "$out/threads2")" ]] ||
+  { echo "the losses differ between 1 and 2 threads: $(losses "$out/threads1") against $(losses "$out/threads2")"; exit 1; }
+cmp -s <(tensor_bytes "$out/threads1/last.safetensors") <(tensor_bytes "$out/threads2/last.safetensors") ||
+  { echo "the checkpoint's tensors differ between 1 and 2 threads"; exit 1; }
 
 # --device cuda without a usable GPU (no device, or a build without vts::cuda) is a clear error
 # that names the flag and leaves no output folder; with a GPU it trains like the CPU run.

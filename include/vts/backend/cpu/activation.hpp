@@ -24,7 +24,7 @@ inline constexpr int64_t kActivationGrain = int64_t(1) << 14;
 
 template <class T>
 void gelu_forward(Device, const T* x, T* y, int64_t n) {
-  parallel_for(0, n, detail::kActivationGrain, [&](int64_t b, int64_t e) {
+  parallel_for_aligned(y, n, detail::kActivationGrain, [&](int64_t b, int64_t e) {
     const detail::ConstFlatArray<T> xv(x + b, e - b);
     detail::FlatArray<T>(y + b, e - b) = T(0.5) * xv * (T(1) + (xv * T(0.70710678118654752440)).erf());
   });
@@ -32,7 +32,7 @@ void gelu_forward(Device, const T* x, T* y, int64_t n) {
 
 template <class T>
 void gelu_backward(Device, const T* x, const T* g, T* dx, int64_t n) {
-  parallel_for(0, n, detail::kActivationGrain, [&](int64_t b, int64_t e) {
+  parallel_for_aligned(dx, n, detail::kActivationGrain, [&](int64_t b, int64_t e) {
     const detail::ConstFlatArray<T> xv(x + b, e - b), gv(g + b, e - b);
     const auto cdf = T(0.5) * (T(1) + (xv * T(0.70710678118654752440)).erf());
     const auto pdf = (T(-0.5) * xv.square()).exp() * T(0.39894228040143267794);

@@ -22,6 +22,7 @@
 #include <cblas.h>
 #endif
 
+#include "vts/backend/cpu/parallel.hpp"
 #include "vts/backend/cpu/reduce.hpp"
 #include "vts/backend/cpu/strided.hpp"
 #include "vts/core/device.hpp"
@@ -49,6 +50,36 @@ void with_eigen(const MatrixRef<T>& m, F&& f) {
                 ", cols stride " + std::to_string(m.col_stride) + "); make it contiguous first");
   }
 }
+// How gemm shares one product among the threads: C cut into `parts` blocks of whole rows (by_rows)
+// or whole columns, each computed by one thread as a single-threaded Eigen product, so that C has
+// the same bits at any thread count. Each element's sum over k runs in the order of Eigen's depth
+// blocking, which depends on k alone; the cuts must also keep each element in the same kind of
+// register tile. Eigen computes a row-major C as its transpose, so its 48-wide tiles run along C's
+// columns and its 4-wide ones along C's rows: in a sweep of random shapes and layouts (float and
+// double), cuts at multiples of 8 rows or 48 columns kept every bit and cuts at multiples of 16
+// columns did not. Eigen's own parallel product (compiled out: EIGEN_DONT_PARALLELIZE, set by the
+// vts::vts target) chooses another depth blocking when it has several threads, so its bits
+// depend on the thread count. The longer side is cut. On 2 threads against Eigen's parallel
+// product: up to 10 % faster for the encoder's forward products of ViT-B/16, level for fc2 and the
+// input gradients, 7-9 % slower for its weight gradients (k = the 788 tokens), 1.7x faster for the
+// tiny model's products and 1.6-2x for the all-token head's (docs/perf.md, "2-core Intel Xeon,
+// idle, 2026-12-06").
+inline constexpr int64_t kGemmSplitAlign = 48;
+inline constexpr int64_t kGemmSplitMinWork = int64_t(1) << 18;  // multiply-adds worth a fork
+
+struct GemmSplit {
+  int64_t parts;
+  bool by_rows;
+};
+
+inline GemmSplit gemm_split(int64_t m, int64_t n, int64_t k) {
+  const bool by_rows = m >= n;
+  const int threads = in_parallel() ? 1 : max_threads();
+  // A vector result (m or n of 1) goes to Eigen's matrix-vector kernel, which is left whole.
+  if (threads <= 1 || m == 1 || n == 1 || m * n * k < kGemmSplitMinWork) return {1, by_rows};
+  return {std::min<int64_t>(threads, (by_rows ? m : n) / kGemmSplitAlign), by_rows};
+}
+
 #if defined(VTS_WITH_OPENBLAS)
 // An operand as CBLAS sees it in row-major order: element (i, j) at data[i·ld + j] (NoTrans) or
 // at data[j·ld + i] (Trans, a column-major view). ld must be at least the row (column) length.
@@ -150,14 +181,37 @@ void gemm(Device, const MatrixRef<T>& a, const MatrixRef<T>& b, T* c, int64_t ld
 #endif
   detail::with_eigen(a, [&](const auto& am) {
     detail::with_eigen(b, [&](const auto& bm) {
-      if (beta == T(0)) {
-        if (alpha == T(1)) cm.noalias() = am * bm;
-        else cm.noalias() = alpha * am * bm;
-      } else {
-        if (beta != T(1)) cm *= beta;
-        if (alpha == T(1)) cm.noalias() += am * bm;
-        else cm.noalias() += alpha * am * bm;
+      // C's rows [r0, r0 + rn) and columns [c0, c0 + cn), from the same rows of A and columns of B.
+      auto block_product = [&](int64_t r0, int64_t rn, int64_t c0, int64_t cn) {
+        auto cb = cm.block(r0, c0, rn, cn);
+        const auto ab = am.middleRows(r0, rn);
+        const auto bb = bm.middleCols(c0, cn);
+        if (beta == T(0)) {
+          if (alpha == T(1)) cb.noalias() = ab * bb;
+          else cb.noalias() = alpha * ab * bb;
+        } else {
+          if (beta != T(1)) cb *= beta;
+          if (alpha == T(1)) cb.noalias() += ab * bb;
+          else cb.noalias() += alpha * ab * bb;
+        }
+      };
+      const detail::GemmSplit split = detail::gemm_split(a.rows, b.cols, a.cols);
+      if (split.parts <= 1) {
+        block_product(0, a.rows, 0, b.cols);
+        return;
       }
+      // Every block at least kGemmSplitAlign long (a block of one row would go to Eigen's
+      // matrix-vector kernel, with other bits); the last one takes the remainder.
+      const int64_t len = split.by_rows ? a.rows : b.cols;
+      const int64_t units = len / detail::kGemmSplitAlign;
+      parallel_for(0, split.parts, 1, [&](int64_t pb, int64_t pe) {
+        for (int64_t p = pb; p < pe; ++p) {
+          const int64_t begin = units * p / split.parts * detail::kGemmSplitAlign;
+          const int64_t end = p + 1 == split.parts ? len : units * (p + 1) / split.parts * detail::kGemmSplitAlign;
+          if (split.by_rows) block_product(begin, end - begin, 0, b.cols);
+          else block_product(0, a.rows, begin, end - begin);
+        }
+      });
     });
   });
 }

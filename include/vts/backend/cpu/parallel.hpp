@@ -2,6 +2,7 @@
 // Thread helpers over OpenMP. Small loops run inline: forking threads costs microseconds, which a
 // few thousand elements do not repay.
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #ifdef _OPENMP
 #include <omp.h>
@@ -55,6 +56,36 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain, Body&& body) {
     const int64_t b = begin + n * c / chunks, e = begin + n * (c + 1) / chunks;
     body(b, e);
   }
+}
+
+// parallel_for for a loop that writes `out[i]` through Eigen's vectorised array functions (erf,
+// exp): Eigen computes the elements before the first 64-byte-aligned one and after the last whole
+// vector with its scalar functions, whose last bit can differ from the vector ones. Here every
+// chunk but the first starts on a 64-byte boundary of `out` and every chunk but the last ends on
+// one, so each element takes the path it takes in one chunk, at any thread count.
+template <class T, class Body>
+void parallel_for_aligned(const T* out, int64_t n, int64_t grain, Body&& body) {
+  constexpr int64_t lanes = 64 / static_cast<int64_t>(sizeof(T));
+  const int64_t misaligned = static_cast<int64_t>(reinterpret_cast<std::uintptr_t>(out) / sizeof(T)) % lanes;
+  const int64_t head = std::min(n, (lanes - misaligned) % lanes);
+  const int64_t vectors = (n - head + lanes - 1) / lanes;
+  if (vectors <= 1) {
+    if (n > 0) body(int64_t(0), n);
+    return;
+  }
+  parallel_for(0, vectors, std::max<int64_t>(1, grain / lanes), [&](int64_t vb, int64_t ve) {
+    body(vb == 0 ? int64_t(0) : head + vb * lanes, std::min(n, head + ve * lanes));
+  });
+}
+
+// The number of partial sums a reduction over `elements` values is cut into: fixed by its size,
+// never by the thread count, and the partials added in a fixed order, so that a sum has the same
+// bits however many threads ran it (docs/ops.md, "Threads").
+inline constexpr int64_t kSumPartElements = int64_t(1) << 13;
+inline constexpr int64_t kMaxSumParts = 64;
+
+inline int64_t sum_parts(int64_t elements) {
+  return std::clamp<int64_t>((elements + kSumPartElements - 1) / kSumPartElements, 1, kMaxSumParts);
 }
 
 }  // namespace vts::cpu

@@ -13,34 +13,28 @@ namespace vts::cpu {
 
 template <class T>
 void sum_middle(Device, const T* in, int64_t A, int64_t R, int64_t C, T* out) {
-  const int64_t work = A * R * C;
-  const int threads = max_threads();
+  // Few reductions, each long: the threads share each one through its partial sums; otherwise
+  // each reduction runs whole on one thread.
+  const bool split_each = A < 8 && R * C >= (int64_t(1) << 16);
   if (C == 1) {
-    auto row_sum = [&](int64_t a) {
-      const T* p = in + a * R;
+    auto range_sum = [&](const T* p, int64_t rb, int64_t re) {
       T s = 0;
 #pragma omp simd reduction(+ : s)
-      for (int64_t r = 0; r < R; ++r) s += p[r];
-      out[a] = s;
+      for (int64_t r = rb; r < re; ++r) s += p[r];
+      return s;
     };
-    if (A >= threads || work < (1 << 16)) {
+    if (!split_each) {
       parallel_for(0, A, std::max<int64_t>(1, (1 << 15) / std::max<int64_t>(R, 1)), [&](int64_t b, int64_t e) {
-        for (int64_t a = b; a < e; ++a) row_sum(a);
+        for (int64_t a = b; a < e; ++a) out[a] = range_sum(in + a * R, 0, R);
       });
       return;
     }
-    // Few long rows: split each row across threads.
+    const int64_t parts = sum_parts(R);
+    std::vector<T> partial(static_cast<size_t>(parts));
     for (int64_t a = 0; a < A; ++a) {
-      std::vector<T> partial(static_cast<size_t>(threads), T(0));
       const T* p = in + a * R;
-      parallel_for(0, threads, 1, [&](int64_t tb, int64_t te) {
-        for (int64_t t = tb; t < te; ++t) {
-          const int64_t rb = R * t / threads, re = R * (t + 1) / threads;
-          T s = 0;
-#pragma omp simd reduction(+ : s)
-          for (int64_t r = rb; r < re; ++r) s += p[r];
-          partial[static_cast<size_t>(t)] = s;
-        }
+      parallel_for(0, parts, 1, [&](int64_t pb, int64_t pe) {
+        for (int64_t t = pb; t < pe; ++t) partial[static_cast<size_t>(t)] = range_sum(p, R * t / parts, R * (t + 1) / parts);
       });
       T s = 0;
       for (T v : partial) s += v;
@@ -55,7 +49,7 @@ void sum_middle(Device, const T* in, int64_t A, int64_t R, int64_t C, T* out) {
       for (int64_t c = 0; c < C; ++c) dst[c] += p[c];
     }
   };
-  if (A >= threads || work < (1 << 16)) {
+  if (!split_each) {
     parallel_for(0, A, std::max<int64_t>(1, (1 << 15) / std::max<int64_t>(R * C, 1)), [&](int64_t b, int64_t e) {
       for (int64_t a = b; a < e; ++a) {
         T* dst = out + a * C;
@@ -65,16 +59,17 @@ void sum_middle(Device, const T* in, int64_t A, int64_t R, int64_t C, T* out) {
     });
     return;
   }
-  // Few output rows but many reduced rows: per-thread partial rows, combined in a fixed order.
+  // Few output rows but many reduced rows: partial rows over fixed ranges of R, added in order.
+  const int64_t parts = std::min(R, sum_parts(R * C));
+  std::vector<T> partial(static_cast<size_t>(parts * C));
   for (int64_t a = 0; a < A; ++a) {
-    std::vector<T> partial(static_cast<size_t>(threads * C), T(0));
-    parallel_for(0, threads, 1, [&](int64_t tb, int64_t te) {
-      for (int64_t t = tb; t < te; ++t)
-        column_sums(a, R * t / threads, R * (t + 1) / threads, partial.data() + t * C);
+    std::fill(partial.begin(), partial.end(), T(0));
+    parallel_for(0, parts, 1, [&](int64_t pb, int64_t pe) {
+      for (int64_t t = pb; t < pe; ++t) column_sums(a, R * t / parts, R * (t + 1) / parts, partial.data() + t * C);
     });
     T* dst = out + a * C;
     std::fill(dst, dst + C, T(0));
-    for (int t = 0; t < threads; ++t)
+    for (int64_t t = 0; t < parts; ++t)
       for (int64_t c = 0; c < C; ++c) dst[c] += partial[static_cast<size_t>(t * C + c)];
   }
 }

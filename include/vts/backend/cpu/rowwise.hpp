@@ -113,17 +113,18 @@ void layer_norm_residual_rows(Device, const T* x, const T* residual, T* sum, con
 
 // LayerNorm backward. With x̂ = (x − μ)·rstd and ĝ = g∘w:
 //   dx = rstd · (ĝ − mean(ĝ) − x̂ · mean(ĝ∘x̂)),  dw = Σ_rows g∘x̂,  db = Σ_rows g.
-// dw and db are summed per thread into private rows and combined in thread order (deterministic).
+// dw and db are summed over fixed ranges of rows into partial rows, added in order: the ranges
+// depend on the size alone, so the sums have the same bits at any thread count.
 template <class T>
 void layer_norm_rows_backward(Device, const T* x, const T* w, const T* mean, const T* rstd, const T* g, T* dx,
                               T* dw, T* db, int64_t rows, int64_t n) {
-  const int threads = std::max(1, std::min<int>(max_threads(), static_cast<int>(rows)));
-  std::vector<T> partial(static_cast<size_t>(2 * threads * n), T(0));
-  parallel_for(0, threads, 1, [&](int64_t tb, int64_t te) {
+  const int64_t parts = std::min(rows, sum_parts(rows * n));
+  std::vector<T> partial(static_cast<size_t>(2 * parts * n), T(0));
+  parallel_for(0, parts, 1, [&](int64_t tb, int64_t te) {
     for (int64_t t = tb; t < te; ++t) {
       T* pdw = partial.data() + 2 * t * n;
       T* pdb = pdw + n;
-      const int64_t r0 = rows * t / threads, r1 = rows * (t + 1) / threads;
+      const int64_t r0 = rows * t / parts, r1 = rows * (t + 1) / parts;
       for (int64_t r = r0; r < r1; ++r) {
         const T* xr = x + r * n;
         const T* gr = g + r * n;
@@ -149,7 +150,7 @@ void layer_norm_rows_backward(Device, const T* x, const T* w, const T* mean, con
   });
   if (dw) std::fill(dw, dw + n, T(0));
   if (db) std::fill(db, db + n, T(0));
-  for (int t = 0; t < threads; ++t) {
+  for (int64_t t = 0; t < parts; ++t) {
     const T* pdw = partial.data() + 2 * t * n;
     for (int64_t i = 0; i < n; ++i) {
       if (dw) dw[i] += pdw[i];
