@@ -61,7 +61,7 @@ void with_eigen(const MatrixRef<T>& m, F&& f) {
 // vts::vts target) chooses another depth blocking when it has several threads, so its bits
 // depend on the thread count. The longer side is cut. On 2 threads against Eigen's parallel
 // product: up to 10 % faster for the encoder's forward products of ViT-B/16, level for fc2 and the
-// input gradients, 7-9 % slower for its weight gradients (k = the 788 tokens), 1.7x faster for the
+// input gradients, 7-10 % slower for its weight gradients (k = the 788 tokens), 1.7x faster for the
 // tiny model's products and 1.6-2x for the all-token head's (docs/perf.md, "2-core Intel Xeon,
 // idle, 2026-12-06").
 inline constexpr int64_t kGemmSplitAlign = 48;
