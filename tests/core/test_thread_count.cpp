@@ -97,7 +97,7 @@ TEST_CASE("thread count: cpu::gemm gives the same bits at 1, 2 and 3 threads", "
 }
 
 TEST_CASE("thread count: sums over an axis give the same bits at 1, 2 and 3 threads", "[threads]") {
-  // [A, R, C] inputs: one long row (C = 1), a few long columns sums (C > 1), and many short rows.
+  // [A, R, C] inputs: one long row (C = 1), a few long column sums (C > 1), and many short rows.
   struct Case {
     int64_t A, R, C;
   };
