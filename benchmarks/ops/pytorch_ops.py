@@ -140,6 +140,7 @@ def main():
     bench_gemm(args, "gemm_fc1", M, dim, mlp)
     bench_gemm(args, "gemm_fc2", M, mlp, dim)
     bench_gemm(args, "gemm_tiny_qkv", 64 * 17, 64, 192)
+    bench_gemm(args, "gemm_head_input_grad", B, 1024, tokens * dim)
 
     nbytes = 4.0 * M * dim
     bench_fwd_bwd(args, "layer_norm", dims(M, dim), [rand(M, dim, grad=True), rand(dim, grad=True), rand(dim, grad=True)],

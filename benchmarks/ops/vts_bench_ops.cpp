@@ -275,6 +275,9 @@ int main(int argc, char** argv) {
     bench_gemm(o, threads, "gemm_fc1", M, dim, mlp);
     bench_gemm(o, threads, "gemm_fc2", M, mlp, dim);
     bench_gemm(o, threads, "gemm_tiny_qkv", 64 * 17, 64, 192);
+    // The all-token head's input gradient at batch 4: the output gradient times its 620 MB weight
+    // (1,024 codes' inputs × 197 · 768 tokens' features), which gemm streams (gemm.hpp).
+    bench_gemm(o, threads, "gemm_head_input_grad", B, 1024, tokens * dim);
     bench_layer_norm(o, threads, M, dim);
     bench_softmax(o, threads, B * heads * tokens, tokens);
     bench_gelu(o, threads, M, mlp);

@@ -53,12 +53,14 @@ std::vector<T> gemm_at(int threads, const std::vector<T>& a, const std::vector<T
 template <class T>
 void check_gemm(double tolerance) {
   // Shapes cut by rows (m ≥ n) and by columns, lengths that are not multiples of the 48-wide cut
-  // step, the ViT-B/16 weight-gradient shape (k = 788), and a vector result left whole.
+  // step, the ViT-B/16 weight-gradient shape (k = 788), a vector result left whole, and 5 rows
+  // times a B of over 32 MB (streamed when B is row-major: row pairs and a single row, k not a
+  // multiple of 4, a last block of columns narrower than the others).
   struct Case {
     int64_t m, n, k;
   };
   const Case cases[] = {{788, 200, 64}, {150, 1001, 96}, {97, 97, 300}, {1088, 192, 64}, {300, 96, 788},
-                        {2, 5000, 40}, {3000, 1, 200}};
+                        {2, 5000, 40}, {3000, 1, 200}, {5, 8200, 1030}};
   uint64_t seed = 1;
   for (const Case& s : cases) {
     for (int layout = 0; layout < 4; ++layout) {
@@ -94,6 +96,28 @@ void check_gemm(double tolerance) {
 TEST_CASE("thread count: cpu::gemm gives the same bits at 1, 2 and 3 threads", "[threads]") {
   check_gemm<float>(1e-3);
   check_gemm<double>(1e-10);
+}
+
+TEST_CASE("cpu::gemm streams a large row-major B when C has few rows", "[threads]") {
+  // What decides the path; check_gemm above checks the streamed results.
+  auto streams = [](int64_t m, int64_t k, int64_t n, bool b_rows = true) {
+    const float* none = nullptr;
+    const MatrixRef<float> a{none, m, k, k, 1};
+    const MatrixRef<float> b = b_rows ? MatrixRef<float>{none, k, n, n, 1} : MatrixRef<float>{none, k, n, 1, k};
+    return cpu::detail::streams_b(a, b);
+  };
+  CHECK(streams(4, 1024, 151296));   // the B/16 all-token head's input gradient at batch 4
+  CHECK(streams(32, 1024, 151296));  // and at batch 32 (620 MB)
+  CHECK_FALSE(streams(33, 1024, 151296));
+  CHECK_FALSE(streams(1, 1024, 151296));  // a vector product: Eigen's gemv
+  CHECK_FALSE(streams(4, 1024, 151296, false));
+  CHECK(streams(16, 1024, 8192));  // exactly 32 MB
+  CHECK_FALSE(streams(17, 1024, 8192));
+  CHECK_FALSE(streams(4, 1024, 8191));  // just under 32 MB
+  CHECK_FALSE(streams(4, 1 << 20, 2048));  // too few columns to share among threads
+  const double* none = nullptr;
+  CHECK(cpu::detail::streams_b(MatrixRef<double>{none, 4, 1024, 1024, 1},  // 32 MB of doubles
+                               MatrixRef<double>{none, 1024, 4096, 4096, 1}));
 }
 
 TEST_CASE("thread count: sums over an axis give the same bits at 1, 2 and 3 threads", "[threads]") {

@@ -10,14 +10,17 @@
 // called inside a parallel region; the pthread build's own thread pool fights OpenMP's spinning
 // workers (at 2 threads the steps and batches ran 1.3-6.9x slower than with Eigen). Operands
 // CBLAS cannot take (a dimension past 32-bit BLAS integers, a leading stride shorter than a row,
-// such as an expanded row's 0) still go through Eigen.
+// such as an expanded row's 0) still go through Eigen. A product with a few rows of C and a large
+// row-major B goes to neither: B is streamed (gemm_streamed below).
 #include <Eigen/Core>
 #include <algorithm>
 #include <climits>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
 #include <type_traits>
+#include <vector>
 #if defined(VTS_WITH_OPENBLAS)
 #include <cblas.h>
 #endif
@@ -61,9 +64,10 @@ void with_eigen(const MatrixRef<T>& m, F&& f) {
 // vts::vts target) chooses another depth blocking when it has several threads, so its bits
 // depend on the thread count. The longer side is cut. On 2 threads against Eigen's parallel
 // product: up to 10 % faster for the encoder's forward products of ViT-B/16, level for fc2 and the
-// input gradients, 7-10 % slower for its weight gradients (k = the 788 tokens), 1.7x faster for the
-// tiny model's products and 1.6-2x for the all-token head's (docs/perf.md, "2-core Intel Xeon,
-// idle, 2026-12-06").
+// input gradients, 7-10 % slower for fc1's weight gradient (k = the 788 tokens; its gᵀ has a
+// leading dimension of 3,072 floats, a multiple of 4 KB, which Eigen's single-threaded product
+// reads at 161 GFLOP/s against 183 at 3,088), 1.7x faster for the tiny model's products and 1.6-2x
+// for the all-token head's (docs/perf.md, "2-core Intel Xeon, idle, 2026-12-06").
 inline constexpr int64_t kGemmSplitAlign = 48;
 inline constexpr int64_t kGemmSplitMinWork = int64_t(1) << 18;  // multiply-adds worth a fork
 
@@ -78,6 +82,114 @@ inline GemmSplit gemm_split(int64_t m, int64_t n, int64_t k) {
   // A vector result (m or n of 1) goes to Eigen's matrix-vector kernel, which is left whole.
   if (threads <= 1 || m == 1 || n == 1 || m * n * k < kGemmSplitMinWork) return {1, by_rows};
   return {std::min<int64_t>(threads, (by_rows ? m : n) / kGemmSplitAlign), by_rows};
+}
+
+// A product with few rows of C and a large row-major B: a batch's output gradient times a large
+// weight, as the all-token hash head's input gradient (batch 4: 4 × 1,024 times 1,024 × 151,296,
+// a 620 MB weight). Eigen packs B into panels before its kernel reads them, writing and reading
+// all of B again to use each panel for a handful of rows; OpenBLAS likewise. Here B's rows are
+// read once, in blocks of kStreamColumns columns, each element of B feeding the FMAs of every row
+// of C while it is in L1. Measured on the 2-core Xeon (throwaway program, float, median ms at 2
+// threads; docs/perf.md, "The head's input gradient"): at k × n = 1,024 × 151,296, m = 4: Eigen
+// 120-128, OpenBLAS 72, streamed 30-36; m = 16: 130-136 / 74 / 55-60; m = 32: 144-150 / 86-91 /
+// 89-91. At 1,024 × 8,192 (32 MB) m = 16 is 0.73-0.81 of Eigen's time and m = 32 0.97-1.22;
+// below 32 MB Eigen wins from m = 4 (its packed panels stay in cache).
+inline constexpr int64_t kStreamColumns = 1024;
+inline constexpr int64_t kStreamMinColumns = 4096;
+
+// The most rows of C for which gemm streams B, by B's size in bytes (0: none).
+inline int64_t streamed_rows_limit(int64_t b_bytes) {
+  if (b_bytes >= (int64_t(128) << 20)) return 32;
+  if (b_bytes >= (int64_t(32) << 20)) return 16;
+  return 0;
+}
+
+// Whether gemm takes the streamed path for C (m × n) = A (m × k) · B (k × n). One row of C is a
+// vector product, which Eigen's gemv already reads B once for.
+template <class T>
+bool streams_b(const MatrixRef<T>& a, const MatrixRef<T>& b) {
+  if constexpr (!std::is_floating_point_v<T>) {
+    return false;
+  } else {
+    const int64_t m = a.rows, k = a.cols, n = b.cols;
+    return m >= 2 && n >= kStreamMinColumns && b.col_stride == 1 &&
+           m <= streamed_rows_limit(k * n * static_cast<int64_t>(sizeof(T)));
+  }
+}
+
+// a·b + c rounded once where the machine has the instruction: std::fma compiles to it there and
+// to a slow library call elsewhere, where the two roundings are kept instead.
+template <class T>
+inline T multiply_add(T a, T b, T c) {
+#if defined(__FMA__) || defined(__aarch64__)
+  return std::fma(a, b, c);
+#else
+  return a * b + c;
+#endif
+}
+
+// C = alpha·A·B + beta·C for streams_b's shapes. Each element of C is the sum over k in order,
+// one multiply_add per term, whichever block or thread computes it: the same bits at any thread
+// count, and in the vector loops and their scalar tails alike.
+template <class T>
+void gemm_streamed(const MatrixRef<T>& a, const MatrixRef<T>& b, T* c, int64_t ldc, T alpha, T beta) {
+  const int64_t m = a.rows, k = a.cols, n = b.cols, ldb = b.row_stride;
+  auto a_at = [&](int64_t i, int64_t p) { return a.data[i * a.row_stride + p * a.col_stride]; };
+  const int64_t blocks = (n + kStreamColumns - 1) / kStreamColumns;
+  parallel_for(0, blocks, 1, [&](int64_t block_begin, int64_t block_end) {
+    std::vector<T> sums(static_cast<size_t>(m * kStreamColumns));
+    for (int64_t block = block_begin; block < block_end; ++block) {
+      const int64_t j0 = block * kStreamColumns, width = std::min(n, j0 + kStreamColumns) - j0;
+      std::fill(sums.begin(), sums.begin() + m * width, T(0));
+      int64_t p = 0;
+      for (; p + 4 <= k; p += 4) {  // four rows of B a pass: one load and store of the sums per four terms
+        const T* b0 = b.data + p * ldb + j0;
+        const T* b1 = b0 + ldb;
+        const T* b2 = b1 + ldb;
+        const T* b3 = b2 + ldb;
+        int64_t i = 0;
+        for (; i + 2 <= m; i += 2) {  // two rows of C share each load of B
+          const T f0 = a_at(i, p), f1 = a_at(i, p + 1), f2 = a_at(i, p + 2), f3 = a_at(i, p + 3);
+          const T g0 = a_at(i + 1, p), g1 = a_at(i + 1, p + 1), g2 = a_at(i + 1, p + 2), g3 = a_at(i + 1, p + 3);
+          T* s = sums.data() + i * width;
+          T* t = s + width;
+#pragma omp simd
+          for (int64_t j = 0; j < width; ++j) {
+            const T v0 = b0[j], v1 = b1[j], v2 = b2[j], v3 = b3[j];
+            s[j] = multiply_add(f3, v3, multiply_add(f2, v2, multiply_add(f1, v1, multiply_add(f0, v0, s[j]))));
+            t[j] = multiply_add(g3, v3, multiply_add(g2, v2, multiply_add(g1, v1, multiply_add(g0, v0, t[j]))));
+          }
+        }
+        for (; i < m; ++i) {
+          const T f0 = a_at(i, p), f1 = a_at(i, p + 1), f2 = a_at(i, p + 2), f3 = a_at(i, p + 3);
+          T* s = sums.data() + i * width;
+#pragma omp simd
+          for (int64_t j = 0; j < width; ++j) {
+            const T v0 = b0[j], v1 = b1[j], v2 = b2[j], v3 = b3[j];
+            s[j] = multiply_add(f3, v3, multiply_add(f2, v2, multiply_add(f1, v1, multiply_add(f0, v0, s[j]))));
+          }
+        }
+      }
+      for (; p < k; ++p) {
+        const T* b0 = b.data + p * ldb + j0;
+        for (int64_t i = 0; i < m; ++i) {
+          const T f0 = a_at(i, p);
+          T* s = sums.data() + i * width;
+#pragma omp simd
+          for (int64_t j = 0; j < width; ++j) s[j] = multiply_add(f0, b0[j], s[j]);
+        }
+      }
+      for (int64_t i = 0; i < m; ++i) {
+        const T* s = sums.data() + i * width;
+        T* out = c + i * ldc + j0;
+        if (beta == T(0)) {  // C is not read: it may hold anything
+          for (int64_t j = 0; j < width; ++j) out[j] = alpha * s[j];
+        } else {
+          for (int64_t j = 0; j < width; ++j) out[j] = alpha * s[j] + beta * out[j];
+        }
+      }
+    }
+  });
 }
 
 #if defined(VTS_WITH_OPENBLAS)
@@ -174,6 +286,10 @@ void gemm(Device, const MatrixRef<T>& a, const MatrixRef<T>& b, T* c, int64_t ld
   if (a.rows == 0 || b.cols == 0) return;
   if (a.cols == 0) {
     if (beta == T(0)) cm.setZero(); else cm *= beta;
+    return;
+  }
+  if (detail::streams_b(a, b)) {  // before the library: OpenBLAS packs B too
+    detail::gemm_streamed(a, b, c, ldc, alpha, beta);
     return;
   }
 #if defined(VTS_WITH_OPENBLAS)
