@@ -152,6 +152,8 @@ def main():
     nbytes = 4.0 * M * mlp
     bench_fwd_bwd(args, "gelu", dims(M, mlp), [rand(M, mlp, grad=True)], lambda t: F.gelu(t[0]),
                   (2 * nbytes, False), (5 * nbytes, False))
+    bench_fwd_bwd(args, "dropout", dims(M, mlp), [rand(M, mlp, grad=True)],
+                  lambda t: F.dropout(t[0], 0.1, training=True), (2 * nbytes, False), (5 * nbytes, False))
     for name, (b, h, n, d) in (("attention_b16", (B, heads, tokens, 64)), ("attention_tiny", (64, 4, 17, 16))):
         base = float(b * h * n * n * d)
         bench_fwd_bwd(args, name, dims(b, h, n, d), [rand(b, h, n, d, grad=True) for _ in range(3)],

@@ -13,7 +13,7 @@
 //   attention (B,H,N,d): forward 4·BHN²d flops (QKᵀ and PV); forward+backward 12·BHN²d (backward
 //     = four more products of the same size; a recomputing kernel does a fifth, which is not
 //     counted, so both implementations are credited with the same work).
-//   layer norm, softmax, GELU: bytes of the tensors that must cross memory once, in fp32:
+//   layer norm, softmax, GELU, dropout: bytes of the tensors that must cross memory once, in fp32:
 //     forward reads x and writes y (2 tensors); backward reads x (or y) and dy and writes dx (3).
 //   Adam step on one n-element parameter: reads θ, g, m, v and writes θ, m, v (7 tensors).
 // The median over --reps timed runs (after --warmup untimed ones) is reported; min for reference.
@@ -201,6 +201,20 @@ void bench_gelu(const Options& o, int threads, int64_t rows, int64_t n) {
       {5 * tensor_bytes, false});
 }
 
+// Dropout at p = 0.1 in training mode: the mask drawn from Philox and applied in one pass. The
+// work counted is the same as GELU's (x read and y written; backward reads the gradient and
+// writes dx); the mask VTS also writes for the backward is its own cost.
+void bench_dropout(const Options& o, int threads, int64_t rows, int64_t n) {
+  const double tensor_bytes = 4.0 * double(rows) * double(n);
+  bench_fwd_bwd(
+      o, threads, "dropout", dims({rows, n}), {random(Shape{rows, n}, true)},
+      [](const std::vector<Tensor>& in) {
+        static vts::Generator gen(7);
+        return vts::dropout(in[0], 0.1, true, gen);
+      },
+      {2 * tensor_bytes, false}, {5 * tensor_bytes, false});
+}
+
 void bench_attention(const Options& o, int threads, const std::string& name, int64_t B, int64_t H, int64_t N,
                      int64_t d) {
   const double base = double(B) * double(H) * double(N) * double(N) * double(d);
@@ -281,6 +295,7 @@ int main(int argc, char** argv) {
     bench_layer_norm(o, threads, M, dim);
     bench_softmax(o, threads, B * heads * tokens, tokens);
     bench_gelu(o, threads, M, mlp);
+    bench_dropout(o, threads, M, mlp);
     bench_attention(o, threads, "attention_b16", B, heads, tokens, 64);
     bench_attention(o, threads, "attention_tiny", 64, 4, 17, 16);
     bench_adam(o, threads, int64_t(1) << 24);

@@ -2,6 +2,7 @@
 // Dropout mask from Philox4x32-10: element i takes lane i%4 of block (first + i/4), so the mask
 // depends only on (seed, first) — not on threads — and the CUDA kernel can draw the same one.
 #include <cstdint>
+#include <type_traits>
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
@@ -13,17 +14,15 @@
 namespace vts::cpu {
 
 namespace detail {
-// Philox::rounds on 16 counters at once, structure of arrays.
-inline void philox_rounds_x16(uint32_t* c0, uint32_t* c1, uint32_t* c2, uint32_t* c3, uint32_t k0, uint32_t k1) {
 #if defined(__AVX512F__)
-  // GCC vectorises the portable loop below by widening every lane to 64 bits and narrowing back;
-  // here each 32×32→64-bit product is two vpmuludq (even lanes, then odd lanes shifted down) and
-  // the high and low halves are picked out by blends. A ViTTiny28 step's masks (1.53 M elements,
-  // one thread): 1.56 → 0.99 ms, bit for bit the same.
+// Philox::rounds on the 16 counters held in x0..x3 (lane j of each: word 0..3 of counter j).
+// GCC vectorises the portable loop below by widening every lane to 64 bits and narrowing back;
+// here each 32×32→64-bit product is two vpmuludq (even lanes, then odd lanes shifted down) and
+// the high and low halves are picked out by blends. A ViTTiny28 step's masks (1.53 M elements,
+// one thread): 1.56 → 0.99 ms, bit for bit the same.
+inline void philox_rounds_avx512(__m512i& x0, __m512i& x1, __m512i& x2, __m512i& x3, uint32_t k0, uint32_t k1) {
   const __m512i m0 = _mm512_set1_epi64(Philox::kMul0), m1 = _mm512_set1_epi64(Philox::kMul1);
   constexpr __mmask16 odd = 0xAAAA;
-  __m512i x0 = _mm512_loadu_si512(c0), x1 = _mm512_loadu_si512(c1);
-  __m512i x2 = _mm512_loadu_si512(c2), x3 = _mm512_loadu_si512(c3);
   for (int round = 0; round < Philox::kRounds; ++round) {
     const __m512i p0_even = _mm512_mul_epu32(x0, m0), p0_odd = _mm512_mul_epu32(_mm512_srli_epi64(x0, 32), m0);
     const __m512i p1_even = _mm512_mul_epu32(x2, m1), p1_odd = _mm512_mul_epu32(_mm512_srli_epi64(x2, 32), m1);
@@ -38,6 +37,55 @@ inline void philox_rounds_x16(uint32_t* c0, uint32_t* c1, uint32_t* c2, uint32_t
     k0 += Philox::kWeyl0;
     k1 += Philox::kWeyl1;
   }
+}
+
+// 64 mask elements (Philox blocks counter .. counter + 15, element 4j + w from word w of block j)
+// with everything in registers: the counters are made, and the words put in element order, by
+// vector instructions. The scalar loops around philox_rounds_x16 do that through 64-element
+// arrays, and GCC 12's AVX-512 code for them was slow: on the 2-core Xeon a mask element took
+// 1.5 ns with them (one thread; the AVX2 build of the same loops 0.96) and 0.57 with this
+// (docs/perf.md, "Dropout masks in registers").
+template <bool kApply>
+inline void dropout_x64_avx512(uint64_t counter, uint32_t k0, uint32_t k1, uint32_t threshold, float keep_scale,
+                               float* mask, const float* x, float* y) {
+  const __m512i base = _mm512_set1_epi64(static_cast<long long>(counter));
+  const __m512i low8 = _mm512_add_epi64(base, _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0));
+  const __m512i high8 = _mm512_add_epi64(base, _mm512_set_epi64(15, 14, 13, 12, 11, 10, 9, 8));
+  auto join = [](__m256i first, __m256i second) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(first), second, 1);
+  };
+  __m512i x0 = join(_mm512_cvtepi64_epi32(low8), _mm512_cvtepi64_epi32(high8));
+  __m512i x1 = join(_mm512_cvtepi64_epi32(_mm512_srli_epi64(low8, 32)),
+                    _mm512_cvtepi64_epi32(_mm512_srli_epi64(high8, 32)));
+  __m512i x2 = _mm512_setzero_si512(), x3 = _mm512_setzero_si512();
+  philox_rounds_avx512(x0, x1, x2, x3, k0, k1);
+  // Transpose 16 × 4 words into element order: within each 128-bit lane first (blocks 4L + r of
+  // lane L in u_r), then the 128-bit lanes across the four vectors.
+  const __m512i t0 = _mm512_unpacklo_epi32(x0, x1), t1 = _mm512_unpacklo_epi32(x2, x3);
+  const __m512i t2 = _mm512_unpackhi_epi32(x0, x1), t3 = _mm512_unpackhi_epi32(x2, x3);
+  const __m512i u0 = _mm512_unpacklo_epi64(t0, t1), u1 = _mm512_unpackhi_epi64(t0, t1);
+  const __m512i u2 = _mm512_unpacklo_epi64(t2, t3), u3 = _mm512_unpackhi_epi64(t2, t3);
+  const __m512i v0 = _mm512_shuffle_i32x4(u0, u1, 0x44), v1 = _mm512_shuffle_i32x4(u2, u3, 0x44);
+  const __m512i v2 = _mm512_shuffle_i32x4(u0, u1, 0xEE), v3 = _mm512_shuffle_i32x4(u2, u3, 0xEE);
+  const __m512i words[4] = {_mm512_shuffle_i32x4(v0, v1, 0x88), _mm512_shuffle_i32x4(v0, v1, 0xDD),
+                            _mm512_shuffle_i32x4(v2, v3, 0x88), _mm512_shuffle_i32x4(v2, v3, 0xDD)};
+  const __m512i thr = _mm512_set1_epi32(static_cast<int>(threshold));
+  const __m512 keep = _mm512_set1_ps(keep_scale);
+  for (int q = 0; q < 4; ++q) {
+    const __mmask16 kept = _mm512_cmpge_epu32_mask(_mm512_srli_epi32(words[q], 8), thr);
+    const __m512 m = _mm512_maskz_mov_ps(kept, keep);
+    _mm512_storeu_ps(mask + 16 * q, m);
+    if constexpr (kApply) _mm512_storeu_ps(y + 16 * q, _mm512_mul_ps(_mm512_loadu_ps(x + 16 * q), m));
+  }
+}
+#endif
+
+// Philox::rounds on 16 counters at once, structure of arrays.
+inline void philox_rounds_x16(uint32_t* c0, uint32_t* c1, uint32_t* c2, uint32_t* c3, uint32_t k0, uint32_t k1) {
+#if defined(__AVX512F__)
+  __m512i x0 = _mm512_loadu_si512(c0), x1 = _mm512_loadu_si512(c1);
+  __m512i x2 = _mm512_loadu_si512(c2), x3 = _mm512_loadu_si512(c3);
+  philox_rounds_avx512(x0, x1, x2, x3, k0, k1);
   _mm512_storeu_si512(c0, x0);
   _mm512_storeu_si512(c1, x1);
   _mm512_storeu_si512(c2, x2);
@@ -112,6 +160,13 @@ void dropout_pass(uint64_t seed, uint64_t first_block, int64_t n, uint32_t thres
     const T keep = keep_scale;
     int64_t blk = b;
     for (; blk + kLanes <= e; blk += kLanes) {
+#if defined(__AVX512F__)
+      if constexpr (std::is_same_v<T, float>) {
+        dropout_x64_avx512<kApply>(first_block + static_cast<uint64_t>(blk), k0_init, k1_init, thr, keep, mask + 4 * blk,
+                                   kApply ? x + 4 * blk : nullptr, kApply ? y + 4 * blk : nullptr);
+        continue;
+      }
+#endif
       alignas(64) uint32_t c0[kLanes], c1[kLanes], c2[kLanes], c3[kLanes];
       for (int j = 0; j < kLanes; ++j) {
         const uint64_t counter = first_block + static_cast<uint64_t>(blk + j);
