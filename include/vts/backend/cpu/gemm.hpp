@@ -128,6 +128,12 @@ inline T multiply_add(T a, T b, T c) {
 #endif
 }
 
+// s + f0·v0 + f1·v1 + f2·v2 + f3·v3, the terms added in that order, each with multiply_add.
+template <class T>
+inline T add_four_products(T s, T f0, T v0, T f1, T v1, T f2, T v2, T f3, T v3) {
+  return multiply_add(f3, v3, multiply_add(f2, v2, multiply_add(f1, v1, multiply_add(f0, v0, s))));
+}
+
 // C = alpha·A·B + beta·C for streams_b's shapes. Each element of C is the sum over k in order,
 // one multiply_add per term, whichever block or thread computes it: the same bits at any thread
 // count, and in the vector loops and their scalar tails alike.
@@ -156,18 +162,16 @@ void gemm_streamed(const MatrixRef<T>& a, const MatrixRef<T>& b, T* c, int64_t l
 #pragma omp simd
           for (int64_t j = 0; j < width; ++j) {
             const T v0 = b0[j], v1 = b1[j], v2 = b2[j], v3 = b3[j];
-            s[j] = multiply_add(f3, v3, multiply_add(f2, v2, multiply_add(f1, v1, multiply_add(f0, v0, s[j]))));
-            t[j] = multiply_add(g3, v3, multiply_add(g2, v2, multiply_add(g1, v1, multiply_add(g0, v0, t[j]))));
+            s[j] = add_four_products(s[j], f0, v0, f1, v1, f2, v2, f3, v3);
+            t[j] = add_four_products(t[j], g0, v0, g1, v1, g2, v2, g3, v3);
           }
         }
         for (; i < m; ++i) {
           const T f0 = a_at(i, p), f1 = a_at(i, p + 1), f2 = a_at(i, p + 2), f3 = a_at(i, p + 3);
           T* s = sums.data() + i * width;
 #pragma omp simd
-          for (int64_t j = 0; j < width; ++j) {
-            const T v0 = b0[j], v1 = b1[j], v2 = b2[j], v3 = b3[j];
-            s[j] = multiply_add(f3, v3, multiply_add(f2, v2, multiply_add(f1, v1, multiply_add(f0, v0, s[j]))));
-          }
+          for (int64_t j = 0; j < width; ++j)
+            s[j] = add_four_products(s[j], f0, b0[j], f1, b1[j], f2, b2[j], f3, b3[j]);
         }
       }
       for (; p < k; ++p) {
