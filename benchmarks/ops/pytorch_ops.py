@@ -140,6 +140,8 @@ def main():
     bench_gemm(args, "gemm_fc1", M, dim, mlp)
     bench_gemm(args, "gemm_fc2", M, mlp, dim)
     bench_gemm(args, "gemm_tiny_qkv", 64 * 17, 64, 192)
+    bench_gemm(args, "gemm_tiny_fc2", 64 * 17, 256, 64)
+    bench_gemm(args, "gemm_tiny_head", 64, 17 * 64, 1024)
     bench_gemm(args, "gemm_head_input_grad", B, 1024, tokens * dim)
 
     nbytes = 4.0 * M * dim

@@ -289,6 +289,10 @@ int main(int argc, char** argv) {
     bench_gemm(o, threads, "gemm_fc1", M, dim, mlp);
     bench_gemm(o, threads, "gemm_fc2", M, mlp, dim);
     bench_gemm(o, threads, "gemm_tiny_qkv", 64 * 17, 64, 192);
+    // The tiny model's fc2 (k = its MLP width) and its all-token head's forward at batch 64
+    // (17 · 64 token features into 1,024).
+    bench_gemm(o, threads, "gemm_tiny_fc2", 64 * 17, 256, 64);
+    bench_gemm(o, threads, "gemm_tiny_head", 64, 17 * 64, 1024);
     // The all-token head's input gradient at batch 4: the output gradient times its 620 MB weight
     // (1,024 codes' inputs × 197 · 768 tokens' features), which gemm streams (gemm.hpp).
     bench_gemm(o, threads, "gemm_head_input_grad", B, 1024, tokens * dim);

@@ -1,6 +1,8 @@
 // vts::cpu::gemm through OpenBLAS (built with vts::blas): every operand layout the ops hand it,
-// against a double-precision loop; operands CBLAS cannot take falling back to Eigen; calls from
-// inside OpenMP parallel regions; and that the library linked is OpenBLAS's OpenMP build.
+// against a double-precision loop, through gemm and through the CBLAS call itself (an AVX-512
+// build gives gemm's float matrix products to its own kernel, panel_gemm.hpp, before OpenBLAS);
+// operands CBLAS cannot take falling back to Eigen; calls from inside OpenMP parallel regions;
+// and that the library linked is OpenBLAS's OpenMP build.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -49,17 +51,24 @@ void check_layouts(double tolerance) {
                       << " pad " << pad << " alpha " << alpha << " beta " << beta);
             const Stored<T> a(M, K, a_rows, pad, 1), b(K, N, b_rows, pad, 2);
             const int64_t ldc = N + pad;
-            // beta = 0 must not read C: NaN there stays out of the result.
-            std::vector<T> c(static_cast<size_t>(M * ldc), beta == 0 ? T(NAN) : T(0.5));
-            cpu::gemm(Cpu{}, a.ref, b.ref, c.data(), ldc, static_cast<T>(alpha), static_cast<T>(beta));
-            double worst = 0;
-            for (int64_t i = 0; i < M; ++i)
-              for (int64_t j = 0; j < N; ++j) {
-                double ref = beta == 0 ? 0.0 : beta * 0.5;
-                for (int64_t k = 0; k < K; ++k) ref += alpha * a.at(i, k) * b.at(k, j);
-                worst = std::max(worst, std::abs(static_cast<double>(c[static_cast<size_t>(i * ldc + j)]) - ref));
+            for (bool direct : {false, true}) {
+              INFO((direct ? "cblas_?gemm" : "cpu::gemm"));
+              // beta = 0 must not read C: NaN there stays out of the result.
+              std::vector<T> c(static_cast<size_t>(M * ldc), beta == 0 ? T(NAN) : T(0.5));
+              if (direct) {
+                REQUIRE(cpu::detail::blas_gemm(a.ref, b.ref, c.data(), ldc, static_cast<T>(alpha), static_cast<T>(beta)));
+              } else {
+                cpu::gemm(Cpu{}, a.ref, b.ref, c.data(), ldc, static_cast<T>(alpha), static_cast<T>(beta));
               }
-            CHECK(worst <= tolerance);
+              double worst = 0;
+              for (int64_t i = 0; i < M; ++i)
+                for (int64_t j = 0; j < N; ++j) {
+                  double ref = beta == 0 ? 0.0 : beta * 0.5;
+                  for (int64_t k = 0; k < K; ++k) ref += alpha * a.at(i, k) * b.at(k, j);
+                  worst = std::max(worst, std::abs(static_cast<double>(c[static_cast<size_t>(i * ldc + j)]) - ref));
+                }
+              CHECK(worst <= tolerance);
+            }
           }
   }
 }

@@ -1,0 +1,248 @@
+#pragma once
+// The float GEMM of AVX-512 builds: C (m × n, row-major) = alpha · A·B + beta · C with B packed
+// into panels of 64 columns and every 6 × 64 tile of C held in 24 of the 32 vector registers while
+// k runs.
+//
+// Why not Eigen's kernel: at the products of the ViT encoders (k or n of 64 to 3,072) Eigen 3.4
+// reaches 70-75 % of the FMA peak on a Zen 4 core (82-88 of 117 GFLOP/s) and spends 15 % of the
+// tiny model's step packing both operands; OpenBLAS 0.3.21 reaches 85 %. This kernel packs only B
+// (k × n, once a call: 1/m of the work), broadcasts A's elements straight from A in either layout,
+// and runs at 89-97 % of peak (docs/perf.md, "Our own float GEMM kernel").
+//
+// Each element of C is one FMA chain over k in order from zero, then alpha·sum + beta·C: the same
+// arithmetic whichever tile, panel or thread computes it, so C has the same bits at any thread
+// count and any cut of the work. Products this kernel does not take (one row or column, k past
+// kPanelMaxDepth, a B larger than kPanelMaxPackedFloats, double, a build without AVX-512) stay
+// with Eigen or OpenBLAS. (An AVX2 version with 6 × 16 tiles was slower than Eigen's AVX2 kernel
+// for the weight gradients and level elsewhere: not kept; docs/perf.md.)
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <utility>
+#include <vector>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+#include "vts/backend/cpu/parallel.hpp"
+#include "vts/core/layout.hpp"
+
+namespace vts::cpu::detail {
+
+#if defined(__AVX512F__)
+// The instructions the kernel uses, named: 16 floats a vector, 4 vectors a panel.
+struct PanelIsa {
+  using Vec = __m512;
+  static constexpr int64_t kLanes = 16, kVectors = 4;
+  static __mmask16 first(int64_t count) {
+    return count >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << std::max<int64_t>(count, 0)) - 1u);
+  }
+  static Vec zero() { return _mm512_setzero_ps(); }
+  static Vec load(const float* p) { return _mm512_loadu_ps(p); }
+  static Vec load_first(const float* p, int64_t count) { return _mm512_maskz_loadu_ps(first(count), p); }
+  static void store(float* p, Vec v) { _mm512_storeu_ps(p, v); }
+  static void store_first(float* p, int64_t count, Vec v) { _mm512_mask_storeu_ps(p, first(count), v); }
+  static Vec broadcast(float x) { return _mm512_set1_ps(x); }
+  static Vec mul(Vec a, Vec b) { return _mm512_mul_ps(a, b); }
+  static Vec fma(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
+  // r[c] becomes column c of the 16 × 16 block whose rows r held: unpacks within 128-bit lanes,
+  // then two rounds of lane shuffles.
+  static void transpose(Vec (&r)[16]) {
+    Vec u[16];
+    for (int g = 0; g < 4; ++g) {
+      const Vec t0 = _mm512_unpacklo_ps(r[4 * g], r[4 * g + 1]), t1 = _mm512_unpackhi_ps(r[4 * g], r[4 * g + 1]);
+      const Vec t2 = _mm512_unpacklo_ps(r[4 * g + 2], r[4 * g + 3]), t3 = _mm512_unpackhi_ps(r[4 * g + 2], r[4 * g + 3]);
+      // u[4g + x], 128-bit lane l: element 4l + x of rows 4g .. 4g + 3.
+      u[4 * g + 0] = _mm512_shuffle_ps(t0, t2, 0x44);
+      u[4 * g + 1] = _mm512_shuffle_ps(t0, t2, 0xEE);
+      u[4 * g + 2] = _mm512_shuffle_ps(t1, t3, 0x44);
+      u[4 * g + 3] = _mm512_shuffle_ps(t1, t3, 0xEE);
+    }
+    for (int x = 0; x < 4; ++x) {
+      const Vec even01 = _mm512_shuffle_f32x4(u[x], u[4 + x], 0x88), odd01 = _mm512_shuffle_f32x4(u[x], u[4 + x], 0xDD);
+      const Vec even23 = _mm512_shuffle_f32x4(u[8 + x], u[12 + x], 0x88);
+      const Vec odd23 = _mm512_shuffle_f32x4(u[8 + x], u[12 + x], 0xDD);
+      r[x] = _mm512_shuffle_f32x4(even01, even23, 0x88);
+      r[4 + x] = _mm512_shuffle_f32x4(odd01, odd23, 0x88);
+      r[8 + x] = _mm512_shuffle_f32x4(even01, even23, 0xDD);
+      r[12 + x] = _mm512_shuffle_f32x4(odd01, odd23, 0xDD);
+    }
+  }
+};
+inline constexpr bool kPanelGemmCompiled = true;
+inline constexpr int64_t kPanelCols = PanelIsa::kLanes * PanelIsa::kVectors;  // columns of C in a tile
+#else
+inline constexpr bool kPanelGemmCompiled = false;
+inline constexpr int64_t kPanelCols = 1;
+#endif
+inline constexpr int64_t kPanelRows = 6;  // rows of C in a tile
+inline constexpr int64_t kPanelMaxDepth = 4096;
+// B is packed whole into a buffer kept by the calling thread; past 16 MB (a hash head's weight
+// times a few rows) Eigen's blocked packing, or the streamed path, reads B better.
+inline constexpr int64_t kPanelMaxPackedFloats = int64_t(4) << 20;
+
+// Whether the kernel takes C (m × n) = A (m × k) · B (k × n). Operands without a unit stride either
+// way are left to gemm's Eigen path, which refuses them with its own message.
+inline bool panel_gemm_takes(const MatrixRef<float>& a, const MatrixRef<float>& b) {
+  const int64_t m = a.rows, k = a.cols, n = b.cols;
+  const int64_t padded = (n + kPanelCols - 1) / kPanelCols * kPanelCols;
+  const bool unit_strides =
+      (a.col_stride == 1 || a.row_stride == 1 || k == 1) && (b.col_stride == 1 || b.row_stride == 1);
+  return kPanelGemmCompiled && unit_strides && m >= 2 && n >= 2 && k >= 1 && k <= kPanelMaxDepth &&
+         k * padded <= kPanelMaxPackedFloats;
+}
+
+#if defined(__AVX512F__)
+// Columns [j0, j0 + width) of B into panel rows of kPanelCols floats, zero past width.
+inline void pack_panel_from_rows(const MatrixRef<float>& b, int64_t j0, int64_t width, float* panel) {
+  using I = PanelIsa;
+  for (int64_t kk = 0; kk < b.rows; ++kk) {
+    const float* src = b.data + kk * b.row_stride + j0;
+    float* dst = panel + kk * kPanelCols;
+    for (int64_t v = 0; v < I::kVectors; ++v)
+      I::store(dst + I::kLanes * v, I::load_first(src + I::kLanes * v, width - I::kLanes * v));
+  }
+}
+
+// The same from a column-major B (a weight W [n, k] seen as Wᵀ): B's columns are W's rows, read a
+// vector at a time from as many rows and transposed in registers, so the panel is written in whole
+// rows.
+inline void pack_panel_from_columns(const MatrixRef<float>& b, int64_t j0, int64_t width, float* panel) {
+  using I = PanelIsa;
+  constexpr int64_t L = I::kLanes;
+  const int64_t k = b.rows;
+  for (int64_t jj = 0; jj < kPanelCols; jj += L) {
+    const int64_t cols = std::clamp<int64_t>(width - jj, 0, L);
+    for (int64_t kk = 0; kk < k; kk += L) {
+      const int64_t depth = std::min<int64_t>(k - kk, L);
+      typename I::Vec r[L];
+      for (int64_t c = 0; c < L; ++c)
+        r[c] = c < cols ? I::load_first(b.data + (j0 + jj + c) * b.col_stride + kk, depth) : I::zero();
+      I::transpose(r);
+      for (int64_t row = 0; row < depth; ++row) I::store(panel + (kk + row) * kPanelCols + jj, r[row]);
+    }
+  }
+}
+
+struct PanelTile {
+  int64_t k;
+  const float* a;      // A's first element of the tile's first row
+  int64_t a_stride;    // between rows (A row-major) or between columns (A column-major)
+  const float* panel;  // k rows of kPanelCols floats
+  float* c;
+  int64_t ldc, width;  // width: the panel's columns that are C's (the rest are padding)
+  float alpha, beta;
+};
+
+// R rows and V vectors of columns of C: acc = Σ_k A(i, k)·B(k, j), one FMA a term, then
+// C = alpha·acc + beta·C (C not read when beta is 0).
+template <bool ARowMajor, int R, int V>
+void panel_tile(const PanelTile& t) {
+  using I = PanelIsa;
+  typename I::Vec acc[R][V];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < V; ++v) acc[r][v] = I::zero();
+  const float* bp = t.panel;
+  for (int64_t kk = 0; kk < t.k; ++kk, bp += kPanelCols) {
+    typename I::Vec bv[V];
+    for (int v = 0; v < V; ++v) bv[v] = I::load(bp + I::kLanes * v);
+    for (int r = 0; r < R; ++r) {
+      const typename I::Vec av = I::broadcast(ARowMajor ? t.a[r * t.a_stride + kk] : t.a[kk * t.a_stride + r]);
+      for (int v = 0; v < V; ++v) acc[r][v] = I::fma(av, bv[v], acc[r][v]);
+    }
+  }
+  const typename I::Vec alpha = I::broadcast(t.alpha), beta = I::broadcast(t.beta);
+  for (int v = 0; v < V; ++v) {
+    const int64_t lanes = t.width - I::kLanes * v;
+    // Masked moves only for a panel's last, partial vector.
+    const bool whole = lanes >= I::kLanes;
+    for (int r = 0; r < R; ++r) {
+      float* cp = t.c + r * t.ldc + I::kLanes * v;
+      typename I::Vec out;
+      if (t.beta == 0.0f) {
+        out = t.alpha == 1.0f ? acc[r][v] : I::mul(alpha, acc[r][v]);
+      } else {
+        typename I::Vec old = whole ? I::load(cp) : I::load_first(cp, lanes);
+        if (t.beta != 1.0f) old = I::mul(beta, old);
+        out = I::fma(alpha, acc[r][v], old);
+      }
+      if (whole) I::store(cp, out);
+      else I::store_first(cp, lanes, out);
+    }
+  }
+}
+
+using PanelTileFn = void (*)(const PanelTile&);
+
+template <bool ARowMajor, size_t... I>
+constexpr std::array<PanelTileFn, sizeof...(I)> panel_tile_table(std::index_sequence<I...>) {
+  constexpr int vectors = static_cast<int>(PanelIsa::kVectors);
+  return {&panel_tile<ARowMajor, static_cast<int>(I) / vectors + 1, static_cast<int>(I) % vectors + 1>...};
+}
+
+// The tile function for `rows` (1-6) rows and `width` (1 to kPanelCols) columns.
+template <bool ARowMajor>
+PanelTileFn panel_tile_for(int64_t rows, int64_t width) {
+  static constexpr auto table =
+      panel_tile_table<ARowMajor>(std::make_index_sequence<static_cast<size_t>(kPanelRows * PanelIsa::kVectors)>{});
+  const int64_t vectors = (width + PanelIsa::kLanes - 1) / PanelIsa::kLanes;
+  return table[static_cast<size_t>((rows - 1) * PanelIsa::kVectors + vectors - 1)];
+}
+
+// Needs panel_gemm_takes(m, n, k) and A, B with a unit stride one way.
+inline void panel_gemm(const MatrixRef<float>& a, const MatrixRef<float>& b, float* c, int64_t ldc, float alpha,
+                       float beta) {
+  const int64_t m = a.rows, k = a.cols, n = b.cols;
+  const int64_t tiles = (m + kPanelRows - 1) / kPanelRows, panels = (n + kPanelCols - 1) / kPanelCols;
+  const bool a_row_major = a.col_stride == 1 || k == 1;
+  const int64_t a_stride = a_row_major ? a.row_stride : a.col_stride;
+  const bool b_row_major = b.col_stride == 1;
+
+  thread_local std::vector<float> packed_b;
+  packed_b.resize(static_cast<size_t>(panels * k * kPanelCols));
+  float* const packed = packed_b.data();
+  auto pack = [&](int64_t p) {
+    const int64_t j0 = p * kPanelCols, width = std::min(kPanelCols, n - j0);
+    float* panel = packed + p * k * kPanelCols;
+    if (b_row_major) pack_panel_from_rows(b, j0, width, panel);
+    else pack_panel_from_columns(b, j0, width, panel);
+  };
+  auto tile = [&](int64_t t, int64_t p) {
+    const int64_t r0 = t * kPanelRows, rows = std::min(kPanelRows, m - r0);
+    const int64_t j0 = p * kPanelCols, width = std::min(kPanelCols, n - j0);
+    const PanelTile args{k, a.data + r0 * a.row_stride, a_stride,
+                         packed + p * k * kPanelCols, c + r0 * ldc + j0, ldc, width, alpha, beta};
+    (a_row_major ? panel_tile_for<true>(rows, width) : panel_tile_for<false>(rows, width))(args);
+  };
+
+  // The operand read again for each pass of the outer loop should be the smaller one: with panels
+  // outside, A (m × k) is read once a panel and each panel once; with tiles outside, all of B once a
+  // tile. Threads take whole passes of the outer loop, so with panels outside each packs only its own.
+  const bool panels_outside = m < n;
+  const int threads = in_parallel() ? 1 : max_threads();
+  const bool split = threads > 1 && m * n * k >= (int64_t(1) << 18);
+  const int64_t grain = split ? 1 : (panels_outside ? panels : tiles);
+  if (panels_outside) {
+    parallel_for(0, panels, grain, [&](int64_t pb, int64_t pe) {
+      for (int64_t p = pb; p < pe; ++p) {
+        pack(p);
+        for (int64_t t = 0; t < tiles; ++t) tile(t, p);
+      }
+    });
+  } else {
+    if (split && panels * k >= 16384) {
+      parallel_for(0, panels, 1, [&](int64_t pb, int64_t pe) {
+        for (int64_t p = pb; p < pe; ++p) pack(p);
+      });
+    } else {
+      for (int64_t p = 0; p < panels; ++p) pack(p);
+    }
+    parallel_for(0, tiles, grain, [&](int64_t tb, int64_t te) {
+      for (int64_t t = tb; t < te; ++t)
+        for (int64_t p = 0; p < panels; ++p) tile(t, p);
+    });
+  }
+}
+#endif
+
+}  // namespace vts::cpu::detail

@@ -1,0 +1,163 @@
+// The float GEMM kernel of AVX-512 builds (include/vts/backend/cpu/panel_gemm.hpp).
+// Every element of C is one FMA chain over k in order, so the kernel is checked for exact equality
+// with that chain written as scalar std::fma calls: every count of leftover rows (1-6) and columns
+// (1-64 of a panel, and several panels), depths that are not multiples of the 16-wide transposes,
+// padded leading dimensions, both layouts of A and B, alpha and beta, at 1, 2 and 3 threads. Which
+// products gemm gives it is checked too. On a build without AVX-512 the kernel is compiled out and
+// only that is checked.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <tuple>
+#include <vector>
+
+#include <vts/vts.hpp>
+
+using namespace vts;
+
+namespace {
+
+class ThreadCount {
+ public:
+  explicit ThreadCount(int n) : saved_(cpu::max_threads()) { cpu::set_num_threads(n); }
+  ~ThreadCount() { cpu::set_num_threads(saved_); }
+
+ private:
+  int saved_;
+};
+
+// A rows × cols matrix stored row- or column-major with `pad` poisoned elements after each row
+// (column), filled with values whose products do not round to the same sums in another order.
+struct Stored {
+  std::vector<float> data;
+  MatrixRef<float> ref;
+  Stored(int64_t rows, int64_t cols, bool row_major, int64_t pad, uint64_t seed) {
+    const int64_t ld = (row_major ? cols : rows) + pad;
+    data.assign(static_cast<size_t>(ld * (row_major ? rows : cols)), -1e30f);
+    Generator g(seed);
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t j = 0; j < cols; ++j)
+        data[static_cast<size_t>(row_major ? i * ld + j : j * ld + i)] = static_cast<float>(g.next_double() * 2 - 1);
+    ref = row_major ? MatrixRef<float>{data.data(), rows, cols, ld, 1} : MatrixRef<float>{data.data(), rows, cols, 1, ld};
+  }
+  float at(int64_t i, int64_t j) const { return ref.data[i * ref.row_stride + j * ref.col_stride]; }
+};
+
+// The kernel's arithmetic, one element at a time.
+[[maybe_unused]] float fma_chain(const Stored& a, const Stored& b, int64_t i, int64_t j, float alpha, float beta, float old) {
+  float acc = 0.0f;
+  for (int64_t p = 0; p < a.ref.cols; ++p) acc = std::fma(a.at(i, p), b.at(p, j), acc);
+  if (beta == 0.0f) return alpha == 1.0f ? acc : alpha * acc;
+  return std::fma(alpha, acc, beta == 1.0f ? old : beta * old);
+}
+
+}  // namespace
+
+TEST_CASE("panel GEMM: exactly the FMA chain over k, every tile remainder and layout, any thread count", "[matmul]") {
+  if (!cpu::detail::kPanelGemmCompiled) {
+    WARN("built without AVX-512: the panel kernel is compiled out, products go to Eigen");
+    return;
+  }
+#if defined(__AVX512F__)
+  struct Case {
+    int64_t m, n, k;
+  };
+  // m: 1-13 rows (every remainder of 6), then more tiles than threads; n: 1-64 columns of a
+  // panel and several panels with a narrow last one; k: 1, under 16, not a multiple of 16.
+  const Case cases[] = {{1, 5, 3},   {2, 16, 1},   {3, 17, 16},  {4, 33, 17}, {5, 48, 40},  {6, 63, 31},
+                        {7, 64, 64}, {8, 65, 7},   {11, 130, 33}, {12, 2, 50}, {13, 200, 65}, {50, 96, 129},
+                        {97, 70, 300}};
+  struct Scale {
+    float alpha, beta;
+  };
+  const Scale scales[] = {{1, 0}, {0.5f, 0}, {1, 1}, {-2, 0.25f}};
+  uint64_t seed = 1;
+  for (const Case& s : cases) {
+    for (int layout = 0; layout < 4; ++layout) {
+      const bool a_rows = layout & 1, b_rows = layout & 2;
+      for (int64_t pad : {0, 5}) {
+        const Stored a(s.m, s.k, a_rows, pad, seed++), b(s.k, s.n, b_rows, pad, seed++);
+        const int64_t ldc = s.n + pad;
+        for (const Scale& sc : scales) {
+          INFO(s.m << "x" << s.k << " times " << s.k << "x" << s.n << ", A " << (a_rows ? "row" : "column")
+                    << "-major, B " << (b_rows ? "row" : "column") << "-major, pad " << pad << ", alpha "
+                    << sc.alpha << ", beta " << sc.beta);
+          // C's own values where beta reads them; NaN where it must not (beta = 0); the padding
+          // after each row of C is a sentinel no store may touch.
+          std::vector<float> start(static_cast<size_t>(s.m * ldc), 12345.0f);
+          for (int64_t i = 0; i < s.m; ++i)
+            for (int64_t j = 0; j < s.n; ++j)
+              start[static_cast<size_t>(i * ldc + j)] = sc.beta == 0 ? NAN : static_cast<float>(i - j) / 8;
+          std::vector<float> want = start;
+          for (int64_t i = 0; i < s.m; ++i)
+            for (int64_t j = 0; j < s.n; ++j) {
+              float& w = want[static_cast<size_t>(i * ldc + j)];
+              w = fma_chain(a, b, i, j, sc.alpha, sc.beta, w);
+            }
+          for (int threads : {1, 2, 3}) {
+            INFO(threads << " threads");
+            ThreadCount scope(threads);
+            std::vector<float> c = start;
+            cpu::detail::panel_gemm(a.ref, b.ref, c.data(), ldc, sc.alpha, sc.beta);
+            int64_t differ = 0;
+            for (size_t e = 0; e < c.size(); ++e) differ += !(c[e] == want[e]);
+            CHECK(differ == 0);
+          }
+        }
+      }
+    }
+  }
+#endif
+}
+
+TEST_CASE("panel GEMM: a product large enough to share among threads is the same chain", "[matmul][threads]") {
+  if (!cpu::detail::kPanelGemmCompiled) {
+    WARN("built without AVX-512: the panel kernel is compiled out, products go to Eigen");
+    return;
+  }
+  // Both loop orders (A smaller than B: panels outside, each thread packing its own; and the
+  // reverse) through cpu::gemm, as the linear layers call it, at 1-3 threads.
+  for (const auto& [m, n, k] : {std::tuple<int64_t, int64_t, int64_t>{300, 200, 70}, {40, 700, 90}}) {
+    const Stored a(m, k, true, 0, 7), w(n, k, true, 0, 8);  // C = A·Wᵀ: B column-major
+    const MatrixRef<float> wt{w.data.data(), k, n, 1, k};
+    REQUIRE(cpu::detail::panel_gemm_takes(a.ref, wt));
+    for (int threads : {1, 2, 3}) {
+      INFO(m << "x" << n << "x" << k << ", " << threads << " threads");
+      ThreadCount scope(threads);
+      std::vector<float> c(static_cast<size_t>(m * n), NAN);
+      cpu::gemm(Cpu{}, a.ref, wt, c.data(), n, 1.0f, 0.0f);
+      int64_t differ = 0;
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+          float acc = 0.0f;
+          for (int64_t p = 0; p < k; ++p) acc = std::fma(a.at(i, p), w.at(j, p), acc);
+          differ += !(c[static_cast<size_t>(i * n + j)] == acc);
+        }
+      CHECK(differ == 0);
+    }
+  }
+}
+
+TEST_CASE("panel GEMM: which float products gemm gives it", "[matmul]") {
+  auto takes = [](int64_t m, int64_t k, int64_t n, bool a_rows = true, bool b_rows = false) {
+    const float* none = nullptr;
+    const MatrixRef<float> a = a_rows ? MatrixRef<float>{none, m, k, k, 1} : MatrixRef<float>{none, m, k, 1, m};
+    const MatrixRef<float> b = b_rows ? MatrixRef<float>{none, k, n, n, 1} : MatrixRef<float>{none, k, n, 1, k};
+    return cpu::detail::panel_gemm_takes(a, b);
+  };
+  const bool on = cpu::detail::kPanelGemmCompiled;
+  CHECK(takes(1088, 64, 192) == on);                // the tiny model's qkv projection
+  CHECK(takes(192, 1088, 64, false, true) == on);   // its weight gradient gᵀ·x
+  CHECK(takes(788, 3072, 768, true, true) == on);   // ViT-B/16's fc1 input gradient
+  CHECK(takes(64, 1088, 1024) == on);               // the tiny model's all-token head
+  CHECK(takes(2, 4096, 1024) == on);
+  CHECK_FALSE(takes(1, 64, 192));                   // a vector product: Eigen's gemv
+  CHECK_FALSE(takes(64, 192, 1));
+  CHECK_FALSE(takes(300, 4097, 64));                // deeper than kPanelMaxDepth
+  CHECK_FALSE(takes(64, 4096, 1025));               // B packed past 16 MB
+  CHECK_FALSE(takes(4, 1024, 151296));              // the B/16 head's weight: Eigen or streamed
+  const float* none = nullptr;
+  CHECK_FALSE(cpu::detail::panel_gemm_takes(MatrixRef<float>{none, 8, 8, 16, 2},  // no unit stride
+                                            MatrixRef<float>{none, 8, 8, 8, 1}));
+}
