@@ -18,9 +18,11 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
-# `vts --version` names the build's GEMM library (and exits 0 without running anything).
+# `vts --version` names the build's GEMM library, after the float kernel of an AVX-512 build (and
+# exits 0 without running anything).
 "$vts" --version >"$out/version.txt" || fail "vts --version exited $?"
-grep -q '^vts [0-9]' "$out/version.txt" && grep -Eq '^CPU GEMMs: (Eigen|OpenBLAS) ' "$out/version.txt" ||
+grep -q '^vts [0-9]' "$out/version.txt" &&
+  grep -Eq '^CPU GEMMs: (VTS AVX-512 kernel for float, )?(Eigen|OpenBLAS) ' "$out/version.txt" ||
   { cat "$out/version.txt"; fail "vts --version does not name the version and the CPU GEMM library"; }
 
 run=${2:-}

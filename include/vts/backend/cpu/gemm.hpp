@@ -263,12 +263,14 @@ inline constexpr bool gemm_uses_openblas() {
 #endif
 }
 
-// The CPU GEMM library as a lower-case word, for machine-readable records (metrics.json, JSON lines).
+// The CPU GEMM library as a lower-case word, for machine-readable records (metrics.json, JSON lines):
+// the library of this build, which an AVX-512 build uses for what its own float kernel does not take.
 inline constexpr const char* gemm_name() { return gemm_uses_openblas() ? "openblas" : "eigen"; }
 
-// The CPU GEMM in words, for a program's banner: "Eigen 3.4.0", or OpenBLAS's version, threading
+// The CPU GEMMs in words, for a program's banner: "Eigen 3.4.0", or OpenBLAS's version, threading
 // and the kernels it picked, naming OPENBLAS_CORETYPE when that variable chose them (this build
-// machine sets Haswell, whose AVX2 kernels ran 1.04-1.35x slower than Eigen: docs/perf.md).
+// machine sets Haswell, whose AVX2 kernels ran 1.04-1.35x slower than Eigen: docs/perf.md); in an
+// AVX-512 build, after the kernel of our own that takes most float products.
 inline std::string gemm_library() {
 #if defined(VTS_WITH_OPENBLAS)
   std::string version = OPENBLAS_VERSION;  // " OpenBLAS 0.3.21 "
@@ -278,11 +280,12 @@ inline std::string gemm_library() {
   const char* threading = parallel == 2 ? "OpenMP" : parallel == 1 ? "pthreads: slow next to OpenMP" : "sequential";
   std::string s = version + " (" + threading + ", " + openblas_get_corename() + " kernels";
   if (const char* forced = std::getenv("OPENBLAS_CORETYPE")) s += std::string(" from OPENBLAS_CORETYPE=") + forced;
-  return s + ")";
+  s += ")";
 #else
-  return "Eigen " + std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) + "." +
-         std::to_string(EIGEN_MINOR_VERSION);
+  std::string s = "Eigen " + std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) + "." +
+                  std::to_string(EIGEN_MINOR_VERSION);
 #endif
+  return detail::kPanelGemmCompiled ? "VTS AVX-512 kernel for float, " + s + " for the rest" : s;
 }
 
 template <class T>

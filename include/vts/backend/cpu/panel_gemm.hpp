@@ -5,16 +5,17 @@
 //
 // Why not Eigen's kernel: at the products of the ViT encoders (k or n of 64 to 3,072) Eigen 3.4
 // reaches 70-75 % of the FMA peak on a Zen 4 core (82-88 of 117 GFLOP/s) and spends 15 % of the
-// tiny model's step packing both operands; OpenBLAS 0.3.21 reaches 85 %. This kernel packs only B
-// (k × n, once a call: 1/m of the work), broadcasts A's elements straight from A in either layout,
-// and runs at 89-97 % of peak (docs/perf.md, "Our own float GEMM kernel").
+// tiny model's step packing both operands; OpenBLAS 0.3.21 reaches 80-89 %. This kernel packs only
+// B (k × n, once a call: 1/m of the work), broadcasts A's elements straight from A in either
+// layout, and runs ViT-B/16's products at 90-93 % of peak (docs/perf.md, "Our own float GEMM
+// kernel").
 //
 // Each element of C is one FMA chain over k in order from zero, then alpha·sum + beta·C: the same
 // arithmetic whichever tile, panel or thread computes it, so C has the same bits at any thread
 // count and any cut of the work. Products this kernel does not take (one row or column, k past
 // kPanelMaxDepth, a B larger than kPanelMaxPackedFloats, double, a build without AVX-512) stay
 // with Eigen or OpenBLAS. (An AVX2 version with 6 × 16 tiles was slower than Eigen's AVX2 kernel
-// for the weight gradients and level elsewhere: not kept; docs/perf.md.)
+// for the large weight gradients and not reliably faster elsewhere: not kept; docs/perf.md.)
 #include <algorithm>
 #include <array>
 #include <cstdint>
@@ -80,6 +81,8 @@ inline constexpr int64_t kPanelMaxDepth = 4096;
 // B is packed whole into a buffer kept by the calling thread; past 16 MB (a hash head's weight
 // times a few rows) Eigen's blocked packing, or the streamed path, reads B better.
 inline constexpr int64_t kPanelMaxPackedFloats = int64_t(4) << 20;
+inline constexpr int64_t kPanelSplitMinWork = int64_t(1) << 18;  // multiply-adds worth a fork, as in gemm
+inline constexpr int64_t kPanelParallelPackRows = 16384;  // panel rows (k × panels) worth packing on all threads
 
 // Whether the kernel takes C (m × n) = A (m × k) · B (k × n). Operands without a unit stride either
 // way are left to gemm's Eigen path, which refuses them with its own message.
@@ -189,7 +192,7 @@ PanelTileFn panel_tile_for(int64_t rows, int64_t width) {
   return table[static_cast<size_t>((rows - 1) * PanelIsa::kVectors + vectors - 1)];
 }
 
-// Needs panel_gemm_takes(m, n, k) and A, B with a unit stride one way.
+// Needs panel_gemm_takes(a, b).
 inline void panel_gemm(const MatrixRef<float>& a, const MatrixRef<float>& b, float* c, int64_t ldc, float alpha,
                        float beta) {
   const int64_t m = a.rows, k = a.cols, n = b.cols;
@@ -220,7 +223,7 @@ inline void panel_gemm(const MatrixRef<float>& a, const MatrixRef<float>& b, flo
   // tile. Threads take whole passes of the outer loop, so with panels outside each packs only its own.
   const bool panels_outside = m < n;
   const int threads = in_parallel() ? 1 : max_threads();
-  const bool split = threads > 1 && m * n * k >= (int64_t(1) << 18);
+  const bool split = threads > 1 && m * n * k >= kPanelSplitMinWork;
   const int64_t grain = split ? 1 : (panels_outside ? panels : tiles);
   if (panels_outside) {
     parallel_for(0, panels, grain, [&](int64_t pb, int64_t pe) {
@@ -230,7 +233,7 @@ inline void panel_gemm(const MatrixRef<float>& a, const MatrixRef<float>& b, flo
       }
     });
   } else {
-    if (split && panels * k >= 16384) {
+    if (split && panels * k >= kPanelParallelPackRows) {
       parallel_for(0, panels, 1, [&](int64_t pb, int64_t pe) {
         for (int64_t p = pb; p < pe; ++p) pack(p);
       });
