@@ -14,18 +14,12 @@
 
 #include <vts/vts.hpp>
 
+#include "../common/thread_count.hpp"
+
 using namespace vts;
+using vts_test_common::ThreadCount;
 
 namespace {
-
-class ThreadCount {
- public:
-  explicit ThreadCount(int n) : saved_(cpu::max_threads()) { cpu::set_num_threads(n); }
-  ~ThreadCount() { cpu::set_num_threads(saved_); }
-
- private:
-  int saved_;
-};
 
 // A rows × cols matrix stored row- or column-major with `pad` poisoned elements after each row
 // (column), filled with values whose products do not round to the same sums in another order.

@@ -13,21 +13,14 @@
 
 #include <vts/vts.hpp>
 
+#include "../common/thread_count.hpp"
+
 using namespace vts;
+using vts_test_common::ThreadCount;
 
 namespace {
 
 constexpr int kThreadCounts[] = {1, 2, 3};
-
-// Sets the calling thread's OpenMP thread count for one scope and restores it after.
-class ThreadCount {
- public:
-  explicit ThreadCount(int n) : saved_(cpu::max_threads()) { cpu::set_num_threads(n); }
-  ~ThreadCount() { cpu::set_num_threads(saved_); }
-
- private:
-  int saved_;
-};
 
 template <class T>
 std::vector<T> random_values(int64_t n, uint64_t seed) {
