@@ -33,13 +33,15 @@ struct Stored {
     for (int64_t i = 0; i < rows; ++i)
       for (int64_t j = 0; j < cols; ++j)
         data[static_cast<size_t>(row_major ? i * ld + j : j * ld + i)] = static_cast<float>(g.next_double() * 2 - 1);
-    ref = row_major ? MatrixRef<float>{data.data(), rows, cols, ld, 1} : MatrixRef<float>{data.data(), rows, cols, 1, ld};
+    ref = row_major ? MatrixRef<float>{data.data(), rows, cols, ld, 1}
+                    : MatrixRef<float>{data.data(), rows, cols, 1, ld};
   }
   float at(int64_t i, int64_t j) const { return ref.data[i * ref.row_stride + j * ref.col_stride]; }
 };
 
 // The kernel's arithmetic, one element at a time.
-[[maybe_unused]] float fma_chain(const Stored& a, const Stored& b, int64_t i, int64_t j, float alpha, float beta, float old) {
+[[maybe_unused]] float fma_chain(const Stored& a, const Stored& b, int64_t i, int64_t j, float alpha, float beta,
+                                 float old) {
   float acc = 0.0f;
   for (int64_t p = 0; p < a.ref.cols; ++p) acc = std::fma(a.at(i, p), b.at(p, j), acc);
   if (beta == 0.0f) return alpha == 1.0f ? acc : alpha * acc;

@@ -51,8 +51,10 @@ struct PanelIsa {
   static void transpose(Vec (&r)[16]) {
     Vec u[16];
     for (int g = 0; g < 4; ++g) {
-      const Vec t0 = _mm512_unpacklo_ps(r[4 * g], r[4 * g + 1]), t1 = _mm512_unpackhi_ps(r[4 * g], r[4 * g + 1]);
-      const Vec t2 = _mm512_unpacklo_ps(r[4 * g + 2], r[4 * g + 3]), t3 = _mm512_unpackhi_ps(r[4 * g + 2], r[4 * g + 3]);
+      const Vec t0 = _mm512_unpacklo_ps(r[4 * g], r[4 * g + 1]);
+      const Vec t1 = _mm512_unpackhi_ps(r[4 * g], r[4 * g + 1]);
+      const Vec t2 = _mm512_unpacklo_ps(r[4 * g + 2], r[4 * g + 3]);
+      const Vec t3 = _mm512_unpackhi_ps(r[4 * g + 2], r[4 * g + 3]);
       // u[4g + x], 128-bit lane l: element 4l + x of rows 4g .. 4g + 3.
       u[4 * g + 0] = _mm512_shuffle_ps(t0, t2, 0x44);
       u[4 * g + 1] = _mm512_shuffle_ps(t0, t2, 0xEE);
