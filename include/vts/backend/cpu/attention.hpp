@@ -7,7 +7,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
+#include <vector>
 
+#include "vts/backend/cpu/panel_gemm.hpp"
 #include "vts/backend/cpu/parallel.hpp"
 #include "vts/core/device.hpp"
 #include "vts/core/layout.hpp"
@@ -22,14 +25,119 @@ using RowsMap = Eigen::Map<RowMatrix<T>, 0, Eigen::OuterStride<>>;
 template <class T>
 using ConstRowsMap = Eigen::Map<const RowMatrix<T>, 0, Eigen::OuterStride<>>;
 
-// e^x for every element of a (contiguous) matrix, as one flat vectorised array.
+// e^x for every element of a contiguous array (a matrix seen flat), vectorised by Eigen.
+template <class T>
+void exp_in_place_flat(T* data, int64_t size) {
+  Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> flat(data, size);
+  flat = flat.exp();
+}
 template <class T>
 void exp_in_place(RowMatrix<T>& m) {
-  Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> flat(m.data(), m.size());
-  flat = flat.exp();
+  exp_in_place_flat(m.data(), m.size());
 }
 
 constexpr int64_t kAttentionRowBlock = 64;
+
+#if defined(__AVX512F__)
+// Float attention in AVX-512 builds: each (batch, head) is one task whose six products go to the
+// panel kernel (panel_gemm.hpp) whole — scores N × N, not 64-row blocks — reading the heads in place
+// (Kᵀ and Vᵀ are its column-major B) and writing o, dq, dk, dv straight into their strided rows.
+// Eigen's GEMM, packing both operands into 48 × 4 tiles, is slow at these sizes (ViTTiny28's heads
+// are 17 × 16). Heads of one token or one feature, and sequences past kSmallAttentionMaxTokens,
+// keep the blocked Eigen path.
+constexpr int64_t kSmallAttentionMaxTokens = 1024;
+
+inline bool small_attention_takes(int64_t N, int64_t d) { return N >= 2 && d >= 2 && N <= kSmallAttentionMaxTokens; }
+
+// Scores and probabilities of one head, N rows of `ld` floats (ld: N rounded up to 16). 64-byte
+// aligned with zeros past column N: Eigen's exp and reductions take a scalar path before the first
+// aligned address, so the bits would otherwise depend on where each thread's buffer landed, and the
+// exp runs over the block as one flat vectorised array (see the Eigen path) — the zeros are never read.
+using SmallAttentionBuffer = std::vector<float, Eigen::aligned_allocator<float>>;
+struct SmallAttentionScratch {
+  SmallAttentionBuffer s, ds;
+};
+
+inline int64_t small_attention_ld(int64_t N) { return (N + 15) / 16 * 16; }
+
+inline float* small_attention_rows(SmallAttentionBuffer& buffer, int64_t N) {
+  const int64_t ld = small_attention_ld(N);
+  buffer.resize(static_cast<size_t>(N * ld));
+  for (int64_t r = 0; r < N; ++r) std::fill(buffer.data() + r * ld + N, buffer.data() + (r + 1) * ld, 0.0f);
+  return buffer.data();
+}
+
+using RowArrayMap = Eigen::Map<Eigen::Array<float, 1, Eigen::Dynamic>>;
+using ConstRowArrayMap = Eigen::Map<const Eigen::Array<float, 1, Eigen::Dynamic>>;
+
+// C = A · B through the panel kernel, C written (not accumulated).
+inline void head_product(const MatrixRef<float>& a, const MatrixRef<float>& b, float* c, int64_t ldc) {
+  panel_gemm(a, b, c, ldc, 1.0f, 0.0f);
+}
+
+// One head's q, k, v, o and dout: N × d, unit inner stride, rows `*_sn` apart.
+struct SmallHead {
+  const float *q, *k, *v;
+  int64_t q_sn, k_sn, v_sn;
+};
+
+// s = scale · q kᵀ.
+inline void small_attention_scores(int64_t N, int64_t d, float scale, const SmallHead& h, float* s) {
+  const int64_t ld = small_attention_ld(N);
+  head_product({h.q, N, d, h.q_sn, 1}, {h.k, d, N, 1, h.k_sn}, s, ld);
+  Eigen::Map<Eigen::Array<float, Eigen::Dynamic, 1>> flat(s, N * ld);
+  flat *= scale;
+}
+
+inline void small_attention_forward(int64_t N, int64_t d, float scale, const SmallHead& h, float* o, int64_t o_sn,
+                                    float* lse, SmallAttentionScratch& w) {
+  const int64_t ld = small_attention_ld(N);
+  float* s = small_attention_rows(w.s, N);
+  small_attention_scores(N, d, scale, h, s);
+  for (int64_t r = 0; r < N; ++r) {
+    RowArrayMap row(s + r * ld, N);
+    lse[r] = row.maxCoeff();
+    row -= lse[r];
+  }
+  exp_in_place_flat(s, N * ld);
+  for (int64_t r = 0; r < N; ++r) {
+    RowArrayMap row(s + r * ld, N);
+    const float sum = row.sum();
+    row *= 1.0f / sum;
+    lse[r] += std::log(sum);
+  }
+  head_product({s, N, N, ld, 1}, {h.v, N, d, h.v_sn, 1}, o, o_sn);
+}
+
+// P again from the saved log-sum-exp; dV = Pᵀ·dO, dP = dO·Vᵀ, dS = P ∘ (dP − rowsum(dO ∘ O)) · scale,
+// dQ = dS·K, dK = dSᵀ·Q.
+struct SmallHeadGrads {
+  const float *o, *dout, *lse;
+  int64_t o_sn, dout_sn;
+  float *dq, *dk, *dv;
+  int64_t dq_sn, dk_sn, dv_sn;
+};
+
+inline void small_attention_backward(int64_t N, int64_t d, float scale, const SmallHead& h, const SmallHeadGrads& g,
+                                     SmallAttentionScratch& w) {
+  const int64_t ld = small_attention_ld(N);
+  float* p = small_attention_rows(w.s, N);
+  small_attention_scores(N, d, scale, h, p);
+  for (int64_t r = 0; r < N; ++r) RowArrayMap(p + r * ld, N) -= g.lse[r];
+  exp_in_place_flat(p, N * ld);
+  head_product({p, N, N, 1, ld}, {g.dout, N, d, g.dout_sn, 1}, g.dv, g.dv_sn);  // Pᵀ: P by columns
+
+  float* ds = small_attention_rows(w.ds, N);
+  head_product({g.dout, N, d, g.dout_sn, 1}, {h.v, d, N, 1, h.v_sn}, ds, ld);  // dP
+  for (int64_t r = 0; r < N; ++r) {
+    const float delta = (ConstRowArrayMap(g.dout + r * g.dout_sn, d) * ConstRowArrayMap(g.o + r * g.o_sn, d)).sum();
+    RowArrayMap row(ds + r * ld, N);
+    row = ConstRowArrayMap(p + r * ld, N) * (row - delta) * scale;
+  }
+  head_product({ds, N, N, ld, 1}, {h.k, N, d, h.k_sn, 1}, g.dq, g.dq_sn);
+  head_product({ds, N, N, 1, ld}, {h.q, N, d, h.q_sn, 1}, g.dk, g.dk_sn);  // dSᵀ: dS by columns
+}
+#endif
 }  // namespace detail
 
 // o = softmax(scale · q kᵀ) v per (b, h); lse[b, h, n] = log Σ_j exp(scale · q_n·k_j).
@@ -37,6 +145,22 @@ template <class T>
 void attention_forward(Device, int64_t B, int64_t H, int64_t N, int64_t d, T scale, HeadLayout<const T> q,
                        HeadLayout<const T> k, HeadLayout<const T> v, HeadLayout<T> o, T* lse) {
   using namespace detail;
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    if (small_attention_takes(N, d)) {
+      parallel_for(0, B * H, 1, [&](int64_t t0, int64_t t1) {
+        SmallAttentionScratch scratch;
+        for (int64_t bh = t0; bh < t1; ++bh) {
+          const int64_t b = bh / H, h = bh % H;
+          const SmallHead head{q.data + b * q.sb + h * q.sh, k.data + b * k.sb + h * k.sh, v.data + b * v.sb + h * v.sh,
+                               q.sn, k.sn, v.sn};
+          small_attention_forward(N, d, scale, head, o.data + b * o.sb + h * o.sh, o.sn, lse + bh * N, scratch);
+        }
+      });
+      return;
+    }
+  }
+#endif
   const int64_t blocks = (N + kAttentionRowBlock - 1) / kAttentionRowBlock;
   parallel_for(0, B * H * blocks, 1, [&](int64_t t0, int64_t t1) {
     RowMatrix<T> s;
@@ -77,6 +201,33 @@ void attention_backward(Device, int64_t B, int64_t H, int64_t N, int64_t d, T sc
                         HeadLayout<const T> k, HeadLayout<const T> v, HeadLayout<const T> o, const T* lse,
                         HeadLayout<const T> dout, HeadLayout<T> dq, HeadLayout<T> dk, HeadLayout<T> dv) {
   using namespace detail;
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    if (small_attention_takes(N, d)) {
+      parallel_for(0, B * H, 1, [&](int64_t t0, int64_t t1) {
+        SmallAttentionScratch scratch;
+        for (int64_t bh = t0; bh < t1; ++bh) {
+          const int64_t b = bh / H, h = bh % H;
+          const SmallHead head{q.data + b * q.sb + h * q.sh, k.data + b * k.sb + h * k.sh, v.data + b * v.sb + h * v.sh,
+                               q.sn, k.sn, v.sn};
+          const SmallHeadGrads grads{.o = o.data + b * o.sb + h * o.sh,
+                                     .dout = dout.data + b * dout.sb + h * dout.sh,
+                                     .lse = lse + bh * N,
+                                     .o_sn = o.sn,
+                                     .dout_sn = dout.sn,
+                                     .dq = dq.data + b * dq.sb + h * dq.sh,
+                                     .dk = dk.data + b * dk.sb + h * dk.sh,
+                                     .dv = dv.data + b * dv.sb + h * dv.sh,
+                                     .dq_sn = dq.sn,
+                                     .dk_sn = dk.sn,
+                                     .dv_sn = dv.sn};
+          small_attention_backward(N, d, scale, head, grads, scratch);
+        }
+      });
+      return;
+    }
+  }
+#endif
   parallel_for(0, B * H, 1, [&](int64_t t0, int64_t t1) {
     RowMatrix<T> p, dp;
     Eigen::Matrix<T, Eigen::Dynamic, 1> delta;

@@ -19,8 +19,8 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <utility>
-#include <vector>
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
@@ -194,6 +194,19 @@ PanelTileFn panel_tile_for(int64_t rows, int64_t width) {
   return table[static_cast<size_t>((rows - 1) * PanelIsa::kVectors + vectors - 1)];
 }
 
+// The calling thread's buffer for packed B, at least `floats` long. It only grows, and is not
+// cleared: a std::vector resized between products of different sizes zero-filled what it grew by
+// each time (2 % of the tiny model's step, all of it overwritten by the packing).
+inline float* panel_buffer(size_t floats) {
+  thread_local std::unique_ptr<float[]> buffer;
+  thread_local size_t capacity = 0;
+  if (floats > capacity) {
+    buffer = std::make_unique_for_overwrite<float[]>(floats);
+    capacity = floats;
+  }
+  return buffer.get();
+}
+
 // Needs panel_gemm_takes(a, b).
 inline void panel_gemm(const MatrixRef<float>& a, const MatrixRef<float>& b, float* c, int64_t ldc, float alpha,
                        float beta) {
@@ -203,9 +216,7 @@ inline void panel_gemm(const MatrixRef<float>& a, const MatrixRef<float>& b, flo
   const int64_t a_stride = a_row_major ? a.row_stride : a.col_stride;
   const bool b_row_major = b.col_stride == 1;
 
-  thread_local std::vector<float> packed_b;
-  packed_b.resize(static_cast<size_t>(panels * k * kPanelCols));
-  float* const packed = packed_b.data();
+  float* const packed = panel_buffer(static_cast<size_t>(panels * k * kPanelCols));
   auto pack = [&](int64_t p) {
     const int64_t j0 = p * kPanelCols, width = std::min(kPanelCols, n - j0);
     float* panel = packed + p * k * kPanelCols;
