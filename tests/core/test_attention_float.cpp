@@ -30,7 +30,9 @@ struct Heads {
   Heads(int64_t B_, int64_t H_, int64_t N_, int64_t d_, int64_t pad)
       : B(B_), H(H_), N(N_), d(d_), sn(H_ * d_ + pad),
         f(static_cast<size_t>(B_ * N_ * sn), kPoison), x(f.size(), double(kPoison)) {}
-  size_t at(int64_t b, int64_t h, int64_t n, int64_t c) const { return static_cast<size_t>(b * N * sn + n * sn + h * d + c); }
+  size_t at(int64_t b, int64_t h, int64_t n, int64_t c) const {
+    return static_cast<size_t>(b * N * sn + n * sn + h * d + c);
+  }
   void fill(uint64_t seed, double lo, double hi) {
     Generator g(seed);
     for (int64_t b = 0; b < B; ++b)

@@ -1,8 +1,8 @@
 #pragma once
-// Fused scaled-dot-product attention on the CPU, FlashAttention-style: for each (batch, head) the
-// queries are processed in row blocks; a block's scores live only in a per-task scratch matrix,
-// never as a B×H×N×N tensor. Forward saves the row log-sum-exp; backward recomputes the
-// probabilities from it.
+// Fused scaled-dot-product attention on the CPU, FlashAttention-style: scores live only in a
+// per-task scratch matrix (one head's N × N for float heads of up to 1,024 tokens in AVX-512 builds,
+// a 64-row block of queries otherwise), never as a B×H×N×N tensor. Forward saves the row
+// log-sum-exp; backward recomputes the probabilities from it.
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
@@ -44,10 +44,12 @@ constexpr int64_t kAttentionRowBlock = 64;
 // (Kᵀ and Vᵀ are its column-major B) and writing o, dq, dk, dv straight into their strided rows.
 // Eigen's GEMM, packing both operands into 48 × 4 tiles, is slow at these sizes (ViTTiny28's heads
 // are 17 × 16). Heads of one token or one feature, and sequences past kSmallAttentionMaxTokens,
-// keep the blocked Eigen path.
+// keep the blocked Eigen path, as do heads deeper than the panel kernel takes.
 constexpr int64_t kSmallAttentionMaxTokens = 1024;
 
-inline bool small_attention_takes(int64_t N, int64_t d) { return N >= 2 && d >= 2 && N <= kSmallAttentionMaxTokens; }
+inline bool small_attention_takes(int64_t N, int64_t d) {
+  return N >= 2 && d >= 2 && N <= kSmallAttentionMaxTokens && d <= kPanelMaxDepth;
+}
 
 // Scores and probabilities of one head, N rows of `ld` floats (ld: N rounded up to 16). 64-byte
 // aligned with zeros past column N: Eigen's exp and reductions take a scalar path before the first
