@@ -98,13 +98,17 @@ inline bool panel_gemm_takes(const MatrixRef<float>& a, const MatrixRef<float>& 
 }
 
 #if defined(__AVX512F__)
-// Columns [j0, j0 + width) of B into panel rows of kPanelCols floats, zero past width.
+// Columns [j0, j0 + width) of B into panel rows of kPanelCols floats, zero past width up to the end
+// of the last vector the tiles read; the vectors after it (a panel of 16 columns: three of the four)
+// are left unwritten, since no tile reads them — the attention's heads of 16 features are packed
+// thousands of times a step.
 inline void pack_panel_from_rows(const MatrixRef<float>& b, int64_t j0, int64_t width, float* panel) {
   using I = PanelIsa;
+  const int64_t vectors = (width + I::kLanes - 1) / I::kLanes;
   for (int64_t kk = 0; kk < b.rows; ++kk) {
     const float* src = b.data + kk * b.row_stride + j0;
     float* dst = panel + kk * kPanelCols;
-    for (int64_t v = 0; v < I::kVectors; ++v)
+    for (int64_t v = 0; v < vectors; ++v)
       I::store(dst + I::kLanes * v, I::load_first(src + I::kLanes * v, width - I::kLanes * v));
   }
 }
@@ -116,8 +120,8 @@ inline void pack_panel_from_columns(const MatrixRef<float>& b, int64_t j0, int64
   using I = PanelIsa;
   constexpr int64_t L = I::kLanes;
   const int64_t k = b.rows;
-  for (int64_t jj = 0; jj < kPanelCols; jj += L) {
-    const int64_t cols = std::clamp<int64_t>(width - jj, 0, L);
+  for (int64_t jj = 0; jj < width; jj += L) {  // the vectors the tiles read, as above
+    const int64_t cols = std::min<int64_t>(width - jj, L);
     for (int64_t kk = 0; kk < k; kk += L) {
       const int64_t depth = std::min<int64_t>(k - kk, L);
       typename I::Vec r[L];
