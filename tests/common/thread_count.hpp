@@ -1,7 +1,7 @@
 #pragma once
 // Sets the calling thread's OpenMP thread count for one scope and restores it after, for tests that
 // compare a kernel's results at several thread counts.
-#include <vts/vts.hpp>
+#include "vts/backend/cpu/parallel.hpp"
 
 namespace vts_test_common {
 

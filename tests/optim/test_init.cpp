@@ -8,6 +8,7 @@
 #include <numbers>
 #include <vector>
 
+#include "../common/thread_count.hpp"
 #include "vts/backend/cpu/parallel.hpp"
 #include "vts/nn/init.hpp"
 
@@ -185,9 +186,8 @@ TEST_CASE("kaiming_uniform_, kaiming_normal_, xavier_uniform_ scale by the right
 
 TEST_CASE("init values do not depend on thread count or dtype, and strided targets get the same stream",
           "[init]") {
-  const int saved = vts::cpu::max_threads();
   auto draw = [](int threads) {
-    vts::cpu::set_num_threads(threads);
+    const vts_test_common::ThreadCount scope(threads);
     Generator g(2024);
     auto t = Tensor<double>::empty(Shape{3 * kN / 4});
     init::normal_(t, 0.0, 1.0, g);
@@ -195,7 +195,6 @@ TEST_CASE("init values do not depend on thread count or dtype, and strided targe
     return t.to_vector();
   };
   const auto one = draw(1), two = draw(2);
-  vts::cpu::set_num_threads(saved);
   CHECK(std::memcmp(one.data(), two.data(), one.size() * sizeof(double)) == 0);
 
   // float and double tensors get the same draws, rounded.

@@ -6,6 +6,7 @@
 #include <map>
 #include <vector>
 
+#include "../common/thread_count.hpp"
 #include "optim_test_util.hpp"
 #include "vts/backend/cpu/parallel.hpp"
 #include "vts/ops/elementwise.hpp"
@@ -214,15 +215,13 @@ TEST_CASE("a large parameter updates the same with 1 and 2 threads", "[optim][th
   // results must agree bit for bit.
   const size_t n = (size_t(1) << 17) + 13;
   auto run = [&](int threads) {
-    vts::cpu::set_num_threads(threads);
+    const vts_test_common::ThreadCount scope(threads);
     std::vector<Tensor<double>> ps{leaf(wave(n, 7), Shape{int64_t(n)})};
     optim::AdamW<double> opt(ps, {.lr = 0.01, .amsgrad = true});
     for (int k = 0; k < 3; ++k) feed_and_step(opt, ps, k);
     return ps[0];
   };
-  const int saved = vts::cpu::max_threads();
   const Tensor<double> one = run(1), two = run(2);
-  vts::cpu::set_num_threads(saved);
   CHECK(bitwise_equal(one, two));
 }
 
