@@ -139,6 +139,20 @@ inline void small_attention_backward(int64_t N, int64_t d, float scale, const Sm
   head_product({ds, N, N, ld, 1}, {h.k, N, d, h.k_sn, 1}, g.dq, g.dq_sn);
   head_product({ds, N, N, 1, ld}, {h.q, N, d, h.q_sn, 1}, g.dk, g.dk_sn);  // dSᵀ: dS by columns
 }
+
+// fn(b, h, b·H + h, scratch) for every head, a task each, one scratch a thread.
+template <class Fn>
+void for_each_small_head(int64_t B, int64_t H, Fn&& fn) {
+  parallel_for(0, B * H, 1, [&](int64_t t0, int64_t t1) {
+    SmallAttentionScratch scratch;
+    for (int64_t bh = t0; bh < t1; ++bh) fn(bh / H, bh % H, bh, scratch);
+  });
+}
+
+template <class T>
+T* head_rows(HeadLayout<T> x, int64_t b, int64_t h) {
+  return x.data + b * x.sb + h * x.sh;
+}
 #endif
 }  // namespace detail
 
@@ -150,14 +164,9 @@ void attention_forward(Device, int64_t B, int64_t H, int64_t N, int64_t d, T sca
 #if defined(__AVX512F__)
   if constexpr (std::is_same_v<T, float>) {
     if (small_attention_takes(N, d)) {
-      parallel_for(0, B * H, 1, [&](int64_t t0, int64_t t1) {
-        SmallAttentionScratch scratch;
-        for (int64_t bh = t0; bh < t1; ++bh) {
-          const int64_t b = bh / H, h = bh % H;
-          const SmallHead head{q.data + b * q.sb + h * q.sh, k.data + b * k.sb + h * k.sh, v.data + b * v.sb + h * v.sh,
-                               q.sn, k.sn, v.sn};
-          small_attention_forward(N, d, scale, head, o.data + b * o.sb + h * o.sh, o.sn, lse + bh * N, scratch);
-        }
+      for_each_small_head(B, H, [&](int64_t b, int64_t h, int64_t bh, SmallAttentionScratch& scratch) {
+        const SmallHead head{head_rows(q, b, h), head_rows(k, b, h), head_rows(v, b, h), q.sn, k.sn, v.sn};
+        small_attention_forward(N, d, scale, head, head_rows(o, b, h), o.sn, lse + bh * N, scratch);
       });
       return;
     }
@@ -206,25 +215,20 @@ void attention_backward(Device, int64_t B, int64_t H, int64_t N, int64_t d, T sc
 #if defined(__AVX512F__)
   if constexpr (std::is_same_v<T, float>) {
     if (small_attention_takes(N, d)) {
-      parallel_for(0, B * H, 1, [&](int64_t t0, int64_t t1) {
-        SmallAttentionScratch scratch;
-        for (int64_t bh = t0; bh < t1; ++bh) {
-          const int64_t b = bh / H, h = bh % H;
-          const SmallHead head{q.data + b * q.sb + h * q.sh, k.data + b * k.sb + h * k.sh, v.data + b * v.sb + h * v.sh,
-                               q.sn, k.sn, v.sn};
-          const SmallHeadGrads grads{.o = o.data + b * o.sb + h * o.sh,
-                                     .dout = dout.data + b * dout.sb + h * dout.sh,
-                                     .lse = lse + bh * N,
-                                     .o_sn = o.sn,
-                                     .dout_sn = dout.sn,
-                                     .dq = dq.data + b * dq.sb + h * dq.sh,
-                                     .dk = dk.data + b * dk.sb + h * dk.sh,
-                                     .dv = dv.data + b * dv.sb + h * dv.sh,
-                                     .dq_sn = dq.sn,
-                                     .dk_sn = dk.sn,
-                                     .dv_sn = dv.sn};
-          small_attention_backward(N, d, scale, head, grads, scratch);
-        }
+      for_each_small_head(B, H, [&](int64_t b, int64_t h, int64_t bh, SmallAttentionScratch& scratch) {
+        const SmallHead head{head_rows(q, b, h), head_rows(k, b, h), head_rows(v, b, h), q.sn, k.sn, v.sn};
+        const SmallHeadGrads grads{.o = head_rows(o, b, h),
+                                   .dout = head_rows(dout, b, h),
+                                   .lse = lse + bh * N,
+                                   .o_sn = o.sn,
+                                   .dout_sn = dout.sn,
+                                   .dq = head_rows(dq, b, h),
+                                   .dk = head_rows(dk, b, h),
+                                   .dv = head_rows(dv, b, h),
+                                   .dq_sn = dq.sn,
+                                   .dk_sn = dk.sn,
+                                   .dv_sn = dv.sn};
+        small_attention_backward(N, d, scale, head, grads, scratch);
       });
       return;
     }
