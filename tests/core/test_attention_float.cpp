@@ -1,7 +1,7 @@
 // Float attention on the CPU (include/vts/backend/cpu/attention.hpp). AVX-512 builds run float
-// heads of up to kSmallAttentionMaxTokens tokens through their own small-matrix path; double and
-// longer sequences keep the Eigen path, which the double gradient checks (test_grad_layers.cpp)
-// verify. Here the float results, forward and backward, are held to the double path's on the same
+// heads of 2 to kSmallAttentionMaxTokens tokens a head at a time through the panel GEMM kernel;
+// double, one-token heads and longer sequences keep the blocked Eigen path, which the double
+// gradient checks (test_grad_layers.cpp) verify. Here the float results, forward and backward, are held to the double path's on the same
 // inputs: ViT shapes (N = 17, 50, 65, 197; d = 16, 64), head dims that are not multiples of 16,
 // one token, a sequence past the limit; heads interleaved with padding between rows (as the packed
 // qkv tensor lays them out), outputs poisoned around the written elements; 1 and 2 threads.
