@@ -72,23 +72,15 @@ inline float* small_attention_rows(SmallAttentionBuffer& buffer, int64_t N) {
 using RowArrayMap = Eigen::Map<Eigen::Array<float, 1, Eigen::Dynamic>>;
 using ConstRowArrayMap = Eigen::Map<const Eigen::Array<float, 1, Eigen::Dynamic>>;
 
-// C = A · B through the panel kernel, C written (not accumulated).
-inline void head_product(const MatrixRef<float>& a, const MatrixRef<float>& b, float* c, int64_t ldc) {
-  panel_gemm(a, b, c, ldc, 1.0f, 0.0f);
-}
-
 // One head's q, k, v, o and dout: N × d, unit inner stride, rows `*_sn` apart.
 struct SmallHead {
   const float *q, *k, *v;
   int64_t q_sn, k_sn, v_sn;
 };
 
-// s = scale · q kᵀ.
+// s = scale · q kᵀ (the scale as the kernel's alpha: each sum rounded once, then multiplied).
 inline void small_attention_scores(int64_t N, int64_t d, float scale, const SmallHead& h, float* s) {
-  const int64_t ld = small_attention_ld(N);
-  head_product({h.q, N, d, h.q_sn, 1}, {h.k, d, N, 1, h.k_sn}, s, ld);
-  Eigen::Map<Eigen::Array<float, Eigen::Dynamic, 1>> flat(s, N * ld);
-  flat *= scale;
+  panel_gemm({h.q, N, d, h.q_sn, 1}, {h.k, d, N, 1, h.k_sn}, s, small_attention_ld(N), scale, 0.0f);
 }
 
 inline void small_attention_forward(int64_t N, int64_t d, float scale, const SmallHead& h, float* o, int64_t o_sn,
@@ -108,7 +100,7 @@ inline void small_attention_forward(int64_t N, int64_t d, float scale, const Sma
     row *= 1.0f / sum;
     lse[r] += std::log(sum);
   }
-  head_product({s, N, N, ld, 1}, {h.v, N, d, h.v_sn, 1}, o, o_sn);
+  panel_gemm({s, N, N, ld, 1}, {h.v, N, d, h.v_sn, 1}, o, o_sn, 1.0f, 0.0f);
 }
 
 // P again from the saved log-sum-exp; dV = Pᵀ·dO, dP = dO·Vᵀ, dS = P ∘ (dP − rowsum(dO ∘ O)) · scale,
@@ -127,17 +119,17 @@ inline void small_attention_backward(int64_t N, int64_t d, float scale, const Sm
   small_attention_scores(N, d, scale, h, p);
   for (int64_t r = 0; r < N; ++r) RowArrayMap(p + r * ld, N) -= g.lse[r];
   exp_in_place_flat(p, N * ld);
-  head_product({p, N, N, 1, ld}, {g.dout, N, d, g.dout_sn, 1}, g.dv, g.dv_sn);  // Pᵀ: P by columns
+  panel_gemm({p, N, N, 1, ld}, {g.dout, N, d, g.dout_sn, 1}, g.dv, g.dv_sn, 1.0f, 0.0f);  // Pᵀ: P by columns
 
   float* ds = small_attention_rows(w.ds, N);
-  head_product({g.dout, N, d, g.dout_sn, 1}, {h.v, d, N, 1, h.v_sn}, ds, ld);  // dP
+  panel_gemm({g.dout, N, d, g.dout_sn, 1}, {h.v, d, N, 1, h.v_sn}, ds, ld, 1.0f, 0.0f);  // dP
   for (int64_t r = 0; r < N; ++r) {
     const float delta = (ConstRowArrayMap(g.dout + r * g.dout_sn, d) * ConstRowArrayMap(g.o + r * g.o_sn, d)).sum();
     RowArrayMap row(ds + r * ld, N);
     row = ConstRowArrayMap(p + r * ld, N) * (row - delta) * scale;
   }
-  head_product({ds, N, N, ld, 1}, {h.k, N, d, h.k_sn, 1}, g.dq, g.dq_sn);
-  head_product({ds, N, N, 1, ld}, {h.q, N, d, h.q_sn, 1}, g.dk, g.dk_sn);  // dSᵀ: dS by columns
+  panel_gemm({ds, N, N, ld, 1}, {h.k, N, d, h.k_sn, 1}, g.dq, g.dq_sn, 1.0f, 0.0f);
+  panel_gemm({ds, N, N, 1, ld}, {h.q, N, d, h.q_sn, 1}, g.dk, g.dk_sn, 1.0f, 0.0f);  // dSᵀ: dS by columns
 }
 
 // fn(b, h, b·H + h, scratch) for every head, a task each, one scratch a thread.
