@@ -77,10 +77,10 @@ def dims(*d):
     return "x".join(map(str, d))
 
 
-def bench_gemm(args, name, m, k, n):
+def bench_gemm(args, name, m, k, n, a_transposed=False):
     if not wanted(args, name):
         return
-    a, b = rand(m, k), rand(k, n)
+    a, b = (rand(k, m).t() if a_transposed else rand(m, k)), rand(k, n)
     with torch.no_grad():
         report(args, name, dims(m, k, n), 2.0 * m * n * k, True, time_it(args, lambda: torch.matmul(a, b)))
 
@@ -143,6 +143,8 @@ def main():
     bench_gemm(args, "gemm_tiny_fc2", 64 * 17, 256, 64)
     bench_gemm(args, "gemm_tiny_head", 64, 17 * 64, 1024)
     bench_gemm(args, "gemm_head_input_grad", B, 1024, tokens * dim)
+    bench_gemm(args, "gemm_small_qkv_wgrad", 3 * 192, 64 * 65, 192, a_transposed=True)
+    bench_gemm(args, "gemm_small_head", 64, 65 * 192, 1024)
 
     nbytes = 4.0 * M * dim
     bench_fwd_bwd(args, "layer_norm", dims(M, dim), [rand(M, dim, grad=True), rand(dim, grad=True), rand(dim, grad=True)],

@@ -123,31 +123,42 @@ volatile float g_sink;
 void consume(const Tensor& t) { g_sink = t.data()[0]; }
 
 // ---- GEMM ----------------------------------------------------------------------------------------
-void bench_gemm(const Options& o, int threads, const std::string& name, int64_t M, int64_t K, int64_t N) {
+// C = A·B with A (M × K) and B (K × N) row-major, and as a linear layer x·Wᵀ + b. With
+// `a_transposed` A is the transpose of a row-major K × M matrix — a weight gradient gᵀ·x — and the
+// layer form is left out.
+void bench_gemm(const Options& o, int threads, const std::string& name, int64_t M, int64_t K, int64_t N,
+                bool a_transposed = false) {
   if (!wanted(o, name)) return;
-  const Tensor a = random(Shape{M, K}), b = random(Shape{K, N});
-  const Tensor w = random(Shape{N, K}), bias = random(Shape{N});  // the layer form x·Wᵀ + b
+  const Tensor a = a_transposed ? random(Shape{K, M}).t() : random(Shape{M, K}), b = random(Shape{K, N});
   const std::string shape = dims({M, K, N});
   const Work work{2.0 * double(M) * double(N) * double(K), true};
   vts::NoGradGuard no_grad;
 
   report(o, threads, name, "vts", shape, work, time_it(o, [&] { consume(vts::matmul(a, b)); }));
-  report(o, threads, name, "vts_linear", shape, work, time_it(o, [&] { consume(vts::linear(a, w, bias)); }));
+  if (!a_transposed) {
+    const Tensor w = random(Shape{N, K}), bias = random(Shape{N});
+    report(o, threads, name, "vts_linear", shape, work, time_it(o, [&] { consume(vts::linear(a, w, bias)); }));
+  }
 
   using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  Eigen::Map<const RowMajor> am(a.data(), M, K), bm(b.data(), K, N);
+  using ColMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor>;
+  Eigen::Map<const RowMajor> bm(b.data(), K, N);
   RowMajor cm(M, N);
-  report(o, threads, name, "eigen", shape, work, time_it(o, [&] {
-           cm.noalias() = am * bm;
-           g_sink = cm(0, 0);
-         }));
+  auto eigen_product = [&](const auto& am) {
+    report(o, threads, name, "eigen", shape, work, time_it(o, [&] {
+             cm.noalias() = am * bm;
+             g_sink = cm(0, 0);
+           }));
+  };
+  if (a_transposed) eigen_product(Eigen::Map<const ColMajor>(a.data(), M, K));
+  else eigen_product(Eigen::Map<const RowMajor>(a.data(), M, K));
 
 #ifdef VTS_BENCH_HAVE_OPENBLAS
   std::vector<float> c(static_cast<size_t>(M * N));
   report(o, threads, name, "openblas", shape, work, time_it(o, [&] {
-           cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(M), static_cast<int>(N),
-                       static_cast<int>(K), 1.0f, a.data(), static_cast<int>(K), b.data(), static_cast<int>(N), 0.0f,
-                       c.data(), static_cast<int>(N));
+           cblas_sgemm(CblasRowMajor, a_transposed ? CblasTrans : CblasNoTrans, CblasNoTrans, static_cast<int>(M),
+                       static_cast<int>(N), static_cast<int>(K), 1.0f, a.data(), static_cast<int>(a_transposed ? M : K),
+                       b.data(), static_cast<int>(N), 0.0f, c.data(), static_cast<int>(N));
            g_sink = c[0];
          }));
 #endif
@@ -296,6 +307,11 @@ int main(int argc, char** argv) {
     // The all-token head's input gradient at batch 4: the output gradient times its 620 MB weight
     // (1,024 codes' inputs × 197 · 768 tokens' features), which gemm streams (gemm.hpp).
     bench_gemm(o, threads, "gemm_head_input_grad", B, 1024, tokens * dim);
+    // Products deeper than 4,096 (the panel kernel cuts k into blocks): the small model's qkv
+    // weight gradient at batch 64 (gᵀ·x over 64 · 65 tokens) and its all-token head's forward
+    // (65 · 192 token features into 1,024; the vts_linear row is the layer's x·Wᵀ).
+    bench_gemm(o, threads, "gemm_small_qkv_wgrad", 3 * 192, 64 * 65, 192, true);
+    bench_gemm(o, threads, "gemm_small_head", 64, 65 * 192, 1024);
     bench_layer_norm(o, threads, M, dim);
     bench_softmax(o, threads, B * heads * tokens, tokens);
     bench_gelu(o, threads, M, mlp);

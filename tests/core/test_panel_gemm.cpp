@@ -2,8 +2,9 @@
 // Every element of C is one FMA chain over k in order, so the kernel is checked for exact equality
 // with that chain written as scalar std::fma calls: every count of leftover rows (1-6) and columns
 // (1-64 of a panel, and several panels), depths that are not multiples of the 16-wide transposes,
-// padded leading dimensions, both layouts of A and B, alpha and beta, at 1, 2 and 3 threads. Which
-// products gemm gives it is checked too. On a build without AVX-512 the kernel is compiled out and
+// padded leading dimensions, both layouts of A and B, alpha and beta, at 1, 2 and 3 threads, with k
+// whole and cut into blocks (the chains carried from block to block in float). Which products gemm
+// gives it is checked too. On a build without AVX-512 the kernel is compiled out and
 // only that is checked.
 #include <catch2/catch.hpp>
 
@@ -91,14 +92,18 @@ TEST_CASE("panel GEMM: exactly the FMA chain over k, every tile remainder and la
               float& w = want[static_cast<size_t>(i * ldc + j)];
               w = fma_chain(a, b, i, j, sc.alpha, sc.beta, w);
             }
-          for (int threads : {1, 2, 3}) {
-            INFO(threads << " threads");
-            ThreadCount scope(threads);
-            std::vector<float> c = start;
-            cpu::detail::panel_gemm(a.ref, b.ref, c.data(), ldc, sc.alpha, sc.beta);
-            int64_t differ = 0;
-            for (size_t e = 0; e < c.size(); ++e) differ += !(c[e] == want[e]);
-            CHECK(differ == 0);
+          // depth_block 0: k whole (up to kPanelMaxDepth); 7: blocks of at most 7 rows, so every
+          // case with k > 7 runs first, middle and last blocks, and 16 × 16 transposes of B cut short.
+          for (int64_t depth_block : {0, 7}) {
+            for (int threads : {1, 2, 3}) {
+              INFO(threads << " threads, depth block " << depth_block);
+              ThreadCount scope(threads);
+              std::vector<float> c = start;
+              cpu::detail::panel_gemm(a.ref, b.ref, c.data(), ldc, sc.alpha, sc.beta, depth_block);
+              int64_t differ = 0;
+              for (size_t e = 0; e < c.size(); ++e) differ += !(c[e] == want[e]);
+              CHECK(differ == 0);
+            }
           }
         }
       }
@@ -113,8 +118,11 @@ TEST_CASE("panel GEMM: a product large enough to share among threads is the same
     return;
   }
   // Both loop orders (A smaller than B: panels outside, each thread packing its own; and the
-  // reverse) through cpu::gemm, as the linear layers call it, at 1-3 threads.
-  for (const auto& [m, n, k] : {std::tuple<int64_t, int64_t, int64_t>{300, 200, 70}, {40, 700, 90}}) {
+  // reverse) through cpu::gemm, as the linear layers call it, at 1-3 threads; then products deeper
+  // than kPanelMaxDepth, which gemm gives the kernel with k cut into blocks: five blocks of 916
+  // rows, groups of tiles (140 rows: two groups of 16 tiles, the second partial) by panels.
+  for (const auto& [m, n, k] : {std::tuple<int64_t, int64_t, int64_t>{300, 200, 70}, {40, 700, 90}, {140, 70, 4580},
+                                {20, 130, 4100}}) {
     const Stored a(m, k, true, 0, 7), w(n, k, true, 0, 8);  // C = A·Wᵀ: B column-major
     const MatrixRef<float> wt{w.data.data(), k, n, 1, k};
     REQUIRE(cpu::detail::panel_gemm_takes(a.ref, wt));
@@ -148,11 +156,17 @@ TEST_CASE("panel GEMM: which float products gemm gives it", "[matmul]") {
   CHECK(takes(788, 3072, 768, true, true) == on);   // ViT-B/16's fc1 input gradient
   CHECK(takes(64, 1088, 1024) == on);               // the tiny model's all-token head
   CHECK(takes(2, 4096, 1024) == on);
+  CHECK(takes(300, 4097, 64) == on);                // deeper than kPanelMaxDepth: k cut into blocks
+  CHECK(takes(576, 4160, 192, false, true) == on);  // the small model's qkv weight gradient
+  CHECK(takes(64, 4096, 1025) == on);               // B packed past 16 MB: k cut into blocks
+  CHECK(takes(64, 12480, 1024) == on);              // the small model's all-token head
+  CHECK(takes(4, 151296, 1024) == on);              // the B/16 head, forward
+  CHECK(takes(97, 1024, 32768, true, true) == on);  // B's blocks packed whole: as wide as they may be
+  CHECK(takes(96, 1024, 151296, true, true) == on); // one group of tiles: B packed a panel at a time
+  CHECK(takes(64, 1024, 151296, true, true) == on); // the B/16 head's input gradient at batch 64
   CHECK_FALSE(takes(1, 64, 192));                   // a vector product: Eigen's gemv
   CHECK_FALSE(takes(64, 192, 1));
-  CHECK_FALSE(takes(300, 4097, 64));                // deeper than kPanelMaxDepth
-  CHECK_FALSE(takes(64, 4096, 1025));               // B packed past 16 MB
-  CHECK_FALSE(takes(4, 1024, 151296));              // the B/16 head's weight: Eigen or streamed
+  CHECK_FALSE(takes(97, 1024, 32769, true, true));  // a block of kPanelMinDepthBlock rows would not fit
   const float* none = nullptr;
   CHECK_FALSE(cpu::detail::panel_gemm_takes(MatrixRef<float>{none, 8, 8, 16, 2},  // no unit stride
                                             MatrixRef<float>{none, 8, 8, 8, 1}));

@@ -12,10 +12,10 @@
 // CBLAS cannot take (a dimension past 32-bit BLAS integers, a leading stride shorter than a row,
 // such as an expanded row's 0) still go through Eigen. A product with a few rows of C and a large
 // row-major B goes to neither: B is streamed (gemm_streamed below). Nor, in an AVX-512 build, does
-// a float product of at least 2 rows and 2 columns with k ≤ 4,096 and B ≤ 16 MB (the products of
-// the ViT encoders and the tiny model's head): our own kernel takes it (panel_gemm.hpp), at
-// 1.2-1.4x the Eigen path's speed on one Zen 4 core and ahead of OpenBLAS's, with the same bits at
-// any thread count.
+// a float product of at least 2 rows and 2 columns whose B is at most 32,768 columns wide, or of
+// 2-96 rows and any width (every float product of the ViT models up to batch 96): our own kernel
+// takes it (panel_gemm.hpp), at 1.2-2x the Eigen path's speed on one Zen 4 core and ahead of
+// OpenBLAS's, with the same bits at any thread count.
 #include <Eigen/Core>
 #include <algorithm>
 #include <climits>

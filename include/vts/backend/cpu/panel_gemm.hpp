@@ -12,10 +12,14 @@
 //
 // Each element of C is one FMA chain over k in order from zero, then alpha·sum + beta·C: the same
 // arithmetic whichever tile, panel or thread computes it, so C has the same bits at any thread
-// count and any cut of the work. Products this kernel does not take (one row or column, k past
-// kPanelMaxDepth, a B larger than kPanelMaxPackedFloats, double, a build without AVX-512) stay
-// with Eigen or OpenBLAS. (An AVX2 version with 6 × 16 tiles was slower than Eigen's AVX2 kernel
-// for the large weight gradients and not reliably faster elsewhere: not kept; docs/perf.md.)
+// count and any cut of the work. Deep products (k past kPanelMaxDepth) and wide ones (B past
+// kPanelMaxPackedFloats packed) are cut along k: each block continues the chains where the last
+// stopped (the sums kept in float between blocks, as they are in the registers), so the cut
+// changes no bit either. Products this kernel does not take (one row or column, a B wider than
+// kPanelMaxBlockedColumns for more than 96 rows of C, double, a build without AVX-512) stay with
+// Eigen or OpenBLAS. (An AVX2
+// version with 6 × 16 tiles was slower than Eigen's AVX2 kernel for the large weight gradients and
+// not reliably faster elsewhere: not kept; docs/perf.md.)
 #include <algorithm>
 #include <array>
 #include <cstdint>
@@ -79,10 +83,21 @@ inline constexpr bool kPanelGemmCompiled = false;
 inline constexpr int64_t kPanelCols = 1;
 #endif
 inline constexpr int64_t kPanelRows = 6;  // rows of C in a tile
+// Up to this depth, and with B packed in at most kPanelMaxPackedFloats, B is packed whole and each
+// tile runs its whole chain at once (the encoders' products).
 inline constexpr int64_t kPanelMaxDepth = 4096;
-// B is packed whole into a buffer kept by the calling thread; past 16 MB (a hash head's weight
-// times a few rows) Eigen's blocked packing, or the streamed path, reads B better.
 inline constexpr int64_t kPanelMaxPackedFloats = int64_t(4) << 20;
+// Past either limit k is cut into blocks of at most kPanelDepthBlock rows, and the tiles go
+// through C in groups of kPanelGroupTiles: the group's rows of A for one block (96 × 1,024 floats,
+// 384 KB) and one panel of B's block (256 KB) stay in a 1 MB L2 while the group runs. With more
+// than one group, B's block is packed whole, so where B is wide the blocks are shallower (a block
+// of B in kPanelMaxPackedFloats, but never fewer than kPanelMinDepthBlock rows). Blocks of 256 to
+// 2,048 rows and groups of 4 to 64 tiles were within a few % of each other (docs/perf.md, "Deep and
+// wide products").
+inline constexpr int64_t kPanelDepthBlock = 1024;
+inline constexpr int64_t kPanelMinDepthBlock = 128;
+inline constexpr int64_t kPanelGroupTiles = 16;
+inline constexpr int64_t kPanelMaxBlockedColumns = kPanelMaxPackedFloats / kPanelMinDepthBlock;
 inline constexpr int64_t kPanelSplitMinWork = int64_t(1) << 18;  // multiply-adds worth a fork, as in gemm
 inline constexpr int64_t kPanelParallelPackRows = 16384;  // panel rows (k × panels) worth packing on all threads
 
@@ -93,8 +108,9 @@ inline bool panel_gemm_takes(const MatrixRef<float>& a, const MatrixRef<float>& 
   const int64_t padded = (n + kPanelCols - 1) / kPanelCols * kPanelCols;
   const bool unit_strides =
       (a.col_stride == 1 || a.row_stride == 1 || k == 1) && (b.col_stride == 1 || b.row_stride == 1);
-  return kPanelGemmCompiled && unit_strides && m >= 2 && n >= 2 && k >= 1 && k <= kPanelMaxDepth &&
-         k * padded <= kPanelMaxPackedFloats;
+  const bool one_group = m <= kPanelRows * kPanelGroupTiles;  // panel_gemm_blocked packs B a panel at a time
+  return kPanelGemmCompiled && unit_strides && m >= 2 && n >= 2 && k >= 1 &&
+         (padded <= kPanelMaxBlockedColumns || one_group);
 }
 
 #if defined(__AVX512F__)
@@ -141,6 +157,12 @@ struct PanelTile {
   float* c;
   int64_t ldc, width;  // width: the panel's columns that are C's (the rest are padding)
   float alpha, beta;
+  // A block of a cut k (panel_gemm_blocked): the sums so far are read from `sums_in` unless this
+  // is the first block, and written raw to `sums_out` unless it is the last (then C is written).
+  // Rows sums_ld floats apart, each a whole panel wide.
+  const float* sums_in = nullptr;
+  float* sums_out = nullptr;
+  int64_t sums_ld = 0;
 };
 
 // R rows and V vectors of columns of C: acc = Σ_k A(i, k)·B(k, j), one FMA a term, then
@@ -150,7 +172,7 @@ void panel_tile(const PanelTile& t) {
   using I = PanelIsa;
   typename I::Vec acc[R][V];
   for (int r = 0; r < R; ++r)
-    for (int v = 0; v < V; ++v) acc[r][v] = I::zero();
+    for (int v = 0; v < V; ++v) acc[r][v] = t.sums_in ? I::load(t.sums_in + r * t.sums_ld + I::kLanes * v) : I::zero();
   const float* bp = t.panel;
   for (int64_t kk = 0; kk < t.k; ++kk, bp += kPanelCols) {
     typename I::Vec bv[V];
@@ -159,6 +181,11 @@ void panel_tile(const PanelTile& t) {
       const typename I::Vec av = I::broadcast(ARowMajor ? t.a[r * t.a_stride + kk] : t.a[kk * t.a_stride + r]);
       for (int v = 0; v < V; ++v) acc[r][v] = I::fma(av, bv[v], acc[r][v]);
     }
+  }
+  if (t.sums_out) {
+    for (int r = 0; r < R; ++r)
+      for (int v = 0; v < V; ++v) I::store(t.sums_out + r * t.sums_ld + I::kLanes * v, acc[r][v]);
+    return;
   }
   const typename I::Vec alpha = I::broadcast(t.alpha), beta = I::broadcast(t.beta);
   for (int v = 0; v < V; ++v) {
@@ -198,10 +225,11 @@ PanelTileFn panel_tile_for(int64_t rows, int64_t width) {
   return table[static_cast<size_t>((rows - 1) * PanelIsa::kVectors + vectors - 1)];
 }
 
-// The calling thread's buffer for packed B, at least `floats` long. It only grows, and is not
-// cleared: a std::vector resized between products of different sizes zero-filled what it grew by
-// each time (2 % of the tiny model's step, all of it overwritten by the packing).
-inline float* panel_buffer(size_t floats) {
+// A buffer of the calling thread, at least `floats` long (Slot 0: packed B; 1: a cut k's sums). It
+// only grows, and is not cleared: a std::vector resized between products of different sizes
+// zero-filled what it grew by each time (2 % of the tiny model's step, all of it overwritten).
+template <int Slot>
+float* panel_buffer(size_t floats) {
   thread_local std::unique_ptr<float[]> buffer;
   thread_local size_t capacity = 0;
   if (floats > capacity) {
@@ -211,28 +239,132 @@ inline float* panel_buffer(size_t floats) {
   return buffer.get();
 }
 
-// Needs panel_gemm_takes(a, b).
-inline void panel_gemm(const MatrixRef<float>& a, const MatrixRef<float>& b, float* c, int64_t ldc, float alpha,
-                       float beta) {
+// Panel p of B (its columns p·kPanelCols onwards, all of B's rows) into `panel`.
+inline void pack_panel(const MatrixRef<float>& b, int64_t p, float* panel) {
+  const int64_t j0 = p * kPanelCols, width = std::min(kPanelCols, b.cols - j0);
+  if (b.col_stride == 1) pack_panel_from_rows(b, j0, width, panel);
+  else pack_panel_from_columns(b, j0, width, panel);
+}
+
+// Every panel of B into `packed`, one after another, on all threads when `on_all_threads`.
+inline void pack_panels(const MatrixRef<float>& b, int64_t panels, bool on_all_threads, float* packed) {
+  const int64_t panel_floats = b.rows * kPanelCols;
+  if (on_all_threads) {
+    parallel_for(0, panels, 1, [&](int64_t pb, int64_t pe) {
+      for (int64_t p = pb; p < pe; ++p) pack_panel(b, p, packed + p * panel_floats);
+    });
+  } else {
+    for (int64_t p = 0; p < panels; ++p) pack_panel(b, p, packed + p * panel_floats);
+  }
+}
+
+inline PanelTileFn panel_tile_for(bool a_row_major, int64_t rows, int64_t width) {
+  return a_row_major ? panel_tile_for<true>(rows, width) : panel_tile_for<false>(rows, width);
+}
+
+// panel_gemm with k cut into blocks of at most `depth_block` rows (see kPanelDepthBlock).
+// Few rows of C (one group of tiles): each thread takes whole panels, packs a panel's block at a
+// time into its own buffer and carries the tiles' sums (m × kPanelCols floats) through every
+// block; B is read once, in any width. More rows: for each block, all of B's block is packed once
+// (on all threads) and the work is groups of kPanelGroupTiles tiles × panels, group by group, so
+// that a thread's successive items share the group's rows of A.
+inline void panel_gemm_blocked(const MatrixRef<float>& a, const MatrixRef<float>& b, float* c, int64_t ldc,
+                               float alpha, float beta, int64_t depth_block) {
   const int64_t m = a.rows, k = a.cols, n = b.cols;
   const int64_t tiles = (m + kPanelRows - 1) / kPanelRows, panels = (n + kPanelCols - 1) / kPanelCols;
+  const int64_t padded = panels * kPanelCols;
+  const bool one_group = tiles <= kPanelGroupTiles;
+  const int64_t most =
+      std::max<int64_t>(1, one_group ? depth_block : std::min(depth_block, kPanelMaxPackedFloats / padded));
+  const int64_t blocks = (k + most - 1) / most, depth = (k + blocks - 1) / blocks;  // blocks of equal depth
+  const bool a_row_major = a.col_stride == 1 || k == 1;
+  const int64_t a_stride = a_row_major ? a.row_stride : a.col_stride, a_step = a_row_major ? 1 : a.col_stride;
+  const int64_t b_step = b.col_stride == 1 ? b.row_stride : 1;
+  const int threads = in_parallel() ? 1 : max_threads();
+  const bool split = threads > 1 && m * n * k >= kPanelSplitMinWork;
+  auto block_of_b = [&](int64_t k0, int64_t kn) {
+    return MatrixRef<float>{b.data + k0 * b_step, kn, n, b.row_stride, b.col_stride};
+  };
+
+  // Tiles [t_begin, t_end) of C against panel p for the block of rows [k0, k0 + kn); `sums` points
+  // at row 0 of the panel's columns in a buffer of rows sums_ld apart.
+  auto run_tiles = [&](int64_t t_begin, int64_t t_end, int64_t p, int64_t block, const float* panel, float* sums,
+                       int64_t sums_ld) {
+    const int64_t k0 = block * depth, kn = std::min(depth, k - k0);
+    const int64_t j0 = p * kPanelCols, width = std::min(kPanelCols, n - j0);
+    const bool first = block == 0, last = block == blocks - 1;
+    for (int64_t t = t_begin; t < t_end; ++t) {
+      const int64_t r0 = t * kPanelRows, rows = std::min(kPanelRows, m - r0);
+      float* tile_sums = sums ? sums + r0 * sums_ld : nullptr;
+      const PanelTile args{kn,
+                           a.data + r0 * a.row_stride + k0 * a_step,
+                           a_stride,
+                           panel,
+                           c + r0 * ldc + j0,
+                           ldc,
+                           width,
+                           alpha,
+                           beta,
+                           first ? nullptr : tile_sums,
+                           last ? nullptr : tile_sums,
+                           sums_ld};
+      panel_tile_for(a_row_major, rows, width)(args);
+    }
+  };
+
+  if (one_group) {
+    parallel_for(0, panels, split ? 1 : panels, [&](int64_t pb, int64_t pe) {
+      float* const panel = panel_buffer<0>(static_cast<size_t>(depth * kPanelCols));
+      float* const sums = blocks > 1 ? panel_buffer<1>(static_cast<size_t>(m * kPanelCols)) : nullptr;
+      for (int64_t p = pb; p < pe; ++p) {
+        for (int64_t block = 0; block < blocks; ++block) {
+          const int64_t k0 = block * depth;
+          pack_panel(block_of_b(k0, std::min(depth, k - k0)), p, panel);
+          run_tiles(0, tiles, p, block, panel, sums, kPanelCols);
+        }
+      }
+    });
+    return;
+  }
+
+  float* const packed = panel_buffer<0>(static_cast<size_t>(depth * padded));
+  float* const sums = blocks > 1 ? panel_buffer<1>(static_cast<size_t>(m * padded)) : nullptr;
+  const int64_t groups = (tiles + kPanelGroupTiles - 1) / kPanelGroupTiles, items = groups * panels;
+  for (int64_t block = 0; block < blocks; ++block) {
+    const int64_t k0 = block * depth, kn = std::min(depth, k - k0);
+    // On all threads whenever the product is split: a block is ≥ kPanelMinDepthBlock rows deep, and
+    // packing it on one thread (a head's B, transposed) left the other idle for most of the block.
+    pack_panels(block_of_b(k0, kn), panels, split, packed);
+    parallel_for(0, items, split ? 1 : items, [&](int64_t ib, int64_t ie) {
+      for (int64_t item = ib; item < ie; ++item) {
+        const int64_t group = item / panels, p = item % panels;
+        run_tiles(group * kPanelGroupTiles, std::min(tiles, (group + 1) * kPanelGroupTiles), p, block,
+                  packed + p * kn * kPanelCols, sums ? sums + p * kPanelCols : nullptr, padded);
+      }
+    });
+  }
+}
+
+// Needs panel_gemm_takes(a, b). depth_block > 0 cuts k into blocks of at most that many rows
+// whatever the shape (the tests' way to reach the blocked path with small products).
+inline void panel_gemm(const MatrixRef<float>& a, const MatrixRef<float>& b, float* c, int64_t ldc, float alpha,
+                       float beta, int64_t depth_block = 0) {
+  const int64_t m = a.rows, k = a.cols, n = b.cols;
+  const int64_t tiles = (m + kPanelRows - 1) / kPanelRows, panels = (n + kPanelCols - 1) / kPanelCols;
+  if (depth_block > 0 || k > kPanelMaxDepth || k * panels * kPanelCols > kPanelMaxPackedFloats) {
+    panel_gemm_blocked(a, b, c, ldc, alpha, beta, depth_block > 0 ? depth_block : kPanelDepthBlock);
+    return;
+  }
   const bool a_row_major = a.col_stride == 1 || k == 1;
   const int64_t a_stride = a_row_major ? a.row_stride : a.col_stride;
-  const bool b_row_major = b.col_stride == 1;
 
-  float* const packed = panel_buffer(static_cast<size_t>(panels * k * kPanelCols));
-  auto pack = [&](int64_t p) {
-    const int64_t j0 = p * kPanelCols, width = std::min(kPanelCols, n - j0);
-    float* panel = packed + p * k * kPanelCols;
-    if (b_row_major) pack_panel_from_rows(b, j0, width, panel);
-    else pack_panel_from_columns(b, j0, width, panel);
-  };
+  float* const packed = panel_buffer<0>(static_cast<size_t>(panels * k * kPanelCols));
   auto tile = [&](int64_t t, int64_t p) {
     const int64_t r0 = t * kPanelRows, rows = std::min(kPanelRows, m - r0);
     const int64_t j0 = p * kPanelCols, width = std::min(kPanelCols, n - j0);
     const PanelTile args{k, a.data + r0 * a.row_stride, a_stride,
                          packed + p * k * kPanelCols, c + r0 * ldc + j0, ldc, width, alpha, beta};
-    (a_row_major ? panel_tile_for<true>(rows, width) : panel_tile_for<false>(rows, width))(args);
+    panel_tile_for(a_row_major, rows, width)(args);
   };
 
   // The operand read again for each pass of the outer loop should be the smaller one: with panels
@@ -245,18 +377,12 @@ inline void panel_gemm(const MatrixRef<float>& a, const MatrixRef<float>& b, flo
   if (panels_outside) {
     parallel_for(0, panels, grain, [&](int64_t pb, int64_t pe) {
       for (int64_t p = pb; p < pe; ++p) {
-        pack(p);
+        pack_panel(b, p, packed + p * k * kPanelCols);
         for (int64_t t = 0; t < tiles; ++t) tile(t, p);
       }
     });
   } else {
-    if (split && panels * k >= kPanelParallelPackRows) {
-      parallel_for(0, panels, 1, [&](int64_t pb, int64_t pe) {
-        for (int64_t p = pb; p < pe; ++p) pack(p);
-      });
-    } else {
-      for (int64_t p = 0; p < panels; ++p) pack(p);
-    }
+    pack_panels(b, panels, split && panels * k >= kPanelParallelPackRows, packed);
     parallel_for(0, tiles, grain, [&](int64_t tb, int64_t te) {
       for (int64_t t = tb; t < te; ++t)
         for (int64_t p = 0; p < panels; ++p) tile(t, p);
