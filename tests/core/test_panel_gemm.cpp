@@ -143,6 +143,31 @@ TEST_CASE("panel GEMM: a product large enough to share among threads is the same
   }
 }
 
+TEST_CASE("panel GEMM: k cut into blocks with more sums than one buffer keeps: C in bands of rows", "[matmul]") {
+  if (!cpu::detail::kPanelGemmCompiled) {
+    WARN("built without AVX-512: the panel kernel is compiled out, products go to Eigen");
+    return;
+  }
+#if defined(__AVX512F__)
+  // B 32,700 columns wide (32,704 padded): the sums of 260 rows pass kPanelMaxPackedFloats, so the
+  // rows go in bands of 126, 126 and 8, each cut into blocks of at most 7 of k's 20 rows.
+  const int64_t m = 260, k = 20, n = 32700;
+  const Stored a(m, k, false, 0, 11), b(k, n, true, 0, 12);
+  std::vector<float> want(static_cast<size_t>(m * n));
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) want[static_cast<size_t>(i * n + j)] = fma_chain(a, b, i, j, 1.0f, 0.0f, 0.0f);
+  for (int threads : {1, 2}) {
+    INFO(threads << " threads");
+    ThreadCount scope(threads);
+    std::vector<float> c(want.size(), NAN);
+    cpu::detail::panel_gemm(a.ref, b.ref, c.data(), n, 1.0f, 0.0f, 7);
+    int64_t differ = 0;
+    for (size_t e = 0; e < c.size(); ++e) differ += !(c[e] == want[e]);
+    CHECK(differ == 0);
+  }
+#endif
+}
+
 TEST_CASE("panel GEMM: which float products gemm gives it", "[matmul]") {
   auto takes = [](int64_t m, int64_t k, int64_t n, bool a_rows = true, bool b_rows = false) {
     const float* none = nullptr;

@@ -17,9 +17,8 @@
 // stopped (the sums kept in float between blocks, as they are in the registers), so the cut
 // changes no bit either. Products this kernel does not take (one row or column, a B wider than
 // kPanelMaxBlockedColumns for more than 96 rows of C, double, a build without AVX-512) stay with
-// Eigen or OpenBLAS. (An AVX2
-// version with 6 × 16 tiles was slower than Eigen's AVX2 kernel for the large weight gradients and
-// not reliably faster elsewhere: not kept; docs/perf.md.)
+// Eigen or OpenBLAS. (An AVX2 version with 6 × 16 tiles was slower than Eigen's AVX2 kernel for
+// the large weight gradients and not reliably faster elsewhere: not kept; docs/perf.md.)
 #include <algorithm>
 #include <array>
 #include <cstdint>
@@ -286,8 +285,8 @@ inline void panel_gemm_blocked(const MatrixRef<float>& a, const MatrixRef<float>
     return MatrixRef<float>{b.data + k0 * b_step, kn, n, b.row_stride, b.col_stride};
   };
 
-  // Tiles [t_begin, t_end) of C against panel p for the block of rows [k0, k0 + kn); `sums` points
-  // at row 0 of the panel's columns in a buffer of rows sums_ld apart.
+  // Tiles [t_begin, t_end) of C against panel p for block `block` of k, whose packed rows of B are
+  // at `panel`; `sums` points at row 0 of the panel's columns in a buffer of rows sums_ld apart.
   auto run_tiles = [&](int64_t t_begin, int64_t t_end, int64_t p, int64_t block, const float* panel, float* sums,
                        int64_t sums_ld) {
     const int64_t k0 = block * depth, kn = std::min(depth, k - k0);
@@ -327,6 +326,17 @@ inline void panel_gemm_blocked(const MatrixRef<float>& a, const MatrixRef<float>
     return;
   }
 
+  // The sums take m × padded floats, kept by the calling thread: past kPanelMaxPackedFloats C is
+  // done in bands of rows, each a product of its own (the same chains, B packed again a band).
+  const int64_t band =
+      std::max(kPanelRows * kPanelGroupTiles, kPanelMaxPackedFloats / padded / kPanelRows * kPanelRows);
+  if (blocks > 1 && m > band) {
+    for (int64_t r0 = 0; r0 < m; r0 += band) {
+      const MatrixRef<float> rows{a.data + r0 * a.row_stride, std::min(band, m - r0), k, a.row_stride, a.col_stride};
+      panel_gemm_blocked(rows, b, c + r0 * ldc, ldc, alpha, beta, depth_block);
+    }
+    return;
+  }
   float* const packed = panel_buffer<0>(static_cast<size_t>(depth * padded));
   float* const sums = blocks > 1 ? panel_buffer<1>(static_cast<size_t>(m * padded)) : nullptr;
   const int64_t groups = (tiles + kPanelGroupTiles - 1) / kPanelGroupTiles, items = groups * panels;
