@@ -1,10 +1,11 @@
 // Float attention on the CPU (include/vts/backend/cpu/attention.hpp). AVX-512 builds run float
 // heads of 2 to kSmallAttentionMaxTokens tokens a head at a time through the panel GEMM kernel;
 // double, one-token heads and longer sequences keep the blocked Eigen path, which the double
-// gradient checks (test_grad_layers.cpp) verify. Here the float results, forward and backward, are held to the double path's on the same
-// inputs: ViT shapes (N = 17, 50, 65, 197; d = 16, 64), head dims that are not multiples of 16,
-// one token, a sequence past the limit; heads interleaved with padding between rows (as the packed
-// qkv tensor lays them out), outputs poisoned around the written elements; 1 and 2 threads.
+// gradient checks (test_grad_layers.cpp) verify. Here the float results, forward and backward, are
+// held to the double path's on the same inputs: ViT shapes (N = 17, 50, 65, 197; d = 16, 64), head
+// dims that are not multiples of 16 or past 4,096, one token, a sequence past the limit; heads
+// interleaved with padding between rows (as the packed qkv tensor lays them out), outputs poisoned
+// around the written elements; 1 and 2 threads.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -96,6 +97,7 @@ TEST_CASE("float attention forward and backward agree with the double path", "[a
                         {1, 2, 197, 64}, // ViT-B/16
                         {2, 2, 70, 20},  // d not a multiple of 16
                         {1, 3, 9, 3},
+                        {1, 2, 9, 4100}, // deeper than 4,096: the panel kernel cuts Q·Kᵀ's k into blocks
                         {3, 1, 1, 16},   // one token
                         {1, 1, 1030, 4}}; // past the small path's limit: the blocked path
   for (const Case& c : cases) {

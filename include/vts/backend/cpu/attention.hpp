@@ -44,11 +44,12 @@ constexpr int64_t kAttentionRowBlock = 64;
 // (Kᵀ and Vᵀ are its column-major B) and writing o, dq, dk, dv straight into their strided rows.
 // Eigen's GEMM, packing both operands into 48 × 4 tiles, is slow at these sizes (ViTTiny28's heads
 // are 17 × 16). Heads of one token or one feature, and sequences past kSmallAttentionMaxTokens,
-// keep the blocked Eigen path, as do heads deeper than the panel kernel takes.
+// keep the blocked Eigen path. (The panel kernel takes any depth of head since it cuts k into
+// blocks.)
 constexpr int64_t kSmallAttentionMaxTokens = 1024;
 
 inline bool small_attention_takes(int64_t N, int64_t d) {
-  return N >= 2 && d >= 2 && N <= kSmallAttentionMaxTokens && d <= kPanelMaxDepth;
+  return N >= 2 && d >= 2 && N <= kSmallAttentionMaxTokens;
 }
 
 // Scores and probabilities of one head, N rows of `ld` floats (ld: N rounded up to 16). 64-byte

@@ -100,6 +100,10 @@ inline constexpr int64_t kPanelMaxBlockedColumns = kPanelMaxPackedFloats / kPane
 inline constexpr int64_t kPanelSplitMinWork = int64_t(1) << 18;  // multiply-adds worth a fork, as in gemm
 inline constexpr int64_t kPanelParallelPackRows = 16384;  // panel rows (k × panels) worth packing on all threads
 
+// Whether C has one group of tiles (at most kPanelRows · kPanelGroupTiles rows): then a cut k packs
+// B a panel at a time, so B may be of any width (panel_gemm_blocked).
+inline bool panel_one_group(int64_t m) { return m <= kPanelRows * kPanelGroupTiles; }
+
 // Whether the kernel takes C (m × n) = A (m × k) · B (k × n). Operands without a unit stride either
 // way are left to gemm's Eigen path, which refuses them with its own message.
 inline bool panel_gemm_takes(const MatrixRef<float>& a, const MatrixRef<float>& b) {
@@ -107,9 +111,8 @@ inline bool panel_gemm_takes(const MatrixRef<float>& a, const MatrixRef<float>& 
   const int64_t padded = (n + kPanelCols - 1) / kPanelCols * kPanelCols;
   const bool unit_strides =
       (a.col_stride == 1 || a.row_stride == 1 || k == 1) && (b.col_stride == 1 || b.row_stride == 1);
-  const bool one_group = m <= kPanelRows * kPanelGroupTiles;  // panel_gemm_blocked packs B a panel at a time
   return kPanelGemmCompiled && unit_strides && m >= 2 && n >= 2 && k >= 1 &&
-         (padded <= kPanelMaxBlockedColumns || one_group);
+         (padded <= kPanelMaxBlockedColumns || panel_one_group(m));
 }
 
 #if defined(__AVX512F__)
@@ -272,7 +275,7 @@ inline void panel_gemm_blocked(const MatrixRef<float>& a, const MatrixRef<float>
   const int64_t m = a.rows, k = a.cols, n = b.cols;
   const int64_t tiles = (m + kPanelRows - 1) / kPanelRows, panels = (n + kPanelCols - 1) / kPanelCols;
   const int64_t padded = panels * kPanelCols;
-  const bool one_group = tiles <= kPanelGroupTiles;
+  const bool one_group = panel_one_group(m);
   const int64_t most =
       std::max<int64_t>(1, one_group ? depth_block : std::min(depth_block, kPanelMaxPackedFloats / padded));
   const int64_t blocks = (k + most - 1) / most, depth = (k + blocks - 1) / blocks;  // blocks of equal depth
