@@ -61,10 +61,12 @@ TEST_CASE("panel GEMM: exactly the FMA chain over k, every tile remainder and la
     int64_t m, n, k;
   };
   // m: 1-13 rows (every remainder of 6), then more tiles than threads; n: 1-64 columns of a
-  // panel and several panels with a narrow last one; k: 1, under 16, not a multiple of 16.
-  const Case cases[] = {{1, 5, 3},   {2, 16, 1},   {3, 17, 16},  {4, 33, 17}, {5, 48, 40},  {6, 63, 31},
-                        {7, 64, 64}, {8, 65, 7},   {11, 130, 33}, {12, 2, 50}, {13, 200, 65}, {50, 96, 129},
-                        {97, 70, 300}};
+  // panel and several panels with a narrow last one; k: 1, under 16, not a multiple of 16. With B
+  // column-major, 16-128 rows and n ≥ 2m are computed as Cᵀ = Bᵀ·Aᵀ (panel_gemm_transposes): the
+  // last four cases, whose m and n leave every remainder of Cᵀ's 16 × 16 store blocks.
+  const Case cases[] = {{1, 5, 3},   {2, 16, 1},   {3, 17, 16},   {4, 33, 17},  {5, 48, 40},   {6, 63, 31},
+                        {7, 64, 64}, {8, 65, 7},   {11, 130, 33}, {12, 2, 50},  {13, 200, 65}, {50, 96, 129},
+                        {97, 70, 300}, {16, 32, 1}, {17, 47, 20}, {29, 300, 9}, {128, 257, 17}};
   struct Scale {
     float alpha, beta;
   };
@@ -121,8 +123,9 @@ TEST_CASE("panel GEMM: a product large enough to share among threads is the same
   // reverse) through cpu::gemm, as the linear layers call it, at 1-3 threads; then products deeper
   // than kPanelMaxDepth, which gemm gives the kernel with k cut into blocks: five blocks of 916
   // rows, groups of tiles (140 rows: two groups of 16 tiles, the second partial) by panels.
+  // The tiny model's all-token head at batch 64 and 40 × 700 × 90 go through Cᵀ = Bᵀ·Aᵀ.
   for (const auto& [m, n, k] : {std::tuple<int64_t, int64_t, int64_t>{300, 200, 70}, {40, 700, 90}, {140, 70, 4580},
-                                {20, 130, 4100}}) {
+                                {20, 130, 4100}, {64, 1024, 1088}}) {
     const Stored a(m, k, true, 0, 7), w(n, k, true, 0, 8);  // C = A·Wᵀ: B column-major
     const MatrixRef<float> wt{w.data.data(), k, n, 1, k};
     REQUIRE(cpu::detail::panel_gemm_takes(a.ref, wt));
@@ -195,4 +198,27 @@ TEST_CASE("panel GEMM: which float products gemm gives it", "[matmul]") {
   const float* none = nullptr;
   CHECK_FALSE(cpu::detail::panel_gemm_takes(MatrixRef<float>{none, 8, 8, 16, 2},  // no unit stride
                                             MatrixRef<float>{none, 8, 8, 8, 1}));
+}
+
+TEST_CASE("panel GEMM: which products it computes as their transpose", "[matmul]") {
+#if defined(__AVX512F__)
+  auto transposes = [](int64_t m, int64_t k, int64_t n, bool a_rows = true, bool b_rows = false) {
+    const float* none = nullptr;
+    const MatrixRef<float> a = a_rows ? MatrixRef<float>{none, m, k, k, 1} : MatrixRef<float>{none, m, k, 1, m};
+    const MatrixRef<float> b = b_rows ? MatrixRef<float>{none, k, n, n, 1} : MatrixRef<float>{none, k, n, 1, k};
+    return cpu::detail::panel_gemm_transposes(a, b);
+  };
+  CHECK(transposes(64, 1088, 1024));               // the tiny model's head, forward at batch 64
+  CHECK(transposes(16, 1088, 1024));               // ... at batch 16
+  CHECK(transposes(128, 1088, 1024));              // ... at batch 128
+  CHECK(transposes(32, 151296, 1024));             // the B/16 head, forward at batch 32
+  CHECK(transposes(64, 1088, 1024, false));        // A column-major: packed as Cᵀ's B all the same
+  CHECK_FALSE(transposes(15, 1088, 1024));         // Cᵀ's tiles would fill part of a vector
+  CHECK_FALSE(transposes(129, 1088, 1024));        // packing W is a small share of the product
+  CHECK_FALSE(transposes(256, 1088, 1024));        // encoding batches
+  CHECK_FALSE(transposes(64, 1024, 1088, true, true));  // B row-major (the head's input gradient)
+  CHECK_FALSE(transposes(64, 64, 127));            // C not twice as wide as tall
+  CHECK_FALSE(transposes(17, 16, 17));             // an attention head's scores
+  CHECK_FALSE(transposes(1088, 64, 192));          // the encoder's forward products
+#endif
 }

@@ -15,10 +15,13 @@
 // count and any cut of the work. Deep products (k past kPanelMaxDepth) and wide ones (B past
 // kPanelMaxPackedFloats packed) are cut along k: each block continues the chains where the last
 // stopped (the sums kept in float between blocks, as they are in the registers), so the cut
-// changes no bit either. Products this kernel does not take (one row or column, a B wider than
-// kPanelMaxBlockedColumns for more than 96 rows of C, double, a build without AVX-512) stay with
-// Eigen or OpenBLAS. (An AVX2 version with 6 × 16 tiles was slower than Eigen's AVX2 kernel for
-// the large weight gradients and not reliably faster elsewhere: not kept; docs/perf.md.)
+// changes no bit either. A few rows of C times a weight seen transposed (a linear layer's forward)
+// are computed as Cᵀ = Bᵀ·Aᵀ, so that the weight is read in place rather than packed: the same
+// FMAs in the same order, the same bits. Products this kernel does not take (one row or column, a
+// B wider than kPanelMaxBlockedColumns for more than 96 rows of C, double, a build without
+// AVX-512) stay with Eigen or OpenBLAS. (An AVX2 version with 6 × 16 tiles was slower than Eigen's
+// AVX2 kernel for the large weight gradients and not reliably faster elsewhere: not kept;
+// docs/perf.md.)
 #include <algorithm>
 #include <array>
 #include <cstdint>
@@ -167,6 +170,31 @@ struct PanelTile {
   int64_t sums_ld = 0;
 };
 
+// C = alpha·sum + beta·C for one vector of C, C not read when beta is 0. Every sum leaves the
+// kernel through here, so a product computed as its transpose (panel_store_transposed) ends in
+// the same operations and the same bits.
+struct PanelScale {
+  float alpha, beta;
+  PanelIsa::Vec alpha_v, beta_v;
+  PanelScale(float alpha_, float beta_)
+      : alpha(alpha_), beta(beta_), alpha_v(PanelIsa::broadcast(alpha_)), beta_v(PanelIsa::broadcast(beta_)) {}
+  // The first `lanes` floats at c (all 16 when lanes ≥ 16; masked moves only for a partial vector).
+  void store(float* c, int64_t lanes, PanelIsa::Vec sum) const {
+    using I = PanelIsa;
+    const bool whole = lanes >= I::kLanes;
+    typename I::Vec out;
+    if (beta == 0.0f) {
+      out = alpha == 1.0f ? sum : I::mul(alpha_v, sum);
+    } else {
+      typename I::Vec old = whole ? I::load(c) : I::load_first(c, lanes);
+      if (beta != 1.0f) old = I::mul(beta_v, old);
+      out = I::fma(alpha_v, sum, old);
+    }
+    if (whole) I::store(c, out);
+    else I::store_first(c, lanes, out);
+  }
+};
+
 // R rows and V vectors of columns of C: acc = Σ_k A(i, k)·B(k, j), one FMA a term, then
 // C = alpha·acc + beta·C (C not read when beta is 0).
 template <bool ARowMajor, int R, int V>
@@ -189,25 +217,9 @@ void panel_tile(const PanelTile& t) {
       for (int v = 0; v < V; ++v) I::store(t.sums_out + r * t.sums_ld + I::kLanes * v, acc[r][v]);
     return;
   }
-  const typename I::Vec alpha = I::broadcast(t.alpha), beta = I::broadcast(t.beta);
-  for (int v = 0; v < V; ++v) {
-    const int64_t lanes = t.width - I::kLanes * v;
-    // Masked moves only for a panel's last, partial vector.
-    const bool whole = lanes >= I::kLanes;
-    for (int r = 0; r < R; ++r) {
-      float* cp = t.c + r * t.ldc + I::kLanes * v;
-      typename I::Vec out;
-      if (t.beta == 0.0f) {
-        out = t.alpha == 1.0f ? acc[r][v] : I::mul(alpha, acc[r][v]);
-      } else {
-        typename I::Vec old = whole ? I::load(cp) : I::load_first(cp, lanes);
-        if (t.beta != 1.0f) old = I::mul(beta, old);
-        out = I::fma(alpha, acc[r][v], old);
-      }
-      if (whole) I::store(cp, out);
-      else I::store_first(cp, lanes, out);
-    }
-  }
+  const PanelScale scale(t.alpha, t.beta);
+  for (int v = 0; v < V; ++v)
+    for (int r = 0; r < R; ++r) scale.store(t.c + r * t.ldc + I::kLanes * v, t.width - I::kLanes * v, acc[r][v]);
 }
 
 using PanelTileFn = void (*)(const PanelTile&);
@@ -227,9 +239,10 @@ PanelTileFn panel_tile_for(int64_t rows, int64_t width) {
   return table[static_cast<size_t>((rows - 1) * PanelIsa::kVectors + vectors - 1)];
 }
 
-// A buffer of the calling thread, at least `floats` long (Slot 0: packed B; 1: a cut k's sums). It
-// only grows, and is not cleared: a std::vector resized between products of different sizes
-// zero-filled what it grew by each time (2 % of the tiny model's step, all of it overwritten).
+// A buffer of the calling thread, at least `floats` long (Slot 0: packed B; 1: a cut k's sums; 2:
+// the sums of a product computed as its transpose, panel_gemm_transposes). It only grows, and is
+// not cleared: a std::vector resized between products of different sizes zero-filled what it grew
+// by each time (2 % of the tiny model's step, all of it overwritten).
 template <int Slot>
 float* panel_buffer(size_t floats) {
   thread_local std::unique_ptr<float[]> buffer;
@@ -358,10 +371,9 @@ inline void panel_gemm_blocked(const MatrixRef<float>& a, const MatrixRef<float>
   }
 }
 
-// Needs panel_gemm_takes(a, b). depth_block > 0 cuts k into blocks of at most that many rows
-// whatever the shape (the tests' way to reach the blocked path with small products).
-inline void panel_gemm(const MatrixRef<float>& a, const MatrixRef<float>& b, float* c, int64_t ldc, float alpha,
-                       float beta, int64_t depth_block = 0) {
+// panel_gemm as the layout of the operands has it: B packed, A read in place.
+inline void panel_gemm_direct(const MatrixRef<float>& a, const MatrixRef<float>& b, float* c, int64_t ldc,
+                              float alpha, float beta, int64_t depth_block) {
   const int64_t m = a.rows, k = a.cols, n = b.cols;
   const int64_t tiles = (m + kPanelRows - 1) / kPanelRows, panels = (n + kPanelCols - 1) / kPanelCols;
   if (depth_block > 0 || k > kPanelMaxDepth || k * panels * kPanelCols > kPanelMaxPackedFloats) {
@@ -401,6 +413,60 @@ inline void panel_gemm(const MatrixRef<float>& a, const MatrixRef<float>& b, flo
         for (int64_t p = 0; p < panels; ++p) tile(t, p);
     });
   }
+}
+
+// C = alpha·Tᵀ + beta·C, T (n × m, row-major) holding the sums of Cᵀ: blocks of 16 × 16 transposed
+// in registers, then PanelScale, the tiles' own epilogue.
+inline void panel_store_transposed(const float* t, int64_t m, int64_t n, float* c, int64_t ldc, float alpha,
+                                   float beta, bool split) {
+  using I = PanelIsa;
+  constexpr int64_t L = I::kLanes;
+  const PanelScale scale(alpha, beta);
+  const int64_t row_blocks = (m + L - 1) / L, column_blocks = (n + L - 1) / L;
+  parallel_for(0, column_blocks, split ? 1 : column_blocks, [&](int64_t jb, int64_t je) {
+    for (int64_t j0 = jb * L; j0 < je * L; j0 += L) {
+      const int64_t columns = std::min(L, n - j0);
+      for (int64_t ib = 0; ib < row_blocks; ++ib) {
+        const int64_t i0 = ib * L, rows = std::min(L, m - i0);
+        typename I::Vec r[L];
+        for (int64_t q = 0; q < L; ++q) r[q] = q < columns ? I::load_first(t + (j0 + q) * m + i0, rows) : I::zero();
+        I::transpose(r);  // r[x]: row i0 + x of C, columns j0 onwards
+        for (int64_t x = 0; x < rows; ++x) scale.store(c + (i0 + x) * ldc + j0, columns, r[x]);
+      }
+    }
+  });
+}
+
+// Whether panel_gemm computes C = A·B as Cᵀ = Bᵀ·Aᵀ: a few rows of C (a batch) times a weight seen
+// transposed (B = Wᵀ, column-major), as a linear layer's forward with a large weight — the hash
+// head's. The direct way packs all of W, transposing it, for those few rows (the tiny model's head
+// at batch 64: a 4.5 MB pass for 11 tiles a panel); the transposed way reads W in place as its A,
+// a row-major operand, and packs the batch instead. The FMAs are the same (a·b = b·a exactly) in
+// the same order, so the bits are too. Under 16 rows Cᵀ's tiles would fill part of each vector,
+// past 128 the packing is a small share of the direct product: measured on a Zen 4 at one and two
+// threads, at the heads' shapes (docs/perf.md, "Products computed as their transpose").
+inline constexpr int64_t kPanelTransposeMinRows = 16, kPanelTransposeMaxRows = 128;
+inline bool panel_gemm_transposes(const MatrixRef<float>& a, const MatrixRef<float>& b) {
+  const int64_t m = a.rows, n = b.cols;
+  return b.row_stride == 1 && b.col_stride != 1 && m >= kPanelTransposeMinRows && m <= kPanelTransposeMaxRows &&
+         n >= 2 * m && (a.col_stride == 1 || a.row_stride == 1);
+}
+
+// Needs panel_gemm_takes(a, b). depth_block > 0 cuts k into blocks of at most that many rows
+// whatever the shape (the tests' way to reach the blocked path with small products).
+inline void panel_gemm(const MatrixRef<float>& a, const MatrixRef<float>& b, float* c, int64_t ldc, float alpha,
+                       float beta, int64_t depth_block = 0) {
+  if (!panel_gemm_transposes(a, b)) {
+    panel_gemm_direct(a, b, c, ldc, alpha, beta, depth_block);
+    return;
+  }
+  const int64_t m = a.rows, k = a.cols, n = b.cols;
+  // Slot 2: the transposed product packs and blocks through slots 0 and 1.
+  float* const sums = panel_buffer<2>(static_cast<size_t>(n * m));
+  panel_gemm_direct({b.data, n, k, b.col_stride, b.row_stride}, {a.data, k, m, a.col_stride, a.row_stride}, sums, m,
+                    1.0f, 0.0f, depth_block);
+  const bool split = !in_parallel() && max_threads() > 1 && m * n * k >= kPanelSplitMinWork;
+  panel_store_transposed(sums, m, n, c, ldc, alpha, beta, split);
 }
 #endif
 
