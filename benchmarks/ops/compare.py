@@ -7,8 +7,8 @@
 
 When a (case, impl, threads) appears in several files (repeated runs), the run with the lowest
 median is kept and the table says how many runs there were. "vts / best peer" is the ratio of
-median times (below 1: VTS is faster); the peers are every implementation other than vts and
-vts_linear.
+median times (below 1: VTS is faster); the peers of vts are every implementation but the layer
+forms (vts_linear, pytorch_linear: x·Wᵀ + b), and vts_linear's peer is pytorch_linear.
 """
 import json
 import sys
@@ -58,13 +58,14 @@ def main(paths):
     print("|---|---|---:|---|---:|---:|---:|---:|---:|")
     for case, threads in cases:
         rows = sorted((r for (c, _, t), r in best.items() if c == case and t == threads), key=lambda r: r["impl"])
-        ours = next((r for r in rows if r["impl"] == "vts"), None)
-        peers = [r for r in rows if r["impl"] not in ("vts", "vts_linear")]
-        peer = min(peers, key=lambda r: r["median_ms"]) if peers else None
+        peers = [r for r in rows if r["impl"] not in ("vts", "vts_linear", "pytorch_linear")]
+        best_peer = {"vts": min(peers, key=lambda r: r["median_ms"]) if peers else None,
+                     "vts_linear": next((r for r in rows if r["impl"] == "pytorch_linear"), None)}
         for r in rows:
             ratio = ""
-            if r is ours and peer:
-                ratio = "%.2f (vs %s)" % (ours["median_ms"] / peer["median_ms"], peer["impl"])
+            peer = best_peer.get(r["impl"])
+            if peer:
+                ratio = "%.2f (vs %s)" % (r["median_ms"] / peer["median_ms"], peer["impl"])
             print("| %s | %s | %d | %s | %.3f | %.3f | %.1f %s | %d | %s |" % (
                 case, r["shape"], threads, r["impl"], r["median_ms"], r["min_ms"], r["value"], unit[r["metric"]],
                 len(runs[(case, r["impl"], threads)]), ratio))

@@ -54,11 +54,11 @@ CASE_NAMES = []
 REPORTED = [0]
 
 
-def report(args, name, shape, amount, flops, timing):
+def report(args, name, shape, amount, flops, timing, impl="pytorch"):
     median, fastest = timing
     REPORTED[0] += 1
     print(json.dumps({
-        "bench": "ops", "case": name, "impl": "pytorch", "shape": shape, "threads": torch.get_num_threads(),
+        "bench": "ops", "case": name, "impl": impl, "shape": shape, "threads": torch.get_num_threads(),
         "reps": args.reps, "median_ms": round(median, 4), "min_ms": round(fastest, 4),
         "metric": "gflop_s" if flops else "gb_s", "value": round(amount / (median * 1e-3) * 1e-9, 3),
     }), flush=True)
@@ -83,6 +83,10 @@ def bench_gemm(args, name, m, k, n, a_transposed=False):
     a, b = (rand(k, m).t() if a_transposed else rand(m, k)), rand(k, n)
     with torch.no_grad():
         report(args, name, dims(m, k, n), 2.0 * m * n * k, True, time_it(args, lambda: torch.matmul(a, b)))
+        if not a_transposed:  # the layer form x·Wᵀ + b, vts_bench_ops's vts_linear
+            w, bias = rand(n, k), rand(n)
+            report(args, name, dims(m, k, n), 2.0 * m * n * k, True,
+                   time_it(args, lambda: torch.nn.functional.linear(a, w, bias)), impl="pytorch_linear")
 
 
 def bench_fwd_bwd(args, name, shape, inputs, forward, fwd_work, fwd_bwd_work):
