@@ -212,6 +212,8 @@ TEST_CASE("panel GEMM: which products it computes as their transpose", "[matmul]
   CHECK(transposes(16, 1088, 1024));               // ... at batch 16
   CHECK(transposes(128, 1088, 1024));              // ... at batch 128
   CHECK(transposes(32, 151296, 1024));             // the B/16 head, forward at batch 32
+  CHECK(transposes(128, 64, 32768));               // Cᵀ's sums: 16 MB, the most the buffer holds
+  CHECK_FALSE(transposes(128, 64, 32769));
   CHECK(transposes(64, 1088, 1024, false));        // A column-major: packed as Cᵀ's B all the same
   CHECK_FALSE(transposes(15, 1088, 1024));         // Cᵀ's tiles would fill part of a vector
   CHECK_FALSE(transposes(129, 1088, 1024));        // packing W is a small share of the product

@@ -444,12 +444,13 @@ inline void panel_store_transposed(const float* t, int64_t m, int64_t n, float* 
 // a row-major operand, and packs the batch instead. The FMAs are the same (a·b = b·a exactly) in
 // the same order, so the bits are too. Under 16 rows Cᵀ's tiles would fill part of each vector,
 // past 128 the packing is a small share of the direct product: measured on a Zen 4 at one and two
-// threads, at the heads' shapes (docs/perf.md, "Products computed as their transpose").
+// threads, at the heads' shapes (docs/perf.md, "Products computed as their transpose"). Cᵀ's sums
+// are held in a buffer that stays with the thread, so like the others it is kept to 16 MB.
 inline constexpr int64_t kPanelTransposeMinRows = 16, kPanelTransposeMaxRows = 128;
 inline bool panel_gemm_transposes(const MatrixRef<float>& a, const MatrixRef<float>& b) {
   const int64_t m = a.rows, n = b.cols;
   return b.row_stride == 1 && b.col_stride != 1 && m >= kPanelTransposeMinRows && m <= kPanelTransposeMaxRows &&
-         n >= 2 * m && (a.col_stride == 1 || a.row_stride == 1);
+         n >= 2 * m && m * n <= kPanelMaxPackedFloats && (a.col_stride == 1 || a.row_stride == 1);
 }
 
 // Needs panel_gemm_takes(a, b). depth_block > 0 cuts k into blocks of at most that many rows
