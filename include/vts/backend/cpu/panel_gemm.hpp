@@ -107,6 +107,12 @@ inline constexpr int64_t kPanelParallelPackRows = 16384;  // panel rows (k × pa
 // B a panel at a time, so B may be of any width (panel_gemm_blocked).
 inline bool panel_one_group(int64_t m) { return m <= kPanelRows * kPanelGroupTiles; }
 
+// Whether a product of m × n × k is shared among the threads: not inside a parallel region (the
+// attention's per-head tasks), and only when it is worth a fork.
+inline bool panel_splits(int64_t m, int64_t n, int64_t k) {
+  return !in_parallel() && max_threads() > 1 && m * n * k >= kPanelSplitMinWork;
+}
+
 // Whether the kernel takes C (m × n) = A (m × k) · B (k × n). Operands without a unit stride either
 // way are left to gemm's Eigen path, which refuses them with its own message.
 inline bool panel_gemm_takes(const MatrixRef<float>& a, const MatrixRef<float>& b) {
@@ -295,8 +301,7 @@ inline void panel_gemm_blocked(const MatrixRef<float>& a, const MatrixRef<float>
   const bool a_row_major = a.col_stride == 1 || k == 1;
   const int64_t a_stride = a_row_major ? a.row_stride : a.col_stride, a_step = a_row_major ? 1 : a.col_stride;
   const int64_t b_step = b.col_stride == 1 ? b.row_stride : 1;
-  const int threads = in_parallel() ? 1 : max_threads();
-  const bool split = threads > 1 && m * n * k >= kPanelSplitMinWork;
+  const bool split = panel_splits(m, n, k);
   auto block_of_b = [&](int64_t k0, int64_t kn) {
     return MatrixRef<float>{b.data + k0 * b_step, kn, n, b.row_stride, b.col_stride};
   };
@@ -396,8 +401,7 @@ inline void panel_gemm_direct(const MatrixRef<float>& a, const MatrixRef<float>&
   // outside, A (m × k) is read once a panel and each panel once; with tiles outside, all of B once a
   // tile. Threads take whole passes of the outer loop, so with panels outside each packs only its own.
   const bool panels_outside = m < n;
-  const int threads = in_parallel() ? 1 : max_threads();
-  const bool split = threads > 1 && m * n * k >= kPanelSplitMinWork;
+  const bool split = panel_splits(m, n, k);
   const int64_t grain = split ? 1 : (panels_outside ? panels : tiles);
   if (panels_outside) {
     parallel_for(0, panels, grain, [&](int64_t pb, int64_t pe) {
@@ -466,8 +470,7 @@ inline void panel_gemm(const MatrixRef<float>& a, const MatrixRef<float>& b, flo
   float* const sums = panel_buffer<2>(static_cast<size_t>(n * m));
   panel_gemm_direct({b.data, n, k, b.col_stride, b.row_stride}, {a.data, k, m, a.col_stride, a.row_stride}, sums, m,
                     1.0f, 0.0f, depth_block);
-  const bool split = !in_parallel() && max_threads() > 1 && m * n * k >= kPanelSplitMinWork;
-  panel_store_transposed(sums, m, n, c, ldc, alpha, beta, split);
+  panel_store_transposed(sums, m, n, c, ldc, alpha, beta, panel_splits(m, n, k));
 }
 #endif
 
