@@ -214,6 +214,51 @@ TEST_CASE("init values do not depend on thread count or dtype, and strided targe
     for (int64_t j = 0; j < 6; ++j) CHECK(base.at({j, i}) == ref[size_t(i * 6 + j)]);
 }
 
+// The draws are made sixteen Philox blocks at a time (init.hpp, fill_from_blocks); each element
+// must still be the value of its own block, computed here one element at a time from
+// Philox::generate: sizes around whole batches of 32 elements, counters whose low word wraps, one
+// to three threads.
+TEST_CASE("init draws element i from Philox block first + i/2 of the reserved range", "[init]") {
+  using vts::Philox;
+  auto uniform_ref = [](int64_t n, double a, double b, uint64_t seed, uint64_t first) {
+    std::vector<float> v(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) {
+      const auto bits = Philox::generate(seed, 0, first + static_cast<uint64_t>(i / 2));
+      v[size_t(i)] = static_cast<float>(a + (b - a) * init::detail::unit_double(bits, static_cast<int>(2 * (i % 2))));
+    }
+    return v;
+  };
+  auto normal_ref = [](int64_t n, double mean, double sd, uint64_t seed, uint64_t first) {
+    std::vector<double> v(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) {
+      const auto bits = Philox::generate(seed, 0, first + static_cast<uint64_t>(i / 2));
+      const double r = std::sqrt(-2.0 * std::log(1.0 - init::detail::unit_double(bits, 0)));
+      const double angle = 2.0 * std::numbers::pi * init::detail::unit_double(bits, 2);
+      v[size_t(i)] = mean + sd * r * (i % 2 == 0 ? std::cos(angle) : std::sin(angle));
+    }
+    return v;
+  };
+  int mismatched = 0, cases = 0;
+  for (int threads = 1; threads <= 3; ++threads) {
+    const vts_test_common::ThreadCount scope(threads);
+    for (int64_t n : {1, 2, 31, 32, 33, 64, 95, 1000, 40001}) {
+      for (uint64_t offset : {uint64_t(0), uint64_t(12), (uint64_t(1) << 34) - 8}) {
+        Generator gu(41, offset), gn(42, offset);
+        const uint64_t uniform_first = gu.offset(), normal_first = gn.offset();
+        const auto u = init::uniform_(Tensor<float>::empty(Shape{n}), -0.25, 0.75, gu).to_vector();
+        const auto uref = uniform_ref(n, -0.25, 0.75, 41, uniform_first);
+        const auto g = init::normal_(Tensor<double>::empty(Shape{n}), 0.5, 2.0, gn).to_vector();
+        const auto gref = normal_ref(n, 0.5, 2.0, 42, normal_first);
+        mismatched += std::memcmp(u.data(), uref.data(), u.size() * sizeof(float)) != 0;
+        mismatched += std::memcmp(g.data(), gref.data(), g.size() * sizeof(double)) != 0;
+        cases += 2;
+      }
+    }
+  }
+  INFO(mismatched << " of " << cases << " draws differ from the per-element reference");
+  CHECK(mismatched == 0);
+}
+
 TEST_CASE("zeros_, ones_, constant_ fill, and bad arguments throw", "[init]") {
   auto t = Tensor<float>::empty(Shape{3, 4});
   init::ones_(t);

@@ -8,6 +8,7 @@
 #endif
 
 #include "vts/backend/cpu/parallel.hpp"
+#include "vts/backend/cpu/philox.hpp"
 #include "vts/core/device.hpp"
 #include "vts/core/rng.hpp"
 
@@ -15,30 +16,6 @@ namespace vts::cpu {
 
 namespace detail {
 #if defined(__AVX512F__)
-// Philox::rounds on the 16 counters held in x0..x3 (lane j of each: word 0..3 of counter j).
-// GCC vectorises the portable loop below by widening every lane to 64 bits and narrowing back;
-// here each 32×32→64-bit product is two vpmuludq (even lanes, then odd lanes shifted down) and
-// the high and low halves are picked out by blends. A ViTTiny28 step's masks (1.53 M elements,
-// one thread): 1.56 → 0.99 ms, bit for bit the same.
-inline void philox_rounds_avx512(__m512i& x0, __m512i& x1, __m512i& x2, __m512i& x3, uint32_t k0, uint32_t k1) {
-  const __m512i m0 = _mm512_set1_epi64(Philox::kMul0), m1 = _mm512_set1_epi64(Philox::kMul1);
-  constexpr __mmask16 odd = 0xAAAA;
-  for (int round = 0; round < Philox::kRounds; ++round) {
-    const __m512i p0_even = _mm512_mul_epu32(x0, m0), p0_odd = _mm512_mul_epu32(_mm512_srli_epi64(x0, 32), m0);
-    const __m512i p1_even = _mm512_mul_epu32(x2, m1), p1_odd = _mm512_mul_epu32(_mm512_srli_epi64(x2, 32), m1);
-    const __m512i hi0 = _mm512_mask_blend_epi32(odd, _mm512_srli_epi64(p0_even, 32), p0_odd);
-    const __m512i lo0 = _mm512_mask_blend_epi32(odd, p0_even, _mm512_slli_epi64(p0_odd, 32));
-    const __m512i hi1 = _mm512_mask_blend_epi32(odd, _mm512_srli_epi64(p1_even, 32), p1_odd);
-    const __m512i lo1 = _mm512_mask_blend_epi32(odd, p1_even, _mm512_slli_epi64(p1_odd, 32));
-    x0 = _mm512_xor_si512(_mm512_xor_si512(hi1, x1), _mm512_set1_epi32(static_cast<int>(k0)));
-    x2 = _mm512_xor_si512(_mm512_xor_si512(hi0, x3), _mm512_set1_epi32(static_cast<int>(k1)));
-    x1 = lo1;
-    x3 = lo0;
-    k0 += Philox::kWeyl0;
-    k1 += Philox::kWeyl1;
-  }
-}
-
 // 64 mask elements (Philox blocks counter .. counter + 15, element 4j + w from word w of block j)
 // with everything in registers: the counters are made, and the words put in element order, by
 // vector instructions. The scalar loops around philox_rounds_x16 do that through 64-element
@@ -80,66 +57,6 @@ inline void dropout_x64_avx512(uint64_t counter, uint32_t k0, uint32_t k1, uint3
 }
 #endif
 
-// Philox::rounds on 16 counters at once, structure of arrays.
-inline void philox_rounds_x16(uint32_t* c0, uint32_t* c1, uint32_t* c2, uint32_t* c3, uint32_t k0, uint32_t k1) {
-#if defined(__AVX512F__)
-  __m512i x0 = _mm512_loadu_si512(c0), x1 = _mm512_loadu_si512(c1);
-  __m512i x2 = _mm512_loadu_si512(c2), x3 = _mm512_loadu_si512(c3);
-  philox_rounds_avx512(x0, x1, x2, x3, k0, k1);
-  _mm512_storeu_si512(c0, x0);
-  _mm512_storeu_si512(c1, x1);
-  _mm512_storeu_si512(c2, x2);
-  _mm512_storeu_si512(c3, x3);
-#elif defined(__AVX2__)
-  // The same with 256-bit vectors, two halves of 8 lanes (AVX2 machines: AMD Zen, Intel before
-  // AVX-512). On a Zen 3 the portable loop below took 6 % of a ViTTiny28 training step.
-  const __m256i m0 = _mm256_set1_epi64x(Philox::kMul0), m1 = _mm256_set1_epi64x(Philox::kMul1);
-  constexpr int odd = 0xAA;
-  for (int half = 0; half < 16; half += 8) {
-    auto load = [half](const uint32_t* c) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + half)); };
-    auto store = [half](uint32_t* c, __m256i v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + half), v); };
-    __m256i x0 = load(c0), x1 = load(c1), x2 = load(c2), x3 = load(c3);
-    uint32_t r0 = k0, r1 = k1;
-    for (int round = 0; round < Philox::kRounds; ++round) {
-      const __m256i p0_even = _mm256_mul_epu32(x0, m0), p0_odd = _mm256_mul_epu32(_mm256_srli_epi64(x0, 32), m0);
-      const __m256i p1_even = _mm256_mul_epu32(x2, m1), p1_odd = _mm256_mul_epu32(_mm256_srli_epi64(x2, 32), m1);
-      const __m256i hi0 = _mm256_blend_epi32(_mm256_srli_epi64(p0_even, 32), p0_odd, odd);
-      const __m256i lo0 = _mm256_blend_epi32(p0_even, _mm256_slli_epi64(p0_odd, 32), odd);
-      const __m256i hi1 = _mm256_blend_epi32(_mm256_srli_epi64(p1_even, 32), p1_odd, odd);
-      const __m256i lo1 = _mm256_blend_epi32(p1_even, _mm256_slli_epi64(p1_odd, 32), odd);
-      x0 = _mm256_xor_si256(_mm256_xor_si256(hi1, x1), _mm256_set1_epi32(static_cast<int>(r0)));
-      x2 = _mm256_xor_si256(_mm256_xor_si256(hi0, x3), _mm256_set1_epi32(static_cast<int>(r1)));
-      x1 = lo1;
-      x3 = lo0;
-      r0 += Philox::kWeyl0;
-      r1 += Philox::kWeyl1;
-    }
-    store(c0, x0);
-    store(c1, x1);
-    store(c2, x2);
-    store(c3, x3);
-  }
-#else
-  // One short loop per round over the 16 lanes: the shape compilers vectorise. (One loop over
-  // blocks calling Philox::rounds stayed scalar and took a fifth of a ViTTiny28 training step.)
-  for (int round = 0; round < Philox::kRounds; ++round) {
-#pragma omp simd
-    for (int j = 0; j < 16; ++j) {
-      const uint64_t p0 = uint64_t(Philox::kMul0) * c0[j];
-      const uint64_t p1 = uint64_t(Philox::kMul1) * c2[j];
-      const uint32_t n0 = static_cast<uint32_t>(p1 >> 32) ^ c1[j] ^ k0;
-      const uint32_t n2 = static_cast<uint32_t>(p0 >> 32) ^ c3[j] ^ k1;
-      c1[j] = static_cast<uint32_t>(p1);
-      c3[j] = static_cast<uint32_t>(p0);
-      c0[j] = n0;
-      c2[j] = n2;
-    }
-    k0 += Philox::kWeyl0;
-    k1 += Philox::kWeyl1;
-  }
-#endif
-}
-
 // The mask, and with kApply also y = x ∘ mask in the same pass (the forward of dropout, while the
 // mask's 64-element chunk is still in L1).
 template <bool kApply, class T>
@@ -167,23 +84,12 @@ void dropout_pass(uint64_t seed, uint64_t first_block, int64_t n, uint32_t thres
         continue;
       }
 #endif
-      alignas(64) uint32_t c0[kLanes], c1[kLanes], c2[kLanes], c3[kLanes];
-      for (int j = 0; j < kLanes; ++j) {
-        const uint64_t counter = first_block + static_cast<uint64_t>(blk + j);
-        c0[j] = static_cast<uint32_t>(counter);
-        c1[j] = static_cast<uint32_t>(counter >> 32);
-        c2[j] = 0;
-        c3[j] = 0;
-      }
-      philox_rounds_x16(c0, c1, c2, c3, k0_init, k1_init);
+      alignas(64) uint32_t block_words[4][kLanes];
+      philox_blocks_x16(seed, first_block + static_cast<uint64_t>(blk), block_words);
       // Interleave to element order, then compare and store branch-free over 4 × 16 elements.
       alignas(64) uint32_t words[4 * kLanes];
-      for (int j = 0; j < kLanes; ++j) {
-        words[4 * j] = c0[j];
-        words[4 * j + 1] = c1[j];
-        words[4 * j + 2] = c2[j];
-        words[4 * j + 3] = c3[j];
-      }
+      for (int j = 0; j < kLanes; ++j)
+        for (int w = 0; w < 4; ++w) words[4 * j + w] = block_words[w][j];
       T* m = mask + 4 * blk;
 #pragma omp simd
       for (int i = 0; i < 4 * kLanes; ++i) m[i] = (words[i] >> 8) >= thr ? keep : T(0);
