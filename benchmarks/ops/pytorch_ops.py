@@ -123,6 +123,15 @@ def bench_adam(args, n):
     report(args, "adam_step", dims(n), 7.0 * 4.0 * n, False, time_it(args, opt.step))
 
 
+def bench_init(args, out, inp):
+    # nn.Linear's reset_parameters for the weight: kaiming_uniform_ with a = √5, i.e. U(±1/√fan_in).
+    if not wanted(args, "init_linear"):
+        return
+    w = torch.empty(out, inp)
+    report(args, "init_linear", dims(out, inp), 4.0 * out * inp, False,
+           time_it(args, lambda: torch.nn.init.kaiming_uniform_(w, a=math.sqrt(5))))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--threads", type=int, default=0, help="0: PyTorch's default")
@@ -167,6 +176,7 @@ def main():
         bench_fwd_bwd(args, name, dims(b, h, n, d), [rand(b, h, n, d, grad=True) for _ in range(3)],
                       lambda t: attention(*t), (4 * base, True), (12 * base, True))
     bench_adam(args, 1 << 24)
+    bench_init(args, 4096, 4096)
     if not REPORTED[0]:
         print(f"pytorch_ops.py: --filter '{args.filter}' matches no case; the cases are {', '.join(CASE_NAMES)}",
               file=sys.stderr)

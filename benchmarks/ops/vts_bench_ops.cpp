@@ -16,6 +16,7 @@
 //   layer norm, softmax, GELU, dropout: bytes of the tensors that must cross memory once, in fp32:
 //     forward reads x and writes y (2 tensors); backward reads x (or y) and dy and writes dx (3).
 //   Adam step on one n-element parameter: reads θ, g, m, v and writes θ, m, v (7 tensors).
+//   initialisation (nn.Linear's default, U(±1/√fan_in) for the weight): writes the weight (1 tensor).
 // The median over --reps timed runs (after --warmup untimed ones) is reported; min for reference.
 #include <Eigen/Core>
 #include <algorithm>
@@ -247,6 +248,17 @@ void bench_adam(const Options& o, int threads, int64_t n) {
   report(o, threads, name, "vts", dims({n}), {7.0 * 4.0 * double(n), false}, time_it(o, [&] { opt.step(); }));
 }
 
+// A linear layer's default initialisation (init::linear_, PyTorch's nn.Linear rule) of a 16M-element
+// weight: what building a model costs, ViT-B/16's all-token head alone being 155 M such values.
+void bench_init(const Options& o, int threads, int64_t out, int64_t in) {
+  const std::string name = "init_linear";
+  if (!wanted(o, name)) return;
+  Tensor w = Tensor::empty(Shape{out, in});
+  vts::Generator g(11);
+  report(o, threads, name, "vts", dims({out, in}), {4.0 * double(out) * double(in), false},
+         time_it(o, [&] { vts::nn::init::linear_(w, Tensor(), g); }));
+}
+
 constexpr const char* kUsage = "usage: vts_bench_ops [--threads N] [--reps N] [--warmup N] [--filter SUBSTRING]\n";
 
 int parse(int argc, char** argv, Options& o) {
@@ -319,6 +331,7 @@ int main(int argc, char** argv) {
     bench_attention(o, threads, "attention_b16", B, heads, tokens, 64);
     bench_attention(o, threads, "attention_tiny", 64, 4, 17, 16);
     bench_adam(o, threads, int64_t(1) << 24);
+    bench_init(o, threads, 4096, 4096);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "vts_bench_ops: %s\n", e.what());
     return 1;
