@@ -308,6 +308,61 @@ TEST_CASE("checkpoint: NaN or Inf weights are a problem naming the tensor and th
   CHECK(snapshot(target) == before);
 }
 
+// The reader converts a stored tensor straight from the file's mapping into a contiguous CPU
+// target, and through a copy into any other; NaN and Inf are counted a slice of 16,384 values at a
+// time (checkpoint.hpp), so a tensor of several slices must have all of them counted.
+TEST_CASE("checkpoint: stored f64, f16 and bf16 tensors load converted, into contiguous and strided targets",
+          "[checkpoint]") {
+  TempDir dir;
+  const int64_t rows = 130, cols = 300;  // 39,000 values: two whole slices and part of a third
+  std::vector<double> wide(static_cast<size_t>(rows * cols));
+  std::vector<uint16_t> halves(wide.size()), brains(wide.size());
+  for (size_t i = 0; i < wide.size(); ++i) {
+    wide[i] = (static_cast<double>(i % 997) - 498.0) / 64.0 + 1e-12 * static_cast<double>(i);  // not a float
+    halves[i] = static_cast<uint16_t>(0x3C00u + (i % 1024));  // f16 1.0 to 1.999
+    brains[i] = static_cast<uint16_t>(0xBF80u + (i % 128));   // bf16 -1.0 to -1.99
+  }
+  auto with_dtype = [&](std::vector<uint16_t>& bits, io::DType dtype) {
+    io::Array a = io::make_array(bits, {rows, cols});
+    a.dtype = dtype;
+    return a;
+  };
+  std::map<std::string, io::Array> arrays{{"wide", io::make_array(wide, {rows, cols})},
+                                          {"half", with_dtype(halves, io::DType::f16)},
+                                          {"brain", with_dtype(brains, io::DType::bf16)},
+                                          {"strided", io::make_array(wide, {rows, cols})}};
+  io::write_safetensors(dir / "mixed.safetensors", arrays, {{"vts", R"({"format_version": 2})"}});
+
+  Tf wide_t = Tf::zeros(Shape{rows, cols}), half_t = Tf::zeros(Shape{rows, cols}), brain_t = Tf::zeros(Shape{rows, cols});
+  Tf base = Tf::zeros(Shape{cols, rows});
+  Tf strided_t = base.transpose(0, 1);  // rows × cols, not contiguous
+  io::CheckpointReader r(dir / "mixed.safetensors");
+  r.tensor("wide", wide_t);
+  r.tensor("half", half_t);
+  r.tensor("brain", brain_t);
+  r.tensor("strided", strided_t);
+  r.commit();
+  const auto expect = [&](const io::Array& a) { return a.as<float>(); };
+  CHECK(wide_t.to_vector() == expect(arrays.at("wide")));
+  CHECK(half_t.to_vector() == expect(arrays.at("half")));
+  CHECK(brain_t.to_vector() == expect(arrays.at("brain")));
+  CHECK(strided_t.contiguous_nograd().to_vector() == expect(arrays.at("strided")));
+  CHECK(half_t.at({0, 1}) == Approx(1.0 + 1.0 / 1024));
+  CHECK(brain_t.at({0, 1}) == Approx(-(1.0 + 1.0 / 128)));
+
+  // One NaN in each slice, and an f64 value beyond float's range (Inf once converted).
+  std::vector<double> bad = wide;
+  for (size_t i : {size_t(5), size_t(16384 + 7), size_t(2 * 16384 + 11)}) bad[i] = std::numeric_limits<double>::quiet_NaN();
+  bad[wide.size() - 1] = 1e300;
+  io::write_safetensors(dir / "bad.safetensors", {{"wide", io::make_array(bad, {rows, cols})}},
+                        {{"vts", R"({"format_version": 2})"}});
+  Tf target = Tf::zeros(Shape{rows, cols});
+  io::CheckpointReader rb(dir / "bad.safetensors");
+  rb.tensor("wide", target);
+  CHECK_THROWS_WITH(rb.commit(), Contains("tensor 'wide' holds 4 non-finite values (NaN or Inf) among 39000"));
+  CHECK(target.to_vector() == std::vector<float>(wide.size(), 0.0f));
+}
+
 TEST_CASE("checkpoint: metadata of the wrong type names the file, the key, the type and the value",
           "[checkpoint][errors]") {
   const nlohmann::json m = {{"bits", 64},   {"flip", "yes"}, {"seed", -1},    {"map", 0.5},

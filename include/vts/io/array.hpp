@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -209,6 +210,38 @@ S load_le(const uint8_t* p) {
   return v;
 }
 
+// count elements of dtype `dtype`, stored little-endian from p (any alignment), converted to T into
+// out; first_index is the flat index of the first one, for convert_value's messages.
+template <class T>
+void convert_elements(DType dtype, const uint8_t* p, int64_t count, T* out, int64_t first_index = 0) {
+  auto each = [&](auto tag, auto&& to_value) {
+    using S = decltype(tag);
+    for (int64_t i = 0; i < count; ++i)
+      out[i] = convert_value<T>(to_value(load_le<S>(p + i * sizeof(S))), first_index + i);
+  };
+  auto same = [](auto v) { return v; };
+  switch (dtype) {
+    case DType::f16: each(uint16_t{}, [](uint16_t h) { return f16_to_float(h); }); break;
+    case DType::bf16: each(uint16_t{}, [](uint16_t h) {
+        vts::bf16 b;
+        b.bits = h;
+        return static_cast<float>(b);
+      }); break;
+    case DType::f32: each(float{}, same); break;
+    case DType::f64: each(double{}, same); break;
+    case DType::i8: each(int8_t{}, same); break;
+    case DType::u8: each(uint8_t{}, same); break;
+    case DType::i16: each(int16_t{}, same); break;
+    case DType::u16: each(uint16_t{}, same); break;
+    case DType::i32: each(int32_t{}, same); break;
+    case DType::u32: each(uint32_t{}, same); break;
+    case DType::i64: each(int64_t{}, same); break;
+    case DType::u64: each(uint64_t{}, same); break;
+    // Any nonzero byte is true: files written by other tools may not normalise to 0/1.
+    case DType::b1: each(uint8_t{}, [](uint8_t b) { return static_cast<uint8_t>(b != 0); }); break;
+  }
+}
+
 }  // namespace detail
 
 struct Array {
@@ -233,36 +266,15 @@ struct Array {
     VTS_CHECK(bytes.size() / es == static_cast<uint64_t>(n) && bytes.size() % es == 0,
               "Array::as: ", dtype_name(dtype), " array of shape ", detail::shape_str(shape),
               " needs ", static_cast<uint64_t>(n) * es, " bytes, holds ", bytes.size());
-    std::vector<T> out(static_cast<size_t>(n));
-    const uint8_t* p = bytes.data();
-    auto each = [&](auto tag, auto&& to_value) {
-      using S = decltype(tag);
-      for (int64_t i = 0; i < n; ++i)
-        out[static_cast<size_t>(i)] =
-            detail::convert_value<T>(to_value(detail::load_le<S>(p + i * sizeof(S))), i);
-    };
-    auto same = [](auto v) { return v; };
-    switch (dtype) {
-      case DType::f16: each(uint16_t{}, [](uint16_t h) { return f16_to_float(h); }); break;
-      case DType::bf16: each(uint16_t{}, [](uint16_t h) {
-          vts::bf16 b;
-          b.bits = h;
-          return static_cast<float>(b);
-        }); break;
-      case DType::f32: each(float{}, same); break;
-      case DType::f64: each(double{}, same); break;
-      case DType::i8: each(int8_t{}, same); break;
-      case DType::u8: each(uint8_t{}, same); break;
-      case DType::i16: each(int16_t{}, same); break;
-      case DType::u16: each(uint16_t{}, same); break;
-      case DType::i32: each(int32_t{}, same); break;
-      case DType::u32: each(uint32_t{}, same); break;
-      case DType::i64: each(int64_t{}, same); break;
-      case DType::u64: each(uint64_t{}, same); break;
-      // Any nonzero byte is true: files written by other tools may not normalise to 0/1.
-      case DType::b1: each(uint8_t{}, [](uint8_t b) { return static_cast<uint8_t>(b != 0); }); break;
+    if constexpr (std::is_same_v<T, bool>) {  // std::vector<bool> has no contiguous storage
+      const std::unique_ptr<bool[]> flags(new bool[static_cast<size_t>(n)]);
+      detail::convert_elements(dtype, bytes.data(), n, flags.get());
+      return std::vector<bool>(flags.get(), flags.get() + n);
+    } else {
+      std::vector<T> out(static_cast<size_t>(n));
+      detail::convert_elements(dtype, bytes.data(), n, out.data());
+      return out;
     }
-    return out;
   }
 };
 

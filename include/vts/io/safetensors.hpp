@@ -44,6 +44,12 @@ struct SafetensorsTensor {
   std::shared_ptr<const void> owner;
 
   int64_t numel() const { return detail::checked_numel(shape); }
+  // Elements [first, first + count) in C order, converted to T into out straight from the view:
+  // what a loader uses instead of to_array() when it has somewhere to put the values.
+  template <class T>
+  void convert_to(T* out, int64_t first, int64_t count) const {
+    detail::convert_elements(dtype, data.data() + static_cast<size_t>(first) * dtype_size(dtype), count, out, first);
+  }
   Array to_array() const {
     Array a;
     a.dtype = dtype;
