@@ -16,7 +16,7 @@ class HashModelOf final : public HashModel {
   using Network = hash::HashNetwork<nn::ViT<Config, float, D>, Head>;
 
  public:
-  HashModelOf(io::CheckpointReader& ckpt, int64_t bits) : net_(bits, init_gen_) {
+  HashModelOf(io::CheckpointReader& ckpt, int64_t bits) : net_(uninitialised_network(bits, init_gen_)) {
     ckpt.layer("model", net_);
     for (const auto& [key, t] : ckpt.file().tensors())  // optimizer, loss and generator state of a last.safetensors
       if (key.rfind("model.", 0) != 0) ckpt.ignore(key);
@@ -61,7 +61,13 @@ class HashModelOf final : public HashModel {
   }
 
  private:
-  Generator init_gen_{0};  // initial values only; every weight is then loaded
+  // Every weight is then loaded (a checkpoint missing one is refused), so none is drawn first.
+  static Network uninitialised_network(int64_t bits, Generator& gen) {
+    nn::init::SkipRandomInit skip;
+    return Network(bits, gen);
+  }
+
+  Generator init_gen_{0};  // the network's constructor takes one; it draws nothing here
   Network net_;
 };
 

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <numbers>
+#include <thread>
 #include <vector>
 
 #include "../common/thread_count.hpp"
@@ -257,6 +258,35 @@ TEST_CASE("init draws element i from Philox block first + i/2 of the reserved ra
   }
   INFO(mismatched << " of " << cases << " draws differ from the per-element reference");
   CHECK(mismatched == 0);
+}
+
+TEST_CASE("SkipRandomInit leaves the random initialisers' targets alone while it lives, on its thread", "[init]") {
+  Generator g(5);
+  auto t = Tensor<float>::full(Shape{100}, 7.0f);
+  {
+    init::SkipRandomInit skip;
+    {
+      init::SkipRandomInit nested;
+    }
+    CHECK(init::SkipRandomInit::active());  // the inner guard restored the outer one's state
+    init::uniform_(t, -1.0, 1.0, g);
+    init::normal_(t, 0.0, 1.0, g);
+    init::trunc_normal_(t, 0.0, 1.0, -2.0, 2.0, g);
+    init::linear_(t.view(Shape{10, 10}), Tensor<float>(), g);
+    CHECK(t.to_vector() == std::vector<float>(100, 7.0f));
+    init::ones_(t);  // constant fills still write
+    CHECK(t.to_vector() == std::vector<float>(100, 1.0f));
+    bool other_thread_draws = false;
+    std::thread([&] {
+      auto u = Tensor<float>::full(Shape{100}, 7.0f);
+      init::uniform_(u, -1.0, 1.0, g);
+      other_thread_draws = u.to_vector() != std::vector<float>(100, 7.0f);
+    }).join();
+    CHECK(other_thread_draws);
+  }
+  CHECK_FALSE(init::SkipRandomInit::active());
+  init::uniform_(t, -1.0, 1.0, g);
+  CHECK(t.to_vector() != std::vector<float>(100, 1.0f));
 }
 
 TEST_CASE("zeros_, ones_, constant_ fill, and bad arguments throw", "[init]") {
