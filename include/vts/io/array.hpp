@@ -210,8 +210,8 @@ S load_le(const uint8_t* p) {
   return v;
 }
 
-// count elements of dtype `dtype`, stored little-endian from p (any alignment), converted to T into
-// out; first_index is the flat index of the first one, for convert_value's messages.
+// Converts `count` elements of dtype `dtype`, stored little-endian from p (any alignment), to T
+// into out; first_index is the flat index of the first one, for convert_value's messages.
 template <class T>
 void convert_elements(DType dtype, const uint8_t* p, int64_t count, T* out, int64_t first_index = 0) {
   auto each = [&](auto tag, auto&& to_value) {

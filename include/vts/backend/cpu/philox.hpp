@@ -34,7 +34,6 @@ inline void philox_rounds_avx512(__m512i& x0, __m512i& x1, __m512i& x2, __m512i&
     k1 += Philox::kWeyl1;
   }
 }
-
 #endif
 
 // Philox::rounds on 16 counters at once, structure of arrays.
