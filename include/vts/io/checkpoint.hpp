@@ -335,20 +335,17 @@ class CheckpointReader {
     Tensor<T, D>* target = &dst;
     apply_.push_back([target, stored] {
       NoGradGuard guard;
-      const int64_t n = stored->numel();
       if constexpr (is_cpu_v<D>) {
         // Straight from the file's mapping into the parameter: one pass over a B/16 model's
         // 963 MB instead of four (a copy of the bytes, the converted vector, a tensor of it, then
         // the parameter) and none of those copies' memory held until commit.
         if (target->is_contiguous()) {
           target->bump_version();
-          stored->convert_to(target->data(), 0, n);
+          stored->convert_to(target->data(), 0, stored->numel());
           return;
         }
       }
-      std::vector<T> values(static_cast<size_t>(n));
-      stored->convert_to(values.data(), 0, n);
-      target->copy_(Tensor<T, D>::from_vector(values, target->shape()));
+      target->copy_(Tensor<T, D>::from_vector(stored->template as<T>(), target->shape()));
     });
   }
 
@@ -378,9 +375,7 @@ class CheckpointReader {
           ok = false;
           continue;
         }
-        std::vector<T> values(static_cast<size_t>(t.numel()));
-        t.template convert_to<T>(values.data(), 0, t.numel());
-        entries.emplace_back(key.substr(head.size()), tensor_type::from_vector(values, Shape(t.shape)));
+        entries.emplace_back(key.substr(head.size()), tensor_type::from_vector(t.template as<T>(), Shape(t.shape)));
       }
       if (!st_.contains(head + "step")) {
         problems_.addf("missing optimizer state (no '", head, "step')");
@@ -480,9 +475,7 @@ class CheckpointReader {
   std::shared_ptr<std::vector<T>> take(const std::string& name, const Shape& shape) {
     const SafetensorsTensor* stored = check_stored<T>(name, shape);
     if (!stored) return nullptr;
-    auto values = std::make_shared<std::vector<T>>(static_cast<size_t>(stored->numel()));
-    stored->convert_to(values->data(), 0, stored->numel());
-    return values;
+    return std::make_shared<std::vector<T>>(stored->template as<T>());
   }
 
   // Checks one key against the expected shape, and its values (as T) for NaN and Inf, on the
@@ -530,7 +523,7 @@ class CheckpointReader {
                      expected);
       return nullptr;
     }
-    return std::make_shared<std::vector<I>>(t.to_array().as<I>());
+    return std::make_shared<std::vector<I>>(t.as<I>());
   }
 
   std::string path_;

@@ -23,6 +23,7 @@
 #include <set>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "vts/core/error.hpp"
@@ -49,6 +50,15 @@ struct SafetensorsTensor {
   template <class T>
   void convert_to(T* out, int64_t first, int64_t count) const {
     detail::convert_elements(dtype, data.data() + static_cast<size_t>(first) * dtype_size(dtype), count, out, first);
+  }
+  // All elements converted to T, read straight from the view (to_array().as<T>() copies the bytes
+  // first).
+  template <class T>
+  std::vector<T> as() const {
+    static_assert(!std::is_same_v<T, bool>, "std::vector<bool> has no contiguous storage: use to_array().as<bool>()");
+    std::vector<T> out(static_cast<size_t>(numel()));
+    convert_to(out.data(), 0, numel());
+    return out;
   }
   Array to_array() const {
     Array a;
