@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -132,6 +133,49 @@ TEST_CASE("io: safetensors round trip for every dtype", "[io][safetensors]") {
              Contains("UTF-8"));
   CHECK_THAT(io_error([&] { write_safetensors(dir.file("z.safetensors"), {{"short", Array{DType::f32, {2}, {0, 0, 0, 0}}}}); }),
              Contains("z.safetensors") && Contains("'short'") && Contains("needs 8 bytes"));
+  for (const auto& e : dir.entries()) CHECK(e.find(".tmp") == std::string::npos);
+}
+
+TEST_CASE("io: safetensors written from sources, in pieces, match the arrays' file, and a wrong byte count is refused",
+          "[io][safetensors]") {
+  TempDir dir;
+  std::map<std::string, Array> arrays;
+  uint64_t seed = 900;
+  for (DType dt : all_dtypes()) arrays[std::string("t.") + dtype_name(dt)] = random_array(dt, {3, 5}, seed++);
+  arrays["empty"] = random_array(DType::f32, {0, 2}, seed++);
+  // Each source hands its bytes over in pieces of 7 (the writer may not assume one piece a tensor).
+  auto sources_of = [](const std::map<std::string, Array>& from) {
+    std::map<std::string, SafetensorsSource> out;
+    for (const auto& [name, a] : from)
+      out[name] = {a.dtype, a.shape, [&bytes = a.bytes](const SafetensorsSource::Sink& sink) {
+                     for (size_t at = 0; at < bytes.size(); at += 7)
+                       sink(bytes.data() + at, std::min<size_t>(7, bytes.size() - at));
+                   }};
+    return out;
+  };
+  const std::map<std::string, std::string> meta{{"k", "v"}};
+  const std::string p = dir.file("src.safetensors");
+  write_safetensors_streamed(p, sources_of(arrays), meta);
+  CHECK(read_bytes(p) == serialize_safetensors(arrays, meta));
+
+  // A source that gives fewer or more bytes than its dtype and shape announce: an IoError naming
+  // the tensor, and the file written before stays as it was.
+  const std::vector<uint8_t> before = read_bytes(p);
+  std::map<std::string, SafetensorsSource> wrong = sources_of(arrays);
+  const std::vector<uint8_t> five(5, 1);
+  wrong["t.float32"].write = [&](const SafetensorsSource::Sink& sink) { sink(five.data(), five.size()); };
+  CHECK_THAT(io_error([&] { write_safetensors_streamed(p, wrong, meta); }),
+             Contains("src.safetensors") && Contains("'t.float32'") && Contains("gave 5 of the 60 bytes"));
+  const std::vector<uint8_t> many(61, 1);
+  wrong["t.float32"].write = [&](const SafetensorsSource::Sink& sink) { sink(many.data(), many.size()); };
+  CHECK_THAT(io_error([&] { write_safetensors_streamed(p, wrong, meta); }),
+             Contains("'t.float32'") && Contains("more than the 60 bytes of float32 (3, 5)"));
+  wrong["t.float32"].write = nullptr;
+  CHECK_THAT(io_error([&] { write_safetensors_streamed(p, wrong, meta); }),
+             Contains("'t.float32'") && Contains("no function"));
+  wrong["t.float32"] = {DType::f32, {-1, 2}, [](const SafetensorsSource::Sink&) {}};
+  CHECK_THAT(io_error([&] { write_safetensors_streamed(p, wrong, meta); }), Contains("invalid shape"));
+  CHECK(read_bytes(p) == before);
   for (const auto& e : dir.entries()) CHECK(e.find(".tmp") == std::string::npos);
 }
 

@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -278,39 +279,56 @@ inline Safetensors parse_safetensors(const void* data, size_t size, const std::s
 // Every tensor copied out of the file.
 inline std::map<std::string, Array> read_safetensors(const std::string& path) { return Safetensors::open(path).arrays(); }
 
+// A tensor for write_safetensors_streamed, whose bytes are produced while the file is written,
+// not held beforehand (a checkpoint's tensors go straight from the model and the optimizer into
+// the file: a B/16 training state is 2.9 GB). `write` must pass the dtype × shape bytes in C order
+// to `sink`, in one or more pieces; a different total makes the writer throw and leaves the
+// destination as it was.
+struct SafetensorsSource {
+  using Sink = std::function<void(const void* data, size_t size)>;
+  DType dtype = DType::f32;
+  std::vector<int64_t> shape;
+  std::function<void(const Sink& sink)> write;
+};
+
 namespace detail {
 
+// One tensor as the header sees it.
+struct SafetensorsItem {
+  const std::string* name;
+  DType dtype;
+  const std::vector<int64_t>* shape;
+  uint64_t bytes;
+};
+
 struct SafetensorsLayout {
-  std::string header;                   // JSON text padded with spaces to a multiple of 8
-  std::vector<const Array*> order;      // data section order
+  std::string header;          // JSON text padded with spaces to a multiple of 8
+  std::vector<size_t> order;   // data section order, as indices into the items
 };
 
 // Tensors go in order of decreasing element size, then name: with the header padded to 8 bytes
 // every tensor then starts aligned to its own element size, which lets readers that do cast
-// the mapped pointer (and GPU uploads) use the data in place.
-inline SafetensorsLayout safetensors_layout(const std::map<std::string, Array>& arrays,
+// the mapped pointer (and GPU uploads) use the data in place. `items` come sorted by name.
+inline SafetensorsLayout safetensors_layout(const std::vector<SafetensorsItem>& items,
                                             const std::map<std::string, std::string>& metadata,
                                             const std::string& what) {
   using json = nlohmann::json;
-  std::vector<std::pair<const std::string*, const Array*>> items;
-  for (const auto& [name, a] : arrays) {
-    if (name == kSafetensorsMetadataKey)
-      throw IoError(concat(what, ": '", kSafetensorsMetadataKey, "' is reserved and cannot name a tensor"));
-    check_array(a, concat(what, " tensor '", name, "'"));
-    items.emplace_back(&name, &a);
-  }
-  std::stable_sort(items.begin(), items.end(), [](const auto& x, const auto& y) {
-    return dtype_size(x.second->dtype) > dtype_size(y.second->dtype);
-  });
-  json header = json::object();
   SafetensorsLayout out;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (*items[i].name == kSafetensorsMetadataKey)
+      throw IoError(concat(what, ": '", kSafetensorsMetadataKey, "' is reserved and cannot name a tensor"));
+    out.order.push_back(i);
+  }
+  std::stable_sort(out.order.begin(), out.order.end(),
+                   [&](size_t x, size_t y) { return dtype_size(items[x].dtype) > dtype_size(items[y].dtype); });
+  json header = json::object();
   uint64_t offset = 0;
-  for (const auto& [name, a] : items) {
-    header[*name] = {{"dtype", safetensors_dtype_name(a->dtype)},
-                     {"shape", a->shape},
-                     {"data_offsets", {offset, offset + a->bytes.size()}}};
-    offset += a->bytes.size();
-    out.order.push_back(a);
+  for (const size_t i : out.order) {
+    const SafetensorsItem& item = items[i];
+    header[*item.name] = {{"dtype", safetensors_dtype_name(item.dtype)},
+                          {"shape", *item.shape},
+                          {"data_offsets", {offset, offset + item.bytes}}};
+    offset += item.bytes;
   }
   if (!metadata.empty()) header[kSafetensorsMetadataKey] = metadata;
   try {
@@ -322,6 +340,30 @@ inline SafetensorsLayout safetensors_layout(const std::map<std::string, Array>& 
   return out;
 }
 
+inline std::vector<SafetensorsItem> safetensors_items(const std::map<std::string, Array>& arrays,
+                                                      const std::string& what) {
+  std::vector<SafetensorsItem> items;
+  for (const auto& [name, a] : arrays) {
+    check_array(a, concat(what, " tensor '", name, "'"));
+    items.push_back({&name, a.dtype, &a.shape, a.bytes.size()});
+  }
+  return items;
+}
+
+inline std::vector<SafetensorsItem> safetensors_items(const std::map<std::string, SafetensorsSource>& sources,
+                                                      const std::string& what) {
+  std::vector<SafetensorsItem> items;
+  for (const auto& [name, s] : sources) {
+    const int64_t n = checked_numel(s.shape);
+    uint64_t bytes = 0;
+    if (n < 0 || __builtin_mul_overflow(static_cast<uint64_t>(n), dtype_size(s.dtype), &bytes))
+      throw IoError(concat(what, " tensor '", name, "': cannot write a tensor of invalid shape ", shape_str(s.shape)));
+    if (!s.write) throw IoError(concat(what, " tensor '", name, "': no function gives its bytes"));
+    items.push_back({&name, s.dtype, &s.shape, bytes});
+  }
+  return items;
+}
+
 inline void append_u64_le(std::vector<uint8_t>& out, uint64_t v) {
   for (int i = 0; i < 8; ++i) out.push_back(static_cast<uint8_t>(v >> (8 * i)));
 }
@@ -330,25 +372,62 @@ inline void append_u64_le(std::vector<uint8_t>& out, uint64_t v) {
 
 inline std::vector<uint8_t> serialize_safetensors(const std::map<std::string, Array>& arrays,
                                                   const std::map<std::string, std::string>& metadata = {}) {
-  const auto layout = detail::safetensors_layout(arrays, metadata, "serialize_safetensors");
+  const std::string what = "serialize_safetensors";
+  const auto layout = detail::safetensors_layout(detail::safetensors_items(arrays, what), metadata, what);
+  std::vector<const Array*> by_name;
+  for (const auto& entry : arrays) by_name.push_back(&entry.second);
   std::vector<uint8_t> out;
   detail::append_u64_le(out, layout.header.size());
   out.insert(out.end(), layout.header.begin(), layout.header.end());
-  for (const Array* a : layout.order) out.insert(out.end(), a->bytes.begin(), a->bytes.end());
+  for (const size_t i : layout.order) out.insert(out.end(), by_name[i]->bytes.begin(), by_name[i]->bytes.end());
   return out;
 }
 
-// Atomic like every vts writer; the arrays are written straight from their buffers.
-inline void write_safetensors(const std::string& path, const std::map<std::string, Array>& arrays,
-                              const std::map<std::string, std::string>& metadata = {}) {
-  const auto layout = detail::safetensors_layout(arrays, metadata, detail::concat("write_safetensors '", path, "'"));
+// Atomic like every vts writer. Each tensor's bytes go from its source into the file as they come,
+// so nothing but the source's own pieces is held.
+inline void write_safetensors_streamed(const std::string& path,
+                                       const std::map<std::string, SafetensorsSource>& sources,
+                                       const std::map<std::string, std::string>& metadata = {}) {
+  const std::string what = detail::concat("write_safetensors '", path, "'");
+  const auto items = detail::safetensors_items(sources, what);
+  const auto layout = detail::safetensors_layout(items, metadata, what);
+  std::vector<const SafetensorsSource*> by_name;
+  for (const auto& entry : sources) by_name.push_back(&entry.second);
   std::vector<uint8_t> prefix;
   detail::append_u64_le(prefix, layout.header.size());
   AtomicFile f(path);
   f.write(prefix.data(), prefix.size());
   f.write(layout.header.data(), layout.header.size());
-  for (const Array* a : layout.order) f.write(a->bytes.data(), a->bytes.size());
+  for (const size_t i : layout.order) {
+    uint64_t written = 0;
+    by_name[i]->write([&](const void* data, size_t size) {
+      if (written + size > items[i].bytes)
+        throw IoError(detail::concat(what, " tensor '", *items[i].name, "': its source gave more than the ",
+                                     items[i].bytes, " bytes of ", dtype_name(items[i].dtype), " ",
+                                     detail::shape_str(*items[i].shape)));
+      f.write(data, size);
+      written += size;
+    });
+    if (written != items[i].bytes)
+      throw IoError(detail::concat(what, " tensor '", *items[i].name, "': its source gave ", written, " of the ",
+                                   items[i].bytes, " bytes of ", dtype_name(items[i].dtype), " ",
+                                   detail::shape_str(*items[i].shape)));
+  }
   f.commit();
+}
+
+// Atomic like every vts writer; the arrays are written straight from their buffers.
+inline void write_safetensors(const std::string& path, const std::map<std::string, Array>& arrays,
+                              const std::map<std::string, std::string>& metadata = {}) {
+  const std::string what = detail::concat("write_safetensors '", path, "'");
+  std::map<std::string, SafetensorsSource> sources;
+  for (const auto& [name, a] : arrays) {
+    detail::check_array(a, detail::concat(what, " tensor '", name, "'"));
+    sources[name] = {a.dtype, a.shape, [&bytes = a.bytes](const SafetensorsSource::Sink& sink) {
+                       sink(bytes.data(), bytes.size());
+                     }};
+  }
+  write_safetensors_streamed(path, sources, metadata);
 }
 
 }  // namespace vts::io
