@@ -354,10 +354,13 @@ int run(const TrainArgs& a) {
     if (tty) std::fputc('\n', stderr);
     if (record.score(epoch, uq, udb, query_labels_packed, db_labels_packed, topk, t0)) {
       io::CheckpointWriter ckpt;
-      trainer.with_eval_weights([&] { ckpt.add_layer("model", trainer.network()); });
       trainer.loss().state([&](const std::string& name, auto& t) { ckpt.add("loss." + name, t); });
       ckpt.metadata() = record.best_checkpoint_metadata();
-      ckpt.write(a.out + "/best.safetensors");
+      // The writer reads the weights as it writes them: the averaged ones while they are swapped in.
+      trainer.with_eval_weights([&] {
+        ckpt.add_layer("model", trainer.network());
+        ckpt.write(a.out + "/best.safetensors");
+      });
     }
     save_last(epoch, false);  // after every evaluation
   };

@@ -8,8 +8,9 @@
 # `vts encode` of the run's own database split and `vts search` by one of the image files: the file
 # finds itself at distance 0, most of its 10 neighbours share its class folder, and the results'
 # labels are the class names; `vts encode --images DIR --class-folders` labels a whole folder the same
-# way. --no-augment changes the training; --resume notices a changed folder. Last, `--dataset list`
-# on lists of the same images with an 11th class (multi-label), mAP ≥ 0.5 (measured 2026-12-04: 0.711).
+# way. --no-augment changes the training; with --ema, best.safetensors holds the averaged weights the
+# run scored; --resume notices a changed folder. Last, `--dataset list` on lists of the same images
+# with an 11th class (multi-label), mAP ≥ 0.5 (measured 2026-12-04: 0.711).
 # Usage: train_folder.sh VTS
 set -euo pipefail
 vts=$1
@@ -47,6 +48,19 @@ done
 "$vts" train --dataset folder --data-dir "$out/photos" --epochs 2 --out "$out/again" --quiet >/dev/null
 [[ $(loss_history "$out/again") == "$(loss_history "$out/aug--augment")" ]] || fail "the same run twice differs"
 [[ $(loss_history "$out/aug--no-augment") != "$(loss_history "$out/aug--augment")" ]] || fail "--no-augment changed nothing"
+
+# --ema: best.safetensors holds the averaged weights the evaluation scored (the checkpoint writer
+# reads them while they are swapped in), so its codes score the run's mAP to the last digit; the
+# live weights are those of the run without --ema, which scores another.
+map_of() { grep '^  "map"' "$1/metrics.json"; }
+"$vts" train --dataset folder --data-dir "$out/photos" --epochs 2 --eval-every 2 --ema 0.9 --out "$out/ema" --quiet \
+  >/dev/null
+"$vts" encode --model "$out/ema" --data-dir "$out/photos" --out "$out/ema_db.vtsidx" --quiet >/dev/null
+"$vts" encode --model "$out/ema" --data-dir "$out/photos" --split query --out "$out/ema_q.vtsidx" --quiet >/dev/null
+"$vts" evaluate --queries "$out/ema_q.vtsidx" --database "$out/ema_db.vtsidx" --out "$out/ema_eval" >/dev/null
+[[ -n $(map_of "$out/ema") && $(map_of "$out/ema_eval") == "$(map_of "$out/ema")" ]] ||
+  fail "--ema: best.safetensors scores $(map_of "$out/ema_eval"), the run scored $(map_of "$out/ema")"
+[[ $(map_of "$out/ema") != "$(map_of "$out/aug--augment")" ]] || fail "--ema scored as the live weights do"
 
 # The run's database split again (its seed and counts come from the checkpoint), then a search by file.
 "$vts" encode --model "$out/run" --data-dir "$out/photos" --out "$out/db.vtsidx" --quiet >/dev/null

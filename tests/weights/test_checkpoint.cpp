@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <limits>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -428,4 +429,75 @@ TEST_CASE("checkpoint: saving replaces the file whole and leaves no temporary be
   CHECK(files == 1);
   io::CheckpointReader r(dir / "last.safetensors");
   CHECK(r.file().at("optim.step").to_array().as<float>() == std::vector<float>{1.0f});
+}
+
+TEST_CASE("checkpoint: the writer reads its tensors at write(), strided ones in C order, and refuses changed ones",
+          "[checkpoint]") {
+  TempDir dir;
+  vts::Generator gen(1), rng(2);
+  Net net(8, gen);
+  hl::Dsh<float> loss(loss_config(), gen);
+  vts::optim::Adam<float> opt(vts::nn::parameters(net), {.lr = 1e-2});
+  train_steps(net, loss, opt, rng, 2);
+
+  // The optimizer's uncopied view names the same tensors with the same values as its copies, and
+  // its buffers are the optimizer's own; state()'s are not.
+  const auto view = opt.state_view();
+  const auto copies = opt.state();
+  REQUIRE(view.size() == copies.size());
+  for (size_t i = 0; i < view.size(); ++i) {
+    INFO(view[i].first);
+    CHECK(view[i].first == copies[i].first);
+    CHECK(view[i].second.to_vector() == copies[i].second.to_vector());
+  }
+  REQUIRE(view[2].first == "0.exp_avg");  // 0: "step", 1: "0.step"
+  CHECK(view[2].second.data() == opt.buffer(0, "exp_avg").data());
+  CHECK(copies[2].second.data() != opt.buffer(0, "exp_avg").data());
+
+  const Tf m = Tf::from_vector({1, 2, 3, 4, 5, 6}, Shape{2, 3});
+  const Tf mt = m.transpose(0, 1);  // (3, 2), strided
+  REQUIRE(!mt.is_contiguous());
+  auto writer = [&] {
+    auto w = std::make_unique<io::CheckpointWriter>();
+    w->add_layer("model", net);
+    w->add_optimizer("optim", opt);
+    w->add("extra.transposed", mt);
+    return w;
+  };
+  const auto w = writer();
+  w->write(dir / "ckpt.safetensors");
+  io::CheckpointReader r(dir / "ckpt.safetensors");
+  CHECK(r.file().at("extra.transposed").shape == std::vector<int64_t>{3, 2});
+  CHECK(r.file().at("extra.transposed").as<float>() == std::vector<float>{1, 4, 2, 5, 3, 6});
+  CHECK(r.file().at("model.hash_head.fc1.weight").as<float>() == net.head.fc1.weight.to_vector());
+  CHECK(r.file().at("optim.step").as<float>() == std::vector<float>{2.0f});
+  for (const auto& [name, t] : opt.state()) {
+    INFO(name);
+    CHECK(r.file().at("optim." + name).as<float>() == t.to_vector());
+  }
+  // arrays() copies what write() writes.
+  const std::map<std::string, io::Array> arrays = w->arrays();
+  CHECK(arrays.at("extra.transposed").as<float>() == std::vector<float>{1, 4, 2, 5, 3, 6});
+  CHECK(arrays.at("optim.0.exp_avg").as<float>() == opt.buffer(0, "exp_avg").to_vector());
+  const std::vector<uint8_t> saved = read_bytes(dir / "ckpt.safetensors");
+
+  // A training step between add() and write() would leave the old step counts beside new weights:
+  // refused, naming a tensor, and the file written before stays.
+  const auto stale = writer();
+  train_steps(net, loss, opt, rng, 1);
+  CHECK_THROWS_WITH(stale->write(dir / "ckpt.safetensors"),
+                    Contains("checkpoint: tensor 'model.") && Contains("was written to after it was added"));
+  const auto filled = writer();
+  {
+    vts::NoGradGuard no_grad;
+    net.head.fc1.weight.fill_(0.25f);
+  }
+  CHECK_THROWS_WITH(filled->write(dir / "ckpt.safetensors"), Contains("'model.hash_head.fc1.weight' was written to"));
+  CHECK(read_bytes(dir / "ckpt.safetensors") == saved);
+  CHECK(std::distance(std::filesystem::directory_iterator(dir.path), std::filesystem::directory_iterator()) == 1);
+  writer()->write(dir / "ckpt.safetensors");
+  io::CheckpointReader again(dir / "ckpt.safetensors");
+  const auto fc1 = again.file().at("model.hash_head.fc1.weight").as<float>();
+  CHECK(fc1 == std::vector<float>(static_cast<size_t>(net.head.fc1.weight.numel()), 0.25f));
+  CHECK(again.file().at("optim.step").as<float>() == std::vector<float>{3.0f});
 }

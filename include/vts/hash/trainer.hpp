@@ -447,6 +447,8 @@ class Trainer {
           T* e = ema_[i].data();
           T* p = params[i].data();
           std::swap_ranges(p, p + params[i].numel(), e);
+          params[i].bump_version();  // as copy_ does on the device: new values in both
+          ema_[i].bump_version();
         } else {
           const tensor_type live = params[i].clone_nograd();
           params[i].copy_(ema_[i]);

@@ -10,7 +10,8 @@
 //                    which is also the data loader's next epoch), metrics, ...}
 //
 // Writing goes through write_safetensors, i.e. a temporary file renamed over the destination, so
-// an interrupted save never destroys the previous checkpoint.
+// an interrupted save never destroys the previous checkpoint. The writer holds the tensors, not
+// copies: their values at write() go into the file.
 //
 // Reading is all-or-nothing. A CheckpointReader is told what to fill (tensor(), layer(),
 // optimizer(), loss(), generator(), expect_metadata()); each registration checks its keys at once
@@ -245,26 +246,78 @@ inline int64_t metadata_count(const nlohmann::json& m, const std::string& key, c
   return m.contains(key) ? metadata_count_value(m[key], file, key) : fallback;
 }
 
+// A tensor as a source for write_safetensors_streamed: its values are read when the file is
+// written. A contiguous CPU tensor goes from its own memory into the file; a strided one is made
+// contiguous first (that tensor only), and a device tensor comes to the host 64 MiB at a time.
+template <class T, class D>
+SafetensorsSource tensor_source(const Tensor<T, D>& t) {
+  static_assert(std::is_trivially_copyable_v<T>);
+  return {dtype_of<T>(), t.shape().dims(), [t](const SafetensorsSource::Sink& sink) {
+            const Tensor<T, D> values = t.contiguous_nograd();
+            const size_t bytes = static_cast<size_t>(values.numel()) * sizeof(T);
+            if (bytes == 0) return;
+            const auto* src = reinterpret_cast<const uint8_t*>(values.data());
+            if constexpr (is_cpu_v<D>) {
+              sink(src, bytes);
+            } else {
+              constexpr size_t kPiece = size_t{64} << 20;
+              std::vector<uint8_t> staging(std::min(bytes, kPiece));
+              for (size_t done = 0; done < bytes;) {
+                const size_t n = std::min(staging.size(), bytes - done);
+                copy_to_host(D{}, staging.data(), src + done, n);
+                sink(staging.data(), n);
+                done += n;
+              }
+            }
+          }};
+}
+
+// Tensors are read when write() runs, not copied when they are added: like a PyTorch state_dict,
+// the writer refers to the model's and the optimizer's own tensors, and their bytes go straight
+// into the file (a B/16 training state is 2.9 GB, which a copy of everything beforehand held
+// twice). So add and write with nothing in between that changes them: write() refuses a tensor
+// written to since its add() (its version moved: a training step, a copy_, swapping in the
+// averaged weights), as the file would mix values of two moments. The averaged weights are saved
+// by adding and writing inside Trainer::with_eval_weights.
 class CheckpointWriter {
  public:
   template <class T, class D>
   void add(const std::string& name, const Tensor<T, D>& t) {
-    add_array(name, to_array(t));
+    SafetensorsSource source = tensor_source(t);
+    const uint64_t version = t.version();
+    source.write = [t, version, name, write = std::move(source.write)](const SafetensorsSource::Sink& sink) {
+      VTS_CHECK(t.version() == version, "checkpoint: tensor '", name, "' was written to after it was added to the ",
+                "writer (version ", version, ", now ", t.version(), "); the writer reads tensors at write(), so add ",
+                "them after the last change");
+      write(sink);
+    };
+    add_source(name, std::move(source));
   }
   void add_array(const std::string& name, Array a) {
-    VTS_CHECK(!arrays_.count(name), "checkpoint: tensor '", name, "' added twice");
-    arrays_.emplace(name, std::move(a));
+    auto held = std::make_shared<const Array>(std::move(a));
+    add_source(name, {held->dtype, held->shape, [held](const SafetensorsSource::Sink& sink) {
+                        sink(held->bytes.data(), held->bytes.size());
+                      }});
+  }
+  void add_source(const std::string& name, SafetensorsSource source) {
+    VTS_CHECK(!sources_.count(name), "checkpoint: tensor '", name, "' added twice");
+    sources_.emplace(name, std::move(source));
   }
   // Adds every tensor a layer visits, under prefix.
   template <class Layer>
   void add_layer(const std::string& prefix, Layer& layer) {
     layer.visit(prefix, [&](const std::string& name, auto& t) { add(name, t); });
   }
-  // An optimizer's state() (or that of the optimizer a std::variant holds), as prefix.<name>.
+  // An optimizer's state (or that of the optimizer a std::variant holds), as prefix.<name>: its
+  // own buffers where it offers them uncopied (state_view()), else the copies state() returns.
   template <class Opt>
   void add_optimizer(const std::string& prefix, Opt& opt) {
     detail::with_optimizer(opt, [&](auto& o) {
-      for (const auto& [name, t] : o.state()) add(prefix + "." + name, t);
+      if constexpr (requires { o.state_view(); }) {
+        for (const auto& [name, t] : o.state_view()) add(prefix + "." + name, t);
+      } else {
+        for (const auto& [name, t] : o.state()) add(prefix + "." + name, t);
+      }
     });
   }
   // Whatever a loss (or any object with state(f)) visits, as prefix.<name>.
@@ -276,15 +329,28 @@ class CheckpointWriter {
     add_array(name, make_array(std::vector<uint64_t>{g.seed(), g.offset()}, {2}));
   }
   nlohmann::json& metadata() { return meta_; }
-  const std::map<std::string, Array>& arrays() const { return arrays_; }
+  // Every tensor's current values, copied (for inspection and tests; write() needs no copy).
+  std::map<std::string, Array> arrays() const {
+    std::map<std::string, Array> out;
+    for (const auto& [name, source] : sources_) {
+      Array& a = out[name];
+      a.dtype = source.dtype;
+      a.shape = source.shape;
+      source.write([&](const void* data, size_t size) {
+        const auto* p = static_cast<const uint8_t*>(data);
+        a.bytes.insert(a.bytes.end(), p, p + size);
+      });
+    }
+    return out;
+  }
   void write(const std::string& path) const {
     nlohmann::json meta = meta_;
     meta["format_version"] = kCheckpointVersion;
-    write_safetensors(path, arrays_, {{"vts", meta.dump()}});
+    write_safetensors_streamed(path, sources_, {{"vts", meta.dump()}});
   }
 
  private:
-  std::map<std::string, Array> arrays_;
+  std::map<std::string, SafetensorsSource> sources_;
   nlohmann::json meta_ = nlohmann::json::object();
 };
 

@@ -80,7 +80,15 @@ class Optimizer {
   }
   const std::vector<std::string>& buffer_names() const { return names_; }
 
+  // The state as named tensors, copied: nothing the caller does with them reaches the optimizer.
   NamedTensors<state_type, D> state() const {
+    NamedTensors<state_type, D> out = state_view();
+    for (auto& entry : out) entry.second = entry.second.clone_nograd();
+    return out;
+  }
+  // The same names with the optimizer's own buffers, not copies (the step counts are new tensors):
+  // what a checkpoint writer reads right away, which a copy of every buffer would double.
+  NamedTensors<state_type, D> state_view() const {
     NamedTensors<state_type, D> out;
     out.emplace_back("step", step_tensor(steps_, "step"));
     for (size_t i = 0; i < slots_.size(); ++i) {
@@ -89,8 +97,8 @@ class Optimizer {
       const std::string prefix = std::to_string(i) + ".";
       out.emplace_back(prefix + "step", step_tensor(s.step, prefix + "step"));
       for (size_t b = 0; b < names_.size(); ++b)
-        if (s.buffers[b].defined()) out.emplace_back(prefix + names_[b], s.buffers[b].clone_nograd());
-      if (s.master.defined()) out.emplace_back(prefix + "master", s.master.clone_nograd());
+        if (s.buffers[b].defined()) out.emplace_back(prefix + names_[b], s.buffers[b]);
+      if (s.master.defined()) out.emplace_back(prefix + "master", s.master);
     }
     return out;
   }
