@@ -484,9 +484,13 @@ TEST_CASE("checkpoint: the writer reads its tensors at write(), strided ones in 
   // A training step between add() and write() would leave the old step counts beside new weights:
   // refused, naming a tensor, and the file written before stays.
   const auto stale = writer();
+  io::CheckpointWriter stale_optimizer;  // its buffers, without the parameters they move with
+  stale_optimizer.add_optimizer("optim", opt);
   train_steps(net, loss, opt, rng, 1);
   CHECK_THROWS_WITH(stale->write(dir / "ckpt.safetensors"),
                     Contains("checkpoint: tensor 'model.") && Contains("was written to after it was added"));
+  CHECK_THROWS_WITH(stale_optimizer.write(dir / "ckpt.safetensors"),
+                    Contains("checkpoint: tensor 'optim.") && Contains("was written to after it was added"));
   const auto filled = writer();
   {
     vts::NoGradGuard no_grad;

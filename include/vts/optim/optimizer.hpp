@@ -201,10 +201,14 @@ class Optimizer {
   template <class F, class... Buffers>
   void apply_update(size_t i, const F& f, const tensor_type& p, const tensor_type& g, Buffers*... buffers) {
     p.bump_version();  // a graph still holding p (a backward not yet run) must not see the new values
+    // The state moves with p: a checkpoint writer that took it before this step refuses it then.
+    for (const state_tensor& b : slots_[i].buffers)
+      if (b.defined()) b.bump_version();
     state_type* master = nullptr;
     if constexpr (has_masters) {
       state_tensor& m = slots_[i].master;
       if (!m.defined()) m = cast<state_type>(p.detach());
+      m.bump_version();
       master = m.data();
     }
     if constexpr (batches_updates<F>) {
