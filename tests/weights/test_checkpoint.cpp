@@ -475,6 +475,9 @@ TEST_CASE("checkpoint: the writer reads its tensors at write(), strided ones in 
     INFO(name);
     CHECK(r.file().at("optim." + name).as<float>() == t.to_vector());
   }
+  const io::Array transposed = io::to_array(mt);  // the same C order outside the writer
+  CHECK(transposed.shape == std::vector<int64_t>{3, 2});
+  CHECK(transposed.as<float>() == std::vector<float>{1, 4, 2, 5, 3, 6});
   // arrays() copies what write() writes.
   const std::map<std::string, io::Array> arrays = w->arrays();
   CHECK(arrays.at("extra.transposed").as<float>() == std::vector<float>{1, 4, 2, 5, 3, 6});

@@ -51,8 +51,8 @@ namespace vts::io {
 // 1: model and loss tensors only (best.safetensors before resuming existed); still readable.
 inline constexpr int kCheckpointVersion = 2;
 
-// The tensor's values copied once, straight into the array's bytes (a B/16 training state is
-// 2.9 GB; going through to_vector() copied and zero-filled it twice).
+// A tensor's values as an Array in C order (to hand a tensor to write_npy or write_npz), copied
+// once into the array's bytes. CheckpointWriter needs no copy: it streams tensors (tensor_source).
 template <class T, class D>
 Array to_array(const Tensor<T, D>& t) {
   static_assert(std::is_trivially_copyable_v<T>);
@@ -63,17 +63,6 @@ Array to_array(const Tensor<T, D>& t) {
   a.bytes.resize(static_cast<size_t>(values.numel()) * sizeof(T));
   if (!a.bytes.empty()) copy_to_host(D{}, a.bytes.data(), values.data(), a.bytes.size());
   return a;
-}
-
-// Copies a loaded array into an existing tensor, checking dtype and shape first.
-template <class T, class D>
-void assign_from(Tensor<T, D>& dst, const Array& src, const std::string& key, const std::string& file) {
-  VTS_CHECK_SHAPE(src.shape == dst.shape().dims(), "checkpoint '", file, "': tensor '", key, "' has shape ",
-                  Shape(src.shape).str(), ", expected ", dst.shape().str());
-  const std::vector<T> values = src.as<T>();
-  NoGradGuard guard;
-  Tensor<T, D> tmp = Tensor<T, D>::from_vector(values, dst.shape());
-  dst.copy_(tmp);
 }
 
 inline bool is_float_dtype(DType t) {
