@@ -12,6 +12,7 @@
 #include <catch2/catch.hpp>
 
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
@@ -258,6 +259,33 @@ TEST_CASE("resume: io::read_training_state restores EMA when the checkpoint has 
   r2.commit();
   CHECK(again->ema_steps() == with_ema->ema_steps());
   CHECK(everything<Loss>(*again) == everything<Loss>(*with_ema));
+}
+
+// The checkpoint writer reads tensors at write() and refuses those changed since add(): that needs
+// every in-place writer of the trainer's state to move its version, the CPU's raw-pointer EMA
+// update and EMA swap included.
+TEST_CASE("resume: a training state changed between add() and write() is refused, the EMA's too", "[resume][ema]") {
+  using Loss = hl::Csq<float>;
+  using Catch::Matchers::Contains;
+  TempDir dir;
+  auto t = make_trainer<Loss>(0.0, 0.9);
+  auto loader = make_loader();
+  t->train_epoch(loader, 0, kEpochs);
+  io::CheckpointWriter whole, ema_only;
+  io::add_training_state(whole, *t);
+  auto ema = t->ema_weights();
+  ema_only.add_layer("ema", ema);
+  t->train_epoch(loader, 1, kEpochs);
+  CHECK_THROWS_WITH(whole.write(dir / "last.safetensors"), Contains("was written to after it was added"));
+  CHECK_THROWS_WITH(ema_only.write(dir / "ema.safetensors"),
+                    Contains("tensor 'ema.") && Contains("was written to after it was added"));
+  // Added while the average is swapped in, written after it is swapped out: refused, not the live
+  // weights saved under the average's name.
+  io::CheckpointWriter swapped;
+  t->with_eval_weights([&] { swapped.add_layer("model", t->network()); });
+  CHECK_THROWS_WITH(swapped.write(dir / "best.safetensors"),
+                    Contains("tensor 'model.") && Contains("was written to after it was added"));
+  CHECK(std::filesystem::is_empty(dir.path));
 }
 
 // With drop_last and a batch larger than the dataset (or an empty dataset) an epoch has no step;

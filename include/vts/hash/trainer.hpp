@@ -427,6 +427,7 @@ class Trainer {
 #pragma omp simd
             for (int64_t k = b; k < end; ++k) e[k] = decay * e[k] + (T(1) - decay) * p[k];
           });
+          ema_[i].bump_version();  // as copy_ does on the device (a checkpoint writer holding it sees the step)
         } else {  // device memory: the same update from maps the backend has kernels for
           ema_[i].copy_(map(map(ema_[i], fn::MulScalar<T>{decay}), map(params[i], fn::MulScalar<T>{T(1) - decay}),
                             fn::Add{}));
