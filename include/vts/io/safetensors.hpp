@@ -21,6 +21,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <span>
 #include <string>
@@ -293,79 +294,89 @@ struct SafetensorsSource {
 
 namespace detail {
 
-// One tensor as the header sees it.
+// One tensor of the file: its name, its source, and the byte count its dtype and shape make.
 struct SafetensorsItem {
   const std::string* name;
-  DType dtype;
-  const std::vector<int64_t>* shape;
+  const SafetensorsSource* source;
   uint64_t bytes;
 };
-
-struct SafetensorsLayout {
-  std::string header;          // JSON text padded with spaces to a multiple of 8
-  std::vector<size_t> order;   // data section order, as indices into the items
-};
-
-// Tensors go in order of decreasing element size, then name: with the header padded to 8 bytes
-// every tensor then starts aligned to its own element size, which lets readers that do cast
-// the mapped pointer (and GPU uploads) use the data in place. `items` come sorted by name.
-inline SafetensorsLayout safetensors_layout(const std::vector<SafetensorsItem>& items,
-                                            const std::map<std::string, std::string>& metadata,
-                                            const std::string& what) {
-  using json = nlohmann::json;
-  SafetensorsLayout out;
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (*items[i].name == kSafetensorsMetadataKey)
-      throw IoError(concat(what, ": '", kSafetensorsMetadataKey, "' is reserved and cannot name a tensor"));
-    out.order.push_back(i);
-  }
-  std::stable_sort(out.order.begin(), out.order.end(),
-                   [&](size_t x, size_t y) { return dtype_size(items[x].dtype) > dtype_size(items[y].dtype); });
-  json header = json::object();
-  uint64_t offset = 0;
-  for (const size_t i : out.order) {
-    const SafetensorsItem& item = items[i];
-    header[*item.name] = {{"dtype", safetensors_dtype_name(item.dtype)},
-                          {"shape", *item.shape},
-                          {"data_offsets", {offset, offset + item.bytes}}};
-    offset += item.bytes;
-  }
-  if (!metadata.empty()) header[kSafetensorsMetadataKey] = metadata;
-  try {
-    out.header = header.dump();
-  } catch (const json::exception& e) {
-    throw IoError(concat(what, ": cannot encode the header (names and metadata must be UTF-8): ", e.what()));
-  }
-  out.header.append((8 - out.header.size() % 8) % 8, ' ');
-  return out;
-}
-
-inline std::vector<SafetensorsItem> safetensors_items(const std::map<std::string, Array>& arrays,
-                                                      const std::string& what) {
-  std::vector<SafetensorsItem> items;
-  for (const auto& [name, a] : arrays) {
-    check_array(a, concat(what, " tensor '", name, "'"));
-    items.push_back({&name, a.dtype, &a.shape, a.bytes.size()});
-  }
-  return items;
-}
 
 inline std::vector<SafetensorsItem> safetensors_items(const std::map<std::string, SafetensorsSource>& sources,
                                                       const std::string& what) {
   std::vector<SafetensorsItem> items;
   for (const auto& [name, s] : sources) {
+    if (name == kSafetensorsMetadataKey)
+      throw IoError(concat(what, ": '", kSafetensorsMetadataKey, "' is reserved and cannot name a tensor"));
     const int64_t n = checked_numel(s.shape);
     uint64_t bytes = 0;
     if (n < 0 || __builtin_mul_overflow(static_cast<uint64_t>(n), dtype_size(s.dtype), &bytes))
       throw IoError(concat(what, " tensor '", name, "': cannot write a tensor of invalid shape ", shape_str(s.shape)));
     if (!s.write) throw IoError(concat(what, " tensor '", name, "': no function gives its bytes"));
-    items.push_back({&name, s.dtype, &s.shape, bytes});
+    items.push_back({&name, &s, bytes});
   }
   return items;
 }
 
-inline void append_u64_le(std::vector<uint8_t>& out, uint64_t v) {
-  for (int i = 0; i < 8; ++i) out.push_back(static_cast<uint8_t>(v >> (8 * i)));
+// The whole file — header length, header, data section — handed to `out` in order, each tensor's
+// bytes as its source gives them (checked against the count its header entry announces).
+// Tensors go in order of decreasing element size, then name: with the header padded to 8 bytes
+// every tensor then starts aligned to its own element size, which lets readers that do cast
+// the mapped pointer (and GPU uploads) use the data in place.
+inline void stream_safetensors(const std::map<std::string, SafetensorsSource>& sources,
+                               const std::map<std::string, std::string>& metadata, const std::string& what,
+                               const SafetensorsSource::Sink& out) {
+  using json = nlohmann::json;
+  std::vector<SafetensorsItem> items = safetensors_items(sources, what);
+  std::stable_sort(items.begin(), items.end(), [](const SafetensorsItem& x, const SafetensorsItem& y) {
+    return dtype_size(x.source->dtype) > dtype_size(y.source->dtype);
+  });
+  json header_json = json::object();
+  uint64_t offset = 0;
+  for (const SafetensorsItem& item : items) {
+    header_json[*item.name] = {{"dtype", safetensors_dtype_name(item.source->dtype)},
+                               {"shape", item.source->shape},
+                               {"data_offsets", {offset, offset + item.bytes}}};
+    offset += item.bytes;
+  }
+  if (!metadata.empty()) header_json[kSafetensorsMetadataKey] = metadata;
+  std::string header;
+  try {
+    header = header_json.dump();
+  } catch (const json::exception& e) {
+    throw IoError(concat(what, ": cannot encode the header (names and metadata must be UTF-8): ", e.what()));
+  }
+  header.append((8 - header.size() % 8) % 8, ' ');
+  uint8_t length[8];
+  for (int i = 0; i < 8; ++i) length[i] = static_cast<uint8_t>(static_cast<uint64_t>(header.size()) >> (8 * i));
+  out(length, sizeof length);
+  out(header.data(), header.size());
+
+  for (const SafetensorsItem& item : items) {
+    auto shown = [&] { return concat(dtype_name(item.source->dtype), " ", shape_str(item.source->shape)); };
+    uint64_t given = 0;
+    item.source->write([&](const void* data, size_t size) {
+      if (given + size > item.bytes)
+        throw IoError(concat(what, " tensor '", *item.name, "': its source gave more than the ", item.bytes,
+                             " bytes of ", shown()));
+      out(data, size);
+      given += size;
+    });
+    if (given != item.bytes)
+      throw IoError(concat(what, " tensor '", *item.name, "': its source gave ", given, " of the ", item.bytes,
+                           " bytes of ", shown()));
+  }
+}
+
+// Arrays as sources (their bytes in one piece), each checked to hold what its dtype and shape need.
+inline std::map<std::string, SafetensorsSource> array_sources(const std::map<std::string, Array>& arrays,
+                                                               const std::string& what) {
+  std::map<std::string, SafetensorsSource> sources;
+  for (const auto& [name, a] : arrays) {
+    check_array(a, concat(what, " tensor '", name, "'"));
+    sources[name] = {a.dtype, a.shape,
+                     [&bytes = a.bytes](const SafetensorsSource::Sink& sink) { sink(bytes.data(), bytes.size()); }};
+  }
+  return sources;
 }
 
 }  // namespace detail
@@ -373,13 +384,11 @@ inline void append_u64_le(std::vector<uint8_t>& out, uint64_t v) {
 inline std::vector<uint8_t> serialize_safetensors(const std::map<std::string, Array>& arrays,
                                                   const std::map<std::string, std::string>& metadata = {}) {
   const std::string what = "serialize_safetensors";
-  const auto layout = detail::safetensors_layout(detail::safetensors_items(arrays, what), metadata, what);
-  std::vector<const Array*> by_name;
-  for (const auto& entry : arrays) by_name.push_back(&entry.second);
   std::vector<uint8_t> out;
-  detail::append_u64_le(out, layout.header.size());
-  out.insert(out.end(), layout.header.begin(), layout.header.end());
-  for (const size_t i : layout.order) out.insert(out.end(), by_name[i]->bytes.begin(), by_name[i]->bytes.end());
+  detail::stream_safetensors(detail::array_sources(arrays, what), metadata, what, [&](const void* data, size_t size) {
+    const auto* p = static_cast<const uint8_t*>(data);
+    out.insert(out.end(), p, p + size);
+  });
   return out;
 }
 
@@ -388,46 +397,20 @@ inline std::vector<uint8_t> serialize_safetensors(const std::map<std::string, Ar
 inline void write_safetensors_streamed(const std::string& path,
                                        const std::map<std::string, SafetensorsSource>& sources,
                                        const std::map<std::string, std::string>& metadata = {}) {
-  const std::string what = detail::concat("write_safetensors '", path, "'");
-  const auto items = detail::safetensors_items(sources, what);
-  const auto layout = detail::safetensors_layout(items, metadata, what);
-  std::vector<const SafetensorsSource*> by_name;
-  for (const auto& entry : sources) by_name.push_back(&entry.second);
-  std::vector<uint8_t> prefix;
-  detail::append_u64_le(prefix, layout.header.size());
-  AtomicFile f(path);
-  f.write(prefix.data(), prefix.size());
-  f.write(layout.header.data(), layout.header.size());
-  for (const size_t i : layout.order) {
-    uint64_t written = 0;
-    by_name[i]->write([&](const void* data, size_t size) {
-      if (written + size > items[i].bytes)
-        throw IoError(detail::concat(what, " tensor '", *items[i].name, "': its source gave more than the ",
-                                     items[i].bytes, " bytes of ", dtype_name(items[i].dtype), " ",
-                                     detail::shape_str(*items[i].shape)));
-      f.write(data, size);
-      written += size;
-    });
-    if (written != items[i].bytes)
-      throw IoError(detail::concat(what, " tensor '", *items[i].name, "': its source gave ", written, " of the ",
-                                   items[i].bytes, " bytes of ", dtype_name(items[i].dtype), " ",
-                                   detail::shape_str(*items[i].shape)));
-  }
-  f.commit();
+  std::optional<AtomicFile> f;  // made at the first byte: a bad name or header leaves no temporary behind
+  detail::stream_safetensors(sources, metadata, detail::concat("write_safetensors '", path, "'"),
+                             [&](const void* data, size_t size) {
+                               if (!f) f.emplace(path);
+                               f->write(data, size);
+                             });
+  f->commit();  // the header length is always written, so f exists
 }
 
 // Atomic like every vts writer; the arrays are written straight from their buffers.
 inline void write_safetensors(const std::string& path, const std::map<std::string, Array>& arrays,
                               const std::map<std::string, std::string>& metadata = {}) {
-  const std::string what = detail::concat("write_safetensors '", path, "'");
-  std::map<std::string, SafetensorsSource> sources;
-  for (const auto& [name, a] : arrays) {
-    detail::check_array(a, detail::concat(what, " tensor '", name, "'"));
-    sources[name] = {a.dtype, a.shape, [&bytes = a.bytes](const SafetensorsSource::Sink& sink) {
-                       sink(bytes.data(), bytes.size());
-                     }};
-  }
-  write_safetensors_streamed(path, sources, metadata);
+  write_safetensors_streamed(path, detail::array_sources(arrays, detail::concat("write_safetensors '", path, "'")),
+                             metadata);
 }
 
 }  // namespace vts::io
