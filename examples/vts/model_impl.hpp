@@ -2,9 +2,8 @@
 // The concrete network behind HashModel (model.hpp), for a model config and a device: included by
 // model.cpp, which instantiates it for the CPU, and by train_cuda_<config>.cpp, which instantiates
 // the CUDA form in the unit that already compiles that config's CUDA network.
-#include <zlib.h>
-
 #include "model.hpp"
+#include "vts/core/crc32.hpp"
 #include "vts/hash/heads.hpp"
 #include "vts/io/checkpoint.hpp"
 #include "vts/nn/vit.hpp"
@@ -23,13 +22,12 @@ class HashModelOf final : public HashModel {
     ckpt.commit();
     // Over the weights' host values, so a model loaded on either device has the same identity
     // (a device's are copied to the host first; the CPU's are read in place).
-    uint32_t crc = static_cast<uint32_t>(crc32_z(0, nullptr, 0));
+    uint32_t crc = 0;
     for (auto& p : nn::parameters(net_)) {
       std::vector<float> copy;
       const float* values = p.data();
       if constexpr (!is_cpu_v<D>) values = (copy = p.to_vector()).data();
-      crc = static_cast<uint32_t>(crc32_z(crc, reinterpret_cast<const Bytef*>(values),
-                                          static_cast<z_size_t>(p.numel()) * sizeof(float)));
+      crc = vts::crc32(crc, values, static_cast<size_t>(p.numel()) * sizeof(float));
     }
     id_.weights_crc32 = crc;
     id_.config = Config::name;

@@ -26,8 +26,6 @@
 // layout puts it, the file size, the payload CRC (optional) and the path table, and, when asked,
 // K and the fingerprint; each failure is a vts::IoError naming the file, what was expected and
 // what was found. Writing goes through io::AtomicFile (temporary + fsync + rename).
-#include <zlib.h>
-
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -38,6 +36,7 @@
 #include <string_view>
 #include <vector>
 
+#include "vts/core/crc32.hpp"
 #include "vts/core/error.hpp"
 #include "vts/index/codes.hpp"
 #include "vts/index/labels.hpp"
@@ -98,7 +97,7 @@ inline std::optional<IndexLayout> index_layout(uint64_t bits, uint64_t n, uint64
 }
 
 inline uint32_t crc32_of(uint32_t crc, const void* data, uint64_t size) {
-  return static_cast<uint32_t>(crc32_z(crc, static_cast<const Bytef*>(data), static_cast<z_size_t>(size)));
+  return vts::crc32(crc, data, static_cast<size_t>(size));
 }
 
 struct HeaderFields {
