@@ -310,8 +310,9 @@ TEST_CASE("checkpoint: NaN or Inf weights are a problem naming the tensor and th
 }
 
 // The reader converts a stored tensor straight from the file's mapping into a contiguous CPU
-// target, and through a copy into any other; NaN and Inf are counted a slice of 16,384 values at a
-// time (checkpoint.hpp), so a tensor of several slices must have all of them counted.
+// target, and through a copy into any other; NaN and Inf in an f64 tensor are counted a slice of
+// 16,384 converted values at a time (checkpoint.hpp), so a tensor of several slices must have all
+// of them counted.
 TEST_CASE("checkpoint: stored f64, f16 and bf16 tensors load converted, into contiguous and strided targets",
           "[checkpoint]") {
   TempDir dir;
@@ -362,6 +363,76 @@ TEST_CASE("checkpoint: stored f64, f16 and bf16 tensors load converted, into con
   rb.tensor("wide", target);
   CHECK_THROWS_WITH(rb.commit(), Contains("tensor 'wide' holds 4 non-finite values (NaN or Inf) among 39000"));
   CHECK(target.to_vector() == std::vector<float>(wide.size(), 0.0f));
+}
+
+// f32, bf16 and f16 values convert to float and double exactly, so the reader counts NaN and Inf
+// in them from the exponent bits, without converting, and on the library's threads, one
+// contiguous share each of at least 65,536 values (checkpoint.hpp), as it converts at commit.
+// 200,003 values, specials at both ends and at every multiple of 65,536 and the value before it,
+// so a share that drops or repeats an end miscounts at any thread count. The largest finite
+// values, subnormals and -0 must not count; NaN of either sign with any payload and both
+// infinities must.
+TEST_CASE("checkpoint: NaN and Inf are counted from the bits of f32, bf16 and f16 values, at every share's ends",
+          "[checkpoint][errors]") {
+  TempDir dir;
+  const int64_t n = 200003;
+  const std::vector<size_t> spots = {0, 65535, 65536, 131071, 131072, 196607, 196608, size_t(n - 1)};
+  struct Format {
+    const char* name;
+    io::DType dtype;
+    uint32_t one, largest, subnormal, negative_zero, inf, negative_inf, nan, negative_nan_with_payload;
+  };
+  const Format formats[] = {
+      {"f32", io::DType::f32, 0x3F800000u, 0x7F7FFFFFu, 0x00000001u, 0x80000000u, 0x7F800000u, 0xFF800000u,
+       0x7FC00000u, 0xFFC00123u},
+      {"bf16", io::DType::bf16, 0x3F80u, 0x7F7Fu, 0x0001u, 0x8000u, 0x7F80u, 0xFF80u, 0x7FC0u, 0xFF81u},
+      {"f16", io::DType::f16, 0x3C00u, 0x7BFFu, 0x0001u, 0x8000u, 0x7C00u, 0xFC00u, 0x7E00u, 0xFC01u}};
+  for (const Format& f : formats) {
+    const uint32_t specials[] = {f.inf, f.negative_inf, f.nan, f.negative_nan_with_payload};
+    std::vector<uint32_t> clean(static_cast<size_t>(n));
+    for (size_t i = 0; i < clean.size(); ++i)
+      clean[i] = i % 3 == 0 ? f.largest : i % 3 == 1 ? f.subnormal : (i % 7 == 0 ? f.negative_zero : f.one);
+    std::vector<uint32_t> bad = clean;
+    for (size_t k = 0; k < spots.size(); ++k) bad[spots[k]] = specials[k % 4];
+    const auto array_of = [&](const std::vector<uint32_t>& bits) {
+      io::Array a;
+      if (f.dtype == io::DType::f32) {
+        a = io::make_array(bits, {n});
+      } else {
+        a = io::make_array(std::vector<uint16_t>(bits.begin(), bits.end()), {n});
+      }
+      a.dtype = f.dtype;
+      return a;
+    };
+    const std::string clean_file = std::string(f.name) + "_clean.safetensors";
+    const std::string bad_file = std::string(f.name) + "_bad.safetensors";
+    io::write_safetensors(dir / clean_file, {{"w", array_of(clean)}}, {{"vts", R"({"format_version": 2})"}});
+    io::write_safetensors(dir / bad_file, {{"w", array_of(bad)}}, {{"vts", R"({"format_version": 2})"}});
+    INFO(f.name);
+
+    // Clean: loads, and the threads' conversion gives Array::as's values, into float and double.
+    Tf into_float = Tf::zeros(Shape{n});
+    vts::Tensor<double> into_double = vts::Tensor<double>::zeros(Shape{n});
+    io::CheckpointReader r(dir / clean_file);
+    r.tensor("w", into_float);
+    r.commit();
+    io::CheckpointReader rd(dir / clean_file);
+    rd.tensor("w", into_double);
+    rd.commit();
+    CHECK(into_float.to_vector() == array_of(clean).as<float>());
+    CHECK(into_double.to_vector() == array_of(clean).as<double>());
+
+    // With the specials: all 8 counted, for a float and a double target; nothing written.
+    Tf target = Tf::zeros(Shape{n});
+    io::CheckpointReader rb(dir / bad_file);
+    rb.tensor("w", target);
+    CHECK_THROWS_WITH(rb.commit(), Contains("tensor 'w' holds 8 non-finite values (NaN or Inf) among 200003"));
+    CHECK(target.to_vector() == std::vector<float>(static_cast<size_t>(n), 0.0f));
+    vts::Tensor<double> target_double = vts::Tensor<double>::zeros(Shape{n});
+    io::CheckpointReader rbd(dir / bad_file);
+    rbd.tensor("w", target_double);
+    CHECK_THROWS_WITH(rbd.commit(), Contains("tensor 'w' holds 8 non-finite values (NaN or Inf) among 200003"));
+  }
 }
 
 TEST_CASE("checkpoint: metadata of the wrong type names the file, the key, the type and the value",

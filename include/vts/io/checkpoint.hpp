@@ -23,6 +23,7 @@
 // Tensors are assigned with copy_ into the existing storage, so anything holding a handle to a
 // parameter (an optimizer's ParamList) keeps seeing it.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <functional>
@@ -41,6 +42,7 @@
 #include <nlohmann/json.hpp>
 
 #include "vts/autograd/grad_mode.hpp"
+#include "vts/backend/cpu/parallel.hpp"
 #include "vts/core/rng.hpp"
 #include "vts/core/tensor.hpp"
 #include "vts/io/safetensors.hpp"
@@ -116,20 +118,58 @@ template <class T>
 int64_t count_non_finite(const std::vector<T>& values) {
   return count_non_finite(std::span<const T>(values));
 }
-// The same for a stored tensor's values as T, converted a slice at a time (the file's mapping is
-// read, no copy of the whole tensor is made).
+// Values whose exponent bits are all ones (NaN or ±Inf) among `count` little-endian Bits at p.
+template <class Bits>
+int64_t count_all_ones_exponent(const uint8_t* p, int64_t count, Bits exponent) {
+  int64_t n = 0;
+  for (int64_t i = 0; i < count; ++i) n += (load_le<Bits>(p + i * int64_t{sizeof(Bits)}) & exponent) == exponent;
+  return n;
+}
+
+// The smallest share of a tensor worth a thread when loading (256 KB of floats).
+inline constexpr int64_t kParallelLoadElements = int64_t(1) << 16;
+
+// Values a converting loop may hand to cpu::parallel_for: conversion to a floating type never
+// throws (to an integer it may, and an exception must not leave an OpenMP region).
+template <class T>
+inline constexpr bool converts_without_throwing = std::is_floating_point_v<T> || std::is_same_v<T, vts::bf16>;
+
+// The same for a stored tensor's values as T, read from the file's mapping (no copy of the whole
+// tensor is made), on the library's threads where the count cannot throw. Half, bfloat16 and float
+// values convert to float or double exactly, so for those the exponent bits are counted without
+// converting; otherwise the values are converted a slice at a time (a double may become Inf as a
+// float, a float Inf as a bfloat16).
 template <class T>
 int64_t count_non_finite(const SafetensorsTensor& stored) {
   constexpr int64_t kSlice = 16384;
   const int64_t n = stored.numel();
-  std::vector<T> slice(static_cast<size_t>(std::min(n, kSlice)));
-  int64_t bad = 0;
-  for (int64_t first = 0; first < n; first += kSlice) {
-    const int64_t count = std::min(kSlice, n - first);
-    stored.convert_to(slice.data(), first, count);
-    bad += count_non_finite(std::span<const T>(slice.data(), static_cast<size_t>(count)));
+  const auto count_range = [&](int64_t begin, int64_t end) -> int64_t {
+    const uint8_t* p = stored.data.data() + static_cast<size_t>(begin) * dtype_size(stored.dtype);
+    if constexpr (std::is_floating_point_v<T> && sizeof(T) >= 4) {
+      switch (stored.dtype) {
+        case DType::f32: return count_all_ones_exponent<uint32_t>(p, end - begin, 0x7F800000u);
+        case DType::bf16: return count_all_ones_exponent<uint16_t>(p, end - begin, uint16_t{0x7F80});
+        case DType::f16: return count_all_ones_exponent<uint16_t>(p, end - begin, uint16_t{0x7C00});
+        default: break;
+      }
+    }
+    std::vector<T> slice(static_cast<size_t>(std::min(end - begin, kSlice)));
+    int64_t bad = 0;
+    for (int64_t first = begin; first < end; first += kSlice) {
+      const int64_t count = std::min(kSlice, end - first);
+      stored.convert_to(slice.data(), first, count);
+      bad += count_non_finite(std::span<const T>(slice.data(), static_cast<size_t>(count)));
+    }
+    return bad;
+  };
+  if constexpr (!converts_without_throwing<T>) {
+    return count_range(0, n);
+  } else {
+    std::atomic<int64_t> bad{0};
+    cpu::parallel_for(0, n, kParallelLoadElements,
+                      [&](int64_t b, int64_t e) { bad.fetch_add(count_range(b, e), std::memory_order_relaxed); });
+    return bad.load();
   }
-  return bad;
 }
 
 inline std::string non_finite_problem(const std::string& key, int64_t bad, size_t total) {
@@ -396,7 +436,14 @@ class CheckpointReader {
         // the parameter) and none of those copies' memory held until commit.
         if (target->is_contiguous()) {
           target->bump_version();
-          stored->convert_to(target->data(), 0, stored->numel());
+          T* out = target->data();
+          if constexpr (detail::converts_without_throwing<T>) {
+            // On the library's threads: the parameter's first touch (page faults) is most of it.
+            cpu::parallel_for(0, stored->numel(), detail::kParallelLoadElements,
+                              [&](int64_t b, int64_t e) { stored->convert_to(out + b, b, e - b); });
+          } else {
+            stored->convert_to(out, 0, stored->numel());
+          }
           return;
         }
       }
