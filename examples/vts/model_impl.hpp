@@ -27,7 +27,7 @@ class HashModelOf final : public HashModel {
       std::vector<float> copy;
       const float* values = p.data();
       if constexpr (!is_cpu_v<D>) values = (copy = p.to_vector()).data();
-      crc = vts::crc32(crc, values, static_cast<size_t>(p.numel()) * sizeof(float));
+      crc = vts::crc32_parallel(crc, values, static_cast<size_t>(p.numel()) * sizeof(float));
     }
     id_.weights_crc32 = crc;
     id_.config = Config::name;

@@ -97,3 +97,19 @@ TEST_CASE("crc32: a large buffer, whole or continued in uneven pieces, gives zli
   CHECK(vts::crc32(0, zeros.data(), zeros.size()) == zlib_crc(0, zeros.data(), zeros.size()));
   CHECK(vts::crc32(0xFFFFFFFFu, ones.data(), ones.size()) == zlib_crc(0xFFFFFFFFu, ones.data(), ones.size()));
 }
+
+TEST_CASE("crc32: crc32_parallel joins its threads' parts into crc32's value", "[crc32]") {
+  const std::vector<unsigned char> bytes = random_bytes((1 << 20) + 77, 9);
+  const uint32_t start = 0x9E3779B9u;
+  // Four threads, so there are several parts on any machine; the count is restored at the end.
+  const int threads_before = vts::cpu::max_threads();
+  vts::cpu::set_num_threads(4);
+  // Parts of at least 1 byte, 1,000 bytes and 100 KB (several parts on two or more threads, the
+  // last one longer), and the default (one part: the calling thread alone).
+  for (const size_t min_part : {size_t(1), size_t(1000), size_t(100000), size_t(8) << 20})
+    for (const size_t n : {size_t(0), size_t(1), size_t(2999), bytes.size()}) {
+      INFO("min_part " << min_part << ", " << n << " bytes");
+      CHECK(vts::crc32_parallel(start, bytes.data(), n, min_part) == zlib_crc(start, bytes.data(), n));
+    }
+  vts::cpu::set_num_threads(threads_before);
+}

@@ -7,7 +7,8 @@
 // sixth of a one-query `vts search`). On x86-64 with PCLMULQDQ the bulk is instead folded with
 // carry-less products, 64 bytes a step, at memory speed; what the folding leaves (16 bytes and a
 // tail under 16) goes through zlib, and so does everything on other CPUs and buffers under
-// kCrc32FoldMinBytes.
+// kCrc32FoldMinBytes. crc32_parallel splits a large buffer over the library's threads and joins
+// the parts with zlib's crc32_combine.
 //
 // The folding, in zlib's bit order (a byte's lowest bit is the highest power of x, the first
 // byte the highest of all). Read as a polynomial, a 128-bit register's low 64-bit half holds the
@@ -21,13 +22,17 @@
 // The constants are computed below (x^n mod P by n shifts), not copied.
 #include <zlib.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
 #define VTS_CRC32_PCLMUL 1
 #include <immintrin.h>
 #endif
+
+#include "vts/backend/cpu/parallel.hpp"
 
 namespace vts {
 
@@ -104,6 +109,26 @@ inline uint32_t crc32(uint32_t crc, const void* data, size_t n) {
   if (n >= kCrc32FoldMinBytes && detail::crc32_can_fold()) return detail::crc32_folded(crc, p, n);
 #endif
   return detail::crc32_zlib(crc, p, n);
+}
+
+// crc32 on the library's threads (cpu::parallel_for): each takes a contiguous part from a CRC of
+// 0, and zlib's crc32_combine joins the parts' values in order, which gives crc32's value exactly.
+// Parts are at least min_part bytes, so a small buffer stays on the calling thread.
+inline uint32_t crc32_parallel(uint32_t crc, const void* data, size_t n, size_t min_part = size_t(8) << 20) {
+  const int64_t parts = std::min<int64_t>(cpu::max_threads(), static_cast<int64_t>(n / std::max<size_t>(min_part, 1)));
+  if (parts <= 1 || cpu::in_parallel()) return crc32(crc, data, n);
+  const auto* p = static_cast<const unsigned char*>(data);
+  const auto part_begin = [&](int64_t i) { return n / static_cast<size_t>(parts) * static_cast<size_t>(i); };
+  const auto part_end = [&](int64_t i) { return i + 1 == parts ? n : part_begin(i + 1); };
+  std::vector<uint32_t> part_crc(static_cast<size_t>(parts));
+  cpu::parallel_for(0, parts, 1, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i)
+      part_crc[static_cast<size_t>(i)] = crc32(0, p + part_begin(i), part_end(i) - part_begin(i));
+  });
+  for (int64_t i = 0; i < parts; ++i)
+    crc = static_cast<uint32_t>(crc32_combine(crc, part_crc[static_cast<size_t>(i)],
+                                              static_cast<z_off_t>(part_end(i) - part_begin(i))));
+  return crc;
 }
 
 }  // namespace vts
