@@ -5,7 +5,8 @@
 // Why not zlib alone: a model's identity in index files is the CRC of its weights, 963 MB for a
 // ViT-B/16 with the all-token head, which Debian's zlib 1.2.13 reads at 4.3 GB/s (0.23 s, about a
 // sixth of a one-query `vts search`). On x86-64 with PCLMULQDQ the bulk is instead folded with
-// carry-less products, 64 bytes a step, at memory speed; what the folding leaves (16 bytes and a
+// carry-less products, 64 bytes a step (3.4× zlib's speed on a Zen 4, where the products' issue
+// rate is the limit, not memory: docs/perf.md); what the folding leaves (16 bytes and a
 // tail under 16) goes through zlib, and so does everything on other CPUs and buffers under
 // kCrc32FoldMinBytes. crc32_parallel splits a large buffer over the library's threads and joins
 // the parts with zlib's crc32_combine.
