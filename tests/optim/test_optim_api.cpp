@@ -171,6 +171,43 @@ TEST_CASE("state() then load_state() into a fresh optimizer continues bit-identi
   }
 }
 
+// adopt_state (what the checkpoint reader calls, with tensors it made for the optimizer) keeps the
+// tensors it is given instead of copying them, except one it could not update in place: strided.
+TEST_CASE("adopt_state keeps the given contiguous tensors as buffers and continues bit-identically",
+          "[optim][state]") {
+  std::vector<Tensor<double>> run{leaf(wave(7, 3), Shape{7}), leaf(wave(12, 4), Shape{3, 4})};
+  optim::Adam<double> straight(run, {.lr = 0.01});
+  for (int k = 0; k < 3; ++k) feed_and_step(straight, run, k);
+  std::vector<Tensor<double>> resumed;
+  for (const auto& p : run) {
+    resumed.push_back(p.clone_nograd());
+    resumed.back().requires_grad_();
+  }
+  auto given = straight.state();  // copies, made for the new optimizer
+  const double* kept = nullptr;
+  const double* strided = nullptr;
+  for (auto& [name, t] : given) {
+    if (name == "0.exp_avg") kept = t.data();
+    if (name == "1.exp_avg") {
+      t = t.t().clone_nograd().t();  // the same values as a transposed view
+      REQUIRE_FALSE(t.is_contiguous());
+      strided = t.data();
+    }
+  }
+  REQUIRE((kept && strided));
+  optim::Adam<double> restarted(resumed, {.lr = 0.01});
+  restarted.adopt_state(std::move(given));
+  CHECK(restarted.buffer(0, "exp_avg").data() == kept);
+  CHECK(restarted.buffer(1, "exp_avg").data() != strided);
+  CHECK(restarted.buffer(1, "exp_avg").is_contiguous());
+  CHECK(restarted.steps() == 3);
+  for (int k = 3; k < 6; ++k) {
+    feed_and_step(straight, run, k);
+    feed_and_step(restarted, resumed, k);
+  }
+  for (size_t i = 0; i < run.size(); ++i) CHECK(bitwise_equal(run[i], resumed[i]));
+}
+
 TEST_CASE("state names follow PyTorch and load_state rejects what does not fit", "[optim][state]") {
   Tensor<double> a = leaf(wave(4, 5), Shape{4}), b = leaf(wave(6, 6), Shape{2, 3});
   optim::Adam<double> adam({a, b}, {.lr = 0.01});

@@ -134,6 +134,32 @@ inline constexpr int64_t kParallelLoadElements = int64_t(1) << 16;
 template <class T>
 inline constexpr bool converts_without_throwing = std::is_floating_point_v<T> || std::is_same_v<T, vts::bf16>;
 
+// All of a stored tensor's values converted into out, on the library's threads when that is safe
+// (the first touch of out, page faults included, is most of the time for a fresh tensor).
+template <class T>
+void convert_all(const SafetensorsTensor& stored, T* out) {
+  if constexpr (converts_without_throwing<T>) {
+    cpu::parallel_for(0, stored.numel(), kParallelLoadElements,
+                      [&](int64_t b, int64_t e) { stored.convert_to(out + b, b, e - b); });
+  } else {
+    stored.convert_to(out, 0, stored.numel());
+  }
+}
+
+// A stored tensor as a new tensor of TensorT: on the CPU converted from the mapping straight into
+// it (convert_all), elsewhere through a host vector.
+template <class TensorT>
+TensorT tensor_of(const SafetensorsTensor& stored) {
+  using T = typename TensorT::value_type;
+  if constexpr (is_cpu_v<typename TensorT::device_type>) {
+    TensorT out = TensorT::empty(Shape(stored.shape));
+    convert_all(stored, out.data());
+    return out;
+  } else {
+    return TensorT::from_vector(stored.template as<T>(), Shape(stored.shape));
+  }
+}
+
 // The same for a stored tensor's values as T, read from the file's mapping (no copy of the whole
 // tensor is made), on the library's threads where the count cannot throw. Half, bfloat16 and float
 // values convert to float or double exactly, so for those the exponent bits are counted without
@@ -436,14 +462,7 @@ class CheckpointReader {
         // the parameter) and none of those copies' memory held until commit.
         if (target->is_contiguous()) {
           target->bump_version();
-          T* out = target->data();
-          if constexpr (detail::converts_without_throwing<T>) {
-            // On the library's threads: the parameter's first touch (page faults) is most of it.
-            cpu::parallel_for(0, stored->numel(), detail::kParallelLoadElements,
-                              [&](int64_t b, int64_t e) { stored->convert_to(out + b, b, e - b); });
-          } else {
-            stored->convert_to(out, 0, stored->numel());
-          }
+          detail::convert_all(*stored, target->data());
           return;
         }
       }
@@ -465,7 +484,6 @@ class CheckpointReader {
     detail::with_optimizer(opt, [&](auto& o) {
       using O = std::remove_reference_t<decltype(o)>;
       using tensor_type = typename O::state_tensor;  // fp32 for a bf16 model's optimizer (masters)
-      using T = typename tensor_type::value_type;
       const std::string head = prefix + ".";
       std::vector<std::pair<std::string, tensor_type>> entries;
       bool ok = true;
@@ -477,7 +495,7 @@ class CheckpointReader {
           ok = false;
           continue;
         }
-        entries.emplace_back(key.substr(head.size()), tensor_type::from_vector(t.template as<T>(), Shape(t.shape)));
+        entries.emplace_back(key.substr(head.size()), detail::tensor_of<tensor_type>(t));
       }
       if (!st_.contains(head + "step")) {
         problems_.addf("missing optimizer state (no '", head, "step')");
@@ -486,7 +504,7 @@ class CheckpointReader {
       if (!ok) return;
       auto probe = std::make_shared<O>(o);
       try {
-        probe->load_state(entries);
+        probe->adopt_state(std::move(entries));  // the optimizer keeps these tensors, uncopied
       } catch (const Error& e) {
         problems_.addf("optimizer state under '", head, "': ", e.what());
         return;

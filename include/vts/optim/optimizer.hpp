@@ -107,7 +107,19 @@ class Optimizer {
   // copied, so the caller's tensors never alias the optimizer's buffers. Every name must be one
   // this optimizer writes, with the owning parameter's shape: a state saved by a different
   // optimizer, or with other options (e.g. RMSprop centered vs not), is rejected by name.
-  void load_state(const NamedTensors<state_type, D>& state) {
+  void load_state(const NamedTensors<state_type, D>& state) { load_state_from(state, /*adopt=*/false); }
+  // load_state keeping the given tensors themselves as the buffers (contiguous ones without a
+  // gradient; others are copied): for a caller that made them for this and gives them up, such as
+  // the checkpoint reader (a ViT-B/16's Adam state is 1.9 GB, which a copy would double). A name of
+  // its own, so that a temporary such as another optimizer's state_view() is never adopted by
+  // accident (the two would then share buffers).
+  void adopt_state(NamedTensors<state_type, D>&& state) { load_state_from(state, /*adopt=*/true); }
+
+ private:
+  void load_state_from(const NamedTensors<state_type, D>& state, bool adopt) {
+    const auto take = [adopt](const state_tensor& t) {
+      return adopt && t.is_contiguous() && !t.requires_grad() ? t : t.clone_nograd();
+    };
     std::vector<Slot> fresh(params_.size(), Slot{0, std::vector<state_tensor>(names_.size()), {}});
     std::vector<bool> step_given(params_.size(), false);
     int64_t steps = 0;
@@ -134,7 +146,7 @@ class Optimizer {
       if (has_masters && field == "master") {
         VTS_CHECK_SHAPE(t.shape() == params_[index].shape(), "load_state: entry '", name, "' has shape ",
                         t.shape().str(), " but parameter ", index, " has shape ", params_[index].shape().str());
-        fresh[index].master = t.clone_nograd();
+        fresh[index].master = take(t);
         continue;
       }
       const size_t b = find_buffer(field);
@@ -142,7 +154,7 @@ class Optimizer {
                 "', which this optimizer does not keep (it keeps: ", joined_names(), ")");
       VTS_CHECK_SHAPE(t.shape() == params_[index].shape(), "load_state: entry '", name, "' has shape ",
                       t.shape().str(), " but parameter ", index, " has shape ", params_[index].shape().str());
-      fresh[index].buffers[b] = t.clone_nograd();
+      fresh[index].buffers[b] = take(t);
     }
     for (size_t i = 0; i < fresh.size(); ++i)
       VTS_CHECK(!has_buffers(fresh[i]) || step_given[i], "load_state: parameter ", i,
