@@ -204,6 +204,29 @@ TEST_CASE("weights: position embeddings of another grid are resized as scipy.ndi
   }
 }
 
+// Google's kernels are [in, out] and ours [out, in]; place_transposed writes the transpose in 32 × 32
+// tiles. Shapes that are not multiples of the tile, a single row or column, and an offset (the
+// query/key/value kernels land at thirds of one qkv weight): every element where the plain
+// definition puts it, nothing written outside.
+TEST_CASE("weights: the tiled transpose puts every element where the plain one does", "[weights][transpose]") {
+  const std::vector<std::pair<int64_t, int64_t>> shapes = {{1, 1}, {1, 70}, {70, 1}, {37, 70}, {64, 32}, {33, 95}};
+  for (const auto& [rows, cols] : shapes) {
+    INFO(rows << " x " << cols);
+    std::vector<float> src(static_cast<size_t>(rows * cols));
+    for (size_t i = 0; i < src.size(); ++i) src[i] = static_cast<float>(i + 1);
+    const size_t offset = 5;
+    std::vector<float> dst(src.size() + offset + 3, -1.0f);
+    io::detail::place_transposed<float>(rows, cols, offset)(src, dst.data());
+    bool every = true;
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c)
+        if (dst[offset + static_cast<size_t>(c * rows + r)] != src[static_cast<size_t>(r * cols + c)]) every = false;
+    CHECK(every);
+    for (size_t i = 0; i < offset; ++i) CHECK(dst[i] == -1.0f);
+    for (size_t i = offset + src.size(); i < dst.size(); ++i) CHECK(dst[i] == -1.0f);
+  }
+}
+
 TEST_CASE("weights: resize_pos_embed on hand-checked values", "[weights][resize]") {
   // dim 1, grid 2 → 3: output coordinates 0, 0.5, 1 along each axis; the CLS value 9 stays.
   const std::vector<double> src{9, 1, 2, 3, 4};

@@ -282,13 +282,21 @@ template <class T>
 std::function<void(const std::vector<T>&, T*)> place_copy(size_t offset = 0) {
   return [offset](const std::vector<T>& src, T* dst) { std::copy(src.begin(), src.end(), dst + offset); };
 }
-// src [rows, cols] → dst[offset + c·rows + r] (a transpose, written at `offset`).
+// src [rows, cols] → dst[offset + c·rows + r] (a transpose, written at `offset`). In 32 × 32
+// tiles, so that reads and writes both stay in cache lines already fetched: row by row, every
+// write of a 768- or 3072-wide kernel landed in a different line, a third of the time of loading
+// ViT-B/16's npz (docs/perf.md, "Loading a model").
 template <class T>
 std::function<void(const std::vector<T>&, T*)> place_transposed(int64_t rows, int64_t cols, size_t offset = 0) {
   return [=](const std::vector<T>& src, T* dst) {
+    constexpr int64_t kTile = 32;
     T* out = dst + offset;
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t c = 0; c < cols; ++c) out[c * rows + r] = src[static_cast<size_t>(r * cols + c)];
+    for (int64_t r0 = 0; r0 < rows; r0 += kTile)
+      for (int64_t c0 = 0; c0 < cols; c0 += kTile) {
+        const int64_t r1 = std::min(rows, r0 + kTile), c1 = std::min(cols, c0 + kTile);
+        for (int64_t c = c0; c < c1; ++c)
+          for (int64_t r = r0; r < r1; ++r) out[c * rows + r] = src[static_cast<size_t>(r * cols + c)];
+      }
   };
 }
 // HWIO convolution kernel (P, P, C, D) → our patch projection [D, C·P·P] in (channel, row, col)
