@@ -150,9 +150,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < kIndexHeaderBytes) return 0;
   // The same bytes with both CRCs made right.
   std::vector<uint8_t> b(data, data + size);
-  detail::put(b.data(), 104, detail::crc32_of(0, b.data() + kIndexHeaderBytes, size - kIndexHeaderBytes));
+  detail::put(b.data(), 104, vts::crc32(0, b.data() + kIndexHeaderBytes, size - kIndexHeaderBytes));
   detail::put(b.data(), 108, uint32_t(0));
-  detail::put(b.data(), 108, detail::crc32_of(0, b.data(), kIndexHeaderBytes));
+  detail::put(b.data(), 108, vts::crc32(0, b.data(), kIndexHeaderBytes));
   vts_fuzz::write_file(path, b);
   const std::optional<Contents> c = open_and_read(path, size);
   IndexOpenOptions no_crc;

@@ -41,7 +41,7 @@ void write_bytes(const std::string& p, const std::vector<uint8_t>& b) {
 void reseal_header(std::vector<uint8_t>& b) { detail::encode_header(detail::decode_header(b.data()), b.data()); }
 void reseal_payload(std::vector<uint8_t>& b) {
   detail::HeaderFields h = detail::decode_header(b.data());
-  h.payload_crc = detail::crc32_of(0, b.data() + kIndexHeaderBytes, b.size() - kIndexHeaderBytes);
+  h.payload_crc = vts::crc32(0, b.data() + kIndexHeaderBytes, b.size() - kIndexHeaderBytes);
   detail::encode_header(h, b.data());
 }
 

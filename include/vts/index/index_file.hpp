@@ -96,10 +96,6 @@ inline std::optional<IndexLayout> index_layout(uint64_t bits, uint64_t n, uint64
   return l;
 }
 
-inline uint32_t crc32_of(uint32_t crc, const void* data, uint64_t size) {
-  return vts::crc32(crc, data, static_cast<size_t>(size));
-}
-
 struct HeaderFields {
   uint32_t version = 0, header_size = 0;
   uint64_t bits = 0, count = 0, classes = 0, fp_off = 0, fp_len = 0, codes_off = 0, labels_off = 0,
@@ -136,7 +132,7 @@ inline void encode_header(const HeaderFields& f, uint8_t* h) {
   put(h, 96, f.file_size);
   put(h, 104, f.payload_crc);
   put(h, 108, uint32_t(0));
-  put(h, 108, crc32_of(0, h, kIndexHeaderBytes));
+  put(h, 108, vts::crc32(0, h, kIndexHeaderBytes));
 }
 
 inline HeaderFields decode_header(const uint8_t* h) {
@@ -169,7 +165,7 @@ class IndexWriter {
   }
   void write(const void* p, uint64_t n) {
     if (n == 0) return;
-    crc_ = crc32_of(crc_, p, n);
+    crc_ = vts::crc32(crc_, p, n);
     pos_ += n;
     if (!f_) return;
     if (buf_.size() + n > kBuffer) flush();
@@ -297,7 +293,7 @@ class IndexFile {
       uint8_t copy[kIndexHeaderBytes];
       std::memcpy(copy, base, kIndexHeaderBytes);
       detail::put(copy, 108, uint32_t(0));
-      const uint32_t crc = detail::crc32_of(0, copy, kIndexHeaderBytes);
+      const uint32_t crc = vts::crc32(0, copy, kIndexHeaderBytes);
       if (crc != h.header_crc)
         throw fail("corrupt header (header CRC-32 expected ", h.header_crc, ", computed ", crc, ")");
     }
@@ -323,7 +319,7 @@ class IndexFile {
     if (size != l.file_size)
       throw fail(size < l.file_size ? "truncated" : "trailing bytes", ": expected ", l.file_size, " bytes, found ", size);
     if (opt.verify_checksum) {
-      const uint32_t crc = detail::crc32_of(0, base + kIndexHeaderBytes, size - kIndexHeaderBytes);
+      const uint32_t crc = vts::crc32(0, base + kIndexHeaderBytes, size - kIndexHeaderBytes);
       if (crc != h.payload_crc)
         throw fail("corrupt contents (payload CRC-32 expected ", h.payload_crc, ", computed ", crc, ")");
     }

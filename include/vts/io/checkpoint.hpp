@@ -134,16 +134,21 @@ inline constexpr int64_t kParallelLoadElements = int64_t(1) << 16;
 template <class T>
 inline constexpr bool converts_without_throwing = std::is_floating_point_v<T> || std::is_same_v<T, vts::bf16>;
 
-// All of a stored tensor's values converted into out, on the library's threads when that is safe
-// (the first touch of out, page faults included, is most of the time for a fresh tensor).
+// body(begin, end) over [0, n): in shares on the library's threads when values of T convert
+// without throwing, else in one call on this thread.
+template <class T, class Body>
+void over_shares(int64_t n, Body&& body) {
+  if constexpr (converts_without_throwing<T>)
+    cpu::parallel_for(0, n, kParallelLoadElements, body);
+  else
+    body(int64_t{0}, n);
+}
+
+// All of a stored tensor's values converted into out (the first touch of out, page faults
+// included, is most of the time for a fresh tensor).
 template <class T>
 void convert_all(const SafetensorsTensor& stored, T* out) {
-  if constexpr (converts_without_throwing<T>) {
-    cpu::parallel_for(0, stored.numel(), kParallelLoadElements,
-                      [&](int64_t b, int64_t e) { stored.convert_to(out + b, b, e - b); });
-  } else {
-    stored.convert_to(out, 0, stored.numel());
-  }
+  over_shares<T>(stored.numel(), [&](int64_t b, int64_t e) { stored.convert_to(out + b, b, e - b); });
 }
 
 // A stored tensor as a new tensor of TensorT: on the CPU converted from the mapping straight into
@@ -188,14 +193,9 @@ int64_t count_non_finite(const SafetensorsTensor& stored) {
     }
     return bad;
   };
-  if constexpr (!converts_without_throwing<T>) {
-    return count_range(0, n);
-  } else {
-    std::atomic<int64_t> bad{0};
-    cpu::parallel_for(0, n, kParallelLoadElements,
-                      [&](int64_t b, int64_t e) { bad.fetch_add(count_range(b, e), std::memory_order_relaxed); });
-    return bad.load();
-  }
+  std::atomic<int64_t> bad{0};
+  over_shares<T>(n, [&](int64_t b, int64_t e) { bad.fetch_add(count_range(b, e), std::memory_order_relaxed); });
+  return bad.load();
 }
 
 inline std::string non_finite_problem(const std::string& key, int64_t bad, size_t total) {
