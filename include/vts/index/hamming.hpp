@@ -239,10 +239,13 @@ void distances_scalar(const uint8_t* db, int64_t n, int64_t bytes, const uint8_t
 
 #if VTS_INDEX_X86
 // GCC 12's intrinsic headers start some AVX-512 results from a deliberately undefined register,
-// which -Wuninitialized reports once inlined here; the values are fully written.
+// which -Wuninitialized reports once inlined here; the values are fully written. (Clang knows no
+// -Wmaybe-uninitialized and would warn about the pragma itself.)
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 // ---- avx2 --------------------------------------------------------------------------------------
 // Per-qword popcount of x: nibble lookup gives per-byte counts, VPSADBW adds each 8 of them.
 VTS_TARGET_AVX2 inline __m256i popcnt_epi64_avx2(__m256i x) {
@@ -482,7 +485,9 @@ VTS_TARGET_AVX512 inline void distances_wide_avx512(const uint8_t* db, int64_t n
                                                     uint16_t* out) {
   for (int64_t i = 0; i < n; ++i) out[i] = static_cast<uint16_t>(dist_wide_avx512(db + i * bytes, q, bytes));
 }
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 #endif  // VTS_INDEX_X86
 
 // ---- dispatch -----------------------------------------------------------------------------------
