@@ -121,6 +121,10 @@ void layer_norm_rows_backward(Device, const T* x, const T* w, const T* mean, con
   const int64_t parts = std::min(rows, sum_parts(rows * n));
   std::vector<T> partial(static_cast<size_t>(2 * parts * n), T(0));
   parallel_for(0, parts, 1, [&](int64_t tb, int64_t te) {
+    // `w` in a local: read through the lambda's capture, it was loaded again for every element (to
+    // GCC 12, a float stored to pdw might have changed the pointer) and the loop below was vectorised
+    // with gathers: 0.39 against 0.21 ms at 788 × 768, the same bits.
+    const T* const wr = w;
     for (int64_t t = tb; t < te; ++t) {
       T* pdw = partial.data() + 2 * t * n;
       T* pdb = pdw + n;
@@ -133,7 +137,7 @@ void layer_norm_rows_backward(Device, const T* x, const T* w, const T* mean, con
 #pragma omp simd reduction(+ : sum_g, sum_gx)
         for (int64_t i = 0; i < n; ++i) {
           const T xh = (xr[i] - mu) * rs;
-          const T gh = gr[i] * w[i];
+          const T gh = gr[i] * wr[i];
           sum_g += gh;
           sum_gx += gh * xh;
           pdw[i] += gr[i] * xh;
@@ -143,7 +147,7 @@ void layer_norm_rows_backward(Device, const T* x, const T* w, const T* mean, con
           T* dr = dx + r * n;
           const T mg = sum_g / T(n), mgx = sum_gx / T(n);
 #pragma omp simd
-          for (int64_t i = 0; i < n; ++i) dr[i] = rs * (gr[i] * w[i] - mg - (xr[i] - mu) * rs * mgx);
+          for (int64_t i = 0; i < n; ++i) dr[i] = rs * (gr[i] * wr[i] - mg - (xr[i] - mu) * rs * mgx);
         }
       }
     }
