@@ -509,6 +509,9 @@ std::vector<double> time_steps(const Args& a, Body&& body) {
   return ms;
 }
 
+// `, "label": NAME` for --label, nothing without it.
+std::string label_field(const Args& a) { return a.label.empty() ? "" : ", \"label\": \"" + a.label + "\""; }
+
 // --mode encode: hash::encode's work for one batch (evaluation mode, no graph, outputs to the
 // host, which also waits for the device).
 template <class Config, class T, class D, class Net>
@@ -527,10 +530,11 @@ int run_encode(const Args& a, Net& net, vts::Generator& gen) {
   std::printf(
       "{\"impl\": \"vts\", \"mode\": \"encode\", \"device\": \"%s\", \"precision\": \"%s\", \"gemm\": \"%s\", \"config\": \"%s\", "
       "\"batch\": %lld, \"threads\": %d, \"steps\": %d, \"step_ms_median\": %.3f, \"step_ms_min\": %.3f, "
-      "\"imgs_per_s\": %.2f, \"params\": %lld, \"checksum\": %.6g%s}\n",
+      "\"imgs_per_s\": %.2f, \"params\": %lld, \"checksum\": %.6g%s%s}\n",
       D::name, std::is_same_v<T, bf16> ? "bf16" : "fp32", gemm_name<T, D>(a), a.config.c_str(),
       static_cast<long long>(a.batch), vts::cpu::max_threads(), a.steps, median, ms.front(), 1000.0 * static_cast<double>(a.batch) / median,
-      static_cast<long long>(nn::parameter_count(net)), checksum, gemm_library_field<D>().c_str());
+      static_cast<long long>(nn::parameter_count(net)), checksum, gemm_library_field<D>().c_str(),
+      label_field(a).c_str());
   return 0;
 }
 
@@ -579,8 +583,7 @@ int run(const Args& a) {
       1000.0 * static_cast<double>(a.batch) / median, static_cast<long long>(nn::parameter_count(net)),
       epilogue_fallbacks_field<D>().c_str(), graphed.json_field().c_str(), gemm_library_field<D>().c_str(),
       device_memory_field<D>().c_str(),
-      (kernel_setting_fields<Config, T, D>() + (a.label.empty() ? "" : ", \"label\": \"" + a.label + "\""))
-          .c_str());
+      (kernel_setting_fields<Config, T, D>() + label_field(a)).c_str());
   if (a.profile_steps > 0) print_profile<D>(a, std::is_same_v<T, bf16> ? "bf16" : "fp32", step);
   return 0;
 }

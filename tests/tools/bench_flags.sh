@@ -41,6 +41,13 @@ expect_error "$train" --threads -1
 expect_error "$train" --config no_such_config
 "$train" --config tiny --batch 1 --steps 1 --warmup 0 --threads 1 >"$dir/train.jsonl" || fail "vts_bench_train tiny"
 grep -q '"step_ms_median"' "$dir/train.jsonl" || fail "vts_bench_train printed no step line"
+# --label reaches the line in both modes (the encode line once left it out).
+"$train" --config tiny --batch 1 --steps 1 --warmup 0 --threads 1 --mode encode --label enc_1 >"$dir/encode.jsonl" ||
+  fail "vts_bench_train tiny --mode encode"
+grep -q '"mode": "encode".*"label": "enc_1"' "$dir/encode.jsonl" || fail "vts_bench_train --mode encode lost its --label"
+"$train" --config tiny --batch 1 --steps 1 --warmup 0 --threads 1 --label train_1 >"$dir/train_label.jsonl" ||
+  fail "vts_bench_train tiny --label"
+grep -q '"label": "train_1"' "$dir/train_label.jsonl" || fail "vts_bench_train lost its --label"
 
 expect_help "$eval" --help
 expect_error "$eval" --bits 12
