@@ -30,7 +30,7 @@ void unary_map(Device, const Shape& shape, const T* x, const int64_t* x_strides,
     T* o = out + off[0];
     const T* a = x + off[1];
     if (st[1] == 1) {
-VTS_SIMD_FUNCTOR_LOOP
+      VTS_SIMD_FUNCTOR_LOOP
       for (int64_t i = 0; i < n; ++i) o[i] = f(a[i]);
     } else {
       for (int64_t i = 0; i < n; ++i) o[i] = f(a[i * st[1]]);
@@ -49,15 +49,15 @@ void binary_map(Device, const Shape& shape, const T* a, const int64_t* a_strides
     const T* pa = a + off[1];
     const T* pb = b + off[2];
     if (st[1] == 1 && st[2] == 1) {
-VTS_SIMD_FUNCTOR_LOOP
+      VTS_SIMD_FUNCTOR_LOOP
       for (int64_t i = 0; i < n; ++i) o[i] = f(pa[i], pb[i]);
     } else if (st[1] == 1 && st[2] == 0) {
       const T vb = *pb;
-VTS_SIMD_FUNCTOR_LOOP
+      VTS_SIMD_FUNCTOR_LOOP
       for (int64_t i = 0; i < n; ++i) o[i] = f(pa[i], vb);
     } else if (st[1] == 0 && st[2] == 1) {
       const T va = *pa;
-VTS_SIMD_FUNCTOR_LOOP
+      VTS_SIMD_FUNCTOR_LOOP
       for (int64_t i = 0; i < n; ++i) o[i] = f(va, pb[i]);
     } else {
       for (int64_t i = 0; i < n; ++i) o[i] = f(pa[i * st[1]], pb[i * st[2]]);
@@ -77,7 +77,7 @@ void ternary_map(Device, const Shape& shape, const T* a, const int64_t* sa, cons
     const T* pb = b + off[2];
     const T* pc = c + off[3];
     if (st[1] == 1 && st[2] == 1 && st[3] == 1) {
-VTS_SIMD_FUNCTOR_LOOP
+      VTS_SIMD_FUNCTOR_LOOP
       for (int64_t i = 0; i < n; ++i) o[i] = f(pa[i], pb[i], pc[i]);
     } else {
       for (int64_t i = 0; i < n; ++i) o[i] = f(pa[i * st[1]], pb[i * st[2]], pc[i * st[3]]);

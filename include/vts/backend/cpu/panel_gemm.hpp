@@ -206,7 +206,8 @@ struct PanelScale {
 // The accumulators stay in registers only where every access to acc[][] has a constant index, so
 // every loop over them must be unrolled completely. GCC does; Clang 14 leaves the store loop below
 // (a large body) rolled, and then keeps all 24 accumulators on the stack, a load and a store around
-// every FMA: its build ran the products at 0.35-0.5x the GCC build's speed (docs/perf.md, "Clang").
+// every FMA: its build trained at 0.4-0.55x the GCC build's speed (docs/perf.md, "Clang 14 against
+// GCC 12").
 // Forcing the unroll under GCC as well would only change its code (2.5x larger tile functions).
 #if defined(__clang__)
 #define VTS_PANEL_UNROLL_FULLY _Pragma("unroll")
