@@ -385,6 +385,36 @@ TEST_CASE("the training loop with CUDA graphs trains as the loop without", "[gra
   check_graph_trainer<bf16>(seed + 2, 0.0);
 }
 
+// What `vts train --device cuda` does when stopped inside an epoch and resumed: the graphed trainer
+// stops before the epoch's partial batch (its two full batches replayed, the last loss still to be
+// read), and a moved trainer, which must capture again as a resumed process does, goes on from
+// there. The stopped epoch's mean and every loss, generator draw and weight equal the eager
+// trainer's, which never stopped.
+TEST_CASE("a graphed trainer stopped inside an epoch and continued there trains as one never stopped",
+          "[graph][training]") {
+  if (!cuda::available()) return;
+  using Pair = TrainerPair<Net<TinyD32, float>>;
+  Pair pair(fresh_seed());
+  constexpr int64_t kEpochs = 3;
+  pair.train(0, kEpochs);
+  const double mean_a =
+      pair.eager.train_epoch(pair.loader_a, 1, kEpochs, [&](const auto& r) { pair.losses_a.push_back(r.loss); });
+  auto report_b = [&](const hash::StepReport& r) { pair.losses_b.push_back(r.loss); };
+  hash::EpochProgress progress;
+  int64_t asked = 0;
+  CHECK_FALSE(pair.graphed.train_epoch_until(pair.loader_b, 1, kEpochs, progress, [&] { return asked++ == 2; },
+                                             report_b));
+  CHECK(progress.steps == 2);
+  CHECK(pair.losses_b.size() == 5);  // the stop read the deferred loss of the second batch
+  Pair::Trainer moved(std::move(pair.graphed));
+  CHECK(moved.train_epoch_until(pair.loader_b, 1, kEpochs, progress, {}, report_b));
+  CHECK(progress.steps == 3);
+  CHECK(progress.loss_sum / 3.0 == mean_a);
+  pair.train(2, kEpochs, &moved);
+  CHECK(moved.graph_steps() == 4);  // all full batches but the first of each trainer (6 - 2)
+  pair.check_same(&moved);
+}
+
 namespace {
 
 // The test network with a read-back after its forward: op by op that only waits, but a capture of

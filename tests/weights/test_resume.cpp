@@ -297,3 +297,106 @@ TEST_CASE("train_epoch refuses a loader that yields no batch", "[trainer]") {
   CHECK_THROWS_WITH(trainer->train_epoch(loader, 0, kEpochs),
                     Contains("train_epoch: the loader yields no batch (48 items, batch size 64, drop_last)"));
 }
+
+namespace {
+
+// The epoch means and final state of a run stopped inside epoch 1 after `stop_after` of its 6
+// batches, saved with its EpochProgress, restored into new objects and trained to the end.
+// `progress_kept` false: the restored run starts the stopped epoch from its first batch instead.
+template <class Loss>
+std::pair<std::vector<double>, std::map<std::string, std::vector<uint8_t>>> stopped_inside_epoch(
+    const std::string& path, int64_t stop_after, bool progress_kept = true, double mixup = 0.0, double ema = 0.0,
+    int workers = 0) {
+  std::vector<double> means;
+  auto loader_with = [&] {
+    return vts::data::Loader(std::make_shared<Stripes>(),
+                             {.batch_size = 8, .shuffle = true, .num_workers = workers, .seed = kSeed});
+  };
+  vts::hash::EpochProgress saved;
+  {
+    auto first = make_trainer<Loss>(mixup, ema);
+    auto loader = loader_with();
+    means.push_back(first->train_epoch(loader, 0, kEpochs));
+    int64_t asked = 0;
+    vts::hash::EpochProgress progress;
+    const bool ended = first->train_epoch_until(loader, 1, kEpochs, progress, [&] { return asked++ == stop_after; });
+    REQUIRE_FALSE(ended);
+    REQUIRE(progress.steps == stop_after);
+    saved = progress;
+    io::CheckpointWriter w;
+    io::add_training_state(w, *first);
+    w.metadata() = {{"epoch", 1}, {"steps", progress.steps}, {"loss_sum", progress.loss_sum}};
+    w.write(path);
+  }
+  auto resumed = make_trainer<Loss>(mixup, ema);
+  io::CheckpointReader r(path);
+  io::read_training_state(r, *resumed);
+  r.commit();
+  vts::hash::EpochProgress progress;
+  if (progress_kept) progress = {r.metadata().at("steps").get<int64_t>(), r.metadata().at("loss_sum").get<double>()};
+  CHECK(progress.loss_sum == (progress_kept ? saved.loss_sum : 0.0));  // through the JSON and back, exactly
+  auto loader = loader_with();
+  REQUIRE(resumed->train_epoch_until(loader, 1, kEpochs, progress, {}));
+  CHECK(progress.steps == 6);
+  means.push_back(progress.loss_sum / static_cast<double>(progress.steps));
+  for (int64_t e = 2; e < kEpochs; ++e) means.push_back(resumed->train_epoch(loader, e, kEpochs));
+  return {means, everything<Loss>(*resumed)};
+}
+
+template <class Loss>
+std::pair<std::vector<double>, std::map<std::string, std::vector<uint8_t>>> unbroken_run(double mixup = 0.0,
+                                                                                           double ema = 0.0) {
+  std::vector<double> means;
+  auto t = make_trainer<Loss>(mixup, ema);
+  auto loader = make_loader();
+  for (int64_t e = 0; e < kEpochs; ++e) means.push_back(t->train_epoch(loader, e, kEpochs));
+  return {means, everything<Loss>(*t)};
+}
+
+}  // namespace
+
+// What `vts train` does on Ctrl-C, SIGTERM or --time-limit: stop before a batch, save, and later go
+// on from that batch.
+TEMPLATE_TEST_CASE("resume: a run stopped inside an epoch and resumed there equals an unbroken run, bit for bit",
+                   "[resume][checkpoint]", hl::Dsh<float>, hl::Csq<float>, hl::GreedyHash<float>, hl::Dpn<float>,
+                   hl::HashNet<float>, hl::Idhn<float>) {
+  using Loss = TestType;
+  TempDir dir;
+  const auto [want_means, want] = unbroken_run<Loss>();
+  for (const int64_t stop_after : {int64_t(0), int64_t(1), int64_t(4)}) {
+    INFO("stopped before batch " << stop_after << " of epoch 1");
+    const auto [means, got] = stopped_inside_epoch<Loss>(dir / "part.safetensors", stop_after);
+    const auto diff = differing<Loss>(want, got);
+    INFO("differing: " << diff.size() << (diff.empty() ? "" : ", first " + diff.front()));
+    CHECK(diff.empty());
+    CHECK(means == want_means);  // the stopped epoch's mean too: the sum went on in batch order
+  }
+}
+
+TEST_CASE("resume inside an epoch: exact with mixup, EMA and loader workers, and not when the epoch starts over",
+          "[resume][checkpoint]") {
+  using Loss = hl::Csq<float>;
+  TempDir dir;
+  const auto [want_means, want] = unbroken_run<Loss>(0.4, 0.9);
+  const auto [means, got] = stopped_inside_epoch<Loss>(dir / "a.safetensors", 3, true, 0.4, 0.9, 2);
+  CHECK(differing<Loss>(want, got).empty());
+  CHECK(means == want_means);
+  // The control: the same checkpoint, the epoch started again from batch 0 (the progress ignored),
+  // trains three batches twice and ends elsewhere.
+  const auto [means_again, again] = stopped_inside_epoch<Loss>(dir / "b.safetensors", 3, false, 0.4, 0.9);
+  CHECK(differing<Loss>(want, again).size() > 10);
+  CHECK(means_again != want_means);
+}
+
+TEST_CASE("train_epoch_until refuses a progress outside the epoch", "[trainer]") {
+  using Catch::Matchers::Contains;
+  auto trainer = make_trainer<hl::Csq<>>();
+  auto loader = make_loader();
+  vts::hash::EpochProgress past{6, 1.0};
+  CHECK_THROWS_WITH(trainer->train_epoch_until(loader, 0, kEpochs, past, {}),
+                    Contains("expected an epoch's progress of 0 to 5 batches (the loader has 6) and a finite loss sum, "
+                             "found 6 batches"));
+  vts::hash::EpochProgress negative{-1, 0.0};
+  CHECK_THROWS_WITH(trainer->train_epoch_until(loader, 0, kEpochs, negative, {}), Contains("found -1 batches"));
+  CHECK_THROWS_WITH(loader.start_epoch(0, 7), Contains("expected a first batch from 0 to 6"));
+}

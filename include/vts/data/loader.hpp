@@ -84,12 +84,16 @@ class Loader {
 
   // Begins epoch `epoch` (any integer; the reference counts from 0), abandoning the rest of the
   // current one, and starts the workers.
-  void start_epoch(int64_t epoch) {
+  // Starts epoch `epoch` at batch `first_batch` (the batches before it are not built): what a run
+  // stopped inside an epoch continues from, with the same batches after it as an unbroken epoch.
+  void start_epoch(int64_t epoch, int64_t first_batch = 0) {
+    VTS_CHECK(first_batch >= 0 && first_batch <= num_batches(), "Loader::start_epoch: expected a first batch from 0 to ",
+              num_batches(), " (the epoch's batches), found ", first_batch);
     stop();
     epoch_ = epoch;
     order_ = order(epoch);
     nb_ = num_batches();
-    claimed_ = delivered_ = 0;
+    claimed_ = delivered_ = first_batch;
     error_ = nullptr;
     stop_ = false;
     slots_.assign(static_cast<size_t>(std::max(prefetch_, 1)), Slot{});

@@ -73,6 +73,14 @@ struct StepReport {
   double loss, images_per_s, lr;
 };
 
+// Where a training epoch stands: its first `steps` batches trained and the sum of their losses (the
+// epoch's mean is that sum over the batches, added in batch order). A checkpoint that keeps it lets
+// an epoch stopped part way (train_epoch_until) go on with the same arithmetic as one never stopped.
+struct EpochProgress {
+  int64_t steps = 0;
+  double loss_sum = 0;
+};
+
 namespace detail {
 // The step reports of one epoch. A step's loss is read (a wait for the device) when the step is done
 // with: on the CPU at once; on another device one step late, after the next step is queued, so the
@@ -81,9 +89,11 @@ namespace detail {
 template <class LossTensor>
 class EpochReports {
  public:
+  // `done`: the steps of the epoch before these reports' first (a resumed epoch).
   EpochReports(int64_t epoch, int64_t steps, const char* what, const char* remedy,
-               const std::function<void(const StepReport&)>& report)
-      : epoch_(epoch), steps_(steps), what_(what), remedy_(remedy), report_(report) {}
+               const std::function<void(const StepReport&)>& report, EpochProgress done = {})
+      : epoch_(epoch), steps_(steps), what_(what), remedy_(remedy), report_(report), sum_(done.loss_sum),
+        n_(done.steps) {}
   // A step queued: its loss, batch number and size, rate, and when it started.
   void step_done(const LossTensor& loss, int64_t number, int64_t size, double lr,
                  std::chrono::steady_clock::time_point start) {
@@ -97,9 +107,14 @@ class EpochReports {
   }
   // Reads the last step's loss; returns the epoch's mean (0 without steps; the trainer refuses such an epoch).
   double mean() {
+    const EpochProgress p = progress();
+    return p.steps ? p.loss_sum / static_cast<double>(p.steps) : 0.0;
+  }
+  // Reads the last step's loss; the epoch's steps so far and their losses' sum.
+  EpochProgress progress() {
     if (pending_) finish(*pending_);
     pending_.reset();
-    return n_ ? sum_ / static_cast<double>(n_) : 0.0;
+    return {n_, sum_};
   }
 
  private:
@@ -260,13 +275,33 @@ class Trainer {
   // One epoch over the loader (already configured to shuffle); returns the mean batch loss.
   double train_epoch(data::Loader& loader, int64_t epoch, int64_t total_epochs,
                      const std::function<void(const StepReport&)>& report = {}) {
+    EpochProgress progress;
+    train_epoch_until(loader, epoch, total_epochs, progress, {}, report);
+    return progress.loss_sum / static_cast<double>(progress.steps);
+  }
+
+  // Epoch `epoch` from where `progress` says it stands (its batches before progress.steps trained
+  // already) until it ends or `stop` returns true; `stop` is asked before each batch. Returns
+  // whether the epoch ended (its end-of-epoch work done); `progress` then counts all its batches,
+  // and otherwise those trained so far. A run stopped this way and continued from the same state
+  // (io::add_training_state's, and `progress`) ends with the bits of one never stopped.
+  bool train_epoch_until(data::Loader& loader, int64_t epoch, int64_t total_epochs, EpochProgress& progress,
+                         const std::function<bool()>& stop, const std::function<void(const StepReport&)>& report = {}) {
     detail::check_has_batches(loader, "train_epoch");
-    loader.start_epoch(epoch);
     const int64_t steps = loader.num_batches();
+    VTS_CHECK(progress.steps >= 0 && progress.steps < steps && std::isfinite(progress.loss_sum),
+              "train_epoch_until: expected an epoch's progress of 0 to ", steps - 1, " batches (the loader has ", steps,
+              ") and a finite loss sum, found ", progress.steps, " batches and a sum of ", progress.loss_sum);
+    loader.start_epoch(epoch, progress.steps);
     data::Batch batch;
     nn::Context ctx{true, &dropout_rng_};
-    detail::EpochReports<loss_tensor> reports(epoch, steps, "training", "lower the learning rate", report);
-    while (loader.next(batch)) {
+    detail::EpochReports<loss_tensor> reports(epoch, steps, "training", "lower the learning rate", report, progress);
+    for (;;) {
+      if (stop && stop()) {
+        progress = reports.progress();
+        return false;
+      }
+      if (!loader.next(batch)) break;
       const auto t0 = std::chrono::steady_clock::now();
       const double lr = scheduled_lr(opt_options_, epoch * steps + batch.number, steps, total_epochs);
       for_each_optimizer([&](auto& o) { o.set_lr(lr); });
@@ -284,9 +319,9 @@ class Trainer {
       update_ema();
       reports.step_done(l, batch.number, batch.size, lr, t0);
     }
-    const double mean_loss = reports.mean();
+    progress = reports.progress();
     if constexpr (requires(Loss& lo) { lo.end_epoch(); }) loss_.end_epoch();
-    return mean_loss;
+    return true;
   }
 
   // Raw outputs u [n, bits] of a whole split in evaluation mode (dropout off), in dataset order,
