@@ -92,6 +92,44 @@ inline CLI::Validator real_number(double lo, double hi, bool lo_allowed) {
 inline CLI::Validator positive_number() { return real_number(0.0, HUGE_VAL, false); }
 inline CLI::Validator non_negative_number() { return real_number(0.0, HUGE_VAL, true); }
 
+// A length of time as a job script writes it: "3h50m", "90m", "45s", "1h30m15s", or seconds alone
+// ("5400"); whole numbers with h, m and s in that order, each at most once. Seconds, or -1 when the
+// text is none of those.
+inline double parse_duration(const std::string& text) {
+  if (text.empty()) return -1;
+  double seconds = 0;
+  const char* p = text.data();
+  const char* const end = p + text.size();
+  const std::string units = "hms";
+  size_t next_unit = 0;  // units before this one have been used (or skipped)
+  while (p != end) {
+    int64_t v = 0;
+    const auto [stop, error] = std::from_chars(p, end, v);
+    if (error != std::errc{} || v < 0 || v > (int64_t{1} << 40)) return -1;
+    p = stop;
+    if (p == end) {  // a bare number: seconds, and only as the whole text
+      if (next_unit != 0) return -1;
+      return static_cast<double>(v);
+    }
+    const size_t unit = units.find(*p, next_unit);
+    if (unit == std::string::npos) return -1;
+    seconds += static_cast<double>(v) * (unit == 0 ? 3600.0 : unit == 1 ? 60.0 : 1.0);
+    next_unit = unit + 1;
+    ++p;
+  }
+  return seconds;
+}
+inline CLI::Validator positive_duration() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        const double s = parse_duration(text);
+        if (s < 0) return "expected a time such as 3h50m, 90m, 45s or 5400 (seconds), found '" + text + "'";
+        if (s == 0) return "expected a time above 0, found '" + text + "'";
+        return {};
+      },
+      "TIME");
+}
+
 // Upper ends of the counts: far above any real use, low enough that the arithmetic they size
 // (batches × 4, per-class counts × classes, k + 1) stays inside 64 bits.
 // An on/off setting as the two flags --name and --no-name. CLI11's "--name,!--no-name" lists them

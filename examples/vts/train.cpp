@@ -384,6 +384,12 @@ Run add_train_command(CLI::App& app) {
                "replace the run already in --out (without it a folder holding best or last.safetensors is refused, "
                "unless --resume continues that run)");
   app.add_flag("--quiet", a->quiet, "no progress lines");
+  auto time_limit = std::make_shared<std::string>();
+  app.add_option("--time-limit", *time_limit,
+                 "stop after this long from the start (3h50m, 90m, 5400 = seconds), before the next batch or in an "
+                 "evaluation, with the training state saved for --resume; exits with status 75 (Ctrl-C and "
+                 "SIGTERM stop the same way, with status 130 and 143)")
+      ->check(positive_duration());
   auto* pretrained = app.add_option("--pretrained", a->pretrained,
                                     "backbone weights to start from: Google .npz (ViT-B_16.npz, ViT-B_32.npz) or "
                                     "timm / vts .safetensors; the format is read from the file")
@@ -406,8 +412,9 @@ Run add_train_command(CLI::App& app) {
              "cuda: replay each step's forward and backward from captured CUDA graphs (the same results bit for bit, "
              "fewer launches, about twice the activation memory)",
              "on with --device cuda except for --loss greedyhash; off when a capture fails", graphs_given.get());
-  return [a, gemm, workers, graphs_given, loss_params]() -> int {
+  return [a, gemm, workers, graphs_given, loss_params, time_limit]() -> int {
     a->loss_params = parse_loss_params(*loss_params, *a);
+    if (!time_limit->empty()) a->time_limit = parse_duration(*time_limit);
     if (workers->count() == 0) a->workers = default_workers(a->device);
     if (!*graphs_given)
       a->cuda_graphs = a->device == "cuda" && a->loss != "greedyhash";

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
+#include "stop_signals.hpp"
 #include "svg_plot.hpp"
 #include "vts/data/protocol.hpp"
 #include "vts/eval/retrieval.hpp"
@@ -67,6 +68,7 @@ struct TrainArgs {
   std::string out = "runs/default";
   bool overwrite = false;  // replace a run already in `out` (refused otherwise: its checkpoints would be lost)
   bool quiet = false;
+  double time_limit = 0;  // seconds from the start after which the training stops, resumable (0: none)
   // Pretrained weights and resuming (docs/weights.md).
   std::string pretrained;  // backbone weights: Google .npz, timm or vts .safetensors
   std::string resume;      // a run's --out folder (its last.safetensors) or a checkpoint file
@@ -214,6 +216,36 @@ inline void report_image_cache(const data::Dataset& train, const TrainArgs& a) {
                per_image * static_cast<double>(train.size()) / (1 << 20) + 1);
 }
 
+// Where a checkpoint's run stopped inside an epoch ("epoch_progress", written by a stop before a
+// batch): {0, 0} when it stopped between epochs. Refused when this run's epochs are not the ones it
+// counted (another --batch, or a dataset with fewer batches).
+inline hash::EpochProgress epoch_progress_of(const nlohmann::json& m, const std::string& path, const TrainArgs& a,
+                                             int64_t steps_per_epoch) {
+  if (!m.contains("epoch_progress")) return {};
+  const nlohmann::json& p = m["epoch_progress"];
+  if (!p.is_object() || !p.contains("steps") || !p.contains("loss_sum"))
+    throw io::metadata_error(path, "epoch_progress", "an object {\"steps\": ..., \"loss_sum\": ...}",
+                             io::detail::json_found(p));
+  const nlohmann::json& sum = p["loss_sum"];
+  if (!sum.is_number() || !std::isfinite(sum.get<double>()))
+    throw io::metadata_error(path, "epoch_progress.loss_sum", "a finite number", io::detail::json_found(sum));
+  const hash::EpochProgress position{io::metadata_count_value(p["steps"], path, "epoch_progress.steps"),
+                                     sum.get<double>()};
+  if (position.steps == 0) return position;
+  const int64_t epoch = io::metadata_count(m, "epoch", path, 0) + 1;
+  const nlohmann::json settings = m.value("settings", nlohmann::json::object());
+  if (settings.contains("batch") && settings["batch"] != a.batch)
+    throw Error("--resume: " + path + " stopped in epoch " + std::to_string(epoch) + " after " +
+                std::to_string(position.steps) + " batches of " + settings["batch"].dump() +
+                " images; it goes on only with --batch " + settings["batch"].dump() + ", found --batch " +
+                std::to_string(a.batch));
+  if (position.steps >= steps_per_epoch)
+    throw Error("--resume: " + path + " stopped in epoch " + std::to_string(epoch) + " after " +
+                std::to_string(position.steps) + " batches, but an epoch of this run's training split has " +
+                std::to_string(steps_per_epoch) + " (was the dataset changed?)");
+  return position;
+}
+
 template <class Config, class T, class D, class Head, class Loss>
 int run(const TrainArgs& a) {
   using Backbone = nn::ViT<Config, T, D>;
@@ -318,24 +350,58 @@ int run(const TrainArgs& a) {
   record.split = {{"train", split.train->size()}, {"query", split.query->size()},
                   {"database", split.database->size()}, {"classes", classes}};
   if (!split.class_names.empty()) record.split["class_names"] = split.class_names;
+  // Ctrl-C, SIGTERM or --time-limit (from the hash stage on; the classifier pretraining is not cut
+  // short): the training stops before its next batch, or an evaluation before the next batch it
+  // encodes, and saves its state; --resume goes on from there as if it had not stopped.
+  StopSignals stop_signals;
+  std::string stopped_by;
+  int stop_status = 0;  // 128 + the signal, as a shell reports a process it ends; 75 (EX_TEMPFAIL) for the limit
+  auto stop_requested = [&] {
+    if (stopped_by.empty()) {
+      if (const int signal = StopSignals::received()) {
+        stopped_by = signal == SIGINT ? "Ctrl-C (SIGINT)" : "SIGTERM";
+        stop_status = 128 + signal;
+      } else if (a.time_limit > 0 && seconds_since(t_start) >= a.time_limit) {
+        stopped_by = "--time-limit (" + format_duration(a.time_limit) + ")";
+        stop_status = 75;
+      }
+    }
+    return !stopped_by.empty();
+  };
+  struct StopRequested {
+    std::string where;
+  };
+  auto stopped = [&](const std::string& where) {
+    std::fprintf(stderr,
+                 "%svts train: stopped by %s %s; the training state is saved in %s/last.safetensors: run the same "
+                 "command with --resume %s to go on (it ends as a run never stopped would)\n",
+                 tty ? "\n" : "", stopped_by.c_str(), where.c_str(), a.out.c_str(), a.out.c_str());
+    return stop_status;
+  };
   // The whole training state (live weights, optimizer, loss, dropout generator), for --resume.
-  // `evaluation_pending`: the evaluation due after `epoch` failed, and --resume runs it first.
-  auto save_last = [&](int64_t epoch, bool evaluation_pending) {
+  // `evaluation_pending`: the evaluation due after `epoch` did not finish, and --resume runs it
+  // first. `inside`: the training stopped in epoch `epoch` + 1 after inside->steps of its batches.
+  auto save_last = [&](int64_t epoch, bool evaluation_pending, const hash::EpochProgress* inside = nullptr) {
     io::CheckpointWriter last;
     io::add_training_state(last, trainer);
     last.metadata() = record.last_checkpoint_metadata(epoch);
     if (evaluation_pending) last.metadata()["evaluation_pending"] = true;
+    if (inside) last.metadata()["epoch_progress"] = {{"steps", inside->steps}, {"loss_sum", inside->loss_sum}};
     last.write(a.out + "/last.safetensors");
   };
   auto evaluate = [&](int64_t epoch) {
     const auto t0 = std::chrono::steady_clock::now();
     auto note = [&](int64_t done, int64_t total) {
+      if (stop_requested()) throw StopRequested{};
       if (tty) std::fprintf(stderr, "\r  encoding %lld/%lld", static_cast<long long>(done), static_cast<long long>(total));
     };
     std::vector<float> uq, udb;
     try {
       uq = trainer.encode(split.query, a.eval_batch, a.workers, note);
       udb = trainer.encode(split.database, a.eval_batch, a.workers, note);
+    } catch (const StopRequested&) {
+      save_last(epoch, true);
+      throw StopRequested{"in the evaluation after epoch " + std::to_string(epoch)};
     } catch (const std::exception& e) {
       // A query or database image that cannot be read shows only here, after the epochs before it:
       // keep them.
@@ -369,9 +435,11 @@ int run(const TrainArgs& a) {
   // the same settings the run ends with the same bytes as an uninterrupted one.
   int64_t start_epoch = 0;
   bool evaluation_pending = false;
+  hash::EpochProgress resumed_position;  // of the first epoch this process trains
   if (!a.resume.empty()) {
     const std::string path = std::filesystem::is_directory(a.resume) ? a.resume + "/last.safetensors" : a.resume;
     io::CheckpointReader ckpt(path);
+    resumed_position = epoch_progress_of(ckpt.metadata(), path, a, steps_per_epoch);
     ckpt.expect_metadata("config", Config::name);
     ckpt.expect_metadata("head", Head::name);
     ckpt.expect_metadata("loss", Loss::name);
@@ -381,7 +449,12 @@ int run(const TrainArgs& a) {
     // A checkpoint of a run without EMA has no average: start one from the loaded weights.
     if (a.ema > 0 && !io::has_ema_state(ckpt)) trainer.set_ema(a.ema);
     start_epoch = record.restore(ckpt.metadata(), path);
-    total_steps = std::max<int64_t>(0, a.epochs - start_epoch) * steps_per_epoch;
+    total_steps = std::max<int64_t>(0, (a.epochs - start_epoch) * steps_per_epoch - resumed_position.steps);
+    if (resumed_position.steps > 0 && start_epoch < a.epochs) {
+      std::printf("epoch %lld goes on from its batch %lld of %lld\n", static_cast<long long>(start_epoch + 1),
+                  static_cast<long long>(resumed_position.steps + 1), static_cast<long long>(steps_per_epoch));
+      std::fflush(stdout);
+    }
     const nlohmann::json& m = ckpt.metadata();
     evaluation_pending = m.contains("evaluation_pending") && m["evaluation_pending"] == true;
   }
@@ -393,23 +466,33 @@ int run(const TrainArgs& a) {
     std::fprintf(stderr, "vts train: CUDA graphs off, training op by op (the same results): %s\n",
                  record.cuda_graphs_off.c_str());
   };
-  // The evaluation the interrupted run could not finish, where it would have come.
-  if (evaluation_pending && start_epoch < a.epochs) evaluate(start_epoch);
-  for (int64_t epoch = start_epoch; epoch < a.epochs; ++epoch) {
-    const auto t0 = std::chrono::steady_clock::now();
-    const double mean_loss = trainer.train_epoch(train_loader, epoch, a.epochs,
-                                                 [&](const hash::StepReport& r) { progress("train", r); });
-    record.train_seconds += seconds_since(t0);
-    record.graph_steps = trainer.graph_steps();
-    note_graphs_off();
-    record.history.emplace_back(epoch + 1, mean_loss);
-    if (epoch == start_epoch) report_image_cache(*split.train, a);
-    if ((epoch + 1) % a.eval_every == 0 || epoch + 1 == a.epochs) {
-      evaluate(epoch + 1);
+  try {
+    // The evaluation the interrupted run could not finish, where it would have come.
+    if (evaluation_pending && start_epoch < a.epochs) evaluate(start_epoch);
+    for (int64_t epoch = start_epoch; epoch < a.epochs; ++epoch) {
+      const auto t0 = std::chrono::steady_clock::now();
+      hash::EpochProgress position = epoch == start_epoch ? resumed_position : hash::EpochProgress{};
+      const bool ended = trainer.train_epoch_until(train_loader, epoch, a.epochs, position, stop_requested,
+                                                   [&](const hash::StepReport& r) { progress("train", r); });
+      record.train_seconds += seconds_since(t0);
+      record.graph_steps = trainer.graph_steps();
       note_graphs_off();
+      if (!ended) {
+        save_last(epoch, false, &position);
+        return stopped("in epoch " + std::to_string(epoch + 1) + "/" + std::to_string(a.epochs) + " before its batch " +
+                       std::to_string(position.steps + 1) + "/" + std::to_string(steps_per_epoch));
+      }
+      record.history.emplace_back(epoch + 1, position.loss_sum / static_cast<double>(position.steps));
+      if (epoch == start_epoch) report_image_cache(*split.train, a);
+      if ((epoch + 1) % a.eval_every == 0 || epoch + 1 == a.epochs) {
+        evaluate(epoch + 1);
+        note_graphs_off();
+      }
     }
+    if (start_epoch >= a.epochs) evaluate(a.epochs);  // nothing left to train (or --epochs 0)
+  } catch (const StopRequested& stop) {
+    return stopped(stop.where);
   }
-  if (start_epoch >= a.epochs) evaluate(a.epochs);  // nothing left to train (or --epochs 0)
 
   record.write_outputs({.device = D::name,
                         .gemm = is_cpu_v<D> ? cpu::gemm_name() : (std::is_same_v<T, bf16> ? "bf16" : a.gemm),

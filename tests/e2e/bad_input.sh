@@ -37,6 +37,11 @@ expect_error "--ema: expected a number from 0 to 0.99999, found 'abc'" "$vts" tr
 expect_error "--epochs: expected a whole number from 0 to 1000000, found 9223372036854775807" \
   "$vts" train --epochs 9223372036854775807 --out "$out/x"
 expect_error "--topk: expected a whole number from -1 to" "$vts" train --topk -5 --out "$out/x"
+expect_error "--time-limit: expected a time such as 3h50m, 90m, 45s or 5400 (seconds), found '2m3h'" \
+  "$vts" train --time-limit 2m3h --out "$out/x"
+expect_error "--time-limit: expected a time such as 3h50m, 90m, 45s or 5400 (seconds), found '1.5h'" \
+  "$vts" train --time-limit 1.5h --out "$out/x"
+expect_error "--time-limit: expected a time above 0, found '0m'" "$vts" train --time-limit 0m --out "$out/x"
 expect_error "--threads: expected a whole number from 1 to 1024, found 100000" \
   "$vts" train --threads 100000 --out "$out/x"
 expect_error "--workers: expected a whole number from 0 to 256, found 1000000" \

@@ -130,7 +130,7 @@ expect_error "vts_model.bits is -1; expected a whole number from 8 to 4096" \
 setting() { meta "$last" "$1" | tr -d '\\"'; }  # the run's, to resume it with
 resume() {
   "$vts" train --resume "$1" --config "$(setting config)" --head "$(setting head)" --loss "$(setting loss)" \
-    --bits "$(setting bits)" --epochs $(($(setting epoch) + 1)) --eval-every 1000 --out "$out/resumed" --quiet
+    --bits "$(setting bits)" --epochs $(($(setting epoch) + 1)) --eval-every 1000 --out "$out/resumed" --quiet "${@:2}"
 }
 edit_header "$last" "$out/epoch.safetensors" 's/\\"epoch\\":[0-9]*,\\"evaluations/\\"epoch\\":-5,\\"evaluations/'
 expect_error "metadata 'epoch': expected a whole number of 0 or more, found -5" resume "$out/epoch.safetensors"
@@ -140,6 +140,23 @@ expect_error "metadata 'evaluations': expected an array" resume "$out/evals.safe
 edit_header "$last" "$out/history.safetensors" 's/\\"loss_history\\":\[{/\\"loss_history\\":[[1,2],{/'
 expect_error "metadata 'loss_history\[0\]': expected an object with \"epoch\" and \"loss\"" \
   resume "$out/history.safetensors"
+# A run stopped inside an epoch (vts train --time-limit, Ctrl-C, SIGTERM; stop_resume.sh) keeps its
+# position there; it goes on only with the batches it counted, and a malformed position is named.
+with_position() {  # with_position DST STEPS LOSS_SUM: the finished run as if stopped in its next epoch
+  edit_header "$last" "$1" "s/\\\\\"epoch\\\\\":\\([0-9]*\\),\\\\\"evaluations/\\\\\"epoch\\\\\":\\1,\\\\\"epoch_progress\\\\\":{\\\\\"steps\\\\\":$2,\\\\\"loss_sum\\\\\":$3},\\\\\"evaluations/"
+}
+batch=$(sed -n 's/^ *"batch": \([0-9]*\),*$/\1/p' "$run/metrics.json")
+with_position "$out/inside.safetensors" 5 1.5
+expect_error "stopped in epoch $(($(setting epoch) + 1)) after 5 batches of $batch images; it goes on only with --batch $batch, found --batch 32" \
+  resume "$out/inside.safetensors" --batch 32
+with_position "$out/past.safetensors" 100000 1.5
+expect_error "stopped in epoch $(($(setting epoch) + 1)) after 100000 batches, but an epoch of this run's training split has" \
+  resume "$out/past.safetensors"
+with_position "$out/sum.safetensors" 5 '\\"x\\"'
+expect_error "metadata 'epoch_progress.loss_sum': expected a finite number, found \"x\"" resume "$out/sum.safetensors"
+with_position "$out/steps.safetensors" -5 1.5
+expect_error "metadata 'epoch_progress.steps': expected a whole number of 0 or more, found -5" \
+  resume "$out/steps.safetensors"
 [[ ! -e $out/resumed/best.safetensors ]] || fail "a refused --resume wrote a checkpoint"
 
 # A new run into a finished run's folder is refused before anything is written (a repeated command
