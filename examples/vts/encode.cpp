@@ -23,6 +23,7 @@
 
 #include "commands.hpp"
 #include "model.hpp"
+#include "stop_signals.hpp"
 #include "vts/data/list_dataset.hpp"
 #include "vts/data/protocol.hpp"
 #include "vts/index/codes.hpp"
@@ -227,6 +228,11 @@ int run_encode(const EncodeArgs& a) {
               a.device == "cuda" ? "GPU" : "CPU");
   std::fflush(stdout);
 
+  // Ctrl-C or SIGTERM during an update: it stops before its next batch and saves the codes so far,
+  // as it does every --save-every minutes, so that the same command continues from there. (In place
+  // before the update says what it will encode, which a script may wait for before it signals.)
+  std::optional<StopSignals> stop_signals;
+  if (a.update) stop_signals.emplace();
   const bool tty = isatty(fileno(stderr)) && !a.quiet;
   const auto t_enc = std::chrono::steady_clock::now();
   int64_t reported = 0;
@@ -327,7 +333,20 @@ int run_encode(const EncodeArgs& a) {
     };
     auto last_save = std::chrono::steady_clock::now();
     size_t saved = 0;
+    struct StopRequested {};
+    auto stopped = [&] {
+      const int signal = StopSignals::received();
+      const char* by = signal == SIGINT ? "Ctrl-C (SIGINT)" : "SIGTERM";
+      if (const size_t rows = rows_with_codes(); rows == 0 || rows < previous_rows)
+        std::fprintf(stderr, "%svts encode: stopped by %s; %s is left as it was (the %zu codes encoded or kept so "
+                     "far are fewer than it holds)\n", tty ? "\n" : "", by, a.out.c_str(), rows);
+      else
+        std::fprintf(stderr, "%svts encode: stopped by %s; progress saved: %s holds the %zu images encoded so far: "
+                     "run the same command to continue\n", tty ? "\n" : "", by, a.out.c_str(), write(false));
+      return 128 + signal;
+    };
     for (size_t begin = 0; begin < to_encode.size(); begin += chunk) {
+      if (StopSignals::received()) return stopped();
       const size_t end = std::min(begin + chunk, to_encode.size());
       const std::vector<int64_t> ids(to_encode.begin() + static_cast<ptrdiff_t>(begin),
                                      to_encode.begin() + static_cast<ptrdiff_t>(end));
@@ -336,8 +355,11 @@ int run_encode(const EncodeArgs& a) {
       index::PackedCodes encoded;
       try {
         encoded = encode(part, &ids, [&](int64_t done, int64_t) {
+          if (StopSignals::received()) throw StopRequested{};
           progress(static_cast<int64_t>(begin) + done, static_cast<int64_t>(to_encode.size()));
         });
+      } catch (const StopRequested&) {
+        return stopped();
       } catch (const std::exception& e) {
         if (const size_t rows = rows_with_codes(); rows == 0 || rows < previous_rows) {
           if (!previous) throw;  // nothing to save

@@ -2,8 +2,9 @@
 # End to end on the real Fashion-MNIST files: train a model briefly, `vts encode` the database and
 # the query split and a folder of PGM files cut from the test set, `vts search` by image file and
 # by dataset source, several queries at once (--queries, --json), `vts evaluate` (it must give the
-# training run's mAP), `vts export` to FAISS and Milvus, `vts encode --update` of a changed folder,
-# `vts info`, `vts --version`, and check that bad input is refused.
+# training run's mAP), `vts export` to FAISS and Milvus, `vts encode --update` of a changed folder
+# (and continued after an undecodable image and after SIGTERM), `vts info`, `vts --version`, and
+# check that bad input is refused.
 #   - a query item searched by its own source is found at distance 0 (same transform, same codes);
 #   - a PGM file and the IDX record it was cut from give the same code;
 #   - the neighbours of 10 test images share their class in at least 60 % of the top 10
@@ -201,6 +202,37 @@ grep -q "8 unchanged (codes kept), 2 new, 0 changed, 0 removed" "$out/u5.txt" ||
 "$vts" encode --model "$run" --images "$out/library2" --out "$out/fresh2.vtsidx" --quiet >/dev/null
 "$vts" export --index "$out/fresh2.vtsidx" --format milvus --out "$out/m_fresh2" >/dev/null
 cmp -s "$out/m_library2/vectors.npy" "$out/m_fresh2/vectors.npy" || fail "the continued update differs from a fresh encode"
+# SIGTERM (or Ctrl-C) stops an update before its next batch and saves the codes so far, as
+# --save-every does; the same command then continues. An index of 10 images, then 1,000 links to
+# them added, encoded one a batch, so that the signal, sent once the update has said what it will
+# encode, comes while it encodes; whenever it comes, the save holds at least the 10 kept codes.
+cp -r "$out/library2" "$out/library3"
+sleep 2.5  # files changed less than 2 s before an encode's start count as possibly changed
+"$vts" encode --model "$run" --images "$out/library3" --out "$out/library3.vtsidx" --update --quiet >/dev/null
+for f in "$out"/library2/*.pgm; do
+  for i in $(seq 100); do ln -s "$f" "$out/library3/$i-${f##*/}"; done
+done
+sleep 2.5
+"$vts" encode --model "$run" --images "$out/library3" --out "$out/library3.vtsidx" --update --batch 1 --threads 1 \
+  >"$out/u6.txt" 2>&1 &
+pid=$!
+for _ in $(seq 1000); do
+  grep -q "10 unchanged (codes kept), 1000 new" "$out/u6.txt" && break
+  sleep 0.01
+done
+kill -TERM $pid
+rc=0
+wait $pid || rc=$?
+((rc == 143)) && grep -q "vts encode: stopped by SIGTERM; progress saved: $out/library3.vtsidx holds the [0-9]* images" \
+  "$out/u6.txt" || { cat "$out/u6.txt"; fail "an update stopped by SIGTERM (rc $rc)"; }
+saved=$(sed -n 's/.*holds the \([0-9]*\) images.*/\1/p' "$out/u6.txt")
+"$vts" encode --model "$run" --images "$out/library3" --out "$out/library3.vtsidx" --update --quiet >"$out/u7.txt"
+grep -q "$saved unchanged (codes kept), $((1010 - saved)) new" "$out/u7.txt" ||
+  { cat "$out/u6.txt" "$out/u7.txt"; fail "the update after SIGTERM did not keep the $saved codes saved"; }
+"$vts" export --index "$out/library3.vtsidx" --format milvus --out "$out/m_library3" >/dev/null
+"$vts" encode --model "$run" --images "$out/library3" --out "$out/fresh3.vtsidx" --quiet >/dev/null
+"$vts" export --index "$out/fresh3.vtsidx" --format milvus --out "$out/m_fresh3" >/dev/null
+cmp -s "$out/m_library3/vectors.npy" "$out/m_fresh3/vectors.npy" || fail "the update after SIGTERM differs from a fresh encode"
 # `vts info` says what an index and a checkpoint hold.
 "$vts" info "$out/db.vtsidx" "$out/library.vtsidx" "$run" >"$out/info.txt"
 grep -q "holds: the database split of fashion-mnist" "$out/info.txt" && grep -q "labels: 10 classes" "$out/info.txt" &&
