@@ -1,8 +1,10 @@
 #pragma once
 // Ctrl-C (SIGINT) and SIGTERM (what a batch scheduler sends before it ends a job) while `vts train`
-// trains: the first asks the run to stop before its next batch, with its state saved for --resume.
-// The handler gives the signal its former action back as it runs (SA_RESETHAND), so a second one
-// ends the process at once, as if no handler were there.
+// trains or `vts encode --update` encodes: the first asks the program to stop before its next batch
+// with its work saved (the training state for --resume, the codes so far). The handler gives the
+// signal its former action back as it runs (SA_RESETHAND), so a second one ends the process at
+// once, as if no handler were there.
+#include <atomic>
 #include <csignal>
 
 namespace vts::cli {
@@ -10,7 +12,7 @@ namespace vts::cli {
 class StopSignals {
  public:
   StopSignals() {
-    received_ = 0;
+    received_.store(0);
     struct sigaction action {};
     action.sa_handler = &on_signal;
     sigemptyset(&action.sa_mask);
@@ -26,11 +28,14 @@ class StopSignals {
   StopSignals& operator=(const StopSignals&) = delete;
 
   // The signal that asked to stop, or 0.
-  static int received() { return received_; }
+  static int received() { return received_.load(); }
 
  private:
-  static void on_signal(int signal) { received_ = signal; }
-  static inline volatile std::sig_atomic_t received_ = 0;
+  // A lock-free atomic, not a volatile sig_atomic_t: the signal may run the handler on any thread
+  // (a loader worker, an OpenMP thread), and the training thread must see what it stored.
+  static_assert(std::atomic<int>::is_always_lock_free, "a signal handler may only store to a lock-free atomic");
+  static void on_signal(int signal) { received_.store(signal); }
+  static inline std::atomic<int> received_{0};
   struct sigaction old_int_ {}, old_term_ {};
 };
 

@@ -143,14 +143,18 @@ expect_error "metadata 'loss_history\[0\]': expected an object with \"epoch\" an
 # A run stopped inside an epoch (vts train --time-limit, Ctrl-C, SIGTERM; stop_resume.sh) keeps its
 # position there; it goes on only with the batches it counted, and a malformed position is named.
 with_position() {  # with_position DST STEPS LOSS_SUM: the finished run as if stopped in its next epoch
-  edit_header "$last" "$1" "s/\\\\\"epoch\\\\\":\\([0-9]*\\),\\\\\"evaluations/\\\\\"epoch\\\\\":\\1,\\\\\"epoch_progress\\\\\":{\\\\\"steps\\\\\":$2,\\\\\"loss_sum\\\\\":$3},\\\\\"evaluations/"
+  local q='\\"'  # a quote inside the metadata string, as sed matches and writes it
+  local from="${q}epoch${q}:\([0-9]*\),${q}evaluations"
+  local to="${q}epoch${q}:\1,${q}epoch_progress${q}:{${q}steps${q}:$2,${q}loss_sum${q}:$3},${q}evaluations"
+  edit_header "$last" "$1" "s/$from/$to/"
 }
 batch=$(sed -n 's/^ *"batch": \([0-9]*\),*$/\1/p' "$run/metrics.json")
+next_epoch=$(($(setting epoch) + 1))
 with_position "$out/inside.safetensors" 5 1.5
-expect_error "stopped in epoch $(($(setting epoch) + 1)) after 5 batches of $batch images; it goes on only with --batch $batch, found --batch 32" \
-  resume "$out/inside.safetensors" --batch 32
+expect_error "stopped in epoch $next_epoch after 5 batches of $batch images; it goes on only with --batch $batch, \
+found --batch 32" resume "$out/inside.safetensors" --batch 32
 with_position "$out/past.safetensors" 100000 1.5
-expect_error "stopped in epoch $(($(setting epoch) + 1)) after 100000 batches, but an epoch of this run's training split has" \
+expect_error "stopped in epoch $next_epoch after 100000 batches, but an epoch of this run's training split has" \
   resume "$out/past.safetensors"
 with_position "$out/sum.safetensors" 5 '\\"x\\"'
 expect_error "metadata 'epoch_progress.loss_sum': expected a finite number, found \"x\"" resume "$out/sum.safetensors"

@@ -223,8 +223,9 @@ done
 kill -TERM $pid
 rc=0
 wait $pid || rc=$?
-((rc == 143)) && grep -q "vts encode: stopped by SIGTERM; progress saved: $out/library3.vtsidx holds the [0-9]* images" \
-  "$out/u6.txt" || { cat "$out/u6.txt"; fail "an update stopped by SIGTERM (rc $rc)"; }
+((rc == 143)) &&
+  grep -q "vts encode: stopped by SIGTERM; progress saved: $out/library3.vtsidx holds the [0-9]* images" "$out/u6.txt" ||
+  { cat "$out/u6.txt"; fail "an update stopped by SIGTERM (rc $rc)"; }
 saved=$(sed -n 's/.*holds the \([0-9]*\) images.*/\1/p' "$out/u6.txt")
 "$vts" encode --model "$run" --images "$out/library3" --out "$out/library3.vtsidx" --update --quiet >"$out/u7.txt"
 grep -q "$saved unchanged (codes kept), $((1010 - saved)) new" "$out/u7.txt" ||
@@ -232,7 +233,8 @@ grep -q "$saved unchanged (codes kept), $((1010 - saved)) new" "$out/u7.txt" ||
 "$vts" export --index "$out/library3.vtsidx" --format milvus --out "$out/m_library3" >/dev/null
 "$vts" encode --model "$run" --images "$out/library3" --out "$out/fresh3.vtsidx" --quiet >/dev/null
 "$vts" export --index "$out/fresh3.vtsidx" --format milvus --out "$out/m_fresh3" >/dev/null
-cmp -s "$out/m_library3/vectors.npy" "$out/m_fresh3/vectors.npy" || fail "the update after SIGTERM differs from a fresh encode"
+cmp -s "$out/m_library3/vectors.npy" "$out/m_fresh3/vectors.npy" ||
+  fail "the update after SIGTERM differs from a fresh encode"
 # `vts info` says what an index and a checkpoint hold.
 "$vts" info "$out/db.vtsidx" "$out/library.vtsidx" "$run" >"$out/info.txt"
 grep -q "holds: the database split of fashion-mnist" "$out/info.txt" && grep -q "labels: 10 classes" "$out/info.txt" &&

@@ -87,8 +87,9 @@ class Loader {
   // Starts epoch `epoch` at batch `first_batch` (the batches before it are not built): what a run
   // stopped inside an epoch continues from, with the same batches after it as an unbroken epoch.
   void start_epoch(int64_t epoch, int64_t first_batch = 0) {
-    VTS_CHECK(first_batch >= 0 && first_batch <= num_batches(), "Loader::start_epoch: expected a first batch from 0 to ",
-              num_batches(), " (the epoch's batches), found ", first_batch);
+    VTS_CHECK(first_batch >= 0 && first_batch <= num_batches(),
+              "Loader::start_epoch: expected a first batch from 0 to ", num_batches(), " (the epoch's batches), found ",
+              first_batch);
     stop();
     epoch_ = epoch;
     order_ = order(epoch);
