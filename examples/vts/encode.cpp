@@ -337,12 +337,17 @@ int run_encode(const EncodeArgs& a) {
     auto stopped = [&] {
       const int signal = StopSignals::received();
       const char* by = signal == SIGINT ? "Ctrl-C (SIGINT)" : "SIGTERM";
-      if (const size_t rows = rows_with_codes(); rows == 0 || rows < previous_rows)
+      const char* newline = tty ? "\n" : "";
+      const size_t rows = rows_with_codes();
+      if (rows == 0)
+        std::fprintf(stderr, "%svts encode: stopped by %s before any code was encoded or kept; %s %s\n", newline, by,
+                     a.out.c_str(), previous ? "is left as it was" : "was not written");
+      else if (rows < previous_rows)
         std::fprintf(stderr, "%svts encode: stopped by %s; %s is left as it was (the %zu codes encoded or kept so "
-                     "far are fewer than it holds)\n", tty ? "\n" : "", by, a.out.c_str(), rows);
+                     "far are fewer than the %zu it holds)\n", newline, by, a.out.c_str(), rows, previous_rows);
       else
         std::fprintf(stderr, "%svts encode: stopped by %s; progress saved: %s holds the %zu images encoded so far: "
-                     "run the same command to continue\n", tty ? "\n" : "", by, a.out.c_str(), write(false));
+                     "run the same command to continue\n", newline, by, a.out.c_str(), write(false));
       return 128 + signal;
     };
     for (size_t begin = 0; begin < to_encode.size(); begin += chunk) {

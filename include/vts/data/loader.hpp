@@ -83,9 +83,8 @@ class Loader {
   }
 
   // Begins epoch `epoch` (any integer; the reference counts from 0), abandoning the rest of the
-  // current one, and starts the workers.
-  // Starts epoch `epoch` at batch `first_batch` (the batches before it are not built): what a run
-  // stopped inside an epoch continues from, with the same batches after it as an unbroken epoch.
+  // current one, and starts the workers. `first_batch`: the batches before it are not built — what a
+  // run stopped inside an epoch continues from, with the batches after it those of an unbroken epoch.
   void start_epoch(int64_t epoch, int64_t first_batch = 0) {
     VTS_CHECK(first_batch >= 0 && first_batch <= num_batches(),
               "Loader::start_epoch: expected a first batch from 0 to ", num_batches(), " (the epoch's batches), found ",
