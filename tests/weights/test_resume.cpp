@@ -388,6 +388,22 @@ TEST_CASE("resume inside an epoch: exact with mixup, EMA and loader workers, and
   CHECK(means_again != want_means);
 }
 
+// A stop asked for while the last batch trains comes too late for this epoch: it ends (its
+// end-of-epoch work done) and the stop is the next epoch's to take, before its first batch.
+TEST_CASE("train_epoch_until: a stop after the last batch ends the epoch", "[trainer]") {
+  auto trainer = make_trainer<hl::Csq<>>();
+  auto loader = make_loader();
+  int64_t asked = 0;
+  vts::hash::EpochProgress progress;
+  CHECK(trainer->train_epoch_until(loader, 0, kEpochs, progress, [&] { return asked++ >= 6; }));
+  CHECK(asked == 6);
+  CHECK(progress.steps == 6);
+  vts::hash::EpochProgress next;
+  CHECK_FALSE(trainer->train_epoch_until(loader, 1, kEpochs, next, [&] { return asked++ >= 6; }));
+  CHECK(next.steps == 0);
+  CHECK(next.loss_sum == 0.0);
+}
+
 TEST_CASE("train_epoch_until refuses a progress outside the epoch", "[trainer]") {
   using Catch::Matchers::Contains;
   auto trainer = make_trainer<hl::Csq<>>();

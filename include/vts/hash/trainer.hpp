@@ -296,8 +296,10 @@ class Trainer {
     data::Batch batch;
     nn::Context ctx{true, &dropout_rng_};
     detail::EpochReports<loss_tensor> reports(epoch, steps, "training", "lower the learning rate", report, progress);
-    for (;;) {
-      if (stop && stop()) {
+    // Not asked once the last batch is done: a stop there would save a position past the epoch's
+    // batches, which no resume could take; the epoch ends instead.
+    for (int64_t next = progress.steps;; ++next) {
+      if (next < steps && stop && stop()) {
         progress = reports.progress();
         return false;
       }
