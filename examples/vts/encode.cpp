@@ -336,7 +336,7 @@ int run_encode(const EncodeArgs& a) {
     struct StopRequested {};
     auto stopped = [&] {
       const int signal = StopSignals::received();
-      const char* by = signal == SIGINT ? "Ctrl-C (SIGINT)" : "SIGTERM";
+      const char* by = StopSignals::name(signal);
       const char* newline = tty ? "\n" : "";
       const size_t rows = rows_with_codes();
       if (rows == 0)
@@ -348,7 +348,7 @@ int run_encode(const EncodeArgs& a) {
       else
         std::fprintf(stderr, "%svts encode: stopped by %s; progress saved: %s holds the %zu images encoded so far: "
                      "run the same command to continue\n", newline, by, a.out.c_str(), write(false));
-      return 128 + signal;
+      return StopSignals::exit_status(signal);
     };
     for (size_t begin = 0; begin < to_encode.size(); begin += chunk) {
       if (StopSignals::received()) return stopped();

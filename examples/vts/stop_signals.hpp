@@ -29,6 +29,11 @@ class StopSignals {
 
   // The signal that asked to stop, or 0.
   static int received() { return received_.load(); }
+  // How the stop messages name it.
+  static const char* name(int signal) { return signal == SIGINT ? "Ctrl-C (SIGINT)" : "SIGTERM"; }
+  // The exit status of a program stopped by it: 128 + the signal, as a shell reports a process the
+  // signal ended.
+  static int exit_status(int signal) { return 128 + signal; }
 
  private:
   // A lock-free atomic, not a volatile sig_atomic_t: the signal may run the handler on any thread

@@ -355,12 +355,12 @@ int run(const TrainArgs& a) {
   // encodes, and saves its state; --resume goes on from there as if it had not stopped.
   StopSignals stop_signals;
   std::string stopped_by;
-  int stop_status = 0;  // 128 + the signal, as a shell reports a process it ends; 75 (EX_TEMPFAIL) for the limit
+  int stop_status = 0;  // StopSignals::exit_status, or 75 (EX_TEMPFAIL) for the time limit
   auto stop_requested = [&] {
     if (stopped_by.empty()) {
       if (const int signal = StopSignals::received()) {
-        stopped_by = signal == SIGINT ? "Ctrl-C (SIGINT)" : "SIGTERM";
-        stop_status = 128 + signal;
+        stopped_by = StopSignals::name(signal);
+        stop_status = StopSignals::exit_status(signal);
       } else if (a.time_limit > 0 && seconds_since(t_start) >= a.time_limit) {
         stopped_by = "--time-limit (" + format_duration(a.time_limit) + ")";
         stop_status = 75;

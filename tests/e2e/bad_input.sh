@@ -21,6 +21,7 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 source "$(dirname "$0")/expect_error.sh"
+source "$(dirname "$0")/run_metrics.sh"
 [[ -s $run/best.safetensors ]] || fail "$run holds no best.safetensors (a finished vts train run was expected)"
 
 # Flags.
@@ -136,9 +137,6 @@ printf 'not an image' >"$out/moved/$first_query"
 expect_error "the training state after epoch 1 is saved in $out/stopped/last.safetensors" train_lists "$out/stopped"
 cp "$out/query.kept" "$out/moved/$first_query"
 train_lists "$out/stopped" --resume "$out/stopped" >/dev/null
-evaluations() {  # each evaluation's scores, without its time
-  tr -d ' \n' <"$1/metrics.json" | grep -o '"evaluations":\[[^]]*\]' | sed 's/,"seconds":[0-9.e+-]*//g'
-}
 [[ -n $(evaluations "$out/whole") && $(evaluations "$out/stopped") == "$(evaluations "$out/whole")" ]] ||
   fail "the resumed run's evaluations differ from the uninterrupted run's"
 cmp -s "$out/stopped/best.safetensors" "$out/whole/best.safetensors" ||

@@ -12,6 +12,7 @@ run=$2
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
+source "$(dirname "$0")/run_metrics.sh"
 [[ -s $run/best.safetensors && -s $run/metrics.json ]] || fail "$run holds no finished vts train run"
 train() { "$vts" train --epochs 4 --eval-every 4 --out "$out/run" --quiet "$@"; }
 
@@ -42,12 +43,10 @@ grep -q "stopped by SIGTERM in " "$out/second.txt" || { cat "$out/second.txt"; f
 grep -o "stopped by [^;]*" "$out/second.txt"
 
 train --resume "$out/run" >"$out/third.txt"
-evaluations() { tr -d ' \n' <"$1/metrics.json" | grep -o '"evaluations":\[[^]]*\]' | sed 's/,"seconds":[0-9.e+-]*//g'; }
-losses() { tr -d ' \n' <"$1/metrics.json" | grep -o '"loss_history":\[[^]]*\]'; }
 [[ -n $(evaluations "$run") && $(evaluations "$out/run") == "$(evaluations "$run")" ]] ||
   fail "the evaluations differ from the unbroken run's: $(evaluations "$out/run") against $(evaluations "$run")"
-[[ -n $(losses "$run") && $(losses "$out/run") == "$(losses "$run")" ]] ||
-  fail "the loss history differs from the unbroken run's: $(losses "$out/run") against $(losses "$run")"
+[[ -n $(loss_history "$run") && $(loss_history "$out/run") == "$(loss_history "$run")" ]] ||
+  fail "the loss history differs from the unbroken run's: $(loss_history "$out/run") against $(loss_history "$run")"
 cmp -s "$out/run/best.safetensors" "$run/best.safetensors" || fail "best.safetensors differs from the unbroken run's"
 for f in query_codes.npy db_codes.npy; do
   cmp -s "$out/run/$f" "$run/$f" || fail "$f differs from the unbroken run's"

@@ -36,7 +36,8 @@ grep -q "folder: 90 train / 10 query / 90 database" "$out/graphs.txt" || { cat "
 metric() {  # metric RUN KEY: a top-level value of the run's metrics.json, as written
   tr -d ' \n' <"$out/$1/metrics.json" | grep -o "\"$2\":[^,}]*" | head -1 | cut -d: -f2-
 }
-history() { tr -d ' \n' <"$out/$1/metrics.json" | grep -o '"loss_history":\[[^]]*\]'; }
+source "$(dirname "$0")/run_metrics.sh"
+history() { loss_history "$out/$1"; }
 map() { metric "$1" last_map; }  # the last evaluation's (the resumed run also lists its first run's)
 tr -d ' \n' <"$out/graphs/metrics.json" | grep -q '"cuda_graphs":true' || fail "metrics.json: graphs not on by default"
 [[ $(metric graphs graph_steps) == 3 ]] || fail "graph_steps $(metric graphs graph_steps), expected 3"

@@ -38,9 +38,10 @@ done
 for f in query_codes.npy db_codes.npy; do
   cmp -s "$out/threads1/$f" "$out/threads2/$f" || { echo "$f differs between 1 and 2 threads"; exit 1; }
 done
-losses() { tr -d ' \n' <"$1/metrics.json" | grep -o '"loss_history":\[[^]]*\]'; }
-[[ -n $(losses "$out/threads1") && "$(losses "$out/threads1")" == "$(losses "$out/threads2")" ]] ||
-  { echo "the losses differ between 1 and 2 threads: $(losses "$out/threads1") against $(losses "$out/threads2")"; exit 1; }
+source "$(dirname "$0")/run_metrics.sh"
+one=$(loss_history "$out/threads1")
+two=$(loss_history "$out/threads2")
+[[ -n $one && $one == "$two" ]] || { echo "the losses differ between 1 and 2 threads: $one against $two"; exit 1; }
 cmp -s <(tensor_bytes "$out/threads1/last.safetensors") <(tensor_bytes "$out/threads2/last.safetensors") ||
   { echo "the checkpoint's tensors differ between 1 and 2 threads"; exit 1; }
 

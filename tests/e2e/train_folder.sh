@@ -41,7 +41,7 @@ grep -q "folder query split: 50 images" "$out/enc.txt" || { cat "$out/enc.txt"; 
 
 # --no-augment reaches the folder's train split (it did not reach the list datasets' before 2026-12-04):
 # the same seed gives the same losses, and without augmentation other ones.
-loss_history() { tr -d ' \n' <"$1/metrics.json" | grep -o '"loss_history":\[[^]]*\]'; }
+source "$(dirname "$0")/run_metrics.sh"
 for flag in --augment --no-augment; do
   "$vts" train --dataset folder --data-dir "$out/photos" --epochs 2 --out "$out/aug$flag" $flag --quiet >/dev/null
 done
