@@ -21,27 +21,27 @@ using vts_test::Stripes;
 using vts_test::Tiny8;
 using Net = vts::hash::HashNetwork<vts::nn::ViT<Tiny8>, vts::hash::AllTokenHead<16>>;
 using Loss = vts::hash::loss::Csq<>;
-constexpr int64_t kBits = 16;
+constexpr int64_t kCodeBits = 16;
 
-struct Run {
+struct TrainingRun {
   std::vector<double> epoch_losses;
   std::vector<std::vector<float>> weights;
   std::vector<float> codes;  // encode() of the training set after the last epoch
 };
 
 // Dropout on (p = 0.1 in the ViT's MLPs), AdamW, a shuffled loader with one worker thread.
-Run train(uint64_t seed, const std::shared_ptr<const vts::data::Dataset>& data) {
+TrainingRun train(uint64_t seed, const std::shared_ptr<const vts::data::Dataset>& data) {
   vts::Generator gen(seed);
-  Net net(kBits, gen);
+  Net net(kCodeBits, gen);
   vts::hash::loss::Config cfg;
-  cfg.bits = kBits;
+  cfg.bits = kCodeBits;
   cfg.classes = 3;
   cfg.train_size = data->size();
   Loss loss(cfg, gen);
   vts::hash::Trainer<Net, Loss> trainer(std::move(net), std::move(loss),
                                         {.name = "adamw", .lr = 3e-3, .weight_decay = 0.05}, seed);
   vts::data::Loader loader(data, {.batch_size = 8, .shuffle = true, .num_workers = 1, .seed = seed});
-  Run run;
+  TrainingRun run;
   for (int64_t e = 0; e < 3; ++e) run.epoch_losses.push_back(trainer.train_epoch(loader, e, 3));
   for (const auto& p : vts::nn::parameters(trainer.network())) run.weights.push_back(p.to_vector());
   run.codes = trainer.encode(data, 16, 1);
@@ -52,14 +52,14 @@ Run train(uint64_t seed, const std::shared_ptr<const vts::data::Dataset>& data) 
 
 TEST_CASE("threads: two hash trainers at once, beside two encoding threads, match each run alone", "[threads]") {
   const auto data = std::make_shared<Stripes>();
-  const Run alone_a = train(1, data), alone_b = train(2, data);
+  const TrainingRun alone_a = train(1, data), alone_b = train(2, data);
   REQUIRE(alone_a.weights != alone_b.weights);
 
   vts::Generator init(3);
-  const Net frozen(kBits, init);
+  const Net frozen(kCodeBits, init);
   const std::vector<float> frozen_codes = vts::hash::encode(frozen, data, {.batch_size = 16, .workers = 1});
 
-  Run together_a, together_b;
+  TrainingRun together_a, together_b;
   constexpr int kEncoders = 2;  // sharing one network
   std::vector<std::vector<std::vector<float>>> encoded(kEncoders);
   std::latch start(2 + kEncoders);

@@ -14,23 +14,12 @@
 
 using namespace vts::index;
 namespace fs = std::filesystem;
+using vts_test::read_bytes;
+using vts_test::TempDir;
 
 namespace {
 
 std::string golden(const std::string& name) { return std::string(VTS_TEST_DATA_DIR) + "/eval/" + name; }
-
-std::vector<uint8_t> read_bytes(const std::string& p) {
-  std::ifstream f(p, std::ios::binary);
-  REQUIRE(f.good());
-  return std::vector<uint8_t>(std::istreambuf_iterator<char>(f), {});
-}
-
-struct TempDir {
-  fs::path dir = fs::temp_directory_path() / ("vts_export_test_" + std::to_string(::getpid()));
-  TempDir() { fs::create_directories(dir); }
-  ~TempDir() { fs::remove_all(dir); }
-  std::string file(const std::string& n) const { return (dir / n).string(); }
-};
 
 }  // namespace
 

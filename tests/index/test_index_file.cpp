@@ -12,31 +12,12 @@
 
 using namespace vts::index;
 namespace fs = std::filesystem;
+using vts_test::read_bytes;
+using vts_test::TempDir;
+using vts_test::write_bytes;
 
 namespace {
 
-struct TempDir {
-  fs::path dir;
-  TempDir() {
-    dir = fs::temp_directory_path() / ("vts_index_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter()++));
-    fs::create_directories(dir);
-  }
-  ~TempDir() { fs::remove_all(dir); }
-  std::string file(const std::string& name) const { return (dir / name).string(); }
-  static int& counter() {
-    static int c = 0;
-    return c;
-  }
-};
-
-std::vector<uint8_t> read_bytes(const std::string& p) {
-  std::ifstream f(p, std::ios::binary);
-  return std::vector<uint8_t>(std::istreambuf_iterator<char>(f), {});
-}
-void write_bytes(const std::string& p, const std::vector<uint8_t>& b) {
-  std::ofstream f(p, std::ios::binary | std::ios::trunc);
-  f.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
-}
 // Re-seals a deliberately edited header so that only the edit itself is wrong.
 void reseal_header(std::vector<uint8_t>& b) { detail::encode_header(detail::decode_header(b.data()), b.data()); }
 void reseal_payload(std::vector<uint8_t>& b) {

@@ -35,7 +35,7 @@ std::vector<uint8_t> raw_npy(const std::string& dict, const std::vector<uint8_t>
   std::copy(data.begin(), data.end(), out.end() - static_cast<std::ptrdiff_t>(data.size()));
   return out;
 }
-std::string parse_error(const std::vector<uint8_t>& img) {
+std::string npy_error(const std::vector<uint8_t>& img) {
   return io_error([&] { parse_npy(img.data(), img.size(), "test-image"); });
 }
 }  // namespace
@@ -175,50 +175,50 @@ TEST_CASE("io: malformed npy input raises IoError naming the source", "[io][npy]
   const std::string ok_dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }\n";
   const std::vector<uint8_t> eight(8, 0);
 
-  CHECK_THAT(parse_error({}), Contains("test-image") && Contains("truncated"));
+  CHECK_THAT(npy_error({}), Contains("test-image") && Contains("truncated"));
   {
     auto img = raw_npy(ok_dict, eight);
     img[1] = 'X';
-    CHECK_THAT(parse_error(img), Contains("test-image") && Contains("magic"));
+    CHECK_THAT(npy_error(img), Contains("test-image") && Contains("magic"));
   }
   {
     auto img = raw_npy(ok_dict, eight);
     img[6] = 4;
-    CHECK_THAT(parse_error(img), Contains("version 4.0"));
+    CHECK_THAT(npy_error(img), Contains("version 4.0"));
   }
   {  // header length larger than the file
     auto img = raw_npy(ok_dict, eight);
     img[8] = 0xff;
     img[9] = 0x7f;
-    CHECK_THAT(parse_error(img), Contains("header length"));
+    CHECK_THAT(npy_error(img), Contains("header length"));
   }
   {  // truncated in the data
     auto img = raw_npy(ok_dict, eight);
     img.resize(img.size() - 3);
-    CHECK_THAT(parse_error(img), Contains("data truncated") && Contains("needs 8 bytes, found 5"));
+    CHECK_THAT(npy_error(img), Contains("data truncated") && Contains("needs 8 bytes, found 5"));
   }
   {  // truncated inside the header
     auto img = raw_npy(ok_dict, eight);
     img.resize(20);
-    CHECK_THAT(parse_error(img), Contains("test-image"));
+    CHECK_THAT(npy_error(img), Contains("test-image"));
   }
-  CHECK_THAT(parse_error(raw_npy(ok_dict, std::vector<uint8_t>(9, 0))), Contains("1 unexpected bytes"));
-  CHECK_THAT(parse_error(raw_npy("{'descr': '<c8', 'fortran_order': False, 'shape': (1,), }", eight)),
+  CHECK_THAT(npy_error(raw_npy(ok_dict, std::vector<uint8_t>(9, 0))), Contains("1 unexpected bytes"));
+  CHECK_THAT(npy_error(raw_npy("{'descr': '<c8', 'fortran_order': False, 'shape': (1,), }", eight)),
              Contains("unsupported dtype descr '<c8'"));
-  CHECK_THAT(parse_error(raw_npy("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (1,), }", eight)),
+  CHECK_THAT(npy_error(raw_npy("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (1,), }", eight)),
              Contains("structured"));
-  CHECK_THAT(parse_error(raw_npy("{'descr': '<f4', 'shape': (2,), }", eight)), Contains("missing key 'fortran_order'"));
-  CHECK_THAT(parse_error(raw_npy("{'descr': '<f4', 'fortran_order': 0, 'shape': (2,), }", eight)),
+  CHECK_THAT(npy_error(raw_npy("{'descr': '<f4', 'shape': (2,), }", eight)), Contains("missing key 'fortran_order'"));
+  CHECK_THAT(npy_error(raw_npy("{'descr': '<f4', 'fortran_order': 0, 'shape': (2,), }", eight)),
              Contains("True or False"));
-  CHECK_THAT(parse_error(raw_npy("{'descr': '<f4', 'fortran_order': False, 'shape': (-2,), }", eight)),
+  CHECK_THAT(npy_error(raw_npy("{'descr': '<f4', 'fortran_order': False, 'shape': (-2,), }", eight)),
              Contains("negative"));
-  CHECK_THAT(parse_error(raw_npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'x': 1}", eight)),
+  CHECK_THAT(npy_error(raw_npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'x': 1}", eight)),
              Contains("unexpected key 'x'"));
-  CHECK_THAT(parse_error(raw_npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), } junk", eight)),
+  CHECK_THAT(npy_error(raw_npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), } junk", eight)),
              Contains("after the closing"));
-  CHECK_THAT(parse_error(raw_npy("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999, 99999999999, 9999999999), }", eight)),
+  CHECK_THAT(npy_error(raw_npy("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999, 99999999999, 9999999999), }", eight)),
              Contains("too large"));
-  CHECK_THAT(parse_error(raw_npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'descr': '<f4'}", eight)),
+  CHECK_THAT(npy_error(raw_npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'descr': '<f4'}", eight)),
              Contains("duplicate"));
 
   CHECK_THAT(io_error([] { read_npy(golden("object_2.npy")); }),

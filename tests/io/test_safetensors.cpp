@@ -27,7 +27,7 @@ std::vector<uint8_t> image(const std::string& header, const std::vector<uint8_t>
   return out;
 }
 
-std::string parse_error(const std::vector<uint8_t>& img) {
+std::string safetensors_error(const std::vector<uint8_t>& img) {
   return io_error([&] { parse_safetensors(img.data(), img.size(), "st-image"); });
 }
 
@@ -184,50 +184,50 @@ TEST_CASE("io: malformed safetensors raise IoError that says what is wrong", "[i
   const std::string one = R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
   REQUIRE_NOTHROW(parse_safetensors(image(one, d8).data(), image(one, d8).size(), "ok"));
 
-  CHECK_THAT(parse_error({1, 2, 3}), Contains("st-image") && Contains("truncated"));
+  CHECK_THAT(safetensors_error({1, 2, 3}), Contains("st-image") && Contains("truncated"));
   {
     auto img = image(one, d8);
     img[5] = 1;  // header length ~ 2^40
-    CHECK_THAT(parse_error(img), Contains("header length") && Contains("exceeds"));
+    CHECK_THAT(safetensors_error(img), Contains("header length") && Contains("exceeds"));
   }
   {
     auto img = image(one, d8);
     img.resize(img.size() - 12);  // cut into the header
-    CHECK_THAT(parse_error(img), Contains("exceeds"));
+    CHECK_THAT(safetensors_error(img), Contains("exceeds"));
   }
-  CHECK_THAT(parse_error(image(" {}", {})), Contains("does not start with '{'"));
-  CHECK_THAT(parse_error(image(R"({"a":{"dtype":"F32",)", d8)), Contains("not valid JSON"));
-  CHECK_THAT(parse_error(image(R"({"a":1} x)", d8)), Contains("not valid JSON"));
-  CHECK_THAT(parse_error(image(R"({"a":{"dtype":"F8_E4M3","shape":[8],"data_offsets":[0,8]}})", d8)),
+  CHECK_THAT(safetensors_error(image(" {}", {})), Contains("does not start with '{'"));
+  CHECK_THAT(safetensors_error(image(R"({"a":{"dtype":"F32",)", d8)), Contains("not valid JSON"));
+  CHECK_THAT(safetensors_error(image(R"({"a":1} x)", d8)), Contains("not valid JSON"));
+  CHECK_THAT(safetensors_error(image(R"({"a":{"dtype":"F8_E4M3","shape":[8],"data_offsets":[0,8]}})", d8)),
              Contains("'a'") && Contains("F8_E4M3") && Contains("not supported"));
-  CHECK_THAT(parse_error(image(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,16]}})", d8)),
+  CHECK_THAT(safetensors_error(image(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,16]}})", d8)),
              Contains("outside the data section"));
-  CHECK_THAT(parse_error(image(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}})", d8)),
+  CHECK_THAT(safetensors_error(image(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}})", d8)),
              Contains("outside"));
-  CHECK_THAT(parse_error(image(R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", d8)),
+  CHECK_THAT(safetensors_error(image(R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", d8)),
              Contains("needs 12 bytes") && Contains("hold 8"));
-  CHECK_THAT(parse_error(image(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[2,6]}})", d8)),
+  CHECK_THAT(safetensors_error(image(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[2,6]}})", d8)),
              Contains("'b'") && Contains("overlap"));
-  CHECK_THAT(parse_error(image(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", d8)),
+  CHECK_THAT(safetensors_error(image(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", d8)),
              Contains("gap of 4 bytes"));
-  CHECK_THAT(parse_error(image(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", d8)),
+  CHECK_THAT(safetensors_error(image(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", d8)),
              Contains("4 bytes belong to no tensor"));
-  CHECK_THAT(parse_error(image(R"({"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", d8)),
+  CHECK_THAT(safetensors_error(image(R"({"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", d8)),
              Contains("non-negative integer"));
-  CHECK_THAT(parse_error(image(R"({"a":{"dtype":"F32","shape":[2.0],"data_offsets":[0,8]}})", d8)),
+  CHECK_THAT(safetensors_error(image(R"({"a":{"dtype":"F32","shape":[2.0],"data_offsets":[0,8]}})", d8)),
              Contains("non-negative integer"));
-  CHECK_THAT(parse_error(image(R"({"a":{"dtype":"F32","shape":[4294967296,4294967296,4294967296],"data_offsets":[0,8]}})", d8)),
+  CHECK_THAT(safetensors_error(image(R"({"a":{"dtype":"F32","shape":[4294967296,4294967296,4294967296],"data_offsets":[0,8]}})", d8)),
              Contains("too large"));
-  CHECK_THAT(parse_error(image(R"({"a":{"dtype":"F32","shape":[2]}})", d8)), Contains("data_offsets"));
-  CHECK_THAT(parse_error(image(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0]}})", d8)), Contains("pair"));
-  CHECK_THAT(parse_error(image(R"({"a":[1]})", d8)), Contains("not a JSON object"));
-  CHECK_THAT(parse_error(image(R"([1,2])", d8)), Contains("does not start with '{'"));
-  CHECK_THAT(parse_error(image(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", d8)),
+  CHECK_THAT(safetensors_error(image(R"({"a":{"dtype":"F32","shape":[2]}})", d8)), Contains("data_offsets"));
+  CHECK_THAT(safetensors_error(image(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0]}})", d8)), Contains("pair"));
+  CHECK_THAT(safetensors_error(image(R"({"a":[1]})", d8)), Contains("not a JSON object"));
+  CHECK_THAT(safetensors_error(image(R"([1,2])", d8)), Contains("does not start with '{'"));
+  CHECK_THAT(safetensors_error(image(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", d8)),
              Contains("more than once"));
-  CHECK_THAT(parse_error(image(R"({"__metadata__":{"k":1}})", {})), Contains("__metadata__") && Contains("not a string"));
-  CHECK_THAT(parse_error(image(R"({"__metadata__":{"k":{"deep":[[[1]]]}}})", {})), Contains("nested deeper"));
-  CHECK_THAT(parse_error(image(std::string(100000, '[') , {})), Contains("does not start with '{'"));
-  CHECK_THAT(parse_error(image("{\"a\":" + std::string(100000, '['), {})), Contains("nested deeper"));
+  CHECK_THAT(safetensors_error(image(R"({"__metadata__":{"k":1}})", {})), Contains("__metadata__") && Contains("not a string"));
+  CHECK_THAT(safetensors_error(image(R"({"__metadata__":{"k":{"deep":[[[1]]]}}})", {})), Contains("nested deeper"));
+  CHECK_THAT(safetensors_error(image(std::string(100000, '[') , {})), Contains("does not start with '{'"));
+  CHECK_THAT(safetensors_error(image("{\"a\":" + std::string(100000, '['), {})), Contains("nested deeper"));
   // Tolerated: null metadata, unknown extra fields in an entry, zero-sized tensors sharing an offset.
   CHECK_NOTHROW(parse_safetensors(image(R"({"__metadata__":null})", {}).data(), image(R"({"__metadata__":null})", {}).size(), "m"));
   const auto extra = image(R"({"z":{"dtype":"F32","shape":[0],"data_offsets":[0,0]},"e":{"dtype":"BOOL","shape":[0,3],"data_offsets":[0,0]},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8],"x":1}})", d8);

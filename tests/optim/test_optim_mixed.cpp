@@ -16,7 +16,7 @@ using vts::Shape;
 using vts::Tensor;
 namespace optim = vts::optim;
 
-std::vector<float> wave(size_t n, int k) {
+std::vector<float> wave_f32(size_t n, int k) {
   std::vector<float> v(n);
   for (size_t i = 0; i < n; ++i)
     v[i] = static_cast<float>(std::sin(0.37 * double(i) + 1.7 * k) * (1.0 + 0.5 * std::cos(0.11 * double(i))));
@@ -42,7 +42,7 @@ void check_against_fp32(MakeOpt make, int steps) {
   std::vector<Tensor<bf16>> pb;
   std::vector<Tensor<float>> pf;
   for (size_t i = 0; i < shapes.size(); ++i) {
-    const auto init = to_bf16(wave(size_t(shapes[i].numel()), 10 + int(i)));
+    const auto init = to_bf16(wave_f32(size_t(shapes[i].numel()), 10 + int(i)));
     pb.push_back(Tensor<bf16>::from_vector(init, shapes[i]));
     pb.back().requires_grad_();
     pf.push_back(Tensor<float>::from_vector(to_float(init), shapes[i]));
@@ -52,7 +52,7 @@ void check_against_fp32(MakeOpt make, int steps) {
   auto of = make(pf);
   for (int s = 0; s < steps; ++s) {
     for (size_t i = 0; i < shapes.size(); ++i) {
-      const auto g = to_bf16(wave(size_t(shapes[i].numel()), s * 3 + int(i)));
+      const auto g = to_bf16(wave_f32(size_t(shapes[i].numel()), s * 3 + int(i)));
       pb[i].set_grad(Tensor<bf16>::from_vector(g, shapes[i]));
       pf[i].set_grad(Tensor<float>::from_vector(to_float(g), shapes[i]));
     }
@@ -112,11 +112,13 @@ TEST_CASE("updates smaller than a bf16 ulp accumulate in the master", "[optim][m
 
 TEST_CASE("a bf16 optimizer's state keeps its masters and resumes exactly", "[optim][mixed]") {
   auto make_param = [] {
-    Tensor<bf16> p = Tensor<bf16>::from_vector(to_bf16(wave(24, 1)), Shape{4, 6});
+    Tensor<bf16> p = Tensor<bf16>::from_vector(to_bf16(wave_f32(24, 1)), Shape{4, 6});
     p.requires_grad_();
     return p;
   };
-  auto feed = [](Tensor<bf16>& p, int k) { p.set_grad(Tensor<bf16>::from_vector(to_bf16(wave(24, k)), Shape{4, 6})); };
+  auto feed = [](Tensor<bf16>& p, int k) {
+    p.set_grad(Tensor<bf16>::from_vector(to_bf16(wave_f32(24, k)), Shape{4, 6}));
+  };
   Tensor<bf16> a = make_param();
   optim::AdamW<bf16> oa({a}, {.lr = 1e-2});
   for (int s = 0; s < 3; ++s) {

@@ -26,11 +26,7 @@ using Tf = vts::Tensor<float>;
 
 namespace {
 
-struct Tiny8 {
-  static constexpr const char* name = "tiny8";
-  static constexpr int64_t image = 8, channels = 1, patch = 4, dim = 16, depth = 2, heads = 2, mlp = 32;
-};
-using Net = vts::hash::HashNetwork<vts::nn::ViT<Tiny8>, vts::hash::AllTokenHead<8>>;
+using CheckpointNet = vts::hash::HashNetwork<vts::nn::ViT<Tiny8>, vts::hash::AllTokenHead<8>>;
 
 Tf batch_images(uint64_t seed) {
   vts::Generator g(seed);
@@ -51,7 +47,7 @@ hl::Config loss_config(int64_t bits = 8) {
 // A few optimizer steps on the loss of one batch, so that parameters, Adam's moments, the banks
 // and the generator all hold non-initial values.
 template <class Loss, class Opt>
-void train_steps(Net& net, Loss& loss, Opt& opt, vts::Generator& rng, int steps) {
+void train_steps(CheckpointNet& net, Loss& loss, Opt& opt, vts::Generator& rng, int steps) {
   vts::nn::Context ctx{true, &rng};
   for (int s = 0; s < steps; ++s) {
     const Tf l = loss(net.forward(batch_images(100 + s), ctx), batch_labels(), {1, 4, 7, 9}, 0);
@@ -74,7 +70,7 @@ std::map<std::string, std::vector<float>> optim_state(const Opt& o) {
   return out;
 }
 
-void save(const std::string& path, Net& net, vts::optim::Adam<float>& opt, hl::Dsh<float>& loss, vts::Generator& g) {
+void save(const std::string& path, CheckpointNet& net, vts::optim::Adam<float>& opt, hl::Dsh<float>& loss, vts::Generator& g) {
   io::CheckpointWriter w;
   w.add_layer("model", net);
   w.add_optimizer("optim", opt);
@@ -89,14 +85,14 @@ void save(const std::string& path, Net& net, vts::optim::Adam<float>& opt, hl::D
 TEST_CASE("checkpoint: model, optimizer, loss banks and generator come back exactly", "[checkpoint]") {
   TempDir dir;
   vts::Generator gen(1), rng(77);
-  Net net(8, gen);
+  CheckpointNet net(8, gen);
   hl::Dsh<float> loss(loss_config(), gen);
   vts::optim::Adam<float> opt(vts::nn::parameters(net), {.lr = 1e-2});
   train_steps(net, loss, opt, rng, 3);
   save(dir / "ckpt.safetensors", net, opt, loss, rng);
 
   vts::Generator gen2(2), rng2(5);
-  Net net2(8, gen2);
+  CheckpointNet net2(8, gen2);
   hl::Dsh<float> loss2(loss_config(), gen2);
   vts::optim::Adam<float> opt2(vts::nn::parameters(net2), {.lr = 1e-2});
   REQUIRE(snapshot(net2) != snapshot(net));
@@ -168,7 +164,7 @@ TEST_CASE("checkpoint: CSQ centers, DPN targets and the tie bits are saved and r
 TEST_CASE("checkpoint: a checkpoint that does not fit is refused whole, listing every problem", "[checkpoint][errors]") {
   TempDir dir;
   vts::Generator gen(1), rng(77);
-  Net net(8, gen);
+  CheckpointNet net(8, gen);
   hl::Dsh<float> loss(loss_config(), gen);
   vts::optim::Adam<float> opt(vts::nn::parameters(net), {.lr = 1e-2});
   train_steps(net, loss, opt, rng, 2);
@@ -177,7 +173,7 @@ TEST_CASE("checkpoint: a checkpoint that does not fit is refused whole, listing 
   // A run set up differently: 16 bits (the head's last layer and the bank change shape), CSQ
   // instead of DSH, SGD with momentum instead of Adam, and a generator it has to keep.
   vts::Generator gen2(2), rng2(5);
-  Net net2(16, gen2);
+  CheckpointNet net2(16, gen2);
   hl::Csq<float> csq(loss_config(16), gen2);
   vts::optim::Sgd<float> sgd(vts::nn::parameters(net2), {.lr = 1e-2, .momentum = 0.9});
   train_steps(net2, csq, sgd, rng2, 1);
@@ -283,7 +279,7 @@ TEST_CASE("checkpoint: values a loss rejects are a problem, not a half-restored 
 TEST_CASE("checkpoint: NaN or Inf weights are a problem naming the tensor and the count", "[checkpoint][errors]") {
   TempDir dir;
   vts::Generator gen(1), rng(2);
-  Net net(8, gen);
+  CheckpointNet net(8, gen);
   hl::Dsh<float> loss(loss_config(), gen);
   vts::optim::Adam<float> opt(vts::nn::parameters(net), {.lr = 1e-2});
   save(dir / "ok.safetensors", net, opt, loss, rng);
@@ -296,7 +292,7 @@ TEST_CASE("checkpoint: NaN or Inf weights are a problem naming the tensor and th
   io::write_safetensors(dir / "nan.safetensors", arrays, {{"vts", R"({"format_version": 2})"}});
 
   vts::Generator gen2(3);
-  Net target(8, gen2);
+  CheckpointNet target(8, gen2);
   const auto before = snapshot(target);
   io::CheckpointReader r(dir / "nan.safetensors");
   r.layer("model", target);
@@ -473,7 +469,7 @@ TEST_CASE("checkpoint: files that are not readable vts checkpoints are refused o
   CHECK_THROWS_WITH(io::CheckpointReader(dir / "junk.safetensors"), Contains("not valid JSON"));
 
   vts::Generator gen(1), rng(2);
-  Net net(8, gen);
+  CheckpointNet net(8, gen);
   hl::Dsh<float> loss(loss_config(), gen);
   vts::optim::Adam<float> opt(vts::nn::parameters(net), {.lr = 1e-2});
   save(dir / "ok.safetensors", net, opt, loss, rng);
@@ -486,7 +482,7 @@ TEST_CASE("checkpoint: files that are not readable vts checkpoints are refused o
 TEST_CASE("checkpoint: saving replaces the file whole and leaves no temporary behind", "[checkpoint]") {
   TempDir dir;
   vts::Generator gen(1), rng(2);
-  Net net(8, gen);
+  CheckpointNet net(8, gen);
   hl::Dsh<float> loss(loss_config(), gen);
   vts::optim::Adam<float> opt(vts::nn::parameters(net), {.lr = 1e-2});
   save(dir / "last.safetensors", net, opt, loss, rng);
@@ -506,7 +502,7 @@ TEST_CASE("checkpoint: the writer reads its tensors at write(), strided ones in 
           "[checkpoint]") {
   TempDir dir;
   vts::Generator gen(1), rng(2);
-  Net net(8, gen);
+  CheckpointNet net(8, gen);
   hl::Dsh<float> loss(loss_config(), gen);
   vts::optim::Adam<float> opt(vts::nn::parameters(net), {.lr = 1e-2});
   train_steps(net, loss, opt, rng, 2);

@@ -28,11 +28,7 @@ namespace hl = vts::hash::loss;
 
 namespace {
 
-struct Tiny8 {
-  static constexpr const char* name = "tiny8";
-  static constexpr int64_t image = 8, channels = 1, patch = 4, dim = 16, depth = 2, heads = 2, mlp = 32;
-};
-using Net = vts::hash::HashNetwork<vts::nn::ViT<Tiny8>, vts::hash::AllTokenHead<32>>;
+using ResumeNet = vts::hash::HashNetwork<vts::nn::ViT<Tiny8>, vts::hash::AllTokenHead<32>>;
 constexpr uint64_t kSeed = 42;
 constexpr int64_t kBits = 8, kEpochs = 4;
 
@@ -61,12 +57,12 @@ class Stripes final : public vts::data::Dataset {
 };
 
 template <class Loss>
-using TrainerOf = vts::hash::Trainer<Net, Loss>;
+using TrainerOf = vts::hash::Trainer<ResumeNet, Loss>;
 
 template <class Loss>
 std::unique_ptr<TrainerOf<Loss>> make_trainer(double mixup = 0.0, double ema = 0.0) {
   vts::Generator gen(kSeed);
-  Net net(kBits, gen);
+  ResumeNet net(kBits, gen);
   hl::Config cfg;
   cfg.bits = kBits;
   cfg.classes = 3;

@@ -25,6 +25,12 @@ struct ViTGolden32 {
   static constexpr int64_t image = 32, channels = 3, patch = 8, dim = 48, depth = 2, heads = 3, mlp = 96;
 };
 
+// The smallest ViT the checkpoint and resume tests train: 8x8 one-channel images, 4x4 patches.
+struct Tiny8 {
+  static constexpr const char* name = "tiny8";
+  static constexpr int64_t image = 8, channels = 1, patch = 4, dim = 16, depth = 2, heads = 2, mlp = 32;
+};
+
 using vts_test_common::TempDir;
 
 inline std::string golden(const std::string& name) { return std::string(VTS_TEST_DATA_DIR) + "/vit/" + name; }
