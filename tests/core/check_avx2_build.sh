@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The core and optimizer tests built for a CPU with AVX2 and FMA but no AVX-512
+# (-march=x86-64-v3, VTS_NATIVE off) and run. Every build machine since 2026-12-04 has had
+# AVX-512, so a native build compiles only the AVX-512 branches of the panel GEMM, the float
+# attention, dropout's masks and the Philox blocks; their AVX2 `#else` branches, which an AVX2 CPU
+# runs, would otherwise go unbuilt and untested.
+# Usage: check_avx2_build.sh SOURCE_DIR BUILD_DIR (the build folder is kept: a rerun rebuilds only
+# what changed). Exit 77 (ctest: Skipped) where this CPU cannot run x86-64-v3 code.
+set -euo pipefail
+src=$1
+build=$2
+cpu_flags=" $(grep -m 1 '^flags' /proc/cpuinfo | cut -d: -f2) "
+for needed in avx2 fma bmi2 movbe; do
+  [[ $cpu_flags == *" $needed "* ]] || { echo "this CPU has no $needed: x86-64-v3 code cannot run here"; exit 77; }
+done
+generator=()
+if [[ ! -f $build/CMakeCache.txt ]] && command -v ninja >/dev/null; then generator=(-G Ninja); fi
+cmake -S "$src" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DVTS_NATIVE=OFF \
+  -DCMAKE_CXX_FLAGS=-march=x86-64-v3 -DVTS_CUDA=OFF -DVTS_BUILD_EXAMPLES=OFF -DVTS_BUILD_BENCHMARKS=OFF \
+  -DVTS_BUILD_TESTS=ON >/dev/null
+programs=(vts_test_core vts_test_optim)
+targets=()
+for p in "${programs[@]}"; do targets+=(--target "$p"); done
+cmake --build "$build" -j "$(nproc)" "${targets[@]}" >"$build/build.log" 2>&1 ||
+  { tail -n 60 "$build/build.log"; echo "the AVX2 build failed; full log: $build/build.log"; exit 1; }
+for p in "${programs[@]}"; do
+  exe=$(find "$build/tests" -type f -name "$p" -perm -u+x | head -n 1)
+  [[ -n $exe ]] || { echo "$p was not built in $build"; exit 1; }
+  # The flags must have taken: an instruction on a 512-bit register would mean the AVX-512 code
+  # was built after all (and would fault on an AVX2 CPU).
+  zmm=$(objdump -d --no-show-raw-insn "$exe" | grep -c '%zmm' || true)
+  [[ $zmm == 0 ]] || { echo "$p: $zmm instructions use zmm registers; expected none in an x86-64-v3 build"; exit 1; }
+  echo "== $p (x86-64-v3: AVX2 and FMA, no AVX-512)"
+  "$exe" -w NoTests
+done
