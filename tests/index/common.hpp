@@ -8,9 +8,9 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <numeric>
 #include <stdexcept>
 #include <string>
-#include <numeric>
 #include <vector>
 
 #include "vts/core/rng.hpp"

@@ -1,5 +1,4 @@
 #include <catch2/catch.hpp>
-#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -13,7 +12,6 @@
 #include "vts/io/npy.hpp"
 
 using namespace vts::index;
-namespace fs = std::filesystem;
 using vts_test::read_bytes;
 using vts_test::TempDir;
 
