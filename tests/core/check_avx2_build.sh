@@ -2,8 +2,9 @@
 # The core and optimizer tests built for a CPU with AVX2 and FMA but no AVX-512
 # (-march=x86-64-v3, VTS_NATIVE off) and run. Every build machine since 2026-12-04 has had
 # AVX-512, so a native build compiles only the AVX-512 branches of the panel GEMM, the float
-# attention, dropout's masks and the Philox blocks; their AVX2 `#else` branches, which an AVX2 CPU
-# runs, would otherwise go unbuilt and untested.
+# attention, dropout's masks and the Philox blocks; what an AVX2 CPU runs instead (the Philox
+# blocks' AVX2 code, the general attention and mask loops, Eigen's GEMMs where the panel kernel is
+# not compiled at all) would otherwise go unbuilt and untested.
 # Usage: check_avx2_build.sh SOURCE_DIR BUILD_DIR (the build folder is kept: a rerun rebuilds only
 # what changed). Exit 77 (ctest: Skipped) where this CPU cannot run x86-64-v3 code.
 set -euo pipefail
