@@ -1,19 +1,15 @@
-// The small model and dataset the hash tests that train share (test_pretrain.cpp, test_threads.cpp):
-// a ViT of 8x8 grey images with 4x4 patches, and 48 striped images of 3 classes.
+// The small model (common/tiny8.hpp) and dataset the hash tests that train share (test_pretrain.cpp,
+// test_threads.cpp): a ViT of 8x8 grey images with 4x4 patches, and 48 striped images of 3 classes.
 #pragma once
 
 #include <cstdint>
 
+#include "../common/tiny8.hpp"
 #include "vts/core/rng.hpp"
 #include "vts/data/dataset.hpp"
 #include "vts/nn/vit.hpp"
 
 namespace vts_test {
-
-struct Tiny8 {
-  static constexpr const char* name = "tiny8";
-  static constexpr int64_t image = 8, channels = 1, patch = 4, dim = 16, depth = 2, heads = 2, mlp = 32;
-};
 
 // 48 8x8 images of 3 classes: a class-dependent stripe plus per-item noise.
 class Stripes final : public vts::data::Dataset {

@@ -1,16 +1,9 @@
 #pragma once
 // Random packed codes for the index tests, and a brute-force reference that is too simple to be
 // wrong: byte-wise popcount, then a stable sort of indices by distance.
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstdint>
-#include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <numeric>
-#include <stdexcept>
-#include <string>
 #include <vector>
 
 #include "vts/core/rng.hpp"
@@ -18,35 +11,6 @@
 #include "vts/index/hamming.hpp"
 
 namespace vts_test {
-
-// A scratch directory of its own for each test (the process id and a counter in its name, so that
-// ctest's parallel processes never share one), removed with its files at scope exit.
-struct TempDir {
-  std::filesystem::path dir;
-  TempDir() {
-    static int count = 0;
-    dir = std::filesystem::temp_directory_path() /
-          ("vts_index_test_" + std::to_string(::getpid()) + "_" + std::to_string(count++));
-    std::filesystem::create_directories(dir);
-  }
-  ~TempDir() { std::filesystem::remove_all(dir); }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string file(const std::string& name) const { return (dir / name).string(); }
-};
-
-// A file's bytes; a file that cannot be opened is an error, not an empty vector that a comparison
-// with another missing file would pass.
-inline std::vector<uint8_t> read_bytes(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw std::runtime_error("cannot open " + path);
-  return std::vector<uint8_t>(std::istreambuf_iterator<char>(f), {});
-}
-inline void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-  if (!f) throw std::runtime_error("cannot write " + path);
-}
 
 // Uniform random codes.
 inline vts::index::PackedCodes random_codes(vts::Generator& g, int64_t n, int64_t bits) {

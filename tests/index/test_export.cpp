@@ -6,14 +6,16 @@
 #include <string>
 #include <vector>
 
+#include "../common/file_bytes.hpp"
+#include "../common/temp_dir.hpp"
 #include "common.hpp"
 #include "vts/index/export.hpp"
 #include "vts/index/search.hpp"
 #include "vts/io/npy.hpp"
 
 using namespace vts::index;
-using vts_test::read_bytes;
-using vts_test::TempDir;
+using vts_test_common::read_bytes;
+using vts_test_common::TempDir;
 
 namespace {
 
@@ -26,13 +28,13 @@ TEST_CASE("FAISS export is byte-identical to what FAISS 1.7.3 writes (flat and i
   const vts::io::Array a = vts::io::read_npy(golden("faiss_codes.npy"));
   REQUIRE(a.shape == std::vector<int64_t>{20, 8});
   const PackedCodes codes(a.as<uint8_t>(), 20, 64);
-  export_faiss_binary_flat(tmp.file("flat.index"), codes);
-  CHECK(read_bytes(tmp.file("flat.index")) == read_bytes(golden("faiss_flat_64.index")));
+  export_faiss_binary_flat(tmp / "flat.index", codes);
+  CHECK(read_bytes(tmp / "flat.index") == read_bytes(golden("faiss_flat_64.index")));
 
   const std::vector<int64_t> ids = vts::io::read_npy(golden("faiss_ids.npy")).as<int64_t>();
-  export_faiss_binary_idmap(tmp.file("idmap.index"), codes, ids);
-  CHECK(read_bytes(tmp.file("idmap.index")) == read_bytes(golden("faiss_idmap_64.index")));
-  CHECK_THROWS_WITH(export_faiss_binary_idmap(tmp.file("x"), codes, std::vector<int64_t>(3)),
+  export_faiss_binary_idmap(tmp / "idmap.index", codes, ids);
+  CHECK(read_bytes(tmp / "idmap.index") == read_bytes(golden("faiss_idmap_64.index")));
+  CHECK_THROWS_WITH(export_faiss_binary_idmap(tmp / "x", codes, std::vector<int64_t>(3)),
                     Catch::Contains("one id per code (20)") && Catch::Contains("found 3"));
 }
 
@@ -40,12 +42,12 @@ TEST_CASE("Milvus export: uint8 n × K/8 vectors and int64 ids", "[index][export
   TempDir tmp;
   vts::Generator g(51);
   const PackedCodes c = vts_test::random_codes(g, 33, 128);
-  export_milvus(tmp.file("v.npy"), tmp.file("i.npy"), c);
-  const vts::io::Array v = vts::io::read_npy(tmp.file("v.npy"));
+  export_milvus(tmp / "v.npy", tmp / "i.npy", c);
+  const vts::io::Array v = vts::io::read_npy(tmp / "v.npy");
   CHECK(v.dtype == vts::io::DType::u8);
   CHECK(v.shape == std::vector<int64_t>{33, 16});
   CHECK(v.bytes == c.bytes());
-  const vts::io::Array i = vts::io::read_npy(tmp.file("i.npy"));
+  const vts::io::Array i = vts::io::read_npy(tmp / "i.npy");
   CHECK(i.dtype == vts::io::DType::i64);
   const auto ids = i.as<int64_t>();
   REQUIRE(ids.size() == 33);
@@ -53,12 +55,12 @@ TEST_CASE("Milvus export: uint8 n × K/8 vectors and int64 ids", "[index][export
 
   std::vector<int64_t> mine(33);
   for (int64_t k = 0; k < 33; ++k) mine[static_cast<size_t>(k)] = 7 * k + 5;
-  export_milvus(tmp.file("v2.npy"), tmp.file("i2.npy"), c, mine);
-  CHECK(vts::io::read_npy(tmp.file("i2.npy")).as<int64_t>() == mine);
-  CHECK_THROWS_WITH(export_milvus(tmp.file("v3.npy"), tmp.file("i3.npy"), c, std::vector<int64_t>(2)),
+  export_milvus(tmp / "v2.npy", tmp / "i2.npy", c, mine);
+  CHECK(vts::io::read_npy(tmp / "i2.npy").as<int64_t>() == mine);
+  CHECK_THROWS_WITH(export_milvus(tmp / "v3.npy", tmp / "i3.npy", c, std::vector<int64_t>(2)),
                     Catch::Contains("one id per code (33)"));
-  CHECK_THROWS_WITH(export_milvus(tmp.file("both.npy"), tmp.file("./both.npy"), c), Catch::Contains("two different files"));
-  CHECK_FALSE(std::filesystem::exists(tmp.file("both.npy")));
+  CHECK_THROWS_WITH(export_milvus(tmp / "both.npy", tmp / "./both.npy", c), Catch::Contains("two different files"));
+  CHECK_FALSE(std::filesystem::exists(tmp / "both.npy"));
 }
 
 // Optional: loads our file with FAISS's own Python reader and compares its search with ours. The
@@ -74,13 +76,13 @@ TEST_CASE("FAISS export loads and searches in python3-faiss like VTS (skipped wi
   for (int64_t bits : {64, 256}) {
     const PackedCodes db = vts_test::clustered_codes(g, n, bits, 20);
     const PackedCodes q = vts_test::random_codes(g, nq, bits);
-    export_faiss_binary_flat(tmp.file("db.index"), db);
+    export_faiss_binary_flat(tmp / "db.index", db);
     vts::io::Array qa;
     qa.dtype = vts::io::DType::u8;
     qa.shape = {nq, q.code_bytes()};
     qa.bytes = q.bytes();
-    vts::io::write_npy(tmp.file("q.npy"), qa);
-    const std::string script = tmp.file("search.py");
+    vts::io::write_npy(tmp / "q.npy", qa);
+    const std::string script = tmp / "search.py";
     {
       std::ofstream py(script);
       py << "import sys, faiss, numpy as np\n"
@@ -90,10 +92,10 @@ TEST_CASE("FAISS export loads and searches in python3-faiss like VTS (skipped wi
             "D, I = index.search(np.load(d + '/q.npy'), " << k << ")\n"
             "np.save(d + '/D.npy', D.astype(np.int32)); np.save(d + '/I.npy', I.astype(np.int64))\n";
     }
-    const std::string cmd = "/usr/bin/python3 " + script + " " + tmp.dir.string();
+    const std::string cmd = "/usr/bin/python3 " + script + " " + tmp.path.string();
     REQUIRE(std::system(cmd.c_str()) == 0);
-    const auto fd = vts::io::read_npy(tmp.file("D.npy")).as<int32_t>();
-    const auto fi = vts::io::read_npy(tmp.file("I.npy")).as<int64_t>();
+    const auto fd = vts::io::read_npy(tmp / "D.npy").as<int32_t>();
+    const auto fi = vts::io::read_npy(tmp / "I.npy").as<int64_t>();
     const KnnResult ours = knn_search(db, q, k);
     REQUIRE(fd.size() == static_cast<size_t>(nq * k));
     for (int64_t qi = 0; qi < nq; ++qi)

@@ -5,15 +5,17 @@
 #include <string>
 #include <vector>
 
+#include "../common/file_bytes.hpp"
+#include "../common/temp_dir.hpp"
 #include "common.hpp"
 #include "vts/index/index_file.hpp"
 #include "vts/index/search.hpp"
 
 using namespace vts::index;
 namespace fs = std::filesystem;
-using vts_test::read_bytes;
-using vts_test::TempDir;
-using vts_test::write_bytes;
+using vts_test_common::read_bytes;
+using vts_test_common::TempDir;
+using vts_test_common::write_bytes;
 
 namespace {
 
@@ -55,7 +57,7 @@ TEST_CASE("index file round trip: codes, multi-hot labels, paths, fingerprint", 
   TempDir tmp;
   for (int64_t classes : {10, 64, 100}) {
     const Sample s = sample(301, 64, classes);
-    const std::string p = tmp.file("a.vtsidx");
+    const std::string p = tmp / "a.vtsidx";
     write_index_file(p, {s.codes, s.labels, s.paths, "vit-b16/csq/64 sha256:abcd"});
     const IndexFile f(p, expect(64, "vit-b16/csq/64 sha256:abcd"));
     CHECK(f.format_version() == 1);
@@ -80,8 +82,8 @@ TEST_CASE("index file without labels or paths, and an empty index", "[index][fil
   TempDir tmp;
   vts::Generator g(32);
   const PackedCodes c = vts_test::random_codes(g, 17, 256);
-  write_index_file(tmp.file("b"), {c, {}, {}, ""});
-  IndexFile f(tmp.file("b"));
+  write_index_file(tmp / "b", {c, {}, {}, ""});
+  IndexFile f(tmp / "b");
   CHECK_FALSE(f.has_labels());
   CHECK(f.path(16).empty());
   CHECK(std::equal(c.bytes().begin(), c.bytes().end(), f.codes().data));
@@ -89,8 +91,8 @@ TEST_CASE("index file without labels or paths, and an empty index", "[index][fil
   CHECK(moved.codes().count == 17);
 
   const PackedCodes none(0, 48);
-  write_index_file(tmp.file("e"), {none, {}, {}, "x"});
-  const IndexFile e(tmp.file("e"));
+  write_index_file(tmp / "e", {none, {}, {}, "x"});
+  const IndexFile e(tmp / "e");
   CHECK(e.size() == 0);
   CHECK(e.bits() == 48);
 }
@@ -98,7 +100,7 @@ TEST_CASE("index file without labels or paths, and an empty index", "[index][fil
 TEST_CASE("index file: inconsistent contents are refused before anything is written", "[index][file]") {
   TempDir tmp;
   const Sample s = sample(20, 64, 5);
-  const std::string p = tmp.file("c");
+  const std::string p = tmp / "c";
   write_index_file(p, {s.codes, s.labels, s.paths, "v1"});
   const auto before = read_bytes(p);
   std::vector<std::string> short_paths(s.paths.begin(), s.paths.begin() + 5);
@@ -106,20 +108,20 @@ TEST_CASE("index file: inconsistent contents are refused before anything is writ
   const Labels wrong(19, 5);
   CHECK_THROWS_WITH(write_index_file(p, {s.codes, wrong, s.paths, "v2"}), Catch::Contains("labels for 20 items"));
   CHECK(read_bytes(p) == before);  // the old file is untouched
-  CHECK_THROWS_AS(write_index_file(tmp.file("no/such/dir/x"), {s.codes, s.labels, s.paths, "v"}), vts::IoError);
+  CHECK_THROWS_AS(write_index_file(tmp / "no/such/dir/x", {s.codes, s.labels, s.paths, "v"}), vts::IoError);
   // No temporaries left behind.
   int files = 0;
-  for (const auto& e : fs::directory_iterator(tmp.dir)) files += e.is_regular_file();
+  for (const auto& e : fs::directory_iterator(tmp.path)) files += e.is_regular_file();
   CHECK(files == 1);
 }
 
 TEST_CASE("index file: corrupt, truncated and mismatched files are rejected with a clear error", "[index][file]") {
   TempDir tmp;
   const Sample s = sample(50, 128, 12);
-  const std::string good = tmp.file("good");
+  const std::string good = tmp / "good";
   write_index_file(good, {s.codes, s.labels, s.paths, "model-A"});
   const std::vector<uint8_t> bytes = read_bytes(good);
-  const std::string bad = tmp.file("bad");
+  const std::string bad = tmp / "bad";
   auto open_bad = [&](std::vector<uint8_t> b, IndexOpenOptions opt = {}) {
     write_bytes(bad, b);
     return IndexFile(bad, opt);
@@ -194,5 +196,5 @@ TEST_CASE("index file: corrupt, truncated and mismatched files are rejected with
                       Contains("fingerprint mismatch") && Contains("model-B") && Contains("model-A"));
     CHECK_NOTHROW(IndexFile(good, expect(128, "model-A")));
   }
-  SECTION("a missing file") { CHECK_THROWS_AS(IndexFile(tmp.file("missing")), vts::IoError); }
+  SECTION("a missing file") { CHECK_THROWS_AS(IndexFile(tmp / "missing"), vts::IoError); }
 }

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/file_bytes.hpp"
 #include "vts/core/error.hpp"
 #include "vts/core/rng.hpp"
 #include "vts/io/array.hpp"
@@ -19,17 +20,8 @@ namespace vts_io_test {
 
 inline std::string golden(const std::string& name) { return std::string(VTS_TEST_DATA_DIR) + "/io/" + name; }
 
-inline std::vector<uint8_t> read_bytes(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  REQUIRE(f.good());
-  return std::vector<uint8_t>(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-}
-
-inline void write_bytes(const std::string& path, const std::vector<uint8_t>& b) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
-  REQUIRE(f.good());
-}
+using vts_test_common::read_bytes;
+using vts_test_common::write_bytes;
 
 // A fresh directory under the system temp dir, removed with everything in it at scope exit.
 class TempDir {

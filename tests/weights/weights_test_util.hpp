@@ -13,7 +13,9 @@
 #include <string>
 #include <vector>
 
+#include "../common/file_bytes.hpp"
 #include "../common/temp_dir.hpp"
+#include "../common/tiny8.hpp"
 #include "vts/io/npz.hpp"
 #include "vts/nn/vit.hpp"
 
@@ -25,24 +27,13 @@ struct ViTGolden32 {
   static constexpr int64_t image = 32, channels = 3, patch = 8, dim = 48, depth = 2, heads = 3, mlp = 96;
 };
 
-// The smallest ViT the checkpoint and resume tests train: 8x8 one-channel images, 4x4 patches.
-struct Tiny8 {
-  static constexpr const char* name = "tiny8";
-  static constexpr int64_t image = 8, channels = 1, patch = 4, dim = 16, depth = 2, heads = 2, mlp = 32;
-};
-
+using vts_test::Tiny8;
 using vts_test_common::TempDir;
 
 inline std::string golden(const std::string& name) { return std::string(VTS_TEST_DATA_DIR) + "/vit/" + name; }
 
-inline std::vector<uint8_t> read_bytes(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::vector<uint8_t>(std::istreambuf_iterator<char>(f), {});
-}
-inline void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes) {
-  std::ofstream f(path, std::ios::binary);
-  f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-}
+using vts_test_common::read_bytes;
+using vts_test_common::write_bytes;
 
 // Every parameter of a layer, by name, as double values (snapshots for "nothing changed" checks).
 template <class Layer>
