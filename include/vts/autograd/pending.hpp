@@ -11,7 +11,19 @@
 #include <unordered_map>
 #include <vector>
 
-#include "vts/core/tensor.hpp"
+#include "vts/core/error.hpp"
+
+// Declared, not included: tensor.hpp includes the engine, which includes this file, so including
+// tensor.hpp here first would leave the engine without this file's names when a program's first
+// include is this file (or an op header that starts with it). tensor.hpp comes at the end instead.
+namespace vts {
+template <class T, class D>
+class Tensor;
+namespace detail {
+template <class T, class D>
+struct TensorImpl;
+}  // namespace detail
+}  // namespace vts
 
 namespace vts::detail {
 
@@ -71,3 +83,5 @@ void absorb_pending_grad(size_t i) {
 }
 
 }  // namespace vts::detail
+
+#include "vts/core/tensor.hpp"  // last: see the declarations at the top
