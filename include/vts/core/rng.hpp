@@ -96,7 +96,8 @@ class Generator {
     if (n <= 1) return 0;
     for (;;) {
       const uint64_t x = next_u64();
-      const unsigned __int128 m = static_cast<unsigned __int128>(x) * n;
+      __extension__ using u128 = unsigned __int128;  // __extension__: no -Wpedantic error in users' builds
+      const u128 m = static_cast<u128>(x) * n;
       const uint64_t low = static_cast<uint64_t>(m);
       if (low >= (-n) % n) return static_cast<uint64_t>(m >> 64);
     }
