@@ -3,10 +3,12 @@
 // process id and a counter, so parallel test processes never share one.
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <string>
 #include <system_error>
+#include <vector>
 
 namespace vts_test_common {
 
@@ -26,6 +28,14 @@ struct TempDir {
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
   std::string operator/(const std::string& name) const { return (path / name).string(); }
+  // The names of what the directory holds, sorted: tests check that a failed write left no
+  // temporary file behind.
+  std::vector<std::string> entries() const {
+    std::vector<std::string> names;
+    for (const auto& e : std::filesystem::directory_iterator(path)) names.push_back(e.path().filename().string());
+    std::sort(names.begin(), names.end());
+    return names;
+  }
 };
 
 }  // namespace vts_test_common

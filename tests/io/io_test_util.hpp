@@ -5,13 +5,11 @@
 
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "../common/file_bytes.hpp"
+#include "../common/temp_dir.hpp"
 #include "vts/core/error.hpp"
 #include "vts/core/rng.hpp"
 #include "vts/io/array.hpp"
@@ -23,29 +21,7 @@ inline std::string golden(const std::string& name) { return std::string(VTS_TEST
 using vts_test_common::read_bytes;
 using vts_test_common::write_bytes;
 
-// A fresh directory under the system temp dir, removed with everything in it at scope exit.
-class TempDir {
- public:
-  TempDir() {
-    std::random_device rd;
-    path_ = std::filesystem::temp_directory_path() /
-            ("vts_io_test_" + std::to_string(rd()) + "_" + std::to_string(rd()));
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  std::vector<std::string> entries() const {
-    std::vector<std::string> out;
-    for (const auto& e : std::filesystem::directory_iterator(path_)) out.push_back(e.path().filename());
-    return out;
-  }
-
- private:
-  std::filesystem::path path_;
-};
+using vts_test_common::TempDir;
 
 // Runs f, which must throw vts::IoError; returns its message (an empty string after a failed check).
 template <class F>

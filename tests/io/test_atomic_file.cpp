@@ -14,7 +14,7 @@ using Catch::Matchers::Contains;
 
 TEST_CASE("io: AtomicFile replaces the destination only on commit", "[io][atomic]") {
   TempDir dir;
-  const std::string p = dir.file("out.bin");
+  const std::string p = dir / "out.bin";
   write_file_atomic(p, "old", 3);
   CHECK(read_bytes(p) == std::vector<uint8_t>{'o', 'l', 'd'});
   {
@@ -37,7 +37,7 @@ TEST_CASE("io: AtomicFile replaces the destination only on commit", "[io][atomic
 
 TEST_CASE("io: AtomicFile gives new files ordinary permissions", "[io][atomic]") {
   TempDir dir;
-  const std::string p = dir.file("perm.bin");
+  const std::string p = dir / "perm.bin";
   write_file_atomic(p, "x", 1);
   struct stat st {};
   REQUIRE(::stat(p.c_str(), &st) == 0);
@@ -48,7 +48,7 @@ TEST_CASE("io: AtomicFile gives new files ordinary permissions", "[io][atomic]")
 
 TEST_CASE("io: AtomicFile syncs a temporary that someone else rewrote", "[io][atomic]") {
   TempDir dir;
-  const std::string p = dir.file("ext.bin");
+  const std::string p = dir / "ext.bin";
   AtomicFile f(p);
   f.close_handle();
   write_bytes(f.temp_path(), {1, 2, 3});
@@ -58,6 +58,6 @@ TEST_CASE("io: AtomicFile syncs a temporary that someone else rewrote", "[io][at
 
 TEST_CASE("io: AtomicFile errors name the destination", "[io][atomic]") {
   TempDir dir;
-  const std::string p = dir.file("no_such_dir/x.bin");
+  const std::string p = dir / "no_such_dir/x.bin";
   CHECK_THAT(io_error([&] { write_file_atomic(p, "x", 1); }), Contains(p));
 }

@@ -131,7 +131,7 @@ TEST_CASE("io: npy round trip for every dtype and several shapes", "[io][npy]") 
       CHECK(b.shape == a.shape);
       CHECK(b.bytes == a.bytes);
 
-      const std::string p = dir.file(std::string("rt_") + dtype_name(dt) + ".npy");
+      const std::string p = dir / (std::string("rt_") + dtype_name(dt) + ".npy");
       write_npy(p, a);
       const Array c = read_npy(p);
       CHECK(c.dtype == a.dtype);
@@ -231,7 +231,7 @@ TEST_CASE("io: read_npy names the file for truncated files", "[io][npy]") {
   TempDir dir;
   auto bytes = read_bytes(golden("f32_2x3.npy"));
   bytes.resize(bytes.size() - 1);
-  const std::string p = dir.file("short.npy");
+  const std::string p = dir / "short.npy";
   write_bytes(p, bytes);
   CHECK_THAT(io_error([&] { read_npy(p); }), Contains(p) && Contains("truncated"));
 }
@@ -239,7 +239,7 @@ TEST_CASE("io: read_npy names the file for truncated files", "[io][npy]") {
 TEST_CASE("io: writers refuse inconsistent arrays before touching the file", "[io][npy]") {
   TempDir dir;
   Array bad{DType::f32, {3}, std::vector<uint8_t>(8)};
-  CHECK_THAT(io_error([&] { write_npy(dir.file("bad.npy"), bad); }), Contains("needs 12 bytes"));
+  CHECK_THAT(io_error([&] { write_npy(dir / "bad.npy", bad); }), Contains("needs 12 bytes"));
   CHECK(dir.entries().empty());
   CHECK_THROWS_AS(serialize_npy(bad), vts::IoError);
 }

@@ -95,7 +95,7 @@ TEST_CASE("io: npz round trip for every dtype, stored and deflated", "[io][npz]"
   }
   arrays["empty"] = random_array(DType::f32, {0, 4}, seed++);
   for (bool compress : {false, true}) {
-    const std::string p = dir.file(compress ? "d.npz" : "s.npz");
+    const std::string p = dir / (compress ? "d.npz" : "s.npz");
     write_npz(p, arrays, compress);
     const auto back = read_npz(p);
     REQUIRE(back.size() == arrays.size());
@@ -110,15 +110,15 @@ TEST_CASE("io: npz round trip for every dtype, stored and deflated", "[io][npz]"
   }
   // A compressible array really gets deflated.
   std::map<std::string, Array> zeros{{"z", make_array<float>(std::vector<float>(10000, 0.f), {100, 100})}};
-  write_npz(dir.file("zs.npz"), zeros, false);
-  write_npz(dir.file("zd.npz"), zeros, true);
-  CHECK(read_bytes(dir.file("zs.npz")).size() > 40000);
-  CHECK(read_bytes(dir.file("zd.npz")).size() < 2000);
-  CHECK(read_npz(dir.file("zd.npz")).at("z").bytes == zeros.at("z").bytes);
+  write_npz(dir / "zs.npz", zeros, false);
+  write_npz(dir / "zd.npz", zeros, true);
+  CHECK(read_bytes(dir / "zs.npz").size() > 40000);
+  CHECK(read_bytes(dir / "zd.npz").size() < 2000);
+  CHECK(read_npz(dir / "zd.npz").at("z").bytes == zeros.at("z").bytes);
 
-  write_npz(dir.file("empty.npz"), {}, true);
-  CHECK(read_npz(dir.file("empty.npz")).empty());
-  CHECK(read_bytes(dir.file("empty.npz")) == read_bytes(golden("empty.npz")));
+  write_npz(dir / "empty.npz", {}, true);
+  CHECK(read_npz(dir / "empty.npz").empty());
+  CHECK(read_bytes(dir / "empty.npz") == read_bytes(golden("empty.npz")));
 
   // No temporaries left behind.
   for (const auto& e : dir.entries()) CHECK(e.find(".tmp") == std::string::npos);
@@ -126,7 +126,7 @@ TEST_CASE("io: npz round trip for every dtype, stored and deflated", "[io][npz]"
 
 TEST_CASE("io: a failed npz write leaves the old file untouched", "[io][npz]") {
   TempDir dir;
-  const std::string p = dir.file("keep.npz");
+  const std::string p = dir / "keep.npz";
   write_npz(p, {{"x", make_array<float>({1.f, 2.f}, {2})}}, false);
   const auto before = read_bytes(p);
   std::map<std::string, Array> bad{{"ok", make_array<float>({1.f}, {1})}, {"bad", Array{DType::f64, {2}, {1, 2, 3}}}};
@@ -141,7 +141,7 @@ TEST_CASE("io: corrupted npz members raise IoError naming file and member", "[io
     auto zip = read_bytes(golden("stored.npz"));
     const size_t off = stored_data_offset(zip, "'shape': (3, 4)");  // the "weights" member
     zip[off + 5] ^= 0x40;
-    const std::string p = dir.file("crc.npz");
+    const std::string p = dir / "crc.npz";
     write_bytes(p, zip);
     const std::string msg = io_error([&] { read_npz(p); });
     CHECK_THAT(msg, Contains(p) && Contains("'weights'") && Contains("CRC"));
@@ -157,7 +157,7 @@ TEST_CASE("io: corrupted npz members raise IoError naming file and member", "[io
     REQUIRE(name == "weights.npy");
     const size_t data = 30 + name_len + extra_len;
     for (size_t i = 20; i < 28; ++i) zip[data + i] ^= 0xa5;
-    const std::string p = dir.file("inflate.npz");
+    const std::string p = dir / "inflate.npz";
     write_bytes(p, zip);
     CHECK_THAT(io_error([&] { read_npz(p); }), Contains(p) && Contains("'weights'"));
   }
@@ -167,7 +167,7 @@ TEST_CASE("io: corrupted npz members raise IoError naming file and member", "[io
     const std::string s(zip.begin(), zip.end());
     const size_t magic = s.rfind("\x93NUMPY", off);
     zip[magic + 9] = 0x7f;  // header length ~32 KB: beyond the member
-    const std::string p = dir.file("hlen.npz");
+    const std::string p = dir / "hlen.npz";
     write_bytes(p, zip);
     CHECK_THAT(io_error([&] { read_npz_member(p, "labels"); }),
                Contains(p) && Contains("'labels'") && Contains("header length"));
@@ -175,7 +175,7 @@ TEST_CASE("io: corrupted npz members raise IoError naming file and member", "[io
   SECTION("truncated archive") {
     auto zip = read_bytes(golden("stored.npz"));
     zip.resize(zip.size() / 2);
-    const std::string p = dir.file("trunc.npz");
+    const std::string p = dir / "trunc.npz";
     write_bytes(p, zip);
     CHECK_THAT(io_error([&] { read_npz(p); }), Contains(p));
     CHECK_THAT(io_error([&] { list_npz(p); }), Contains(p));
@@ -184,7 +184,7 @@ TEST_CASE("io: corrupted npz members raise IoError naming file and member", "[io
     CHECK_THAT(io_error([] { read_npz(golden("f32_2x3.npy")); }), Contains("f32_2x3.npy") && Contains("zip"));
   }
   SECTION("missing file") {
-    CHECK_THAT(io_error([&] { read_npz(dir.file("absent.npz")); }), Contains("absent.npz"));
+    CHECK_THAT(io_error([&] { read_npz(dir / "absent.npz"); }), Contains("absent.npz"));
   }
   SECTION("a member that is not an npy image") {
     CHECK_THAT(io_error([] { read_npz(golden("not_npy.npz")); }),
@@ -209,7 +209,7 @@ TEST_CASE("io: corrupted npz members raise IoError naming file and member", "[io
     REQUIRE(ch != std::string::npos);
     put32(lh + 22, 0x7fffffffu);
     put32(ch + 24, 0x7fffffffu);
-    const std::string p = dir.file("bomb.npz");
+    const std::string p = dir / "bomb.npz";
     write_bytes(p, zip);
     CHECK_THAT(io_error([&] { read_npz_member(p, "b"); }),
                Contains(p) && Contains("'b'") && Contains("more than deflate can produce"));

@@ -104,7 +104,7 @@ TEST_CASE("io: safetensors round trip for every dtype", "[io][safetensors]") {
   }
   arrays["empty"] = random_array(DType::f32, {4, 0}, seed++);
   const std::map<std::string, std::string> meta{{"format", "vts"}, {"bits", "64"}, {"unicode", "caf\xc3\xa9"}};
-  const std::string p = dir.file("rt.safetensors");
+  const std::string p = dir / "rt.safetensors";
   write_safetensors(p, arrays, meta);
   const auto img = serialize_safetensors(arrays, meta);
   CHECK(read_bytes(p) == img);
@@ -124,14 +124,14 @@ TEST_CASE("io: safetensors round trip for every dtype", "[io][safetensors]") {
     }
   }
 
-  write_safetensors(dir.file("empty.safetensors"), {});
-  CHECK(Safetensors::open(dir.file("empty.safetensors")).size() == 0);
+  write_safetensors(dir / "empty.safetensors", {});
+  CHECK(Safetensors::open(dir / "empty.safetensors").size() == 0);
 
-  CHECK_THAT(io_error([&] { write_safetensors(dir.file("x.safetensors"), {{"__metadata__", make_array<float>({1.f}, {1})}}); }),
+  CHECK_THAT(io_error([&] { write_safetensors(dir / "x.safetensors", {{"__metadata__", make_array<float>({1.f}, {1})}}); }),
              Contains("reserved"));
-  CHECK_THAT(io_error([&] { write_safetensors(dir.file("y.safetensors"), {{"bad\xff", make_array<float>({1.f}, {1})}}); }),
+  CHECK_THAT(io_error([&] { write_safetensors(dir / "y.safetensors", {{"bad\xff", make_array<float>({1.f}, {1})}}); }),
              Contains("UTF-8"));
-  CHECK_THAT(io_error([&] { write_safetensors(dir.file("z.safetensors"), {{"short", Array{DType::f32, {2}, {0, 0, 0, 0}}}}); }),
+  CHECK_THAT(io_error([&] { write_safetensors(dir / "z.safetensors", {{"short", Array{DType::f32, {2}, {0, 0, 0, 0}}}}); }),
              Contains("z.safetensors") && Contains("'short'") && Contains("needs 8 bytes"));
   for (const auto& e : dir.entries()) CHECK(e.find(".tmp") == std::string::npos);
 }
@@ -154,7 +154,7 @@ TEST_CASE("io: safetensors written from sources, in pieces, match the arrays' fi
     return out;
   };
   const std::map<std::string, std::string> meta{{"k", "v"}};
-  const std::string p = dir.file("src.safetensors");
+  const std::string p = dir / "src.safetensors";
   write_safetensors_streamed(p, sources_of(arrays), meta);
   CHECK(read_bytes(p) == serialize_safetensors(arrays, meta));
 
@@ -238,11 +238,11 @@ TEST_CASE("io: safetensors file errors name the file", "[io][safetensors]") {
   TempDir dir;
   auto raw = read_bytes(golden("basic.safetensors"));
   raw.resize(raw.size() - 5);
-  const std::string p = dir.file("cut.safetensors");
+  const std::string p = dir / "cut.safetensors";
   write_bytes(p, raw);
   CHECK_THAT(io_error([&] { Safetensors::open(p); }), Contains(p));
   write_bytes(p, {});
   CHECK_THAT(io_error([&] { Safetensors::open(p); }), Contains(p) && Contains("truncated"));
-  CHECK_THAT(io_error([&] { Safetensors::open(dir.file("absent.safetensors")); }), Contains("absent.safetensors"));
+  CHECK_THAT(io_error([&] { Safetensors::open(dir / "absent.safetensors"); }), Contains("absent.safetensors"));
   CHECK_THAT(io_error([&] { read_safetensors(golden("stored.npz")); }), Contains("stored.npz"));
 }
