@@ -14,19 +14,14 @@ cpu_flags=" $(grep -m 1 '^flags' /proc/cpuinfo | cut -d: -f2) "
 for needed in avx2 fma bmi2 movbe; do
   [[ $cpu_flags == *" $needed "* ]] || { echo "this CPU has no $needed: x86-64-v3 code cannot run here"; exit 77; }
 done
-generator=()
-if [[ ! -f $build/CMakeCache.txt ]] && command -v ninja >/dev/null; then generator=(-G Ninja); fi
-cmake -S "$src" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DVTS_NATIVE=OFF \
-  -DCMAKE_CXX_FLAGS=-march=x86-64-v3 -DVTS_CUDA=OFF -DVTS_BUILD_EXAMPLES=OFF -DVTS_BUILD_BENCHMARKS=OFF \
-  -DVTS_BUILD_TESTS=ON >/dev/null
+# shellcheck source=scripts/lib/cmake-build.sh
+source "$src/scripts/lib/cmake-build.sh"
+cmake_configure "$src" "$build" -DCMAKE_BUILD_TYPE=Release -DVTS_NATIVE=OFF -DCMAKE_CXX_FLAGS=-march=x86-64-v3 \
+  -DVTS_CUDA=OFF -DVTS_BUILD_EXAMPLES=OFF -DVTS_BUILD_BENCHMARKS=OFF -DVTS_BUILD_TESTS=ON
 programs=(vts_test_core vts_test_optim)
-targets=()
-for p in "${programs[@]}"; do targets+=(--target "$p"); done
-cmake --build "$build" -j "$(nproc)" "${targets[@]}" >"$build/build.log" 2>&1 ||
-  { tail -n 60 "$build/build.log"; echo "the AVX2 build failed; full log: $build/build.log"; exit 1; }
+cmake_build_quietly "$build" "the AVX2 build" "${programs[@]}"
 for p in "${programs[@]}"; do
-  exe=$(find "$build/tests" -type f -name "$p" -perm -u+x | head -n 1)
-  [[ -n $exe ]] || { echo "$p was not built in $build"; exit 1; }
+  exe=$(built_program "$build" "$p")
   # The flags must have taken: an instruction on a 512-bit register would mean the AVX-512 code
   # was built after all (and would fault on an AVX2 CPU).
   zmm=$(objdump -d --no-show-raw-insn "$exe" | grep -c '%zmm' || true)
