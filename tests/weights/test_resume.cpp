@@ -11,6 +11,7 @@
 // or without the optimizer state, ends elsewhere.
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -411,4 +412,147 @@ TEST_CASE("train_epoch_until refuses a progress outside the epoch", "[trainer]")
   vts::hash::EpochProgress negative{-1, 0.0};
   CHECK_THROWS_WITH(trainer->train_epoch_until(loader, 0, kEpochs, negative, {}), Contains("found -1 batches"));
   CHECK_THROWS_WITH(loader.start_epoch(0, 7), Contains("expected a first batch from 0 to 6"));
+}
+
+// ---- stopping inside the classifier pretraining (`vts train --pretrain-epochs`) ----------------
+
+namespace {
+
+using PretrainBackbone = vts::nn::ViT<Tiny8>;
+using Pretrainer = vts::hash::ClassifierPretrainer<PretrainBackbone>;
+constexpr int64_t kPretrainEpochs = 3;
+const vts::hash::OptimizerOptions kPretrainOpt{.name = "adamw", .lr = 3e-3, .weight_decay = 0.05,
+                                               .schedule = "cosine", .warmup_epochs = 1};
+
+// Every tensor and the generator of a pretraining's state, as bytes by checkpoint key.
+std::map<std::string, std::vector<uint8_t>> pretraining_bytes(Pretrainer& p) {
+  io::CheckpointWriter w;
+  io::add_pretraining_state(w, p);
+  std::map<std::string, std::vector<uint8_t>> out;
+  for (const auto& [key, array] : w.arrays()) out[key] = array.bytes;
+  return out;
+}
+
+struct PretrainResult {
+  std::vector<double> means;  // of each epoch
+  std::map<std::string, std::vector<uint8_t>> state;
+};
+
+PretrainResult unbroken_pretraining() {
+  vts::Generator init(kSeed);
+  PretrainBackbone backbone(init);
+  Pretrainer p(backbone, 3, kPretrainOpt, kSeed);
+  auto loader = make_loader();
+  PretrainResult r;
+  for (int64_t e = 0; e < kPretrainEpochs; ++e) {
+    vts::hash::EpochProgress progress;
+    REQUIRE(p.train_epoch_until(loader, e, kPretrainEpochs, progress, {}));
+    r.means.push_back(progress.loss_sum / static_cast<double>(progress.steps));
+  }
+  r.state = pretraining_bytes(p);
+  return r;
+}
+
+// Pretrains, stops in epoch 1 before its batch `stop_after`, saves, restores into a backbone drawn
+// from another seed and a new pretrainer, and trains to the end. `progress_ignored`: the restored
+// run starts the stopped epoch from its first batch instead.
+PretrainResult stopped_pretraining(const std::string& path, int64_t stop_after, bool progress_ignored = false) {
+  PretrainResult r;
+  {
+    vts::Generator init(kSeed);
+    PretrainBackbone backbone(init);
+    Pretrainer p(backbone, 3, kPretrainOpt, kSeed);
+    auto loader = make_loader();
+    vts::hash::EpochProgress progress;
+    REQUIRE(p.train_epoch_until(loader, 0, kPretrainEpochs, progress, {}));
+    r.means.push_back(progress.loss_sum / static_cast<double>(progress.steps));
+    progress = {};
+    int64_t asked = 0;
+    REQUIRE_FALSE(p.train_epoch_until(loader, 1, kPretrainEpochs, progress, [&] { return asked++ == stop_after; }));
+    REQUIRE(progress.steps == stop_after);
+    io::CheckpointWriter w;
+    io::add_pretraining_state(w, p);
+    w.metadata() = {{"steps", progress.steps}, {"loss_sum", progress.loss_sum}};
+    w.write(path);
+  }
+  vts::Generator other(kSeed + 1);
+  PretrainBackbone backbone(other);
+  Pretrainer p(backbone, 3, kPretrainOpt, kSeed + 1);
+  io::CheckpointReader reader(path);
+  io::read_pretraining_state(reader, p);
+  reader.commit();
+  vts::hash::EpochProgress progress;
+  if (!progress_ignored)
+    progress = {reader.metadata().at("steps").get<int64_t>(), reader.metadata().at("loss_sum").get<double>()};
+  auto loader = make_loader();
+  REQUIRE(p.train_epoch_until(loader, 1, kPretrainEpochs, progress, {}));
+  r.means.push_back(progress.loss_sum / static_cast<double>(progress.steps));
+  for (int64_t e = 2; e < kPretrainEpochs; ++e) {
+    progress = {};
+    REQUIRE(p.train_epoch_until(loader, e, kPretrainEpochs, progress, {}));
+    r.means.push_back(progress.loss_sum / static_cast<double>(progress.steps));
+  }
+  r.state = pretraining_bytes(p);
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("pretraining: a classifier pretraining stopped inside an epoch and resumed there equals an unbroken one",
+          "[resume][checkpoint][pretrain]") {
+  TempDir dir;
+  const PretrainResult want = unbroken_pretraining();
+  REQUIRE(want.state.count("pretrain.rng"));
+  REQUIRE(want.state.count("pretrain.classifier.fc.weight"));
+  for (const int64_t stop_after : {int64_t(0), int64_t(2), int64_t(5)}) {
+    INFO("stopped before batch " << stop_after << " of epoch 1");
+    const PretrainResult got = stopped_pretraining(dir / "p.safetensors", stop_after);
+    CHECK(got.state == want.state);
+    CHECK(got.means == want.means);
+  }
+  // The control: the same checkpoint with the epoch started again from its first batch trains two
+  // batches twice and ends elsewhere.
+  const PretrainResult again = stopped_pretraining(dir / "q.safetensors", 2, true);
+  CHECK(again.state != want.state);
+  CHECK(again.means != want.means);
+}
+
+// The one-call form is the same pretraining: its backbone ends with the pretrainer's bytes.
+TEST_CASE("pretraining: pretrain_classifier trains the backbone as ClassifierPretrainer does", "[pretrain]") {
+  const PretrainResult want = unbroken_pretraining();
+  vts::Generator init(kSeed);
+  PretrainBackbone backbone(init);
+  auto loader = make_loader();
+  const double last = vts::hash::pretrain_classifier(backbone, loader, kPretrainEpochs, kPretrainOpt, kSeed);
+  CHECK(last == want.means.back());
+  size_t compared = 0;
+  backbone.visit("pretrain.backbone", [&](const std::string& name, vts::Tensor<float>& t) {
+    const std::vector<float> v = t.to_vector();
+    std::vector<uint8_t> bytes(v.size() * sizeof(float));
+    std::memcpy(bytes.data(), v.data(), bytes.size());
+    INFO(name);
+    REQUIRE(want.state.count(name));
+    CHECK(want.state.at(name) == bytes);
+    ++compared;
+  });
+  CHECK(compared > 10);
+}
+
+TEST_CASE("pretraining: train_epoch_until refuses a progress outside the epoch", "[pretrain]") {
+  using Catch::Matchers::Contains;
+  vts::Generator init(kSeed);
+  PretrainBackbone backbone(init);
+  Pretrainer p(backbone, 3, kPretrainOpt, kSeed);
+  auto loader = make_loader();
+  vts::hash::EpochProgress past{6, 1.0};
+  CHECK_THROWS_WITH(p.train_epoch_until(loader, 0, kPretrainEpochs, past, {}),
+                    Contains("pretrain_classifier: expected an epoch's progress of 0 to 5 batches (the loader has 6)"));
+  vts::hash::EpochProgress not_finite{2, std::nan("")};
+  CHECK_THROWS_WITH(p.train_epoch_until(loader, 0, kPretrainEpochs, not_finite, {}),
+                    Contains("found 2 batches and a sum of nan"));
+  // A head sized for other classes than the loader's dataset has.
+  Pretrainer five(backbone, 5, kPretrainOpt, kSeed);
+  vts::hash::EpochProgress start;
+  CHECK_THROWS_WITH(five.train_epoch_until(loader, 0, kPretrainEpochs, start, {}),
+                    Contains("the head has 5 classes, the loader's dataset 3"));
 }

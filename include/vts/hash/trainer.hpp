@@ -569,57 +569,113 @@ class Trainer {
 };
 
 // Optional first stage (paper §2.3): train the backbone as a classifier on the training split with
-// cross-entropy on each item's first label, then hand it to the hash stage. Returns the last epoch's
-// mean loss. On CUDA it runs as train_epoch does: batches staged through pinned buffers, targets
-// uploaded without a wait (cross_entropy), and each step's loss read one step late, so the host
-// never stops the device's queue.
+// cross-entropy on each item's first label, then hand it to the hash stage. The backbone is the
+// caller's (trained in place); the classifier head, its optimizer and the dropout generator are
+// this object's, and with the position (an EpochProgress) they are all a stopped pretraining needs
+// to go on: io::add_pretraining_state saves them. On CUDA it runs as Trainer::train_epoch does:
+// batches staged through pinned buffers, targets uploaded without a wait (cross_entropy), and each
+// step's loss read one step late, so the host never stops the device's queue.
 template <class Backbone>
-double pretrain_classifier(Backbone& backbone, data::Loader& loader, int64_t epochs, const OptimizerOptions& opt,
-                           uint64_t seed, const std::function<void(const StepReport&)>& report = {}) {
+class ClassifierPretrainer {
+ public:
   using tensor_type = typename Backbone::tensor_type;
   using T = typename tensor_type::value_type;
   using D = typename tensor_type::device_type;
-  using LT = acc_t<T>;  // the loss in fp32 also for a bf16 backbone
-  Generator gen(seed ^ 0xC1A55ull);
-  const int classes = loader.dataset().num_classes();
-  ClassifierHead<T, D> head(Backbone::dim, classes, gen);
-  std::vector<tensor_type> params = nn::parameters(backbone);
-  for (auto& p : nn::parameters(head)) params.push_back(p);
-  auto optimizer = make_optimizer<T, D>(opt, params);
-  nn::Context ctx{true, &gen};
-#if defined(VTS_WITH_CUDA)
-  std::conditional_t<std::is_same_v<D, Cuda>, cuda::StagedUpload, std::monostate> upload;
-#endif
-  auto images = [&](const data::Batch& b) {
-    const Shape shape{b.size, b.spec.channels, b.spec.height, b.spec.width};
-#if defined(VTS_WITH_CUDA)
-    if constexpr (std::is_same_v<D, Cuda>) return upload.template operator()<T>(b.images.data(), shape);
-#endif
-    return tensor_type::from_vector(std::vector<T>(b.images.begin(), b.images.end()), shape);
-  };
-  double last = 0;
-  if (epochs > 0) detail::check_has_batches(loader, "pretrain_classifier");
-  for (int64_t epoch = 0; epoch < epochs; ++epoch) {
-    loader.start_epoch(epoch);
+  using head_type = ClassifierHead<T, D>;
+
+  // `classes`: the training split's. The head is drawn from a generator of its own (seed ^ 0xC1A55),
+  // which then drives dropout: the backbone's and the hash stage's draws do not depend on it.
+  ClassifierPretrainer(Backbone& backbone, int classes, const OptimizerOptions& opt, uint64_t seed)
+      : backbone_(backbone), classes_(classes), opt_(opt), gen_(seed ^ 0xC1A55ull),
+        head_(Backbone::dim, classes, gen_), optimizer_(make_optimizer<T, D>(opt, all_parameters())) {}
+  ClassifierPretrainer(const ClassifierPretrainer&) = delete;
+  ClassifierPretrainer& operator=(const ClassifierPretrainer&) = delete;
+
+  // Epoch `epoch` of `total_epochs` from where `progress` stands, until it ends or `stop` (asked
+  // before each batch but not after the last) returns true; as Trainer::train_epoch_until. A run
+  // stopped this way and continued from the same state ends with the bits of one never stopped.
+  bool train_epoch_until(data::Loader& loader, int64_t epoch, int64_t total_epochs, EpochProgress& progress,
+                         const std::function<bool()>& stop, const std::function<void(const StepReport&)>& report = {}) {
+    detail::check_has_batches(loader, "pretrain_classifier");
+    VTS_CHECK(loader.dataset().num_classes() == classes_, "pretrain_classifier: the head has ", classes_,
+              " classes, the loader's dataset ", loader.dataset().num_classes());
     const int64_t steps = loader.num_batches();
+    VTS_CHECK(progress.steps >= 0 && progress.steps < steps && std::isfinite(progress.loss_sum),
+              "pretrain_classifier: expected an epoch's progress of 0 to ", steps - 1, " batches (the loader has ",
+              steps, ") and a finite loss sum, found ", progress.steps, " batches and a sum of ", progress.loss_sum);
+    loader.start_epoch(epoch, progress.steps);
+    nn::Context ctx{true, &gen_};
     data::Batch batch;
-    detail::EpochReports<Tensor<LT, D>> reports(epoch, steps, "classifier pretraining", "lower --pretrain-lr",
-                                                report);
-    while (loader.next(batch)) {
+    detail::EpochReports<Tensor<LT, D>> reports(epoch, steps, "classifier pretraining", "lower --pretrain-lr", report,
+                                                progress);
+    for (int64_t next = progress.steps;; ++next) {
+      if (next < steps && stop && stop()) {
+        progress = reports.progress();
+        return false;
+      }
+      if (!loader.next(batch)) break;
       const auto t0 = std::chrono::steady_clock::now();
-      const double lr = scheduled_lr(opt, epoch * steps + batch.number, steps, epochs);
-      std::visit([&](auto& o) { o.set_lr(lr); }, optimizer);
+      const double lr = scheduled_lr(opt_, epoch * steps + batch.number, steps, total_epochs);
+      std::visit([&](auto& o) { o.set_lr(lr); }, optimizer_);
       std::vector<int64_t> targets(static_cast<size_t>(batch.size));
       for (int64_t i = 0; i < batch.size; ++i)
-        targets[static_cast<size_t>(i)] = first_argmax(batch.labels.data() + i * classes, classes);
+        targets[static_cast<size_t>(i)] = first_argmax(batch.labels.data() + i * classes_, classes_);
       const tensor_type x = images(batch);
-      const Tensor<LT, D> l = cross_entropy(cast<LT>(head.forward(backbone.forward(x, ctx))), targets);
-      std::visit([](auto& o) { o.zero_grad(); }, optimizer);
+      const Tensor<LT, D> l = cross_entropy(cast<LT>(head_.forward(backbone_.forward(x, ctx))), targets);
+      std::visit([](auto& o) { o.zero_grad(); }, optimizer_);
       l.backward();
-      std::visit([](auto& o) { o.step(); }, optimizer);
+      std::visit([](auto& o) { o.step(); }, optimizer_);
       reports.step_done(l, batch.number, batch.size, lr, t0);
     }
-    last = reports.mean();
+    progress = reports.progress();
+    return true;
+  }
+
+  // What a checkpoint of the pretraining holds (io::add_pretraining_state).
+  Backbone& backbone() { return backbone_; }
+  head_type& classifier() { return head_; }
+  AnyOptimizer<T, D>& optimizer() { return optimizer_; }
+  Generator& dropout_rng() { return gen_; }
+
+ private:
+  using LT = acc_t<T>;  // the loss in fp32 also for a bf16 backbone
+
+  std::vector<tensor_type> all_parameters() {
+    std::vector<tensor_type> params = nn::parameters(backbone_);
+    for (auto& p : nn::parameters(head_)) params.push_back(p);
+    return params;
+  }
+  tensor_type images(const data::Batch& b) {
+    const Shape shape{b.size, b.spec.channels, b.spec.height, b.spec.width};
+#if defined(VTS_WITH_CUDA)
+    if constexpr (std::is_same_v<D, Cuda>) return upload_.template operator()<T>(b.images.data(), shape);
+#endif
+    return tensor_type::from_vector(std::vector<T>(b.images.begin(), b.images.end()), shape);
+  }
+
+  Backbone& backbone_;
+  int classes_;
+  OptimizerOptions opt_;
+  Generator gen_;  // before head_: the head is drawn from it
+  head_type head_;
+  AnyOptimizer<T, D> optimizer_;
+#if defined(VTS_WITH_CUDA)
+  std::conditional_t<std::is_same_v<D, Cuda>, cuda::StagedUpload, std::monostate> upload_;
+#endif
+};
+
+// The whole pretraining in one call: `epochs` epochs of a ClassifierPretrainer. Returns the last
+// epoch's mean loss.
+template <class Backbone>
+double pretrain_classifier(Backbone& backbone, data::Loader& loader, int64_t epochs, const OptimizerOptions& opt,
+                           uint64_t seed, const std::function<void(const StepReport&)>& report = {}) {
+  if (epochs > 0) detail::check_has_batches(loader, "pretrain_classifier");
+  ClassifierPretrainer<Backbone> pretrainer(backbone, loader.dataset().num_classes(), opt, seed);
+  double last = 0;
+  for (int64_t epoch = 0; epoch < epochs; ++epoch) {
+    EpochProgress progress;
+    pretrainer.train_epoch_until(loader, epoch, epochs, progress, {}, report);
+    last = progress.loss_sum / static_cast<double>(progress.steps);
   }
   return last;
 }

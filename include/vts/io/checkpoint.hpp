@@ -703,4 +703,25 @@ void read_training_state(CheckpointReader& r, Trainer& tr) {
   }
 }
 
+// ---- a stopped classifier pretraining -----------------------------------------------------------
+// Duck-typed on hash::ClassifierPretrainer (backbone(), classifier(), optimizer(), dropout_rng()).
+// The hash head and the loss are not in it: the pretraining does not touch them, and a resumed run
+// draws them again from the same seed.
+
+template <class Pretrainer>
+void add_pretraining_state(CheckpointWriter& w, Pretrainer& p) {
+  w.add_layer("pretrain.backbone", p.backbone());
+  w.add_layer("pretrain.classifier", p.classifier());
+  w.add_optimizer("pretrain.optim", p.optimizer());
+  w.add_generator("pretrain.rng", p.dropout_rng());
+}
+
+template <class Pretrainer>
+void read_pretraining_state(CheckpointReader& r, Pretrainer& p) {
+  r.layer("pretrain.backbone", p.backbone());
+  r.layer("pretrain.classifier", p.classifier());
+  r.optimizer("pretrain.optim", p.optimizer());
+  r.generator("pretrain.rng", p.dropout_rng());
+}
+
 }  // namespace vts::io
