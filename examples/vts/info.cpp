@@ -100,7 +100,9 @@ void checkpoint_info(const std::string& path, bool json) {
   }
   int64_t parameters = 0;
   for (const auto& [name, t] : ckpt.file().tensors())
-    if (name.starts_with("model.")) parameters += t.numel();
+    if (name.starts_with("model.") || name.starts_with("pretrain.backbone.") ||
+        name.starts_with("pretrain.classifier."))
+      parameters += t.numel();
   std::printf("checkpoint %s: %zu tensors, %lld model parameters, %.1f MB\n", path.c_str(), ckpt.file().size(),
               static_cast<long long>(parameters), static_cast<double>(fs::file_size(path)) / 1e6);
   auto text = [&](const char* key) -> std::string {
@@ -120,7 +122,10 @@ void checkpoint_info(const std::string& path, bool json) {
     for (const auto& [name, value] : loss_params.items()) listed += (listed.empty() ? "" : ", ") + name + " " + value.dump();
     std::printf("  loss hyperparameters: %s\n", listed.c_str());
   }
-  if (m.contains("map") && m["map"].is_number())  // best.safetensors: the evaluation it is the best of
+  if (m.value("stage", nlohmann::json("hash")) == "pretrain")  // a stopped classifier pretraining
+    std::printf("  stopped in the classifier pretraining after %s of its epochs (the hash stage not begun)\n",
+                text("pretrain_epoch").c_str());
+  else if (m.contains("map") && m["map"].is_number())  // best.safetensors: the evaluation it is the best of
     std::printf("  epoch %s, mAP %.4f\n", text("epoch").c_str(), m["map"].get<double>());
   else if (m.contains("best_map") && m["best_map"].is_number())  // last.safetensors: the state to resume
     std::printf("  epoch %s (the run's best: mAP %.4f at epoch %s)\n", text("epoch").c_str(),

@@ -113,6 +113,10 @@ std::unique_ptr<HashModel> load_hash_model(const std::string& path_in, const std
   };
   const std::string config = field("config"), head = field("head");
   field("dataset");
+  if (m.value("stage", nlohmann::json("hash")) == "pretrain")
+    throw IoError("checkpoint '" + path + "': saved inside the classifier pretraining (after " +
+                  m.value("pretrain_epoch", nlohmann::json("?")).dump() +
+                  " of its epochs), before the hash stage: it holds no hash model yet; go on with vts train --resume");
   // The network is sized from `bits` before any tensor is checked against it, so a corrupt value
   // would be a giant allocation: it must be a code length vts train makes, and the one the hash
   // head's last layer in the file has.

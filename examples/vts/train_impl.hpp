@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -232,18 +233,36 @@ inline hash::EpochProgress epoch_progress_of(const nlohmann::json& m, const std:
   const hash::EpochProgress position{io::metadata_count_value(p["steps"], path, "epoch_progress.steps"),
                                      sum.get<double>()};
   if (position.steps == 0) return position;
-  const int64_t epoch = io::metadata_count(m, "epoch", path, 0) + 1;
+  // The epoch it stopped in, counted from 1 as the progress lines count ("epoch" and
+  // "pretrain_epoch" are the epochs done).
+  const bool pretraining = m.value("stage", nlohmann::json("hash")) == "pretrain";
+  const std::string where =
+      (pretraining ? "classifier pretraining epoch " : "epoch ") +
+      std::to_string(io::metadata_count(m, pretraining ? "pretrain_epoch" : "epoch", path, 0) + 1);
   const nlohmann::json settings = m.value("settings", nlohmann::json::object());
   if (settings.contains("batch") && settings["batch"] != a.batch)
-    throw Error("--resume: " + path + " stopped in epoch " + std::to_string(epoch) + " after " +
+    throw Error("--resume: " + path + " stopped in " + where + " after " +
                 std::to_string(position.steps) + " batches of " + settings["batch"].dump() +
                 " images; it goes on only with --batch " + settings["batch"].dump() + ", found --batch " +
                 std::to_string(a.batch));
   if (position.steps >= steps_per_epoch)
-    throw Error("--resume: " + path + " stopped in epoch " + std::to_string(epoch) + " after " +
+    throw Error("--resume: " + path + " stopped in " + where + " after " +
                 std::to_string(position.steps) + " batches, but an epoch of this run's training split has " +
                 std::to_string(steps_per_epoch) + " (was the dataset changed?)");
   return position;
+}
+
+// The classifier-pretraining epochs a checkpoint stopped in the pretraining had done
+// ("pretrain_epoch"); refused when this run's --pretrain-epochs leaves none to go on with.
+inline int64_t pretraining_epoch_of(const nlohmann::json& m, const std::string& path, const TrainArgs& a) {
+  if (!m.contains("pretrain_epoch"))
+    throw io::metadata_error(path, "pretrain_epoch", "the classifier-pretraining epochs done", "no such key");
+  const int64_t done = io::metadata_count_value(m["pretrain_epoch"], path, "pretrain_epoch");
+  if (done >= a.pretrain_epochs)
+    throw Error("--resume: " + path + " stopped in classifier pretraining epoch " + std::to_string(done + 1) +
+                "; it goes on only with --pretrain-epochs " + std::to_string(done + 1) +
+                " or more, found --pretrain-epochs " + std::to_string(a.pretrain_epochs));
+  return done;
 }
 
 template <class Config, class T, class D, class Head, class Loss>
@@ -328,31 +347,22 @@ int run(const TrainArgs& a) {
     }
   };
 
-  if (a.pretrain_epochs > 0 && a.resume.empty()) {  // a resumed run's checkpoint holds the result
-    hash::OptimizerOptions popts = a.opt;
-    popts.lr = a.pretrain_lr;
-    hash::pretrain_classifier(net.backbone, train_loader, a.pretrain_epochs, popts, a.seed,
-                              [&](const hash::StepReport& r) { progress("pretrain", r); });
-  }
-
-  hash::Trainer<Network, Loss> trainer(std::move(net), std::move(loss), a.opt, a.seed);
-  trainer.set_ema(a.ema);
-  trainer.set_flip_averaging(a.flip_average);
-  trainer.set_mixup(a.mixup);
-  trainer.set_cuda_graphs(a.cuda_graphs);
-  const std::vector<float> query_labels = data::all_labels(*split.query);
-  const std::vector<float> db_labels = data::all_labels(*split.database);
-  const index::Labels query_labels_packed = index::Labels::from_multi_hot(query_labels, classes);
-  const index::Labels db_labels_packed = index::Labels::from_multi_hot(db_labels, classes);
-
+  // A checkpoint of another model, head, loss or code length is refused (listed with the other
+  // problems at commit()).
+  auto expect_run_identity = [&](io::CheckpointReader& ckpt) {
+    ckpt.expect_metadata("config", Config::name);
+    ckpt.expect_metadata("head", Head::name);
+    ckpt.expect_metadata("loss", Loss::name);
+    ckpt.expect_metadata("bits", a.bits);
+  };
   RunRecord record(a, Config::name, Head::name, Loss::name);
-  record.loss_params = loss_params_json(hash::loss::hyperparameters(trainer.loss()));
+  record.loss_params = loss_params_json(hash::loss::hyperparameters(loss));
   record.split = {{"train", split.train->size()}, {"query", split.query->size()},
                   {"database", split.database->size()}, {"classes", classes}};
   if (!split.class_names.empty()) record.split["class_names"] = split.class_names;
-  // Ctrl-C, SIGTERM or --time-limit (from the hash stage on; the classifier pretraining is not cut
-  // short): the training stops before its next batch, or an evaluation before the next batch it
-  // encodes, and saves its state; --resume goes on from there as if it had not stopped.
+  // Ctrl-C, SIGTERM or --time-limit: the training (the classifier pretraining too) stops before its
+  // next batch, or an evaluation before the next batch it encodes, and saves its state; --resume
+  // goes on from there as if it had not stopped.
   StopSignals stop_signals;
   std::string stopped_by;
   int stop_status = 0;  // StopSignals::exit_status, or 75 (EX_TEMPFAIL) for the time limit
@@ -378,6 +388,70 @@ int run(const TrainArgs& a) {
                  tty ? "\n" : "", stopped_by.c_str(), where.c_str(), a.out.c_str(), a.out.c_str());
     return stop_status;
   };
+  // --resume's checkpoint: of the hash stage (the usual), or of a classifier pretraining stopped
+  // part way (`stage` "pretrain"), which goes on first; the hash stage then starts as in a fresh run.
+  std::optional<io::CheckpointReader> resumed;
+  std::string resume_path;
+  bool resume_in_pretraining = false;
+  if (!a.resume.empty()) {
+    resume_path = std::filesystem::is_directory(a.resume) ? a.resume + "/last.safetensors" : a.resume;
+    resumed.emplace(resume_path);
+    resume_in_pretraining =
+        io::metadata_value<std::string>(resumed->metadata(), "stage", resume_path, "hash") == "pretrain";
+  }
+  if (a.pretrain_epochs > 0 && (a.resume.empty() || resume_in_pretraining)) {
+    hash::OptimizerOptions popts = a.opt;
+    popts.lr = a.pretrain_lr;
+    hash::ClassifierPretrainer<Backbone> pretrainer(net.backbone, classes, popts, a.seed);
+    int64_t first_epoch = 0;
+    hash::EpochProgress position;  // in the first epoch this process trains
+    if (resume_in_pretraining) {
+      io::CheckpointReader& ckpt = *resumed;
+      first_epoch = pretraining_epoch_of(ckpt.metadata(), resume_path, a);
+      position = epoch_progress_of(ckpt.metadata(), resume_path, a, steps_per_epoch);
+      expect_run_identity(ckpt);
+      io::read_pretraining_state(ckpt, pretrainer);
+      ckpt.commit();  // throws, listing every mismatch, before anything changed
+      record.restore(ckpt.metadata(), resume_path);
+      resumed.reset();  // its file mapping is not needed past here
+      total_steps = (a.epochs + a.pretrain_epochs - first_epoch) * steps_per_epoch - position.steps;
+      if (position.steps > 0) {
+        std::printf("classifier pretraining epoch %lld goes on from its batch %lld of %lld\n",
+                    static_cast<long long>(first_epoch + 1), static_cast<long long>(position.steps + 1),
+                    static_cast<long long>(steps_per_epoch));
+        std::fflush(stdout);
+      }
+    }
+    for (int64_t epoch = first_epoch; epoch < a.pretrain_epochs; ++epoch) {
+      hash::EpochProgress inside = epoch == first_epoch ? position : hash::EpochProgress{};
+      if (!pretrainer.train_epoch_until(train_loader, epoch, a.pretrain_epochs, inside, stop_requested,
+                                        [&](const hash::StepReport& r) { progress("pretrain", r); })) {
+        io::CheckpointWriter last;
+        io::add_pretraining_state(last, pretrainer);
+        last.metadata() = record.last_checkpoint_metadata(0);
+        last.metadata()["stage"] = "pretrain";
+        last.metadata()["pretrain_epoch"] = epoch;
+        last.metadata()["epoch_progress"] = {{"steps", inside.steps}, {"loss_sum", inside.loss_sum}};
+        last.write(a.out + "/last.safetensors");
+        return stopped("in classifier pretraining epoch " + std::to_string(epoch + 1) + "/" +
+                       std::to_string(a.pretrain_epochs) + " before its batch " + std::to_string(inside.steps + 1) +
+                       "/" + std::to_string(steps_per_epoch));
+      }
+    }
+  } else if (resume_in_pretraining) {
+    pretraining_epoch_of(resumed->metadata(), resume_path, a);  // throws: --pretrain-epochs 0
+  }
+
+  hash::Trainer<Network, Loss> trainer(std::move(net), std::move(loss), a.opt, a.seed);
+  trainer.set_ema(a.ema);
+  trainer.set_flip_averaging(a.flip_average);
+  trainer.set_mixup(a.mixup);
+  trainer.set_cuda_graphs(a.cuda_graphs);
+  const std::vector<float> query_labels = data::all_labels(*split.query);
+  const std::vector<float> db_labels = data::all_labels(*split.database);
+  const index::Labels query_labels_packed = index::Labels::from_multi_hot(query_labels, classes);
+  const index::Labels db_labels_packed = index::Labels::from_multi_hot(db_labels, classes);
+
   // The whole training state (live weights, optimizer, loss, dropout generator), for --resume.
   // `evaluation_pending`: the evaluation due after `epoch` did not finish, and --resume runs it
   // first. `inside`: the training stopped in epoch `epoch` + 1 after inside->steps of its batches.
@@ -436,14 +510,11 @@ int run(const TrainArgs& a) {
   int64_t start_epoch = 0;
   bool evaluation_pending = false;
   hash::EpochProgress resumed_position;  // of the first epoch this process trains
-  if (!a.resume.empty()) {
-    const std::string path = std::filesystem::is_directory(a.resume) ? a.resume + "/last.safetensors" : a.resume;
-    io::CheckpointReader ckpt(path);
+  if (resumed && !resume_in_pretraining) {
+    io::CheckpointReader& ckpt = *resumed;
+    const std::string& path = resume_path;
     resumed_position = epoch_progress_of(ckpt.metadata(), path, a, steps_per_epoch);
-    ckpt.expect_metadata("config", Config::name);
-    ckpt.expect_metadata("head", Head::name);
-    ckpt.expect_metadata("loss", Loss::name);
-    ckpt.expect_metadata("bits", a.bits);
+    expect_run_identity(ckpt);
     io::read_training_state(ckpt, trainer);
     ckpt.commit();  // throws, listing every mismatch, before anything changed
     // A checkpoint of a run without EMA has no average: start one from the loaded weights.
@@ -457,6 +528,7 @@ int run(const TrainArgs& a) {
     }
     const nlohmann::json& m = ckpt.metadata();
     evaluation_pending = m.contains("evaluation_pending") && m["evaluation_pending"] == true;
+    resumed.reset();  // its file mapping is not needed past here
   }
 
   // Said once, when the trainer first turns the graphs off (at a step's capture or at an evaluation).
