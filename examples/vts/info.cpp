@@ -122,14 +122,29 @@ void checkpoint_info(const std::string& path, bool json) {
     for (const auto& [name, value] : loss_params.items()) listed += (listed.empty() ? "" : ", ") + name + " " + value.dump();
     std::printf("  loss hyperparameters: %s\n", listed.c_str());
   }
-  if (m.value("stage", nlohmann::json("hash")) == "pretrain")  // a stopped classifier pretraining
+  const bool pretraining = m.value("stage", nlohmann::json("hash")) == "pretrain";
+  if (pretraining)  // a stopped classifier pretraining
     std::printf("  stopped in the classifier pretraining after %s of its epochs (the hash stage not begun)\n",
                 text("pretrain_epoch").c_str());
   else if (m.contains("map") && m["map"].is_number())  // best.safetensors: the evaluation it is the best of
     std::printf("  epoch %s, mAP %.4f\n", text("epoch").c_str(), m["map"].get<double>());
+  else if (m.contains("best_map") && m["best_map"].is_number() && m["best_map"].get<double>() < 0)
+    std::printf("  epoch %s (not yet evaluated)\n", text("epoch").c_str());  // best_map is -1 until then
   else if (m.contains("best_map") && m["best_map"].is_number())  // last.safetensors: the state to resume
     std::printf("  epoch %s (the run's best: mAP %.4f at epoch %s)\n", text("epoch").c_str(),
                 m["best_map"].get<double>(), text("best_epoch").c_str());
+  // Where a stopped run's --resume goes on (last.safetensors of a run stopped part way).
+  const nlohmann::json progress = m.value("epoch_progress", nlohmann::json::object());
+  if (progress.is_object() && progress.value("steps", nlohmann::json(0)).is_number_integer() &&
+      progress.value("steps", int64_t{0}) > 0) {
+    const nlohmann::json done = m.value(pretraining ? "pretrain_epoch" : "epoch", nlohmann::json(0));
+    const std::string next_epoch = done.is_number_integer() ? std::to_string(done.get<int64_t>() + 1) : "?";
+    std::printf("  stopped inside %sepoch %s after %lld of its batches: --resume goes on from the next\n",
+                pretraining ? "pretraining " : "", next_epoch.c_str(),
+                static_cast<long long>(progress["steps"].get<int64_t>()));
+  }
+  if (m.contains("evaluation_pending") && m["evaluation_pending"] == true)
+    std::printf("  the evaluation after epoch %s did not finish: --resume runs it first\n", text("epoch").c_str());
   if (m.contains("split") && m["split"].is_object()) {
     const nlohmann::json& s = m["split"];
     auto count = [&](const char* key) { return s.contains(key) ? s[key].dump() : std::string("?"); };

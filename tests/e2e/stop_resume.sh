@@ -25,6 +25,19 @@ grep -q "stopped by --time-limit (0m03s) in .*; the training state is saved in $
   "$out/first.txt" || { cat "$out/first.txt"; fail "--time-limit: the stop does not say where the state is"; }
 grep -o "stopped by [^;]*" "$out/first.txt"
 [[ ! -e $out/run/metrics.json ]] || fail "a stopped run wrote metrics.json"
+# vts info says where --resume goes on: inside an epoch (the stop line counts batches from 1), or
+# the evaluation that did not finish.
+"$vts" info "$out/run/last.safetensors" >"$out/info.txt"
+inside='.* in epoch \([0-9]*\)/[0-9]* before its batch \([0-9]*\)/.*'
+epoch=$(sed -n "s|$inside|\1|p" "$out/first.txt")
+batch=$(sed -n "s|$inside|\2|p" "$out/first.txt")
+if ((${batch:-0} > 1)); then
+  grep -q "stopped inside epoch $epoch after $((batch - 1)) of its batches" "$out/info.txt" ||
+    { cat "$out/info.txt"; fail "vts info does not say where inside the epoch the run stopped"; }
+elif grep -q "in the evaluation after epoch" "$out/first.txt"; then
+  grep -q "the evaluation after epoch [0-9]* did not finish: --resume runs it first" "$out/info.txt" ||
+    { cat "$out/info.txt"; fail "vts info does not say the evaluation is pending"; }
+fi
 
 # SIGTERM once the resumed run has read its checkpoint (the handler is in place by then); the
 # program itself in the background, not a subshell running `train`, which the signal would end.
