@@ -13,6 +13,7 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 source "$(dirname "$0")/run_metrics.sh"
+source "$(dirname "$0")/stop_position.sh"
 [[ -s $run/best.safetensors && -s $run/metrics.json ]] || fail "$run holds no finished vts train run"
 train() { "$vts" train --epochs 4 --eval-every 4 --out "$out/run" --quiet "$@"; }
 
@@ -28,13 +29,8 @@ grep -o "stopped by [^;]*" "$out/first.txt"
 # vts info says where --resume goes on: inside an epoch (the stop line counts batches from 1), or
 # the evaluation that did not finish.
 "$vts" info "$out/run/last.safetensors" >"$out/info.txt"
-inside='.* in epoch \([0-9]*\)/[0-9]* before its batch \([0-9]*\)/.*'
-epoch=$(sed -n "s|$inside|\1|p" "$out/first.txt")
-batch=$(sed -n "s|$inside|\2|p" "$out/first.txt")
-if ((${batch:-0} > 1)); then
-  grep -q "stopped inside epoch $epoch after $((batch - 1)) of its batches" "$out/info.txt" ||
-    { cat "$out/info.txt"; fail "vts info does not say where inside the epoch the run stopped"; }
-elif grep -q "in the evaluation after epoch" "$out/first.txt"; then
+expect_info_position "$out/first.txt" "$out/info.txt" ""
+if grep -q "in the evaluation after epoch" "$out/first.txt"; then
   grep -q "the evaluation after epoch [0-9]* did not finish: --resume runs it first" "$out/info.txt" ||
     { cat "$out/info.txt"; fail "vts info does not say the evaluation is pending"; }
 fi

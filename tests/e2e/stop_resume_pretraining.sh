@@ -19,6 +19,7 @@ trap 'rm -rf "$out"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 source "$(dirname "$0")/class_folders.sh"
 source "$(dirname "$0")/run_metrics.sh"
+source "$(dirname "$0")/stop_position.sh"
 write_class_folders "$data" "$out/photos" "$per_class" "$out"
 common=(--dataset folder --data-dir "$out/photos" --epochs 1 "$@")
 flags=("${common[@]}" --pretrain-epochs "$pretrain_epochs")
@@ -53,14 +54,7 @@ grep -o "stopped by [^;]*" "$out/first.txt"
 "$vts" info "$out/run/last.safetensors" >"$out/info.txt"
 grep -q "stopped in the classifier pretraining after [1-9][0-9]* of its epochs" "$out/info.txt" ||
   { cat "$out/info.txt"; fail "vts info does not say the checkpoint is inside the pretraining"; }
-# Stopped after some batches of an epoch: info says how many (the stop line counts from 1).
-inside='.* in classifier pretraining epoch \([0-9]*\)/[0-9]* before its batch \([0-9]*\)/.*'
-epoch=$(sed -n "s|$inside|\1|p" "$out/first.txt")
-batch=$(sed -n "s|$inside|\2|p" "$out/first.txt")
-if ((${batch:-0} > 1)); then
-  grep -q "stopped inside pretraining epoch $epoch after $((batch - 1)) of its batches" "$out/info.txt" ||
-    { cat "$out/info.txt"; fail "vts info does not say where inside the epoch the run stopped"; }
-fi
+expect_info_position "$out/first.txt" "$out/info.txt" pretraining
 rc=0
 "$vts" encode --model "$out/run/last.safetensors" --data-dir "$out/photos" --out "$out/x.vtsidx" \
   >"$out/encode.txt" 2>&1 || rc=$?
