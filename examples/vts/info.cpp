@@ -122,7 +122,7 @@ void checkpoint_info(const std::string& path, bool json) {
     for (const auto& [name, value] : loss_params.items()) listed += (listed.empty() ? "" : ", ") + name + " " + value.dump();
     std::printf("  loss hyperparameters: %s\n", listed.c_str());
   }
-  const bool pretraining = m.value("stage", nlohmann::json("hash")) == "pretrain";
+  const bool pretraining = saved_in_pretraining(m);
   if (pretraining)  // a stopped classifier pretraining
     std::printf("  stopped in the classifier pretraining after %s of its epochs (the hash stage not begun)\n",
                 text("pretrain_epoch").c_str());
@@ -135,13 +135,13 @@ void checkpoint_info(const std::string& path, bool json) {
                 m["best_map"].get<double>(), text("best_epoch").c_str());
   // Where a stopped run's --resume goes on (last.safetensors of a run stopped part way).
   const nlohmann::json progress = m.value("epoch_progress", nlohmann::json::object());
-  if (progress.is_object() && progress.value("steps", nlohmann::json(0)).is_number_integer() &&
-      progress.value("steps", int64_t{0}) > 0) {
+  const nlohmann::json steps = progress.is_object() ? progress.value("steps", nlohmann::json(0)) : nlohmann::json(0);
+  if (steps.is_number_integer() && steps.get<int64_t>() > 0) {
     const nlohmann::json done = m.value(pretraining ? "pretrain_epoch" : "epoch", nlohmann::json(0));
     const std::string next_epoch = done.is_number_integer() ? std::to_string(done.get<int64_t>() + 1) : "?";
     std::printf("  stopped inside %sepoch %s after %lld of its batches: --resume goes on from the next\n",
                 pretraining ? "pretraining " : "", next_epoch.c_str(),
-                static_cast<long long>(progress["steps"].get<int64_t>()));
+                static_cast<long long>(steps.get<int64_t>()));
   }
   if (m.contains("evaluation_pending") && m["evaluation_pending"] == true)
     std::printf("  the evaluation after epoch %s did not finish: --resume runs it first\n", text("epoch").c_str());

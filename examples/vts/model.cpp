@@ -113,7 +113,7 @@ std::unique_ptr<HashModel> load_hash_model(const std::string& path_in, const std
   };
   const std::string config = field("config"), head = field("head");
   field("dataset");
-  if (m.value("stage", nlohmann::json("hash")) == "pretrain")
+  if (saved_in_pretraining(m))
     throw IoError("checkpoint '" + path + "': saved inside the classifier pretraining (after " +
                   m.value("pretrain_epoch", nlohmann::json("?")).dump() +
                   " of its epochs), before the hash stage: it holds no hash model yet; go on with vts train --resume");

@@ -70,6 +70,13 @@ class HashModel {
 // not depend on the device; the codes can differ where an output is within rounding of zero.
 std::unique_ptr<HashModel> load_hash_model(const std::string& path, const std::string& device = "cpu");
 
+// Whether a checkpoint's metadata is that of a `vts train` run stopped inside the classifier
+// pretraining (`stage` "pretrain"): its tensors are the pretraining's state, not a hash model.
+inline bool saved_in_pretraining(const nlohmann::json& metadata) {
+  const auto stage = metadata.find("stage");
+  return stage != metadata.end() && *stage == "pretrain";
+}
+
 // The identity, checkpoint hint and contents stored in an index file's fingerprint. Throws
 // vts::IoError (naming `index_path`) when the fingerprint was not written by `vts encode`.
 struct IndexFingerprint {

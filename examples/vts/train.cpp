@@ -126,7 +126,7 @@ int64_t RunRecord::restore(const nlohmann::json& m, const std::string& path) {
     }
     if (!what.empty()) changed += " dataset split (" + what + ")";
   }
-  if (m.value("stage", nlohmann::json("hash")) == "pretrain")  // stopped before the hash stage began
+  if (saved_in_pretraining(m))  // stopped before the hash stage began
     std::printf("resumed from %s in the classifier pretraining, after %lld of its epochs\n", path.c_str(),
                 static_cast<long long>(io::metadata_count(m, "pretrain_epoch", path, 0)));
   else if (evaluations.empty())  // stopped by its first evaluation: there is no best yet

@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
+#include "model.hpp"
 #include "stop_signals.hpp"
 #include "svg_plot.hpp"
 #include "vts/data/protocol.hpp"
@@ -235,7 +236,7 @@ inline hash::EpochProgress epoch_progress_of(const nlohmann::json& m, const std:
   if (position.steps == 0) return position;
   // The epoch it stopped in, counted from 1 as the progress lines count ("epoch" and
   // "pretrain_epoch" are the epochs done).
-  const bool pretraining = m.value("stage", nlohmann::json("hash")) == "pretrain";
+  const bool pretraining = saved_in_pretraining(m);
   const std::string where =
       (pretraining ? "classifier pretraining epoch " : "epoch ") +
       std::to_string(io::metadata_count(m, pretraining ? "pretrain_epoch" : "epoch", path, 0) + 1);
@@ -396,8 +397,7 @@ int run(const TrainArgs& a) {
   if (!a.resume.empty()) {
     resume_path = std::filesystem::is_directory(a.resume) ? a.resume + "/last.safetensors" : a.resume;
     resumed.emplace(resume_path);
-    resume_in_pretraining =
-        io::metadata_value<std::string>(resumed->metadata(), "stage", resume_path, "hash") == "pretrain";
+    resume_in_pretraining = saved_in_pretraining(resumed->metadata());
   }
   if (a.pretrain_epochs > 0 && (a.resume.empty() || resume_in_pretraining)) {
     hash::OptimizerOptions popts = a.opt;

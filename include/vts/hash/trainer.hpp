@@ -151,6 +151,12 @@ inline void check_has_batches(const data::Loader& loader, const char* what) {
             " items, batch size ", loader.options().batch_size, loader.options().drop_last ? ", drop_last" : "",
             "), so an epoch would train nothing");
 }
+// Where a resumed epoch stands must lie inside it: 0 to steps - 1 batches done, a finite loss sum.
+inline void check_epoch_progress(const EpochProgress& progress, int64_t steps, const char* what) {
+  VTS_CHECK(progress.steps >= 0 && progress.steps < steps && std::isfinite(progress.loss_sum), what,
+            ": expected an epoch's progress of 0 to ", steps - 1, " batches (the loader has ", steps,
+            ") and a finite loss sum, found ", progress.steps, " batches and a sum of ", progress.loss_sum);
+}
 }  // namespace detail
 
 template <class Network, class Loss>
@@ -289,9 +295,7 @@ class Trainer {
                          const std::function<bool()>& stop, const std::function<void(const StepReport&)>& report = {}) {
     detail::check_has_batches(loader, "train_epoch");
     const int64_t steps = loader.num_batches();
-    VTS_CHECK(progress.steps >= 0 && progress.steps < steps && std::isfinite(progress.loss_sum),
-              "train_epoch_until: expected an epoch's progress of 0 to ", steps - 1, " batches (the loader has ", steps,
-              ") and a finite loss sum, found ", progress.steps, " batches and a sum of ", progress.loss_sum);
+    detail::check_epoch_progress(progress, steps, "train_epoch_until");
     loader.start_epoch(epoch, progress.steps);
     data::Batch batch;
     nn::Context ctx{true, &dropout_rng_};
@@ -600,9 +604,7 @@ class ClassifierPretrainer {
     VTS_CHECK(loader.dataset().num_classes() == classes_, "pretrain_classifier: the head has ", classes_,
               " classes, the loader's dataset ", loader.dataset().num_classes());
     const int64_t steps = loader.num_batches();
-    VTS_CHECK(progress.steps >= 0 && progress.steps < steps && std::isfinite(progress.loss_sum),
-              "pretrain_classifier: expected an epoch's progress of 0 to ", steps - 1, " batches (the loader has ",
-              steps, ") and a finite loss sum, found ", progress.steps, " batches and a sum of ", progress.loss_sum);
+    detail::check_epoch_progress(progress, steps, "pretrain_classifier");
     loader.start_epoch(epoch, progress.steps);
     nn::Context ctx{true, &gen_};
     data::Batch batch;
@@ -669,7 +671,6 @@ class ClassifierPretrainer {
 template <class Backbone>
 double pretrain_classifier(Backbone& backbone, data::Loader& loader, int64_t epochs, const OptimizerOptions& opt,
                            uint64_t seed, const std::function<void(const StepReport&)>& report = {}) {
-  if (epochs > 0) detail::check_has_batches(loader, "pretrain_classifier");
   ClassifierPretrainer<Backbone> pretrainer(backbone, loader.dataset().num_classes(), opt, seed);
   double last = 0;
   for (int64_t epoch = 0; epoch < epochs; ++epoch) {
