@@ -42,10 +42,10 @@ bool RunRecord::score(int64_t epoch, const std::vector<float>& query_outputs, co
   return true;
 }
 
-nlohmann::json RunRecord::history_json() const {
-  nlohmann::json losses = nlohmann::json::array();
-  for (const auto& [e, l] : history) losses.push_back({{"epoch", e}, {"loss", l}});
-  return losses;
+nlohmann::json RunRecord::history_json(const std::vector<std::pair<int64_t, double>>& losses) {
+  nlohmann::json records = nlohmann::json::array();
+  for (const auto& [e, l] : losses) records.push_back({{"epoch", e}, {"loss", l}});
+  return records;
 }
 
 nlohmann::json RunRecord::settings() const {
@@ -64,8 +64,9 @@ nlohmann::json RunRecord::best_checkpoint_metadata() const {
 nlohmann::json RunRecord::last_checkpoint_metadata(int64_t epoch) const {
   return {{"config", model_}, {"head", head_}, {"loss", loss_}, {"bits", a_.bits},
           {"epoch", epoch}, {"dataset", a_.dataset}, {"seed", a_.seed}, {"best_map", best.report.map},
-          {"best_epoch", best.epoch}, {"evaluations", evaluations}, {"loss_history", history_json()},
-          {"train_seconds", train_seconds}, {"settings", settings()}, {"split", split}};
+          {"best_epoch", best.epoch}, {"evaluations", evaluations}, {"loss_history", history_json(history)},
+          {"train_seconds", train_seconds}, {"pretrain_loss_history", history_json(pretrain_history)},
+          {"pretrain_seconds", pretrain_seconds}, {"settings", settings()}, {"split", split}};
 }
 
 int64_t RunRecord::restore(const nlohmann::json& m, const std::string& path) {
@@ -100,18 +101,29 @@ int64_t RunRecord::restore(const nlohmann::json& m, const std::string& path) {
   const int64_t start_epoch = io::metadata_count(m, "epoch", path, 0);
   const int64_t best_epoch = io::metadata_count(m, "best_epoch", path, 0);
   const double best_map = io::metadata_value<double>(m, "best_map", path, -1.0);
-  const double seconds = io::metadata_value<double>(m, "train_seconds", path, 0.0);
-  if (seconds < 0) throw io::metadata_error(path, "train_seconds", "0 or more seconds", std::to_string(seconds));
+  auto seconds_field = [&](const char* key) {  // absent before 2026-12-08 (pretrain_seconds): 0
+    const double seconds = io::metadata_value<double>(m, key, path, 0.0);
+    if (!(seconds >= 0)) throw io::metadata_error(path, key, "0 or more seconds", std::to_string(seconds));
+    return seconds;
+  };
+  const double seconds = seconds_field("train_seconds");
+  const double pretraining_seconds = seconds_field("pretrain_seconds");
   nlohmann::json restored_evaluations = epoch_records("evaluations", "map");
   const nlohmann::json losses = epoch_records("loss_history", "loss");
+  const nlohmann::json pretraining_losses = epoch_records("pretrain_loss_history", "loss");
   const nlohmann::json then = object_field("settings");
   const nlohmann::json was_split = object_field("split");  // checkpoints before 2026-12-04 have none
 
   best.epoch = best_epoch;
   best.report.map = best_map;
   evaluations = std::move(restored_evaluations);
+  history.clear();
   for (const auto& h : losses) history.emplace_back(h["epoch"].get<int64_t>(), h["loss"].get<double>());
+  pretrain_history.clear();
+  for (const auto& h : pretraining_losses)
+    pretrain_history.emplace_back(h["epoch"].get<int64_t>(), h["loss"].get<double>());
   train_seconds = seconds;
+  pretrain_seconds = pretraining_seconds;
   std::string changed;
   const nlohmann::json now = settings();
   const bool epochs_changed = then.contains("epochs") && then["epochs"] != now["epochs"];
@@ -188,11 +200,13 @@ void RunRecord::write_outputs(const Outputs& o) const {
       {"precision_at_1000", best.precision_at_1000()},
       {"precision_radius2", best.report.radius.precision},
       {"train_seconds", train_seconds},
+      {"pretrain_seconds", pretrain_seconds},
       {"graph_steps", graph_steps},
       {"cuda_graphs_off", cuda_graphs_off},
       {"total_seconds", seconds_since(o.start)},
       {"evaluations", evaluations},
-      {"loss_history", history_json()},
+      {"loss_history", history_json(history)},
+      {"pretrain_loss_history", history_json(pretrain_history)},
       {"config",
        {{"model", model_}, {"head", head_}, {"loss", loss_}, {"loss_params", loss_params}, {"bits", a.bits},
         {"dataset", a.dataset},
@@ -210,9 +224,13 @@ void RunRecord::write_outputs(const Outputs& o) const {
   write_text(a.out + "/metrics.json", metrics.dump(2) + "\n");
   // train_seconds counts the epochs of every process of a resumed run, total_seconds this process
   // only: said so, or "training 80s, total 30s" reads as a clock error.
-  std::printf("best mAP %.4f at epoch %lld; training %.1fs%s, %s %.1fs; outputs in %s\n", best.report.map,
-              static_cast<long long>(best.epoch), train_seconds, a.resume.empty() ? "" : " (with the resumed run's)",
-              a.resume.empty() ? "total" : "this process", seconds_since(o.start), a.out.c_str());
+  char pretraining[64] = "";
+  if (!pretrain_history.empty() || pretrain_seconds > 0)
+    std::snprintf(pretraining, sizeof pretraining, " after %.1fs of classifier pretraining", pretrain_seconds);
+  std::printf("best mAP %.4f at epoch %lld; training %.1fs%s%s, %s %.1fs; outputs in %s\n", best.report.map,
+              static_cast<long long>(best.epoch), train_seconds, pretraining,
+              a.resume.empty() ? "" : " (with the resumed run's)", a.resume.empty() ? "total" : "this process",
+              seconds_since(o.start), a.out.c_str());
 }
 
 }  // namespace train_detail

@@ -184,7 +184,11 @@ class RunRecord {
   EvalResult best;
   std::vector<std::pair<int64_t, double>> history;  // (epoch, mean training loss)
   nlohmann::json evaluations = nlohmann::json::array();
-  double train_seconds = 0;
+  double train_seconds = 0;  // the hash stage's epochs
+  // The classifier pretraining (--pretrain-epochs): its epochs' time, and the mean loss of each
+  // epoch (the cross-entropy), kept across --resume as the hash stage's are.
+  double pretrain_seconds = 0;
+  std::vector<std::pair<int64_t, double>> pretrain_history;
   int64_t graph_steps = 0;  // steps whose forward and backward were CUDA graph replays (this process)
   std::string cuda_graphs_off;  // why the trainer turned the graphs off (see Trainer), or empty
   // The split's sizes and classes ({train, query, database, classes[, class_names]}): kept in
@@ -195,7 +199,8 @@ class RunRecord {
   nlohmann::json loss_params = nlohmann::json::object();
 
  private:
-  nlohmann::json history_json() const;  // [{epoch, loss}], as checkpoints and metrics.json keep it
+  // [{epoch, loss}], as checkpoints and metrics.json keep the hash stage's and the pretraining's.
+  static nlohmann::json history_json(const std::vector<std::pair<int64_t, double>>& losses);
   nlohmann::json settings() const;      // run_settings() and loss_params
 
   const TrainArgs& a_;
@@ -424,8 +429,13 @@ int run(const TrainArgs& a) {
     }
     for (int64_t epoch = first_epoch; epoch < a.pretrain_epochs; ++epoch) {
       hash::EpochProgress inside = epoch == first_epoch ? position : hash::EpochProgress{};
-      if (!pretrainer.train_epoch_until(train_loader, epoch, a.pretrain_epochs, inside, stop_requested,
-                                        [&](const hash::StepReport& r) { progress("pretrain", r); })) {
+      const auto t0 = std::chrono::steady_clock::now();
+      const bool ended = pretrainer.train_epoch_until(train_loader, epoch, a.pretrain_epochs, inside, stop_requested,
+                                                      [&](const hash::StepReport& r) { progress("pretrain", r); });
+      record.pretrain_seconds += seconds_since(t0);
+      if (ended) {
+        record.pretrain_history.emplace_back(epoch + 1, inside.loss_sum / static_cast<double>(inside.steps));
+      } else {
         io::CheckpointWriter last;
         io::add_pretraining_state(last, pretrainer);
         last.metadata() = record.last_checkpoint_metadata(0);

@@ -5,7 +5,8 @@
 # once the first pretraining epoch has ended (its progress line) stops the run inside the
 # pretraining (exit status 143); the checkpoint says so in `vts info`, `vts encode` refuses it (no
 # hash model yet), --resume with --pretrain-epochs 0 is refused, and --resume goes on from the saved
-# batch: the evaluation, loss history and best.safetensors equal the unbroken run's, bit for bit.
+# batch: the evaluation, both loss histories (the pretraining's and the hash stage's) and
+# best.safetensors equal the unbroken run's, bit for bit.
 # Usage: stop_resume_pretraining.sh VTS PER_CLASS PRETRAIN_EPOCHS [TRAIN_FLAGS...] (e.g. --device
 # cuda with the program linked with vts-emu: the device path, run on the CPU).
 set -euo pipefail
@@ -74,6 +75,16 @@ grep -q "resumed from .* in the classifier pretraining, after [1-9][0-9]* of its
     "against $(evaluations "$out/unbroken")"
 [[ $(loss_history "$out/run") == "$(loss_history "$out/unbroken")" ]] ||
   fail "the loss history differs: $(loss_history "$out/run") against $(loss_history "$out/unbroken")"
+# The pretraining's epoch means: one an epoch, the stopped epoch's taken up where it was cut.
+epochs_recorded=$(pretrain_loss_history "$out/unbroken" | grep -o '"epoch"' | wc -l)
+((epochs_recorded == pretrain_epochs)) ||
+  fail "metrics.json: expected $pretrain_epochs pretraining epochs in pretrain_loss_history," \
+    "found $(pretrain_loss_history "$out/unbroken")"
+[[ $(pretrain_loss_history "$out/run") == "$(pretrain_loss_history "$out/unbroken")" ]] ||
+  fail "the pretraining's loss history differs: $(pretrain_loss_history "$out/run")" \
+    "against $(pretrain_loss_history "$out/unbroken")"
+grep -Eq '"pretrain_seconds": [0-9.e+-]*[1-9]' "$out/run/metrics.json" ||
+  fail "metrics.json: expected the pretraining's seconds, found $(grep pretrain_seconds "$out/run/metrics.json")"
 cmp -s "$out/run/best.safetensors" "$out/unbroken/best.safetensors" ||
   fail "best.safetensors differs from the unbroken run's"
 echo "stop and resume inside the classifier pretraining: ok"
