@@ -119,6 +119,14 @@ inline double parse_duration(const std::string& text) {
   }
   return seconds;
 }
+// The other way, for messages and the ETA: "1h05m", "4m30s".
+inline std::string format_duration(double s) {
+  char buf[32];
+  const int total = static_cast<int>(std::lround(std::max(0.0, s)));
+  if (total >= 3600) std::snprintf(buf, sizeof buf, "%dh%02dm", total / 3600, (total / 60) % 60);
+  else std::snprintf(buf, sizeof buf, "%dm%02ds", total / 60, total % 60);
+  return buf;
+}
 inline CLI::Validator positive_duration() {
   return CLI::Validator(
       [](std::string& text) -> std::string {

@@ -86,6 +86,7 @@ struct EncodeArgs {
   bool update = false;  // keep the codes of --out's images unchanged since it was encoded
   bool overwrite = false;  // replace what --out holds
   double save_every_minutes = 5;  // --update: save the codes so far this often
+  double time_limit = 0;  // --update: seconds from the start after which it stops, saved (0: none)
   bool skip_unreadable = false;   // leave undecodable images out instead of stopping
   bool quiet = false;
 };
@@ -228,11 +229,12 @@ int run_encode(const EncodeArgs& a) {
               a.device == "cuda" ? "GPU" : "CPU");
   std::fflush(stdout);
 
-  // Ctrl-C or SIGTERM during an update: it stops before its next batch and saves the codes so far,
-  // as it does every --save-every minutes, so that the same command continues from there. (In place
-  // before the update says what it will encode, which a script may wait for before it signals.)
-  std::optional<StopSignals> stop_signals;
-  if (a.update) stop_signals.emplace();
+  // Ctrl-C, SIGTERM or --time-limit during an update: it stops before its next batch and saves the
+  // codes so far, as it does every --save-every minutes, so that the same command continues from
+  // there. (In place before the update says what it will encode, which a script may wait for before
+  // it signals.)
+  std::optional<StopRequest> stop;
+  if (a.update) stop.emplace(a.time_limit, t0);
   const bool tty = isatty(fileno(stderr)) && !a.quiet;
   const auto t_enc = std::chrono::steady_clock::now();
   int64_t reported = 0;
@@ -335,8 +337,7 @@ int run_encode(const EncodeArgs& a) {
     size_t saved = 0;
     struct StopRequested {};
     auto stopped = [&] {
-      const int signal = StopSignals::received();
-      const char* by = StopSignals::name(signal);
+      const char* by = stop->by().c_str();
       const char* newline = tty ? "\n" : "";
       const size_t rows = rows_with_codes();
       if (rows == 0)
@@ -348,10 +349,10 @@ int run_encode(const EncodeArgs& a) {
       else
         std::fprintf(stderr, "%svts encode: stopped by %s; progress saved: %s holds the %zu images encoded so far: "
                      "run the same command to continue\n", newline, by, a.out.c_str(), write(false));
-      return StopSignals::exit_status(signal);
+      return stop->exit_status();
     };
     for (size_t begin = 0; begin < to_encode.size(); begin += chunk) {
-      if (StopSignals::received()) return stopped();
+      if (stop->requested()) return stopped();
       const size_t end = std::min(begin + chunk, to_encode.size());
       const std::vector<int64_t> ids(to_encode.begin() + static_cast<ptrdiff_t>(begin),
                                      to_encode.begin() + static_cast<ptrdiff_t>(end));
@@ -360,7 +361,7 @@ int run_encode(const EncodeArgs& a) {
       index::PackedCodes encoded;
       try {
         encoded = encode(part, &ids, [&](int64_t done, int64_t) {
-          if (StopSignals::received()) throw StopRequested{};
+          if (stop->requested()) throw StopRequested{};
           progress(static_cast<int64_t>(begin) + done, static_cast<int64_t>(to_encode.size()));
         });
       } catch (const StopRequested&) {
@@ -472,6 +473,12 @@ Run add_encode_command(CLI::App& app) {
                  "--update: save the codes so far every this many minutes (0: only at the end), so that an "
                  "encode that stops continues from there (never while they are fewer than the index held)")
       ->check(non_negative_number())->capture_default_str()->needs(update);
+  auto time_limit = std::make_shared<std::string>();
+  app.add_option("--time-limit", *time_limit,
+                 "--update: stop after this long from the start (3h50m, 90m, 5400 = seconds), before the next "
+                 "batch, with the codes so far saved as at --save-every: the same command continues from there; "
+                 "exits with status 75 (Ctrl-C and SIGTERM stop the same way, with status 130 and 143)")
+      ->check(positive_duration())->needs(update);
   app.add_flag("--skip-unreadable", a->skip_unreadable,
                "leave out images that cannot be read or decoded (listed at the end) instead of stopping; "
                "with --update they are tried again next time")
@@ -480,7 +487,8 @@ Run add_encode_command(CLI::App& app) {
                "replace the index (or file) at --out; without it or --update an existing --out is refused")
       ->excludes(update);
   app.add_flag("--quiet", a->quiet, "no progress line");
-  return [a, gemm, workers] {
+  return [a, gemm, workers, time_limit] {
+    if (!time_limit->empty()) a->time_limit = parse_duration(*time_limit);
     if (workers->count() == 0) a->workers = default_workers(a->device);
     check_gemm_needs_cuda(a->device, a->gemm, gemm->count() > 0);
     // --update reads --out on purpose (it is the index being brought up to date).

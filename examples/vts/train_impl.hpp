@@ -114,14 +114,6 @@ inline nlohmann::json loss_params_json(const std::vector<hash::loss::Hyperparame
   return j;
 }
 
-inline std::string format_duration(double s) {
-  char buf[32];
-  const int total = static_cast<int>(std::lround(std::max(0.0, s)));
-  if (total >= 3600) std::snprintf(buf, sizeof buf, "%dh%02dm", total / 3600, (total / 60) % 60);
-  else std::snprintf(buf, sizeof buf, "%dm%02ds", total / 60, total % 60);
-  return buf;
-}
-
 // ±1 int8 codes (sign(0) = 0 stays 0, as the reference's sign()).
 inline std::vector<int8_t> sign_codes(const std::vector<float>& u) {
   std::vector<int8_t> c(u.size());
@@ -369,21 +361,8 @@ int run(const TrainArgs& a) {
   // Ctrl-C, SIGTERM or --time-limit: the training (the classifier pretraining too) stops before its
   // next batch, or an evaluation before the next batch it encodes, and saves its state; --resume
   // goes on from there as if it had not stopped.
-  StopSignals stop_signals;
-  std::string stopped_by;
-  int stop_status = 0;  // StopSignals::exit_status, or 75 (EX_TEMPFAIL) for the time limit
-  auto stop_requested = [&] {
-    if (stopped_by.empty()) {
-      if (const int signal = StopSignals::received()) {
-        stopped_by = StopSignals::name(signal);
-        stop_status = StopSignals::exit_status(signal);
-      } else if (a.time_limit > 0 && seconds_since(t_start) >= a.time_limit) {
-        stopped_by = "--time-limit (" + format_duration(a.time_limit) + ")";
-        stop_status = 75;
-      }
-    }
-    return !stopped_by.empty();
-  };
+  StopRequest stop(a.time_limit, t_start);
+  auto stop_requested = [&] { return stop.requested(); };
   struct StopRequested {
     std::string where;
   };
@@ -391,8 +370,8 @@ int run(const TrainArgs& a) {
     std::fprintf(stderr,
                  "%svts train: stopped by %s %s; the training state is saved in %s/last.safetensors: run the same "
                  "command with --resume %s to go on (it ends as a run never stopped would)\n",
-                 tty ? "\n" : "", stopped_by.c_str(), where.c_str(), a.out.c_str(), a.out.c_str());
-    return stop_status;
+                 tty ? "\n" : "", stop.by().c_str(), where.c_str(), a.out.c_str(), a.out.c_str());
+    return stop.exit_status();
   };
   // --resume's checkpoint: of the hash stage (the usual), or of a classifier pretraining stopped
   // part way (`stage` "pretrain"), which goes on first; the hash stage then starts as in a fresh run.

@@ -47,6 +47,10 @@ expect_error "--threads: expected a whole number from 1 to 1024, found 100000" \
   "$vts" train --threads 100000 --out "$out/x"
 expect_error "--workers: expected a whole number from 0 to 256, found 1000000" \
   "$vts" encode --model "$run" --out "$out/x.vtsidx" --workers 1000000
+expect_error "--time-limit requires --update" "$vts" encode --model "$run" --images "$out" --out "$out/x.vtsidx" \
+  --time-limit 1h
+expect_error "--time-limit: expected a time above 0, found '0s'" \
+  "$vts" encode --model "$run" --images "$out" --out "$out/x.vtsidx" --update --time-limit 0s
 expect_error "--precision-at: expected a whole number from 1 to" "$vts" evaluate --queries "$run/best.safetensors" \
   --database "$run/best.safetensors" --precision-at 0
 expect_error "-k: expected a whole number from 1 to" "$vts" search --index "$run/best.safetensors" --image x.png -k 0

@@ -3,8 +3,8 @@
 # the query split and a folder of PGM files cut from the test set, `vts search` by image file and
 # by dataset source, several queries at once (--queries, --json), `vts evaluate` (it must give the
 # training run's mAP), `vts export` to FAISS and Milvus, `vts encode --update` of a changed folder
-# (and continued after an undecodable image and after SIGTERM), `vts info`, `vts --version`, and
-# check that bad input is refused.
+# (and continued after an undecodable image, after SIGTERM and after --time-limit), `vts info`,
+# `vts --version`, and check that bad input is refused.
 #   - a query item searched by its own source is found at distance 0 (same transform, same codes);
 #   - a PGM file and the IDX record it was cut from give the same code;
 #   - the neighbours of 10 test images share their class in at least 60 % of the top 10
@@ -235,6 +235,31 @@ grep -q "$saved unchanged (codes kept), $((1010 - saved)) new" "$out/u7.txt" ||
 "$vts" export --index "$out/fresh3.vtsidx" --format milvus --out "$out/m_fresh3" >/dev/null
 cmp -s "$out/m_library3/vectors.npy" "$out/m_fresh3/vectors.npy" ||
   fail "the update after SIGTERM differs from a fresh encode"
+# --time-limit stops an update the same way (exit status 75). The clock runs on while the process
+# is held with SIGSTOP, so the limit has passed when it goes on, at whichever batch it was.
+for f in "$out"/library2/*.pgm; do
+  for i in $(seq 100); do ln -s "$f" "$out/library3/more-$i-${f##*/}"; done
+done
+sleep 2.5
+"$vts" encode --model "$run" --images "$out/library3" --out "$out/library3.vtsidx" --update --batch 1 --threads 1 \
+  --time-limit 1 >"$out/u8.txt" 2>&1 &
+pid=$!
+for _ in $(seq 1000); do
+  grep -q "1010 unchanged (codes kept), 1000 new" "$out/u8.txt" && break
+  sleep 0.01
+done
+kill -STOP $pid
+sleep 1.5
+kill -CONT $pid
+rc=0
+wait $pid || rc=$?
+((rc == 75)) && grep -q "vts encode: stopped by --time-limit (0m01s); progress saved: $out/library3.vtsidx holds the" \
+  "$out/u8.txt" || { cat "$out/u8.txt"; fail "an update stopped by --time-limit (rc $rc)"; }
+saved=$(sed -n 's/.*holds the \([0-9]*\) images.*/\1/p' "$out/u8.txt")
+((saved >= 1010)) || fail "the update stopped by --time-limit saved $saved codes, fewer than the 1010 kept"
+"$vts" encode --model "$run" --images "$out/library3" --out "$out/library3.vtsidx" --update --quiet >"$out/u9.txt"
+grep -q "$saved unchanged (codes kept), $((2010 - saved)) new" "$out/u9.txt" ||
+  { cat "$out/u8.txt" "$out/u9.txt"; fail "the update after --time-limit did not keep the $saved codes saved"; }
 # `vts info` says what an index and a checkpoint hold.
 "$vts" info "$out/db.vtsidx" "$out/library.vtsidx" "$run" >"$out/info.txt"
 grep -q "holds: the database split of fashion-mnist" "$out/info.txt" && grep -q "labels: 10 classes" "$out/info.txt" &&
