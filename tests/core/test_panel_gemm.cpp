@@ -8,6 +8,7 @@
 // only that is checked.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <tuple>
@@ -48,6 +49,16 @@ struct Stored {
   if (beta == 0.0f) return alpha == 1.0f ? acc : alpha * acc;
   return std::fma(alpha, acc, beta == 1.0f ? old : beta * old);
 }
+
+#if defined(__AVX512F__)
+// NaN in the calling thread's buffer of packed B (which the threads of a product share), so that a
+// part of B left unpacked cannot pass on the values an earlier product left there.
+void poison_packed_b(int64_t k, int64_t n) {
+  const int64_t floats = k * ((n + cpu::detail::kPanelCols - 1) / cpu::detail::kPanelCols) * cpu::detail::kPanelCols;
+  float* packed = cpu::detail::panel_buffer<0>(static_cast<size_t>(floats));
+  std::fill(packed, packed + floats, NAN);
+}
+#endif
 
 }  // namespace
 
@@ -139,6 +150,32 @@ TEST_CASE("panel GEMM: a product large enough to share among threads is the same
         for (int64_t j = 0; j < n; ++j) {
           float acc = 0.0f;
           for (int64_t p = 0; p < k; ++p) acc = std::fma(a.at(i, p), w.at(j, p), acc);
+          differ += !(c[static_cast<size_t>(i * n + j)] == acc);
+        }
+      CHECK(differ == 0);
+    }
+  }
+  // A weight gradient, C = gᵀ·X (A column-major, B row-major), as the linear layer's backward
+  // calls it: B is packed on all threads in pieces of kPanelPackRows rows of a panel. The tiny
+  // model's fc1 (one panel, 1,088 rows: four whole pieces and a partial one) and a B of two panels,
+  // the second narrow, whose last piece is not a multiple of the 16-row transposes.
+  for (const auto& [m, n, k] : {std::tuple<int64_t, int64_t, int64_t>{256, 64, 1088}, {200, 70, 300}}) {
+    const Stored g(k, m, true, 0, 9), x(k, n, true, 0, 10);
+    const MatrixRef<float> gt{g.data.data(), m, k, 1, m};
+    REQUIRE(cpu::detail::panel_gemm_takes(gt, x.ref));
+    for (int threads : {1, 2, 3}) {
+      INFO("weight gradient " << m << "x" << n << "x" << k << ", " << threads << " threads");
+      ThreadCount scope(threads);
+#if defined(__AVX512F__)
+      poison_packed_b(k, n);
+#endif
+      std::vector<float> c(static_cast<size_t>(m * n), NAN);
+      cpu::gemm(Cpu{}, gt, x.ref, c.data(), n, 1.0f, 0.0f);
+      int64_t differ = 0;
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+          float acc = 0.0f;
+          for (int64_t p = 0; p < k; ++p) acc = std::fma(g.at(p, i), x.at(p, j), acc);
           differ += !(c[static_cast<size_t>(i * n + j)] == acc);
         }
       CHECK(differ == 0);

@@ -101,7 +101,6 @@ inline constexpr int64_t kPanelMinDepthBlock = 128;
 inline constexpr int64_t kPanelGroupTiles = 16;
 inline constexpr int64_t kPanelMaxBlockedColumns = kPanelMaxPackedFloats / kPanelMinDepthBlock;
 inline constexpr int64_t kPanelSplitMinWork = int64_t(1) << 18;  // multiply-adds worth a fork, as in gemm
-inline constexpr int64_t kPanelParallelPackRows = 16384;  // panel rows (k × panels) worth packing on all threads
 
 // Whether C has one group of tiles (at most kPanelRows · kPanelGroupTiles rows): then a cut k packs
 // B a panel at a time, so B may be of any width (panel_gemm_blocked).
@@ -129,10 +128,12 @@ inline bool panel_gemm_takes(const MatrixRef<float>& a, const MatrixRef<float>& 
 // of the last vector the tiles read; the vectors after it (a panel of 16 columns: three of the four)
 // are left unwritten, since no tile reads them — the attention's heads of 16 features are packed
 // thousands of times a step.
-inline void pack_panel_from_rows(const MatrixRef<float>& b, int64_t j0, int64_t width, float* panel) {
+// Rows [k0, k1) of B only (the rest of the panel untouched), so that threads can share one panel.
+inline void pack_panel_from_rows(const MatrixRef<float>& b, int64_t j0, int64_t width, int64_t k0, int64_t k1,
+                                 float* panel) {
   using I = PanelIsa;
   const int64_t vectors = (width + I::kLanes - 1) / I::kLanes;
-  for (int64_t kk = 0; kk < b.rows; ++kk) {
+  for (int64_t kk = k0; kk < k1; ++kk) {
     const float* src = b.data + kk * b.row_stride + j0;
     float* dst = panel + kk * kPanelCols;
     for (int64_t v = 0; v < vectors; ++v)
@@ -142,15 +143,15 @@ inline void pack_panel_from_rows(const MatrixRef<float>& b, int64_t j0, int64_t 
 
 // The same from a column-major B (a weight W [n, k] seen as Wᵀ): B's columns are W's rows, read a
 // vector at a time from as many rows and transposed in registers, so the panel is written in whole
-// rows.
-inline void pack_panel_from_columns(const MatrixRef<float>& b, int64_t j0, int64_t width, float* panel) {
+// rows. Rows [k0, k1) as above; k0 a multiple of the vector's lanes.
+inline void pack_panel_from_columns(const MatrixRef<float>& b, int64_t j0, int64_t width, int64_t k0, int64_t k1,
+                                    float* panel) {
   using I = PanelIsa;
   constexpr int64_t L = I::kLanes;
-  const int64_t k = b.rows;
   for (int64_t jj = 0; jj < width; jj += L) {  // the vectors the tiles read, as above
     const int64_t cols = std::min<int64_t>(width - jj, L);
-    for (int64_t kk = 0; kk < k; kk += L) {
-      const int64_t depth = std::min<int64_t>(k - kk, L);
+    for (int64_t kk = k0; kk < k1; kk += L) {
+      const int64_t depth = std::min<int64_t>(k1 - kk, L);
       typename I::Vec r[L];
       for (int64_t c = 0; c < L; ++c)
         r[c] = c < cols ? I::load_first(b.data + (j0 + jj + c) * b.col_stride + kk, depth) : I::zero();
@@ -275,19 +276,31 @@ float* panel_buffer(size_t floats) {
   return buffer.get();
 }
 
-// Panel p of B (its columns p·kPanelCols onwards, all of B's rows) into `panel`.
-inline void pack_panel(const MatrixRef<float>& b, int64_t p, float* panel) {
+// Rows [k0, k1) of panel p of B (its columns p·kPanelCols onwards) into `panel`; all of B's rows
+// by default.
+inline void pack_panel(const MatrixRef<float>& b, int64_t p, float* panel, int64_t k0 = 0, int64_t k1 = -1) {
   const int64_t j0 = p * kPanelCols, width = std::min(kPanelCols, b.cols - j0);
-  if (b.col_stride == 1) pack_panel_from_rows(b, j0, width, panel);
-  else pack_panel_from_columns(b, j0, width, panel);
+  if (k1 < 0) k1 = b.rows;
+  if (b.col_stride == 1) pack_panel_from_rows(b, j0, width, k0, k1, panel);
+  else pack_panel_from_columns(b, j0, width, k0, k1, panel);
 }
 
-// Every panel of B into `packed`, one after another, on all threads when `on_all_threads`.
+// Rows of B a thread packs at a time when the panels are shared out (a multiple of the vector's
+// lanes, as pack_panel_from_columns needs).
+inline constexpr int64_t kPanelPackRows = 256;
+
+// Every panel of B into `packed`, one after another, on all threads when `on_all_threads`: in
+// pieces of kPanelPackRows rows of a panel, since B is often one or two panels wide (a weight
+// gradient's input of 64 features), and by panels alone a thread would pack it all.
 inline void pack_panels(const MatrixRef<float>& b, int64_t panels, bool on_all_threads, float* packed) {
   const int64_t panel_floats = b.rows * kPanelCols;
   if (on_all_threads) {
-    parallel_for(0, panels, 1, [&](int64_t pb, int64_t pe) {
-      for (int64_t p = pb; p < pe; ++p) pack_panel(b, p, packed + p * panel_floats);
+    const int64_t pieces = (b.rows + kPanelPackRows - 1) / kPanelPackRows;
+    parallel_for(0, panels * pieces, 1, [&](int64_t ib, int64_t ie) {
+      for (int64_t item = ib; item < ie; ++item) {
+        const int64_t p = item / pieces, k0 = item % pieces * kPanelPackRows;
+        pack_panel(b, p, packed + p * panel_floats, k0, std::min(b.rows, k0 + kPanelPackRows));
+      }
     });
   } else {
     for (int64_t p = 0; p < panels; ++p) pack_panel(b, p, packed + p * panel_floats);
@@ -426,7 +439,7 @@ inline void panel_gemm_direct(const MatrixRef<float>& a, const MatrixRef<float>&
       }
     });
   } else {
-    pack_panels(b, panels, split && panels * k >= kPanelParallelPackRows, packed);
+    pack_panels(b, panels, split, packed);
     parallel_for(0, tiles, grain, [&](int64_t tb, int64_t te) {
       for (int64_t t = tb; t < te; ++t)
         for (int64_t p = 0; p < panels; ++p) tile(t, p);
