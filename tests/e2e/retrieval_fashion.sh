@@ -18,6 +18,19 @@ data=${VTS_FASHION_DIR:-/usr/share/datasets/fashion-mnist}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
+# add_links DIR PREFIX: 100 symbolic links in DIR to each of library2's 10 images, named PREFIX<i>-<image>.
+add_links() {
+  for f in "$out"/library2/*.pgm; do
+    for i in $(seq 100); do ln -s "$f" "$1/$2$i-${f##*/}"; done
+  done
+}
+# wait_for_line FILE PATTERN: until a command running in the background has written PATTERN (10 s at most).
+wait_for_line() {
+  for _ in $(seq 1000); do
+    grep -q "$2" "$1" && return
+    sleep 0.01
+  done
+}
 
 # `vts --version` names the build's GEMM library, after the float kernel of an AVX-512 build (and
 # exits 0 without running anything).
@@ -209,17 +222,12 @@ cmp -s "$out/m_library2/vectors.npy" "$out/m_fresh2/vectors.npy" || fail "the co
 cp -r "$out/library2" "$out/library3"
 sleep 2.5  # files changed less than 2 s before an encode's start count as possibly changed
 "$vts" encode --model "$run" --images "$out/library3" --out "$out/library3.vtsidx" --update --quiet >/dev/null
-for f in "$out"/library2/*.pgm; do
-  for i in $(seq 100); do ln -s "$f" "$out/library3/$i-${f##*/}"; done
-done
+add_links "$out/library3" ""
 sleep 2.5
 "$vts" encode --model "$run" --images "$out/library3" --out "$out/library3.vtsidx" --update --batch 1 --threads 1 \
   >"$out/u6.txt" 2>&1 &
 pid=$!
-for _ in $(seq 1000); do
-  grep -q "10 unchanged (codes kept), 1000 new" "$out/u6.txt" && break
-  sleep 0.01
-done
+wait_for_line "$out/u6.txt" "10 unchanged (codes kept), 1000 new"
 kill -TERM $pid
 rc=0
 wait $pid || rc=$?
@@ -237,17 +245,12 @@ cmp -s "$out/m_library3/vectors.npy" "$out/m_fresh3/vectors.npy" ||
   fail "the update after SIGTERM differs from a fresh encode"
 # --time-limit stops an update the same way (exit status 75). The clock runs on while the process
 # is held with SIGSTOP, so the limit has passed when it goes on, at whichever batch it was.
-for f in "$out"/library2/*.pgm; do
-  for i in $(seq 100); do ln -s "$f" "$out/library3/more-$i-${f##*/}"; done
-done
+add_links "$out/library3" more-
 sleep 2.5
 "$vts" encode --model "$run" --images "$out/library3" --out "$out/library3.vtsidx" --update --batch 1 --threads 1 \
   --time-limit 1 >"$out/u8.txt" 2>&1 &
 pid=$!
-for _ in $(seq 1000); do
-  grep -q "1010 unchanged (codes kept), 1000 new" "$out/u8.txt" && break
-  sleep 0.01
-done
+wait_for_line "$out/u8.txt" "1010 unchanged (codes kept), 1000 new"
 kill -STOP $pid
 sleep 1.5
 kill -CONT $pid
