@@ -75,7 +75,7 @@ class StopRequest {
   static constexpr int kTimeLimitExitStatus = 75;
 
  private:
-  StopSignals signals_;
+  StopSignals signals_;  // the handlers, installed for this object's life
   double time_limit_;
   std::chrono::steady_clock::time_point start_;
   std::string by_;

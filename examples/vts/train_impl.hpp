@@ -413,7 +413,7 @@ int run(const TrainArgs& a) {
                                                       [&](const hash::StepReport& r) { progress("pretrain", r); });
       record.pretrain_seconds += seconds_since(t0);
       if (ended) {
-        record.pretrain_history.emplace_back(epoch + 1, inside.loss_sum / static_cast<double>(inside.steps));
+        record.pretrain_history.emplace_back(epoch + 1, inside.mean_loss());
       } else {
         io::CheckpointWriter last;
         io::add_pretraining_state(last, pretrainer);
@@ -543,7 +543,7 @@ int run(const TrainArgs& a) {
         return stopped("in epoch " + std::to_string(epoch + 1) + "/" + std::to_string(a.epochs) + " before its batch " +
                        std::to_string(position.steps + 1) + "/" + std::to_string(steps_per_epoch));
       }
-      record.history.emplace_back(epoch + 1, position.loss_sum / static_cast<double>(position.steps));
+      record.history.emplace_back(epoch + 1, position.mean_loss());
       if (epoch == start_epoch) report_image_cache(*split.train, a);
       if ((epoch + 1) % a.eval_every == 0 || epoch + 1 == a.epochs) {
         evaluate(epoch + 1);

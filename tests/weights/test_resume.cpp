@@ -335,7 +335,7 @@ std::pair<std::vector<double>, std::map<std::string, std::vector<uint8_t>>> stop
   auto loader = loader_with();
   REQUIRE(resumed->train_epoch_until(loader, 1, kEpochs, progress, {}));
   CHECK(progress.steps == 6);
-  means.push_back(progress.loss_sum / static_cast<double>(progress.steps));
+  means.push_back(progress.mean_loss());
   for (int64_t e = 2; e < kEpochs; ++e) means.push_back(resumed->train_epoch(loader, e, kEpochs));
   return {means, everything<Loss>(*resumed)};
 }
@@ -447,7 +447,7 @@ PretrainResult unbroken_pretraining() {
   for (int64_t e = 0; e < kPretrainEpochs; ++e) {
     vts::hash::EpochProgress progress;
     REQUIRE(p.train_epoch_until(loader, e, kPretrainEpochs, progress, {}));
-    r.means.push_back(progress.loss_sum / static_cast<double>(progress.steps));
+    r.means.push_back(progress.mean_loss());
   }
   r.state = pretraining_bytes(p);
   return r;
@@ -465,7 +465,7 @@ PretrainResult stopped_pretraining(const std::string& path, int64_t stop_after, 
     auto loader = make_loader();
     vts::hash::EpochProgress progress;
     REQUIRE(p.train_epoch_until(loader, 0, kPretrainEpochs, progress, {}));
-    r.means.push_back(progress.loss_sum / static_cast<double>(progress.steps));
+    r.means.push_back(progress.mean_loss());
     progress = {};
     int64_t asked = 0;
     REQUIRE_FALSE(p.train_epoch_until(loader, 1, kPretrainEpochs, progress, [&] { return asked++ == stop_after; }));
@@ -486,11 +486,11 @@ PretrainResult stopped_pretraining(const std::string& path, int64_t stop_after, 
     progress = {reader.metadata().at("steps").get<int64_t>(), reader.metadata().at("loss_sum").get<double>()};
   auto loader = make_loader();
   REQUIRE(p.train_epoch_until(loader, 1, kPretrainEpochs, progress, {}));
-  r.means.push_back(progress.loss_sum / static_cast<double>(progress.steps));
+  r.means.push_back(progress.mean_loss());
   for (int64_t e = 2; e < kPretrainEpochs; ++e) {
     progress = {};
     REQUIRE(p.train_epoch_until(loader, e, kPretrainEpochs, progress, {}));
-    r.means.push_back(progress.loss_sum / static_cast<double>(progress.steps));
+    r.means.push_back(progress.mean_loss());
   }
   r.state = pretraining_bytes(p);
   return r;

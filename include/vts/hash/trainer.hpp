@@ -79,6 +79,8 @@ struct StepReport {
 struct EpochProgress {
   int64_t steps = 0;
   double loss_sum = 0;
+  // The mean loss of the steps so far (0 without steps; the trainers refuse an epoch without any).
+  double mean_loss() const { return steps ? loss_sum / static_cast<double>(steps) : 0.0; }
 };
 
 namespace detail {
@@ -105,11 +107,8 @@ class EpochReports {
       finish(d);
     }
   }
-  // Reads the last step's loss; returns the epoch's mean (0 without steps; the trainer refuses such an epoch).
-  double mean() {
-    const EpochProgress p = progress();
-    return p.steps ? p.loss_sum / static_cast<double>(p.steps) : 0.0;
-  }
+  // Reads the last step's loss; returns the epoch's mean.
+  double mean() { return progress().mean_loss(); }
   // Reads the last step's loss; the epoch's steps so far and their losses' sum.
   EpochProgress progress() {
     if (pending_) finish(*pending_);
@@ -283,7 +282,7 @@ class Trainer {
                      const std::function<void(const StepReport&)>& report = {}) {
     EpochProgress progress;
     train_epoch_until(loader, epoch, total_epochs, progress, {}, report);
-    return progress.loss_sum / static_cast<double>(progress.steps);
+    return progress.mean_loss();
   }
 
   // Epoch `epoch` from where `progress` says it stands (its batches before progress.steps trained
@@ -676,7 +675,7 @@ double pretrain_classifier(Backbone& backbone, data::Loader& loader, int64_t epo
   for (int64_t epoch = 0; epoch < epochs; ++epoch) {
     EpochProgress progress;
     pretrainer.train_epoch_until(loader, epoch, epochs, progress, {}, report);
-    last = progress.loss_sum / static_cast<double>(progress.steps);
+    last = progress.mean_loss();
   }
   return last;
 }
